@@ -1,0 +1,34 @@
+"""symgrad: symbolic gradients of ML losses, emitted as readable, stable, vectorized numpy."""
+
+from symgrad.codegen import compile, generate_source
+from symgrad.errors import SpecError, SymgradError
+from symgrad.primitives import axis_sum, log_softmax, logsumexp, softmax, xlogy
+from symgrad.spec import Spec, activation, compose, loss, regularizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Spec",
+    "SpecError",
+    "SymgradError",
+    "activation",
+    "axis_sum",
+    "compile",
+    "compose",
+    "generate_source",
+    "log_softmax",
+    "logsumexp",
+    "loss",
+    "regularizer",
+    "softmax",
+    "xlogy",
+]
+
+
+def __getattr__(name: str):
+    # The built-in kernel modules load generated/ lazily, so `import symgrad` stays cheap.
+    if name in ("activations", "losses", "regularizers"):
+        import importlib
+
+        return importlib.import_module(f"symgrad.{name}")
+    raise AttributeError(f"module 'symgrad' has no attribute {name!r}")

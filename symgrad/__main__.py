@@ -1,0 +1,5 @@
+"""Allow ``python -m symgrad``."""
+
+from symgrad.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Render kernel plans into Python source through the jinja2 templates, deterministically."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import jinja2
+
+from symgrad.lower import FunctionPlan
+from symgrad.printer import HELPER_IMPORTS, HELPERS
+from symgrad.resources import templates_dir
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """Return the one jinja2 environment, strict about undefined names."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
+
+
+def render_module(functions: list[FunctionPlan], *, source: str, command: str, title: str) -> str:
+    """Return the source of one generated module holding ``functions`` in the given order."""
+    helpers = sorted(set().union(*(f.helpers for f in functions))) if functions else []
+    return (
+        environment()
+        .get_template("module.py.jinja")
+        .render(
+            source=source,
+            command=command,
+            title=title,
+            imports=sorted({HELPER_IMPORTS[h] for h in helpers if h in HELPER_IMPORTS}),
+            names=[f.name for f in functions],
+            helpers=[HELPERS[h] for h in helpers],
+            functions=functions,
+        )
+    )

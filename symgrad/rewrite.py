@@ -1,0 +1,241 @@
+"""Exact rewrites that keep emitted code finite: canonical primitives before differentiating,
+stable forms after, and the lowering of primitives into expressions numpy evaluates safely.
+
+The order matters and follows Theano's lesson: differentiate the plain (smooth) form, then
+stabilize the result. Only identities are applied, never approximations.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import bottom_up
+from sympy.codegen.cfunctions import expm1, log1p
+from sympy.codegen.numpy_nodes import logaddexp
+
+from symgrad.primitives import (
+    N_CLASSES,
+    axis_max,
+    axis_sum,
+    logsumexp,
+    sigmoid,
+    softplus,
+    xdivy,
+    xlogy,
+)
+
+# ---------------------------------------------------------------- before differentiating
+
+
+def _canonical_rule(e: sp.Expr) -> sp.Expr:
+    # 1 / (1 + exp(u)) -> sigmoid(-u)
+    if e.is_Pow and e.exp == -1 and e.base.is_Add and len(e.base.args) == 2:
+        one, other = _split_one(e.base)
+        if one is not None and isinstance(other, sp.exp):
+            return sigmoid(-other.args[0])
+    # log(1 + exp(u)) -> softplus(u)
+    if isinstance(e, sp.log) and e.args[0].is_Add and len(e.args[0].args) == 2:
+        one, other = _split_one(e.args[0])
+        if one is not None and isinstance(other, sp.exp):
+            return softplus(other.args[0])
+    # exp(u) * sigmoid(-u) -> sigmoid(u)   (the exp(u) / (1 + exp(u)) spelling)
+    if e.is_Mul:
+        exps = [a for a in e.args if isinstance(a, sp.exp)]
+        for ex in exps:
+            target = sigmoid(-ex.args[0])
+            if target in e.args:
+                rest = [a for a in e.args if a not in (ex, target)]
+                return sp.Mul(*rest) * sigmoid(ex.args[0])
+    return e
+
+
+def _split_one(add: sp.Add) -> tuple[sp.Expr | None, sp.Expr | None]:
+    a, b = add.args
+    if a == 1:
+        return a, b
+    if b == 1:
+        return b, a
+    return None, None
+
+
+def canonicalize(expr: sp.Expr) -> sp.Expr:
+    """Recognise plain spellings of smooth primitives (sigmoid, softplus) in a spec."""
+    return bottom_up(expr, _canonical_rule)
+
+
+# ---------------------------------------------------------------- after differentiating
+
+
+def _cancel_xdivy(e: sp.Expr) -> sp.Expr:
+    """xdivy(a, b) * b -> a: the derivative of xlogy(a, b(z)) times b's own derivative."""
+    if not e.is_Mul:
+        return e
+    args = list(e.args)
+    for q in [a for a in args if isinstance(a, xdivy)]:
+        num, den = q.args
+        if den in args:
+            args.remove(q)
+            args.remove(den)
+            return _cancel_xdivy(sp.Mul(num, *args))
+    return e
+
+
+def _axis_sum_linear(e: sp.Expr, elementwise: frozenset) -> sp.Expr:
+    """Split sums and pull per-sample factors out of axis_sum, so gradients read as p - y."""
+    if not isinstance(e, axis_sum):
+        return e
+    arg = sp.expand(e.args[0], power_exp=False, power_base=False, log=False)
+    terms = sp.Add.make_args(arg)
+    out = []
+    for term in terms:
+        inner, outer = [], []
+        for f in sp.Mul.make_args(term):
+            (inner if f.free_symbols & elementwise or f.has(axis_max) else outer).append(f)
+        if inner:
+            out.append(sp.Mul(*outer) * axis_sum(sp.Mul(*inner)))
+        else:
+            out.append(sp.Mul(*outer) * N_CLASSES)
+    return sp.Add(*out)
+
+
+def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
+    """Cancel, expand and collect a derived expression; keep the variant with fewest operations."""
+    expr = bottom_up(expr, _cancel_xdivy)
+    if elementwise:
+        expr = bottom_up(expr, lambda e: _axis_sum_linear(e, elementwise))
+    candidates = [expr]
+    expanded = sp.expand(expr, power_exp=False, power_base=False, log=False)
+    expanded = bottom_up(expanded, _cancel_xdivy)
+    candidates.append(expanded)
+    candidates.append(sp.factor_terms(expanded))
+    return min(candidates, key=sp.count_ops)
+
+
+def _stable_rule(e: sp.Expr) -> sp.Expr:
+    e = _canonical_rule(e)
+    if e.is_Add:
+        args = list(e.args)
+        # 1 - sigmoid(u) -> sigmoid(-u)
+        for a in args:
+            if a.is_Mul and a.args[0] == -1 and len(a.args) == 2 and isinstance(a.args[1], sigmoid):
+                if sp.S.One in args:
+                    args.remove(sp.S.One)
+                    args.remove(a)
+                    return sp.Add(*args) + sigmoid(-a.args[1].args[0])
+        # exp(u) - 1 -> expm1(u)
+        if sp.S.NegativeOne in args:
+            for a in args:
+                if isinstance(a, sp.exp):
+                    args.remove(sp.S.NegativeOne)
+                    args.remove(a)
+                    return sp.Add(*args) + expm1(a.args[0])
+    if isinstance(e, sp.log):
+        (u,) = e.args
+        if isinstance(u, sigmoid):  # log(sigmoid(u)) -> -softplus(-u)
+            return -softplus(-u.args[0])
+        if isinstance(u, sp.cosh):  # log(cosh(u)) -> logaddexp(u, -u) - log 2
+            return logaddexp(u.args[0], -u.args[0]) - sp.log(2)
+        if u.is_Add and sp.S.One in u.args:  # log(1 + u) -> log1p(u)
+            return log1p(u - 1)
+    if isinstance(e, xlogy):
+        a, b = e.args
+        if isinstance(b, sigmoid):  # xlogy(a, sigmoid(u)) -> -a softplus(-u)
+            return -a * softplus(-b.args[0])
+        if isinstance(b, softplus | sp.exp):
+            return a * sp.log(b)
+    if isinstance(e, sp.Heaviside):  # PyTorch's convention: step'(0) = 0, relu'(0) = 0
+        return sp.Piecewise((1, e.args[0] > 0), (0, True))
+    if isinstance(e, sp.DiracDelta):
+        return sp.S.Zero
+    return e
+
+
+_UNSAFE = (sp.exp, sp.log, sp.cosh, sp.sinh, expm1, log1p)
+
+
+def _unsafe(e: sp.Expr) -> bool:
+    if e.has(*_UNSAFE):
+        return True
+    return any(p.exp.is_negative or not p.exp.is_integer for p in e.atoms(sp.Pow))
+
+
+def _clamp_branches(e: sp.Expr) -> sp.Expr:
+    """Evaluate each branch of a Piecewise only on its own side of a simple condition.
+
+    np.where evaluates every branch everywhere, so ``where(x > 0, x, expm1(x))`` overflows at
+    x = 1000 in the branch it throws away. Substituting ``min(x, 0)`` inside the second branch
+    changes nothing where that branch is chosen and keeps it finite everywhere else.
+    """
+    if not isinstance(e, sp.Piecewise) or len(e.args) < 2:
+        return e
+    (first, cond), rest = e.args[0], e.args[1:]
+    if (
+        not isinstance(cond, sp.core.relational.Relational)
+        or cond.rhs.free_symbols & cond.lhs.free_symbols
+    ):
+        return e
+    lhs, rhs = cond.lhs, cond.rhs
+    if isinstance(cond, sp.Gt | sp.Ge):
+        inside, outside = sp.Max(lhs, rhs), sp.Min(lhs, rhs)
+    elif isinstance(cond, sp.Lt | sp.Le):
+        inside, outside = sp.Min(lhs, rhs), sp.Max(lhs, rhs)
+    else:
+        return e
+    if lhs.is_Atom and not lhs.is_Symbol:
+        return e
+    new_first = first.xreplace({lhs: inside}) if _unsafe(first) else first
+    tail = sp.Piecewise(*rest) if rest[-1][1] is not sp.true or len(rest) > 1 else rest[0][0]
+    if _unsafe(tail):
+        tail = tail.xreplace({lhs: outside})
+    return sp.Piecewise((new_first, cond), (tail, True))
+
+
+def _merge_softplus(e: sp.Expr) -> sp.Expr:
+    """a softplus(u) + b softplus(-u) -> (a + b) softplus(u) - b u: one transcendental, not two."""
+    if not e.is_Add:
+        return e
+    calls = e.atoms(softplus)
+    for sp_neg in sorted(calls, key=sp.default_sort_key):
+        u = -sp_neg.args[0]
+        if softplus(u) in calls and sp_neg.args[0].could_extract_minus_sign():
+            merged = e.xreplace({sp_neg: softplus(u) - u})
+            return sp.expand(merged, power_exp=False, power_base=False, log=False)
+    return e
+
+
+def stabilize(expr: sp.Expr) -> sp.Expr:
+    """Rewrite a derived expression into forms that stay finite wherever its value is finite."""
+    previous = None
+    while previous != expr:
+        previous = expr
+        expr = bottom_up(expr, _stable_rule)
+        expr = bottom_up(expr, _merge_softplus)
+    return bottom_up(expr, _clamp_branches)
+
+
+# ---------------------------------------------------------------- lowering to numpy-ready forms
+
+
+def _lower_rule(e: sp.Expr) -> sp.Expr:
+    if isinstance(e, sigmoid):
+        u = e.args[0]
+        t = sp.exp(-sp.Abs(u))  # never overflows; shared by both branches through CSE
+        return sp.Piecewise((1 / (1 + t), u >= 0), (t / (1 + t), True))
+    if isinstance(e, softplus):
+        u = e.args[0]  # np.logaddexp(0, u), spelled so it shares exp(-|u|) with sigmoid(u)
+        return sp.Max(u, 0) + log1p(sp.exp(-sp.Abs(u)))
+    if isinstance(e, logsumexp):
+        u = e.args[0]
+        m = axis_max(u)
+        return m + sp.log(axis_sum(sp.exp(u - m)))
+    if isinstance(e, xlogy):
+        a, b = e.args
+        return a * sp.log(sp.Piecewise((1, sp.Eq(a, 0)), (b, True)))
+    if isinstance(e, xdivy):
+        a, b = e.args
+        return a / sp.Piecewise((1, sp.Eq(a, 0)), (b, True))
+    return e
+
+
+def lower_primitives(expr: sp.Expr) -> sp.Expr:
+    """Replace symgrad primitives by overflow-free expressions the printer knows."""
+    return bottom_up(expr, _lower_rule)

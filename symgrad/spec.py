@@ -1,0 +1,266 @@
+"""What a kernel is: a name, a role, array inputs, hyper-parameters and one sympy expression."""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from symgrad.errors import SpecError
+from symgrad.primitives import N_CLASSES, REDUCTIONS, has_reduction
+
+ROLES = ("activation", "loss", "regularizer")
+#: Names the emitted code uses for itself; a spec may not take them.
+RESERVED = frozenset({"np", "math", "n_classes", "n_samples", "grad_output", "vector"})
+_TEMP_NAME = re.compile(r"^t\d+$")
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, eq=False)
+class Spec:
+    """One kernel: ``expr`` over array ``inputs`` and scalar hyper-parameters with defaults."""
+
+    name: str
+    role: str
+    inputs: tuple[sp.Symbol, ...]
+    hyper: tuple[tuple[sp.Symbol, float], ...]
+    expr: sp.Expr
+    doc: str = ""
+    origin: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def wrt(self) -> sp.Symbol:
+        """Return the input the kernel is differentiated with respect to (the first)."""
+        return self.inputs[0]
+
+    @property
+    def class_axis(self) -> bool:
+        """Tell whether the kernel reduces over the last (class) axis."""
+        return has_reduction(self.expr)
+
+    @property
+    def hyper_defaults(self) -> dict[str, float]:
+        """Return hyper-parameter names mapped to their defaults."""
+        return {s.name: v for s, v in self.hyper}
+
+    def __call__(self, *args: Any, **kwargs: Any) -> sp.Expr:
+        """Return the expression with inputs (and optionally hyper-parameters) substituted."""
+        names = [s.name for s in self.inputs] + [s.name for s, _ in self.hyper]
+        if len(args) > len(names):
+            raise TypeError(f"{self.name}() takes at most {len(names)} arguments")
+        given = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise TypeError(f"{self.name}() got an unexpected argument {key!r}")
+            given[key] = value
+        symbols = {s.name: s for s in self.inputs} | {s.name: s for s, _ in self.hyper}
+        return self.expr.xreplace({symbols[k]: sp.sympify(v) for k, v in given.items()})
+
+    def __repr__(self) -> str:
+        args = ", ".join([s.name for s in self.inputs] + [f"{s.name}={v!r}" for s, v in self.hyper])
+        return f"<symgrad {self.role} {self.name}({args})>"
+
+
+def check_name(name: str, what: str, spec: str, origin: str = "") -> None:
+    """Raise SpecError unless ``name`` is safe to emit as a Python identifier."""
+    if not isinstance(name, str) or not _IDENT.match(name) or not name.isascii():
+        raise SpecError(spec, f"{what} {name!r} is not a valid Python identifier", origin)
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        raise SpecError(spec, f"{what} {name!r} is a Python keyword", origin)
+    if name in RESERVED or _TEMP_NAME.match(name):
+        raise SpecError(spec, f"{what} {name!r} is reserved for generated code", origin)
+
+
+def check_doc(doc: str, spec: str, origin: str = "") -> str:
+    """Return ``doc`` if it can sit inside a generated raw docstring, else raise SpecError."""
+    if '"""' in doc or doc.endswith("\\"):
+        raise SpecError(spec, "docstring would break out of the generated string", origin)
+    if any(ord(c) < 32 and c not in "\n\t" for c in doc):
+        raise SpecError(spec, "docstring contains control characters", origin)
+    return doc
+
+
+def _origin(fn: Callable) -> str:
+    module = getattr(fn, "__module__", None) or "?"
+    return f"{module}.{getattr(fn, '__qualname__', '?')}"
+
+
+def _hyper_default(value: Any, spec: str, pname: str, origin: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(
+            spec, f"hyper-parameter {pname!r} has default {value!r}; expected a number", origin
+        )
+    return float(value) if isinstance(value, float) else int(value)
+
+
+def validate(spec: Spec) -> Spec:
+    """Check a spec's expression and signature; raise SpecError naming the first problem."""
+    name, origin = spec.name, spec.origin
+    check_name(name, "kernel name", name, origin)
+    if spec.role not in ROLES:
+        raise SpecError(name, f"unknown role {spec.role!r}; expected one of {ROLES}", origin)
+    n_inputs = len(spec.inputs)
+    if spec.role in ("activation", "regularizer") and n_inputs != 1:
+        raise SpecError(
+            name, f"an {spec.role} takes exactly one array input, got {n_inputs}", origin
+        )
+    if spec.role == "loss" and not 1 <= n_inputs <= 3:
+        raise SpecError(name, f"a loss takes one to three array inputs, got {n_inputs}", origin)
+    seen: set[str] = set()
+    for sym in [*spec.inputs, *(s for s, _ in spec.hyper)]:
+        check_name(sym.name, "parameter", name, origin)
+        if sym.name in seen:
+            raise SpecError(name, f"parameter {sym.name!r} appears twice", origin)
+        seen.add(sym.name)
+    expr = spec.expr
+    if not isinstance(expr, sp.Expr) or isinstance(
+        expr, sp.MatrixBase | sp.core.relational.Relational | sp.logic.boolalg.BooleanFunction
+    ):
+        raise SpecError(
+            name, f"expression must be a scalar sympy expression, got {type(expr).__name__}", origin
+        )
+    if expr.has(sp.I) or expr.is_extended_real is False:
+        raise SpecError(name, "expression is not real-valued", origin)
+    if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        raise SpecError(name, "expression contains an infinity or nan", origin)
+    allowed = set(spec.inputs) | {s for s, _ in spec.hyper} | {N_CLASSES}
+    for sym in sorted(expr.free_symbols - allowed, key=lambda s: s.name):
+        known = {s.name for s in allowed}
+        hint = (
+            f" (a symbol named {sym.name!r} exists with other assumptions; use real=True)"
+            if sym.name in known
+            else ""
+        )
+        raise SpecError(
+            name,
+            f"free symbol {sym.name!r} is neither an input nor a hyper-parameter{hint}",
+            origin,
+        )
+    from symgrad.printer import unsupported_functions  # late: the printer imports rewrite rules
+
+    bad = unsupported_functions(expr)
+    if bad:
+        raise SpecError(name, f"function {bad[0]!r} cannot be lowered to numpy", origin)
+    if spec.role == "loss" and has_reduction(expr):
+        outside = _outside_reductions(expr) & set(spec.inputs)
+        if outside:
+            names = ", ".join(sorted(s.name for s in outside))
+            raise SpecError(
+                name,
+                f"class-axis loss uses input(s) {names} outside a reduction; "
+                "wrap per-class terms in symgrad.axis_sum",
+                origin,
+            )
+    check_doc(spec.doc, name, origin)
+    return spec
+
+
+def _outside_reductions(expr: sp.Expr) -> set[sp.Symbol]:
+    if isinstance(expr, REDUCTIONS):
+        return set()
+    if isinstance(expr, sp.Symbol):
+        return {expr}
+    out: set[sp.Symbol] = set()
+    for arg in expr.args:
+        out |= _outside_reductions(arg)
+    return out
+
+
+def from_function(fn: Callable, role: str, name: str | None = None, doc: str | None = None) -> Spec:
+    """Build a validated Spec by calling ``fn`` with one real symbol per parameter."""
+    origin = _origin(fn)
+    spec_name = name or getattr(fn, "__name__", "")
+    check_name(spec_name, "kernel name", spec_name, origin)
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError) as exc:
+        raise SpecError(spec_name, f"cannot read the signature: {exc}", origin) from None
+    inputs: list[sp.Symbol] = []
+    hyper: list[tuple[sp.Symbol, float]] = []
+    kwargs: dict[str, sp.Symbol] = {}
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY):
+            raise SpecError(spec_name, f"parameter {p.name!r}: use plain named parameters", origin)
+        check_name(p.name, "parameter", spec_name, origin)
+        sym = sp.Symbol(p.name, real=True)
+        kwargs[p.name] = sym
+        if p.default is p.empty:
+            if hyper:
+                raise SpecError(
+                    spec_name, f"array input {p.name!r} follows a hyper-parameter", origin
+                )
+            inputs.append(sym)
+        else:
+            hyper.append((sym, _hyper_default(p.default, spec_name, p.name, origin)))
+    try:
+        raw = fn(**kwargs)
+    except Exception as exc:  # the user's code: report it, keep sympy's traceback out
+        raise SpecError(
+            spec_name, f"building the expression raised {type(exc).__name__}: {exc}", origin
+        ) from None
+    try:
+        expr = sp.sympify(raw, strict=True)
+    except (sp.SympifyError, TypeError):
+        raise SpecError(
+            spec_name, f"returned {type(raw).__name__}, expected a sympy expression", origin
+        ) from None
+    text = inspect.cleandoc(doc if doc is not None else (fn.__doc__ or ""))
+    spec = Spec(spec_name, role, tuple(inputs), tuple(hyper), expr, text, origin)
+    return validate(spec)
+
+
+def _decorator(role: str):
+    def make(fn: Callable | None = None, *, name: str | None = None, doc: str | None = None):
+        if fn is None:
+            return lambda f: from_function(f, role, name, doc)
+        return from_function(fn, role, name, doc)
+
+    make.__name__ = role
+    make.__doc__ = f"Turn a function of sympy symbols into a {role} spec (usable bare or called)."
+    return make
+
+
+loss = _decorator("loss")
+activation = _decorator("activation")
+regularizer = _decorator("regularizer")
+
+
+def compose(loss_spec: Spec, activation_spec: Spec, name: str | None = None) -> Spec:
+    """Return a loss on pre-activations: ``loss(activation(z), ...)``, differentiated as a whole."""
+    if loss_spec.role != "loss" or activation_spec.role != "activation":
+        raise SpecError(
+            name or f"{activation_spec.name}_{loss_spec.name}",
+            "compose(loss, activation) takes a loss spec then an activation spec",
+        )
+    new_name = name or f"{activation_spec.name}_{loss_spec.name}"
+    taken = {s.name for s in loss_spec.inputs[1:]} | {s.name for s, _ in loss_spec.hyper}
+    z_name = next(n for n in ("z", "logits", "z_") if n not in taken)
+    z = sp.Symbol(z_name, real=True)
+    renames: dict[sp.Symbol, sp.Symbol] = {activation_spec.wrt: z}
+    hyper = list(loss_spec.hyper)
+    for sym, default in activation_spec.hyper:
+        new = sym
+        if sym.name in taken or sym.name == z_name:
+            new = sp.Symbol(f"{activation_spec.name}_{sym.name}", real=True)
+        renames[sym] = new
+        hyper.append((new, default))
+    inner = activation_spec.expr.xreplace(renames)
+    expr = loss_spec.expr.xreplace({loss_spec.wrt: inner})
+    doc = f"{loss_spec.name} composed with {activation_spec.name}, on pre-activations {z_name}."
+    spec = Spec(
+        new_name,
+        "loss",
+        (z, *loss_spec.inputs[1:]),
+        tuple(hyper),
+        expr,
+        doc,
+        f"compose({loss_spec.name}, {activation_spec.name})",
+        {"composed": (loss_spec.name, activation_spec.name)},
+    )
+    return validate(spec)
