@@ -1,0 +1,660 @@
+"""Check each optimizer against torch.optim's documented update rules, worked by hand."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from symgrad import optim, schedules
+
+# The 2-parameter problem: f(w) = 0.5 * sum(C * w**2), so grad f(w) = C * w.
+C = np.array([4.0, 0.25])
+W0 = np.array([1.0, -2.0])
+RTOL = 1e-13
+
+
+def grad(w):
+    return C * w
+
+
+def run(opt, n_steps):
+    """Return the iterates w_1..w_n of ``opt`` on the problem, starting at W0."""
+    params = {"w": W0.copy()}
+    state = opt.init(params)
+    out = []
+    for _ in range(n_steps):
+        params, state = opt.update({"w": grad(params["w"])}, state, params)
+        out.append(params["w"])
+    return np.array(out)
+
+
+# ----------------------------------------------------------------------------- SGD
+
+
+def test_sgd_plain():
+    lr = 0.1
+    w1 = W0 - lr * grad(W0)
+    w2 = w1 - lr * grad(w1)
+    w3 = w2 - lr * grad(w2)
+    assert_allclose(run(optim.sgd(lr=lr), 3), [w1, w2, w3], rtol=RTOL)
+
+
+def test_sgd_momentum_first_buffer_is_the_gradient():
+    lr, mu = 0.1, 0.9
+    b1 = grad(W0)  # first step: buffer = g, no dampening
+    w1 = W0 - lr * b1
+    b2 = mu * b1 + grad(w1)
+    w2 = w1 - lr * b2
+    b3 = mu * b2 + grad(w2)
+    w3 = w2 - lr * b3
+    assert_allclose(run(optim.sgd(lr=lr, momentum=mu), 3), [w1, w2, w3], rtol=RTOL)
+
+
+def test_sgd_nesterov():
+    lr, mu = 0.1, 0.9
+    g1 = grad(W0)
+    b1 = g1
+    w1 = W0 - lr * (g1 + mu * b1)
+    g2 = grad(w1)
+    b2 = mu * b1 + g2
+    w2 = w1 - lr * (g2 + mu * b2)
+    g3 = grad(w2)
+    b3 = mu * b2 + g3
+    w3 = w2 - lr * (g3 + mu * b3)
+    opt = optim.sgd(lr=lr, momentum=mu, nesterov=True)
+    assert_allclose(run(opt, 3), [w1, w2, w3], rtol=RTOL)
+
+
+def test_sgd_dampening_weight_decay_maximize():
+    lr, mu, damp, wd = 0.05, 0.8, 0.3, 0.1
+    g1 = -grad(W0) + wd * W0
+    b1 = g1  # dampening is not applied on the first step
+    w1 = W0 - lr * b1
+    g2 = -grad(w1) + wd * w1
+    b2 = mu * b1 + (1 - damp) * g2
+    w2 = w1 - lr * b2
+    g3 = -grad(w2) + wd * w2
+    b3 = mu * b2 + (1 - damp) * g3
+    w3 = w2 - lr * b3
+    opt = optim.sgd(lr=lr, momentum=mu, dampening=damp, weight_decay=wd, maximize=True)
+    assert_allclose(run(opt, 3), [w1, w2, w3], rtol=RTOL)
+
+
+# ----------------------------------------------------------------------------- Adagrad
+
+
+def test_adagrad_lr_decay_initial_accumulator_weight_decay():
+    lr, lr_decay, init_acc, wd, eps = 0.5, 0.1, 0.3, 0.05, 1e-10
+    s0 = np.full(2, init_acc)
+    g1 = grad(W0) + wd * W0
+    s1 = s0 + g1**2
+    w1 = W0 - lr / (1 + 0 * lr_decay) * g1 / (np.sqrt(s1) + eps)
+    g2 = grad(w1) + wd * w1
+    s2 = s1 + g2**2
+    w2 = w1 - lr / (1 + 1 * lr_decay) * g2 / (np.sqrt(s2) + eps)
+    g3 = grad(w2) + wd * w2
+    s3 = s2 + g3**2
+    w3 = w2 - lr / (1 + 2 * lr_decay) * g3 / (np.sqrt(s3) + eps)
+    opt = optim.adagrad(
+        lr=lr, lr_decay=lr_decay, initial_accumulator_value=init_acc, weight_decay=wd
+    )
+    assert_allclose(run(opt, 3), [w1, w2, w3], rtol=RTOL)
+
+
+def test_adagrad_maximize():
+    lr, eps = 0.1, 1e-10
+    g1 = -grad(W0)
+    s1 = g1**2
+    w1 = W0 - lr * g1 / (np.sqrt(s1) + eps)
+    g2 = -grad(w1)
+    s2 = s1 + g2**2
+    w2 = w1 - lr * g2 / (np.sqrt(s2) + eps)
+    assert_allclose(run(optim.adagrad(lr=lr, maximize=True), 2), [w1, w2], rtol=RTOL)
+
+
+# ----------------------------------------------------------------------------- Adadelta
+
+
+@pytest.mark.parametrize(
+    "lr, rho, eps, wd, maximize",
+    [(1.0, 0.9, 1e-6, 0.0, False), (0.5, 0.8, 1e-4, 0.1, True)],
+)
+def test_adadelta(lr, rho, eps, wd, maximize):
+    sign = -1.0 if maximize else 1.0
+    sq, acc, w = np.zeros(2), np.zeros(2), W0
+    expected = []
+    g = sign * grad(w) + wd * w  # step 1
+    sq1 = rho * sq + (1 - rho) * g**2
+    d1 = np.sqrt(acc + eps) / np.sqrt(sq1 + eps) * g
+    acc1 = rho * acc + (1 - rho) * d1**2
+    w1 = w - lr * d1
+    expected.append(w1)
+    g = sign * grad(w1) + wd * w1  # step 2
+    sq2 = rho * sq1 + (1 - rho) * g**2
+    d2 = np.sqrt(acc1 + eps) / np.sqrt(sq2 + eps) * g
+    acc2 = rho * acc1 + (1 - rho) * d2**2
+    w2 = w1 - lr * d2
+    expected.append(w2)
+    g = sign * grad(w2) + wd * w2  # step 3
+    sq3 = rho * sq2 + (1 - rho) * g**2
+    d3 = np.sqrt(acc2 + eps) / np.sqrt(sq3 + eps) * g
+    w3 = w2 - lr * d3
+    expected.append(w3)
+    opt = optim.adadelta(lr=lr, rho=rho, eps=eps, weight_decay=wd, maximize=maximize)
+    assert_allclose(run(opt, 3), expected, rtol=RTOL)
+
+
+# ----------------------------------------------------------------------------- RMSprop
+
+
+def test_rmsprop_plain():
+    lr, alpha, eps = 0.01, 0.99, 1e-8
+    g1 = grad(W0)
+    v1 = (1 - alpha) * g1**2
+    w1 = W0 - lr * g1 / (np.sqrt(v1) + eps)
+    g2 = grad(w1)
+    v2 = alpha * v1 + (1 - alpha) * g2**2
+    w2 = w1 - lr * g2 / (np.sqrt(v2) + eps)
+    assert_allclose(run(optim.rmsprop(), 2), [w1, w2], rtol=RTOL)
+
+
+def test_rmsprop_centered_momentum_weight_decay():
+    lr, alpha, eps, mu, wd = 0.02, 0.9, 1e-8, 0.7, 0.1
+    g1 = grad(W0) + wd * W0
+    v1 = (1 - alpha) * g1**2
+    ga1 = (1 - alpha) * g1
+    b1 = g1 / (np.sqrt(v1 - ga1**2) + eps)
+    w1 = W0 - lr * b1
+    g2 = grad(w1) + wd * w1
+    v2 = alpha * v1 + (1 - alpha) * g2**2
+    ga2 = alpha * ga1 + (1 - alpha) * g2
+    b2 = mu * b1 + g2 / (np.sqrt(v2 - ga2**2) + eps)
+    w2 = w1 - lr * b2
+    g3 = grad(w2) + wd * w2
+    v3 = alpha * v2 + (1 - alpha) * g3**2
+    ga3 = alpha * ga2 + (1 - alpha) * g3
+    b3 = mu * b2 + g3 / (np.sqrt(v3 - ga3**2) + eps)
+    w3 = w2 - lr * b3
+    opt = optim.rmsprop(lr=lr, alpha=alpha, momentum=mu, centered=True, weight_decay=wd)
+    assert_allclose(run(opt, 3), [w1, w2, w3], rtol=RTOL)
+
+
+def test_rmsprop_maximize():
+    lr, alpha, eps = 0.01, 0.99, 1e-8
+    g1 = -grad(W0)
+    w1 = W0 - lr * g1 / (np.sqrt((1 - alpha) * g1**2) + eps)
+    assert_allclose(run(optim.rmsprop(maximize=True), 1), [w1], rtol=RTOL)
+
+
+# ----------------------------------------------------------------------------- Adam family
+
+
+def _adam_expected(n, lr, b1, b2, eps, wd=0.0, amsgrad=False, decoupled=False, sign=1.0):
+    """Apply torch's documented Adam/AdamW pseudo-code for ``n`` steps (t = 1..n)."""
+    w, m, v, vmax = W0, np.zeros(2), np.zeros(2), np.zeros(2)
+    out, shrank = [], False
+    for t in range(1, n + 1):
+        g = sign * grad(w)
+        if decoupled:
+            w = w - lr * wd * w
+        else:
+            g = g + wd * w
+        m = b1 * m + (1 - b1) * g
+        v_new = b2 * v + (1 - b2) * g**2
+        shrank |= bool(np.any(v_new < v))
+        v = v_new
+        m_hat = m / (1 - b1**t)
+        if amsgrad:
+            vmax = np.maximum(vmax, v)
+            v_hat = vmax / (1 - b2**t)
+        else:
+            v_hat = v / (1 - b2**t)
+        w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
+        out.append(w)
+    return np.array(out), shrank
+
+
+def test_adam_written_out():
+    lr, b1, b2, eps = 0.1, 0.9, 0.999, 1e-8
+    g1 = grad(W0)
+    m1, v1 = (1 - b1) * g1, (1 - b2) * g1**2
+    w1 = W0 - lr * (m1 / (1 - b1)) / (np.sqrt(v1 / (1 - b2)) + eps)
+    g2 = grad(w1)
+    m2, v2 = b1 * m1 + (1 - b1) * g2, b2 * v1 + (1 - b2) * g2**2
+    w2 = w1 - lr * (m2 / (1 - b1**2)) / (np.sqrt(v2 / (1 - b2**2)) + eps)
+    assert_allclose(run(optim.adam(lr=lr), 2), [w1, w2], rtol=RTOL)
+    expected, _ = _adam_expected(2, lr, b1, b2, eps)
+    assert_allclose(expected, [w1, w2], rtol=RTOL)
+
+
+def test_adam_amsgrad_uses_the_running_max():
+    lr, b1, b2, eps = 0.5, 0.9, 0.5, 1e-8
+    expected, shrank = _adam_expected(3, lr, b1, b2, eps, amsgrad=True)
+    assert shrank  # v decreased somewhere, so the max matters
+    without, _ = _adam_expected(3, lr, b1, b2, eps, amsgrad=False)
+    assert not np.allclose(expected, without)
+    got = run(optim.adam(lr=lr, betas=(b1, b2), amsgrad=True), 3)
+    assert_allclose(got, expected, rtol=RTOL)
+
+
+def test_adam_l2_weight_decay_and_maximize():
+    lr, b1, b2, eps, wd = 0.1, 0.8, 0.99, 1e-6, 0.2
+    expected, _ = _adam_expected(3, lr, b1, b2, eps, wd=wd, sign=-1.0)
+    opt = optim.adam(lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, maximize=True)
+    assert_allclose(run(opt, 3), expected, rtol=RTOL)
+
+
+def test_adamw_decoupled_decay():
+    lr, b1, b2, eps, wd = 0.1, 0.9, 0.999, 1e-8, 0.3
+    g1 = grad(W0)
+    d1 = W0 * (1 - lr * wd)  # decay first, from the pre-step params
+    m1, v1 = (1 - b1) * g1, (1 - b2) * g1**2
+    w1 = d1 - lr * (m1 / (1 - b1)) / (np.sqrt(v1 / (1 - b2)) + eps)
+    g2 = grad(w1)
+    d2 = w1 * (1 - lr * wd)
+    m2, v2 = b1 * m1 + (1 - b1) * g2, b2 * v1 + (1 - b2) * g2**2
+    w2 = d2 - lr * (m2 / (1 - b1**2)) / (np.sqrt(v2 / (1 - b2**2)) + eps)
+    assert_allclose(run(optim.adamw(lr=lr, weight_decay=wd), 2), [w1, w2], rtol=RTOL)
+    l2, _ = _adam_expected(2, lr, b1, b2, eps, wd=wd)
+    assert not np.allclose(l2, [w1, w2])  # differs from Adam's L2 decay
+
+
+def test_adamw_amsgrad():
+    lr, b1, b2, eps, wd = 0.5, 0.9, 0.5, 1e-8, 0.1
+    expected, shrank = _adam_expected(3, lr, b1, b2, eps, wd=wd, amsgrad=True, decoupled=True)
+    assert shrank
+    got = run(optim.adamw(lr=lr, betas=(b1, b2), weight_decay=wd, amsgrad=True), 3)
+    assert_allclose(got, expected, rtol=RTOL)
+
+
+def test_adamw_default_weight_decay_is_torch_default():
+    assert optim.adamw().hyperparams["weight_decay"] == 1e-2
+
+
+@pytest.mark.parametrize("wd, maximize", [(0.0, False), (0.1, True)])
+def test_adamax(wd, maximize):
+    lr, b1, b2, eps = 0.1, 0.9, 0.999, 1e-8
+    sign = -1.0 if maximize else 1.0
+    g1 = sign * grad(W0) + wd * W0
+    m1 = (1 - b1) * g1
+    u1 = np.maximum(b2 * 0.0, np.abs(g1) + eps)
+    w1 = W0 - lr / (1 - b1) * m1 / u1
+    g2 = sign * grad(w1) + wd * w1
+    m2 = b1 * m1 + (1 - b1) * g2
+    u2 = np.maximum(b2 * u1, np.abs(g2) + eps)
+    w2 = w1 - lr / (1 - b1**2) * m2 / u2
+    g3 = sign * grad(w2) + wd * w2
+    m3 = b1 * m2 + (1 - b1) * g3
+    u3 = np.maximum(b2 * u2, np.abs(g3) + eps)
+    w3 = w2 - lr / (1 - b1**3) * m3 / u3
+    opt = optim.adamax(lr=lr, weight_decay=wd, maximize=maximize)
+    assert_allclose(run(opt, 3), [w1, w2, w3], rtol=RTOL)
+
+
+@pytest.mark.parametrize(
+    "wd, decoupled, maximize, psi",
+    [(0.0, False, False, 4e-3), (0.1, False, False, 4e-3), (0.1, True, True, 0.05)],
+)
+def test_nadam(wd, decoupled, maximize, psi):
+    lr, b1, b2, eps = 0.1, 0.9, 0.999, 1e-8
+    sign = -1.0 if maximize else 1.0
+
+    def mu(t):
+        return b1 * (1 - 0.5 * 0.96 ** (t * psi))
+
+    w, m, v = W0, np.zeros(2), np.zeros(2)
+    expected = []
+    for t in (1, 2, 3):
+        g = sign * grad(w)
+        if decoupled:
+            w = w * (1 - lr * wd)
+        else:
+            g = g + wd * w
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g**2
+        prod_t = np.prod([mu(i) for i in range(1, t + 1)])
+        prod_next = prod_t * mu(t + 1)
+        m_hat = mu(t + 1) * m / (1 - prod_next) + (1 - mu(t)) * g / (1 - prod_t)
+        v_hat = v / (1 - b2**t)
+        w = w - lr * m_hat / (np.sqrt(v_hat) + eps)
+        expected.append(w)
+    opt = optim.nadam(
+        lr=lr, weight_decay=wd, momentum_decay=psi, decoupled_weight_decay=decoupled,
+        maximize=maximize,
+    )  # fmt: skip
+    assert_allclose(run(opt, 3), expected, rtol=RTOL)
+
+
+def test_nadam_state_keeps_mu_product():
+    opt = optim.nadam()
+    params = {"w": W0.copy()}
+    state = opt.init(params)
+    for _ in range(2):
+        params, state = opt.update({"w": grad(params["w"])}, state, params)
+    mu1 = 0.9 * (1 - 0.5 * 0.96 ** (1 * 4e-3))
+    mu2 = 0.9 * (1 - 0.5 * 0.96 ** (2 * 4e-3))
+    assert state.count == 2
+    assert state.mu_product == pytest.approx(mu1 * mu2, rel=1e-15)
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def test_sgd_evaluates_lr_schedule_at_update_count():
+    sched = schedules.step_decay(0.1, step_size=2, gamma=0.5)
+    w1 = W0 - 0.1 * grad(W0)  # step 0
+    w2 = w1 - 0.1 * grad(w1)  # step 1
+    w3 = w2 - 0.05 * grad(w2)  # step 2
+    assert_allclose(run(optim.sgd(lr=sched), 3), [w1, w2, w3], rtol=RTOL)
+    assert optim.sgd(lr=sched).learning_rate(2) == 0.05
+
+
+def test_plain_callable_lr_and_decoupled_decay_use_scheduled_lr():
+    lrs = [0.1, 0.02]
+    wd = 0.5
+    w1 = W0 * (1 - lrs[0] * wd) - lrs[0] * np.sign(grad(W0))  # Adam's first step ~ sign
+    got = run(optim.adamw(lr=lambda s: lrs[s], weight_decay=wd, eps=0.0), 1)
+    assert_allclose(got, [w1], rtol=RTOL)
+
+
+def test_negative_scheduled_lr_is_rejected_at_update():
+    opt = optim.sgd(lr=schedules.constant(-0.1))
+    params = {"w": W0.copy()}
+    with pytest.raises(ValueError, match=r"sgd: .*lr=-0\.1 at step 0"):
+        opt.update({"w": grad(W0)}, opt.init(params), params)
+
+
+# ----------------------------------------------------------------------------- contract
+
+
+def _nested_params():
+    return {
+        "layer": [
+            {"W": np.arange(6.0).reshape(2, 3) / 5, "b": np.array([0.5, -0.5, 1.0])},
+            (np.array(2.0),),
+        ],
+        "scale": np.array([[3.0]]),
+    }
+
+
+def _target(params):
+    return optim._tree_map(lambda p: np.ones_like(p) * 0.25, params)
+
+
+def _quad_grads(params, target):
+    """Gradient of 0.5 * ||params - target||^2, leaf by leaf."""
+    return optim._tree_map(lambda p, t: p - t, params, target)
+
+
+CONVERGE_KW = {
+    "sgd": dict(lr=0.1, momentum=0.5),
+    "adagrad": dict(lr=0.5),
+    "adadelta": dict(lr=10.0),
+    "rmsprop": dict(lr=0.01, momentum=0.5),
+    "adam": dict(lr=0.05),
+    "adamw": dict(lr=0.05, weight_decay=1e-4),
+    "adamax": dict(lr=0.05),
+    "nadam": dict(lr=0.03),
+}
+
+
+def test_registry_and_convergence_table_cover_the_same_optimizers():
+    assert set(optim.OPTIMIZERS) == set(CONVERGE_KW)
+    assert set(optim.OPTIMIZERS) == {
+        "sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax", "nadam"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_contract(name):
+    opt = optim.get(name, **CONVERGE_KW[name])
+    assert isinstance(opt, optim.Optimizer) and opt.name == name
+    params = _nested_params()
+    target = _target(params)
+    params_copy = copy.deepcopy(params)
+    state = opt.init(params)
+    assert state.count == 0
+    grads = _quad_grads(params, target)
+    grads_copy = copy.deepcopy(grads)
+    state_copy = copy.deepcopy(state)
+
+    new_params, new_state = opt.update(grads, state, params)
+
+    # inputs untouched (params, grads and the old state)
+    for a, b in zip(optim._tree_leaves(params), optim._tree_leaves(params_copy), strict=True):
+        assert np.array_equal(a, b)
+    for a, b in zip(optim._tree_leaves(grads), optim._tree_leaves(grads_copy), strict=True):
+        assert np.array_equal(a, b)
+    before, after = optim._tree_leaves(list(state_copy)), optim._tree_leaves(list(state))
+    for a, b in zip(before, after, strict=True):
+        assert np.array_equal(a, b)
+
+    # structure and shapes kept: same containers, same key order
+    assert list(new_params) == ["layer", "scale"]
+    assert isinstance(new_params["layer"], list) and isinstance(new_params["layer"][1], tuple)
+    assert list(new_params["layer"][0]) == ["W", "b"]
+    for a, b in zip(optim._tree_leaves(new_params), optim._tree_leaves(params), strict=True):
+        assert a.shape == b.shape and a is not b
+    # state: a NamedTuple with count and finite buffers shaped like params
+    assert isinstance(new_state, tuple) and hasattr(new_state, "_fields")
+    assert new_state.count == 1
+    for field in new_state._fields[1:]:
+        buf = getattr(new_state, field)
+        for leaf in optim._tree_leaves(buf):
+            assert np.all(np.isfinite(leaf))
+        if isinstance(buf, dict):
+            shapes = [x.shape for x in optim._tree_leaves(buf)]
+            assert shapes == [x.shape for x in optim._tree_leaves(params)]
+    # pure: the same update again gives the same answer; the state pickles and resumes
+    again, _ = opt.update(grads, state, params)
+    for a, b in zip(optim._tree_leaves(again), optim._tree_leaves(new_params), strict=True):
+        assert np.array_equal(a, b)
+    resumed = pickle.loads(pickle.dumps(new_state))
+    p_a, _ = opt.update(_quad_grads(new_params, target), new_state, new_params)
+    p_b, _ = opt.update(_quad_grads(new_params, target), resumed, new_params)
+    for a, b in zip(optim._tree_leaves(p_a), optim._tree_leaves(p_b), strict=True):
+        assert np.array_equal(a, b)
+
+    # converges on the quadratic
+    p, s = params, state
+    for _ in range(600):
+        p, s = opt.update(_quad_grads(p, target), s, p)
+    err = max(np.max(np.abs(a - b)) for a, b in zip(
+        optim._tree_leaves(p), optim._tree_leaves(target), strict=True))  # fmt: skip
+    assert err < 1e-3, err
+
+
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_float32_params_stay_float32_and_ints_become_float(name):
+    opt = optim.get(name)
+    params = {"a": np.ones(3, dtype=np.float32), "n": np.array([1, 2])}
+    grads = {"a": np.full(3, 0.5, dtype=np.float32), "n": np.array([1, 1])}
+    new, _ = opt.update(grads, opt.init(params), params)
+    assert new["a"].dtype == np.float32
+    assert new["n"].dtype == np.float64
+
+
+def test_structure_mismatch_is_reported_with_path():
+    opt = optim.sgd()
+    params = {"a": np.zeros(2), "b": [np.zeros(3)]}
+    state = opt.init(params)
+    with pytest.raises(ValueError, match=r"grads\['b'\]"):
+        opt.update({"a": np.zeros(2), "b": np.zeros(3)}, state, params)
+    with pytest.raises(ValueError, match=r"keys"):
+        opt.update({"a": np.zeros(2)}, state, params)
+    with pytest.raises(ValueError, match=r"grads\['b'\]\[0\] has shape \(2,\)"):
+        opt.update({"a": np.zeros(2), "b": [np.zeros(2)]}, state, params)
+
+
+def test_dict_grads_matched_by_key_not_order():
+    opt = optim.sgd(lr=1.0)
+    params = {"a": np.array([1.0]), "b": np.array([2.0])}
+    new, _ = opt.update({"b": np.array([1.0]), "a": np.array([0.5])}, opt.init(params), params)
+    assert list(new) == ["a", "b"]
+    assert new["a"][0] == 0.5 and new["b"][0] == 1.0
+
+
+def test_bare_array_params():
+    opt = optim.sgd(lr=0.5)
+    new, state = opt.update(np.array([2.0]), opt.init(np.array([1.0])), np.array([1.0]))
+    assert new[0] == 0.0 and state.count == 1
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "factory, kwargs, pattern",
+    [
+        (optim.sgd, dict(lr=-1.0), r"sgd: invalid lr=-1\.0"),
+        (optim.sgd, dict(lr=float("nan")), r"sgd: invalid lr=nan"),
+        (optim.sgd, dict(momentum=-0.1), r"sgd: invalid momentum"),
+        (optim.sgd, dict(nesterov=True), r"sgd: invalid nesterov=True.*momentum > 0"),
+        (optim.sgd, dict(nesterov=True, momentum=0.9, dampening=0.1), r"sgd: .*nesterov"),
+        (optim.sgd, dict(weight_decay=-1), r"sgd: invalid weight_decay"),
+        (optim.adagrad, dict(lr_decay=-1), r"adagrad: invalid lr_decay"),
+        (optim.adagrad, dict(initial_accumulator_value=-1), r"adagrad: .*initial_accumulator"),
+        (optim.adagrad, dict(eps=-1), r"adagrad: invalid eps"),
+        (optim.adadelta, dict(rho=1.5), r"adadelta: invalid rho=1\.5"),
+        (optim.rmsprop, dict(alpha=-0.1), r"rmsprop: invalid alpha"),
+        (optim.rmsprop, dict(momentum=-1), r"rmsprop: invalid momentum"),
+        (optim.adam, dict(betas=(1.0, 0.999)), r"adam: invalid betas\[0\]=1\.0.*\[0, 1\)"),
+        (optim.adam, dict(betas=(0.9, -0.1)), r"adam: invalid betas\[1\]"),
+        (optim.adam, dict(betas=0.9), r"adam: invalid betas=0\.9"),
+        (optim.adamw, dict(weight_decay=-0.01), r"adamw: invalid weight_decay"),
+        (optim.adamax, dict(betas=(0.9, 1.0)), r"adamax: invalid betas\[1\]"),
+        (optim.nadam, dict(momentum_decay=-1), r"nadam: invalid momentum_decay"),
+        (optim.nadam, dict(lr="fast"), r"nadam: invalid lr='fast'"),
+    ],
+)
+def test_invalid_hyperparameters(factory, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        factory(**kwargs)
+
+
+def test_get():
+    assert optim.get("Adam", lr=0.5).hyperparams["lr"] == 0.5
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adamz'.*adam"):
+        optim.get("adamz")
+
+
+def test_defaults_match_torch():
+    h = {name: f().hyperparams for name, f in optim.OPTIMIZERS.items()}
+    assert h["sgd"] == dict(
+        lr=1e-3, momentum=0, dampening=0, nesterov=False, weight_decay=0, maximize=False
+    )
+    assert h["adagrad"] == dict(
+        lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+        maximize=False,
+    )  # fmt: skip
+    assert h["adadelta"] == dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, maximize=False)
+    assert h["rmsprop"] == dict(
+        lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+        maximize=False,
+    )  # fmt: skip
+    for name, lr, wd in (("adam", 1e-3, 0), ("adamw", 1e-3, 1e-2)):
+        assert h[name] == dict(
+            lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd, amsgrad=False, maximize=False
+        )
+    assert h["adamax"] == dict(
+        lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, maximize=False
+    )
+    assert h["nadam"] == dict(
+        lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+        decoupled_weight_decay=False, maximize=False,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- torch
+
+
+TORCH_CASES = [
+    ("sgd", dict(lr=0.1)),
+    ("sgd", dict(lr=0.1, momentum=0.9)),
+    ("sgd", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1)),
+    ("sgd", dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.1, maximize=True)),
+    ("adagrad", dict(lr=0.1, lr_decay=0.05, initial_accumulator_value=0.2, weight_decay=0.1)),
+    ("adagrad", dict(maximize=True)),
+    ("adadelta", dict()),
+    ("adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1, maximize=True)),
+    ("rmsprop", dict()),
+    ("rmsprop", dict(lr=0.01, alpha=0.9, centered=True, momentum=0.7, weight_decay=0.1)),
+    ("rmsprop", dict(centered=True, maximize=True)),
+    ("adam", dict(lr=0.1)),
+    ("adam", dict(lr=0.1, betas=(0.8, 0.5), amsgrad=True, weight_decay=0.1)),
+    ("adam", dict(maximize=True, amsgrad=True)),
+    ("adamw", dict(lr=0.1)),
+    ("adamw", dict(lr=0.1, betas=(0.9, 0.5), amsgrad=True, weight_decay=0.3)),
+    ("adamax", dict(lr=0.1)),
+    ("adamax", dict(lr=0.1, betas=(0.8, 0.9), weight_decay=0.1, maximize=True)),
+    ("nadam", dict(lr=0.1)),
+    ("nadam", dict(lr=0.1, weight_decay=0.1, momentum_decay=0.01)),
+    ("nadam", dict(lr=0.1, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+]
+TORCH_NAMES = dict(
+    sgd="SGD", adagrad="Adagrad", adadelta="Adadelta", rmsprop="RMSprop", adam="Adam",
+    adamw="AdamW", adamax="Adamax", nadam="NAdam",
+)  # fmt: skip
+
+
+def _coupled_grad(w):
+    """Gradient of a non-separable, non-quadratic test function."""
+    a = np.array([[3.0, 0.5], [0.5, 1.0]])
+    return a @ w - np.array([1.0, -2.0]) + 0.3 * np.sin(3 * w)
+
+
+@pytest.mark.parametrize("name, kwargs", TORCH_CASES, ids=lambda x: str(x))
+def test_matches_torch_for_20_steps(name, kwargs):
+    torch = pytest.importorskip("torch")
+    starts = {"u": np.array([0.7, -1.3]), "v": np.array([-0.2, 2.0])}
+    tparams = [torch.tensor(starts[k].copy(), dtype=torch.float64, requires_grad=True)
+               for k in ("u", "v")]  # fmt: skip
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # float64 step / mu_product scalars in torch state
+    try:
+        topt = getattr(torch.optim, TORCH_NAMES[name])(tparams, **kwargs)
+        opt = optim.get(name, **kwargs)
+        params = {k: v.copy() for k, v in starts.items()}
+        state = opt.init(params)
+        for _ in range(20):
+            grads = {k: _coupled_grad(params[k]) for k in params}
+            for t in tparams:
+                t.grad = torch.from_numpy(_coupled_grad(t.detach().numpy().copy()))
+            topt.step()
+            params, state = opt.update(grads, state, params)
+            for k, t in zip(("u", "v"), tparams, strict=True):
+                assert_allclose(params[k], t.detach().numpy(), rtol=1e-12, atol=1e-12)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+@pytest.mark.parametrize(
+    "make_ours, make_torch",
+    [
+        (lambda: schedules.step_decay(0.1, 3, 0.5),
+         lambda torch, o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
+        (lambda: schedules.cosine_annealing(0.1, 7, 0.01),
+         lambda torch, o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, 0.01)),
+        (lambda: schedules.exponential(0.1, 0.9),
+         lambda torch, o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)),
+        (lambda: schedules.linear_warmup(0.1, 5),
+         lambda torch, o: torch.optim.lr_scheduler.LinearLR(o, total_iters=5)),
+    ],
+)  # fmt: skip
+def test_schedules_match_torch_schedulers_stepped_per_update(make_ours, make_torch):
+    torch = pytest.importorskip("torch")
+    w = torch.tensor(W0.copy(), dtype=torch.float64, requires_grad=True)
+    topt = torch.optim.SGD([w], lr=0.1, momentum=0.5)
+    sched = make_torch(torch, topt)
+    opt = optim.sgd(lr=make_ours(), momentum=0.5)
+    params = {"w": W0.copy()}
+    state = opt.init(params)
+    for step in range(20):
+        assert opt.learning_rate(step) == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12)
+        w.grad = torch.from_numpy(grad(w.detach().numpy().copy()))
+        topt.step()
+        sched.step()
+        params, state = opt.update({"w": grad(params["w"])}, state, params)
+        assert_allclose(params["w"], w.detach().numpy(), rtol=1e-12, atol=1e-12)
