@@ -49,7 +49,7 @@ __all__ = [
     "tanh_hess",
 ]
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 
 def elu(x: np.ndarray, *, alpha: float = 1.0) -> np.ndarray:
@@ -90,17 +90,17 @@ def gelu(x: np.ndarray) -> np.ndarray:
     f = x*(erf(sqrt(2)*x/2) + 1)/2
     """
     x = np.asarray(x)
-    return 0.5*x*(_erf(0.7071067811865476*x) + 1)
+    return x*(0.5*_erfc(-0.7071067811865476*x))
 
 
 def gelu_grad(x: np.ndarray) -> np.ndarray:
     r"""Return dgelu/dx element-wise.
 
     f = x*(erf(sqrt(2)*x/2) + 1)/2
-    df/dx = (sqrt(2)*x*exp(-x**2/2)/sqrt(pi) + erf(sqrt(2)*x/2) + 1)/2
+    df/dx = sqrt(2)*x*exp(-x**2/2)/(2*sqrt(pi)) + ncdf(x)
     """
     x = np.asarray(x)
-    return 0.3989422804014327*x*np.exp(-0.5*(x*x)) + 0.5*_erf(0.7071067811865476*x) + 0.5
+    return 0.3989422804014327*x*np.exp(-0.5*(x*x)) + (0.5*_erfc(-0.7071067811865476*x))
 
 
 def gelu_hess(x: np.ndarray) -> np.ndarray:
@@ -292,7 +292,7 @@ def selu(x: np.ndarray) -> np.ndarray:
         True))
     """
     x = np.asarray(x)
-    return 1.0507009873554805*np.where(x > 0, x, 1.6732632423543772*np.exp(np.minimum(0, x)) - 1.6732632423543772)
+    return 1.0507009873554805*np.where(x > 0, x, 1.6732632423543772*np.expm1(np.minimum(0, x)))
 
 
 def selu_grad(x: np.ndarray) -> np.ndarray:

@@ -77,7 +77,8 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(-y*np.log(np.where(y == 0, 1, yhat)) - (1 - y)*np.log(np.where(y == 1, 1, 1 - yhat))))
+    t0 = 1 - y
+    return float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))))
 
 
 def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -87,7 +88,8 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (-y*np.where(y == 0, 1, (1/yhat)) + (1 - y)*np.where(y == 1, 1, (1/(1 - yhat)))) * (1 / np.size(yhat))
+    t0 = 1 - y
+    return (t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - y*(1/np.where(y == 0, 1, yhat))) * (1 / np.size(yhat))
 
 
 def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -98,11 +100,10 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tupl
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = y == 0
+    t0 = np.where(y == 0, 1, yhat)
     t1 = 1 - y
-    t2 = y == 1
-    t3 = 1 - yhat
-    return float(np.mean(-t1*np.log(np.where(t2, 1, t3)) - y*np.log(np.where(t0, 1, yhat)))), (t1*np.where(t2, 1, (1/t3)) - y*np.where(t0, 1, (1/yhat))) * (1 / np.size(yhat))
+    t2 = np.where(t1 == 0, 1, 1 - yhat)
+    return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), (t1/t2 - y/t0) * (1 / np.size(yhat))
 
 
 def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -185,7 +186,7 @@ def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarra
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (-y*np.where(y == 0, 1, (1/yhat))) * (np.shape(yhat)[-1] / np.size(yhat))
+    return (-y*(1/np.where(y == 0, 1, yhat))) * (np.shape(yhat)[-1] / np.size(yhat))
 
 
 def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -196,8 +197,8 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray) ->
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = y == 0
-    return float(np.mean(-np.sum(y*np.log(np.where(t0, 1, yhat)), axis=-1, keepdims=True))), (-y*np.where(t0, 1, (1/yhat))) * (np.shape(yhat)[-1] / np.size(yhat))
+    t0 = np.where(y == 0, 1, yhat)
+    return float(np.mean(-np.sum(y*np.log(t0), axis=-1, keepdims=True))), (-y/t0) * (np.shape(yhat)[-1] / np.size(yhat))
 
 
 def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -405,35 +406,33 @@ def log_cosh(yhat: np.ndarray, y: np.ndarray) -> float:
 def log_cosh_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
-    dL/dyhat = (-sinh(y - yhat)/cosh(y - yhat)) / n_elements
+    dL/dyhat = (-tanh(y - yhat)) / n_elements
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = y - yhat
-    return (-np.sinh(t0)/np.cosh(t0)) * (1 / np.size(yhat))
+    return (-np.tanh(y - yhat)) * (1 / np.size(yhat))
 
 
 def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     r"""Return (log_cosh, log_cosh_grad) computed with shared work.
 
     L = mean over elements of log(cosh(y - yhat))
-    dL/dyhat = (-sinh(y - yhat)/cosh(y - yhat)) / n_elements
+    dL/dyhat = (-tanh(y - yhat)) / n_elements
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     t0 = y - yhat
-    return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), (-np.sinh(t0)/np.cosh(t0)) * (1 / np.size(yhat))
+    return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), (-np.tanh(t0)) * (1 / np.size(yhat))
 
 
 def log_cosh_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (-sinh(y - yhat)**2/cosh(y - yhat)**2 + 1) / n_elements
+    d2L/dyhat2 = (1 - tanh(y - yhat)**2) / n_elements
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = y - yhat
-    return (-(np.sinh(t0)*np.sinh(t0))/(np.cosh(t0)*np.cosh(t0)) + 1) * (1 / np.size(yhat))
+    return (1 - (np.tanh(y - yhat)*np.tanh(y - yhat))) * (1 / np.size(yhat))
 
 
 def mse(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -591,23 +590,22 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
 
     dL/dyhat = (gamma*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
         softplus(yhat))*(-y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**gamma/(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1) + (alpha*y + (1 - alpha)*(1 -
-        y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat) + 1)**gamma) / n_elements
+        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma
+        - 1) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 -
+        y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) / n_elements
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = np.exp(-np.abs(yhat))
-    t1 = 1/(t0 + 1)
-    t2 = t0*t1
-    t3 = np.where(yhat <= 0, t1, t2)
-    t4 = 1 - y
-    t5 = np.where(yhat >= 0, t1, t2)
-    t6 = t5*y
-    t7 = -t3*t4 - t6 + 1
-    t8 = t7**gamma*(alpha*y + t4*(1 - alpha))
-    return (gamma*t8*(t3*t4*t5 - t3*t6)*(-y*yhat + np.log1p(t0) + np.maximum(0, yhat))/t7 + t8*(-t3*y + t4*t5)) * (1 / np.size(yhat))
+    t0 = 1 - y
+    t1 = alpha*y + t0*(1 - alpha)
+    t2 = np.exp(-np.abs(yhat))
+    t3 = 1/(t2 + 1)
+    t4 = t2*t3
+    t5 = np.where(yhat <= 0, t3, t4)
+    t6 = np.where(yhat >= 0, t3, t4)
+    t7 = t6*y
+    t8 = -t0*t5 - t7 + 1
+    return (gamma*t1*t8**(gamma - 1)*(t0*t5*t6 - t5*t7)*(-y*yhat + np.log1p(t2) + np.maximum(0, yhat)) + t1*t8**gamma*(t0*t6 - t5*y)) * (1 / np.size(yhat))
 
 
 def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0) -> tuple[float, np.ndarray]:
@@ -618,77 +616,70 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
         exp(-yhat))) + 1)**gamma
     dL/dyhat = (gamma*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
         softplus(yhat))*(-y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**gamma/(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1) + (alpha*y + (1 - alpha)*(1 -
-        y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat) + 1)**gamma) / n_elements
+        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma
+        - 1) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 -
+        y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) / n_elements
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     t0 = np.exp(-np.abs(yhat))
-    t1 = 1/(t0 + 1)
-    t2 = t0*t1
-    t3 = np.where(yhat >= 0, t1, t2)
-    t4 = t3*y
-    t5 = 1 - y
-    t6 = np.where(yhat <= 0, t1, t2)
-    t7 = -t4 - t5*t6 + 1
-    t8 = t7**gamma*(alpha*y + t5*(1 - alpha))
-    t9 = t8*(-y*yhat + np.log1p(t0) + np.maximum(0, yhat))
-    return float(np.mean(t9)), (gamma*t9*(t3*t5*t6 - t4*t6)/t7 + t8*(t3*t5 - t6*y)) * (1 / np.size(yhat))
+    t1 = -y*yhat + np.log1p(t0) + np.maximum(0, yhat)
+    t2 = 1/(t0 + 1)
+    t3 = t0*t2
+    t4 = np.where(yhat >= 0, t2, t3)
+    t5 = t4*y
+    t6 = 1 - y
+    t7 = np.where(yhat <= 0, t2, t3)
+    t8 = -t5 - t6*t7 + 1
+    t9 = alpha*y + t6*(1 - alpha)
+    t10 = t8**gamma*t9
+    return float(np.mean(t1*t10)), (gamma*t1*t8**(gamma - 1)*t9*(t4*t6*t7 - t5*t7) + t10*(t4*t6 - t7*y)) * (1 / np.size(yhat))
 
 
 def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (gamma**2*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
+    d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
         softplus(yhat))*(-y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
         y)*sigmoid(-yhat)*sigmoid(yhat))**2*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**gamma/(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**2 + gamma*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))*(y*sigmoid(-yhat)*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**gamma/(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**2 + gamma*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**gamma*(-y*sigmoid(-yhat)**2*sigmoid(yhat) + y*sigmoid(-yhat)*sigmoid(yhat)**2 + (1 -
-        y)*sigmoid(-yhat)**2*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat)**2)/(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1) +
+        1)**(gamma - 2) + gamma*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
+        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*(-y*sigmoid(-yhat)**2*sigmoid(yhat) + y*sigmoid(-yhat)*sigmoid(yhat)**2 + (1 -
+        y)*sigmoid(-yhat)**2*sigmoid(yhat) - (1 - y)*sigmoid(-yhat)*sigmoid(yhat)**2) +
         2*gamma*(alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 -
         y)*sigmoid(yhat))*(-y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**gamma/(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1) + (alpha*y + (1 - alpha)*(1 -
-        y))*(y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
+        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma
+        - 1) + (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
         y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma)
         / n_elements
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = np.abs(yhat)
-    t1 = np.exp(-t0)
-    t2 = t1 + 1
-    t3 = 1/t2
-    t4 = yhat <= 0
-    t5 = t1*t3
-    t6 = np.where(t4, t3, t5)
-    t7 = yhat >= 0
-    t8 = np.where(t7, t3, t5)
+    t0 = 1 - y
+    t1 = alpha*y + t0*(1 - alpha)
+    t2 = np.abs(yhat)
+    t3 = np.exp(-t2)
+    t4 = t3 + 1
+    t5 = 1/t4
+    t6 = yhat >= 0
+    t7 = t3*t5
+    t8 = np.where(t6, t5, t7)
     t9 = t8*y
-    t10 = t6*t9
-    t11 = 1 - y
-    t12 = t11*t6
+    t10 = yhat <= 0
+    t11 = np.where(t10, t5, t7)
+    t12 = t0*t11
     t13 = -t12 - t9 + 1
-    t14 = t13**gamma*(alpha*y + t11*(1 - alpha))
-    t15 = t10 - t11*t6*t8
-    t16 = -t15
-    t17 = t14*(-y*yhat + np.log1p(t1) + np.maximum(0, yhat))
-    t18 = t17/(t13*t13)
-    t19 = t6*y
-    t20 = gamma/t13
-    t21 = 1/(t2*t2)
-    t22 = t21*np.exp(-2*t0)
-    t23 = np.where(t7, t21, t22)
-    t24 = np.where(t4, t21, t22)
-    return ((gamma*gamma)*(t16*t16)*t18 + gamma*t15*t16*t18 + 2*t14*t16*t20*(t11*t8 - t19) + t14*(t10 + t12*t8) + t17*t20*(t11*t24*t8 - t12*t23 + t19*t23 - t24*t9)) * (1 / np.size(yhat))
+    t14 = t11*t9
+    t15 = gamma - 1
+    t16 = -y*yhat + np.log1p(t3) + np.maximum(0, yhat)
+    t17 = t0*t11*t8 - t14
+    t18 = t11*y
+    t19 = gamma*t1*t13**t15
+    t20 = 1/(t4*t4)
+    t21 = t20*np.exp(-2*t2)
+    t22 = np.where(t6, t20, t21)
+    t23 = np.where(t10, t20, t21)
+    return (gamma*t1*t13**(gamma - 2)*t15*t16*(t17*t17) + t1*t13**gamma*(t12*t8 + t14) + t16*t19*(t0*t23*t8 - t12*t22 + t18*t22 - t23*t9) + 2*t17*t19*(t0*t8 - t18)) * (1 / np.size(yhat))
 
 
 def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> float:

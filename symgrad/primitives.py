@@ -110,6 +110,24 @@ class xdivy(sp.Function):  # noqa: N801
         return (self.args[0] / self.args[1])._eval_evalf(prec)
 
 
+class ncdf(sp.Function):  # noqa: N801
+    """Standard normal CDF, (1 + erf(x / sqrt 2)) / 2, evaluated through erfc for the far tail."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return sp.exp(-(x**2) / 2) / sp.sqrt(2 * sp.pi)
+
+    _eval_is_extended_real = _real_arg
+
+    def _eval_rewrite_as_erf(self, x, **kwargs):
+        return (1 + sp.erf(x / sp.sqrt(2))) / 2
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sp.erf)._eval_evalf(prec)
+
+
 class axis_sum(sp.Function):  # noqa: N801
     """Sum over the last (class) axis, kept with keepdims so it broadcasts against classes."""
 
@@ -129,6 +147,12 @@ class axis_max(sp.Function):  # noqa: N801
 
     nargs = 1
     _eval_is_extended_real = _real_arg
+
+
+class where(sp.Function):  # noqa: N801
+    """np.where(cond, a, b) kept opaque, so sympy never pushes powers or products into it."""
+
+    nargs = 3
 
 
 REDUCTIONS = (axis_sum, logsumexp)

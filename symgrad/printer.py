@@ -6,7 +6,17 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.printing.numpy import NumPyPrinter
 
-from symgrad.primitives import axis_max, axis_sum, logsumexp, sigmoid, softplus, xdivy, xlogy
+from symgrad.primitives import (
+    axis_max,
+    axis_sum,
+    logsumexp,
+    ncdf,
+    sigmoid,
+    softplus,
+    where,
+    xdivy,
+    xlogy,
+)
 
 #: sympy function name -> numpy ufunc name, for functions printed as ``np.<name>(args)``.
 UFUNCS = {
@@ -42,6 +52,9 @@ SPECIAL = (
     sp.Heaviside,
     sp.DiracDelta,
     sp.erf,
+    sp.erfc,
+    where,
+    ncdf,
     sigmoid,
     softplus,
     xlogy,
@@ -54,8 +67,9 @@ SPECIAL = (
 #: Source of helpers a module defines when one of its kernels uses them.
 HELPERS = {
     "_erf": "_erf = np.vectorize(math.erf, otypes=[np.float64])",
+    "_erfc": "_erfc = np.vectorize(math.erfc, otypes=[np.float64])",
 }
-HELPER_IMPORTS = {"_erf": "math"}
+HELPER_IMPORTS = {"_erf": "math", "_erfc": "math"}
 
 _UNSUPPORTED_NODES = (sp.Integral, sp.Sum, sp.Product, sp.Derivative, sp.Subs, sp.Limit)
 
@@ -103,6 +117,21 @@ class SymgradPrinter(NumPyPrinter):
     def _print_erf(self, expr):
         self.helpers.add("_erf")
         return f"_erf({self._print(expr.args[0])})"
+
+    def _print_erfc(self, expr):
+        self.helpers.add("_erfc")
+        return f"_erfc({self._print(expr.args[0])})"
+
+    def _print_where(self, expr):
+        cond, a, b = expr.args
+        return (
+            f"np.where({strip_outer_parens(self._print(cond))}, {self._print(a)}, {self._print(b)})"
+        )
+
+    def _print_ncdf(self, expr):
+        self.helpers.add("_erfc")
+        arg = sp.Float((-sp.sqrt(2) / 2).evalf(20), 17) * expr.args[0]
+        return f"(0.5*_erfc({self._print(arg)}))"
 
     def _print_axis_sum(self, expr):
         return f"np.sum({self._print(expr.args[0])}, axis=-1, keepdims=True)"

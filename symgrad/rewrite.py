@@ -17,8 +17,10 @@ from symgrad.primitives import (
     axis_max,
     axis_sum,
     logsumexp,
+    ncdf,
     sigmoid,
     softplus,
+    where,
     xdivy,
     xlogy,
 )
@@ -97,9 +99,25 @@ def _axis_sum_linear(e: sp.Expr, elementwise: frozenset) -> sp.Expr:
     return sp.Add(*out)
 
 
+def _hyperbolic(e: sp.Expr) -> sp.Expr:
+    """sinh(u)**m / cosh(u)**k -> tanh(u)**min(m, k) * ...: tanh never overflows, sinh does."""
+    if not e.is_Mul:
+        return e
+    powers = e.as_powers_dict()
+    for base, k in powers.items():
+        if isinstance(base, sp.cosh) and k.is_Integer and k < 0:
+            u = base.args[0]
+            m = powers.get(sp.sinh(u), 0)
+            if m and m.is_Integer and m > 0:
+                j = min(m, -k)
+                rest = e / (sp.sinh(u) ** j * sp.cosh(u) ** -j)
+                return _hyperbolic(rest * sp.tanh(u) ** j)
+    return e
+
+
 def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
     """Cancel, expand and collect a derived expression; keep the variant with fewest operations."""
-    expr = bottom_up(expr, _cancel_xdivy)
+    expr = sp.powsimp(bottom_up(bottom_up(expr, _cancel_xdivy), _hyperbolic), combine="exp")
     if elementwise:
         expr = bottom_up(expr, lambda e: _axis_sum_linear(e, elementwise))
     candidates = [expr]
@@ -121,13 +139,21 @@ def _stable_rule(e: sp.Expr) -> sp.Expr:
                     args.remove(sp.S.One)
                     args.remove(a)
                     return sp.Add(*args) + sigmoid(-a.args[1].args[0])
-        # exp(u) - 1 -> expm1(u)
-        if sp.S.NegativeOne in args:
-            for a in args:
-                if isinstance(a, sp.exp):
-                    args.remove(sp.S.NegativeOne)
-                    args.remove(a)
-                    return sp.Add(*args) + expm1(a.args[0])
+        # c exp(u) - c -> c expm1(u);  c (1 + erf(u)) -> c erfc(-u)
+        for a in args:
+            coeff, rest = a.as_coeff_Mul()
+            if isinstance(rest, sp.exp) and -coeff in args:
+                args.remove(a)
+                args.remove(-coeff)
+                return sp.Add(*args) + coeff * expm1(rest.args[0])
+            if isinstance(rest, sp.erf) and coeff in args:
+                args.remove(a)
+                args.remove(coeff)
+                return sp.Add(*args) + 2 * coeff * ncdf(sp.sqrt(2) * rest.args[0])
+            if isinstance(rest, sp.erf) and -coeff in args:
+                args.remove(a)
+                args.remove(-coeff)
+                return sp.Add(*args) - coeff * sp.erfc(rest.args[0])
     if isinstance(e, sp.log):
         (u,) = e.args
         if isinstance(u, sigmoid):  # log(sigmoid(u)) -> -softplus(-u)
@@ -142,6 +168,9 @@ def _stable_rule(e: sp.Expr) -> sp.Expr:
             return -a * softplus(-b.args[0])
         if isinstance(b, softplus | sp.exp):
             return a * sp.log(b)
+    e = _hyperbolic(e)
+    if e.is_Pow and isinstance(e.base, sp.cosh) and e.exp == -2:  # sech^2 = 1 - tanh^2
+        return 1 - sp.tanh(e.base.args[0]) ** 2
     if isinstance(e, sp.Heaviside):  # PyTorch's convention: step'(0) = 0, relu'(0) = 0
         return sp.Piecewise((1, e.args[0] > 0), (0, True))
     if isinstance(e, sp.DiracDelta):
@@ -227,12 +256,12 @@ def _lower_rule(e: sp.Expr) -> sp.Expr:
         u = e.args[0]
         m = axis_max(u)
         return m + sp.log(axis_sum(sp.exp(u - m)))
-    if isinstance(e, xlogy):
+    if isinstance(e, xlogy):  # 0 log 0 = 0: log of 1 where a == 0
         a, b = e.args
-        return a * sp.log(sp.Piecewise((1, sp.Eq(a, 0)), (b, True)))
+        return a * sp.log(where(sp.Eq(a, 0), 1, b))
     if isinstance(e, xdivy):
         a, b = e.args
-        return a / sp.Piecewise((1, sp.Eq(a, 0)), (b, True))
+        return a / where(sp.Eq(a, 0), 1, b)
     return e
 
 

@@ -1,0 +1,66 @@
+"""Shared fixtures: the registry of built-in kernels and their input domains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symgrad.activations as A
+import symgrad.losses as L
+import symgrad.regularizers as R
+
+
+def _kernels(module, suffixes):
+    return sorted(n for n in module.__all__ if not n.endswith(suffixes))
+
+
+ACTIVATIONS = [n for n in _kernels(A, ("_grad", "_hess", "_vjp")) if n != "softmax"]
+LOSSES = _kernels(L, ("_grad", "_hess", "_hvp", "_value_and_grad"))
+REGULARIZERS = _kernels(R, ("_grad", "_hess"))
+CLASS_AXIS_LOSSES = ["softmax_cross_entropy", "categorical_cross_entropy", "kl_div"]
+AWKWARD = np.array([0.0, 1e-8, -1e-8, 30.0, -30.0, 700.0, -700.0])
+
+
+def loss_inputs(name: str, rng: np.random.Generator, awkward: bool = False):
+    """Return (yhat, y) inside the loss's domain; with awkward=True, include edge values."""
+    n = 24
+    if name in CLASS_AXIS_LOSSES:
+        c = 5
+        y = rng.dirichlet(np.ones(c), size=n)
+        y[::3] = np.eye(c)[rng.integers(0, c, size=len(y[::3]))]  # one-hot rows: labels 0 and 1
+        if name == "softmax_cross_entropy":
+            z = rng.normal(size=(n, c)) * 3
+            if awkward:
+                z[: len(AWKWARD)] = AWKWARD[:, None] * np.linspace(-1, 1, c)
+            return z, y
+        p = rng.dirichlet(np.ones(c), size=n)
+        if awkward:
+            p[0] = [1 - 4e-8, 1e-8, 1e-8, 1e-8, 1e-8]
+        return (p, y) if name == "categorical_cross_entropy" else (np.log(p), y)
+    if name == "binary_cross_entropy":
+        p = rng.uniform(0.02, 0.98, size=n)
+        if awkward:
+            p[:4] = [1e-8, 1 - 1e-8, 0.5, 1e-4]
+        y = rng.uniform(0, 1, size=n)
+        y[::2] = rng.integers(0, 2, size=len(y[::2]))
+        return p, y
+    if name in ("hinge", "squared_hinge"):
+        yhat = rng.normal(size=n) * 2
+        if awkward:
+            yhat[: len(AWKWARD)] = AWKWARD
+        return yhat, rng.choice([-1.0, 1.0], size=n)
+    yhat = rng.normal(size=n) * 3
+    if awkward:
+        yhat[: len(AWKWARD)] = AWKWARD
+    if name in ("binary_cross_entropy_with_logits", "sigmoid_focal"):
+        y = rng.uniform(0, 1, size=n)
+        y[::2] = rng.integers(0, 2, size=len(y[::2]))
+        return yhat, y
+    if name == "poisson_nll":
+        return np.clip(yhat, -30, 30), rng.poisson(3.0, size=n).astype(float)
+    return yhat, rng.normal(size=n) * 3
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261127)
