@@ -227,7 +227,8 @@ def fit(
             returned params are those of the best validation epoch (``best_epoch``).
         callbacks: ``cb(epoch, info)`` called after each epoch with a :class:`FitResult`
             snapshot (``stop_reason="running"``; treat it as read-only). Returning ``True``
-            stops training (reason ``"callback"``); ``None``/``False`` continues.
+            (any truthy value) stops training after every callback of that epoch has run
+            (reason ``"callback"``); ``None``/``False`` continues.
         progress: tqdm bar over epochs if ``True``, or if ``None`` and stderr is a TTY;
             silent otherwise (and silently without tqdm installed when ``None``).
         on_non_finite: a non-finite loss, gradient leaf, updated parameter or validation loss
@@ -335,7 +336,8 @@ def fit(
                 since_best += 1
 
             snapshot = result("running", f"after epoch {epoch}")
-            if any(cb(epoch, snapshot) is True for cb in callbacks):
+            answers = [cb(epoch, snapshot) for cb in callbacks]  # all run, even after a stop
+            if any(a is not None and bool(a) for a in answers):
                 reason, message = "callback", f"a callback asked to stop after epoch {epoch}"
                 break
             if tol is not None:

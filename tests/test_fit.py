@@ -220,11 +220,12 @@ def test_callbacks_see_progress_and_can_stop():
         seen.append((epoch, len(info.history), info.stop_reason, info.n_steps))
 
     def stopper(epoch, info):
-        return epoch == 3
+        return np.bool_(epoch == 3)
 
     res = fit(lsq, init_params(), X, y, optimizer=optim.sgd(lr=0.1), epochs=50,
-              callbacks=[watcher, stopper], progress=False)  # fmt: skip
+              callbacks=[stopper, watcher], progress=False)  # fmt: skip
     assert res.stop_reason == "callback" and res.n_epochs == 4
+    # the watcher, listed after the stopper, still saw the last epoch
     assert seen == [(e, e + 1, "running", e + 1) for e in range(4)]
 
 
