@@ -1,13 +1,24 @@
 """symgrad: symbolic gradients of ML losses, emitted as readable, stable, vectorized numpy."""
 
+from symgrad import optim, schedules
 from symgrad.codegen import compile, generate_source
 from symgrad.errors import SpecError, SymgradError
+from symgrad.fit import FitHistory, FitResult, NonFiniteError, fit
+from symgrad.optim import OPTIMIZERS, Optimizer
 from symgrad.primitives import axis_sum, log_softmax, logsumexp, softmax, xlogy
 from symgrad.spec import Spec, activation, compose, loss, regularizer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "OPTIMIZERS",
+    "FitHistory",
+    "FitResult",
+    "NonFiniteError",
+    "Optimizer",
+    "fit",
+    "optim",
+    "schedules",
     "Spec",
     "SpecError",
     "SymgradError",

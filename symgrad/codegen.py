@@ -53,7 +53,9 @@ def compile(*specs: Spec, name: str | None = None) -> ModuleType:  # noqa: A001 
     global _counter
     _counter += 1
     name = name or f"symgrad_compiled_{_counter}"
-    text = generate_source(specs, source=f"symgrad.compile({', '.join(s.name for s in specs)})")
+    text = generate_source(
+        specs, source=f"symgrad.compile({', '.join(sorted(s.name for s in specs))})"
+    )
     filename = f"<symgrad:{name}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     module = ModuleType(name)

@@ -15,6 +15,45 @@ def _real_arg(self: sp.Function) -> bool | None:
     return all(a.is_extended_real for a in self.args) or None
 
 
+class Abs(sp.Function):
+    """|x| of a real argument, with |x|'(0) = 0; sympy's Abs needs a provably real argument."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_number or x.is_extended_nonnegative:
+            return sp.Abs(x)
+        if x.is_extended_nonpositive:
+            return -x
+        return None
+
+    def fdiff(self, argindex=1):
+        return sign(self.args[0])
+
+    _eval_is_extended_real = _real_arg
+
+    def _eval_is_extended_nonnegative(self):
+        return self.args[0].is_extended_real or None
+
+
+class sign(sp.Function):  # noqa: N801
+    """Sign of a real argument; its derivative is zero almost everywhere (and taken as zero)."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        if x.is_number:
+            return sp.sign(x)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+    _eval_is_extended_real = _real_arg
+
+
 class sigmoid(sp.Function):  # noqa: N801 - printed name, like sympy's own exp/log
     """Logistic function 1 / (1 + exp(-x))."""
 

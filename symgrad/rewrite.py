@@ -14,11 +14,13 @@ from sympy.codegen.numpy_nodes import logaddexp
 
 from symgrad.primitives import (
     N_CLASSES,
+    Abs,
     axis_max,
     axis_sum,
     logsumexp,
     ncdf,
     sigmoid,
+    sign,
     softplus,
     where,
     xdivy,
@@ -60,7 +62,12 @@ def _split_one(add: sp.Add) -> tuple[sp.Expr | None, sp.Expr | None]:
 
 
 def canonicalize(expr: sp.Expr) -> sp.Expr:
-    """Recognise plain spellings of smooth primitives (sigmoid, softplus) in a spec."""
+    """Recognise plain spellings of smooth primitives (sigmoid, softplus) in a spec.
+
+    Abs and sign become real-argument versions: every intermediate value of a spec is real,
+    which sympy cannot prove for, say, |log x|, and would otherwise differentiate through re/im.
+    """
+    expr = expr.replace(sp.Abs, Abs).replace(sp.sign, sign)
     return bottom_up(expr, _canonical_rule)
 
 
