@@ -1,0 +1,563 @@
+"""Linear, logistic, softmax and MLP models whose objectives backpropagate through generated kernels.
+
+Every model is a small configuration object with three pure functions of a parameter dict::
+
+    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
+    params = model.init(0, n_features=X.shape[1])
+    loss, grads = model.objective(params, X, y)     # what symgrad.fit minimises
+    labels = model.predict(params, X)
+
+Losses, activations and regularizers are given as a built-in name, a user's own
+:class:`~symgrad.spec.Spec` (compiled on first use and cached), or a pair
+``(name_or_spec, {hyper-parameter: value})``. Losses are means over samples and regularizers
+are added once per weight matrix (never to biases), so the objective is
+``mean loss + sum over W of R(W)``; with ``("l2", {"lam": lam})`` that is
+``mean loss + lam / 2 * ||W||^2``. Mappings to scikit-learn (``n`` samples):
+
+* ``Ridge(alpha)`` minimises ``||y - Xw - b||^2 + alpha ||w||^2``; divided by ``n`` that is
+  ``mse + (alpha / n) ||w||^2``, so ``lam = 2 * alpha / n``.
+* ``LogisticRegression(C)`` minimises ``C * sum(logloss) + 1/2 ||w||^2``; divided by ``C n``
+  that is ``mean logloss + 1 / (2 C n) ||w||^2``, so ``lam = 1 / (C * n)``.
+
+Classifiers take integer labels (one-hot encoded internally) or target rows; the output
+activation is fused with the loss (``binary_cross_entropy_with_logits``,
+``softmax_cross_entropy``, or :func:`symgrad.compose` for ``MLP(output=...)``), so the
+gradient at the logits is ``p - y``, finite at any logit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+import symgrad.activations as _activations
+import symgrad.losses as _losses
+import symgrad.regularizers as _regularizers
+from symgrad.codegen import compile as _compile
+from symgrad.library import activations as _lib_activations
+from symgrad.library import losses as _lib_losses
+from symgrad.library import regularizers as _lib_regularizers
+from symgrad.spec import Spec, compose
+
+__all__ = ["MLP", "LinearRegression", "LogisticRegression", "SoftmaxRegression"]
+
+Params = dict[str, np.ndarray]
+KernelChoice = str | Spec | tuple[str | Spec, Mapping[str, float]]
+
+_BUILTIN: dict[str, tuple[ModuleType, dict[str, Spec]]] = {
+    role: (module, {s.name: s for s in library.SPECS})
+    for role, module, library in (
+        ("activation", _activations, _lib_activations),
+        ("loss", _losses, _lib_losses),
+        ("regularizer", _regularizers, _lib_regularizers),
+    )
+}
+#: Losses on logits whose targets are 0/1 per output (probabilities come from a sigmoid).
+_BINARY_LOGIT_LOSSES = frozenset({"binary_cross_entropy_with_logits", "sigmoid_focal"})
+#: Hidden activations that get He initialisation (LeCun for selu, Glorot for the rest).
+_HE_INIT = frozenset({"relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "mish"})
+#: Compiled user specs (and compositions), keyed by the specs they come from.
+_COMPILED: dict[tuple[Spec, ...], tuple[Spec, ModuleType]] = {}
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """Hold a resolved kernel: its spec, its functions with hyper-parameters bound, its name."""
+
+    spec: Spec
+    fn: Callable[..., Any]
+    grad: Callable[..., Any] | None = None
+    builtin: bool = False
+    hyper: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Return the kernel's name."""
+        return self.spec.name
+
+
+def _split(role: str, choice: KernelChoice) -> tuple[Spec, dict[str, float], bool]:
+    """Return (spec, hyper-parameters, is built-in) for a name, a spec or a (choice, kwargs) pair."""
+    hyper: dict[str, float] = {}
+    if isinstance(choice, tuple):
+        if len(choice) != 2 or not isinstance(choice[1], Mapping):
+            raise ValueError(
+                f"a {role} pair must be (name_or_spec, {{hyper-parameters}}), got {choice!r}"
+            )
+        choice, hyper = choice[0], dict(choice[1])
+    known = _BUILTIN[role][1]
+    if isinstance(choice, str):
+        if choice not in known:
+            raise ValueError(
+                f"unknown {role} {choice!r}; choose one of: {', '.join(sorted(known))}"
+            )
+        spec, builtin = known[choice], True
+    elif isinstance(choice, Spec):
+        if choice.role != role:
+            raise ValueError(f"expected a {role} spec, got {choice!r}")
+        spec, builtin = choice, False
+    else:
+        raise TypeError(
+            f"a {role} is a built-in name, a symgrad Spec or a (name_or_spec, kwargs) pair; "
+            f"got {type(choice).__name__}"
+        )
+    unknown = sorted(set(hyper) - set(spec.hyper_defaults))
+    if unknown:
+        takes = ", ".join(sorted(spec.hyper_defaults)) or "none"
+        raise ValueError(
+            f"{role} {spec.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
+            f"it takes: {takes}"
+        )
+    return spec, hyper, builtin
+
+
+def _module(specs: tuple[Spec, ...], build: Callable[[], Spec]) -> tuple[Spec, ModuleType]:
+    """Return the (spec, compiled module) cached under ``specs``, building it on first use."""
+    if specs not in _COMPILED:
+        spec = build()
+        _COMPILED[specs] = (spec, _compile(spec))
+    return _COMPILED[specs]
+
+
+def _resolve_activation(choice: KernelChoice, *, elementwise: bool = True) -> _Kernel:
+    """Resolve an activation; with ``elementwise`` reject class-axis ones (they have no f')."""
+    spec, hyper, builtin = _split("activation", choice)
+    if elementwise and spec.class_axis:
+        raise ValueError(
+            f"activation {spec.name!r} works over the class axis; hidden layers need an "
+            "element-wise activation"
+        )
+    module = _BUILTIN["activation"][0] if builtin else _module((spec,), lambda: spec)[1]
+    grad = None if spec.class_axis else partial(getattr(module, f"{spec.name}_grad"), **hyper)
+    return _Kernel(spec, partial(getattr(module, spec.name), **hyper), grad, builtin, hyper)
+
+
+def _resolve_regularizer(choice: KernelChoice | None) -> _Kernel | None:
+    """Resolve a regularizer (``None`` for none)."""
+    if choice is None:
+        return None
+    spec, hyper, builtin = _split("regularizer", choice)
+    module = _BUILTIN["regularizer"][0] if builtin else _module((spec,), lambda: spec)[1]
+    fn = partial(getattr(module, spec.name), **hyper)
+    return _Kernel(spec, fn, partial(getattr(module, f"{spec.name}_grad"), **hyper), builtin, hyper)
+
+
+def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _Kernel:
+    """Resolve a loss to its ``value_and_grad``; with ``output``, fuse it via compose first."""
+    spec, hyper, builtin = _split("loss", choice)
+    if len(spec.inputs) != 2:
+        raise ValueError(
+            f"loss {spec.name!r} takes {len(spec.inputs)} array input(s); "
+            "a model's loss takes exactly two, (yhat, y)"
+        )
+    if output is None:
+        module = _BUILTIN["loss"][0] if builtin else _module((spec,), lambda: spec)[1]
+    else:
+        act, act_hyper, _ = _split("activation", output)
+        base = spec
+        spec, module = _module((base, act), lambda: compose(base, act))
+        # compose() renames activation hyper-parameters that clash with the loss's
+        renamed = spec.hyper[len(base.hyper) :]
+        names = {s.name: new.name for (s, _), (new, _) in zip(act.hyper, renamed, strict=True)}
+        hyper |= {names[k]: v for k, v in act_hyper.items()}
+        builtin = False
+    fn = partial(getattr(module, f"{spec.name}_value_and_grad"), **hyper)
+    return _Kernel(spec, fn, None, builtin, hyper)
+
+
+def _matrix(X: Any, n_features: int) -> np.ndarray:
+    """Return X as a 2-D float array with ``n_features`` columns, or raise ValueError."""
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features but the parameters expect {n_features}")
+    return X
+
+
+def _param(params: Mapping[str, Any], key: str, shape: tuple[int, ...] | None = None) -> Any:
+    """Return ``params[key]``, checking it exists (and its shape, when given)."""
+    try:
+        value = params[key]
+    except (KeyError, TypeError):
+        raise ValueError(f"params has no {key!r}; got keys {sorted(params)}") from None
+    if shape is not None and np.shape(value) != shape:
+        raise ValueError(f"params[{key!r}] has shape {np.shape(value)}, expected {shape}")
+    return value
+
+
+def _one_hot(y: Any, n: int, n_classes: int) -> np.ndarray:
+    """Return integer labels one-hot encoded, or (n, n_classes) target rows as given."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        if y.shape != (n, n_classes):
+            raise ValueError(f"target rows y have shape {y.shape}, expected {(n, n_classes)}")
+        return y.astype(float, copy=False)
+    if y.shape != (n,):
+        raise ValueError(
+            f"y must be {n} integer labels or ({n}, {n_classes}) target rows, got shape {y.shape}"
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        if not (np.issubdtype(y.dtype, np.number) and np.all(y == np.round(y))):
+            raise ValueError("class labels must be integers 0 .. n_classes - 1")
+        y = y.astype(np.intp)
+    if n and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(
+            f"class labels must lie in [0, {n_classes}), got values from {y.min()} to {y.max()}"
+        )
+    Y = np.zeros((n, n_classes))
+    Y[np.arange(n), y] = 1.0
+    return Y
+
+
+def _check_shape(y: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Return y as floats, raising ValueError unless it has ``shape`` (no silent broadcasting)."""
+    y = np.asarray(y, dtype=float)
+    if y.shape != shape:
+        raise ValueError(f"y has shape {y.shape}, expected {shape}")
+    return y
+
+
+def _penalize(reg: _Kernel | None, weights: Sequence[np.ndarray], grads: Sequence[np.ndarray]):
+    """Return the regularizer summed over ``weights``, adding its gradient into ``grads``."""
+    if reg is None:
+        return 0.0
+    total = 0.0
+    for W, g in zip(weights, grads, strict=True):
+        total += float(reg.fn(W))
+        g += reg.grad(W)
+    return total
+
+
+def _choice_repr(choice: KernelChoice | None) -> str:
+    if isinstance(choice, tuple):
+        return f"({_choice_repr(choice[0])}, {dict(choice[1])!r})"
+    return choice.name if isinstance(choice, Spec) else repr(choice)
+
+
+class _Linear:
+    """Share init, objective and checks among the models ``X @ W + b``."""
+
+    def __init__(self, loss: _Kernel, regularizer: KernelChoice | None, fit_intercept: bool):
+        self._loss = loss
+        self._reg = _resolve_regularizer(regularizer)
+        self._regularizer = regularizer
+        self.fit_intercept = bool(fit_intercept)
+
+    def _out_shape(self, n_outputs: int | None) -> tuple[int, ...]:
+        return () if n_outputs is None else (n_outputs,)
+
+    def init(self, seed: int = 0, *, n_features: int, n_outputs: int | None = None) -> Params:
+        """Return zero weights (and intercept) for ``n_features`` inputs.
+
+        Linear models are convex, so they start at zero like scikit-learn; ``seed`` is
+        accepted for the common ``init(seed)`` interface and does not change the result.
+        """
+        if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer):
+            raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+        if n_features < 1:
+            raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+        out = self._out_shape(n_outputs)
+        params = {"W": np.zeros((int(n_features), *out))}
+        if self.fit_intercept:
+            params["b"] = np.zeros(out)
+        return params
+
+    def decision_function(self, params: Params, X: Any) -> np.ndarray:
+        """Return the linear outputs ``X @ W + b`` (logits for the classifiers)."""
+        W = np.asarray(_param(params, "W"))
+        if W.ndim not in (1, 2):
+            raise ValueError(f"params['W'] must be 1-D or 2-D, got shape {W.shape}")
+        z = _matrix(X, W.shape[0]) @ W
+        if self.fit_intercept:
+            z += _param(params, "b", W.shape[1:])
+        return z
+
+    def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def objective(self, params: Params, X: Any, y: Any) -> tuple[float, Params]:
+        """Return the mean loss plus the penalty on ``W``, and its gradients by key."""
+        X = np.asarray(X, dtype=float)
+        z = self.decision_function(params, X)
+        loss, dz = self._loss.fn(z, self._targets(y, z))
+        grads = {"W": X.T @ dz}
+        if self.fit_intercept:
+            grads["b"] = np.sum(dz, axis=0)
+        loss += _penalize(self._reg, [np.asarray(params["W"])], [grads["W"]])
+        return loss, grads
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._settings()})"
+
+    def _settings(self) -> str:
+        return f"regularizer={_choice_repr(self._regularizer)}"
+
+
+class LinearRegression(_Linear):
+    """Fit ``y ~ X @ W + b`` under an element-wise loss (mean squared error by default).
+
+    ``init(n_features=d)`` gives ``W`` of shape ``(d,)`` for 1-D targets, or ``(d, k)`` with
+    ``n_outputs=k`` for ``(n, k)`` targets. ``regularizer=("l2", {"lam": 2 * alpha / n})``
+    is scikit-learn's ``Ridge(alpha)``.
+    """
+
+    def __init__(
+        self,
+        loss: KernelChoice = "mse",
+        regularizer: KernelChoice | None = None,
+        fit_intercept: bool = True,
+    ) -> None:
+        kernel = _resolve_loss(loss)
+        if kernel.spec.class_axis:
+            raise ValueError(
+                f"LinearRegression needs an element-wise loss; {kernel.name!r} reduces over "
+                "classes (use SoftmaxRegression or MLP)"
+            )
+        self._loss_choice = loss
+        super().__init__(kernel, regularizer, fit_intercept)
+
+    def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
+        return _check_shape(y, z.shape)
+
+    def predict(self, params: Params, X: Any) -> np.ndarray:
+        """Return the predictions ``X @ W + b``."""
+        return self.decision_function(params, X)
+
+    def _settings(self) -> str:
+        return (
+            f"loss={_choice_repr(self._loss_choice)}, {super()._settings()}, "
+            f"fit_intercept={self.fit_intercept}"
+        )
+
+
+class LogisticRegression(_Linear):
+    """Fit binary labels (0/1, or probabilities) with a sigmoid on ``X @ w + b``.
+
+    The loss is ``binary_cross_entropy_with_logits``; ``regularizer=("l2", {"lam": 1 / (C n)})``
+    is scikit-learn's ``LogisticRegression(C=C)``.
+    """
+
+    def __init__(self, regularizer: KernelChoice | None = None, fit_intercept: bool = True):
+        super().__init__(
+            _resolve_loss("binary_cross_entropy_with_logits"), regularizer, fit_intercept
+        )
+
+    def init(self, seed: int = 0, *, n_features: int) -> Params:  # type: ignore[override]
+        """Return zero weights ``W`` of shape ``(n_features,)`` and a zero intercept ``b``."""
+        return super().init(seed, n_features=n_features)
+
+    def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
+        y = _check_shape(y, z.shape)
+        if np.any((y < 0) | (y > 1)):
+            raise ValueError("LogisticRegression labels must be 0/1 (or probabilities in [0, 1])")
+        return y
+
+    def predict_proba(self, params: Params, X: Any) -> np.ndarray:
+        """Return P(y = 1) for each sample, shape ``(n,)``."""
+        return _activations.sigmoid(self.decision_function(params, X))
+
+    def predict(self, params: Params, X: Any) -> np.ndarray:
+        """Return 0/1 labels (1 where the logit is positive)."""
+        return (self.decision_function(params, X) > 0).astype(int)
+
+
+class SoftmaxRegression(_Linear):
+    """Fit ``n_classes`` classes with a softmax on ``X @ W + b`` (multinomial logistic).
+
+    Labels are integers ``0 .. n_classes - 1`` or ``(n, n_classes)`` target rows.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        regularizer: KernelChoice | None = None,
+        fit_intercept: bool = True,
+    ) -> None:
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer):
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+        self.n_classes = int(n_classes)
+        super().__init__(_resolve_loss("softmax_cross_entropy"), regularizer, fit_intercept)
+
+    def init(self, seed: int = 0, *, n_features: int) -> Params:  # type: ignore[override]
+        """Return zero weights ``W`` of shape ``(n_features, n_classes)`` and zero ``b``."""
+        return super().init(seed, n_features=n_features, n_outputs=self.n_classes)
+
+    def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
+        if z.shape[1:] != (self.n_classes,):
+            raise ValueError(f"params['W'] must have {self.n_classes} columns, got {z.shape[1:]}")
+        return _one_hot(y, len(z), self.n_classes)
+
+    def predict_proba(self, params: Params, X: Any) -> np.ndarray:
+        """Return class probabilities, shape ``(n, n_classes)``."""
+        return _activations.softmax(self.decision_function(params, X))
+
+    def predict(self, params: Params, X: Any) -> np.ndarray:
+        """Return the most probable class of each sample."""
+        return np.argmax(self.decision_function(params, X), axis=1)
+
+    def _settings(self) -> str:
+        return f"n_classes={self.n_classes}, {super()._settings()}"
+
+
+class MLP:
+    """Fully connected network ``sizes[0] -> ... -> sizes[-1]`` with one hidden activation.
+
+    Params are ``W0, b0, W1, b1, ...`` (``W_l`` of shape ``(sizes[l], sizes[l + 1])``). The
+    last layer is linear and ``loss`` acts on its outputs: the default
+    ``softmax_cross_entropy`` makes a classifier over ``sizes[-1]`` classes (integer labels
+    are one-hot encoded), ``binary_cross_entropy_with_logits`` a 0/1 classifier, and an
+    element-wise loss such as ``"mse"`` a regressor. ``output`` names an output activation to
+    fuse with ``loss`` through :func:`symgrad.compose` (e.g. ``output="softmax",
+    loss="categorical_cross_entropy"``), differentiated as a whole.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: KernelChoice = "relu",
+        loss: KernelChoice = "softmax_cross_entropy",
+        regularizer: KernelChoice | None = None,
+        output: KernelChoice | None = None,
+    ) -> None:
+        sizes = tuple(sizes)
+        if len(sizes) < 2 or any(
+            isinstance(s, bool) or not isinstance(s, int | np.integer) or s < 1 for s in sizes
+        ):
+            raise ValueError(f"sizes must be two or more positive integers, got {sizes!r}")
+        self.sizes = tuple(int(s) for s in sizes)
+        self._act = _resolve_activation(activation)
+        self._loss = _resolve_loss(loss, output)
+        self._out = None if output is None else _resolve_activation(output, elementwise=False)
+        self._reg = _resolve_regularizer(regularizer)
+        self._choices = (activation, loss, regularizer, output)
+        base = _split("loss", loss)[0].name
+        if self._loss.spec.class_axis:
+            self.task = "multiclass"
+        elif (output is None and base in _BINARY_LOGIT_LOSSES) or (
+            output is not None and base == "binary_cross_entropy"
+        ):
+            self.task = "binary"
+        else:
+            self.task = "regression"
+        if self.task == "multiclass" and self.sizes[-1] < 2:
+            raise ValueError(f"loss {self._loss.name!r} needs sizes[-1] >= 2 classes")
+
+    @property
+    def n_layers(self) -> int:
+        """Return the number of weight matrices."""
+        return len(self.sizes) - 1
+
+    def init(self, seed: int = 0) -> Params:
+        """Return random weights from ``np.random.default_rng(seed)`` and zero biases.
+
+        Hidden layers use He normal for relu-like activations, LeCun normal for selu and
+        Glorot uniform otherwise; the output layer uses Glorot uniform.
+        """
+        rng = np.random.default_rng(seed)
+        hidden = self._act.name if self._act.builtin else ""
+        params: Params = {}
+        for layer, (fan_in, fan_out) in enumerate(zip(self.sizes, self.sizes[1:], strict=False)):
+            scheme = "glorot" if layer == self.n_layers - 1 else hidden
+            if scheme in _HE_INIT:
+                W = rng.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out))
+            elif scheme == "selu":
+                W = rng.normal(0.0, np.sqrt(1.0 / fan_in), (fan_in, fan_out))
+            else:
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                W = rng.uniform(-limit, limit, (fan_in, fan_out))
+            params[f"W{layer}"] = W
+            params[f"b{layer}"] = np.zeros(fan_out)
+        return params
+
+    def _weights(self, params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [
+            (
+                _param(params, f"W{i}", (self.sizes[i], self.sizes[i + 1])),
+                _param(params, f"b{i}", (self.sizes[i + 1],)),
+            )
+            for i in range(self.n_layers)
+        ]
+
+    def decision_function(self, params: Params, X: Any) -> np.ndarray:
+        """Return the last layer's pre-activations (logits), shape ``(n, sizes[-1])``."""
+        layers = self._weights(params)
+        a = _matrix(X, self.sizes[0])
+        for i, (W, b) in enumerate(layers):
+            z = a @ W
+            z += b
+            a = z if i == self.n_layers - 1 else self._act.fn(z)
+        return a
+
+    def _targets(self, y: Any, n: int) -> np.ndarray:
+        k = self.sizes[-1]
+        if self.task == "multiclass":
+            return _one_hot(y, n, k)
+        y = np.asarray(y, dtype=float)
+        if y.ndim == 1 and k == 1:
+            y = y[:, None]
+        return _check_shape(y, (n, k))
+
+    def objective(self, params: Params, X: Any, y: Any) -> tuple[float, Params]:
+        """Return the mean loss plus the penalty on every ``W``, and gradients by backprop."""
+        layers = self._weights(params)
+        X = _matrix(X, self.sizes[0])
+        Y = self._targets(y, len(X))
+        inputs, pre = [X], []  # layer inputs a_l and hidden pre-activations z_l
+        for i, (W, b) in enumerate(layers):
+            z = inputs[-1] @ W
+            z += b
+            if i < self.n_layers - 1:
+                pre.append(z)
+                inputs.append(self._act.fn(z))
+        loss, delta = self._loss.fn(z, Y)
+        grads: Params = {}
+        for i in range(self.n_layers - 1, -1, -1):
+            grads[f"W{i}"] = inputs[i].T @ delta
+            grads[f"b{i}"] = np.sum(delta, axis=0)
+            if i:
+                delta = delta @ layers[i][0].T
+                delta *= self._act.grad(pre[i - 1])
+        grads = {key: grads[key] for key in params if key in grads}  # params' order
+        weights = [W for W, _ in layers]
+        loss += _penalize(self._reg, weights, [grads[f"W{i}"] for i in range(self.n_layers)])
+        return loss, grads
+
+    def predict_proba(self, params: Params, X: Any) -> np.ndarray:
+        """Return class probabilities: ``(n, classes)`` for multiclass, P(y = 1) for binary."""
+        if self.task == "regression":
+            raise ValueError(f"predict_proba needs a classification loss, not {self._loss.name!r}")
+        z = self.decision_function(params, X)
+        if self._out is not None:
+            p = self._out.fn(z)
+        elif self.task == "multiclass":
+            p = _activations.softmax(z)
+        else:
+            p = _activations.sigmoid(z)
+        return p[:, 0] if self.task == "binary" and p.shape[1] == 1 else p
+
+    def predict(self, params: Params, X: Any) -> np.ndarray:
+        """Return class labels (classifiers) or outputs (regression; 1-D if one output)."""
+        if self.task == "multiclass":
+            scores = self.decision_function(params, X)
+            return np.argmax(scores if self._out is None else self._out.fn(scores), axis=1)
+        if self.task == "binary":
+            return (self.predict_proba(params, X) > 0.5).astype(int)
+        out = self.decision_function(params, X)
+        if self._out is not None:
+            out = self._out.fn(out)
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def __repr__(self) -> str:
+        names = ("activation", "loss", "regularizer", "output")
+        args = ", ".join(
+            f"{n}={_choice_repr(c)}" for n, c in zip(names, self._choices, strict=True)
+        )
+        return f"MLP(sizes={self.sizes}, {args})"
