@@ -150,7 +150,7 @@ def gelu_tanh_hess(x: np.ndarray) -> np.ndarray:
     t1 = np.tanh(0.035677408136300125*(x*x*x) + 0.7978845608028654*x)
     t2 = 1 - (t1*t1)
     t3 = 0.134145*t0 + 1
-    return 0.10703222440890037*t0*t2 - 0.6366197723675814*t1*t2*(t3*t3)*x + 0.7978845608028654*t2*t3
+    return 0.10703222440890037*t0*t2 + 0.7978845608028654*t2*t3 - 0.6366197723675814*t1*t2*(t3*t3)*x
 
 
 def identity(x: np.ndarray) -> np.ndarray:
@@ -199,7 +199,7 @@ def leaky_relu_grad(x: np.ndarray, *, alpha: float = 0.01) -> np.ndarray:
     df/dx = Piecewise((1, x > 0), (alpha, True))
     """
     x = np.asarray(x)
-    return np.where(x > 0, 1, alpha)
+    return alpha + (1 - alpha)*(x > 0)
 
 
 def leaky_relu_hess(x: np.ndarray, *, alpha: float = 0.01) -> np.ndarray:
@@ -230,8 +230,7 @@ def mish_grad(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     t0 = np.exp(-np.abs(x))
     t1 = np.tanh(np.log1p(t0) + np.maximum(0, x))
-    t2 = 1/(t0 + 1)
-    return t1 + x*(1 - (t1*t1))*np.where(x >= 0, t2, t0*t2)
+    return t1 + x*(1 - (t1*t1))*np.maximum(t0, (x >= 0))/(t0 + 1)
 
 
 def mish_hess(x: np.ndarray) -> np.ndarray:
@@ -241,17 +240,14 @@ def mish_hess(x: np.ndarray) -> np.ndarray:
         tanh(softplus(x))**2)*sigmoid(-x)*sigmoid(x) + 2*(1 - tanh(softplus(x))**2)*sigmoid(x)
     """
     x = np.asarray(x)
-    t0 = np.abs(x)
-    t1 = np.exp(-t0)
-    t2 = np.tanh(np.log1p(t1) + np.maximum(0, x))
-    t3 = 1 - (t2*t2)
-    t4 = t1 + 1
-    t5 = 1/t4
-    t6 = x >= 0
-    t7 = t1*t5
-    t8 = t3*np.where(t6, t5, t7)
-    t9 = 1/(t4*t4)
-    return -2*t2*t3*x*np.where(t6, t9, t9*np.exp(-2*t0)) + t8*x*np.where(x <= 0, t5, t7) + 2*t8
+    t0 = np.exp(-np.abs(x))
+    t1 = np.tanh(np.log1p(t0) + np.maximum(0, x))
+    t2 = 1 - (t1*t1)
+    t3 = t0 + 1
+    t4 = x/(t3*t3)
+    t5 = np.maximum(t0, (x >= 0))
+    t6 = 2*t2
+    return t0*t2*t4 + t5*t6/t3 - t1*t4*(t5*t5)*t6
 
 
 def relu(x: np.ndarray) -> np.ndarray:
@@ -272,7 +268,7 @@ def relu_grad(x: np.ndarray) -> np.ndarray:
     df/dx = Piecewise((1, x > 0), (0, True))
     """
     x = np.asarray(x)
-    return np.where(x > 0, 1, 0)
+    return 1.0*(x > 0)
 
 
 def relu_hess(x: np.ndarray) -> np.ndarray:
@@ -324,8 +320,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x)
     t0 = np.exp(-np.abs(x))
-    t1 = 1/(t0 + 1)
-    return np.where(x >= 0, t1, t0*t1)
+    return np.maximum(t0, (x >= 0))/(t0 + 1)
 
 
 def sigmoid_grad(x: np.ndarray) -> np.ndarray:
@@ -336,9 +331,7 @@ def sigmoid_grad(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x)
     t0 = np.exp(-np.abs(x))
-    t1 = 1/(t0 + 1)
-    t2 = t0*t1
-    return np.where(x >= 0, t1, t2)*np.where(x <= 0, t1, t2)
+    return t0/((t0 + 1)*(t0 + 1))
 
 
 def sigmoid_hess(x: np.ndarray) -> np.ndarray:
@@ -347,14 +340,10 @@ def sigmoid_hess(x: np.ndarray) -> np.ndarray:
     d2f/dx2 = 2*sigmoid(x)**3 - 3*sigmoid(x)**2 + sigmoid(x)
     """
     x = np.asarray(x)
-    t0 = np.abs(x)
-    t1 = np.exp(-t0)
-    t2 = t1 + 1
-    t3 = 1/t2
-    t4 = x >= 0
-    t5 = 1/(t2*t2*t2)
-    t6 = 1/(t2*t2)
-    return np.where(t4, t3, t1*t3) + 2*np.where(t4, t5, t5*np.exp(-3*t0)) - 3*np.where(t4, t6, t6*np.exp(-2*t0))
+    t0 = np.exp(-np.abs(x))
+    t1 = np.maximum(t0, (x >= 0))
+    t2 = t0 + 1
+    return 2*(t1*t1*t1)/(t2*t2*t2) + t1/t2 - 3*(t1*t1)/(t2*t2)
 
 
 def silu(x: np.ndarray) -> np.ndarray:
@@ -366,8 +355,7 @@ def silu(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x)
     t0 = np.exp(-np.abs(x))
-    t1 = 1/(t0 + 1)
-    return x*np.where(x >= 0, t1, t0*t1)
+    return x*np.maximum(t0, (x >= 0))/(t0 + 1)
 
 
 def silu_grad(x: np.ndarray) -> np.ndarray:
@@ -378,9 +366,8 @@ def silu_grad(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x)
     t0 = np.exp(-np.abs(x))
-    t1 = 1/(t0 + 1)
-    t2 = np.where(x >= 0, t1, t0*t1)
-    return t2*(-t2*x + x + 1)
+    t1 = np.maximum(t0, (x >= 0))/(t0 + 1)
+    return t1*(x + 1 - t1*x)
 
 
 def silu_hess(x: np.ndarray) -> np.ndarray:
@@ -389,14 +376,11 @@ def silu_hess(x: np.ndarray) -> np.ndarray:
     d2f/dx2 = (2*x*sigmoid(x)**2 - 3*x*sigmoid(x) + x - 2*sigmoid(x) + 2)*sigmoid(x)
     """
     x = np.asarray(x)
-    t0 = np.abs(x)
-    t1 = np.exp(-t0)
-    t2 = t1 + 1
-    t3 = 1/t2
-    t4 = x >= 0
-    t5 = np.where(t4, t3, t1*t3)
-    t6 = 1/(t2*t2)
-    return t5*(-3*t5*x - 2*t5 + 2*x*np.where(t4, t6, t6*np.exp(-2*t0)) + x + 2)
+    t0 = np.exp(-np.abs(x))
+    t1 = t0 + 1
+    t2 = np.maximum(t0, (x >= 0))
+    t3 = t2/t1
+    return t3*(x + 2 + 2*(t2*t2)*x/(t1*t1) - 3*t3*x - 2*t3)
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -445,8 +429,7 @@ def softplus_grad(x: np.ndarray, *, beta: float = 1.0) -> np.ndarray:
     x = np.asarray(x)
     t0 = beta*x
     t1 = np.exp(-np.abs(t0))
-    t2 = 1/(t1 + 1)
-    return np.where(t0 >= 0, t2, t1*t2)
+    return np.maximum(t1, (t0 >= 0))/(t1 + 1)
 
 
 def softplus_hess(x: np.ndarray, *, beta: float = 1.0) -> np.ndarray:
@@ -455,11 +438,8 @@ def softplus_hess(x: np.ndarray, *, beta: float = 1.0) -> np.ndarray:
     d2f/dx2 = beta*sigmoid(-beta*x)*sigmoid(beta*x)
     """
     x = np.asarray(x)
-    t0 = beta*x
-    t1 = np.exp(-np.abs(t0))
-    t2 = 1/(t1 + 1)
-    t3 = t1*t2
-    return beta*np.where(t0 >= 0, t2, t3)*np.where(t0 <= 0, t2, t3)
+    t0 = np.exp(-np.abs(beta*x))
+    return beta*t0/((t0 + 1)*(t0 + 1))
 
 
 def softsign(x: np.ndarray) -> np.ndarray:

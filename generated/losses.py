@@ -88,8 +88,9 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = 1 - y
-    return (t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - y*(1/np.where(y == 0, 1, yhat))) * (1 / np.size(yhat))
+    return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
 
 
 def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -100,10 +101,11 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tupl
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = np.where(y == 0, 1, yhat)
     t1 = 1 - y
     t2 = np.where(t1 == 0, 1, 1 - yhat)
-    return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), (t1/t2 - y/t0) * (1 / np.size(yhat))
+    return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
 
 
 def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -113,7 +115,8 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (y/(yhat*yhat) - (y - 1)/((1 - yhat)*(1 - yhat))) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)*(1 - yhat))
 
 
 def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -126,7 +129,7 @@ def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(-y*yhat + np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat)))
+    return float(np.mean(np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat))
 
 
 def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -136,9 +139,9 @@ def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray) -> np
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = np.exp(-np.abs(yhat))
-    t1 = 1/(t0 + 1)
-    return (-y + np.where(yhat >= 0, t1, t0*t1)) * (1 / np.size(yhat))
+    return inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
 
 
 def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -150,9 +153,9 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = np.exp(-np.abs(yhat))
-    t1 = 1/(t0 + 1)
-    return float(np.mean(-y*yhat + np.log1p(t0) + np.maximum(0, yhat))), (-y + np.where(yhat >= 0, t1, t0*t1)) * (1 / np.size(yhat))
+    return float(np.mean(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)), inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
 
 
 def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -161,10 +164,9 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray) -> np
     d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     yhat = np.asarray(yhat)
+    inv_n = 1 / np.size(yhat)
     t0 = np.exp(-np.abs(yhat))
-    t1 = 1/(t0 + 1)
-    t2 = t0*t1
-    return (np.where(yhat >= 0, t1, t2)*np.where(yhat <= 0, t1, t2)) * (1 / np.size(yhat))
+    return inv_n*t0/((t0 + 1)*(t0 + 1))
 
 
 def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -186,7 +188,8 @@ def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarra
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (-y*(1/np.where(y == 0, 1, yhat))) * (np.shape(yhat)[-1] / np.size(yhat))
+    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    return -inv_n*y*(1/np.where(y == 0, 1, yhat))
 
 
 def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -197,8 +200,9 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray) ->
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = np.shape(yhat)[-1] / np.size(yhat)
     t0 = np.where(y == 0, 1, yhat)
-    return float(np.mean(-np.sum(y*np.log(t0), axis=-1, keepdims=True))), (-y/t0) * (np.shape(yhat)[-1] / np.size(yhat))
+    return float(np.mean(-np.sum(y*np.log(t0), axis=-1, keepdims=True))), -inv_n*y/t0
 
 
 def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -209,7 +213,8 @@ def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.nd
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     vector = np.asarray(vector)
-    return (vector*y/(yhat*yhat)) * (np.shape(yhat)[-1] / np.size(yhat))
+    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    return inv_n*vector*y/(yhat*yhat)
 
 
 def hinge(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -221,7 +226,7 @@ def hinge(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(np.maximum(0, -y*yhat + 1)))
+    return float(np.mean(np.maximum(0, 1 - y*yhat)))
 
 
 def hinge_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -231,7 +236,8 @@ def hinge_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (-y*np.where(y*yhat < 1, 1, 0)) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return -inv_n*y*1.0*(y*yhat < 1)
 
 
 def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -242,8 +248,9 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.nda
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = y*yhat
-    return float(np.mean(np.maximum(0, 1 - t0))), (-y*np.where(t0 < 1, 1, 0)) * (1 / np.size(yhat))
+    return float(np.mean(np.maximum(0, 1 - t0))), -inv_n*y*1.0*(t0 < 1)
 
 
 def hinge_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -251,7 +258,7 @@ def hinge_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     d2L/dyhat2 = (0) / n_elements
     """
-    return np.zeros(np.shape(yhat)) + 0 * (1 / np.size(yhat))
+    return np.zeros(np.shape(yhat)) + 0
 
 
 def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> float:
@@ -266,19 +273,18 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> float:
     y = np.asarray(y)
     t0 = y - yhat
     t1 = np.abs(t0)
-    return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(-0.5*delta + t1))))
+    return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
 
 
 def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
-    dL/dyhat = (Piecewise((-y + yhat, delta > Abs(y - yhat)), (-delta*sign(y - yhat), True))) /
-        n_elements
+    dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = y - yhat
-    return np.where(delta > np.abs(t0), -t0, -delta*np.sign(t0)) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return -inv_n*np.clip(y - yhat, -delta, delta)
 
 
 def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> tuple[float, np.ndarray]:
@@ -286,16 +292,14 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0)
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
-    dL/dyhat = (Piecewise((-y + yhat, delta > Abs(y - yhat)), (-delta*sign(y - yhat), True))) /
-        n_elements
+    dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = y - yhat
-    t1 = -t0
-    t2 = np.abs(t0)
-    t3 = delta > t2
-    return float(np.mean(np.where(t3, 0.5*(t1*t1), delta*(-0.5*delta + t2)))), np.where(t3, t1, -delta*np.sign(t0)) * (1 / np.size(yhat))
+    t1 = np.abs(t0)
+    return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), -inv_n*np.clip(t0, -delta, delta)
 
 
 def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.ndarray:
@@ -305,7 +309,8 @@ def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> np.nda
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return np.where(delta > np.abs(y - yhat), 1, 0) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return inv_n*1.0*(delta > np.abs(y - yhat))
 
 
 def kl_div(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -317,7 +322,7 @@ def kl_div(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(np.sum(-y*yhat + y*np.log(np.where(y == 0, 1, y)), axis=-1, keepdims=True)))
+    return float(np.mean(np.sum(y*np.log(np.where(y == 0, 1, y)), axis=-1, keepdims=True) - np.sum(y*yhat, axis=-1, keepdims=True)))
 
 
 def kl_div_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -326,7 +331,8 @@ def kl_div_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     dL/dyhat = (-y) / n_samples
     """
     y = np.asarray(y)
-    return np.zeros(np.shape(yhat)) + (-y) * (np.shape(yhat)[-1] / np.size(yhat))
+    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    return np.zeros(np.shape(yhat)) + (-inv_n*y)
 
 
 def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -337,7 +343,8 @@ def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.nd
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(np.sum(-y*yhat + y*np.log(np.where(y == 0, 1, y)), axis=-1, keepdims=True))), np.zeros(np.shape(yhat)) + (-y) * (np.shape(yhat)[-1] / np.size(yhat))
+    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    return float(np.mean(np.sum(y*np.log(np.where(y == 0, 1, y)), axis=-1, keepdims=True) - np.sum(y*yhat, axis=-1, keepdims=True))), np.zeros(np.shape(yhat)) + (-inv_n*y)
 
 
 def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -345,7 +352,7 @@ def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray) -> np.ndarra
 
     Hv = (0) / n_samples
     """
-    return np.zeros(np.shape(yhat)) + 0 * (np.shape(yhat)[-1] / np.size(yhat))
+    return np.zeros(np.shape(yhat)) + 0
 
 
 def l1(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -367,7 +374,8 @@ def l1_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (-np.sign(y - yhat)) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return -inv_n*np.sign(y - yhat)
 
 
 def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -378,8 +386,9 @@ def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarra
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = y - yhat
-    return float(np.mean(np.abs(t0))), (-np.sign(t0)) * (1 / np.size(yhat))
+    return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
 
 
 def l1_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -387,7 +396,7 @@ def l1_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     d2L/dyhat2 = (0) / n_elements
     """
-    return np.zeros(np.shape(yhat)) + 0 * (1 / np.size(yhat))
+    return np.zeros(np.shape(yhat)) + 0
 
 
 def log_cosh(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -410,7 +419,8 @@ def log_cosh_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (-np.tanh(y - yhat)) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return -inv_n*np.tanh(y - yhat)
 
 
 def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -421,8 +431,9 @@ def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = y - yhat
-    return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), (-np.tanh(t0)) * (1 / np.size(yhat))
+    return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
 
 
 def log_cosh_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -432,7 +443,8 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (1 - (np.tanh(y - yhat)*np.tanh(y - yhat))) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return inv_n - inv_n*(np.tanh(y - yhat)*np.tanh(y - yhat))
 
 
 def mse(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -444,7 +456,7 @@ def mse(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean((-y + yhat)*(-y + yhat)))
+    return float(np.mean((yhat - y)*(yhat - y)))
 
 
 def mse_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -454,7 +466,8 @@ def mse_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (2*(-y + yhat)) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return 2*inv_n*(yhat - y)
 
 
 def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -465,8 +478,9 @@ def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarr
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = -y + yhat
-    return float(np.mean(t0*t0)), (2*t0) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    t0 = yhat - y
+    return float(np.mean(t0*t0)), 2*inv_n*t0
 
 
 def mse_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -474,7 +488,8 @@ def mse_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     d2L/dyhat2 = (2) / n_elements
     """
-    return np.zeros(np.shape(yhat)) + 2 * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return np.zeros(np.shape(yhat)) + (2*inv_n)
 
 
 def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> float:
@@ -498,7 +513,8 @@ def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> np.nda
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return np.where(y - yhat >= 0, -tau, 1 - tau) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return inv_n*(1 - tau + (-1.0)*(y - yhat >= 0))
 
 
 def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> tuple[float, np.ndarray]:
@@ -510,10 +526,11 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5)
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = y - yhat
     t1 = t0 >= 0
     t2 = tau - 1
-    return float(np.mean(np.where(t1, t0*tau, t0*t2))), np.where(t1, -tau, -t2) * (1 / np.size(yhat))
+    return float(np.mean(np.where(t1, t0*tau, t0*t2))), inv_n*np.where(t1, -tau, -t2)
 
 
 def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> np.ndarray:
@@ -521,7 +538,7 @@ def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> np.nda
 
     d2L/dyhat2 = (0) / n_elements
     """
-    return np.zeros(np.shape(yhat)) + 0 * (1 / np.size(yhat))
+    return np.zeros(np.shape(yhat)) + 0
 
 
 def poisson_nll(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -533,7 +550,7 @@ def poisson_nll(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(-y*yhat + np.exp(yhat)))
+    return float(np.mean(np.exp(yhat) - y*yhat))
 
 
 def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -543,7 +560,8 @@ def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (-y + np.exp(yhat)) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return inv_n*np.exp(yhat) - inv_n*y
 
 
 def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -554,8 +572,9 @@ def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, 
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = -np.exp(yhat)
-    return float(np.mean(-t0 - y*yhat)), (-t0 - y) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    t0 = np.exp(yhat)
+    return float(np.mean(t0 - y*yhat)), inv_n*t0 - inv_n*y
 
 
 def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -564,7 +583,8 @@ def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     d2L/dyhat2 = (exp(yhat)) / n_elements
     """
     yhat = np.asarray(yhat)
-    return np.exp(yhat) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return inv_n*np.exp(yhat)
 
 
 def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0) -> float:
@@ -581,8 +601,7 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
     t0 = np.exp(-np.abs(yhat))
     t1 = 1 - y
     t2 = 1/(t0 + 1)
-    t3 = t0*t2
-    return float(np.mean((alpha*y + t1*(1 - alpha))*(-t1*np.where(yhat <= 0, t2, t3) - y*np.where(yhat >= 0, t2, t3) + 1)**gamma*(-y*yhat + np.log1p(t0) + np.maximum(0, yhat))))
+    return float(np.mean((alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)*(1 - t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >= 0)))**gamma))
 
 
 def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0) -> np.ndarray:
@@ -596,16 +615,17 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = 1 - y
-    t1 = alpha*y + t0*(1 - alpha)
-    t2 = np.exp(-np.abs(yhat))
-    t3 = 1/(t2 + 1)
-    t4 = t2*t3
-    t5 = np.where(yhat <= 0, t3, t4)
-    t6 = np.where(yhat >= 0, t3, t4)
-    t7 = t6*y
-    t8 = -t0*t5 - t7 + 1
-    return (gamma*t1*t8**(gamma - 1)*(t0*t5*t6 - t5*t7)*(-y*yhat + np.log1p(t2) + np.maximum(0, yhat)) + t1*t8**gamma*(t0*t6 - t5*y)) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    t0 = np.exp(-np.abs(yhat))
+    t1 = t0 + 1
+    t2 = 1/t1
+    t3 = np.maximum(t0, (yhat >= 0))
+    t4 = 1 - y
+    t5 = t2*np.maximum(t0, (-yhat >= 0))
+    t6 = 1 - t2*t3*y - t4*t5
+    t7 = inv_n*(alpha*y + t4*(1 - alpha))
+    t8 = 1/(t1*t1)
+    return gamma*t6**(gamma - 1)*t7*(t0*t4*t8 - t0*t8*y)*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat) + t6**gamma*t7*(t2*t3*t4 - t5*y)
 
 
 def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0) -> tuple[float, np.ndarray]:
@@ -622,18 +642,19 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = np.exp(-np.abs(yhat))
-    t1 = -y*yhat + np.log1p(t0) + np.maximum(0, yhat)
-    t2 = 1/(t0 + 1)
-    t3 = t0*t2
-    t4 = np.where(yhat >= 0, t2, t3)
-    t5 = t4*y
-    t6 = 1 - y
-    t7 = np.where(yhat <= 0, t2, t3)
-    t8 = -t5 - t6*t7 + 1
-    t9 = alpha*y + t6*(1 - alpha)
-    t10 = t8**gamma*t9
-    return float(np.mean(t1*t10)), (gamma*t1*t8**(gamma - 1)*t9*(t4*t6*t7 - t5*t7) + t10*(t4*t6 - t7*y)) * (1 / np.size(yhat))
+    t1 = np.log1p(t0) + np.maximum(0, yhat) - y*yhat
+    t2 = t0 + 1
+    t3 = 1/t2
+    t4 = np.maximum(t0, (yhat >= 0))
+    t5 = 1 - y
+    t6 = t3*np.maximum(t0, (-yhat >= 0))
+    t7 = 1 - t3*t4*y - t5*t6
+    t8 = alpha*y + t5*(1 - alpha)
+    t9 = t7**gamma*t8
+    t10 = 1/(t2*t2)
+    return float(np.mean(t1*t9)), (gamma*inv_n)*(t1*t7**(gamma - 1)*t8*(t0*t10*t5 - t0*t10*y)) + inv_n*t9*(t3*t4*t5 - t6*y)
 
 
 def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0) -> np.ndarray:
@@ -655,31 +676,26 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    t0 = 1 - y
-    t1 = alpha*y + t0*(1 - alpha)
-    t2 = np.abs(yhat)
-    t3 = np.exp(-t2)
-    t4 = t3 + 1
-    t5 = 1/t4
-    t6 = yhat >= 0
-    t7 = t3*t5
-    t8 = np.where(t6, t5, t7)
-    t9 = t8*y
-    t10 = yhat <= 0
-    t11 = np.where(t10, t5, t7)
-    t12 = t0*t11
-    t13 = -t12 - t9 + 1
-    t14 = t11*t9
-    t15 = gamma - 1
-    t16 = -y*yhat + np.log1p(t3) + np.maximum(0, yhat)
-    t17 = t0*t11*t8 - t14
-    t18 = t11*y
-    t19 = gamma*t1*t13**t15
-    t20 = 1/(t4*t4)
-    t21 = t20*np.exp(-2*t2)
-    t22 = np.where(t6, t20, t21)
-    t23 = np.where(t10, t20, t21)
-    return (gamma*t1*t13**(gamma - 2)*t15*t16*(t17*t17) + t1*t13**gamma*(t12*t8 + t14) + t16*t19*(t0*t23*t8 - t12*t22 + t18*t22 - t23*t9) + 2*t17*t19*(t0*t8 - t18)) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    t0 = np.exp(-np.abs(yhat))
+    t1 = t0 + 1
+    t2 = 1/t1
+    t3 = np.maximum(t0, (yhat >= 0))
+    t4 = 1 - y
+    t5 = np.maximum(t0, (-yhat >= 0))
+    t6 = t2*t5
+    t7 = 1 - t2*t3*y - t4*t6
+    t8 = 1/(t1*t1)
+    t9 = t0*t8
+    t10 = t9*y
+    t11 = inv_n*(alpha*y + t4*(1 - alpha))
+    t12 = np.log1p(t0) + np.maximum(0, yhat) - y*yhat
+    t13 = t0*t4*t8 - t10
+    t14 = gamma - 1
+    t15 = gamma*t11*t7**t14
+    t16 = 1/(t1*t1*t1)
+    t17 = t0*t16
+    return (gamma*t14)*(t11*t12*(t13*t13)*t7**(gamma - 2)) + t11*t7**gamma*(t10 + t4*t9) + t12*t15*(t0*t16*t3*y + t0*t16*t4*t5 - t17*t3*t4 - t17*t5*y) + 2*t13*t15*(t2*t3*t4 - t6*y)
 
 
 def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> float:
@@ -694,7 +710,7 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> float:
     y = np.asarray(y)
     t0 = y - yhat
     t1 = np.abs(t0)
-    return float(np.mean(np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), -0.5*beta + t1)))
+    return float(np.mean(np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)))
 
 
 def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> np.ndarray:
@@ -705,9 +721,10 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> np.
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = y - yhat
     t1 = np.abs(t0)
-    return np.where(beta > t1, -t0/np.maximum(beta, t1), -np.sign(t0)) * (1 / np.size(yhat))
+    return inv_n*np.where(beta > t1, -t0/np.maximum(beta, t1), -np.sign(t0))
 
 
 def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> tuple[float, np.ndarray]:
@@ -720,12 +737,13 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = y - yhat
     t1 = -t0
     t2 = np.abs(t0)
     t3 = 1/np.maximum(beta, t2)
     t4 = beta > t2
-    return float(np.mean(np.where(t4, 0.5*(t1*t1)*t3, -0.5*beta + t2))), np.where(t4, t1*t3, -np.sign(t0)) * (1 / np.size(yhat))
+    return float(np.mean(np.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))), inv_n*np.where(t4, t1*t3, -np.sign(t0))
 
 
 def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> np.ndarray:
@@ -736,8 +754,9 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> np.
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = np.abs(y - yhat)
-    return np.where(beta > t0, (1/np.maximum(beta, t0)), 0) * (1 / np.size(yhat))
+    return inv_n*np.where(beta > t0, (1/np.maximum(beta, t0)), 0)
 
 
 def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0) -> float:
@@ -751,8 +770,11 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     n_classes = np.shape(yhat)[-1]
-    t0 = np.max(yhat, axis=-1, keepdims=True)
-    return float(np.mean(-np.sum((label_smoothing/n_classes + y*(1 - label_smoothing))*(-t0 + yhat - np.log(np.sum(np.exp(-t0 + yhat), axis=-1, keepdims=True))), axis=-1, keepdims=True)))
+    t0 = np.sum(y*yhat, axis=-1, keepdims=True)
+    t1 = np.max(yhat, axis=-1, keepdims=True)
+    t2 = t1 + np.log(np.sum(np.exp(yhat - t1), axis=-1, keepdims=True))
+    t3 = np.sum(y, axis=-1, keepdims=True)
+    return float(np.mean(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*np.sum(yhat, axis=-1, keepdims=True)/n_classes - t0))
 
 
 def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0) -> np.ndarray:
@@ -765,9 +787,10 @@ def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     n_classes = np.shape(yhat)[-1]
+    inv_n = np.shape(yhat)[-1] / np.size(yhat)
     t0 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
     t1 = np.sum(y, axis=-1, keepdims=True)
-    return (-label_smoothing/n_classes - t0*(label_smoothing*t1 - label_smoothing - t1)/np.sum(t0, axis=-1, keepdims=True) - y*(1 - label_smoothing)) * (np.shape(yhat)[-1] / np.size(yhat))
+    return (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/np.sum(t0, axis=-1, keepdims=True))*t0 + (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes
 
 
 def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0) -> tuple[float, np.ndarray]:
@@ -782,31 +805,35 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     n_classes = np.shape(yhat)[-1]
-    t0 = label_smoothing/n_classes + y*(1 - label_smoothing)
-    t1 = np.max(yhat, axis=-1, keepdims=True)
-    t2 = np.exp(-t1 + yhat)
-    t3 = np.sum(t2, axis=-1, keepdims=True)
-    t4 = np.sum(y, axis=-1, keepdims=True)
-    return float(np.mean(-np.sum(t0*(-t1 + yhat - np.log(t3)), axis=-1, keepdims=True))), (-t0 - t2*(label_smoothing*t4 - label_smoothing - t4)/t3) * (np.shape(yhat)[-1] / np.size(yhat))
+    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    t0 = np.sum(y*yhat, axis=-1, keepdims=True)
+    t1 = label_smoothing/n_classes
+    t2 = np.max(yhat, axis=-1, keepdims=True)
+    t3 = np.exp(yhat - t2)
+    t4 = np.sum(t3, axis=-1, keepdims=True)
+    t5 = t2 + np.log(t4)
+    t6 = np.sum(y, axis=-1, keepdims=True)
+    return float(np.mean(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - t0 - t1*np.sum(yhat, axis=-1, keepdims=True))), (-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1
 
 
 def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, label_smoothing: float = 0.0) -> np.ndarray:
     r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
 
-    Hv = ((-label_smoothing*vector*axis_sum(y) + label_smoothing*vector -
-        label_smoothing*axis_sum(vector*exp(yhat - logsumexp(yhat))) +
-        label_smoothing*axis_sum(vector*exp(yhat - logsumexp(yhat))*axis_sum(y)) +
-        vector*axis_sum(y) - axis_sum(vector*exp(yhat - logsumexp(yhat))*axis_sum(y)))*exp(yhat
-        - logsumexp(yhat))) / n_samples
+    Hv = ((-label_smoothing*vector*axis_sum(y) + label_smoothing*vector +
+        label_smoothing*axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))) -
+        label_smoothing*axis_sum(vector*exp(yhat - logsumexp(yhat))) + vector*axis_sum(y) -
+        axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))))*exp(yhat - logsumexp(yhat))) /
+        n_samples
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     vector = np.asarray(vector)
+    inv_n = np.shape(yhat)[-1] / np.size(yhat)
     t0 = np.sum(y, axis=-1, keepdims=True)
     t1 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
     t2 = t1/np.sum(t1, axis=-1, keepdims=True)
-    t3 = np.sum(t0*t2*vector, axis=-1, keepdims=True)
-    return (t2*(-label_smoothing*t0*vector + label_smoothing*t3 + label_smoothing*vector - label_smoothing*np.sum(t2*vector, axis=-1, keepdims=True) + t0*vector - t3)) * (np.shape(yhat)[-1] / np.size(yhat))
+    t3 = np.sum(t2*vector, axis=-1, keepdims=True)
+    return inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3)
 
 
 def squared_hinge(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -818,7 +845,7 @@ def squared_hinge(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(np.maximum(0, -y*yhat + 1)*np.maximum(0, -y*yhat + 1)))
+    return float(np.mean(np.maximum(0, 1 - y*yhat)*np.maximum(0, 1 - y*yhat)))
 
 
 def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -828,8 +855,9 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = y*yhat
-    return (-2*y*np.where(t0 < 1, 1, 0)*np.maximum(0, 1 - t0)) * (1 / np.size(yhat))
+    return -2*inv_n*y*1.0*(t0 < 1)*np.maximum(0, 1 - t0)
 
 
 def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -840,9 +868,10 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
+    inv_n = 1 / np.size(yhat)
     t0 = y*yhat
     t1 = np.maximum(0, 1 - t0)
-    return float(np.mean(t1*t1)), (-2*t1*y*np.where(t0 < 1, 1, 0)) * (1 / np.size(yhat))
+    return float(np.mean(t1*t1)), -2*inv_n*t1*y*1.0*(t0 < 1)
 
 
 def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -852,4 +881,5 @@ def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return (2*(y*y)*np.where(y*yhat < 1, 1, 0)) * (1 / np.size(yhat))
+    inv_n = 1 / np.size(yhat)
+    return 2*inv_n*(y*y)*1.0*(y*yhat < 1)

@@ -34,7 +34,7 @@ def elastic_net_grad(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5)
     dR/dw = lam*(-l1_ratio*w + l1_ratio*sign(w) + w)
     """
     w = np.asarray(w)
-    return lam*(-l1_ratio*w + l1_ratio*np.sign(w) + w)
+    return lam*(l1_ratio*np.sign(w) + w - l1_ratio*w)
 
 
 def elastic_net_hess(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5) -> np.ndarray:

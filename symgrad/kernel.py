@@ -9,11 +9,13 @@ import sympy as sp
 from symgrad.derive import derivative, hvp, vjp
 from symgrad.errors import SpecError
 from symgrad.printer import unsupported_functions
-from symgrad.rewrite import canonicalize, stabilize, tidy
+from symgrad.rewrite import canonicalize, split_axis_sums, stabilize, tidy
 from symgrad.spec import Spec
 
 COTANGENT = sp.Symbol("grad_output", real=True)
 VECTOR = sp.Symbol("vector", real=True)
+#: 1 / n for the mean reduction, folded into the expression so it joins scalar coefficients.
+INV_N = sp.Symbol("inv_n", positive=True)
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,10 @@ def _derive(spec: Spec) -> Derived:
             hv = tidy(hvp(grad, x, VECTOR), elementwise | {VECTOR})
         else:
             hess = tidy(sp.diff(grad, x), elementwise)
+    value = split_axis_sums(base, elementwise) if spec.class_axis else base
     out = Derived(
         spec,
-        stabilize(base),
+        stabilize(value),
         *(None if e is None else stabilize(e) for e in (grad, hess, vj, hv)),
     )
     for label, e in (("gradient", out.grad), ("second derivative", out.hess)):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symgrad.kernel import COTANGENT, VECTOR, Derived
+from symgrad.kernel import COTANGENT, INV_N, VECTOR, Derived
 from symgrad.primitives import N_CLASSES
 from symgrad.printer import SymgradPrinter, strip_outer_parens
 from symgrad.rewrite import lower_primitives
@@ -24,6 +24,11 @@ class FunctionPlan:
     doc: str
     body: tuple[str, ...]
     helpers: frozenset[str]
+
+
+def _scaled(expr: sp.Expr) -> sp.Expr:
+    """Multiply by 1/n term by term, so the factor joins each term's scalar coefficients."""
+    return sp.Add(*(INV_N * term for term in sp.Add.make_args(expr)))
 
 
 def _floatify(expr: sp.Expr) -> sp.Expr:
@@ -63,7 +68,8 @@ class _Emitter:
     """CSE a list of expressions and print them as ``t0 = ...`` statements."""
 
     def __init__(self, derived: Derived, exprs: list[sp.Expr]) -> None:
-        self.printer = SymgradPrinter()
+        scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
+        self.printer = SymgradPrinter(scalars=scalars)
         self.derived = derived
         prepared = [_floatify(lower_primitives(e)) for e in exprs]
         replacements, reduced = sp.cse(
@@ -75,11 +81,16 @@ class _Emitter:
         for sym in list(spec.inputs) + [COTANGENT, VECTOR]:
             if sym in used:
                 self.lines.append(f"{sym.name} = np.asarray({sym.name})")
+        x = spec.wrt.name
         if N_CLASSES in used:
-            self.lines.append(f"n_classes = np.shape({spec.wrt.name})[-1]")
+            self.lines.append(f"n_classes = np.shape({x})[-1]")
+        if INV_N in used:
+            n = f"np.shape({x})[-1] / np.size({x})" if spec.class_axis else f"1 / np.size({x})"
+            self.lines.append(f"inv_n = {n}")
         self.deps: dict[sp.Symbol, frozenset[sp.Symbol]] = {}
         for sym, e in replacements:
             self.deps[sym] = self.depends(e)
+            self.printer.ranks[sym] = self.printer.rank(e)
             self.lines.append(f"{sym.name} = {strip_outer_parens(self.printer.doprint(e))}")
         self.outputs = reduced
 
@@ -205,11 +216,6 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         )
     else:
         per = "sample" if spec.class_axis else "element"
-        scale = (
-            f"(np.shape({x.name})[-1] / np.size({x.name}))"
-            if spec.class_axis
-            else f"(1 / np.size({x.name}))"
-        )
         reduce_txt = "mean over samples of" if spec.class_axis else "mean over elements of"
         value_lines = [f"L = {reduce_txt} {formula}"]
         grad_lines = [f"dL/d{x.name} = ({grad_txt}) / n_{per}s"]
@@ -223,15 +229,15 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         )
         emit(
             f"{spec.name}_grad",
-            [derived.grad],
-            lambda em: f"return {em.shaped(0, x, True)} * {scale}",
+            [_scaled(derived.grad)],
+            lambda em: f"return {em.shaped(0, x)}",
             f"Return dL/d{x.name} of the mean loss (the 1/n is included).",
             grad_lines,
         )
         emit(
             f"{spec.name}_value_and_grad",
-            [derived.value, derived.grad],
-            lambda em: f"return float(np.mean({em.text(0)})), {em.shaped(1, x, True)} * {scale}",
+            [derived.value, _scaled(derived.grad)],
+            lambda em: f"return float(np.mean({em.text(0)})), {em.shaped(1, x)}",
             f"Return ({spec.name}, {spec.name}_grad) computed with shared work.",
             value_lines + grad_lines,
             returns="tuple[float, np.ndarray]",
@@ -239,16 +245,16 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         if derived.hess is not None:
             emit(
                 f"{spec.name}_hess",
-                [derived.hess],
-                lambda em: f"return {em.shaped(0, x, True)} * {scale}",
+                [_scaled(derived.hess)],
+                lambda em: f"return {em.shaped(0, x)}",
                 f"Return the diagonal of d2L/d{x.name}2 (the loss is separable, so that is all of it).",
                 [f"d2L/d{x.name}2 = ({sp.sstr(derived.hess)}) / n_elements"],
             )
         if derived.hvp is not None:
             emit(
                 f"{spec.name}_hvp",
-                [derived.hvp],
-                lambda em: f"return {em.shaped(0, x, True)} * {scale}",
+                [_scaled(derived.hvp)],
+                lambda em: f"return {em.shaped(0, x)}",
                 f"Return the Hessian of the mean loss in {x.name} times ``vector``, per sample.",
                 [f"Hv = ({sp.sstr(derived.hvp)}) / n_samples"],
                 extra=("vector",),

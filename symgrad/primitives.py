@@ -26,6 +26,8 @@ class Abs(sp.Function):
             return sp.Abs(x)
         if x.is_extended_nonpositive:
             return -x
+        if x.could_extract_minus_sign():
+            return cls(-x)
         return None
 
     def fdiff(self, argindex=1):
@@ -46,6 +48,8 @@ class sign(sp.Function):  # noqa: N801
     def eval(cls, x):
         if x.is_number:
             return sp.sign(x)
+        if x.could_extract_minus_sign():
+            return -cls(-x)
         return None
 
     def fdiff(self, argindex=1):
@@ -186,6 +190,22 @@ class axis_max(sp.Function):  # noqa: N801
 
     nargs = 1
     _eval_is_extended_real = _real_arg
+
+
+class exp_(sp.Function):  # noqa: N801
+    """exp kept opaque after lowering, so sympy never folds exp(u)**2 into a second exp(2u)."""
+
+    nargs = 1
+
+
+class step(sp.Function):  # noqa: N801
+    """1.0 where the argument is >= 0, else 0.0; printed as a boolean mask numpy casts for free."""
+
+    nargs = 1
+    _eval_is_extended_real = _real_arg
+
+    def _eval_is_extended_nonnegative(self):
+        return True
 
 
 class where(sp.Function):  # noqa: N801

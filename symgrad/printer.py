@@ -5,14 +5,17 @@ from __future__ import annotations
 import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import precedence
 
 from symgrad.primitives import (
     axis_max,
     axis_sum,
+    exp_,
     logsumexp,
     ncdf,
     sigmoid,
     softplus,
+    step,
     where,
     xdivy,
     xlogy,
@@ -53,6 +56,8 @@ SPECIAL = (
     sp.DiracDelta,
     sp.erf,
     sp.erfc,
+    exp_,
+    step,
     where,
     ncdf,
     sigmoid,
@@ -93,9 +98,40 @@ class SymgradPrinter(NumPyPrinter):
 
     printmethod = "_symgrad_code"
 
-    def __init__(self, settings=None) -> None:
+    def __init__(self, settings=None, scalars: frozenset = frozenset()) -> None:
         super().__init__(settings or {})
         self.helpers: set[str] = set()
+        self.scalars = scalars  # symbols known to hold scalars (hyper-parameters)
+        #: symbol -> 0 scalar, 1 one value per sample (a reduction), 2 full size
+        self.ranks: dict[sp.Symbol, int] = {}
+
+    def _is_scalar(self, expr: sp.Expr) -> bool:
+        return expr.free_symbols <= self.scalars and not expr.has(axis_sum, axis_max)
+
+    def rank(self, expr: sp.Expr) -> int:
+        """Return 0 for a scalar, 1 for a per-sample value, 2 for a full-size array."""
+        if isinstance(expr, axis_sum | axis_max):
+            return 1
+        if expr.is_Symbol:
+            return 0 if expr in self.scalars else self.ranks.get(expr, 2)
+        if expr.is_Atom:
+            return 0
+        return max((self.rank(a) for a in expr.args), default=0)
+
+    def _print_Mul(self, expr):
+        # multiply the small operands (scalars, per-sample values) together first, so the
+        # full-size array is touched once: "(c/s)*e" rather than "e*c/s"
+        factors = expr.as_ordered_factors()
+        small = [f for f in factors if self.rank(f) < 2]
+        big = [f for f in factors if self.rank(f) == 2]
+        if not big or sum(not f.is_Number for f in small) < 2:
+            return super()._print_Mul(expr)
+        small_text = super()._print_Mul(sp.Mul(*small, evaluate=False))
+        big_text = self.parenthesize(sp.Mul(*big, evaluate=False), precedence(expr))
+        return f"({small_text})*{big_text}"
+
+    def _scalar_text(self, expr: sp.Expr) -> str:
+        return repr(float(expr)) if expr.is_Number else self._print(expr)
 
     def _module_format(self, fqn, register=True):
         if fqn.startswith("numpy."):
@@ -122,6 +158,12 @@ class SymgradPrinter(NumPyPrinter):
         self.helpers.add("_erfc")
         return f"_erfc({self._print(expr.args[0])})"
 
+    def _print_step(self, expr):
+        return f"({self._print(expr.args[0])} >= 0)"
+
+    def _print_exp_(self, expr):
+        return self._np("exp", expr.args[0])
+
     def _print_where(self, expr):
         cond, a, b = expr.args
         return (
@@ -143,6 +185,15 @@ class SymgradPrinter(NumPyPrinter):
         return self._fold("maximum", expr.args)
 
     def _print_Min(self, expr):
+        # min(max(v, lo), hi) is exactly np.clip(v, lo, hi): one pass instead of two
+        if len(expr.args) == 2:
+            inner = [a for a in expr.args if isinstance(a, sp.Max) and len(a.args) == 2]
+            if len(inner) == 1:
+                hi = next(a for a in expr.args if a is not inner[0])
+                lo, v = sorted(
+                    inner[0].args, key=lambda a: (not self._is_scalar(a), sp.default_sort_key(a))
+                )
+                return self._np("clip", v, lo, hi)
         return self._fold("minimum", expr.args)
 
     def _fold(self, ufunc: str, args) -> str:
@@ -152,8 +203,39 @@ class SymgradPrinter(NumPyPrinter):
             out = f"np.{ufunc}({out}, {self._print(a)})"
         return out
 
+    def _print_Add(self, expr, order=None):
+        # positive terms first: "a - y" is one ufunc pass where "-y + a" is two
+        terms = [(t, self._print(t)) for t in self._as_ordered_terms(expr, order=order)]
+        terms = [p for p in terms if not p[1].startswith("-")] + [
+            p for p in terms if p[1].startswith("-")
+        ]
+        prec = precedence(expr)
+        out = []
+        for i, (term, text) in enumerate(terms):
+            negative = text.startswith("-") and not term.is_Add
+            body = text[1:] if negative else text
+            if precedence(term) < prec or term.is_Add:
+                body = f"({body})"
+            out.append(
+                ("-" if negative else "") + body if i == 0 else f"{'-+'[not negative]} {body}"
+            )
+        return " ".join(out)
+
     def _print_Piecewise(self, expr):
         pieces = list(expr.args)
+        if (
+            len(pieces) == 2
+            and pieces[1][1] is sp.true
+            and all(self._is_scalar(v) for v, _ in pieces)
+        ):
+            # a step between two scalars: b + (a - b) * mask is one cheap pass; np.where is not
+            (a, cond), (b, _) = pieces
+            mask = f"({strip_outer_parens(self._print(cond))})"
+            step = self._scalar_text(sp.Add(a, -b))
+            step = step if step[0] != "-" and "+" not in step and " - " not in step else f"({step})"
+            if b == 0:
+                return f"{step}*{mask}"
+            return f"({self._scalar_text(b)} + {step}*{mask})"
         if pieces[-1][1] is sp.true:
             out = self._print(pieces.pop()[0])
         else:

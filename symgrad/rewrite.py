@@ -22,6 +22,7 @@ from symgrad.primitives import (
     sigmoid,
     sign,
     softplus,
+    step,
     where,
     xdivy,
     xlogy,
@@ -88,6 +89,15 @@ def _cancel_xdivy(e: sp.Expr) -> sp.Expr:
     return e
 
 
+def _per_class(e: sp.Expr, elementwise: frozenset) -> bool:
+    """Tell whether ``e`` varies along the class axis: an array input outside any reduction."""
+    if isinstance(e, axis_sum | axis_max | logsumexp):
+        return False
+    if e.is_Symbol:
+        return e in elementwise
+    return any(_per_class(a, elementwise) for a in e.args)
+
+
 def _axis_sum_linear(e: sp.Expr, elementwise: frozenset) -> sp.Expr:
     """Split sums and pull per-sample factors out of axis_sum, so gradients read as p - y."""
     if not isinstance(e, axis_sum):
@@ -98,7 +108,7 @@ def _axis_sum_linear(e: sp.Expr, elementwise: frozenset) -> sp.Expr:
     for term in terms:
         inner, outer = [], []
         for f in sp.Mul.make_args(term):
-            (inner if f.free_symbols & elementwise or f.has(axis_max) else outer).append(f)
+            (inner if _per_class(f, elementwise) else outer).append(f)
         if inner:
             out.append(sp.Mul(*outer) * axis_sum(sp.Mul(*inner)))
         else:
@@ -120,6 +130,11 @@ def _hyperbolic(e: sp.Expr) -> sp.Expr:
                 rest = e / (sp.sinh(u) ** j * sp.cosh(u) ** -j)
                 return _hyperbolic(rest * sp.tanh(u) ** j)
     return e
+
+
+def split_axis_sums(expr: sp.Expr, elementwise: frozenset) -> sp.Expr:
+    """Apply axis_sum's linearity everywhere: sum(c*y*z) -> c*sum(y*z), sum(a + b) -> ..."""
+    return bottom_up(expr, lambda e: _axis_sum_linear(e, elementwise))
 
 
 def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
@@ -238,6 +253,31 @@ def _merge_softplus(e: sp.Expr) -> sp.Expr:
     return e
 
 
+def _abs_arg(e: sp.Expr) -> sp.Expr | None:
+    return e.args[0] if isinstance(e, Abs | sp.Abs) else None
+
+
+def _saturate(e: sp.Expr) -> sp.Expr:
+    """Piecewise((k u, |u| < c), (k c sign(u), True)) -> k clip(u, -c, c): one pass, no where."""
+    if not isinstance(e, sp.Piecewise) or len(e.args) != 2 or e.args[1][1] is not sp.true:
+        return e
+    (a, cond), (b, _) = e.args
+    if isinstance(cond, sp.StrictLessThan | sp.LessThan):
+        v, c = _abs_arg(cond.lhs), cond.rhs
+    elif isinstance(cond, sp.StrictGreaterThan | sp.GreaterThan):
+        v, c = _abs_arg(cond.rhs), cond.lhs
+    else:
+        return e
+    if v is None or c.free_symbols & v.free_symbols:
+        return e
+    k = sp.cancel(a / v)
+    if k.free_symbols & v.free_symbols:
+        return e
+    if sp.expand(b - k * c * sign(v)) != 0:
+        return e
+    return k * sp.Min(sp.Max(v, -c), c)
+
+
 def stabilize(expr: sp.Expr) -> sp.Expr:
     """Rewrite a derived expression into forms that stay finite wherever its value is finite."""
     previous = None
@@ -245,17 +285,37 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
         previous = expr
         expr = bottom_up(expr, _stable_rule)
         expr = bottom_up(expr, _merge_softplus)
-    return bottom_up(expr, _clamp_branches)
+    return bottom_up(bottom_up(expr, _clamp_branches), _saturate)
 
 
 # ---------------------------------------------------------------- lowering to numpy-ready forms
 
 
+def _sigmoid_pairs(e: sp.Expr) -> sp.Expr:
+    """sigmoid(u) sigmoid(-u) = t / (1 + t)**2 with t = exp(-|u|): the logistic density."""
+    if not e.is_Mul:
+        return e
+    powers = e.as_powers_dict()
+    for base, k in powers.items():
+        if isinstance(base, sigmoid) and k.is_Integer and k > 0:
+            u = base.args[0]
+            j = powers.get(sigmoid(-u), 0)
+            if j and j.is_Integer and j > 0:
+                m = min(k, j)
+                t = sp.exp(-sp.Abs(u))
+                rest = e / (sigmoid(u) ** m * sigmoid(-u) ** m)
+                return _sigmoid_pairs(rest) * (t / (1 + t) ** 2) ** m
+    return e
+
+
 def _lower_rule(e: sp.Expr) -> sp.Expr:
     if isinstance(e, sigmoid):
+        # max(t, u >= 0) / (1 + t) with t = exp(-|u|) is 1/(1+t) for u >= 0 and t/(1+t)
+        # otherwise: never overflows, keeps relative precision in the tail, shares t with
+        # softplus, and needs no np.where (a data-dependent select costs several passes).
         u = e.args[0]
-        t = sp.exp(-sp.Abs(u))  # never overflows; shared by both branches through CSE
-        return sp.Piecewise((1 / (1 + t), u >= 0), (t / (1 + t), True))
+        t = sp.exp(-sp.Abs(u))
+        return sp.Max(t, step(u)) / (1 + t)
     if isinstance(e, softplus):
         u = e.args[0]  # np.logaddexp(0, u), spelled so it shares exp(-|u|) with sigmoid(u)
         return sp.Max(u, 0) + log1p(sp.exp(-sp.Abs(u)))
@@ -274,4 +334,4 @@ def _lower_rule(e: sp.Expr) -> sp.Expr:
 
 def lower_primitives(expr: sp.Expr) -> sp.Expr:
     """Replace symgrad primitives by overflow-free expressions the printer knows."""
-    return bottom_up(expr, _lower_rule)
+    return bottom_up(bottom_up(expr, _sigmoid_pairs), _lower_rule)

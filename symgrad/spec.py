@@ -16,7 +16,7 @@ from symgrad.primitives import N_CLASSES, REDUCTIONS, has_reduction
 
 ROLES = ("activation", "loss", "regularizer")
 #: Names the emitted code uses for itself; a spec may not take them.
-RESERVED = frozenset({"np", "math", "n_classes", "n_samples", "grad_output", "vector"})
+RESERVED = frozenset({"np", "math", "n_classes", "n_samples", "inv_n", "grad_output", "vector"})
 _TEMP_NAME = re.compile(r"^t\d+$")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
