@@ -37,8 +37,9 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # The built-in kernel modules load generated/ lazily, so `import symgrad` stays cheap.
-    if name in ("activations", "losses", "regularizers"):
+    # The built-in kernel modules (and the models built on them) load generated/ lazily,
+    # so `import symgrad` stays cheap.
+    if name in ("activations", "losses", "regularizers", "models"):
         import importlib
 
         return importlib.import_module(f"symgrad.{name}")
