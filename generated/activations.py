@@ -170,7 +170,7 @@ def identity_grad(x: np.ndarray) -> np.ndarray:
     f = x
     df/dx = 1
     """
-    return np.zeros(np.shape(x)) + 1
+    return np.ones(np.shape(x))
 
 
 def identity_hess(x: np.ndarray) -> np.ndarray:
@@ -178,7 +178,7 @@ def identity_hess(x: np.ndarray) -> np.ndarray:
 
     d2f/dx2 = 0
     """
-    return np.zeros(np.shape(x)) + 0
+    return np.zeros(np.shape(x))
 
 
 def leaky_relu(x: np.ndarray, *, alpha: float = 0.01) -> np.ndarray:
@@ -207,7 +207,7 @@ def leaky_relu_hess(x: np.ndarray, *, alpha: float = 0.01) -> np.ndarray:
 
     d2f/dx2 = 0
     """
-    return np.zeros(np.shape(x)) + 0
+    return np.zeros(np.shape(x))
 
 
 def mish(x: np.ndarray) -> np.ndarray:
@@ -276,7 +276,7 @@ def relu_hess(x: np.ndarray) -> np.ndarray:
 
     d2f/dx2 = 0
     """
-    return np.zeros(np.shape(x)) + 0
+    return np.zeros(np.shape(x))
 
 
 def selu(x: np.ndarray) -> np.ndarray:

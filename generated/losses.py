@@ -258,7 +258,7 @@ def hinge_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     d2L/dyhat2 = (0) / n_elements
     """
-    return np.zeros(np.shape(yhat)) + 0
+    return np.zeros(np.shape(yhat))
 
 
 def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> float:
@@ -352,7 +352,7 @@ def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray) -> np.ndarra
 
     Hv = (0) / n_samples
     """
-    return np.zeros(np.shape(yhat)) + 0
+    return np.zeros(np.shape(yhat))
 
 
 def l1(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -396,7 +396,7 @@ def l1_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
 
     d2L/dyhat2 = (0) / n_elements
     """
-    return np.zeros(np.shape(yhat)) + 0
+    return np.zeros(np.shape(yhat))
 
 
 def log_cosh(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -489,7 +489,7 @@ def mse_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     d2L/dyhat2 = (2) / n_elements
     """
     inv_n = 1 / np.size(yhat)
-    return np.zeros(np.shape(yhat)) + (2*inv_n)
+    return np.full(np.shape(yhat), 2*inv_n, dtype=np.float64)
 
 
 def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> float:
@@ -538,7 +538,7 @@ def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> np.nda
 
     d2L/dyhat2 = (0) / n_elements
     """
-    return np.zeros(np.shape(yhat)) + 0
+    return np.zeros(np.shape(yhat))
 
 
 def poisson_nll(yhat: np.ndarray, y: np.ndarray) -> float:

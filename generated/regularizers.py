@@ -42,7 +42,7 @@ def elastic_net_hess(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5)
 
     d2R/dw2 = lam*(1 - l1_ratio)
     """
-    return np.zeros(np.shape(w)) + (lam*(1 - l1_ratio))
+    return np.full(np.shape(w), lam*(1 - l1_ratio), dtype=np.float64)
 
 
 def l1(w: np.ndarray, *, lam: float = 0.01) -> float:
@@ -70,7 +70,7 @@ def l1_hess(w: np.ndarray, *, lam: float = 0.01) -> np.ndarray:
 
     d2R/dw2 = 0
     """
-    return np.zeros(np.shape(w)) + 0
+    return np.zeros(np.shape(w))
 
 
 def l2(w: np.ndarray, *, lam: float = 0.01) -> float:
@@ -98,4 +98,4 @@ def l2_hess(w: np.ndarray, *, lam: float = 0.01) -> np.ndarray:
 
     d2R/dw2 = lam
     """
-    return np.zeros(np.shape(w)) + lam
+    return np.full(np.shape(w), lam, dtype=np.float64)

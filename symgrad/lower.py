@@ -116,7 +116,14 @@ class _Emitter:
         out = self.outputs[i]
         if like in self.depends(out):
             return self.operand(i) if operand else self.text(i)
-        return f"np.zeros(np.shape({like.name})) + {self.operand(i)}"
+        shape = f"np.shape({like.name})"
+        if out == 0:
+            return f"np.zeros({shape})"
+        if out == 1:
+            return f"np.ones({shape})"
+        if self.printer.rank(out) == 0:
+            return f"np.full({shape}, {self.text(i)}, dtype=np.float64)"
+        return f"np.zeros({shape}) + {self.operand(i)}"
 
 
 def plan_functions(derived: Derived) -> list[FunctionPlan]:
