@@ -28,7 +28,8 @@ def fd_grad(f, x: np.ndarray, rel_step: float = 1e-6):
 def check_gradient(
     f, grad, x, rtol: float = 2e-5, atol: float = 1e-8, rel_step: float = 1e-6
 ) -> float:
-    """Assert ``grad`` matches finite differences of ``f`` away from kinks; return max abs error.
+    """Assert ``grad`` matches finite differences of ``f`` away from kinks; return the largest
+    error relative to max(1, |slope|).
 
     Where the one-sided quotients disagree the point is a kink: there the emitted value must be
     a subgradient (between the one-sided slopes), which is what PyTorch's conventions give.
@@ -42,6 +43,7 @@ def check_gradient(
     kink = (np.abs(left - right) > 1e-3 * scale) & ~jump
     smooth = ~kink & ~jump
     assert np.all(np.isfinite(g)), "emitted derivative is not finite"
+    assert np.all(np.isfinite(central)), "finite differences left the domain: use a smaller step"
     err = np.abs(g - central)
     bad = smooth & (err > atol + rtol * scale)
     assert not bad.any(), (
@@ -53,4 +55,5 @@ def check_gradient(
     one_sided = (np.abs(g - left) <= 1e-4 * scale) | (np.abs(g - right) <= 1e-4 * scale)
     not_sub = kink & ((g < lo - tol) | (g > hi + tol)) & ~one_sided
     assert not not_sub.any(), f"not a subgradient at {np.asarray(x)[not_sub][:5]}"
-    return float(err[smooth].max()) if smooth.any() else 0.0
+    rel = err / scale
+    return float(rel[smooth].max()) if smooth.any() else 0.0
