@@ -1,39 +1,109 @@
-"""Count what generate did and own the exit code, the way black's Report does."""
+"""Count what a command did, print its status lines to stderr, and own the exit code (like black)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
+#: 0 nothing to do (or done), 1 would change (``--check``) or a check failed (``verify``),
+#: 2 bad usage, a bad spec or target, bad data or an unwritable output, 123 internal error.
 EXIT_OK, EXIT_CHANGED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 123
+EXIT_FAILED = EXIT_CHANGED
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
+def say(message: str) -> None:
+    """Print one status line to stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def error(message: str) -> int:
+    """Print ``error: message`` to stderr and return the bad-usage exit code."""
+    say(f"error: {message}")
+    return EXIT_USAGE
 
 
 @dataclass
 class Report:
-    """Changed, unchanged and failed counts, plus whether files were only checked."""
+    """What ``symgrad generate`` changed, left alone, orphaned and failed on."""
 
     check: bool = False
-    changed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    write: bool = True
+    quiet: bool = False
+    verbose: bool = False
+    changed_files: list[str] = field(default_factory=list)
+    created_files: list[str] = field(default_factory=list)
+    unchanged_files: list[str] = field(default_factory=list)
+    orphan_files: list[str] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)
+    failed_files: list[str] = field(default_factory=list)
+
+    def _out(self, message: str) -> None:
+        if not self.quiet:
+            say(message)
+
+    def changed(self, name: str, created: bool = False) -> None:
+        """Record a file that was (or would be) written; ``created`` if it did not exist."""
+        (self.created_files if created else self.changed_files).append(name)
+        verb = "created" if created else "regenerated"
+        self._out(f"{verb} {name}" if self.write else f"would {verb[:-1]} {name}")
+
+    def unchanged(self, name: str) -> None:
+        """Record a file already up to date."""
+        self.unchanged_files.append(name)
+        if self.verbose:
+            self._out(f"{name} already up to date")
+
+    def orphan(self, name: str, source: str, removed: bool) -> None:
+        """Record a generated file whose spec source is gone (removed with ``--prune``)."""
+        why = f"its spec source {source} is gone"
+        if removed and self.write:
+            self.removed_files.append(name)
+            self._out(f"removed {name} ({why})")
+            return
+        self.orphan_files.append(name)
+        if removed:
+            self._out(f"would remove {name} ({why})")
+        else:
+            self._out(f"orphan {name}: {why}; `symgrad generate --prune` removes it")
+
+    def failed(self, name: str, message: str) -> None:
+        """Record a file that could not be written or removed (always printed)."""
+        self.failed_files.append(name)
+        say(f"error: {name}: {message}")
 
     @property
     def return_code(self) -> int:
-        if self.failed:
+        """Return 2 if anything failed, 1 if ``--check`` found stale files, else 0."""
+        if self.failed_files:
             return EXIT_USAGE
-        if self.check and self.changed:
+        if self.check and (self.changed_files or self.created_files or self.orphan_files):
             return EXIT_CHANGED
         return EXIT_OK
 
     def summary(self) -> str:
-        verb = "would be regenerated" if self.check else "regenerated"
+        """Return one line counting what happened, in black's words."""
+        would = "" if self.write else "would be "
         parts = []
-        if self.changed:
-            parts.append(f"{len(self.changed)} file{'s' * (len(self.changed) != 1)} {verb}")
-        if self.unchanged:
-            n = len(self.unchanged)
-            parts.append(
-                f"{n} file{'s' * (n != 1)} {'would be ' if self.check else ''}left unchanged"
-            )
-        if self.failed:
-            parts.append(f"{len(self.failed)} failed")
+        if self.created_files:
+            parts.append(f"{_plural(len(self.created_files), 'file')} {would}created")
+        if self.changed_files:
+            parts.append(f"{_plural(len(self.changed_files), 'file')} {would}regenerated")
+        if self.removed_files:
+            parts.append(f"{_plural(len(self.removed_files), 'orphan')} removed")
+        if self.orphan_files:
+            parts.append(f"{_plural(len(self.orphan_files), 'orphan')} found")
+        if self.unchanged_files:
+            parts.append(f"{_plural(len(self.unchanged_files), 'file')} {would}left unchanged")
+        if self.failed_files:
+            parts.append(f"{len(self.failed_files)} failed")
         return ", ".join(parts) or "nothing to do"
+
+    def finish(self) -> int:
+        """Print the summary line (unless quiet) and return the exit code."""
+        if not self.quiet or self.failed_files:
+            say(self.summary())
+        return self.return_code

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
-from symgrad.errors import SymgradError
+from symgrad.errors import SpecError, SymgradError
 from symgrad.spec import Spec
 
 
 class TargetError(SymgradError):
-    """A target cannot be found or imported; the message names it."""
+    """A target cannot be found, imported or used; the message names it and the problem."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,12 @@ class Target:
     source: str
     specs: tuple[Spec, ...]
     title: str
+    path: Path | None = None  # the spec file, for file targets
+
+    @property
+    def builtin(self) -> bool:
+        """Tell whether this target is part of symgrad's own library."""
+        return self.source.startswith("symgrad.library.")
 
 
 def builtin_targets() -> list[Target]:
@@ -36,42 +44,117 @@ def builtin_targets() -> list[Target]:
     ]
 
 
-def specs_in(module) -> tuple[Spec, ...]:
+def specs_in(module: ModuleType) -> tuple[Spec, ...]:
     """Return the specs a module defines at top level, in name order."""
     found = {id(v): v for v in vars(module).values() if isinstance(v, Spec)}
-    return tuple(sorted(found.values(), key=lambda s: s.name))
+    return tuple(sorted(found.values(), key=lambda s: (s.name, s.role)))
+
+
+def display_path(path: Path) -> str:
+    """Return ``path`` relative to the working directory when it lies inside it, in posix form."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return Path(os.path.normpath(path)).as_posix()
+
+
+def is_file_target(name: str) -> bool:
+    """Tell whether ``name`` names a file (ends in .py, contains a slash, or exists)."""
+    return name.endswith(".py") or "/" in name or os.sep in name or Path(name).exists()
+
+
+def _exec_file(name: str, path: Path) -> ModuleType:
+    if path.is_dir():
+        raise TargetError(f"{name}: is a directory, expected a Python file")
+    if not path.is_file():
+        raise TargetError(f"{name}: no such file")
+    mod_name = f"_symgrad_target_{path.stem}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise TargetError(f"{name}: cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(mod_name, None)
+        raise
+    finally:
+        sys.path.remove(str(path.resolve().parent))
+    return module
+
+
+def _import_module(name: str) -> ModuleType:
+    # Like `python -m`, look in the working directory first; the console script does not.
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing == name or name.startswith(missing + "."):
+            raise TargetError(f"{name}: no such file or importable module") from None
+        raise
+    finally:
+        if added:
+            sys.path.remove(cwd)
 
 
 def load_target(name: str) -> Target:
     """Import a Python file or an importable module and return its specs as a target."""
     path = Path(name)
     try:
-        if name.endswith(".py") or path.exists():
-            if not path.is_file():
-                raise TargetError(f"{name}: no such file")
-            mod_name = f"_symgrad_target_{path.stem}"
-            spec = importlib.util.spec_from_file_location(mod_name, path)
-            if spec is None or spec.loader is None:
-                raise TargetError(f"{name}: cannot be imported as Python")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[mod_name] = module
-            sys.path.insert(0, str(path.resolve().parent))
-            try:
-                spec.loader.exec_module(module)
-            finally:
-                sys.path.pop(0)
-            stem, source = path.stem, path.as_posix()
+        if is_file_target(name):
+            module = _exec_file(name, path)
+            stem, source = path.stem, display_path(path)
         else:
-            module = importlib.import_module(name)
+            module = _import_module(name)
             stem, source = name.rsplit(".", 1)[-1], name
-    except SymgradError:
+    except TargetError:
         raise
-    except ModuleNotFoundError as exc:
-        raise TargetError(f"{name}: no such file or module ({exc})") from None
-    except Exception as exc:  # the user's module raised while importing
-        raise TargetError(f"{name}: importing it raised {type(exc).__name__}: {exc}") from None
+    except SpecError as exc:  # a decorator rejected a spec while the file was imported
+        raise TargetError(f"{name}: spec {exc.spec!r}: {exc.problem}") from None
+    except SyntaxError as exc:
+        raise TargetError(f"{name}: syntax error on line {exc.lineno}: {exc.msg}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's module raised (or exited) while importing
+        what = type(exc).__name__
+        detail = f": {exc}" if str(exc) else ""
+        raise TargetError(f"{name}: importing it raised {what}{detail}") from None
     specs = specs_in(module)
     if not specs:
         raise TargetError(f"{name}: defines no symgrad specs")
+    if not stem.isidentifier():
+        raise TargetError(f"{name}: {stem!r} cannot be a module name; rename the file")
     title = f"Kernels generated by symgrad from {source}."
-    return Target(stem, source, specs, title)
+    return Target(stem, source, specs, title, path.resolve() if is_file_target(name) else None)
+
+
+def load_targets(names: list[str]) -> list[Target]:
+    """Load every named target (the built-in library when none), dropping repeats."""
+    if not names:
+        return builtin_targets()
+    targets: list[Target] = []
+    seen: set[str] = set()
+    for name in names:
+        target = load_target(name)
+        if target.source not in seen:
+            seen.add(target.source)
+            targets.append(target)
+    return targets
+
+
+def source_exists(source: str) -> bool:
+    """Tell whether the spec file or module recorded in a generated header still exists."""
+    if source.startswith("symgrad.compile("):
+        return True
+    if is_file_target(source):
+        return Path(source).is_file()
+    try:
+        return importlib.util.find_spec(source) is not None
+    except (ImportError, ValueError):
+        return False
