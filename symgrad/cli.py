@@ -1,81 +1,246 @@
-"""The symgrad command line: wires the stages to files, and holds no logic of its own."""
+"""The symgrad command line: parses arguments and wires them to the modules that do the work."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from pathlib import Path
 
 from symgrad.errors import SymgradError
-from symgrad.report import EXIT_INTERNAL, EXIT_USAGE, Report
+from symgrad.report import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, Report, error, say
+
+EXIT_CODES = """\
+exit codes:
+  0    success (nothing to do, or done)
+  1    --check found stale or orphaned files; verify found a wrong derivative
+  2    bad usage, a bad target or spec, bad data, or an unwritable output
+  123  internal error (a bug in symgrad: please report it)
+"""
+
+
+def echo(text: str) -> None:
+    """Write ``text`` to stdout; a closed pipe (``| head``) silently ends the output."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from symgrad.generate import command_for, render_targets, write_atomic
-    from symgrad.resources import generated_dir
-    from symgrad.targets import builtin_targets, load_target
+    from symgrad import generate
 
-    report = Report(check=args.check)
+    write = not (args.check or args.diff)
+    report = Report(check=args.check, write=write, quiet=args.quiet, verbose=args.verbose)
     try:
-        targets = [load_target(t) for t in args.targets] if args.targets else builtin_targets()
-        out_dir = (
-            Path(args.output)
-            if args.output
-            else (Path("generated") if args.targets else generated_dir())
-        )
-        outputs = render_targets(targets, out_dir, command_for(args.targets, args.output))
+        plan = generate.plan(args.targets, args.output, writing=write)
     except SymgradError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    for out in outputs:
-        name = _display(out.path)
-        if not out.changed:
-            report.unchanged.append(name)
-            continue
-        report.changed.append(name)
-        if args.diff:
-            sys.stdout.write(out.diff())
-        if args.check or args.diff:
-            print(f"would regenerate {name}", file=sys.stderr)
-        else:
-            try:
-                write_atomic(out.path, out.text)
-            except OSError as exc:
-                print(f"error: cannot write {name}: {exc.strerror or exc}", file=sys.stderr)
-                report.failed.append(name)
-                continue
-            print(f"regenerated {name}", file=sys.stderr)
-    print(report.summary(), file=sys.stderr)
-    return report.return_code
+        return error(str(exc))
+    generate.apply(plan, report, write=write, diff=args.diff, prune=args.prune, echo=echo)
+    return report.finish()
 
 
-def _display(path: Path) -> str:
+def _list(args: argparse.Namespace) -> int:
+    from symgrad.catalog import entries, format_list
+    from symgrad.targets import load_targets
+
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+        targets = load_targets(args.targets)
+    except SymgradError as exc:
+        return error(str(exc))
+    echo(format_list(entries(targets)))
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    from symgrad import catalog
+    from symgrad.targets import load_targets
+
+    try:
+        entry = catalog.find(args.name, load_targets(args.target or []))
+        if args.code:
+            text = catalog.code(entry)
+        elif args.latex:
+            text = catalog.describe_latex(entry)
+        else:
+            text = catalog.describe(entry)
+    except SymgradError as exc:
+        return error(str(exc))
+    echo(text)
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from symgrad.codegen import compile as compile_specs
+    from symgrad.targets import load_targets
+    from symgrad.verify import format_table, verify_module
+
+    try:
+        targets = load_targets(args.targets)
+        modules = [(t, compile_specs(*t.specs, name=t.stem)) for t in targets]
+    except SymgradError as exc:
+        return error(str(exc))
+    results = []
+    for target, module in modules:
+        results += verify_module(
+            target.specs,
+            module,
+            prefix=f"{target.stem}.",
+            seed=args.seed,
+            rtol=args.rtol,
+            atol=args.atol,
+        )
+    echo(format_table(results))
+    failed = [r for r in results if not r.ok]
+    for result in failed:
+        for line in result.problems():
+            say(f"FAIL {line}")
+    say(f"{len(results)} kernels checked, {len(failed)} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _train(args: argparse.Namespace) -> int:
+    from symgrad.train_cmd import run
+
+    return run(args)
+
+
+def _command(sub, name: str, help: str, description: str, examples: list[str]):
+    parser = sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog="examples:\n" + "".join(f"  {e}\n" for e in examples) + "\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every symgrad command."""
     from symgrad import __version__
 
-    parser = argparse.ArgumentParser(prog="symgrad", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser(
-        "generate",
-        help="emit numpy kernels for specs",
-        description="Emit numpy kernels for the specs in TARGETs (default: the built-in library).",
-        epilog="examples:\n  symgrad generate\n  symgrad generate --check\n"
-        "  symgrad generate my_losses.py -o generated --diff",
+    parser = argparse.ArgumentParser(
+        prog="symgrad",
+        description="Symbolic gradients for ML losses, emitted as readable, stable numpy code.",
+        epilog="examples:\n  symgrad generate --check\n  symgrad list\n  symgrad show huber\n"
+        "  symgrad verify my_losses.py\n  symgrad train --data iris --model softmax\n\n"
+        "Run `symgrad COMMAND --help` for each command's options.\n\n" + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    gen.add_argument("targets", nargs="*", metavar="TARGET", help="Python file or module")
-    gen.add_argument("-o", "--output", metavar="DIR", help="output folder")
-    gen.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
-    gen.add_argument("--diff", action="store_true", help="print a unified diff; write nothing")
+    parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    target_help = "a Python file (my_losses.py) or importable module (pkg.losses) defining specs"
+
+    gen = _command(
+        sub,
+        "generate",
+        "emit numpy kernels for specs (or check that they are up to date)",
+        "Emit one numpy module per TARGET into DIR (default ./generated); with no TARGET, "
+        "regenerate the built-in library. All targets are rendered before any file is written, "
+        "and each file is written to a temporary and renamed into place. Only files whose first "
+        "line is '# Generated by symgrad' are ever overwritten or removed.",
+        [
+            "symgrad generate                          # the built-in library",
+            "symgrad generate --check                  # CI: exit 1 if generated/ is stale",
+            "symgrad generate --check --diff           # ... and show what would change",
+            "symgrad generate my_losses.py -o kernels  # writes kernels/my_losses.py",
+            "symgrad generate my_losses.py -o kernels --prune",
+        ],
+    )
+    gen.add_argument("targets", nargs="*", metavar="TARGET", help=target_help)
+    gen.add_argument("-o", "--output", metavar="DIR", help="output folder (default: ./generated)")
+    gen.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if any file is stale"
+    )
+    gen.add_argument(
+        "--diff",
+        action="store_true",
+        help="print a unified diff of what would change; write nothing",
+    )
+    gen.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove generated files in DIR whose spec file or module no longer exists",
+    )
+    gen.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    gen.add_argument("-v", "--verbose", action="store_true", help="also name unchanged files")
     gen.set_defaults(func=_generate)
+
+    lst = _command(
+        sub,
+        "list",
+        "list kernels with role, inputs and hyper-parameters",
+        "List the kernels of each TARGET (default: the built-in library).",
+        ["symgrad list", "symgrad list my_losses.py", "symgrad list mypkg.losses"],
+    )
+    lst.add_argument("targets", nargs="*", metavar="TARGET", help=target_help)
+    lst.set_defaults(func=_list)
+
+    show = _command(
+        sub,
+        "show",
+        "print a kernel's expression, derivatives or emitted code",
+        "Print a kernel's expression and the derivatives symgrad emits (pretty-printed, or "
+        "LaTeX), or the code it emits. NAME is module.kernel (losses.huber) or a bare name "
+        "that is unique (huber).",
+        [
+            "symgrad show huber",
+            "symgrad show losses.l1 --latex",
+            "symgrad show softmax --code",
+            "symgrad show my_loss --target my_losses.py",
+        ],
+    )
+    show.add_argument("name", metavar="NAME", help="kernel name: losses.huber or huber")
+    show.add_argument(
+        "-t",
+        "--target",
+        action="append",
+        metavar="TARGET",
+        help=f"look in TARGET instead of the built-in library (repeatable); {target_help}",
+    )
+    fmt = show.add_mutually_exclusive_group()
+    fmt.add_argument("--latex", action="store_true", help="print LaTeX instead of pretty text")
+    fmt.add_argument("--code", action="store_true", help="print the emitted numpy code")
+    show.set_defaults(func=_show)
+
+    ver = _command(
+        sub,
+        "verify",
+        "gradient-check kernels against finite differences",
+        "Compile every kernel of each TARGET (default: the built-in library) in memory and "
+        "compare each emitted derivative with float64 central finite differences at random "
+        "points and at awkward ones (0, +-1e-8, +-30, +-700; inside (0, 1) for inputs that "
+        "must be probabilities). Points where the function is undefined or within a step of a "
+        "kink are skipped. Prints a table; exits 1 if any kernel fails.",
+        ["symgrad verify", "symgrad verify my_losses.py", "symgrad verify my_losses.py --seed 7"],
+    )
+    ver.add_argument("targets", nargs="*", metavar="TARGET", help=target_help)
+    ver.add_argument("--seed", type=int, default=0, help="seed of the random points (default 0)")
+    ver.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default 1e-5)")
+    ver.add_argument("--atol", type=float, default=1e-8, help="absolute tolerance (default 1e-8)")
+    ver.set_defaults(func=_verify)
+
+    from symgrad.train_cmd import add_arguments
+
+    train = _command(
+        sub,
+        "train",
+        "fit a model with symgrad's kernels from the terminal",
+        "Train a model on a CSV or .npz file or a scikit-learn bundled dataset, with a "
+        "generated loss, activation and regularizer, and print training and validation "
+        "metrics. Writes the parameters to an .npz file and, when matplotlib is installed, "
+        "a loss-curve PNG.",
+        [
+            "symgrad train --data iris --model softmax --epochs 200",
+            "symgrad train --data diabetes --model linear --loss huber --optimizer adam --lr 0.05",
+            "symgrad train --data data.csv --target label --model mlp --hidden 32 "
+            "--activation relu --regularizer l2 --lam 1e-3 --out run1",
+        ],
+    )
+    add_arguments(train)
+    train.set_defaults(func=_train)
     return parser
 
 
@@ -86,10 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted")
         return 130
+    except SymgradError as exc:  # a problem with the user's input that slipped through
+        return error(str(exc))
     except Exception as exc:  # an internal error: black's convention is 123
-        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        say(f"internal error: {type(exc).__name__}: {exc}")
+        if os.environ.get("SYMGRAD_TRACEBACK"):
+            raise
         return EXIT_INTERNAL
 
 

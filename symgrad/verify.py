@@ -1,0 +1,423 @@
+"""Gradient-check emitted kernels against central finite differences at random and awkward points.
+
+Every derivative a kernel emits is compared, one sample (or one class-axis row) at a time, with
+float64 central differences of the function it differentiates: ``_grad`` (or ``_vjp``) against
+the value, ``_hess`` (or ``_hvp``) against ``_grad``, and ``_value_and_grad`` against both.
+Points where the function is undefined (non-finite nearby) are skipped, and so are points
+within a step of a kink or jump (detected by comparing one-sided and finer differences).
+The relative error of a point is ``|emitted - fd| / max(1, |fd|)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+
+from symgrad.spec import Spec
+
+#: Awkward values for inputs over the real line, over (0, 1) and over (0, inf).
+AWKWARD = {
+    "real": (0.0, 1e-8, -1e-8, 30.0, -30.0, 700.0, -700.0),
+    "unit": (1e-8, 1 - 1e-8, 1e-4, 0.5),
+    "positive": (1e-8, 1e-4, 30.0, 700.0),
+}
+#: What the other inputs (targets, weights) take at awkward points, besides random values.
+SPECIAL = {"real": (0.0,), "unit": (0.0, 1.0), "positive": (1.0,)}
+DOMAINS = ("real", "unit", "positive")
+EPS = np.finfo(float).eps
+N_RANDOM = 16
+N_CLASSES = 4
+
+
+@dataclass
+class Check:
+    """The result of comparing one emitted function with finite differences."""
+
+    function: str
+    checked: int = 0
+    skipped: int = 0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether every checked point agreed."""
+        return not self.failures
+
+
+@dataclass
+class KernelResult:
+    """Every check of one kernel, plus the sampling domains chosen for its inputs."""
+
+    name: str
+    checks: list[Check]
+    domains: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Tell whether every check passed and nothing raised."""
+        return not self.error and all(c.ok for c in self.checks)
+
+    @property
+    def max_abs(self) -> float:
+        """Return the largest absolute error over all checks."""
+        return max((c.max_abs for c in self.checks), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        """Return the largest relative error over all checks."""
+        return max((c.max_rel for c in self.checks), default=0.0)
+
+    @property
+    def checked(self) -> int:
+        """Return the number of points compared, over all checks."""
+        return sum(c.checked for c in self.checks)
+
+    @property
+    def skipped(self) -> int:
+        """Return the number of points skipped (undefined, or at a kink), over all checks."""
+        return sum(c.skipped for c in self.checks)
+
+    def problems(self) -> list[str]:
+        """Return one line per failure, naming the function and the point."""
+        if self.error:
+            return [f"{self.name}: {self.error}"]
+        return [f"{self.name}: {msg}" for c in self.checks for msg in c.failures[:3]]
+
+
+def _sample(domain: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    if domain == "real":
+        return rng.normal(size=shape) * 3
+    if domain == "positive":
+        return rng.exponential(2.0, size=shape) + 0.05
+    if len(shape) == 2:  # a class axis: rows on the probability simplex
+        return rng.dirichlet(np.ones(shape[1]), size=shape[0])
+    return rng.uniform(0.02, 0.98, size=shape)
+
+
+def _awkward_rows(domain: str, n_classes: int | None) -> np.ndarray:
+    values = np.array(AWKWARD[domain])
+    if n_classes is None:
+        return values
+    if domain == "unit":  # a row close to a vertex of the simplex
+        row = np.full(n_classes, 1e-8)
+        row[0] = 1 - (n_classes - 1) * 1e-8
+        return np.vstack([row, np.full(n_classes, 1 / n_classes)])
+    return values[:, None] * np.linspace(-1, 1, n_classes)[None, :] + (
+        0 if domain == "real" else 1e-8
+    )
+
+
+def _finite(value: object) -> bool:
+    try:
+        return bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
+    except (TypeError, ValueError):
+        return False
+
+
+class _Sampler:
+    """Choose, for each input, the first domain on which the kernel and its gradient are finite."""
+
+    def __init__(self, spec: Spec, module: ModuleType, rng: np.random.Generator) -> None:
+        self.spec = spec
+        self.module = module
+        self.rng = rng
+        self.classes = N_CLASSES if spec.class_axis else None
+
+    def _shape(self, n: int) -> tuple[int, ...]:
+        return (n,) if self.classes is None else (n, self.classes)
+
+    def choose(self) -> tuple[str, ...]:
+        value = getattr(self.module, self.spec.name)
+        grad = self._grad_fn()
+        k = len(self.spec.inputs)
+        for combo in itertools.product(DOMAINS, repeat=k):
+            args = [_sample(d, self._shape(N_RANDOM), self.rng) for d in combo]
+            with np.errstate(all="ignore"):
+                try:
+                    if _finite(value(*args)) and _finite(grad(*args)):
+                        return combo
+                except Exception:  # noqa: BLE001 - a domain the kernel rejects
+                    continue
+        return ("real",) * k
+
+    def _grad_fn(self) -> Callable:
+        spec, module = self.spec, self.module
+        if hasattr(module, f"{spec.name}_vjp"):
+            vjp = getattr(module, f"{spec.name}_vjp")
+            return lambda x: vjp(x, np.ones_like(x))
+        return getattr(module, f"{spec.name}_grad")
+
+    def points(self, domains: tuple[str, ...]) -> list[np.ndarray]:
+        """Return inputs: random points, then awkward values of the first input."""
+        n_cls = self.classes
+        wrt = _awkward_rows(domains[0], n_cls)
+        columns = [[_sample(domains[0], self._shape(N_RANDOM), self.rng), wrt]]
+        others = domains[1:]
+        for d in others:
+            columns.append(
+                [_sample(d, self._shape(N_RANDOM), self.rng), _sample(d, wrt.shape, self.rng)]
+            )
+        if others and n_cls is None:  # awkward values again, with targets at special values
+            columns[0].append(wrt)
+            for col, d in zip(columns[1:], others, strict=True):
+                special = np.resize(np.array(SPECIAL[d]), wrt.shape)
+                col.append(special)
+        return [np.concatenate(parts) for parts in columns]
+
+
+def _fd_point(
+    f: Callable[[np.ndarray], float], x: np.ndarray, idx: tuple, rel_step: float
+) -> tuple[float, float, str]:
+    """Return (central difference, noise allowance, why skipped or '') at ``x[idx]``."""
+
+    def at(h: float) -> float:
+        xp = x.copy()
+        xp[idx] += h
+        return float(f(xp))
+
+    f0 = float(f(x))
+    if not np.isfinite(f0):
+        return 0.0, 0.0, "undefined"
+    base = rel_step * max(1.0, abs(float(x[idx])))
+    for h in (base, base * 1e-2, base * 1e-4):
+        vals = [at(s * h) for s in (1, -1, 0.25, -0.25)]
+        if all(np.isfinite(vals)):
+            break
+    else:
+        return 0.0, 0.0, "undefined"
+    fp, fm, fp4, fm4 = vals
+    central = (fp - fm) / (2 * h)
+    fine = (fp4 - fm4) / (h / 2)
+    left, right = (f0 - fm) / h, (fp - f0) / h
+    left4, right4 = (f0 - fm4) / (h / 4), (fp4 - f0) / (h / 4)
+    scale = max(1.0, abs(central))
+    noise = 64 * EPS * max(abs(fp), abs(fm), abs(fp4), abs(fm4), abs(f0)) / h
+    if abs(fine - central) > 1e-3 * scale + 4 * noise:
+        return central, noise, "kink"
+    spread = abs(left - right)
+    if spread > 1e-3 * scale + 4 * noise and abs(left4 - right4) > 0.5 * spread:
+        return central, noise, "kink"
+    return (16 * fine - central) / 15, noise, ""  # Richardson: error O(h**4)
+
+
+def _compare(
+    check: Check,
+    label: str,
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    emitted: np.ndarray,
+    rtol: float,
+    atol: float,
+    rel_step: float,
+) -> None:
+    """Compare ``emitted`` (shaped like ``x``) with central differences of ``f`` at ``x``."""
+    emitted = np.asarray(emitted, dtype=float)
+    for idx in np.ndindex(x.shape):
+        with np.errstate(all="ignore"):
+            central, noise, skip = _fd_point(f, x, idx, rel_step)
+        if skip:
+            check.skipped += 1
+            continue
+        g = float(np.broadcast_to(emitted, x.shape)[idx])
+        point = f"{label}={float(x[idx]):.10g}" + (f" (class {idx[-1]})" if x.ndim > 1 else "")
+        if not np.isfinite(g):
+            check.failures.append(f"{check.function} at {point}: emitted {g}, fd {central:.6g}")
+            check.checked += 1
+            continue
+        err = abs(g - central)
+        rel = err / max(1.0, abs(central))
+        check.checked += 1
+        check.max_abs = max(check.max_abs, err)
+        check.max_rel = max(check.max_rel, rel)
+        if err > atol + rtol * max(1.0, abs(central)) + noise:
+            check.failures.append(
+                f"{check.function} at {point}: emitted {g:.10g}, finite differences {central:.10g}"
+            )
+
+
+def verify_spec(
+    spec: Spec,
+    module: ModuleType,
+    *,
+    name: str | None = None,
+    seed: int = 0,
+    rtol: float = 1e-5,
+    atol: float = 1e-8,
+    rel_step: float = 1e-6,
+) -> KernelResult:
+    """Check every derivative ``module`` emits for ``spec``; never raises for a bad kernel."""
+    result = KernelResult(name or spec.name, [])
+    try:
+        _verify(spec, module, result, np.random.default_rng(seed), rtol, atol, rel_step)
+    except Exception as exc:  # noqa: BLE001 - a kernel that raises fails its check
+        result.error = f"raised {type(exc).__name__}: {exc}"
+    return result
+
+
+def _verify(
+    spec: Spec,
+    module: ModuleType,
+    result: KernelResult,
+    rng: np.random.Generator,
+    rtol: float,
+    atol: float,
+    rel_step: float,
+) -> None:
+    sampler = _Sampler(spec, module, rng)
+    domains = sampler.choose()
+    result.domains = {s.name: d for s, d in zip(spec.inputs, domains, strict=True)}
+    inputs = sampler.points(domains)
+    x, others = inputs[0], inputs[1:]
+    n = x.shape[0]
+    label = spec.wrt.name
+    fn = {
+        suffix: getattr(module, spec.name + suffix, None)
+        for suffix in ("", "_grad", "_hess", "_vjp", "_hvp", "_value_and_grad")
+    }
+    value, grad = fn[""], fn["_grad"]
+    scale = n if spec.role == "loss" else 1  # a loss is a mean over samples
+
+    def unit(arrays: list[np.ndarray], i: int) -> list[np.ndarray]:
+        return [a[i : i + 1] for a in arrays]
+
+    def run(function: str, f_of: Callable, emitted: np.ndarray) -> None:
+        check = Check(function)
+        for i in range(n):
+            rest = unit(others, i)
+            _compare(
+                check,
+                label,
+                lambda v, rest=rest: f_of(v, rest),
+                x[i : i + 1].copy(),
+                emitted[i : i + 1],
+                rtol,
+                atol,
+                rel_step,
+            )
+        result.checks.append(check)
+
+    with np.errstate(all="ignore"):
+        if fn["_vjp"] is not None:
+            go = rng.normal(size=x.shape)
+            result.checks.append(_rowwise_vjp(spec, value, fn["_vjp"], x, go, rtol, atol, rel_step))
+            return
+        g_full = np.asarray(grad(x, *others), dtype=float)
+        run(f"{spec.name}_grad", lambda v, rest: float(np.sum(value(v, *rest))), g_full * scale)
+        if fn["_hess"] is not None:
+            h_full = np.asarray(fn["_hess"](x, *others), dtype=float)
+            run(
+                f"{spec.name}_hess",
+                lambda v, rest: float(np.sum(grad(v, *rest))),
+                h_full * scale,
+            )
+        if fn["_hvp"] is not None:
+            vec = rng.normal(size=x.shape)
+            hv = np.asarray(fn["_hvp"](x, *others, vec), dtype=float)
+            check = Check(f"{spec.name}_hvp")
+            for i in range(n):
+                rest, vi = unit(others, i), vec[i : i + 1]
+                _compare(
+                    check,
+                    label,
+                    lambda v, rest=rest, vi=vi: float(np.sum(grad(v, *rest) * vi)),
+                    x[i : i + 1].copy(),
+                    hv[i : i + 1] * scale,
+                    rtol,
+                    atol,
+                    rel_step,
+                )
+            result.checks.append(check)
+        if fn["_value_and_grad"] is not None:
+            result.checks.append(
+                _consistency(spec.name, fn["_value_and_grad"], value, g_full, x, others)
+            )
+
+
+def _rowwise_vjp(spec, value, vjp, x, go, rtol, atol, rel_step) -> Check:
+    check = Check(f"{spec.name}_vjp")
+    emitted = np.asarray(vjp(x, go), dtype=float)
+    for i in range(x.shape[0]):
+        gi = go[i : i + 1]
+        _compare(
+            check,
+            spec.wrt.name,
+            lambda v, gi=gi: float(np.sum(value(v) * gi)),
+            x[i : i + 1].copy(),
+            emitted[i : i + 1],
+            rtol,
+            atol,
+            rel_step,
+        )
+    return check
+
+
+def _consistency(name, value_and_grad, value, g_full, x, others) -> Check:
+    """Check ``name_value_and_grad`` returns exactly what ``name`` and ``name_grad`` return."""
+    check = Check(f"{name}_value_and_grad")
+    v2, g2 = value_and_grad(x, *others)
+    v1 = value(x, *others)
+    g2 = np.asarray(g2, dtype=float)
+    both = np.isfinite(g_full) & np.isfinite(g2)
+    err = np.abs(g2 - g_full)[both]
+    check.checked = int(both.sum()) + 1
+    check.skipped = int((~both).sum())
+    check.max_abs = max(float(err.max()) if err.size else 0.0, abs(float(v2) - float(v1)))
+    check.max_rel = max(
+        float((err / np.maximum(1.0, np.abs(g_full[both]))).max()) if err.size else 0.0,
+        abs(float(v2) - float(v1)) / max(1.0, abs(float(v1))),
+    )
+    if check.max_rel > 1e-12 or not np.array_equal(np.isfinite(g_full), np.isfinite(g2)):
+        check.failures.append(f"{name}_value_and_grad disagrees with {name} and {name}_grad")
+    return check
+
+
+def verify_module(
+    specs: tuple[Spec, ...] | list[Spec],
+    module: ModuleType,
+    *,
+    prefix: str = "",
+    seed: int = 0,
+    rtol: float = 1e-5,
+    atol: float = 1e-8,
+) -> list[KernelResult]:
+    """Check every spec's emitted functions in ``module``, in name order."""
+    return [
+        verify_spec(s, module, name=f"{prefix}{s.name}", seed=seed, rtol=rtol, atol=atol)
+        for s in sorted(specs, key=lambda s: s.name)
+    ]
+
+
+def format_table(results: list[KernelResult]) -> str:
+    """Return the results as a table: kernel | checked | points | max abs | max rel | result."""
+    head = ("kernel", "functions checked", "points", "max abs err", "max rel err", "result")
+    rows = []
+    for r in results:
+        functions = (
+            ", ".join(c.function.removeprefix(r.name.rsplit(".", 1)[-1] + "_") for c in r.checks)
+            or "-"
+        )
+        points = f"{r.checked}" + (f" (+{r.skipped} skipped)" if r.skipped else "")
+        rows.append(
+            (
+                r.name,
+                functions,
+                points,
+                f"{r.max_abs:.2e}",
+                f"{r.max_rel:.2e}",
+                "pass" if r.ok else "FAIL",
+            )
+        )
+    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
+
+    def fmt(row) -> str:
+        return " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
+    rule = "-+-".join("-" * w for w in widths)
+    return "\n".join([fmt(head), rule, *(fmt(r) for r in rows)]) + "\n"
