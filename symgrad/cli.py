@@ -96,7 +96,7 @@ def _verify(args: argparse.Namespace) -> int:
     for result in failed:
         for line in result.problems():
             say(f"FAIL {line}")
-    say(f"{len(results)} kernels checked, {len(failed)} failed")
+    say(f"{len(results)} kernel{'s' * (len(results) != 1)} checked, {len(failed)} failed")
     return EXIT_FAILED if failed else EXIT_OK
 
 

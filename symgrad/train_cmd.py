@@ -422,7 +422,8 @@ def run(args: argparse.Namespace) -> int:
         _save_npz(out, arrays)
         say(f"wrote {out.as_posix()}")
         if not args.no_plot:
-            if plot(result.history, png, f"{data.name}: {model!r}"[:80]):
+            title = f"{data.name}: {type(model).__name__}, {opt.name}(lr={args.lr})"
+            if plot(result.history, png, title):
                 say(f"wrote {png.as_posix()}")
             else:
                 say("no loss curve: matplotlib is not installed (pip install matplotlib)")
