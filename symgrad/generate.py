@@ -24,6 +24,15 @@ class OutputError(SymgradError):
     """An output file or folder cannot be used; the message names it and the problem."""
 
 
+class WriteFailed(OutputError):
+    """Writing a file failed (nothing was replaced); ``name`` and ``problem`` say which and why."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        self.name = display_path(path)
+        self.problem = f"cannot write: {exc.strerror or exc}"
+        super().__init__(f"{self.name}: {self.problem}")
+
+
 @dataclass(frozen=True)
 class Output:
     """One file symgrad would write, with what is on disk now (None if absent)."""
@@ -94,13 +103,17 @@ def header_source(text: str) -> str | None:
     return ""
 
 
-def command_for(target: Target, out_arg: str | None) -> str:
-    """Return the command that regenerates this target's file, for its header."""
+def command_for(target: Target, out_dir: Path, default_dir: Path) -> str:
+    """Return the command that regenerates this target's file, for its header.
+
+    ``-o DIR`` is left out when DIR is the default, so the header (and the file's bytes) do not
+    depend on whether the default was spelled out.
+    """
     parts = ["symgrad generate"]
     if not target.builtin:
         parts.append(target.source)
-    if out_arg:
-        parts += ["-o", display_path(Path(out_arg))]
+    if os.path.abspath(out_dir) != os.path.abspath(default_dir):
+        parts += ["-o", display_path(out_dir)]
     return " ".join(parts)
 
 
@@ -144,9 +157,10 @@ def _check_dir(out_dir: Path, writing: bool) -> None:
 
 
 def render_targets(
-    targets: list[Target], out_dir: Path, out_arg: str | None = None
+    targets: list[Target], out_dir: Path, default_dir: Path | None = None
 ) -> list[Output]:
     """Render every target (all before any file is touched) and pair each with the disk copy."""
+    default_dir = out_dir if default_dir is None else default_dir
     outputs: list[Output] = []
     claimed: dict[Path, str] = {}
     for target in targets:
@@ -166,7 +180,7 @@ def render_targets(
             text = generate_source(
                 target.specs,
                 source=target.source,
-                command=command_for(target, out_arg),
+                command=command_for(target, out_dir, default_dir),
                 title=target.title,
             )
         except SpecError as exc:
@@ -205,9 +219,12 @@ def find_orphans(out_dir: Path, outputs: list[Output]) -> list[Orphan]:
 def plan(target_names: list[str], out_arg: str | None, *, writing: bool) -> Plan:
     """Load and render every target and find orphans; raise SymgradError on any bad input."""
     targets = load_targets(target_names)
-    out_dir = Path(out_arg) if out_arg else default_output_dir(bool(target_names))
-    _check_dir(out_dir, writing)
-    outputs = render_targets(targets, out_dir, out_arg)
+    default_dir = default_output_dir(bool(target_names))
+    out_dir = Path(out_arg) if out_arg else default_dir
+    _check_dir(out_dir, writing=False)
+    outputs = render_targets(targets, out_dir, default_dir)
+    if writing and any(o.changed for o in outputs):
+        _check_dir(out_dir, writing=True)
     return Plan(outputs, find_orphans(out_dir, outputs))
 
 
@@ -262,11 +279,12 @@ def write_all(files: list[tuple[Path, str]]) -> None:
     """Write every file or none: stage all temporaries first, then rename each into place."""
     created: list[Path] = []
     staged: list[tuple[Path, Path]] = []
+    path = Path()
     try:
         for path, text in files:
             created += _mkdirs(path.parent)
             staged.append((_stage(path, text), path))
-    except BaseException:
+    except BaseException as exc:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
         for folder in created:
@@ -274,12 +292,16 @@ def write_all(files: list[tuple[Path, str]]) -> None:
                 folder.rmdir()
             except OSError:
                 pass
+        if isinstance(exc, OSError):
+            raise WriteFailed(path, exc) from exc
         raise
     done = 0
     try:
         for tmp, path in staged:
             os.replace(tmp, path)
             done += 1
+    except OSError as exc:
+        raise WriteFailed(path, exc) from exc
     finally:
         for tmp, _ in staged[done:]:
             tmp.unlink(missing_ok=True)
@@ -308,11 +330,8 @@ def apply(
     if write and changed:
         try:
             write_all([(o.path, o.text) for o in changed])
-        except OSError as exc:
-            report.failed(
-                display_path(Path(exc.filename)) if exc.filename else changed[0].name,
-                f"cannot write: {exc.strerror or exc}",
-            )
+        except WriteFailed as exc:
+            report.failed(exc.name, exc.problem)
             return
     for out in changed:
         report.changed(out.name, created=out.current is None)

@@ -154,7 +154,14 @@ def source_exists(source: str) -> bool:
         return True
     if is_file_target(source):
         return Path(source).is_file()
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
     try:
         return importlib.util.find_spec(source) is not None
     except (ImportError, ValueError):
         return False
+    finally:
+        if added:
+            sys.path.remove(cwd)

@@ -106,6 +106,9 @@ def test_targets_in_stable_order_and_default_output_folder(tmp_path: Path):
     ]
     header = (tmp_path / "generated" / "zeta.py").read_text().splitlines()[1]
     assert header == "# Regenerate with: symgrad generate zeta.py"  # per target, not the whole run
+    # spelling out the default folder changes nothing
+    same = run("generate", "alpha.py", "zeta.py", "-o", "generated", "--check", cwd=tmp_path)
+    assert same.returncode == 0, same.stderr
 
 
 def test_module_target(tmp_path: Path):
