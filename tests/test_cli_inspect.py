@@ -138,6 +138,11 @@ def test_verify_user_file_and_builtins(user: Path):
     builtins = run("verify", cwd=user)
     assert builtins.returncode == 0, builtins.stdout + builtins.stderr
     assert builtins.stderr.endswith("32 kernels checked, 0 failed\n")
+    strict = run(
+        "verify", "my_losses.py", "--seed", "3", "--rtol", "0", "--atol", "1e-15", cwd=user
+    )
+    assert strict.returncode == 1  # finite differences cannot meet a zero tolerance
+    assert "FAIL my_losses.cauchy" in strict.stderr
     bad = run("verify", "nope.py", cwd=user)
     assert bad.returncode == 2 and bad.stderr == "error: nope.py: no such file\n"
 

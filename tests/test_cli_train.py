@@ -96,11 +96,16 @@ def test_train_npz_binary_classification(tmp_path: Path):
     X = rng.normal(size=(200, 2))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     np.savez(tmp_path / "d.npz", X=X, y=y)
-    proc = run("--data", "d.npz", "--epochs", "30", "--no-plot", cwd=tmp_path)
+    proc = run(
+        "--data", "d.npz", "--epochs", "30", "--no-standardize", "--no-progress",
+        "--plot", "curve.png", cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "LogisticRegression" in proc.stderr
-    assert metrics(proc.stdout)["accuracy"][1] > 0.9
-    assert (tmp_path / "params.npz").exists()
+    assert "LogisticRegression" in proc.stderr and "it/s" not in proc.stderr
+    assert metrics(proc.stdout)["accuracy"][1] >= 0.85
+    saved = np.load(tmp_path / "params.npz")
+    assert np.all(saved["x_mean"] == 0) and np.all(saved["x_scale"] == 1)
+    assert (tmp_path / "curve.png").exists() == HAS_MATPLOTLIB
 
 
 BAD_DATA = {
