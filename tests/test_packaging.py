@@ -1,7 +1,6 @@
-"""Build the wheel and sdist, install the wheel into a fresh venv, and use it outside the checkout.
+"""Build the wheel and sdist, install the wheel into a fresh venv, and use it outside the checkout."""
 
-Set SYMGRAD_SKIP_PACKAGING=1 to skip locally; `.ci/run` always runs it.
-"""
+# Set SYMGRAD_SKIP_PACKAGING=1 to skip locally; `.ci/run` always runs it.
 
 from __future__ import annotations
 
