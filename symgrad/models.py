@@ -23,6 +23,12 @@ Classifiers take integer labels (one-hot encoded internally) or target rows; the
 activation is fused with the loss (``binary_cross_entropy_with_logits``,
 ``softmax_cross_entropy``, or :func:`symgrad.compose` for ``MLP(output=...)``), so the
 gradient at the logits is ``p - y``, finite at any logit.
+
+Second order, exact and from the emitted ``_hess``/``_hvp`` kernels: ``hessian(params, X, y)``
+is the dense Hessian over :func:`flatten`'s order (closed form for the linear models, e.g.
+``[X 1].T diag(p (1 - p) / n) [X 1] + lam I_W`` for logistic regression);
+``hvp(params, X, y, v)`` and ``hvp_operator(params, X, y)`` give Hessian-vector products
+(Pearlmutter's R-operator for the MLP). :mod:`symgrad.newton` fits with them.
 """
 
 from __future__ import annotations
@@ -42,11 +48,20 @@ from symgrad.codegen import compile as _compile
 from symgrad.library import activations as _lib_activations
 from symgrad.library import losses as _lib_losses
 from symgrad.library import regularizers as _lib_regularizers
+from symgrad.optim import _flatten, _unflatten
 from symgrad.spec import Spec, compose
 
-__all__ = ["MLP", "LinearRegression", "LogisticRegression", "SoftmaxRegression"]
+__all__ = [
+    "MLP",
+    "LinearRegression",
+    "LogisticRegression",
+    "SoftmaxRegression",
+    "flatten",
+    "unflatten",
+]
 
 Params = dict[str, np.ndarray]
+HVP = Callable[[Params], Params]
 KernelChoice = str | Spec | tuple[str | Spec, Mapping[str, float]]
 
 _BUILTIN: dict[str, tuple[ModuleType, dict[str, Spec]]] = {
@@ -61,6 +76,9 @@ _BUILTIN: dict[str, tuple[ModuleType, dict[str, Spec]]] = {
 _BINARY_LOGIT_LOSSES = frozenset({"binary_cross_entropy_with_logits", "sigmoid_focal"})
 #: Hidden activations that get He initialisation (LeCun for selu, Glorot for the rest).
 _HE_INIT = frozenset({"relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "mish"})
+#: Elements per block of rows when a Hessian is assembled from per-sample products (2**21
+#: doubles, 16 MB), so memory stays bounded for many samples.
+_ROW_BLOCK = 1 << 21
 #: Compiled user specs (and compositions), keyed by the specs they come from.
 _COMPILED: dict[tuple[Spec, ...], tuple[Spec, ModuleType]] = {}
 
@@ -74,6 +92,8 @@ class _Kernel:
     grad: Callable[..., Any] | None = None
     builtin: bool = False
     hyper: dict[str, float] = field(default_factory=dict)
+    #: Second derivative: ``name_hess`` (element-wise), or ``name_hvp`` for class-axis losses.
+    hess: Callable[..., Any] | None = None
 
     @property
     def name(self) -> str:
@@ -134,7 +154,15 @@ def _resolve_activation(choice: KernelChoice, *, elementwise: bool = True) -> _K
         )
     module = _BUILTIN["activation"][0] if builtin else _module((spec,), lambda: spec)[1]
     grad = None if spec.class_axis else partial(getattr(module, f"{spec.name}_grad"), **hyper)
-    return _Kernel(spec, partial(getattr(module, spec.name), **hyper), grad, builtin, hyper)
+    hess = None if spec.class_axis else _optional(module, f"{spec.name}_hess", hyper)
+    fn = partial(getattr(module, spec.name), **hyper)
+    return _Kernel(spec, fn, grad, builtin, hyper, hess)
+
+
+def _optional(module: ModuleType, name: str, hyper: Mapping[str, float]) -> Callable | None:
+    """Return ``module.name`` with ``hyper`` bound, or None if the module does not emit it."""
+    fn = getattr(module, name, None)
+    return None if fn is None else partial(fn, **hyper)
 
 
 def _resolve_regularizer(choice: KernelChoice | None) -> _Kernel | None:
@@ -144,7 +172,8 @@ def _resolve_regularizer(choice: KernelChoice | None) -> _Kernel | None:
     spec, hyper, builtin = _split("regularizer", choice)
     module = _BUILTIN["regularizer"][0] if builtin else _module((spec,), lambda: spec)[1]
     fn = partial(getattr(module, spec.name), **hyper)
-    return _Kernel(spec, fn, partial(getattr(module, f"{spec.name}_grad"), **hyper), builtin, hyper)
+    grad = partial(getattr(module, f"{spec.name}_grad"), **hyper)
+    return _Kernel(spec, fn, grad, builtin, hyper, _optional(module, f"{spec.name}_hess", hyper))
 
 
 def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _Kernel:
@@ -167,7 +196,8 @@ def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _
         hyper |= {names[k]: v for k, v in act_hyper.items()}
         builtin = False
     fn = partial(getattr(module, f"{spec.name}_value_and_grad"), **hyper)
-    return _Kernel(spec, fn, None, builtin, hyper)
+    second = f"{spec.name}_hvp" if spec.class_axis else f"{spec.name}_hess"
+    return _Kernel(spec, fn, None, builtin, hyper, _optional(module, second, hyper))
 
 
 def _matrix(X: Any, n_features: int) -> np.ndarray:
@@ -234,6 +264,89 @@ def _penalize(reg: _Kernel | None, weights: Sequence[np.ndarray], grads: Sequenc
     return total
 
 
+# --------------------------------------------------------------------------- second order
+
+
+def flatten(params: Any) -> np.ndarray:
+    """Concatenate the leaves of ``params`` into one float vector: Hessians use this order.
+
+    Leaves are taken in the dict's insertion order (``W, b`` for the linear models,
+    ``W0, b0, W1, b1, ...`` for an MLP, as ``init`` returns them), each raveled in C order.
+    """
+    leaves = _flatten(params)[0]
+    if not leaves:
+        return np.zeros(0)
+    return np.concatenate([np.ravel(np.asarray(leaf, dtype=float)) for leaf in leaves])
+
+
+def unflatten(vec: Any, like: Any) -> Any:
+    """Split a copy of ``vec`` into arrays shaped like the leaves of ``like`` (inverse of flatten)."""
+    vec = np.asarray(vec, dtype=float)
+    leaves, treedef = _flatten(like)
+    shapes = [np.shape(leaf) for leaf in leaves]
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    if vec.shape != (sum(sizes),):
+        raise ValueError(f"vector has shape {vec.shape}, expected ({sum(sizes)},) for these params")
+    parts = np.split(vec.copy(), np.cumsum(sizes)[:-1]) if sizes else []
+    return _unflatten(treedef, [p.reshape(s) for p, s in zip(parts, shapes, strict=True)])
+
+
+def _second(kernel: _Kernel) -> Callable[..., Any]:
+    """Return the kernel's second-derivative function, or raise if it has none."""
+    if kernel.hess is None:
+        raise ValueError(f"{kernel.spec.role} {kernel.name!r} has no emitted second derivative")
+    return kernel.hess
+
+
+def _loss_hvp(loss: _Kernel, z: np.ndarray, Y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Return ``dz -> (d2 mean loss / dz2) dz`` at the outputs ``z`` (per sample, exactly)."""
+    if loss.spec.class_axis:
+        hvp = _second(loss)
+        return lambda dz: np.broadcast_to(hvp(z, Y, dz), z.shape)
+    h = _second(loss)(z, Y)
+    return lambda dz: h * dz
+
+
+def _weighted_gram(X: np.ndarray, h: np.ndarray, intercept: bool) -> np.ndarray:
+    """Return ``A.T @ diag(h) @ A`` for ``A = [X, 1]`` (``A = X`` without intercept).
+
+    With ``h >= 0`` it is ``S.T @ S`` for ``S = sqrt(h) * X``, which numpy hands to BLAS syrk:
+    one pass over the data and half the flops of a general product, exactly symmetric.
+    """
+    if np.all(h >= 0):
+        S = X * np.sqrt(h)[:, None]
+        G = S.T @ S
+    else:
+        G = X.T @ (X * h[:, None])
+        G = 0.5 * (G + G.T)
+    if not intercept:
+        return G
+    d = X.shape[1]
+    H = np.empty((d + 1, d + 1))
+    H[:d, :d] = G
+    H[:d, d] = H[d, :d] = h @ X
+    H[d, d] = np.sum(h)
+    return H
+
+
+def _in_order(H: np.ndarray, blocks: Sequence[tuple[str, int]], params: Mapping) -> np.ndarray:
+    """Permute a Hessian laid out as ``blocks`` (key, size) into the order of ``params``' keys."""
+    keys = [key for key, _ in blocks]
+    order = [key for key in params if key in keys]
+    if order == keys:
+        return H
+    start = dict(zip(keys, np.cumsum([0] + [size for _, size in blocks[:-1]]), strict=True))
+    size = dict(blocks)
+    idx = np.concatenate([np.arange(start[k], start[k] + size[k]) for k in order])
+    return H[np.ix_(idx, idx)]
+
+
+def _check_direction(v: Mapping, params: Mapping) -> None:
+    """Raise ValueError unless ``v`` has every key of ``params`` with the same shape."""
+    for key, value in params.items():
+        _param(v, key, np.shape(value))
+
+
 def _choice_repr(choice: KernelChoice | None) -> str:
     if isinstance(choice, tuple):
         return f"({_choice_repr(choice[0])}, {dict(choice[1])!r})"
@@ -291,6 +404,78 @@ class _Linear:
             grads["b"] = np.sum(dz, axis=0)
         loss += _penalize(self._reg, [np.asarray(params["W"])], [grads["W"]])
         return loss, grads
+
+    # ------------------------------------------------------------------- second order
+
+    def _point(self, params: Params, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=float)
+        z = self.decision_function(params, X)
+        return X, z, self._targets(y, z)
+
+    def _blocks(self, W: np.ndarray) -> list[tuple[str, int]]:
+        blocks = [("W", W.size)]
+        if self.fit_intercept:
+            blocks.append(("b", int(np.prod(W.shape[1:]))))
+        return blocks
+
+    def hvp_operator(self, params: Params, X: Any, y: Any) -> HVP:
+        """Return ``v -> H v``, the objective's exact Hessian at ``params`` times a direction.
+
+        ``v`` and the result are dicts like ``params``. The loss curvature at ``X @ W + b`` is
+        computed once, so each application costs two products with ``X`` (for Newton-CG).
+        """
+        X, z, Y = self._point(params, X, y)
+        W = np.asarray(params["W"], dtype=float)
+        curvature = _loss_hvp(self._loss, z, Y)
+        reg_h = None if self._reg is None else _second(self._reg)(W)
+        shapes = {"W": W.shape, "b": W.shape[1:]}
+
+        def apply(v: Params) -> Params:
+            vW = np.asarray(_param(v, "W", W.shape), dtype=float)
+            dz = X @ vW
+            if self.fit_intercept:
+                dz += _param(v, "b", shapes["b"])
+            hz = curvature(dz)
+            out = {"W": X.T @ hz}
+            if self.fit_intercept:
+                out["b"] = np.sum(hz, axis=0)
+            if reg_h is not None:
+                out["W"] += reg_h * vW
+            return {key: out[key] for key in params if key in out}
+
+        return apply
+
+    def hvp(self, params: Params, X: Any, y: Any, v: Params) -> Params:
+        """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params)."""
+        return self.hvp_operator(params, X, y)(v)
+
+    def hessian(self, params: Params, X: Any, y: Any) -> np.ndarray:
+        """Return the objective's dense Hessian over ``flatten(params)`` (``W`` raveled, then ``b``).
+
+        With the loss curvature ``h = loss_hess(X @ W + b, y)`` (element-wise, 1/n included)
+        it is ``A.T @ diag(h) @ A`` for ``A = [X, 1]``: one BLAS syrk per output column (for
+        logistic regression ``h = p (1 - p) / n``). The regularizer's diagonal ``R''(W)`` is
+        added on the weights only. A 2-D ``W`` (``n_outputs=k``) gives a block per output.
+        """
+        X, z, Y = self._point(params, X, y)
+        h = _second(self._loss)(z, Y)
+        W = np.asarray(params["W"], dtype=float)
+        if W.ndim == 1:
+            H = _weighted_gram(X, h, self.fit_intercept)
+        else:
+            m, k = X.shape[1] + self.fit_intercept, W.shape[1]
+            H4 = np.zeros((m, k, m, k))  # rows of [W; b] by output column: C order of W, then b
+            for j in range(k):
+                H4[:, j, :, j] = _weighted_gram(X, h[:, j], self.fit_intercept)
+            H = H4.reshape(m * k, m * k)
+        return self._penalized(H, W, params)
+
+    def _penalized(self, H: np.ndarray, W: np.ndarray, params: Params) -> np.ndarray:
+        """Add the regularizer's diagonal on the weights and order ``H`` like ``params``."""
+        if self._reg is not None:
+            idx = np.arange(W.size)
+            H[idx, idx] += np.ravel(_second(self._reg)(W))
+        return _in_order(H, self._blocks(W), params)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._settings()})"
@@ -398,6 +583,45 @@ class SoftmaxRegression(_Linear):
     def predict_proba(self, params: Params, X: Any) -> np.ndarray:
         """Return class probabilities, shape ``(n, n_classes)``."""
         return _activations.softmax(self.decision_function(params, X))
+
+    def hessian(self, params: Params, X: Any, y: Any) -> np.ndarray:
+        """Return the objective's dense Hessian over ``flatten(params)`` (``W`` raveled, then ``b``).
+
+        Sample ``i``'s block over its logits is ``c_i / n (diag(p_i) - p_i p_i.T)`` with
+        ``p_i = softmax(z_i)`` and ``c_i = sum(y_i)`` (1 for labels), the closed form of
+        ``softmax_cross_entropy_hvp``. With ``A = [X, 1]``, the ``diag(p)`` part is one
+        weighted Gram matrix ``A.T diag(c p_a / n) A`` per class ``a``, and the ``p p.T`` part
+        ``Q.T Q`` with ``Q[i, (j, a)] = sqrt(c_i / n) A[i, j] p[i, a]``, built and multiplied
+        (BLAS syrk) in blocks of rows to bound memory.
+        """
+        X, z, Y = self._point(params, X, y)
+        W = np.asarray(params["W"], dtype=float)
+        P = _activations.softmax(z)
+        w = np.sum(Y, axis=1) / len(z)
+        (n, d), k = X.shape, self.n_classes
+        m = d + self.fit_intercept
+        H4 = np.zeros((m, k, m, k))
+        for a in range(k):
+            H4[:, a, :, a] = _weighted_gram(X, w * P[:, a], self.fit_intercept)
+        H = H4.reshape(m * k, m * k)
+        root = np.sqrt(np.abs(w))[:, None] * P
+        sign = np.sign(w)[:, None, None]
+        rows = max(1, _ROW_BLOCK // (m * k))
+        for start in range(0, n, rows):
+            block = slice(start, start + rows)
+            R = root[block]
+            Q = np.empty((len(R), m, k))
+            np.multiply(X[block, :, None], R[:, None, :], out=Q[:, :d])
+            if self.fit_intercept:
+                Q[:, d] = R
+            Q2 = Q.reshape(len(R), m * k)
+            if np.all(w[block] >= 0):
+                H -= Q2.T @ Q2
+            else:
+                H -= Q2.T @ (Q * sign[block]).reshape(len(R), m * k)
+        if np.any(w < 0):
+            H = 0.5 * (H + H.T)
+        return self._penalized(H, W, params)
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return the most probable class of each sample."""
@@ -529,6 +753,96 @@ class MLP:
         weights = [W for W, _ in layers]
         loss += _penalize(self._reg, weights, [grads[f"W{i}"] for i in range(self.n_layers)])
         return loss, grads
+
+    def hvp_operator(self, params: Params, X: Any, y: Any) -> HVP:
+        """Return ``v -> H v``, the objective's exact Hessian at ``params`` times a direction.
+
+        Pearlmutter's R-operator (forward-over-reverse): the forward pass and backprop run
+        once; each application pushes ``v`` forward (``R(z) = R(a) W + a V + V_b``,
+        ``R(a) = f'(z) R(z)``), applies the loss curvature (``loss_hess`` or ``loss_hvp``) at
+        the logits, and pulls back ``R(delta) = (R(delta') W.T + delta' V.T) f'(z)
+        + delta' W.T f''(z) R(z)`` with the activation's ``_grad``/``_hess`` kernels: about
+        twice the matrix products of one gradient, exact (no finite differences).
+        """
+        layers = self._weights(params)
+        X = _matrix(X, self.sizes[0])
+        Y = self._targets(y, len(X))
+        inputs, slopes, bends = [X], [], []  # a_l, f'(z_l), f''(z_l) of the hidden layers
+        for i, (W, b) in enumerate(layers):
+            z = inputs[-1] @ W
+            z += b
+            if i < self.n_layers - 1:
+                inputs.append(self._act.fn(z))
+                slopes.append(self._act.grad(z))
+                bends.append(_second(self._act)(z))
+        delta = self._loss.fn(z, Y)[1]
+        curvature = _loss_hvp(self._loss, z, Y)
+        deltas = [delta]  # dL/dz_l from the last layer down
+        for i in range(self.n_layers - 1, 0, -1):
+            deltas.append((deltas[-1] @ layers[i][0].T) * slopes[i - 1])
+        deltas.reverse()
+        reg_h = [None if self._reg is None else _second(self._reg)(W) for W, _ in layers]
+
+        def apply(v: Params) -> Params:
+            V = [
+                (
+                    np.asarray(_param(v, f"W{i}", W.shape), dtype=float),
+                    np.asarray(_param(v, f"b{i}", b.shape), dtype=float),
+                )
+                for i, (W, b) in enumerate(layers)
+            ]
+            r_inputs, r_pre = [None], []  # R(a_l) (R(X) = 0) and R(z_l)
+            for i, ((W, _), (VW, Vb)) in enumerate(zip(layers, V, strict=True)):
+                rz = inputs[i] @ VW
+                rz += Vb
+                if r_inputs[i] is not None:
+                    rz += r_inputs[i] @ W
+                r_pre.append(rz)
+                if i < self.n_layers - 1:
+                    r_inputs.append(slopes[i] * rz)
+            r_delta = curvature(r_pre[-1])
+            out: Params = {}
+            for i in range(self.n_layers - 1, -1, -1):
+                W, VW = layers[i][0], V[i][0]
+                rgW = inputs[i].T @ r_delta
+                if r_inputs[i] is not None:
+                    rgW += r_inputs[i].T @ deltas[i]
+                if reg_h[i] is not None:
+                    rgW += reg_h[i] * VW
+                out[f"W{i}"], out[f"b{i}"] = rgW, np.sum(r_delta, axis=0)
+                if i:
+                    back = r_delta @ W.T
+                    back += deltas[i] @ VW.T
+                    back *= slopes[i - 1]
+                    back += (deltas[i] @ W.T) * bends[i - 1] * r_pre[i - 1]
+                    r_delta = back
+            return {key: out[key] for key in params if key in out}
+
+        return apply
+
+    def hvp(self, params: Params, X: Any, y: Any, v: Params) -> Params:
+        """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params)."""
+        return self.hvp_operator(params, X, y)(v)
+
+    def hessian(self, params: Params, X: Any, y: Any) -> np.ndarray:
+        """Return the dense Hessian over ``flatten(params)`` (``W0, b0, W1, ...``, C order).
+
+        Column ``j`` is ``hvp`` of the ``j``-th basis vector (one R-operator pass each, after
+        a single forward/backward pass), symmetrized; meant for small networks.
+        """
+        apply = self.hvp_operator(params, X, y)
+        base = {key: params[key] for key in params if key in self._keys()}
+        size = sum(np.size(v) for v in base.values())
+        H = np.empty((size, size))
+        e = np.zeros(size)
+        for j in range(size):
+            e[j] = 1.0
+            H[:, j] = flatten(apply(unflatten(e, base)))
+            e[j] = 0.0
+        return 0.5 * (H + H.T)
+
+    def _keys(self) -> list[str]:
+        return [f"{p}{i}" for i in range(self.n_layers) for p in ("W", "b")]
 
     def predict_proba(self, params: Params, X: Any) -> np.ndarray:
         """Return class probabilities: ``(n, classes)`` for multiclass, P(y = 1) for binary."""
