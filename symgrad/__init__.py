@@ -39,8 +39,12 @@ __all__ = [
 def __getattr__(name: str):
     # The built-in kernel modules (and the models built on them) load generated/ lazily,
     # so `import symgrad` stays cheap.
-    if name in ("activations", "losses", "regularizers", "models"):
+    if name in ("activations", "losses", "regularizers", "models", "newton", "blocked"):
         import importlib
 
         return importlib.import_module(f"symgrad.{name}")
+    if name == "fit_newton":
+        from symgrad.newton import fit_newton
+
+        return fit_newton
     raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
