@@ -1,0 +1,89 @@
+"""Time generating the whole built-in library, in a fresh interpreter and in this process."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_SCRIPT = """
+import json, time
+start = time.perf_counter()
+from symgrad.codegen import generate_source
+from symgrad.targets import builtin_targets
+imported = time.perf_counter()
+texts = [generate_source(t.specs, source=t.source, title=t.title) for t in builtin_targets()]
+done = time.perf_counter()
+print(json.dumps({"import": imported - start, "generate": done - imported,
+                  "lines": sum(len(t.splitlines()) for t in texts),
+                  "chars": sum(len(t) for t in texts)}))
+"""
+
+
+@dataclass
+class GenerationTimes:
+    """Seconds to generate the built-in library (medians over runs), and its size."""
+
+    runs: int
+    wall: float  # fresh subprocess, interpreter start to exit
+    imports: float  # inside it: importing symgrad (and sympy)
+    generate: float  # inside it: deriving, lowering and rendering every target
+    in_process: float  # in this process, first time
+    in_process_again: float  # in this process again (sympy's caches warm)
+    lines: int
+    chars: int
+
+
+def child_env() -> dict[str, str]:
+    """Return the environment for a child interpreter that imports this checkout first."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def _fresh() -> tuple[float, dict]:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=child_env(),
+        check=True,
+        timeout=600,
+    )
+    wall = time.perf_counter() - start
+    return wall, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _in_process() -> float:
+    from symgrad.codegen import generate_source
+    from symgrad.targets import builtin_targets
+
+    start = time.perf_counter()
+    for target in builtin_targets():
+        generate_source(target.specs, source=target.source, title=target.title)
+    return time.perf_counter() - start
+
+
+def time_generation(runs: int = 3) -> GenerationTimes:
+    """Return the medians of ``runs`` fresh-interpreter generations and two in-process ones."""
+    fresh = [_fresh() for _ in range(max(1, runs))]
+    first, again = _in_process(), _in_process()
+    return GenerationTimes(
+        runs=len(fresh),
+        wall=statistics.median(w for w, _ in fresh),
+        imports=statistics.median(r["import"] for _, r in fresh),
+        generate=statistics.median(r["generate"] for _, r in fresh),
+        in_process=first,
+        in_process_again=again,
+        lines=fresh[0][1]["lines"],
+        chars=fresh[0][1]["chars"],
+    )
