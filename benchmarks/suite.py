@@ -137,13 +137,20 @@ def run_isolated(
 
     relay_thread = threading.Thread(target=relay, daemon=True)
     relay_thread.start()
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        timed_out.set()
         proc.kill()
-        out, _ = proc.communicate()
-        err_tail.append(f"timed out after {timeout:g} s")
+
+    watchdog = threading.Timer(timeout, kill)
+    watchdog.start()
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    proc.wait()
+    watchdog.cancel()
     relay_thread.join(timeout=5)
+    if timed_out.is_set():
+        err_tail.append(f"killed after {timeout:g} s")
     cells = {}
     for line in out.splitlines():
         cell = Cell(**json.loads(line))
