@@ -194,6 +194,12 @@ def text_report(results: Results) -> str:
         lines += ["", "Emitted gradient size against chain depth (code after the docstring):"]
         lines += _grid(*_chain_table(results.chains))
         lines += _chain_lines(results.chains)
+    env = results.environment
+    if env:
+        versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())  # type: ignore[union-attr]
+        lines += ["", f"Python {env.get('python')}, {env.get('cpus')} CPUs; {versions}"]
+        lines += [str(p) for p in env.get("threadpools", [])]  # type: ignore[union-attr]
+        lines += [str(p) for p in env.get("settings", [])]  # type: ignore[union-attr]
     lines += ["", f"total {results.elapsed:.0f} s"]
     return "\n".join(lines)
 
