@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +262,37 @@ def markdown_report(results: Results) -> str:
         lines += [f"- {p}" for p in env.get("settings", [])]  # type: ignore[union-attr]
     lines += ["", f"Total run time {results.elapsed:.0f} s.", ""]
     return "\n".join(lines)
+
+
+def _ratios_from_json(old: dict) -> dict[tuple[str, str], float]:
+    """Return {(workload, column): median ratio to hand numpy} from a saved results.json."""
+    out = {}
+    for row in old.get("rows", []):
+        medians = {
+            c["column"]: statistics.median(c["times"]) for c in row["cells"] if c.get("times")
+        }
+        ref = medians.get(REFERENCE)
+        for column, median in medians.items():
+            if ref:
+                out[(row["name"], column)] = median / ref
+    return out
+
+
+def comparison_report(results: Results, old: dict) -> str:
+    """Return a table of each ratio to hand numpy in an earlier run (``old``) and in this one."""
+    before = _ratios_from_json(old)
+    cols = [c for c in results.columns() if c != REFERENCE]
+    header = ["workload", *cols]
+    body = []
+    for row in results.rows:
+        cells = [row.name]
+        for col in cols:
+            now, then = row.ratio(col), before.get((row.name, col))
+            cells.append(
+                f"{fmt_ratio(then) or '-'} -> {fmt_ratio(now) or '-'}" if now or then else ""
+            )
+        body.append(cells)
+    return "\n".join(["Ratio to hand numpy, earlier run -> this run:", *_grid(header, body)])
 
 
 def bar_chart(results: Results, path: Path) -> bool:

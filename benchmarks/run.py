@@ -16,7 +16,14 @@ from benchmarks.codesize import CHAINS, measure_chain
 from benchmarks.columns import COLUMNS, REFERENCE
 from benchmarks.envinfo import environment
 from benchmarks.generation import time_generation
-from benchmarks.report import Results, Row, bar_chart, markdown_report, text_report
+from benchmarks.report import (
+    Results,
+    Row,
+    bar_chart,
+    comparison_report,
+    markdown_report,
+    text_report,
+)
 from benchmarks.suite import OMP_WAIT_POLICY, run_isolated, run_workload
 from benchmarks.workloads import SIZES, WORKLOADS
 
@@ -67,6 +74,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"({', '.join(c.name for c in COLUMNS[1:])})",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (%(default)s)")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        metavar="JSON",
+        help="an earlier results.json: also print each ratio then and now",
+    )
     p.add_argument("--depth-timeout", type=float, help="seconds allowed per chain depth")
     p.add_argument(
         "--blas-threads",
@@ -85,6 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.blas_threads is not None and args.blas_threads < 1:
         p.error("--blas-threads must be at least 1")
     args.size = args.size or ("quick" if args.quick else "full")
+    if args.compare is not None:
+        try:  # read now: this run may overwrite the file
+            args.compare = json.loads(args.compare.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            p.error(f"--compare: cannot read {args.compare}: {exc}")
     if args.columns is not None:
         wanted = {c.strip() for c in args.columns.split(",") if c.strip()}
         bad = sorted(wanted - {c.name for c in COLUMNS})
@@ -173,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = run(args)
     print(text_report(results))
+    if args.compare is not None:
+        print("\n" + comparison_report(results, args.compare))
     for path in write(results, args.out):
         print(f"wrote {path}")
     if not any(p.suffix == ".png" for p in args.out.iterdir()) and results.rows:

@@ -61,6 +61,13 @@ def test_reports_are_written(tiny_run, capsys):
     assert "hand numpy" in text and "sigmoid_grad" in text
 
 
+def test_comparison_with_an_earlier_run(tiny_run):
+    results, _, out = tiny_run
+    earlier = json.loads((out / "results.json").read_text())
+    table = bench.comparison_report(results, earlier)
+    assert "sigmoid_grad" in table and "x -> " in table
+
+
 def test_generation_and_code_size_are_measured(tiny_run):
     results, _, _ = tiny_run
     gen = results.generation
