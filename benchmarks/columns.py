@@ -26,7 +26,8 @@ class Column:
     module: str
     requires: tuple[str, ...] = ()
     attr: str = "FACTORIES"
-    isolate: bool = False  # run in its own interpreter (its thread pool then competes with none)
+    #: Run in its own interpreter: its thread pools or its heap churn then slow no other column.
+    isolate: bool = False
 
     def missing(self) -> str | None:
         """Return why this column cannot run here (a library is not installed), or None."""
@@ -49,7 +50,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("symgrad", "benchmarks.symgrad_impl"),
     Column("symgrad out=", "benchmarks.symgrad_variants", (), "OUT_FACTORIES"),
     Column("symgrad 2 threads", "benchmarks.symgrad_variants", ("symgrad.blocked",), "THREADED"),
-    Column("sympy lambdify", "benchmarks.lambdify_impl", ("sympy",)),
+    Column("sympy lambdify", "benchmarks.lambdify_impl", ("sympy",), isolate=True),
     Column("jax", "benchmarks.jax_impl", ("jax",), isolate=True),
     Column("torch", "benchmarks.torch_impl", ("torch",), isolate=True),
     Column("autograd", "benchmarks.autograd_impl", ("autograd",), isolate=True),

@@ -130,9 +130,10 @@ def _ratio_rows(results: Results, markdown: bool) -> tuple[list[str], list[list[
 
 def _notes(results: Results) -> list[str]:
     notes = [
-        f"Median seconds per call over up to {results.repeat} interleaved repeats (after warm-up "
-        f"and a check that every result matches hand numpy to {RTOL:g} relative); "
-        "`Nx` = median / hand numpy's median in the same run (below 1 is faster).",
+        f"Median time per call over up to {results.repeat} repeats, after warm-up and a check "
+        f"that every result matches hand numpy to {RTOL:g} relative; `Nx` = median / hand "
+        "numpy's median (below 1 is faster). hand numpy and symgrad columns are timed "
+        "interleaved in one process; lambdify, jax, torch and autograd each in their own.",
         "`NaN!` = the implementation returned inf/NaN on this data (timed anyway); "
         "`WRONG!` = it disagrees with hand numpy.",
     ]

@@ -1,8 +1,10 @@
 """Run the workloads: build each column's kernel, verify it against hand numpy, then time it.
 
-numpy columns share this process and are timed interleaved; jax, torch and autograd each run
-in a child interpreter (``benchmarks.worker``), because their thread pools spin-wait after
-work and would slow whatever runs next on a 2-core machine. Children get
+hand numpy and the symgrad columns share this process and are timed interleaved; jax, torch,
+autograd and sympy.lambdify each run in a child interpreter (``benchmarks.worker``): the
+frameworks' thread pools spin-wait after work and would slow whatever runs next on a 2-core
+machine, and lambdify's hundreds of column temporaries left the heap in a state where
+symgrad's softmax row took 2.5x longer until they stopped. Children get
 ``OMP_WAIT_POLICY=PASSIVE`` unless it is set: with libgomp's default active wait, torch on
 this shared 2-core machine measured 30 ms instead of 1 ms for the logistic-regression row
 whenever another process kept the second core busy.
