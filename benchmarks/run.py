@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> Results:
         f"{settings.min_time:g} s, at most ~{settings.budget:g} s of timing per implementation",
         "numpy BLAS threads: "
         + (str(args.blas_threads) if args.blas_threads else "library default"),
-        "jax, torch, autograd: each in its own interpreter, OMP_WAIT_POLICY="
+        "sympy lambdify, jax, torch, autograd: each in its own interpreter, OMP_WAIT_POLICY="
         + os.environ.get("OMP_WAIT_POLICY", OMP_WAIT_POLICY),
     ]
     results.elapsed = time.perf_counter() - start
