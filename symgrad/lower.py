@@ -12,6 +12,7 @@ from symgrad.kernel import COTANGENT, INV_N, VECTOR, Derived
 from symgrad.primitives import N_CLASSES
 from symgrad.printer import SymgradPrinter, strip_outer_parens
 from symgrad.rewrite import lower_primitives
+from symgrad.traverse import fold_numbers
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,6 @@ class FunctionPlan:
 def _scaled(expr: sp.Expr) -> sp.Expr:
     """Multiply by 1/n term by term, so the factor joins each term's scalar coefficients."""
     return sp.Add(*(INV_N * term for term in sp.Add.make_args(expr)))
-
-
-def _floatify(expr: sp.Expr) -> sp.Expr:
-    """Fold irrational constants (sqrt(2/pi), log(2)) into float literals once, at generation."""
-    folded = expr.replace(
-        lambda e: e.is_number and not e.is_Rational and not e.is_Float and e.is_extended_real,
-        lambda e: sp.Float(e.evalf(20), 17),
-    )
-    return folded.xreplace(
-        {r: sp.Float(r, 17) for r in folded.atoms(sp.Rational) if not r.is_Integer}
-    )
 
 
 def _fmt_default(v: float) -> str:
@@ -71,12 +61,14 @@ class _Emitter:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
         self.printer = SymgradPrinter(scalars=scalars)
         self.derived = derived
-        prepared = [_floatify(lower_primitives(e)) for e in exprs]
+        prepared = [fold_numbers(lower_primitives(e)) for e in exprs]
         replacements, reduced = sp.cse(
             prepared, symbols=sp.numbered_symbols("t", real=True), order="canonical"
         )
         spec = derived.spec
-        used = set().union(*(e.free_symbols for e in prepared))
+        used = set().union(
+            *(e.free_symbols for _, e in replacements), *(e.free_symbols for e in reduced)
+        )
         self.lines: list[str] = []
         for sym in list(spec.inputs) + [COTANGENT, VECTOR]:
             if sym in used:

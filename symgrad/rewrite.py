@@ -8,7 +8,6 @@ stabilize the result. Only identities are applied, never approximations.
 from __future__ import annotations
 
 import sympy as sp
-from sympy import bottom_up
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.numpy_nodes import logaddexp
 
@@ -27,6 +26,7 @@ from symgrad.primitives import (
     xdivy,
     xlogy,
 )
+from symgrad.traverse import bottom_up
 
 # ---------------------------------------------------------------- before differentiating
 
@@ -137,11 +137,18 @@ def split_axis_sums(expr: sp.Expr, elementwise: frozenset) -> sp.Expr:
     return bottom_up(expr, lambda e: _axis_sum_linear(e, elementwise))
 
 
+#: Above this many operations, tidy() no longer tries expanding (every built-in's gradient is
+#: far below it; deep compositions are far above and would grow exponentially).
+EXPAND_LIMIT = 120
+
+
 def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
     """Cancel, expand and collect a derived expression; keep the variant with fewest operations."""
     expr = sp.powsimp(bottom_up(bottom_up(expr, _cancel_xdivy), _hyperbolic), combine="exp")
     if elementwise:
         expr = bottom_up(expr, lambda e: _axis_sum_linear(e, elementwise))
+    if sp.count_ops(expr) > EXPAND_LIMIT:
+        return expr  # expanding a product of n sums makes 2**n terms: keep the factored form
     candidates = [expr]
     expanded = sp.expand(expr, power_exp=False, power_base=False, log=False)
     expanded = bottom_up(expanded, _cancel_xdivy)
@@ -291,6 +298,12 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
 # ---------------------------------------------------------------- lowering to numpy-ready forms
 
 
+def _abs(u: sp.Expr) -> sp.Expr:
+    """|u| with the sign canonicalized (|-u| = |u|, so CSE shares exp(-|u|)) but not simplified:
+    sympy's Abs.eval on a deep argument is expensive."""
+    return sp.Abs(-u if u.could_extract_minus_sign() else u, evaluate=False)
+
+
 def _sigmoid_pairs(e: sp.Expr) -> sp.Expr:
     """sigmoid(u) sigmoid(-u) = t / (1 + t)**2 with t = exp(-|u|): the logistic density."""
     if not e.is_Mul:
@@ -302,7 +315,7 @@ def _sigmoid_pairs(e: sp.Expr) -> sp.Expr:
             j = powers.get(sigmoid(-u), 0)
             if j and j.is_Integer and j > 0:
                 m = min(k, j)
-                t = sp.exp(-sp.Abs(u))
+                t = sp.exp(-_abs(u))
                 rest = e / (sigmoid(u) ** m * sigmoid(-u) ** m)
                 return _sigmoid_pairs(rest) * (t / (1 + t) ** 2) ** m
     return e
@@ -314,11 +327,11 @@ def _lower_rule(e: sp.Expr) -> sp.Expr:
         # otherwise: never overflows, keeps relative precision in the tail, shares t with
         # softplus, and needs no np.where (a data-dependent select costs several passes).
         u = e.args[0]
-        t = sp.exp(-sp.Abs(u))
-        return sp.Max(t, step(u)) / (1 + t)
+        t = sp.exp(-_abs(u))
+        return sp.Max(t, step(u), evaluate=False) / (1 + t)
     if isinstance(e, softplus):
         u = e.args[0]  # np.logaddexp(0, u), spelled so it shares exp(-|u|) with sigmoid(u)
-        return sp.Max(u, 0) + log1p(sp.exp(-sp.Abs(u)))
+        return sp.Max(u, 0, evaluate=False) + log1p(sp.exp(-_abs(u)))
     if isinstance(e, logsumexp):
         u = e.args[0]
         m = axis_max(u)
