@@ -331,7 +331,7 @@ def sigmoid_grad(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x)
     t0 = np.exp(-np.abs(x))
-    return t0/((t0 + 1)*(t0 + 1))
+    return t0/((t0 + 1)**2)
 
 
 def sigmoid_hess(x: np.ndarray) -> np.ndarray:
@@ -405,7 +405,7 @@ def softmax_vjp(x: np.ndarray, grad_output: np.ndarray) -> np.ndarray:
     grad_output = np.asarray(grad_output)
     t0 = np.exp(x - np.max(x, axis=-1, keepdims=True))
     t1 = t0/np.sum(t0, axis=-1, keepdims=True)
-    return t1*(grad_output - np.sum(grad_output*t1, axis=-1, keepdims=True))
+    return t1*(grad_output - np.einsum('...i,...i->...', grad_output, t1)[..., None])
 
 
 def softplus(x: np.ndarray, *, beta: float = 1.0) -> np.ndarray:
@@ -439,7 +439,7 @@ def softplus_hess(x: np.ndarray, *, beta: float = 1.0) -> np.ndarray:
     """
     x = np.asarray(x)
     t0 = np.exp(-np.abs(beta*x))
-    return beta*t0/((t0 + 1)*(t0 + 1))
+    return beta*t0/((t0 + 1)**2)
 
 
 def softsign(x: np.ndarray) -> np.ndarray:
@@ -493,7 +493,7 @@ def tanh_grad(x: np.ndarray) -> np.ndarray:
     df/dx = 1 - tanh(x)**2
     """
     x = np.asarray(x)
-    return 1 - (np.tanh(x)*np.tanh(x))
+    return 1 - (np.tanh(x)**2)
 
 
 def tanh_hess(x: np.ndarray) -> np.ndarray:

@@ -116,7 +116,7 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     inv_n = 1 / np.size(yhat)
-    return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)*(1 - yhat))
+    return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
 
 
 def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -166,7 +166,7 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray) -> np
     yhat = np.asarray(yhat)
     inv_n = 1 / np.size(yhat)
     t0 = np.exp(-np.abs(yhat))
-    return inv_n*t0/((t0 + 1)*(t0 + 1))
+    return inv_n*t0/((t0 + 1)**2)
 
 
 def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -178,7 +178,7 @@ def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(-np.sum(y*np.log(np.where(y == 0, 1, yhat)), axis=-1, keepdims=True)))
+    return float(np.mean(-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None]))
 
 
 def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -202,7 +202,7 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray) ->
     y = np.asarray(y)
     inv_n = np.shape(yhat)[-1] / np.size(yhat)
     t0 = np.where(y == 0, 1, yhat)
-    return float(np.mean(-np.sum(y*np.log(t0), axis=-1, keepdims=True))), -inv_n*y/t0
+    return float(np.mean(-np.einsum('...i,...i->...', y, np.log(t0))[..., None])), -inv_n*y/t0
 
 
 def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -322,7 +322,7 @@ def kl_div(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(np.sum(y*np.log(np.where(y == 0, 1, y)), axis=-1, keepdims=True) - np.sum(y*yhat, axis=-1, keepdims=True)))
+    return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None]))
 
 
 def kl_div_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -344,7 +344,7 @@ def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray) -> tuple[float, np.nd
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     inv_n = np.shape(yhat)[-1] / np.size(yhat)
-    return float(np.mean(np.sum(y*np.log(np.where(y == 0, 1, y)), axis=-1, keepdims=True) - np.sum(y*yhat, axis=-1, keepdims=True))), np.zeros(np.shape(yhat)) + (-inv_n*y)
+    return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None])), np.zeros(np.shape(yhat)) + (-inv_n*y)
 
 
 def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -444,7 +444,7 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     inv_n = 1 / np.size(yhat)
-    return inv_n - inv_n*(np.tanh(y - yhat)*np.tanh(y - yhat))
+    return inv_n - inv_n*(np.tanh(y - yhat)**2)
 
 
 def mse(yhat: np.ndarray, y: np.ndarray) -> float:
@@ -456,7 +456,7 @@ def mse(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean((yhat - y)*(yhat - y)))
+    return float(np.mean((yhat - y)**2))
 
 
 def mse_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -770,7 +770,7 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
     yhat = np.asarray(yhat)
     y = np.asarray(y)
     n_classes = np.shape(yhat)[-1]
-    t0 = np.sum(y*yhat, axis=-1, keepdims=True)
+    t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
     t1 = np.max(yhat, axis=-1, keepdims=True)
     t2 = t1 + np.log(np.sum(np.exp(yhat - t1), axis=-1, keepdims=True))
     t3 = np.sum(y, axis=-1, keepdims=True)
@@ -806,7 +806,7 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     y = np.asarray(y)
     n_classes = np.shape(yhat)[-1]
     inv_n = np.shape(yhat)[-1] / np.size(yhat)
-    t0 = np.sum(y*yhat, axis=-1, keepdims=True)
+    t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
     t1 = label_smoothing/n_classes
     t2 = np.max(yhat, axis=-1, keepdims=True)
     t3 = np.exp(yhat - t2)
@@ -832,7 +832,7 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
     t0 = np.sum(y, axis=-1, keepdims=True)
     t1 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
     t2 = t1/np.sum(t1, axis=-1, keepdims=True)
-    t3 = np.sum(t2*vector, axis=-1, keepdims=True)
+    t3 = np.einsum('...i,...i->...', t2, vector)[..., None]
     return inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3)
 
 
@@ -845,7 +845,7 @@ def squared_hinge(yhat: np.ndarray, y: np.ndarray) -> float:
     """
     yhat = np.asarray(yhat)
     y = np.asarray(y)
-    return float(np.mean(np.maximum(0, 1 - y*yhat)*np.maximum(0, 1 - y*yhat)))
+    return float(np.mean(np.maximum(0, 1 - y*yhat)**2))
 
 
 def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -176,7 +176,16 @@ class SymgradPrinter(NumPyPrinter):
         return f"(0.5*_erfc({self._print(arg)}))"
 
     def _print_axis_sum(self, expr):
-        return f"np.sum({self._print(expr.args[0])}, axis=-1, keepdims=True)"
+        arg = expr.args[0]
+        factors = sp.Mul.make_args(arg)
+        if len(factors) > 1 and all(
+            self.rank(f) == 2 and not (f.is_Pow and f.exp.is_negative) for f in factors
+        ):
+            # sum over classes of a product: einsum never builds the product array
+            spec = ",".join(["...i"] * len(factors)) + "->..."
+            ops = ", ".join(self._print(f) for f in factors)
+            return f"np.einsum('{spec}', {ops})[..., None]"
+        return f"np.sum({self._print(arg)}, axis=-1, keepdims=True)"
 
     def _print_axis_max(self, expr):
         return f"np.max({self._print(expr.args[0])}, axis=-1, keepdims=True)"
@@ -274,6 +283,9 @@ class SymgradPrinter(NumPyPrinter):
     def _print_Pow(self, expr, rational=False):
         base, exp = expr.args
         b = self.parenthesize(base, 60)  # tighter than * and /, looser than a call
+        if not base.is_Atom and abs(exp) == 2:
+            # a compound base is evaluated once; numpy squares with a fast path
+            return f"({b}**2)" if exp == 2 else f"(1/{b}**2)"
         if exp.is_Integer and 2 <= exp <= 4:
             return "(" + "*".join([b] * int(exp)) + ")"
         if exp.is_Integer and -4 <= exp <= -1:
