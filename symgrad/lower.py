@@ -32,14 +32,10 @@ def _scaled(expr: sp.Expr) -> sp.Expr:
     return sp.Add(*(INV_N * term for term in sp.Add.make_args(expr)))
 
 
-def _fmt_default(v: float) -> str:
-    return repr(v)
-
-
 def _signature(derived: Derived, extra: tuple[str, ...] = ()) -> str:
     spec = derived.spec
     arrays = [f"{s.name}: np.ndarray" for s in spec.inputs] + [f"{n}: np.ndarray" for n in extra]
-    hyper = [f"{s.name}: float = {_fmt_default(v)}" for s, v in spec.hyper]
+    hyper = [f"{s.name}: float = {v!r}" for s, v in spec.hyper]
     return ", ".join(arrays + (["*"] + hyper if hyper else []))
 
 
@@ -60,7 +56,6 @@ class _Emitter:
     def __init__(self, derived: Derived, exprs: list[sp.Expr]) -> None:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
         self.printer = SymgradPrinter(scalars=scalars)
-        self.derived = derived
         prepared = [fold_numbers(lower_primitives(e)) for e in exprs]
         replacements, reduced = sp.cse(
             prepared, symbols=sp.numbered_symbols("t", real=True), order="canonical"
@@ -97,17 +92,17 @@ class _Emitter:
         return strip_outer_parens(self.printer.doprint(self.outputs[i]))
 
     def operand(self, i: int) -> str:
-        """Print output ``i`` so it can be the left operand of ``*``."""
+        """Print output ``i`` so it can be an operand of ``+``."""
         text = self.text(i)
         node = ast.parse(text, mode="eval").body
         simple = (ast.Name, ast.Call, ast.Attribute, ast.Subscript, ast.Constant)
         return text if isinstance(node, simple) else f"({text})"
 
-    def shaped(self, i: int, like: sp.Symbol, operand: bool = False) -> str:
+    def shaped(self, i: int, like: sp.Symbol) -> str:
         """Print output ``i``, broadcast to ``like``'s shape if it does not depend on it."""
         out = self.outputs[i]
         if like in self.depends(out):
-            return self.operand(i) if operand else self.text(i)
+            return self.text(i)
         shape = f"np.shape({like.name})"
         if out == 0:
             return f"np.zeros({shape})"
