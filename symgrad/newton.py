@@ -73,6 +73,16 @@ def _check(name: str, value: float, *, positive: bool = False) -> float:
     return float(value)
 
 
+def _line_search_settings(
+    shrink: float, c1: float, max_backtracks: int
+) -> tuple[float, float, int]:
+    """Validate the backtracking line search's settings shared by every Newton variant."""
+    shrink, c1 = _check("shrink", shrink, positive=True), _check("c1", c1)
+    if shrink >= 1 or c1 >= 1:
+        raise ValueError("shrink and c1 must lie in (0, 1) and [0, 1)")
+    return shrink, c1, _count("max_backtracks", max_backtracks, 0)
+
+
 def _count(name: str, value: int, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
@@ -177,10 +187,7 @@ def newton(
     no damping lands on the normal-equation solution.
     """
     lr, damping = _check("lr", lr, positive=True), _check("damping", damping)
-    shrink, c1 = _check("shrink", shrink, positive=True), _check("c1", c1)
-    max_backtracks = _count("max_backtracks", max_backtracks, 0)
-    if shrink >= 1 or c1 >= 1:
-        raise ValueError("shrink and c1 must lie in (0, 1) and [0, 1)")
+    shrink, c1, max_backtracks = _line_search_settings(shrink, c1, max_backtracks)
 
     def init(params: PyTree) -> NewtonState:
         return NewtonState(0, damping)
@@ -324,11 +331,8 @@ def newton_cg(
     """
     lr, damping = _check("lr", lr, positive=True), _check("damping", damping)
     cg_tol = None if cg_tol is None else _check("cg_tol", cg_tol)
-    shrink, c1 = _check("shrink", shrink, positive=True), _check("c1", c1)
+    shrink, c1, max_backtracks = _line_search_settings(shrink, c1, max_backtracks)
     cg_iters = _count("cg_iters", cg_iters, 1)
-    max_backtracks = _count("max_backtracks", max_backtracks, 0)
-    if shrink >= 1 or c1 >= 1:
-        raise ValueError("shrink and c1 must lie in (0, 1) and [0, 1)")
 
     def init(params: PyTree) -> NewtonState:
         return NewtonState(0, damping)
