@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symgrad.kernel import COTANGENT, INV_N, VECTOR, Derived
+from symgrad.inplace import FULL, MASK, ROW, ROW_MASK, InplaceBuilder, allocate, render
+from symgrad.kernel import INV_N, Derived
 from symgrad.primitives import N_CLASSES
 from symgrad.printer import SymgradPrinter, strip_outer_parens
 from symgrad.rewrite import lower_primitives
@@ -32,11 +33,22 @@ def _scaled(expr: sp.Expr) -> sp.Expr:
     return sp.Add(*(INV_N * term for term in sp.Add.make_args(expr)))
 
 
-def _signature(derived: Derived, extra: tuple[str, ...] = ()) -> str:
+def _signature(derived: Derived, extra: tuple[str, ...] = (), out: bool = False) -> str:
     spec = derived.spec
     arrays = [f"{s.name}: np.ndarray" for s in spec.inputs] + [f"{n}: np.ndarray" for n in extra]
-    hyper = [f"{s.name}: float = {v!r}" for s, v in spec.hyper]
-    return ", ".join(arrays + (["*"] + hyper if hyper else []))
+    keywords = [f"{s.name}: float = {v!r}" for s, v in spec.hyper]
+    if out:
+        keywords.append("out: np.ndarray | None = None")
+    return ", ".join(arrays + (["*"] + keywords if keywords else []))
+
+
+def _finishes(returns: str, role: str) -> tuple[str, ...]:
+    """Return how each output of a function with return annotation ``returns`` finishes."""
+    if returns == "float":
+        return (SUM,) if role == "regularizer" else (MEAN,)
+    if returns.startswith("tuple"):
+        return (MEAN, ARRAY)
+    return (ARRAY,)
 
 
 def _wrap(text: str, indent: str = "    ") -> str:
@@ -64,16 +76,9 @@ class _Emitter:
         used = set().union(
             *(e.free_symbols for _, e in replacements), *(e.free_symbols for e in reduced)
         )
-        self.lines: list[str] = []
-        for sym in list(spec.inputs) + [COTANGENT, VECTOR]:
-            if sym in used:
-                self.lines.append(f"{sym.name} = np.asarray({sym.name})")
-        x = spec.wrt.name
-        if N_CLASSES in used:
-            self.lines.append(f"n_classes = np.shape({x})[-1]")
-        if INV_N in used:
-            n = f"np.shape({x})[-1] / np.size({x})" if spec.class_axis else f"1 / np.size({x})"
-            self.lines.append(f"inv_n = {n}")
+        self.prepared = prepared
+        self.replacements = replacements
+        self.lines: list[str] = _size_lines(spec, used)
         self.deps: dict[sp.Symbol, frozenset[sp.Symbol]] = {}
         for sym, e in replacements:
             self.deps[sym] = self.depends(e)
@@ -113,6 +118,79 @@ class _Emitter:
         return f"np.zeros({shape}) + {self.operand(i)}"
 
 
+def _size_lines(spec, used: set) -> list[str]:
+    """Return the statements defining ``n_classes`` and ``inv_n`` if the body uses them."""
+    x = spec.wrt.name
+    lines = []
+    if N_CLASSES in used:
+        lines.append(f"n_classes = np.shape({x})[-1]")
+    if INV_N in used:
+        n = f"np.shape({x})[-1] / np.size({x})" if spec.class_axis else f"1 / np.size({x})"
+        lines.append(f"inv_n = {n}")
+    return lines
+
+
+#: Marks a function that uses the buffer helpers in ``templates/runtime.py.jinja``.
+RUNTIME = "runtime"
+
+#: How an emitted function finishes each expression: written into ``out``, or reduced.
+ARRAY, MEAN, SUM = "array", "mean", "sum"
+
+
+def _inplace_body(
+    derived: Derived, em: _Emitter, name: str, finishes: tuple[str, ...], extra: tuple[str, ...]
+) -> list[str]:
+    """Return the body that evaluates ``em``'s CSE one ufunc at a time into reused buffers."""
+    spec = derived.spec
+    arrays = [s.name for s in spec.inputs] + list(extra)
+    builder = InplaceBuilder(em.printer, frozenset(arrays))
+    em.printer.ranks.clear()
+    for sym, e in em.replacements:
+        builder.assign(sym, e)
+    result_regs: list[int] = []
+    returns: list[str] = []
+    for i, (expr, finish) in enumerate(zip(em.outputs, finishes, strict=True)):
+        if finish == ARRAY:
+            op = builder.value(expr)
+            if isinstance(op, str) or builder.kind_of(op) != FULL:
+                op = builder.emit("np.copyto({d}, {0})", (op,), FULL, alias=())
+            result_regs.append(op)
+            returns.append("out")
+            continue
+        var = f"value{i}"
+        size = f"{'out' if ARRAY in finishes else 'b0'}.size"
+        count = f"({size} // np.shape({spec.wrt.name})[-1])" if spec.class_axis else size
+        builder.total(expr, var, count)
+        if finish == MEAN:
+            builder.line(f"{var} /= {count}")
+        returns.append(f"float({var})")
+    names, count = allocate(builder.program, result_regs)
+    rename = {names[result_regs[0]]: "out"} if result_regs else {}
+    first = "out" if result_regs else "b0"
+    given = "out" if result_regs else "None"
+    head = [f"{', '.join([first, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)})"]
+    used = set().union(*(e.free_symbols for e in em.prepared))
+    head += _size_lines(spec, used)
+    if builder.uses_ones:
+        head.append(f"ones = np.ones(np.shape({spec.wrt.name})[-1])")
+    full_names = [f"b{i}" for i in range(count[FULL])]
+    scratch = [n for n in full_names if rename.get(n, n) != first]
+    row_shape = f"{first}.shape[:-1] + (1,)"
+    groups = (
+        (scratch, f"{first}.shape", ""),
+        ([f"m{i}" for i in range(count[MASK])], f"{first}.shape", ", bool"),
+        ([f"r{i}" for i in range(count[ROW])], row_shape, ""),
+        ([f"rm{i}" for i in range(count[ROW_MASK])], row_shape, ", bool"),
+    )
+    for group, shape, dtype in groups:
+        if group:
+            head.append(f"{', '.join(group)}, = _scratch({shape}, {len(group)}{dtype})")
+    body = render(builder.program, names, rename)
+    if returns:
+        body.append(f"return {', '.join(returns)}")
+    return head + body
+
+
 def plan_functions(derived: Derived) -> list[FunctionPlan]:
     """Return the functions one kernel emits, in a fixed order."""
     spec = derived.spec
@@ -122,11 +200,11 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
     head = spec.doc.strip()
     x = spec.wrt
 
-    def doc(first: str, lines: list[str]) -> str:
+    def doc(first: str, lines: list[str], numpy_lines: list[str]) -> str:
         parts = [first]
         if head and first.startswith("Evaluate"):
             parts += ["", *(f"    {line}" if line else "" for line in head.splitlines())]
-        parts += ["", *(_wrap(line) for line in lines), "    "]
+        parts += ["", *(_wrap(line) for line in lines), *numpy_lines, "    "]
         return "\n".join(parts)
 
     def emit(
@@ -139,15 +217,24 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         extra: tuple[str, ...] = (),
     ) -> None:
         em = _Emitter(derived, exprs)
-        body = (*em.lines, finish(em))
+        readable = [*em.lines, finish(em)]
+        finishes = _finishes(returns, role)
+        body = _inplace_body(derived, em, name, finishes, extra)
+        where = "into ``out`` and reused buffers" if ARRAY in finishes else "into reused buffers"
+        numpy_lines = [
+            "",
+            f"    As plain numpy (the body runs this one ufunc at a time, {where}):",
+            "",
+            *(f"        {line}" for line in readable),
+        ]
         plans.append(
             FunctionPlan(
                 name,
-                _signature(derived, extra),
+                _signature(derived, extra, out=ARRAY in finishes),
                 returns,
-                doc(first, lines),
-                body,
-                frozenset(em.printer.helpers),
+                doc(first, lines, numpy_lines),
+                tuple(body),
+                frozenset(em.printer.helpers) | {RUNTIME},
             )
         )
 

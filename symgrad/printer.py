@@ -76,6 +76,7 @@ HELPERS = {
 }
 HELPER_IMPORTS = {"_erf": "math", "_erfc": "math"}
 
+
 _UNSUPPORTED_NODES = (sp.Integral, sp.Sum, sp.Product, sp.Derivative, sp.Subs, sp.Limit)
 
 

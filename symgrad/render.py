@@ -6,7 +6,7 @@ from functools import cache
 
 import jinja2
 
-from symgrad.lower import FunctionPlan
+from symgrad.lower import RUNTIME, FunctionPlan
 from symgrad.printer import HELPER_IMPORTS, HELPERS
 from symgrad.resources import templates_dir
 
@@ -34,9 +34,13 @@ def render_module(functions: list[FunctionPlan], *, source: str, command: str, t
             source=source,
             command=command,
             title=title,
-            imports=sorted({HELPER_IMPORTS[h] for h in helpers if h in HELPER_IMPORTS}),
+            imports=sorted(
+                {HELPER_IMPORTS[h] for h in helpers if h in HELPER_IMPORTS}
+                | ({"threading"} if RUNTIME in helpers else set())
+            ),
             names=[f.name for f in functions],
-            helpers=[HELPERS[h] for h in helpers],
+            helpers=[HELPERS[h] for h in helpers if h != RUNTIME],
+            runtime=RUNTIME in helpers,
             functions=functions,
         )
     )

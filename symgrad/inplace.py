@@ -1,0 +1,547 @@
+"""Lower CSE'd expressions to one numpy ufunc per statement, writing into reused buffers.
+
+A fresh result array per operation costs more than the arithmetic on large inputs, so the
+emitted body evaluates the same formula as three-address code: every array subexpression gets a
+virtual register, a linear scan over the statements gives each register a buffer (reusing the
+buffer of an operand that dies at that statement, so ``np.exp(b1, out=b1)`` happens in place),
+and the buffer that holds the result at the end is the caller's ``out``. Inputs are only read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from symgrad.primitives import axis_max, axis_sum, exp_, ncdf, step, where
+from symgrad.printer import UFUNCS, SymgradPrinter, strip_outer_parens
+
+#: A statement operand: a virtual register (int) or literal source text (an input, a scalar).
+Operand = int | str
+
+#: Buffer kinds: full-size float, full-size bool, per-sample float row, per-sample bool row.
+FULL, MASK, ROW, ROW_MASK = "f", "m", "r", "rm"
+_PREFIX = {FULL: "b", MASK: "m", ROW: "r", ROW_MASK: "rm"}
+_RELATIONAL = {
+    "==": "equal",
+    "!=": "not_equal",
+    "<": "less",
+    "<=": "less_equal",
+    ">": "greater",
+    ">=": "greater_equal",
+}
+
+
+@dataclass
+class Statement:
+    """One line: ``template`` formatted with operand names and ``{d}`` for the destination.
+
+    ``alias`` lists the operand positions whose buffer the destination may share (the
+    statement reads them element by element before writing); ``skip_if_alias`` marks the
+    operand whose aliasing makes the first line of a two-line template unnecessary.
+    """
+
+    template: str
+    args: tuple[Operand, ...]
+    dest: int | None = None
+    alias: tuple[int, ...] = ()
+    skip_if_alias: int | None = None
+    guard: str | None = None  # skip the line when this is false and it runs in place
+
+
+@dataclass
+class Program:
+    """Statements over virtual registers, with each register's buffer kind."""
+
+    statements: list[Statement] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+
+
+class InplaceBuilder:
+    """Turn sympy expressions (after ``lower_primitives``) into a :class:`Program`."""
+
+    def __init__(self, printer: SymgradPrinter, arrays: frozenset[str]) -> None:
+        self.printer = printer
+        self.arrays = arrays  # names of the full-size array inputs
+        self.program = Program()
+        self.symbols: dict[sp.Symbol, Operand] = {}
+        self.memo: dict[sp.Expr, Operand] = {}
+        self.uses_ones = False  # a row sum needs ``ones = np.ones(n_classes)``
+        #: CSE temporaries computed at their first use (a class sum that only a total needs
+        #: never becomes a row array)
+        self.lazy: dict[sp.Symbol, sp.Expr] = {}
+
+    # ------------------------------------------------------------------ registers
+
+    def _new(self, kind: str) -> int:
+        self.program.kinds.append(kind)
+        return len(self.program.kinds) - 1
+
+    def kind_of(self, op: Operand) -> str | None:
+        return self.program.kinds[op] if isinstance(op, int) else None
+
+    def emit(
+        self,
+        template: str,
+        args: tuple[Operand, ...],
+        kind: str,
+        alias: tuple[int, ...] | None = None,
+        skip_if_alias: int | None = None,
+    ) -> int:
+        """Append a statement writing a new register of ``kind``; return the register."""
+        dest = self._new(kind)
+        if alias is None:
+            alias = tuple(i for i, a in enumerate(args) if self.kind_of(a) == kind)
+        else:
+            alias = tuple(i for i in alias if self.kind_of(args[i]) == kind)
+        self.program.statements.append(Statement(template, args, dest, alias, skip_if_alias))
+        return dest
+
+    def line(self, template: str, args: tuple[Operand, ...] = ()) -> None:
+        """Append a statement without a destination buffer (a scalar assignment, a return)."""
+        self.program.statements.append(Statement(template, args))
+
+    # ------------------------------------------------------------------ classification
+
+    def rank(self, expr: sp.Expr) -> int:
+        return self.printer.rank(expr)
+
+    def is_bool(self, expr: sp.Basic) -> bool:
+        if isinstance(expr, sp.Symbol):
+            op = self.symbols.get(expr)
+            return self.kind_of(op) in (MASK, ROW_MASK) if op is not None else False
+        return isinstance(expr, step | sp.Rel | sp.And | sp.Or | sp.Not) or expr in (
+            sp.true,
+            sp.false,
+        )
+
+    def _kind(self, rank: int, boolean: bool = False) -> str:
+        if rank >= 2:
+            return MASK if boolean else FULL
+        return ROW_MASK if boolean else ROW
+
+    def _result_kind(self, args: tuple[Operand, ...], boolean: bool = False) -> str:
+        kinds = [self.kind_of(a) for a in args]
+        full = any(k in (FULL, MASK) for k in kinds) or any(a in self.arrays for a in args)
+        if not full and not any(k in (ROW, ROW_MASK) for k in kinds):
+            full = True  # only inputs and scalars: inputs are full size
+        return self._kind(2 if full else 1, boolean)
+
+    def scalar(self, expr: sp.Expr) -> str:
+        return strip_outer_parens(self.printer.doprint(expr))
+
+    # ------------------------------------------------------------------ lowering
+
+    def total(self, expr: sp.Expr, var: str, count: str) -> None:
+        """Append lines that sum ``expr`` over its ``count`` rows (or elements) into ``var``.
+
+        A sum is linear, so each term is reduced on its own as soon as it is computed (its
+        buffer is free again at once); a sum over classes inside a term adds into the same
+        total, a product of two arrays goes to ``np.vdot``, which never builds the product, and
+        a term whose coefficient depends on a hyper-parameter is skipped when that is zero.
+        """
+        terms = sorted(sp.Add.make_args(expr), key=lambda t: self._guard(t) is not None)
+        for i, term in enumerate(terms):
+            factors = sp.Mul.make_args(term)
+            scal = sp.Mul(*[f for f in factors if self.rank(f) == 0 and not self.is_bool(f)])
+            rest = term / scal
+            sign = "+"
+            if scal.could_extract_minus_sign():
+                scal, sign = -scal, "-"
+            guard = self._guard(scal * rest)
+            coef = "" if scal == 1 else f"{self.printer.parenthesize(scal, 50)}*"
+            if rest in self.lazy and rest not in self.memo:
+                rest = self.lazy[rest]  # a class sum not computed yet: sum it in the total
+            if isinstance(rest, axis_sum):
+                rest = rest.args[0]  # summing per-sample class sums = summing every element
+            arrays = sp.Mul.make_args(rest)
+            if rest.is_number:
+                piece, ops = f"{count}", ()
+                coef = f"{self.printer.parenthesize(scal * rest, 50)}*"
+            elif len(arrays) == 2 and all(
+                self.rank(f) == self.rank(rest) and not self.is_bool(f) and not _divides(f)
+                for f in arrays
+            ):
+                ops = tuple(self.value(f) for f in arrays)
+                piece = "np.vdot({0}, {1})"
+            else:
+                ops = (self.value(rest),)
+                piece = "np.sum({0})"
+            if i == 0:
+                self.line(f"{var} = {'-' if sign == '-' else ''}{coef}{piece}", ops)
+            elif guard is not None:
+                self.line(f"if {guard} != 0:\n    {var} {sign}= {coef}{piece}", ops)
+            else:
+                self.line(f"{var} {sign}= {coef}{piece}", ops)
+
+    def _guard(self, term: sp.Expr) -> str | None:
+        """Return the scalar coefficient of ``term`` when it depends on a hyper-parameter."""
+        scal = sp.Mul(
+            *[f for f in sp.Mul.make_args(term) if self.rank(f) == 0 and not self.is_bool(f)]
+        )
+        if scal.is_number or self.rank(term) == 0:
+            return None
+        return self.scalar(scal)
+
+    def assign(self, sym: sp.Symbol, expr: sp.Expr) -> None:
+        """Lower one CSE replacement ``sym = expr``."""
+        if self.rank(expr) == 0 and not self.is_bool(expr):
+            self.printer.ranks[sym] = 0
+            self.printer.scalars = self.printer.scalars | {sym}
+            self.line(f"{sym.name} = {self.scalar(expr)}")
+            self.symbols[sym] = sym.name
+            return
+        self.printer.ranks[sym] = self.rank(expr)
+        if isinstance(expr, axis_sum):
+            self.lazy[sym] = expr
+            return
+        self.symbols[sym] = self.value(expr)
+
+    def value(self, expr: sp.Expr) -> Operand:
+        """Return the operand holding ``expr``, appending the statements that compute it."""
+        if isinstance(expr, _Bound):
+            return expr.reg
+        if expr in self.memo:
+            return self.memo[expr]
+        if isinstance(expr, sp.Symbol) and expr in self.symbols:
+            return self.symbols[expr]
+        if expr in self.lazy:
+            op = self.value(self.lazy[expr])
+            self.memo[expr] = self.symbols[expr] = op
+            return op
+        if expr.is_Atom or (self.rank(expr) == 0 and not self.is_bool(expr)):
+            return self.scalar(expr)
+        op = self._lower(expr)
+        self.memo[expr] = op
+        return op
+
+    def _lower(self, expr: sp.Expr) -> Operand:
+        if expr.is_Add:
+            return self._add(expr)
+        if expr.is_Mul:
+            return self._mul(expr)
+        if expr.is_Pow:
+            return self._pow(expr)
+        if isinstance(expr, sp.Rel):
+            return self._ufunc(_RELATIONAL[expr.rel_op], expr.args, boolean=True)
+        if isinstance(expr, step):
+            return self._ufunc("greater_equal", (expr.args[0], sp.S.Zero), boolean=True)
+        if isinstance(expr, sp.And | sp.Or):
+            name = "logical_and" if isinstance(expr, sp.And) else "logical_or"
+            return self._fold(name, sorted(expr.args, key=sp.default_sort_key), boolean=True)
+        if isinstance(expr, sp.Not):
+            return self._ufunc("logical_not", expr.args, boolean=True)
+        if isinstance(expr, exp_):
+            return self._ufunc("exp", expr.args)
+        if isinstance(expr, sp.Max | sp.Min):
+            return self._minmax(expr)
+        if isinstance(expr, axis_sum):
+            return self._axis_sum(expr.args[0])
+        if isinstance(expr, axis_max):
+            arg = self.value(expr.args[0])
+            return self.emit("np.max({0}, axis=-1, keepdims=True, out={d})", (arg,), ROW, alias=())
+        if isinstance(expr, sp.Piecewise):
+            return self._piecewise(expr)
+        if isinstance(expr, where):
+            cond, a, b = expr.args
+            return self._select(cond, a, b)
+        if isinstance(expr, ncdf):
+            return self._fallback(expr)
+        name = type(expr).__name__
+        if name in UFUNCS and isinstance(expr, sp.Function):
+            return self._ufunc(UFUNCS[name], expr.args)
+        return self._fallback(expr)
+
+    def _ufunc(self, name: str, args, boolean: bool = False) -> int:
+        ops = tuple(self.value(a) for a in args)
+        fields = ", ".join(f"{{{i}}}" for i in range(len(ops)))
+        return self.emit(f"np.{name}({fields}, out={{d}})", ops, self._result_kind(ops, boolean))
+
+    def _binary(self, name: str, a: Operand, b: Operand, boolean: bool = False) -> int:
+        ops = (a, b)
+        return self.emit(
+            f"np.{name}({{0}}, {{1}}, out={{d}})", ops, self._result_kind(ops, boolean)
+        )
+
+    def _fold(self, name: str, args, boolean: bool = False) -> Operand:
+        acc = self.value(args[0])
+        for a in args[1:]:
+            acc = self._binary(name, acc, self.value(a), boolean)
+        return acc
+
+    def _add(self, expr: sp.Expr) -> Operand:
+        common = self._common_scalar(expr)
+        if common is not None:
+            # c*a + c*b - c*d: one multiply by c after the sum instead of one per term
+            inner = self.value(sp.Add(*(t / common for t in sp.Add.make_args(expr))))
+            return self._binary("multiply", inner, self.scalar(common))
+        scalars, positive, negative = [], [], []
+        for term in sp.Add.make_args(expr):
+            if self.rank(term) == 0 and not self.is_bool(term):
+                scalars.append(term)
+                continue
+            coeff, rest = term.as_coeff_Mul()
+            # a negative term with its own scalar or per-sample multiplier folds the sign in
+            folds = any(self.rank(f) < 2 for f in sp.Mul.make_args(rest)) or isinstance(
+                rest, sp.Abs
+            )
+            (negative if coeff.is_negative and not folds else positive).append(term)
+        # full-size terms after the small ones, so a per-sample sum is formed before the
+        # full array is touched
+        order = sorted(positive, key=self.rank)
+        if order:
+            acc = self.value(order[0])
+            for term in order[1:]:
+                acc = self._binary("add", acc, self.value(term))
+            for term in negative:
+                acc = self._binary("subtract", acc, self.value(-term))
+            if scalars:
+                acc = self._add_scalar(acc, sp.Add(*scalars))
+            return acc
+        acc = self.value(-negative[0])
+        for term in negative[1:]:
+            acc = self._binary("add", acc, self.value(-term))
+        if scalars:
+            return self._binary("subtract", self.scalar(sp.Add(*scalars)), acc)
+        return self.emit("np.negative({0}, out={d})", (acc,), self._result_kind((acc,)))
+
+    def _common_scalar(self, expr: sp.Expr) -> sp.Expr | None:
+        """Return a symbolic scalar factor that two or more array terms carry alone (e.g. 1/n)
+        and every term carries, or None when factoring it out would not save a pass."""
+        terms = sp.Add.make_args(expr)
+        shared: set[sp.Expr] | None = None
+        alone = 0
+        for t in terms:
+            factors = [f for f in sp.Mul.make_args(t) if not f.is_Number]
+            scal = {f for f in factors if self.rank(f) == 0 and not self.is_bool(f)}
+            shared = scal if shared is None else shared & scal
+            if self.rank(t) > 0 and len(scal) == 1:
+                alone += 1
+        if not shared or alone < 2:
+            return None
+        return sp.Mul(*sorted(shared, key=sp.default_sort_key))
+
+    def _add_scalar(self, acc: Operand, c: sp.Expr) -> Operand:
+        name, c = ("subtract", -c) if c.could_extract_minus_sign() else ("add", c)
+        dest = self._binary(name, acc, self.scalar(c))
+        if not c.is_number:
+            # adding a hyper-parameter's zero changes nothing: skip the pass when in place
+            self.program.statements[-1].guard = f"{self.scalar(c)} != 0"
+        return dest
+
+    def _mul(self, expr: sp.Expr) -> Operand:
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff == -1 and isinstance(rest, sp.Abs):
+            # -|u| in one pass: the magnitude of u with the sign of -1
+            return self._binary("copysign", self.value(rest.args[0]), "-1.0")
+        scalars, rows, row_dens, big, dens = [], [], [], [], []
+        for f in expr.as_ordered_factors():
+            divides = f.is_Pow and f.exp.is_negative and self.rank(f.base) > 0
+            base = f.base ** (-f.exp) if divides else f
+            if self.rank(f) == 0 and not self.is_bool(f):
+                scalars.append(f)
+            elif self.rank(base) == 1:
+                (row_dens if divides else rows).append(base)
+            else:
+                (dens if divides else big).append(base)
+        scalar = sp.Mul(*scalars)
+        # the small operands (scalars, per-sample rows) combine before the full array is touched
+        small: Operand | None = None
+        if rows:
+            small = self._fold("multiply", rows)
+        if row_dens:
+            den = self._fold("multiply", row_dens)
+            if small is None:
+                num = "1.0" if scalar == 1 else self.scalar(scalar)
+                small, scalar = self._binary("divide", num, den), sp.S.One
+            else:
+                small = self._binary("divide", small, den)
+        if small is not None and scalar != 1:
+            small = self._binary("multiply", small, self.scalar(scalar))
+        elif scalar != 1:
+            small = self.scalar(scalar)
+        acc: Operand | None = None
+        for f in big:
+            acc = self.value(f) if acc is None else self._binary("multiply", acc, self.value(f))
+        if dens:
+            den = self._fold("multiply", dens)
+            if acc is None:
+                return self._binary("divide", "1.0" if small is None else small, den)
+            acc = self._binary("divide", acc, den)
+        if acc is None:
+            return small if small is not None else "1.0"
+        if small is None:
+            return acc
+        if small == "-1":
+            return self.emit("np.negative({0}, out={d})", (acc,), self._result_kind((acc,)))
+        return self._binary("multiply", acc, small)
+
+    def _pow(self, expr: sp.Pow) -> Operand:
+        base, exp = expr.args
+        if exp.is_negative and self.rank(base) > 0:
+            return self._binary("divide", "1.0", self.value(base ** (-exp)))
+        if self.rank(base) == 0:  # a scalar raised to an array
+            return self._binary("power", self.scalar(base), self.value(exp))
+        b = self.value(base)
+        if exp == 2:
+            return self._binary("multiply", b, b)
+        if exp == 3:
+            return self._binary("multiply", self._binary("multiply", b, b), b)
+        if exp == 4:
+            sq = self._binary("multiply", b, b)
+            return self._binary("multiply", sq, sq)
+        if exp == sp.S.Half:
+            return self.emit("np.sqrt({0}, out={d})", (b,), self._result_kind((b,)))
+        return self._binary("power", b, self.value(exp))
+
+    def _minmax(self, expr: sp.Expr) -> Operand:
+        if isinstance(expr, sp.Min) and len(expr.args) == 2:
+            inner = [a for a in expr.args if isinstance(a, sp.Max) and len(a.args) == 2]
+            if len(inner) == 1:
+                hi = next(a for a in expr.args if a is not inner[0])
+                lo, v = sorted(
+                    inner[0].args,
+                    key=lambda a: (self.rank(a) > 0, sp.default_sort_key(a)),
+                )
+                ops = (self.value(v), self.value(lo), self.value(hi))
+                return self.emit("np.clip({0}, {1}, {2}, out={d})", ops, self._result_kind(ops))
+        name = "maximum" if isinstance(expr, sp.Max) else "minimum"
+        args = sorted(expr.args, key=lambda a: (self.rank(a) == 0, sp.default_sort_key(a)))
+        return self._fold(name, args)
+
+    def _axis_sum(self, arg: sp.Expr) -> int:
+        factors = sp.Mul.make_args(arg)
+        if len(factors) > 1 and all(
+            self.rank(f) == 2 and not (f.is_Pow and f.exp.is_negative) for f in factors
+        ):
+            ops = tuple(self.value(f) for f in factors)
+            spec = ",".join(["...i"] * len(ops)) + "->..."
+            fields = ", ".join(f"{{{i}}}" for i in range(len(ops)))
+            return self.emit(f"np.einsum('{spec}', {fields}, out={{d}}[..., 0])", ops, ROW, ())
+        op = self.value(arg)
+        if self.kind_of(op) == FULL or op in self.arrays:
+            # a matrix-vector product with ones sums rows about 3x faster than np.sum(axis=-1)
+            self.uses_ones = True
+            return self.emit("np.matmul({0}, ones, out={d}[..., 0])", (op,), ROW, ())
+        return self.emit("np.sum({0}, axis=-1, keepdims=True, out={d})", (op,), ROW, ())
+
+    def _select(self, cond: sp.Basic, a: sp.Expr, b: sp.Expr) -> int:
+        c, va, vb = self.value(cond), self.value(a), self.value(b)
+        kind = self._result_kind((va, vb, c) if not isinstance(c, str) else (va, vb))
+        if kind in (MASK, ROW_MASK):
+            kind = FULL if kind == MASK else ROW
+        return self.emit(
+            "np.copyto({d}, {2})\nnp.copyto({d}, {1}, where={0})",
+            (c, va, vb),
+            kind,
+            alias=(2,),
+            skip_if_alias=2,
+        )
+
+    def _piecewise(self, expr: sp.Piecewise) -> Operand:
+        pieces = list(expr.args)
+        if (
+            len(pieces) == 2
+            and pieces[1][1] is sp.true
+            and all(self.rank(v) == 0 and not self.is_bool(v) for v, _ in pieces)
+        ):
+            # a step between two scalars: b + (a - b) * mask, with no select
+            (a, cond), (b, _) = pieces
+            mask = self.value(cond)
+            acc = self._binary("multiply", mask, self.scalar(sp.Add(a, -b)))
+            return acc if b == 0 else self._add_scalar(acc, b)
+        if pieces[-1][1] is sp.true:
+            acc: sp.Expr = pieces.pop()[0]
+        else:
+            acc = sp.nan
+        out: Operand | None = None
+        for value, cond in reversed(pieces):
+            out = self._select(cond, value, acc if out is None else _Bound(out))
+            acc = _Bound(out)
+        return out
+
+    def _fallback(self, expr: sp.Expr) -> int:
+        """Evaluate ``expr`` with the expression printer and copy the result into a buffer."""
+        names = sorted((s for s in expr.free_symbols if s in self.symbols), key=sp.default_sort_key)
+        ops = tuple(self.symbols[s] for s in names)
+        marks = {s: sp.Symbol(f"__arg{i}__") for i, s in enumerate(names)}
+        text = strip_outer_parens(self.printer.doprint(expr.xreplace(marks)))
+        text = text.replace("{", "{{").replace("}", "}}")
+        for i in range(len(names)):
+            text = text.replace(f"__arg{i}__", f"{{{i}}}")
+        kind = self._kind(self.rank(expr), self.is_bool(expr))
+        return self.emit(f"np.copyto({{d}}, {text})", ops, kind, tuple(range(len(ops))))
+
+
+def _divides(f: sp.Expr) -> bool:
+    return bool(f.is_Pow and f.exp.is_negative)
+
+
+class _Bound(sp.Symbol):
+    """A placeholder standing for an already-computed register inside ``_select``."""
+
+    def __new__(cls, reg: int):
+        obj = super().__new__(cls, f"__reg{reg}__")
+        obj.reg = reg
+        return obj
+
+
+def allocate(program: Program, outputs: list[int]) -> tuple[dict[int, str], dict[str, int]]:
+    """Give every register a buffer name by a linear scan; return names and buffers per kind.
+
+    A register reuses the buffer of an operand that dies at its statement when the statement
+    allows it, else the most recently freed buffer of its kind (still warm in cache).
+    """
+    last: dict[int, int] = {}
+    for i, st in enumerate(program.statements):
+        for a in st.args:
+            if isinstance(a, int):
+                last[a] = i
+    end = len(program.statements)
+    for r in outputs:
+        last[r] = end
+    free: dict[str, list[str]] = {k: [] for k in _PREFIX}
+    count: dict[str, int] = {k: 0 for k in _PREFIX}
+    names: dict[int, str] = {}
+    for i, st in enumerate(program.statements):
+        dying = [a for a in dict.fromkeys(st.args) if isinstance(a, int) and last.get(a) == i]
+        if st.dest is not None:
+            kind = program.kinds[st.dest]
+            reuse = [
+                st.args[j]
+                for j in st.alias
+                if st.args[j] in dying and program.kinds[st.args[j]] == kind
+            ]
+            if reuse:
+                names[st.dest] = names[reuse[0]]
+                dying.remove(reuse[0])
+            elif free[kind]:
+                names[st.dest] = free[kind].pop()
+            else:
+                names[st.dest] = f"{_PREFIX[kind]}{count[kind]}"
+                count[kind] += 1
+            if st.dest not in last:  # never read: free at once
+                free[kind].append(names[st.dest])
+        for a in dying:
+            if names[a] not in free[program.kinds[a]]:
+                free[program.kinds[a]].append(names[a])
+    return names, count
+
+
+def render(program: Program, names: dict[int, str], rename: dict[str, str]) -> list[str]:
+    """Return the program's source lines with buffers named (``rename`` maps e.g. b0 -> out)."""
+
+    def name(op: Operand) -> str:
+        return rename.get(names[op], names[op]) if isinstance(op, int) else op
+
+    lines: list[str] = []
+    for st in program.statements:
+        args = [name(a) for a in st.args]
+        dest = name(st.dest) if st.dest is not None else ""
+        text = st.template.format(*args, d=dest)
+        if st.skip_if_alias is not None and args[st.skip_if_alias] == dest:
+            text = text.split("\n", 1)[1]
+        if st.guard is not None and args and args[0] == dest:
+            text = f"if {st.guard}:\n    {text}"
+        lines.extend(text.split("\n"))
+    return lines
