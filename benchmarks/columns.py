@@ -49,6 +49,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(REFERENCE, "benchmarks.baselines"),
     Column("symgrad", "benchmarks.symgrad_impl"),
     Column("symgrad out=", "benchmarks.symgrad_variants", (), "OUT_FACTORIES"),
+    Column("symgrad blocked", "benchmarks.symgrad_variants", ("symgrad.blocked",), "BLOCKED"),
     Column("symgrad 2 threads", "benchmarks.symgrad_variants", ("symgrad.blocked",), "THREADED"),
     Column("sympy lambdify", "benchmarks.lambdify_impl", ("sympy",), isolate=True),
     Column("jax", "benchmarks.jax_impl", ("jax",), isolate=True),

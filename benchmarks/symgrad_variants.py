@@ -1,4 +1,5 @@
-"""Optional symgrad columns: emitted kernels with ``out=`` buffers, and symgrad.blocked on 2 threads.
+"""Optional symgrad columns: emitted kernels with ``out=`` buffers, and symgrad.blocked on 1 and 2
+threads (all writing into a preallocated ``out``, as the hand-written baseline does).
 
 A cell is unavailable (not an error) when the emitted kernel takes no ``out=`` or
 ``symgrad.blocked`` does not exist; the plain symgrad column is always the headline.
@@ -64,38 +65,40 @@ def _blocked():
     return symgrad.blocked
 
 
-def _threaded_sigmoid_grad(data: Data) -> Kernel:
-    blocked, x = _blocked(), data["x"]
-    return lambda: (blocked.elementwise(A.sigmoid_grad, x, workers=WORKERS),)
+def _blocked_factories(workers: int) -> dict[str, Factory]:
+    """Return factories running the emitted kernels block by block into preallocated ``out``."""
+
+    def sigmoid_grad(data: Data) -> Kernel:
+        blocked, x = _blocked(), data["x"]
+        out = np.empty_like(x)
+        return lambda: (blocked.elementwise(A.sigmoid_grad, x, workers=workers, out=out),)
+
+    def bce_logits(data: Data) -> Kernel:
+        blocked, z, y = _blocked(), data["z"], data["y"]
+        fn, out = L.binary_cross_entropy_with_logits_value_and_grad, np.empty_like(z)
+        return lambda: blocked.loss_value_and_grad(fn, z, y, workers=workers, out=out)
+
+    def huber_grad(data: Data) -> Kernel:
+        blocked, yhat, y, delta = _blocked(), data["yhat"], data["y"], data["delta"]
+        out = np.empty_like(yhat)
+        return lambda: (
+            blocked.loss_grad(L.huber_grad, yhat, y, workers=workers, out=out, delta=delta),
+        )
+
+    def softmax_ce(data: Data) -> Kernel:
+        blocked, z, Y = _blocked(), data["z"], data["Y"]
+        fn, out = L.softmax_cross_entropy_value_and_grad, np.empty_like(z)
+        return lambda: blocked.loss_value_and_grad(
+            fn, z, Y, class_axis=True, workers=workers, out=out
+        )
+
+    return {
+        "sigmoid_grad": sigmoid_grad,
+        "bce_logits": bce_logits,
+        "huber_grad": huber_grad,
+        "softmax_ce": softmax_ce,
+    }
 
 
-def _threaded_bce_logits(data: Data) -> Kernel:
-    blocked, z, y = _blocked(), data["z"], data["y"]
-    fn = L.binary_cross_entropy_with_logits_value_and_grad
-    return lambda: blocked.loss_value_and_grad(fn, z, y, workers=WORKERS)
-
-
-def _threaded_huber_grad(data: Data) -> Kernel:
-    blocked, yhat, y, delta = _blocked(), data["yhat"], data["y"], data["delta"]
-    n = yhat.size
-
-    def block_grad(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        g = L.huber_grad(a, b, delta=delta)  # carries 1 / block size: rescale to 1 / n
-        g *= a.size / n
-        return g
-
-    return lambda: (blocked.elementwise(block_grad, yhat, y, workers=WORKERS),)
-
-
-def _threaded_softmax_ce(data: Data) -> Kernel:
-    blocked, z, Y = _blocked(), data["z"], data["Y"]
-    fn = L.softmax_cross_entropy_value_and_grad
-    return lambda: blocked.loss_value_and_grad(fn, z, Y, class_axis=True, workers=WORKERS)
-
-
-THREADED: dict[str, Factory] = {
-    "sigmoid_grad": _threaded_sigmoid_grad,
-    "bce_logits": _threaded_bce_logits,
-    "huber_grad": _threaded_huber_grad,
-    "softmax_ce": _threaded_softmax_ce,
-}
+BLOCKED = _blocked_factories(1)
+THREADED = _blocked_factories(WORKERS)

@@ -5,17 +5,25 @@ reviewers read; this module only decides which slice of the data each call sees.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-#: 16 Ki float64 elements = 128 KiB per temporary, so a kernel's temporaries stay in L2.
-#: Measured on this 2-core machine (sigmoid_grad / BCE / softmax CE, 1 thread): 16 Ki was
-#: fastest or within noise of it among 8, 16, 32 and 64 Ki.
-DEFAULT_BLOCK = 16384
+#: 64 Ki float64 elements = 512 KiB per array, so a kernel's few scratch arrays stay in L2.
+#: Measured here with the buffer-reusing kernels (sigmoid_grad, BCE, Huber, softmax CE; 1 and 2
+#: threads): 64 Ki was fastest or within noise among 16, 64, 128 and 256 Ki; 16 Ki loses to
+#: the per-call overhead (~5 us) and to thread hand-offs.
+DEFAULT_BLOCK = 65536
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 @cache
@@ -24,11 +32,25 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _run(tasks: list[Callable[[], None]], workers: int) -> None:
+    """Run ``tasks``; with several workers, each takes one contiguous share of them (one
+    future per worker: a future per block would cost more than a block's arithmetic)."""
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
             task()
         return
-    for future in [_pool(workers).submit(t) for t in tasks]:
+    share = -(-len(tasks) // workers)
+    # one BLAS thread per worker: np.vdot and matmul inside the kernels would otherwise start
+    # BLAS threads of their own on every block (measured: 2 workers ran 1.5-3x slower)
+    with _blas().limit(limits=1, user_api="blas"):
+        _run_groups([tasks[i : i + share] for i in range(0, len(tasks), share)], workers)
+
+
+def _run_groups(groups: list[list[Callable[[], None]]], workers: int) -> None:
+    def run_group(group: list[Callable[[], None]]) -> None:
+        for task in group:
+            task()
+
+    for future in [_pool(workers).submit(run_group, g) for g in groups]:
         future.result()
 
 
@@ -43,25 +65,67 @@ def _flat_inputs(arrays) -> tuple[list[np.ndarray], tuple[int, ...]]:
     return [np.ascontiguousarray(a).reshape(-1) for a in arrs], shape
 
 
+@cache
+def _takes_out(fn: Callable[..., object]) -> bool:
+    """Tell whether ``fn`` (an emitted kernel) writes its result into an ``out=`` array."""
+    try:
+        return "out" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _flat_out(out: np.ndarray | None, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """Return a flat view of the caller's ``out`` (checked) or a new flat result array."""
+    if out is None:
+        return np.empty(int(np.prod(shape)))
+    if out.shape != shape or not out.flags.c_contiguous or out.dtype != np.float64:
+        raise ValueError(
+            f"blocked.{name}: out must be a C-contiguous float64 array of shape {shape}, "
+            f"got {out.dtype} of shape {out.shape}"
+        )
+    return out.reshape(-1)
+
+
 def elementwise(
     fn: Callable[..., np.ndarray],
     *arrays: np.ndarray,
     block: int = DEFAULT_BLOCK,
     workers: int | None = 1,
+    out: np.ndarray | None = None,
     **hyper: float,
 ) -> np.ndarray:
-    """Return ``fn(*arrays, **hyper)`` for an element-wise kernel, computed block by block."""
+    """Return ``fn(*arrays, **hyper)`` for an element-wise kernel, computed block by block.
+
+    Emitted kernels write each block straight into ``out`` (or a new array), so their scratch
+    arrays are block-sized, stay in cache, and are reused from block to block.
+    """
     flat, shape = _flat_inputs(arrays)
-    out = np.empty(flat[0].size)
+    result = _flat_out(out, shape, "elementwise")
+    direct = _takes_out(fn)
 
     def task(lo: int) -> Callable[[], None]:
         def run() -> None:
-            out[lo : lo + block] = fn(*(a[lo : lo + block] for a in flat), **hyper)
+            parts = (a[lo : lo + block] for a in flat)
+            if direct:
+                fn(*parts, out=result[lo : lo + block], **hyper)
+            else:
+                result[lo : lo + block] = fn(*parts, **hyper)
 
         return run
 
-    _run([task(lo) for lo in range(0, out.size, block)], _workers(workers))
-    return out.reshape(shape)
+    _run([task(lo) for lo in range(0, result.size, block)], _workers(workers))
+    return result.reshape(shape)
+
+
+def _rows(yhat: np.ndarray, y: np.ndarray, class_axis: bool, block: int):
+    """Return yhat and y as rows (samples) and the number of rows per block."""
+    yhat = np.asarray(yhat, dtype=float)
+    y = np.broadcast_to(np.asarray(y, dtype=float), yhat.shape)
+    if class_axis:
+        rows_yhat = np.ascontiguousarray(yhat).reshape(-1, yhat.shape[-1])
+        rows_y = np.ascontiguousarray(y).reshape(rows_yhat.shape)
+        return rows_yhat, rows_y, max(1, block // max(1, rows_yhat.shape[1]))
+    return np.ascontiguousarray(yhat).reshape(-1), np.ascontiguousarray(y).reshape(-1), block
 
 
 def loss_value_and_grad(
@@ -72,6 +136,7 @@ def loss_value_and_grad(
     class_axis: bool = False,
     block: int = DEFAULT_BLOCK,
     workers: int | None = 1,
+    out: np.ndarray | None = None,
     **hyper: float,
 ) -> tuple[float, np.ndarray]:
     """Return ``fn(yhat, y)`` for a mean-reduced loss's ``_value_and_grad``, block by block.
@@ -80,30 +145,46 @@ def loss_value_and_grad(
     share of the samples, which is exact because every emitted loss is a mean over samples.
     For class-axis losses the blocks are whole rows.
     """
-    yhat = np.asarray(yhat, dtype=float)
-    y = np.broadcast_to(np.asarray(y, dtype=float), yhat.shape)
-    if class_axis:
-        rows_yhat = np.ascontiguousarray(yhat).reshape(-1, yhat.shape[-1])
-        rows_y = np.ascontiguousarray(y).reshape(rows_yhat.shape)
-        step = max(1, block // max(1, rows_yhat.shape[1]))
-    else:
-        rows_yhat = np.ascontiguousarray(yhat).reshape(-1)
-        rows_y = np.ascontiguousarray(y).reshape(-1)
-        step = block
+    values, grad = _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, True)
+    return float(values.sum()), grad
+
+
+def loss_grad(
+    fn: Callable[..., np.ndarray],
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    class_axis: bool = False,
+    block: int = DEFAULT_BLOCK,
+    workers: int | None = 1,
+    out: np.ndarray | None = None,
+    **hyper: float,
+) -> np.ndarray:
+    """Return ``fn(yhat, y)`` for a mean-reduced loss's ``_grad``, block by block."""
+    return _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, False)[1]
+
+
+def _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, with_value):
+    shape = np.shape(yhat)
+    rows_yhat, rows_y, step = _rows(yhat, y, class_axis, block)
     n = rows_yhat.shape[0]
-    grad = np.empty(rows_yhat.shape)
+    grad = _flat_out(out, shape, "loss_grad").reshape(rows_yhat.shape)
     starts = list(range(0, n, step))
     values = np.zeros(len(starts))
+    direct = _takes_out(fn)
 
     def task(i: int, lo: int) -> Callable[[], None]:
         def run() -> None:
             hi = min(lo + step, n)
-            v, g = fn(rows_yhat[lo:hi], rows_y[lo:hi], **hyper)
             share = (hi - lo) / n
+            part = grad[lo:hi]
+            kwargs = {"out": part} if direct else {}
+            result = fn(rows_yhat[lo:hi], rows_y[lo:hi], **kwargs, **hyper)
+            v, g = result if with_value else (0.0, result)
             values[i] = v * share
-            np.multiply(g, share, out=grad[lo:hi])
+            np.multiply(g, share, out=part)
 
         return run
 
     _run([task(i, lo) for i, lo in enumerate(starts)], _workers(workers))
-    return float(values.sum()), grad.reshape(yhat.shape)
+    return values, grad.reshape(shape)

@@ -171,8 +171,6 @@ def _inplace_body(
     head = [f"{', '.join([first, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)})"]
     used = set().union(*(e.free_symbols for e in em.prepared))
     head += _size_lines(spec, used)
-    if builder.uses_ones:
-        head.append(f"ones = np.ones(np.shape({spec.wrt.name})[-1])")
     full_names = [f"b{i}" for i in range(count[FULL])]
     scratch = [n for n in full_names if rename.get(n, n) != first]
     row_shape = f"{first}.shape[:-1] + (1,)"

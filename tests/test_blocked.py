@@ -59,3 +59,31 @@ def test_broadcast_labels(rng):
     want = L.mse_value_and_grad(x, np.full_like(x, 0.5))
     assert got[0] == pytest.approx(want[0], rel=1e-14)
     np.testing.assert_allclose(got[1], want[1], rtol=1e-14)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_blocks_write_into_out(workers, rng):
+    x = rng.normal(size=(33, 21)) * 4
+    out = np.full(x.shape, np.nan)
+    got = blocked.elementwise(A.gelu_grad, x, block=64, workers=workers, out=out)
+    assert got.base is out or got is out
+    np.testing.assert_array_equal(out, A.gelu_grad(x))
+    z, t = loss_inputs("softmax_cross_entropy", rng)
+    grad = np.full(z.shape, np.nan)
+    v, g = blocked.loss_value_and_grad(
+        L.softmax_cross_entropy_value_and_grad, z, t, class_axis=True, block=10, out=grad
+    )
+    want_v, want_g = L.softmax_cross_entropy_value_and_grad(z, t)
+    assert v == pytest.approx(want_v, rel=1e-13)
+    np.testing.assert_allclose(grad, want_g, rtol=1e-13)
+
+
+def test_loss_grad_blocks_match_one_call(rng):
+    yhat, y = loss_inputs("huber", rng)
+    got = blocked.loss_grad(L.huber_grad, yhat, y, block=5, delta=0.7)
+    np.testing.assert_allclose(got, L.huber_grad(yhat, y, delta=0.7), rtol=1e-13)
+
+
+def test_blocked_out_is_checked():
+    with pytest.raises(ValueError, match="blocked.elementwise: out must be a C-contiguous float64"):
+        blocked.elementwise(A.relu, np.zeros(4), out=np.zeros(5))
