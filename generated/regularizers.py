@@ -71,7 +71,7 @@ def elastic_net(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5) -> f
     b1, = _scratch(b0.shape, 1)
     np.abs(w, out=b0)
     np.multiply(b0, l1_ratio, out=b0)
-    np.multiply(w, w, out=b1)
+    np.square(w, out=b1)
     np.multiply(b1, 0.5 - 0.5*l1_ratio, out=b1)
     np.add(b0, b1, out=b0)
     value0 = lam*np.sum(b0)
@@ -170,7 +170,7 @@ def l2(w: np.ndarray, *, lam: float = 0.01) -> float:
         return np.sum(0.5*lam*(w*w))
     """
     b0, w = _prepare('l2', None, w)
-    np.multiply(w, w, out=b0)
+    np.square(w, out=b0)
     np.multiply(b0, 1.0, out=b0)
     value0 = (0.5*lam)*np.sum(b0)
     return float(value0)

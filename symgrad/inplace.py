@@ -281,9 +281,7 @@ class InplaceBuilder:
                 continue
             coeff, rest = term.as_coeff_Mul()
             # a negative term with its own scalar or per-sample multiplier folds the sign in
-            folds = any(self.rank(f) < 2 for f in sp.Mul.make_args(rest)) or isinstance(
-                rest, sp.Abs
-            )
+            folds = any(self.rank(f) < 2 for f in sp.Mul.make_args(rest))
             (negative if coeff.is_negative and not folds else positive).append(term)
         # full-size terms after the small ones, so a per-sample sum is formed before the
         # full array is touched
@@ -329,10 +327,6 @@ class InplaceBuilder:
         return dest
 
     def _mul(self, expr: sp.Expr) -> Operand:
-        coeff, rest = expr.as_coeff_Mul()
-        if coeff == -1 and isinstance(rest, sp.Abs):
-            # -|u| in one pass: the magnitude of u with the sign of -1
-            return self._binary("copysign", self.value(rest.args[0]), "-1.0")
         scalars, rows, row_dens, big, dens = [], [], [], [], []
         for f in expr.as_ordered_factors():
             divides = f.is_Pow and f.exp.is_negative and self.rank(f.base) > 0
@@ -382,16 +376,19 @@ class InplaceBuilder:
         if self.rank(base) == 0:  # a scalar raised to an array
             return self._binary("power", self.scalar(base), self.value(exp))
         b = self.value(base)
+        # np.square runs twice as fast as np.multiply(b, b) here (64 Ki elements: 10 vs 22 us)
         if exp == 2:
-            return self._binary("multiply", b, b)
+            return self._square(b)
         if exp == 3:
-            return self._binary("multiply", self._binary("multiply", b, b), b)
+            return self._binary("multiply", self._square(b), b)
         if exp == 4:
-            sq = self._binary("multiply", b, b)
-            return self._binary("multiply", sq, sq)
+            return self._square(self._square(b))
         if exp == sp.S.Half:
             return self.emit("np.sqrt({0}, out={d})", (b,), self._result_kind((b,)))
         return self._binary("power", b, self.value(exp))
+
+    def _square(self, b: Operand) -> int:
+        return self.emit("np.square({0}, out={d})", (b,), self._result_kind((b,)))
 
     def _minmax(self, expr: sp.Expr) -> Operand:
         if isinstance(expr, sp.Min) and len(expr.args) == 2:
