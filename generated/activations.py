@@ -250,7 +250,7 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
         return 0.5*t0 + 0.3989422804014327*x*(1 - (t0*t0))*(0.134145*(x*x) + 1) + 0.5
     """
     out, x = _prepare('gelu_tanh_grad', out, x)
-    b0, b2, = _scratch(out.shape, 2)
+    b0, b2 = _scratch(out.shape, 2)
     np.square(x, out=b0)
     np.multiply(b0, x, out=b0)
     np.multiply(b0, 0.035677408136300125, out=b0)
@@ -289,7 +289,7 @@ def gelu_tanh_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
         return 0.10703222440890037*t0*t2 + 0.7978845608028654*t2*t3 - 0.6366197723675814*t1*t2*(t3*t3)*x
     """
     out, x = _prepare('gelu_tanh_hess', out, x)
-    b0, b1, b2, b3, = _scratch(out.shape, 4)
+    b0, b1, b2, b3 = _scratch(out.shape, 4)
     np.square(x, out=b0)
     np.square(x, out=b1)
     np.multiply(b1, x, out=b1)
@@ -449,7 +449,7 @@ def mish_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return t1 + x*(1 - (t1*t1))*np.maximum(t0, (x >= 0))/(t0 + 1)
     """
     out, x = _prepare('mish_grad', out, x)
-    b0, b2, b3, = _scratch(out.shape, 3)
+    b0, b2, b3 = _scratch(out.shape, 3)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
@@ -488,7 +488,7 @@ def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return t0*t2*t4 + t5*t6/t3 - t1*t4*(t5*t5)*t6
     """
     out, x = _prepare('mish_hess', out, x)
-    b1, b2, b3, b4, b5, b6, = _scratch(out.shape, 6)
+    b1, b2, b3, b4, b5, b6 = _scratch(out.shape, 6)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=out)
     np.negative(out, out=out)
@@ -690,7 +690,7 @@ def sigmoid_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return 2*(t1*t1*t1)/(t2*t2*t2) + t1/t2 - 3*(t1*t1)/(t2*t2)
     """
     out, x = _prepare('sigmoid_hess', out, x)
-    b0, b1, b3, b4, = _scratch(out.shape, 4)
+    b0, b1, b3, b4 = _scratch(out.shape, 4)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
@@ -783,7 +783,7 @@ def silu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return t3*(x + 2 + 2*(t2*t2)*x/(t1*t1) - 3*t3*x - 2*t3)
     """
     out, x = _prepare('silu_hess', out, x)
-    b0, b1, = _scratch(out.shape, 2)
+    b0, b1 = _scratch(out.shape, 2)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
@@ -965,7 +965,7 @@ def softsign_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
         return (1/t0) - x*np.sign(x)/(t0*t0)
     """
     out, x = _prepare('softsign_grad', out, x)
-    b0, b2, = _scratch(out.shape, 2)
+    b0, b2 = _scratch(out.shape, 2)
     np.abs(x, out=b0)
     np.add(b0, 1, out=b0)
     np.divide(1.0, b0, out=out)
@@ -989,7 +989,7 @@ def softsign_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
         return 2*(t0*t0)*x/(t1*t1*t1) - 2*t0/(t1*t1)
     """
     out, x = _prepare('softsign_hess', out, x)
-    b0, b1, b3, = _scratch(out.shape, 3)
+    b0, b1, b3 = _scratch(out.shape, 3)
     np.sign(x, out=b0)
     np.abs(x, out=b1)
     np.add(b1, 1, out=b1)

@@ -107,7 +107,7 @@ def _scratch(shape, count, dtype=np.float64):
     return arrays[:count]
 
 
-def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray) -> float:
+def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate binary_cross_entropy(yhat, y), the mean over elements.
 
     -(y log p + (1 - y) log(1 - p)) on probabilities p = yhat (0 log 0 = 0).
@@ -120,6 +120,7 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))))
     """
     b0, yhat, y = _prepare('binary_cross_entropy', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(b0.shape, 1)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
@@ -135,11 +136,11 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray) -> float:
     np.multiply(y, b1, out=b1)
     np.add(b0, b1, out=b0)
     value0 = -np.sum(b0)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
@@ -151,7 +152,7 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarra
         return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
@@ -168,7 +169,7 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarra
     return out
 
 
-def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (binary_cross_entropy, binary_cross_entropy_grad) computed with shared work.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
@@ -183,8 +184,8 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out:
         return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
     """
     out, yhat, y = _prepare('binary_cross_entropy_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
-    b0, b2, b3, = _scratch(out.shape, 3)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b0, b2, b3 = _scratch(out.shape, 3)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
@@ -197,7 +198,7 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out:
     value0 = -np.vdot(out, b3)
     np.log(b0, out=b3)
     value0 -= np.vdot(y, b3)
-    value0 /= out.size
+    value0 *= inv_n
     np.divide(out, b2, out=out)
     np.divide(y, b0, out=b0)
     np.subtract(out, b0, out=out)
@@ -205,7 +206,7 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out:
     return float(value0), out
 
 
-def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
@@ -216,8 +217,8 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarra
         return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
     """
     out, yhat, y = _prepare('binary_cross_entropy_hess', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
-    b1, b2, = _scratch(out.shape, 2)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, b2 = _scratch(out.shape, 2)
     np.square(yhat, out=out)
     np.divide(y, out, out=out)
     np.subtract(y, 1, out=b1)
@@ -229,7 +230,7 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarra
     return out
 
 
-def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray) -> float:
+def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate binary_cross_entropy_with_logits(yhat, y), the mean over elements.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
@@ -242,6 +243,7 @@ def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat))
     """
     b0, yhat, y = _prepare('binary_cross_entropy_with_logits', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     value0 = -np.vdot(y, yhat)
     np.maximum(yhat, 0, out=b0)
     value0 += np.sum(b0)
@@ -250,11 +252,11 @@ def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray) -> float:
     np.exp(b0, out=b0)
     np.log1p(b0, out=b0)
     value0 += np.sum(b0)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y + sigmoid(yhat)) / n_elements
@@ -266,7 +268,7 @@ def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, ou
         return inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -281,7 +283,7 @@ def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, ou
     return out
 
 
-def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad) computed with shared work.
 
     L = mean over elements of -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
@@ -295,7 +297,7 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
         return float(np.mean(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)), inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -306,7 +308,7 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
     value0 += np.sum(out)
     np.log1p(b0, out=out)
     value0 += np.sum(out)
-    value0 /= out.size
+    value0 *= inv_n
     np.greater_equal(yhat, 0, out=m0)
     np.maximum(b0, m0, out=out)
     np.add(b0, 1, out=b0)
@@ -316,7 +318,7 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
     return float(value0), out
 
 
-def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
@@ -328,7 +330,7 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, ou
         return inv_n*t0/((t0 + 1)**2)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.abs(yhat, out=out)
     np.negative(out, out=out)
@@ -340,7 +342,7 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, ou
     return out
 
 
-def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray) -> float:
+def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate categorical_cross_entropy(yhat, y), the mean over samples.
 
     -sum(y log p) over classes, on probabilities p = yhat.
@@ -352,28 +354,29 @@ def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None]))
     """
     b0, yhat, y = _prepare('categorical_cross_entropy', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
     m0, = _scratch(b0.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
     np.copyto(b0, 1, where=m0)
     np.log(b0, out=b0)
     value0 = -np.vdot(y, b0)
-    value0 /= (b0.size // np.shape(yhat)[-1])
+    value0 *= inv_n
     return float(value0)
 
 
-def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        inv_n = np.shape(yhat)[-1] / np.size(yhat)
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return -inv_n*y*(1/np.where(y == 0, 1, yhat))
     """
     out, yhat, y = _prepare('categorical_cross_entropy_grad', out, yhat, y)
-    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(out, yhat)
@@ -383,7 +386,7 @@ def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.n
     return out
 
 
-def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (categorical_cross_entropy, categorical_cross_entropy_grad) computed with shared work.
 
     L = mean over samples of -axis_sum(xlogy(y, yhat))
@@ -391,12 +394,12 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *,
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        inv_n = np.shape(yhat)[-1] / np.size(yhat)
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.where(y == 0, 1, yhat)
         return float(np.mean(-np.einsum('...i,...i->...', y, np.log(t0))[..., None])), -inv_n*y/t0
     """
     out, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', out, yhat, y)
-    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
@@ -404,24 +407,24 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *,
     np.copyto(out, 1, where=m0)
     np.log(out, out=b1)
     value0 = -np.vdot(y, b1)
-    value0 /= (out.size // np.shape(yhat)[-1])
+    value0 *= inv_n
     np.divide(y, out, out=out)
     np.multiply(out, -inv_n, out=out)
     return float(value0), out
 
 
-def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
 
     Hv = (vector*y/yhat**2) / n_samples
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        inv_n = np.shape(yhat)[-1] / np.size(yhat)
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return inv_n*vector*y/(yhat*yhat)
     """
     out, yhat, y, vector = _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector)
-    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.multiply(vector, y, out=out)
     np.square(yhat, out=b1)
@@ -430,7 +433,7 @@ def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.nd
     return out
 
 
-def hinge(yhat: np.ndarray, y: np.ndarray) -> float:
+def hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate hinge(yhat, y), the mean over elements.
 
     max(0, 1 - y * yhat) for labels y in {-1, +1}.
@@ -442,15 +445,16 @@ def hinge(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(np.maximum(0, 1 - y*yhat)))
     """
     b0, yhat, y = _prepare('hinge', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
     value0 = np.sum(b0)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
@@ -461,7 +465,7 @@ def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None
         return -inv_n*y*1.0*(y*yhat < 1)
     """
     out, yhat, y = _prepare('hinge_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     m0, = _scratch(out.shape, 1, bool)
     np.multiply(y, yhat, out=out)
     np.less(out, 1, out=m0)
@@ -471,7 +475,7 @@ def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None
     return out
 
 
-def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (hinge, hinge_grad) computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)
@@ -484,14 +488,14 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | N
         return float(np.mean(np.maximum(0, 1 - t0))), -inv_n*y*1.0*(t0 < 1)
     """
     out, yhat, y = _prepare('hinge_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.multiply(y, yhat, out=out)
     np.subtract(1, out, out=b1)
     np.maximum(b1, 0, out=b1)
     value0 = np.sum(b1)
-    value0 /= out.size
+    value0 *= inv_n
     np.less(out, 1, out=m0)
     np.multiply(m0, 1, out=out)
     np.multiply(y, out, out=out)
@@ -499,7 +503,7 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | N
     return float(value0), out
 
 
-def hinge_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (0) / n_elements
@@ -513,7 +517,7 @@ def hinge_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None
     return out
 
 
-def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> float:
+def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None) -> float:
     r"""Evaluate huber(yhat, y), the mean over elements.
 
     Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss).
@@ -528,6 +532,7 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> float:
         return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
     """
     b0, yhat, y = _prepare('huber', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(b0.shape, 1)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -540,11 +545,11 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0) -> float:
     np.multiply(b1, delta, out=b1)
     np.copyto(b1, b0, where=m0)
     value0 = np.sum(b1)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
@@ -555,14 +560,14 @@ def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, out: np.n
         return -inv_n*np.clip(y - yhat, -delta, delta)
     """
     out, yhat, y = _prepare('huber_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.subtract(y, yhat, out=out)
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
     return out
 
 
-def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (huber, huber_grad) computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)),
@@ -577,8 +582,8 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0,
         return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), -inv_n*np.clip(t0, -delta, delta)
     """
     out, yhat, y = _prepare('huber_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
-    b1, b2, = _scratch(out.shape, 2)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, b2 = _scratch(out.shape, 2)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
@@ -590,13 +595,13 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0,
     np.multiply(b1, delta, out=b1)
     np.copyto(b1, b2, where=m0)
     value0 = np.sum(b1)
-    value0 /= out.size
+    value0 *= inv_n
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
     return float(value0), out
 
 
-def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (Piecewise((1, delta > Abs(y - yhat)), (0, True))) / n_elements
@@ -607,7 +612,7 @@ def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, out: np.n
         return inv_n*1.0*(delta > np.abs(y - yhat))
     """
     out, yhat, y = _prepare('huber_hess', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=out)
@@ -617,7 +622,7 @@ def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, out: np.n
     return out
 
 
-def kl_div(yhat: np.ndarray, y: np.ndarray) -> float:
+def kl_div(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate kl_div(yhat, y), the mean over samples.
 
     sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
@@ -629,6 +634,7 @@ def kl_div(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None]))
     """
     b0, yhat, y = _prepare('kl_div', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
     m0, = _scratch(b0.shape, 1, bool)
     value0 = -np.vdot(y, yhat)
     np.equal(y, 0, out=m0)
@@ -636,27 +642,27 @@ def kl_div(yhat: np.ndarray, y: np.ndarray) -> float:
     np.copyto(b0, 1, where=m0)
     np.log(b0, out=b0)
     value0 += np.vdot(y, b0)
-    value0 /= (b0.size // np.shape(yhat)[-1])
+    value0 *= inv_n
     return float(value0)
 
 
-def kl_div_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def kl_div_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y) / n_samples
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        inv_n = np.shape(yhat)[-1] / np.size(yhat)
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return np.zeros(np.shape(yhat)) + (-inv_n*y)
     """
     out, yhat, y = _prepare('kl_div_grad', out, yhat, y)
-    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
     np.multiply(y, -inv_n, out=out)
     return out
 
 
-def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (kl_div, kl_div_grad) computed with shared work.
 
     L = mean over samples of axis_sum(-y*yhat + xlogy(y, y))
@@ -664,11 +670,11 @@ def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | 
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        inv_n = np.shape(yhat)[-1] / np.size(yhat)
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None])), np.zeros(np.shape(yhat)) + (-inv_n*y)
     """
     out, yhat, y = _prepare('kl_div_value_and_grad', out, yhat, y)
-    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
     m0, = _scratch(out.shape, 1, bool)
     value0 = -np.vdot(y, yhat)
     np.equal(y, 0, out=m0)
@@ -676,12 +682,12 @@ def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | 
     np.copyto(out, 1, where=m0)
     np.log(out, out=out)
     value0 += np.vdot(y, out)
-    value0 /= (out.size // np.shape(yhat)[-1])
+    value0 *= inv_n
     np.multiply(y, -inv_n, out=out)
     return float(value0), out
 
 
-def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
 
     Hv = (0) / n_samples
@@ -695,7 +701,7 @@ def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, out: np.n
     return out
 
 
-def l1(yhat: np.ndarray, y: np.ndarray) -> float:
+def l1(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate l1(yhat, y), the mean over elements.
 
     Mean absolute error; |r|'(0) = 0.
@@ -707,14 +713,15 @@ def l1(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(np.abs(y - yhat)))
     """
     b0, yhat, y = _prepare('l1', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b0)
     value0 = np.sum(b0)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def l1_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def l1_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -725,14 +732,14 @@ def l1_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -
         return -inv_n*np.sign(y - yhat)
     """
     out, yhat, y = _prepare('l1_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.subtract(y, yhat, out=out)
     np.sign(out, out=out)
     np.multiply(out, -inv_n, out=out)
     return out
 
 
-def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (l1, l1_grad) computed with shared work.
 
     L = mean over elements of Abs(y - yhat)
@@ -745,18 +752,18 @@ def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None
         return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
     """
     out, yhat, y = _prepare('l1_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
     value0 = np.sum(b1)
-    value0 /= out.size
+    value0 *= inv_n
     np.sign(out, out=out)
     np.multiply(out, -inv_n, out=out)
     return float(value0), out
 
 
-def l1_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def l1_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (0) / n_elements
@@ -770,7 +777,7 @@ def l1_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -
     return out
 
 
-def log_cosh(yhat: np.ndarray, y: np.ndarray) -> float:
+def log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate log_cosh(yhat, y), the mean over elements.
 
     log(cosh(yhat - y)), evaluated without overflow.
@@ -783,17 +790,18 @@ def log_cosh(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
     """
     b0, yhat, y = _prepare('log_cosh', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(b0.shape, 1)
     np.subtract(y, yhat, out=b0)
     value0 = -0.6931471805599453*b0.size
     np.negative(b0, out=b1)
     np.logaddexp(b1, b0, out=b1)
     value0 += np.sum(b1)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
@@ -804,14 +812,14 @@ def log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = N
         return -inv_n*np.tanh(y - yhat)
     """
     out, yhat, y = _prepare('log_cosh_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.subtract(y, yhat, out=out)
     np.tanh(out, out=out)
     np.multiply(out, -inv_n, out=out)
     return out
 
 
-def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (log_cosh, log_cosh_grad) computed with shared work.
 
     L = mean over elements of log(cosh(y - yhat))
@@ -824,20 +832,20 @@ def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray 
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
     """
     out, yhat, y = _prepare('log_cosh_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.subtract(y, yhat, out=out)
     value0 = -0.6931471805599453*out.size
     np.negative(out, out=b1)
     np.logaddexp(b1, out, out=b1)
     value0 += np.sum(b1)
-    value0 /= out.size
+    value0 *= inv_n
     np.tanh(out, out=out)
     np.multiply(out, -inv_n, out=out)
     return float(value0), out
 
 
-def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (1 - tanh(y - yhat)**2) / n_elements
@@ -848,7 +856,7 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = N
         return inv_n - inv_n*(np.tanh(y - yhat)**2)
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.subtract(y, yhat, out=out)
     np.tanh(out, out=out)
     np.square(out, out=out)
@@ -858,7 +866,7 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = N
     return out
 
 
-def mse(yhat: np.ndarray, y: np.ndarray) -> float:
+def mse(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate mse(yhat, y), the mean over elements.
 
     Mean squared error.
@@ -870,14 +878,15 @@ def mse(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean((yhat - y)**2))
     """
     b0, yhat, y = _prepare('mse', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.subtract(yhat, y, out=b0)
     np.square(b0, out=b0)
     value0 = np.sum(b0)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def mse_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def mse_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (2*(-y + yhat)) / n_elements
@@ -888,13 +897,13 @@ def mse_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) 
         return 2*inv_n*(yhat - y)
     """
     out, yhat, y = _prepare('mse_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.subtract(yhat, y, out=out)
     np.multiply(out, 2*inv_n, out=out)
     return out
 
 
-def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (mse, mse_grad) computed with shared work.
 
     L = mean over elements of (-y + yhat)**2
@@ -907,17 +916,17 @@ def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | Non
         return float(np.mean(t0*t0)), 2*inv_n*t0
     """
     out, yhat, y = _prepare('mse_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.subtract(yhat, y, out=out)
     np.square(out, out=b1)
     value0 = np.sum(b1)
-    value0 /= out.size
+    value0 *= inv_n
     np.multiply(out, 2*inv_n, out=out)
     return float(value0), out
 
 
-def mse_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def mse_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (2) / n_elements
@@ -928,12 +937,12 @@ def mse_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) 
         return np.full(np.shape(yhat), 2*inv_n, dtype=np.float64)
     """
     out, yhat, y = _prepare('mse_hess', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.copyto(out, 2*inv_n)
     return out
 
 
-def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> float:
+def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None) -> float:
     r"""Evaluate pinball(yhat, y), the mean over elements.
 
     Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat.
@@ -947,6 +956,7 @@ def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> float:
         return float(np.mean(np.where(t0 >= 0, t0*tau, t0*(tau - 1))))
     """
     b0, yhat, y = _prepare('pinball', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(b0.shape, 1)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -955,11 +965,11 @@ def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5) -> float:
     np.multiply(b0, tau - 1, out=b0)
     np.copyto(b0, b1, where=m0)
     value0 = np.sum(b0)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, out: np.ndarray | None = None) -> np.ndarray:
+def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (Piecewise((-tau, y - yhat >= 0), (1 - tau, True))) / n_elements
@@ -970,7 +980,7 @@ def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, out: np.n
         return inv_n*(1 - tau + (-1.0)*(y - yhat >= 0))
     """
     out, yhat, y = _prepare('pinball_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.greater_equal(out, 0, out=m0)
@@ -981,7 +991,7 @@ def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, out: np.n
     return out
 
 
-def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (pinball, pinball_grad) computed with shared work.
 
     L = mean over elements of Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat),
@@ -997,7 +1007,7 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
         return float(np.mean(np.where(t1, t0*tau, t0*t2))), inv_n*np.where(t1, -tau, -t2)
     """
     out, yhat, y = _prepare('pinball_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1007,7 +1017,7 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
     np.multiply(out, t2, out=out)
     np.copyto(out, b1, where=m0)
     value0 = np.sum(out)
-    value0 /= out.size
+    value0 *= inv_n
     np.multiply(m0, t2 - tau, out=out)
     if t2 != 0:
         np.subtract(out, t2, out=out)
@@ -1015,7 +1025,7 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
     return float(value0), out
 
 
-def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, out: np.ndarray | None = None) -> np.ndarray:
+def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (0) / n_elements
@@ -1029,7 +1039,7 @@ def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, out: np.n
     return out
 
 
-def poisson_nll(yhat: np.ndarray, y: np.ndarray) -> float:
+def poisson_nll(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate poisson_nll(yhat, y), the mean over elements.
 
     exp(yhat) - y * yhat with yhat the log-rate (torch: log_input=True, full=False).
@@ -1041,14 +1051,15 @@ def poisson_nll(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(np.exp(yhat) - y*yhat))
     """
     b0, yhat, y = _prepare('poisson_nll', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     value0 = -np.vdot(y, yhat)
     np.exp(yhat, out=b0)
     value0 += np.sum(b0)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y + exp(yhat)) / n_elements
@@ -1059,14 +1070,14 @@ def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None 
         return inv_n*np.exp(yhat) - inv_n*y
     """
     out, yhat, y = _prepare('poisson_nll_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.exp(yhat, out=out)
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
     return out
 
 
-def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (poisson_nll, poisson_nll_grad) computed with shared work.
 
     L = mean over elements of -y*yhat + exp(yhat)
@@ -1079,17 +1090,17 @@ def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarr
         return float(np.mean(t0 - y*yhat)), inv_n*t0 - inv_n*y
     """
     out, yhat, y = _prepare('poisson_nll_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.exp(yhat, out=out)
     value0 = np.sum(out)
     value0 -= np.vdot(y, yhat)
-    value0 /= out.size
+    value0 *= inv_n
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
     return float(value0), out
 
 
-def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (exp(yhat)) / n_elements
@@ -1100,13 +1111,13 @@ def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None 
         return inv_n*np.exp(yhat)
     """
     out, yhat, y = _prepare('poisson_nll_hess', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.exp(yhat, out=out)
     np.multiply(out, inv_n, out=out)
     return out
 
 
-def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0) -> float:
+def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None) -> float:
     r"""Evaluate sigmoid_focal(yhat, y), the mean over elements.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
@@ -1123,7 +1134,8 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
         return float(np.mean((alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)*(1 - t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >= 0)))**gamma))
     """
     b0, yhat, y = _prepare('sigmoid_focal', None, yhat, y)
-    b1, b2, b3, b4, b5, = _scratch(b0.shape, 5)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, b2, b3, b4, b5 = _scratch(b0.shape, 5)
     m0, = _scratch(b0.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -1154,11 +1166,11 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
     np.power(b1, gamma, out=b1)
     np.multiply(b3, b1, out=b3)
     value0 = np.sum(b3)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, out: np.ndarray | None = None) -> np.ndarray:
+def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (gamma*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
@@ -1182,8 +1194,8 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
         return gamma*t6**(gamma - 1)*t7*(t0*t4*t8 - t0*t8*y)*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat) + t6**gamma*t7*(t2*t3*t4 - t5*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
-    b0, b1, b2, b3, b4, b5, b6, b7, = _scratch(out.shape, 8)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -1234,7 +1246,7 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     return out
 
 
-def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (sigmoid_focal, sigmoid_focal_grad) computed with shared work.
 
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
@@ -1263,8 +1275,8 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
         return float(np.mean(t1*t9)), (gamma*inv_n)*(t1*t7**(gamma - 1)*t8*(t0*t10*t5 - t0*t10*y)) + inv_n*t9*(t3*t4*t5 - t6*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, = _scratch(out.shape, 9)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b0, b1, b2, b3, b4, b5, b6, b7, b8 = _scratch(out.shape, 9)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -1296,7 +1308,7 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
     np.square(b2, out=b2)
     np.divide(1.0, b2, out=b2)
     value0 = np.vdot(b1, out)
-    value0 /= out.size
+    value0 *= inv_n
     np.multiply(b3, b4, out=b3)
     np.multiply(b3, b5, out=b3)
     np.multiply(b6, y, out=b6)
@@ -1317,7 +1329,7 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
     return float(value0), out
 
 
-def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, out: np.ndarray | None = None) -> np.ndarray:
+def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
@@ -1358,8 +1370,8 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
         return (gamma*t14)*(t11*t12*(t13*t13)*t7**(gamma - 2)) + t11*t7**gamma*(t10 + t4*t9) + t12*t15*(t0*t16*t3*y + t0*t16*t4*t5 - t17*t3*t4 - t17*t5*y) + 2*t13*t15*(t2*t3*t4 - t6*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, = _scratch(out.shape, 15)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14 = _scratch(out.shape, 15)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -1441,7 +1453,7 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     return out
 
 
-def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> float:
+def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None) -> float:
     r"""Evaluate smooth_l1(yhat, y), the mean over elements.
 
     Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss).
@@ -1456,7 +1468,8 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> float:
         return float(np.mean(np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)))
     """
     b0, yhat, y = _prepare('smooth_l1', None, yhat, y)
-    b1, b2, = _scratch(b0.shape, 2)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, b2 = _scratch(b0.shape, 2)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b1)
@@ -1469,11 +1482,11 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0) -> float:
         np.subtract(b1, 0.5*beta, out=b1)
     np.copyto(b1, b0, where=m0)
     value0 = np.sum(b1)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
@@ -1487,7 +1500,7 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, out: n
         return inv_n*np.where(beta > t1, -t0/np.maximum(beta, t1), -np.sign(t0))
     """
     out, yhat, y = _prepare('smooth_l1_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1503,7 +1516,7 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, out: n
     return out
 
 
-def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (smooth_l1, smooth_l1_grad) computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)),
@@ -1522,8 +1535,8 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
         return float(np.mean(np.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))), inv_n*np.where(t4, t1*t3, -np.sign(t0))
     """
     out, yhat, y = _prepare('smooth_l1_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
-    b1, b2, b3, b4, = _scratch(out.shape, 4)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, b2, b3, b4 = _scratch(out.shape, 4)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.negative(out, out=b1)
@@ -1538,7 +1551,7 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
         np.subtract(b2, 0.5*beta, out=b2)
     np.copyto(b2, b4, where=m0)
     value0 = np.sum(b2)
-    value0 /= out.size
+    value0 *= inv_n
     np.multiply(b1, b3, out=b1)
     np.sign(out, out=out)
     np.negative(out, out=out)
@@ -1547,7 +1560,7 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
     return float(value0), out
 
 
-def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
+def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (Piecewise((1/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (0, True))) /
@@ -1560,7 +1573,7 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, out: n
         return inv_n*np.where(beta > t0, (1/np.maximum(beta, t0)), 0)
     """
     out, yhat, y = _prepare('smooth_l1_hess', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -1574,7 +1587,7 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, out: n
     return out
 
 
-def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0) -> float:
+def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None) -> float:
     r"""Evaluate softmax_cross_entropy(yhat, y), the mean over samples.
 
     Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
@@ -1593,7 +1606,8 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
     """
     b0, yhat, y = _prepare('softmax_cross_entropy', None, yhat, y)
     n_classes = np.shape(yhat)[-1]
-    r0, r1, = _scratch(b0.shape[:-1] + (1,), 2)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
@@ -1612,11 +1626,11 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
         value0 -= label_smoothing*np.vdot(r0, r1)
     if label_smoothing/n_classes != 0:
         value0 -= (label_smoothing/n_classes)*np.sum(yhat)
-    value0 /= (b0.size // np.shape(yhat)[-1])
+    value0 *= inv_n
     return float(value0)
 
 
-def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
+def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-label_smoothing/n_classes - y*(1 - label_smoothing) -
@@ -1626,16 +1640,16 @@ def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         n_classes = np.shape(yhat)[-1]
-        inv_n = np.shape(yhat)[-1] / np.size(yhat)
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
         t1 = np.sum(y, axis=-1, keepdims=True)
         return (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/np.sum(t0, axis=-1, keepdims=True))*t0 + (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes
     """
     out, yhat, y = _prepare('softmax_cross_entropy_grad', out, yhat, y)
     n_classes = np.shape(yhat)[-1]
-    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
     b0, = _scratch(out.shape, 1)
-    r0, r1, = _scratch(out.shape[:-1] + (1,), 2)
+    r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=b0)
@@ -1657,7 +1671,7 @@ def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
     return out
 
 
-def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (softmax_cross_entropy, softmax_cross_entropy_grad) computed with shared work.
 
     L = mean over samples of -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes +
@@ -1669,7 +1683,7 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         n_classes = np.shape(yhat)[-1]
-        inv_n = np.shape(yhat)[-1] / np.size(yhat)
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
         t1 = label_smoothing/n_classes
         t2 = np.max(yhat, axis=-1, keepdims=True)
@@ -1681,9 +1695,9 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     """
     out, yhat, y = _prepare('softmax_cross_entropy_value_and_grad', out, yhat, y)
     n_classes = np.shape(yhat)[-1]
-    inv_n = np.shape(yhat)[-1] / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
     b0, = _scratch(out.shape, 1)
-    r0, r1, r2, = _scratch(out.shape[:-1] + (1,), 3)
+    r0, r1, r2 = _scratch(out.shape[:-1] + (1,), 3)
     t1 = label_smoothing/n_classes
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
@@ -1703,7 +1717,7 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
         value0 -= t1*np.sum(yhat)
     if label_smoothing != 0:
         value0 -= label_smoothing*np.vdot(r0, r2)
-    value0 /= (out.size // np.shape(yhat)[-1])
+    value0 *= inv_n
     np.multiply(y, -inv_n*(1 - label_smoothing), out=out)
     np.multiply(r2, -1, out=r0)
     np.multiply(r2, label_smoothing, out=r2)
@@ -1719,7 +1733,7 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     return float(value0), out
 
 
-def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, label_smoothing: float = 0.0, out: np.ndarray | None = None) -> np.ndarray:
+def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
 
     Hv = ((-label_smoothing*vector*axis_sum(y) + label_smoothing*vector +
@@ -1730,7 +1744,7 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        inv_n = np.shape(yhat)[-1] / np.size(yhat)
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.sum(y, axis=-1, keepdims=True)
         t1 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
         t2 = t1/np.sum(t1, axis=-1, keepdims=True)
@@ -1738,9 +1752,9 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
         return inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3)
     """
     out, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', out, yhat, y, vector)
-    inv_n = np.shape(yhat)[-1] / np.size(yhat)
-    b1, b2, = _scratch(out.shape, 2)
-    r0, r1, r2, r3, = _scratch(out.shape[:-1] + (1,), 4)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    b1, b2 = _scratch(out.shape, 2)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=out)
@@ -1769,7 +1783,7 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
     return out
 
 
-def squared_hinge(yhat: np.ndarray, y: np.ndarray) -> float:
+def squared_hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
     r"""Evaluate squared_hinge(yhat, y), the mean over elements.
 
     max(0, 1 - y * yhat)**2 for labels y in {-1, +1}.
@@ -1781,16 +1795,17 @@ def squared_hinge(yhat: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean(np.maximum(0, 1 - y*yhat)**2))
     """
     b0, yhat, y = _prepare('squared_hinge', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
     np.square(b0, out=b0)
     value0 = np.sum(b0)
-    value0 /= b0.size
+    value0 *= inv_n
     return float(value0)
 
 
-def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
@@ -1802,7 +1817,7 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | Non
         return -2*inv_n*y*1.0*(t0 < 1)*np.maximum(0, 1 - t0)
     """
     out, yhat, y = _prepare('squared_hinge_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.multiply(y, yhat, out=b0)
@@ -1816,7 +1831,7 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | Non
     return out
 
 
-def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (squared_hinge, squared_hinge_grad) computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)**2
@@ -1830,15 +1845,15 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.nda
         return float(np.mean(t1*t1)), -2*inv_n*t1*y*1.0*(t0 < 1)
     """
     out, yhat, y = _prepare('squared_hinge_value_and_grad', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
-    b0, b2, = _scratch(out.shape, 2)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b0, b2 = _scratch(out.shape, 2)
     m0, = _scratch(out.shape, 1, bool)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=out)
     np.maximum(out, 0, out=out)
     np.square(out, out=b2)
     value0 = np.sum(b2)
-    value0 /= out.size
+    value0 *= inv_n
     np.multiply(out, y, out=out)
     np.less(b0, 1, out=m0)
     np.multiply(m0, 1, out=b0)
@@ -1847,7 +1862,7 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, out: np.nda
     return float(value0), out
 
 
-def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (2*y**2*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
@@ -1858,7 +1873,7 @@ def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, out: np.ndarray | Non
         return 2*inv_n*(y*y)*1.0*(y*yhat < 1)
     """
     out, yhat, y = _prepare('squared_hinge_hess', out, yhat, y)
-    inv_n = 1 / np.size(yhat)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.square(y, out=out)

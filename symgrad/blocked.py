@@ -172,15 +172,21 @@ def _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, with_value
     starts = list(range(0, n, step))
     values = np.zeros(len(starts))
     direct = _takes_out(fn)
+    # an emitted loss given count=n returns its block's share of the whole mean directly;
+    # any other function's per-block mean is re-weighted afterwards
+    counted = direct and "count" in inspect.signature(fn).parameters
 
     def task(i: int, lo: int) -> Callable[[], None]:
         def run() -> None:
             hi = min(lo + step, n)
-            share = (hi - lo) / n
             part = grad[lo:hi]
-            kwargs = {"out": part} if direct else {}
+            kwargs = {"out": part, "count": n} if counted else {"out": part} if direct else {}
             result = fn(rows_yhat[lo:hi], rows_y[lo:hi], **kwargs, **hyper)
             v, g = result if with_value else (0.0, result)
+            if counted:
+                values[i] = v
+                return
+            share = (hi - lo) / n
             values[i] = v * share
             np.multiply(g, share, out=part)
 

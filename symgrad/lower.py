@@ -13,7 +13,7 @@ from symgrad.kernel import INV_N, Derived
 from symgrad.primitives import N_CLASSES
 from symgrad.printer import SymgradPrinter, strip_outer_parens
 from symgrad.rewrite import lower_primitives
-from symgrad.traverse import fold_numbers
+from symgrad.traverse import bottom_up, fold_numbers
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,18 @@ class FunctionPlan:
     helpers: frozenset[str]
 
 
+def _not_real(e: sp.Expr) -> sp.Expr:
+    if e.is_number and e.is_extended_real is False and not e.has(sp.nan, sp.zoo):
+        return sp.nan
+    return e
+
+
+def _real_constants(expr: sp.Expr) -> sp.Expr:
+    """Replace complex constants by NaN: they only arise in a branch its condition discards
+    (e.g. sqrt(-1) after clamping), and real kernels write into float arrays."""
+    return bottom_up(expr, _not_real) if expr.has(sp.I) else expr
+
+
 def _scaled(expr: sp.Expr) -> sp.Expr:
     """Multiply by 1/n term by term, so the factor joins each term's scalar coefficients."""
     return sp.Add(*(INV_N * term for term in sp.Add.make_args(expr)))
@@ -37,6 +49,8 @@ def _signature(derived: Derived, extra: tuple[str, ...] = (), out: bool = False)
     spec = derived.spec
     arrays = [f"{s.name}: np.ndarray" for s in spec.inputs] + [f"{n}: np.ndarray" for n in extra]
     keywords = [f"{s.name}: float = {v!r}" for s, v in spec.hyper]
+    if spec.role == "loss":
+        keywords.append("count: float | None = None")
     if out:
         keywords.append("out: np.ndarray | None = None")
     return ", ".join(arrays + (["*"] + keywords if keywords else []))
@@ -68,7 +82,7 @@ class _Emitter:
     def __init__(self, derived: Derived, exprs: list[sp.Expr]) -> None:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
         self.printer = SymgradPrinter(scalars=scalars)
-        prepared = [fold_numbers(lower_primitives(e)) for e in exprs]
+        prepared = [_real_constants(fold_numbers(lower_primitives(e))) for e in exprs]
         replacements, reduced = sp.cse(
             prepared, symbols=sp.numbered_symbols("t", real=True), order="canonical"
         )
@@ -118,15 +132,22 @@ class _Emitter:
         return f"np.zeros({shape}) + {self.operand(i)}"
 
 
-def _size_lines(spec, used: set) -> list[str]:
-    """Return the statements defining ``n_classes`` and ``inv_n`` if the body uses them."""
+def _size_lines(spec, used: set, count: bool = False) -> list[str]:
+    """Return the statements defining ``n_classes`` and ``inv_n`` if the body uses them.
+
+    With ``count``, the mean divides by the caller's ``count`` when given (so blocks of one
+    batch, or micro-batches, each return their share of the whole batch's mean).
+    """
     x = spec.wrt.name
     lines = []
     if N_CLASSES in used:
         lines.append(f"n_classes = np.shape({x})[-1]")
     if INV_N in used:
-        n = f"np.shape({x})[-1] / np.size({x})" if spec.class_axis else f"1 / np.size({x})"
-        lines.append(f"inv_n = {n}")
+        n = f"np.size({x}) / np.shape({x})[-1]" if spec.class_axis else f"np.size({x})"
+        if count:
+            lines.append(f"inv_n = 1 / ({n} if count is None else count)")
+        else:
+            lines.append(f"inv_n = 1 / ({n})" if spec.class_axis else f"inv_n = 1 / {n}")
     return lines
 
 
@@ -162,7 +183,7 @@ def _inplace_body(
         count = f"({size} // np.shape({spec.wrt.name})[-1])" if spec.class_axis else size
         builder.total(expr, var, count)
         if finish == MEAN:
-            builder.line(f"{var} /= {count}")
+            builder.line(f"{var} *= inv_n")
         returns.append(f"float({var})")
     names, count = allocate(builder.program, result_regs)
     rename = {names[result_regs[0]]: "out"} if result_regs else {}
@@ -170,7 +191,9 @@ def _inplace_body(
     given = "out" if result_regs else "None"
     head = [f"{', '.join([first, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)})"]
     used = set().union(*(e.free_symbols for e in em.prepared))
-    head += _size_lines(spec, used)
+    if MEAN in finishes:
+        used.add(INV_N)
+    head += _size_lines(spec, used, count=spec.role == "loss")
     full_names = [f"b{i}" for i in range(count[FULL])]
     scratch = [n for n in full_names if rename.get(n, n) != first]
     row_shape = f"{first}.shape[:-1] + (1,)"
@@ -182,7 +205,8 @@ def _inplace_body(
     )
     for group, shape, dtype in groups:
         if group:
-            head.append(f"{', '.join(group)}, = _scratch({shape}, {len(group)}{dtype})")
+            names_text = f"{group[0]}," if len(group) == 1 else ", ".join(group)
+            head.append(f"{names_text} = _scratch({shape}, {len(group)}{dtype})")
     body = render(builder.program, names, rename)
     if returns:
         body.append(f"return {', '.join(returns)}")

@@ -91,6 +91,8 @@ def unsupported_functions(expr: sp.Expr) -> list[str]:
     return sorted(bad)
 
 
+_NOT_FINITE = (sp.nan, sp.oo, -sp.oo, sp.zoo)
+
 _REL_OPS = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -236,7 +238,7 @@ class SymgradPrinter(NumPyPrinter):
         if (
             len(pieces) == 2
             and pieces[1][1] is sp.true
-            and all(self._is_scalar(v) for v, _ in pieces)
+            and all(self._is_scalar(v) and not v.has(*_NOT_FINITE) for v, _ in pieces)
         ):
             # a step between two scalars: b + (a - b) * mask is one cheap pass; np.where is not
             (a, cond), (b, _) = pieces

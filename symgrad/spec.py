@@ -16,8 +16,12 @@ from symgrad.primitives import N_CLASSES, REDUCTIONS, has_reduction
 
 ROLES = ("activation", "loss", "regularizer")
 #: Names the emitted code uses for itself; a spec may not take them.
-RESERVED = frozenset({"np", "math", "n_classes", "n_samples", "inv_n", "grad_output", "vector"})
-_TEMP_NAME = re.compile(r"^t\d+$")
+RESERVED = frozenset(
+    {"np", "math", "threading", "n_classes", "n_samples", "inv_n", "grad_output", "vector"}
+    | {"out", "count"}  # keyword arguments of the emitted functions
+)
+#: names the emitted bodies use: CSE temporaries, buffers, reduced values
+_TEMP_NAME = re.compile(r"^(t|b|m|r|rm|value)\d+$")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 

@@ -170,3 +170,17 @@ def test_every_builtin_is_covered():
     names = {n for _, n in _functions()}
     for base in ACTIVATIONS + LOSSES + REGULARIZERS + CLASS_AXIS_LOSSES:
         assert base in names
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_count_gives_a_share_of_a_larger_mean(name, rng):
+    # halves of a batch, each divided by the whole batch's count, add up to the whole
+    yhat, y = loss_inputs(name, rng)
+    fn = getattr(L, f"{name}_value_and_grad")
+    value, grad = fn(yhat, y)
+    n = len(yhat)
+    v1, g1 = fn(yhat[: n // 2], y[: n // 2], count=n)
+    v2, g2 = fn(yhat[n // 2 :], y[n // 2 :], count=n)
+    assert v1 + v2 == pytest.approx(value, rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(np.concatenate([g1, g2]), grad, rtol=1e-12, atol=1e-300)
+    assert getattr(L, name)(yhat[: n // 2], y[: n // 2], count=n) == pytest.approx(v1, rel=1e-14)

@@ -162,3 +162,9 @@ def test_clashing_function_names_in_one_module():
 
     with pytest.raises(sg.SpecError, match="clashes"):
         sg.compile(a, b)
+
+
+@pytest.mark.parametrize("bad", ["out", "count", "b1", "m0", "r2", "rm0", "value0", "threading"])
+def test_names_the_emitted_body_uses_are_reserved(bad):
+    with pytest.raises(sg.SpecError, match=f"{bad!r} is reserved for generated code"):
+        sg.activation(eval(f"lambda {bad}: {bad}**2"), name="square")
