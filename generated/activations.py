@@ -545,9 +545,7 @@ def relu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return 1.0*(x > 0)
     """
     out, x = _prepare('relu_grad', out, x)
-    m0, = _scratch(out.shape, 1, bool)
-    np.greater(x, 0, out=m0)
-    np.multiply(m0, 1, out=out)
+    np.greater(x, 0, out=out)
     return out
 
 

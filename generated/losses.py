@@ -466,10 +466,8 @@ def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, o
     """
     out, yhat, y = _prepare('hinge_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    m0, = _scratch(out.shape, 1, bool)
     np.multiply(y, yhat, out=out)
-    np.less(out, 1, out=m0)
-    np.multiply(m0, 1, out=out)
+    np.less(out, 1, out=out)
     np.multiply(y, out, out=out)
     np.multiply(out, -inv_n, out=out)
     return out
@@ -490,14 +488,12 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None
     out, yhat, y = _prepare('hinge_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
-    m0, = _scratch(out.shape, 1, bool)
     np.multiply(y, yhat, out=out)
     np.subtract(1, out, out=b1)
     np.maximum(b1, 0, out=b1)
     value0 = np.sum(b1)
     value0 *= inv_n
-    np.less(out, 1, out=m0)
-    np.multiply(m0, 1, out=out)
+    np.less(out, 1, out=out)
     np.multiply(y, out, out=out)
     np.multiply(out, -inv_n, out=out)
     return float(value0), out
@@ -613,11 +609,9 @@ def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: fl
     """
     out, yhat, y = _prepare('huber_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=out)
-    np.greater(delta, out, out=m0)
-    np.multiply(m0, 1, out=out)
+    np.greater(delta, out, out=out)
     np.multiply(out, inv_n, out=out)
     return out
 
@@ -1819,10 +1813,8 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     out, yhat, y = _prepare('squared_hinge_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
     b0, = _scratch(out.shape, 1)
-    m0, = _scratch(out.shape, 1, bool)
     np.multiply(y, yhat, out=b0)
-    np.less(b0, 1, out=m0)
-    np.multiply(m0, 1, out=out)
+    np.less(b0, 1, out=out)
     np.multiply(y, out, out=out)
     np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
@@ -1847,7 +1839,6 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
     out, yhat, y = _prepare('squared_hinge_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
     b0, b2 = _scratch(out.shape, 2)
-    m0, = _scratch(out.shape, 1, bool)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=out)
     np.maximum(out, 0, out=out)
@@ -1855,8 +1846,7 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
     value0 = np.sum(b2)
     value0 *= inv_n
     np.multiply(out, y, out=out)
-    np.less(b0, 1, out=m0)
-    np.multiply(m0, 1, out=b0)
+    np.less(b0, 1, out=b0)
     np.multiply(out, b0, out=out)
     np.multiply(out, -2*inv_n, out=out)
     return float(value0), out
@@ -1875,11 +1865,9 @@ def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     out, yhat, y = _prepare('squared_hinge_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
     b1, = _scratch(out.shape, 1)
-    m0, = _scratch(out.shape, 1, bool)
     np.square(y, out=out)
     np.multiply(y, yhat, out=b1)
-    np.less(b1, 1, out=m0)
-    np.multiply(m0, 1, out=b1)
+    np.less(b1, 1, out=b1)
     np.multiply(out, b1, out=out)
     np.multiply(out, 2*inv_n, out=out)
     return out

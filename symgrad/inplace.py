@@ -443,6 +443,9 @@ class InplaceBuilder:
         ):
             # a step between two scalars: b + (a - b) * mask, with no select
             (a, cond), (b, _) = pieces
+            if a == 1 and b == 0 and isinstance(cond, sp.Rel):
+                # the comparison writes 1.0 / 0.0 straight into a float array: one pass
+                return self._ufunc(_RELATIONAL[cond.rel_op], cond.args)
             mask = self.value(cond)
             acc = self._binary("multiply", mask, self.scalar(sp.Add(a, -b)))
             return acc if b == 0 else self._add_scalar(acc, b)

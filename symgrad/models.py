@@ -755,7 +755,8 @@ class MLP:
             grads[f"b{i}"] = np.sum(delta, axis=0)
             if i:
                 delta = delta @ layers[i][0].T
-                delta *= self._act.grad(pre[i - 1])
+                # the pre-activation is not needed again: its array takes f'(z)
+                delta *= self._act.grad(pre[i - 1], out=pre[i - 1])
         grads = {key: grads[key] for key in params if key in grads}  # params' order
         weights = [W for W, _ in layers]
         loss += _penalize(self._reg, weights, [grads[f"W{i}"] for i in range(self.n_layers)])
