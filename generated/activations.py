@@ -221,19 +221,26 @@ def gelu_tanh(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 0.5*x*(np.tanh(0.035677408136300125*(x*x*x) + 0.7978845608028654*x) + 1)
+        t0 = 0.07135481627260025*(x*x*x) + 1.5957691216057308*x
+        t1 = np.exp(-np.abs(t0))
+        return x*np.maximum(t1, (t0 >= 0))/(t1 + 1)
     """
     out, x = _prepare('gelu_tanh', out, x)
     b1, = _scratch(out.shape, 1)
+    m0, = _scratch(out.shape, 1, bool)
     np.square(x, out=out)
     np.multiply(out, x, out=out)
-    np.multiply(out, 0.035677408136300125, out=out)
-    np.multiply(x, 0.7978845608028654, out=b1)
+    np.multiply(out, 0.07135481627260025, out=out)
+    np.multiply(x, 1.5957691216057308, out=b1)
     np.add(out, b1, out=out)
-    np.tanh(out, out=out)
-    np.add(out, 1, out=out)
+    np.abs(out, out=b1)
+    np.negative(b1, out=b1)
+    np.exp(b1, out=b1)
+    np.greater_equal(out, 0, out=m0)
+    np.maximum(b1, m0, out=out)
     np.multiply(x, out, out=out)
-    np.multiply(out, 0.5, out=out)
+    np.add(b1, 1, out=b1)
+    np.divide(out, b1, out=out)
     return out
 
 
@@ -241,77 +248,103 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = sqrt(2)*x*(1 - tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))**2)*(26829*x**2/200000
-        + 1)/(2*sqrt(pi)) + tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))/2 + 1/2
+    df/dx = -(-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
+        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 +
+        x)/sqrt(pi))*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) +
+        sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.tanh(0.035677408136300125*(x*x*x) + 0.7978845608028654*x)
-        return 0.5*t0 + 0.3989422804014327*x*(1 - (t0*t0))*(0.134145*(x*x) + 1) + 0.5
+        t0 = 1.5957691216057308*x
+        t1 = x*x*x
+        t2 = t0 + 0.07135481627260025*t1
+        t3 = np.exp(-np.abs(t2))
+        t4 = t3 + 1
+        return t3*(t0 + 0.21406444881780073*t1)/(t4*t4) + np.maximum(t3, (t2 >= 0))/t4
     """
     out, x = _prepare('gelu_tanh_grad', out, x)
-    b0, b2 = _scratch(out.shape, 2)
-    np.square(x, out=b0)
-    np.multiply(b0, x, out=b0)
-    np.multiply(b0, 0.035677408136300125, out=b0)
-    np.multiply(x, 0.7978845608028654, out=out)
-    np.add(b0, out, out=b0)
-    np.tanh(b0, out=b0)
-    np.multiply(b0, 0.5, out=out)
-    np.square(b0, out=b0)
-    np.subtract(1, b0, out=b0)
-    np.multiply(x, b0, out=b0)
-    np.square(x, out=b2)
-    np.multiply(b2, 0.134145, out=b2)
-    np.add(b2, 1, out=b2)
-    np.multiply(b0, b2, out=b0)
-    np.multiply(b0, 0.3989422804014327, out=b0)
-    np.add(out, b0, out=out)
-    np.add(out, 0.5, out=out)
+    b0, b1, b3, b4 = _scratch(out.shape, 4)
+    m0, = _scratch(out.shape, 1, bool)
+    np.multiply(x, 1.5957691216057308, out=b0)
+    np.square(x, out=b1)
+    np.multiply(b1, x, out=b1)
+    np.multiply(b1, 0.07135481627260025, out=out)
+    np.add(b0, out, out=out)
+    np.abs(out, out=b3)
+    np.negative(b3, out=b3)
+    np.exp(b3, out=b3)
+    np.add(b3, 1, out=b4)
+    np.greater_equal(out, 0, out=m0)
+    np.maximum(b3, m0, out=out)
+    np.divide(out, b4, out=out)
+    np.multiply(b1, 0.21406444881780073, out=b1)
+    np.add(b0, b1, out=b0)
+    np.multiply(b3, b0, out=b3)
+    np.square(b4, out=b4)
+    np.divide(b3, b4, out=b3)
+    np.add(out, b3, out=out)
     return out
 
 
 def gelu_tanh_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2gelu_tanh/dx2 element-wise.
 
-    d2f/dx2 = 26829*sqrt(2)*x**2*(1 - tanh(sqrt(2)*(8943*x**3/200000 +
-        x)/sqrt(pi))**2)/(200000*sqrt(pi)) - 2*x*(1 - tanh(sqrt(2)*(8943*x**3/200000 +
-        x)/sqrt(pi))**2)*(26829*x**2/200000 + 1)**2*tanh(sqrt(2)*(8943*x**3/200000 +
-        x)/sqrt(pi))/pi + sqrt(2)*(1 - tanh(sqrt(2)*(8943*x**3/200000 +
-        x)/sqrt(pi))**2)*(26829*x**2/200000 + 1)/sqrt(pi)
+    d2f/dx2 = 26829*sqrt(2)*x**2*sigmoid(-2*sqrt(2)*(8943*x**3/200000 +
+        x)/sqrt(pi))*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))/(50000*sqrt(pi)) -
+        (-26829*sqrt(2)*x**2/(50000*sqrt(pi)) -
+        4*sqrt(2)/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 +
+        x)/sqrt(pi))*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        (719795241*x**5*tanh(8943*sqrt(2)*x**3/(200000*sqrt(pi)) +
+        sqrt(2)*x/sqrt(pi))/(5000000000*pi) +
+        26829*x**3*tanh(8943*sqrt(2)*x**3/(200000*sqrt(pi)) + sqrt(2)*x/sqrt(pi))/(12500*pi) +
+        8*x*tanh(8943*sqrt(2)*x**3/(200000*sqrt(pi)) +
+        sqrt(2)*x/sqrt(pi))/pi)*sigmoid(-2*sqrt(2)*(8943*x**3/200000 +
+        x)/sqrt(pi))*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = x*x
-        t1 = np.tanh(0.035677408136300125*(x*x*x) + 0.7978845608028654*x)
-        t2 = 1 - (t1*t1)
-        t3 = 0.134145*t0 + 1
-        return 0.10703222440890037*t0*t2 + 0.7978845608028654*t2*t3 - 0.6366197723675814*t1*t2*(t3*t3)*x
+        t0 = 0.42812889763560147*(x*x)
+        t1 = x*x*x
+        t2 = np.exp(-np.abs(0.07135481627260025*t1 + 1.5957691216057308*x))
+        t3 = t2/((t2 + 1)**2)
+        t4 = np.tanh(0.035677408136300125*t1 + 0.7978845608028654*x)
+        return t0*t3 + t3*(t0 + 3.1915382432114616) + t3*(-0.6831948749139936*t1*t4 - 0.045823588247668835*t4*x**5 - 2.5464790894703255*t4*x)
     """
     out, x = _prepare('gelu_tanh_hess', out, x)
     b0, b1, b2, b3 = _scratch(out.shape, 4)
     np.square(x, out=b0)
+    np.multiply(b0, 0.42812889763560147, out=b0)
     np.square(x, out=b1)
     np.multiply(b1, x, out=b1)
-    np.multiply(b1, 0.035677408136300125, out=b1)
-    np.multiply(x, 0.7978845608028654, out=b2)
-    np.add(b1, b2, out=b1)
-    np.tanh(b1, out=b1)
-    np.square(b1, out=b2)
-    np.subtract(1, b2, out=b2)
-    np.multiply(b0, 0.134145, out=b3)
-    np.add(b3, 1, out=b3)
-    np.multiply(b2, b3, out=out)
-    np.multiply(out, 0.7978845608028654, out=out)
-    np.multiply(b0, b2, out=b0)
-    np.multiply(b0, 0.10703222440890037, out=b0)
-    np.add(out, b0, out=out)
-    np.multiply(b1, b2, out=b1)
+    np.multiply(b1, 0.07135481627260025, out=b2)
+    np.multiply(x, 1.5957691216057308, out=b3)
+    np.add(b2, b3, out=b2)
+    np.abs(b2, out=b2)
+    np.negative(b2, out=b2)
+    np.exp(b2, out=b2)
+    np.add(b2, 1, out=b3)
     np.square(b3, out=b3)
+    np.divide(b2, b3, out=b2)
+    np.multiply(x, 0.7978845608028654, out=b3)
+    np.multiply(b1, 0.035677408136300125, out=out)
+    np.add(b3, out, out=b3)
+    np.tanh(b3, out=b3)
+    np.multiply(b0, b2, out=out)
+    np.add(b0, 3.1915382432114616, out=b0)
+    np.multiply(b2, b0, out=b0)
+    np.add(out, b0, out=out)
+    np.multiply(b3, x, out=b0)
+    np.multiply(b0, 2.5464790894703255, out=b0)
     np.multiply(b1, b3, out=b1)
-    np.multiply(b1, x, out=b1)
-    np.multiply(b1, 0.6366197723675814, out=b1)
-    np.subtract(out, b1, out=out)
+    np.multiply(b1, 0.6831948749139936, out=b1)
+    np.add(b0, b1, out=b0)
+    np.power(x, 5, out=b1)
+    np.multiply(b3, b1, out=b3)
+    np.multiply(b3, 0.045823588247668835, out=b3)
+    np.add(b0, b3, out=b0)
+    np.negative(b0, out=b0)
+    np.multiply(b2, b0, out=b2)
+    np.add(out, b2, out=out)
     return out
 
 
@@ -440,81 +473,101 @@ def mish_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dmish/dx element-wise.
 
     f = x*tanh(log(exp(x) + 1))
-    df/dx = x*(1 - tanh(softplus(x))**2)*sigmoid(x) + tanh(softplus(x))
+    df/dx = 4*x*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x)) + tanh(softplus(x))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(x))
-        t1 = np.tanh(np.log1p(t0) + np.maximum(0, x))
-        return t1 + x*(1 - (t1*t1))*np.maximum(t0, (x >= 0))/(t0 + 1)
+        t0 = np.maximum(0, x)
+        t1 = np.exp(-np.abs(x))
+        t2 = np.log1p(t1)
+        t3 = np.exp(-2*t0 - 2*t2)
+        return 4*t3*x*np.maximum(t1, (x >= 0))/((t1 + 1)*((t3 + 1)**2)) + np.tanh(t0 + t2)
     """
     out, x = _prepare('mish_grad', out, x)
-    b0, b2, b3 = _scratch(out.shape, 3)
+    b0, b1, b2, b3, b5 = _scratch(out.shape, 5)
     m0, = _scratch(out.shape, 1, bool)
-    np.abs(x, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
-    np.maximum(x, 0, out=out)
-    np.log1p(b0, out=b2)
-    np.add(out, b2, out=out)
-    np.tanh(out, out=out)
-    np.square(out, out=b2)
-    np.subtract(1, b2, out=b2)
-    np.multiply(x, b2, out=b2)
+    np.maximum(x, 0, out=b0)
+    np.abs(x, out=b1)
+    np.negative(b1, out=b1)
+    np.exp(b1, out=b1)
+    np.log1p(b1, out=b2)
+    np.multiply(b0, 2, out=b3)
+    np.multiply(b2, 2, out=out)
+    np.add(b3, out, out=b3)
+    np.negative(b3, out=b3)
+    np.exp(b3, out=b3)
+    np.multiply(b3, x, out=out)
     np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=b3)
-    np.multiply(b2, b3, out=b2)
-    np.add(b0, 1, out=b0)
-    np.divide(b2, b0, out=b2)
-    np.add(out, b2, out=out)
+    np.maximum(b1, m0, out=b5)
+    np.multiply(out, b5, out=out)
+    np.add(b1, 1, out=b1)
+    np.add(b3, 1, out=b3)
+    np.square(b3, out=b3)
+    np.multiply(b1, b3, out=b1)
+    np.divide(out, b1, out=out)
+    np.multiply(out, 4, out=out)
+    np.add(b0, b2, out=b0)
+    np.tanh(b0, out=b0)
+    np.add(out, b0, out=out)
     return out
 
 
 def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2mish/dx2 element-wise.
 
-    d2f/dx2 = -2*x*(1 - tanh(softplus(x))**2)*tanh(softplus(x))*sigmoid(x)**2 + x*(1 -
-        tanh(softplus(x))**2)*sigmoid(-x)*sigmoid(x) + 2*(1 - tanh(softplus(x))**2)*sigmoid(x)
+    d2f/dx2 =
+        -8*x*tanh(softplus(x))*sigmoid(x)**2*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x)) +
+        4*x*sigmoid(-x)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x)) +
+        8*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        t1 = np.tanh(np.log1p(t0) + np.maximum(0, x))
-        t2 = 1 - (t1*t1)
-        t3 = t0 + 1
-        t4 = x/(t3*t3)
-        t5 = np.maximum(t0, (x >= 0))
-        t6 = 2*t2
-        return t0*t2*t4 + t5*t6/t3 - t1*t4*(t5*t5)*t6
+        t1 = np.maximum(0, x)
+        t2 = np.log1p(t0)
+        t3 = np.exp(-2*t1 - 2*t2)
+        t4 = t3/((t3 + 1)**2)
+        t5 = t0 + 1
+        t6 = x/(t5*t5)
+        t7 = np.maximum(t0, (x >= 0))
+        t8 = 8*t4
+        return 4*t0*t4*t6 + t7*t8/t5 - t6*(t7*t7)*t8*np.tanh(t1 + t2)
     """
     out, x = _prepare('mish_hess', out, x)
-    b1, b2, b3, b4, b5, b6 = _scratch(out.shape, 6)
+    b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8)
     m0, = _scratch(out.shape, 1, bool)
-    np.abs(x, out=out)
-    np.negative(out, out=out)
-    np.exp(out, out=out)
+    np.abs(x, out=b0)
+    np.negative(b0, out=b0)
+    np.exp(b0, out=b0)
     np.maximum(x, 0, out=b1)
-    np.log1p(out, out=b2)
+    np.log1p(b0, out=b2)
+    np.multiply(b1, 2, out=b3)
+    np.multiply(b2, 2, out=b4)
+    np.add(b3, b4, out=b3)
+    np.negative(b3, out=b3)
+    np.exp(b3, out=b3)
+    np.add(b3, 1, out=b4)
+    np.square(b4, out=b4)
+    np.divide(b3, b4, out=b3)
+    np.add(b0, 1, out=b4)
+    np.square(b4, out=b5)
+    np.divide(x, b5, out=b5)
+    np.greater_equal(x, 0, out=m0)
+    np.maximum(b0, m0, out=b6)
+    np.multiply(b3, 8, out=b7)
+    np.multiply(b6, b7, out=out)
+    np.divide(out, b4, out=out)
+    np.multiply(b0, b3, out=b0)
+    np.multiply(b0, b5, out=b0)
+    np.multiply(b0, 4, out=b0)
+    np.add(out, b0, out=out)
+    np.square(b6, out=b6)
+    np.multiply(b5, b6, out=b5)
+    np.multiply(b5, b7, out=b5)
     np.add(b1, b2, out=b1)
     np.tanh(b1, out=b1)
-    np.square(b1, out=b2)
-    np.subtract(1, b2, out=b2)
-    np.add(out, 1, out=b3)
-    np.square(b3, out=b4)
-    np.divide(x, b4, out=b4)
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(out, m0, out=b5)
-    np.multiply(b2, 2, out=b6)
-    np.multiply(out, b2, out=out)
-    np.multiply(out, b4, out=out)
-    np.multiply(b5, b6, out=b2)
-    np.divide(b2, b3, out=b2)
-    np.add(out, b2, out=out)
-    np.multiply(b1, b4, out=b1)
-    np.square(b5, out=b5)
-    np.multiply(b1, b5, out=b1)
-    np.multiply(b1, b6, out=b1)
-    np.subtract(out, b1, out=out)
+    np.multiply(b5, b1, out=b5)
+    np.subtract(out, b5, out=out)
     return out
 
 
@@ -678,37 +731,25 @@ def sigmoid_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 def sigmoid_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2sigmoid/dx2 element-wise.
 
-    d2f/dx2 = 2*sigmoid(x)**3 - 3*sigmoid(x)**2 + sigmoid(x)
+    d2f/dx2 = -tanh(x/2)*sigmoid(-x)*sigmoid(x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        t1 = np.maximum(t0, (x >= 0))
-        t2 = t0 + 1
-        return 2*(t1*t1*t1)/(t2*t2*t2) + t1/t2 - 3*(t1*t1)/(t2*t2)
+        return -t0*np.tanh(0.5*x)/((t0 + 1)**2)
     """
     out, x = _prepare('sigmoid_hess', out, x)
-    b0, b1, b3, b4 = _scratch(out.shape, 4)
-    m0, = _scratch(out.shape, 1, bool)
+    b0, = _scratch(out.shape, 1)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=b1)
+    np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    np.multiply(b0, out, out=out)
     np.add(b0, 1, out=b0)
-    np.divide(b1, b0, out=out)
-    np.square(b1, out=b3)
-    np.multiply(b3, b1, out=b3)
-    np.square(b0, out=b4)
-    np.multiply(b4, b0, out=b4)
-    np.divide(b3, b4, out=b3)
-    np.multiply(b3, 2, out=b3)
-    np.add(out, b3, out=out)
-    np.square(b1, out=b1)
     np.square(b0, out=b0)
-    np.divide(b1, b0, out=b1)
-    np.multiply(b1, 3, out=b1)
-    np.subtract(out, b1, out=out)
+    np.divide(out, b0, out=out)
+    np.negative(out, out=out)
     return out
 
 
@@ -770,39 +811,26 @@ def silu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 def silu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2silu/dx2 element-wise.
 
-    d2f/dx2 = (2*x*sigmoid(x)**2 - 3*x*sigmoid(x) + x - 2*sigmoid(x) + 2)*sigmoid(x)
+    d2f/dx2 = -(x*tanh(x/2) - 2)*sigmoid(-x)*sigmoid(x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        t1 = t0 + 1
-        t2 = np.maximum(t0, (x >= 0))
-        t3 = t2/t1
-        return t3*(x + 2 + 2*(t2*t2)*x/(t1*t1) - 3*t3*x - 2*t3)
+        return t0*(2 - x*np.tanh(0.5*x))/((t0 + 1)**2)
     """
     out, x = _prepare('silu_hess', out, x)
-    b0, b1 = _scratch(out.shape, 2)
-    m0, = _scratch(out.shape, 1, bool)
+    b0, = _scratch(out.shape, 1)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)
-    np.add(b0, 1, out=b1)
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=b0)
-    np.divide(b0, b1, out=out)
+    np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    np.multiply(x, out, out=out)
+    np.subtract(2, out, out=out)
+    np.multiply(b0, out, out=out)
+    np.add(b0, 1, out=b0)
     np.square(b0, out=b0)
-    np.multiply(b0, x, out=b0)
-    np.square(b1, out=b1)
-    np.divide(b0, b1, out=b0)
-    np.multiply(b0, 2, out=b0)
-    np.add(x, b0, out=b0)
-    np.multiply(out, 2, out=b1)
-    np.subtract(b0, b1, out=b0)
-    np.multiply(out, x, out=b1)
-    np.multiply(b1, 3, out=b1)
-    np.subtract(b0, b1, out=b0)
-    np.add(b0, 2, out=b0)
-    np.multiply(out, b0, out=out)
+    np.divide(out, b0, out=out)
     return out
 
 
@@ -1024,35 +1052,44 @@ def tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dtanh/dx element-wise.
 
     f = tanh(x)
-    df/dx = 1 - tanh(x)**2
+    df/dx = 4*sigmoid(-2*x)*sigmoid(2*x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 1 - (np.tanh(x)**2)
+        t0 = np.exp(-2*np.abs(x))
+        return 4*t0/((t0 + 1)**2)
     """
     out, x = _prepare('tanh_grad', out, x)
-    np.tanh(x, out=out)
-    np.square(out, out=out)
-    np.subtract(1, out, out=out)
+    b1, = _scratch(out.shape, 1)
+    np.abs(x, out=out)
+    np.multiply(out, -2, out=out)
+    np.exp(out, out=out)
+    np.add(out, 1, out=b1)
+    np.square(b1, out=b1)
+    np.divide(out, b1, out=out)
+    np.multiply(out, 4, out=out)
     return out
 
 
 def tanh_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2tanh/dx2 element-wise.
 
-    d2f/dx2 = 2*tanh(x)**3 - 2*tanh(x)
+    d2f/dx2 = -8*tanh(x)*sigmoid(-2*x)*sigmoid(2*x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.tanh(x)
-        return 2*(t0*t0*t0) - 2*t0
+        t0 = np.exp(-2*np.abs(x))
+        return -8*t0*np.tanh(x)/((t0 + 1)**2)
     """
     out, x = _prepare('tanh_hess', out, x)
     b0, = _scratch(out.shape, 1)
-    np.tanh(x, out=b0)
-    np.square(b0, out=out)
-    np.multiply(out, b0, out=out)
-    np.multiply(out, 2, out=out)
-    np.multiply(b0, 2, out=b0)
-    np.subtract(out, b0, out=out)
+    np.abs(x, out=b0)
+    np.multiply(b0, -2, out=b0)
+    np.exp(b0, out=b0)
+    np.tanh(x, out=out)
+    np.multiply(b0, out, out=out)
+    np.add(b0, 1, out=b0)
+    np.square(b0, out=b0)
+    np.divide(out, b0, out=out)
+    np.multiply(out, -8, out=out)
     return out

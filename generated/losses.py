@@ -842,21 +842,27 @@ def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | N
 def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (1 - tanh(y - yhat)**2) / n_elements
+    d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n - inv_n*(np.tanh(y - yhat)**2)
+        t0 = np.exp(-np.abs(2*y - 2*yhat))
+        return 4*inv_n*t0/((t0 + 1)**2)
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    np.subtract(y, yhat, out=out)
-    np.tanh(out, out=out)
-    np.square(out, out=out)
-    np.multiply(out, -inv_n, out=out)
-    if inv_n != 0:
-        np.add(out, inv_n, out=out)
+    b1, = _scratch(out.shape, 1)
+    np.multiply(y, 2, out=out)
+    np.multiply(yhat, 2, out=b1)
+    np.subtract(out, b1, out=out)
+    np.abs(out, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.add(out, 1, out=b1)
+    np.square(b1, out=b1)
+    np.divide(out, b1, out=out)
+    np.multiply(out, 4*inv_n, out=out)
     return out
 
 
@@ -1167,11 +1173,11 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
 def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
-    dL/dyhat = (gamma*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma
-        - 1) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 -
-        y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) / n_elements
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
+        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
+        (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
+        n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -1183,9 +1189,8 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
         t4 = 1 - y
         t5 = t2*np.maximum(t0, (-yhat >= 0))
         t6 = 1 - t2*t3*y - t4*t5
-        t7 = inv_n*(alpha*y + t4*(1 - alpha))
-        t8 = 1/(t1*t1)
-        return gamma*t6**(gamma - 1)*t7*(t0*t4*t8 - t0*t8*y)*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat) + t6**gamma*t7*(t2*t3*t4 - t5*y)
+        t7 = alpha*y + t4*(1 - alpha)
+        return (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
@@ -1211,9 +1216,6 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     np.multiply(y, alpha, out=b7)
     np.multiply(b4, 1 - alpha, out=out)
     np.add(b7, out, out=b7)
-    np.multiply(b7, inv_n, out=b7)
-    np.square(b1, out=b1)
-    np.divide(1.0, b1, out=b1)
     np.power(b6, gamma, out=out)
     np.multiply(out, b7, out=out)
     np.multiply(b2, b3, out=b2)
@@ -1221,21 +1223,22 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     np.multiply(b5, y, out=b5)
     np.subtract(b2, b5, out=b2)
     np.multiply(out, b2, out=out)
+    np.multiply(out, inv_n, out=out)
     np.power(b6, gamma - 1, out=b6)
+    np.multiply(b0, b6, out=b6)
     np.multiply(b6, b7, out=b6)
-    np.multiply(b0, b4, out=b4)
-    np.multiply(b4, b1, out=b4)
-    np.multiply(b0, b1, out=b1)
-    np.multiply(b1, y, out=b1)
-    np.subtract(b4, b1, out=b4)
-    np.multiply(b6, b4, out=b6)
-    np.maximum(yhat, 0, out=b4)
+    np.multiply(y, 2, out=b7)
+    np.subtract(b7, 1, out=b7)
+    np.multiply(b6, b7, out=b6)
+    np.maximum(yhat, 0, out=b7)
     np.log1p(b0, out=b0)
-    np.add(b4, b0, out=b4)
+    np.add(b7, b0, out=b7)
     np.multiply(y, yhat, out=b0)
-    np.subtract(b4, b0, out=b4)
-    np.multiply(b6, b4, out=b6)
-    np.multiply(b6, gamma, out=b6)
+    np.subtract(b7, b0, out=b7)
+    np.multiply(b6, b7, out=b6)
+    np.square(b1, out=b1)
+    np.divide(b6, b1, out=b6)
+    np.multiply(b6, -gamma*inv_n, out=b6)
     np.add(out, b6, out=out)
     return out
 
@@ -1246,11 +1249,11 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
         xlogy(1 - y, 1 - 1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 +
         exp(-yhat))) + 1)**gamma
-    dL/dyhat = (gamma*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma
-        - 1) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 -
-        y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) / n_elements
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
+        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
+        (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
+        n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -1263,14 +1266,13 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
         t5 = 1 - y
         t6 = t3*np.maximum(t0, (-yhat >= 0))
         t7 = 1 - t3*t4*y - t5*t6
-        t8 = alpha*y + t5*(1 - alpha)
-        t9 = t7**gamma*t8
-        t10 = 1/(t2*t2)
-        return float(np.mean(t1*t9)), (gamma*inv_n)*(t1*t7**(gamma - 1)*t8*(t0*t10*t5 - t0*t10*y)) + inv_n*t9*(t3*t4*t5 - t6*y)
+        t8 = t7**gamma
+        t9 = alpha*y + t5*(1 - alpha)
+        return float(np.mean(t1*t8*t9)), (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8 = _scratch(out.shape, 9)
+    b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -1290,36 +1292,36 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
     np.maximum(b0, m0, out=b6)
     np.multiply(b3, b6, out=b6)
     np.multiply(b5, b6, out=b7)
-    np.multiply(b3, b4, out=b8)
-    np.multiply(b8, y, out=b8)
-    np.add(b7, b8, out=b7)
+    np.multiply(b3, b4, out=out)
+    np.multiply(out, y, out=out)
+    np.add(b7, out, out=b7)
     np.subtract(1, b7, out=b7)
-    np.multiply(y, alpha, out=b8)
-    np.multiply(b5, 1 - alpha, out=out)
-    np.add(b8, out, out=b8)
     np.power(b7, gamma, out=out)
-    np.multiply(out, b8, out=out)
-    np.square(b2, out=b2)
-    np.divide(1.0, b2, out=b2)
-    value0 = np.vdot(b1, out)
+    np.multiply(y, alpha, out=b9)
+    np.multiply(b5, 1 - alpha, out=b10)
+    np.add(b9, b10, out=b9)
+    np.multiply(b1, out, out=b10)
+    np.multiply(b10, b9, out=b10)
+    value0 = np.sum(b10)
     value0 *= inv_n
+    np.multiply(out, b9, out=out)
     np.multiply(b3, b4, out=b3)
     np.multiply(b3, b5, out=b3)
     np.multiply(b6, y, out=b6)
     np.subtract(b3, b6, out=b3)
     np.multiply(out, b3, out=out)
     np.multiply(out, inv_n, out=out)
+    np.multiply(b0, b1, out=b0)
     np.power(b7, gamma - 1, out=b7)
-    np.multiply(b1, b7, out=b1)
-    np.multiply(b1, b8, out=b1)
-    np.multiply(b0, b2, out=b8)
-    np.multiply(b8, b5, out=b8)
-    np.multiply(b0, b2, out=b0)
-    np.multiply(b0, y, out=b0)
-    np.subtract(b8, b0, out=b8)
-    np.multiply(b1, b8, out=b1)
-    np.multiply(b1, gamma*inv_n, out=b1)
-    np.add(out, b1, out=out)
+    np.multiply(b0, b7, out=b0)
+    np.multiply(b0, b9, out=b0)
+    np.multiply(y, 2, out=b9)
+    np.subtract(b9, 1, out=b9)
+    np.multiply(b0, b9, out=b0)
+    np.square(b2, out=b2)
+    np.divide(b0, b2, out=b0)
+    np.multiply(b0, -gamma*inv_n, out=b0)
+    np.add(out, b0, out=out)
     return float(value0), out
 
 
@@ -1327,123 +1329,112 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))**2*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**(gamma - 2) + gamma*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
-        1)*(-y*sigmoid(-yhat)**2*sigmoid(yhat) + y*sigmoid(-yhat)*sigmoid(yhat)**2 + (1 -
-        y)*sigmoid(-yhat)**2*sigmoid(yhat) - (1 - y)*sigmoid(-yhat)*sigmoid(yhat)**2) +
-        2*gamma*(alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 -
-        y)*sigmoid(yhat))*(-y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma
-        - 1) + (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-yhat)*sigmoid(yhat) + (1 -
-        y)*sigmoid(-yhat)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma)
-        / n_elements
+        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
+        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) - gamma*(alpha*y + (1 -
+        alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-2*y*tanh(yhat/2) +
+        tanh(yhat/2))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(yhat) - (1
+        - y)*sigmoid(-yhat) + 1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(yhat))
-        t1 = t0 + 1
-        t2 = 1/t1
-        t3 = np.maximum(t0, (yhat >= 0))
+        t0 = np.abs(yhat)
+        t1 = np.exp(-t0)
+        t2 = t1 + 1
+        t3 = 1/(t2*t2)
         t4 = 1 - y
-        t5 = np.maximum(t0, (-yhat >= 0))
-        t6 = t2*t5
-        t7 = 1 - t2*t3*y - t4*t6
-        t8 = 1/(t1*t1)
-        t9 = t0*t8
-        t10 = t9*y
-        t11 = inv_n*(alpha*y + t4*(1 - alpha))
-        t12 = np.log1p(t0) + np.maximum(0, yhat) - y*yhat
-        t13 = t0*t4*t8 - t10
-        t14 = gamma - 1
-        t15 = gamma*t11*t7**t14
-        t16 = 1/(t1*t1*t1)
-        t17 = t0*t16
-        return (gamma*t14)*(t11*t12*(t13*t13)*t7**(gamma - 2)) + t11*t7**gamma*(t10 + t4*t9) + t12*t15*(t0*t16*t3*y + t0*t16*t4*t5 - t17*t3*t4 - t17*t5*y) + 2*t13*t15*(t2*t3*t4 - t6*y)
+        t5 = alpha*y + t4*(1 - alpha)
+        t6 = 1/t2
+        t7 = np.maximum(t1, (yhat >= 0))
+        t8 = t6*np.maximum(t1, (-yhat >= 0))
+        t9 = 1 - t4*t8 - t6*t7*y
+        t10 = np.tanh(0.5*yhat)
+        t11 = 2*y
+        t12 = np.log1p(t1) + np.maximum(0, yhat) - y*yhat
+        t13 = gamma - 1
+        t14 = inv_n*t1*t3*t5*t9**t13
+        return (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*np.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14 = _scratch(out.shape, 15)
+    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 15)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
-    np.add(b0, 1, out=b1)
-    np.divide(1.0, b1, out=b2)
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=b3)
+    np.negative(b0, out=b1)
+    np.exp(b1, out=b1)
+    np.add(b1, 1, out=b2)
+    np.square(b2, out=b3)
+    np.divide(1.0, b3, out=b3)
     np.subtract(1, y, out=b4)
-    np.negative(yhat, out=b5)
-    np.greater_equal(b5, 0, out=m0)
-    np.maximum(b0, m0, out=b5)
-    np.multiply(b2, b5, out=b6)
-    np.multiply(b4, b6, out=b7)
-    np.multiply(b2, b3, out=b8)
-    np.multiply(b8, y, out=b8)
-    np.add(b7, b8, out=b7)
-    np.subtract(1, b7, out=b7)
-    np.square(b1, out=b8)
-    np.divide(1.0, b8, out=b8)
-    np.multiply(b0, b8, out=b9)
-    np.multiply(b9, y, out=b10)
-    np.multiply(y, alpha, out=b11)
-    np.multiply(b4, 1 - alpha, out=b12)
-    np.add(b11, b12, out=b11)
-    np.multiply(b11, inv_n, out=b11)
+    np.multiply(y, alpha, out=b5)
+    np.multiply(b4, 1 - alpha, out=b6)
+    np.add(b5, b6, out=b5)
+    np.divide(1.0, b2, out=b6)
+    np.greater_equal(yhat, 0, out=m0)
+    np.maximum(b1, m0, out=b7)
+    np.negative(yhat, out=b8)
+    np.greater_equal(b8, 0, out=m0)
+    np.maximum(b1, m0, out=b8)
+    np.multiply(b6, b8, out=b8)
+    np.multiply(b4, b8, out=b9)
+    np.multiply(b6, b7, out=b10)
+    np.multiply(b10, y, out=b10)
+    np.add(b9, b10, out=b9)
+    np.subtract(1, b9, out=b9)
+    np.multiply(yhat, 0.5, out=b10)
+    np.tanh(b10, out=b10)
+    np.multiply(y, 2, out=b11)
     np.maximum(yhat, 0, out=b12)
-    np.log1p(b0, out=b13)
+    np.log1p(b1, out=b13)
     np.add(b12, b13, out=b12)
     np.multiply(y, yhat, out=b13)
     np.subtract(b12, b13, out=b12)
-    np.multiply(b0, b4, out=b13)
-    np.multiply(b13, b8, out=b13)
-    np.subtract(b13, b10, out=b13)
-    t14 = gamma - 1
-    np.power(b7, t14, out=b8)
-    np.multiply(b11, b8, out=b8)
-    np.multiply(b8, gamma, out=b8)
-    np.square(b1, out=b14)
-    np.multiply(b14, b1, out=b14)
-    np.divide(1.0, b14, out=b14)
-    np.multiply(b0, b14, out=b1)
-    np.power(b7, gamma, out=out)
-    np.multiply(b11, out, out=out)
-    np.multiply(b4, b9, out=b9)
-    np.add(b10, b9, out=b10)
+    t13 = gamma - 1
+    np.multiply(b1, b3, out=b13)
+    np.multiply(b13, b5, out=b13)
+    np.power(b9, t13, out=out)
+    np.multiply(b13, out, out=b13)
+    np.multiply(b13, inv_n, out=b13)
+    np.multiply(b12, b13, out=out)
+    np.multiply(b10, b11, out=b15)
+    np.subtract(b10, b15, out=b10)
     np.multiply(out, b10, out=out)
-    np.multiply(b12, b8, out=b10)
-    np.multiply(b0, b14, out=b9)
-    np.multiply(b9, b3, out=b9)
-    np.multiply(b9, y, out=b9)
-    np.multiply(b0, b14, out=b0)
-    np.multiply(b0, b4, out=b0)
-    np.multiply(b0, b5, out=b0)
-    np.add(b9, b0, out=b9)
-    np.multiply(b1, b3, out=b0)
-    np.multiply(b0, b4, out=b0)
-    np.subtract(b9, b0, out=b9)
+    np.multiply(out, -gamma, out=out)
+    np.subtract(b11, 1, out=b11)
+    np.multiply(b13, b11, out=b13)
+    np.multiply(b4, b6, out=b4)
+    np.multiply(b4, b7, out=b4)
+    np.multiply(b8, y, out=b8)
+    np.subtract(b4, b8, out=b4)
+    np.multiply(b13, b4, out=b13)
+    np.multiply(b13, -2*gamma, out=b13)
+    np.add(out, b13, out=out)
+    np.multiply(b1, b3, out=b1)
     np.multiply(b1, b5, out=b1)
-    np.multiply(b1, y, out=b1)
-    np.subtract(b9, b1, out=b9)
-    np.multiply(b10, b9, out=b10)
-    np.add(out, b10, out=out)
-    np.multiply(b13, b8, out=b8)
-    np.multiply(b2, b3, out=b2)
-    np.multiply(b2, b4, out=b2)
-    np.multiply(b6, y, out=b6)
-    np.subtract(b2, b6, out=b2)
-    np.multiply(b8, b2, out=b8)
-    np.multiply(b8, 2, out=b8)
-    np.add(out, b8, out=out)
-    np.multiply(b11, b12, out=b11)
-    np.square(b13, out=b13)
-    np.multiply(b11, b13, out=b11)
-    np.power(b7, gamma - 2, out=b7)
-    np.multiply(b11, b7, out=b11)
-    np.multiply(b11, gamma*t14, out=b11)
-    np.add(out, b11, out=out)
+    np.power(b9, gamma, out=b3)
+    np.multiply(b1, b3, out=b1)
+    np.multiply(b1, inv_n, out=b1)
+    np.add(out, b1, out=out)
+    np.multiply(b12, b5, out=b12)
+    np.power(b9, gamma - 2, out=b9)
+    np.multiply(b12, b9, out=b12)
+    np.square(y, out=b9)
+    np.multiply(b9, 4, out=b9)
+    np.multiply(y, 4, out=b5)
+    np.subtract(b9, b5, out=b9)
+    np.add(b9, 1, out=b9)
+    np.multiply(b12, b9, out=b12)
+    np.multiply(b0, -2, out=b0)
+    np.exp(b0, out=b0)
+    np.multiply(b12, b0, out=b12)
+    np.square(b2, out=b2)
+    np.square(b2, out=b2)
+    np.divide(b12, b2, out=b12)
+    np.multiply(b12, gamma*inv_n*t13, out=b12)
+    np.add(out, b12, out=out)
     return out
 
 

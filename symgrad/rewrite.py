@@ -26,6 +26,7 @@ from symgrad.primitives import (
     xdivy,
     xlogy,
 )
+from symgrad.tails import factor_tails
 from symgrad.traverse import bottom_up
 
 # ---------------------------------------------------------------- before differentiating
@@ -198,8 +199,11 @@ def _stable_rule(e: sp.Expr) -> sp.Expr:
         if isinstance(b, softplus | sp.exp):
             return a * sp.log(b)
     e = _hyperbolic(e)
-    if e.is_Pow and isinstance(e.base, sp.cosh) and e.exp == -2:  # sech^2 = 1 - tanh^2
-        return 1 - sp.tanh(e.base.args[0]) ** 2
+    if e.is_Pow and isinstance(e.base, sp.cosh) and e.exp == -2:
+        # sech(u)^2 = 4 sigmoid(2u) sigmoid(-2u): finite and exact in the tails (1 - tanh^2
+        # rounds to 0 there; cosh overflows)
+        u = e.base.args[0]
+        return 4 * sigmoid(2 * u) * sigmoid(-2 * u)
     if isinstance(e, sp.Heaviside):  # PyTorch's convention: step'(0) = 0, relu'(0) = 0
         return sp.Piecewise((1, e.args[0] > 0), (0, True))
     if isinstance(e, sp.DiracDelta):
@@ -292,6 +296,7 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
         previous = expr
         expr = bottom_up(expr, _stable_rule)
         expr = bottom_up(expr, _merge_softplus)
+        expr = bottom_up(expr, factor_tails)
     return bottom_up(bottom_up(expr, _clamp_branches), _saturate)
 
 

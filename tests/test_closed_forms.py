@@ -20,11 +20,13 @@ def _phi(x):
 
 
 def _gelu_tanh(x):
+    # (1 + tanh(u)) / 2 = expit(2u) and 1 - tanh(u)^2 = 4 expit(2u) expit(-2u): the textbook
+    # forms round to 0 in the left tail, where the true values are tiny but not 0
     k = np.sqrt(2 / np.pi)
     u = k * (x + 0.044715 * x**3)
-    return 0.5 * x * (1 + np.tanh(u)), 0.5 * (1 + np.tanh(u)) + 0.5 * x * (
-        1 - np.tanh(u) ** 2
-    ) * k * (1 + 3 * 0.044715 * x**2)
+    half = special.expit(2 * u)
+    sech2 = 4 * special.expit(2 * u) * special.expit(-2 * u)
+    return x * half, half + 0.5 * x * sech2 * k * (1 + 3 * 0.044715 * x**2)
 
 
 def _mish(x):

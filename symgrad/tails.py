@@ -1,0 +1,130 @@
+"""Factor derivative polynomials in sigmoid(u) or tanh(u) so they keep relative precision.
+
+Derivatives of a sigmoid come out as polynomials in s = sigmoid(u): sigmoid'' is
+2s^3 - 3s^2 + s, which cancels to 0 once s rounds to 1 (u > 37) although the true value is
+about e^-u, and loses 7 digits near u = 0. Every such derivative carries the factor s(1 - s):
+dividing it out and writing the rest in tanh(u/2) = 2s - 1 gives s(1 - s)(1 - 2s)
+= -sigmoid(u) sigmoid(-u) tanh(u/2), which the lowering turns into t/(1 + t)^2 with
+t = exp(-|u|): exact in both tails. Likewise 1 - tanh(v)^2 = 4 sigmoid(2v) sigmoid(-2v).
+Only exact identities are used.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symgrad.primitives import sigmoid
+
+#: Larger nodes are left alone (every built-in's derivative is far below; deep compositions
+#: are far above, where expanding in s would grow without bound).
+SIZE_LIMIT = 80
+
+_S = sp.Dummy("s")
+_T = sp.Dummy("tau")
+
+
+def _single_argument(e: sp.Expr, kind: type) -> sp.Expr | None:
+    """Return u if the ``kind`` nodes that are factors of ``e``'s terms (of a sum, or of the
+    sums in a product) are all kind(+-u).
+
+    Only those factors are looked at (not whole subtrees), so the rule costs O(terms) on the
+    many nodes it does not apply to.
+    """
+    args = set()
+    terms = e.args if e.is_Add else [t for f in e.args for t in sp.Add.make_args(f)]
+    for term in terms:
+        for f in sp.Mul.make_args(term):
+            base = f.base if f.is_Pow else f
+            if isinstance(base, kind):
+                args.add(base.args[0])
+    if not args:
+        return None
+    u = min(args, key=sp.default_sort_key)
+    u = -u if u.could_extract_minus_sign() else u
+    return u if args <= {u, -u} else None
+
+
+def _roots(p: sp.Poly, root: sp.Expr) -> tuple[sp.Poly, int]:
+    """Divide ``p`` by (x - root) as often as it is exact; return the quotient and the count."""
+    count = 0
+    factor = sp.Poly(p.gen - root, p.gen)
+    while p.degree() > 0 and sp.expand(p.eval(root)) == 0:
+        p = sp.quo(p, factor)
+        count += 1
+    return p, count
+
+
+def _poly(e: sp.Expr, node: sp.Expr, symbol: sp.Dummy, other: sp.Expr) -> sp.Poly | None:
+    """Return ``e`` as a polynomial of degree >= 2 in ``symbol`` (standing for ``node``, with
+    ``node``'s mirror image written as ``other``), or None."""
+    if sp.count_ops(e) > SIZE_LIMIT:
+        return None  # expanding a deep composition's polynomial would blow it up
+    expr = e.xreplace({node: symbol, node.func(-node.args[0]): other})
+    if expr.has(node.func):
+        return None  # the sigmoid also sits inside another function: not a polynomial
+    try:
+        p = sp.Poly(expr, symbol)
+    except sp.PolynomialError:
+        return None
+    return p if p.degree() >= 2 else None
+
+
+def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
+    u = _single_argument(e, sigmoid) if e.is_Add or e.is_Mul else None
+    if u is None:
+        return e
+    p = _poly(e, sigmoid(u), _S, 1 - _S)
+    if p is None:
+        return e
+    q, zeros = _roots(p, sp.S.Zero)
+    q, ones = _roots(q, sp.S.One)
+    if not zeros or not ones:
+        return e
+    # s = (1 + tau)/2 with tau = tanh(u/2) = 2s - 1, which is exact where 2s - 1 is not
+    rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2})).xreplace({_T: sp.tanh(u / 2)})
+    return sigmoid(u) ** zeros * (-sigmoid(-u)) ** ones * rest
+
+
+def _tanh_rule(e: sp.Expr) -> sp.Expr:
+    v = _single_argument(e, sp.tanh) if e.is_Add or e.is_Mul else None
+    if v is None:
+        return e
+    p = _poly(e, sp.tanh(v), _T, -_T)
+    if p is None:
+        return e
+    q, ups = _roots(p, sp.S.One)
+    q, downs = _roots(q, sp.S.NegativeOne)
+    pairs = min(ups, downs)
+    if not pairs:
+        return e
+    # (1 - T)(1 + T) = 1 - tanh(v)^2 = 4 sigmoid(2v) sigmoid(-2v)
+    sech2 = 4 * sigmoid(2 * v) * sigmoid(-2 * v)
+    rest = q.as_expr() * (_T - 1) ** (ups - pairs) * (_T + 1) ** (downs - pairs)
+    return (-1) ** pairs * sech2**pairs * rest.xreplace({_T: sp.tanh(v)})
+
+
+def _one_plus_tanh(e: sp.Expr) -> sp.Expr:
+    """k + k tanh(v) -> 2k sigmoid(2v) and k tanh(v) - k -> -2k sigmoid(-2v) inside a sum:
+    1 + tanh(v) rounds to 0 for v < -19 although it is 2 e^(2v) there."""
+    if not e.is_Add:
+        return e
+    args = list(e.args)
+    for a in args:
+        k, rest = a.as_coeff_Mul()
+        if isinstance(rest, sp.tanh) and k.is_Number:
+            v = rest.args[0]
+            if k in args:
+                args.remove(a)
+                args.remove(k)
+                return sp.Add(*args) + 2 * k * sigmoid(2 * v)
+            if -k in args:
+                args.remove(a)
+                args.remove(-k)
+                return sp.Add(*args) - 2 * k * sigmoid(-2 * v)
+    return e
+
+
+def factor_tails(e: sp.Expr) -> sp.Expr:
+    """Rewrite one node (for bottom_up) when it is a polynomial in sigmoid(u) or tanh(v)
+    with the factors s(1 - s) or 1 - tanh^2, or holds 1 +- tanh(v)."""
+    return _one_plus_tanh(_tanh_rule(_sigmoid_rule(e)))

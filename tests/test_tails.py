@@ -1,0 +1,59 @@
+"""Relative precision in the tails: derivatives are checked against mpmath at 60 digits.
+
+1 - sigmoid(u) or 1 - tanh(u)^2 computed naively round to 0 long before the true value
+underflows; symgrad factors such polynomials (symgrad/tails.py), so every value below keeps
+close to full relative precision wherever it is a normal float.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+
+import symgrad.activations as A
+
+mp.mp.dps = 60
+POINTS = [1e-8, -1e-8, 1e-4, -1e-4, 0.3, -0.3, 2.0, -2.0, 10.0, -10.0, 30.0, -30.0]
+POINTS += [100.0, -100.0, 700.0, -700.0]
+
+
+def _sigmoid(x):
+    return 1 / (1 + mp.exp(-x))
+
+
+def _softplus(x):
+    return mp.log1p(mp.exp(x)) if x < 0 else x + mp.log1p(mp.exp(-x))
+
+
+def _gelu_tanh(x):
+    u = mp.sqrt(2 / mp.pi) * (x + mp.mpf("0.044715") * x**3)
+    return x * _sigmoid(2 * u)  # x (1 + tanh u) / 2
+
+
+REFERENCES = {
+    "sigmoid": _sigmoid,
+    "tanh": mp.tanh,
+    "softplus": _softplus,
+    "silu": lambda x: x * _sigmoid(x),
+    "gelu_tanh": _gelu_tanh,
+    "mish": lambda x: x * mp.tanh(_softplus(x)),
+}
+
+
+@pytest.mark.parametrize("order", [0, 1, 2])
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_relative_precision_in_the_tails(name, order):
+    fn = getattr(A, name + ("", "_grad", "_hess")[order])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        got = fn(np.array(POINTS))
+    worst = 0.0
+    for x, g in zip(POINTS, got, strict=True):
+        want = float(mp.diff(REFERENCES[name], mp.mpf(x), order))
+        if abs(want) < 1e-290:  # near or below the subnormal range: no relative claim
+            continue
+        worst = max(worst, abs(g - want) / abs(want))
+        assert math.isclose(g, want, rel_tol=1e-12), (name, order, x, g, want)
+    assert worst < 1e-12
