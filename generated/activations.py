@@ -426,8 +426,7 @@ def leaky_relu_grad(x: np.ndarray, *, alpha: float = 0.01, out: np.ndarray | Non
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
     np.multiply(m0, 1 - alpha, out=out)
-    if alpha != 0:
-        np.add(out, alpha, out=out)
+    np.add(out, alpha, out=out)
     return out
 
 

@@ -60,8 +60,15 @@ class Program:
 class InplaceBuilder:
     """Turn sympy expressions (after ``lower_primitives``) into a :class:`Program`."""
 
-    def __init__(self, printer: SymgradPrinter, arrays: frozenset[str]) -> None:
+    def __init__(
+        self,
+        printer: SymgradPrinter,
+        arrays: frozenset[str],
+        defaults: dict[sp.Symbol, float] | None = None,
+    ) -> None:
         self.printer = printer
+        self.defaults = {s: sp.Float(v) for s, v in (defaults or {}).items()}
+        self.scalar_defs: dict[sp.Symbol, sp.Expr] = {}
         self.arrays = arrays  # names of the full-size array inputs
         self.program = Program()
         self.symbols: dict[sp.Symbol, Operand] = {}
@@ -178,9 +185,19 @@ class InplaceBuilder:
         scal = sp.Mul(
             *[f for f in sp.Mul.make_args(term) if self.rank(f) == 0 and not self.is_bool(f)]
         )
-        if scal.is_number or self.rank(term) == 0:
+        if scal.is_number or self.rank(term) == 0 or not self.zero_by_default(scal):
             return None
         return self.scalar(scal)
+
+    def zero_by_default(self, c: sp.Expr) -> bool:
+        """Tell whether scalar ``c`` is 0 at the hyper-parameters' defaults (label_smoothing
+        = 0): only then is a test for zero worth a line of the emitted code."""
+        value = c
+        for _ in range(len(self.scalar_defs) + 1):  # see through scalar CSE temporaries
+            value = value.xreplace(self.scalar_defs)
+        value = value.xreplace(self.defaults)
+        value = value.xreplace({s: sp.E / 3 for s in value.free_symbols})  # n, 1/n: not 0
+        return value.is_zero is True
 
     def assign(self, sym: sp.Symbol, expr: sp.Expr) -> None:
         """Lower one CSE replacement ``sym = expr``."""
@@ -188,6 +205,7 @@ class InplaceBuilder:
             self.printer.ranks[sym] = 0
             self.printer.scalars = self.printer.scalars | {sym}
             self.line(f"{sym.name} = {self.scalar(expr)}")
+            self.scalar_defs[sym] = expr
             self.symbols[sym] = sym.name
             return
         self.printer.ranks[sym] = self.rank(expr)
@@ -321,7 +339,7 @@ class InplaceBuilder:
     def _add_scalar(self, acc: Operand, c: sp.Expr) -> Operand:
         name, c = ("subtract", -c) if c.could_extract_minus_sign() else ("add", c)
         dest = self._binary(name, acc, self.scalar(c))
-        if not c.is_number:
+        if not c.is_number and self.zero_by_default(c):
             # adding a hyper-parameter's zero changes nothing: skip the pass when in place
             self.program.statements[-1].guard = f"{self.scalar(c)} != 0"
         return dest

@@ -164,7 +164,7 @@ def _inplace_body(
     """Return the body that evaluates ``em``'s CSE one ufunc at a time into reused buffers."""
     spec = derived.spec
     arrays = [s.name for s in spec.inputs] + list(extra)
-    builder = InplaceBuilder(em.printer, frozenset(arrays))
+    builder = InplaceBuilder(em.printer, frozenset(arrays), dict(spec.hyper))
     em.printer.ranks.clear()
     for sym, e in em.replacements:
         builder.assign(sym, e)
