@@ -20,6 +20,7 @@ from symgrad.primitives import (
     xdivy,
     xlogy,
 )
+from symgrad.special import ERF_SOURCE, ERFC_SOURCE
 
 #: sympy function name -> numpy ufunc name, for functions printed as ``np.<name>(args)``.
 UFUNCS = {
@@ -70,11 +71,8 @@ SPECIAL = (
 )
 
 #: Source of helpers a module defines when one of its kernels uses them.
-HELPERS = {
-    "_erf": "_erf = np.vectorize(math.erf, otypes=[np.float64])",
-    "_erfc": "_erfc = np.vectorize(math.erfc, otypes=[np.float64])",
-}
-HELPER_IMPORTS = {"_erf": "math", "_erfc": "math"}
+HELPERS = {"_erf": ERF_SOURCE, "_erfc": ERFC_SOURCE}
+HELPER_IMPORTS: dict[str, str] = {}
 
 
 _UNSUPPORTED_NODES = (sp.Integral, sp.Sum, sp.Product, sp.Derivative, sp.Subs, sp.Limit)
@@ -154,7 +152,7 @@ class SymgradPrinter(NumPyPrinter):
     _print_log1p = _print_expm1 = _print_logaddexp = _print_Function
 
     def _print_erf(self, expr):
-        self.helpers.add("_erf")
+        self.helpers.update(("_erf", "_erfc"))  # _erf calls _erfc above |x| = 0.5
         return f"_erf({self._print(expr.args[0])})"
 
     def _print_erfc(self, expr):
