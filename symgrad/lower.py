@@ -92,6 +92,7 @@ class _Emitter:
         )
         self.prepared = prepared
         self.replacements = replacements
+        self.used = used
         self.lines: list[str] = _size_lines(spec, used)
         self.deps: dict[sp.Symbol, frozenset[sp.Symbol]] = {}
         for sym, e in replacements:
@@ -190,7 +191,7 @@ def _inplace_body(
     first = "out" if result_regs else "b0"
     given = "out" if result_regs else "None"
     head = [f"{', '.join([first, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)})"]
-    used = set().union(*(e.free_symbols for e in em.prepared))
+    used = set(em.used)  # free symbols of the prepared (un-CSE'd) trees cost a full tree walk
     if MEAN in finishes:
         used.add(INV_N)
     head += _size_lines(spec, used, count=spec.role == "loss")
