@@ -1,8 +1,8 @@
 """Time each numpy operation of an emitted kernel: ``python -m benchmarks.profile_kernels``.
 
-The kernel's source is split into three-address form (every call, arithmetic operation and
-comparison becomes its own statement), each statement is timed on the benchmark data, and
-the table shows where the time goes, allocation of each result included.
+Emitted bodies are one numpy operation per statement, writing into reused buffers; each
+statement is timed as the body runs on the benchmark data, and the table shows where the
+time goes.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import numpy as np
 
 from benchmarks.timing import prime_allocator
 from benchmarks.workloads import BY_NAME
-
-_OPS = (ast.Call, ast.BinOp, ast.UnaryOp, ast.Compare)
 
 
 @dataclass(frozen=True)
@@ -69,65 +67,56 @@ KERNELS = {
 }
 
 
-class _Flatten(ast.NodeTransformer):
-    """Hoist every operation into its own ``_vN = ...`` statement, innermost first."""
+def statements(fn: Callable[..., Any]) -> list[str]:
+    """Return the body of ``fn`` statement by statement (source text), docstring dropped.
 
-    def __init__(self) -> None:
-        self.statements: list[ast.stmt] = []
-
-    def _hoist(self, node: ast.expr) -> ast.Name:
-        name = f"_v{len(self.statements)}"
-        self.statements.append(ast.Assign([ast.Name(name, ast.Store())], node, lineno=0))
-        return ast.Name(name, ast.Load())
-
-    def generic_visit(self, node: ast.AST) -> ast.AST:
-        node = super().generic_visit(node)
-        if isinstance(node, _OPS) and not _is_constant(node):
-            return self._hoist(node)  # type: ignore[arg-type]
-        return node
-
-
-def _is_constant(node: ast.AST) -> bool:
-    """Tell whether an expression uses no variable (``1 / 2``), so it is not worth a row."""
-    return not any(isinstance(n, ast.Name) for n in ast.walk(node))
-
-
-def three_address(fn: Callable[..., Any]) -> list[str]:
-    """Return the body of ``fn`` as one statement per numpy operation (source text)."""
+    Emitted bodies are already one numpy operation per statement; ``return x`` becomes
+    ``_result = x`` and an ``if`` block stays one statement.
+    """
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     (func,) = tree.body
     out: list[str] = []
     for stmt in func.body:  # type: ignore[attr-defined]
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
             continue  # the docstring
-        flat = _Flatten()
         if isinstance(stmt, ast.Return):
             stmt = ast.Assign([ast.Name("_result", ast.Store())], stmt.value, lineno=0)
-        stmt = flat.visit(stmt)
-        out += [ast.unparse(s) for s in flat.statements]
-        text = ast.unparse(stmt)
-        if not (isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name)):
-            out.append(text)
-        elif stmt.targets[0].id != stmt.value.id:  # type: ignore[attr-defined]
-            out.append(text)
+        out.append(ast.unparse(stmt))
     return out
 
 
 def profile(kernel: Kernel, size: str, repeat: int = 7) -> tuple[list[tuple[str, float]], float]:
-    """Return (statement, median seconds) for each operation, and the whole call's median."""
+    """Return (statement, median seconds) for each statement, and the whole call's median.
+
+    The statements write into reused buffers, so each repeat runs the whole body in order
+    (timing every statement as it goes) from freshly bound arguments.
+    """
     prime_allocator()
     fn = kernel.function()
     args = kernel.args(BY_NAME[kernel.workload].make(size))
-    namespace: dict[str, Any] = dict(fn.__globals__)
-    namespace.update(args)
-    rows = []
+    texts = statements(fn)
+    codes = [compile(text, "<profile>", "exec") for text in texts]
+    times: list[list[float]] = [[] for _ in codes]
     with np.errstate(all="ignore"):
-        for text in three_address(fn):
-            code = compile(text, "<profile>", "exec")
-            exec(code, namespace)  # noqa: S102 - our own emitted code
-            rows.append((text, _median_time(lambda c=code: exec(c, namespace), repeat)))
+        for _ in range(repeat + 1):  # the first pass warms the scratch arrays up
+            namespace: dict[str, Any] = dict(fn.__globals__)
+            namespace.update({k: v for k, v in _defaults(fn).items() if k not in args})
+            namespace.update(args)
+            for code, row in zip(codes, times, strict=True):
+                start = time.perf_counter()
+                exec(code, namespace)  # noqa: S102 - our own emitted code
+                row.append(time.perf_counter() - start)
         whole = _median_time(lambda: fn(**args), repeat)
+    rows = [
+        (text, sorted(row[1:])[len(row[1:]) // 2]) for text, row in zip(texts, times, strict=True)
+    ]
     return rows, whole
+
+
+def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Return ``fn``'s keyword defaults (``out=None``, hyper-parameters)."""
+    params = inspect.signature(fn).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
 
 
 def _median_time(fn: Callable[[], Any], repeat: int) -> float:
