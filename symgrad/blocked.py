@@ -79,12 +79,12 @@ def _flat_inputs(arrays) -> tuple[list[np.ndarray], tuple[int, ...]]:
 
 
 @cache
-def _takes_out(fn: Callable[..., object]) -> bool:
-    """Tell whether ``fn`` (an emitted kernel) writes its result into an ``out=`` array."""
+def _keywords(fn: Callable[..., object]) -> frozenset[str]:
+    """Return ``fn``'s parameter names: emitted kernels take ``out=`` (and losses ``count=``)."""
     try:
-        return "out" in inspect.signature(fn).parameters
+        return frozenset(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
-        return False
+        return frozenset()
 
 
 def _flat_out(out: np.ndarray | None, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -115,7 +115,7 @@ def elementwise(
     flat, shape = _flat_inputs(arrays)
     result = _flat_out(out, shape, "elementwise")
     block = _block(block, workers)
-    direct = _takes_out(fn)
+    direct = "out" in _keywords(fn)
 
     def task(lo: int) -> Callable[[], None]:
         def run() -> None:
@@ -155,8 +155,9 @@ def loss_value_and_grad(
 ) -> tuple[float, np.ndarray]:
     """Return ``fn(yhat, y)`` for a mean-reduced loss's ``_value_and_grad``, block by block.
 
-    Each block's mean and gradient (which carries 1/n_block) are re-weighted by the block's
-    share of the samples, which is exact because every emitted loss is a mean over samples.
+    Emitted losses are called with ``count=n`` so each block returns its share of the whole
+    mean; for other functions each block's mean and gradient (which carries 1/n_block) are
+    re-weighted by the block's share of the samples (exact, as the loss is a mean).
     For class-axis losses the blocks are whole rows.
     """
     values, grad = _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, True)
@@ -185,10 +186,10 @@ def _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, with_value
     grad = _flat_out(out, shape, "loss_grad").reshape(rows_yhat.shape)
     starts = list(range(0, n, step))
     values = np.zeros(len(starts))
-    direct = _takes_out(fn)
+    direct = "out" in _keywords(fn)
     # an emitted loss given count=n returns its block's share of the whole mean directly;
     # any other function's per-block mean is re-weighted afterwards
-    counted = direct and "count" in inspect.signature(fn).parameters
+    counted = direct and "count" in _keywords(fn)
 
     def task(i: int, lo: int) -> Callable[[], None]:
         def run() -> None:

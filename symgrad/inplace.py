@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from symgrad.primitives import axis_max, axis_sum, exp_, ncdf, step, where
+from symgrad.primitives import axis_max, axis_sum, exp_, step, where
 from symgrad.printer import UFUNCS, SymgradPrinter, strip_outer_parens
 
 #: A statement operand: a virtual register (int) or literal source text (an input, a scalar).
@@ -262,8 +262,6 @@ class InplaceBuilder:
         if isinstance(expr, where):
             cond, a, b = expr.args
             return self._select(cond, a, b)
-        if isinstance(expr, ncdf):
-            return self._fallback(expr)
         name = type(expr).__name__
         if name in UFUNCS and isinstance(expr, sp.Function):
             return self._ufunc(UFUNCS[name], expr.args)
@@ -471,11 +469,9 @@ class InplaceBuilder:
             acc: sp.Expr = pieces.pop()[0]
         else:
             acc = sp.nan
-        out: Operand | None = None
         for value, cond in reversed(pieces):
-            out = self._select(cond, value, acc if out is None else _Bound(out))
-            acc = _Bound(out)
-        return out
+            acc = _Bound(self._select(cond, value, acc))  # the next select's else-branch
+        return self.value(acc)
 
     def _fallback(self, expr: sp.Expr) -> int:
         """Evaluate ``expr`` with the expression printer and copy the result into a buffer."""

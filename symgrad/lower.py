@@ -90,7 +90,6 @@ class _Emitter:
         used = set().union(
             *(e.free_symbols for _, e in replacements), *(e.free_symbols for e in reduced)
         )
-        self.prepared = prepared
         self.replacements = replacements
         self.used = used
         self.lines: list[str] = _size_lines(spec, used)
@@ -191,7 +190,7 @@ def _inplace_body(
     first = "out" if result_regs else "b0"
     given = "out" if result_regs else "None"
     head = [f"{', '.join([first, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)})"]
-    used = set(em.used)  # free symbols of the prepared (un-CSE'd) trees cost a full tree walk
+    used = set(em.used)  # not the un-CSE'd trees' free symbols: a full walk of unshared trees
     if MEAN in finishes:
         used.add(INV_N)
     head += _size_lines(spec, used, count=spec.role == "loss")
