@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 _SCRIPT = """
 import json, time
 start = time.perf_counter()
-from symgrad.codegen import generate_source
-from symgrad.targets import builtin_targets
+from symgrad.compiler.codegen import generate_source
+from symgrad.cli.targets import builtin_targets
 imported = time.perf_counter()
 texts = [generate_source(t.specs, source=t.source, title=t.title) for t in builtin_targets()]
 done = time.perf_counter()
@@ -64,8 +64,8 @@ def _fresh() -> tuple[float, dict]:
 
 
 def _in_process() -> float:
-    from symgrad.codegen import generate_source
-    from symgrad.targets import builtin_targets
+    from symgrad.cli.targets import builtin_targets
+    from symgrad.compiler.codegen import generate_source
 
     start = time.perf_counter()
     for target in builtin_targets():

@@ -1,14 +1,41 @@
-"""symgrad: symbolic gradients of ML losses, emitted as readable, stable, vectorized numpy."""
+"""symgrad: symbolic gradients of ML losses, emitted as readable, stable, vectorized numpy.
+
+Two floors: the compiler (``symgrad.compiler``, needs sympy and jinja2) turns specs into source;
+the run-time (``symgrad.losses``, ``symgrad.models``, ``symgrad.optim``, ``symgrad.fit`` …) is
+numpy only and never imports the compiler. Names that need the compiler (``symgrad.loss``,
+``symgrad.compile`` …) are loaded on first use, so ``import symgrad`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from symgrad import optim, schedules
-from symgrad.codegen import compile, generate_source
-from symgrad.errors import SpecError, SymgradError
-from symgrad.fit import FitHistory, FitResult, NonFiniteError, fit
+from symgrad.errors import NonFiniteError, SpecError, SymgradError
+from symgrad.fit import FitHistory, FitResult, fit
 from symgrad.optim import OPTIMIZERS, Optimizer
-from symgrad.primitives import axis_sum, log_softmax, logsumexp, softmax, xlogy
-from symgrad.spec import Spec, activation, compose, loss, regularizer
 
 __version__ = "0.1.0"
+
+#: public name -> module that defines it, imported on first access
+_LAZY = {
+    "compile": "symgrad.compiler.codegen",
+    "generate_source": "symgrad.compiler.codegen",
+    "Spec": "symgrad.compiler.spec",
+    "activation": "symgrad.compiler.spec",
+    "compose": "symgrad.compiler.spec",
+    "loss": "symgrad.compiler.spec",
+    "regularizer": "symgrad.compiler.spec",
+    "axis_sum": "symgrad.compiler.primitives",
+    "log_softmax": "symgrad.compiler.primitives",
+    "logsumexp": "symgrad.compiler.primitives",
+    "softmax": "symgrad.compiler.primitives",
+    "xlogy": "symgrad.compiler.primitives",
+    "fit_newton": "symgrad.newton",
+}
+#: run-time submodules reachable as attributes (``symgrad.losses``) without an explicit import
+_SUBMODULES = ("activations", "losses", "regularizers", "models", "newton", "blocked", "tree")
 
 __all__ = [
     "OPTIMIZERS",
@@ -16,35 +43,24 @@ __all__ = [
     "FitResult",
     "NonFiniteError",
     "Optimizer",
+    "SpecError",
+    "SymgradError",
     "fit",
     "optim",
     "schedules",
-    "Spec",
-    "SpecError",
-    "SymgradError",
-    "activation",
-    "axis_sum",
-    "compile",
-    "compose",
-    "generate_source",
-    "log_softmax",
-    "logsumexp",
-    "loss",
-    "regularizer",
-    "softmax",
-    "xlogy",
+    *sorted(_LAZY),
 ]
 
 
-def __getattr__(name: str):
-    # The built-in kernel modules (and the models built on them) load generated/ lazily,
-    # so `import symgrad` stays cheap.
-    if name in ("activations", "losses", "regularizers", "models", "newton", "blocked"):
-        import importlib
-
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
         return importlib.import_module(f"symgrad.{name}")
-    if name == "fit_newton":
-        from symgrad.newton import fit_newton
-
-        return fit_newton
     raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

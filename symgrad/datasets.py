@@ -9,14 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from symgrad.errors import SymgradError
+from symgrad.errors import DataError
 
 #: scikit-learn datasets that ship inside the package (no download).
 BUNDLED = ("breast_cancer", "diabetes", "digits", "iris", "linnerud", "wine")
-
-
-class DataError(SymgradError):
-    """The data cannot be used; the message names the source and the problem in one line."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Errors symgrad raises for bad specs, so users see one clear line instead of sympy internals."""
+"""Every error class symgrad raises on purpose, in one place: users see one clear line, never
+sympy's internals, and the CLI maps each class to one exit code."""
+
+from __future__ import annotations
+
+from typing import Any
 
 
 class SymgradError(Exception):
@@ -14,3 +19,39 @@ class SpecError(SymgradError, ValueError):
         self.origin = origin
         where = f" (defined in {origin})" if origin else ""
         super().__init__(f"spec {spec!r}{where}: {problem}")
+
+
+class NonFiniteError(SymgradError, FloatingPointError):
+    """Signal a NaN/inf loss, gradient or parameter; ``.result`` keeps the last finite params."""
+
+    def __init__(self, message: str, *, result: Any, epoch: int, step: int, where: str) -> None:
+        super().__init__(message)
+        self.result = result
+        self.epoch = epoch
+        self.step = step
+        self.where = where
+
+
+class DataError(SymgradError):
+    """The data cannot be used; the message names the source and the problem in one line."""
+
+
+class TargetError(SymgradError):
+    """A target cannot be found, imported or used; the message names it and the problem."""
+
+
+class OutputError(SymgradError):
+    """An output file or folder cannot be used; the message names it and the problem."""
+
+
+class WriteFailed(OutputError):
+    """Writing a file failed (nothing was replaced); ``name`` and ``problem`` say which and why."""
+
+    def __init__(self, name: str, exc: OSError) -> None:
+        self.name = name
+        self.problem = f"cannot write: {exc.strerror or exc}"
+        super().__init__(f"{self.name}: {self.problem}")
+
+
+class TrainError(SymgradError):
+    """A flag or combination of flags cannot be used; the message says which and why."""

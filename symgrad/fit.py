@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from symgrad import optim
+from symgrad.errors import NonFiniteError
 from symgrad.optim import _as_float_array, _flatten, _flatten_as, _leaf_paths, _unflatten
 
 __all__ = ["FitHistory", "FitResult", "NonFiniteError", "fit"]
@@ -89,17 +90,6 @@ class FitResult:
     tol_mode: str | None = None
     best_epoch: int | None = None
     opt_state: Any = None
-
-
-class NonFiniteError(FloatingPointError):
-    """Signal a NaN/inf loss, gradient or parameter; ``.result`` keeps the last finite params."""
-
-    def __init__(self, message: str, *, result: FitResult, epoch: int, step: int, where: str):
-        super().__init__(message)
-        self.result = result
-        self.epoch = epoch
-        self.step = step
-        self.where = where
 
 
 class _NonFinite(Exception):

@@ -8,7 +8,7 @@ Every model is a small configuration object with three pure functions of a param
     labels = model.predict(params, X)
 
 Losses, activations and regularizers are given as a built-in name, a user's own
-:class:`~symgrad.spec.Spec` (compiled on first use and cached), or a pair
+:class:`~symgrad.compiler.spec.Spec` (compiled on first use and cached), or a pair
 ``(name_or_spec, {hyper-parameter: value})``. Losses are means over samples and regularizers
 are added once per weight matrix (never to biases), so the objective is
 ``mean loss + sum over W of R(W)``; with ``("l2", {"lam": lam})`` that is
@@ -44,12 +44,12 @@ import numpy as np
 import symgrad.activations as _activations
 import symgrad.losses as _losses
 import symgrad.regularizers as _regularizers
-from symgrad.codegen import compile as _compile
+from symgrad.compiler.codegen import compile as _compile
+from symgrad.compiler.spec import Spec, compose
 from symgrad.library import activations as _lib_activations
 from symgrad.library import losses as _lib_losses
 from symgrad.library import regularizers as _lib_regularizers
 from symgrad.optim import _flatten, _unflatten
-from symgrad.spec import Spec, compose
 
 __all__ = [
     "MLP",

@@ -8,10 +8,10 @@ import sympy as sp
 from scipy import special
 
 import symgrad as sg
-from symgrad.kernel import derive_kernel
+from symgrad.compiler.kernel import derive_kernel
+from symgrad.compiler.primitives import sigmoid
 from symgrad.library import activations as act
 from symgrad.library import losses as los
-from symgrad.primitives import sigmoid
 
 STRICT = dict(over="raise", divide="raise", invalid="raise")
 

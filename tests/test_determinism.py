@@ -8,16 +8,16 @@ import sys
 from pathlib import Path
 
 import symgrad as sg
+from symgrad.cli.targets import builtin_targets
 from symgrad.library import losses
 from symgrad.resources import generated_dir
-from symgrad.targets import builtin_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 
 SCRIPT = """
 import sys
-from symgrad.codegen import generate_source
-from symgrad.targets import builtin_targets
+from symgrad.compiler.codegen import generate_source
+from symgrad.cli.targets import builtin_targets
 for t in builtin_targets():
     sys.stdout.write(generate_source(t.specs, source=t.source, title=t.title))
 """

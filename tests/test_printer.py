@@ -7,9 +7,9 @@ import pytest
 import sympy as sp
 from scipy import special
 
-from symgrad.primitives import axis_sum, sigmoid, softplus
-from symgrad.printer import SymgradPrinter, unsupported_functions
-from symgrad.rewrite import lower_primitives
+from symgrad.compiler.primitives import axis_sum, sigmoid, softplus
+from symgrad.compiler.printer import SymgradPrinter, unsupported_functions
+from symgrad.compiler.rewrite import lower_primitives
 
 x, y = sp.symbols("x y", real=True)
 

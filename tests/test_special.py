@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 import symgrad as sg
-from symgrad.special import (
+from symgrad.compiler.special import (
     ERF_SOURCE,
     ERF_TAYLOR,
     ERFC_COEFFICIENTS,

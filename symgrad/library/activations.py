@@ -2,8 +2,8 @@
 
 import sympy as sp
 
-from symgrad.primitives import softmax as _softmax
-from symgrad.spec import activation
+from symgrad.compiler.primitives import softmax as _softmax
+from symgrad.compiler.spec import activation
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946

@@ -2,8 +2,8 @@
 
 import sympy as sp
 
-from symgrad.primitives import N_CLASSES, axis_sum, logsumexp, xlogy
-from symgrad.spec import loss
+from symgrad.compiler.primitives import N_CLASSES, axis_sum, logsumexp, xlogy
+from symgrad.compiler.spec import loss
 
 
 @loss

@@ -2,7 +2,7 @@
 
 import sympy as sp
 
-from symgrad.spec import regularizer
+from symgrad.compiler.spec import regularizer
 
 
 @regularizer

@@ -6,8 +6,8 @@ from functools import cache
 
 import jinja2
 
-from symgrad.lower import RUNTIME, FunctionPlan
-from symgrad.printer import HELPER_IMPORTS, HELPERS
+from symgrad.compiler.lower import RUNTIME, FunctionPlan
+from symgrad.compiler.printer import HELPER_IMPORTS, HELPERS
 from symgrad.resources import templates_dir
 
 

@@ -7,7 +7,7 @@ from sympy.core.function import AppliedUndef
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import precedence
 
-from symgrad.primitives import (
+from symgrad.compiler.primitives import (
     axis_max,
     axis_sum,
     exp_,
@@ -20,7 +20,7 @@ from symgrad.primitives import (
     xdivy,
     xlogy,
 )
-from symgrad.special import ERF_SOURCE, ERFC_SOURCE
+from symgrad.compiler.special import ERF_SOURCE, ERFC_SOURCE
 
 #: sympy function name -> numpy ufunc name, for functions printed as ``np.<name>(args)``.
 UFUNCS = {

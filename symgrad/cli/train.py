@@ -12,15 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from symgrad.errors import SymgradError
-from symgrad.report import EXIT_FAILED, EXIT_OK, error, say
+from symgrad.cli.report import EXIT_FAILED, EXIT_OK, error, say
+from symgrad.errors import SymgradError, TrainError
 
 MODELS = ("auto", "linear", "logistic", "softmax", "mlp")
 MAX_CLASSES = 20
-
-
-class TrainError(SymgradError):
-    """A flag or combination of flags cannot be used; the message says which and why."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -168,8 +164,8 @@ def _kernel(role: str, name: str | None) -> Any:
     """Return a built-in name as is, or the Spec named by ``FILE.py:NAME`` / ``module:NAME``."""
     if name is None or ":" not in name:
         return name
-    from symgrad.catalog import find
-    from symgrad.targets import load_target
+    from symgrad.cli.catalog import find
+    from symgrad.cli.targets import load_target
 
     where, kernel = name.rsplit(":", 1)
     spec = find(kernel, [load_target(where)]).spec

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symgrad.primitives import sigmoid
+from symgrad.compiler.primitives import sigmoid
 
 #: Larger nodes are left alone (every built-in's derivative is far below; deep compositions
 #: are far above, where expanding in s would grow without bound).

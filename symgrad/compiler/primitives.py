@@ -3,7 +3,7 @@
 Sigmoid and softplus are kept as named functions while differentiating so that their
 derivatives stay in closed form (sigmoid' = s(1-s)); they are lowered to overflow-free
 numpy only when printing. Reductions over the last (class) axis are opaque to sympy's
-``diff``; :mod:`symgrad.derive` applies their rules.
+``diff``; :mod:`symgrad.compiler.derive` applies their rules.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 
+from symgrad.cli.report import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, Report, error, say
 from symgrad.errors import SymgradError
-from symgrad.report import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, Report, error, say
 
 EXIT_CODES = """\
 exit codes:
@@ -29,7 +29,7 @@ def echo(text: str) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from symgrad import generate
+    from symgrad.cli import generate
 
     write = not (args.check or args.diff)
     report = Report(check=args.check, write=write, quiet=args.quiet, verbose=args.verbose)
@@ -42,8 +42,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from symgrad.catalog import entries, format_list
-    from symgrad.targets import load_targets
+    from symgrad.cli.catalog import entries, format_list
+    from symgrad.cli.targets import load_targets
 
     try:
         targets = load_targets(args.targets)
@@ -54,8 +54,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from symgrad import catalog
-    from symgrad.targets import load_targets
+    from symgrad.cli import catalog
+    from symgrad.cli.targets import load_targets
 
     try:
         entry = catalog.find(args.name, load_targets(args.target or []))
@@ -72,9 +72,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from symgrad.codegen import compile as compile_specs
-    from symgrad.targets import load_targets
-    from symgrad.verify import format_table, verify_module
+    from symgrad.cli.targets import load_targets
+    from symgrad.compiler.codegen import compile as compile_specs
+    from symgrad.testing import format_table, verify_module
 
     try:
         targets = load_targets(args.targets)
@@ -101,7 +101,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from symgrad.train_cmd import run
+    from symgrad.cli.train import run
 
     return run(args)
 
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--atol", type=float, default=1e-8, help="absolute tolerance (default 1e-8)")
     ver.set_defaults(func=_verify)
 
-    from symgrad.train_cmd import add_arguments
+    from symgrad.cli.train import add_arguments
 
     train = _command(
         sub,

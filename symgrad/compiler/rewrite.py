@@ -11,7 +11,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.numpy_nodes import logaddexp
 
-from symgrad.primitives import (
+from symgrad.compiler.primitives import (
     N_CLASSES,
     Abs,
     axis_max,
@@ -26,8 +26,8 @@ from symgrad.primitives import (
     xdivy,
     xlogy,
 )
-from symgrad.tails import factor_tails
-from symgrad.traverse import bottom_up
+from symgrad.compiler.tails import factor_tails
+from symgrad.compiler.traverse import bottom_up
 
 # ---------------------------------------------------------------- before differentiating
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symgrad.primitives import REDUCTIONS, axis_sum, logsumexp
+from symgrad.compiler.primitives import REDUCTIONS, axis_sum, logsumexp
 
 
 class _Placeholders:

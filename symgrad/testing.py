@@ -17,7 +17,7 @@ from types import ModuleType
 
 import numpy as np
 
-from symgrad.spec import Spec
+from symgrad.compiler.spec import Spec
 
 #: Awkward values for inputs over the real line, over (0, 1) and over (0, inf).
 AWKWARD = {

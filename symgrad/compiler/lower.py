@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symgrad.inplace import FULL, MASK, ROW, ROW_MASK, InplaceBuilder, allocate, render
-from symgrad.kernel import INV_N, Derived
-from symgrad.primitives import N_CLASSES
-from symgrad.printer import SymgradPrinter, strip_outer_parens
-from symgrad.rewrite import lower_primitives
-from symgrad.traverse import bottom_up, fold_numbers
+from symgrad.compiler.inplace import FULL, MASK, ROW, ROW_MASK, InplaceBuilder, allocate, render
+from symgrad.compiler.kernel import INV_N, Derived
+from symgrad.compiler.primitives import N_CLASSES
+from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
+from symgrad.compiler.rewrite import lower_primitives
+from symgrad.compiler.traverse import bottom_up, fold_numbers
 
 
 @dataclass(frozen=True)

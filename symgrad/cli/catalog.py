@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symgrad.spec import Spec
-from symgrad.targets import Target, TargetError
+from symgrad.cli.targets import Target, TargetError
+from symgrad.compiler.spec import Spec
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ def _indent(text: str) -> str:
 
 def sections(entry: Entry) -> list[tuple[str, str, sp.Expr]]:
     """Return (heading, latex lhs, expression) for the value and each derivative symgrad emits."""
-    from symgrad.kernel import derive_kernel
+    from symgrad.compiler.kernel import derive_kernel
 
     spec = entry.spec
     derived = derive_kernel(spec)
@@ -145,7 +145,7 @@ def describe_latex(entry: Entry) -> str:
 
 def code(entry: Entry) -> str:
     """Return the module source ``symgrad generate`` emits for this one kernel."""
-    from symgrad.codegen import generate_source
+    from symgrad.compiler.codegen import generate_source
 
     return generate_source(
         [entry.spec],

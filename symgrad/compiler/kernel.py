@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symgrad.derive import derivative, hvp, vjp
+from symgrad.compiler.derive import derivative, hvp, vjp
+from symgrad.compiler.printer import unsupported_functions
+from symgrad.compiler.rewrite import canonicalize, split_axis_sums, stabilize, tidy
+from symgrad.compiler.spec import Spec
 from symgrad.errors import SpecError
-from symgrad.printer import unsupported_functions
-from symgrad.rewrite import canonicalize, split_axis_sums, stabilize, tidy
-from symgrad.spec import Spec
 
 COTANGENT = sp.Symbol("grad_output", real=True)
 VECTOR = sp.Symbol("vector", real=True)

@@ -10,12 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from symgrad.errors import SpecError, SymgradError
-from symgrad.spec import Spec
-
-
-class TargetError(SymgradError):
-    """A target cannot be found, imported or used; the message names it and the problem."""
+from symgrad.compiler.spec import Spec
+from symgrad.errors import SpecError, TargetError
 
 
 @dataclass(frozen=True)

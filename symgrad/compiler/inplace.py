@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from symgrad.primitives import axis_max, axis_sum, exp_, step, where
-from symgrad.printer import UFUNCS, SymgradPrinter, strip_outer_parens
+from symgrad.compiler.primitives import axis_max, axis_sum, exp_, step, where
+from symgrad.compiler.printer import UFUNCS, SymgradPrinter, strip_outer_parens
 
 #: A statement operand: a virtual register (int) or literal source text (an input, a scalar).
 Operand = int | str

@@ -7,11 +7,11 @@ import linecache
 from collections.abc import Iterable
 from types import ModuleType
 
+from symgrad.compiler.kernel import derive_kernel
+from symgrad.compiler.lower import FunctionPlan, plan_functions
+from symgrad.compiler.render import render_module
+from symgrad.compiler.spec import Spec
 from symgrad.errors import SpecError
-from symgrad.kernel import derive_kernel
-from symgrad.lower import FunctionPlan, plan_functions
-from symgrad.render import render_module
-from symgrad.spec import Spec
 
 
 def plan_module(specs: Iterable[Spec]) -> list[FunctionPlan]:

@@ -11,8 +11,8 @@ from typing import Any
 
 import sympy as sp
 
+from symgrad.compiler.primitives import N_CLASSES, REDUCTIONS, has_reduction
 from symgrad.errors import SpecError
-from symgrad.primitives import N_CLASSES, REDUCTIONS, has_reduction
 
 ROLES = ("activation", "loss", "regularizer")
 #: Names the emitted code uses for itself; a spec may not take them.
@@ -146,7 +146,9 @@ def validate(spec: Spec) -> Spec:
             f"free symbol {sym.name!r} is neither an input nor a hyper-parameter{hint}",
             origin,
         )
-    from symgrad.printer import unsupported_functions  # late: the printer imports rewrite rules
+    from symgrad.compiler.printer import (
+        unsupported_functions,  # late: the printer imports rewrite rules
+    )
 
     bad = unsupported_functions(expr)
     if bad:
