@@ -105,7 +105,7 @@ def test_wheel_ships_templates_and_generated_inside_the_package(dist: Path):
 def test_sdist_has_the_sources(dist: Path):
     with tarfile.open(_one(dist, "symgrad-*.tar.gz")) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    for name in ("pyproject.toml", "README.md", "symgrad/cli.py", "templates/module.py.jinja",
+    for name in ("pyproject.toml", "README.md", "symgrad/cli/app.py", "templates/module.py.jinja",
                  "generated/losses.py", "symgrad/library/losses.py"):  # fmt: skip
         assert name in names, name
 
