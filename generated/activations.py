@@ -107,23 +107,110 @@ _WORK = threading.local()
 _KEEP_SHAPES = 8
 
 
-def _prepare(name, out, *arrays):
-    """Return a float array of the inputs' broadcast shape (``out`` when given) and the inputs
-    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it."""
-    arrays = [np.asarray(a) for a in arrays]
+def _arg(name, index):
+    """Return the name of the emitted function ``name``'s array argument number ``index``."""
+    code = globals()[name].__code__
+    return code.co_varnames[index] if index < code.co_argcount else f"argument {index + 1}"
+
+
+def _real(name, index, a):
+    """Return ``a`` as an array of real numbers: float arrays as they are, integers and bools
+    converted to float64; anything else (complex, object, strings, dates) is a TypeError."""
     try:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    except ValueError:
-        shapes = ", ".join(str(a.shape) for a in arrays)
-        raise ValueError(f"{name}: input shapes {shapes} do not broadcast together") from None
-    if any(a.shape != shape for a in arrays):
-        arrays = np.broadcast_arrays(*arrays)
+        a = np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: {_arg(name, index)} is not an array of numbers ({exc})") from None
+    if a.dtype.kind == "f":
+        return a
+    if a.dtype.kind in "biu":
+        return a.astype(np.float64)
+    raise TypeError(
+        f"{name}: {_arg(name, index)} has dtype {a.dtype}; expected real numbers (float, int or bool)"
+    )
+
+
+def _prepare(name, out, *arrays, classes=False):
+    """Return a float array of the first input's shape (``out`` when given) and the inputs
+    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it.
+
+    Later inputs (targets) may broadcast to the first input's shape, never the first input to
+    theirs: every result, gradient included, has the first input's shape."""
+    arrays = [_real(name, i, a) for i, a in enumerate(arrays)]
+    shape = arrays[0].shape
+    for i, a in enumerate(arrays[1:], 1):
+        if a.shape != shape and _broadcast(a.shape, shape) != shape:
+            full = _broadcast(a.shape, shape)
+            first, other = _arg(name, 0), _arg(name, i)
+            how = (
+                "do not broadcast together"
+                if full is None
+                else f"would broadcast {first} up to {full}"
+            )
+            raise ValueError(
+                f"{name}: {first} of shape {shape} and {other} of shape {a.shape} {how}; "
+                f"{other} must have {first}'s shape or broadcast to it"
+            )
+    if classes and (not shape or shape[-1] == 0):
+        raise ValueError(
+            f"{name}: {_arg(name, 0)} of shape {shape} has no class axis; the last axis holds "
+            "the classes and needs at least one"
+        )
+    arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
     if out is None:
         return (np.empty(shape), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: out is read-only")
     return (out, *(a.copy() if np.may_share_memory(out, a) else a for a in arrays))
+
+
+def _broadcast(a, b):
+    """Return the broadcast shape of shapes ``a`` and ``b``, None if they do not broadcast."""
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        return None
+
+
+def _inv_n(name, count, shape, rows=False):
+    """Return the mean's 1/n: n is ``count`` when given (a positive finite number), else the
+    number of elements (rows for a class-axis loss). An empty input's mean is NaN."""
+    if count is None:
+        n = 1
+        for size in shape[:-1] if rows else shape:
+            n *= size
+        return 1.0 / n if n else np.nan
+    if (
+        isinstance(count, bool | np.bool_)
+        or not isinstance(count, int | float | np.integer | np.floating)
+        or not np.isfinite(count)
+        or count <= 0
+    ):
+        raise ValueError(f"{name}: count must be a positive finite number, got {count!r}")
+    return 1.0 / count
+
+
+#: Hyper-parameter domains: name -> (low, low allowed, high, high allowed, words for errors).
+_DOMAINS = {'real': (None, False, None, False, 'a finite real number'), 'positive': (0.0, False, None, False, 'a finite number > 0'), 'nonnegative': (0.0, True, None, False, 'a finite number >= 0'), 'unit': (0.0, True, 1.0, True, 'a number in [0, 1]')}
+
+
+def _hyper(name, param, value, domain):
+    """Return hyper-parameter ``value`` as a float after checking it lies in its ``domain``."""
+    low, low_in, high, high_in, words = _DOMAINS[domain]
+    ok = not isinstance(value, bool | np.bool_) and (
+        isinstance(value, int | float | np.integer | np.floating)
+        or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")
+    )
+    if ok:
+        number = float(value)
+        ok = bool(np.isfinite(number))
+        ok = ok and (low is None or number > low or (low_in and number == low))
+        ok = ok and (high is None or number < high or (high_in and number == high))
+    if not ok:
+        raise ValueError(f"{name}: {param} must be {words}, got {value!r}")
+    return number
 
 
 def _scratch(shape, count, dtype=np.float64):
@@ -151,6 +238,7 @@ def elu(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None) -> 
         return np.where(x > 0, x, alpha*np.expm1(np.minimum(0, x)))
     """
     out, x = _prepare('elu', out, x)
+    alpha = _hyper('elu', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
     np.minimum(x, 0, out=out)
@@ -171,6 +259,7 @@ def elu_grad(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
         return np.where(x > 0, 1, alpha*np.exp(np.minimum(0, x)))
     """
     out, x = _prepare('elu_grad', out, x)
+    alpha = _hyper('elu_grad', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
     np.minimum(x, 0, out=out)
@@ -190,6 +279,7 @@ def elu_hess(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
         return np.where(x > 0, 0, alpha*np.exp(np.minimum(0, x)))
     """
     out, x = _prepare('elu_hess', out, x)
+    alpha = _hyper('elu_hess', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
     np.minimum(x, 0, out=out)
@@ -453,6 +543,7 @@ def leaky_relu(x: np.ndarray, *, alpha: float = 0.01, out: np.ndarray | None = N
         return np.where(x > 0, x, alpha*x)
     """
     out, x = _prepare('leaky_relu', out, x)
+    alpha = _hyper('leaky_relu', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
     np.multiply(x, alpha, out=out)
@@ -471,6 +562,7 @@ def leaky_relu_grad(x: np.ndarray, *, alpha: float = 0.01, out: np.ndarray | Non
         return alpha + (1 - alpha)*(x > 0)
     """
     out, x = _prepare('leaky_relu_grad', out, x)
+    alpha = _hyper('leaky_relu_grad', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
     np.multiply(m0, 1 - alpha, out=out)
@@ -488,6 +580,7 @@ def leaky_relu_hess(x: np.ndarray, *, alpha: float = 0.01, out: np.ndarray | Non
         return np.zeros(np.shape(x))
     """
     out, x = _prepare('leaky_relu_hess', out, x)
+    alpha = _hyper('leaky_relu_hess', 'alpha', alpha, 'real')
     np.copyto(out, 0)
     return out
 
@@ -893,7 +986,7 @@ def softmax(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         t0 = np.exp(x - np.max(x, axis=-1, keepdims=True))
         return t0/np.sum(t0, axis=-1, keepdims=True)
     """
-    out, x = _prepare('softmax', out, x)
+    out, x = _prepare('softmax', out, x, classes=True)
     r0, = _scratch(out.shape[:-1] + (1,), 1)
     np.max(x, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
@@ -917,7 +1010,7 @@ def softmax_vjp(x: np.ndarray, grad_output: np.ndarray, *, out: np.ndarray | Non
         t1 = t0/np.sum(t0, axis=-1, keepdims=True)
         return t1*(grad_output - np.einsum('...i,...i->...', grad_output, t1)[..., None])
     """
-    out, x, grad_output = _prepare('softmax_vjp', out, x, grad_output)
+    out, x, grad_output = _prepare('softmax_vjp', out, x, grad_output, classes=True)
     b1, = _scratch(out.shape, 1)
     r0, = _scratch(out.shape[:-1] + (1,), 1)
     np.max(x, axis=-1, keepdims=True, out=r0)
@@ -947,6 +1040,7 @@ def softplus(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = None)
         return (np.log1p(np.exp(-np.abs(t0))) + np.maximum(0, t0))/beta
     """
     out, x = _prepare('softplus', out, x)
+    beta = _hyper('softplus', 'beta', beta, 'positive')
     b0, = _scratch(out.shape, 1)
     np.multiply(x, beta, out=b0)
     np.maximum(b0, 0, out=out)
@@ -972,6 +1066,7 @@ def softplus_grad(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = 
         return np.maximum(t1, (t0 >= 0))/(t1 + 1)
     """
     out, x = _prepare('softplus_grad', out, x)
+    beta = _hyper('softplus_grad', 'beta', beta, 'positive')
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.multiply(x, beta, out=out)
@@ -996,6 +1091,7 @@ def softplus_hess(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = 
         return beta*t0/((t0 + 1)**2)
     """
     out, x = _prepare('softplus_hess', out, x)
+    beta = _hyper('softplus_hess', 'beta', beta, 'positive')
     b1, = _scratch(out.shape, 1)
     np.multiply(x, beta, out=out)
     np.abs(out, out=out)

@@ -75,23 +75,110 @@ _WORK = threading.local()
 _KEEP_SHAPES = 8
 
 
-def _prepare(name, out, *arrays):
-    """Return a float array of the inputs' broadcast shape (``out`` when given) and the inputs
-    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it."""
-    arrays = [np.asarray(a) for a in arrays]
+def _arg(name, index):
+    """Return the name of the emitted function ``name``'s array argument number ``index``."""
+    code = globals()[name].__code__
+    return code.co_varnames[index] if index < code.co_argcount else f"argument {index + 1}"
+
+
+def _real(name, index, a):
+    """Return ``a`` as an array of real numbers: float arrays as they are, integers and bools
+    converted to float64; anything else (complex, object, strings, dates) is a TypeError."""
     try:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    except ValueError:
-        shapes = ", ".join(str(a.shape) for a in arrays)
-        raise ValueError(f"{name}: input shapes {shapes} do not broadcast together") from None
-    if any(a.shape != shape for a in arrays):
-        arrays = np.broadcast_arrays(*arrays)
+        a = np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: {_arg(name, index)} is not an array of numbers ({exc})") from None
+    if a.dtype.kind == "f":
+        return a
+    if a.dtype.kind in "biu":
+        return a.astype(np.float64)
+    raise TypeError(
+        f"{name}: {_arg(name, index)} has dtype {a.dtype}; expected real numbers (float, int or bool)"
+    )
+
+
+def _prepare(name, out, *arrays, classes=False):
+    """Return a float array of the first input's shape (``out`` when given) and the inputs
+    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it.
+
+    Later inputs (targets) may broadcast to the first input's shape, never the first input to
+    theirs: every result, gradient included, has the first input's shape."""
+    arrays = [_real(name, i, a) for i, a in enumerate(arrays)]
+    shape = arrays[0].shape
+    for i, a in enumerate(arrays[1:], 1):
+        if a.shape != shape and _broadcast(a.shape, shape) != shape:
+            full = _broadcast(a.shape, shape)
+            first, other = _arg(name, 0), _arg(name, i)
+            how = (
+                "do not broadcast together"
+                if full is None
+                else f"would broadcast {first} up to {full}"
+            )
+            raise ValueError(
+                f"{name}: {first} of shape {shape} and {other} of shape {a.shape} {how}; "
+                f"{other} must have {first}'s shape or broadcast to it"
+            )
+    if classes and (not shape or shape[-1] == 0):
+        raise ValueError(
+            f"{name}: {_arg(name, 0)} of shape {shape} has no class axis; the last axis holds "
+            "the classes and needs at least one"
+        )
+    arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
     if out is None:
         return (np.empty(shape), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: out is read-only")
     return (out, *(a.copy() if np.may_share_memory(out, a) else a for a in arrays))
+
+
+def _broadcast(a, b):
+    """Return the broadcast shape of shapes ``a`` and ``b``, None if they do not broadcast."""
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        return None
+
+
+def _inv_n(name, count, shape, rows=False):
+    """Return the mean's 1/n: n is ``count`` when given (a positive finite number), else the
+    number of elements (rows for a class-axis loss). An empty input's mean is NaN."""
+    if count is None:
+        n = 1
+        for size in shape[:-1] if rows else shape:
+            n *= size
+        return 1.0 / n if n else np.nan
+    if (
+        isinstance(count, bool | np.bool_)
+        or not isinstance(count, int | float | np.integer | np.floating)
+        or not np.isfinite(count)
+        or count <= 0
+    ):
+        raise ValueError(f"{name}: count must be a positive finite number, got {count!r}")
+    return 1.0 / count
+
+
+#: Hyper-parameter domains: name -> (low, low allowed, high, high allowed, words for errors).
+_DOMAINS = {'real': (None, False, None, False, 'a finite real number'), 'positive': (0.0, False, None, False, 'a finite number > 0'), 'nonnegative': (0.0, True, None, False, 'a finite number >= 0'), 'unit': (0.0, True, 1.0, True, 'a number in [0, 1]')}
+
+
+def _hyper(name, param, value, domain):
+    """Return hyper-parameter ``value`` as a float after checking it lies in its ``domain``."""
+    low, low_in, high, high_in, words = _DOMAINS[domain]
+    ok = not isinstance(value, bool | np.bool_) and (
+        isinstance(value, int | float | np.integer | np.floating)
+        or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")
+    )
+    if ok:
+        number = float(value)
+        ok = bool(np.isfinite(number))
+        ok = ok and (low is None or number > low or (low_in and number == low))
+        ok = ok and (high is None or number < high or (high_in and number == high))
+    if not ok:
+        raise ValueError(f"{name}: {param} must be {words}, got {value!r}")
+    return number
 
 
 def _scratch(shape, count, dtype=np.float64):
@@ -120,7 +207,7 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None
         return float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))))
     """
     b0, yhat, y = _prepare('binary_cross_entropy', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('binary_cross_entropy', count, np.shape(yhat))
     b1, = _scratch(b0.shape, 1)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
@@ -152,7 +239,7 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float |
         return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('binary_cross_entropy_grad', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
@@ -184,7 +271,7 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, coun
         return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
     """
     out, yhat, y = _prepare('binary_cross_entropy_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('binary_cross_entropy_value_and_grad', count, np.shape(yhat))
     b0, b2, b3 = _scratch(out.shape, 3)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
@@ -217,7 +304,7 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float |
         return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
     """
     out, yhat, y = _prepare('binary_cross_entropy_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('binary_cross_entropy_hess', count, np.shape(yhat))
     b1, b2 = _scratch(out.shape, 2)
     np.square(yhat, out=out)
     np.divide(y, out, out=out)
@@ -243,7 +330,7 @@ def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray, *, count: 
         return float(np.mean(np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat))
     """
     b0, yhat, y = _prepare('binary_cross_entropy_with_logits', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('binary_cross_entropy_with_logits', count, np.shape(yhat))
     value0 = -np.vdot(y, yhat)
     np.maximum(yhat, 0, out=b0)
     value0 += np.sum(b0)
@@ -268,7 +355,7 @@ def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, co
         return inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('binary_cross_entropy_with_logits_grad', count, np.shape(yhat))
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -297,7 +384,7 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
         return float(np.mean(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)), inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('binary_cross_entropy_with_logits_value_and_grad', count, np.shape(yhat))
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -330,7 +417,7 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, co
         return inv_n*t0/((t0 + 1)**2)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('binary_cross_entropy_with_logits_hess', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     np.abs(yhat, out=out)
     np.negative(out, out=out)
@@ -353,8 +440,8 @@ def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float |
 
         return float(np.mean(-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None]))
     """
-    b0, yhat, y = _prepare('categorical_cross_entropy', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    b0, yhat, y = _prepare('categorical_cross_entropy', None, yhat, y, classes=True)
+    inv_n = _inv_n('categorical_cross_entropy', count, np.shape(yhat), True)
     m0, = _scratch(b0.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
@@ -375,8 +462,8 @@ def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: fl
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return -inv_n*y*(1/np.where(y == 0, 1, yhat))
     """
-    out, yhat, y = _prepare('categorical_cross_entropy_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    out, yhat, y = _prepare('categorical_cross_entropy_grad', out, yhat, y, classes=True)
+    inv_n = _inv_n('categorical_cross_entropy_grad', count, np.shape(yhat), True)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(out, yhat)
@@ -398,8 +485,8 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *,
         t0 = np.where(y == 0, 1, yhat)
         return float(np.mean(-np.einsum('...i,...i->...', y, np.log(t0))[..., None])), -inv_n*y/t0
     """
-    out, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    out, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', out, yhat, y, classes=True)
+    inv_n = _inv_n('categorical_cross_entropy_value_and_grad', count, np.shape(yhat), True)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
@@ -423,8 +510,8 @@ def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.nd
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return inv_n*vector*y/(yhat*yhat)
     """
-    out, yhat, y, vector = _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    out, yhat, y, vector = _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector, classes=True)
+    inv_n = _inv_n('categorical_cross_entropy_hvp', count, np.shape(yhat), True)
     b1, = _scratch(out.shape, 1)
     np.multiply(vector, y, out=out)
     np.square(yhat, out=b1)
@@ -445,7 +532,7 @@ def hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> flo
         return float(np.mean(np.maximum(0, 1 - y*yhat)))
     """
     b0, yhat, y = _prepare('hinge', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('hinge', count, np.shape(yhat))
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
@@ -465,7 +552,7 @@ def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, o
         return -inv_n*y*1.0*(y*yhat < 1)
     """
     out, yhat, y = _prepare('hinge_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('hinge_grad', count, np.shape(yhat))
     np.multiply(y, yhat, out=out)
     np.less(out, 1, out=out)
     np.multiply(y, out, out=out)
@@ -486,7 +573,7 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None
         return float(np.mean(np.maximum(0, 1 - t0))), -inv_n*y*1.0*(t0 < 1)
     """
     out, yhat, y = _prepare('hinge_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('hinge_value_and_grad', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     np.multiply(y, yhat, out=out)
     np.subtract(1, out, out=b1)
@@ -528,7 +615,8 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float |
         return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
     """
     b0, yhat, y = _prepare('huber', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    delta = _hyper('huber', 'delta', delta, 'positive')
+    inv_n = _inv_n('huber', count, np.shape(yhat))
     b1, = _scratch(b0.shape, 1)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -555,7 +643,8 @@ def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: fl
         return -inv_n*np.clip(y - yhat, -delta, delta)
     """
     out, yhat, y = _prepare('huber_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    delta = _hyper('huber_grad', 'delta', delta, 'positive')
+    inv_n = _inv_n('huber_grad', count, np.shape(yhat))
     np.subtract(y, yhat, out=out)
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
@@ -577,7 +666,8 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0,
         return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), -inv_n*np.clip(t0, -delta, delta)
     """
     out, yhat, y = _prepare('huber_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    delta = _hyper('huber_value_and_grad', 'delta', delta, 'positive')
+    inv_n = _inv_n('huber_value_and_grad', count, np.shape(yhat))
     b1, b2 = _scratch(out.shape, 2)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -606,7 +696,8 @@ def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: fl
         return inv_n*1.0*(delta > np.abs(y - yhat))
     """
     out, yhat, y = _prepare('huber_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    delta = _hyper('huber_hess', 'delta', delta, 'positive')
+    inv_n = _inv_n('huber_hess', count, np.shape(yhat))
     np.subtract(y, yhat, out=out)
     np.abs(out, out=out)
     np.greater(delta, out, out=out)
@@ -625,8 +716,8 @@ def kl_div(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> fl
 
         return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None]))
     """
-    b0, yhat, y = _prepare('kl_div', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    b0, yhat, y = _prepare('kl_div', None, yhat, y, classes=True)
+    inv_n = _inv_n('kl_div', count, np.shape(yhat), True)
     m0, = _scratch(b0.shape, 1, bool)
     value0 = -np.vdot(y, yhat)
     np.equal(y, 0, out=m0)
@@ -648,8 +739,8 @@ def kl_div_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return np.zeros(np.shape(yhat)) + (-inv_n*y)
     """
-    out, yhat, y = _prepare('kl_div_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    out, yhat, y = _prepare('kl_div_grad', out, yhat, y, classes=True)
+    inv_n = _inv_n('kl_div_grad', count, np.shape(yhat), True)
     np.multiply(y, -inv_n, out=out)
     return out
 
@@ -665,8 +756,8 @@ def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None])), np.zeros(np.shape(yhat)) + (-inv_n*y)
     """
-    out, yhat, y = _prepare('kl_div_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    out, yhat, y = _prepare('kl_div_value_and_grad', out, yhat, y, classes=True)
+    inv_n = _inv_n('kl_div_value_and_grad', count, np.shape(yhat), True)
     m0, = _scratch(out.shape, 1, bool)
     value0 = -np.vdot(y, yhat)
     np.equal(y, 0, out=m0)
@@ -688,7 +779,7 @@ def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: fl
 
         return np.zeros(np.shape(yhat))
     """
-    out, yhat, y, vector = _prepare('kl_div_hvp', out, yhat, y, vector)
+    out, yhat, y, vector = _prepare('kl_div_hvp', out, yhat, y, vector, classes=True)
     np.copyto(out, 0)
     return out
 
@@ -705,7 +796,7 @@ def l1(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
         return float(np.mean(np.abs(y - yhat)))
     """
     b0, yhat, y = _prepare('l1', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('l1', count, np.shape(yhat))
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b0)
     value0 = np.sum(b0)
@@ -724,7 +815,7 @@ def l1_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out:
         return -inv_n*np.sign(y - yhat)
     """
     out, yhat, y = _prepare('l1_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('l1_grad', count, np.shape(yhat))
     np.subtract(y, yhat, out=out)
     np.sign(out, out=out)
     np.multiply(out, -inv_n, out=out)
@@ -744,7 +835,7 @@ def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = 
         return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
     """
     out, yhat, y = _prepare('l1_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('l1_value_and_grad', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
@@ -782,7 +873,7 @@ def log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> 
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
     """
     b0, yhat, y = _prepare('log_cosh', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('log_cosh', count, np.shape(yhat))
     b1, = _scratch(b0.shape, 1)
     np.subtract(y, yhat, out=b0)
     value0 = -0.6931471805599453*b0.size
@@ -804,7 +895,7 @@ def log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
         return -inv_n*np.tanh(y - yhat)
     """
     out, yhat, y = _prepare('log_cosh_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('log_cosh_grad', count, np.shape(yhat))
     np.subtract(y, yhat, out=out)
     np.tanh(out, out=out)
     np.multiply(out, -inv_n, out=out)
@@ -824,7 +915,7 @@ def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | N
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
     """
     out, yhat, y = _prepare('log_cosh_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('log_cosh_value_and_grad', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     np.subtract(y, yhat, out=out)
     value0 = -0.6931471805599453*out.size
@@ -849,7 +940,7 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
         return 4*inv_n*t0/((t0 + 1)**2)
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('log_cosh_hess', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     np.multiply(y, 2, out=out)
     np.multiply(yhat, 2, out=b1)
@@ -876,7 +967,7 @@ def mse(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float
         return float(np.mean((yhat - y)**2))
     """
     b0, yhat, y = _prepare('mse', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('mse', count, np.shape(yhat))
     np.subtract(yhat, y, out=b0)
     np.square(b0, out=b0)
     value0 = np.sum(b0)
@@ -895,7 +986,7 @@ def mse_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out
         return 2*inv_n*(yhat - y)
     """
     out, yhat, y = _prepare('mse_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('mse_grad', count, np.shape(yhat))
     np.subtract(yhat, y, out=out)
     np.multiply(out, 2*inv_n, out=out)
     return out
@@ -914,7 +1005,7 @@ def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return float(np.mean(t0*t0)), 2*inv_n*t0
     """
     out, yhat, y = _prepare('mse_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('mse_value_and_grad', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     np.subtract(yhat, y, out=out)
     np.square(out, out=b1)
@@ -935,7 +1026,7 @@ def mse_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out
         return np.full(np.shape(yhat), 2*inv_n, dtype=np.float64)
     """
     out, yhat, y = _prepare('mse_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('mse_hess', count, np.shape(yhat))
     np.copyto(out, 2*inv_n)
     return out
 
@@ -954,7 +1045,8 @@ def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float |
         return float(np.mean(np.where(t0 >= 0, t0*tau, t0*(tau - 1))))
     """
     b0, yhat, y = _prepare('pinball', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    tau = _hyper('pinball', 'tau', tau, 'unit')
+    inv_n = _inv_n('pinball', count, np.shape(yhat))
     b1, = _scratch(b0.shape, 1)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -978,7 +1070,8 @@ def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: fl
         return inv_n*(1 - tau + (-1.0)*(y - yhat >= 0))
     """
     out, yhat, y = _prepare('pinball_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    tau = _hyper('pinball_grad', 'tau', tau, 'unit')
+    inv_n = _inv_n('pinball_grad', count, np.shape(yhat))
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.greater_equal(out, 0, out=m0)
@@ -1004,7 +1097,8 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
         return float(np.mean(np.where(t1, t0*tau, t0*t2))), inv_n*np.where(t1, -tau, -t2)
     """
     out, yhat, y = _prepare('pinball_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    tau = _hyper('pinball_value_and_grad', 'tau', tau, 'unit')
+    inv_n = _inv_n('pinball_value_and_grad', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1031,6 +1125,7 @@ def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: fl
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y = _prepare('pinball_hess', out, yhat, y)
+    tau = _hyper('pinball_hess', 'tau', tau, 'unit')
     np.copyto(out, 0)
     return out
 
@@ -1047,7 +1142,7 @@ def poisson_nll(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) 
         return float(np.mean(np.exp(yhat) - y*yhat))
     """
     b0, yhat, y = _prepare('poisson_nll', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('poisson_nll', count, np.shape(yhat))
     value0 = -np.vdot(y, yhat)
     np.exp(yhat, out=b0)
     value0 += np.sum(b0)
@@ -1066,7 +1161,7 @@ def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
         return inv_n*np.exp(yhat) - inv_n*y
     """
     out, yhat, y = _prepare('poisson_nll_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('poisson_nll_grad', count, np.shape(yhat))
     np.exp(yhat, out=out)
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
@@ -1086,7 +1181,7 @@ def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float 
         return float(np.mean(t0 - y*yhat)), inv_n*t0 - inv_n*y
     """
     out, yhat, y = _prepare('poisson_nll_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('poisson_nll_value_and_grad', count, np.shape(yhat))
     np.exp(yhat, out=out)
     value0 = np.sum(out)
     value0 -= np.vdot(y, yhat)
@@ -1107,7 +1202,7 @@ def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
         return inv_n*np.exp(yhat)
     """
     out, yhat, y = _prepare('poisson_nll_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('poisson_nll_hess', count, np.shape(yhat))
     np.exp(yhat, out=out)
     np.multiply(out, inv_n, out=out)
     return out
@@ -1130,7 +1225,9 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
         return float(np.mean((alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)*(1 - t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >= 0)))**gamma))
     """
     b0, yhat, y = _prepare('sigmoid_focal', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    alpha = _hyper('sigmoid_focal', 'alpha', alpha, 'unit')
+    gamma = _hyper('sigmoid_focal', 'gamma', gamma, 'nonnegative')
+    inv_n = _inv_n('sigmoid_focal', count, np.shape(yhat))
     b1, b2, b3, b4, b5 = _scratch(b0.shape, 5)
     m0, = _scratch(b0.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1189,7 +1286,9 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
         return (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    alpha = _hyper('sigmoid_focal_grad', 'alpha', alpha, 'unit')
+    gamma = _hyper('sigmoid_focal_grad', 'gamma', gamma, 'nonnegative')
+    inv_n = _inv_n('sigmoid_focal_grad', count, np.shape(yhat))
     b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1267,7 +1366,9 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
         return float(np.mean(t1*t8*t9)), (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    alpha = _hyper('sigmoid_focal_value_and_grad', 'alpha', alpha, 'unit')
+    gamma = _hyper('sigmoid_focal_value_and_grad', 'gamma', gamma, 'nonnegative')
+    inv_n = _inv_n('sigmoid_focal_value_and_grad', count, np.shape(yhat))
     b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1355,7 +1456,9 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
         return (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*np.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
+    gamma = _hyper('sigmoid_focal_hess', 'gamma', gamma, 'nonnegative')
+    inv_n = _inv_n('sigmoid_focal_hess', count, np.shape(yhat))
     b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 15)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1449,7 +1552,8 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: floa
         return float(np.mean(np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)))
     """
     b0, yhat, y = _prepare('smooth_l1', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    beta = _hyper('smooth_l1', 'beta', beta, 'positive')
+    inv_n = _inv_n('smooth_l1', count, np.shape(yhat))
     b1, b2 = _scratch(b0.shape, 2)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -1480,7 +1584,8 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
         return inv_n*np.where(beta > t1, -t0/np.maximum(beta, t1), -np.sign(t0))
     """
     out, yhat, y = _prepare('smooth_l1_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    beta = _hyper('smooth_l1_grad', 'beta', beta, 'positive')
+    inv_n = _inv_n('smooth_l1_grad', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1515,7 +1620,8 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
         return float(np.mean(np.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))), inv_n*np.where(t4, t1*t3, -np.sign(t0))
     """
     out, yhat, y = _prepare('smooth_l1_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    beta = _hyper('smooth_l1_value_and_grad', 'beta', beta, 'positive')
+    inv_n = _inv_n('smooth_l1_value_and_grad', count, np.shape(yhat))
     b1, b2, b3, b4 = _scratch(out.shape, 4)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1552,7 +1658,8 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
         return inv_n*np.where(beta > t0, (1/np.maximum(beta, t0)), 0)
     """
     out, yhat, y = _prepare('smooth_l1_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    beta = _hyper('smooth_l1_hess', 'beta', beta, 'positive')
+    inv_n = _inv_n('smooth_l1_hess', count, np.shape(yhat))
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -1583,9 +1690,10 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
         t3 = np.sum(y, axis=-1, keepdims=True)
         return float(np.mean(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*np.sum(yhat, axis=-1, keepdims=True)/n_classes - t0))
     """
-    b0, yhat, y = _prepare('softmax_cross_entropy', None, yhat, y)
+    b0, yhat, y = _prepare('softmax_cross_entropy', None, yhat, y, classes=True)
+    label_smoothing = _hyper('softmax_cross_entropy', 'label_smoothing', label_smoothing, 'unit')
     n_classes = np.shape(yhat)[-1]
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = _inv_n('softmax_cross_entropy', count, np.shape(yhat), True)
     r0, r1 = _scratch(b0.shape[:-1] + (1,), 2)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
@@ -1624,9 +1732,10 @@ def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
         t1 = np.sum(y, axis=-1, keepdims=True)
         return (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/np.sum(t0, axis=-1, keepdims=True))*t0 + (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes
     """
-    out, yhat, y = _prepare('softmax_cross_entropy_grad', out, yhat, y)
+    out, yhat, y = _prepare('softmax_cross_entropy_grad', out, yhat, y, classes=True)
+    label_smoothing = _hyper('softmax_cross_entropy_grad', 'label_smoothing', label_smoothing, 'unit')
     n_classes = np.shape(yhat)[-1]
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = _inv_n('softmax_cross_entropy_grad', count, np.shape(yhat), True)
     b0, = _scratch(out.shape, 1)
     r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
@@ -1672,9 +1781,10 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
         t6 = np.sum(y, axis=-1, keepdims=True)
         return float(np.mean(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - t0 - t1*np.sum(yhat, axis=-1, keepdims=True))), (-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1
     """
-    out, yhat, y = _prepare('softmax_cross_entropy_value_and_grad', out, yhat, y)
+    out, yhat, y = _prepare('softmax_cross_entropy_value_and_grad', out, yhat, y, classes=True)
+    label_smoothing = _hyper('softmax_cross_entropy_value_and_grad', 'label_smoothing', label_smoothing, 'unit')
     n_classes = np.shape(yhat)[-1]
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = _inv_n('softmax_cross_entropy_value_and_grad', count, np.shape(yhat), True)
     b0, = _scratch(out.shape, 1)
     r0, r1, r2 = _scratch(out.shape[:-1] + (1,), 3)
     t1 = label_smoothing/n_classes
@@ -1730,8 +1840,9 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
         t3 = np.einsum('...i,...i->...', t2, vector)[..., None]
         return inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3)
     """
-    out, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', out, yhat, y, vector)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    out, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', out, yhat, y, vector, classes=True)
+    label_smoothing = _hyper('softmax_cross_entropy_hvp', 'label_smoothing', label_smoothing, 'unit')
+    inv_n = _inv_n('softmax_cross_entropy_hvp', count, np.shape(yhat), True)
     b1, b2 = _scratch(out.shape, 2)
     r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
@@ -1774,7 +1885,7 @@ def squared_hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
         return float(np.mean(np.maximum(0, 1 - y*yhat)**2))
     """
     b0, yhat, y = _prepare('squared_hinge', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('squared_hinge', count, np.shape(yhat))
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
@@ -1796,7 +1907,7 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return -2*inv_n*y*1.0*(t0 < 1)*np.maximum(0, 1 - t0)
     """
     out, yhat, y = _prepare('squared_hinge_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('squared_hinge_grad', count, np.shape(yhat))
     b0, = _scratch(out.shape, 1)
     np.multiply(y, yhat, out=b0)
     np.less(b0, 1, out=out)
@@ -1822,7 +1933,7 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
         return float(np.mean(t1*t1)), -2*inv_n*t1*y*1.0*(t0 < 1)
     """
     out, yhat, y = _prepare('squared_hinge_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('squared_hinge_value_and_grad', count, np.shape(yhat))
     b0, b2 = _scratch(out.shape, 2)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=out)
@@ -1848,7 +1959,7 @@ def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return 2*inv_n*(y*y)*1.0*(y*yhat < 1)
     """
     out, yhat, y = _prepare('squared_hinge_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = _inv_n('squared_hinge_hess', count, np.shape(yhat))
     b1, = _scratch(out.shape, 1)
     np.square(y, out=out)
     np.multiply(y, yhat, out=b1)

@@ -24,23 +24,110 @@ _WORK = threading.local()
 _KEEP_SHAPES = 8
 
 
-def _prepare(name, out, *arrays):
-    """Return a float array of the inputs' broadcast shape (``out`` when given) and the inputs
-    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it."""
-    arrays = [np.asarray(a) for a in arrays]
+def _arg(name, index):
+    """Return the name of the emitted function ``name``'s array argument number ``index``."""
+    code = globals()[name].__code__
+    return code.co_varnames[index] if index < code.co_argcount else f"argument {index + 1}"
+
+
+def _real(name, index, a):
+    """Return ``a`` as an array of real numbers: float arrays as they are, integers and bools
+    converted to float64; anything else (complex, object, strings, dates) is a TypeError."""
     try:
-        shape = np.broadcast_shapes(*(a.shape for a in arrays))
-    except ValueError:
-        shapes = ", ".join(str(a.shape) for a in arrays)
-        raise ValueError(f"{name}: input shapes {shapes} do not broadcast together") from None
-    if any(a.shape != shape for a in arrays):
-        arrays = np.broadcast_arrays(*arrays)
+        a = np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: {_arg(name, index)} is not an array of numbers ({exc})") from None
+    if a.dtype.kind == "f":
+        return a
+    if a.dtype.kind in "biu":
+        return a.astype(np.float64)
+    raise TypeError(
+        f"{name}: {_arg(name, index)} has dtype {a.dtype}; expected real numbers (float, int or bool)"
+    )
+
+
+def _prepare(name, out, *arrays, classes=False):
+    """Return a float array of the first input's shape (``out`` when given) and the inputs
+    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it.
+
+    Later inputs (targets) may broadcast to the first input's shape, never the first input to
+    theirs: every result, gradient included, has the first input's shape."""
+    arrays = [_real(name, i, a) for i, a in enumerate(arrays)]
+    shape = arrays[0].shape
+    for i, a in enumerate(arrays[1:], 1):
+        if a.shape != shape and _broadcast(a.shape, shape) != shape:
+            full = _broadcast(a.shape, shape)
+            first, other = _arg(name, 0), _arg(name, i)
+            how = (
+                "do not broadcast together"
+                if full is None
+                else f"would broadcast {first} up to {full}"
+            )
+            raise ValueError(
+                f"{name}: {first} of shape {shape} and {other} of shape {a.shape} {how}; "
+                f"{other} must have {first}'s shape or broadcast to it"
+            )
+    if classes and (not shape or shape[-1] == 0):
+        raise ValueError(
+            f"{name}: {_arg(name, 0)} of shape {shape} has no class axis; the last axis holds "
+            "the classes and needs at least one"
+        )
+    arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
     if out is None:
         return (np.empty(shape), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: out is read-only")
     return (out, *(a.copy() if np.may_share_memory(out, a) else a for a in arrays))
+
+
+def _broadcast(a, b):
+    """Return the broadcast shape of shapes ``a`` and ``b``, None if they do not broadcast."""
+    try:
+        return np.broadcast_shapes(a, b)
+    except ValueError:
+        return None
+
+
+def _inv_n(name, count, shape, rows=False):
+    """Return the mean's 1/n: n is ``count`` when given (a positive finite number), else the
+    number of elements (rows for a class-axis loss). An empty input's mean is NaN."""
+    if count is None:
+        n = 1
+        for size in shape[:-1] if rows else shape:
+            n *= size
+        return 1.0 / n if n else np.nan
+    if (
+        isinstance(count, bool | np.bool_)
+        or not isinstance(count, int | float | np.integer | np.floating)
+        or not np.isfinite(count)
+        or count <= 0
+    ):
+        raise ValueError(f"{name}: count must be a positive finite number, got {count!r}")
+    return 1.0 / count
+
+
+#: Hyper-parameter domains: name -> (low, low allowed, high, high allowed, words for errors).
+_DOMAINS = {'real': (None, False, None, False, 'a finite real number'), 'positive': (0.0, False, None, False, 'a finite number > 0'), 'nonnegative': (0.0, True, None, False, 'a finite number >= 0'), 'unit': (0.0, True, 1.0, True, 'a number in [0, 1]')}
+
+
+def _hyper(name, param, value, domain):
+    """Return hyper-parameter ``value`` as a float after checking it lies in its ``domain``."""
+    low, low_in, high, high_in, words = _DOMAINS[domain]
+    ok = not isinstance(value, bool | np.bool_) and (
+        isinstance(value, int | float | np.integer | np.floating)
+        or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")
+    )
+    if ok:
+        number = float(value)
+        ok = bool(np.isfinite(number))
+        ok = ok and (low is None or number > low or (low_in and number == low))
+        ok = ok and (high is None or number < high or (high_in and number == high))
+    if not ok:
+        raise ValueError(f"{name}: {param} must be {words}, got {value!r}")
+    return number
 
 
 def _scratch(shape, count, dtype=np.float64):
@@ -68,6 +155,8 @@ def elastic_net(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5) -> f
         return np.sum(lam*(l1_ratio*np.abs(w) + (w*w)*(0.5 - 0.5*l1_ratio)))
     """
     b0, w = _prepare('elastic_net', None, w)
+    lam = _hyper('elastic_net', 'lam', lam, 'nonnegative')
+    l1_ratio = _hyper('elastic_net', 'l1_ratio', l1_ratio, 'unit')
     b1, = _scratch(b0.shape, 1)
     np.abs(w, out=b0)
     np.multiply(b0, l1_ratio, out=b0)
@@ -88,6 +177,8 @@ def elastic_net_grad(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5,
         return lam*(l1_ratio*np.sign(w) + w - l1_ratio*w)
     """
     out, w = _prepare('elastic_net_grad', out, w)
+    lam = _hyper('elastic_net_grad', 'lam', lam, 'nonnegative')
+    l1_ratio = _hyper('elastic_net_grad', 'l1_ratio', l1_ratio, 'unit')
     b1, = _scratch(out.shape, 1)
     np.sign(w, out=out)
     np.multiply(out, l1_ratio, out=out)
@@ -108,6 +199,8 @@ def elastic_net_hess(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5,
         return np.full(np.shape(w), lam*(1 - l1_ratio), dtype=np.float64)
     """
     out, w = _prepare('elastic_net_hess', out, w)
+    lam = _hyper('elastic_net_hess', 'lam', lam, 'nonnegative')
+    l1_ratio = _hyper('elastic_net_hess', 'l1_ratio', l1_ratio, 'unit')
     np.copyto(out, lam*(1 - l1_ratio))
     return out
 
@@ -124,6 +217,7 @@ def l1(w: np.ndarray, *, lam: float = 0.01) -> float:
         return np.sum(lam*np.abs(w))
     """
     b0, w = _prepare('l1', None, w)
+    lam = _hyper('l1', 'lam', lam, 'nonnegative')
     np.abs(w, out=b0)
     value0 = lam*np.sum(b0)
     return float(value0)
@@ -139,6 +233,7 @@ def l1_grad(w: np.ndarray, *, lam: float = 0.01, out: np.ndarray | None = None) 
         return lam*np.sign(w)
     """
     out, w = _prepare('l1_grad', out, w)
+    lam = _hyper('l1_grad', 'lam', lam, 'nonnegative')
     np.sign(w, out=out)
     np.multiply(out, lam, out=out)
     return out
@@ -154,6 +249,7 @@ def l1_hess(w: np.ndarray, *, lam: float = 0.01, out: np.ndarray | None = None) 
         return np.zeros(np.shape(w))
     """
     out, w = _prepare('l1_hess', out, w)
+    lam = _hyper('l1_hess', 'lam', lam, 'nonnegative')
     np.copyto(out, 0)
     return out
 
@@ -170,6 +266,7 @@ def l2(w: np.ndarray, *, lam: float = 0.01) -> float:
         return np.sum(0.5*lam*(w*w))
     """
     b0, w = _prepare('l2', None, w)
+    lam = _hyper('l2', 'lam', lam, 'nonnegative')
     np.square(w, out=b0)
     np.multiply(b0, 1.0, out=b0)
     value0 = (0.5*lam)*np.sum(b0)
@@ -186,6 +283,7 @@ def l2_grad(w: np.ndarray, *, lam: float = 0.01, out: np.ndarray | None = None) 
         return lam*w
     """
     out, w = _prepare('l2_grad', out, w)
+    lam = _hyper('l2_grad', 'lam', lam, 'nonnegative')
     np.multiply(w, lam, out=out)
     return out
 
@@ -200,5 +298,6 @@ def l2_hess(w: np.ndarray, *, lam: float = 0.01, out: np.ndarray | None = None) 
         return np.full(np.shape(w), lam, dtype=np.float64)
     """
     out, w = _prepare('l2_hess', out, w)
+    lam = _hyper('l2_hess', 'lam', lam, 'nonnegative')
     np.copyto(out, lam)
     return out

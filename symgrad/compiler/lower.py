@@ -132,11 +132,12 @@ class _Emitter:
         return f"np.zeros({shape}) + {self.operand(i)}"
 
 
-def _size_lines(spec, used: set, count: bool = False) -> list[str]:
+def _size_lines(spec, used: set, count: str = "") -> list[str]:
     """Return the statements defining ``n_classes`` and ``inv_n`` if the body uses them.
 
-    With ``count``, the mean divides by the caller's ``count`` when given (so blocks of one
-    batch, or micro-batches, each return their share of the whole batch's mean).
+    With ``count`` (the emitted function's name), the mean divides by the caller's ``count``
+    when given (so blocks of one batch, or micro-batches, each return their share of the whole
+    batch's mean); the run-time's ``_inv_n`` checks it, and gives NaN for an empty input.
     """
     x = spec.wrt.name
     lines = []
@@ -145,7 +146,8 @@ def _size_lines(spec, used: set, count: bool = False) -> list[str]:
     if INV_N in used:
         n = f"np.size({x}) / np.shape({x})[-1]" if spec.class_axis else f"np.size({x})"
         if count:
-            lines.append(f"inv_n = 1 / ({n} if count is None else count)")
+            rows = ", True" if spec.class_axis else ""
+            lines.append(f"inv_n = _inv_n({count!r}, count, np.shape({x}){rows})")
         else:
             lines.append(f"inv_n = 1 / ({n})" if spec.class_axis else f"inv_n = 1 / {n}")
     return lines
@@ -189,11 +191,18 @@ def _inplace_body(
     rename = {names[result_regs[0]]: "out"} if result_regs else {}
     first = "out" if result_regs else "b0"
     given = "out" if result_regs else "None"
-    head = [f"{', '.join([first, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)})"]
+    classes = ", classes=True" if spec.class_axis else ""
+    head = [
+        f"{', '.join([first, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)}{classes})"
+    ]
+    head += [
+        f"{s.name} = _hyper({name!r}, {s.name!r}, {s.name}, {spec.domain(s.name)!r})"
+        for s, _ in spec.hyper
+    ]
     used = set(em.used)  # not the un-CSE'd trees' free symbols: a full walk of unshared trees
     if MEAN in finishes:
         used.add(INV_N)
-    head += _size_lines(spec, used, count=spec.role == "loss")
+    head += _size_lines(spec, used, count=name if spec.role == "loss" else "")
     full_names = [f"b{i}" for i in range(count[FULL])]
     scratch = [n for n in full_names if rename.get(n, n) != first]
     row_shape = f"{first}.shape[:-1] + (1,)"

@@ -8,6 +8,7 @@ import jinja2
 
 from symgrad.compiler.lower import RUNTIME, FunctionPlan
 from symgrad.compiler.printer import HELPER_IMPORTS, HELPERS
+from symgrad.compiler.spec import DOMAINS
 from symgrad.resources import templates_dir
 
 
@@ -42,5 +43,6 @@ def render_module(functions: list[FunctionPlan], *, source: str, command: str, t
             helpers=[HELPERS[h] for h in helpers if h != RUNTIME],
             runtime=RUNTIME in helpers,
             functions=functions,
+            domains=repr(DOMAINS),
         )
     )

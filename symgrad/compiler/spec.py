@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import keyword
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +25,26 @@ RESERVED = frozenset(
 #: names the emitted bodies use: CSE temporaries, buffers, reduced values
 _TEMP_NAME = re.compile(r"^(t|b|m|r|rm|value)\d+$")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Python's builtins (``float``, ``len``, ``isinstance`` …): the emitted functions and their
+#: run-time helpers call them, so a kernel or parameter may not shadow one.
+BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))
+#: Hyper-parameter domains a spec may declare (``@sg.loss(domains={"delta": "positive"})``):
+#: name -> (low, low allowed, high, high allowed, words for the error), None for no bound.
+#: Every hyper-parameter is at least a finite real number; the emitted functions check the
+#: declared domain on every call (the generated modules carry a copy of this table).
+DOMAINS: dict[str, tuple[float | None, bool, float | None, bool, str]] = {
+    "real": (None, False, None, False, "a finite real number"),
+    "positive": (0.0, False, None, False, "a finite number > 0"),
+    "nonnegative": (0.0, True, None, False, "a finite number >= 0"),
+    "unit": (0.0, True, 1.0, True, "a number in [0, 1]"),
+}
+
+
+def in_domain(value: float, domain: str) -> bool:
+    """Tell whether the finite number ``value`` lies in ``domain`` (a key of DOMAINS)."""
+    low, low_in, high, high_in, _ = DOMAINS[domain]
+    above = low is None or value > low or (low_in and value == low)
+    return above and (high is None or value < high or (high_in and value == high))
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,6 +59,11 @@ class Spec:
     doc: str = ""
     origin: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    domains: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Validate every spec however it was built (decorator, ``compose`` or ``Spec(...)``)."""
+        validate(self)
 
     @property
     def wrt(self) -> sp.Symbol:
@@ -52,6 +79,10 @@ class Spec:
     def hyper_defaults(self) -> dict[str, float]:
         """Return hyper-parameter names mapped to their defaults."""
         return {s.name: v for s, v in self.hyper}
+
+    def domain(self, name: str) -> str:
+        """Return the declared domain of hyper-parameter ``name`` (``"real"`` if none)."""
+        return self.domains.get(name, "real")
 
     def __call__(self, *args: Any, **kwargs: Any) -> sp.Expr:
         """Return the expression with inputs (and optionally hyper-parameters) substituted."""
@@ -74,19 +105,29 @@ class Spec:
 def check_name(name: str, what: str, spec: str, origin: str = "") -> None:
     """Raise SpecError unless ``name`` is safe to emit as a Python identifier."""
     if not isinstance(name, str) or not _IDENT.match(name) or not name.isascii():
-        raise SpecError(spec, f"{what} {name!r} is not a valid Python identifier", origin)
+        shown = name if isinstance(name, str) else type(name).__name__
+        raise SpecError(str(spec), f"{what} {shown!r} is not a valid Python identifier", origin)
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):
         raise SpecError(spec, f"{what} {name!r} is a Python keyword", origin)
     if name in RESERVED or _TEMP_NAME.match(name):
         raise SpecError(spec, f"{what} {name!r} is reserved for generated code", origin)
+    if name in BUILTINS:
+        raise SpecError(
+            spec, f"{what} {name!r} would shadow the Python builtin of that name; rename it", origin
+        )
 
 
 def check_doc(doc: str, spec: str, origin: str = "") -> str:
     """Return ``doc`` if it can sit inside a generated raw docstring, else raise SpecError."""
+    if not isinstance(doc, str):
+        raise SpecError(spec, f"docstring must be a str, got {type(doc).__name__}", origin)
     if '"""' in doc or doc.endswith("\\"):
         raise SpecError(spec, "docstring would break out of the generated string", origin)
-    if any(ord(c) < 32 and c not in "\n\t" for c in doc):
-        raise SpecError(spec, "docstring contains control characters", origin)
+    if any(not (c.isprintable() or c in "\n\t") for c in doc):
+        bad = next(c for c in doc if not (c.isprintable() or c in "\n\t"))
+        raise SpecError(
+            spec, f"docstring contains the unprintable character {bad!r}; remove it", origin
+        )
     return doc
 
 
@@ -100,15 +141,69 @@ def _hyper_default(value: Any, spec: str, pname: str, origin: str) -> float:
         raise SpecError(
             spec, f"hyper-parameter {pname!r} has default {value!r}; expected a number", origin
         )
+    if not math.isfinite(value):
+        raise SpecError(
+            spec,
+            f"hyper-parameter {pname!r} has default {value!r}; expected a finite number",
+            origin,
+        )
     return float(value) if isinstance(value, float) else int(value)
+
+
+def _check_fields(spec: Spec) -> None:
+    """Raise SpecError unless every field has the type the code generator relies on."""
+    name, origin = spec.name, spec.origin
+    if not isinstance(origin, str):
+        raise SpecError(str(name), f"origin must be a str, got {type(origin).__name__}")
+    check_name(name, "kernel name", name, origin)
+    if not isinstance(spec.role, str) or spec.role not in ROLES:
+        raise SpecError(name, f"unknown role {spec.role!r}; expected one of {ROLES}", origin)
+    if not isinstance(spec.inputs, tuple) or not all(
+        isinstance(s, sp.Symbol) and s.is_real for s in spec.inputs
+    ):
+        raise SpecError(name, "inputs must be a tuple of real sympy Symbols", origin)
+    if not isinstance(spec.hyper, tuple) or not all(
+        isinstance(h, tuple) and len(h) == 2 and isinstance(h[0], sp.Symbol) and h[0].is_real
+        for h in spec.hyper
+    ):
+        raise SpecError(name, "hyper must be a tuple of (real sympy Symbol, default) pairs", origin)
+    for sym, default in spec.hyper:
+        _hyper_default(default, name, sym.name, origin)
+    if not isinstance(spec.meta, dict):
+        raise SpecError(name, f"meta must be a dict, got {type(spec.meta).__name__}", origin)
+    _check_domains(spec)
+
+
+def _check_domains(spec: Spec) -> None:
+    """Raise SpecError unless every declared domain is known, names a hyper-parameter and
+    holds for that hyper-parameter's default."""
+    name, origin = spec.name, spec.origin
+    if not isinstance(spec.domains, dict):
+        raise SpecError(name, f"domains must be a dict, got {type(spec.domains).__name__}", origin)
+    defaults = spec.hyper_defaults
+    for pname, domain in spec.domains.items():
+        if pname not in defaults:
+            raise SpecError(name, f"domains names {pname!r}, which is no hyper-parameter", origin)
+        if not isinstance(domain, str) or domain not in DOMAINS:
+            raise SpecError(
+                name,
+                f"hyper-parameter {pname!r} has unknown domain {domain!r}; "
+                f"expected one of {tuple(DOMAINS)}",
+                origin,
+            )
+        words = DOMAINS[domain][-1]
+        if not in_domain(defaults[pname], domain):
+            raise SpecError(
+                name,
+                f"hyper-parameter {pname!r} has default {defaults[pname]!r}; expected {words}",
+                origin,
+            )
 
 
 def validate(spec: Spec) -> Spec:
     """Check a spec's expression and signature; raise SpecError naming the first problem."""
+    _check_fields(spec)
     name, origin = spec.name, spec.origin
-    check_name(name, "kernel name", name, origin)
-    if spec.role not in ROLES:
-        raise SpecError(name, f"unknown role {spec.role!r}; expected one of {ROLES}", origin)
     n_inputs = len(spec.inputs)
     if spec.role in ("activation", "regularizer") and n_inputs != 1:
         raise SpecError(
@@ -178,7 +273,13 @@ def _outside_reductions(expr: sp.Expr) -> set[sp.Symbol]:
     return out
 
 
-def from_function(fn: Callable, role: str, name: str | None = None, doc: str | None = None) -> Spec:
+def from_function(
+    fn: Callable,
+    role: str,
+    name: str | None = None,
+    doc: str | None = None,
+    domains: dict[str, str] | None = None,
+) -> Spec:
     """Build a validated Spec by calling ``fn`` with one real symbol per parameter."""
     origin = _origin(fn)
     spec_name = name or getattr(fn, "__name__", "")
@@ -216,19 +317,33 @@ def from_function(fn: Callable, role: str, name: str | None = None, doc: str | N
         raise SpecError(
             spec_name, f"returned {type(raw).__name__}, expected a sympy expression", origin
         ) from None
-    text = inspect.cleandoc(doc if doc is not None else (fn.__doc__ or ""))
-    spec = Spec(spec_name, role, tuple(inputs), tuple(hyper), expr, text, origin)
-    return validate(spec)
+    text = doc if doc is not None else (fn.__doc__ or "")
+    text = inspect.cleandoc(text) if isinstance(text, str) else text
+    return Spec(  # validated by Spec.__post_init__
+        spec_name, role, tuple(inputs), tuple(hyper), expr, text, origin, {}, dict(domains or {})
+    )
 
 
 def _decorator(role: str):
-    def make(fn: Callable | None = None, *, name: str | None = None, doc: str | None = None):
+    def make(
+        fn: Callable | None = None,
+        *,
+        name: str | None = None,
+        doc: str | None = None,
+        domains: dict[str, str] | None = None,
+    ):
         if fn is None:
-            return lambda f: from_function(f, role, name, doc)
-        return from_function(fn, role, name, doc)
+            return lambda f: from_function(f, role, name, doc, domains)
+        if not callable(fn) or isinstance(fn, Spec):
+            what = "a spec" if isinstance(fn, Spec) else type(fn).__name__
+            raise SpecError(str(name or "?"), f"@{role} decorates a function, got {what}")
+        return from_function(fn, role, name, doc, domains)
 
     make.__name__ = role
-    make.__doc__ = f"Turn a function of sympy symbols into a {role} spec (usable bare or called)."
+    make.__doc__ = (
+        f"Turn a function of sympy symbols into a {role} spec (usable bare or called); "
+        f"``domains`` maps hyper-parameters to one of {tuple(DOMAINS)}, checked on every call."
+    )
     return make
 
 
@@ -239,9 +354,14 @@ regularizer = _decorator("regularizer")
 
 def compose(loss_spec: Spec, activation_spec: Spec, name: str | None = None) -> Spec:
     """Return a loss on pre-activations: ``loss(activation(z), ...)``, differentiated as a whole."""
-    if loss_spec.role != "loss" or activation_spec.role != "activation":
+    if (
+        not isinstance(loss_spec, Spec)
+        or not isinstance(activation_spec, Spec)
+        or loss_spec.role != "loss"
+        or activation_spec.role != "activation"
+    ):
         raise SpecError(
-            name or f"{activation_spec.name}_{loss_spec.name}",
+            str(name or "compose"),
             "compose(loss, activation) takes a loss spec then an activation spec",
         )
     new_name = name or f"{activation_spec.name}_{loss_spec.name}"
@@ -259,7 +379,13 @@ def compose(loss_spec: Spec, activation_spec: Spec, name: str | None = None) -> 
     inner = activation_spec.expr.xreplace(renames)
     expr = loss_spec.expr.xreplace({loss_spec.wrt: inner})
     doc = f"{loss_spec.name} composed with {activation_spec.name}, on pre-activations {z_name}."
-    spec = Spec(
+    domains = dict(loss_spec.domains)
+    domains |= {
+        renames[s].name: activation_spec.domains[s.name]
+        for s, _ in activation_spec.hyper
+        if s.name in activation_spec.domains
+    }
+    return Spec(  # validated by Spec.__post_init__
         new_name,
         "loss",
         (z, *loss_spec.inputs[1:]),
@@ -268,5 +394,5 @@ def compose(loss_spec: Spec, activation_spec: Spec, name: str | None = None) -> 
         doc,
         f"compose({loss_spec.name}, {activation_spec.name})",
         {"composed": (loss_spec.name, activation_spec.name)},
+        domains,
     )
-    return validate(spec)

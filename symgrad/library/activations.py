@@ -51,7 +51,7 @@ def selu(x):
     return SELU_SCALE * sp.Piecewise((x, x > 0), (SELU_ALPHA * (sp.exp(x) - 1), True))
 
 
-@activation
+@activation(domains={"beta": "positive"})
 def softplus(x, beta=1.0):
     """log(1 + exp(beta * x)) / beta."""
     return sp.log(1 + sp.exp(beta * x)) / beta

@@ -18,14 +18,14 @@ def l1(yhat, y):
     return sp.Abs(yhat - y)
 
 
-@loss
+@loss(domains={"delta": "positive"})
 def huber(yhat, y, delta=1.0):
     """Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss)."""
     r = yhat - y
     return sp.Piecewise((r**2 / 2, sp.Abs(r) < delta), (delta * (sp.Abs(r) - delta / 2), True))
 
 
-@loss
+@loss(domains={"beta": "positive"})
 def smooth_l1(yhat, y, beta=1.0):
     """Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss)."""
     r = yhat - y
@@ -38,7 +38,7 @@ def log_cosh(yhat, y):
     return sp.log(sp.cosh(yhat - y))
 
 
-@loss
+@loss(domains={"tau": "unit"})
 def pinball(yhat, y, tau=0.5):
     """Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat."""
     r = y - yhat
@@ -76,7 +76,7 @@ def poisson_nll(yhat, y):
     return sp.exp(yhat) - y * yhat
 
 
-@loss
+@loss(domains={"label_smoothing": "unit"})
 def softmax_cross_entropy(yhat, y, label_smoothing=0.0):
     """Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy)."""
     target = y * (1 - label_smoothing) + label_smoothing / N_CLASSES
@@ -95,7 +95,7 @@ def kl_div(yhat, y):
     return axis_sum(xlogy(y, y) - y * yhat)
 
 
-@loss
+@loss(domains={"alpha": "unit", "gamma": "nonnegative"})
 def sigmoid_focal(yhat, y, alpha=0.25, gamma=2.0):
     """torchvision.ops.sigmoid_focal_loss on logits, averaged."""
     p = 1 / (1 + sp.exp(-yhat))
