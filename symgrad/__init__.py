@@ -11,10 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from symgrad import optim, schedules
-from symgrad.errors import NonFiniteError, SpecError, SymgradError
-from symgrad.fit import FitHistory, FitResult, fit
-from symgrad.optim import OPTIMIZERS, Optimizer
+from symgrad import _interrupt
+
+_interrupt.guard()  # the `symgrad` command only: Ctrl-C while importing is one line, exit 130
+
+from symgrad import optim, schedules  # noqa: E402
+from symgrad.errors import NonFiniteError, SpecError, SymgradError  # noqa: E402
+from symgrad.fit import FitHistory, FitResult, fit  # noqa: E402
+from symgrad.optim import OPTIMIZERS, Optimizer  # noqa: E402
 
 __version__ = "0.1.0"
 

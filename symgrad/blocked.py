@@ -58,24 +58,62 @@ def _run_groups(groups: list[list[Callable[[], None]]], workers: int) -> None:
         future.result()
 
 
+def _count(value: object, what: str) -> int:
+    """Return ``value`` if it is an integer >= 1 (not a bool), else raise one clear ValueError."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"blocked: {what} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def _block(block: int | None, workers: int | None) -> int:
     """Return the block size: the caller's, else the default for the number of threads."""
     if block is not None:
-        if block < 1:
-            raise ValueError(f"block must be a positive number of elements, got {block}")
-        return block
+        return _count(block, "block (a number of elements)")
     return DEFAULT_BLOCK if _workers(workers) <= 1 else THREADED_BLOCK
 
 
 def _workers(workers: int | None) -> int:
-    return workers if workers is not None else min(2, os.cpu_count() or 1)
+    if workers is None:
+        return min(2, os.cpu_count() or 1)
+    return _count(workers, "workers (a number of threads)")
+
+
+def _real(name: str, arg: str, a: object) -> np.ndarray:
+    """Return ``a`` as a float64 array; integers and bools are converted, complex, object and
+    string arrays are a TypeError (the emitted kernels' own rule, applied before blocking)."""
+    try:
+        arr = np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"blocked.{name}: {arg} is not an array of numbers ({exc})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"blocked.{name}: {arg} has dtype {arr.dtype}; expected real numbers "
+            "(float, int or bool)"
+        )
+    return arr.astype(float, copy=False)
 
 
 def _flat_inputs(arrays) -> tuple[list[np.ndarray], tuple[int, ...]]:
-    """Broadcast inputs to one shape and view them as contiguous 1-D arrays."""
-    arrs = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in arrays))
+    """Broadcast inputs to the first one's shape and view them as contiguous 1-D arrays."""
+    arrs = [_real("elementwise", f"argument {i + 1}", a) for i, a in enumerate(arrays)]
     shape = arrs[0].shape
+    for i, a in enumerate(arrs[1:], 2):
+        _broadcasts("elementwise", f"argument {i}", a.shape, "argument 1", shape)
+    arrs = [np.broadcast_to(a, shape) for a in arrs]
     return [np.ascontiguousarray(a).reshape(-1) for a in arrs], shape
+
+
+def _broadcasts(name: str, arg: str, shape: tuple, first: str, target: tuple) -> None:
+    """Raise ValueError unless ``shape`` broadcasts to ``target`` (never ``target`` up)."""
+    try:
+        ok = np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"blocked.{name}: {arg} of shape {shape} does not broadcast to {first}'s shape "
+            f"{target}; it must have that shape or broadcast to it"
+        )
 
 
 @cache
@@ -133,8 +171,15 @@ def elementwise(
 
 def _rows(yhat: np.ndarray, y: np.ndarray, class_axis: bool, block: int):
     """Return yhat and y as rows (samples) and the number of rows per block."""
-    yhat = np.asarray(yhat, dtype=float)
-    y = np.broadcast_to(np.asarray(y, dtype=float), yhat.shape)
+    yhat = _real("loss_value_and_grad", "yhat", yhat)
+    y = _real("loss_value_and_grad", "y", y)
+    _broadcasts("loss_value_and_grad", "y", y.shape, "yhat", yhat.shape)
+    y = np.broadcast_to(y, yhat.shape)
+    if class_axis and (yhat.ndim == 0 or yhat.shape[-1] == 0):
+        raise ValueError(
+            f"blocked.loss_value_and_grad: yhat of shape {yhat.shape} has no class axis; "
+            "the last axis holds the classes and needs at least one"
+        )
     if class_axis:
         rows_yhat = np.ascontiguousarray(yhat).reshape(-1, yhat.shape[-1])
         rows_y = np.ascontiguousarray(y).reshape(rows_yhat.shape)
@@ -161,7 +206,8 @@ def loss_value_and_grad(
     For class-axis losses the blocks are whole rows.
     """
     values, grad = _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, True)
-    return float(values.sum()), grad
+    # the mean of an empty input is NaN, as the emitted losses give it
+    return (float(values.sum()) if values.size else float("nan")), grad
 
 
 def loss_grad(
@@ -180,8 +226,8 @@ def loss_grad(
 
 
 def _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, with_value):
-    shape = np.shape(yhat)
     rows_yhat, rows_y, step = _rows(yhat, y, class_axis, _block(block, workers))
+    shape = np.shape(yhat)
     n = rows_yhat.shape[0]
     grad = _flat_out(out, shape, "loss_grad").reshape(rows_yhat.shape)
     starts = list(range(0, n, step))

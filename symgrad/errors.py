@@ -55,3 +55,7 @@ class WriteFailed(OutputError):
 
 class TrainError(SymgradError):
     """A flag or combination of flags cannot be used; the message says which and why."""
+
+
+class CodegenError(SymgradError):
+    """Generated source failed the safety check run before any file is written."""

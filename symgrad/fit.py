@@ -133,6 +133,42 @@ def _check_args(
         raise ValueError(f"fit: on_non_finite must be 'raise' or 'stop', got {on_non_finite!r}")
 
 
+def _check_inputs(objective: Any, optimizer: Any, X: Any, y: Any) -> Objective:
+    """Raise one clear TypeError for an unusable objective, optimizer or data; return the
+    objective wrapped so that a result other than a ``(loss, grads)`` pair is one too."""
+    if not callable(objective):
+        raise TypeError(f"fit: objective must be callable, got {type(objective).__name__}")
+    if not isinstance(optimizer, str) and not (
+        callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None))
+    ):
+        raise TypeError(
+            "fit: optimizer must be a symgrad Optimizer or a registry name such as 'adam', "
+            f"got {type(optimizer).__name__}"
+        )
+    for name, data in (("X", X), ("y", y)):
+        if data is None and name == "y":
+            continue
+        if (
+            isinstance(data, dict | str | bytes | set)
+            or not hasattr(data, "__len__")
+            or not hasattr(data, "__getitem__")
+        ):
+            raise TypeError(
+                f"fit: {name} must be an array indexed along axis 0 (a numpy array), "
+                f"got {type(data).__name__}"
+            )
+
+    def checked(params: Any, Xb: Any, yb: Any) -> tuple[Any, Any]:
+        out = objective(params, Xb, yb)
+        if not isinstance(out, tuple | list) or len(out) != 2:
+            raise TypeError(
+                f"fit: objective must return a pair (loss, grads), got {type(out).__name__}"
+            )
+        return out[0], out[1]
+
+    return checked
+
+
 def _progress_bar(progress: bool | None, epochs: int) -> Any:
     explicit = progress is not None
     if progress is None:
@@ -228,6 +264,7 @@ def fit(
     After each epoch the checks run in this order: callbacks, tol, early stopping, epochs.
     """
     _check_args(epochs, batch_size, tol, tol_mode, patience, validation, on_non_finite)
+    objective = _check_inputs(objective, optimizer, X, y)
     opt = optim.get(optimizer) if isinstance(optimizer, str) else optimizer
     n = len(X)
     if n == 0:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import warnings
 
-from symgrad.cli.report import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, Report, error, say
+from symgrad import _interrupt
+from symgrad.cli.report import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Report, error, say
 from symgrad.errors import SymgradError
 
 EXIT_CODES = """\
@@ -15,7 +18,39 @@ exit codes:
   1    --check found stale or orphaned files; verify found a wrong derivative
   2    bad usage, a bad target or spec, bad data, or an unwritable output
   123  internal error (a bug in symgrad: please report it)
+  130  interrupted (Ctrl-C)
 """
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one ``error:`` line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        say(f"error: {self.prog}: {message} (see {self.prog} --help)")
+        raise SystemExit(EXIT_USAGE)
+
+
+def tolerance(text: str) -> float:
+    """Parse a tolerance: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return value
+
+
+def seed(text: str) -> int:
+    """Parse a random seed: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
 
 
 def echo(text: str) -> None:
@@ -121,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every symgrad command."""
     from symgrad import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="symgrad",
         description="Symbolic gradients for ML losses, emitted as readable, stable numpy code.",
         epilog="examples:\n  symgrad generate --check\n  symgrad list\n  symgrad show huber\n"
@@ -217,9 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
         ["symgrad verify", "symgrad verify my_losses.py", "symgrad verify my_losses.py --seed 7"],
     )
     ver.add_argument("targets", nargs="*", metavar="TARGET", help=target_help)
-    ver.add_argument("--seed", type=int, default=0, help="seed of the random points (default 0)")
-    ver.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance (default 1e-5)")
-    ver.add_argument("--atol", type=float, default=1e-8, help="absolute tolerance (default 1e-8)")
+    ver.add_argument("--seed", type=seed, default=0, help="seed of the random points (default 0)")
+    ver.add_argument(
+        "--rtol", type=tolerance, default=1e-5, help="relative tolerance (default 1e-5)"
+    )
+    ver.add_argument(
+        "--atol", type=tolerance, default=1e-8, help="absolute tolerance (default 1e-8)"
+    )
     ver.set_defaults(func=_verify)
 
     from symgrad.cli.train import add_arguments
@@ -246,13 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    _interrupt.release()  # from here on Ctrl-C unwinds normally (temporaries removed)
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+        with warnings.catch_warnings():
+            # numpy's RuntimeWarnings (overflow at a probe point …) would break the one-line
+            # status output; every command checks its results itself
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return args.func(args)
     except KeyboardInterrupt:
         say("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except SymgradError as exc:  # a problem with the user's input that slipped through
         return error(str(exc))
     except Exception as exc:  # an internal error: black's convention is 123

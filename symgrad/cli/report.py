@@ -15,9 +15,15 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
+def one_line(message: str) -> str:
+    """Return ``message`` with newlines and other unprintable characters escaped, so a status
+    line stays one line whatever path or name it quotes."""
+    return "".join(c if c.isprintable() or c == "\t" else repr(c)[1:-1] for c in message)
+
+
 def say(message: str) -> None:
     """Print one status line to stderr."""
-    print(message, file=sys.stderr, flush=True)
+    print(one_line(message), file=sys.stderr, flush=True)
 
 
 def error(message: str) -> int:

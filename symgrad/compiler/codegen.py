@@ -16,12 +16,14 @@ from symgrad.errors import SpecError
 
 def plan_module(specs: Iterable[Spec]) -> list[FunctionPlan]:
     """Derive and lower every spec, sorted by name so registration order never matters."""
+    specs = list(specs)
+    for spec in specs:
+        if not isinstance(spec, Spec):
+            raise TypeError(f"expected a symgrad spec, got {type(spec).__name__}")
     ordered = sorted(specs, key=lambda s: (s.name, s.role))
     plans: list[FunctionPlan] = []
     owner: dict[str, str] = {}
     for spec in ordered:
-        if not isinstance(spec, Spec):
-            raise TypeError(f"expected a symgrad spec, got {type(spec).__name__}")
         for plan in plan_functions(derive_kernel(spec)):
             if plan.name in owner:
                 raise SpecError(
@@ -51,6 +53,22 @@ _counter = 0
 def compile(*specs: Spec, name: str | None = None) -> ModuleType:  # noqa: A001 - public API name
     """Return a module built in memory from exactly the source ``symgrad generate`` would write."""
     global _counter
+    for spec in specs:
+        if not isinstance(spec, Spec):
+            what = type(spec).__name__
+            hint = (
+                "; pass them as separate arguments: compile(*specs)"
+                if isinstance(spec, list | tuple | set)
+                else "; decorate the function with @symgrad.loss, @symgrad.activation or "
+                "@symgrad.regularizer first"
+                if callable(spec)
+                else ""
+            )
+            raise TypeError(f"symgrad.compile takes symgrad specs, got {what}{hint}")
+    if not specs:
+        raise TypeError("symgrad.compile takes at least one symgrad spec")
+    if name is not None and (not isinstance(name, str) or not name.isidentifier()):
+        raise TypeError(f"symgrad.compile: name must be a Python identifier, got {name!r}")
     _counter += 1
     name = name or f"symgrad_compiled_{_counter}"
     text = generate_source(
