@@ -190,7 +190,7 @@ def _inv_n(name, count, shape, rows=False):
         or count <= 0
     ):
         raise ValueError(f"{name}: count must be a positive finite number, got {count!r}")
-    return 1.0 / count
+    return 1.0 / float(count)
 
 
 #: Hyper-parameter domains: name -> (low, low allowed, high, high allowed, words for errors).

@@ -158,7 +158,7 @@ def _inv_n(name, count, shape, rows=False):
         or count <= 0
     ):
         raise ValueError(f"{name}: count must be a positive finite number, got {count!r}")
-    return 1.0 / count
+    return 1.0 / float(count)
 
 
 #: Hyper-parameter domains: name -> (low, low allowed, high, high allowed, words for errors).
@@ -597,6 +597,7 @@ def hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, o
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y = _prepare('hinge_hess', out, yhat, y)
+    inv_n = _inv_n('hinge_hess', count, np.shape(yhat))
     np.copyto(out, 0)
     return out
 
@@ -781,6 +782,7 @@ def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: fl
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y, vector = _prepare('kl_div_hvp', out, yhat, y, vector, classes=True)
+    inv_n = _inv_n('kl_div_hvp', count, np.shape(yhat), True)
     np.copyto(out, 0)
     return out
 
@@ -857,6 +859,7 @@ def l1_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out:
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y = _prepare('l1_hess', out, yhat, y)
+    inv_n = _inv_n('l1_hess', count, np.shape(yhat))
     np.copyto(out, 0)
     return out
 
@@ -1127,6 +1130,7 @@ def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: fl
     """
     out, yhat, y = _prepare('pinball_hess', out, yhat, y)
     tau = _hyper('pinball_hess', 'tau', tau, 'unit')
+    inv_n = _inv_n('pinball_hess', count, np.shape(yhat))
     np.copyto(out, 0)
     return out
 

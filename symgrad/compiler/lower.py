@@ -200,7 +200,7 @@ def _inplace_body(
         for s, _ in spec.hyper
     ]
     used = set(em.used)  # not the un-CSE'd trees' free symbols: a full walk of unshared trees
-    if MEAN in finishes:
+    if MEAN in finishes or spec.role == "loss":  # a loss checks ``count`` even if unused
         used.add(INV_N)
     head += _size_lines(spec, used, count=name if spec.role == "loss" else "")
     full_names = [f"b{i}" for i in range(count[FULL])]

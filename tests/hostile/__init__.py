@@ -1,0 +1,1 @@
+"""Hostile inputs: names, docstrings, defaults, arrays, paths and flags an adversarial user tries."""

@@ -1,0 +1,242 @@
+"""Hostile arrays against every emitted function (a registry sweep): dtypes, shapes, counts,
+hyper-parameters and empty inputs give the documented result or one clear error, never a
+silently wrong number (docs/inputs.md)."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import symgrad.activations as A
+import symgrad.losses as L
+import symgrad.regularizers as R
+from symgrad import blocked
+
+CLASS_AXIS = ("softmax_cross_entropy", "categorical_cross_entropy", "kl_div", "softmax")
+FUNCTIONS = [(m, n) for m in (A, L, R) for n in m.__all__]
+IDS = [f"{m.__name__.split('.')[-1]}.{n}" for m, n in FUNCTIONS]
+
+
+def arrays_of(fn) -> list[str]:
+    return [
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+
+
+def parts(result) -> tuple:
+    return result if isinstance(result, tuple) else (result,)
+
+
+def class_axis(name: str) -> bool:
+    return name.startswith(CLASS_AXIS)
+
+
+def inputs(name: str, fn, shape=None, dtype=float) -> list[np.ndarray]:
+    """Return valid inputs in (0, 1) (probabilities suit every built-in), of ``dtype``."""
+    shape = shape if shape is not None else ((4, 3) if class_axis(name) else (6,))
+    rng = np.random.default_rng(0)
+    return [rng.uniform(0.05, 0.95, shape).astype(dtype) for _ in arrays_of(fn)]
+
+
+@pytest.mark.parametrize(("module", "name"), FUNCTIONS, ids=IDS)
+def test_integer_and_bool_inputs_are_converted_to_float(module, name):
+    fn = getattr(module, name)
+    for dtype in (np.uint8, np.int8, np.int64, bool):
+        ints = [np.arange(a.size, dtype=np.int64).reshape(a.shape) % 2 for a in inputs(name, fn)]
+        with np.errstate(all="ignore"):
+            got = fn(*(a.astype(dtype) for a in ints))
+            want = fn(*(a.astype(float) for a in ints))
+        for g, w in zip(parts(got), parts(want), strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_integer_examples_from_the_issue():
+    assert L.mse(np.array([0, 1], np.uint8), np.array([1, 0], np.uint8)) == 1.0
+    assert A.sigmoid(np.array([-128], np.int8))[0] == pytest.approx(1 / (1 + np.exp(128)))
+
+
+@pytest.mark.parametrize(("module", "name"), FUNCTIONS, ids=IDS)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.array([1 + 2j, 0.5 + 0j, 0.25 + 0j]),
+        np.array([0.5, 0.5, 0.5], dtype=object),
+        np.array(["0.5", "0.5", "0.5"]),
+        np.array([b"a", b"b", b"c"]),
+        np.array(["2020-01-01"] * 3, dtype="datetime64[D]"),
+        [[0.5], [0.5, 0.5]],  # ragged
+        {"a": 1},
+    ],
+    ids=["complex", "object", "str", "bytes", "datetime", "ragged", "dict"],
+)
+def test_non_real_inputs_are_one_type_error_naming_function_and_argument(module, name, bad):
+    fn = getattr(module, name)
+    names = arrays_of(fn)
+    for i, arg in enumerate(names):
+        args = inputs(name, fn, shape=(3,) if not class_axis(name) else (1, 3))
+        args[i] = bad
+        with pytest.raises(TypeError) as info:
+            fn(*args)
+        message = str(info.value)
+        assert message.startswith(f"{name}: {arg} ") and "\n" not in message, message
+
+
+@pytest.mark.parametrize("name", L.__all__)
+def test_loss_never_broadcasts_yhat_up(name):
+    fn = getattr(L, name)
+    names = arrays_of(fn)
+    small = (5, 1) if not class_axis(name) else (5, 1, 3)
+    big = (5,) if not class_axis(name) else (5, 4, 3)
+    for i in range(1, len(names)):
+        args = inputs(name, fn, shape=small)
+        args[i] = inputs(name, fn, shape=big)[i]
+        with pytest.raises(ValueError) as info:
+            fn(*args)
+        message = str(info.value)
+        assert f"{names[0]} of shape {small}" in message and f"of shape {big}" in message
+        assert "would broadcast" in message and "\n" not in message
+    # targets broadcast TO yhat's shape: the gradient keeps yhat's shape
+    args = inputs(name, fn)
+    args[1:] = [a[:1] for a in args[1:]]
+    with np.errstate(all="ignore"):
+        result = fn(*args)
+    if isinstance(result, tuple):
+        result = result[1]
+    if isinstance(result, np.ndarray):
+        assert result.shape == args[0].shape
+
+
+def test_issue_example_broadcast_up():
+    with pytest.raises(ValueError, match=r"yhat of shape \(5, 1\) and y of shape \(5,\)"):
+        L.mse_value_and_grad(np.zeros((5, 1)), np.zeros(5))
+
+
+LOSS_FUNCTIONS = [n for n in L.__all__]
+
+
+@pytest.mark.parametrize("name", LOSS_FUNCTIONS)
+@pytest.mark.parametrize(
+    "count", [0, -1, -0.5, True, False, np.bool_(True), float("nan"), float("inf"), "3", [3]]
+)
+def test_bad_count_is_one_value_error(name, count):
+    fn = getattr(L, name)
+    with pytest.raises(ValueError, match=rf"^{name}: count must be a positive finite number"):
+        fn(*inputs(name, fn), count=count)
+
+
+@pytest.mark.parametrize("name", LOSS_FUNCTIONS)
+def test_good_counts(name):
+    fn = getattr(L, name)
+    args = inputs(name, fn)
+    base = fn(*args)
+    for count in (3, 3.0, np.int32(3), np.float32(3)):
+        scaled = fn(*args, count=count)
+        rows = args[0].shape[0] if class_axis(name) else args[0].size
+        for s, b in zip(parts(scaled), parts(base), strict=True):
+            np.testing.assert_allclose(s, np.asarray(b) * rows / 3, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("module", "name"), FUNCTIONS, ids=IDS)
+def test_empty_inputs(module, name):
+    fn = getattr(module, name)
+    shape = (0, 3) if class_axis(name) else (0,)
+    result = fn(*inputs(name, fn, shape=shape))
+    value, array = result if isinstance(result, tuple) else (result, None)
+    if isinstance(value, np.ndarray):
+        value, array = None, value
+    if array is not None:
+        assert array.shape == shape
+    if value is not None:  # the mean of nothing is NaN; a sum (regularizer) of nothing is 0
+        assert np.isnan(value) if module is L else value == 0.0
+
+
+def test_empty_inputs_through_blocked_match():
+    e = np.zeros(0)
+    value, grad = blocked.loss_value_and_grad(L.mse_value_and_grad, e, e)
+    assert np.isnan(value) and grad.shape == (0,)
+    value, grad = L.mse_value_and_grad(e, e)
+    assert np.isnan(value) and grad.shape == (0,)
+    assert blocked.elementwise(A.sigmoid, e).shape == (0,)
+    assert L.mse(e, e, count=4) == 0.0  # a block of nothing adds nothing to a counted mean
+
+
+@pytest.mark.parametrize("name", [n for n in CLASS_AXIS if n in L.__all__ or n in A.__all__])
+def test_class_axis_needs_a_class_axis(name):
+    fn = getattr(L if name in L.__all__ else A, name)
+    for shape in ((), (4, 0)):
+        with pytest.raises(ValueError, match=rf"^{name}: .* has no class axis"):
+            fn(*inputs(name, fn, shape=shape))
+
+
+def test_zero_d_inputs_are_elementwise():
+    assert A.sigmoid(np.float64(0.0)).shape == ()
+    assert L.mse(np.array(2.0), 0) == 4.0
+
+
+@pytest.mark.parametrize(
+    ("fn", "kwargs"),
+    [
+        (L.huber, {"delta": -1.0}),
+        (L.huber_grad, {"delta": 0.0}),
+        (L.smooth_l1, {"beta": 0}),
+        (L.pinball, {"tau": -0.1}),
+        (L.sigmoid_focal, {"gamma": -1.0}),
+        (L.sigmoid_focal_grad, {"alpha": 2.0}),
+        (A.softplus, {"beta": float("nan")}),
+        (A.elu, {"alpha": float("inf")}),
+        (A.leaky_relu, {"alpha": np.array([0.1, 0.2])}),
+        (R.l1, {"lam": -1}),
+        (R.elastic_net_grad, {"l1_ratio": 1.5}),
+        (R.l2, {"lam": True}),
+    ],
+    ids=lambda v: getattr(v, "__name__", repr(v)),
+)
+def test_hyper_parameters_out_of_domain(fn, kwargs):
+    name = fn.__name__
+    param = next(iter(kwargs))
+    with pytest.raises(ValueError, match=rf"^{name}: {param} must be "):
+        fn(*inputs(name, fn), **kwargs)
+
+
+def test_bad_out():
+    x = np.zeros(3)
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="sigmoid_grad: out is read-only"):
+        A.sigmoid_grad(x, out=frozen)
+    with pytest.raises(ValueError, match="out must be a float array"):
+        A.sigmoid_grad(x, out=np.zeros(3, dtype=complex))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"block": 1.5}, "block .* must be an integer >= 1, got 1.5"),
+        ({"block": 0}, "block .* must be an integer >= 1"),
+        ({"block": True}, "block .* must be an integer >= 1"),
+        ({"workers": 0}, "workers .* must be an integer >= 1, got 0"),
+        ({"workers": -2}, "workers .* must be an integer >= 1"),
+        ({"workers": 1.0}, "workers .* must be an integer >= 1"),
+    ],
+)
+def test_blocked_arguments(kwargs, message):
+    x = np.zeros(10)
+    with pytest.raises(ValueError, match=message):
+        blocked.elementwise(A.sigmoid, x, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        blocked.loss_value_and_grad(L.mse_value_and_grad, x, x, **kwargs)
+
+
+def test_blocked_inputs():
+    with pytest.raises(TypeError, match="blocked.loss_value_and_grad: yhat has dtype complex"):
+        blocked.loss_value_and_grad(L.mse_value_and_grad, np.ones(3) * 1j, np.ones(3))
+    with pytest.raises(ValueError, match=r"y of shape \(5,\) does not broadcast to yhat's"):
+        blocked.loss_value_and_grad(L.mse_value_and_grad, np.zeros((5, 1)), np.zeros(5))
+    value, grad = blocked.loss_value_and_grad(
+        L.mse_value_and_grad, np.array([0, 1], np.uint8), np.array([1, 0], np.uint8)
+    )
+    assert value == 1.0 and grad.tolist() == [-1.0, 1.0]
