@@ -597,7 +597,7 @@ def hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, o
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y = _prepare('hinge_hess', out, yhat, y)
-    inv_n = _inv_n('hinge_hess', count, np.shape(yhat))
+    _inv_n('hinge_hess', count, np.shape(yhat))
     np.copyto(out, 0)
     return out
 
@@ -782,7 +782,7 @@ def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: fl
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y, vector = _prepare('kl_div_hvp', out, yhat, y, vector, classes=True)
-    inv_n = _inv_n('kl_div_hvp', count, np.shape(yhat), True)
+    _inv_n('kl_div_hvp', count, np.shape(yhat), True)
     np.copyto(out, 0)
     return out
 
@@ -859,7 +859,7 @@ def l1_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out:
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y = _prepare('l1_hess', out, yhat, y)
-    inv_n = _inv_n('l1_hess', count, np.shape(yhat))
+    _inv_n('l1_hess', count, np.shape(yhat))
     np.copyto(out, 0)
     return out
 
@@ -1130,7 +1130,7 @@ def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: fl
     """
     out, yhat, y = _prepare('pinball_hess', out, yhat, y)
     tau = _hyper('pinball_hess', 'tau', tau, 'unit')
-    inv_n = _inv_n('pinball_hess', count, np.shape(yhat))
+    _inv_n('pinball_hess', count, np.shape(yhat))
     np.copyto(out, 0)
     return out
 

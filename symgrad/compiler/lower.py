@@ -200,9 +200,12 @@ def _inplace_body(
         for s, _ in spec.hyper
     ]
     used = set(em.used)  # not the un-CSE'd trees' free symbols: a full walk of unshared trees
-    if MEAN in finishes or spec.role == "loss":  # a loss checks ``count`` even if unused
+    if MEAN in finishes:
         used.add(INV_N)
     head += _size_lines(spec, used, count=name if spec.role == "loss" else "")
+    if spec.role == "loss" and INV_N not in used:  # check ``count`` even where it is unused
+        rows = ", True" if spec.class_axis else ""
+        head.append(f"_inv_n({name!r}, count, np.shape({spec.wrt.name}){rows})")
     full_names = [f"b{i}" for i in range(count[FULL])]
     scratch = [n for n in full_names if rename.get(n, n) != first]
     row_shape = f"{first}.shape[:-1] + (1,)"
