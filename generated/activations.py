@@ -50,6 +50,192 @@ __all__ = [
     "tanh_hess",
 ]
 
+#: What each kernel is, for the numpy run-time (which never imports the compiler): its role,
+#: array inputs, hyper-parameter defaults, input domains, link and emitted functions.
+KERNELS = {
+    'elu': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {'alpha': 1.0},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'elu',
+            'elu_grad',
+            'elu_hess',
+        ),
+    },
+    'gelu': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'gelu',
+            'gelu_grad',
+            'gelu_hess',
+        ),
+    },
+    'gelu_tanh': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'gelu_tanh',
+            'gelu_tanh_grad',
+            'gelu_tanh_hess',
+        ),
+    },
+    'identity': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'identity',
+            'identity_grad',
+            'identity_hess',
+        ),
+    },
+    'leaky_relu': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {'alpha': 0.01},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'leaky_relu',
+            'leaky_relu_grad',
+            'leaky_relu_hess',
+        ),
+    },
+    'mish': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'mish',
+            'mish_grad',
+            'mish_hess',
+        ),
+    },
+    'relu': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'relu',
+            'relu_grad',
+            'relu_hess',
+        ),
+    },
+    'selu': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'selu',
+            'selu_grad',
+            'selu_hess',
+        ),
+    },
+    'sigmoid': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'sigmoid',
+            'sigmoid_grad',
+            'sigmoid_hess',
+        ),
+    },
+    'silu': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'silu',
+            'silu_grad',
+            'silu_hess',
+        ),
+    },
+    'softmax': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': True,
+        'domains': {},
+        'link': 'softmax',
+        'functions': (
+            'softmax',
+            'softmax_vjp',
+        ),
+    },
+    'softplus': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {'beta': 1.0},
+        'class_axis': False,
+        'domains': {'beta': 'positive'},
+        'link': None,
+        'functions': (
+            'softplus',
+            'softplus_grad',
+            'softplus_hess',
+        ),
+    },
+    'softsign': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'softsign',
+            'softsign_grad',
+            'softsign_hess',
+        ),
+    },
+    'tanh': {
+        'role': 'activation',
+        'inputs': ('x',),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'tanh',
+            'tanh_grad',
+            'tanh_hess',
+        ),
+    },
+}
+
 _ERFC_POLYNOMIAL = (
     -0.6717940840566923,
     0.6726432239776567,
@@ -194,7 +380,13 @@ def _inv_n(name, count, shape, rows=False):
 
 
 #: Hyper-parameter domains: name -> (low, low allowed, high, high allowed, words for errors).
-_DOMAINS = {'real': (None, False, None, False, 'a finite real number'), 'positive': (0.0, False, None, False, 'a finite number > 0'), 'nonnegative': (0.0, True, None, False, 'a finite number >= 0'), 'unit': (0.0, True, 1.0, True, 'a number in [0, 1]')}
+_DOMAINS = {
+    'nonnegative': (0.0, True, None, False, 'a finite number >= 0'),
+    'open_unit': (0.0, False, 1.0, False, 'a finite number in (0, 1)'),
+    'positive': (0.0, False, None, False, 'a finite number > 0'),
+    'real': (None, False, None, False, 'a finite real number'),
+    'unit': (0.0, True, 1.0, True, 'a finite number in [0, 1]'),
+}
 
 
 def _hyper(name, param, value, domain):

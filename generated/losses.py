@@ -69,6 +69,221 @@ __all__ = [
     "squared_hinge_hess",
 ]
 
+#: What each kernel is, for the numpy run-time (which never imports the compiler): its role,
+#: array inputs, hyper-parameter defaults, input domains, link and emitted functions.
+KERNELS = {
+    'binary_cross_entropy': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {'y': 'unit', 'yhat': 'open_unit'},
+        'link': None,
+        'functions': (
+            'binary_cross_entropy',
+            'binary_cross_entropy_grad',
+            'binary_cross_entropy_value_and_grad',
+            'binary_cross_entropy_hess',
+        ),
+    },
+    'binary_cross_entropy_with_logits': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {'y': 'unit'},
+        'link': 'sigmoid',
+        'functions': (
+            'binary_cross_entropy_with_logits',
+            'binary_cross_entropy_with_logits_grad',
+            'binary_cross_entropy_with_logits_value_and_grad',
+            'binary_cross_entropy_with_logits_hess',
+        ),
+    },
+    'categorical_cross_entropy': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': True,
+        'domains': {'y': 'simplex', 'yhat': 'simplex'},
+        'link': None,
+        'functions': (
+            'categorical_cross_entropy',
+            'categorical_cross_entropy_grad',
+            'categorical_cross_entropy_value_and_grad',
+            'categorical_cross_entropy_hvp',
+        ),
+    },
+    'hinge': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {'y': 'sign'},
+        'link': None,
+        'functions': (
+            'hinge',
+            'hinge_grad',
+            'hinge_value_and_grad',
+            'hinge_hess',
+        ),
+    },
+    'huber': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {'delta': 1.0},
+        'class_axis': False,
+        'domains': {'delta': 'positive'},
+        'link': None,
+        'functions': (
+            'huber',
+            'huber_grad',
+            'huber_value_and_grad',
+            'huber_hess',
+        ),
+    },
+    'kl_div': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': True,
+        'domains': {'y': 'simplex', 'yhat': 'log_simplex'},
+        'link': None,
+        'functions': (
+            'kl_div',
+            'kl_div_grad',
+            'kl_div_value_and_grad',
+            'kl_div_hvp',
+        ),
+    },
+    'l1': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'l1',
+            'l1_grad',
+            'l1_value_and_grad',
+            'l1_hess',
+        ),
+    },
+    'log_cosh': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'log_cosh',
+            'log_cosh_grad',
+            'log_cosh_value_and_grad',
+            'log_cosh_hess',
+        ),
+    },
+    'mse': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {},
+        'link': None,
+        'functions': (
+            'mse',
+            'mse_grad',
+            'mse_value_and_grad',
+            'mse_hess',
+        ),
+    },
+    'pinball': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {'tau': 0.5},
+        'class_axis': False,
+        'domains': {'tau': 'unit'},
+        'link': None,
+        'functions': (
+            'pinball',
+            'pinball_grad',
+            'pinball_value_and_grad',
+            'pinball_hess',
+        ),
+    },
+    'poisson_nll': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {'y': 'nonnegative'},
+        'link': None,
+        'functions': (
+            'poisson_nll',
+            'poisson_nll_grad',
+            'poisson_nll_value_and_grad',
+            'poisson_nll_hess',
+        ),
+    },
+    'sigmoid_focal': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {'alpha': 0.25, 'gamma': 2.0},
+        'class_axis': False,
+        'domains': {'alpha': 'unit', 'gamma': 'nonnegative', 'y': 'unit'},
+        'link': 'sigmoid',
+        'functions': (
+            'sigmoid_focal',
+            'sigmoid_focal_grad',
+            'sigmoid_focal_value_and_grad',
+            'sigmoid_focal_hess',
+        ),
+    },
+    'smooth_l1': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {'beta': 1.0},
+        'class_axis': False,
+        'domains': {'beta': 'positive'},
+        'link': None,
+        'functions': (
+            'smooth_l1',
+            'smooth_l1_grad',
+            'smooth_l1_value_and_grad',
+            'smooth_l1_hess',
+        ),
+    },
+    'softmax_cross_entropy': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {'label_smoothing': 0.0},
+        'class_axis': True,
+        'domains': {'label_smoothing': 'unit', 'y': 'simplex'},
+        'link': 'softmax',
+        'functions': (
+            'softmax_cross_entropy',
+            'softmax_cross_entropy_grad',
+            'softmax_cross_entropy_value_and_grad',
+            'softmax_cross_entropy_hvp',
+        ),
+    },
+    'squared_hinge': {
+        'role': 'loss',
+        'inputs': ('yhat', 'y'),
+        'hyper': {},
+        'class_axis': False,
+        'domains': {'y': 'sign'},
+        'link': None,
+        'functions': (
+            'squared_hinge',
+            'squared_hinge_grad',
+            'squared_hinge_value_and_grad',
+            'squared_hinge_hess',
+        ),
+    },
+}
+
 
 #: Scratch arrays kept between calls, per thread: writing a fresh large array costs a page
 #: fault per 4 KiB, often more than the arithmetic. The most recent shapes are kept.
@@ -162,7 +377,13 @@ def _inv_n(name, count, shape, rows=False):
 
 
 #: Hyper-parameter domains: name -> (low, low allowed, high, high allowed, words for errors).
-_DOMAINS = {'real': (None, False, None, False, 'a finite real number'), 'positive': (0.0, False, None, False, 'a finite number > 0'), 'nonnegative': (0.0, True, None, False, 'a finite number >= 0'), 'unit': (0.0, True, 1.0, True, 'a number in [0, 1]')}
+_DOMAINS = {
+    'nonnegative': (0.0, True, None, False, 'a finite number >= 0'),
+    'open_unit': (0.0, False, 1.0, False, 'a finite number in (0, 1)'),
+    'positive': (0.0, False, None, False, 'a finite number > 0'),
+    'real': (None, False, None, False, 'a finite real number'),
+    'unit': (0.0, True, 1.0, True, 'a finite number in [0, 1]'),
+}
 
 
 def _hyper(name, param, value, domain):

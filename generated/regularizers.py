@@ -18,6 +18,50 @@ __all__ = [
     "l2_hess",
 ]
 
+#: What each kernel is, for the numpy run-time (which never imports the compiler): its role,
+#: array inputs, hyper-parameter defaults, input domains, link and emitted functions.
+KERNELS = {
+    'elastic_net': {
+        'role': 'regularizer',
+        'inputs': ('w',),
+        'hyper': {'lam': 0.01, 'l1_ratio': 0.5},
+        'class_axis': False,
+        'domains': {'l1_ratio': 'unit', 'lam': 'nonnegative'},
+        'link': None,
+        'functions': (
+            'elastic_net',
+            'elastic_net_grad',
+            'elastic_net_hess',
+        ),
+    },
+    'l1': {
+        'role': 'regularizer',
+        'inputs': ('w',),
+        'hyper': {'lam': 0.01},
+        'class_axis': False,
+        'domains': {'lam': 'nonnegative'},
+        'link': None,
+        'functions': (
+            'l1',
+            'l1_grad',
+            'l1_hess',
+        ),
+    },
+    'l2': {
+        'role': 'regularizer',
+        'inputs': ('w',),
+        'hyper': {'lam': 0.01},
+        'class_axis': False,
+        'domains': {'lam': 'nonnegative'},
+        'link': None,
+        'functions': (
+            'l2',
+            'l2_grad',
+            'l2_hess',
+        ),
+    },
+}
+
 
 #: Scratch arrays kept between calls, per thread: writing a fresh large array costs a page
 #: fault per 4 KiB, often more than the arithmetic. The most recent shapes are kept.
@@ -111,7 +155,13 @@ def _inv_n(name, count, shape, rows=False):
 
 
 #: Hyper-parameter domains: name -> (low, low allowed, high, high allowed, words for errors).
-_DOMAINS = {'real': (None, False, None, False, 'a finite real number'), 'positive': (0.0, False, None, False, 'a finite number > 0'), 'nonnegative': (0.0, True, None, False, 'a finite number >= 0'), 'unit': (0.0, True, 1.0, True, 'a number in [0, 1]')}
+_DOMAINS = {
+    'nonnegative': (0.0, True, None, False, 'a finite number >= 0'),
+    'open_unit': (0.0, False, 1.0, False, 'a finite number in (0, 1)'),
+    'positive': (0.0, False, None, False, 'a finite number > 0'),
+    'real': (None, False, None, False, 'a finite real number'),
+    'unit': (0.0, True, 1.0, True, 'a finite number in [0, 1]'),
+}
 
 
 def _hyper(name, param, value, domain):

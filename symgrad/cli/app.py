@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from symgrad import _interrupt
-from symgrad.cli.report import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, Report, error, say
+from symgrad.cli.report import EXIT_OK, EXIT_USAGE, Report, error, say
 from symgrad.errors import SymgradError
 
 EXIT_CODES = """\
@@ -20,7 +20,6 @@ exit codes:
   123  internal error (a bug in symgrad: please report it)
   130  interrupted (Ctrl-C)
 """
-EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -127,12 +126,13 @@ def _verify(args: argparse.Namespace) -> int:
             atol=args.atol,
         )
     echo(format_table(results))
+    report = Report()
     failed = [r for r in results if not r.ok]
     for result in failed:
         for line in result.problems():
-            say(f"FAIL {line}")
+            report.check_failed(line)
     say(f"{len(results)} kernel{'s' * (len(results) != 1)} checked, {len(failed)} failed")
-    return EXIT_FAILED if failed else EXIT_OK
+    return report.return_code
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -286,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     _interrupt.release()  # from here on Ctrl-C unwinds normally (temporaries removed)
+    report = Report()
     try:
         args = build_parser().parse_args(argv)
         with warnings.catch_warnings():
@@ -294,15 +295,14 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore", RuntimeWarning)
             return args.func(args)
     except KeyboardInterrupt:
-        say("interrupted")
-        return EXIT_INTERRUPTED
+        report.interrupt()
     except SymgradError as exc:  # a problem with the user's input that slipped through
-        return error(str(exc))
+        report.bad_input(str(exc))
     except Exception as exc:  # an internal error: black's convention is 123
-        say(f"internal error: {type(exc).__name__}: {exc}")
         if os.environ.get("SYMGRAD_TRACEBACK"):
             raise
-        return EXIT_INTERNAL
+        report.internal_error(f"{type(exc).__name__}: {exc}")
+    return report.return_code
 
 
 if __name__ == "__main__":

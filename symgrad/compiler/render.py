@@ -5,12 +5,14 @@ from __future__ import annotations
 import ast
 import builtins
 from functools import cache
+from typing import Any
 
 import jinja2
 
 from symgrad.compiler.lower import RUNTIME, FunctionPlan
 from symgrad.compiler.printer import HELPER_IMPORTS, HELPERS
-from symgrad.compiler.spec import DOMAINS
+from symgrad.compiler.spec import Spec
+from symgrad.domains import BOUNDS, describe
 from symgrad.errors import CodegenError
 from symgrad.resources import templates_dir
 
@@ -33,6 +35,36 @@ def environment() -> jinja2.Environment:
     )
 
 
+def kernel_metadata(spec: Spec, plans: list[FunctionPlan]) -> dict[str, Any]:
+    """Return what the run-time needs to know about one kernel without importing the compiler."""
+    return {
+        "role": spec.role,
+        "inputs": tuple(s.name for s in spec.inputs),
+        "hyper": {s.name: v for s, v in spec.hyper},
+        "class_axis": spec.class_axis,
+        "domains": dict(sorted(spec.meta.get("domains", {}).items())),
+        "link": spec.meta.get("link"),
+        "functions": tuple(p.name for p in plans),
+    }
+
+
+def kernel_table(planned: list[tuple[Spec, list[FunctionPlan]]]) -> str:
+    """Print the ``KERNELS`` metadata table: one entry per spec, one key per line."""
+    lines = ["{"]
+    for spec, plans in planned:
+        lines.append(f"    {spec.name!r}: {{")
+        for key, value in kernel_metadata(spec, plans).items():
+            if key == "functions":
+                lines.append("        'functions': (")
+                lines += [f"            {name!r}," for name in value]
+                lines.append("        ),")
+            else:
+                lines.append(f"        {key!r}: {value!r},")
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines)
+
+
 def comment_text(text: str) -> str:
     """Return ``text`` safe to sit in a one-line comment: itself if printable, else its repr."""
     return text if text.isprintable() else repr(text)
@@ -45,7 +77,20 @@ def docstring_literal(text: str) -> str:
     return f'"""{text}"""' if plain and text else repr(text)
 
 
-def render_module(functions: list[FunctionPlan], *, source: str, command: str, title: str) -> str:
+def hyper_domains() -> str:
+    """Print the table the emitted functions check hyper-parameters against: domain ->
+    (low, low allowed, high, high allowed, words for the error)."""
+    words = {
+        d: "a finite real number" if d == "real" else f"a finite number {describe(d)}"
+        for d in BOUNDS
+    }
+    rows = "".join(f"    {d!r}: {(*BOUNDS[d], words[d])!r},\n" for d in sorted(BOUNDS))
+    return "{\n" + rows + "}"
+
+
+def render_module(
+    functions: list[FunctionPlan], *, kernels: str, source: str, command: str, title: str
+) -> str:
     """Return the source of one generated module holding ``functions`` in the given order.
 
     ``source`` and ``command`` go into header comments as given (the caller quotes them with
@@ -72,7 +117,8 @@ def render_module(functions: list[FunctionPlan], *, source: str, command: str, t
             helpers=[HELPERS[h] for h in helpers if h != RUNTIME],
             runtime=RUNTIME in helpers,
             functions=functions,
-            domains=repr(DOMAINS),
+            kernels=kernels,
+            domains=hyper_domains(),
         )
     )
     check_module(text, [f.name for f in functions])

@@ -7,16 +7,19 @@ import inspect
 import keyword
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import sympy as sp
 
 from symgrad.compiler.primitives import N_CLASSES, REDUCTIONS, has_reduction
+from symgrad.domains import DOMAINS, SCALAR_DOMAINS, contains, describe
 from symgrad.errors import SpecError
 
 ROLES = ("activation", "loss", "regularizer")
+#: How a loss's first input becomes a prediction: as is, through a sigmoid, or a softmax.
+LINKS = ("identity", "sigmoid", "softmax")
 #: Names the emitted code uses for itself; a spec may not take them.
 RESERVED = frozenset(
     {"np", "math", "threading", "n_classes", "n_samples", "inv_n", "grad_output", "vector"}
@@ -28,23 +31,6 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: Python's builtins (``float``, ``len``, ``isinstance`` …): the emitted functions and their
 #: run-time helpers call them, so a kernel or parameter may not shadow one.
 BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))
-#: Hyper-parameter domains a spec may declare (``@sg.loss(domains={"delta": "positive"})``):
-#: name -> (low, low allowed, high, high allowed, words for the error), None for no bound.
-#: Every hyper-parameter is at least a finite real number; the emitted functions check the
-#: declared domain on every call (the generated modules carry a copy of this table).
-DOMAINS: dict[str, tuple[float | None, bool, float | None, bool, str]] = {
-    "real": (None, False, None, False, "a finite real number"),
-    "positive": (0.0, False, None, False, "a finite number > 0"),
-    "nonnegative": (0.0, True, None, False, "a finite number >= 0"),
-    "unit": (0.0, True, 1.0, True, "a number in [0, 1]"),
-}
-
-
-def in_domain(value: float, domain: str) -> bool:
-    """Tell whether the finite number ``value`` lies in ``domain`` (a key of DOMAINS)."""
-    low, low_in, high, high_in, _ = DOMAINS[domain]
-    above = low is None or value > low or (low_in and value == low)
-    return above and (high is None or value < high or (high_in and value == high))
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,7 +45,6 @@ class Spec:
     doc: str = ""
     origin: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
-    domains: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Validate every spec however it was built (decorator, ``compose`` or ``Spec(...)``)."""
@@ -81,8 +66,8 @@ class Spec:
         return {s.name: v for s, v in self.hyper}
 
     def domain(self, name: str) -> str:
-        """Return the declared domain of hyper-parameter ``name`` (``"real"`` if none)."""
-        return self.domains.get(name, "real")
+        """Return the declared domain of parameter ``name`` (``"real"`` if none)."""
+        return self.meta.get("domains", {}).get(name, "real")
 
     def __call__(self, *args: Any, **kwargs: Any) -> sp.Expr:
         """Return the expression with inputs (and optionally hyper-parameters) substituted."""
@@ -171,31 +156,42 @@ def _check_fields(spec: Spec) -> None:
         _hyper_default(default, name, sym.name, origin)
     if not isinstance(spec.meta, dict):
         raise SpecError(name, f"meta must be a dict, got {type(spec.meta).__name__}", origin)
+    link = spec.meta.get("link")
+    if link is not None and link not in LINKS:
+        raise SpecError(name, f"link {link!r} is not one of {LINKS}", origin)
     _check_domains(spec)
 
 
 def _check_domains(spec: Spec) -> None:
-    """Raise SpecError unless every declared domain is known, names a hyper-parameter and
-    holds for that hyper-parameter's default."""
+    """Raise SpecError unless every declared domain is known and names a parameter, and each
+    hyper-parameter's is a scalar domain that holds for its default."""
     name, origin = spec.name, spec.origin
-    if not isinstance(spec.domains, dict):
-        raise SpecError(name, f"domains must be a dict, got {type(spec.domains).__name__}", origin)
+    domains = spec.meta.get("domains", {})
+    if not isinstance(domains, Mapping):
+        raise SpecError(name, f"domains must be a mapping, got {type(domains).__name__}", origin)
     defaults = spec.hyper_defaults
-    for pname, domain in spec.domains.items():
-        if pname not in defaults:
-            raise SpecError(name, f"domains names {pname!r}, which is no hyper-parameter", origin)
+    names = {s.name for s in spec.inputs} | set(defaults)
+    for pname, domain in domains.items():
+        if pname not in names:
+            raise SpecError(name, f"domains names {pname!r}, which is not a parameter", origin)
         if not isinstance(domain, str) or domain not in DOMAINS:
             raise SpecError(
-                name,
-                f"hyper-parameter {pname!r} has unknown domain {domain!r}; "
-                f"expected one of {tuple(DOMAINS)}",
-                origin,
+                name, f"domain {domain!r} of {pname!r} is not one of {sorted(DOMAINS)}", origin
             )
-        words = DOMAINS[domain][-1]
-        if not in_domain(defaults[pname], domain):
+        if pname not in defaults:
+            continue
+        if domain not in SCALAR_DOMAINS:
             raise SpecError(
                 name,
-                f"hyper-parameter {pname!r} has default {defaults[pname]!r}; expected {words}",
+                f"hyper-parameter {pname!r} is a number; its domain must be one of "
+                f"{SCALAR_DOMAINS}, got {domain!r}",
+                origin,
+            )
+        if not contains(domain, defaults[pname]):
+            raise SpecError(
+                name,
+                f"hyper-parameter {pname!r} has default {defaults[pname]!r}, "
+                f"which is not {describe(domain)}",
                 origin,
             )
 
@@ -273,12 +269,39 @@ def _outside_reductions(expr: sp.Expr) -> set[sp.Symbol]:
     return out
 
 
+def _meta(
+    spec: str, names: list[str], domains: Mapping[str, str] | None, link: str | None, origin: str
+) -> dict[str, Any]:
+    """Return a spec's declared facts (input domains, link), checked against its parameters."""
+    meta: dict[str, Any] = {}
+    if domains:
+        if not isinstance(domains, Mapping):
+            raise SpecError(
+                spec, f"domains must be a mapping, got {type(domains).__name__}", origin
+            )
+        for key, domain in domains.items():
+            if key not in names:
+                raise SpecError(spec, f"domains names {key!r}, which is not a parameter", origin)
+            if domain not in DOMAINS:
+                raise SpecError(
+                    spec, f"domain {domain!r} of {key!r} is not one of {sorted(DOMAINS)}", origin
+                )
+        meta["domains"] = {k: domains[k] for k in sorted(domains)}
+    if link is not None:
+        if link not in LINKS:
+            raise SpecError(spec, f"link {link!r} is not one of {LINKS}", origin)
+        meta["link"] = link
+    return meta
+
+
 def from_function(
     fn: Callable,
     role: str,
     name: str | None = None,
     doc: str | None = None,
-    domains: dict[str, str] | None = None,
+    *,
+    domains: Mapping[str, str] | None = None,
+    link: str | None = None,
 ) -> Spec:
     """Build a validated Spec by calling ``fn`` with one real symbol per parameter."""
     origin = _origin(fn)
@@ -319,9 +342,8 @@ def from_function(
         ) from None
     text = doc if doc is not None else (fn.__doc__ or "")
     text = inspect.cleandoc(text) if isinstance(text, str) else text
-    return Spec(  # validated by Spec.__post_init__
-        spec_name, role, tuple(inputs), tuple(hyper), expr, text, origin, {}, dict(domains or {})
-    )
+    meta = _meta(spec_name, list(kwargs), domains, link, origin)
+    return Spec(spec_name, role, tuple(inputs), tuple(hyper), expr, text, origin, meta)
 
 
 def _decorator(role: str):
@@ -330,19 +352,23 @@ def _decorator(role: str):
         *,
         name: str | None = None,
         doc: str | None = None,
-        domains: dict[str, str] | None = None,
+        domains: Mapping[str, str] | None = None,
+        link: str | None = None,
     ):
-        if fn is None:
-            return lambda f: from_function(f, role, name, doc, domains)
-        if not callable(fn) or isinstance(fn, Spec):
-            what = "a spec" if isinstance(fn, Spec) else type(fn).__name__
-            raise SpecError(str(name or "?"), f"@{role} decorates a function, got {what}")
-        return from_function(fn, role, name, doc, domains)
+        def build(f: Callable) -> Spec:
+            if not callable(f) or isinstance(f, Spec):
+                what = "a spec" if isinstance(f, Spec) else type(f).__name__
+                raise SpecError(str(name or "?"), f"@{role} decorates a function, got {what}")
+            return from_function(f, role, name, doc, domains=domains, link=link)
+
+        return build if fn is None else build(fn)
 
     make.__name__ = role
     make.__doc__ = (
-        f"Turn a function of sympy symbols into a {role} spec (usable bare or called); "
-        f"``domains`` maps hyper-parameters to one of {tuple(DOMAINS)}, checked on every call."
+        f"Turn a function of sympy symbols into a {role} spec (usable bare or called). "
+        "``domains`` maps parameters to the sets they live in (symgrad.domains.DOMAINS); "
+        "``link`` names the function that turns a loss's first input into a prediction. "
+        "A hyper-parameter's domain is checked on every call of the emitted functions."
     )
     return make
 
@@ -379,12 +405,19 @@ def compose(loss_spec: Spec, activation_spec: Spec, name: str | None = None) -> 
     inner = activation_spec.expr.xreplace(renames)
     expr = loss_spec.expr.xreplace({loss_spec.wrt: inner})
     doc = f"{loss_spec.name} composed with {activation_spec.name}, on pre-activations {z_name}."
-    domains = dict(loss_spec.domains)
-    domains |= {
-        renames[s].name: activation_spec.domains[s.name]
-        for s, _ in activation_spec.hyper
-        if s.name in activation_spec.domains
+    # the loss's domains except its first input's, and the activation's hyper-parameters'
+    domains = {
+        k: v for k, v in loss_spec.meta.get("domains", {}).items() if k != loss_spec.wrt.name
     }
+    act_domains = activation_spec.meta.get("domains", {})
+    domains |= {
+        renames[s].name: act_domains[s.name]
+        for s, _ in activation_spec.hyper
+        if s.name in act_domains
+    }
+    meta: dict[str, Any] = {"composed": (loss_spec.name, activation_spec.name)}
+    if domains:
+        meta["domains"] = dict(sorted(domains.items()))
     return Spec(  # validated by Spec.__post_init__
         new_name,
         "loss",
@@ -393,6 +426,5 @@ def compose(loss_spec: Spec, activation_spec: Spec, name: str | None = None) -> 
         expr,
         doc,
         f"compose({loss_spec.name}, {activation_spec.name})",
-        {"composed": (loss_spec.name, activation_spec.name)},
-        domains,
+        meta,
     )

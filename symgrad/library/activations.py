@@ -87,7 +87,7 @@ def softsign(x):
     return x / (1 + sp.Abs(x))
 
 
-@activation
+@activation(link="softmax")
 def softmax(x):
     """exp(x) / sum(exp(x)) over the last axis, shifted by the max so it never overflows."""
     return _softmax(x)

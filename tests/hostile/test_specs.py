@@ -99,8 +99,10 @@ def test_docstrings_compile_or_are_refused_and_never_inject(doc: str):
         {"doc": 'end"""'},
         {"origin": 3},
         {"meta": []},
-        {"domains": {"c": "positive"}},  # no such hyper-parameter
-        {"domains": "positive"},
+        {"meta": {"domains": {"c": "positive"}}},  # no such parameter
+        {"meta": {"domains": "positive"}},
+        {"meta": {"domains": {"x": "huge"}}},
+        {"meta": {"link": "tanh"}},
     ],
     ids=repr,
 )
@@ -122,10 +124,15 @@ def test_domains_are_declared_checked_and_recorded():
         with pytest.raises(ValueError, match=r"^cauchy: c must be a finite number > 0, got "):
             module.cauchy([0.0], [1.0], c=bad)
     assert module.cauchy([0.0], [1.0], c=2) == pytest.approx(2 * sp.log(1.25).evalf())
-    with pytest.raises(sg.SpecError, match="unknown domain 'huge'"):
+    with pytest.raises(sg.SpecError, match="domain 'huge' of 'c' is not one of"):
         sg.loss(lambda yhat, y, c=1.0: c * (yhat - y) ** 2, name="k", domains={"c": "huge"})
-    with pytest.raises(sg.SpecError, match="default -1.0; expected a finite number > 0"):
+    with pytest.raises(sg.SpecError, match=r"default -1.0, which is not > 0"):
         sg.loss(lambda yhat, y, c=-1.0: c * (yhat - y) ** 2, name="k", domains={"c": "positive"})
+    with pytest.raises(sg.SpecError, match="its domain must be one of"):
+        sg.loss(lambda yhat, y, c=1.0: c * (yhat - y) ** 2, name="k", domains={"c": "simplex"})
+    spec = sg.Spec("k", "activation", (X,), ((C, 2.0),), C * X, meta={"domains": {"c": "positive"}})
+    with pytest.raises(ValueError, match="k_grad: c must be a finite number > 0, got 0"):
+        sg.compile(spec).k_grad([1.0], c=0)
 
 
 def test_builtin_domains():
@@ -137,7 +144,7 @@ def test_builtin_domains():
     x = np.zeros(3)
     with pytest.raises(ValueError, match="huber: delta must be a finite number > 0, got -1"):
         L.huber(x, x, delta=-1)
-    with pytest.raises(ValueError, match=r"pinball_grad: tau must be a number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"pinball_grad: tau must be a finite number in \[0, 1\]"):
         L.pinball_grad(x, x, tau=1.5)
     with pytest.raises(ValueError, match="l2: lam must be a finite number >= 0"):
         R.l2(x, lam=-0.1)
