@@ -1,5 +1,10 @@
 """Ctrl-C while the ``symgrad`` command is still starting: one line and exit code 130.
 
+Also, ``python -m symgrad`` puts the working directory first on ``sys.path``, so a user's
+``numpy.py`` or ``inspect.py`` there would shadow the real module while symgrad imports; the
+command drops that entry, as the console script never had it (module targets are still looked
+up in the working directory, explicitly, by ``symgrad.cli.targets``).
+
 Python turns a SIGINT that arrives while modules are being imported into a traceback. When the
 process is the ``symgrad`` command (the console script or ``python -m symgrad``), the package
 installs this handler before it imports numpy; the CLI's ``main`` puts Python's default back
@@ -27,8 +32,13 @@ def _exit_interrupted(signum: int, frame: object) -> None:
 
 
 def guard() -> None:
-    """Exit with one line and code 130 on Ctrl-C until :func:`release` (the CLI only)."""
-    if cli_starting() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    """Exit with one line and code 130 on Ctrl-C until :func:`release`, and keep the working
+    directory off ``sys.path`` (the CLI only)."""
+    if not cli_starting():
+        return
+    if "-m" in getattr(sys, "orig_argv", ()) and sys.path and sys.path[0] == os.getcwd():
+        del sys.path[0]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _exit_interrupted)
 
 

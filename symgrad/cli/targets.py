@@ -51,7 +51,8 @@ def display_path(path: Path) -> str:
     """Return ``path`` relative to the working directory when it lies inside it, in posix form
     (its repr if it holds a newline or other unprintable character, so messages stay one line)."""
     try:
-        text = path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        # lexical, not resolved: a symbolic link is named as itself, never as its target
+        text = Path(os.path.abspath(path)).relative_to(os.getcwd()).as_posix()
     except (ValueError, OSError):
         text = Path(os.path.normpath(path)).as_posix()
     return text if text.isprintable() else repr(text)
@@ -67,6 +68,7 @@ def _exec_file(name: str, path: Path) -> ModuleType:
         raise TargetError(f"{name}: is a directory, expected a Python file")
     if not path.is_file():
         raise TargetError(f"{name}: no such file")
+    check_stem(name, path.stem)  # before running the file: it could not be written anyway
     mod_name = f"_symgrad_target_{path.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
@@ -124,8 +126,6 @@ def check_stem(name: str, stem: str) -> None:
 def load_target(name: str) -> Target:
     """Import a Python file or an importable module and return its specs as a target."""
     path = Path(name)
-    if is_file_target(name):
-        check_stem(name, path.stem)
     try:
         if is_file_target(name):
             module = _exec_file(name, path)
