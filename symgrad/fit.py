@@ -29,7 +29,11 @@ import numpy as np
 
 from symgrad import optim
 from symgrad.errors import NonFiniteError
-from symgrad.optim import _as_float_array, _flatten, _flatten_as, _leaf_paths, _unflatten
+from symgrad.tree import as_float_array as _as_float_array
+from symgrad.tree import flatten as _flatten
+from symgrad.tree import flatten_as as _flatten_as
+from symgrad.tree import leaf_paths as _leaf_paths
+from symgrad.tree import unflatten as _unflatten
 
 __all__ = ["FitHistory", "FitResult", "NonFiniteError", "fit"]
 
