@@ -31,6 +31,89 @@ class GradientTransformation(NamedTuple):
     update: Callable[..., tuple[PyTree, Any]]
 
 
+# --------------------------------------------------------------------------- states
+
+
+class EmptyState(NamedTuple):
+    """Hold nothing: the state of a transformation without memory."""
+
+
+class ScaleByScheduleState(NamedTuple):
+    """Hold the number of updates scaled so far: the step the schedule is evaluated at."""
+
+    count: int
+
+
+class TraceState(NamedTuple):
+    """Hold the update count and the momentum buffers of :func:`trace`."""
+
+    count: int
+    momentum_buffer: PyTree
+
+
+class AdagradState(NamedTuple):
+    """Hold Adagrad's update count and running sums of squared gradients."""
+
+    count: int
+    sum: PyTree
+
+
+class AdadeltaState(NamedTuple):
+    """Hold Adadelta's update count, squared-gradient and squared-delta averages."""
+
+    count: int
+    square_avg: PyTree
+    acc_delta: PyTree
+
+
+class RMSpropState(NamedTuple):
+    """Hold RMSprop's count, square average and gradient average (``None`` unless centered)."""
+
+    count: int
+    square_avg: PyTree
+    grad_avg: PyTree
+
+
+class AdamState(NamedTuple):
+    """Hold Adam's count, first and second moments and their running max (amsgrad)."""
+
+    count: int
+    exp_avg: PyTree
+    exp_avg_sq: PyTree
+    max_exp_avg_sq: PyTree  # None unless amsgrad
+
+
+class AdamaxState(NamedTuple):
+    """Hold Adamax's count, first moment and exponentially weighted infinity norm."""
+
+    count: int
+    exp_avg: PyTree
+    exp_inf: PyTree
+
+
+class NAdamState(NamedTuple):
+    """Hold NAdam's count, running product of momentum coefficients, and both moments."""
+
+    count: int
+    mu_product: float
+    exp_avg: PyTree
+    exp_avg_sq: PyTree
+
+
+class LionState(NamedTuple):
+    """Hold Lion's update count and momentum."""
+
+    count: int
+    exp_avg: PyTree
+
+
+class EmaParamsState(NamedTuple):
+    """Hold the update count and ``ema``, the exponential moving average of the params."""
+
+    count: int
+    ema: PyTree
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -112,10 +195,6 @@ def _leafwise(fn: Callable[..., tuple], n_out: int, updates: PyTree, *buffers: P
 
 
 # --------------------------------------------------------------------------- stateless pieces
-
-
-class EmptyState(NamedTuple):
-    """Hold nothing: the state of a transformation without memory."""
 
 
 def _stateless(fn: Callable[[PyTree, PyTree], PyTree]) -> GradientTransformation:
@@ -202,12 +281,6 @@ def add_decayed_weights(weight_decay: float, mask: Mask | None = None) -> Gradie
 # --------------------------------------------------------------------------- learning rate
 
 
-class ScaleByScheduleState(NamedTuple):
-    """Hold the number of updates scaled so far: the step the schedule is evaluated at."""
-
-    count: int
-
-
 def _scale_by_lr(where: str, schedule: Schedule) -> GradientTransformation:
     def update(updates: PyTree, state: ScaleByScheduleState, params: PyTree = None):
         lr = schedule(state.count)
@@ -258,13 +331,6 @@ def _buffered(
     return GradientTransformation(init, update)
 
 
-class TraceState(NamedTuple):
-    """Hold the update count and the momentum buffers of :func:`trace`."""
-
-    count: int
-    momentum_buffer: PyTree
-
-
 def _trace(where: str, decay: float, dampening: float, nesterov: bool) -> GradientTransformation:
     decay = _nonneg(where, "momentum", decay)
     dampening = _real(where, "dampening", dampening)
@@ -282,13 +348,6 @@ def trace(decay: float, dampening: float = 0.0, nesterov: bool = False) -> Gradi
     Returns ``b``, or ``g + decay * b`` with ``nesterov``.
     """
     return _trace("trace", decay, dampening, nesterov)
-
-
-class AdagradState(NamedTuple):
-    """Hold Adagrad's update count and running sums of squared gradients."""
-
-    count: int
-    sum: PyTree
 
 
 def _scale_by_adagrad(where: str, lr_decay: float, initial: float, eps: float):
@@ -313,14 +372,6 @@ def scale_by_adagrad(
     return _scale_by_adagrad("scale_by_adagrad", lr_decay, initial_accumulator_value, eps)
 
 
-class AdadeltaState(NamedTuple):
-    """Hold Adadelta's update count, squared-gradient and squared-delta averages."""
-
-    count: int
-    square_avg: PyTree
-    acc_delta: PyTree
-
-
 def _scale_by_adadelta(where: str, rho: float, eps: float) -> GradientTransformation:
     rho = _unit(where, "rho", rho, closed=True)
     eps = _nonneg(where, "eps", eps)
@@ -336,14 +387,6 @@ def _scale_by_adadelta(where: str, rho: float, eps: float) -> GradientTransforma
 def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> GradientTransformation:
     """Scale by torch Adadelta's ``sqrt(acc_delta + eps) / sqrt(square_avg + eps) * g``."""
     return _scale_by_adadelta("scale_by_adadelta", rho, eps)
-
-
-class RMSpropState(NamedTuple):
-    """Hold RMSprop's count, square average and gradient average (``None`` unless centered)."""
-
-    count: int
-    square_avg: PyTree
-    grad_avg: PyTree
 
 
 def _scale_by_rmsprop(where: str, alpha: float, eps: float, centered: bool):
@@ -365,15 +408,6 @@ def scale_by_rmsprop(
 ) -> GradientTransformation:
     """Scale by torch RMSprop's ``g / (sqrt(square_avg [- grad_avg^2]) + eps)``."""
     return _scale_by_rmsprop("scale_by_rmsprop", alpha, eps, centered)
-
-
-class AdamState(NamedTuple):
-    """Hold Adam's count, first and second moments and their running max (amsgrad)."""
-
-    count: int
-    exp_avg: PyTree
-    exp_avg_sq: PyTree
-    max_exp_avg_sq: PyTree  # None unless amsgrad
 
 
 def _scale_by_adam(where: str, betas: Any, eps: float, amsgrad: bool) -> GradientTransformation:
@@ -401,14 +435,6 @@ def scale_by_adam(
     return _scale_by_adam("scale_by_adam", betas, eps, amsgrad)
 
 
-class AdamaxState(NamedTuple):
-    """Hold Adamax's count, first moment and exponentially weighted infinity norm."""
-
-    count: int
-    exp_avg: PyTree
-    exp_inf: PyTree
-
-
 def _scale_by_adamax(where: str, betas: Any, eps: float) -> GradientTransformation:
     b1, b2 = _betas(where, betas)
     eps = _nonneg(where, "eps", eps)
@@ -426,15 +452,6 @@ def scale_by_adamax(
 ) -> GradientTransformation:
     """Scale by torch Adamax's ``m / u / (1 - beta1^t)`` with ``u = max(beta2 u, |g| + eps)``."""
     return _scale_by_adamax("scale_by_adamax", betas, eps)
-
-
-class NAdamState(NamedTuple):
-    """Hold NAdam's count, running product of momentum coefficients, and both moments."""
-
-    count: int
-    mu_product: float
-    exp_avg: PyTree
-    exp_avg_sq: PyTree
 
 
 def _scale_by_nadam(where: str, betas: Any, eps: float, momentum_decay: float):
@@ -466,13 +483,6 @@ def scale_by_nadam(
     return _scale_by_nadam("scale_by_nadam", betas, eps, momentum_decay)
 
 
-class LionState(NamedTuple):
-    """Hold Lion's update count and momentum."""
-
-    count: int
-    exp_avg: PyTree
-
-
 def _scale_by_lion(where: str, betas: Any) -> GradientTransformation:
     b1, b2 = _betas(where, betas)
 
@@ -485,13 +495,6 @@ def _scale_by_lion(where: str, betas: Any) -> GradientTransformation:
 def scale_by_lion(betas: tuple[float, float] = (0.9, 0.99)) -> GradientTransformation:
     """Scale by Lion's ``sign(beta1 * m + (1 - beta1) * g)``; then ``m = beta2 m + (1 - beta2) g``."""
     return _scale_by_lion("scale_by_lion", betas)
-
-
-class EmaParamsState(NamedTuple):
-    """Hold the update count and ``ema``, the exponential moving average of the params."""
-
-    count: int
-    ema: PyTree
 
 
 def ema_params(decay: float) -> GradientTransformation:

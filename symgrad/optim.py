@@ -440,4 +440,3 @@ def get(name: str, **kwargs: Any) -> Optimizer:
     if key not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[key](**kwargs)
-
