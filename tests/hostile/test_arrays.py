@@ -240,3 +240,37 @@ def test_blocked_inputs():
         L.mse_value_and_grad, np.array([0, 1], np.uint8), np.array([1, 0], np.uint8)
     )
     assert value == 1.0 and grad.tolist() == [-1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"optimizer": None}, "fit: optimizer must be a symgrad Optimizer"),
+        ({"optimizer": 3}, "fit: optimizer must be a symgrad Optimizer"),
+        ({"objective": lambda p, X, y: 1.0}, r"fit: objective must return a pair \(loss, grads\)"),
+        ({"objective": None}, "fit: objective must be callable"),
+        ({"X": {"a": np.zeros((4, 2))}}, "fit: X must be an array indexed along axis 0"),
+        ({"X": "abcd"}, "fit: X must be an array"),
+        ({"y": {1, 2, 3, 4}}, "fit: y must be an array"),
+    ],
+    ids=lambda v: repr(v)[:30],
+)
+def test_fit_arguments(kwargs, message):
+    import symgrad as sg
+
+    args = {
+        "objective": lambda p, X, y: (float(np.sum(p**2)), 2 * p),
+        "params": np.ones(2),
+        "X": np.zeros((4, 2)),
+        "y": np.zeros(4),
+        "optimizer": "sgd",
+    } | kwargs
+    with pytest.raises(TypeError, match=f"^{message}"):
+        sg.fit(
+            args.pop("objective"),
+            args.pop("params"),
+            args.pop("X"),
+            args.pop("y"),
+            epochs=1,
+            **args,
+        )
