@@ -144,14 +144,24 @@ def _inv_n(name, count, shape, rows=False):
         for size in shape[:-1] if rows else shape:
             n *= size
         return 1.0 / n if n else np.nan
-    if (
-        isinstance(count, bool | np.bool_)
-        or not isinstance(count, int | float | np.integer | np.floating)
-        or not np.isfinite(count)
-        or count <= 0
-    ):
+    number = _number(count)
+    if number is None or number <= 0:
         raise ValueError(f"{name}: count must be a positive finite number, got {count!r}")
-    return 1.0 / float(count)
+    return 1.0 / number
+
+
+def _number(value):
+    """Return ``value`` as a float if it is a finite real scalar (not a bool), else None."""
+    if isinstance(value, bool | np.bool_) or not (
+        isinstance(value, int | float | np.integer | np.floating)
+        or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")
+    ):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if np.isfinite(number) else None
 
 
 #: Hyper-parameter domains: name -> (low, low allowed, high, high allowed, words for errors).
@@ -167,15 +177,10 @@ _DOMAINS = {
 def _hyper(name, param, value, domain):
     """Return hyper-parameter ``value`` as a float after checking it lies in its ``domain``."""
     low, low_in, high, high_in, words = _DOMAINS[domain]
-    ok = not isinstance(value, bool | np.bool_) and (
-        isinstance(value, int | float | np.integer | np.floating)
-        or (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")
-    )
-    if ok:
-        number = float(value)
-        ok = bool(np.isfinite(number))
-        ok = ok and (low is None or number > low or (low_in and number == low))
-        ok = ok and (high is None or number < high or (high_in and number == high))
+    number = _number(value)
+    ok = number is not None
+    ok = ok and (low is None or number > low or (low_in and number == low))
+    ok = ok and (high is None or number < high or (high_in and number == high))
     if not ok:
         raise ValueError(f"{name}: {param} must be {words}, got {value!r}")
     return number

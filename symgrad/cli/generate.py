@@ -273,10 +273,12 @@ def _source_exists(kind: str, source: str, folder: Path) -> bool:
 
 def plan(target_names: list[str], out_arg: str | None, *, writing: bool) -> Plan:
     """Load and render every target and find orphans; raise SymgradError on any bad input."""
-    targets = load_targets(target_names)
+    if out_arg is not None and not out_arg.strip():
+        raise OutputError(f"-o {out_arg!r}: the output directory is empty; name a folder")
     default_dir = default_output_dir(bool(target_names))
     out_dir = Path(out_arg) if out_arg else default_dir
-    _check_dir(out_dir, writing=False)
+    _check_dir(out_dir, writing=False)  # before any spec file runs
+    targets = load_targets(target_names)
     outputs = render_targets(targets, out_dir, default_dir)
     if writing and any(o.changed for o in outputs):
         _check_dir(out_dir, writing=True)

@@ -126,7 +126,11 @@ def _hyper_default(value: Any, spec: str, pname: str, origin: str) -> float:
         raise SpecError(
             spec, f"hyper-parameter {pname!r} has default {value!r}; expected a number", origin
         )
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        finite = False
+    if not finite:
         raise SpecError(
             spec,
             f"hyper-parameter {pname!r} has default {value!r}; expected a finite number",

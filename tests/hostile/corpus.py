@@ -59,7 +59,7 @@ BAD_NAMES = [
 ]
 
 #: hyper-parameter defaults that are not finite numbers
-BAD_DEFAULTS = [float("nan"), float("inf"), -float("inf"), True, "1.0", None, 1j, [1.0]]
+BAD_DEFAULTS = [float("nan"), float("inf"), -float("inf"), 10**400, True, "1.0", None, 1j, [1.0]]
 
 #: directory names for spec files and ``-o DIR`` (created on disk by the tests)
 BAD_DIRS = [

@@ -120,7 +120,8 @@ LOSS_FUNCTIONS = [n for n in L.__all__]
 
 @pytest.mark.parametrize("name", LOSS_FUNCTIONS)
 @pytest.mark.parametrize(
-    "count", [0, -1, -0.5, True, False, np.bool_(True), float("nan"), float("inf"), "3", [3]]
+    "count",
+    [0, -1, -0.5, True, False, np.bool_(True), float("nan"), float("inf"), 10**400, "3", [3]],
 )
 def test_bad_count_is_one_value_error(name, count):
     fn = getattr(L, name)
@@ -192,6 +193,8 @@ def test_zero_d_inputs_are_elementwise():
         (R.l1, {"lam": -1}),
         (R.elastic_net_grad, {"l1_ratio": 1.5}),
         (R.l2, {"lam": True}),
+        (R.l2, {"lam": 10**400}),
+        (L.huber, {"delta": "1"}),
     ],
     ids=lambda v: getattr(v, "__name__", repr(v)),
 )

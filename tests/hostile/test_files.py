@@ -152,6 +152,7 @@ def test_prune_removes_only_exact_marker_files(tmp_path: Path):
         (("verify", "k.py", "--seed", "-3"), "error: symgrad verify: argument --seed: '-3'"),
         (("generate", "--no-such-flag"), "error: symgrad: unrecognized arguments"),
         (("generate", "k.py", "-o", "k.py"), "error: k.py: output directory is not a directory"),
+        (("generate", "k.py", "-o", ""), "error: -o '': the output directory is empty"),
     ],
     ids=lambda v: repr(v)[:40],
 )
