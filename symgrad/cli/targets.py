@@ -125,6 +125,8 @@ def check_stem(name: str, stem: str) -> None:
 
 def load_target(name: str) -> Target:
     """Import a Python file or an importable module and return its specs as a target."""
+    if not name.strip():
+        raise TargetError(f"{name!r}: an empty target; name a Python file or module")
     path = Path(name)
     try:
         if is_file_target(name):
