@@ -284,6 +284,8 @@ def _verify(
     value, grad = fn[""], fn["_grad"]
     scale = n if spec.role == "loss" else 1  # a loss is a mean over samples
 
+    tols = (rtol, atol, rel_step)
+
     def rows(i: int) -> list[np.ndarray]:
         return [a[i : i + 1] for a in others]
 
@@ -309,7 +311,10 @@ def _verify(
             return
         g_full = np.asarray(grad(x, *others), dtype=float)
         run(f"{spec.name}_grad", lambda v, i: float(np.sum(value(v, *rows(i)))), g_full * scale)
-        if fn["_hess"] is not None:
+        if fn["_hess"] is not None and spec.class_axis:
+            h_full = np.asarray(fn["_hess"](x, *others), dtype=float)
+            result.checks.append(_diagonal(spec.name, grad, x, others, h_full * scale, tols))
+        elif fn["_hess"] is not None:
             h_full = np.asarray(fn["_hess"](x, *others), dtype=float)
             run(f"{spec.name}_hess", lambda v, i: float(np.sum(grad(v, *rows(i)))), h_full * scale)
         if fn["_hvp"] is not None:
@@ -324,6 +329,22 @@ def _verify(
             result.checks.append(
                 _consistency(spec.name, fn["_value_and_grad"], value, g_full, x, others)
             )
+
+
+def _diagonal(name, grad, x, others, emitted, tols) -> Check:
+    """Compare a class-axis ``name_hess`` (the Hessian's diagonal) with differences of
+    ``grad``'s element (i, j) as ``x[i, j]`` alone moves."""
+    check = Check(f"{name}_hess")
+    for i, j in np.ndindex(x.shape):
+        row, targets = x[i : i + 1].copy(), [a[i : i + 1] for a in others]
+
+        def f(u: np.ndarray, row=row, targets=targets, j=j) -> float:
+            moved = row.copy()
+            moved[0, j] = u[0, 0]
+            return float(grad(moved, *targets)[0, j])
+
+        _compare(check, "yhat", f, row[:, j : j + 1], emitted[i : i + 1, j : j + 1], *tols)
+    return _require_points(check)
 
 
 def _require_points(check: Check) -> Check:

@@ -15,7 +15,7 @@ def _kernels(module, suffixes):
 
 
 ACTIVATIONS = [n for n in _kernels(A, ("_grad", "_hess", "_vjp")) if n != "softmax"]
-LOSSES = _kernels(L, ("_grad", "_hess", "_hvp", "_value_and_grad"))
+LOSSES = _kernels(L, ("_grad", "_hess", "_hvp", "_value_and_grad", "_per_sample"))
 REGULARIZERS = _kernels(R, ("_grad", "_hess"))
 CLASS_AXIS_LOSSES = ["softmax_cross_entropy", "categorical_cross_entropy", "kl_div"]
 AWKWARD = np.array([0.0, 1e-8, -1e-8, 30.0, -30.0, 700.0, -700.0])

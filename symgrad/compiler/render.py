@@ -6,7 +6,7 @@ from functools import cache
 
 import jinja2
 
-from symgrad.compiler.lower import RUNTIME, FunctionPlan
+from symgrad.compiler.lower import RUNTIME, WEIGHTS, FunctionPlan
 from symgrad.compiler.printer import HELPER_IMPORTS, HELPERS
 from symgrad.resources import templates_dir
 
@@ -39,8 +39,9 @@ def render_module(functions: list[FunctionPlan], *, source: str, command: str, t
                 | ({"threading"} if RUNTIME in helpers else set())
             ),
             names=[f.name for f in functions],
-            helpers=[HELPERS[h] for h in helpers if h != RUNTIME],
+            helpers=[HELPERS[h] for h in helpers if h not in (RUNTIME, WEIGHTS)],
             runtime=RUNTIME in helpers,
+            weights=WEIGHTS in helpers,
             functions=functions,
         )
     )
