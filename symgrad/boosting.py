@@ -258,9 +258,17 @@ def _root(sums: Callable[[float], tuple[float, float]], x: float) -> float:
         return b
     lo, hi = (a, b) if ga < 0 else (b, a)
     x, g, h = b, gb, hb
+    width = step = abs(hi - lo)
     for _ in range(200):
+        # Newton inside the bracket while it at least halves the step; bisection otherwise
+        # (numerical recipes' rtsafe): a step-function gradient (L1) still converges
         newton = x - g / h if h > 0 else np.nan
-        x = newton if min(lo, hi) < newton < max(lo, hi) else 0.5 * (lo + hi)
+        if min(lo, hi) < newton < max(lo, hi) and abs(2 * g) <= abs(width * h):
+            width, step = step, abs(g / h)
+            x = newton
+        else:
+            width, step = step, 0.5 * abs(hi - lo)
+            x = 0.5 * (lo + hi)
         g, h = sums(x)
         if g == 0:
             return x
