@@ -29,6 +29,9 @@ AWKWARD = {
 SPECIAL = {"real": (0.0,), "unit": (0.0, 1.0), "positive": (1.0,)}
 DOMAINS = ("real", "unit", "positive")
 EPS = np.finfo(float).eps
+#: A loss whose second derivative is zero or negative on more than this share of the sampled
+#: points gets a note: a boosting library's Newton step (-g / h) is undefined there.
+FLAT_SHARE = 0.25
 N_RANDOM = 16
 N_CLASSES = 4
 
@@ -58,6 +61,8 @@ class KernelResult:
     checks: list[Check]
     domains: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    #: For a loss: the share of sampled points where its second derivative is <= 0.
+    flat_share: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,6 +88,16 @@ class KernelResult:
     def skipped(self) -> int:
         """Return the number of points skipped (undefined, or at a kink), over all checks."""
         return sum(c.skipped for c in self.checks)
+
+    def notes(self) -> list[str]:
+        """Return one line per finding that is not a failure (a loss unusable for boosting)."""
+        if self.flat_share is None or self.flat_share <= FLAT_SHARE:
+            return []
+        return [
+            f"{self.name}: the second derivative is zero or negative on "
+            f"{self.flat_share:.0%} of the sampled points: unusable for boosting as it stands "
+            "(symgrad.boosting's hessian= policy replaces it)"
+        ]
 
     def problems(self) -> list[str]:
         """Return one line per failure, naming the function and the point."""
@@ -311,6 +326,8 @@ def _verify(
             return
         g_full = np.asarray(grad(x, *others), dtype=float)
         run(f"{spec.name}_grad", lambda v, i: float(np.sum(value(v, *rows(i)))), g_full * scale)
+        if fn["_hess"] is not None and spec.role == "loss":
+            result.flat_share = _flat_share(fn["_hess"], x, len(others), rng)
         if fn["_hess"] is not None and spec.class_axis:
             h_full = np.asarray(fn["_hess"](x, *others), dtype=float)
             result.checks.append(_diagonal(spec.name, grad, x, others, h_full * scale, tols))
@@ -329,6 +346,21 @@ def _verify(
             result.checks.append(
                 _consistency(spec.name, fn["_value_and_grad"], value, g_full, x, others)
             )
+
+
+def _flat_share(hess: Callable, x: np.ndarray, n_targets: int, rng) -> float:
+    """Return the share of the random points (not the awkward ones, where a softmax saturates
+    to exact zeros) at which the loss's finite second derivative is zero or negative.
+
+    Targets are drawn inside (0, 1) (probability rows over a class axis): the labels and
+    probabilities a loss on logits or probabilities is meant for, and as good as any for a
+    loss of the residual, whose curvature does not depend on where the target sits.
+    """
+    x = x[:N_RANDOM]
+    targets = [_sample("unit", x.shape, rng) for _ in range(n_targets)]
+    h = np.asarray(hess(x, *targets, count=1), dtype=float)
+    h = h[np.isfinite(h)]
+    return float(np.mean(h <= 0)) if h.size else 0.0
 
 
 def _diagonal(name, grad, x, others, emitted, tols) -> Check:
