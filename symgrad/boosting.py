@@ -25,13 +25,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from symgrad.compiler.spec import Spec
 from symgrad.errors import HessianWarning
-from symgrad.models import _BUILTIN, _module, _split
+from symgrad.models import _split
+
+if TYPE_CHECKING:
+    from symgrad.compiler.spec import Spec
 
 __all__ = [
     "HESSIAN_POLICIES",
@@ -73,7 +75,9 @@ class Objective:
         warn_share: float = 0.5,
         **hyper: float,
     ) -> None:
-        spec, hyper, builtin = _split("loss", (loss, hyper))
+        self._args = (loss, {**hyper, "hessian": hessian, "floor": floor, "constant": constant})
+        self._args[1].update(scale=scale, class_scale=class_scale, warn_share=warn_share)
+        spec, module, hyper, _ = _split("loss", (loss, hyper))
         if len(spec.inputs) != 2:
             raise ValueError(f"loss {spec.name!r}: a boosting objective needs inputs (yhat, y)")
         if hessian not in HESSIAN_POLICIES:
@@ -83,12 +87,19 @@ class Objective:
         for label, value in (("floor", floor), ("constant", constant), ("scale", scale)):
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"{label} must be a positive finite number, got {value!r}")
-        module = _BUILTIN["loss"][0] if builtin else _module((spec,), lambda: spec)[1]
         bound = {s: partial(getattr(module, spec.name + s), **hyper) for s in _SUFFIXES}
         self.spec, self.hyper, self._fn = spec, hyper, bound
         self.hessian, self.floor, self.constant, self.scale = hessian, floor, constant, scale
         self.class_scale, self.warn_share = class_scale, warn_share
         self._warned = False
+
+    def __deepcopy__(self, memo: dict) -> Objective:
+        # LightGBM deep-copies its params, objective included: the kernels are immutable
+        return self
+
+    def __reduce__(self) -> tuple:
+        # pickled as the loss and options it was made from (a user spec is recompiled)
+        return _rebuild, (type(self), *self._args)
 
     @property
     def name(self) -> str:
@@ -220,6 +231,10 @@ class Objective:
 
 
 _SUFFIXES = ("", "_grad", "_hess", "_per_sample")
+
+
+def _rebuild(cls: type, loss: Any, options: dict) -> Objective:
+    return cls(loss, **options)
 
 
 def _warning(obj: Objective, share: float) -> str:

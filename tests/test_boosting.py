@@ -248,3 +248,17 @@ def test_bad_options_raise_one_clear_error():
         boosting.lightgbm("huber", tau=0.5)
     with pytest.raises(ValueError, match="class labels must be integers in"):
         boosting.xgboost("softmax_cross_entropy").grad_hess(np.zeros((2, 3)), [0, 3])
+
+
+@pytest.mark.filterwarnings("ignore::symgrad.errors.HessianWarning")
+def test_fitted_models_with_symgrad_objectives_pickle():
+    import pickle
+
+    X, y, _ = _data(load_diabetes)
+    xo = boosting.xgboost("huber", delta=30.0, hessian="floor", floor=0.1)
+    model = xgb.XGBRegressor(objective=xo.sklearn_objective, n_estimators=3, n_jobs=1)
+    model.set_params(base_score=xo.base_score(y)).fit(X, y)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    copy = pickle.loads(pickle.dumps(xo))
+    assert (copy.hyper, copy.hessian, copy.floor) == ({"delta": 30.0}, "floor", 0.1)
