@@ -158,7 +158,7 @@ RUNTIME = "runtime"
 WEIGHTS = "weights"
 
 #: How an emitted function finishes each expression: written into ``out``, or reduced
-#: (ROWS: one value per row of a class-axis loss, written into ``out`` of shape (..., )).
+#: (ROWS: one value per row of a class-axis loss, into ``out`` of the inputs' shape[:-1]).
 ARRAY, MEAN, SUM, ROWS = "array", "mean", "sum", "rows"
 
 #: How a loss's emitted functions weigh per-sample values (``weight=``) and form the mean.
@@ -275,7 +275,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         em = _Emitter(derived, exprs)
         readable = [*em.lines, finish(em)]
         finishes = (ROWS,) if rows else _finishes(returns, role)
-        mean = not rows and not name.endswith(PER_SAMPLE)
+        mean = not name.endswith(PER_SAMPLE)
         body = _inplace_body(derived, em, name, finishes, extra, mean)
         where = "into ``out`` and reused buffers" if ARRAY in finishes else "into reused buffers"
         numpy_lines = [
