@@ -59,3 +59,8 @@ class TrainError(SymgradError):
 
 class CodegenError(SymgradError):
     """Generated source failed the safety check run before any file is written."""
+
+
+class HessianWarning(UserWarning):
+    """A loss's second derivative is zero or negative on much of the data: a boosting library's
+    Newton step is undefined there, so a safe Hessian policy replaces it."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import jinja2
 
-from symgrad.compiler.lower import RUNTIME, FunctionPlan
+from symgrad.compiler.lower import RUNTIME, WEIGHTS, FunctionPlan
 from symgrad.compiler.printer import HELPER_IMPORTS, HELPERS
 from symgrad.compiler.spec import Spec
 from symgrad.domains import BOUNDS, describe
@@ -114,8 +114,9 @@ def render_module(
                 | ({"threading"} if RUNTIME in helpers else set())
             ),
             names=[f.name for f in functions],
-            helpers=[HELPERS[h] for h in helpers if h != RUNTIME],
+            helpers=[HELPERS[h] for h in helpers if h not in (RUNTIME, WEIGHTS)],
             runtime=RUNTIME in helpers,
+            weights=WEIGHTS in helpers,
             functions=functions,
             kernels=kernels,
             domains=hyper_domains(),
