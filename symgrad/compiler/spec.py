@@ -23,7 +23,8 @@ LINKS = ("identity", "sigmoid", "softmax")
 #: Names the emitted code uses for itself; a spec may not take them.
 RESERVED = frozenset(
     {"np", "math", "threading", "n_classes", "n_samples", "inv_n", "grad_output", "vector"}
-    | {"out", "count"}  # keyword arguments of the emitted functions
+    | {"out", "count", "weight"}  # keyword arguments of the emitted functions
+    | {"rows", "KERNELS"}  # a per-row result's view; the generated module's metadata table
 )
 #: names the emitted bodies use: CSE temporaries, buffers, reduced values
 _TEMP_NAME = re.compile(r"^(t|b|m|r|rm|value)\d+$")
