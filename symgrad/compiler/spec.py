@@ -25,9 +25,14 @@ _TEMP_NAME = re.compile(r"^(t|b|m|r|rm|value)\d+$")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Spec:
-    """One kernel: ``expr`` over array ``inputs`` and scalar hyper-parameters with defaults."""
+    """One kernel: ``expr`` over array ``inputs`` and scalar hyper-parameters with defaults.
+
+    Specs compare and hash by value (name, role, inputs, hyper-parameters, expression, doc;
+    not ``origin`` or ``meta``), so an equal spec rebuilt elsewhere, copied by
+    ``sklearn.base.clone`` or unpickled hits the same compile cache. They pickle as plain data.
+    """
 
     name: str
     role: str
@@ -35,8 +40,8 @@ class Spec:
     hyper: tuple[tuple[sp.Symbol, float], ...]
     expr: sp.Expr
     doc: str = ""
-    origin: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+    origin: str = field(default="", compare=False)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def wrt(self) -> sp.Symbol:
