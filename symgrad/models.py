@@ -60,6 +60,7 @@ __all__ = [
     "LogisticRegression",
     "SoftmaxRegression",
     "flatten",
+    "kernel_spec",
     "unflatten",
 ]
 
@@ -139,6 +140,11 @@ def _split(role: str, choice: KernelChoice) -> tuple[Spec, dict[str, float], boo
             f"it takes: {takes}"
         )
     return spec, hyper, builtin
+
+
+def kernel_spec(role: str, choice: KernelChoice) -> tuple[Spec, dict[str, float], bool]:
+    """Return (spec, hyper-parameters, is built-in) for a kernel choice, checked as models do."""
+    return _split(role, choice)
 
 
 def _module(specs: tuple[Spec, ...], build: Callable[[], Spec]) -> tuple[Spec, ModuleType]:
