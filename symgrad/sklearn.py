@@ -448,7 +448,17 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
                 Y = 2.0 * Y - 1.0
             model = self._make_model(choice, X.shape[1], 1 if k == 2 else k)
         self._fit_model(model, X, Y, weight, self._solver(spec))
+        if _is_builtin(spec, frozenset({"softmax_cross_entropy"})):
+            self._center_logits()
         return self
+
+    def _center_logits(self) -> None:
+        """Give the last bias zero mean: softmax ignores a shift of all logits, so the solvers
+        may leave any; centring makes ``decision_function`` the same whichever solver ran."""
+        key = "b" if "b" in self.params_ else f"b{len(self.params_) // 2 - 1}"
+        if key in self.params_:
+            self.params_[key] = self.params_[key] - np.mean(self.params_[key])
+            self._set_linear_attributes()
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Return the logits: (n,) for two classes (positive means ``classes_[1]``), else (n, k)."""
