@@ -57,7 +57,6 @@ import symgrad.activations as _activations
 import symgrad.scipy as _sg_scipy
 from symgrad import models, optim
 from symgrad.fit import fit
-from symgrad.library import losses as _library_losses
 from symgrad.newton import fit_newton
 
 __all__ = ["SymgradClassifier", "SymgradRegressor"]
@@ -83,7 +82,6 @@ _SIGNED = frozenset(
 _NOT_ON_LOGITS = frozenset(
     {"binary_cross_entropy", "categorical_cross_entropy", "kl_div", "poisson_nll"}
 )
-_LIBRARY = {spec.name: spec for spec in _library_losses.SPECS}
 #: gradient-norm tolerance of the second-order and scipy solvers, relative to the start's
 _SECOND_ORDER_TOL = 1e-10
 #: relative loss change per epoch that stops a first-order optimizer
@@ -150,9 +148,14 @@ def _regularizer(choice: Any, alpha: Any) -> Any:
     return (base, {**hyper, "lam": float(alpha)})
 
 
-def _is_builtin(spec: Any, names: frozenset[str]) -> bool:
-    """Tell whether ``spec`` is (equal to) one of the built-in losses ``names``."""
-    return spec.name in names and _LIBRARY.get(spec.name) == spec
+def _builtin_name(choice: Any) -> str | None:
+    """Return the built-in loss a choice names (or a spec equal to a library one), else None."""
+    info, _, user = models.kernel_spec("loss", choice)
+    if user is None:
+        return info.name
+    from symgrad.library import losses  # the compiler is loaded already: ``user`` is a Spec
+
+    return info.name if {s.name: s for s in losses.SPECS}.get(info.name) == user else None
 
 
 def _seed(random_state: Any) -> int:
@@ -186,12 +189,12 @@ class _SymgradEstimator(BaseEstimator):
         self.model_ = self._build()
         return self.model_
 
-    def _solver(self, loss_spec: Any) -> str:
+    def _solver(self, loss: Any) -> str:
         solver = self.solver
         if solver == "auto":
             if _hidden(self.hidden_layer_sizes):
                 return "adam"
-            return "newton" if _is_builtin(loss_spec, _NEWTON_LOSSES) else "lbfgs"
+            return "newton" if _builtin_name(loss) in _NEWTON_LOSSES else "lbfgs"
         known = {*_NEWTON, *_SCIPY, *optim.OPTIMIZERS}
         if not isinstance(solver, str) or solver.lower() not in known:
             raise ValueError(f"unknown solver {solver!r}; choose 'auto' or one of {sorted(known)}")
@@ -354,7 +357,7 @@ class SymgradRegressor(RegressorMixin, _SymgradEstimator):
         n_out = 1 if y.ndim == 1 else y.shape[1]
         model = self._make_model(self.loss, X.shape[1], n_out)
         self._one_column_ = y.ndim == 1
-        self._fit_model(model, X, y, weight, self._solver(spec))
+        self._fit_model(model, X, y, weight, self._solver(self.loss))
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -414,7 +417,7 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
                 "binary_cross_entropy_with_logits" if n_classes == 2 else "softmax_cross_entropy"
             )
         spec = models.kernel_spec("loss", choice)[0]
-        if _is_builtin(spec, _NOT_ON_LOGITS):
+        if _builtin_name(choice) in _NOT_ON_LOGITS:
             raise ValueError(
                 f"loss {spec.name!r} works on probabilities or rates, not on a classifier's "
                 "logits; use 'log_loss', a logit loss or a margin loss"
@@ -442,13 +445,13 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
             model = self._make_model(choice, X.shape[1], k, softmax=softmax)
             Y = codes
         else:
-            self._encoding_ = "signed" if _is_builtin(spec, _SIGNED) else "binary"
+            self._encoding_ = "signed" if _builtin_name(choice) in _SIGNED else "binary"
             Y = (codes == 1).astype(float) if k == 2 else np.eye(k)[codes]
             if self._encoding_ == "signed":
                 Y = 2.0 * Y - 1.0
             model = self._make_model(choice, X.shape[1], 1 if k == 2 else k)
-        self._fit_model(model, X, Y, weight, self._solver(spec))
-        if _is_builtin(spec, frozenset({"softmax_cross_entropy"})):
+        self._fit_model(model, X, Y, weight, self._solver(choice))
+        if _builtin_name(choice) == "softmax_cross_entropy":
             self._center_logits()
         return self
 
@@ -479,10 +482,12 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
         """Tell whether the loss reads logits as probabilities (not a margin loss)."""
         if hasattr(self, "_encoding_"):
             return self._encoding_ != "signed"
-        choice = self.loss[0] if isinstance(self.loss, tuple) else self.loss
-        if isinstance(choice, str):
-            return choice not in _SIGNED
-        return not _is_builtin(choice, _SIGNED) if hasattr(choice, "name") else True
+        if isinstance(self.loss, str) and self.loss == "log_loss":
+            return True
+        try:
+            return _builtin_name(self.loss) not in _SIGNED
+        except (TypeError, ValueError):  # a bad loss: fit will say so
+            return True
 
     @available_if(_has_proba)
     def predict_proba(self, X: Any) -> np.ndarray:
