@@ -29,8 +29,10 @@ built-in margin and regression losses (hinge, squared_hinge, mse, l1, huber, smo
 log_cosh, pinball), which then have no ``predict_proba``. A class-axis loss (softmax
 cross-entropy, or a user spec written with ``symgrad.axis_sum``) sees all logits of a row.
 
-``solver="auto"`` is Newton's method for the default losses on a linear model, L-BFGS for
-other losses, Adam for an MLP. Choices: ``"newton"``, ``"newton-cg"``, ``"damped-newton"``
+``solver="auto"`` on a linear model is Newton's method for the smooth convex built-in losses
+(mse, log_cosh, poisson_nll, the logistic and softmax losses), L-BFGS for the kinked ones (l1,
+hinge, pinball) or beyond 2000 parameters, and Levenberg-Marquardt damped Newton for the rest
+and user specs (safe where curvature is flat or negative); an MLP gets Adam. Choices: ``"newton"``, ``"newton-cg"``, ``"damped-newton"``
 (:mod:`symgrad.newton`), ``"lbfgs"``, ``"trust-ncg"``, ``"trust-exact"``, ``"trust-krylov"``
 (scipy, through :mod:`symgrad.scipy`) or a first-order optimizer from
 ``symgrad.optim.OPTIMIZERS`` (``"adam"``, ``"sgd"`` ...; ``learning_rate``, ``batch_size``).
@@ -72,8 +74,14 @@ _SCIPY = {
     "trust-exact": "trust-exact",
     "trust-krylov": "trust-krylov",
 }
-#: losses for which "auto" picks Newton on a linear model (smooth, with positive curvature)
-_NEWTON_LOSSES = frozenset({"mse", "binary_cross_entropy_with_logits", "softmax_cross_entropy"})
+#: built-in losses for which "auto" picks Newton on a linear model (smooth, convex, curved)
+_NEWTON_LOSSES = frozenset(
+    {"mse", "log_cosh", "poisson_nll", "binary_cross_entropy_with_logits", "softmax_cross_entropy"}
+)
+#: built-in losses whose second derivative is zero almost everywhere: "auto" picks L-BFGS
+_KINKED_LOSSES = frozenset({"l1", "hinge", "pinball"})
+#: parameters above which "auto" avoids the dense Hessian of Newton's method
+_DENSE_LIMIT = 2000
 #: built-in losses defined on margins or residuals: a classifier encodes its classes as -1/+1
 _SIGNED = frozenset(
     {"hinge", "squared_hinge", "mse", "l1", "huber", "smooth_l1", "log_cosh", "pinball"}
@@ -189,12 +197,18 @@ class _SymgradEstimator(BaseEstimator):
         self.model_ = self._build()
         return self.model_
 
-    def _solver(self, loss: Any) -> str:
+    def _solver(self, loss: Any, n_params: int) -> str:
+        """Return the solver to run: ``solver``, or for "auto" one that suits the loss."""
         solver = self.solver
         if solver == "auto":
+            name = _builtin_name(loss)
             if _hidden(self.hidden_layer_sizes):
                 return "adam"
-            return "newton" if _builtin_name(loss) in _NEWTON_LOSSES else "lbfgs"
+            if name in _KINKED_LOSSES or n_params > _DENSE_LIMIT:
+                return "lbfgs"
+            # other losses (user specs included) may have flat or negative curvature somewhere:
+            # Levenberg-Marquardt damping keeps Newton's steps safe there
+            return "newton" if name in _NEWTON_LOSSES else "damped-newton"
         known = {*_NEWTON, *_SCIPY, *optim.OPTIMIZERS}
         if not isinstance(solver, str) or solver.lower() not in known:
             raise ValueError(f"unknown solver {solver!r}; choose 'auto' or one of {sorted(known)}")
@@ -225,11 +239,15 @@ class _SymgradEstimator(BaseEstimator):
             params, n_iter = result.params, result.n_steps
             converged = result.stop_reason in ("tol", "callback")
         elif solver in _SCIPY:
+            options = {"maxiter": max_iter, "gtol": tol}
+            if solver == "lbfgs":  # as scikit-learn's lbfgs: stop on the gradient, not on f
+                options |= {"ftol": 64 * np.finfo(float).eps, "maxls": 50}
             params, res = _sg_scipy.minimize(
-                model, X, Y, params, method=_SCIPY[solver], sample_weight=weight, tol=tol,
-                options={"maxiter": max_iter},
-            )  # fmt: skip
-            n_iter, converged = int(res.nit), bool(res.success)
+                model, X, Y, params, method=_SCIPY[solver], sample_weight=weight, options=options
+            )
+            # status 1 is scipy's iteration limit; other stops are at round-off (line search
+            # or trust-region precision loss) and count as converged, as in scikit-learn
+            n_iter, converged = int(res.nit), bool(res.success) or res.status != 1
         else:
             params, n_iter, converged = self._first_order(bound, params, X, Y, weight, solver)
         if not converged:
@@ -357,7 +375,7 @@ class SymgradRegressor(RegressorMixin, _SymgradEstimator):
         n_out = 1 if y.ndim == 1 else y.shape[1]
         model = self._make_model(self.loss, X.shape[1], n_out)
         self._one_column_ = y.ndim == 1
-        self._fit_model(model, X, y, weight, self._solver(self.loss))
+        self._fit_model(model, X, y, weight, self._solver(self.loss, (X.shape[1] + 1) * n_out))
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -450,7 +468,8 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
             if self._encoding_ == "signed":
                 Y = 2.0 * Y - 1.0
             model = self._make_model(choice, X.shape[1], 1 if k == 2 else k)
-        self._fit_model(model, X, Y, weight, self._solver(choice))
+        n_out = k if spec.class_axis or k > 2 else 1
+        self._fit_model(model, X, Y, weight, self._solver(choice, (X.shape[1] + 1) * n_out))
         if _builtin_name(choice) == "softmax_cross_entropy":
             self._center_logits()
         return self
