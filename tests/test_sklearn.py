@@ -134,6 +134,8 @@ def test_spec_is_value_equal_hashable_and_pickles():
     assert len({pseudo_huber, again, loaded}) == 1
     other_default = sg.loss(pseudo_huber_wider, name="pseudo_huber")
     assert other_default != pseudo_huber and sg.loss(pseudo_huber_again) != pseudo_huber
+    linked = sg.loss(pseudo_huber_again, name="pseudo_huber", link="identity")
+    assert linked != pseudo_huber and hash(pickle.loads(pickle.dumps(linked))) == hash(linked)
 
 
 def pseudo_huber_again(yhat, y, delta=1.0):
