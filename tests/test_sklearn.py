@@ -250,6 +250,7 @@ def test_mlp_regressor_beats_the_mean(solver):
     assert est.score(X, y) > 0.4
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_mlp_classifier_with_user_activation():
     @sg.activation
     def softsign(x):
