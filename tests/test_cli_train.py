@@ -356,3 +356,20 @@ def test_outputs_are_written_atomically_with_the_usual_mode(capsys, tmp_path: Pa
     for name in ["fresh.npz", "curve.png", "fresh_loss.png"][: 3 if HAS_MATPLOTLIB else 1]:
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_loss_without_curvature_is_solved_by_lbfgs(capsys, tmp_path: Path):
+    """l1 has a zero second derivative: auto picks L-BFGS, which reaches the median regression."""
+    from sklearn.linear_model import QuantileRegressor
+
+    from symgrad.cli.train import split
+    from symgrad.datasets import load
+
+    code, out, err = main_run(capsys, tmp_path, "--data", "diabetes", "--loss", "l1")
+    assert code == 0, err
+    assert "fit    lbfgs (scipy L-BFGS-B, full batch)" in err
+    data = load("diabetes")
+    parts = split(data.X, data.y, 0.2, 0, True)
+    ref = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(parts.X, parts.y)
+    best = float(np.mean(np.abs(ref.predict(parts.X) - parts.y)))
+    assert metrics(out)["loss"][0] == pytest.approx(best, rel=1e-3)

@@ -149,7 +149,8 @@ def _fit_arguments(fitting: Any) -> None:
         metavar="NAME",
         help="newton (Newton's method with a line search, full batch), lbfgs (scipy's "
         f"L-BFGS-B, full batch), or a first-order optimizer: {', '.join(_first_order_names())}. "
-        "Default auto: newton for linear, logistic and softmax, adam for mlp",
+        "Default auto: newton for linear, logistic and softmax (lbfgs for a linear model "
+        "whose loss has no curvature at the start, such as l1), adam for mlp",
     )
     fitting.add_argument(
         "--lr",
@@ -444,21 +445,38 @@ class Solver:
         return f"{self.name}(lr={self.lr}), {self.epochs} epochs, batch size {self.batch_size or 'full'}"
 
 
-def _solver_name(args: argparse.Namespace, built: Built) -> str:
+def _curved(built: Built, X: np.ndarray, y: np.ndarray) -> bool:
+    """Return False for a linear model whose Hessian at the start is singular.
+
+    That is a loss with zero curvature on most rows (``l1``, or ``huber`` with residuals
+    beyond ``delta``), where Newton steps degrade to gradient steps: L-BFGS does better.
+    """
+    from symgrad.models import flatten
+
+    if built.kind != "linear" or flatten(built.init).size > DENSE_NEWTON_MAX_PARAMS:
+        return True
+    w = np.linalg.eigvalsh(built.model.hessian(built.init, X, y))
+    return bool(w.max() > 0 and w.min() > 1e-10 * w.max())
+
+
+def _solver_name(args: argparse.Namespace, built: Built, X: np.ndarray, y: np.ndarray) -> str:
     name = args.optimizer.lower()
+    has_scipy = importlib.util.find_spec("scipy") is not None
     if name == "auto":
-        return "adam" if built.kind == "mlp" else "newton"
+        if built.kind == "mlp":
+            return "adam"
+        return "newton" if not has_scipy or _curved(built, X, y) else "lbfgs"
     if name not in (*SECOND_ORDER, *_first_order_names()):
         choices = ", ".join(["auto", *SECOND_ORDER, *_first_order_names()])
         raise TrainError(f"unknown optimizer {args.optimizer!r}; choose one of: {choices}")
-    if name == "lbfgs" and importlib.util.find_spec("scipy") is None:
+    if name == "lbfgs" and not has_scipy:
         raise TrainError("--optimizer lbfgs needs scipy (pip install scipy)")
     return name
 
 
-def choose_solver(args: argparse.Namespace, built: Built) -> Solver:
+def choose_solver(args: argparse.Namespace, built: Built, X: np.ndarray, y: np.ndarray) -> Solver:
     """Return the solver for ``--optimizer`` (auto: second order for convex models)."""
-    name = _solver_name(args, built)
+    name = _solver_name(args, built, X, y)
     if args.epochs is not None and args.epochs < 1:
         raise TrainError(f"--epochs must be at least 1, got {args.epochs}")
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
@@ -721,7 +739,7 @@ def prepare(args: argparse.Namespace) -> Plan:
     if built.kind == "mlp" and built.task == "regress" and args.standardize:
         target = Targets.fitted(y)
     built.model.objective(built.init, parts.X[:2], target.forward(y[:2]))  # shape problems
-    solver = choose_solver(args, built)
+    solver = choose_solver(args, built, parts.X, target.forward(y))
     y_fit = target.forward(y)
     y_val_fit = None if y_val is None else target.forward(y_val)
     return Plan(
@@ -763,6 +781,8 @@ def _table(plan: Plan, result: Any, guard: Guard, seconds: float) -> tuple[list[
         why = "converged: no step decreases the loss further"
     elif plan.solver.name == "newton" and result.stop_reason == "tol":
         why = f"converged: gradient norm {result.history.grad_norm[-1]:.3g}"
+    elif plan.solver.second_order and result.stop_reason == "epochs":
+        why = f"not converged within {plan.solver.epochs} iterations (raise --epochs)"
     lines = [done + (why or result.stop_reason), f"{'metric':<10} {'train':>12} {'validation':>12}"]
     for key, value in train_m.items():
         other = f"{val_m[key]:>12.6g}" if key in val_m else f"{'-':>12}"
