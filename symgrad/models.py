@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 import symgrad.activations as _activations
-from symgrad.kernels import KernelInfo, builtin_module, builtins, compiled, is_spec
+from symgrad.kernels import KernelInfo, builtins, compiled, is_spec, resolve
 from symgrad.tree import ravel as flatten
 from symgrad.tree import unravel as unflatten
 
@@ -91,52 +91,15 @@ class _Kernel:
         return self.spec.name
 
 
-def _split(role: str, choice: KernelChoice) -> tuple[KernelInfo, ModuleType, dict[str, float], Any]:
-    """Return (info, module, hyper-parameters, user spec or None) for a name, a spec or a pair."""
-    hyper: dict[str, float] = {}
-    if isinstance(choice, tuple):
-        if len(choice) != 2 or not isinstance(choice[1], Mapping):
-            raise ValueError(
-                f"a {role} pair must be (name_or_spec, {{hyper-parameters}}), got {choice!r}"
-            )
-        choice, hyper = choice[0], dict(choice[1])
-    known = builtins(role)
-    user = None
-    if isinstance(choice, str):
-        if choice not in known:
-            raise ValueError(
-                f"unknown {role} {choice!r}; choose one of: {', '.join(sorted(known))}"
-            )
-        spec, module = known[choice], builtin_module(role)
-    elif is_spec(choice):
-        if choice.role != role:
-            raise ValueError(f"expected a {role} spec, got {choice!r}")
-        user = choice
-        spec, module = compiled((choice,), lambda: choice)
-    else:
-        raise TypeError(
-            f"a {role} is a built-in name, a symgrad Spec or a (name_or_spec, kwargs) pair; "
-            f"got {type(choice).__name__}"
-        )
-    unknown = sorted(set(hyper) - set(spec.hyper_defaults))
-    if unknown:
-        takes = ", ".join(sorted(spec.hyper_defaults)) or "none"
-        raise ValueError(
-            f"{role} {spec.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
-            f"it takes: {takes}"
-        )
-    return spec, module, hyper, user
-
-
 def kernel_spec(role: str, choice: KernelChoice) -> tuple[KernelInfo, dict[str, float], Any]:
     """Return (kernel facts, hyper-parameters, the user's spec or None) for a kernel choice."""
-    spec, _, hyper, user = _split(role, choice)
+    spec, _, hyper, user = resolve(role, choice)
     return spec, hyper, user
 
 
 def _resolve_activation(choice: KernelChoice, *, elementwise: bool = True) -> _Kernel:
     """Resolve an activation; with ``elementwise`` reject class-axis ones (they have no f')."""
-    spec, module, hyper, user = _split("activation", choice)
+    spec, module, hyper, user = resolve("activation", choice)
     if elementwise and spec.class_axis:
         raise ValueError(
             f"activation {spec.name!r} works over the class axis; hidden layers need an "
@@ -158,7 +121,7 @@ def _resolve_regularizer(choice: KernelChoice | None) -> _Kernel | None:
     """Resolve a regularizer (``None`` for none)."""
     if choice is None:
         return None
-    spec, module, hyper, user = _split("regularizer", choice)
+    spec, module, hyper, user = resolve("regularizer", choice)
     fn = partial(getattr(module, spec.name), **hyper)
     grad = partial(getattr(module, f"{spec.name}_grad"), **hyper)
     hess = _optional(module, f"{spec.name}_hess", hyper)
@@ -167,7 +130,7 @@ def _resolve_regularizer(choice: KernelChoice | None) -> _Kernel | None:
 
 def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _Kernel:
     """Resolve a loss to its ``value_and_grad``; with ``output``, fuse it via compose first."""
-    spec, module, hyper, user = _split("loss", choice)
+    spec, module, hyper, user = resolve("loss", choice)
     builtin = user is None
     if len(spec.inputs) != 2:
         raise ValueError(
@@ -175,7 +138,7 @@ def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _
             "a model's loss takes exactly two, (yhat, y)"
         )
     if output is not None:
-        act, _, act_hyper, act_user = _split("activation", output)
+        act, _, act_hyper, act_user = resolve("activation", output)
         spec, module, names = _composed(user or spec.name, act_user or act.name)
         hyper |= {names[k]: v for k, v in act_hyper.items()}
         builtin = False
@@ -674,7 +637,7 @@ class MLP:
         self._out = None if output is None else _resolve_activation(output, elementwise=False)
         self._reg = _resolve_regularizer(regularizer)
         self._choices = (activation, loss, regularizer, output)
-        base = _split("loss", loss)[0].name
+        base = resolve("loss", loss)[0].name
         if self._loss.spec.class_axis:
             self.task = "multiclass"
         elif (output is None and self._loss.spec.link == "sigmoid") or (
