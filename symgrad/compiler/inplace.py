@@ -196,12 +196,19 @@ class InplaceBuilder:
         for _ in range(len(self.scalar_defs) + 1):  # see through scalar CSE temporaries
             value = value.xreplace(self.scalar_defs)
         value = value.xreplace(self.defaults)
-        value = value.xreplace({s: sp.E / 3 for s in value.free_symbols})  # n, 1/n: not 0
+        try:
+            value = value.xreplace({s: sp.E / 3 for s in value.free_symbols})  # n, 1/n: not 0
+        except TypeError:  # a symbol stands for a condition (a Piecewise inside the scalar)
+            return False
         return value.is_zero is True
 
     def assign(self, sym: sp.Symbol, expr: sp.Expr) -> None:
-        """Lower one CSE replacement ``sym = expr``."""
-        if self.rank(expr) == 0 and not self.is_bool(expr):
+        """Lower one CSE replacement ``sym = expr``.
+
+        A scalar (a hyper-parameter expression, or a condition on hyper-parameters only) is a
+        plain Python assignment, so scalar text printed later may name it.
+        """
+        if self.rank(expr) == 0:
             self.printer.ranks[sym] = 0
             self.printer.scalars = self.printer.scalars | {sym}
             self.line(f"{sym.name} = {self.scalar(expr)}")
@@ -322,6 +329,8 @@ class InplaceBuilder:
         """Return a symbolic scalar factor that two or more array terms carry alone (e.g. 1/n)
         and every term carries, or None when factoring it out would not save a pass."""
         terms = sp.Add.make_args(expr)
+        if any(isinstance(f, sp.Piecewise) for t in terms for f in sp.Mul.make_args(t)):
+            return None  # sympy distributes a division into a Piecewise's branches
         shared: set[sp.Expr] | None = None
         alone = 0
         for t in terms:

@@ -8,7 +8,13 @@ import sympy as sp
 
 from symgrad.compiler.derive import derivative, hvp, vjp
 from symgrad.compiler.printer import unsupported_functions
-from symgrad.compiler.rewrite import canonicalize, split_axis_sums, stabilize, tidy
+from symgrad.compiler.rewrite import (
+    canonicalize,
+    lowerable,
+    split_axis_sums,
+    stabilize,
+    tidy,
+)
 from symgrad.compiler.spec import Spec
 from symgrad.errors import SpecError
 
@@ -30,36 +36,47 @@ class Derived:
     hvp: sp.Expr | None
 
 
-def derive_kernel(spec: Spec) -> Derived:
-    """Differentiate ``spec`` (plain form first), then stabilize every result."""
-    try:
-        return _derive(spec)
-    except SpecError:
-        raise
-    except Exception as exc:  # sympy internals: report the spec, not the traceback
-        raise SpecError(
-            spec.name, f"differentiating failed with {type(exc).__name__}: {exc}", spec.origin
-        ) from None
+#: How much rewriting a derivation does: ``STABLE`` applies every stabilizing rule; ``PLAIN``
+#: only canonicalizes and tidies; ``RAW`` is sympy's own derivative of the spec as written.
+#: Safe mode falls back along this list for a function whose rewritten form it cannot verify.
+STABLE, PLAIN, RAW = "stable", "plain", "raw"
+LEVELS = (STABLE, PLAIN, RAW)
 
 
-def _derive(spec: Spec) -> Derived:
+def derive_kernel(spec: Spec, level: str = STABLE) -> Derived:
+    """Differentiate ``spec`` (plain form first), then stabilize every result (per ``level``).
+
+    Errors raised by symgrad's own rules propagate as they are (an internal error, reported
+    with "please report"); only a construct the spec uses that cannot be lowered is a SpecError.
+    """
+    return _derive(spec, level)
+
+
+def _identity(e: sp.Expr, *_: object) -> sp.Expr:
+    return e
+
+
+def _derive(spec: Spec, level: str) -> Derived:
     x = spec.wrt
     elementwise = frozenset(spec.inputs)
-    base = canonicalize(spec.expr)
+    raw = level == RAW
+    base = canonicalize(spec.expr, smooth=not raw)
+    clean = _identity if raw else tidy
+    finish = stabilize if level == STABLE else lowerable
     grad = hess = vj = hv = None
     if spec.role == "activation" and spec.class_axis:
-        vj = tidy(vjp(base, x, COTANGENT), elementwise | {COTANGENT})
+        vj = clean(vjp(base, x, COTANGENT), elementwise | {COTANGENT})
     else:
-        grad = tidy(derivative(base, x), elementwise)
+        grad = clean(derivative(base, x), elementwise)
         if spec.class_axis:
-            hv = tidy(hvp(grad, x, VECTOR), elementwise | {VECTOR})
+            hv = clean(hvp(grad, x, VECTOR), elementwise | {VECTOR})
         else:
-            hess = tidy(sp.diff(grad, x), elementwise)
+            hess = clean(sp.diff(grad, x), elementwise)
     value = split_axis_sums(base, elementwise) if spec.class_axis else base
     out = Derived(
         spec,
-        stabilize(value),
-        *(None if e is None else stabilize(e) for e in (grad, hess, vj, hv)),
+        finish(value),
+        *(None if e is None else finish(e) for e in (grad, hess, vj, hv)),
     )
     for label, e in (("gradient", out.grad), ("second derivative", out.hess)):
         if e is not None:

@@ -63,14 +63,15 @@ def _split_one(add: sp.Add) -> tuple[sp.Expr | None, sp.Expr | None]:
     return None, None
 
 
-def canonicalize(expr: sp.Expr) -> sp.Expr:
+def canonicalize(expr: sp.Expr, smooth: bool = True) -> sp.Expr:
     """Recognise plain spellings of smooth primitives (sigmoid, softplus) in a spec.
 
     Abs and sign become real-argument versions: every intermediate value of a spec is real,
     which sympy cannot prove for, say, |log x|, and would otherwise differentiate through re/im.
+    With ``smooth=False`` only that is done.
     """
     expr = expr.replace(sp.Abs, Abs).replace(sp.sign, sign)
-    return bottom_up(expr, _canonical_rule)
+    return bottom_up(expr, _canonical_rule) if smooth else expr
 
 
 # ---------------------------------------------------------------- after differentiating
@@ -209,6 +210,19 @@ def _stable_rule(e: sp.Expr) -> sp.Expr:
     if isinstance(e, sp.DiracDelta):
         return sp.S.Zero
     return e
+
+
+def _lowerable_rule(e: sp.Expr) -> sp.Expr:
+    if isinstance(e, sp.Heaviside):  # PyTorch's convention: step'(0) = 0, relu'(0) = 0
+        return sp.Piecewise((1, e.args[0] > 0), (0, True))
+    if isinstance(e, sp.DiracDelta):
+        return sp.S.Zero
+    return e
+
+
+def lowerable(expr: sp.Expr) -> sp.Expr:
+    """Apply only the conventions every emitted form needs (Heaviside, DiracDelta), no rewrite."""
+    return bottom_up(expr, _lowerable_rule)
 
 
 _UNSAFE = (sp.exp, sp.log, sp.cosh, sp.sinh, expm1, log1p)
@@ -350,6 +364,26 @@ def _lower_rule(e: sp.Expr) -> sp.Expr:
     return e
 
 
+def _select_products(e: sp.Basic) -> sp.Basic:
+    """rest * Piecewise((a, c), (b, True)) -> Piecewise((rest a, c), (rest b, True)) when
+    ``rest`` may overflow: a mask times an infinite discarded branch is NaN (0 * inf), a
+    select is not. Boolean conditions built from ITE become plain And/Or/Not."""
+    if isinstance(e, sp.ITE):
+        return e.to_nnf()
+    if not e.is_Mul:
+        return e
+    args = list(e.args)
+    pw = next((f for f in args if isinstance(f, sp.Piecewise)), None)
+    if pw is None:
+        return e
+    args.remove(pw)
+    rest = sp.Mul(*args)
+    if not _unsafe(rest):
+        return e
+    return sp.Piecewise(*((_select_products(rest * v), c) for v, c in pw.args), evaluate=False)
+
+
 def lower_primitives(expr: sp.Expr) -> sp.Expr:
     """Replace symgrad primitives by overflow-free expressions the printer knows."""
+    expr = bottom_up(expr, _select_products)
     return bottom_up(bottom_up(expr, _sigmoid_pairs), _lower_rule)
