@@ -7,7 +7,7 @@ import os
 import sys
 
 from symgrad.cli.report import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, Report, error, say
-from symgrad.errors import SymgradError
+from symgrad.errors import InternalError, SymgradError
 
 EXIT_CODES = """\
 exit codes:
@@ -34,7 +34,9 @@ def _generate(args: argparse.Namespace) -> int:
     write = not (args.check or args.diff)
     report = Report(check=args.check, write=write, quiet=args.quiet, verbose=args.verbose)
     try:
-        plan = generate.plan(args.targets, args.output, writing=write)
+        plan = generate.plan(args.targets, args.output, writing=write, safe=not args.fast)
+    except InternalError:
+        raise
     except SymgradError as exc:
         return error(str(exc))
     generate.apply(plan, report, write=write, diff=args.diff, prune=args.prune, echo=echo)
@@ -164,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="remove generated files in DIR whose spec file or module no longer exists",
     )
+    gen.add_argument(
+        "--fast",
+        action="store_true",
+        help="skip safe mode (the check of every emitted function against the plain formula)",
+    )
     gen.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     gen.add_argument("-v", "--verbose", action="store_true", help="also name unchanged files")
     gen.set_defaults(func=_generate)
@@ -253,13 +260,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         say("interrupted")
         return 130
+    except InternalError as exc:  # symgrad's own rules failed (safe mode caught it)
+        return _internal(exc)
     except SymgradError as exc:  # a problem with the user's input that slipped through
         return error(str(exc))
     except Exception as exc:  # an internal error: black's convention is 123
-        say(f"internal error: {type(exc).__name__}: {exc}")
-        if os.environ.get("SYMGRAD_TRACEBACK"):
-            raise
-        return EXIT_INTERNAL
+        return _internal(exc)
+
+
+def _internal(exc: Exception) -> int:
+    """Report a bug in symgrad itself in one line (exit 123); SYMGRAD_TRACEBACK=1 re-raises."""
+    if os.environ.get("SYMGRAD_TRACEBACK"):
+        raise exc
+    what = "" if isinstance(exc, InternalError) else f"{type(exc).__name__}: "
+    say(
+        f"internal error: {what}{exc} -- this is a bug in symgrad, please report it "
+        "(SYMGRAD_TRACEBACK=1 shows the traceback)"
+    )
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

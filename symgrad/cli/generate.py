@@ -144,7 +144,7 @@ def _check_dir(out_dir: Path, writing: bool) -> None:
 
 
 def render_targets(
-    targets: list[Target], out_dir: Path, default_dir: Path | None = None
+    targets: list[Target], out_dir: Path, default_dir: Path | None = None, *, safe: bool = True
 ) -> list[Output]:
     """Render every target (all before any file is touched) and pair each with the disk copy."""
     default_dir = out_dir if default_dir is None else default_dir
@@ -169,6 +169,7 @@ def render_targets(
                 source=target.source,
                 command=command_for(target, out_dir, default_dir),
                 title=target.title,
+                safe=safe,
             )
         except SpecError as exc:
             raise OutputError(f"{target.source}: spec {exc.spec!r}: {exc.problem}") from None
@@ -203,13 +204,19 @@ def find_orphans(out_dir: Path, outputs: list[Output]) -> list[Orphan]:
     return orphans
 
 
-def plan(target_names: list[str], out_arg: str | None, *, writing: bool) -> Plan:
-    """Load and render every target and find orphans; raise SymgradError on any bad input."""
+def plan(
+    target_names: list[str], out_arg: str | None, *, writing: bool, safe: bool = True
+) -> Plan:
+    """Load and render every target and find orphans; raise SymgradError on any bad input.
+
+    With ``safe`` (the default), every emitted function is checked against the plain formula
+    first; a disagreement raises SafeModeError (an internal error) before anything is written.
+    """
     targets = load_targets(target_names)
     default_dir = default_output_dir(bool(target_names))
     out_dir = Path(out_arg) if out_arg else default_dir
     _check_dir(out_dir, writing=False)
-    outputs = render_targets(targets, out_dir, default_dir)
+    outputs = render_targets(targets, out_dir, default_dir, safe=safe)
     if writing and any(o.changed for o in outputs):
         _check_dir(out_dir, writing=True)
     return Plan(outputs, find_orphans(out_dir, outputs))

@@ -396,6 +396,11 @@ class InplaceBuilder:
 
     def _pow(self, expr: sp.Pow) -> Operand:
         base, exp = expr.args
+        if exp == -1 and self.rank(base) > 0:
+            return self._binary("divide", "1.0", self.value(base))
+        if exp.is_negative and self.rank(base) > 0 and not exp.is_Integer:
+            # b**-1.5 underflows where 1 / b**1.5 overflows first: one np.power, as written
+            return self._binary("power", self.value(base), self.value(exp))
         if exp.is_negative and self.rank(base) > 0:
             return self._binary("divide", "1.0", self.value(base ** (-exp)))
         if self.rank(base) == 0:  # a scalar raised to an array
