@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from types import ModuleType
 
 from symgrad.compiler.check import Reference, check_module, checkable
-from symgrad.compiler.kernel import LEVELS, STABLE, derive_kernel
+from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
+from symgrad.compiler.kernel import LEVELS, derive_kernel
 from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import render_module
 from symgrad.compiler.spec import Spec
-from symgrad.errors import SafeModeError, SpecError
+from symgrad.errors import BudgetError, SafeModeError, SpecError
 
 
 def _exec(text: str, name: str) -> ModuleType:
@@ -30,30 +31,65 @@ def _trial(spec: Spec, plans: list[FunctionPlan]) -> ModuleType:
     return _exec(text, f"symgrad_check_{spec.name}")
 
 
-def plan_spec(spec: Spec, safe: bool = True) -> list[FunctionPlan]:
+def _plans(spec: Spec, level: str, config: CodegenConfig) -> list[FunctionPlan]:
+    derived = derive_kernel(spec, level, config)
+    with budget("lower", config.lower_s):
+        return plan_functions(derived)
+
+
+def _first_plans(spec: Spec, config: CodegenConfig) -> list[FunctionPlan]:
+    """Return the stabilized plans, or the plain ones where rewriting runs out of time."""
+    for level in LEVELS:
+        try:
+            return _plans(spec, level, config)
+        except OutOfTime as exc:
+            if level == LEVELS[-1] or exc.stage not in ("rewrite", "tidy"):
+                raise BudgetError(spec.name, exc.stage, f"{exc.seconds:g} s", spec.origin) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) -> list[FunctionPlan]:
     """Derive and lower one spec; in safe mode, verify each function against the plain formula.
 
     A function whose stabilized form is less accurate than the plain formula somewhere falls
     back to a less rewritten form (``LEVELS``); if none verifies, that is an internal error.
     """
-    plans = plan_functions(derive_kernel(spec, STABLE))
+    plans = _first_plans(spec, config)
     if not safe or not checkable(spec):
         return plans
     reference = Reference(spec)
-    failures = check_module(spec, _trial(spec, plans), reference=reference)
+    failures = _check(spec, plans, None, reference, config)
     first = dict(failures)
     for level in LEVELS[1:]:
         if not failures:
             break
-        fallback = {p.name: p for p in plan_functions(derive_kernel(spec, level))}
+        try:
+            fallback = {p.name: p for p in _plans(spec, level, config)}
+        except OutOfTime:
+            continue
         candidates = [fallback.get(p.name, p) if p.name in failures else p for p in plans]
-        retry = check_module(spec, _trial(spec, candidates), list(failures), reference=reference)
-        plans = [c if c.name in failures and c.name not in retry else p for p, c in zip(plans, candidates, strict=True)]
+        retry = _check(spec, candidates, list(failures), reference, config)
+        plans = [
+            c if c.name in failures and c.name not in retry else p
+            for p, c in zip(plans, candidates, strict=True)
+        ]
         failures = retry
     if failures:
         name = min(failures)
         raise SafeModeError(str(first.get(name, failures[name])))
     return plans
+
+
+def _check(spec, plans, names, reference, config) -> dict:
+    """Check ``plans`` at the safe-mode points; points the check budget does not reach are
+    left unchecked (a deep spec's reference can be slow to evaluate at high precision)."""
+    try:
+        with budget("check", config.check_s):
+            return check_module(spec, _trial(spec, plans), names, reference=reference)
+    except OutOfTime as exc:
+        if exc.stage != "check":
+            raise
+        return {}
 
 
 def plan_module(specs: Iterable[Spec], safe: bool = True) -> list[FunctionPlan]:

@@ -272,6 +272,12 @@ def _node(node, visit, arith: _Arithmetic):
     if node.is_Add:
         return arith.add([visit(a) for a in node.args])
     if node.is_Mul:
+        if arith.eager:  # as lambdify prints it: numerator / denominator
+            num = [a for a in node.args if not (a.is_Pow and a.exp.is_negative)]
+            den = [a.base ** (-a.exp) for a in node.args if a.is_Pow and a.exp.is_negative]
+            if den:
+                top = arith.mul([visit(a) for a in num]) if num else np.float64(1.0)
+                return top / arith.mul([visit(a) for a in den])
         return arith.mul([visit(a) for a in node.args])
     if node.is_Pow:
         base, exp = node.args

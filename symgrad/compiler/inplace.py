@@ -402,7 +402,9 @@ class InplaceBuilder:
             # b**-1.5 underflows where 1 / b**1.5 overflows first: one np.power, as written
             return self._binary("power", self.value(base), self.value(exp))
         if exp.is_negative and self.rank(base) > 0:
-            return self._binary("divide", "1.0", self.value(base ** (-exp)))
+            # (1/b)**k, not 1/b**k: b**k overflows where b**-k only underflows
+            inverse = self._binary("divide", "1.0", self.value(base))
+            return self.value(_Bound(inverse) ** (-exp))
         if self.rank(base) == 0:  # a scalar raised to an array
             return self._binary("power", self.scalar(base), self.value(exp))
         b = self.value(base)

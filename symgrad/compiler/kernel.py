@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from symgrad.compiler.config import DEFAULT, CodegenConfig, budget
 from symgrad.compiler.derive import derivative, hvp, vjp
 from symgrad.compiler.printer import unsupported_functions
 from symgrad.compiler.rewrite import (
@@ -43,20 +44,20 @@ STABLE, PLAIN, RAW = "stable", "plain", "raw"
 LEVELS = (STABLE, PLAIN, RAW)
 
 
-def derive_kernel(spec: Spec, level: str = STABLE) -> Derived:
+def derive_kernel(spec: Spec, level: str = STABLE, config: CodegenConfig = DEFAULT) -> Derived:
     """Differentiate ``spec`` (plain form first), then stabilize every result (per ``level``).
 
     Errors raised by symgrad's own rules propagate as they are (an internal error, reported
     with "please report"); only a construct the spec uses that cannot be lowered is a SpecError.
     """
-    return _derive(spec, level)
+    return _derive(spec, level, config)
 
 
 def _identity(e: sp.Expr, *_: object) -> sp.Expr:
     return e
 
 
-def _derive(spec: Spec, level: str) -> Derived:
+def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
     x = spec.wrt
     elementwise = frozenset(spec.inputs)
     raw = level == RAW
@@ -64,20 +65,22 @@ def _derive(spec: Spec, level: str) -> Derived:
     clean = _identity if raw else tidy
     finish = stabilize if level == STABLE else lowerable
     grad = hess = vj = hv = None
-    if spec.role == "activation" and spec.class_axis:
-        vj = clean(vjp(base, x, COTANGENT), elementwise | {COTANGENT})
-    else:
-        grad = clean(derivative(base, x), elementwise)
-        if spec.class_axis:
-            hv = clean(hvp(grad, x, VECTOR), elementwise | {VECTOR})
+    with budget("derive", config.derive_s):
+        if spec.role == "activation" and spec.class_axis:
+            vj = clean(vjp(base, x, COTANGENT), elementwise | {COTANGENT})
         else:
-            hess = clean(sp.diff(grad, x), elementwise)
+            grad = clean(derivative(base, x), elementwise)
+            if spec.class_axis:
+                hv = clean(hvp(grad, x, VECTOR), elementwise | {VECTOR})
+            else:
+                hess = clean(sp.diff(grad, x), elementwise)
     value = split_axis_sums(base, elementwise) if spec.class_axis else base
-    out = Derived(
-        spec,
-        finish(value),
-        *(None if e is None else finish(e) for e in (grad, hess, vj, hv)),
-    )
+    with budget("rewrite", config.rewrite_s if level == STABLE else config.derive_s):
+        out = Derived(
+            spec,
+            finish(value),
+            *(None if e is None else finish(e) for e in (grad, hess, vj, hv)),
+        )
     for label, e in (("gradient", out.grad), ("second derivative", out.hess)):
         if e is not None:
             bad = unsupported_functions(e)

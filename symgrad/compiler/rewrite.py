@@ -11,6 +11,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.numpy_nodes import logaddexp
 
+from symgrad.compiler.config import DEFAULT, OutOfTime, budget
 from symgrad.compiler.primitives import (
     N_CLASSES,
     Abs,
@@ -141,7 +142,7 @@ def split_axis_sums(expr: sp.Expr, elementwise: frozenset) -> sp.Expr:
 
 #: Above this many operations, tidy() no longer tries expanding (every built-in's gradient is
 #: far below it; deep compositions are far above and would grow exponentially).
-EXPAND_LIMIT = 120
+EXPAND_LIMIT = DEFAULT.expand_limit
 
 
 def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
@@ -152,11 +153,17 @@ def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
     if sp.count_ops(expr) > EXPAND_LIMIT:
         return expr  # expanding a product of n sums makes 2**n terms: keep the factored form
     candidates = [expr]
-    expanded = sp.expand(expr, power_exp=False, power_base=False, log=False)
-    expanded = bottom_up(expanded, _cancel_xdivy)
-    candidates.append(expanded)
-    candidates.append(sp.factor_terms(expanded))
-    return min(candidates, key=sp.count_ops)
+    try:
+        with budget("tidy", DEFAULT.expand_s):  # (1 + e)**-10 expands to 11 terms, slowly
+            expanded = sp.expand(expr, power_exp=False, power_base=False, log=False)
+            expanded = bottom_up(expanded, _cancel_xdivy)
+            candidates.append(expanded)
+            candidates.append(sp.factor_terms(expanded))
+            return min(candidates, key=sp.count_ops)
+    except OutOfTime as exc:
+        if exc.stage != "tidy":
+            raise
+        return expr
 
 
 def _stable_rule(e: sp.Expr) -> sp.Expr:
