@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import sympy as sp
 
 from symgrad.compiler.spec import Spec, validate
+from symgrad.errors import SpecError
 
 
 class Draw(Protocol):
@@ -139,7 +140,10 @@ def random_spec(draw: Draw, depth: int | None = None, name: str = "fuzzed") -> S
     grammar = Grammar(draw, inputs, [s for s, _ in hyper])
     expr = sp.S.Zero
     for _ in range(8):  # a constant expression has nothing to differentiate: draw again
-        expr = grammar.expr(depth)
+        try:
+            expr = grammar.expr(depth)
+        except (TypeError, ValueError) as exc:  # sympy refuses it (Max of a complex constant)
+            raise SpecError(name, f"invalid draw: {exc}") from None
         if inputs[0] in expr.free_symbols:
             break
     expr = expr if inputs[0] in expr.free_symbols else expr + inputs[0]

@@ -224,33 +224,20 @@ def _evaluate(fn: Callable, args, dps: int):
             return None
 
 
-def _agree(a, b) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return abs(a - b) <= mpmath.mpf(10) ** -20 * abs(b)
-
-
 def _exact_value(ref: Reference, form: str, point, hyper, cache: dict):
-    """Evaluate at rising precision until two precisions agree: a plain formula can cancel
-    (1 - tanh(x)**2 at x = 300 needs 260 digits), and the reference must not."""
+    """Evaluate at DIGITS, with more wherever a sum cancels or absorbs more digits than it
+    holds: a plain formula can cancel (1 - tanh(x)**2 at x = 300 needs 260 digits), and the
+    reference must not."""
     key = (form, point)
     if key not in cache:
         fn = ref.exact(form)
         args = (*point, *hyper)
         dps = DIGITS
-        previous = _evaluate(fn, args, dps)
-        value = None
-        while dps < MAX_DIGITS:
+        value = _evaluate(fn, args, dps)
+        while value is _LOST and dps < MAX_DIGITS:
             dps *= 2
             value = _evaluate(fn, args, dps)
-            if previous is not _LOST and value is not _LOST:
-                with mpmath.workdps(dps):
-                    if _agree(previous, value):
-                        break
-            previous = value
-        else:
-            value = None
-        cache[key] = value
+        cache[key] = None if value is _LOST else value
     return cache[key]
 
 

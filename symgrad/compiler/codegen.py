@@ -9,7 +9,7 @@ from types import ModuleType
 
 from symgrad.compiler.check import Reference, check_module, checkable
 from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
-from symgrad.compiler.kernel import LEVELS, derive_kernel
+from symgrad.compiler.kernel import LEVELS, RAW, STABLE, derive_kernel
 from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import render_module
 from symgrad.compiler.spec import Spec
@@ -38,14 +38,18 @@ def _plans(spec: Spec, level: str, config: CodegenConfig) -> list[FunctionPlan]:
 
 
 def _first_plans(spec: Spec, config: CodegenConfig) -> list[FunctionPlan]:
-    """Return the stabilized plans, or the plain ones where rewriting runs out of time."""
-    for level in LEVELS:
-        try:
-            return _plans(spec, level, config)
-        except OutOfTime as exc:
-            if level == LEVELS[-1] or exc.stage not in ("rewrite", "tidy"):
-                raise BudgetError(spec.name, exc.stage, f"{exc.seconds:g} s", spec.origin) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Return the stabilized plans, or sympy's plain derivative where stabilizing (or tidying)
+    does not finish within the rewrite budget; a plain form that does not finish within the
+    stage budgets is a BudgetError naming the stage."""
+    try:
+        with budget("rewrite", config.rewrite_s):
+            return _plans(spec, STABLE, config)
+    except OutOfTime:
+        pass
+    try:
+        return _plans(spec, RAW, config)
+    except OutOfTime as exc:
+        raise BudgetError(spec.name, exc.stage, f"{exc.seconds:g} s", spec.origin) from None
 
 
 def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) -> list[FunctionPlan]:

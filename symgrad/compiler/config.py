@@ -21,10 +21,10 @@ from dataclasses import dataclass
 class CodegenConfig:
     """Budgets (seconds, per spec) and size limits of code generation."""
 
-    derive_s: float = 10.0
-    rewrite_s: float = 2.0
-    lower_s: float = 10.0
-    check_s: float = 10.0
+    derive_s: float = 4.0
+    rewrite_s: float = 1.0
+    lower_s: float = 4.0
+    check_s: float = 2.0
     #: an optional expansion in ``tidy`` gives up after this long and keeps the factored form
     expand_s: float = 0.3
     #: above this many operations, ``tidy`` does not even try expanding

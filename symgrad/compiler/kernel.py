@@ -61,11 +61,11 @@ def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
     x = spec.wrt
     elementwise = frozenset(spec.inputs)
     raw = level == RAW
-    base = canonicalize(spec.expr, smooth=not raw)
     clean = _identity if raw else tidy
     finish = stabilize if level == STABLE else lowerable
     grad = hess = vj = hv = None
     with budget("derive", config.derive_s):
+        base = canonicalize(spec.expr, smooth=not raw)
         if spec.role == "activation" and spec.class_axis:
             vj = clean(vjp(base, x, COTANGENT), elementwise | {COTANGENT})
         else:

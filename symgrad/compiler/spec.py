@@ -104,7 +104,22 @@ def _hyper_default(value: Any, spec: str, pname: str, origin: str) -> float:
 
 
 def validate(spec: Spec) -> Spec:
-    """Check a spec's expression and signature; raise SpecError naming the first problem."""
+    """Check a spec's expression and signature; raise SpecError naming the first problem.
+
+    The checks walk the whole expression tree, so they run under the validate budget (a
+    composition that repeats a subexpression is exponentially large as a tree).
+    """
+    from symgrad.compiler.config import DEFAULT, OutOfTime, budget
+    from symgrad.errors import BudgetError
+
+    try:
+        with budget("validate", DEFAULT.derive_s):
+            return _validate(spec)
+    except OutOfTime as exc:
+        raise BudgetError(spec.name, exc.stage, f"{exc.seconds:g} s", spec.origin) from None
+
+
+def _validate(spec: Spec) -> Spec:
     name, origin = spec.name, spec.origin
     check_name(name, "kernel name", name, origin)
     if spec.role not in ROLES:
