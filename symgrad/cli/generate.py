@@ -80,6 +80,28 @@ def unified_diff(name: str, old: str, new: str) -> str:
     )
 
 
+_PRODUCED = "# Produced by "
+
+
+def header_versions(text: str) -> str | None:
+    """Return the "symgrad X, sympy Y" a generated file's header records, or None."""
+    for line in text.split("\n", 4)[:4]:
+        if line.startswith(_PRODUCED):
+            return line[len(_PRODUCED) :].rstrip(".")
+    return None
+
+
+def version_note(current: str | None) -> str:
+    """Return why a stale file may differ: it was produced by other tool versions."""
+    from symgrad.compiler.render import versions
+
+    theirs = header_versions(current or "")
+    ours = versions()
+    if current is None or theirs == ours:
+        return ""
+    return f" (written by {theirs or 'an older symgrad'}; this is {ours})"
+
+
 def header_source(text: str) -> str | None:
     """Return the spec source named on a generated file's first line, or None if not ours."""
     first = text.split("\n", 1)[0]
@@ -328,7 +350,7 @@ def apply(
             report.failed(exc.name, exc.problem)
             return
     for out in changed:
-        report.changed(out.name, created=out.current is None)
+        report.changed(out.name, created=out.current is None, note=version_note(out.current))
     for orphan in plan.orphans:
         if prune and write:
             try:

@@ -22,11 +22,14 @@ class CodegenConfig:
     """Budgets (seconds, per spec) and size limits of code generation."""
 
     derive_s: float = 4.0
-    rewrite_s: float = 1.0
+    #: stabilizing a spec that takes longer than this falls back to the raw derivative (a
+    #: safety net: every built-in stabilizes in well under a tenth of it, so their output
+    #: never depends on the machine's speed)
+    rewrite_s: float = 3.0
     lower_s: float = 4.0
     check_s: float = 2.0
-    #: an optional expansion in ``tidy`` gives up after this long and keeps the factored form
-    expand_s: float = 0.3
+    #: ``tidy`` only expands an expression whose expansion has at most this many terms
+    expand_terms: int = 64
     #: above this many operations, ``tidy`` does not even try expanding
     expand_limit: int = 120
 

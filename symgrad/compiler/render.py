@@ -11,6 +11,15 @@ from symgrad.compiler.printer import HELPER_IMPORTS, HELPERS
 from symgrad.resources import templates_dir
 
 
+def versions() -> str:
+    """Return the tool versions that shape the output, as the header records them."""
+    import sympy
+
+    from symgrad import __version__
+
+    return f"symgrad {__version__}, sympy {sympy.__version__}"
+
+
 @cache
 def environment() -> jinja2.Environment:
     """Return the one jinja2 environment, strict about undefined names."""
@@ -33,6 +42,7 @@ def render_module(functions: list[FunctionPlan], *, source: str, command: str, t
         .render(
             source=source,
             command=command,
+            versions=versions(),
             title=title,
             imports=sorted(
                 {HELPER_IMPORTS[h] for h in helpers if h in HELPER_IMPORTS}
