@@ -121,7 +121,7 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None
         return float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))))
     """
     b0, yhat, y = _prepare('binary_cross_entropy', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(b0.shape, 1)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
@@ -153,7 +153,7 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float |
         return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
@@ -185,7 +185,7 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, coun
         return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
     """
     out, yhat, y = _prepare('binary_cross_entropy_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b0, b2, b3 = _scratch(out.shape, 3)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
@@ -218,7 +218,7 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float |
         return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
     """
     out, yhat, y = _prepare('binary_cross_entropy_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, b2 = _scratch(out.shape, 2)
     np.square(yhat, out=out)
     np.divide(y, out, out=out)
@@ -244,7 +244,7 @@ def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray, *, count: 
         return float(np.mean(np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat))
     """
     b0, yhat, y = _prepare('binary_cross_entropy_with_logits', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     value0 = -np.vdot(y, yhat)
     np.maximum(yhat, 0, out=b0)
     value0 += np.sum(b0)
@@ -269,7 +269,7 @@ def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, co
         return inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -298,7 +298,7 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
         return float(np.mean(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)), inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -331,7 +331,7 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, co
         return inv_n*t0/((t0 + 1)**2)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.abs(yhat, out=out)
     np.negative(out, out=out)
@@ -355,7 +355,7 @@ def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float |
         return float(np.mean(-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None]))
     """
     b0, yhat, y = _prepare('categorical_cross_entropy', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     m0, = _scratch(b0.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
@@ -377,7 +377,7 @@ def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: fl
         return -inv_n*y*(1/np.where(y == 0, 1, yhat))
     """
     out, yhat, y = _prepare('categorical_cross_entropy_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(out, yhat)
@@ -400,7 +400,7 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *,
         return float(np.mean(-np.einsum('...i,...i->...', y, np.log(t0))[..., None])), -inv_n*y/t0
     """
     out, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
@@ -425,7 +425,7 @@ def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.nd
         return inv_n*vector*y/(yhat*yhat)
     """
     out, yhat, y, vector = _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.multiply(vector, y, out=out)
     np.square(yhat, out=b1)
@@ -446,7 +446,7 @@ def hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> flo
         return float(np.mean(np.maximum(0, 1 - y*yhat)))
     """
     b0, yhat, y = _prepare('hinge', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
@@ -466,7 +466,7 @@ def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, o
         return -inv_n*y*1.0*(y*yhat < 1)
     """
     out, yhat, y = _prepare('hinge_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.multiply(y, yhat, out=out)
     np.less(out, 1, out=out)
     np.multiply(y, out, out=out)
@@ -487,7 +487,7 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None
         return float(np.mean(np.maximum(0, 1 - t0))), -inv_n*y*1.0*(t0 < 1)
     """
     out, yhat, y = _prepare('hinge_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.multiply(y, yhat, out=out)
     np.subtract(1, out, out=b1)
@@ -529,7 +529,7 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float |
         return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
     """
     b0, yhat, y = _prepare('huber', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(b0.shape, 1)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -556,7 +556,7 @@ def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: fl
         return -inv_n*np.clip(y - yhat, -delta, delta)
     """
     out, yhat, y = _prepare('huber_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.subtract(y, yhat, out=out)
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
@@ -578,7 +578,7 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0,
         return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), -inv_n*np.clip(t0, -delta, delta)
     """
     out, yhat, y = _prepare('huber_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, b2 = _scratch(out.shape, 2)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -607,7 +607,7 @@ def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: fl
         return inv_n*1.0*(delta > np.abs(y - yhat))
     """
     out, yhat, y = _prepare('huber_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=out)
     np.greater(delta, out, out=out)
@@ -627,7 +627,7 @@ def kl_div(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> fl
         return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None]))
     """
     b0, yhat, y = _prepare('kl_div', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     m0, = _scratch(b0.shape, 1, bool)
     value0 = -np.vdot(y, yhat)
     np.equal(y, 0, out=m0)
@@ -650,7 +650,7 @@ def kl_div_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
         return np.zeros(np.shape(yhat)) + (-inv_n*y)
     """
     out, yhat, y = _prepare('kl_div_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     np.multiply(y, -inv_n, out=out)
     return out
 
@@ -667,7 +667,7 @@ def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
         return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None])), np.zeros(np.shape(yhat)) + (-inv_n*y)
     """
     out, yhat, y = _prepare('kl_div_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     m0, = _scratch(out.shape, 1, bool)
     value0 = -np.vdot(y, yhat)
     np.equal(y, 0, out=m0)
@@ -706,7 +706,7 @@ def l1(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
         return float(np.mean(np.abs(y - yhat)))
     """
     b0, yhat, y = _prepare('l1', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b0)
     value0 = np.sum(b0)
@@ -725,7 +725,7 @@ def l1_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out:
         return -inv_n*np.sign(y - yhat)
     """
     out, yhat, y = _prepare('l1_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.subtract(y, yhat, out=out)
     np.sign(out, out=out)
     np.multiply(out, -inv_n, out=out)
@@ -745,7 +745,7 @@ def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = 
         return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
     """
     out, yhat, y = _prepare('l1_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
@@ -783,7 +783,7 @@ def log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> 
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
     """
     b0, yhat, y = _prepare('log_cosh', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(b0.shape, 1)
     np.subtract(y, yhat, out=b0)
     value0 = -0.6931471805599453*b0.size
@@ -805,7 +805,7 @@ def log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
         return -inv_n*np.tanh(y - yhat)
     """
     out, yhat, y = _prepare('log_cosh_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.subtract(y, yhat, out=out)
     np.tanh(out, out=out)
     np.multiply(out, -inv_n, out=out)
@@ -825,7 +825,7 @@ def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | N
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
     """
     out, yhat, y = _prepare('log_cosh_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.subtract(y, yhat, out=out)
     value0 = -0.6931471805599453*out.size
@@ -850,7 +850,7 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
         return 4*inv_n*t0/((t0 + 1)**2)
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.multiply(y, 2, out=out)
     np.multiply(yhat, 2, out=b1)
@@ -877,7 +877,7 @@ def mse(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float
         return float(np.mean((yhat - y)**2))
     """
     b0, yhat, y = _prepare('mse', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.subtract(yhat, y, out=b0)
     np.square(b0, out=b0)
     value0 = np.sum(b0)
@@ -896,7 +896,7 @@ def mse_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out
         return 2*inv_n*(yhat - y)
     """
     out, yhat, y = _prepare('mse_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.subtract(yhat, y, out=out)
     np.multiply(out, 2*inv_n, out=out)
     return out
@@ -915,7 +915,7 @@ def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return float(np.mean(t0*t0)), 2*inv_n*t0
     """
     out, yhat, y = _prepare('mse_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.subtract(yhat, y, out=out)
     np.square(out, out=b1)
@@ -936,7 +936,7 @@ def mse_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out
         return np.full(np.shape(yhat), 2*inv_n, dtype=np.float64)
     """
     out, yhat, y = _prepare('mse_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.copyto(out, 2*inv_n)
     return out
 
@@ -955,7 +955,7 @@ def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float |
         return float(np.mean(np.where(t0 >= 0, t0*tau, t0*(tau - 1))))
     """
     b0, yhat, y = _prepare('pinball', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(b0.shape, 1)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -979,7 +979,7 @@ def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: fl
         return inv_n*(1 - tau + (-1.0)*(y - yhat >= 0))
     """
     out, yhat, y = _prepare('pinball_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.greater_equal(out, 0, out=m0)
@@ -1005,7 +1005,7 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
         return float(np.mean(np.where(t1, t0*tau, t0*t2))), inv_n*np.where(t1, -tau, -t2)
     """
     out, yhat, y = _prepare('pinball_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1048,7 +1048,7 @@ def poisson_nll(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) 
         return float(np.mean(np.exp(yhat) - y*yhat))
     """
     b0, yhat, y = _prepare('poisson_nll', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     value0 = -np.vdot(y, yhat)
     np.exp(yhat, out=b0)
     value0 += np.sum(b0)
@@ -1067,7 +1067,7 @@ def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
         return inv_n*np.exp(yhat) - inv_n*y
     """
     out, yhat, y = _prepare('poisson_nll_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.exp(yhat, out=out)
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
@@ -1087,7 +1087,7 @@ def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float 
         return float(np.mean(t0 - y*yhat)), inv_n*t0 - inv_n*y
     """
     out, yhat, y = _prepare('poisson_nll_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.exp(yhat, out=out)
     value0 = np.sum(out)
     value0 -= np.vdot(y, yhat)
@@ -1108,7 +1108,7 @@ def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
         return inv_n*np.exp(yhat)
     """
     out, yhat, y = _prepare('poisson_nll_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.exp(yhat, out=out)
     np.multiply(out, inv_n, out=out)
     return out
@@ -1131,7 +1131,7 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
         return float(np.mean((alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)*(1 - t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >= 0)))**gamma))
     """
     b0, yhat, y = _prepare('sigmoid_focal', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, b2, b3, b4, b5 = _scratch(b0.shape, 5)
     m0, = _scratch(b0.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1190,7 +1190,7 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
         return (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1268,7 +1268,7 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
         return float(np.mean(t1*t8*t9)), (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1356,7 +1356,7 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
         return (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*np.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 15)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1450,7 +1450,7 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: floa
         return float(np.mean(np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)))
     """
     b0, yhat, y = _prepare('smooth_l1', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, b2 = _scratch(b0.shape, 2)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -1481,7 +1481,7 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
         return inv_n*np.where(beta > t1, -t0/np.maximum(beta, t1), -np.sign(t0))
     """
     out, yhat, y = _prepare('smooth_l1_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1516,7 +1516,7 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
         return float(np.mean(np.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))), inv_n*np.where(t4, t1*t3, -np.sign(t0))
     """
     out, yhat, y = _prepare('smooth_l1_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, b2, b3, b4 = _scratch(out.shape, 4)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1553,7 +1553,7 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
         return inv_n*np.where(beta > t0, (1/np.maximum(beta, t0)), 0)
     """
     out, yhat, y = _prepare('smooth_l1_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b0, = _scratch(out.shape, 1)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -1586,7 +1586,7 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
     """
     b0, yhat, y = _prepare('softmax_cross_entropy', None, yhat, y)
     n_classes = np.shape(yhat)[-1]
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     r0, r1 = _scratch(b0.shape[:-1] + (1,), 2)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
@@ -1627,7 +1627,7 @@ def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
     """
     out, yhat, y = _prepare('softmax_cross_entropy_grad', out, yhat, y)
     n_classes = np.shape(yhat)[-1]
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     b0, = _scratch(out.shape, 1)
     r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
@@ -1675,7 +1675,7 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     """
     out, yhat, y = _prepare('softmax_cross_entropy_value_and_grad', out, yhat, y)
     n_classes = np.shape(yhat)[-1]
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     b0, = _scratch(out.shape, 1)
     r0, r1, r2 = _scratch(out.shape[:-1] + (1,), 3)
     t1 = label_smoothing/n_classes
@@ -1732,7 +1732,7 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
         return inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3)
     """
     out, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', out, yhat, y, vector)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    inv_n = 1 / (max(np.size(yhat) / np.shape(yhat)[-1], 1) if count is None else count)
     b1, b2 = _scratch(out.shape, 2)
     r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
@@ -1775,7 +1775,7 @@ def squared_hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
         return float(np.mean(np.maximum(0, 1 - y*yhat)**2))
     """
     b0, yhat, y = _prepare('squared_hinge', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
@@ -1797,7 +1797,7 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return -2*inv_n*y*1.0*(t0 < 1)*np.maximum(0, 1 - t0)
     """
     out, yhat, y = _prepare('squared_hinge_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b0, = _scratch(out.shape, 1)
     np.multiply(y, yhat, out=b0)
     np.less(b0, 1, out=out)
@@ -1823,7 +1823,7 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
         return float(np.mean(t1*t1)), -2*inv_n*t1*y*1.0*(t0 < 1)
     """
     out, yhat, y = _prepare('squared_hinge_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b0, b2 = _scratch(out.shape, 2)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=out)
@@ -1849,7 +1849,7 @@ def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return 2*inv_n*(y*y)*1.0*(y*yhat < 1)
     """
     out, yhat, y = _prepare('squared_hinge_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    inv_n = 1 / (max(np.size(yhat), 1) if count is None else count)
     b1, = _scratch(out.shape, 1)
     np.square(y, out=out)
     np.multiply(y, yhat, out=b1)

@@ -145,7 +145,8 @@ def _size_lines(spec, used: set, count: bool = False) -> list[str]:
     if INV_N in used:
         n = f"np.size({x}) / np.shape({x})[-1]" if spec.class_axis else f"np.size({x})"
         if count:
-            lines.append(f"inv_n = 1 / ({n} if count is None else count)")
+            # max(n, 1): an empty batch has an empty gradient, not a ZeroDivisionError
+            lines.append(f"inv_n = 1 / (max({n}, 1) if count is None else count)")
         else:
             lines.append(f"inv_n = 1 / ({n})" if spec.class_axis else f"inv_n = 1 / {n}")
     return lines

@@ -161,6 +161,13 @@ def _validate(spec: Spec) -> Spec:
             f"free symbol {sym.name!r} is neither an input nor a hyper-parameter{hint}",
             origin,
         )
+    for pw in sorted(expr.atoms(sp.Piecewise), key=sp.default_sort_key):
+        if pw.args[-1].cond is not sp.true:
+            raise SpecError(
+                name,
+                f"Piecewise {sp.sstr(pw)[:80]} has no otherwise branch; end it with (value, True)",
+                origin,
+            )
     from symgrad.compiler.printer import (
         unsupported_functions,  # late: the printer imports rewrite rules
     )
