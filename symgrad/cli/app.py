@@ -6,15 +6,17 @@ import argparse
 import os
 import sys
 
-from symgrad.cli.report import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, Report, error, say
+from symgrad.cli.report import EXIT_OK, Report, error, say
 from symgrad.errors import InternalError, SymgradError
 
 EXIT_CODES = """\
 exit codes:
   0    success (nothing to do, or done)
-  1    --check found stale or orphaned files; verify found a wrong derivative
+  1    --check found stale or orphaned files; verify found a wrong derivative;
+       train diverged
   2    bad usage, a bad target or spec, bad data, or an unwritable output
   123  internal error (a bug in symgrad: please report it)
+  130  interrupted (Ctrl-C)
 """
 
 
@@ -94,12 +96,16 @@ def _verify(args: argparse.Namespace) -> int:
             atol=args.atol,
         )
     echo(format_table(results))
+    for result in results:
+        for line in result.notes():
+            say(f"note {line}")
+    report = Report()
     failed = [r for r in results if not r.ok]
     for result in failed:
         for line in result.problems():
-            say(f"FAIL {line}")
+            report.check_failed(line)
     say(f"{len(results)} kernel{'s' * (len(results) != 1)} checked, {len(failed)} failed")
-    return EXIT_FAILED if failed else EXIT_OK
+    return report.return_code
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -237,13 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
         "fit a model with symgrad's kernels from the terminal",
         "Train a model on a CSV or .npz file or a scikit-learn bundled dataset, with a "
         "generated loss, activation and regularizer, and print training and validation "
-        "metrics. Writes the parameters to an .npz file and, when matplotlib is installed, "
-        "a loss-curve PNG.",
+        "metrics. Defaults follow scikit-learn's estimators: linear, logistic and softmax "
+        "models are solved to convergence by Newton's method (the classifiers with "
+        "scikit-learn's default L2 penalty, C=1); an mlp is trained by adam on standardized "
+        "targets. Features are standardized. Writes the parameters to an .npz file and, when "
+        "matplotlib is installed, a loss-curve PNG. Exits 1 if training diverges.",
         [
-            "symgrad train --data iris --model softmax --epochs 200",
-            "symgrad train --data diabetes --model linear --loss huber --optimizer adam --lr 0.05",
-            "symgrad train --data data.csv --target label --model mlp --hidden 32 "
-            "--activation relu --regularizer l2 --lam 1e-3 --out run1",
+            "symgrad train --data diabetes              # linear regression, Newton's method",
+            "symgrad train --data iris --optimizer lbfgs",
+            "symgrad train --data wine --model mlp --hidden 32 --epochs 50",
+            "symgrad train --data diabetes --loss huber --param loss.delta=30 -o huber.npz",
+            "symgrad train --data data.csv --label target --model mlp --hidden 32 "
+            "--activation tanh --regularizer l2 --lam 1e-3 --optimizer adam --lr 0.005 "
+            "-o run1.npz",
         ],
     )
     add_arguments(train)
@@ -255,29 +267,22 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    report = Report()
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        say("interrupted")
-        return 130
+        report.interrupt()
     except InternalError as exc:  # symgrad's own rules failed (safe mode caught it)
-        return _internal(exc)
+        if os.environ.get("SYMGRAD_TRACEBACK"):
+            raise
+        report.internal_error(str(exc))
     except SymgradError as exc:  # a problem with the user's input that slipped through
-        return error(str(exc))
+        report.bad_input(str(exc))
     except Exception as exc:  # an internal error: black's convention is 123
-        return _internal(exc)
-
-
-def _internal(exc: Exception) -> int:
-    """Report a bug in symgrad itself in one line (exit 123); SYMGRAD_TRACEBACK=1 re-raises."""
-    if os.environ.get("SYMGRAD_TRACEBACK"):
-        raise exc
-    what = "" if isinstance(exc, InternalError) else f"{type(exc).__name__}: "
-    say(
-        f"internal error: {what}{exc} -- this is a bug in symgrad, please report it "
-        "(SYMGRAD_TRACEBACK=1 shows the traceback)"
-    )
-    return EXIT_INTERNAL
+        if os.environ.get("SYMGRAD_TRACEBACK"):
+            raise
+        report.internal_error(f"{type(exc).__name__}: {exc}")
+    return report.return_code
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from symgrad.compiler.check import Reference, check_module, checkable
 from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
 from symgrad.compiler.kernel import LEVELS, RAW, STABLE, derive_kernel
 from symgrad.compiler.lower import FunctionPlan, plan_functions
-from symgrad.compiler.render import render_module
+from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec
 from symgrad.errors import BudgetError, SafeModeError, SpecError
 
@@ -27,7 +27,9 @@ def _exec(text: str, name: str) -> ModuleType:
 
 
 def _trial(spec: Spec, plans: list[FunctionPlan]) -> ModuleType:
-    text = render_module(plans, source=spec.name, command="", title="safe-mode trial")
+    text = render_module(
+        plans, kernels="{}", source=spec.name, command="", title="safe-mode trial"
+    )
     return _exec(text, f"symgrad_check_{spec.name}")
 
 
@@ -96,15 +98,18 @@ def _check(spec, plans, names, reference, config) -> dict:
         return {}
 
 
-def plan_module(specs: Iterable[Spec], safe: bool = True) -> list[FunctionPlan]:
+def plan_module(
+    specs: Iterable[Spec], safe: bool = True
+) -> list[tuple[Spec, list[FunctionPlan]]]:
     """Derive and lower every spec, sorted by name so registration order never matters."""
     ordered = sorted(specs, key=lambda s: (s.name, s.role))
-    plans: list[FunctionPlan] = []
+    planned: list[tuple[Spec, list[FunctionPlan]]] = []
     owner: dict[str, str] = {}
     for spec in ordered:
         if not isinstance(spec, Spec):
             raise TypeError(f"expected a symgrad spec, got {type(spec).__name__}")
-        for plan in plan_spec(spec, safe):
+        plans = plan_spec(spec, safe)
+        for plan in plans:
             if plan.name in owner:
                 raise SpecError(
                     spec.name,
@@ -112,8 +117,8 @@ def plan_module(specs: Iterable[Spec], safe: bool = True) -> list[FunctionPlan]:
                     spec.origin,
                 )
             owner[plan.name] = spec.name
-            plans.append(plan)
-    return plans
+        planned.append((spec, plans))
+    return planned
 
 
 def generate_source(
@@ -125,7 +130,14 @@ def generate_source(
     safe: bool = True,
 ) -> str:
     """Return the text of the module holding every spec's emitted functions."""
-    return render_module(plan_module(specs, safe), source=source, command=command, title=title)
+    planned = plan_module(specs, safe)
+    return render_module(
+        [plan for _, pl in planned for plan in pl],
+        kernels=kernel_table(planned),
+        source=source,
+        command=command,
+        title=title,
+    )
 
 
 _counter = 0

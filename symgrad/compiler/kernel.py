@@ -72,8 +72,8 @@ def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
             grad = clean(derivative(base, x), elementwise)
             if spec.class_axis:
                 hv = clean(hvp(grad, x, VECTOR), elementwise | {VECTOR})
-            else:
-                hess = clean(sp.diff(grad, x), elementwise)
+            # d grad_j / d x_j: the Hessian's diagonal (all of it for an element-wise loss)
+            hess = clean(derivative(grad, x), elementwise)
     value = split_axis_sums(base, elementwise) if spec.class_axis else base
     with budget("rewrite", config.rewrite_s if level == STABLE else config.derive_s):
         out = Derived(
