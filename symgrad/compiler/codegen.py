@@ -9,7 +9,7 @@ from types import ModuleType
 
 from symgrad.compiler.check import Reference, check_module, checkable
 from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
-from symgrad.compiler.kernel import LEVELS, RAW, STABLE, derive_kernel
+from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel
 from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec
@@ -46,7 +46,7 @@ def _first_plans(spec: Spec, config: CodegenConfig) -> list[FunctionPlan]:
     try:
         with budget("rewrite", config.rewrite_s):
             return _plans(spec, STABLE, config)
-    except OutOfTime:
+    except (OutOfTime, TooLarge):
         pass
     try:
         return _plans(spec, RAW, config)
@@ -71,7 +71,7 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
             break
         try:
             fallback = {p.name: p for p in _plans(spec, level, config)}
-        except OutOfTime:
+        except (OutOfTime, TooLarge):
             continue
         candidates = [fallback.get(p.name, p) if p.name in failures else p for p in plans]
         retry = _check(spec, candidates, list(failures), reference, config)

@@ -25,7 +25,10 @@ class CodegenConfig:
     #: stabilizing a spec that takes longer than this falls back to the raw derivative (a
     #: safety net: every built-in stabilizes in well under a tenth of it, so their output
     #: never depends on the machine's speed)
-    rewrite_s: float = 3.0
+    rewrite_s: float = 5.0
+    #: derivatives with more distinct nodes than this skip stabilizing (deterministically)
+    #: and are emitted as sympy's plain derivative, which safe mode then verifies
+    stabilize_nodes: int = 200
     lower_s: float = 4.0
     check_s: float = 2.0
     #: ``tidy`` only expands an expression whose expansion has at most this many terms

@@ -53,6 +53,22 @@ def derive_kernel(spec: Spec, level: str = STABLE, config: CodegenConfig = DEFAU
     return _derive(spec, level, config)
 
 
+class TooLarge(Exception):  # noqa: N818 - a signal to fall back, not an error users see
+    """The derivatives are too large to stabilize within the configured node count."""
+
+
+def _nodes(*exprs: sp.Expr | None) -> int:
+    """Return the number of distinct nodes of ``exprs`` (shared subtrees counted once)."""
+    seen: set[sp.Basic] = set()
+    stack = [e for e in exprs if e is not None]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.args)
+    return len(seen)
+
+
 def _identity(e: sp.Expr, *_: object) -> sp.Expr:
     return e
 
@@ -75,6 +91,8 @@ def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
             # d grad_j / d x_j: the Hessian's diagonal (all of it for an element-wise loss)
             hess = clean(derivative(grad, x), elementwise)
     value = split_axis_sums(base, elementwise) if spec.class_axis else base
+    if level == STABLE and _nodes(grad, hess, vj, hv) > config.stabilize_nodes:
+        raise TooLarge(spec.name)
     with budget("rewrite", config.rewrite_s if level == STABLE else config.derive_s):
         out = Derived(
             spec,

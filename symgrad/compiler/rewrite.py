@@ -28,7 +28,7 @@ from symgrad.compiler.primitives import (
     xlogy,
 )
 from symgrad.compiler.tails import factor_tails
-from symgrad.compiler.traverse import bottom_up
+from symgrad.compiler.traverse import bottom_up, expanded_terms
 
 # ---------------------------------------------------------------- before differentiating
 
@@ -152,7 +152,7 @@ def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
         expr = bottom_up(expr, lambda e: _axis_sum_linear(e, elementwise))
     if sp.count_ops(expr) > EXPAND_LIMIT:
         return expr  # expanding a product of n sums makes 2**n terms: keep the factored form
-    if _expanded_terms(expr) > DEFAULT.expand_terms:
+    if expanded_terms(expr) > DEFAULT.expand_terms:
         return expr  # (a + b)**10 / products of sums: the expansion would be huge and slow
     candidates = [expr]
     expanded = sp.expand(expr, power_exp=False, power_base=False, log=False)
@@ -160,37 +160,6 @@ def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
     candidates.append(expanded)
     candidates.append(sp.factor_terms(expanded))
     return min(candidates, key=sp.count_ops)
-
-
-def _expanded_terms(expr: sp.Expr) -> int:
-    """Return an upper bound on the number of terms ``expand`` makes of ``expr`` and of any
-    function argument inside it (deterministic, unlike a time limit)."""
-    cache: dict[sp.Basic, int] = {}
-    worst = [0]
-
-    def terms(e: sp.Basic) -> int:
-        if e in cache:
-            return cache[e]
-        if e.is_Atom:
-            n = 1
-        elif e.is_Add:
-            n = sum(terms(a) for a in e.args)
-        elif e.is_Mul:
-            n = 1
-            for a in e.args:
-                n = min(n * terms(a), 10**9)
-        elif e.is_Pow and e.exp.is_Integer and e.exp > 0:
-            n = min(terms(e.base) ** min(int(e.exp), 40), 10**9)
-        else:  # a function or a negative/fractional power: its arguments expand on their own
-            for a in e.args:
-                terms(a)
-            n = 1
-        worst[0] = max(worst[0], n)
-        cache[e] = n
-        return n
-
-    terms(expr)
-    return worst[0]
 
 
 def _stable_rule(e: sp.Expr) -> sp.Expr:
