@@ -111,6 +111,10 @@ REGRESSIONS = [
     # generation that took 35-40 s
     ("slow_a", "activation", sp.log(1 - 1 / (1 + 1 / (2 + (1 + sp.exp(-X)) ** -10))), (), ()),
     ("slow_b", "activation", sp.exp(-1 / sp.sqrt(1 + sp.exp(-2 / (sp.log(sp.cosh(X)) ** 2 + 1) ** 2))), (), ()),
+    # a stabilizing rule failing inside sympy (polynomial division; a clamp making a
+    # comparison non-real): the plain form is emitted instead of an internal error
+    ("poly_div", "regularizer", (sp.log(sp.log(sp.exp(W) + 1) ** 2 / 4 + 1) + sp.Rational(9, 4)) * sp.Abs(W + sp.Piecewise((W, W + sp.Rational(3, 4) >= 0), (sp.Rational(3, 2), True))), (), ()),
+    ("clamp_sqrt", "activation", sp.Piecewise((sp.Piecewise((sp.cosh(X), A <= X + 1), (sp.Max(1, X), sp.Rational(1, 2) <= sp.sqrt(X)), (0.75, True)), X < -sp.Rational(1, 2)), (0.75 * sp.Abs(sp.log(X)), A >= X), (1, True)), ((A, 0.5),), ()),
     # plain float64 finite (by luck of evaluation order) where the rewritten form was inf/inf
     ("log_sinh", "regularizer", sp.log(sp.sinh(W) ** 2 + 1), (), (700.0,)),
 ]  # fmt: skip

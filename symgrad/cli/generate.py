@@ -226,9 +226,7 @@ def find_orphans(out_dir: Path, outputs: list[Output]) -> list[Orphan]:
     return orphans
 
 
-def plan(
-    target_names: list[str], out_arg: str | None, *, writing: bool, safe: bool = True
-) -> Plan:
+def plan(target_names: list[str], out_arg: str | None, *, writing: bool, safe: bool = True) -> Plan:
     """Load and render every target and find orphans; raise SymgradError on any bad input.
 
     With ``safe`` (the default), every emitted function is checked against the plain formula
