@@ -191,9 +191,16 @@ class _Exact(_Arithmetic):
     funcs = _MP_FUNCS
     eager = False
 
+    #: the largest sum(|terms|) / |sum| met since the last reset: how much any float64
+    #: evaluation order may amplify rounding errors (the formula's own condition)
+    condition = 1.0
+
     def add(self, values: list):
         out = mpmath.fsum(values)
         if len(values) > 1 and mpmath.isfinite(out):
+            if out != 0:
+                ratio = float(mpmath.fsum(abs(v) for v in values) / abs(out))
+                self.condition = max(self.condition, ratio)
             big = max(abs(v) for v in values)
             # 1 + erf(-21) is 1e-197: at 50 digits it would be a confident, wrong 0
             ulp = mpmath.mpf(10) ** (25 - mpmath.mp.dps)
