@@ -389,7 +389,7 @@ def _weighting(name, weight, shape, count, rows):
         n = 1
         for size in shape[:-1] if rows else shape:
             n *= size
-        return w, 1 / n
+        return w, 1 / max(n, 1)  # an empty batch: an empty gradient, not ZeroDivisionError
     n = np.sum(w)
     if n == 0:
         raise ValueError(f"{name}: the weights sum to zero; pass count= to set the mean's divisor")

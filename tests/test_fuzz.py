@@ -10,7 +10,10 @@ Random points are added to safe mode's fixed ones. CI runs ``SYMGRAD_FUZZ_EXAMPL
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +28,7 @@ from symgrad.compiler.spec import Spec, validate
 from symgrad.errors import BudgetError, SpecError
 
 X, W, A, Y = sp.symbols("x w a y", real=True)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class _HypothesisDraw:
@@ -204,3 +208,53 @@ def test_depth_40_is_bounded(build):
     except BudgetError as exc:
         assert exc.stage in ("validate", "derive", "rewrite", "lower")
     assert time.perf_counter() - start < 60
+
+
+LUCKY = '''\
+import sympy as sp
+import symgrad as sg
+
+
+@sg.loss
+def lucky(yhat, y, a=0.5):
+    """A sum that cancels below its rounding level at yhat = -6 (docs/fuzzing.md)."""
+    branch = sp.Piecewise((sp.cosh(sp.log(sp.exp(sp.Min(0.75, a)) + 1)), yhat >= 1), (yhat, True))
+    return (-yhat + branch + sp.exp(-(yhat**2))) ** sp.Rational(3, 2)
+'''
+
+
+def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SYMGRAD_TRACEBACK", None)
+    return subprocess.run(
+        [sys.executable, "-m", "symgrad", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_safe_mode_disagreement_is_exit_123_and_nothing_written(tmp_path):
+    (tmp_path / "lucky.py").write_text(LUCKY)
+    proc = _cli("generate", "lucky.py", "-o", "out", cwd=tmp_path)
+    assert proc.returncode == 123, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("internal error: spec 'lucky'"), proc.stderr
+    assert "expected" in lines[0] and "please report" in lines[0]
+    assert not (tmp_path / "out").exists()
+    fast = _cli("generate", "--fast", "lucky.py", "-o", "out", cwd=tmp_path)
+    assert fast.returncode == 0, fast.stderr
+    assert (tmp_path / "out" / "lucky.py").exists()
+
+
+def test_unsupported_function_is_exit_2(tmp_path):
+    (tmp_path / "bad.py").write_text(
+        "import sympy as sp\nimport symgrad as sg\n\n\n@sg.activation\n"
+        "def g(x):\n    return sp.gamma(x)\n"
+    )
+    proc = _cli("generate", "bad.py", "-o", "out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "gamma" in proc.stderr
+    assert not (tmp_path / "out").exists()
