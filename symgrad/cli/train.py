@@ -300,16 +300,16 @@ def _task(y: np.ndarray) -> tuple[str, np.ndarray | None]:
     return "regress", None
 
 
-def _loss_spec(loss: Any) -> Any:
-    """Return the Spec of a built-in loss name (or the given Spec)."""
+def _loss_info(loss: Any) -> tuple[str, bool, str | None]:
+    """Return (name, class axis?, link) of a built-in loss name (from KERNELS) or a user spec."""
     if not isinstance(loss, str):
-        return loss
-    from symgrad.library import losses
+        return loss.name, loss.class_axis, loss.meta.get("link")
+    from symgrad.kernels import builtins
 
-    found = {s.name: s for s in losses.SPECS}
+    found = builtins("loss")
     if loss not in found:
         raise TrainError(f"unknown loss {loss!r}; choose one of: {', '.join(sorted(found))}")
-    return found[loss]
+    return loss, found[loss].class_axis, found[loss].link
 
 
 @dataclass
@@ -402,11 +402,11 @@ def _mlp(
             loss = (
                 "binary_cross_entropy_with_logits" if len(classes) == 2 else "softmax_cross_entropy"
             )
-    spec = _loss_spec(loss)
-    if spec.class_axis or spec.name in ("binary_cross_entropy_with_logits", "sigmoid_focal"):
+    name, class_axis, link = _loss_info(loss)
+    if class_axis or link == "sigmoid":  # a loss on logits: its targets are classes
         if classes is None:
-            raise TrainError(f"loss {spec.name!r} needs integer class labels")
-        width, task = (len(classes) if spec.class_axis else 1), "classify"
+            raise TrainError(f"loss {name!r} needs integer class labels")
+        width, task = (len(classes) if class_axis else 1), "classify"
     else:
         width, task, classes = (y.shape[1] if y.ndim == 2 else 1), "regress", None
     activation = _choice(_kernel("activation", args.activation), hyper["activation"])
