@@ -21,6 +21,22 @@ class SpecError(SymgradError, ValueError):
         super().__init__(f"spec {spec!r}{where}: {problem}")
 
 
+class InternalError(SymgradError):
+    """symgrad's own rules failed; not the user's fault (CLI exit 123, "please report")."""
+
+
+class SafeModeError(InternalError):
+    """An emitted function disagrees with the plain formula at a safe-mode check point."""
+
+
+class BudgetError(SpecError):
+    """A compiler stage ran past its time or size budget on this spec."""
+
+    def __init__(self, spec: str, stage: str, limit: str, origin: str | None = None) -> None:
+        self.stage = stage
+        super().__init__(spec, f"{stage} exceeded its budget ({limit}); simplify the spec", origin)
+
+
 class NonFiniteError(SymgradError, FloatingPointError):
     """Signal a NaN/inf loss, gradient or parameter; ``.result`` keeps the last finite params."""
 

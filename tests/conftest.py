@@ -70,3 +70,13 @@ def loss_inputs(name: str, rng: np.random.Generator, awkward: bool = False):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261127)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the slow fuzzing mode unless asked for with ``-m fuzz``."""
+    if "fuzz" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow fuzzing mode: run with pytest -m fuzz")
+    for item in items:
+        if item.get_closest_marker("fuzz") is not None:
+            item.add_marker(skip)

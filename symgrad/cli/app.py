@@ -10,7 +10,7 @@ import warnings
 
 from symgrad import _interrupt
 from symgrad.cli.report import EXIT_OK, EXIT_USAGE, Report, error, say
-from symgrad.errors import SymgradError
+from symgrad.errors import InternalError, SymgradError
 
 EXIT_CODES = """\
 exit codes:
@@ -69,7 +69,9 @@ def _generate(args: argparse.Namespace) -> int:
     write = not (args.check or args.diff)
     report = Report(check=args.check, write=write, quiet=args.quiet, verbose=args.verbose)
     try:
-        plan = generate.plan(args.targets, args.output, writing=write)
+        plan = generate.plan(args.targets, args.output, writing=write, safe=not args.fast)
+    except InternalError:
+        raise
     except SymgradError as exc:
         return error(str(exc))
     generate.apply(plan, report, write=write, diff=args.diff, prune=args.prune, echo=echo)
@@ -204,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="remove generated files in DIR whose spec file or module no longer exists",
     )
+    gen.add_argument(
+        "--fast",
+        action="store_true",
+        help="skip safe mode (the check of every emitted function against the plain formula)",
+    )
     gen.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     gen.add_argument("-v", "--verbose", action="store_true", help="also name unchanged files")
     gen.set_defaults(func=_generate)
@@ -307,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except KeyboardInterrupt:
         report.interrupt()
+    except InternalError as exc:  # symgrad's own rules failed (safe mode caught it)
+        if os.environ.get("SYMGRAD_TRACEBACK"):
+            raise
+        report.internal_error(str(exc))
     except SymgradError as exc:  # a problem with the user's input that slipped through
         report.bad_input(str(exc))
     except Exception as exc:  # an internal error: black's convention is 123

@@ -91,6 +91,28 @@ def unified_diff(name: str, old: str, new: str) -> str:
     )
 
 
+_PRODUCED = "# Produced by "
+
+
+def header_versions(text: str) -> str | None:
+    """Return the "symgrad X, sympy Y" a generated file's header records, or None."""
+    for line in text.split("\n", 4)[:4]:
+        if line.startswith(_PRODUCED):
+            return line[len(_PRODUCED) :].rstrip(".")
+    return None
+
+
+def version_note(current: str | None) -> str:
+    """Return why a stale file may differ: it was produced by other tool versions."""
+    from symgrad.compiler.render import versions
+
+    theirs = header_versions(current or "")
+    ours = versions()
+    if current is None or theirs == ours:
+        return ""
+    return f" (written by {theirs or 'an older symgrad'}; this is {ours})"
+
+
 def header_source(text: str) -> tuple[str, str] | None:
     """Return (kind, source) from a generated file's header, or None if the file is not ours.
 
@@ -196,7 +218,7 @@ def _check_dir(out_dir: Path, writing: bool) -> None:
 
 
 def render_targets(
-    targets: list[Target], out_dir: Path, default_dir: Path | None = None
+    targets: list[Target], out_dir: Path, default_dir: Path | None = None, *, safe: bool = True
 ) -> list[Output]:
     """Render every target (all before any file is touched) and pair each with the disk copy."""
     default_dir = out_dir if default_dir is None else default_dir
@@ -223,7 +245,9 @@ def render_targets(
             )
         source, command = header_fields(target, out_dir, default_dir)
         try:
-            text = generate_source(target.specs, source=source, command=command, title=target.title)
+            text = generate_source(
+                target.specs, source=source, command=command, title=target.title, safe=safe
+            )
         except SpecError as exc:
             raise OutputError(f"{target.source}: spec {exc.spec!r}: {exc.problem}") from None
         except CodegenError as exc:
@@ -271,15 +295,19 @@ def _source_exists(kind: str, source: str, folder: Path) -> bool:
     return False
 
 
-def plan(target_names: list[str], out_arg: str | None, *, writing: bool) -> Plan:
-    """Load and render every target and find orphans; raise SymgradError on any bad input."""
+def plan(target_names: list[str], out_arg: str | None, *, writing: bool, safe: bool = True) -> Plan:
+    """Load and render every target and find orphans; raise SymgradError on any bad input.
+
+    With ``safe`` (the default), every emitted function is checked against the plain formula
+    first; a disagreement raises SafeModeError (an internal error) before anything is written.
+    """
     if out_arg is not None and not out_arg.strip():
         raise OutputError(f"-o {out_arg!r}: the output directory is empty; name a folder")
     default_dir = default_output_dir(bool(target_names))
     out_dir = Path(out_arg) if out_arg else default_dir
     _check_dir(out_dir, writing=False)  # before any spec file runs
     targets = load_targets(target_names)
-    outputs = render_targets(targets, out_dir, default_dir)
+    outputs = render_targets(targets, out_dir, default_dir, safe=safe)
     if writing and any(o.changed for o in outputs):
         _check_dir(out_dir, writing=True)
     return Plan(outputs, find_orphans(out_dir, outputs))
@@ -391,7 +419,7 @@ def apply(
             report.failed(exc.name, exc.problem)
             return
     for out in changed:
-        report.changed(out.name, created=out.current is None)
+        report.changed(out.name, created=out.current is None, note=version_note(out.current))
     for orphan in plan.orphans:
         if prune and write:
             try:

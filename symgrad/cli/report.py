@@ -59,11 +59,14 @@ class Report:
         if not self.quiet:
             say(message)
 
-    def changed(self, name: str, created: bool = False) -> None:
-        """Record a file that was (or would be) written; ``created`` if it did not exist."""
+    def changed(self, name: str, created: bool = False, note: str = "") -> None:
+        """Record a file that was (or would be) written; ``created`` if it did not exist.
+
+        ``note`` says why it may differ (other sympy/symgrad versions wrote it).
+        """
         (self.created_files if created else self.changed_files).append(name)
         verb = "created" if created else "regenerated"
-        self._out(f"{verb} {name}" if self.write else f"would {verb[:-1]} {name}")
+        self._out(f"{verb} {name}{note}" if self.write else f"would {verb[:-1]} {name}{note}")
 
     def unchanged(self, name: str) -> None:
         """Record a file already up to date."""

@@ -7,14 +7,103 @@ import linecache
 from collections.abc import Iterable
 from types import ModuleType
 
-from symgrad.compiler.kernel import derive_kernel
+from symgrad.compiler.check import Reference, check_module, checkable
+from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
+from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel
 from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec
-from symgrad.errors import SpecError
+from symgrad.errors import BudgetError, SafeModeError, SpecError
 
 
-def plan_module(specs: Iterable[Spec]) -> list[tuple[Spec, list[FunctionPlan]]]:
+def _exec(text: str, name: str) -> ModuleType:
+    filename = f"<symgrad:{name}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    module = ModuleType(name)
+    module.__file__ = filename
+    module.__source__ = text
+    exec(builtins.compile(text, filename, "exec"), module.__dict__)  # noqa: S102 - our own output
+    return module
+
+
+def _trial(spec: Spec, plans: list[FunctionPlan]) -> ModuleType:
+    text = render_module(plans, kernels="{}", source=spec.name, command="", title="safe-mode trial")
+    return _exec(text, f"symgrad_check_{spec.name}")
+
+
+def _plans(spec: Spec, level: str, config: CodegenConfig) -> list[FunctionPlan]:
+    derived = derive_kernel(spec, level, config)
+    with budget("lower", config.lower_s):
+        return plan_functions(derived)
+
+
+def _first_plans(spec: Spec, config: CodegenConfig) -> list[FunctionPlan]:
+    """Return the stabilized plans, or sympy's plain derivative where stabilizing (or tidying)
+    does not finish within the rewrite budget; a plain form that does not finish within the
+    stage budgets is a BudgetError naming the stage."""
+    try:
+        with budget("rewrite", config.rewrite_s):
+            return _plans(spec, STABLE, config)
+    except (OutOfTime, TooLarge):
+        pass
+    except SpecError:
+        raise
+    except Exception:  # noqa: BLE001 - a stabilizing rule that cannot handle this spec
+        # (sympy's polynomial division giving up, a clamp making a comparison non-real):
+        # the rewrite is not shown safe, so the plain form is emitted, as for any other
+        # rewrite safe mode cannot verify
+        pass
+    try:
+        return _plans(spec, RAW, config)
+    except OutOfTime as exc:
+        raise BudgetError(spec.name, exc.stage, f"{exc.seconds:g} s", spec.origin) from None
+
+
+def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) -> list[FunctionPlan]:
+    """Derive and lower one spec; in safe mode, verify each function against the plain formula.
+
+    A function whose stabilized form is less accurate than the plain formula somewhere falls
+    back to a less rewritten form (``LEVELS``); if none verifies, that is an internal error.
+    """
+    plans = _first_plans(spec, config)
+    if not safe or not checkable(spec):
+        return plans
+    reference = Reference(spec)
+    failures = _check(spec, plans, None, reference, config)
+    first = dict(failures)
+    for level in LEVELS[1:]:
+        if not failures:
+            break
+        try:
+            fallback = {p.name: p for p in _plans(spec, level, config)}
+        except (OutOfTime, TooLarge):
+            continue
+        candidates = [fallback.get(p.name, p) if p.name in failures else p for p in plans]
+        retry = _check(spec, candidates, list(failures), reference, config)
+        plans = [
+            c if c.name in failures and c.name not in retry else p
+            for p, c in zip(plans, candidates, strict=True)
+        ]
+        failures = retry
+    if failures:
+        name = min(failures)
+        raise SafeModeError(str(first.get(name, failures[name])))
+    return plans
+
+
+def _check(spec, plans, names, reference, config) -> dict:
+    """Check ``plans`` at the safe-mode points; points the check budget does not reach are
+    left unchecked (a deep spec's reference can be slow to evaluate at high precision)."""
+    try:
+        with budget("check", config.check_s):
+            return check_module(spec, _trial(spec, plans), names, reference=reference)
+    except OutOfTime as exc:
+        if exc.stage != "check":
+            raise
+        return {}
+
+
+def plan_module(specs: Iterable[Spec], safe: bool = True) -> list[tuple[Spec, list[FunctionPlan]]]:
     """Derive and lower every spec, sorted by name so registration order never matters."""
     specs = list(specs)
     for spec in specs:
@@ -24,7 +113,9 @@ def plan_module(specs: Iterable[Spec]) -> list[tuple[Spec, list[FunctionPlan]]]:
     planned: list[tuple[Spec, list[FunctionPlan]]] = []
     owner: dict[str, str] = {}
     for spec in ordered:
-        plans = plan_functions(derive_kernel(spec))
+        if not isinstance(spec, Spec):
+            raise TypeError(f"expected a symgrad spec, got {type(spec).__name__}")
+        plans = plan_spec(spec, safe)
         for plan in plans:
             if plan.name in owner:
                 raise SpecError(
@@ -43,9 +134,10 @@ def generate_source(
     source: str,
     command: str = "symgrad generate",
     title: str = "Kernels generated by symgrad.",
+    safe: bool = True,
 ) -> str:
     """Return the text of the module holding every spec's emitted functions."""
-    planned = plan_module(specs)
+    planned = plan_module(specs, safe)
     return render_module(
         [plan for _, pl in planned for plan in pl],
         kernels=kernel_table(planned),
@@ -58,8 +150,13 @@ def generate_source(
 _counter = 0
 
 
-def compile(*specs: Spec, name: str | None = None) -> ModuleType:  # noqa: A001 - public API name
-    """Return a module built in memory from exactly the source ``symgrad generate`` would write."""
+def compile(  # noqa: A001 - public API name
+    *specs: Spec, name: str | None = None, safe: bool = True
+) -> ModuleType:
+    """Return a module built in memory from exactly the source ``symgrad generate`` would write.
+
+    ``safe=False`` skips the safe-mode check of every emitted function against the plain formula.
+    """
     global _counter
     for spec in specs:
         if not isinstance(spec, Spec):
@@ -80,12 +177,6 @@ def compile(*specs: Spec, name: str | None = None) -> ModuleType:  # noqa: A001 
     _counter += 1
     name = name or f"symgrad_compiled_{_counter}"
     text = generate_source(
-        specs, source=f"symgrad.compile({', '.join(sorted(s.name for s in specs))})"
+        specs, source=f"symgrad.compile({', '.join(sorted(s.name for s in specs))})", safe=safe
     )
-    filename = f"<symgrad:{name}>"
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    module = ModuleType(name)
-    module.__file__ = filename
-    module.__source__ = text
-    exec(builtins.compile(text, filename, "exec"), module.__dict__)  # noqa: S102 - our own output
-    return module
+    return _exec(text, name)

@@ -200,12 +200,19 @@ class InplaceBuilder:
         for _ in range(len(self.scalar_defs) + 1):  # see through scalar CSE temporaries
             value = value.xreplace(self.scalar_defs)
         value = value.xreplace(self.defaults)
-        value = value.xreplace({s: sp.E / 3 for s in value.free_symbols})  # n, 1/n: not 0
+        try:
+            value = value.xreplace({s: sp.E / 3 for s in value.free_symbols})  # n, 1/n: not 0
+        except TypeError:  # a symbol stands for a condition (a Piecewise inside the scalar)
+            return False
         return value.is_zero is True
 
     def assign(self, sym: sp.Symbol, expr: sp.Expr) -> None:
-        """Lower one CSE replacement ``sym = expr``."""
-        if self.rank(expr) == 0 and not self.is_bool(expr):
+        """Lower one CSE replacement ``sym = expr``.
+
+        A scalar (a hyper-parameter expression, or a condition on hyper-parameters only) is a
+        plain Python assignment, so scalar text printed later may name it.
+        """
+        if self.rank(expr) == 0:
             self.printer.ranks[sym] = 0
             self.printer.scalars = self.printer.scalars | {sym}
             self.line(f"{sym.name} = {self.scalar(expr)}")
@@ -326,6 +333,8 @@ class InplaceBuilder:
         """Return a symbolic scalar factor that two or more array terms carry alone (e.g. 1/n)
         and every term carries, or None when factoring it out would not save a pass."""
         terms = sp.Add.make_args(expr)
+        if any(isinstance(f, sp.Piecewise) for t in terms for f in sp.Mul.make_args(t)):
+            return None  # sympy distributes a division into a Piecewise's branches
         shared: set[sp.Expr] | None = None
         alone = 0
         for t in terms:
@@ -391,8 +400,15 @@ class InplaceBuilder:
 
     def _pow(self, expr: sp.Pow) -> Operand:
         base, exp = expr.args
+        if exp == -1 and self.rank(base) > 0:
+            return self._binary("divide", "1.0", self.value(base))
+        if exp.is_negative and self.rank(base) > 0 and not exp.is_Integer:
+            # b**-1.5 underflows where 1 / b**1.5 overflows first: one np.power, as written
+            return self._binary("power", self.value(base), self.value(exp))
         if exp.is_negative and self.rank(base) > 0:
-            return self._binary("divide", "1.0", self.value(base ** (-exp)))
+            # (1/b)**k, not 1/b**k: b**k overflows where b**-k only underflows
+            inverse = self._binary("divide", "1.0", self.value(base))
+            return self.value(_Bound(inverse) ** (-exp))
         if self.rank(base) == 0:  # a scalar raised to an array
             return self._binary("power", self.scalar(base), self.value(exp))
         b = self.value(base)

@@ -6,9 +6,16 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from symgrad.compiler.config import DEFAULT, CodegenConfig, budget
 from symgrad.compiler.derive import derivative, hvp, vjp
 from symgrad.compiler.printer import unsupported_functions
-from symgrad.compiler.rewrite import canonicalize, split_axis_sums, stabilize, tidy
+from symgrad.compiler.rewrite import (
+    canonicalize,
+    lowerable,
+    split_axis_sums,
+    stabilize,
+    tidy,
+)
 from symgrad.compiler.spec import Spec
 from symgrad.errors import SpecError
 
@@ -30,37 +37,68 @@ class Derived:
     hvp: sp.Expr | None
 
 
-def derive_kernel(spec: Spec) -> Derived:
-    """Differentiate ``spec`` (plain form first), then stabilize every result."""
-    try:
-        return _derive(spec)
-    except SpecError:
-        raise
-    except Exception as exc:  # sympy internals: report the spec, not the traceback
-        raise SpecError(
-            spec.name, f"differentiating failed with {type(exc).__name__}: {exc}", spec.origin
-        ) from None
+#: How much rewriting a derivation does: ``STABLE`` applies every stabilizing rule; ``PLAIN``
+#: only canonicalizes and tidies; ``RAW`` is sympy's own derivative of the spec as written.
+#: Safe mode falls back along this list for a function whose rewritten form it cannot verify.
+STABLE, PLAIN, RAW = "stable", "plain", "raw"
+LEVELS = (STABLE, PLAIN, RAW)
 
 
-def _derive(spec: Spec) -> Derived:
+def derive_kernel(spec: Spec, level: str = STABLE, config: CodegenConfig = DEFAULT) -> Derived:
+    """Differentiate ``spec`` (plain form first), then stabilize every result (per ``level``).
+
+    Errors raised by symgrad's own rules propagate as they are (an internal error, reported
+    with "please report"); only a construct the spec uses that cannot be lowered is a SpecError.
+    """
+    return _derive(spec, level, config)
+
+
+class TooLarge(Exception):  # noqa: N818 - a signal to fall back, not an error users see
+    """The derivatives are too large to stabilize within the configured node count."""
+
+
+def _nodes(*exprs: sp.Expr | None) -> int:
+    """Return the number of distinct nodes of ``exprs`` (shared subtrees counted once)."""
+    seen: set[sp.Basic] = set()
+    stack = [e for e in exprs if e is not None]
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.args)
+    return len(seen)
+
+
+def _identity(e: sp.Expr, *_: object) -> sp.Expr:
+    return e
+
+
+def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
     x = spec.wrt
     elementwise = frozenset(spec.inputs)
-    base = canonicalize(spec.expr)
+    raw = level == RAW
+    clean = _identity if raw else tidy
+    finish = stabilize if level == STABLE else lowerable
     grad = hess = vj = hv = None
-    if spec.role == "activation" and spec.class_axis:
-        vj = tidy(vjp(base, x, COTANGENT), elementwise | {COTANGENT})
-    else:
-        grad = tidy(derivative(base, x), elementwise)
-        if spec.class_axis:
-            hv = tidy(hvp(grad, x, VECTOR), elementwise | {VECTOR})
-        # d grad_j / d x_j: the Hessian's diagonal (all of it for an element-wise loss)
-        hess = tidy(derivative(grad, x), elementwise)
+    with budget("derive", config.derive_s):
+        base = canonicalize(spec.expr, smooth=not raw)
+        if spec.role == "activation" and spec.class_axis:
+            vj = clean(vjp(base, x, COTANGENT), elementwise | {COTANGENT})
+        else:
+            grad = clean(derivative(base, x), elementwise)
+            if spec.class_axis:
+                hv = clean(hvp(grad, x, VECTOR), elementwise | {VECTOR})
+            # d grad_j / d x_j: the Hessian's diagonal (all of it for an element-wise loss)
+            hess = clean(derivative(grad, x), elementwise)
     value = split_axis_sums(base, elementwise) if spec.class_axis else base
-    out = Derived(
-        spec,
-        stabilize(value),
-        *(None if e is None else stabilize(e) for e in (grad, hess, vj, hv)),
-    )
+    if level == STABLE and _nodes(grad, hess, vj, hv) > config.stabilize_nodes:
+        raise TooLarge(spec.name)
+    with budget("rewrite", config.rewrite_s if level == STABLE else config.derive_s):
+        out = Derived(
+            spec,
+            finish(value),
+            *(None if e is None else finish(e) for e in (grad, hess, vj, hv)),
+        )
     for label, e in (("gradient", out.grad), ("second derivative", out.hess)):
         if e is not None:
             bad = unsupported_functions(e)

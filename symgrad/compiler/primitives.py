@@ -204,6 +204,14 @@ class step(sp.Function):  # noqa: N801
     nargs = 1
     _eval_is_extended_real = _real_arg
 
+    @classmethod
+    def eval(cls, x):
+        if x.is_extended_nonnegative:  # a constant argument folds (sigmoid(2) lowers to it)
+            return sp.S.One
+        if x.is_extended_negative:
+            return sp.S.Zero
+        return None
+
     def _eval_is_extended_nonnegative(self):
         return True
 

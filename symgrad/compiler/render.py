@@ -22,6 +22,15 @@ MARKER = "# symgrad-generated: v1"
 _BUILTINS = frozenset(dir(builtins))
 
 
+def versions() -> str:
+    """Return the tool versions that shape the output, as the header records them."""
+    import sympy
+
+    from symgrad import __version__
+
+    return f"symgrad {__version__}, sympy {sympy.__version__}"
+
+
 @cache
 def environment() -> jinja2.Environment:
     """Return the one jinja2 environment, strict about undefined names."""
@@ -108,6 +117,7 @@ def render_module(
             marker=MARKER,
             source=source,
             command=command,
+            versions=versions(),
             title=docstring_literal(title),
             imports=sorted(
                 {HELPER_IMPORTS[h] for h in helpers if h in HELPER_IMPORTS}

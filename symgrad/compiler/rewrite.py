@@ -11,6 +11,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.numpy_nodes import logaddexp
 
+from symgrad.compiler.config import DEFAULT
 from symgrad.compiler.primitives import (
     N_CLASSES,
     Abs,
@@ -27,7 +28,7 @@ from symgrad.compiler.primitives import (
     xlogy,
 )
 from symgrad.compiler.tails import factor_tails
-from symgrad.compiler.traverse import bottom_up
+from symgrad.compiler.traverse import bottom_up, expanded_terms
 
 # ---------------------------------------------------------------- before differentiating
 
@@ -63,14 +64,15 @@ def _split_one(add: sp.Add) -> tuple[sp.Expr | None, sp.Expr | None]:
     return None, None
 
 
-def canonicalize(expr: sp.Expr) -> sp.Expr:
+def canonicalize(expr: sp.Expr, smooth: bool = True) -> sp.Expr:
     """Recognise plain spellings of smooth primitives (sigmoid, softplus) in a spec.
 
     Abs and sign become real-argument versions: every intermediate value of a spec is real,
     which sympy cannot prove for, say, |log x|, and would otherwise differentiate through re/im.
+    With ``smooth=False`` only that is done.
     """
     expr = expr.replace(sp.Abs, Abs).replace(sp.sign, sign)
-    return bottom_up(expr, _canonical_rule)
+    return bottom_up(expr, _canonical_rule) if smooth else expr
 
 
 # ---------------------------------------------------------------- after differentiating
@@ -140,7 +142,7 @@ def split_axis_sums(expr: sp.Expr, elementwise: frozenset) -> sp.Expr:
 
 #: Above this many operations, tidy() no longer tries expanding (every built-in's gradient is
 #: far below it; deep compositions are far above and would grow exponentially).
-EXPAND_LIMIT = 120
+EXPAND_LIMIT = DEFAULT.expand_limit
 
 
 def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
@@ -150,6 +152,8 @@ def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
         expr = bottom_up(expr, lambda e: _axis_sum_linear(e, elementwise))
     if sp.count_ops(expr) > EXPAND_LIMIT:
         return expr  # expanding a product of n sums makes 2**n terms: keep the factored form
+    if expanded_terms(expr) > DEFAULT.expand_terms:
+        return expr  # (a + b)**10 / products of sums: the expansion would be huge and slow
     candidates = [expr]
     expanded = sp.expand(expr, power_exp=False, power_base=False, log=False)
     expanded = bottom_up(expanded, _cancel_xdivy)
@@ -209,6 +213,19 @@ def _stable_rule(e: sp.Expr) -> sp.Expr:
     if isinstance(e, sp.DiracDelta):
         return sp.S.Zero
     return e
+
+
+def _lowerable_rule(e: sp.Expr) -> sp.Expr:
+    if isinstance(e, sp.Heaviside):  # PyTorch's convention: step'(0) = 0, relu'(0) = 0
+        return sp.Piecewise((1, e.args[0] > 0), (0, True))
+    if isinstance(e, sp.DiracDelta):
+        return sp.S.Zero
+    return e
+
+
+def lowerable(expr: sp.Expr) -> sp.Expr:
+    """Apply only the conventions every emitted form needs (Heaviside, DiracDelta), no rewrite."""
+    return bottom_up(expr, _lowerable_rule)
 
 
 _UNSAFE = (sp.exp, sp.log, sp.cosh, sp.sinh, expm1, log1p)
@@ -350,6 +367,26 @@ def _lower_rule(e: sp.Expr) -> sp.Expr:
     return e
 
 
+def _select_products(e: sp.Basic) -> sp.Basic:
+    """rest * Piecewise((a, c), (b, True)) -> Piecewise((rest a, c), (rest b, True)) when
+    ``rest`` may overflow: a mask times an infinite discarded branch is NaN (0 * inf), a
+    select is not. Boolean conditions built from ITE become plain And/Or/Not."""
+    if isinstance(e, sp.ITE):
+        return e.to_nnf()
+    if not e.is_Mul:
+        return e
+    args = list(e.args)
+    pw = next((f for f in args if isinstance(f, sp.Piecewise)), None)
+    if pw is None:
+        return e
+    args.remove(pw)
+    rest = sp.Mul(*args)
+    if not _unsafe(rest):
+        return e
+    return sp.Piecewise(*((_select_products(rest * v), c) for v, c in pw.args), evaluate=False)
+
+
 def lower_primitives(expr: sp.Expr) -> sp.Expr:
     """Replace symgrad primitives by overflow-free expressions the printer knows."""
+    expr = bottom_up(expr, _select_products)
     return bottom_up(bottom_up(expr, _sigmoid_pairs), _lower_rule)

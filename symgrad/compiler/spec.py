@@ -220,7 +220,22 @@ def _check_domains(spec: Spec) -> None:
 
 
 def validate(spec: Spec) -> Spec:
-    """Check a spec's expression and signature; raise SpecError naming the first problem."""
+    """Check a spec's expression and signature; raise SpecError naming the first problem.
+
+    The checks walk the whole expression tree, so they run under the validate budget (a
+    composition that repeats a subexpression is exponentially large as a tree).
+    """
+    from symgrad.compiler.config import DEFAULT, OutOfTime, budget
+    from symgrad.errors import BudgetError
+
+    try:
+        with budget("validate", DEFAULT.derive_s):
+            return _validate(spec)
+    except OutOfTime as exc:
+        raise BudgetError(spec.name, exc.stage, f"{exc.seconds:g} s", spec.origin) from None
+
+
+def _validate(spec: Spec) -> Spec:
     _check_fields(spec)
     name, origin = spec.name, spec.origin
     n_inputs = len(spec.inputs)
@@ -260,6 +275,13 @@ def validate(spec: Spec) -> Spec:
             f"free symbol {sym.name!r} is neither an input nor a hyper-parameter{hint}",
             origin,
         )
+    for pw in sorted(expr.atoms(sp.Piecewise), key=sp.default_sort_key):
+        if pw.args[-1].cond is not sp.true:
+            raise SpecError(
+                name,
+                f"Piecewise {sp.sstr(pw)[:80]} has no otherwise branch; end it with (value, True)",
+                origin,
+            )
     from symgrad.compiler.printer import (
         unsupported_functions,  # late: the printer imports rewrite rules
     )

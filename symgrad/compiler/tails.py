@@ -14,10 +14,13 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.compiler.primitives import sigmoid
+from symgrad.compiler.traverse import expanded_terms
 
 #: Larger nodes are left alone (every built-in's derivative is far below; deep compositions
 #: are far above, where expanding in s would grow without bound).
 SIZE_LIMIT = 80
+#: ... and so are nodes whose polynomial form would have more terms than this
+TERMS_LIMIT = 64
 
 _S = sp.Dummy("s")
 _T = sp.Dummy("tau")
@@ -62,6 +65,8 @@ def _poly(e: sp.Expr, node: sp.Expr, symbol: sp.Dummy, other: sp.Expr) -> sp.Pol
     expr = e.xreplace({node: symbol, node.func(-node.args[0]): other})
     if expr.has(node.func):
         return None  # the sigmoid also sits inside another function: not a polynomial
+    if expanded_terms(expr) > TERMS_LIMIT:
+        return None  # Poly would multiply out (1 + T**2)**-8 first: slow, and no tail to win
     try:
         p = sp.Poly(expr, symbol)
     except sp.PolynomialError:

@@ -52,3 +52,34 @@ def fold_numbers(expr: sp.Basic) -> sp.Basic:
         return out, numeric
 
     return visit(expr)[0]
+
+
+def expanded_terms(expr: sp.Expr) -> int:
+    """Return an upper bound on the number of terms ``expand`` makes of ``expr`` and of any
+    function argument inside it (deterministic, unlike a time limit)."""
+    cache: dict[sp.Basic, int] = {}
+    worst = [0]
+
+    def terms(e: sp.Basic) -> int:
+        if e in cache:
+            return cache[e]
+        if e.is_Atom:
+            n = 1
+        elif e.is_Add:
+            n = sum(terms(a) for a in e.args)
+        elif e.is_Mul:
+            n = 1
+            for a in e.args:
+                n = min(n * terms(a), 10**9)
+        elif e.is_Pow and e.exp.is_Integer:  # expand multiplies out 1/(a + b)**2 as well
+            n = min(terms(e.base) ** min(abs(int(e.exp)), 40), 10**9)
+        else:  # a function or a negative/fractional power: its arguments expand on their own
+            for a in e.args:
+                terms(a)
+            n = 1
+        worst[0] = max(worst[0], n)
+        cache[e] = n
+        return n
+
+    terms(expr)
+    return worst[0]
