@@ -2,6 +2,6 @@
 
 from symgrad.resources import load_generated as _load
 
-_module = _load("losses")
+_module = _load("losses", public=__name__)
 __all__ = list(_module.__all__)
 globals().update({_name: getattr(_module, _name) for _name in __all__})

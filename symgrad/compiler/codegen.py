@@ -10,6 +10,7 @@ from types import ModuleType
 from symgrad.compiler.kernel import derive_kernel
 from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import render_module
+from symgrad.compiled import register
 from symgrad.compiler.spec import Spec
 from symgrad.errors import SpecError
 
@@ -49,7 +50,11 @@ _counter = 0
 
 
 def compile(*specs: Spec, name: str | None = None) -> ModuleType:  # noqa: A001 - public API name
-    """Return a module built in memory from exactly the source ``symgrad generate`` would write."""
+    """Return a module built in memory from exactly the source ``symgrad generate`` would write.
+
+    Its functions pickle by reference to ``symgrad.compiled.k<token>`` (the token carries the
+    specs), so they run in a freshly spawned process or on a Dask worker with no setup call.
+    """
     global _counter
     _counter += 1
     name = name or f"symgrad_compiled_{_counter}"
@@ -62,4 +67,5 @@ def compile(*specs: Spec, name: str | None = None) -> ModuleType:  # noqa: A001 
     module.__file__ = filename
     module.__source__ = text
     exec(builtins.compile(text, filename, "exec"), module.__dict__)  # noqa: S102 - our own output
+    register(module, specs)  # importable by name, so its functions pickle (Dask, spawn)
     return module
