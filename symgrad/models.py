@@ -300,12 +300,28 @@ def _second(kernel: _Kernel) -> Callable[..., Any]:
     return kernel.hess
 
 
-def _loss_hvp(loss: _Kernel, z: np.ndarray, Y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def _loss_count(loss: _Kernel, z: np.ndarray, count: float | None) -> float | None:
+    """Return the kernel's ``count=`` for ``count`` samples in all (None: the rows of ``z``).
+
+    Class-axis losses average over samples, element-wise ones over every output element, so
+    a block of rows evaluated with the total ``count`` gives its exact share of the mean.
+    """
+    if count is None:
+        return None
+    if loss.spec.class_axis or z.ndim == 1:
+        return count
+    return count * int(np.prod(z.shape[1:]))
+
+
+def _loss_hvp(
+    loss: _Kernel, z: np.ndarray, Y: np.ndarray, count: float | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
     """Return ``dz -> (d2 mean loss / dz2) dz`` at the outputs ``z`` (per sample, exactly)."""
+    kernel_count = _loss_count(loss, z, count)
     if loss.spec.class_axis:
         hvp = _second(loss)
-        return lambda dz: np.broadcast_to(hvp(z, Y, dz), z.shape)
-    h = _second(loss)(z, Y)
+        return lambda dz: np.broadcast_to(hvp(z, Y, dz, count=kernel_count), z.shape)
+    h = _second(loss)(z, Y, count=kernel_count)
     return lambda dz: h * dz
 
 
@@ -401,15 +417,24 @@ class _Linear:
     def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def objective(self, params: Params, X: Any, y: Any) -> tuple[float, Params]:
-        """Return the mean loss plus the penalty on ``W``, and its gradients by key."""
+    def objective(
+        self, params: Params, X: Any, y: Any, *, count: float | None = None, penalty: bool = True
+    ) -> tuple[float, Params]:
+        """Return the mean loss plus the penalty on ``W``, and its gradients by key.
+
+        On a block of rows, ``count`` (the total number of samples) makes the result that
+        block's exact share of the full mean, and ``penalty=False`` leaves the penalty out,
+        so blocks add up (:mod:`symgrad.dask`); the same call on zero rows with ``count``
+        and ``penalty=True`` gives the penalty alone, to add once to the sum.
+        """
         X = np.asarray(X, dtype=float)
         z = self.decision_function(params, X)
-        loss, dz = self._loss.fn(z, self._targets(y, z))
+        loss, dz = self._loss.fn(z, self._targets(y, z), count=_loss_count(self._loss, z, count))
         grads = {"W": X.T @ dz}
         if self.fit_intercept:
             grads["b"] = np.sum(dz, axis=0)
-        loss += _penalize(self._reg, [np.asarray(params["W"])], [grads["W"]])
+        if penalty:
+            loss += _penalize(self._reg, [np.asarray(params["W"])], [grads["W"]])
         return loss, grads
 
     # ------------------------------------------------------------------- second order
@@ -425,16 +450,19 @@ class _Linear:
             blocks.append(("b", int(np.prod(W.shape[1:]))))
         return blocks
 
-    def hvp_operator(self, params: Params, X: Any, y: Any) -> HVP:
+    def hvp_operator(
+        self, params: Params, X: Any, y: Any, *, count: float | None = None, penalty: bool = True
+    ) -> HVP:
         """Return ``v -> H v``, the objective's exact Hessian at ``params`` times a direction.
 
         ``v`` and the result are dicts like ``params``. The loss curvature at ``X @ W + b`` is
         computed once, so each application costs two products with ``X`` (for Newton-CG).
+        ``count`` and ``penalty`` work as in :meth:`objective`.
         """
         X, z, Y = self._point(params, X, y)
         W = np.asarray(params["W"], dtype=float)
-        curvature = _loss_hvp(self._loss, z, Y)
-        reg_h = None if self._reg is None else _second(self._reg)(W)
+        curvature = _loss_hvp(self._loss, z, Y, count)
+        reg_h = None if self._reg is None or not penalty else _second(self._reg)(W)
         shapes = {"W": W.shape, "b": W.shape[1:]}
 
         def apply(v: Params) -> Params:
@@ -452,20 +480,31 @@ class _Linear:
 
         return apply
 
-    def hvp(self, params: Params, X: Any, y: Any, v: Params) -> Params:
+    def hvp(
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        v: Params,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
+    ) -> Params:
         """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params)."""
-        return self.hvp_operator(params, X, y)(v)
+        return self.hvp_operator(params, X, y, count=count, penalty=penalty)(v)
 
-    def hessian(self, params: Params, X: Any, y: Any) -> np.ndarray:
+    def hessian(
+        self, params: Params, X: Any, y: Any, *, count: float | None = None, penalty: bool = True
+    ) -> np.ndarray:
         """Return the objective's dense Hessian over ``flatten(params)`` (``W`` raveled, then ``b``).
 
-        With the loss curvature ``h = loss_hess(X @ W + b, y)`` (element-wise, 1/n included)
+        ``count`` and ``penalty`` work as in :meth:`objective`. With the loss curvature ``h = loss_hess(X @ W + b, y)`` (element-wise, 1/n included)
         it is ``A.T @ diag(h) @ A`` for ``A = [X, 1]``: one BLAS syrk per output column (for
         logistic regression ``h = p (1 - p) / n``). The regularizer's diagonal ``R''(W)`` is
         added on the weights only. A 2-D ``W`` (``n_outputs=k``) gives a block per output.
         """
         X, z, Y = self._point(params, X, y)
-        h = _second(self._loss)(z, Y)
+        h = _second(self._loss)(z, Y, count=_loss_count(self._loss, z, count))
         W = np.asarray(params["W"], dtype=float)
         if W.ndim == 1:
             H = _weighted_gram(X, h, self.fit_intercept)
@@ -475,11 +514,13 @@ class _Linear:
             for j in range(k):
                 H4[:, j, :, j] = _weighted_gram(X, h[:, j], self.fit_intercept)
             H = H4.reshape(m * k, m * k)
-        return self._penalized(H, W, params)
+        return self._penalized(H, W, params, penalty)
 
-    def _penalized(self, H: np.ndarray, W: np.ndarray, params: Params) -> np.ndarray:
+    def _penalized(
+        self, H: np.ndarray, W: np.ndarray, params: Params, penalty: bool = True
+    ) -> np.ndarray:
         """Add the regularizer's diagonal on the weights and order ``H`` like ``params``."""
-        if self._reg is not None:
+        if self._reg is not None and penalty:
             idx = np.arange(W.size)
             H[idx, idx] += np.ravel(_second(self._reg)(W))
         return _in_order(H, self._blocks(W), params)
@@ -591,10 +632,12 @@ class SoftmaxRegression(_Linear):
         """Return class probabilities, shape ``(n, n_classes)``."""
         return _activations.softmax(self.decision_function(params, X))
 
-    def hessian(self, params: Params, X: Any, y: Any) -> np.ndarray:
+    def hessian(
+        self, params: Params, X: Any, y: Any, *, count: float | None = None, penalty: bool = True
+    ) -> np.ndarray:
         """Return the objective's dense Hessian over ``flatten(params)`` (``W`` raveled, then ``b``).
 
-        Sample ``i``'s block over its logits is ``c_i / n (diag(p_i) - p_i p_i.T)`` with
+        ``count`` and ``penalty`` work as in :meth:`objective`. Sample ``i``'s block over its logits is ``c_i / n (diag(p_i) - p_i p_i.T)`` with
         ``p_i = softmax(z_i)`` and ``c_i = sum(y_i)`` (1 for labels), the closed form of
         ``softmax_cross_entropy_hvp``. With ``A = [X, 1]``, the ``diag(p)`` part is one
         weighted Gram matrix ``A.T diag(c p_a / n) A`` per class ``a``, and the ``p p.T`` part
@@ -604,7 +647,7 @@ class SoftmaxRegression(_Linear):
         X, z, Y = self._point(params, X, y)
         W = np.asarray(params["W"], dtype=float)
         P = _activations.softmax(z)
-        w = np.sum(Y, axis=1) / len(z)
+        w = np.sum(Y, axis=1) / (len(z) if count is None else count)
         (n, d), k = X.shape, self.n_classes
         m = d + self.fit_intercept
         H4 = np.zeros((m, k, m, k))
@@ -628,7 +671,7 @@ class SoftmaxRegression(_Linear):
                 H -= Q2.T @ (Q * sign[block]).reshape(len(R), m * k)
         if np.any(w < 0):
             H = 0.5 * (H + H.T)
-        return self._penalized(H, W, params)
+        return self._penalized(H, W, params, penalty)
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return the most probable class of each sample."""
@@ -736,8 +779,14 @@ class MLP:
             y = y[:, None]
         return _check_shape(y, (n, k))
 
-    def objective(self, params: Params, X: Any, y: Any) -> tuple[float, Params]:
-        """Return the mean loss plus the penalty on every ``W``, and gradients by backprop."""
+    def objective(
+        self, params: Params, X: Any, y: Any, *, count: float | None = None, penalty: bool = True
+    ) -> tuple[float, Params]:
+        """Return the mean loss plus the penalty on every ``W``, and gradients by backprop.
+
+        ``count`` (total samples) and ``penalty=False`` give a block of rows' exact share of
+        the full objective, as for the linear models (zero rows give the penalty alone).
+        """
         layers = self._weights(params)
         X = _matrix(X, self.sizes[0])
         Y = self._targets(y, len(X))
@@ -748,7 +797,7 @@ class MLP:
             if i < self.n_layers - 1:
                 pre.append(z)
                 inputs.append(self._act.fn(z))
-        loss, delta = self._loss.fn(z, Y)
+        loss, delta = self._loss.fn(z, Y, count=_loss_count(self._loss, z, count))
         grads: Params = {}
         for i in range(self.n_layers - 1, -1, -1):
             grads[f"W{i}"] = inputs[i].T @ delta
@@ -758,14 +807,17 @@ class MLP:
                 # the pre-activation is not needed again: its array takes f'(z)
                 delta *= self._act.grad(pre[i - 1], out=pre[i - 1])
         grads = {key: grads[key] for key in params if key in grads}  # params' order
-        weights = [W for W, _ in layers]
-        loss += _penalize(self._reg, weights, [grads[f"W{i}"] for i in range(self.n_layers)])
+        if penalty:
+            weights = [W for W, _ in layers]
+            loss += _penalize(self._reg, weights, [grads[f"W{i}"] for i in range(self.n_layers)])
         return loss, grads
 
-    def hvp_operator(self, params: Params, X: Any, y: Any) -> HVP:
+    def hvp_operator(
+        self, params: Params, X: Any, y: Any, *, count: float | None = None, penalty: bool = True
+    ) -> HVP:
         """Return ``v -> H v``, the objective's exact Hessian at ``params`` times a direction.
 
-        Pearlmutter's R-operator (forward-over-reverse): the forward pass and backprop run
+        ``count`` and ``penalty`` work as in :meth:`objective`. Pearlmutter's R-operator (forward-over-reverse): the forward pass and backprop run
         once; each application pushes ``v`` forward (``R(z) = R(a) W + a V + V_b``,
         ``R(a) = f'(z) R(z)``), applies the loss curvature (``loss_hess`` or ``loss_hvp``) at
         the logits, and pulls back ``R(delta) = (R(delta') W.T + delta' V.T) f'(z)
@@ -783,13 +835,14 @@ class MLP:
                 inputs.append(self._act.fn(z))
                 slopes.append(self._act.grad(z))
                 bends.append(_second(self._act)(z))
-        delta = self._loss.fn(z, Y)[1]
-        curvature = _loss_hvp(self._loss, z, Y)
+        delta = self._loss.fn(z, Y, count=_loss_count(self._loss, z, count))[1]
+        curvature = _loss_hvp(self._loss, z, Y, count)
         deltas = [delta]  # dL/dz_l from the last layer down
         for i in range(self.n_layers - 1, 0, -1):
             deltas.append((deltas[-1] @ layers[i][0].T) * slopes[i - 1])
         deltas.reverse()
-        reg_h = [None if self._reg is None else _second(self._reg)(W) for W, _ in layers]
+        skip = self._reg is None or not penalty
+        reg_h = [None if skip else _second(self._reg)(W) for W, _ in layers]
 
         def apply(v: Params) -> Params:
             V = [
@@ -828,17 +881,28 @@ class MLP:
 
         return apply
 
-    def hvp(self, params: Params, X: Any, y: Any, v: Params) -> Params:
+    def hvp(
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        v: Params,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
+    ) -> Params:
         """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params)."""
-        return self.hvp_operator(params, X, y)(v)
+        return self.hvp_operator(params, X, y, count=count, penalty=penalty)(v)
 
-    def hessian(self, params: Params, X: Any, y: Any) -> np.ndarray:
+    def hessian(
+        self, params: Params, X: Any, y: Any, *, count: float | None = None, penalty: bool = True
+    ) -> np.ndarray:
         """Return the dense Hessian over ``flatten(params)`` (``W0, b0, W1, ...``, C order).
 
-        Column ``j`` is ``hvp`` of the ``j``-th basis vector (one R-operator pass each, after
+        ``count`` and ``penalty`` work as in :meth:`objective`. Column ``j`` is ``hvp`` of the ``j``-th basis vector (one R-operator pass each, after
         a single forward/backward pass), symmetrized; meant for small networks.
         """
-        apply = self.hvp_operator(params, X, y)
+        apply = self.hvp_operator(params, X, y, count=count, penalty=penalty)
         base = {key: params[key] for key in params if key in self._keys()}
         size = sum(np.size(v) for v in base.values())
         H = np.empty((size, size))

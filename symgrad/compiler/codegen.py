@@ -7,10 +7,10 @@ import linecache
 from collections.abc import Iterable
 from types import ModuleType
 
+from symgrad.compiled import register
 from symgrad.compiler.kernel import derive_kernel
 from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import render_module
-from symgrad.compiled import register
 from symgrad.compiler.spec import Spec
 from symgrad.errors import SpecError
 
