@@ -1,7 +1,7 @@
 """Make kernels built by :func:`symgrad.compile` travel by pickle (multiprocessing, Dask).
 
-A compiled module is registered as ``symgrad.compiled.k<token>``, where the token is its specs,
-pickled and compressed. Its functions pickle by reference under that name, so a process that
+A compiled module is registered as ``symgrad.compiled.k<n>_<token>``, where ``n`` numbers the
+modules compiled in this process and the token is their specs, pickled and compressed. Its functions pickle by reference under that name, so a process that
 has never seen the module (a freshly spawned worker) rebuilds it from the token on import,
 with no setup call. Importing this module is cheap; sympy loads only when a token is rebuilt.
 """
@@ -24,6 +24,7 @@ __all__ = ["register"]
 #: submodules of this (file-less) package are compiled modules, found by the finder below
 __path__: list[str] = []
 _PREFIX = f"{__name__}.k"
+_count = 0
 
 
 def _token(specs: Sequence[Any]) -> str:
@@ -42,10 +43,13 @@ def register(module: ModuleType, specs: Sequence[Any]) -> str | None:
     Its functions then pickle by reference to that name. Returns None (the module stays
     local to this process) when a spec cannot be pickled.
     """
+    global _count
     try:
-        name = _PREFIX + _token(specs)
+        token = _token(specs)
     except (pickle.PicklingError, TypeError, AttributeError):
         return None
+    _count += 1
+    name = f"{_PREFIX}{_count}_{token}"  # one name per module: compiling twice gives two
     for value in vars(module).values():
         if isinstance(value, FunctionType) and value.__module__ == module.__name__:
             value.__module__ = name
@@ -54,7 +58,7 @@ def register(module: ModuleType, specs: Sequence[Any]) -> str | None:
 
 
 class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Rebuild ``symgrad.compiled.k<token>`` from its token when a pickle asks for it."""
+    """Rebuild ``symgrad.compiled.k<n>_<token>`` from its token when a pickle asks for it."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
         if not fullname.startswith(_PREFIX):
@@ -65,7 +69,7 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         from symgrad.compiler.codegen import compile as build
 
         try:
-            specs = _specs(spec.name[len(_PREFIX) :])
+            specs = _specs(spec.name[len(_PREFIX) :].partition("_")[2])
         except Exception as exc:  # a damaged token: say so in one line
             raise ImportError(f"{spec.name[:60]}...: not a symgrad compiled-kernel token") from exc
         return build(*specs)

@@ -55,3 +55,7 @@ class WriteFailed(OutputError):
 
 class TrainError(SymgradError):
     """A flag or combination of flags cannot be used; the message says which and why."""
+
+
+class ClusterError(SymgradError):
+    """A Dask cluster cannot be reached or cannot finish a pass; the message says which and why."""

@@ -52,7 +52,7 @@ _counter = 0
 def compile(*specs: Spec, name: str | None = None) -> ModuleType:  # noqa: A001 - public API name
     """Return a module built in memory from exactly the source ``symgrad generate`` would write.
 
-    Its functions pickle by reference to ``symgrad.compiled.k<token>`` (the token carries the
+    Its functions pickle by reference to ``symgrad.compiled.k<n>_<token>`` (the token carries the
     specs), so they run in a freshly spawned process or on a Dask worker with no setup call.
     """
     global _counter
