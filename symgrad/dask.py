@@ -131,12 +131,9 @@ def _as_dask_array(X: Any, what: str) -> Any:
     import dask.array as da
 
     if hasattr(X, "to_dask_array"):  # dask DataFrame / Series
-        dtypes = X.dtypes if hasattr(X, "columns") else {X.name: X.dtype}
-        bad = [
-            f"{name!r} ({dtype})"
-            for name, dtype in dict(dtypes).items()
-            if dtype.kind not in "biuf"
-        ]
+        dtypes = X.dtypes  # a DataFrame's per column, a Series' one
+        pairs = dtypes.items() if hasattr(dtypes, "items") else [(X.name, dtypes)]
+        bad = [f"{name!r} ({dtype})" for name, dtype in pairs if dtype.kind not in "biuf"]
         if bad:
             raise DataError(f"{what}: non-numeric column(s) {', '.join(map(str, bad))}")
         X = X.to_dask_array(lengths=True)
@@ -155,9 +152,14 @@ def _as_dask_array(X: Any, what: str) -> Any:
     return X
 
 
-def _row_chunks(X: Any, chunk_rows: int | None) -> Any:
-    """Rechunk X to whole rows, merging blocks far smaller than the target (scheduler cost)."""
-    rows = chunk_rows or max(1, DEFAULT_CHUNK_BYTES // (8 * max(1, X.shape[1])))
+def _row_chunks(X: Any, chunk_rows: int | None, threads: int) -> Any:
+    """Rechunk X to whole rows, merging blocks far smaller than the target (scheduler cost).
+
+    The default target is :data:`DEFAULT_CHUNK_BYTES` of X, and at most a ``threads``-th of the
+    rows, so every worker thread gets a block.
+    """
+    target = DEFAULT_CHUNK_BYTES // (8 * max(1, X.shape[1]))
+    rows = chunk_rows or max(1, min(target, -(-X.shape[0] // max(1, threads))))
     X = X.rechunk({1: -1}) if len(X.chunks[1]) > 1 else X
     typical = float(np.median(X.chunks[0])) if X.chunks[0] else rows
     if chunk_rows is not None or typical < rows / 4 or len(X.chunks[0]) == 1:
@@ -211,7 +213,7 @@ class DaskData:
             raise DataError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
             raise DataError(f"y has shape {y.shape}; expected {X.shape[0]} rows like X")
-        X = _row_chunks(X, chunk_rows)
+        X = _row_chunks(X, chunk_rows, sum(self.client.nthreads().values()))
         y = y.rechunk({0: X.chunks[0], **({1: -1} if y.ndim == 2 else {})})
         self.n_samples, self.n_features = int(X.shape[0]), int(X.shape[1])
         self.y_tail, self.y_dtype = tuple(y.shape[1:]), y.dtype
@@ -464,3 +466,39 @@ def fit(
     finally:
         if data is not X:
             data.close()
+
+
+def read_table(source: str, label: str | None = None) -> tuple[Any, Any, list[str]]:
+    """Return (X, y, feature names) as dask arrays from a parquet or CSV glob (or folder).
+
+    ``label`` names the target column (default: the last). Partitions are read lazily; only
+    their row counts are computed, so the arrays have known chunk sizes.
+    """
+    import glob
+
+    import dask.dataframe as dd
+
+    stem = source.rstrip("/").lower()
+    reader = dd.read_csv if stem.endswith((".csv", ".csv.gz", ".txt")) else dd.read_parquet
+    if not glob.glob(source) and "://" not in source:
+        raise DataError(f"{source}: no file matches")
+    try:
+        frame = reader(source)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{source}: cannot read ({exc})") from None
+    columns = list(frame.columns)
+    target = columns[-1] if label is None else label
+    if target not in columns:
+        raise DataError(
+            f"{source}: no column {target!r}; columns are {', '.join(map(str, columns))}"
+        )
+    table = _as_dask_array(frame, source)  # every column checked; one set of row counts
+    keep = [i for i, c in enumerate(columns) if c != target]
+    return table[:, keep], table[:, columns.index(target)], [str(columns[i]) for i in keep]
+
+
+def dask_compute(*collections: Any) -> tuple:
+    """Compute dask collections together (one pass over what they share)."""
+    import dask
+
+    return dask.compute(*collections)

@@ -111,6 +111,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="show a progress bar (default: when stderr is a terminal and tqdm is installed)",
     )
+    cluster = parser.add_argument_group("dask (full-batch on a cluster)")
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="fit on a Dask cluster: tcp://host:8786, or 'local' for a LocalCluster; --data is "
+        "then a parquet or CSV glob read by dask.dataframe, --label its target column",
+    )
+    cluster.add_argument(
+        "--solver",
+        choices=("newton", "lbfgs", "newton_cg", "gd"),
+        default="lbfgs",
+        help="full-batch solver with --scheduler (default lbfgs; --epochs caps its iterations)",
+    )
+    cluster.add_argument(
+        "--scheduler-timeout", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS
+    )
     out = parser.add_argument_group("output")
     out.add_argument(
         "-o",
@@ -352,6 +368,10 @@ def run(args: argparse.Namespace) -> int:
     from symgrad.datasets import load
     from symgrad.fit import fit
 
+    if getattr(args, "scheduler", None):
+        from symgrad.cli.train_dask import run as run_dask
+
+        return run_dask(args)
     out = Path(args.output)
     png = Path(args.plot) if args.plot else out.with_name(f"{out.stem}_loss.png")
     try:
