@@ -286,3 +286,30 @@ def test_fit_survives_a_worker_dying(client):
     assert result.converged
     assert np.max(np.abs(result.x - local.x)) <= 1e-10
     client.wait_for_workers(2, timeout=60)
+
+
+# ----------------------------------------------------------------------------- dask-glm
+
+
+def test_glm_family_plugs_symgrad_losses_into_dask_glm(extreme_problem):
+    pytest.importorskip("dask_glm")
+    import dask
+    from dask_glm import algorithms
+
+    X, y, _ = extreme_problem  # rows at |z| ~ 1000, where the stock family overflows
+    X1 = np.c_[X, np.ones(len(X))]
+    Xd, yd = da.from_array(X1, chunks=(1000, -1)), da.from_array(y, chunks=1000)
+    family = sgd.GLMFamily()
+    with dask.config.set(scheduler="sync"), np.errstate(over="raise", invalid="raise"):
+        # dask-glm's newton has no penalty: compare with symgrad's unpenalized in-memory Newton
+        beta = np.asarray(algorithms.newton(Xd, yd, family=family, tol=1e-12))
+        model = LogisticRegression()
+        p0 = model.init(n_features=X.shape[1])
+        local = minimize(ModelProblem(model, X, y, p0), flatten(p0), p0, tol=1e-11)
+        assert np.max(np.abs(beta - local.x)) <= 1e-6 * np.max(np.abs(local.x))
+        # any spec: the family's summed gradient is n times the model's mean gradient
+        custom = sgd.GLMFamily((cauchy, {"c": 0.5}))
+        reg = LinearRegression(loss=(cauchy, {"c": 0.5}), fit_intercept=False)
+        b = np.linspace(-0.1, 0.1, X1.shape[1])
+        g = np.asarray(custom.pointwise_gradient(b, Xd, yd).compute())
+        assert np.allclose(g, len(X) * reg.objective({"W": b}, X1, y)[1]["W"], rtol=1e-12)
