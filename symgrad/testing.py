@@ -19,16 +19,39 @@ import numpy as np
 
 from symgrad.compiler.spec import Spec
 
-#: Awkward values for inputs over the real line, over (0, 1) and over (0, inf).
+#: Awkward values for inputs over the real line, over (0, 1), over (0, inf) and for labels.
 AWKWARD = {
     "real": (0.0, 1e-8, -1e-8, 30.0, -30.0, 700.0, -700.0),
     "unit": (1e-8, 1 - 1e-8, 1e-4, 0.5),
     "positive": (1e-8, 1e-4, 30.0, 700.0),
+    "sign": (-1.0, 1.0),
+    "log_simplex": (np.log(1e-8), np.log(0.5)),
 }
 #: What the other inputs (targets, weights) take at awkward points, besides random values.
-SPECIAL = {"real": (0.0,), "unit": (0.0, 1.0), "positive": (1.0,)}
+SPECIAL = {
+    "real": (0.0,),
+    "unit": (0.0, 1.0),
+    "positive": (1.0,),
+    "sign": (-1.0, 1.0),
+    "log_simplex": (np.log(0.5),),
+}
+#: Domains tried, in order, for an input whose spec declares none.
 DOMAINS = ("real", "unit", "positive")
+#: A declared domain (symgrad.domains) -> the sampler that draws points inside it.
+DECLARED = {
+    "real": "real",
+    "positive": "positive",
+    "nonnegative": "positive",
+    "unit": "unit",
+    "open_unit": "unit",
+    "simplex": "unit",
+    "sign": "sign",
+    "log_simplex": "log_simplex",
+}
 EPS = np.finfo(float).eps
+#: A loss whose second derivative is zero or negative on more than this share of the sampled
+#: points gets a note: a boosting library's Newton step (-g / h) is undefined there.
+FLAT_SHARE = 0.25
 N_RANDOM = 16
 N_CLASSES = 4
 
@@ -58,6 +81,8 @@ class KernelResult:
     checks: list[Check]
     domains: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    #: For a loss: the share of sampled points where its second derivative is <= 0.
+    flat_share: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,6 +109,16 @@ class KernelResult:
         """Return the number of points skipped (undefined, or at a kink), over all checks."""
         return sum(c.skipped for c in self.checks)
 
+    def notes(self) -> list[str]:
+        """Return one line per finding that is not a failure (a loss unusable for boosting)."""
+        if self.flat_share is None or self.flat_share <= FLAT_SHARE:
+            return []
+        return [
+            f"{self.name}: the second derivative is zero or negative on "
+            f"{self.flat_share:.0%} of the sampled points: unusable for boosting as it stands "
+            "(symgrad.boosting's hessian= policy replaces it)"
+        ]
+
     def problems(self) -> list[str]:
         """Return one line per failure, naming the function and the point."""
         if self.error:
@@ -96,6 +131,10 @@ def _sample(domain: str, shape: tuple[int, ...], rng: np.random.Generator) -> np
         return rng.normal(size=shape) * 3
     if domain == "positive":
         return rng.exponential(2.0, size=shape) + 0.05
+    if domain == "sign":
+        return rng.choice([-1.0, 1.0], size=shape)
+    if domain == "log_simplex":
+        return np.log(_sample("unit", shape, rng))
     if len(shape) == 2:  # a class axis: rows on the probability simplex
         return rng.dirichlet(np.ones(shape[1]), size=shape[0])
     return rng.uniform(0.02, 0.98, size=shape)
@@ -105,6 +144,8 @@ def _awkward_rows(domain: str, n_classes: int | None) -> np.ndarray:
     values = np.array(AWKWARD[domain])
     if n_classes is None:
         return values
+    if domain == "log_simplex":
+        return np.log(_awkward_rows("unit", n_classes))
     if domain == "unit":  # a row close to a vertex of the simplex
         row = np.full(n_classes, 1e-8)
         row[0] = 1 - (n_classes - 1) * 1e-8
@@ -134,10 +175,14 @@ class _Sampler:
         return (n,) if self.classes is None else (n, self.classes)
 
     def choose(self) -> tuple[str, ...]:
+        """Use the domains the spec declares; try the others until the kernel is finite."""
+        declared = self.spec.meta.get("domains", {})
+        names = [s.name for s in self.spec.inputs]
+        tries = [(DECLARED[declared[n]],) if n in declared else DOMAINS for n in names]
         value = getattr(self.module, self.spec.name)
         grad = self._grad_fn()
-        k = len(self.spec.inputs)
-        for combo in itertools.product(DOMAINS, repeat=k):
+        k = len(names)
+        for combo in itertools.product(*tries):
             args = [_sample(d, self._shape(N_RANDOM), self.rng) for d in combo]
             with np.errstate(all="ignore"):
                 try:
@@ -284,6 +329,8 @@ def _verify(
     value, grad = fn[""], fn["_grad"]
     scale = n if spec.role == "loss" else 1  # a loss is a mean over samples
 
+    tols = (rtol, atol, rel_step)
+
     def rows(i: int) -> list[np.ndarray]:
         return [a[i : i + 1] for a in others]
 
@@ -309,7 +356,10 @@ def _verify(
             return
         g_full = np.asarray(grad(x, *others), dtype=float)
         run(f"{spec.name}_grad", lambda v, i: float(np.sum(value(v, *rows(i)))), g_full * scale)
-        if fn["_hess"] is not None:
+        if fn["_hess"] is not None and spec.class_axis:
+            h_full = np.asarray(fn["_hess"](x, *others), dtype=float)
+            result.checks.append(_diagonal(spec.name, grad, x, others, h_full * scale, tols))
+        elif fn["_hess"] is not None:
             h_full = np.asarray(fn["_hess"](x, *others), dtype=float)
             run(f"{spec.name}_hess", lambda v, i: float(np.sum(grad(v, *rows(i)))), h_full * scale)
         if fn["_hvp"] is not None:
@@ -324,6 +374,42 @@ def _verify(
             result.checks.append(
                 _consistency(spec.name, fn["_value_and_grad"], value, g_full, x, others)
             )
+        if fn["_hess"] is not None and spec.role == "loss":
+            declared = spec.meta.get("domains", {})
+            targets = [declared.get(s.name, "unit") for s in spec.inputs[1:]]
+            result.flat_share = _flat_share(fn["_hess"], x, targets, rng)
+
+
+def _flat_share(hess: Callable, x: np.ndarray, target_domains: list[str], rng) -> float:
+    """Return the share of the random points (not the awkward ones, where a softmax saturates
+    to exact zeros) at which the loss's finite second derivative is zero or negative.
+
+    Targets are drawn inside their declared domains, else inside (0, 1) (probability rows
+    over a class axis): the labels and probabilities a loss on logits or probabilities is
+    meant for, and as good as any for a loss of the residual, whose curvature does not
+    depend on where the target sits.
+    """
+    x = x[:N_RANDOM]
+    targets = [_sample(d, x.shape, rng) for d in target_domains]
+    h = np.asarray(hess(x, *targets), dtype=float)  # the mean's 1/n keeps every sign
+    h = h[np.isfinite(h)]
+    return float(np.mean(h <= 0)) if h.size else 0.0
+
+
+def _diagonal(name, grad, x, others, emitted, tols) -> Check:
+    """Compare a class-axis ``name_hess`` (the Hessian's diagonal) with differences of
+    ``grad``'s element (i, j) as ``x[i, j]`` alone moves."""
+    check = Check(f"{name}_hess")
+    for i, j in np.ndindex(x.shape):
+        row, targets = x[i : i + 1].copy(), [a[i : i + 1] for a in others]
+
+        def f(u: np.ndarray, row=row, targets=targets, j=j) -> float:
+            moved = row.copy()
+            moved[0, j] = u[0, 0]
+            return float(grad(moved, *targets)[0, j])
+
+        _compare(check, "yhat", f, row[:, j : j + 1], emitted[i : i + 1, j : j + 1], *tols)
+    return _require_points(check)
 
 
 def _require_points(check: Check) -> Check:
