@@ -228,7 +228,7 @@ class DaskData:
         self.client.register_plugin(plugin, name=plugin.name)
         self._futures = self.client.compute(self._blocks) if self.persist else None
         if self._futures is not None:
-            _wait(self.client.gather, self._futures)  # surface bad data now, not mid-fit
+            _wait(_settle, self._futures)  # surface bad data now, not mid-fit
 
     @property
     def empty(self) -> tuple[np.ndarray, np.ndarray]:
@@ -284,6 +284,17 @@ class DaskData:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _settle(futures: list) -> None:
+    """Wait until the blocks are on the workers, raising the first block's error; the data
+    itself stays where it is."""
+    from distributed import wait
+
+    wait(futures)
+    for future in futures:
+        if future.status == "error":
+            future.result()
 
 
 def _wait(fn: Callable[..., Any], *args: Any) -> Any:

@@ -159,11 +159,16 @@ def test_solvers_reach_sklearn_optimum(client, extreme_problem, method):
     assert np.max(np.abs(result.x - local.x)) <= 1e-6 * np.max(np.abs(ref))
 
 
-def test_newton_takes_one_pass_per_step(client):
+def test_newton_takes_one_pass_per_step_and_data_stays_spread(client):
     X, y = _logistic_data(3000, 5, seed=3)
     model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
-    result = sgd.fit(model, X, y, client=client, method="newton", tol=1e-10)
+    data = sgd.DaskData(X, y, client=client)
+    assert len(data.chunks) == 2  # default blocks: one per worker thread at this size
+    result = sgd.fit(model, data, method="newton", tol=1e-10)
     assert result.converged and result.n_passes == result.n_iter + 1
+    holders = {addr for addrs in client.who_has(data._futures).values() for addr in addrs}
+    assert len(holders) == 2  # each worker still holds its own block: nothing was gathered
+    data.close()
 
 
 def test_softmax_and_custom_loss_match_in_memory(client):
@@ -313,3 +318,40 @@ def test_glm_family_plugs_symgrad_losses_into_dask_glm(extreme_problem):
         b = np.linspace(-0.1, 0.1, X1.shape[1])
         g = np.asarray(custom.pointwise_gradient(b, Xd, yd).compute())
         assert np.allclose(g, len(X) * reg.objective({"W": b}, X1, y)[1]["W"], rtol=1e-12)
+
+
+def test_cli_trains_parquet_on_a_scheduler_address(client, tmp_path, capsys):
+    pd = pytest.importorskip("pandas")
+    from symgrad.cli.app import main
+
+    X, y = _logistic_data(1500, 3, seed=11)
+    for i in range(3):
+        part = pd.DataFrame(X[i * 500 : (i + 1) * 500], columns=["a", "b", "c"])
+        part["label"] = y[i * 500 : (i + 1) * 500].astype(int)
+        part.to_parquet(tmp_path / f"part{i}.parquet")
+    out = tmp_path / "params.npz"
+    args = [
+        "train",
+        "--data",
+        str(tmp_path / "*.parquet"),
+        "--label",
+        "label",
+        "--solver",
+        "newton",
+        "--no-standardize",
+        "--regularizer",
+        "l2",
+        "--lam",
+        "1e-3",
+        "-o",
+        str(out),
+    ]
+    assert main([*args, "--scheduler", client.scheduler.address]) == 0
+    assert "converged" in capsys.readouterr().out
+    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
+    p0 = model.init(n_features=3)
+    local = minimize(ModelProblem(model, X, y, p0), flatten(p0), p0, tol=1e-10)
+    saved = np.load(out)
+    assert np.allclose(np.r_[saved["W"], saved["b"]], local.x, rtol=1e-6, atol=1e-8)
+    assert main([*args, "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "1"]) == 2
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err

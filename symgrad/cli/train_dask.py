@@ -20,12 +20,29 @@ def _class_index(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     """Fit on the cluster at ``args.scheduler`` ("local" starts one) and save the parameters."""
     import symgrad.dask as sgd
-    from symgrad.cli.train import _check_output, _save_npz, build
+    from symgrad.cli.train import _check_output
 
     out = Path(args.output)
     try:
         _check_output(out)
         client = sgd.connect(args.scheduler, timeout=args.scheduler_timeout)
+    except (SymgradError, ValueError) as exc:
+        return error(str(exc))
+    try:
+        return _fit(args, client, out)
+    finally:
+        cluster = client.cluster if args.scheduler == "local" else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
+    """Read, build, fit and save on a connected cluster; return the exit code."""
+    import symgrad.dask as sgd
+    from symgrad.cli.train import _save_npz, build
+
+    try:
         X, y, names = sgd.read_table(args.data, args.label)
         labels = np.asarray(y.compute())
         built = build(args, labels, X.shape[1])
