@@ -308,10 +308,15 @@ def out_of_core(client: Any, gb: float, d: int, steps: int, chunk_rows: int | No
     model = LogisticRegression(regularizer=("l2", {"lam": 1e-6}))
     data = sgd.DaskData(X, y, client=client, persist=False, chunk_rows=rows_per)
     like = model.init(n_features=d)
-    produce = client.compute([dask.delayed(len)(b) for b in data._blocks])
-    t_data, _ = _timed(lambda: sum(client.gather(produce)))
     problem = sgd.DaskProblem(model, data, like)
-    t_grad, (f, g) = _timed(lambda: problem.value_and_grad(flatten(like)))
+    t_first, (f, g) = _timed(lambda: problem.value_and_grad(flatten(like)))  # also warms up
+
+    def produce() -> int:
+        return sum(client.gather(client.compute([dask.delayed(len)(b) for b in data._blocks])))
+
+    t_data, _ = _timed(produce)
+    t_grad, _ = _timed(lambda: problem.value_and_grad(flatten(like)))
+    t_grad = min(t_first, t_grad)
     t_fit, r = _timed(lambda: sgd.fit(model, data, method="newton", max_iter=steps, progress=False))
     used = client.run(_worker_memory)
     chunk_mib = rows_per * d * 8 / 2**20
@@ -322,7 +327,8 @@ def out_of_core(client: Any, gb: float, d: int, steps: int, chunk_rows: int | No
         "| measure | value |",
         "|---|---|",
         f"| pass that only produces the data | {t_data:.1f} s ({n / t_data:.3g} rows/s) |",
-        f"| value+gradient pass (produce + kernels) | {t_grad:.1f} s ({n / t_grad:.3g} rows/s) |",
+        f"| value+gradient pass (produce + kernels), best of 2 | {t_grad:.1f} s "
+        f"({n / t_grad:.3g} rows/s) |",
         f"| kernels' share on top of producing | {100 * (t_grad / t_data - 1):+.0f} % |",
         f"| Newton: {r.n_iter} steps, {r.n_passes} passes | {t_fit:.1f} s, "
         f"objective {f:.6f} -> {r.objective:.6f}, max grad {r.grad_norm:.1e} |",

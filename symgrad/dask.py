@@ -226,9 +226,18 @@ class DaskData:
         ]
         plugin = (globals().get("BlasThreads") or __getattr__("BlasThreads"))(blas_threads)
         self.client.register_plugin(plugin, name=plugin.name)
-        self._futures = self.client.compute(self._blocks) if self.persist else None
+        self._futures = self._spread(self._blocks) if self.persist else None
         if self._futures is not None:
             _wait(_settle, self._futures)  # surface bad data now, not mid-fit
+
+    def _spread(self, blocks: list) -> list:
+        """Compute the blocks round-robin over the workers' threads, so each holds its share
+        (the scheduler alone may put small independent tasks all on one worker)."""
+        slots = [addr for addr, n in sorted(self.client.nthreads().items()) for _ in range(n)]
+        return [
+            self.client.compute(block, workers=[slots[i % len(slots)]], allow_other_workers=True)
+            for i, block in enumerate(blocks)
+        ]
 
     @property
     def empty(self) -> tuple[np.ndarray, np.ndarray]:
