@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.big_chunk_rows = None
     if args.tiny:
-        args.rows, args.features, args.chunk_rows, args.glm_max_iter = 4000, 5, 1000, 3
+        args.rows, args.features, args.chunk_rows, args.glm_max_iter = 4000, 5, 1000, 2
         args.big_gb, args.big_features, args.newton_steps = 16_000 * 5 * 8 / 1e9, 5, 1
         args.big_chunk_rows = 4000
         args.throughput_rows, args.throughput_features = 4000, 5
@@ -270,7 +270,7 @@ def solvers(
     Xd, yd = da.from_array(X, chunks=(rows_d, -1)).persist(), da.from_array(y, chunks=(rows_d,))
     with np.errstate(all="ignore"):
         rows += _dask_glm_rows(Xd, yd.persist(), args.glm_max_iter)
-        rows += _dask_ml_rows(Xd, yd, args.glm_max_iter)
+        rows += _dask_ml_rows(Xd, yd, args.glm_max_iter) if not args.tiny else []
     out = [
         f"**{title}** ({len(X)} x {X.shape[1]}, {len(rows_d)} blocks; reference: "
         f"scikit-learn, objective {_objective(X, y, ref):.10f})",
@@ -282,8 +282,38 @@ def solvers(
         with np.errstate(all="ignore"):
             err = float(np.max(np.abs(coef - ref)) / np.max(np.abs(ref)))
             obj = _objective(X, y, coef)
-        per = f"{seconds / iters:.4f}" if iters else "n/a"
+        per = f"{seconds / iters:.4f}" if iters else f"n/a ({seconds:.1f} s in all)"
         out.append(f"| {name} | {per} | {iters or 'n/a'} | {obj:.10f} | {err:.1e} |")
+    return out
+
+
+def chunk_sizes(client: Any, n: int, d: int, sizes: list[int]) -> list[str]:
+    """Time a value+gradient pass for several block sizes, persisted and streamed."""
+    import dask.array as da
+
+    import symgrad.dask as sgd
+    from symgrad.models import LogisticRegression
+
+    model = LogisticRegression()
+    params = {"W": np.full(d, 0.01), "b": np.asarray(0.0)}
+    x = sgd.flatten(params)
+    out = [
+        "| rows per block | MiB | blocks | persisted pass, s | streamed pass, s |",
+        "|---|---|---|---|---|",
+    ]
+    for rows in sizes:
+        chunks = ((rows,) * (n // rows), (d,))
+        X = da.map_blocks(generated_block, chunks=chunks, dtype=float)
+        y = X.map_blocks(generated_labels, drop_axis=1, dtype=float)
+        times = []
+        for persist in (True, False):
+            data = sgd.DaskData(X, y, client=client, persist=persist, chunk_rows=rows)
+            problem = sgd.DaskProblem(model, data, params)
+            problem.value_and_grad(x)
+            times.append(min(_timed(lambda p=problem: p.value_and_grad(x))[0] for _ in range(2)))
+            data.close()
+        mib = rows * d * 8 / 2**20
+        out.append(f"| {rows:,} | {mib:.1f} | {n // rows} | {times[0]:.3f} | {times[1]:.3f} |")
     return out
 
 
@@ -302,7 +332,8 @@ def out_of_core(client: Any, gb: float, d: int, steps: int, chunk_rows: int | No
     n = max(rows_per, int(gb * 1e9 / (8 * d)) // rows_per * rows_per)
     X = da.map_blocks(generated_block, chunks=((rows_per,) * (n // rows_per), (d,)), dtype=float)
     y = X.map_blocks(generated_labels, drop_axis=1, dtype=float)
-    client.restart()
+    if len(X.chunks[0]) > 8:  # fresh workers for the memory figures (not for tiny runs)
+        client.restart()
     client.run(_warm)
     idle = client.run(_worker_memory, True)
     model = LogisticRegression(regularizer=("l2", {"lam": 1e-6}))
@@ -371,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
             lines = throughput(
                 client, args.throughput_rows, args.throughput_features, args.chunk_rows
             )
+            print("\n".join(lines), "\n", flush=True)
+        if "chunks" in parts:
+            n = args.throughput_rows // 4
+            sizes = [s for s in (2_500, 10_000, 40_000, 160_000) if s <= n // 2] or [n // 4]
+            lines = chunk_sizes(client, n, args.throughput_features, sizes)
             print("\n".join(lines), "\n", flush=True)
         if "solvers" in parts:
             tables(client, *make_data(args.rows, args.features), args)

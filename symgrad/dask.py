@@ -271,7 +271,7 @@ class DaskData:
         """Submit one task per block, each recomputing its block from the graph."""
         import dask
 
-        shared = self.client.scatter(args, broadcast=False, hash=False)
+        shared = self.client.submit(_identity, args, pure=False)  # one copy, with lineage
         tasks = [dask.delayed(_evaluate_one, pure=False)(shared, b) for b in self._blocks]
         return self.client.compute(tasks)
 
@@ -359,6 +359,10 @@ def _evaluate(
             _check_finite(X, y, start)  # bad data says where; else the value is the model's
         total = out if total is None else tuple(a + b for a, b in zip(total, out, strict=True))
     return total
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def _evaluate_one(args: tuple, block: tuple) -> tuple | None:
