@@ -44,7 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--memory-limit", default="4GiB", help="per worker (bounded memory)")
     p.add_argument("--glm-max-iter", type=int, default=100, help="cap on dask-glm's iterations")
     p.add_argument("--tiny", action="store_true", help="seconds-long run for the test suite")
-    p.add_argument("--parts", default="throughput,solvers,big", help="comma-separated parts to run")
+    p.add_argument(
+        "--parts", default="throughput,chunks,solvers,big", help="comma-separated parts to run"
+    )
     p.add_argument("--throughput-rows", type=int, default=2_000_000)
     p.add_argument("--throughput-features", type=int, default=50)
     args = p.parse_args(argv)
