@@ -20,11 +20,10 @@ def _class_index(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     """Fit on the cluster at ``args.scheduler`` ("local" starts one) and save the parameters."""
     import symgrad.dask as sgd
-    from symgrad.cli.train import _check_output
+    from symgrad.cli.train import check_output
 
-    out = Path(args.output)
     try:
-        _check_output(out)
+        out = check_output(args.output, "-o")
         client = sgd.connect(args.scheduler, timeout=args.scheduler_timeout)
     except (SymgradError, ValueError) as exc:
         return error(str(exc))
@@ -40,12 +39,14 @@ def run(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
     """Read, build, fit and save on a connected cluster; return the exit code."""
     import symgrad.dask as sgd
-    from symgrad.cli.train import _save_npz, build
+    from symgrad.cli.train import build, write_atomic
+    from symgrad.solvers import METHODS
 
     try:
         X, y, names = sgd.read_table(args.data, args.label)
         labels = np.asarray(y.compute())
-        built = build(args, labels, X.shape[1])
+        built = build(args, labels, X.shape[1], len(labels))
+        method = args.solver or (args.optimizer if args.optimizer in METHODS else "lbfgs")
         if built.classes is not None:
             y = y.map_blocks(_class_index, built.classes, dtype=np.intp)
         mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
@@ -55,7 +56,8 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
             X = (X - mean) / scale
         say(f"data   {args.data}: {X.shape[0]} samples, {X.shape[1]} features on {args.scheduler}")
         say(f"model  {built.model!r}")
-        say(f"fit    {args.solver}, at most {args.epochs} iterations, full batch")
+        max_iter = args.epochs or 100
+        say(f"fit    {method}, at most {max_iter} iterations, full batch")
         start = time.perf_counter()
         result = sgd.fit(
             built.model,
@@ -63,8 +65,8 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
             y,
             client=client,
             params=built.init,
-            method=args.solver,
-            max_iter=args.epochs,
+            method=method,
+            max_iter=max_iter,
             progress=args.progress,
         )
     except (SymgradError, ValueError, TypeError) as exc:
@@ -80,8 +82,8 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
     if built.classes is not None:
         arrays["classes"] = built.classes
     try:
-        _save_npz(out, arrays)
-    except SymgradError as exc:
-        return error(str(exc))
+        write_atomic(out, lambda fh: np.savez(fh, **arrays))
+    except OSError as exc:
+        return error(f"{out}: cannot write: {exc.strerror or exc}")
     say(f"wrote {out.as_posix()}")
     return EXIT_OK if np.isfinite(result.objective) else EXIT_FAILED
