@@ -2,7 +2,7 @@
 
 A full-batch quasi-Newton solver for any :mod:`symgrad.models` model (or anything with
 ``objective(params, X, y) -> (loss, grads)``), run to convergence like scikit-learn's
-``lbfgs`` solver. Parameters travel as one float64 vector (:func:`symgrad.models.flatten`)
+``lbfgs`` solver. Parameters travel as one float64 vector (:class:`symgrad.scipy.Objective`)
 and come back in their tree. scipy is optional: it is imported when :func:`fit_lbfgs` runs.
 """
 
@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from symgrad.fit import FitHistory, FitResult
-from symgrad.models import flatten, unflatten
 
 __all__ = ["fit_lbfgs"]
 
@@ -61,13 +60,15 @@ def fit_lbfgs(
     loss or gradient stops the run with reason ``"non_finite"`` and the last finite params.
     """
     minimize = _scipy_minimize()
+    from symgrad.scipy import Objective  # the one flat-vector adapter over a model
+
     history = FitHistory()
-    x0 = flatten(params)
+    flat = Objective(model, X, y, params)
+    x0 = flat.x0
     last: dict[str, Any] = {"x": x0, "evals": 0}
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        loss, grads = model.objective(unflatten(x, params), X, y)
-        g = flatten(grads)
+        loss, g = flat.fun(x)
         last["evals"] += 1
         if not (math.isfinite(float(loss)) and np.all(np.isfinite(g))):
             return math.inf, np.zeros_like(g)  # makes scipy's line search step back
@@ -75,7 +76,7 @@ def fit_lbfgs(
 
     def snapshot(reason: str, message: str, x: np.ndarray) -> FitResult:
         n = len(history)
-        return FitResult(unflatten(x, params), history, reason, n, n, message)
+        return FitResult(flat.unravel(x), history, reason, n, n, message)
 
     def on_iteration(intermediate_result: Any) -> None:
         x, loss = intermediate_result.x, float(intermediate_result.fun)
@@ -84,7 +85,7 @@ def fit_lbfgs(
         _, g = fun(x)
         val = math.nan
         if validation is not None:
-            val = float(model.objective(unflatten(x, params), *validation)[0])
+            val = float(model.objective(flat.unravel(x), *validation)[0])
         history.append(
             epoch=len(history),
             loss=loss,
