@@ -77,6 +77,10 @@ class CodegenError(SymgradError):
     """Generated source failed the safety check run before any file is written."""
 
 
+class ClusterError(SymgradError):
+    """A Dask cluster cannot be reached or cannot finish a pass; the message says which and why."""
+
+
 class HessianWarning(UserWarning):
     """A loss's second derivative is zero or negative on much of the data: a boosting library's
     Newton step is undefined there, so a safe Hessian policy replaces it."""

@@ -50,6 +50,35 @@ class KernelInfo:
             entry.get("link"),
         )
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle with plain dicts (a mappingproxy cannot be pickled), so models travel to
+        Dask workers and spawned processes; they come back read-only."""
+        fields = (self.name, self.role, self.inputs, dict(self.hyper_defaults), self.class_axis)
+        return _rebuild_info, (*fields, self.functions, dict(self.domains), self.link)
+
+
+def _rebuild_info(
+    name: str,
+    role: str,
+    inputs: tuple,
+    hyper: dict,
+    class_axis: bool,
+    functions: tuple,
+    domains: dict,
+    link: str | None,
+) -> KernelInfo:
+    """Return the KernelInfo a pickle describes (mappings read-only again)."""
+    return KernelInfo(
+        name,
+        role,
+        inputs,
+        MappingProxyType(hyper),
+        class_axis,
+        functions,
+        MappingProxyType(domains),
+        link,
+    )
+
 
 @cache
 def builtin_module(role: str) -> ModuleType:

@@ -241,26 +241,35 @@ def _second(kernel: _Kernel) -> Callable[..., Any]:
     return kernel.hess
 
 
-def _weighting(loss: _Kernel, z: np.ndarray, sample_weight: Any) -> dict[str, np.ndarray]:
-    """Return the loss kernels' ``weight=`` keyword for per-sample weights ({} for none).
+def _weighting(
+    loss: _Kernel, z: np.ndarray, sample_weight: Any, count: float | None = None
+) -> dict[str, Any]:
+    """Return the loss kernels' ``weight=`` (per-sample weights) and ``count=`` keywords.
 
     The loss becomes the weighted mean ``sum_i w_i l_i / sum_i w_i`` (the kernels' ``weight=``),
     so integer weights equal repeating samples. Weights are per row of ``z``: a class-axis
     loss takes them as they are, an element-wise loss on ``(n, k)`` outputs once per column.
+    ``count`` (the total number of samples, or their total weight) divides the mean instead,
+    so a block of rows gives its exact share of the full mean: class-axis losses average over
+    samples, element-wise ones over every output element.
     """
+    kw: dict[str, Any] = {}
+    if count is not None:
+        wide = not (loss.spec.class_axis or z.ndim == 1)
+        kw["count"] = count * int(np.prod(z.shape[1:])) if wide else count
     if sample_weight is None:
-        return {}
+        return kw
     w = np.asarray(sample_weight, dtype=float)
     if w.shape != z.shape[:1]:
         raise ValueError(f"sample_weight has shape {w.shape}, expected ({len(z)},), one per sample")
-    return {"weight": w if z.ndim == 1 or loss.spec.class_axis else w[:, None]}
+    return kw | {"weight": w if z.ndim == 1 or loss.spec.class_axis else w[:, None]}
 
 
 def _loss_hvp(
-    loss: _Kernel, z: np.ndarray, Y: np.ndarray, sample_weight: Any = None
+    loss: _Kernel, z: np.ndarray, Y: np.ndarray, sample_weight: Any = None, count: Any = None
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Return ``dz -> (d2 mean loss / dz2) dz`` at the outputs ``z`` (per sample, exactly)."""
-    kw = _weighting(loss, z, sample_weight)
+    kw = _weighting(loss, z, sample_weight, count)
     if loss.spec.class_axis:
         hvp = _second(loss)
         return lambda dz: np.broadcast_to(hvp(z, Y, dz, **kw), z.shape)
@@ -361,20 +370,32 @@ class _Linear:
         raise NotImplementedError
 
     def objective(
-        self, params: Params, X: Any, y: Any, sample_weight: Any = None
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
     ) -> tuple[float, Params]:
         """Return the mean loss plus the penalty on ``W``, and its gradients by key.
 
-        With ``sample_weight`` (one per sample) the mean is the weighted mean.
+        With ``sample_weight`` (one per sample) the mean is the weighted mean. On a block of
+        rows, ``count`` (the total number of samples) makes the result that block's exact
+        share of the full mean, and ``penalty=False`` leaves the penalty out, so blocks add
+        up (:mod:`symgrad.dask`); the same call on zero rows with ``count`` and
+        ``penalty=True`` gives the penalty alone, to add once to the sum.
         """
         X = np.asarray(X, dtype=float)
         z = self.decision_function(params, X)
-        kw = _weighting(self._loss, z, sample_weight)
+        kw = _weighting(self._loss, z, sample_weight, count)
         loss, dz = self._loss.fn(z, self._targets(y, z), **kw)
         grads = {"W": X.T @ dz}
         if self.fit_intercept:
             grads["b"] = np.sum(dz, axis=0)
-        loss += _penalize(self._reg, [np.asarray(params["W"])], [grads["W"]])
+        if penalty:
+            loss += _penalize(self._reg, [np.asarray(params["W"])], [grads["W"]])
         return loss, grads
 
     # ------------------------------------------------------------------- second order
@@ -390,7 +411,16 @@ class _Linear:
             blocks.append(("b", int(np.prod(W.shape[1:]))))
         return blocks
 
-    def hvp_operator(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> HVP:
+    def hvp_operator(
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
+    ) -> HVP:
         """Return ``v -> H v``, the objective's exact Hessian at ``params`` times a direction.
 
         ``v`` and the result are dicts like ``params``. The loss curvature at ``X @ W + b`` is
@@ -398,8 +428,8 @@ class _Linear:
         """
         X, z, Y = self._point(params, X, y)
         W = np.asarray(params["W"], dtype=float)
-        curvature = _loss_hvp(self._loss, z, Y, sample_weight)
-        reg_h = None if self._reg is None else _second(self._reg)(W)
+        curvature = _loss_hvp(self._loss, z, Y, sample_weight, count)
+        reg_h = None if self._reg is None or not penalty else _second(self._reg)(W)
         shapes = {"W": W.shape, "b": W.shape[1:]}
 
         def apply(v: Params) -> Params:
@@ -417,11 +447,33 @@ class _Linear:
 
         return apply
 
-    def hvp(self, params: Params, X: Any, y: Any, v: Params, sample_weight: Any = None) -> Params:
-        """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params)."""
-        return self.hvp_operator(params, X, y, sample_weight)(v)
+    def hvp(
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        v: Params,
+        sample_weight: Any = None,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
+    ) -> Params:
+        """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params).
 
-    def hessian(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
+        ``count`` and ``penalty`` work as in :meth:`objective`.
+        """
+        return self.hvp_operator(params, X, y, sample_weight, count=count, penalty=penalty)(v)
+
+    def hessian(
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
+    ) -> np.ndarray:
         """Return the objective's dense Hessian over ``flatten(params)`` (``W`` raveled, then ``b``).
 
         With the loss curvature ``h = loss_hess(X @ W + b, y)`` (element-wise, 1/n included)
@@ -430,7 +482,7 @@ class _Linear:
         added on the weights only. A 2-D ``W`` (``n_outputs=k``) gives a block per output.
         """
         X, z, Y = self._point(params, X, y)
-        h = _second(self._loss)(z, Y, **_weighting(self._loss, z, sample_weight))
+        h = _second(self._loss)(z, Y, **_weighting(self._loss, z, sample_weight, count))
         W = np.asarray(params["W"], dtype=float)
         if W.ndim == 1:
             H = _weighted_gram(X, h, self.fit_intercept)
@@ -440,11 +492,13 @@ class _Linear:
             for j in range(k):
                 H4[:, j, :, j] = _weighted_gram(X, h[:, j], self.fit_intercept)
             H = H4.reshape(m * k, m * k)
-        return self._penalized(H, W, params)
+        return self._penalized(H, W, params, penalty)
 
-    def _penalized(self, H: np.ndarray, W: np.ndarray, params: Params) -> np.ndarray:
+    def _penalized(
+        self, H: np.ndarray, W: np.ndarray, params: Params, penalty: bool = True
+    ) -> np.ndarray:
         """Add the regularizer's diagonal on the weights and order ``H`` like ``params``."""
-        if self._reg is not None:
+        if self._reg is not None and penalty:
             idx = np.arange(W.size)
             H[idx, idx] += np.ravel(_second(self._reg)(W))
         return _in_order(H, self._blocks(W), params)
@@ -556,7 +610,16 @@ class SoftmaxRegression(_Linear):
         """Return class probabilities, shape ``(n, n_classes)``."""
         return _activations.softmax(self.decision_function(params, X))
 
-    def hessian(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
+    def hessian(
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
+    ) -> np.ndarray:
         """Return the objective's dense Hessian over ``flatten(params)`` (``W`` raveled, then ``b``).
 
         Sample ``i``'s block over its logits is ``c_i / n (diag(p_i) - p_i p_i.T)`` with
@@ -569,10 +632,10 @@ class SoftmaxRegression(_Linear):
         X, z, Y = self._point(params, X, y)
         W = np.asarray(params["W"], dtype=float)
         P = _activations.softmax(z)
-        w = np.sum(Y, axis=1) / len(z)
+        w = np.sum(Y, axis=1) / (len(z) if count is None else count)
         if sample_weight is not None:  # the weighted mean: c_i w_i / sum(w) in place of c_i / n
             sw = _weighting(self._loss, z, sample_weight)["weight"]
-            w = np.sum(Y, axis=1) * (sw / np.sum(sw))
+            w = np.sum(Y, axis=1) * (sw / (np.sum(sw) if count is None else count))
         (n, d), k = X.shape, self.n_classes
         m = d + self.fit_intercept
         H4 = np.zeros((m, k, m, k))
@@ -596,7 +659,7 @@ class SoftmaxRegression(_Linear):
                 H -= Q2.T @ (Q * sign[block]).reshape(len(R), m * k)
         if np.any(w < 0):
             H = 0.5 * (H + H.T)
-        return self._penalized(H, W, params)
+        return self._penalized(H, W, params, penalty)
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return the most probable class of each sample."""
@@ -705,9 +768,20 @@ class MLP:
         return _check_shape(y, (n, k))
 
     def objective(
-        self, params: Params, X: Any, y: Any, sample_weight: Any = None
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
     ) -> tuple[float, Params]:
-        """Return the (weighted) mean loss plus the penalty on every ``W``, and backprop gradients."""
+        """Return the (weighted) mean loss plus the penalty on every ``W``, and backprop gradients.
+
+        ``count`` (total samples) and ``penalty=False`` give a block of rows' exact share of
+        the full objective, as for the linear models (zero rows give the penalty alone).
+        """
         layers = self._weights(params)
         X = _matrix(X, self.sizes[0])
         Y = self._targets(y, len(X))
@@ -718,7 +792,7 @@ class MLP:
             if i < self.n_layers - 1:
                 pre.append(z)
                 inputs.append(self._act.fn(z))
-        loss, delta = self._loss.fn(z, Y, **_weighting(self._loss, z, sample_weight))
+        loss, delta = self._loss.fn(z, Y, **_weighting(self._loss, z, sample_weight, count))
         grads: Params = {}
         for i in range(self.n_layers - 1, -1, -1):
             grads[f"W{i}"] = inputs[i].T @ delta
@@ -728,11 +802,21 @@ class MLP:
                 # the pre-activation is not needed again: its array takes f'(z)
                 delta *= self._act.grad(pre[i - 1], out=pre[i - 1])
         grads = {key: grads[key] for key in params if key in grads}  # params' order
-        weights = [W for W, _ in layers]
-        loss += _penalize(self._reg, weights, [grads[f"W{i}"] for i in range(self.n_layers)])
+        if penalty:
+            weights = [W for W, _ in layers]
+            loss += _penalize(self._reg, weights, [grads[f"W{i}"] for i in range(self.n_layers)])
         return loss, grads
 
-    def hvp_operator(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> HVP:
+    def hvp_operator(
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
+    ) -> HVP:
         """Return ``v -> H v``, the objective's exact Hessian at ``params`` times a direction.
 
         Pearlmutter's R-operator (forward-over-reverse): the forward pass and backprop run
@@ -753,13 +837,14 @@ class MLP:
                 inputs.append(self._act.fn(z))
                 slopes.append(self._act.grad(z))
                 bends.append(_second(self._act)(z))
-        delta = self._loss.fn(z, Y, **_weighting(self._loss, z, sample_weight))[1]
-        curvature = _loss_hvp(self._loss, z, Y, sample_weight)
+        delta = self._loss.fn(z, Y, **_weighting(self._loss, z, sample_weight, count))[1]
+        curvature = _loss_hvp(self._loss, z, Y, sample_weight, count)
         deltas = [delta]  # dL/dz_l from the last layer down
         for i in range(self.n_layers - 1, 0, -1):
             deltas.append((deltas[-1] @ layers[i][0].T) * slopes[i - 1])
         deltas.reverse()
-        reg_h = [None if self._reg is None else _second(self._reg)(W) for W, _ in layers]
+        skip = self._reg is None or not penalty
+        reg_h = [None if skip else _second(self._reg)(W) for W, _ in layers]
 
         def apply(v: Params) -> Params:
             V = [
@@ -798,17 +883,39 @@ class MLP:
 
         return apply
 
-    def hvp(self, params: Params, X: Any, y: Any, v: Params, sample_weight: Any = None) -> Params:
-        """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params)."""
-        return self.hvp_operator(params, X, y, sample_weight)(v)
+    def hvp(
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        v: Params,
+        sample_weight: Any = None,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
+    ) -> Params:
+        """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params).
 
-    def hessian(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
+        ``count`` and ``penalty`` work as in :meth:`objective`.
+        """
+        return self.hvp_operator(params, X, y, sample_weight, count=count, penalty=penalty)(v)
+
+    def hessian(
+        self,
+        params: Params,
+        X: Any,
+        y: Any,
+        sample_weight: Any = None,
+        *,
+        count: float | None = None,
+        penalty: bool = True,
+    ) -> np.ndarray:
         """Return the dense Hessian over ``flatten(params)`` (``W0, b0, W1, ...``, C order).
 
         Column ``j`` is ``hvp`` of the ``j``-th basis vector (one R-operator pass each, after
         a single forward/backward pass), symmetrized; meant for small networks.
         """
-        apply = self.hvp_operator(params, X, y, sample_weight)
+        apply = self.hvp_operator(params, X, y, sample_weight, count=count, penalty=penalty)
         base = {key: params[key] for key in params if key in self._keys()}
         size = sum(np.size(v) for v in base.values())
         H = np.empty((size, size))

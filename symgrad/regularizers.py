@@ -2,8 +2,10 @@
 
 from symgrad.resources import load_generated as _load
 
-_module = _load("regularizers")
+_module = _load("regularizers", public=__name__)
 __all__ = list(_module.__all__)
-globals().update({_name: getattr(_module, _name) for _name in __all__})
+# every name, helpers included: the functions name this module (so they pickle), and
+# inspect.getmodule(fn) must then hold what their bodies use
+globals().update({_k: _v for _k, _v in vars(_module).items() if not _k.startswith("__")})
 #: What each kernel is (role, inputs, hyper-parameters, domains, emitted functions).
 KERNELS = _module.KERNELS

@@ -28,8 +28,13 @@ def generated_dir() -> Path:
     return _find("generated")
 
 
-def load_generated(stem: str) -> ModuleType:
-    """Import ``generated/<stem>.py`` as ``symgrad.generated.<stem>`` (never a top-level module)."""
+def load_generated(stem: str, public: str | None = None) -> ModuleType:
+    """Import ``generated/<stem>.py`` as ``symgrad.generated.<stem>`` (never a top-level module).
+
+    With ``public`` (the run-time module re-exporting it, e.g. ``symgrad.losses``), the
+    exported functions name that module, so they pickle by a name every process can import,
+    from a checkout or a wheel (``symgrad.generated`` is importable from neither).
+    """
     qualname = f"symgrad.generated.{stem}"
     if qualname in sys.modules:
         return sys.modules[qualname]
@@ -40,4 +45,6 @@ def load_generated(stem: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[qualname] = module
     spec.loader.exec_module(module)
+    for name in getattr(module, "__all__", ()) if public else ():
+        getattr(module, name).__module__ = public
     return module

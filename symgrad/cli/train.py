@@ -80,6 +80,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _model_arguments(parser.add_argument_group("model"))
     _fit_arguments(parser.add_argument_group("optimization"))
+    cluster = parser.add_argument_group("dask (full-batch on a cluster)")
+    cluster.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="fit on a Dask cluster: tcp://host:8786, or 'local' for a LocalCluster; --data is "
+        "then a parquet or CSV glob read by dask.dataframe, --label its target column",
+    )
+    cluster.add_argument(
+        "--solver",
+        choices=("newton", "lbfgs", "newton_cg", "gd"),
+        help="full-batch solver with --scheduler (default: --optimizer if newton or lbfgs, "
+        "else lbfgs; --epochs caps its iterations)",
+    )
+    cluster.add_argument(
+        "--scheduler-timeout", type=float, default=10.0, metavar="S", help=argparse.SUPPRESS
+    )
     out = parser.add_argument_group("output")
     out.add_argument(
         "-o",
@@ -810,6 +826,10 @@ def _save(plan: Plan, result: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``symgrad train`` and return its exit code."""
+    if getattr(args, "scheduler", None):
+        from symgrad.cli.train_dask import run as run_dask
+
+        return run_dask(args)
     with quiet_numpy():
         try:
             plan = prepare(args)

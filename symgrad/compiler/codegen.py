@@ -7,6 +7,7 @@ import linecache
 from collections.abc import Iterable
 from types import ModuleType
 
+from symgrad.compiled import register
 from symgrad.compiler.check import Reference, check_module, checkable
 from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
 from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel
@@ -156,6 +157,9 @@ def compile(  # noqa: A001 - public API name
     """Return a module built in memory from exactly the source ``symgrad generate`` would write.
 
     ``safe=False`` skips the safe-mode check of every emitted function against the plain formula.
+
+    Its functions pickle by reference to ``symgrad.compiled.k<n>_<token>`` (the token carries the
+    specs), so they run in a freshly spawned process or on a Dask worker with no setup call.
     """
     global _counter
     for spec in specs:
@@ -179,4 +183,6 @@ def compile(  # noqa: A001 - public API name
     text = generate_source(
         specs, source=f"symgrad.compile({', '.join(sorted(s.name for s in specs))})", safe=safe
     )
-    return _exec(text, name)
+    module = _exec(text, name)
+    register(module, specs)  # importable by name, so its functions pickle (Dask, spawn)
+    return module
