@@ -76,8 +76,9 @@ _KEEP_SHAPES = 8
 
 
 def _prepare(name, out, *arrays):
-    """Return a float array of the inputs' broadcast shape (``out`` when given) and the inputs
-    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it."""
+    """Return a float array of the inputs' broadcast shape and dtype (``out`` when given) and the
+    inputs broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never
+    changes it. The dtype follows numpy's promotion (float32 in, float32 out; ints give float64)."""
     arrays = [np.asarray(a) for a in arrays]
     try:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
@@ -87,14 +88,14 @@ def _prepare(name, out, *arrays):
     if any(a.shape != shape for a in arrays):
         arrays = np.broadcast_arrays(*arrays)
     if out is None:
-        return (np.empty(shape), *arrays)
+        return (np.empty(shape, np.result_type(*arrays, 0.0)), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
     return (out, *(a.copy() if np.may_share_memory(out, a) else a for a in arrays))
 
 
-def _scratch(shape, count, dtype=np.float64):
+def _scratch(shape, count, dtype):
     """Return ``count`` scratch arrays of ``shape``, reused by later calls on this thread."""
     cache = _WORK.__dict__.setdefault("arrays", {})
     key = (shape, np.dtype(dtype).char)
@@ -121,7 +122,7 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None
     """
     b0, yhat, y = _prepare('binary_cross_entropy', None, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
     np.equal(b0, 0, out=m0)
@@ -153,7 +154,7 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float |
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
@@ -185,7 +186,7 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, coun
     """
     out, yhat, y = _prepare('binary_cross_entropy_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, b2, b3 = _scratch(out.shape, 3)
+    b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
@@ -218,7 +219,7 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float |
     """
     out, yhat, y = _prepare('binary_cross_entropy_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, b2 = _scratch(out.shape, 2)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
     np.square(yhat, out=out)
     np.divide(y, out, out=out)
     np.subtract(y, 1, out=b1)
@@ -269,7 +270,7 @@ def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, co
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -298,7 +299,7 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -331,7 +332,7 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, co
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(yhat, out=out)
     np.negative(out, out=out)
     np.exp(out, out=out)
@@ -400,7 +401,7 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *,
     """
     out, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(out, yhat)
@@ -425,7 +426,7 @@ def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.nd
     """
     out, yhat, y, vector = _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector)
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(vector, y, out=out)
     np.square(yhat, out=b1)
     np.divide(out, b1, out=out)
@@ -487,7 +488,7 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None
     """
     out, yhat, y = _prepare('hinge_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, yhat, out=out)
     np.subtract(1, out, out=b1)
     np.maximum(b1, 0, out=b1)
@@ -529,7 +530,7 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float |
     """
     b0, yhat, y = _prepare('huber', None, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b1)
@@ -578,7 +579,7 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0,
     """
     out, yhat, y = _prepare('huber_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, b2 = _scratch(out.shape, 2)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
@@ -745,7 +746,7 @@ def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = 
     """
     out, yhat, y = _prepare('l1_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
     value0 = np.sum(b1)
@@ -783,7 +784,7 @@ def log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> 
     """
     b0, yhat, y = _prepare('log_cosh', None, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     np.subtract(y, yhat, out=b0)
     value0 = -0.6931471805599453*b0.size
     np.negative(b0, out=b1)
@@ -825,7 +826,7 @@ def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | N
     """
     out, yhat, y = _prepare('log_cosh_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     value0 = -0.6931471805599453*out.size
     np.negative(out, out=b1)
@@ -850,7 +851,7 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, 2, out=out)
     np.multiply(yhat, 2, out=b1)
     np.subtract(out, b1, out=out)
@@ -915,7 +916,7 @@ def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('mse_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(yhat, y, out=out)
     np.square(out, out=b1)
     value0 = np.sum(b1)
@@ -955,7 +956,7 @@ def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float |
     """
     b0, yhat, y = _prepare('pinball', None, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.greater_equal(b0, 0, out=m0)
@@ -1005,7 +1006,7 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
     """
     out, yhat, y = _prepare('pinball_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.greater_equal(out, 0, out=m0)
@@ -1131,7 +1132,7 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
     """
     b0, yhat, y = _prepare('sigmoid_focal', None, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, b2, b3, b4, b5 = _scratch(b0.shape, 5)
+    b1, b2, b3, b4, b5 = _scratch(b0.shape, 5, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -1190,7 +1191,7 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8)
+    b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -1268,7 +1269,7 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10)
+    b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -1356,7 +1357,7 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 15)
+    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 15, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b1)
@@ -1450,7 +1451,7 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: floa
     """
     b0, yhat, y = _prepare('smooth_l1', None, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, b2 = _scratch(b0.shape, 2)
+    b1, b2 = _scratch(b0.shape, 2, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b1)
@@ -1481,7 +1482,7 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
     """
     out, yhat, y = _prepare('smooth_l1_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
@@ -1516,7 +1517,7 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
     """
     out, yhat, y = _prepare('smooth_l1_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, b2, b3, b4 = _scratch(out.shape, 4)
+    b1, b2, b3, b4 = _scratch(out.shape, 4, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.negative(out, out=b1)
@@ -1553,7 +1554,7 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
     """
     out, yhat, y = _prepare('smooth_l1_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b0)
@@ -1586,7 +1587,7 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
     b0, yhat, y = _prepare('softmax_cross_entropy', None, yhat, y)
     n_classes = np.shape(yhat)[-1]
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2)
+    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2, b0.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
@@ -1627,8 +1628,8 @@ def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
     out, yhat, y = _prepare('softmax_cross_entropy_grad', out, yhat, y)
     n_classes = np.shape(yhat)[-1]
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    b0, = _scratch(out.shape, 1)
-    r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    r0, r1 = _scratch(out.shape[:-1] + (1,), 2, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=b0)
@@ -1675,8 +1676,8 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     out, yhat, y = _prepare('softmax_cross_entropy_value_and_grad', out, yhat, y)
     n_classes = np.shape(yhat)[-1]
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    b0, = _scratch(out.shape, 1)
-    r0, r1, r2 = _scratch(out.shape[:-1] + (1,), 3)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    r0, r1, r2 = _scratch(out.shape[:-1] + (1,), 3, out.dtype)
     t1 = label_smoothing/n_classes
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
@@ -1732,8 +1733,8 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
     """
     out, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', out, yhat, y, vector)
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    b1, b2 = _scratch(out.shape, 2)
-    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=out)
@@ -1797,7 +1798,7 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('squared_hinge_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, yhat, out=b0)
     np.less(b0, 1, out=out)
     np.multiply(y, out, out=out)
@@ -1823,7 +1824,7 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
     """
     out, yhat, y = _prepare('squared_hinge_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, b2 = _scratch(out.shape, 2)
+    b0, b2 = _scratch(out.shape, 2, out.dtype)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=out)
     np.maximum(out, 0, out=out)
@@ -1849,7 +1850,7 @@ def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('squared_hinge_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.square(y, out=out)
     np.multiply(y, yhat, out=b1)
     np.less(b1, 1, out=b1)

@@ -25,8 +25,9 @@ _KEEP_SHAPES = 8
 
 
 def _prepare(name, out, *arrays):
-    """Return a float array of the inputs' broadcast shape (``out`` when given) and the inputs
-    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it."""
+    """Return a float array of the inputs' broadcast shape and dtype (``out`` when given) and the
+    inputs broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never
+    changes it. The dtype follows numpy's promotion (float32 in, float32 out; ints give float64)."""
     arrays = [np.asarray(a) for a in arrays]
     try:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
@@ -36,14 +37,14 @@ def _prepare(name, out, *arrays):
     if any(a.shape != shape for a in arrays):
         arrays = np.broadcast_arrays(*arrays)
     if out is None:
-        return (np.empty(shape), *arrays)
+        return (np.empty(shape, np.result_type(*arrays, 0.0)), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
     return (out, *(a.copy() if np.may_share_memory(out, a) else a for a in arrays))
 
 
-def _scratch(shape, count, dtype=np.float64):
+def _scratch(shape, count, dtype):
     """Return ``count`` scratch arrays of ``shape``, reused by later calls on this thread."""
     cache = _WORK.__dict__.setdefault("arrays", {})
     key = (shape, np.dtype(dtype).char)
@@ -68,7 +69,7 @@ def elastic_net(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5) -> f
         return np.sum(lam*(l1_ratio*np.abs(w) + (w*w)*(0.5 - 0.5*l1_ratio)))
     """
     b0, w = _prepare('elastic_net', None, w)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     np.abs(w, out=b0)
     np.multiply(b0, l1_ratio, out=b0)
     np.square(w, out=b1)
@@ -88,7 +89,7 @@ def elastic_net_grad(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5,
         return lam*(l1_ratio*np.sign(w) + w - l1_ratio*w)
     """
     out, w = _prepare('elastic_net_grad', out, w)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.sign(w, out=out)
     np.multiply(out, l1_ratio, out=out)
     np.add(w, out, out=out)

@@ -198,9 +198,9 @@ def _inplace_body(
     scratch = [n for n in full_names if rename.get(n, n) != first]
     row_shape = f"{first}.shape[:-1] + (1,)"
     groups = (
-        (scratch, f"{first}.shape", ""),
+        (scratch, f"{first}.shape", f", {first}.dtype"),
         ([f"m{i}" for i in range(count[MASK])], f"{first}.shape", ", bool"),
-        ([f"r{i}" for i in range(count[ROW])], row_shape, ""),
+        ([f"r{i}" for i in range(count[ROW])], row_shape, f", {first}.dtype"),
         ([f"rm{i}" for i in range(count[ROW_MASK])], row_shape, ", bool"),
     )
     for group, shape, dtype in groups:

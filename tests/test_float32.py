@@ -1,0 +1,144 @@
+"""Every emitted function in float32: dtype kept, finite and warning-free where float64 is finite,
+and within a few float32 ulps of the same function evaluated in float64 on the same inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import AWKWARD, CLASS_AXIS_LOSSES, loss_inputs
+
+import symgrad.activations as A
+import symgrad.losses as L
+import symgrad.regularizers as R
+
+EPS32 = float(np.finfo(np.float32).eps)
+BIG32 = float(np.finfo(np.float32).max)
+TINY32 = float(np.finfo(np.float32).tiny)
+STRICT = dict(over="raise", divide="raise", invalid="raise")
+#: logits from -1000 to 1000 and the awkward points, all exact in float32
+Z = np.concatenate([np.linspace(-1000, 1000, 2001), np.linspace(-90, 90, 722), AWKWARD])
+#: float32 error allowed, in ulps of the result (elementwise) and of the largest result (normwise)
+ULPS = 64
+
+
+def _functions(module):
+    return sorted(n for n in module.__all__)
+
+
+def _args(module, name, rng):
+    """Return the float64 inputs of emitted function ``name``."""
+    if module is A:
+        x = Z.reshape(-1, 3) if name.startswith("softmax") else Z
+        return (x, rng.normal(size=x.shape)) if name.endswith("_vjp") else (x,)
+    if module is R:
+        return (Z.reshape(-1, 2),)
+    base = name
+    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp"):
+        base = base.removesuffix(suffix)
+    yhat, y = loss_inputs(base, rng, awkward=True)
+    if base == "binary_cross_entropy":  # probabilities that stay inside (0, 1) in float32
+        yhat = np.clip(yhat, 1e-7, 1 - 2.0**-24)
+    if base in CLASS_AXIS_LOSSES:
+        y = y.astype(np.float32).astype(np.float64)
+        y /= y.sum(axis=-1, keepdims=True)  # rows of the float32 target still sum to 1
+    return (yhat, y, rng.normal(size=yhat.shape)) if name.endswith("_hvp") else (yhat, y)
+
+
+def _parts(out):
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _check(name: str, r32, r64) -> None:
+    """Assert float32 ``r32`` is within ULPS ulps of ``r64`` elementwise, or of 1/16 of its largest
+    magnitude (a sum of terms of both signs, e.g. Phi(x) + x phi(x), cancels in either dtype)."""
+    r32, r64 = np.asarray(r32, dtype=np.float64), np.asarray(r64)
+    representable = np.isfinite(r64) & (np.abs(r64) < BIG32 / 4)
+    assert np.all(np.isfinite(r32[representable])), f"{name}: not finite in float32"
+    scale = np.max(np.abs(r64[representable]), initial=0.0)
+    err = np.abs(r32 - r64)[representable]
+    tol = ULPS * EPS32 * (np.abs(r64[representable]) + scale / 16) + TINY32
+    worst = np.argmax(err / tol) if err.size else 0
+    assert np.all(err <= tol), (
+        f"{name}: float32 off by {err[worst]:.3g} at result {r64[representable][worst]:.6g}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [(m, n) for m in (A, L, R) for n in _functions(m)],
+    ids=lambda v: v if isinstance(v, str) else v.__name__.rsplit(".", 1)[-1],
+)
+def test_float32_follows_float64(module, name, rng):
+    fn = getattr(module, name)
+    args64 = [a.astype(np.float32).astype(np.float64) for a in _args(module, name, rng)]
+    args32 = [a.astype(np.float32) for a in args64]
+    with np.errstate(**STRICT):
+        out64 = _parts(fn(*args64))
+    with np.errstate(over="ignore"):  # float64 results beyond float32's range overflow
+        out32 = _parts(fn(*args32))
+    for r32, r64 in zip(out32, out64, strict=True):
+        if isinstance(r64, np.ndarray):
+            assert r32.dtype == np.float32, f"{name} returned {r32.dtype} for float32 input"
+            assert r32.shape == r64.shape
+        _check(name, r32, r64)
+
+
+@pytest.mark.parametrize("name", _functions(A))
+def test_float32_activations_warning_free(name, rng):
+    """Where the float64 value fits in float32, float32 evaluation raises no FP error."""
+    fn = getattr(A, name)
+    args = [a.astype(np.float32) for a in _args(A, name, rng)]
+    with np.errstate(**STRICT):
+        for part in _parts(fn(*args)):
+            assert np.all(np.isfinite(part)), name
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_grad", "softplus", "silu_grad", "tanh_grad"])
+def test_float32_tails_keep_relative_precision(name):
+    """The stabilized forms keep full float32 relative precision deep in the tails."""
+    x = np.linspace(-85.0, -20.0, 66)
+    fn = getattr(A, name)
+    r32 = fn(x.astype(np.float32)).astype(np.float64)
+    r64 = fn(x)
+    ok = np.abs(r64) > TINY32
+    np.testing.assert_allclose(r32[ok], r64[ok], rtol=8 * EPS32 * 90)  # cond = |x| at most 85
+
+
+@pytest.mark.parametrize("x", [0.1, 0.7, 1.5, 3.0, 5.0, 9.0, -0.3, -2.0, -6.0])
+def test_float32_erf_helpers(x):
+    """The erf/erfc helpers reach float32 precision in float32 arithmetic."""
+    import mpmath
+
+    xs = np.float32(x) * np.linspace(0.9, 1.1, 21, dtype=np.float32)
+    from symgrad.compiler.special import ERF_SOURCE, ERFC_SOURCE
+
+    helpers = {"np": np}
+    exec(ERFC_SOURCE + "\n\n" + ERF_SOURCE, helpers)  # noqa: S102 - the emitted helpers
+    erfc32, erf32 = helpers["_erfc"](xs), helpers["_erf"](xs)
+    assert erfc32.dtype == np.float32 and erf32.dtype == np.float32
+    for v, c, e in zip(xs.tolist(), erfc32.tolist(), erf32.tolist(), strict=True):
+        assert c == pytest.approx(float(mpmath.erfc(v)), rel=8 * EPS32)
+        assert e == pytest.approx(float(mpmath.erf(v)), rel=8 * EPS32, abs=TINY32)
+
+
+def test_mixed_inputs_promote_like_numpy(rng):
+    yhat = rng.normal(size=8).astype(np.float32)
+    y = (rng.uniform(size=8) > 0.5).astype(np.float64)
+    g = L.binary_cross_entropy_with_logits_grad(yhat, y)
+    assert g.dtype == np.result_type(yhat, y) == np.float64
+    assert L.binary_cross_entropy_with_logits_grad(yhat, y.astype(np.int64)).dtype == np.float64
+    assert L.binary_cross_entropy_with_logits_grad(yhat, y.astype(np.float32)).dtype == np.float32
+    assert A.sigmoid(np.arange(4)).dtype == np.float64  # integers give float64
+
+
+@pytest.mark.parametrize("out_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("in_dtype", [np.float32, np.float64])
+def test_out_of_either_float_dtype(in_dtype, out_dtype, rng):
+    yhat, y = (rng.normal(size=64).astype(in_dtype) for _ in range(2))
+    out = np.empty(64, out_dtype)
+    got = L.huber_grad(yhat, y, out=out)
+    assert got is out
+    ref = L.huber_grad(yhat.astype(np.float64), y.astype(np.float64))
+    np.testing.assert_allclose(got, ref, rtol=4 * EPS32, atol=4 * EPS32 / 64)
+    value, got = L.binary_cross_entropy_with_logits_value_and_grad(yhat, y, out=out)
+    assert got is out and got.dtype == out_dtype
