@@ -142,3 +142,44 @@ def test_out_of_either_float_dtype(in_dtype, out_dtype, rng):
     np.testing.assert_allclose(got, ref, rtol=4 * EPS32, atol=4 * EPS32 / 64)
     value, got = L.binary_cross_entropy_with_logits_value_and_grad(yhat, y, out=out)
     assert got is out and got.dtype == out_dtype
+
+
+def _models():
+    from symgrad.models import MLP, LinearRegression, LogisticRegression, SoftmaxRegression
+
+    return [
+        (LogisticRegression(regularizer="l2"), {"n_features": 6}, "binary"),
+        (SoftmaxRegression(n_classes=3), {"n_features": 6}, "multiclass"),
+        (LinearRegression(), {"n_features": 6}, "regression"),
+        (MLP([6, 8, 3], activation="tanh", loss="softmax_cross_entropy"), {}, "multiclass"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_models_and_fit_keep_float32_params(case, rng):
+    """init(dtype=np.float32) gives float32 params, gradients and fitted params; the loss
+    matches the float64 model on the same (rounded) params to float32 precision."""
+    from symgrad.fit import fit
+
+    model, sizes, task = _models()[case]
+    X = rng.normal(size=(64, 6))
+    y = {"binary": X[:, 0] > 0, "multiclass": (X[:, 0] > 0) + (X[:, 1] > 0)}.get(task, X[:, 0])
+    y = y.astype(np.float64) if task != "multiclass" else y.astype(np.int64)
+    params = model.init(0, dtype=np.float32, **sizes)
+    assert {p.dtype for p in params.values()} == {np.dtype(np.float32)}
+    loss32, grads = model.objective(params, X, y)
+    assert {g.dtype for g in grads.values()} == {np.dtype(np.float32)}
+    params64 = {k: v.astype(np.float64) for k, v in params.items()}
+    loss64, grads64 = model.objective(params64, X, y)
+    assert {g.dtype for g in grads64.values()} == {np.dtype(np.float64)}
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    result = fit(model.objective, params, X, y, optimizer="adam", epochs=3, batch_size=16)
+    assert {p.dtype for p in result.params.values()} == {np.dtype(np.float32)}
+    assert model.objective(result.params, X, y)[0] < loss64
+
+
+def test_init_rejects_other_dtypes():
+    from symgrad.models import LogisticRegression
+
+    with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+        LogisticRegression().init(n_features=2, dtype=np.int32)
