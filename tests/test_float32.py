@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import AWKWARD, CLASS_AXIS_LOSSES, loss_inputs
+from conftest import emitted_args
 
 import symgrad.activations as A
 import symgrad.losses as L
@@ -15,33 +15,12 @@ EPS32 = float(np.finfo(np.float32).eps)
 BIG32 = float(np.finfo(np.float32).max)
 TINY32 = float(np.finfo(np.float32).tiny)
 STRICT = dict(over="raise", divide="raise", invalid="raise")
-#: logits from -1000 to 1000 and the awkward points, all exact in float32
-Z = np.concatenate([np.linspace(-1000, 1000, 2001), np.linspace(-90, 90, 722), AWKWARD])
 #: float32 error allowed, in ulps of the result (elementwise) and of the largest result (normwise)
 ULPS = 64
 
 
 def _functions(module):
     return sorted(n for n in module.__all__)
-
-
-def _args(module, name, rng):
-    """Return the float64 inputs of emitted function ``name``."""
-    if module is A:
-        x = Z.reshape(-1, 3) if name.startswith("softmax") else Z
-        return (x, rng.normal(size=x.shape)) if name.endswith("_vjp") else (x,)
-    if module is R:
-        return (Z.reshape(-1, 2),)
-    base = name
-    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp"):
-        base = base.removesuffix(suffix)
-    yhat, y = loss_inputs(base, rng, awkward=True)
-    if base == "binary_cross_entropy":  # probabilities that stay inside (0, 1) in float32
-        yhat = np.clip(yhat, 1e-7, 1 - 2.0**-24)
-    if base in CLASS_AXIS_LOSSES:
-        y = y.astype(np.float32).astype(np.float64)
-        y /= y.sum(axis=-1, keepdims=True)  # rows of the float32 target still sum to 1
-    return (yhat, y, rng.normal(size=yhat.shape)) if name.endswith("_hvp") else (yhat, y)
 
 
 def _parts(out):
@@ -70,7 +49,7 @@ def _check(name: str, r32, r64) -> None:
 )
 def test_float32_follows_float64(module, name, rng):
     fn = getattr(module, name)
-    args64 = [a.astype(np.float32).astype(np.float64) for a in _args(module, name, rng)]
+    args64 = [a.astype(np.float32).astype(np.float64) for a in emitted_args(module, name, rng)]
     args32 = [a.astype(np.float32) for a in args64]
     with np.errstate(**STRICT):
         out64 = _parts(fn(*args64))
@@ -87,7 +66,7 @@ def test_float32_follows_float64(module, name, rng):
 def test_float32_activations_warning_free(name, rng):
     """Where the float64 value fits in float32, float32 evaluation raises no FP error."""
     fn = getattr(A, name)
-    args = [a.astype(np.float32) for a in _args(A, name, rng)]
+    args = [a.astype(np.float32) for a in emitted_args(A, name, rng)]
     with np.errstate(**STRICT):
         for part in _parts(fn(*args)):
             assert np.all(np.isfinite(part)), name

@@ -34,7 +34,7 @@ def _generate(args: argparse.Namespace) -> int:
     write = not (args.check or args.diff)
     report = Report(check=args.check, write=write, quiet=args.quiet, verbose=args.verbose)
     try:
-        plan = generate.plan(args.targets, args.output, writing=write)
+        plan = generate.plan(args.targets, args.output, writing=write, lowerings=args.target)
     except SymgradError as exc:
         return error(str(exc))
     generate.apply(plan, report, write=write, diff=args.diff, prune=args.prune, echo=echo)
@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--prune",
         action="store_true",
         help="remove generated files in DIR whose spec file or module no longer exists",
+    )
+    gen.add_argument(
+        "--target",
+        action="append",
+        choices=("numpy", "array-api", "cupy"),
+        help="lowering target, repeatable: numpy (NAME.py), array-api (NAME_xp.py), cupy "
+        "(NAME_cupy.py); default numpy, and all three for the built-in library",
     )
     gen.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     gen.add_argument("-v", "--verbose", action="store_true", help="also name unchanged files")

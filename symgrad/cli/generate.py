@@ -90,7 +90,13 @@ def header_source(text: str) -> str | None:
     return ""
 
 
-def command_for(target: Target, out_dir: Path, default_dir: Path) -> str:
+#: lowering target -> suffix of the file stem it writes
+SUFFIXES = {"numpy": "", "array-api": "_xp", "cupy": "_cupy"}
+
+
+def command_for(
+    target: Target, out_dir: Path, default_dir: Path, lowering: str | None = None
+) -> str:
     """Return the command that regenerates this target's file, for its header.
 
     ``-o DIR`` is left out when DIR is the default, so the header (and the file's bytes) do not
@@ -101,6 +107,8 @@ def command_for(target: Target, out_dir: Path, default_dir: Path) -> str:
         parts.append(target.source)
     if os.path.abspath(out_dir) != os.path.abspath(default_dir):
         parts += ["-o", display_path(out_dir)]
+    if lowering not in (None, "numpy") and not target.builtin:
+        parts += ["--target", lowering]
     return " ".join(parts)
 
 
@@ -144,14 +152,22 @@ def _check_dir(out_dir: Path, writing: bool) -> None:
 
 
 def render_targets(
-    targets: list[Target], out_dir: Path, default_dir: Path | None = None
+    targets: list[Target],
+    out_dir: Path,
+    default_dir: Path | None = None,
+    lowerings: list[str] | None = None,
 ) -> list[Output]:
     """Render every target (all before any file is touched) and pair each with the disk copy."""
     default_dir = out_dir if default_dir is None else default_dir
     outputs: list[Output] = []
     claimed: dict[Path, str] = {}
-    for target in targets:
-        path = out_dir / f"{target.stem}.py"
+    jobs = [
+        (target, lowering)
+        for target in targets
+        for lowering in lowerings or (list(SUFFIXES) if target.builtin else ["numpy"])
+    ]
+    for target, lowering in jobs:
+        path = out_dir / f"{target.stem}{SUFFIXES[lowering]}.py"
         key = Path(os.path.abspath(path))
         if key in claimed:
             raise OutputError(
@@ -167,8 +183,9 @@ def render_targets(
             text = generate_source(
                 target.specs,
                 source=target.source,
-                command=command_for(target, out_dir, default_dir),
+                command=command_for(target, out_dir, default_dir, lowering),
                 title=target.title,
+                target=lowering,
             )
         except SpecError as exc:
             raise OutputError(f"{target.source}: spec {exc.spec!r}: {exc.problem}") from None
@@ -203,13 +220,19 @@ def find_orphans(out_dir: Path, outputs: list[Output]) -> list[Orphan]:
     return orphans
 
 
-def plan(target_names: list[str], out_arg: str | None, *, writing: bool) -> Plan:
+def plan(
+    target_names: list[str],
+    out_arg: str | None,
+    *,
+    writing: bool,
+    lowerings: list[str] | None = None,
+) -> Plan:
     """Load and render every target and find orphans; raise SymgradError on any bad input."""
     targets = load_targets(target_names)
     default_dir = default_output_dir(bool(target_names))
     out_dir = Path(out_arg) if out_arg else default_dir
     _check_dir(out_dir, writing=False)
-    outputs = render_targets(targets, out_dir, default_dir)
+    outputs = render_targets(targets, out_dir, default_dir, lowerings)
     if writing and any(o.changed for o in outputs):
         _check_dir(out_dir, writing=True)
     return Plan(outputs, find_orphans(out_dir, outputs))

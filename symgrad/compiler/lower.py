@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy as sp
@@ -79,9 +80,15 @@ def _wrap(text: str, indent: str = "    ") -> str:
 class _Emitter:
     """CSE a list of expressions and print them as ``t0 = ...`` statements."""
 
-    def __init__(self, derived: Derived, exprs: list[sp.Expr]) -> None:
+    def __init__(
+        self,
+        derived: Derived,
+        exprs: list[sp.Expr],
+        printer: type = SymgradPrinter,
+        sizes: Callable[..., list[str]] | None = None,
+    ) -> None:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
-        self.printer = SymgradPrinter(scalars=scalars)
+        self.printer = printer(scalars=scalars)
         prepared = [_real_constants(fold_numbers(lower_primitives(e))) for e in exprs]
         replacements, reduced = sp.cse(
             prepared, symbols=sp.numbered_symbols("t", real=True), order="canonical"
@@ -92,7 +99,7 @@ class _Emitter:
         )
         self.replacements = replacements
         self.used = used
-        self.lines: list[str] = _size_lines(spec, used)
+        self.lines: list[str] = (sizes or _size_lines)(spec, used)
         self.deps: dict[sp.Symbol, frozenset[sp.Symbol]] = {}
         for sym, e in replacements:
             self.deps[sym] = self.depends(e)

@@ -153,3 +153,38 @@ def _erf(x):
     for a in _ERF_TAYLOR[-2::-1]:
         series = series * x2 + a
     return np.where(np.abs(x) < 0.5, small * series, np.sign(x) * (1.0 - _erfc(np.abs(x))))'''
+
+
+#: The same helpers in standard Array API operations only (no out=, no blocks, no dtype
+#: switch on values), for the array-api target: h keeps half of the significand's bits
+#: (floor(z * 2^k) / 2^k with k = 7 in float32, 20 in float64, z < 40), so h * h is exact.
+ERFC_XP_SOURCE = f'''_ERFC_POLYNOMIAL = {_floats(ERFC_COEFFICIENTS)}
+
+
+def _erfc(x):
+    """erfc(x) in standard array operations to a few ulp of x's dtype (symgrad/special.py)."""
+    xp = _namespace(x)
+    single = x.dtype == xp.float32
+    z = xp.clip(xp.abs(x), max=10.5 if single else 40.0)  # erfc underflows to 0 beyond
+    t = 2.0 / (2.0 + z)
+    y = 2.0 * t - 1.0
+    g = xp.zeros_like(z) + _ERFC_POLYNOMIAL[-1]
+    for a in _ERFC_POLYNOMIAL[-2::-1]:  # Horner
+        g = g * y + a
+    scale = 128.0 if single else 1048576.0
+    h = xp.floor(z * scale) / scale
+    r = t * xp.exp(-h * h) * xp.exp(g - (z - h) * (z + h))
+    return xp.where(x < 0, 2.0 - r, r)'''
+
+ERF_XP_SOURCE = f'''_ERF_TAYLOR = {_floats(ERF_TAYLOR)}
+
+
+def _erf(x):
+    """erf(x) in standard array operations: Taylor series below |x| = 0.5, 1 - erfc(|x|) above."""
+    xp = _namespace(x)
+    small = xp.clip(x, -0.5, 0.5)  # the series is only used there
+    x2 = small * small
+    series = xp.zeros_like(x) + _ERF_TAYLOR[-1]
+    for a in _ERF_TAYLOR[-2::-1]:
+        series = series * x2 + a
+    return xp.where(xp.abs(x) < 0.5, small * series, xp.sign(x) * (1.0 - _erfc(xp.abs(x))))'''
