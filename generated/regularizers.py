@@ -17,6 +17,50 @@ __all__ = [
     "l2_hess",
 ]
 
+#: What each kernel is, for the numpy run-time (which never imports the compiler): its role,
+#: array inputs, hyper-parameter defaults, input domains, link and emitted functions.
+KERNELS = {
+    'elastic_net': {
+        'role': 'regularizer',
+        'inputs': ('w',),
+        'hyper': {'lam': 0.01, 'l1_ratio': 0.5},
+        'class_axis': False,
+        'domains': {'l1_ratio': 'unit', 'lam': 'nonnegative'},
+        'link': None,
+        'functions': (
+            'elastic_net',
+            'elastic_net_grad',
+            'elastic_net_hess',
+        ),
+    },
+    'l1': {
+        'role': 'regularizer',
+        'inputs': ('w',),
+        'hyper': {'lam': 0.01},
+        'class_axis': False,
+        'domains': {'lam': 'nonnegative'},
+        'link': None,
+        'functions': (
+            'l1',
+            'l1_grad',
+            'l1_hess',
+        ),
+    },
+    'l2': {
+        'role': 'regularizer',
+        'inputs': ('w',),
+        'hyper': {'lam': 0.01},
+        'class_axis': False,
+        'domains': {'lam': 'nonnegative'},
+        'link': None,
+        'functions': (
+            'l2',
+            'l2_grad',
+            'l2_hess',
+        ),
+    },
+}
+
 
 #: Scratch arrays kept between calls, per thread: writing a fresh large array costs a page
 #: fault per 4 KiB, often more than the arithmetic. The most recent shapes are kept.

@@ -5,7 +5,7 @@
 Value, gradient and second derivative each run as a single pass over memory (a loss's value and
 gradient together); a loss value then takes one reduction pass (``sum``). ``T`` is the inputs'
 promoted float type, float32 or float64. CuPy is imported on first use, so this file imports
-without it. The C bodies in ``KERNELS`` are compiled on the CPU by the tests on every run.
+without it. The C bodies in ``C_KERNELS`` are compiled on the CPU by the tests on every run.
 Kernels with a class axis (softmax, softmax cross-entropy) are not here: use the array-api target.
 """
 
@@ -27,7 +27,7 @@ PREAMBLE = r"""#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
 """
 
 #: name -> (in params, out params, C body) of each cupy.ElementwiseKernel
-KERNELS = {
+C_KERNELS = {
     "elastic_net": (
         "T w, T lam, T l1_ratio",
         "T value",
@@ -101,7 +101,7 @@ def _kernel(name):
     if name not in _COMPILED:
         import cupy
 
-        in_params, out_params, body = KERNELS[name]
+        in_params, out_params, body = C_KERNELS[name]
         _COMPILED[name] = cupy.ElementwiseKernel(
             in_params, out_params, body, f"symgrad_{name}", preamble=PREAMBLE
         )

@@ -42,13 +42,7 @@ from typing import Any
 import numpy as np
 
 import symgrad.activations as _activations
-import symgrad.losses as _losses
-import symgrad.regularizers as _regularizers
-from symgrad.compiler.codegen import compile as _compile
-from symgrad.compiler.spec import Spec, compose
-from symgrad.library import activations as _lib_activations
-from symgrad.library import losses as _lib_losses
-from symgrad.library import regularizers as _lib_regularizers
+from symgrad.kernels import KernelInfo, builtin_module, builtins, compiled, is_spec
 from symgrad.optim import _flatten, _unflatten
 
 __all__ = [
@@ -62,18 +56,9 @@ __all__ = [
 
 Params = dict[str, np.ndarray]
 HVP = Callable[[Params], Params]
-KernelChoice = str | Spec | tuple[str | Spec, Mapping[str, float]]
+#: A built-in name, a user's ``symgrad.Spec``, or either paired with hyper-parameter values.
+KernelChoice = str | Any | tuple[str | Any, Mapping[str, float]]
 
-_BUILTIN: dict[str, tuple[ModuleType, dict[str, Spec]]] = {
-    role: (module, {s.name: s for s in library.SPECS})
-    for role, module, library in (
-        ("activation", _activations, _lib_activations),
-        ("loss", _losses, _lib_losses),
-        ("regularizer", _regularizers, _lib_regularizers),
-    )
-}
-#: Losses on logits whose targets are 0/1 per output (probabilities come from a sigmoid).
-_BINARY_LOGIT_LOSSES = frozenset({"binary_cross_entropy_with_logits", "sigmoid_focal"})
 #: Hidden activations that get He initialisation (LeCun for selu, Glorot for the rest).
 _HE_INIT = frozenset({"relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "mish"})
 #: Elements per block of rows when a Hessian is assembled from per-sample products (2**21
@@ -81,15 +66,13 @@ _HE_INIT = frozenset({"relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", 
 _ROW_BLOCK = 1 << 21
 #: Elements of the row-block buffer for a weighted Gram matrix (2**19 doubles, 4 MB).
 _GRAM_BLOCK = 1 << 19
-#: Compiled user specs (and compositions), keyed by the specs they come from.
-_COMPILED: dict[tuple[Spec, ...], tuple[Spec, ModuleType]] = {}
 
 
 @dataclass(frozen=True)
 class _Kernel:
-    """Hold a resolved kernel: its spec, its functions with hyper-parameters bound, its name."""
+    """Hold a resolved kernel: its facts, its functions with hyper-parameters bound, its name."""
 
-    spec: Spec
+    spec: KernelInfo
     fn: Callable[..., Any]
     grad: Callable[..., Any] | None = None
     builtin: bool = False
@@ -103,8 +86,8 @@ class _Kernel:
         return self.spec.name
 
 
-def _split(role: str, choice: KernelChoice) -> tuple[Spec, dict[str, float], bool]:
-    """Return (spec, hyper-parameters, is built-in) for a name, a spec or a (choice, kwargs) pair."""
+def _split(role: str, choice: KernelChoice) -> tuple[KernelInfo, ModuleType, dict[str, float], Any]:
+    """Return (info, module, hyper-parameters, user spec or None) for a name, a spec or a pair."""
     hyper: dict[str, float] = {}
     if isinstance(choice, tuple):
         if len(choice) != 2 or not isinstance(choice[1], Mapping):
@@ -112,17 +95,19 @@ def _split(role: str, choice: KernelChoice) -> tuple[Spec, dict[str, float], boo
                 f"a {role} pair must be (name_or_spec, {{hyper-parameters}}), got {choice!r}"
             )
         choice, hyper = choice[0], dict(choice[1])
-    known = _BUILTIN[role][1]
+    known = builtins(role)
+    user = None
     if isinstance(choice, str):
         if choice not in known:
             raise ValueError(
                 f"unknown {role} {choice!r}; choose one of: {', '.join(sorted(known))}"
             )
-        spec, builtin = known[choice], True
-    elif isinstance(choice, Spec):
+        spec, module = known[choice], builtin_module(role)
+    elif is_spec(choice):
         if choice.role != role:
             raise ValueError(f"expected a {role} spec, got {choice!r}")
-        spec, builtin = choice, False
+        user = choice
+        spec, module = compiled((choice,), lambda: choice)
     else:
         raise TypeError(
             f"a {role} is a built-in name, a symgrad Spec or a (name_or_spec, kwargs) pair; "
@@ -135,30 +120,21 @@ def _split(role: str, choice: KernelChoice) -> tuple[Spec, dict[str, float], boo
             f"{role} {spec.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
             f"it takes: {takes}"
         )
-    return spec, hyper, builtin
-
-
-def _module(specs: tuple[Spec, ...], build: Callable[[], Spec]) -> tuple[Spec, ModuleType]:
-    """Return the (spec, compiled module) cached under ``specs``, building it on first use."""
-    if specs not in _COMPILED:
-        spec = build()
-        _COMPILED[specs] = (spec, _compile(spec))
-    return _COMPILED[specs]
+    return spec, module, hyper, user
 
 
 def _resolve_activation(choice: KernelChoice, *, elementwise: bool = True) -> _Kernel:
     """Resolve an activation; with ``elementwise`` reject class-axis ones (they have no f')."""
-    spec, hyper, builtin = _split("activation", choice)
+    spec, module, hyper, user = _split("activation", choice)
     if elementwise and spec.class_axis:
         raise ValueError(
             f"activation {spec.name!r} works over the class axis; hidden layers need an "
             "element-wise activation"
         )
-    module = _BUILTIN["activation"][0] if builtin else _module((spec,), lambda: spec)[1]
     grad = None if spec.class_axis else partial(getattr(module, f"{spec.name}_grad"), **hyper)
     hess = None if spec.class_axis else _optional(module, f"{spec.name}_hess", hyper)
     fn = partial(getattr(module, spec.name), **hyper)
-    return _Kernel(spec, fn, grad, builtin, hyper, hess)
+    return _Kernel(spec, fn, grad, user is None, hyper, hess)
 
 
 def _optional(module: ModuleType, name: str, hyper: Mapping[str, float]) -> Callable | None:
@@ -171,35 +147,50 @@ def _resolve_regularizer(choice: KernelChoice | None) -> _Kernel | None:
     """Resolve a regularizer (``None`` for none)."""
     if choice is None:
         return None
-    spec, hyper, builtin = _split("regularizer", choice)
-    module = _BUILTIN["regularizer"][0] if builtin else _module((spec,), lambda: spec)[1]
+    spec, module, hyper, user = _split("regularizer", choice)
     fn = partial(getattr(module, spec.name), **hyper)
     grad = partial(getattr(module, f"{spec.name}_grad"), **hyper)
-    return _Kernel(spec, fn, grad, builtin, hyper, _optional(module, f"{spec.name}_hess", hyper))
+    hess = _optional(module, f"{spec.name}_hess", hyper)
+    return _Kernel(spec, fn, grad, user is None, hyper, hess)
 
 
 def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _Kernel:
     """Resolve a loss to its ``value_and_grad``; with ``output``, fuse it via compose first."""
-    spec, hyper, builtin = _split("loss", choice)
+    spec, module, hyper, user = _split("loss", choice)
+    builtin = user is None
     if len(spec.inputs) != 2:
         raise ValueError(
             f"loss {spec.name!r} takes {len(spec.inputs)} array input(s); "
             "a model's loss takes exactly two, (yhat, y)"
         )
-    if output is None:
-        module = _BUILTIN["loss"][0] if builtin else _module((spec,), lambda: spec)[1]
-    else:
-        act, act_hyper, _ = _split("activation", output)
-        base = spec
-        spec, module = _module((base, act), lambda: compose(base, act))
-        # compose() renames activation hyper-parameters that clash with the loss's
-        renamed = spec.hyper[len(base.hyper) :]
-        names = {s.name: new.name for (s, _), (new, _) in zip(act.hyper, renamed, strict=True)}
+    if output is not None:
+        act, _, act_hyper, act_user = _split("activation", output)
+        spec, module, names = _composed(user or spec.name, act_user or act.name)
         hyper |= {names[k]: v for k, v in act_hyper.items()}
         builtin = False
     fn = partial(getattr(module, f"{spec.name}_value_and_grad"), **hyper)
     second = f"{spec.name}_hvp" if spec.class_axis else f"{spec.name}_hess"
     return _Kernel(spec, fn, None, builtin, hyper, _optional(module, second, hyper))
+
+
+def _composed(loss: Any, act: Any) -> tuple[KernelInfo, ModuleType, dict[str, str]]:
+    """Compile ``loss(act(z))`` (built-in names or specs); map act's hyper-parameter names."""
+
+    def build() -> Any:
+        from symgrad.compiler.spec import compose
+        from symgrad.library import activations, losses
+
+        def spec_of(choice: Any, library: ModuleType) -> Any:
+            return getattr(library, choice) if isinstance(choice, str) else choice
+
+        return compose(spec_of(loss, losses), spec_of(act, activations))
+
+    info, module = compiled(("compose", loss, act), build)
+    act_info = builtins("activation").get(act) if isinstance(act, str) else None
+    act_names = list(act_info.hyper_defaults) if act_info else [s.name for s, _ in act.hyper]
+    # compose() appends the activation's hyper-parameters, renaming those that clash
+    renamed = list(info.hyper_defaults)[len(info.hyper_defaults) - len(act_names) :]
+    return info, module, dict(zip(act_names, renamed, strict=True))
 
 
 def _init_dtype(dtype: Any) -> np.dtype:
@@ -373,7 +364,7 @@ def _check_direction(v: Mapping, params: Mapping) -> None:
 def _choice_repr(choice: KernelChoice | None) -> str:
     if isinstance(choice, tuple):
         return f"({_choice_repr(choice[0])}, {dict(choice[1])!r})"
-    return choice.name if isinstance(choice, Spec) else repr(choice)
+    return choice.name if is_spec(choice) else repr(choice)
 
 
 class _Linear:
@@ -700,7 +691,7 @@ class MLP:
         base = _split("loss", loss)[0].name
         if self._loss.spec.class_axis:
             self.task = "multiclass"
-        elif (output is None and base in _BINARY_LOGIT_LOSSES) or (
+        elif (output is None and self._loss.spec.link == "sigmoid") or (
             output is not None and base == "binary_cross_entropy"
         ):
             self.task = "binary"

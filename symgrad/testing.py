@@ -19,15 +19,35 @@ import numpy as np
 
 from symgrad.compiler.spec import Spec
 
-#: Awkward values for inputs over the real line, over (0, 1) and over (0, inf).
+#: Awkward values for inputs over the real line, over (0, 1), over (0, inf) and for labels.
 AWKWARD = {
     "real": (0.0, 1e-8, -1e-8, 30.0, -30.0, 700.0, -700.0),
     "unit": (1e-8, 1 - 1e-8, 1e-4, 0.5),
     "positive": (1e-8, 1e-4, 30.0, 700.0),
+    "sign": (-1.0, 1.0),
+    "log_simplex": (np.log(1e-8), np.log(0.5)),
 }
 #: What the other inputs (targets, weights) take at awkward points, besides random values.
-SPECIAL = {"real": (0.0,), "unit": (0.0, 1.0), "positive": (1.0,)}
+SPECIAL = {
+    "real": (0.0,),
+    "unit": (0.0, 1.0),
+    "positive": (1.0,),
+    "sign": (-1.0, 1.0),
+    "log_simplex": (np.log(0.5),),
+}
+#: Domains tried, in order, for an input whose spec declares none.
 DOMAINS = ("real", "unit", "positive")
+#: A declared domain (symgrad.domains) -> the sampler that draws points inside it.
+DECLARED = {
+    "real": "real",
+    "positive": "positive",
+    "nonnegative": "positive",
+    "unit": "unit",
+    "open_unit": "unit",
+    "simplex": "unit",
+    "sign": "sign",
+    "log_simplex": "log_simplex",
+}
 EPS = np.finfo(float).eps
 N_RANDOM = 16
 N_CLASSES = 4
@@ -96,6 +116,10 @@ def _sample(domain: str, shape: tuple[int, ...], rng: np.random.Generator) -> np
         return rng.normal(size=shape) * 3
     if domain == "positive":
         return rng.exponential(2.0, size=shape) + 0.05
+    if domain == "sign":
+        return rng.choice([-1.0, 1.0], size=shape)
+    if domain == "log_simplex":
+        return np.log(_sample("unit", shape, rng))
     if len(shape) == 2:  # a class axis: rows on the probability simplex
         return rng.dirichlet(np.ones(shape[1]), size=shape[0])
     return rng.uniform(0.02, 0.98, size=shape)
@@ -105,6 +129,8 @@ def _awkward_rows(domain: str, n_classes: int | None) -> np.ndarray:
     values = np.array(AWKWARD[domain])
     if n_classes is None:
         return values
+    if domain == "log_simplex":
+        return np.log(_awkward_rows("unit", n_classes))
     if domain == "unit":  # a row close to a vertex of the simplex
         row = np.full(n_classes, 1e-8)
         row[0] = 1 - (n_classes - 1) * 1e-8
@@ -134,10 +160,14 @@ class _Sampler:
         return (n,) if self.classes is None else (n, self.classes)
 
     def choose(self) -> tuple[str, ...]:
+        """Use the domains the spec declares; try the others until the kernel is finite."""
+        declared = self.spec.meta.get("domains", {})
+        names = [s.name for s in self.spec.inputs]
+        tries = [(DECLARED[declared[n]],) if n in declared else DOMAINS for n in names]
         value = getattr(self.module, self.spec.name)
         grad = self._grad_fn()
-        k = len(self.spec.inputs)
-        for combo in itertools.product(DOMAINS, repeat=k):
+        k = len(names)
+        for combo in itertools.product(*tries):
             args = [_sample(d, self._shape(N_RANDOM), self.rng) for d in combo]
             with np.errstate(all="ignore"):
                 try:

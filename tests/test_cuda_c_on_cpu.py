@@ -75,7 +75,7 @@ def lib(tmp_path_factory):
             parts += [f"#define {f}(...) {f}f(__VA_ARGS__)\n" for f in MATH]
         for module in MODULES.values():
             parts.append(module.PREAMBLE)
-            for name, kernel in module.KERNELS.items():
+            for name, kernel in module.C_KERNELS.items():
                 decl, code = _c_function(_c_name(module, name), kernel, suffix)
                 decls.append(decl)
                 parts.append(code)
@@ -125,7 +125,7 @@ def _compare(name, got, want, dtype):
     )
 
 
-CASES = [(m, n) for m in MODULES for n in sorted(MODULES[m].KERNELS)]
+CASES = [(m, n) for m in MODULES for n in sorted(MODULES[m].C_KERNELS)]
 
 
 @pytest.mark.parametrize("suffix", list(CTYPES))
@@ -133,7 +133,7 @@ CASES = [(m, n) for m in MODULES for n in sorted(MODULES[m].KERNELS)]
     ("module", "name"), CASES, ids=[f"{m.__name__.rsplit('.', 1)[-1]}-{n}" for m, n in CASES]
 )
 def test_c_body_matches_numpy_target(lib, module, name, suffix, rng):
-    kernel = MODULES[module].KERNELS[name]
+    kernel = MODULES[module].C_KERNELS[name]
     fn = getattr(module, name)
     sig = inspect.signature(getattr(MODULES[module], name))
     n_arrays = sum(p.kind == p.POSITIONAL_OR_KEYWORD for p in sig.parameters.values())
@@ -157,7 +157,7 @@ def test_every_elementwise_kernel_has_a_c_body():
     class_axis = re.compile(r"^(softmax|softmax_cross_entropy|categorical_cross_entropy|kl_div)")
     for module, fused in MODULES.items():
         want = {n for n in module.__all__ if not class_axis.match(n)}
-        assert set(fused.KERNELS) == want == set(fused.__all__)
+        assert set(fused.C_KERNELS) == want == set(fused.__all__)
 
 
 def test_module_imports_without_cupy_and_says_so():

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from symgrad.cli.report import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, Report, error, say
+from symgrad.cli.report import EXIT_OK, Report, error, say
 from symgrad.errors import SymgradError
 
 EXIT_CODES = """\
@@ -15,6 +15,7 @@ exit codes:
   1    --check found stale or orphaned files; verify found a wrong derivative
   2    bad usage, a bad target or spec, bad data, or an unwritable output
   123  internal error (a bug in symgrad: please report it)
+  130  interrupted (Ctrl-C)
 """
 
 
@@ -92,12 +93,13 @@ def _verify(args: argparse.Namespace) -> int:
             atol=args.atol,
         )
     echo(format_table(results))
+    report = Report()
     failed = [r for r in results if not r.ok]
     for result in failed:
         for line in result.problems():
-            say(f"FAIL {line}")
+            report.check_failed(line)
     say(f"{len(results)} kernel{'s' * (len(results) != 1)} checked, {len(failed)} failed")
-    return EXIT_FAILED if failed else EXIT_OK
+    return report.return_code
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -255,18 +257,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    report = Report()
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        say("interrupted")
-        return 130
+        report.interrupt()
     except SymgradError as exc:  # a problem with the user's input that slipped through
-        return error(str(exc))
+        report.bad_input(str(exc))
     except Exception as exc:  # an internal error: black's convention is 123
-        say(f"internal error: {type(exc).__name__}: {exc}")
         if os.environ.get("SYMGRAD_TRACEBACK"):
             raise
-        return EXIT_INTERNAL
+        report.internal_error(f"{type(exc).__name__}: {exc}")
+    return report.return_code
 
 
 if __name__ == "__main__":

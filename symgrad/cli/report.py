@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-#: 0 nothing to do (or done), 1 would change (``--check``) or a check failed (``verify``),
-#: 2 bad usage, a bad spec or target, bad data or an unwritable output, 123 internal error.
-EXIT_OK, EXIT_CHANGED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 123
+#: 0 nothing to do (or done), 1 would change (``--check``) or a check failed (``verify``, a
+#: diverged ``train``), 2 bad usage, a bad spec or target, bad data or an unwritable output,
+#: 123 internal error, 130 interrupted.
+EXIT_OK, EXIT_CHANGED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 123, 130
 EXIT_FAILED = EXIT_CHANGED
 
 
@@ -22,13 +23,15 @@ def say(message: str) -> None:
 
 def error(message: str) -> int:
     """Print ``error: message`` to stderr and return the bad-usage exit code."""
-    say(f"error: {message}")
-    return EXIT_USAGE
+    report = Report()
+    report.bad_input(message)
+    return report.return_code
 
 
 @dataclass
 class Report:
-    """What ``symgrad generate`` changed, left alone, orphaned and failed on."""
+    """What a command did: files changed, left alone, orphaned or failed; checks that failed;
+    bad input; internal errors. Its ``return_code`` is every command's exit code."""
 
     check: bool = False
     write: bool = True
@@ -40,6 +43,11 @@ class Report:
     orphan_files: list[str] = field(default_factory=list)
     removed_files: list[str] = field(default_factory=list)
     failed_files: list[str] = field(default_factory=list)
+    #: checks that found something wrong: a derivative (``verify``), a diverged fit (``train``)
+    failed_checks: list[str] = field(default_factory=list)
+    bad_inputs: list[str] = field(default_factory=list)
+    internal_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
 
     def _out(self, message: str) -> None:
         if not self.quiet:
@@ -75,13 +83,38 @@ class Report:
         self.failed_files.append(name)
         say(f"error: {name}: {message}")
 
+    def check_failed(self, what: str) -> None:
+        """Record a check that found something wrong (always printed, as ``FAIL what``)."""
+        self.failed_checks.append(what)
+        say(f"FAIL {what}")
+
+    def bad_input(self, message: str) -> None:
+        """Record input symgrad cannot use: one ``error:`` line naming it."""
+        self.bad_inputs.append(message)
+        say(f"error: {message}")
+
+    def internal_error(self, message: str) -> None:
+        """Record a bug in symgrad itself (black's 123)."""
+        self.internal_errors.append(message)
+        say(f"internal error: {message} (please report it; SYMGRAD_TRACEBACK=1 shows where)")
+
+    def interrupt(self) -> None:
+        """Record Ctrl-C."""
+        self.interrupted = True
+        say("interrupted")
+
     @property
     def return_code(self) -> int:
-        """Return 2 if anything failed, 1 if ``--check`` found stale files, else 0."""
-        if self.failed_files:
-            return EXIT_USAGE
-        if self.check and (self.changed_files or self.created_files or self.orphan_files):
-            return EXIT_CHANGED
+        """Return the exit code: 130, 123, 2, 1 or 0, the most serious outcome first."""
+        stale = self.check and (self.changed_files or self.created_files or self.orphan_files)
+        for code, happened in (
+            (EXIT_INTERRUPTED, self.interrupted),
+            (EXIT_INTERNAL, self.internal_errors),
+            (EXIT_USAGE, self.failed_files or self.bad_inputs),
+            (EXIT_CHANGED, self.failed_checks or stale),
+        ):
+            if happened:
+                return code
         return EXIT_OK
 
     def summary(self) -> str:

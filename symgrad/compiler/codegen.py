@@ -9,9 +9,10 @@ from types import ModuleType
 
 from symgrad.compiler.kernel import derive_kernel
 from symgrad.compiler.lower import FunctionPlan, plan_functions
-from symgrad.compiler.render import render_module
+from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec
 from symgrad.errors import SpecError
+
 
 #: lowering targets: the buffer-reusing numpy modules, the Array API modules, fused CuPy kernels
 TARGETS = ("numpy", "array-api", "cupy")
@@ -31,16 +32,19 @@ def _lowering(target: str):
     raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
 
 
-def plan_module(specs: Iterable[Spec], target: str = "numpy") -> list[FunctionPlan]:
+def plan_module(
+    specs: Iterable[Spec], target: str = "numpy"
+) -> list[tuple[Spec, list[FunctionPlan]]]:
     """Derive and lower every spec, sorted by name so registration order never matters."""
     lowering = _lowering(target)
     ordered = sorted(specs, key=lambda s: (s.name, s.role))
-    plans: list[FunctionPlan] = []
+    planned: list[tuple[Spec, list[FunctionPlan]]] = []
     owner: dict[str, str] = {}
     for spec in ordered:
         if not isinstance(spec, Spec):
             raise TypeError(f"expected a symgrad spec, got {type(spec).__name__}")
-        for plan in lowering(derive_kernel(spec)):
+        plans = lowering(derive_kernel(spec))
+        for plan in plans:
             if plan.name in owner:
                 raise SpecError(
                     spec.name,
@@ -48,8 +52,8 @@ def plan_module(specs: Iterable[Spec], target: str = "numpy") -> list[FunctionPl
                     spec.origin,
                 )
             owner[plan.name] = spec.name
-            plans.append(plan)
-    return plans
+        planned.append((spec, plans))
+    return planned
 
 
 def generate_source(
@@ -61,8 +65,14 @@ def generate_source(
     target: str = "numpy",
 ) -> str:
     """Return the text of the module holding every spec's emitted functions for ``target``."""
+    planned = plan_module(specs, target)
     return render_module(
-        plan_module(specs, target), source=source, command=command, title=title, target=target
+        [plan for _, pl in planned for plan in pl],
+        kernels=kernel_table(planned),
+        source=source,
+        command=command,
+        title=title,
+        target=target,
     )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import jinja2
 
 from symgrad.compiler.lower import RUNTIME, FunctionPlan
 from symgrad.compiler.printer import HELPER_IMPORTS, HELPERS
+from symgrad.compiler.spec import Spec
 from symgrad.resources import templates_dir
 
 
@@ -24,8 +26,44 @@ def environment() -> jinja2.Environment:
     )
 
 
+def kernel_metadata(spec: Spec, plans: list[FunctionPlan]) -> dict[str, Any]:
+    """Return what the run-time needs to know about one kernel without importing the compiler."""
+    return {
+        "role": spec.role,
+        "inputs": tuple(s.name for s in spec.inputs),
+        "hyper": {s.name: v for s, v in spec.hyper},
+        "class_axis": spec.class_axis,
+        "domains": dict(sorted(spec.meta.get("domains", {}).items())),
+        "link": spec.meta.get("link"),
+        "functions": tuple(p.name for p in plans),
+    }
+
+
+def kernel_table(planned: list[tuple[Spec, list[FunctionPlan]]]) -> str:
+    """Print the ``KERNELS`` metadata table: one entry per spec, one key per line."""
+    lines = ["{"]
+    for spec, plans in planned:
+        lines.append(f"    {spec.name!r}: {{")
+        for key, value in kernel_metadata(spec, plans).items():
+            if key == "functions":
+                lines.append("        'functions': (")
+                lines += [f"            {name!r}," for name in value]
+                lines.append("        ),")
+            else:
+                lines.append(f"        {key!r}: {value!r},")
+        lines.append("    },")
+    lines.append("}")
+    return "\n".join(lines)
+
+
 def render_module(
-    functions: list[FunctionPlan], *, source: str, command: str, title: str, target: str = "numpy"
+    functions: list[FunctionPlan],
+    *,
+    kernels: str,
+    source: str,
+    command: str,
+    title: str,
+    target: str = "numpy",
 ) -> str:
     """Return the source of one generated module holding ``functions`` in the given order."""
     helpers = sorted(set().union(*(f.helpers for f in functions))) if functions else []
@@ -45,6 +83,7 @@ def render_module(
                 | ({"threading"} if RUNTIME in helpers else set())
             ),
             names=[f.name for f in functions],
+            kernels=kernels,
             helpers=[HELPERS[h] for h in helpers if h != RUNTIME],
             runtime=RUNTIME in helpers,
             functions=functions,

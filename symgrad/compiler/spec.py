@@ -5,16 +5,19 @@ from __future__ import annotations
 import inspect
 import keyword
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import sympy as sp
 
 from symgrad.compiler.primitives import N_CLASSES, REDUCTIONS, has_reduction
+from symgrad.domains import DOMAINS
 from symgrad.errors import SpecError
 
 ROLES = ("activation", "loss", "regularizer")
+#: How a loss's first input becomes a prediction: as is, through a sigmoid, or a softmax.
+LINKS = ("identity", "sigmoid", "softmax")
 #: Names the emitted code uses for itself; a spec may not take them.
 RESERVED = frozenset(
     {"np", "math", "threading", "n_classes", "n_samples", "inv_n", "grad_output", "vector"}
@@ -178,7 +181,40 @@ def _outside_reductions(expr: sp.Expr) -> set[sp.Symbol]:
     return out
 
 
-def from_function(fn: Callable, role: str, name: str | None = None, doc: str | None = None) -> Spec:
+def _meta(
+    spec: str, names: list[str], domains: Mapping[str, str] | None, link: str | None, origin: str
+) -> dict[str, Any]:
+    """Return a spec's declared facts (input domains, link), checked against its parameters."""
+    meta: dict[str, Any] = {}
+    if domains:
+        if not isinstance(domains, Mapping):
+            raise SpecError(
+                spec, f"domains must be a mapping, got {type(domains).__name__}", origin
+            )
+        for key, domain in domains.items():
+            if key not in names:
+                raise SpecError(spec, f"domains names {key!r}, which is not a parameter", origin)
+            if domain not in DOMAINS:
+                raise SpecError(
+                    spec, f"domain {domain!r} of {key!r} is not one of {sorted(DOMAINS)}", origin
+                )
+        meta["domains"] = {k: domains[k] for k in sorted(domains)}
+    if link is not None:
+        if link not in LINKS:
+            raise SpecError(spec, f"link {link!r} is not one of {LINKS}", origin)
+        meta["link"] = link
+    return meta
+
+
+def from_function(
+    fn: Callable,
+    role: str,
+    name: str | None = None,
+    doc: str | None = None,
+    *,
+    domains: Mapping[str, str] | None = None,
+    link: str | None = None,
+) -> Spec:
     """Build a validated Spec by calling ``fn`` with one real symbol per parameter."""
     origin = _origin(fn)
     spec_name = name or getattr(fn, "__name__", "")
@@ -217,18 +253,31 @@ def from_function(fn: Callable, role: str, name: str | None = None, doc: str | N
             spec_name, f"returned {type(raw).__name__}, expected a sympy expression", origin
         ) from None
     text = inspect.cleandoc(doc if doc is not None else (fn.__doc__ or ""))
-    spec = Spec(spec_name, role, tuple(inputs), tuple(hyper), expr, text, origin)
+    meta = _meta(spec_name, list(kwargs), domains, link, origin)
+    spec = Spec(spec_name, role, tuple(inputs), tuple(hyper), expr, text, origin, meta)
     return validate(spec)
 
 
 def _decorator(role: str):
-    def make(fn: Callable | None = None, *, name: str | None = None, doc: str | None = None):
-        if fn is None:
-            return lambda f: from_function(f, role, name, doc)
-        return from_function(fn, role, name, doc)
+    def make(
+        fn: Callable | None = None,
+        *,
+        name: str | None = None,
+        doc: str | None = None,
+        domains: Mapping[str, str] | None = None,
+        link: str | None = None,
+    ):
+        def build(f: Callable) -> Spec:
+            return from_function(f, role, name, doc, domains=domains, link=link)
+
+        return build if fn is None else build(fn)
 
     make.__name__ = role
-    make.__doc__ = f"Turn a function of sympy symbols into a {role} spec (usable bare or called)."
+    make.__doc__ = (
+        f"Turn a function of sympy symbols into a {role} spec (usable bare or called). "
+        "``domains`` maps parameters to the sets they live in (symgrad.domains.DOMAINS); "
+        "``link`` names the function that turns a loss's first input into a prediction."
+    )
     return make
 
 

@@ -51,7 +51,7 @@ def selu(x):
     return SELU_SCALE * sp.Piecewise((x, x > 0), (SELU_ALPHA * (sp.exp(x) - 1), True))
 
 
-@activation
+@activation(domains={"beta": "positive"})
 def softplus(x, beta=1.0):
     """log(1 + exp(beta * x)) / beta."""
     return sp.log(1 + sp.exp(beta * x)) / beta
@@ -87,7 +87,7 @@ def softsign(x):
     return x / (1 + sp.Abs(x))
 
 
-@activation
+@activation(link="softmax")
 def softmax(x):
     """exp(x) / sum(exp(x)) over the last axis, shifted by the max so it never overflows."""
     return _softmax(x)

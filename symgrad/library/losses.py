@@ -18,14 +18,14 @@ def l1(yhat, y):
     return sp.Abs(yhat - y)
 
 
-@loss
+@loss(domains={"delta": "positive"})
 def huber(yhat, y, delta=1.0):
     """Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss)."""
     r = yhat - y
     return sp.Piecewise((r**2 / 2, sp.Abs(r) < delta), (delta * (sp.Abs(r) - delta / 2), True))
 
 
-@loss
+@loss(domains={"beta": "positive"})
 def smooth_l1(yhat, y, beta=1.0):
     """Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss)."""
     r = yhat - y
@@ -38,64 +38,64 @@ def log_cosh(yhat, y):
     return sp.log(sp.cosh(yhat - y))
 
 
-@loss
+@loss(domains={"tau": "unit"})
 def pinball(yhat, y, tau=0.5):
     """Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat."""
     r = y - yhat
     return sp.Piecewise((tau * r, r >= 0), ((tau - 1) * r, True))
 
 
-@loss
+@loss(domains={"yhat": "open_unit", "y": "unit"})
 def binary_cross_entropy(yhat, y):
     """-(y log p + (1 - y) log(1 - p)) on probabilities p = yhat (0 log 0 = 0)."""
     return -(xlogy(y, yhat) + xlogy(1 - y, 1 - yhat))
 
 
-@loss
+@loss(domains={"y": "unit"}, link="sigmoid")
 def binary_cross_entropy_with_logits(yhat, y):
     """Binary cross-entropy on logits: the plain formula, stabilized by symgrad."""
     p = 1 / (1 + sp.exp(-yhat))
     return -(xlogy(y, p) + xlogy(1 - y, 1 - p))
 
 
-@loss
+@loss(domains={"y": "sign"})
 def hinge(yhat, y):
     """max(0, 1 - y * yhat) for labels y in {-1, +1}."""
     return sp.Max(0, 1 - y * yhat)
 
 
-@loss
+@loss(domains={"y": "sign"})
 def squared_hinge(yhat, y):
     """max(0, 1 - y * yhat)**2 for labels y in {-1, +1}."""
     return sp.Max(0, 1 - y * yhat) ** 2
 
 
-@loss
+@loss(domains={"y": "nonnegative"})
 def poisson_nll(yhat, y):
     """exp(yhat) - y * yhat with yhat the log-rate (torch: log_input=True, full=False)."""
     return sp.exp(yhat) - y * yhat
 
 
-@loss
+@loss(domains={"y": "simplex", "label_smoothing": "unit"}, link="softmax")
 def softmax_cross_entropy(yhat, y, label_smoothing=0.0):
     """Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy)."""
     target = y * (1 - label_smoothing) + label_smoothing / N_CLASSES
     return -axis_sum(target * (yhat - logsumexp(yhat)))
 
 
-@loss
+@loss(domains={"yhat": "simplex", "y": "simplex"})
 def categorical_cross_entropy(yhat, y):
     """-sum(y log p) over classes, on probabilities p = yhat."""
     return -axis_sum(xlogy(y, yhat))
 
 
-@loss
+@loss(domains={"yhat": "log_simplex", "y": "simplex"})
 def kl_div(yhat, y):
     """sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean')."""
     return axis_sum(xlogy(y, y) - y * yhat)
 
 
-@loss
+@loss(domains={"y": "unit", "alpha": "unit", "gamma": "nonnegative"}, link="sigmoid")
 def sigmoid_focal(yhat, y, alpha=0.25, gamma=2.0):
     """torchvision.ops.sigmoid_focal_loss on logits, averaged."""
     p = 1 / (1 + sp.exp(-yhat))

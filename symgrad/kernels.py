@@ -1,0 +1,85 @@
+"""The run-time's view of a kernel: its facts from a generated module's ``KERNELS`` table.
+
+Built-in kernels come from the checked-in ``generated/`` modules; a user's spec is compiled on
+first use (the only place the run-time reaches the compiler, and only when a spec is passed).
+Models, ``train``, ``verify`` and the integrations ask this module, never a list of names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from types import MappingProxyType, ModuleType
+from typing import Any
+
+#: role -> the run-time module holding the built-in kernels of that role
+BUILTIN_MODULES = {
+    "activation": "symgrad.activations",
+    "loss": "symgrad.losses",
+    "regularizer": "symgrad.regularizers",
+}
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """What one kernel is: read from the ``KERNELS`` table of the module that emitted it."""
+
+    name: str
+    role: str
+    inputs: tuple[str, ...]
+    hyper_defaults: Mapping[str, float]
+    class_axis: bool
+    functions: tuple[str, ...]
+    domains: Mapping[str, str] = field(default_factory=dict)
+    link: str | None = None
+
+    @classmethod
+    def from_table(cls, name: str, entry: Mapping[str, Any]) -> KernelInfo:
+        """Build the info for kernel ``name`` from its ``KERNELS`` entry."""
+        return cls(
+            name,
+            entry["role"],
+            tuple(entry["inputs"]),
+            MappingProxyType(dict(entry["hyper"])),
+            bool(entry["class_axis"]),
+            tuple(entry["functions"]),
+            MappingProxyType(dict(entry.get("domains", {}))),
+            entry.get("link"),
+        )
+
+
+@cache
+def builtin_module(role: str) -> ModuleType:
+    """Return the run-time module of built-in kernels of ``role``."""
+    return importlib.import_module(BUILTIN_MODULES[role])
+
+
+@cache
+def builtins(role: str) -> Mapping[str, KernelInfo]:
+    """Return the built-in kernels of ``role`` by name."""
+    table = builtin_module(role).KERNELS
+    return MappingProxyType({n: KernelInfo.from_table(n, e) for n, e in sorted(table.items())})
+
+
+def is_spec(obj: object) -> bool:
+    """Tell whether ``obj`` is a compiler Spec (without importing the compiler to find out)."""
+    spec_module = sys.modules.get("symgrad.compiler.spec")
+    return spec_module is not None and isinstance(obj, spec_module.Spec)
+
+
+#: Compiled user specs (and compositions), keyed by the specs they come from.
+_COMPILED: dict[tuple[Any, ...], tuple[KernelInfo, ModuleType]] = {}
+
+
+def compiled(key: tuple[Any, ...], build: Callable[[], Any]) -> tuple[KernelInfo, ModuleType]:
+    """Return the (info, module) of the spec ``build()`` makes, compiled once per ``key``."""
+    if key not in _COMPILED:
+        from symgrad.compiler.codegen import compile as compile_specs
+
+        spec = build()
+        module = compile_specs(spec)
+        _COMPILED[key] = (KernelInfo.from_table(spec.name, module.KERNELS[spec.name]), module)
+    return _COMPILED[key]

@@ -1,0 +1,88 @@
+"""Rule: |r| differentiates to sign(r) with |r|'(0) = 0."""
+
+import sympy as sp
+
+import symgrad as sg
+
+
+@sg.loss
+def mae(yhat, y):
+    """Mean absolute error."""
+    return sp.Abs(yhat - y)
+
+
+# output
+def mae(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+    r"""Evaluate mae(yhat, y), the mean over elements.
+
+    Mean absolute error.
+
+    L = mean over elements of Abs(y - yhat)
+
+    As plain numpy (the body runs this one ufunc at a time, into reused buffers):
+
+        return float(np.mean(np.abs(y - yhat)))
+    """
+    b0, yhat, y = _prepare('mae', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    np.subtract(y, yhat, out=b0)
+    np.abs(b0, out=b0)
+    value0 = np.sum(b0)
+    value0 *= inv_n
+    return float(value0)
+
+
+def mae_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return dL/dyhat of the mean loss (the 1/n is included).
+
+    dL/dyhat = (-sign(y - yhat)) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        return -inv_n*np.sign(y - yhat)
+    """
+    out, yhat, y = _prepare('mae_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    np.subtract(y, yhat, out=out)
+    np.sign(out, out=out)
+    np.multiply(out, -inv_n, out=out)
+    return out
+
+
+def mae_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    r"""Return (mae, mae_grad) computed with shared work.
+
+    L = mean over elements of Abs(y - yhat)
+    dL/dyhat = (-sign(y - yhat)) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        t0 = y - yhat
+        return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
+    """
+    out, yhat, y = _prepare('mae_value_and_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, = _scratch(out.shape, 1)
+    np.subtract(y, yhat, out=out)
+    np.abs(out, out=b1)
+    value0 = np.sum(b1)
+    value0 *= inv_n
+    np.sign(out, out=out)
+    np.multiply(out, -inv_n, out=out)
+    return float(value0), out
+
+
+def mae_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
+
+    d2L/dyhat2 = (0) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return np.zeros(np.shape(yhat))
+    """
+    out, yhat, y = _prepare('mae_hess', out, yhat, y)
+    np.copyto(out, 0)
+    return out

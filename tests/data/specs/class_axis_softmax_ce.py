@@ -1,0 +1,136 @@
+"""Rule: class sums become row reductions; logsumexp is shifted by the row max."""
+
+import symgrad as sg
+
+
+@sg.loss
+def my_softmax_ce(yhat, y):
+    """Cross-entropy of logits against probability targets."""
+    return -sg.axis_sum(y * (yhat - sg.logsumexp(yhat)))
+
+
+# output
+def my_softmax_ce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+    r"""Evaluate my_softmax_ce(yhat, y), the mean over samples.
+
+    Cross-entropy of logits against probability targets.
+
+    L = mean over samples of -axis_sum(y*(yhat - logsumexp(yhat)))
+
+    As plain numpy (the body runs this one ufunc at a time, into reused buffers):
+
+        t0 = np.max(yhat, axis=-1, keepdims=True)
+        return float(np.mean((t0 + np.log(np.sum(np.exp(yhat - t0), axis=-1, keepdims=True)))*np.sum(y, axis=-1, keepdims=True) - np.einsum('...i,...i->...', y, yhat)[..., None]))
+    """
+    b0, yhat, y = _prepare('my_softmax_ce', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    value0 = -np.vdot(y, yhat)
+    np.multiply(r0, -1, out=r1)
+    np.add(r1, yhat, out=b0)
+    np.exp(b0, out=b0)
+    np.einsum('...i->...', b0, out=r1[..., 0])
+    np.log(r1, out=r1)
+    np.add(r0, r1, out=r0)
+    np.einsum('...i->...', y, out=r1[..., 0])
+    value0 += np.vdot(r0, r1)
+    value0 *= inv_n
+    return float(value0)
+
+
+def my_softmax_ce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return dL/dyhat of the mean loss (the 1/n is included).
+
+    dL/dyhat = (-y + exp(yhat - logsumexp(yhat))*axis_sum(y)) / n_samples
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        t0 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
+        return (inv_n*np.sum(y, axis=-1, keepdims=True)/np.sum(t0, axis=-1, keepdims=True))*t0 - inv_n*y
+    """
+    out, yhat, y = _prepare('my_softmax_ce_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.multiply(r0, -1, out=r0)
+    np.add(r0, yhat, out=out)
+    np.exp(out, out=out)
+    np.einsum('...i->...', y, out=r0[..., 0])
+    np.einsum('...i->...', out, out=r1[..., 0])
+    np.divide(r0, r1, out=r0)
+    np.multiply(out, r0, out=out)
+    np.subtract(out, y, out=out)
+    np.multiply(out, inv_n, out=out)
+    return out
+
+
+def my_softmax_ce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    r"""Return (my_softmax_ce, my_softmax_ce_grad) computed with shared work.
+
+    L = mean over samples of -axis_sum(y*(yhat - logsumexp(yhat)))
+    dL/dyhat = (-y + exp(yhat - logsumexp(yhat))*axis_sum(y)) / n_samples
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        t0 = np.sum(y, axis=-1, keepdims=True)
+        t1 = np.max(yhat, axis=-1, keepdims=True)
+        t2 = np.exp(yhat - t1)
+        t3 = np.sum(t2, axis=-1, keepdims=True)
+        return float(np.mean(t0*(t1 + np.log(t3)) - np.einsum('...i,...i->...', y, yhat)[..., None])), (inv_n*t0/t3)*t2 - inv_n*y
+    """
+    out, yhat, y = _prepare('my_softmax_ce_value_and_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.multiply(r0, -1, out=r1)
+    np.add(r1, yhat, out=out)
+    np.exp(out, out=out)
+    value0 = -np.vdot(y, yhat)
+    np.einsum('...i->...', y, out=r1[..., 0])
+    np.einsum('...i->...', out, out=r2[..., 0])
+    np.log(r2, out=r3)
+    np.add(r0, r3, out=r0)
+    value0 += np.vdot(r1, r0)
+    value0 *= inv_n
+    np.divide(r1, r2, out=r1)
+    np.multiply(out, r1, out=out)
+    np.subtract(out, y, out=out)
+    np.multiply(out, inv_n, out=out)
+    return float(value0), out
+
+
+def my_softmax_ce_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
+
+    Hv = ((vector - axis_sum(vector*exp(yhat - logsumexp(yhat))))*exp(yhat -
+        logsumexp(yhat))*axis_sum(y)) / n_samples
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        t0 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
+        t1 = t0/np.sum(t0, axis=-1, keepdims=True)
+        return (inv_n*np.sum(y, axis=-1, keepdims=True))*(t1*(vector - np.einsum('...i,...i->...', t1, vector)[..., None]))
+    """
+    out, yhat, y, vector = _prepare('my_softmax_ce_hvp', out, yhat, y, vector)
+    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    b1, = _scratch(out.shape, 1)
+    r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.multiply(r0, -1, out=r0)
+    np.add(r0, yhat, out=out)
+    np.exp(out, out=out)
+    np.einsum('...i->...', out, out=r0[..., 0])
+    np.divide(1.0, r0, out=r0)
+    np.multiply(out, r0, out=out)
+    np.einsum('...i->...', y, out=r0[..., 0])
+    np.multiply(r0, inv_n, out=r0)
+    np.einsum('...i,...i->...', out, vector, out=r1[..., 0])
+    np.multiply(r1, -1, out=r1)
+    np.add(r1, vector, out=b1)
+    np.multiply(out, b1, out=out)
+    np.multiply(out, r0, out=out)
+    return out

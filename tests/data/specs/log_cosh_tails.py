@@ -1,0 +1,107 @@
+"""Rule: log(cosh(r)) is |r| + log1p(exp(-2|r|)) - log 2, finite for any r."""
+
+import sympy as sp
+
+import symgrad as sg
+
+
+@sg.loss
+def my_log_cosh(yhat, y):
+    """log(cosh(yhat - y))."""
+    return sp.log(sp.cosh(yhat - y))
+
+
+# output
+def my_log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+    r"""Evaluate my_log_cosh(yhat, y), the mean over elements.
+
+    log(cosh(yhat - y)).
+
+    L = mean over elements of log(cosh(y - yhat))
+
+    As plain numpy (the body runs this one ufunc at a time, into reused buffers):
+
+        t0 = y - yhat
+        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
+    """
+    b0, yhat, y = _prepare('my_log_cosh', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, = _scratch(b0.shape, 1)
+    np.subtract(y, yhat, out=b0)
+    value0 = -0.6931471805599453*b0.size
+    np.negative(b0, out=b1)
+    np.logaddexp(b1, b0, out=b1)
+    value0 += np.sum(b1)
+    value0 *= inv_n
+    return float(value0)
+
+
+def my_log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return dL/dyhat of the mean loss (the 1/n is included).
+
+    dL/dyhat = (-tanh(y - yhat)) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        return -inv_n*np.tanh(y - yhat)
+    """
+    out, yhat, y = _prepare('my_log_cosh_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    np.subtract(y, yhat, out=out)
+    np.tanh(out, out=out)
+    np.multiply(out, -inv_n, out=out)
+    return out
+
+
+def my_log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    r"""Return (my_log_cosh, my_log_cosh_grad) computed with shared work.
+
+    L = mean over elements of log(cosh(y - yhat))
+    dL/dyhat = (-tanh(y - yhat)) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        t0 = y - yhat
+        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
+    """
+    out, yhat, y = _prepare('my_log_cosh_value_and_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, = _scratch(out.shape, 1)
+    np.subtract(y, yhat, out=out)
+    value0 = -0.6931471805599453*out.size
+    np.negative(out, out=b1)
+    np.logaddexp(b1, out, out=b1)
+    value0 += np.sum(b1)
+    value0 *= inv_n
+    np.tanh(out, out=out)
+    np.multiply(out, -inv_n, out=out)
+    return float(value0), out
+
+
+def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
+
+    d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        t0 = np.exp(-np.abs(2*y - 2*yhat))
+        return 4*inv_n*t0/((t0 + 1)**2)
+    """
+    out, yhat, y = _prepare('my_log_cosh_hess', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, = _scratch(out.shape, 1)
+    np.multiply(y, 2, out=out)
+    np.multiply(yhat, 2, out=b1)
+    np.subtract(out, b1, out=out)
+    np.abs(out, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.add(out, 1, out=b1)
+    np.square(b1, out=b1)
+    np.divide(out, b1, out=out)
+    np.multiply(out, 4*inv_n, out=out)
+    return out

@@ -1,0 +1,114 @@
+"""Rule: a Piecewise with a hyper-parameter in its condition selects, never multiplies."""
+
+import sympy as sp
+
+import symgrad as sg
+
+
+@sg.loss
+def my_huber(yhat, y, delta=1.0):
+    """Huber with a user-chosen delta."""
+    r = yhat - y
+    return sp.Piecewise((r**2 / 2, sp.Abs(r) <= delta), (delta * (sp.Abs(r) - delta / 2), True))
+
+
+# output
+def my_huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None) -> float:
+    r"""Evaluate my_huber(yhat, y), the mean over elements.
+
+    Huber with a user-chosen delta.
+
+    L = mean over elements of Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)),
+        (delta*(-delta/2 + Abs(y - yhat)), True))
+
+    As plain numpy (the body runs this one ufunc at a time, into reused buffers):
+
+        t0 = y - yhat
+        t1 = np.abs(t0)
+        return float(np.mean(np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
+    """
+    b0, yhat, y = _prepare('my_huber', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, = _scratch(b0.shape, 1)
+    m0, = _scratch(b0.shape, 1, bool)
+    np.subtract(y, yhat, out=b0)
+    np.abs(b0, out=b1)
+    np.greater_equal(delta, b1, out=m0)
+    np.square(b0, out=b0)
+    np.multiply(b0, 0.5, out=b0)
+    np.subtract(b1, 0.5*delta, out=b1)
+    np.multiply(b1, delta, out=b1)
+    np.copyto(b1, b0, where=m0)
+    value0 = np.sum(b1)
+    value0 *= inv_n
+    return float(value0)
+
+
+def my_huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return dL/dyhat of the mean loss (the 1/n is included).
+
+    dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        return -inv_n*np.clip(y - yhat, -delta, delta)
+    """
+    out, yhat, y = _prepare('my_huber_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    np.subtract(y, yhat, out=out)
+    np.clip(out, -delta, delta, out=out)
+    np.multiply(out, -inv_n, out=out)
+    return out
+
+
+def my_huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    r"""Return (my_huber, my_huber_grad) computed with shared work.
+
+    L = mean over elements of Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)),
+        (delta*(-delta/2 + Abs(y - yhat)), True))
+    dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        t0 = y - yhat
+        t1 = np.abs(t0)
+        return float(np.mean(np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), -inv_n*np.clip(t0, -delta, delta)
+    """
+    out, yhat, y = _prepare('my_huber_value_and_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, b2 = _scratch(out.shape, 2)
+    m0, = _scratch(out.shape, 1, bool)
+    np.subtract(y, yhat, out=out)
+    np.abs(out, out=b1)
+    np.greater_equal(delta, b1, out=m0)
+    np.square(out, out=b2)
+    np.multiply(b2, 0.5, out=b2)
+    np.subtract(b1, 0.5*delta, out=b1)
+    np.multiply(b1, delta, out=b1)
+    np.copyto(b1, b2, where=m0)
+    value0 = np.sum(b1)
+    value0 *= inv_n
+    np.clip(out, -delta, delta, out=out)
+    np.multiply(out, -inv_n, out=out)
+    return float(value0), out
+
+
+def my_huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
+
+    d2L/dyhat2 = (Piecewise((1, delta >= Abs(y - yhat)), (0, True))) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        return inv_n*1.0*(delta >= np.abs(y - yhat))
+    """
+    out, yhat, y = _prepare('my_huber_hess', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    np.subtract(y, yhat, out=out)
+    np.abs(out, out=out)
+    np.greater_equal(delta, out, out=out)
+    np.multiply(out, inv_n, out=out)
+    return out

@@ -1,0 +1,79 @@
+"""Rule: log(1 + exp(u)) becomes max(u, 0) + log1p(exp(-|u|)), finite for any u."""
+
+import sympy as sp
+
+import symgrad as sg
+
+
+@sg.activation
+def my_softplus(x):
+    """log(1 + exp(x))."""
+    return sp.log(1 + sp.exp(x))
+
+
+# output
+def my_softplus(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Evaluate my_softplus element-wise.
+
+    log(1 + exp(x)).
+
+    f = log(exp(x) + 1)
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return np.log1p(np.exp(-np.abs(x))) + np.maximum(0, x)
+    """
+    out, x = _prepare('my_softplus', out, x)
+    b1, = _scratch(out.shape, 1)
+    np.maximum(x, 0, out=out)
+    np.abs(x, out=b1)
+    np.negative(b1, out=b1)
+    np.exp(b1, out=b1)
+    np.log1p(b1, out=b1)
+    np.add(out, b1, out=out)
+    return out
+
+
+def my_softplus_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return dmy_softplus/dx element-wise.
+
+    f = log(exp(x) + 1)
+    df/dx = sigmoid(x)
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = np.exp(-np.abs(x))
+        return np.maximum(t0, (x >= 0))/(t0 + 1)
+    """
+    out, x = _prepare('my_softplus_grad', out, x)
+    b0, = _scratch(out.shape, 1)
+    m0, = _scratch(out.shape, 1, bool)
+    np.abs(x, out=b0)
+    np.negative(b0, out=b0)
+    np.exp(b0, out=b0)
+    np.greater_equal(x, 0, out=m0)
+    np.maximum(b0, m0, out=out)
+    np.add(b0, 1, out=b0)
+    np.divide(out, b0, out=out)
+    return out
+
+
+def my_softplus_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return d2my_softplus/dx2 element-wise.
+
+    d2f/dx2 = sigmoid(-x)*sigmoid(x)
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = np.exp(-np.abs(x))
+        return t0/((t0 + 1)**2)
+    """
+    out, x = _prepare('my_softplus_hess', out, x)
+    b1, = _scratch(out.shape, 1)
+    np.abs(x, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.add(out, 1, out=b1)
+    np.square(b1, out=b1)
+    np.divide(out, b1, out=out)
+    return out

@@ -1,0 +1,133 @@
+"""Rule: xlogy(y, p) is 0 where y is 0, so 0 log 0 = 0."""
+
+import symgrad as sg
+
+
+@sg.loss
+def my_bce(yhat, y):
+    """Binary cross-entropy on probabilities."""
+    return -(sg.xlogy(y, yhat) + sg.xlogy(1 - y, 1 - yhat))
+
+
+# output
+def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+    r"""Evaluate my_bce(yhat, y), the mean over elements.
+
+    Binary cross-entropy on probabilities.
+
+    L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+
+    As plain numpy (the body runs this one ufunc at a time, into reused buffers):
+
+        t0 = 1 - y
+        return float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))))
+    """
+    b0, yhat, y = _prepare('my_bce', None, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, = _scratch(b0.shape, 1)
+    m0, = _scratch(b0.shape, 1, bool)
+    np.subtract(1, y, out=b0)
+    np.equal(b0, 0, out=m0)
+    np.subtract(1, yhat, out=b1)
+    np.copyto(b1, 1, where=m0)
+    np.log(b1, out=b1)
+    np.multiply(b0, b1, out=b0)
+    np.equal(y, 0, out=m0)
+    np.copyto(b1, yhat)
+    np.copyto(b1, 1, where=m0)
+    np.log(b1, out=b1)
+    np.multiply(y, b1, out=b1)
+    np.add(b0, b1, out=b0)
+    value0 = -np.sum(b0)
+    value0 *= inv_n
+    return float(value0)
+
+
+def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return dL/dyhat of the mean loss (the 1/n is included).
+
+    dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        t0 = 1 - y
+        return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
+    """
+    out, yhat, y = _prepare('my_bce_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, = _scratch(out.shape, 1)
+    m0, = _scratch(out.shape, 1, bool)
+    np.subtract(1, y, out=out)
+    np.equal(out, 0, out=m0)
+    np.subtract(1, yhat, out=b1)
+    np.copyto(b1, 1, where=m0)
+    np.divide(out, b1, out=out)
+    np.equal(y, 0, out=m0)
+    np.copyto(b1, yhat)
+    np.copyto(b1, 1, where=m0)
+    np.divide(y, b1, out=b1)
+    np.subtract(out, b1, out=out)
+    np.multiply(out, inv_n, out=out)
+    return out
+
+
+def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    r"""Return (my_bce, my_bce_grad) computed with shared work.
+
+    L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        t0 = np.where(y == 0, 1, yhat)
+        t1 = 1 - y
+        t2 = np.where(t1 == 0, 1, 1 - yhat)
+        return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
+    """
+    out, yhat, y = _prepare('my_bce_value_and_grad', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b0, b2, b3 = _scratch(out.shape, 3)
+    m0, = _scratch(out.shape, 1, bool)
+    np.equal(y, 0, out=m0)
+    np.copyto(b0, yhat)
+    np.copyto(b0, 1, where=m0)
+    np.subtract(1, y, out=out)
+    np.equal(out, 0, out=m0)
+    np.subtract(1, yhat, out=b2)
+    np.copyto(b2, 1, where=m0)
+    np.log(b2, out=b3)
+    value0 = -np.vdot(out, b3)
+    np.log(b0, out=b3)
+    value0 -= np.vdot(y, b3)
+    value0 *= inv_n
+    np.divide(out, b2, out=out)
+    np.divide(y, b0, out=b0)
+    np.subtract(out, b0, out=out)
+    np.multiply(out, inv_n, out=out)
+    return float(value0), out
+
+
+def my_bce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
+
+    d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
+    """
+    out, yhat, y = _prepare('my_bce_hess', out, yhat, y)
+    inv_n = 1 / (np.size(yhat) if count is None else count)
+    b1, b2 = _scratch(out.shape, 2)
+    np.square(yhat, out=out)
+    np.divide(y, out, out=out)
+    np.subtract(y, 1, out=b1)
+    np.subtract(1, yhat, out=b2)
+    np.square(b2, out=b2)
+    np.divide(b1, b2, out=b1)
+    np.subtract(out, b1, out=out)
+    np.multiply(out, inv_n, out=out)
+    return out
