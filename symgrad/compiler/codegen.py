@@ -13,7 +13,6 @@ from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec
 from symgrad.errors import SpecError
 
-
 #: lowering targets: the buffer-reusing numpy modules, the Array API modules, fused CuPy kernels
 TARGETS = ("numpy", "array-api", "cupy")
 
