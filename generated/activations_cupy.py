@@ -393,9 +393,10 @@ def _kernel(name):
 def _arrays(*arrays):
     """Return the inputs as CuPy arrays of their promoted float type, broadcast to one shape."""
     import cupy
+    import numpy
 
     arrays = [cupy.asarray(a) for a in arrays]
-    dtype = cupy.result_type(*arrays, 0.0)
+    dtype = numpy.result_type(*(a.dtype for a in arrays), 0.0)
     arrays = [a.astype(dtype, copy=False) for a in arrays]
     return cupy.broadcast_arrays(*arrays) if len(arrays) > 1 else arrays
 
