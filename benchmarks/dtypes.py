@@ -20,14 +20,18 @@ from benchmarks import baselines
 DTYPES = (np.float64, np.float32)
 
 
-def _median_time(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up: buffers, page faults
-    times = []
+def _interleaved(fns: dict, repeat: int, stat=statistics.median) -> dict:
+    """Return each callable's median seconds, timing them round-robin (one call of each per
+    round) so that load from other processes falls on every column alike."""
+    times: dict = {key: [] for key in fns}
+    for fn in fns.values():
+        fn()  # warm-up: buffers, page faults
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - start)
+    return {key: stat(t) for key, t in times.items()}
 
 
 def _workloads(n: int, dtype) -> dict[str, dict[str, Callable[[], object]]]:
@@ -61,14 +65,14 @@ def _workloads(n: int, dtype) -> dict[str, dict[str, Callable[[], object]]]:
     }
 
 
-def measure(n: int, repeat: int) -> dict[tuple[str, str, str], float]:
-    """Return median seconds keyed by (workload, column, dtype name)."""
-    times = {}
+def measure(n: int, repeat: int, stat=statistics.median) -> dict[tuple[str, str, str], float]:
+    """Return seconds (median, or ``stat`` of the calls) keyed by (workload, column, dtype)."""
+    fns = {}
     for dtype in DTYPES:
         for work, columns in _workloads(n, dtype).items():
             for column, fn in columns.items():
-                times[work, column, np.dtype(dtype).name] = _median_time(fn, repeat)
-    return times
+                fns[work, column, np.dtype(dtype).name] = fn
+    return _interleaved(fns, repeat, stat)
 
 
 def table(times: dict[tuple[str, str, str], float]) -> str:
@@ -94,8 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.dtypes", description=__doc__)
     parser.add_argument("--size", type=int, default=2_000_000, help="elements (default 2e6)")
     parser.add_argument("--repeat", type=int, default=15, help="timed calls per cell")
+    parser.add_argument(
+        "--min", action="store_true", help="report the fastest call (steadier on a busy machine)"
+    )
     args = parser.parse_args(argv)
-    print(table(measure(args.size, args.repeat)))
+    stat = min if args.min else statistics.median
+    print(table(measure(args.size, args.repeat, stat)))
     return 0
 
 

@@ -140,6 +140,7 @@ def elu_grad(x, *, alpha: float = 1.0):
 def elu_hess(x, *, alpha: float = 1.0):
     r"""Return the second derivative's diagonal.
 
+    hess = Piecewise((0, x > 0), (alpha*exp(Min(0, x)), True))
     """
     xp, dtype, x = _prepare(x)
     return xp.where(x > 0, xp.asarray(0, dtype=dtype), alpha*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype))))
@@ -166,6 +167,7 @@ def gelu_grad(x):
 def gelu_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = sqrt(2)*(1 - x**2/2)*exp(-x**2/2)/sqrt(pi)
     """
     xp, dtype, x = _prepare(x)
     t0 = 0.5*(x*x)
@@ -203,6 +205,17 @@ def gelu_tanh_grad(x):
 def gelu_tanh_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = 26829*sqrt(2)*x**2*sigmoid(-2*sqrt(2)*(8943*x**3/200000 +
+        x)/sqrt(pi))*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))/(50000*sqrt(pi)) -
+        (-26829*sqrt(2)*x**2/(50000*sqrt(pi)) -
+        4*sqrt(2)/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 +
+        x)/sqrt(pi))*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        (719795241*x**5*tanh(8943*sqrt(2)*x**3/(200000*sqrt(pi)) +
+        sqrt(2)*x/sqrt(pi))/(5000000000*pi) +
+        26829*x**3*tanh(8943*sqrt(2)*x**3/(200000*sqrt(pi)) + sqrt(2)*x/sqrt(pi))/(12500*pi) +
+        8*x*tanh(8943*sqrt(2)*x**3/(200000*sqrt(pi)) +
+        sqrt(2)*x/sqrt(pi))/pi)*sigmoid(-2*sqrt(2)*(8943*x**3/200000 +
+        x)/sqrt(pi))*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
     """
     xp, dtype, x = _prepare(x)
     t0 = 0.42812889763560147*(x*x)
@@ -234,6 +247,7 @@ def identity_grad(x):
 def identity_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = 0
     """
     xp, dtype, x = _prepare(x)
     return xp.zeros_like(x) + 0
@@ -260,6 +274,7 @@ def leaky_relu_grad(x, *, alpha: float = 0.01):
 def leaky_relu_hess(x, *, alpha: float = 0.01):
     r"""Return the second derivative's diagonal.
 
+    hess = 0
     """
     xp, dtype, x = _prepare(x)
     return xp.zeros_like(x) + 0
@@ -290,6 +305,9 @@ def mish_grad(x):
 def mish_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = -8*x*tanh(softplus(x))*sigmoid(x)**2*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x)) +
+        4*x*sigmoid(-x)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x)) +
+        8*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.exp(-xp.abs(x))
@@ -325,6 +343,7 @@ def relu_grad(x):
 def relu_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = 0
     """
     xp, dtype, x = _prepare(x)
     return xp.zeros_like(x) + 0
@@ -352,6 +371,7 @@ def selu_grad(x):
 def selu_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = 1.05070098735548*Piecewise((0, x > 0), (1.67326324235438*exp(Min(0, x)), True))
     """
     xp, dtype, x = _prepare(x)
     return 1.0507009873554805*xp.where(x > 0, xp.asarray(0, dtype=dtype), 1.6732632423543772*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype))))
@@ -380,6 +400,7 @@ def sigmoid_grad(x):
 def sigmoid_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = -tanh(x/2)*sigmoid(-x)*sigmoid(x)
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.exp(-xp.abs(x))
@@ -410,6 +431,7 @@ def silu_grad(x):
 def silu_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = -(x*tanh(x/2) - 2)*sigmoid(-x)*sigmoid(x)
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.exp(-xp.abs(x))
@@ -461,6 +483,7 @@ def softplus_grad(x, *, beta: float = 1.0):
 def softplus_hess(x, *, beta: float = 1.0):
     r"""Return the second derivative's diagonal.
 
+    hess = beta*sigmoid(-beta*x)*sigmoid(beta*x)
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.exp(-xp.abs(beta*x))
@@ -489,6 +512,7 @@ def softsign_grad(x):
 def softsign_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = 2*x*sign(x)**2/(Abs(x) + 1)**3 - 2*sign(x)/(Abs(x) + 1)**2
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.sign(x)
@@ -518,6 +542,7 @@ def tanh_grad(x):
 def tanh_hess(x):
     r"""Return the second derivative's diagonal.
 
+    hess = -8*tanh(x)*sigmoid(-2*x)*sigmoid(2*x)
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.exp(-2*xp.abs(x))

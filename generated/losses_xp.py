@@ -117,6 +117,8 @@ def binary_cross_entropy_grad(yhat, y, *, count: float | None = None):
 def binary_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (binary_cross_entropy, binary_cross_entropy_grad) with shared work.
 
+    value = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    grad = -inv_n*xdivy(y, yhat) + inv_n*xdivy(1 - y, 1 - yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -129,6 +131,7 @@ def binary_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None):
 def binary_cross_entropy_hess(yhat, y, *, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = inv_n*y/yhat**2 - inv_n*(y - 1)/(1 - yhat)**2
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -159,6 +162,8 @@ def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None
 def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad) with shared work.
 
+    value = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
+    grad = -inv_n*y + inv_n*sigmoid(yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -169,6 +174,7 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | N
 def binary_cross_entropy_with_logits_hess(yhat, y, *, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = inv_n*sigmoid(-yhat)*sigmoid(yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -199,6 +205,8 @@ def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None):
 def categorical_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (categorical_cross_entropy, categorical_cross_entropy_grad) with shared work.
 
+    value = -axis_sum(xlogy(y, yhat))
+    grad = -inv_n*xdivy(y, yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
@@ -209,6 +217,7 @@ def categorical_cross_entropy_value_and_grad(yhat, y, *, count: float | None = N
 def categorical_cross_entropy_hvp(yhat, y, vector, *, count: float | None = None):
     r"""Return the Hessian of the mean loss in yhat times ``vector``.
 
+    Hv = inv_n*vector*y/yhat**2
     """
     xp, dtype, yhat, y, vector = _prepare(yhat, y, vector)
     inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
@@ -238,6 +247,8 @@ def hinge_grad(yhat, y, *, count: float | None = None):
 def hinge_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (hinge, hinge_grad) with shared work.
 
+    value = Max(0, -y*yhat + 1)
+    grad = -inv_n*y*Piecewise((1, y*yhat < 1), (0, True))
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -248,6 +259,7 @@ def hinge_value_and_grad(yhat, y, *, count: float | None = None):
 def hinge_hess(yhat, y, *, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = 0
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     return xp.zeros_like(yhat) + 0
@@ -279,6 +291,9 @@ def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None):
 def huber_value_and_grad(yhat, y, *, delta: float = 1.0, count: float | None = None):
     r"""Return (huber, huber_grad) with shared work.
 
+    value = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y -
+        yhat)), True))
+    grad = -inv_n*Min(delta, Max(-delta, y - yhat))
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -290,6 +305,7 @@ def huber_value_and_grad(yhat, y, *, delta: float = 1.0, count: float | None = N
 def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = inv_n*Piecewise((1, delta > Abs(y - yhat)), (0, True))
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -319,6 +335,8 @@ def kl_div_grad(yhat, y, *, count: float | None = None):
 def kl_div_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (kl_div, kl_div_grad) with shared work.
 
+    value = axis_sum(-y*yhat + xlogy(y, y))
+    grad = -inv_n*y
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
@@ -328,6 +346,7 @@ def kl_div_value_and_grad(yhat, y, *, count: float | None = None):
 def kl_div_hvp(yhat, y, vector, *, count: float | None = None):
     r"""Return the Hessian of the mean loss in yhat times ``vector``.
 
+    Hv = 0
     """
     xp, dtype, yhat, y, vector = _prepare(yhat, y, vector)
     return xp.zeros_like(yhat) + 0
@@ -356,6 +375,8 @@ def l1_grad(yhat, y, *, count: float | None = None):
 def l1_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (l1, l1_grad) with shared work.
 
+    value = Abs(y - yhat)
+    grad = -inv_n*sign(y - yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -366,6 +387,7 @@ def l1_value_and_grad(yhat, y, *, count: float | None = None):
 def l1_hess(yhat, y, *, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = 0
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     return xp.zeros_like(yhat) + 0
@@ -395,6 +417,8 @@ def log_cosh_grad(yhat, y, *, count: float | None = None):
 def log_cosh_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (log_cosh, log_cosh_grad) with shared work.
 
+    value = log(cosh(y - yhat))
+    grad = -inv_n*tanh(y - yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -405,6 +429,7 @@ def log_cosh_value_and_grad(yhat, y, *, count: float | None = None):
 def log_cosh_hess(yhat, y, *, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = 4*inv_n*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -435,6 +460,8 @@ def mse_grad(yhat, y, *, count: float | None = None):
 def mse_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (mse, mse_grad) with shared work.
 
+    value = (-y + yhat)**2
+    grad = 2*inv_n*(-y + yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -445,6 +472,7 @@ def mse_value_and_grad(yhat, y, *, count: float | None = None):
 def mse_hess(yhat, y, *, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = 2*inv_n
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -475,6 +503,8 @@ def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None):
 def pinball_value_and_grad(yhat, y, *, tau: float = 0.5, count: float | None = None):
     r"""Return (pinball, pinball_grad) with shared work.
 
+    value = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
+    grad = inv_n*Piecewise((-tau, y - yhat >= 0), (1 - tau, True))
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -487,6 +517,7 @@ def pinball_value_and_grad(yhat, y, *, tau: float = 0.5, count: float | None = N
 def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = 0
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     return xp.zeros_like(yhat) + 0
@@ -515,6 +546,8 @@ def poisson_nll_grad(yhat, y, *, count: float | None = None):
 def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (poisson_nll, poisson_nll_grad) with shared work.
 
+    value = -y*yhat + exp(yhat)
+    grad = -inv_n*y + inv_n*exp(yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -525,6 +558,7 @@ def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None):
 def poisson_nll_hess(yhat, y, *, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = inv_n*exp(yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -570,6 +604,13 @@ def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
 def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
     r"""Return (sigmoid_focal, sigmoid_focal_grad) with shared work.
 
+    value = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 -
+        1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 + exp(-yhat))) + 1)**gamma
+    grad = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
+        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 - alpha)*(1 -
+        y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**gamma
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -589,6 +630,16 @@ def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float =
 def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = gamma*inv_n*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
+        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
+        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*inv_n*(2*y - 1)*(alpha*y +
+        (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1
+        - y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) -
+        gamma*inv_n*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
+        softplus(yhat))*(-2*y*tanh(yhat/2) + tanh(yhat/2))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
+        1)**gamma*sigmoid(-yhat)*sigmoid(yhat)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -639,6 +690,10 @@ def smooth_l1_grad(yhat, y, *, beta: float = 1.0, count: float | None = None):
 def smooth_l1_value_and_grad(yhat, y, *, beta: float = 1.0, count: float | None = None):
     r"""Return (smooth_l1, smooth_l1_grad) with shared work.
 
+    value = Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)), (-beta/2 + Abs(y - yhat),
+        True))
+    grad = inv_n*Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)),
+        (-sign(y - yhat), True))
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -653,6 +708,7 @@ def smooth_l1_value_and_grad(yhat, y, *, beta: float = 1.0, count: float | None 
 def smooth_l1_hess(yhat, y, *, beta: float = 1.0, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = inv_n*Piecewise((1/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (0, True))
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -694,6 +750,11 @@ def softmax_cross_entropy_grad(yhat, y, *, label_smoothing: float = 0.0, count: 
 def softmax_cross_entropy_value_and_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None):
     r"""Return (softmax_cross_entropy, softmax_cross_entropy_grad) with shared work.
 
+    value = -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes + y*(1 -
+        label_smoothing)))
+    grad = -inv_n*label_smoothing/n_classes - inv_n*y*(1 - label_smoothing) -
+        inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
+        logsumexp(yhat))
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     n_classes = yhat.shape[-1]
@@ -711,6 +772,10 @@ def softmax_cross_entropy_value_and_grad(yhat, y, *, label_smoothing: float = 0.
 def softmax_cross_entropy_hvp(yhat, y, vector, *, label_smoothing: float = 0.0, count: float | None = None):
     r"""Return the Hessian of the mean loss in yhat times ``vector``.
 
+    Hv = inv_n*(-label_smoothing*vector*axis_sum(y) + label_smoothing*vector +
+        label_smoothing*axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))) -
+        label_smoothing*axis_sum(vector*exp(yhat - logsumexp(yhat))) + vector*axis_sum(y) -
+        axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))))*exp(yhat - logsumexp(yhat))
     """
     xp, dtype, yhat, y, vector = _prepare(yhat, y, vector)
     inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
@@ -745,6 +810,8 @@ def squared_hinge_grad(yhat, y, *, count: float | None = None):
 def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None):
     r"""Return (squared_hinge, squared_hinge_grad) with shared work.
 
+    value = Max(0, -y*yhat + 1)**2
+    grad = -2*inv_n*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
@@ -756,6 +823,7 @@ def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None):
 def squared_hinge_hess(yhat, y, *, count: float | None = None):
     r"""Return the second derivative's diagonal.
 
+    hess = 2*inv_n*y**2*Piecewise((1, y*yhat < 1), (0, True))
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)

@@ -60,6 +60,7 @@ def elastic_net_grad(w, *, lam: float = 0.01, l1_ratio: float = 0.5):
 def elastic_net_hess(w, *, lam: float = 0.01, l1_ratio: float = 0.5):
     r"""Return the second derivative's diagonal.
 
+    hess = lam*(1 - l1_ratio)
     """
     xp, dtype, w = _prepare(w)
     return xp.zeros_like(w) + (lam*(1 - l1_ratio))
@@ -86,6 +87,7 @@ def l1_grad(w, *, lam: float = 0.01):
 def l1_hess(w, *, lam: float = 0.01):
     r"""Return the second derivative's diagonal.
 
+    hess = 0
     """
     xp, dtype, w = _prepare(w)
     return xp.zeros_like(w) + 0
@@ -112,6 +114,7 @@ def l2_grad(w, *, lam: float = 0.01):
 def l2_hess(w, *, lam: float = 0.01):
     r"""Return the second derivative's diagonal.
 
+    hess = lam
     """
     xp, dtype, w = _prepare(w)
     return xp.zeros_like(w) + lam

@@ -191,18 +191,24 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
             [INV_N * derived.value, grad],
             lambda em: f"xp.sum({_reduced(em, 0, x)}), {_shaped(em, 1, x)}",
             f"Return ({spec.name}, {spec.name}_grad) with shared work.",
-            [],
+            [f"value = {formula}", f"grad = {sp.sstr(grad)}"],
         )
     if derived.hess is not None:
         hess = derived.hess if spec.role != "loss" else _scaled(derived.hess)
-        emit(f"{spec.name}_hess", [hess], same, "Return the second derivative's diagonal.", [])
+        emit(
+            f"{spec.name}_hess",
+            [hess],
+            same,
+            "Return the second derivative's diagonal.",
+            [f"hess = {sp.sstr(hess)}"],
+        )
     if derived.hvp is not None:
         emit(
             f"{spec.name}_hvp",
             [_scaled(derived.hvp)],
             same,
             f"Return the Hessian of the mean loss in {x} times ``vector``.",
-            [],
+            [f"Hv = {sp.sstr(_scaled(derived.hvp))}"],
             ("vector",),
         )
     return plans
