@@ -1,8 +1,10 @@
 """Training loop for any ``(loss, grads)`` objective, so generated gradients can be fitted directly.
 
-:func:`fit` drives an :class:`symgrad.optim.Optimizer` over full batches or seeded mini-batches
-and stops on an epoch budget, a tolerance, validation early stopping, a callback, or a
-non-finite loss/gradient (see :class:`NonFiniteError`). Conventions:
+:func:`fit` drives an :class:`symgrad.optim.Optimizer` (or any chain of gradient transformations)
+over full batches or seeded mini-batches and stops on an epoch budget, a tolerance, validation
+early stopping, a callback, or a non-finite loss/gradient (see :class:`NonFiniteError`). The
+loop is an epoch runner (:func:`_run_epoch`), a table of stop rules (:data:`_STOP_RULES`) and
+a :class:`FitHistory`. Conventions:
 
 * ``epoch`` and ``step`` are 0-based everywhere (``history`` rows, callbacks, errors);
   ``step`` counts optimizer updates, which is also what learning-rate schedules see.
@@ -23,13 +25,12 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from symgrad import optim
+from symgrad import optim, tree
 from symgrad.errors import NonFiniteError
-from symgrad.optim import _as_float_array, _flatten, _flatten_as, _leaf_paths, _unflatten
 
 __all__ = ["FitHistory", "FitResult", "NonFiniteError", "fit"]
 
@@ -177,13 +178,246 @@ def _nonfinite_leaves(leaves: Sequence[np.ndarray]) -> int | None:
     return None
 
 
+class _Settings(NamedTuple):
+    """Hold fit's validated arguments, read by the epoch runner and the stop rules."""
+
+    objective: Objective
+    opt: optim.Optimizer
+    X: Any
+    y: Any
+    n: int
+    batch_size: int | None
+    shuffle: bool
+    validation: tuple[Any, Any] | None
+    tol: float | None
+    tol_mode: str
+    patience: int | None
+    callbacks: Sequence[Callback]
+
+
+@dataclass
+class _Loop:
+    """Hold what changes while fitting: params, optimizer state, counters, history, best epoch."""
+
+    cfg: _Settings
+    treedef: tree.TreeDef
+    params: Any
+    state: Any
+    history: FitHistory = field(default_factory=FitHistory)
+    step: int = 0
+    epoch: int = 0
+    best_val: float = math.inf
+    best_params: Any = None
+    best_epoch: int | None = None
+    since_best: int = 0
+
+    def result(self, reason: str, message: str, final_params: Any = None) -> FitResult:
+        """Snapshot the run as a FitResult (``final_params`` replaces the current params)."""
+        return FitResult(
+            params=self.params if final_params is None else final_params,
+            history=self.history,
+            stop_reason=reason,
+            n_steps=self.step,
+            n_epochs=len(self.history),
+            message=message,
+            tol_mode=self.cfg.tol_mode if self.cfg.tol is not None else None,
+            best_epoch=self.best_epoch,
+            opt_state=self.state,
+        )
+
+
+class _EpochSums:
+    """Accumulate an epoch's batch losses and batch-size-weighted gradient sums."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.losses: list[float] = []
+        self.sizes: list[int] = []
+        self.grad_sum: list[np.ndarray] | None = None
+        self.lr = math.nan
+
+    def add(self, loss: float, nb: int, g_leaves: list[np.ndarray]) -> None:
+        """Record one batch of ``nb`` rows."""
+        self.losses.append(loss)
+        self.sizes.append(nb)
+        if self.grad_sum is None:
+            self.grad_sum = g_leaves if nb == self.n else [g * nb for g in g_leaves]
+        else:
+            self.grad_sum = [a + g * nb for a, g in zip(self.grad_sum, g_leaves, strict=True)]
+
+    def loss_and_grad_norm(self) -> tuple[float, float]:
+        """Return the epoch loss and the norm of the epoch's mean gradient."""
+        if len(self.losses) == 1:  # full batch: no weighting round-off
+            epoch_loss, grad_mean = self.losses[0], self.grad_sum
+        else:
+            pairs = zip(self.losses, self.sizes, strict=True)
+            epoch_loss = math.fsum(lo * nb for lo, nb in pairs) / self.n
+            grad_mean = [a / self.n for a in self.grad_sum]
+        return epoch_loss, math.sqrt(sum(float(np.sum(g * g)) for g in grad_mean))
+
+
+def _step(loop: _Loop, idx: slice | np.ndarray | None, sums: _EpochSums) -> None:
+    """Take one optimizer step on the batch ``idx``; raise _NonFinite before a bad update."""
+    cfg, paths = loop.cfg, lambda i: tree.leaf_paths(loop.treedef)[i]
+    Xb, yb = _take(cfg.X, idx), _take(cfg.y, idx)
+    loss, grads = cfg.objective(loop.params, Xb, yb)
+    loss = float(loss)
+    if not math.isfinite(loss):
+        raise _NonFinite("loss", f"loss is {loss}")
+    g_leaves = [tree.as_float_array(g) for g in tree.flatten_as(loop.treedef, grads, "grads")]
+    bad = _nonfinite_leaves(g_leaves)
+    if bad is not None:
+        raise _NonFinite(f"gradient leaf grads{paths(bad)}", "")
+    lr_fn = getattr(cfg.opt, "learning_rate", None)
+    if lr_fn is not None:
+        sums.lr = float(lr_fn(loop.step))
+    new_params, new_state = cfg.opt.update(grads, loop.state, loop.params)
+    bad = _nonfinite_leaves([np.asarray(p) for p in tree.flatten_as(loop.treedef, new_params)])
+    if bad is not None:
+        raise _NonFinite(f"parameter leaf params{paths(bad)} after the update", "")
+    loop.params, loop.state = new_params, new_state
+    loop.step += 1
+    sums.add(loss, cfg.n if idx is None else len(Xb), g_leaves)
+
+
+def _run_epoch(loop: _Loop, rng: np.random.Generator) -> float:
+    """Run one pass over the data, record its history row and the best epoch; return its loss."""
+    cfg, t0 = loop.cfg, time.perf_counter()
+    sums = _EpochSums(cfg.n)
+    for idx in _batches(cfg.n, cfg.batch_size, cfg.shuffle, rng):
+        _step(loop, idx, sums)
+    epoch_loss, grad_norm = sums.loss_and_grad_norm()
+    val_loss = math.nan
+    if cfg.validation is not None:
+        val_loss = float(cfg.objective(loop.params, *cfg.validation)[0])
+        if not math.isfinite(val_loss):
+            raise _NonFinite("validation loss", f"validation loss is {val_loss}")
+    loop.history.append(
+        epoch=loop.epoch,
+        loss=epoch_loss,
+        val_loss=val_loss,
+        grad_norm=grad_norm,
+        lr=sums.lr,
+        seconds=time.perf_counter() - t0,
+        n_steps=loop.step,
+    )
+    if cfg.validation is not None and val_loss < loop.best_val:
+        loop.best_val, loop.best_params, loop.best_epoch = val_loss, loop.params, loop.epoch
+        loop.since_best = 0
+    else:
+        loop.since_best += 1
+    return epoch_loss
+
+
+# --------------------------------------------------------------------------- stop rules
+
+Stop = tuple[str, str] | None  # (stop_reason, message), or None to go on
+
+
+def _stop_by_callback(loop: _Loop) -> Stop:
+    """Run every callback on a snapshot; stop if any returned a truthy value."""
+    epoch = loop.epoch
+    snapshot = loop.result("running", f"after epoch {epoch}")
+    answers = [cb(epoch, snapshot) for cb in loop.cfg.callbacks]  # all run, even after a stop
+    if any(a is not None and bool(a) for a in answers):
+        return "callback", f"a callback asked to stop after epoch {epoch}"
+    return None
+
+
+def _stop_by_tol(loop: _Loop) -> Stop:
+    """Stop when the gradient norm, or the relative loss change, falls below ``tol``."""
+    tol, mode, h = loop.cfg.tol, loop.cfg.tol_mode, loop.history
+    if tol is None:
+        return None
+    if mode == "grad_norm" and h.grad_norm[-1] < tol:
+        return "tol", f"tol_mode='grad_norm': gradient norm {h.grad_norm[-1]:.3g} < tol={tol:g}"
+    if mode == "rel_loss" and len(h) >= 2:
+        prev = h.loss[-2]
+        rel = abs(h.loss[-1] - prev) / max(abs(prev), np.finfo(float).tiny)
+        if rel < tol:
+            return "tol", f"tol_mode='rel_loss': relative loss change {rel:.3g} < tol={tol:g}"
+    return None
+
+
+def _stop_by_patience(loop: _Loop) -> Stop:
+    """Stop after ``patience`` epochs without a strictly lower validation loss."""
+    patience = loop.cfg.patience
+    if patience is not None and loop.since_best >= patience:
+        return "early_stopping", (
+            f"validation loss did not improve for {patience} epochs; "
+            f"restored params of epoch {loop.best_epoch}"
+        )
+    return None
+
+
+# checked after each epoch, in this order; the first rule that answers stops the run
+_STOP_RULES: tuple[Callable[[_Loop], Stop], ...] = (
+    _stop_by_callback,
+    _stop_by_tol,
+    _stop_by_patience,
+)
+
+
+def _first_stop(loop: _Loop) -> Stop:
+    for rule in _STOP_RULES:
+        stop = rule(loop)
+        if stop is not None:
+            return stop
+    return None
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def _as_optimizer(optimizer: Any) -> optim.Optimizer:
+    if isinstance(optimizer, str):
+        return optim.get(optimizer)
+    if isinstance(optimizer, optim.GradientTransformation):
+        return optim.as_optimizer(optimizer)
+    return optimizer
+
+
+def _start(params: Any) -> tuple[Any, tree.TreeDef]:
+    """Return a float copy of ``params`` and its structure, checking every leaf is finite."""
+    leaves, treedef = tree.flatten(params)
+    leaves = [np.array(tree.as_float_array(p), copy=True) for p in leaves]
+    bad = _nonfinite_leaves(leaves)
+    if bad is not None:
+        raise ValueError(f"fit: initial params{tree.leaf_paths(treedef)[bad]} is not finite")
+    return tree.unflatten(treedef, leaves), treedef
+
+
+def _check_data(X: Any, y: Any) -> int:
+    n = len(X)
+    if n == 0:
+        raise ValueError("fit: X is empty")
+    if y is not None and len(y) != n:
+        raise ValueError(f"fit: len(X)={n} but len(y)={len(y)}")
+    return n
+
+
+def _non_finite(loop: _Loop, exc: _NonFinite, on_non_finite: str) -> FitResult:
+    """Return (or raise, in a NonFiniteError) the result of a run stopped by a NaN or inf."""
+    msg = (
+        f"non-finite {exc.where} at epoch {loop.epoch}, step {loop.step} (0-based)"
+        + (f": {exc.detail}" if exc.detail else "")
+        + "; result.params holds the last finite parameters"
+    )
+    res = loop.result("non_finite", msg)
+    if on_non_finite == "raise":
+        raise NonFiniteError(
+            msg, result=res, epoch=loop.epoch, step=loop.step, where=exc.where
+        ) from None
+    return res
+
+
 def fit(
     objective: Objective,
     params: Any,
     X: Any,
     y: Any,
     *,
-    optimizer: optim.Optimizer | str,
+    optimizer: optim.Optimizer | optim.GradientTransformation | str,
     epochs: int,
     batch_size: int | None = None,
     shuffle: bool = True,
@@ -203,7 +437,9 @@ def fit(
             ``params`` (e.g. generated symgrad code).
         params: initial parameter pytree; it is never modified.
         X, y: data indexed along axis 0 for mini-batches (``y`` may be ``None``).
-        optimizer: an :class:`symgrad.optim.Optimizer` or a registry name (default settings).
+        optimizer: an :class:`symgrad.optim.Optimizer`, a gradient transformation such as
+            ``optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3))``, or a registry
+            name (default settings).
         epochs: maximum number of passes over the data.
         batch_size: ``None`` for one full-batch update per epoch; otherwise mini-batches of
             this size (the last may be smaller), reshuffled every epoch when ``shuffle``.
@@ -228,142 +464,29 @@ def fit(
     After each epoch the checks run in this order: callbacks, tol, early stopping, epochs.
     """
     _check_args(epochs, batch_size, tol, tol_mode, patience, validation, on_non_finite)
-    opt = optim.get(optimizer) if isinstance(optimizer, str) else optimizer
-    n = len(X)
-    if n == 0:
-        raise ValueError("fit: X is empty")
-    if y is not None and len(y) != n:
-        raise ValueError(f"fit: len(X)={n} but len(y)={len(y)}")
-
-    p_leaves, treedef = _flatten(params)
-    p_leaves = [np.array(_as_float_array(p), copy=True) for p in p_leaves]
-    bad = _nonfinite_leaves(p_leaves)
-    if bad is not None:
-        raise ValueError(f"fit: initial params{_leaf_paths(treedef)[bad]} is not finite")
-    params = _unflatten(treedef, p_leaves)
-    state = opt.init(params)
-    lr_fn = getattr(opt, "learning_rate", None)
+    opt = _as_optimizer(optimizer)
+    n = _check_data(X, y)
+    params, treedef = _start(params)
+    cfg = _Settings(objective, opt, X, y, n, batch_size, shuffle, validation, tol, tol_mode,
+                    patience, tuple(callbacks))  # fmt: skip
+    loop = _Loop(cfg, treedef, params, opt.init(params), best_params=params)
     rng = np.random.default_rng(seed)
-    history = FitHistory()
-    step = 0
-    best_val, best_params, best_epoch = math.inf, params, None
-    since_best = 0
-
-    def result(reason: str, message: str, final_params: Any = None) -> FitResult:
-        return FitResult(
-            params=params if final_params is None else final_params,
-            history=history,
-            stop_reason=reason,
-            n_steps=step,
-            n_epochs=len(history),
-            message=message,
-            tol_mode=tol_mode if tol is not None else None,
-            best_epoch=best_epoch,
-            opt_state=state,
-        )
-
     bar = _progress_bar(progress, epochs)
-    reason, message = "epochs", f"completed epochs={epochs}"
-    epoch = 0
+    stop: Stop = None
     try:
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            losses, sizes, grad_sum, lr_used = [], [], None, math.nan
-            for idx in _batches(n, batch_size, shuffle, rng):
-                Xb, yb = _take(X, idx), _take(y, idx)
-                nb = n if idx is None else len(Xb)
-                loss, grads = objective(params, Xb, yb)
-                loss = float(loss)
-                if not math.isfinite(loss):
-                    raise _NonFinite("loss", f"loss is {loss}")
-                g_leaves = [_as_float_array(g) for g in _flatten_as(treedef, grads, "grads")]
-                bad = _nonfinite_leaves(g_leaves)
-                if bad is not None:
-                    raise _NonFinite(f"gradient leaf grads{_leaf_paths(treedef)[bad]}", "")
-                if lr_fn is not None:
-                    lr_used = float(lr_fn(step))
-                new_params, new_state = opt.update(grads, state, params)
-                bad = _nonfinite_leaves([np.asarray(p) for p in _flatten_as(treedef, new_params)])
-                if bad is not None:
-                    raise _NonFinite(
-                        f"parameter leaf params{_leaf_paths(treedef)[bad]} after the update", ""
-                    )
-                params, state = new_params, new_state
-                step += 1
-                losses.append(loss)
-                sizes.append(nb)
-                if grad_sum is None:
-                    grad_sum = g_leaves if nb == n else [g * nb for g in g_leaves]
-                else:
-                    grad_sum = [a + g * nb for a, g in zip(grad_sum, g_leaves, strict=True)]
-
-            if len(losses) == 1:  # full batch: no weighting round-off
-                epoch_loss, grad_mean = losses[0], grad_sum
-            else:
-                epoch_loss = math.fsum(lo * nb for lo, nb in zip(losses, sizes, strict=True)) / n
-                grad_mean = [a / n for a in grad_sum]
-            grad_norm = math.sqrt(sum(float(np.sum(g * g)) for g in grad_mean))
-            val_loss = math.nan
-            if validation is not None:
-                val_loss = float(objective(params, validation[0], validation[1])[0])
-                if not math.isfinite(val_loss):
-                    raise _NonFinite("validation loss", f"validation loss is {val_loss}")
-            history.append(
-                epoch=epoch,
-                loss=epoch_loss,
-                val_loss=val_loss,
-                grad_norm=grad_norm,
-                lr=lr_used,
-                seconds=time.perf_counter() - t0,
-                n_steps=step,
-            )
+        for loop.epoch in range(epochs):
+            epoch_loss = _run_epoch(loop, rng)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{epoch_loss:.4g}", refresh=False)
-            if validation is not None and val_loss < best_val:
-                best_val, best_params, best_epoch, since_best = val_loss, params, epoch, 0
-            else:
-                since_best += 1
-
-            snapshot = result("running", f"after epoch {epoch}")
-            answers = [cb(epoch, snapshot) for cb in callbacks]  # all run, even after a stop
-            if any(a is not None and bool(a) for a in answers):
-                reason, message = "callback", f"a callback asked to stop after epoch {epoch}"
-                break
-            if tol is not None:
-                if tol_mode == "grad_norm" and grad_norm < tol:
-                    reason = "tol"
-                    message = f"tol_mode='grad_norm': gradient norm {grad_norm:.3g} < tol={tol:g}"
-                    break
-                if tol_mode == "rel_loss" and len(history) >= 2:
-                    prev = history.loss[-2]
-                    rel = abs(epoch_loss - prev) / max(abs(prev), np.finfo(float).tiny)
-                    if rel < tol:
-                        reason = "tol"
-                        message = (
-                            f"tol_mode='rel_loss': relative loss change {rel:.3g} < tol={tol:g}"
-                        )
-                        break
-            if patience is not None and since_best >= patience:
-                reason = "early_stopping"
-                message = (
-                    f"validation loss did not improve for {patience} epochs; "
-                    f"restored params of epoch {best_epoch}"
-                )
+            stop = _first_stop(loop)
+            if stop is not None:
                 break
     except _NonFinite as exc:
-        msg = (
-            f"non-finite {exc.where} at epoch {epoch}, step {step} (0-based)"
-            + (f": {exc.detail}" if exc.detail else "")
-            + "; result.params holds the last finite parameters"
-        )
-        res = result("non_finite", msg)
-        if on_non_finite == "raise":
-            raise NonFiniteError(msg, result=res, epoch=epoch, step=step, where=exc.where) from None
-        return res
+        return _non_finite(loop, exc, on_non_finite)
     finally:
         if bar is not None:
             bar.close()
-
-    final = best_params if patience is not None and best_epoch is not None else None
-    return result(reason, message, final)
+    reason, message = stop or ("epochs", f"completed epochs={epochs}")
+    final = loop.best_params if patience is not None and loop.best_epoch is not None else None
+    return loop.result(reason, message, final)

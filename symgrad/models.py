@@ -43,7 +43,8 @@ import numpy as np
 
 import symgrad.activations as _activations
 from symgrad.kernels import KernelInfo, builtin_module, builtins, compiled, is_spec
-from symgrad.optim import _flatten, _unflatten
+from symgrad.tree import ravel as flatten
+from symgrad.tree import unravel as unflatten
 
 __all__ = [
     "MLP",
@@ -274,30 +275,6 @@ def _penalize(reg: _Kernel | None, weights: Sequence[np.ndarray], grads: Sequenc
 
 
 # --------------------------------------------------------------------------- second order
-
-
-def flatten(params: Any) -> np.ndarray:
-    """Concatenate the leaves of ``params`` into one float vector: Hessians use this order.
-
-    Leaves are taken in the dict's insertion order (``W, b`` for the linear models,
-    ``W0, b0, W1, b1, ...`` for an MLP, as ``init`` returns them), each raveled in C order.
-    """
-    leaves = _flatten(params)[0]
-    if not leaves:
-        return np.zeros(0)
-    return np.concatenate([np.ravel(np.asarray(leaf, dtype=float)) for leaf in leaves])
-
-
-def unflatten(vec: Any, like: Any) -> Any:
-    """Split a copy of ``vec`` into arrays shaped like the leaves of ``like`` (inverse of flatten)."""
-    vec = np.asarray(vec, dtype=float)
-    leaves, treedef = _flatten(like)
-    shapes = [np.shape(leaf) for leaf in leaves]
-    sizes = [int(np.prod(shape)) for shape in shapes]
-    if vec.shape != (sum(sizes),):
-        raise ValueError(f"vector has shape {vec.shape}, expected ({sum(sizes)},) for these params")
-    parts = np.split(vec.copy(), np.cumsum(sizes)[:-1]) if sizes else []
-    return _unflatten(treedef, [p.reshape(s) for p, s in zip(parts, shapes, strict=True)])
 
 
 def _second(kernel: _Kernel) -> Callable[..., Any]:

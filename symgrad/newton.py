@@ -31,9 +31,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from symgrad.fit import FitResult, fit
-from symgrad.models import flatten, unflatten
-from symgrad.optim import Optimizer, _flatten, _flatten_as
+from symgrad.optim import Optimizer
 from symgrad.schedules import as_schedule
+from symgrad.tree import flatten_as, structure
+from symgrad.tree import ravel as flatten
+from symgrad.tree import unravel as unflatten
 
 __all__ = [
     "NewtonState",
@@ -97,7 +99,7 @@ def _value(objective: Objective, params: PyTree) -> float:
 
 def _flat_grads(grads: PyTree, params: PyTree) -> np.ndarray:
     """Return ``grads`` flattened in the order of ``params``' leaves."""
-    leaves = _flatten_as(_flatten(params)[1], grads, "grads")
+    leaves = flatten_as(structure(params), grads, "grads")
     return np.concatenate([np.ravel(np.asarray(g, dtype=float)) for g in leaves])
 
 

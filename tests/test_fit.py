@@ -1,5 +1,6 @@
 """Check the fit loop: convergence, seeded batching, stopping rules, guards and reporting."""
 
+import importlib
 import math
 
 import numpy as np
@@ -269,3 +270,32 @@ def test_invalid_fit_arguments(kwargs, pattern):
     args = dict(optimizer="sgd", epochs=2, progress=False) | kwargs
     with pytest.raises(ValueError, match=pattern):
         fit(lsq, init_params(), X, y, **args)
+
+
+def test_fit_accepts_a_chain_with_clipping_and_ema():
+    X, y = make_data()
+    tx = optim.chain(optim.clip_by_global_norm(0.1), optim.sgd(lr=0.5), optim.ema_params(0.9))
+    res = fit(lsq, init_params(), X, y, optimizer=tx, epochs=5, progress=False)
+    # the same updates, spelled out with the optimizer the chain wraps into
+    opt = optim.as_optimizer(tx)
+    ref, state = init_params(), opt.init(init_params())
+    for _ in range(5):
+        ref, state = opt.update(lsq(ref, X, y)[1], state, ref)
+    assert np.array_equal(res.params["w"], ref["w"]) and np.array_equal(res.params["b"], ref["b"])
+    assert min(res.history.grad_norm) > 0.1  # so every step was clipped
+    plain = fit(lsq, init_params(), X, y, optimizer=optim.sgd(lr=0.5), epochs=5, progress=False)
+    assert not np.allclose(plain.params["w"], res.params["w"])
+    assert np.all(np.isnan(res.history.lr))  # a bare chain records no learning rate
+    ema = optim.find_state(res.opt_state, optim.EmaParamsState)
+    assert ema.count == 5 and not np.array_equal(ema.ema["w"], res.params["w"])
+
+
+def test_stop_rules_table_order():
+    fit_module = importlib.import_module("symgrad.fit")  # symgrad.fit is also the function
+    names = [rule.__name__ for rule in fit_module._STOP_RULES]
+    assert names == ["_stop_by_callback", "_stop_by_tol", "_stop_by_patience"]
+    # a callback and tol that both fire on the same epoch: the callback wins
+    X, y = make_data()
+    res = fit(lsq, init_params(), X, y, optimizer=optim.sgd(lr=0.5), epochs=50, tol=1e9,
+              callbacks=[lambda e, info: True], progress=False)  # fmt: skip
+    assert res.stop_reason == "callback" and res.n_epochs == 1

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from symgrad import optim, schedules
+from symgrad import optim, schedules, tree
 
 # The 2-parameter problem: f(w) = 0.5 * sum(C * w**2), so grad f(w) = C * w.
 C = np.array([4.0, 0.25])
@@ -336,7 +336,9 @@ def test_nadam_state_keeps_mu_product():
     mu1 = 0.9 * (1 - 0.5 * 0.96 ** (1 * 4e-3))
     mu2 = 0.9 * (1 - 0.5 * 0.96 ** (2 * 4e-3))
     assert state.count == 2
-    assert state.mu_product == pytest.approx(mu1 * mu2, rel=1e-15)
+    inner = optim.find_state(state, optim.NAdamState)  # the scale_by_nadam piece's state
+    assert inner.count == 2
+    assert inner.mu_product == pytest.approx(mu1 * mu2, rel=1e-15)
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -380,12 +382,12 @@ def _nested_params():
 
 
 def _target(params):
-    return optim._tree_map(lambda p: np.ones_like(p) * 0.25, params)
+    return tree.map(lambda p: np.ones_like(p) * 0.25, params)
 
 
 def _quad_grads(params, target):
     """Gradient of 0.5 * ||params - target||^2, leaf by leaf."""
-    return optim._tree_map(lambda p, t: p - t, params, target)
+    return tree.map(lambda p, t: p - t, params, target)
 
 
 CONVERGE_KW = {
@@ -397,13 +399,14 @@ CONVERGE_KW = {
     "adamw": dict(lr=0.05, weight_decay=1e-4),
     "adamax": dict(lr=0.05),
     "nadam": dict(lr=0.03),
+    "lion": dict(lr=schedules.exponential(0.05, 0.99), betas=(0.9, 0.9)),  # sign steps: decay lr
 }
 
 
 def test_registry_and_convergence_table_cover_the_same_optimizers():
     assert set(optim.OPTIMIZERS) == set(CONVERGE_KW)
     assert set(optim.OPTIMIZERS) == {
-        "sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax", "nadam"
+        "sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamw", "adamax", "nadam", "lion"
     }  # fmt: skip
 
 
@@ -423,11 +426,11 @@ def test_contract(name):
     new_params, new_state = opt.update(grads, state, params)
 
     # inputs untouched (params, grads and the old state)
-    for a, b in zip(optim._tree_leaves(params), optim._tree_leaves(params_copy), strict=True):
+    for a, b in zip(tree.leaves(params), tree.leaves(params_copy), strict=True):
         assert np.array_equal(a, b)
-    for a, b in zip(optim._tree_leaves(grads), optim._tree_leaves(grads_copy), strict=True):
+    for a, b in zip(tree.leaves(grads), tree.leaves(grads_copy), strict=True):
         assert np.array_equal(a, b)
-    before, after = optim._tree_leaves(list(state_copy)), optim._tree_leaves(list(state))
+    before, after = tree.leaves(list(state_copy)), tree.leaves(list(state))
     for a, b in zip(before, after, strict=True):
         assert np.array_equal(a, b)
 
@@ -435,26 +438,29 @@ def test_contract(name):
     assert list(new_params) == ["layer", "scale"]
     assert isinstance(new_params["layer"], list) and isinstance(new_params["layer"][1], tuple)
     assert list(new_params["layer"][0]) == ["W", "b"]
-    for a, b in zip(optim._tree_leaves(new_params), optim._tree_leaves(params), strict=True):
+    for a, b in zip(tree.leaves(new_params), tree.leaves(params), strict=True):
         assert a.shape == b.shape and a is not b
-    # state: a NamedTuple with count and finite buffers shaped like params
-    assert isinstance(new_state, tuple) and hasattr(new_state, "_fields")
-    assert new_state.count == 1
-    for field in new_state._fields[1:]:
-        buf = getattr(new_state, field)
-        for leaf in optim._tree_leaves(buf):
-            assert np.all(np.isfinite(leaf))
-        if isinstance(buf, dict):
-            shapes = [x.shape for x in optim._tree_leaves(buf)]
-            assert shapes == [x.shape for x in optim._tree_leaves(params)]
+    # state: NamedTuples all the way down, finite, buffers shaped and typed like params
+    assert isinstance(new_state, optim.OptState) and new_state.count == 1
+    assert isinstance(new_state.inner, tuple) and len(new_state.inner) >= 2  # a chain
+    shapes = [(x.shape, x.dtype) for x in tree.leaves(params)]
+    for piece in new_state.inner:
+        assert isinstance(piece, tuple) and hasattr(piece, "_fields"), type(piece)
+        if "count" in piece._fields:
+            assert piece.count == 1
+        for field in piece._fields:
+            buf = getattr(piece, field)
+            assert all(np.all(np.isfinite(leaf)) for leaf in tree.leaves(buf))
+            if isinstance(buf, dict):
+                assert [(x.shape, x.dtype) for x in tree.leaves(buf)] == shapes
     # pure: the same update again gives the same answer; the state pickles and resumes
     again, _ = opt.update(grads, state, params)
-    for a, b in zip(optim._tree_leaves(again), optim._tree_leaves(new_params), strict=True):
+    for a, b in zip(tree.leaves(again), tree.leaves(new_params), strict=True):
         assert np.array_equal(a, b)
     resumed = pickle.loads(pickle.dumps(new_state))
     p_a, _ = opt.update(_quad_grads(new_params, target), new_state, new_params)
     p_b, _ = opt.update(_quad_grads(new_params, target), resumed, new_params)
-    for a, b in zip(optim._tree_leaves(p_a), optim._tree_leaves(p_b), strict=True):
+    for a, b in zip(tree.leaves(p_a), tree.leaves(p_b), strict=True):
         assert np.array_equal(a, b)
 
     # converges on the quadratic
@@ -462,7 +468,7 @@ def test_contract(name):
     for _ in range(600):
         p, s = opt.update(_quad_grads(p, target), s, p)
     err = max(np.max(np.abs(a - b)) for a, b in zip(
-        optim._tree_leaves(p), optim._tree_leaves(target), strict=True))  # fmt: skip
+        tree.leaves(p), tree.leaves(target), strict=True))  # fmt: skip
     assert err < 1e-3, err
 
 
@@ -605,27 +611,37 @@ def _coupled_grad(w):
     return a @ w - np.array([1.0, -2.0]) + 0.3 * np.sin(3 * w)
 
 
+TORCH_STARTS = {"u": np.array([0.7, -1.3]), "v": np.array([-0.2, 2.0])}
+
+
+def _torch_params(torch):
+    return [torch.tensor(TORCH_STARTS[k].copy(), dtype=torch.float64, requires_grad=True)
+            for k in ("u", "v")]  # fmt: skip
+
+
+def _assert_tracks_torch(torch, topt, tparams, opt, n_steps):
+    """Step ``opt`` and the torch optimizer side by side on ``_coupled_grad``; compare each step."""
+    params = {k: v.copy() for k, v in TORCH_STARTS.items()}
+    state = opt.init(params)
+    for _ in range(n_steps):
+        grads = {k: _coupled_grad(params[k]) for k in params}
+        for t in tparams:
+            t.grad = torch.from_numpy(_coupled_grad(t.detach().numpy().copy()))
+        topt.step()
+        params, state = opt.update(grads, state, params)
+        for k, t in zip(("u", "v"), tparams, strict=True):
+            assert_allclose(params[k], t.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("name, kwargs", TORCH_CASES, ids=lambda x: str(x))
 def test_matches_torch_for_20_steps(name, kwargs):
     torch = pytest.importorskip("torch")
-    starts = {"u": np.array([0.7, -1.3]), "v": np.array([-0.2, 2.0])}
-    tparams = [torch.tensor(starts[k].copy(), dtype=torch.float64, requires_grad=True)
-               for k in ("u", "v")]  # fmt: skip
+    tparams = _torch_params(torch)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # float64 step / mu_product scalars in torch state
     try:
         topt = getattr(torch.optim, TORCH_NAMES[name])(tparams, **kwargs)
-        opt = optim.get(name, **kwargs)
-        params = {k: v.copy() for k, v in starts.items()}
-        state = opt.init(params)
-        for _ in range(20):
-            grads = {k: _coupled_grad(params[k]) for k in params}
-            for t in tparams:
-                t.grad = torch.from_numpy(_coupled_grad(t.detach().numpy().copy()))
-            topt.step()
-            params, state = opt.update(grads, state, params)
-            for k, t in zip(("u", "v"), tparams, strict=True):
-                assert_allclose(params[k], t.detach().numpy(), rtol=1e-12, atol=1e-12)
+        _assert_tracks_torch(torch, topt, tparams, optim.get(name, **kwargs), 20)
     finally:
         torch.set_default_dtype(previous)
 
@@ -658,3 +674,243 @@ def test_schedules_match_torch_schedulers_stepped_per_update(make_ours, make_tor
         sched.step()
         params, state = opt.update({"w": grad(params["w"])}, state, params)
         assert_allclose(params["w"], w.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- Lion
+
+
+def test_lion_written_out_by_hand():
+    # lr 0.1, betas (0.9, 0.99), decoupled wd 0.1; grad = C * w with C = (4, 0.25), w0 = (1, -2)
+    opt = optim.lion(lr=0.1, weight_decay=0.1)
+    # step 1: g = (4, -0.5), c = 0.1 g -> sign (1, -1); w = w0 - 0.1 * (sign + 0.1 w0)
+    # m = 0.01 g = (0.04, -0.005)
+    # step 2: g = (3.56, -0.47), c = 0.9 m + 0.1 g = (0.392, -0.0515) -> sign (1, -1)
+    # w = (0.89 - 0.1 * 1.089, -1.88 + 0.1 * 1.188); m = 0.99 m + 0.01 g = (0.0752, -0.00965)
+    assert_allclose(run(opt, 2), [[0.89, -1.88], [0.7811, -1.7612]], rtol=RTOL)
+    params = {"w": W0.copy()}
+    state = opt.init(params)
+    for _ in range(2):
+        params, state = opt.update({"w": grad(params["w"])}, state, params)
+    lion_state = optim.find_state(state, optim.LionState)
+    assert lion_state.count == 2
+    assert_allclose(lion_state.exp_avg["w"], [0.0752, -0.00965], rtol=RTOL)
+
+
+def _lion_paper(grad_fn, w, n, lr, b1, b2, wd, sign=1.0):
+    """Run Algorithm 2 of Chen et al. 2023 (Symbolic Discovery of Optimization Algorithms)."""
+    m = np.zeros_like(w)
+    out = []
+    for t in range(n):
+        g = sign * grad_fn(w)
+        c = b1 * m + (1 - b1) * g  # interpolate, then take the sign
+        eta = lr(t) if callable(lr) else lr
+        w = w - eta * (np.sign(c) + wd * w)  # decoupled weight decay
+        m = b2 * m + (1 - b2) * g  # the momentum tracks the gradient with beta2
+        out.append(w)
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(lr=0.05),
+        dict(lr=0.02, betas=(0.95, 0.98), weight_decay=0.3),
+        dict(lr=schedules.cosine_annealing(0.05, 30, 0.001), weight_decay=0.1, maximize=True),
+        dict(lr=0.01, betas=(0.0, 0.5)),
+    ],
+    ids=str,
+)
+def test_lion_matches_the_paper_algorithm(kwargs):
+    b1, b2 = kwargs.get("betas", (0.9, 0.99))
+    sign = -1.0 if kwargs.get("maximize") else 1.0
+    start = np.array([0.7, -1.3])
+    expected = _lion_paper(
+        _coupled_grad, start, 30, kwargs["lr"], b1, b2, kwargs.get("weight_decay", 0.0), sign
+    )
+    opt = optim.lion(**kwargs)
+    params, got = {"u": start.copy()}, []
+    state = opt.init(params)
+    for _ in range(30):
+        params, state = opt.update({"u": _coupled_grad(params["u"])}, state, params)
+        got.append(params["u"])
+    assert_allclose(got, expected, rtol=RTOL, atol=1e-15)
+    assert np.abs(got[-1] - start).max() > 0.1  # it moved
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(lr=0.05), dict(lr=0.02, betas=(0.8, 0.95), weight_decay=0.2)]
+)
+def test_lion_matches_lion_pytorch(kwargs):
+    torch = pytest.importorskip("torch")
+    lion_pytorch = pytest.importorskip("lion_pytorch")
+    tparams = _torch_params(torch)
+    topt = lion_pytorch.Lion(tparams, **kwargs)  # decay p by 1 - lr * wd, then the sign step
+    _assert_tracks_torch(torch, topt, tparams, optim.lion(**kwargs), 25)
+
+
+def test_lion_defaults_and_validation():
+    assert optim.lion().hyperparams == dict(
+        lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, maximize=False
+    )
+    with pytest.raises(ValueError, match=r"lion: invalid betas\[1\]=1\.0"):
+        optim.lion(betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match=r"lion: invalid weight_decay"):
+        optim.lion(weight_decay=-1.0)
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def _tx_run(tx, grads_seq, params):
+    """Run a GradientTransformation optax-style; return the list of updates."""
+    state = tx.init(params)
+    out = []
+    for g in grads_seq:
+        u, state = tx.update(g, state, params)
+        out.append(u)
+        params = optim.apply_updates(params, u)
+    return out, state, params
+
+
+def test_clip_by_global_norm_gives_exactly_max_norm():
+    g = {"a": np.array([3.0, 4.0]), "b": [np.array([[12.0]])]}  # global norm 13
+    (u,), _, _ = _tx_run(optim.clip_by_global_norm(2.6), [g], tree.map(np.zeros_like, g))
+    assert optim.global_norm(u) == pytest.approx(2.6, rel=1e-15)
+    assert_allclose(u["a"], [0.6, 0.8], rtol=1e-15)
+    assert_allclose(u["b"][0], [[2.4]], rtol=1e-15)
+    (same,), _, _ = _tx_run(optim.clip_by_global_norm(13.0), [g], tree.map(np.zeros_like, g))
+    assert same["a"] is g["a"]  # under the limit: untouched
+
+
+def test_clip_by_value():
+    g = {"a": np.array([-3.0, 0.5, 2.0])}
+    (u,), _, _ = _tx_run(optim.clip(1.0), [g], {"a": np.zeros(3)})
+    assert u["a"].tolist() == [-1.0, 0.5, 1.0]
+
+
+def _mlp_params():
+    return {"W0": np.full((2, 3), 2.0), "b0": np.full(3, 2.0), "W1": np.full((3, 1), 2.0),
+            "b1": np.full(1, 2.0)}  # fmt: skip
+
+
+def _no_decay_on_biases(params):
+    return tree.map(lambda p: np.ndim(p) > 1, params)
+
+
+@pytest.mark.parametrize("mask", [_no_decay_on_biases, _no_decay_on_biases(_mlp_params())])
+def test_weight_decay_mask_leaves_biases_alone(mask):
+    params = _mlp_params()
+    zero = tree.map(np.zeros_like, params)
+    tx = optim.add_decayed_weights(0.5, mask=mask)
+    (u,), _, _ = _tx_run(tx, [zero], params)
+    assert np.all(u["W0"] == 1.0) and np.all(u["W1"] == 1.0)
+    assert np.all(u["b0"] == 0.0) and np.all(u["b1"] == 0.0)
+    # through a named optimizer: AdamW with zero gradients only decays the weights
+    opt = optim.adamw(lr=0.1, weight_decay=0.5, weight_decay_mask=mask)
+    new, _ = opt.update(zero, opt.init(params), params)
+    assert np.all(new["W0"] == 2.0 * (1 - 0.1 * 0.5)) and np.all(new["b0"] == 2.0)
+    assert opt.hyperparams["weight_decay_mask"] is mask
+
+
+def test_weight_decay_mask_structure_is_checked():
+    tx = optim.add_decayed_weights(0.5, mask={"W0": True})
+    params = _mlp_params()
+    with pytest.raises(ValueError, match=r"add_decayed_weights mask: dict keys"):
+        tx.update(params, tx.init(params), params)
+
+
+def test_ema_params_follows_the_hand_formula():
+    decay, lr = 0.8, 0.1
+    opt = optim.as_optimizer(optim.chain(optim.sgd(lr=lr), optim.ema_params(decay)))
+    params = {"w": W0.copy()}
+    state = opt.init(params)
+    w, ema = W0, W0
+    for _ in range(4):
+        params, state = opt.update({"w": grad(params["w"])}, state, params)
+        w = w - lr * grad(w)
+        ema = decay * ema + (1 - decay) * w
+    assert_allclose(params["w"], w, rtol=RTOL)  # EMA does not change the trajectory
+    got = optim.find_state(state, optim.EmaParamsState)
+    assert got.count == 4
+    assert_allclose(got.ema["w"], ema, rtol=RTOL)
+
+
+def test_chain_applies_pieces_in_order():
+    g = {"a": np.array([3.0, 4.0])}
+    params = {"a": np.zeros(2)}
+    (clip_first,), _, _ = _tx_run(optim.chain(optim.clip_by_global_norm(1.0), optim.scale(10.0)),
+                                  [g], params)  # fmt: skip
+    (scale_first,), _, _ = _tx_run(optim.chain(optim.scale(10.0), optim.clip_by_global_norm(1.0)),
+                                   [g], params)  # fmt: skip
+    assert_allclose(clip_first["a"], [6.0, 8.0], rtol=1e-15)
+    assert_allclose(scale_first["a"], [0.6, 0.8], rtol=1e-15)
+
+
+def test_clipping_composes_with_a_named_optimizer():
+    lr = 0.1
+    opt = optim.as_optimizer(optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(lr=lr)))
+    assert opt.name == "custom" and opt.learning_rate is None
+    big = np.array([30.0, -40.0])
+    new, state = opt.update({"w": big}, opt.init({"w": W0}), {"w": W0})
+    assert_allclose(new["w"], W0 - lr * np.array([0.6, -0.8]), rtol=1e-15)
+    assert state.count == 1
+
+
+def test_named_optimizers_are_their_chains():
+    """AdamW equals the optax-style chain written out, run with apply_updates."""
+    lr, wd = 0.1, 0.3
+    tx = optim.chain(optim.scale_by_adam(), optim.add_decayed_weights(wd),
+                     optim.scale_by_learning_rate(lr))  # fmt: skip
+    params = {"w": W0.copy()}
+    state = tx.init(params)
+    by_hand = []
+    for _ in range(3):
+        updates, state = tx.update({"w": grad(params["w"])}, state, params)
+        params = optim.apply_updates(params, updates)
+        by_hand.append(params["w"])
+    assert_allclose(run(optim.adamw(lr=lr, weight_decay=wd), 3), by_hand, rtol=0, atol=0)
+
+
+def test_trace_is_sgd_momentum():
+    lr, mu, damp = 0.1, 0.9, 0.3
+    opt = optim.as_optimizer(optim.chain(optim.trace(mu, damp), optim.scale_by_learning_rate(lr)))
+    assert_allclose(run(opt, 4), run(optim.sgd(lr=lr, momentum=mu, dampening=damp), 4), atol=0)
+
+
+def test_apply_updates_keeps_param_dtype():
+    p = {"a": np.ones(2, dtype=np.float32), "n": np.array([1, 2])}
+    new = optim.apply_updates(p, {"a": np.full(2, 0.5), "n": np.array([0.5, 0.5])})
+    assert new["a"].dtype == np.float32 and new["n"].dtype == np.float64
+    assert new["n"].tolist() == [1.5, 2.5]
+
+
+def test_chain_rejects_what_is_not_a_transformation():
+    from symgrad.newton import newton
+
+    with pytest.raises(TypeError, match=r"chain: 'newton' is not a gradient transformation"):
+        optim.chain(newton(lambda p: np.eye(2)))
+    with pytest.raises(LookupError, match="no LionState"):
+        optim.find_state(optim.adam().init({"w": W0}), optim.LionState)
+
+
+@pytest.mark.parametrize(
+    "factory, args, pattern",
+    [
+        (optim.clip_by_global_norm, (-1.0,), r"clip_by_global_norm: invalid max_norm"),
+        (optim.clip, (float("inf"),), r"clip: invalid max_delta=inf"),
+        (optim.add_decayed_weights, (-0.1,), r"add_decayed_weights: invalid weight_decay"),
+        (optim.ema_params, (1.5,), r"ema_params: invalid decay=1\.5"),
+        (optim.scale_by_learning_rate, (-1.0,), r"scale_by_learning_rate: invalid lr"),
+        (optim.trace, (-0.5,), r"trace: invalid momentum"),
+        (optim.scale_by_adam, ((0.9, 1.0),), r"scale_by_adam: invalid betas\[1\]"),
+    ],
+)
+def test_invalid_piece_arguments(factory, args, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        factory(*args)
+
+
+def test_ema_and_decay_need_params():
+    for tx in (optim.ema_params(0.9), optim.add_decayed_weights(0.1)):
+        with pytest.raises(ValueError, match="needs params"):
+            tx.update({"w": W0}, tx.init({"w": W0}))
