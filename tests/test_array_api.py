@@ -105,3 +105,27 @@ def test_compile_with_array_api_target(rng):
     v = rng.normal(size=7)
     got = module.cube_tanh_grad(xps.asarray(v))
     np.testing.assert_allclose(np.asarray(got), 3 * np.tanh(v) ** 2 / np.cosh(v) ** 2, rtol=1e-13)
+
+
+@pytest.mark.parametrize("backend", ["array-api-strict", "torch"])
+def test_models_and_fit_take_cpu_arrays_numpy_can_read(backend, rng):
+    """Models are numpy code: CPU arrays numpy can read (array-api-strict, torch CPU tensors)
+    go in as they are and give the numpy result (GPU arrays are not accepted); fit batches
+    with len() and indexing, which torch tensors have and array-api-strict arrays do not."""
+    from symgrad.fit import fit
+    from symgrad.models import LogisticRegression
+
+    to_array = BACKENDS[backend]()[0]
+    model = LogisticRegression(regularizer="l2")
+    X = rng.normal(size=(80, 3))
+    y = (X[:, 0] > 0) * 1.0
+    params = model.init(n_features=3)
+    loss, grads = model.objective(params, to_array(X), to_array(y))
+    want_loss, want_grads = model.objective(params, X, y)
+    assert loss == want_loss
+    np.testing.assert_array_equal(grads["W"], want_grads["W"])
+    if backend != "torch":
+        return
+    got = fit(model.objective, params, to_array(X), to_array(y), optimizer="adam", epochs=2)
+    want = fit(model.objective, params, X, y, optimizer="adam", epochs=2)
+    np.testing.assert_allclose(got.params["W"], want.params["W"], rtol=1e-12)

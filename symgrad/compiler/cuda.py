@@ -19,9 +19,10 @@ from symgrad.compiler.lower import FunctionPlan, _Emitter, _scaled, _wrap
 from symgrad.compiler.primitives import N_CLASSES
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
 from symgrad.compiler.spellings import C, spellings
+from symgrad.errors import SpecError
 
 #: sympy function name -> C function (C99 <math.h>, CUDA's device maths, or a preamble macro)
-FUNCTIONS = spellings(C) | {"erf": "erf", "erfc": "erfc"}
+FUNCTIONS = spellings(C)
 
 #: Macros every kernel may use; valid C99 and CUDA C++, generic in the float type.
 PREAMBLE = r"""#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
@@ -156,11 +157,16 @@ def _c_body(em: _Emitter, outputs: list[str]) -> str:
 
 
 def plan_functions_cuda(derived: Derived) -> list[FunctionPlan]:
-    """Return the fused kernels of one element-wise spec (none for a class-axis spec).
+    """Return the fused kernels of one element-wise spec (none for a class-axis spec): each a
+    wrapper and its kernel (in params, out params, C body); the template writes both."""
+    try:
+        return _plan(derived)
+    except ValueError as exc:  # a function or symbol with no C spelling
+        spec = derived.spec
+        raise SpecError(spec.name, f"cupy target: {exc}", spec.origin) from None
 
-    Each plan's ``returns`` holds the kernel table entry (in params, out params, C body) as
-    Python source; the template writes the table and the wrappers.
-    """
+
+def _plan(derived: Derived) -> list[FunctionPlan]:
     spec = derived.spec
     if spec.class_axis:
         return []
