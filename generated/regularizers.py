@@ -81,7 +81,8 @@ def _prepare(name, out, *arrays):
     if any(a.shape != shape for a in arrays):
         arrays = np.broadcast_arrays(*arrays)
     if out is None:
-        return (np.empty(shape, np.result_type(*arrays, 0.0)), *arrays)
+        dtype = np.result_type(*arrays, 0.0) if all(a.dtype.kind in "biuf" for a in arrays) else None
+        return (np.empty(shape, dtype if dtype in (np.float32, np.float64) else np.float64), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
