@@ -64,7 +64,7 @@ def mae_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('mae_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
     value0 = np.sum(b1)

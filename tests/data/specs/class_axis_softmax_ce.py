@@ -24,7 +24,7 @@ def my_softmax_ce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     """
     b0, yhat, y = _prepare('my_softmax_ce', None, yhat, y)
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2)
+    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2, b0.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     value0 = -np.vdot(y, yhat)
     np.multiply(r0, -1, out=r1)
@@ -52,7 +52,7 @@ def my_softmax_ce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('my_softmax_ce_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
+    r0, r1 = _scratch(out.shape[:-1] + (1,), 2, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=out)
@@ -83,7 +83,7 @@ def my_softmax_ce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
     """
     out, yhat, y = _prepare('my_softmax_ce_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=out)
@@ -117,8 +117,8 @@ def my_softmax_ce_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, co
     """
     out, yhat, y, vector = _prepare('my_softmax_ce_hvp', out, yhat, y, vector)
     inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
-    b1, = _scratch(out.shape, 1)
-    r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    r0, r1 = _scratch(out.shape[:-1] + (1,), 2, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=out)

@@ -26,7 +26,7 @@ def my_log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) 
     """
     b0, yhat, y = _prepare('my_log_cosh', None, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     np.subtract(y, yhat, out=b0)
     value0 = -0.6931471805599453*b0.size
     np.negative(b0, out=b1)
@@ -68,7 +68,7 @@ def my_log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float 
     """
     out, yhat, y = _prepare('my_log_cosh_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     value0 = -0.6931471805599453*out.size
     np.negative(out, out=b1)
@@ -93,7 +93,7 @@ def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
     """
     out, yhat, y = _prepare('my_log_cosh_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, 2, out=out)
     np.multiply(yhat, 2, out=b1)
     np.subtract(out, b1, out=out)

@@ -29,7 +29,7 @@ def my_huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: floa
     """
     b0, yhat, y = _prepare('my_huber', None, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b1)
@@ -78,7 +78,7 @@ def my_huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1
     """
     out, yhat, y = _prepare('my_huber_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, b2 = _scratch(out.shape, 2)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)

@@ -24,7 +24,7 @@ def quartic(w: np.ndarray, *, lam: float = 0.1) -> float:
         return np.sum(lam*(w*w*w*w) + (w*w)*np.abs(w))
     """
     b0, w = _prepare('quartic', None, w)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     np.square(w, out=b0)
     np.square(b0, out=b0)
     value0 = lam*np.sum(b0)
@@ -44,7 +44,7 @@ def quartic_grad(w: np.ndarray, *, lam: float = 0.1, out: np.ndarray | None = No
         return w*(4*lam*(w*w) + w*np.sign(w) + 2*np.abs(w))
     """
     out, w = _prepare('quartic_grad', out, w)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(w, out=out)
     np.multiply(out, 2, out=out)
     np.sign(w, out=b1)
@@ -67,7 +67,7 @@ def quartic_hess(w: np.ndarray, *, lam: float = 0.1, out: np.ndarray | None = No
         return 12*lam*(w*w) + 4*w*np.sign(w) + 2*np.abs(w)
     """
     out, w = _prepare('quartic_hess', out, w)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(w, out=out)
     np.multiply(out, 2, out=out)
     np.sign(w, out=b1)

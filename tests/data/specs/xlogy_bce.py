@@ -24,7 +24,7 @@ def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> fl
     """
     b0, yhat, y = _prepare('my_bce', None, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
     np.equal(b0, 0, out=m0)
@@ -56,7 +56,7 @@ def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     """
     out, yhat, y = _prepare('my_bce_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
@@ -88,7 +88,7 @@ def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
     """
     out, yhat, y = _prepare('my_bce_value_and_grad', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b0, b2, b3 = _scratch(out.shape, 3)
+    b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
@@ -121,7 +121,7 @@ def my_bce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     """
     out, yhat, y = _prepare('my_bce_hess', out, yhat, y)
     inv_n = 1 / (np.size(yhat) if count is None else count)
-    b1, b2 = _scratch(out.shape, 2)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
     np.square(yhat, out=out)
     np.divide(y, out, out=out)
     np.subtract(y, 1, out=b1)
