@@ -10,62 +10,80 @@ __all__ = [
     "binary_cross_entropy_grad",
     "binary_cross_entropy_value_and_grad",
     "binary_cross_entropy_hess",
+    "binary_cross_entropy_per_sample",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_grad",
     "binary_cross_entropy_with_logits_value_and_grad",
     "binary_cross_entropy_with_logits_hess",
+    "binary_cross_entropy_with_logits_per_sample",
     "categorical_cross_entropy",
     "categorical_cross_entropy_grad",
     "categorical_cross_entropy_value_and_grad",
+    "categorical_cross_entropy_hess",
     "categorical_cross_entropy_hvp",
+    "categorical_cross_entropy_per_sample",
     "hinge",
     "hinge_grad",
     "hinge_value_and_grad",
     "hinge_hess",
+    "hinge_per_sample",
     "huber",
     "huber_grad",
     "huber_value_and_grad",
     "huber_hess",
+    "huber_per_sample",
     "kl_div",
     "kl_div_grad",
     "kl_div_value_and_grad",
+    "kl_div_hess",
     "kl_div_hvp",
+    "kl_div_per_sample",
     "l1",
     "l1_grad",
     "l1_value_and_grad",
     "l1_hess",
+    "l1_per_sample",
     "log_cosh",
     "log_cosh_grad",
     "log_cosh_value_and_grad",
     "log_cosh_hess",
+    "log_cosh_per_sample",
     "mse",
     "mse_grad",
     "mse_value_and_grad",
     "mse_hess",
+    "mse_per_sample",
     "pinball",
     "pinball_grad",
     "pinball_value_and_grad",
     "pinball_hess",
+    "pinball_per_sample",
     "poisson_nll",
     "poisson_nll_grad",
     "poisson_nll_value_and_grad",
     "poisson_nll_hess",
+    "poisson_nll_per_sample",
     "sigmoid_focal",
     "sigmoid_focal_grad",
     "sigmoid_focal_value_and_grad",
     "sigmoid_focal_hess",
+    "sigmoid_focal_per_sample",
     "smooth_l1",
     "smooth_l1_grad",
     "smooth_l1_value_and_grad",
     "smooth_l1_hess",
+    "smooth_l1_per_sample",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
     "softmax_cross_entropy_value_and_grad",
+    "softmax_cross_entropy_hess",
     "softmax_cross_entropy_hvp",
+    "softmax_cross_entropy_per_sample",
     "squared_hinge",
     "squared_hinge_grad",
     "squared_hinge_value_and_grad",
     "squared_hinge_hess",
+    "squared_hinge_per_sample",
 ]
 
 #: What each kernel is, for the numpy run-time (which never imports the compiler): its role,
@@ -83,6 +101,7 @@ KERNELS = {
             'binary_cross_entropy_grad',
             'binary_cross_entropy_value_and_grad',
             'binary_cross_entropy_hess',
+            'binary_cross_entropy_per_sample',
         ),
     },
     'binary_cross_entropy_with_logits': {
@@ -97,6 +116,7 @@ KERNELS = {
             'binary_cross_entropy_with_logits_grad',
             'binary_cross_entropy_with_logits_value_and_grad',
             'binary_cross_entropy_with_logits_hess',
+            'binary_cross_entropy_with_logits_per_sample',
         ),
     },
     'categorical_cross_entropy': {
@@ -110,7 +130,9 @@ KERNELS = {
             'categorical_cross_entropy',
             'categorical_cross_entropy_grad',
             'categorical_cross_entropy_value_and_grad',
+            'categorical_cross_entropy_hess',
             'categorical_cross_entropy_hvp',
+            'categorical_cross_entropy_per_sample',
         ),
     },
     'hinge': {
@@ -125,6 +147,7 @@ KERNELS = {
             'hinge_grad',
             'hinge_value_and_grad',
             'hinge_hess',
+            'hinge_per_sample',
         ),
     },
     'huber': {
@@ -139,6 +162,7 @@ KERNELS = {
             'huber_grad',
             'huber_value_and_grad',
             'huber_hess',
+            'huber_per_sample',
         ),
     },
     'kl_div': {
@@ -152,7 +176,9 @@ KERNELS = {
             'kl_div',
             'kl_div_grad',
             'kl_div_value_and_grad',
+            'kl_div_hess',
             'kl_div_hvp',
+            'kl_div_per_sample',
         ),
     },
     'l1': {
@@ -167,6 +193,7 @@ KERNELS = {
             'l1_grad',
             'l1_value_and_grad',
             'l1_hess',
+            'l1_per_sample',
         ),
     },
     'log_cosh': {
@@ -181,6 +208,7 @@ KERNELS = {
             'log_cosh_grad',
             'log_cosh_value_and_grad',
             'log_cosh_hess',
+            'log_cosh_per_sample',
         ),
     },
     'mse': {
@@ -195,6 +223,7 @@ KERNELS = {
             'mse_grad',
             'mse_value_and_grad',
             'mse_hess',
+            'mse_per_sample',
         ),
     },
     'pinball': {
@@ -209,6 +238,7 @@ KERNELS = {
             'pinball_grad',
             'pinball_value_and_grad',
             'pinball_hess',
+            'pinball_per_sample',
         ),
     },
     'poisson_nll': {
@@ -223,6 +253,7 @@ KERNELS = {
             'poisson_nll_grad',
             'poisson_nll_value_and_grad',
             'poisson_nll_hess',
+            'poisson_nll_per_sample',
         ),
     },
     'sigmoid_focal': {
@@ -237,6 +268,7 @@ KERNELS = {
             'sigmoid_focal_grad',
             'sigmoid_focal_value_and_grad',
             'sigmoid_focal_hess',
+            'sigmoid_focal_per_sample',
         ),
     },
     'smooth_l1': {
@@ -251,6 +283,7 @@ KERNELS = {
             'smooth_l1_grad',
             'smooth_l1_value_and_grad',
             'smooth_l1_hess',
+            'smooth_l1_per_sample',
         ),
     },
     'softmax_cross_entropy': {
@@ -264,7 +297,9 @@ KERNELS = {
             'softmax_cross_entropy',
             'softmax_cross_entropy_grad',
             'softmax_cross_entropy_value_and_grad',
+            'softmax_cross_entropy_hess',
             'softmax_cross_entropy_hvp',
+            'softmax_cross_entropy_per_sample',
         ),
     },
     'squared_hinge': {
@@ -279,6 +314,7 @@ KERNELS = {
             'squared_hinge_grad',
             'squared_hinge_value_and_grad',
             'squared_hinge_hess',
+            'squared_hinge_per_sample',
         ),
     },
 }
@@ -324,12 +360,74 @@ def _scratch(shape, count, dtype):
     return arrays[:count]
 
 
-def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def _weights(name, weight, shape, rows):
+    """Return per-sample ``weight`` as a float array that broadcasts against the arrays of
+    ``shape`` (one per element, or one per row for a class-axis loss), or None if not given."""
+    if weight is None:
+        return None
+    units = shape[:-1] if rows else shape
+    w = np.asarray(weight, dtype=np.float64)
+    try:
+        w = np.broadcast_to(w, units)
+    except ValueError:
+        per = "row" if rows else "element"
+        raise ValueError(
+            f"{name}: weight of shape {np.shape(weight)} does not broadcast to one per {per}, "
+            f"shape {units}"
+        ) from None
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{name}: weight must be finite and non-negative")
+    return w[..., None] if rows else w
+
+
+def _weighting(name, weight, shape, count, rows):
+    """Return ``_weights(...)`` and the mean's 1/n: n is ``count`` when given, else the sum of
+    the weights, else the number of elements (rows for a class-axis loss)."""
+    w = _weights(name, weight, shape, rows)
+    if count is not None:
+        return w, 1 / count
+    if w is None:
+        n = 1
+        for size in shape[:-1] if rows else shape:
+            n *= size
+        return w, 1 / n
+    n = np.sum(w)
+    if n == 0:
+        raise ValueError(f"{name}: the weights sum to zero; pass count= to set the mean's divisor")
+    return w, 1 / n
+
+
+def _total(weight, a, b=None):
+    """Return sum(a * b) (a alone: sum(a); a None: the count b), weighted when given."""
+    if weight is None:
+        return b if a is None else np.sum(a) if b is None else np.vdot(a, b)
+    if a is None:
+        return np.sum(weight)
+    ops = (a, weight) if b is None else (a, b, weight)
+    index = "abcdefghijklmnopqrstuvwxyz"[: weight.ndim]
+    return np.einsum(",".join([index] * len(ops)) + "->", *ops)
+
+
+def _row_out(name, out, shape, dtype):
+    """Return ``out`` (a new array of ``dtype`` when None) of shape ``shape[:-1]``, and a view of
+    it with a trailing axis of 1 for the body to write per-row values into."""
+    if out is None:
+        out = np.empty(shape[:-1], dtype)
+    elif not isinstance(out, np.ndarray) or out.shape != shape[:-1] or out.dtype.kind != "f":
+        got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
+        raise ValueError(f"{name}: out must be a float array of shape {shape[:-1]}, got {got}")
+    return out, out[..., None]
+
+
+def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate binary_cross_entropy(yhat, y), the mean over elements.
 
     -(y log p + (1 - y) log(1 - p)) on probabilities p = yhat (0 log 0 = 0).
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -337,7 +435,7 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None
         return float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))))
     """
     b0, yhat, y = _prepare('binary_cross_entropy', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('binary_cross_entropy', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
@@ -352,12 +450,12 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None
     np.log(b1, out=b1)
     np.multiply(y, b1, out=b1)
     np.add(b0, b1, out=b0)
-    value0 = -np.sum(b0)
+    value0 = -_total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
@@ -369,7 +467,7 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float |
         return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('binary_cross_entropy_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
@@ -383,13 +481,18 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float |
     np.divide(y, b1, out=b1)
     np.subtract(out, b1, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (binary_cross_entropy, binary_cross_entropy_grad) computed with shared work.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -401,7 +504,7 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, coun
         return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
     """
     out, yhat, y = _prepare('binary_cross_entropy_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('binary_cross_entropy_value_and_grad', weight, out.shape, count, False)
     b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
@@ -412,21 +515,23 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, coun
     np.subtract(1, yhat, out=b2)
     np.copyto(b2, 1, where=m0)
     np.log(b2, out=b3)
-    value0 = -np.vdot(out, b3)
+    value0 = -_total(weight, out, b3)
     np.log(b0, out=b3)
-    value0 -= np.vdot(y, b3)
+    value0 -= _total(weight, y, b3)
     value0 *= inv_n
     np.divide(out, b2, out=out)
     np.divide(y, b0, out=b0)
     np.subtract(out, b0, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
+    diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -434,7 +539,7 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float |
         return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
     """
     out, yhat, y = _prepare('binary_cross_entropy_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('binary_cross_entropy_hess', weight, out.shape, count, False)
     b1, b2 = _scratch(out.shape, 2, out.dtype)
     np.square(yhat, out=out)
     np.divide(y, out, out=out)
@@ -444,36 +549,75 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float |
     np.divide(b1, b2, out=b1)
     np.subtract(out, b1, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def binary_cross_entropy_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of binary_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+
+    l = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = 1 - y
+        return -(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))
+    """
+    out, yhat, y = _prepare('binary_cross_entropy_per_sample', out, yhat, y)
+    weight = _weights('binary_cross_entropy_per_sample', weight, out.shape, False)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.subtract(1, y, out=out)
+    np.equal(out, 0, out=m0)
+    np.subtract(1, yhat, out=b1)
+    np.copyto(b1, 1, where=m0)
+    np.log(b1, out=b1)
+    np.multiply(out, b1, out=out)
+    np.equal(y, 0, out=m0)
+    np.copyto(b1, yhat)
+    np.copyto(b1, 1, where=m0)
+    np.log(b1, out=b1)
+    np.multiply(y, b1, out=b1)
+    np.add(out, b1, out=out)
+    np.negative(out, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def binary_cross_entropy_with_logits(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate binary_cross_entropy_with_logits(yhat, y), the mean over elements.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
 
     L = mean over elements of -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat)))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return float(np.mean(np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat))
     """
     b0, yhat, y = _prepare('binary_cross_entropy_with_logits', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
-    value0 = -np.vdot(y, yhat)
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits', weight, b0.shape, count, False)
+    value0 = -_total(weight, y, yhat)
     np.maximum(yhat, 0, out=b0)
-    value0 += np.sum(b0)
+    value0 += _total(weight, b0)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)
     np.log1p(b0, out=b0)
-    value0 += np.sum(b0)
+    value0 += _total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y + sigmoid(yhat)) / n_elements
@@ -485,7 +629,7 @@ def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, co
         return inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad', weight, out.shape, count, False)
     b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -497,14 +641,19 @@ def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, co
     np.divide(out, b0, out=out)
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad) computed with shared work.
 
     L = mean over elements of -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat)))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-y + sigmoid(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -514,17 +663,17 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
         return float(np.mean(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)), inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, out.shape, count, False)
     b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)
-    value0 = -np.vdot(y, yhat)
+    value0 = -_total(weight, y, yhat)
     np.maximum(yhat, 0, out=out)
-    value0 += np.sum(out)
+    value0 += _total(weight, out)
     np.log1p(b0, out=out)
-    value0 += np.sum(out)
+    value0 += _total(weight, out)
     value0 *= inv_n
     np.greater_equal(yhat, 0, out=m0)
     np.maximum(b0, m0, out=out)
@@ -532,13 +681,15 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
     np.divide(out, b0, out=out)
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
+    diag d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -547,7 +698,7 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, co
         return inv_n*t0/((t0 + 1)**2)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits_hess', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(yhat, out=out)
     np.negative(out, out=out)
@@ -556,33 +707,65 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, co
     np.square(b1, out=b1)
     np.divide(out, b1, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def binary_cross_entropy_with_logits_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of binary_cross_entropy_with_logits(yhat, y), before the mean (times ``weight`` if given).
+
+    l = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat
+    """
+    out, yhat, y = _prepare('binary_cross_entropy_with_logits_per_sample', out, yhat, y)
+    weight = _weights('binary_cross_entropy_with_logits_per_sample', weight, out.shape, False)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    np.maximum(yhat, 0, out=out)
+    np.abs(yhat, out=b1)
+    np.negative(b1, out=b1)
+    np.exp(b1, out=b1)
+    np.log1p(b1, out=b1)
+    np.add(out, b1, out=out)
+    np.multiply(y, yhat, out=b1)
+    np.subtract(out, b1, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def categorical_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate categorical_cross_entropy(yhat, y), the mean over samples.
 
     -sum(y log p) over classes, on probabilities p = yhat.
 
     L = mean over samples of -axis_sum(xlogy(y, yhat))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return float(np.mean(-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None]))
     """
     b0, yhat, y = _prepare('categorical_cross_entropy', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('categorical_cross_entropy', weight, b0.shape, count, True)
     m0, = _scratch(b0.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
     np.copyto(b0, 1, where=m0)
     np.log(b0, out=b0)
-    value0 = -np.vdot(y, b0)
+    value0 = -_total(weight, y, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
@@ -593,20 +776,25 @@ def categorical_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: fl
         return -inv_n*y*(1/np.where(y == 0, 1, yhat))
     """
     out, yhat, y = _prepare('categorical_cross_entropy_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('categorical_cross_entropy_grad', weight, out.shape, count, True)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(out, yhat)
     np.copyto(out, 1, where=m0)
     np.divide(y, out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (categorical_cross_entropy, categorical_cross_entropy_grad) computed with shared work.
 
     L = mean over samples of -axis_sum(xlogy(y, yhat))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -616,21 +804,43 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *,
         return float(np.mean(-np.einsum('...i,...i->...', y, np.log(t0))[..., None])), -inv_n*y/t0
     """
     out, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('categorical_cross_entropy_value_and_grad', weight, out.shape, count, True)
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(out, yhat)
     np.copyto(out, 1, where=m0)
     np.log(out, out=b1)
-    value0 = -np.vdot(y, b1)
+    value0 = -_total(weight, y, b1)
     value0 *= inv_n
     np.divide(y, out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def categorical_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the diagonal of d2L/dyhat2 (per sample; categorical_cross_entropy_hvp applies the whole per-sample Hessian).
+
+    diag d2L/dyhat2 = (y/yhat**2) / n_samples
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        return inv_n*y/(yhat*yhat)
+    """
+    out, yhat, y = _prepare('categorical_cross_entropy_hess', out, yhat, y)
+    weight, inv_n = _weighting('categorical_cross_entropy_hess', weight, out.shape, count, True)
+    np.square(yhat, out=out)
+    np.divide(y, out, out=out)
+    np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
 
     Hv = (vector*y/yhat**2) / n_samples
@@ -641,37 +851,68 @@ def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.nd
         return inv_n*vector*y/(yhat*yhat)
     """
     out, yhat, y, vector = _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('categorical_cross_entropy_hvp', weight, out.shape, count, True)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(vector, y, out=out)
     np.square(yhat, out=b1)
     np.divide(out, b1, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def categorical_cross_entropy_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per sample of categorical_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+
+    l = -axis_sum(xlogy(y, yhat))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into reused buffers):
+
+        return (-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None])[..., 0]
+    """
+    b0, yhat, y = _prepare('categorical_cross_entropy_per_sample', None, yhat, y)
+    out, rows = _row_out('categorical_cross_entropy_per_sample', out, b0.shape, b0.dtype)
+    weight = _weights('categorical_cross_entropy_per_sample', weight, b0.shape, True)
+    m0, = _scratch(b0.shape, 1, bool)
+    np.equal(y, 0, out=m0)
+    np.copyto(b0, yhat)
+    np.copyto(b0, 1, where=m0)
+    np.log(b0, out=b0)
+    np.einsum('...i,...i->...', y, b0, out=rows[..., 0])
+    np.multiply(rows, -1, out=rows)
+    if weight is not None:
+        np.multiply(rows, weight, out=rows)
+    return out
+
+
+def hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate hinge(yhat, y), the mean over elements.
 
     max(0, 1 - y * yhat) for labels y in {-1, +1}.
 
     L = mean over elements of Max(0, -y*yhat + 1)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return float(np.mean(np.maximum(0, 1 - y*yhat)))
     """
     b0, yhat, y = _prepare('hinge', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('hinge', weight, b0.shape, count, False)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
-    value0 = np.sum(b0)
+    value0 = _total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
@@ -682,18 +923,23 @@ def hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, o
         return -inv_n*y*1.0*(y*yhat < 1)
     """
     out, yhat, y = _prepare('hinge_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('hinge_grad', weight, out.shape, count, False)
     np.multiply(y, yhat, out=out)
     np.less(out, 1, out=out)
     np.multiply(y, out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (hinge, hinge_grad) computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -703,40 +949,69 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None
         return float(np.mean(np.maximum(0, 1 - t0))), -inv_n*y*1.0*(t0 < 1)
     """
     out, yhat, y = _prepare('hinge_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('hinge_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, yhat, out=out)
     np.subtract(1, out, out=b1)
     np.maximum(b1, 0, out=b1)
-    value0 = np.sum(b1)
+    value0 = _total(weight, b1)
     value0 *= inv_n
     np.less(out, 1, out=out)
     np.multiply(y, out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (0) / n_elements
+    diag d2L/dyhat2 = (0) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y = _prepare('hinge_hess', out, yhat, y)
+    weight, inv_n = _weighting('hinge_hess', weight, out.shape, count, False)
     np.copyto(out, 0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None) -> float:
+def hinge_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of hinge(yhat, y), before the mean (times ``weight`` if given).
+
+    l = Max(0, -y*yhat + 1)
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return np.maximum(0, 1 - y*yhat)
+    """
+    out, yhat, y = _prepare('hinge_per_sample', out, yhat, y)
+    weight = _weights('hinge_per_sample', weight, out.shape, False)
+    np.multiply(y, yhat, out=out)
+    np.subtract(1, out, out=out)
+    np.maximum(out, 0, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate huber(yhat, y), the mean over elements.
 
     Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss).
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -745,7 +1020,7 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float |
         return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
     """
     b0, yhat, y = _prepare('huber', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('huber', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -756,12 +1031,12 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float |
     np.subtract(b1, 0.5*delta, out=b1)
     np.multiply(b1, delta, out=b1)
     np.copyto(b1, b0, where=m0)
-    value0 = np.sum(b1)
+    value0 = _total(weight, b1)
     value0 *= inv_n
     return float(value0)
 
 
-def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
@@ -772,18 +1047,23 @@ def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: fl
         return -inv_n*np.clip(y - yhat, -delta, delta)
     """
     out, yhat, y = _prepare('huber_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('huber_grad', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (huber, huber_grad) computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -794,7 +1074,7 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0,
         return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), -inv_n*np.clip(t0, -delta, delta)
     """
     out, yhat, y = _prepare('huber_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('huber_value_and_grad', weight, out.shape, count, False)
     b1, b2 = _scratch(out.shape, 2, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -805,17 +1085,19 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0,
     np.subtract(b1, 0.5*delta, out=b1)
     np.multiply(b1, delta, out=b1)
     np.copyto(b1, b2, where=m0)
-    value0 = np.sum(b1)
+    value0 = _total(weight, b1)
     value0 *= inv_n
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (Piecewise((1, delta > Abs(y - yhat)), (0, True))) / n_elements
+    diag d2L/dyhat2 = (Piecewise((1, delta > Abs(y - yhat)), (0, True))) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -823,39 +1105,75 @@ def huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: fl
         return inv_n*1.0*(delta > np.abs(y - yhat))
     """
     out, yhat, y = _prepare('huber_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('huber_hess', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=out)
     np.greater(delta, out, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def kl_div(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def huber_per_sample(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of huber(yhat, y), before the mean (times ``weight`` if given).
+
+    l = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y - yhat)),
+        True))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = y - yhat
+        t1 = np.abs(t0)
+        return np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))
+    """
+    out, yhat, y = _prepare('huber_per_sample', out, yhat, y)
+    weight = _weights('huber_per_sample', weight, out.shape, False)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.subtract(y, yhat, out=b0)
+    np.abs(b0, out=out)
+    np.greater(delta, out, out=m0)
+    np.square(b0, out=b0)
+    np.multiply(b0, 0.5, out=b0)
+    np.subtract(out, 0.5*delta, out=out)
+    np.multiply(out, delta, out=out)
+    np.copyto(out, b0, where=m0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def kl_div(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate kl_div(yhat, y), the mean over samples.
 
     sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
 
     L = mean over samples of axis_sum(-y*yhat + xlogy(y, y))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None]))
     """
     b0, yhat, y = _prepare('kl_div', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('kl_div', weight, b0.shape, count, True)
     m0, = _scratch(b0.shape, 1, bool)
-    value0 = -np.vdot(y, yhat)
+    value0 = -_total(weight, y, yhat)
     np.equal(y, 0, out=m0)
     np.copyto(b0, y)
     np.copyto(b0, 1, where=m0)
     np.log(b0, out=b0)
-    value0 += np.vdot(y, b0)
+    value0 += _total(weight, y, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def kl_div_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def kl_div_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y) / n_samples
@@ -866,15 +1184,20 @@ def kl_div_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
         return np.zeros(np.shape(yhat)) + (-inv_n*y)
     """
     out, yhat, y = _prepare('kl_div_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('kl_div_grad', weight, out.shape, count, True)
     np.multiply(y, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (kl_div, kl_div_grad) computed with shared work.
 
     L = mean over samples of axis_sum(-y*yhat + xlogy(y, y))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-y) / n_samples
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -883,20 +1206,39 @@ def kl_div_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
         return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None])), np.zeros(np.shape(yhat)) + (-inv_n*y)
     """
     out, yhat, y = _prepare('kl_div_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('kl_div_value_and_grad', weight, out.shape, count, True)
     m0, = _scratch(out.shape, 1, bool)
-    value0 = -np.vdot(y, yhat)
+    value0 = -_total(weight, y, yhat)
     np.equal(y, 0, out=m0)
     np.copyto(out, y)
     np.copyto(out, 1, where=m0)
     np.log(out, out=out)
-    value0 += np.vdot(y, out)
+    value0 += _total(weight, y, out)
     value0 *= inv_n
     np.multiply(y, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def kl_div_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the diagonal of d2L/dyhat2 (per sample; kl_div_hvp applies the whole per-sample Hessian).
+
+    diag d2L/dyhat2 = (0) / n_samples
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return np.zeros(np.shape(yhat))
+    """
+    out, yhat, y = _prepare('kl_div_hess', out, yhat, y)
+    weight, inv_n = _weighting('kl_div_hess', weight, out.shape, count, True)
+    np.copyto(out, 0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
 
     Hv = (0) / n_samples
@@ -906,31 +1248,66 @@ def kl_div_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: fl
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y, vector = _prepare('kl_div_hvp', out, yhat, y, vector)
+    weight, inv_n = _weighting('kl_div_hvp', weight, out.shape, count, True)
     np.copyto(out, 0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def l1(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def kl_div_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per sample of kl_div(yhat, y), before the mean (times ``weight`` if given).
+
+    l = axis_sum(-y*yhat + xlogy(y, y))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into reused buffers):
+
+        return (np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None])[..., 0]
+    """
+    b0, yhat, y = _prepare('kl_div_per_sample', None, yhat, y)
+    out, rows = _row_out('kl_div_per_sample', out, b0.shape, b0.dtype)
+    weight = _weights('kl_div_per_sample', weight, b0.shape, True)
+    m0, = _scratch(b0.shape, 1, bool)
+    r1, = _scratch(b0.shape[:-1] + (1,), 1, b0.dtype)
+    np.einsum('...i,...i->...', y, yhat, out=rows[..., 0])
+    np.multiply(rows, -1, out=rows)
+    np.equal(y, 0, out=m0)
+    np.copyto(b0, y)
+    np.copyto(b0, 1, where=m0)
+    np.log(b0, out=b0)
+    np.einsum('...i,...i->...', y, b0, out=r1[..., 0])
+    np.add(rows, r1, out=rows)
+    if weight is not None:
+        np.multiply(rows, weight, out=rows)
+    return out
+
+
+def l1(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate l1(yhat, y), the mean over elements.
 
     Mean absolute error; |r|'(0) = 0.
 
     L = mean over elements of Abs(y - yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return float(np.mean(np.abs(y - yhat)))
     """
     b0, yhat, y = _prepare('l1', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('l1', weight, b0.shape, count, False)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b0)
-    value0 = np.sum(b0)
+    value0 = _total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def l1_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def l1_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -941,17 +1318,22 @@ def l1_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out:
         return -inv_n*np.sign(y - yhat)
     """
     out, yhat, y = _prepare('l1_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('l1_grad', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.sign(out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (l1, l1_grad) computed with shared work.
 
     L = mean over elements of Abs(y - yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-sign(y - yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -961,37 +1343,65 @@ def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = 
         return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
     """
     out, yhat, y = _prepare('l1_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('l1_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
-    value0 = np.sum(b1)
+    value0 = _total(weight, b1)
     value0 *= inv_n
     np.sign(out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def l1_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def l1_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (0) / n_elements
+    diag d2L/dyhat2 = (0) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y = _prepare('l1_hess', out, yhat, y)
+    weight, inv_n = _weighting('l1_hess', weight, out.shape, count, False)
     np.copyto(out, 0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def l1_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of l1(yhat, y), before the mean (times ``weight`` if given).
+
+    l = Abs(y - yhat)
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return np.abs(y - yhat)
+    """
+    out, yhat, y = _prepare('l1_per_sample', out, yhat, y)
+    weight = _weights('l1_per_sample', weight, out.shape, False)
+    np.subtract(y, yhat, out=out)
+    np.abs(out, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate log_cosh(yhat, y), the mean over elements.
 
     log(cosh(yhat - y)), evaluated without overflow.
 
     L = mean over elements of log(cosh(y - yhat))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -999,18 +1409,18 @@ def log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> 
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
     """
     b0, yhat, y = _prepare('log_cosh', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('log_cosh', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
     np.subtract(y, yhat, out=b0)
-    value0 = -0.6931471805599453*b0.size
+    value0 = -0.6931471805599453*_total(weight, None, b0.size)
     np.negative(b0, out=b1)
     np.logaddexp(b1, b0, out=b1)
-    value0 += np.sum(b1)
+    value0 += _total(weight, b1)
     value0 *= inv_n
     return float(value0)
 
 
-def log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
@@ -1021,17 +1431,22 @@ def log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
         return -inv_n*np.tanh(y - yhat)
     """
     out, yhat, y = _prepare('log_cosh_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('log_cosh_grad', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.tanh(out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (log_cosh, log_cosh_grad) computed with shared work.
 
     L = mean over elements of log(cosh(y - yhat))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-tanh(y - yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -1041,23 +1456,25 @@ def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | N
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
     """
     out, yhat, y = _prepare('log_cosh_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('log_cosh_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
-    value0 = -0.6931471805599453*out.size
+    value0 = -0.6931471805599453*_total(weight, None, out.size)
     np.negative(out, out=b1)
     np.logaddexp(b1, out, out=b1)
-    value0 += np.sum(b1)
+    value0 += _total(weight, b1)
     value0 *= inv_n
     np.tanh(out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
+    diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -1066,7 +1483,7 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
         return 4*inv_n*t0/((t0 + 1)**2)
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('log_cosh_hess', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, 2, out=out)
     np.multiply(yhat, 2, out=b1)
@@ -1078,30 +1495,59 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     np.square(b1, out=b1)
     np.divide(out, b1, out=out)
     np.multiply(out, 4*inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def mse(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def log_cosh_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of log_cosh(yhat, y), before the mean (times ``weight`` if given).
+
+    l = log(cosh(y - yhat))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = y - yhat
+        return np.logaddexp(-t0, t0) - 0.6931471805599453
+    """
+    out, yhat, y = _prepare('log_cosh_per_sample', out, yhat, y)
+    weight = _weights('log_cosh_per_sample', weight, out.shape, False)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    np.subtract(y, yhat, out=b0)
+    np.negative(b0, out=out)
+    np.logaddexp(out, b0, out=out)
+    np.subtract(out, 0.6931471805599453, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def mse(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate mse(yhat, y), the mean over elements.
 
     Mean squared error.
 
     L = mean over elements of (-y + yhat)**2
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return float(np.mean((yhat - y)**2))
     """
     b0, yhat, y = _prepare('mse', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('mse', weight, b0.shape, count, False)
     np.subtract(yhat, y, out=b0)
     np.square(b0, out=b0)
-    value0 = np.sum(b0)
+    value0 = _total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def mse_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def mse_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (2*(-y + yhat)) / n_elements
@@ -1112,16 +1558,21 @@ def mse_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out
         return 2*inv_n*(yhat - y)
     """
     out, yhat, y = _prepare('mse_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('mse_grad', weight, out.shape, count, False)
     np.subtract(yhat, y, out=out)
     np.multiply(out, 2*inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (mse, mse_grad) computed with shared work.
 
     L = mean over elements of (-y + yhat)**2
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (2*(-y + yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -1131,20 +1582,22 @@ def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return float(np.mean(t0*t0)), 2*inv_n*t0
     """
     out, yhat, y = _prepare('mse_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('mse_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(yhat, y, out=out)
     np.square(out, out=b1)
-    value0 = np.sum(b1)
+    value0 = _total(weight, b1)
     value0 *= inv_n
     np.multiply(out, 2*inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def mse_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def mse_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (2) / n_elements
+    diag d2L/dyhat2 = (2) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -1152,18 +1605,43 @@ def mse_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out
         return np.full(np.shape(yhat), 2*inv_n, dtype=np.float64)
     """
     out, yhat, y = _prepare('mse_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('mse_hess', weight, out.shape, count, False)
     np.copyto(out, 2*inv_n)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None) -> float:
+def mse_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of mse(yhat, y), before the mean (times ``weight`` if given).
+
+    l = (-y + yhat)**2
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return (yhat - y)**2
+    """
+    out, yhat, y = _prepare('mse_per_sample', out, yhat, y)
+    weight = _weights('mse_per_sample', weight, out.shape, False)
+    np.subtract(yhat, y, out=out)
+    np.square(out, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate pinball(yhat, y), the mean over elements.
 
     Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat.
 
     L = mean over elements of Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat),
         True))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -1171,7 +1649,7 @@ def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float |
         return float(np.mean(np.where(t0 >= 0, t0*tau, t0*(tau - 1))))
     """
     b0, yhat, y = _prepare('pinball', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('pinball', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -1179,12 +1657,12 @@ def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float |
     np.multiply(b0, tau, out=b1)
     np.multiply(b0, tau - 1, out=b0)
     np.copyto(b0, b1, where=m0)
-    value0 = np.sum(b0)
+    value0 = _total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (Piecewise((-tau, y - yhat >= 0), (1 - tau, True))) / n_elements
@@ -1195,21 +1673,26 @@ def pinball_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: fl
         return inv_n*(1 - tau + (-1.0)*(y - yhat >= 0))
     """
     out, yhat, y = _prepare('pinball_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('pinball_grad', weight, out.shape, count, False)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.greater_equal(out, 0, out=m0)
     np.multiply(m0, -1, out=out)
     np.subtract(out, tau - 1, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (pinball, pinball_grad) computed with shared work.
 
     L = mean over elements of Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat),
         True))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (Piecewise((-tau, y - yhat >= 0), (1 - tau, True))) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -1221,7 +1704,7 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
         return float(np.mean(np.where(t1, t0*tau, t0*t2))), inv_n*np.where(t1, -tau, -t2)
     """
     out, yhat, y = _prepare('pinball_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('pinball_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1230,49 +1713,83 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
     np.multiply(out, tau, out=b1)
     np.multiply(out, t2, out=out)
     np.copyto(out, b1, where=m0)
-    value0 = np.sum(out)
+    value0 = _total(weight, out)
     value0 *= inv_n
     np.multiply(m0, t2 - tau, out=out)
     np.subtract(out, t2, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def pinball_hess(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (0) / n_elements
+    diag d2L/dyhat2 = (0) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y = _prepare('pinball_hess', out, yhat, y)
+    weight, inv_n = _weighting('pinball_hess', weight, out.shape, count, False)
     np.copyto(out, 0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def poisson_nll(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def pinball_per_sample(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of pinball(yhat, y), before the mean (times ``weight`` if given).
+
+    l = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = y - yhat
+        return np.where(t0 >= 0, t0*tau, t0*(tau - 1))
+    """
+    out, yhat, y = _prepare('pinball_per_sample', out, yhat, y)
+    weight = _weights('pinball_per_sample', weight, out.shape, False)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.subtract(y, yhat, out=out)
+    np.greater_equal(out, 0, out=m0)
+    np.multiply(out, tau, out=b1)
+    np.multiply(out, tau - 1, out=out)
+    np.copyto(out, b1, where=m0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def poisson_nll(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate poisson_nll(yhat, y), the mean over elements.
 
     exp(yhat) - y * yhat with yhat the log-rate (torch: log_input=True, full=False).
 
     L = mean over elements of -y*yhat + exp(yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return float(np.mean(np.exp(yhat) - y*yhat))
     """
     b0, yhat, y = _prepare('poisson_nll', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
-    value0 = -np.vdot(y, yhat)
+    weight, inv_n = _weighting('poisson_nll', weight, b0.shape, count, False)
+    value0 = -_total(weight, y, yhat)
     np.exp(yhat, out=b0)
-    value0 += np.sum(b0)
+    value0 += _total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y + exp(yhat)) / n_elements
@@ -1283,17 +1800,22 @@ def poisson_nll_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
         return inv_n*np.exp(yhat) - inv_n*y
     """
     out, yhat, y = _prepare('poisson_nll_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('poisson_nll_grad', weight, out.shape, count, False)
     np.exp(yhat, out=out)
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (poisson_nll, poisson_nll_grad) computed with shared work.
 
     L = mean over elements of -y*yhat + exp(yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-y + exp(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -1303,20 +1825,22 @@ def poisson_nll_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float 
         return float(np.mean(t0 - y*yhat)), inv_n*t0 - inv_n*y
     """
     out, yhat, y = _prepare('poisson_nll_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('poisson_nll_value_and_grad', weight, out.shape, count, False)
     np.exp(yhat, out=out)
-    value0 = np.sum(out)
-    value0 -= np.vdot(y, yhat)
+    value0 = _total(weight, out)
+    value0 -= _total(weight, y, yhat)
     value0 *= inv_n
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (exp(yhat)) / n_elements
+    diag d2L/dyhat2 = (exp(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -1324,13 +1848,37 @@ def poisson_nll_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
         return inv_n*np.exp(yhat)
     """
     out, yhat, y = _prepare('poisson_nll_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('poisson_nll_hess', weight, out.shape, count, False)
     np.exp(yhat, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None) -> float:
+def poisson_nll_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of poisson_nll(yhat, y), before the mean (times ``weight`` if given).
+
+    l = -y*yhat + exp(yhat)
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return np.exp(yhat) - y*yhat
+    """
+    out, yhat, y = _prepare('poisson_nll_per_sample', out, yhat, y)
+    weight = _weights('poisson_nll_per_sample', weight, out.shape, False)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    np.exp(yhat, out=out)
+    np.multiply(y, yhat, out=b1)
+    np.subtract(out, b1, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate sigmoid_focal(yhat, y), the mean over elements.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
@@ -1338,6 +1886,9 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
         xlogy(1 - y, 1 - 1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 +
         exp(-yhat))) + 1)**gamma
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -1347,7 +1898,7 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
         return float(np.mean((alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)*(1 - t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >= 0)))**gamma))
     """
     b0, yhat, y = _prepare('sigmoid_focal', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('sigmoid_focal', weight, b0.shape, count, False)
     b1, b2, b3, b4, b5 = _scratch(b0.shape, 5, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1378,12 +1929,12 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
     np.subtract(1, b1, out=b1)
     np.power(b1, gamma, out=b1)
     np.multiply(b3, b1, out=b3)
-    value0 = np.sum(b3)
+    value0 = _total(weight, b3)
     value0 *= inv_n
     return float(value0)
 
 
-def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
@@ -1406,7 +1957,7 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
         return (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('sigmoid_focal_grad', weight, out.shape, count, False)
     b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1453,15 +2004,20 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     np.divide(b6, b1, out=b6)
     np.multiply(b6, -gamma*inv_n, out=b6)
     np.add(out, b6, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (sigmoid_focal, sigmoid_focal_grad) computed with shared work.
 
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
         xlogy(1 - y, 1 - 1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 +
         exp(-yhat))) + 1)**gamma
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
         softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
@@ -1484,7 +2040,7 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
         return float(np.mean(t1*t8*t9)), (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('sigmoid_focal_value_and_grad', weight, out.shape, count, False)
     b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1515,7 +2071,7 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
     np.add(b9, b10, out=b9)
     np.multiply(b1, out, out=b10)
     np.multiply(b10, b9, out=b10)
-    value0 = np.sum(b10)
+    value0 = _total(weight, b10)
     value0 *= inv_n
     np.multiply(out, b9, out=out)
     np.multiply(b3, b4, out=b3)
@@ -1535,13 +2091,15 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
     np.divide(b0, b2, out=b0)
     np.multiply(b0, -gamma*inv_n, out=b0)
     np.add(out, b0, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
+    diag d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
         softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
         1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 -
         alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
@@ -1572,7 +2130,7 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
         return (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*np.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('sigmoid_focal_hess', weight, out.shape, count, False)
     b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 15, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
@@ -1648,16 +2206,73 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     np.divide(b12, b2, out=b12)
     np.multiply(b12, gamma*inv_n*t13, out=b12)
     np.add(out, b12, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None) -> float:
+def sigmoid_focal_per_sample(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma: float = 2.0, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of sigmoid_focal(yhat, y), before the mean (times ``weight`` if given).
+
+    l = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
+        exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 + exp(-yhat))) + 1)**gamma
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = np.exp(-np.abs(yhat))
+        t1 = 1 - y
+        t2 = 1/(t0 + 1)
+        return (alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)*(1 - t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >= 0)))**gamma
+    """
+    out, yhat, y = _prepare('sigmoid_focal_per_sample', out, yhat, y)
+    weight = _weights('sigmoid_focal_per_sample', weight, out.shape, False)
+    b0, b1, b2, b4, b5 = _scratch(out.shape, 5, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.abs(yhat, out=b0)
+    np.negative(b0, out=b0)
+    np.exp(b0, out=b0)
+    np.subtract(1, y, out=b1)
+    np.add(b0, 1, out=b2)
+    np.divide(1.0, b2, out=b2)
+    np.multiply(y, alpha, out=out)
+    np.multiply(b1, 1 - alpha, out=b4)
+    np.add(out, b4, out=out)
+    np.maximum(yhat, 0, out=b4)
+    np.log1p(b0, out=b5)
+    np.add(b4, b5, out=b4)
+    np.multiply(y, yhat, out=b5)
+    np.subtract(b4, b5, out=b4)
+    np.multiply(out, b4, out=out)
+    np.multiply(b1, b2, out=b1)
+    np.negative(yhat, out=b4)
+    np.greater_equal(b4, 0, out=m0)
+    np.maximum(b0, m0, out=b4)
+    np.multiply(b1, b4, out=b1)
+    np.multiply(b2, y, out=b2)
+    np.greater_equal(yhat, 0, out=m0)
+    np.maximum(b0, m0, out=b0)
+    np.multiply(b2, b0, out=b2)
+    np.add(b1, b2, out=b1)
+    np.subtract(1, b1, out=b1)
+    np.power(b1, gamma, out=b1)
+    np.multiply(out, b1, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate smooth_l1(yhat, y), the mean over elements.
 
     Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss).
 
     L = mean over elements of Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)),
         (-beta/2 + Abs(y - yhat), True))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -1666,7 +2281,7 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: floa
         return float(np.mean(np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)))
     """
     b0, yhat, y = _prepare('smooth_l1', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('smooth_l1', weight, b0.shape, count, False)
     b1, b2 = _scratch(b0.shape, 2, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -1678,12 +2293,12 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: floa
     np.multiply(b0, 0.5, out=b0)
     np.subtract(b1, 0.5*beta, out=b1)
     np.copyto(b1, b0, where=m0)
-    value0 = np.sum(b1)
+    value0 = _total(weight, b1)
     value0 *= inv_n
     return float(value0)
 
 
-def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
@@ -1697,7 +2312,7 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
         return inv_n*np.where(beta > t1, -t0/np.maximum(beta, t1), -np.sign(t0))
     """
     out, yhat, y = _prepare('smooth_l1_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('smooth_l1_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1710,14 +2325,19 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
     np.negative(out, out=out)
     np.copyto(out, b1, where=m0)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (smooth_l1, smooth_l1_grad) computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)),
         (-beta/2 + Abs(y - yhat), True))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
         - yhat), True))) / n_elements
 
@@ -1732,7 +2352,7 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
         return float(np.mean(np.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))), inv_n*np.where(t4, t1*t3, -np.sign(t0))
     """
     out, yhat, y = _prepare('smooth_l1_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('smooth_l1_value_and_grad', weight, out.shape, count, False)
     b1, b2, b3, b4 = _scratch(out.shape, 4, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -1746,21 +2366,23 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
     np.multiply(b4, 0.5, out=b4)
     np.subtract(b2, 0.5*beta, out=b2)
     np.copyto(b2, b4, where=m0)
-    value0 = np.sum(b2)
+    value0 = _total(weight, b2)
     value0 *= inv_n
     np.multiply(b1, b3, out=b1)
     np.sign(out, out=out)
     np.negative(out, out=out)
     np.copyto(out, b1, where=m0)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (Piecewise((1/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (0, True))) /
-        n_elements
+    diag d2L/dyhat2 = (Piecewise((1/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (0, True)))
+        / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -1769,7 +2391,7 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
         return inv_n*np.where(beta > t0, (1/np.maximum(beta, t0)), 0)
     """
     out, yhat, y = _prepare('smooth_l1_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('smooth_l1_hess', weight, out.shape, count, False)
     b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -1780,16 +2402,53 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
     np.copyto(out, 0)
     np.copyto(out, b0, where=m0)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None) -> float:
+def smooth_l1_per_sample(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of smooth_l1(yhat, y), before the mean (times ``weight`` if given).
+
+    l = Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)), (-beta/2 + Abs(y - yhat),
+        True))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = y - yhat
+        t1 = np.abs(t0)
+        return np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)
+    """
+    out, yhat, y = _prepare('smooth_l1_per_sample', out, yhat, y)
+    weight = _weights('smooth_l1_per_sample', weight, out.shape, False)
+    b0, b2 = _scratch(out.shape, 2, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.subtract(y, yhat, out=b0)
+    np.abs(b0, out=out)
+    np.greater(beta, out, out=m0)
+    np.square(b0, out=b0)
+    np.maximum(out, beta, out=b2)
+    np.divide(b0, b2, out=b0)
+    np.multiply(b0, 0.5, out=b0)
+    np.subtract(out, 0.5*beta, out=out)
+    np.copyto(out, b0, where=m0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate softmax_cross_entropy(yhat, y), the mean over samples.
 
     Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
 
     L = mean over samples of -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes +
         y*(1 - label_smoothing)))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -1802,7 +2461,7 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
     """
     b0, yhat, y = _prepare('softmax_cross_entropy', None, yhat, y)
     n_classes = np.shape(yhat)[-1]
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('softmax_cross_entropy', weight, b0.shape, count, True)
     r0, r1 = _scratch(b0.shape[:-1] + (1,), 2, b0.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
@@ -1811,22 +2470,22 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
     np.einsum('...i->...', b0, out=r1[..., 0])
     np.log(r1, out=r1)
     np.add(r0, r1, out=r0)
-    value0 = -np.vdot(y, yhat)
+    value0 = -_total(weight, y, yhat)
     np.einsum('...i->...', y, out=r1[..., 0])
-    value0 += np.vdot(r0, r1)
+    value0 += _total(weight, r0, r1)
     if label_smoothing != 0:
-        value0 += label_smoothing*np.vdot(y, yhat)
+        value0 += label_smoothing*_total(weight, y, yhat)
     if label_smoothing != 0:
-        value0 += label_smoothing*np.sum(r0)
+        value0 += label_smoothing*_total(weight, r0)
     if label_smoothing != 0:
-        value0 -= label_smoothing*np.vdot(r0, r1)
+        value0 -= label_smoothing*_total(weight, r0, r1)
     if label_smoothing/n_classes != 0:
-        value0 -= (label_smoothing/n_classes)*np.sum(yhat)
+        value0 -= (label_smoothing/n_classes)*_total(weight, yhat)
     value0 *= inv_n
     return float(value0)
 
 
-def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-label_smoothing/n_classes - y*(1 - label_smoothing) -
@@ -1843,7 +2502,7 @@ def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
     """
     out, yhat, y = _prepare('softmax_cross_entropy_grad', out, yhat, y)
     n_classes = np.shape(yhat)[-1]
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('softmax_cross_entropy_grad', weight, out.shape, count, True)
     b0, = _scratch(out.shape, 1, out.dtype)
     r0, r1 = _scratch(out.shape[:-1] + (1,), 2, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
@@ -1864,14 +2523,19 @@ def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
     np.add(out, b0, out=out)
     if inv_n*label_smoothing/n_classes != 0:
         np.subtract(out, inv_n*label_smoothing/n_classes, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (softmax_cross_entropy, softmax_cross_entropy_grad) computed with shared work.
 
     L = mean over samples of -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes +
         y*(1 - label_smoothing)))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-label_smoothing/n_classes - y*(1 - label_smoothing) -
         (label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
         logsumexp(yhat))) / n_samples
@@ -1891,7 +2555,7 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     """
     out, yhat, y = _prepare('softmax_cross_entropy_value_and_grad', out, yhat, y)
     n_classes = np.shape(yhat)[-1]
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('softmax_cross_entropy_value_and_grad', weight, out.shape, count, True)
     b0, = _scratch(out.shape, 1, out.dtype)
     r0, r1, r2 = _scratch(out.shape[:-1] + (1,), 3, out.dtype)
     t1 = label_smoothing/n_classes
@@ -1902,17 +2566,17 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     np.einsum('...i->...', b0, out=r1[..., 0])
     np.log(r1, out=r2)
     np.add(r0, r2, out=r0)
-    value0 = -np.vdot(y, yhat)
+    value0 = -_total(weight, y, yhat)
     np.einsum('...i->...', y, out=r2[..., 0])
-    value0 += np.vdot(r0, r2)
+    value0 += _total(weight, r0, r2)
     if label_smoothing != 0:
-        value0 += label_smoothing*np.vdot(y, yhat)
+        value0 += label_smoothing*_total(weight, y, yhat)
     if label_smoothing != 0:
-        value0 += label_smoothing*np.sum(r0)
+        value0 += label_smoothing*_total(weight, r0)
     if t1 != 0:
-        value0 -= t1*np.sum(yhat)
+        value0 -= t1*_total(weight, yhat)
     if label_smoothing != 0:
-        value0 -= label_smoothing*np.vdot(r0, r2)
+        value0 -= label_smoothing*_total(weight, r0, r2)
     value0 *= inv_n
     np.multiply(y, -inv_n*(1 - label_smoothing), out=out)
     np.multiply(r2, -1, out=r0)
@@ -1926,10 +2590,61 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     np.add(out, b0, out=out)
     if inv_n*t1 != 0:
         np.subtract(out, inv_n*t1, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def softmax_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the diagonal of d2L/dyhat2 (per sample; softmax_cross_entropy_hvp applies the whole per-sample Hessian).
+
+    diag d2L/dyhat2 = (-(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
+        logsumexp(yhat)) + (label_smoothing*axis_sum(y) - label_smoothing -
+        axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))) / n_samples
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        t0 = np.max(yhat, axis=-1, keepdims=True)
+        t1 = np.exp(yhat - t0)
+        t2 = np.sum(t1, axis=-1, keepdims=True)
+        t3 = np.sum(y, axis=-1, keepdims=True)
+        t4 = label_smoothing*t3 - label_smoothing - t3
+        return (-inv_n*t4/t2)*t1 + (inv_n*t4/(t2*t2))*np.exp(2*yhat - 2*t0)
+    """
+    out, yhat, y = _prepare('softmax_cross_entropy_hess', out, yhat, y)
+    weight, inv_n = _weighting('softmax_cross_entropy_hess', weight, out.shape, count, True)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.multiply(r0, -1, out=r1)
+    np.add(r1, yhat, out=b0)
+    np.exp(b0, out=b0)
+    np.einsum('...i->...', y, out=r1[..., 0])
+    np.multiply(r1, -1, out=r2)
+    np.multiply(r1, label_smoothing, out=r1)
+    np.add(r2, r1, out=r2)
+    if label_smoothing != 0:
+        np.subtract(r2, label_smoothing, out=r2)
+    np.einsum('...i->...', b0, out=r1[..., 0])
+    np.square(r1, out=r3)
+    np.divide(r2, r3, out=r3)
+    np.multiply(r0, -2, out=r0)
+    np.multiply(yhat, 2, out=out)
+    np.add(r0, out, out=out)
+    np.exp(out, out=out)
+    np.multiply(out, r3, out=out)
+    np.divide(r2, r1, out=r2)
+    np.multiply(r2, -1, out=r2)
+    np.multiply(b0, r2, out=b0)
+    np.add(out, b0, out=out)
+    np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, label_smoothing: float = 0.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
 
     Hv = ((-label_smoothing*vector*axis_sum(y) + label_smoothing*vector +
@@ -1948,7 +2663,7 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
         return inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3)
     """
     out, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', out, yhat, y, vector)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('softmax_cross_entropy_hvp', weight, out.shape, count, True)
     b1, b2 = _scratch(out.shape, 2, out.dtype)
     r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
@@ -1976,32 +2691,86 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
     np.add(b1, b2, out=b1)
     np.multiply(out, b1, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def squared_hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def softmax_cross_entropy_per_sample(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: float = 0.0, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per sample of softmax_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+
+    l = -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes + y*(1 -
+        label_smoothing)))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into reused buffers):
+
+        n_classes = np.shape(yhat)[-1]
+        t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
+        t1 = np.max(yhat, axis=-1, keepdims=True)
+        t2 = t1 + np.log(np.sum(np.exp(yhat - t1), axis=-1, keepdims=True))
+        t3 = np.sum(y, axis=-1, keepdims=True)
+        return (label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*np.sum(yhat, axis=-1, keepdims=True)/n_classes - t0)[..., 0]
+    """
+    b0, yhat, y = _prepare('softmax_cross_entropy_per_sample', None, yhat, y)
+    n_classes = np.shape(yhat)[-1]
+    out, rows = _row_out('softmax_cross_entropy_per_sample', out, b0.shape, b0.dtype)
+    weight = _weights('softmax_cross_entropy_per_sample', weight, b0.shape, True)
+    r0, r1, r3 = _scratch(b0.shape[:-1] + (1,), 3, b0.dtype)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.multiply(r0, -1, out=r1)
+    np.add(r1, yhat, out=b0)
+    np.exp(b0, out=b0)
+    np.einsum('...i->...', b0, out=r1[..., 0])
+    np.log(r1, out=r1)
+    np.add(r0, r1, out=r0)
+    np.einsum('...i,...i->...', y, yhat, out=r1[..., 0])
+    np.multiply(r1, -1, out=rows)
+    np.multiply(r1, label_smoothing, out=r1)
+    np.add(rows, r1, out=rows)
+    np.multiply(r0, label_smoothing, out=r1)
+    np.add(rows, r1, out=rows)
+    np.einsum('...i->...', y, out=r1[..., 0])
+    np.multiply(r0, r1, out=r3)
+    np.add(rows, r3, out=rows)
+    np.multiply(r0, r1, out=r0)
+    np.multiply(r0, -label_smoothing, out=r0)
+    np.add(rows, r0, out=rows)
+    np.einsum('...i->...', yhat, out=r0[..., 0])
+    np.multiply(r0, -label_smoothing/n_classes, out=r0)
+    np.add(rows, r0, out=rows)
+    if weight is not None:
+        np.multiply(rows, weight, out=rows)
+    return out
+
+
+def squared_hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate squared_hinge(yhat, y), the mean over elements.
 
     max(0, 1 - y * yhat)**2 for labels y in {-1, +1}.
 
     L = mean over elements of Max(0, -y*yhat + 1)**2
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return float(np.mean(np.maximum(0, 1 - y*yhat)**2))
     """
     b0, yhat, y = _prepare('squared_hinge', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('squared_hinge', weight, b0.shape, count, False)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
     np.square(b0, out=b0)
-    value0 = np.sum(b0)
+    value0 = _total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
@@ -2013,7 +2782,7 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return -2*inv_n*y*1.0*(t0 < 1)*np.maximum(0, 1 - t0)
     """
     out, yhat, y = _prepare('squared_hinge_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('squared_hinge_grad', weight, out.shape, count, False)
     b0, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, yhat, out=b0)
     np.less(b0, 1, out=out)
@@ -2022,13 +2791,18 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     np.maximum(b0, 0, out=b0)
     np.multiply(out, b0, out=out)
     np.multiply(out, -2*inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (squared_hinge, squared_hinge_grad) computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)**2
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -2039,25 +2813,27 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
         return float(np.mean(t1*t1)), -2*inv_n*t1*y*1.0*(t0 < 1)
     """
     out, yhat, y = _prepare('squared_hinge_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('squared_hinge_value_and_grad', weight, out.shape, count, False)
     b0, b2 = _scratch(out.shape, 2, out.dtype)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=out)
     np.maximum(out, 0, out=out)
     np.square(out, out=b2)
-    value0 = np.sum(b2)
+    value0 = _total(weight, b2)
     value0 *= inv_n
     np.multiply(out, y, out=out)
     np.less(b0, 1, out=b0)
     np.multiply(out, b0, out=out)
     np.multiply(out, -2*inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (2*y**2*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
+    diag d2L/dyhat2 = (2*y**2*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -2065,11 +2841,35 @@ def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return 2*inv_n*(y*y)*1.0*(y*yhat < 1)
     """
     out, yhat, y = _prepare('squared_hinge_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('squared_hinge_hess', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.square(y, out=out)
     np.multiply(y, yhat, out=b1)
     np.less(b1, 1, out=b1)
     np.multiply(out, b1, out=out)
     np.multiply(out, 2*inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def squared_hinge_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of squared_hinge(yhat, y), before the mean (times ``weight`` if given).
+
+    l = Max(0, -y*yhat + 1)**2
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return np.maximum(0, 1 - y*yhat)**2
+    """
+    out, yhat, y = _prepare('squared_hinge_per_sample', out, yhat, y)
+    weight = _weights('squared_hinge_per_sample', weight, out.shape, False)
+    np.multiply(y, yhat, out=out)
+    np.subtract(1, out, out=out)
+    np.maximum(out, 0, out=out)
+    np.square(out, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out

@@ -11,50 +11,62 @@ Kernels with a class axis (softmax, softmax cross-entropy) are not here: use the
 
 __all__ = [
     "binary_cross_entropy",
+    "binary_cross_entropy_per_sample",
     "binary_cross_entropy_grad",
     "binary_cross_entropy_value_and_grad",
     "binary_cross_entropy_hess",
     "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_per_sample",
     "binary_cross_entropy_with_logits_grad",
     "binary_cross_entropy_with_logits_value_and_grad",
     "binary_cross_entropy_with_logits_hess",
     "hinge",
+    "hinge_per_sample",
     "hinge_grad",
     "hinge_value_and_grad",
     "hinge_hess",
     "huber",
+    "huber_per_sample",
     "huber_grad",
     "huber_value_and_grad",
     "huber_hess",
     "l1",
+    "l1_per_sample",
     "l1_grad",
     "l1_value_and_grad",
     "l1_hess",
     "log_cosh",
+    "log_cosh_per_sample",
     "log_cosh_grad",
     "log_cosh_value_and_grad",
     "log_cosh_hess",
     "mse",
+    "mse_per_sample",
     "mse_grad",
     "mse_value_and_grad",
     "mse_hess",
     "pinball",
+    "pinball_per_sample",
     "pinball_grad",
     "pinball_value_and_grad",
     "pinball_hess",
     "poisson_nll",
+    "poisson_nll_per_sample",
     "poisson_nll_grad",
     "poisson_nll_value_and_grad",
     "poisson_nll_hess",
     "sigmoid_focal",
+    "sigmoid_focal_per_sample",
     "sigmoid_focal_grad",
     "sigmoid_focal_value_and_grad",
     "sigmoid_focal_hess",
     "smooth_l1",
+    "smooth_l1_per_sample",
     "smooth_l1_grad",
     "smooth_l1_value_and_grad",
     "smooth_l1_hess",
     "squared_hinge",
+    "squared_hinge_per_sample",
     "squared_hinge_grad",
     "squared_hinge_value_and_grad",
     "squared_hinge_hess",
@@ -73,6 +85,14 @@ C_KERNELS = {
         """
 const T t0 = 1 - y;
 value = -inv_n*(t0*log(t0 == 0 ? 1 : 1 - yhat) + y*log(y == 0 ? 1 : yhat));
+""",
+    ),
+    "binary_cross_entropy_per_sample": (
+        "T yhat, T y",
+        "T out",
+        """
+const T t0 = 1 - y;
+out = -(t0*log(t0 == 0 ? 1 : 1 - yhat) + y*log(y == 0 ? 1 : yhat));
 """,
     ),
     "binary_cross_entropy_grad": (
@@ -108,6 +128,13 @@ out = inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)*(1 - yhat));
 value = inv_n*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
 """,
     ),
+    "binary_cross_entropy_with_logits_per_sample": (
+        "T yhat, T y",
+        "T out",
+        """
+out = log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat;
+""",
+    ),
     "binary_cross_entropy_with_logits_grad": (
         "T yhat, T y, T inv_n",
         "T out",
@@ -138,6 +165,13 @@ out = inv_n*t0/((t0 + 1)*(t0 + 1));
         "T value",
         """
 value = inv_n*fmax(0, 1 - y*yhat);
+""",
+    ),
+    "hinge_per_sample": (
+        "T yhat, T y",
+        "T out",
+        """
+out = fmax(0, 1 - y*yhat);
 """,
     ),
     "hinge_grad": (
@@ -172,6 +206,15 @@ const T t1 = fabs(t0);
 value = inv_n*(delta > t1 ? (T)0.5*(t0*t0) : delta*(t1 - (T)0.5*delta));
 """,
     ),
+    "huber_per_sample": (
+        "T yhat, T y, T delta",
+        "T out",
+        """
+const T t0 = y - yhat;
+const T t1 = fabs(t0);
+out = delta > t1 ? (T)0.5*(t0*t0) : delta*(t1 - (T)0.5*delta);
+""",
+    ),
     "huber_grad": (
         "T yhat, T y, T delta, T inv_n",
         "T out",
@@ -201,6 +244,13 @@ out = inv_n*(delta > fabs(y - yhat) ? 1 : 0);
         "T value",
         """
 value = inv_n*fabs(y - yhat);
+""",
+    ),
+    "l1_per_sample": (
+        "T yhat, T y",
+        "T out",
+        """
+out = fabs(y - yhat);
 """,
     ),
     "l1_grad": (
@@ -234,6 +284,14 @@ const T t0 = y - yhat;
 value = inv_n*(sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
 """,
     ),
+    "log_cosh_per_sample": (
+        "T yhat, T y",
+        "T out",
+        """
+const T t0 = y - yhat;
+out = sg_logaddexp(-t0, t0) + (T)-0.6931471805599453;
+""",
+    ),
     "log_cosh_grad": (
         "T yhat, T y, T inv_n",
         "T out",
@@ -265,6 +323,13 @@ out = 4*inv_n*t0/((t0 + 1)*(t0 + 1));
 value = inv_n*((yhat - y)*(yhat - y));
 """,
     ),
+    "mse_per_sample": (
+        "T yhat, T y",
+        "T out",
+        """
+out = (yhat - y)*(yhat - y);
+""",
+    ),
     "mse_grad": (
         "T yhat, T y, T inv_n",
         "T out",
@@ -294,6 +359,14 @@ out = 2*inv_n;
         """
 const T t0 = y - yhat;
 value = inv_n*(t0 >= 0 ? t0*tau : t0*(tau - 1));
+""",
+    ),
+    "pinball_per_sample": (
+        "T yhat, T y, T tau",
+        "T out",
+        """
+const T t0 = y - yhat;
+out = t0 >= 0 ? t0*tau : t0*(tau - 1);
 """,
     ),
     "pinball_grad": (
@@ -328,6 +401,13 @@ out = 0;
 value = inv_n*(exp(yhat) - y*yhat);
 """,
     ),
+    "poisson_nll_per_sample": (
+        "T yhat, T y",
+        "T out",
+        """
+out = exp(yhat) - y*yhat;
+""",
+    ),
     "poisson_nll_grad": (
         "T yhat, T y, T inv_n",
         "T out",
@@ -359,6 +439,16 @@ const T t0 = exp(-fabs(yhat));
 const T t1 = 1 - y;
 const T t2 = 1/(t0 + 1);
 value = inv_n*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
+""",
+    ),
+    "sigmoid_focal_per_sample": (
+        "T yhat, T y, T alpha, T gamma",
+        "T out",
+        """
+const T t0 = exp(-fabs(yhat));
+const T t1 = 1 - y;
+const T t2 = 1/(t0 + 1);
+out = (alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
 """,
     ),
     "sigmoid_focal_grad": (
@@ -425,6 +515,15 @@ const T t1 = fabs(t0);
 value = inv_n*(beta > t1 ? (T)0.5*(t0*t0)/fmax(beta, t1) : t1 - (T)0.5*beta);
 """,
     ),
+    "smooth_l1_per_sample": (
+        "T yhat, T y, T beta",
+        "T out",
+        """
+const T t0 = y - yhat;
+const T t1 = fabs(t0);
+out = beta > t1 ? (T)0.5*(t0*t0)/fmax(beta, t1) : t1 - (T)0.5*beta;
+""",
+    ),
     "smooth_l1_grad": (
         "T yhat, T y, T beta, T inv_n",
         "T out",
@@ -460,6 +559,13 @@ out = inv_n*(beta > t0 ? (1/fmax(beta, t0)) : 0);
         "T value",
         """
 value = inv_n*(fmax(0, 1 - y*yhat)*fmax(0, 1 - y*yhat));
+""",
+    ),
+    "squared_hinge_per_sample": (
+        "T yhat, T y",
+        "T out",
+        """
+out = fmax(0, 1 - y*yhat)*fmax(0, 1 - y*yhat);
 """,
     ),
     "squared_hinge_grad": (
@@ -531,6 +637,16 @@ def binary_cross_entropy(yhat, y, *, count: float | None = None):
     return _kernel('binary_cross_entropy')(yhat, y, _scalar(yhat, inv_n)).sum()
 
 
+def binary_cross_entropy_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element.
+
+    -(y log p + (1 - y) log(1 - p)) on probabilities p = yhat (0 log 0 = 0).
+    out = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('binary_cross_entropy_per_sample')(yhat, y)
+
+
 def binary_cross_entropy_grad(yhat, y, *, count: float | None = None):
     r"""Return dbinary_cross_entropy/dyhat in one fused pass.
 
@@ -575,6 +691,16 @@ def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None):
     yhat, y, = _arrays(yhat, y)
     inv_n = 1 / (yhat.size if count is None else count)
     return _kernel('binary_cross_entropy_with_logits')(yhat, y, _scalar(yhat, inv_n)).sum()
+
+
+def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element.
+
+    Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
+    out = -y*yhat + softplus(yhat)
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('binary_cross_entropy_with_logits_per_sample')(yhat, y)
 
 
 def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None):
@@ -623,6 +749,16 @@ def hinge(yhat, y, *, count: float | None = None):
     return _kernel('hinge')(yhat, y, _scalar(yhat, inv_n)).sum()
 
 
+def hinge_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element.
+
+    max(0, 1 - y * yhat) for labels y in {-1, +1}.
+    out = Max(0, -y*yhat + 1)
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('hinge_per_sample')(yhat, y)
+
+
 def hinge_grad(yhat, y, *, count: float | None = None):
     r"""Return dhinge/dyhat in one fused pass.
 
@@ -667,6 +803,17 @@ def huber(yhat, y, *, delta: float = 1.0, count: float | None = None):
     yhat, y, = _arrays(yhat, y)
     inv_n = 1 / (yhat.size if count is None else count)
     return _kernel('huber')(yhat, y, _scalar(yhat, delta), _scalar(yhat, inv_n)).sum()
+
+
+def huber_per_sample(yhat, y, *, delta: float = 1.0, count: float | None = None):
+    r"""Return the loss per element.
+
+    Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss).
+    out = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y -
+        yhat)), True))
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('huber_per_sample')(yhat, y, _scalar(yhat, delta))
 
 
 def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None):
@@ -716,6 +863,16 @@ def l1(yhat, y, *, count: float | None = None):
     return _kernel('l1')(yhat, y, _scalar(yhat, inv_n)).sum()
 
 
+def l1_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element.
+
+    Mean absolute error; |r|'(0) = 0.
+    out = Abs(y - yhat)
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('l1_per_sample')(yhat, y)
+
+
 def l1_grad(yhat, y, *, count: float | None = None):
     r"""Return dl1/dyhat in one fused pass.
 
@@ -759,6 +916,16 @@ def log_cosh(yhat, y, *, count: float | None = None):
     yhat, y, = _arrays(yhat, y)
     inv_n = 1 / (yhat.size if count is None else count)
     return _kernel('log_cosh')(yhat, y, _scalar(yhat, inv_n)).sum()
+
+
+def log_cosh_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element.
+
+    log(cosh(yhat - y)), evaluated without overflow.
+    out = logaddexp(-y + yhat, y - yhat) - log(2)
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('log_cosh_per_sample')(yhat, y)
 
 
 def log_cosh_grad(yhat, y, *, count: float | None = None):
@@ -807,6 +974,16 @@ def mse(yhat, y, *, count: float | None = None):
     return _kernel('mse')(yhat, y, _scalar(yhat, inv_n)).sum()
 
 
+def mse_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element.
+
+    Mean squared error.
+    out = (-y + yhat)**2
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('mse_per_sample')(yhat, y)
+
+
 def mse_grad(yhat, y, *, count: float | None = None):
     r"""Return dmse/dyhat in one fused pass.
 
@@ -851,6 +1028,16 @@ def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None):
     yhat, y, = _arrays(yhat, y)
     inv_n = 1 / (yhat.size if count is None else count)
     return _kernel('pinball')(yhat, y, _scalar(yhat, tau), _scalar(yhat, inv_n)).sum()
+
+
+def pinball_per_sample(yhat, y, *, tau: float = 0.5, count: float | None = None):
+    r"""Return the loss per element.
+
+    Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat.
+    out = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('pinball_per_sample')(yhat, y, _scalar(yhat, tau))
 
 
 def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None):
@@ -898,6 +1085,16 @@ def poisson_nll(yhat, y, *, count: float | None = None):
     return _kernel('poisson_nll')(yhat, y, _scalar(yhat, inv_n)).sum()
 
 
+def poisson_nll_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element.
+
+    exp(yhat) - y * yhat with yhat the log-rate (torch: log_input=True, full=False).
+    out = -y*yhat + exp(yhat)
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('poisson_nll_per_sample')(yhat, y)
+
+
 def poisson_nll_grad(yhat, y, *, count: float | None = None):
     r"""Return dpoisson_nll/dyhat in one fused pass.
 
@@ -943,6 +1140,17 @@ def sigmoid_focal(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: fl
     yhat, y, = _arrays(yhat, y)
     inv_n = 1 / (yhat.size if count is None else count)
     return _kernel('sigmoid_focal')(yhat, y, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n)).sum()
+
+
+def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+    r"""Return the loss per element.
+
+    torchvision.ops.sigmoid_focal_loss on logits, averaged.
+    out = (alpha*y + (1 - alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**gamma
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('sigmoid_focal_per_sample')(yhat, y, _scalar(yhat, alpha), _scalar(yhat, gamma))
 
 
 def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
@@ -1010,6 +1218,17 @@ def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None):
     return _kernel('smooth_l1')(yhat, y, _scalar(yhat, beta), _scalar(yhat, inv_n)).sum()
 
 
+def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, count: float | None = None):
+    r"""Return the loss per element.
+
+    Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss).
+    out = Piecewise(((-y + yhat)**2/(2*Max(beta, Abs(y - yhat))), beta > Abs(y - yhat)),
+        (-beta/2 + Abs(y - yhat), True))
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('smooth_l1_per_sample')(yhat, y, _scalar(yhat, beta))
+
+
 def smooth_l1_grad(yhat, y, *, beta: float = 1.0, count: float | None = None):
     r"""Return dsmooth_l1/dyhat in one fused pass.
 
@@ -1057,6 +1276,16 @@ def squared_hinge(yhat, y, *, count: float | None = None):
     yhat, y, = _arrays(yhat, y)
     inv_n = 1 / (yhat.size if count is None else count)
     return _kernel('squared_hinge')(yhat, y, _scalar(yhat, inv_n)).sum()
+
+
+def squared_hinge_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element.
+
+    max(0, 1 - y * yhat)**2 for labels y in {-1, +1}.
+    out = Max(0, -y*yhat + 1)**2
+    """
+    yhat, y, = _arrays(yhat, y)
+    return _kernel('squared_hinge_per_sample')(yhat, y)
 
 
 def squared_hinge_grad(yhat, y, *, count: float | None = None):

@@ -11,62 +11,80 @@ import math
 
 __all__ = [
     "binary_cross_entropy",
+    "binary_cross_entropy_per_sample",
     "binary_cross_entropy_grad",
     "binary_cross_entropy_value_and_grad",
     "binary_cross_entropy_hess",
     "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_per_sample",
     "binary_cross_entropy_with_logits_grad",
     "binary_cross_entropy_with_logits_value_and_grad",
     "binary_cross_entropy_with_logits_hess",
     "categorical_cross_entropy",
+    "categorical_cross_entropy_per_sample",
     "categorical_cross_entropy_grad",
     "categorical_cross_entropy_value_and_grad",
+    "categorical_cross_entropy_hess",
     "categorical_cross_entropy_hvp",
     "hinge",
+    "hinge_per_sample",
     "hinge_grad",
     "hinge_value_and_grad",
     "hinge_hess",
     "huber",
+    "huber_per_sample",
     "huber_grad",
     "huber_value_and_grad",
     "huber_hess",
     "kl_div",
+    "kl_div_per_sample",
     "kl_div_grad",
     "kl_div_value_and_grad",
+    "kl_div_hess",
     "kl_div_hvp",
     "l1",
+    "l1_per_sample",
     "l1_grad",
     "l1_value_and_grad",
     "l1_hess",
     "log_cosh",
+    "log_cosh_per_sample",
     "log_cosh_grad",
     "log_cosh_value_and_grad",
     "log_cosh_hess",
     "mse",
+    "mse_per_sample",
     "mse_grad",
     "mse_value_and_grad",
     "mse_hess",
     "pinball",
+    "pinball_per_sample",
     "pinball_grad",
     "pinball_value_and_grad",
     "pinball_hess",
     "poisson_nll",
+    "poisson_nll_per_sample",
     "poisson_nll_grad",
     "poisson_nll_value_and_grad",
     "poisson_nll_hess",
     "sigmoid_focal",
+    "sigmoid_focal_per_sample",
     "sigmoid_focal_grad",
     "sigmoid_focal_value_and_grad",
     "sigmoid_focal_hess",
     "smooth_l1",
+    "smooth_l1_per_sample",
     "smooth_l1_grad",
     "smooth_l1_value_and_grad",
     "smooth_l1_hess",
     "softmax_cross_entropy",
+    "softmax_cross_entropy_per_sample",
     "softmax_cross_entropy_grad",
     "softmax_cross_entropy_value_and_grad",
+    "softmax_cross_entropy_hess",
     "softmax_cross_entropy_hvp",
     "squared_hinge",
+    "squared_hinge_per_sample",
     "squared_hinge_grad",
     "squared_hinge_value_and_grad",
     "squared_hinge_hess",
@@ -101,6 +119,16 @@ def binary_cross_entropy(yhat, y, *, count: float | None = None):
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
     t0 = 1 - y
     return xp.sum(-inv_n*(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))))
+
+
+def binary_cross_entropy_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    t0 = 1 - y
+    return -(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)))
 
 
 def binary_cross_entropy_grad(yhat, y, *, count: float | None = None):
@@ -148,6 +176,15 @@ def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None):
     return xp.sum(inv_n*(xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat))
 
 
+def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    return xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
+
+
 def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None):
     r"""Return dbinary_cross_entropy_with_logits/dyhat.
 
@@ -192,6 +229,15 @@ def categorical_cross_entropy(yhat, y, *, count: float | None = None):
     return xp.sum(-inv_n*xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1, keepdims=True))
 
 
+def categorical_cross_entropy_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per sample, before the mean.
+
+    l = -axis_sum(xlogy(y, yhat))
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    return (-xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1, keepdims=True))[..., 0]
+
+
 def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None):
     r"""Return dcategorical_cross_entropy/dyhat.
 
@@ -214,6 +260,16 @@ def categorical_cross_entropy_value_and_grad(yhat, y, *, count: float | None = N
     return xp.sum(-inv_n*xp.sum(y*xp.log(t0), axis=-1, keepdims=True)), -inv_n*y/t0
 
 
+def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None):
+    r"""Return the second derivative's diagonal.
+
+    hess = inv_n*y/yhat**2
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
+    return inv_n*y/(yhat*yhat)
+
+
 def categorical_cross_entropy_hvp(yhat, y, vector, *, count: float | None = None):
     r"""Return the Hessian of the mean loss in yhat times ``vector``.
 
@@ -232,6 +288,15 @@ def hinge(yhat, y, *, count: float | None = None):
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
     return xp.sum(inv_n*xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype)))
+
+
+def hinge_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = Max(0, -y*yhat + 1)
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    return xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))
 
 
 def hinge_grad(yhat, y, *, count: float | None = None):
@@ -278,6 +343,18 @@ def huber(yhat, y, *, delta: float = 1.0, count: float | None = None):
     return xp.sum(inv_n*xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))
 
 
+def huber_per_sample(yhat, y, *, delta: float = 1.0, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y - yhat)),
+        True))
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    t0 = y - yhat
+    t1 = xp.abs(t0)
+    return xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))
+
+
 def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None):
     r"""Return dhuber/dyhat.
 
@@ -322,6 +399,15 @@ def kl_div(yhat, y, *, count: float | None = None):
     return xp.sum(inv_n*(xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True)))
 
 
+def kl_div_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per sample, before the mean.
+
+    l = axis_sum(-y*yhat + xlogy(y, y))
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    return (xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))[..., 0]
+
+
 def kl_div_grad(yhat, y, *, count: float | None = None):
     r"""Return dkl_div/dyhat.
 
@@ -343,6 +429,15 @@ def kl_div_value_and_grad(yhat, y, *, count: float | None = None):
     return xp.sum(inv_n*(xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))), xp.zeros_like(yhat) + (-inv_n*y)
 
 
+def kl_div_hess(yhat, y, *, count: float | None = None):
+    r"""Return the second derivative's diagonal.
+
+    hess = 0
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    return xp.zeros_like(yhat) + 0
+
+
 def kl_div_hvp(yhat, y, vector, *, count: float | None = None):
     r"""Return the Hessian of the mean loss in yhat times ``vector``.
 
@@ -360,6 +455,15 @@ def l1(yhat, y, *, count: float | None = None):
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
     return xp.sum(inv_n*xp.abs(y - yhat))
+
+
+def l1_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = Abs(y - yhat)
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    return xp.abs(y - yhat)
 
 
 def l1_grad(yhat, y, *, count: float | None = None):
@@ -402,6 +506,16 @@ def log_cosh(yhat, y, *, count: float | None = None):
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
     t0 = y - yhat
     return xp.sum(inv_n*(xp.logaddexp(-t0, t0) - 0.6931471805599453))
+
+
+def log_cosh_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = log(cosh(y - yhat))
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    t0 = y - yhat
+    return xp.logaddexp(-t0, t0) - 0.6931471805599453
 
 
 def log_cosh_grad(yhat, y, *, count: float | None = None):
@@ -447,6 +561,15 @@ def mse(yhat, y, *, count: float | None = None):
     return xp.sum(inv_n*((yhat - y)**2))
 
 
+def mse_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = (-y + yhat)**2
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    return (yhat - y)**2
+
+
 def mse_grad(yhat, y, *, count: float | None = None):
     r"""Return dmse/dyhat.
 
@@ -490,6 +613,16 @@ def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None):
     return xp.sum(inv_n*xp.where(t0 >= 0, t0*tau, t0*(tau - 1)))
 
 
+def pinball_per_sample(yhat, y, *, tau: float = 0.5, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    t0 = y - yhat
+    return xp.where(t0 >= 0, t0*tau, t0*(tau - 1))
+
+
 def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None):
     r"""Return dpinball/dyhat.
 
@@ -531,6 +664,15 @@ def poisson_nll(yhat, y, *, count: float | None = None):
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
     return xp.sum(inv_n*(xp.exp(yhat) - y*yhat))
+
+
+def poisson_nll_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = -y*yhat + exp(yhat)
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    return xp.exp(yhat) - y*yhat
 
 
 def poisson_nll_grad(yhat, y, *, count: float | None = None):
@@ -577,6 +719,19 @@ def sigmoid_focal(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: fl
     t1 = 1 - y
     t2 = 1/(t0 + 1)
     return xp.sum(inv_n*(alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma)
+
+
+def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
+        exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 + exp(-yhat))) + 1)**gamma
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    t0 = xp.exp(-xp.abs(yhat))
+    t1 = 1 - y
+    t2 = 1/(t0 + 1)
+    return (alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma
 
 
 def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
@@ -674,6 +829,18 @@ def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None):
     return xp.sum(inv_n*xp.where(beta > t1, 0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta))
 
 
+def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)), (-beta/2 + Abs(y - yhat),
+        True))
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    t0 = y - yhat
+    t1 = xp.abs(t0)
+    return xp.where(beta > t1, 0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta)
+
+
 def smooth_l1_grad(yhat, y, *, beta: float = 1.0, count: float | None = None):
     r"""Return dsmooth_l1/dyhat.
 
@@ -732,6 +899,21 @@ def softmax_cross_entropy(yhat, y, *, label_smoothing: float = 0.0, count: float
     return xp.sum(inv_n*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1, keepdims=True)/n_classes - t0))
 
 
+def softmax_cross_entropy_per_sample(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None):
+    r"""Return the loss per sample, before the mean.
+
+    l = -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes + y*(1 -
+        label_smoothing)))
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    n_classes = yhat.shape[-1]
+    t0 = xp.sum(y*yhat, axis=-1, keepdims=True)
+    t1 = xp.max(yhat, axis=-1, keepdims=True)
+    t2 = t1 + xp.log(xp.sum(xp.exp(yhat - t1), axis=-1, keepdims=True))
+    t3 = xp.sum(y, axis=-1, keepdims=True)
+    return (label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1, keepdims=True)/n_classes - t0)[..., 0]
+
+
 def softmax_cross_entropy_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None):
     r"""Return dsoftmax_cross_entropy/dyhat.
 
@@ -769,6 +951,23 @@ def softmax_cross_entropy_value_and_grad(yhat, y, *, label_smoothing: float = 0.
     return xp.sum(inv_n*(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - t0 - t1*xp.sum(yhat, axis=-1, keepdims=True))), (-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1
 
 
+def softmax_cross_entropy_hess(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None):
+    r"""Return the second derivative's diagonal.
+
+    hess = -inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
+        logsumexp(yhat)) + inv_n*(label_smoothing*axis_sum(y) - label_smoothing -
+        axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
+    t0 = xp.max(yhat, axis=-1, keepdims=True)
+    t1 = xp.exp(yhat - t0)
+    t2 = xp.sum(t1, axis=-1, keepdims=True)
+    t3 = xp.sum(y, axis=-1, keepdims=True)
+    t4 = label_smoothing*t3 - label_smoothing - t3
+    return (-inv_n*t4/t2)*t1 + (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0)
+
+
 def softmax_cross_entropy_hvp(yhat, y, vector, *, label_smoothing: float = 0.0, count: float | None = None):
     r"""Return the Hessian of the mean loss in yhat times ``vector``.
 
@@ -794,6 +993,15 @@ def squared_hinge(yhat, y, *, count: float | None = None):
     xp, dtype, yhat, y = _prepare(yhat, y)
     inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
     return xp.sum(inv_n*(xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))**2))
+
+
+def squared_hinge_per_sample(yhat, y, *, count: float | None = None):
+    r"""Return the loss per element, before the mean.
+
+    l = Max(0, -y*yhat + 1)**2
+    """
+    xp, dtype, yhat, y = _prepare(yhat, y)
+    return xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))**2
 
 
 def squared_hinge_grad(yhat, y, *, count: float | None = None):

@@ -55,3 +55,8 @@ class WriteFailed(OutputError):
 
 class TrainError(SymgradError):
     """A flag or combination of flags cannot be used; the message says which and why."""
+
+
+class HessianWarning(UserWarning):
+    """A loss's second derivative is zero or negative on much of the data: a boosting library's
+    Newton step is undefined there, so a safe Hessian policy replaces it."""

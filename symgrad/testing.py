@@ -49,6 +49,9 @@ DECLARED = {
     "log_simplex": "log_simplex",
 }
 EPS = np.finfo(float).eps
+#: A loss whose second derivative is zero or negative on more than this share of the sampled
+#: points gets a note: a boosting library's Newton step (-g / h) is undefined there.
+FLAT_SHARE = 0.25
 N_RANDOM = 16
 N_CLASSES = 4
 
@@ -78,6 +81,8 @@ class KernelResult:
     checks: list[Check]
     domains: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    #: For a loss: the share of sampled points where its second derivative is <= 0.
+    flat_share: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,6 +108,16 @@ class KernelResult:
     def skipped(self) -> int:
         """Return the number of points skipped (undefined, or at a kink), over all checks."""
         return sum(c.skipped for c in self.checks)
+
+    def notes(self) -> list[str]:
+        """Return one line per finding that is not a failure (a loss unusable for boosting)."""
+        if self.flat_share is None or self.flat_share <= FLAT_SHARE:
+            return []
+        return [
+            f"{self.name}: the second derivative is zero or negative on "
+            f"{self.flat_share:.0%} of the sampled points: unusable for boosting as it stands "
+            "(symgrad.boosting's hessian= policy replaces it)"
+        ]
 
     def problems(self) -> list[str]:
         """Return one line per failure, naming the function and the point."""
@@ -314,6 +329,8 @@ def _verify(
     value, grad = fn[""], fn["_grad"]
     scale = n if spec.role == "loss" else 1  # a loss is a mean over samples
 
+    tols = (rtol, atol, rel_step)
+
     def rows(i: int) -> list[np.ndarray]:
         return [a[i : i + 1] for a in others]
 
@@ -339,7 +356,10 @@ def _verify(
             return
         g_full = np.asarray(grad(x, *others), dtype=float)
         run(f"{spec.name}_grad", lambda v, i: float(np.sum(value(v, *rows(i)))), g_full * scale)
-        if fn["_hess"] is not None:
+        if fn["_hess"] is not None and spec.class_axis:
+            h_full = np.asarray(fn["_hess"](x, *others), dtype=float)
+            result.checks.append(_diagonal(spec.name, grad, x, others, h_full * scale, tols))
+        elif fn["_hess"] is not None:
             h_full = np.asarray(fn["_hess"](x, *others), dtype=float)
             run(f"{spec.name}_hess", lambda v, i: float(np.sum(grad(v, *rows(i)))), h_full * scale)
         if fn["_hvp"] is not None:
@@ -354,6 +374,42 @@ def _verify(
             result.checks.append(
                 _consistency(spec.name, fn["_value_and_grad"], value, g_full, x, others)
             )
+        if fn["_hess"] is not None and spec.role == "loss":
+            declared = spec.meta.get("domains", {})
+            targets = [declared.get(s.name, "unit") for s in spec.inputs[1:]]
+            result.flat_share = _flat_share(fn["_hess"], x, targets, rng)
+
+
+def _flat_share(hess: Callable, x: np.ndarray, target_domains: list[str], rng) -> float:
+    """Return the share of the random points (not the awkward ones, where a softmax saturates
+    to exact zeros) at which the loss's finite second derivative is zero or negative.
+
+    Targets are drawn inside their declared domains, else inside (0, 1) (probability rows
+    over a class axis): the labels and probabilities a loss on logits or probabilities is
+    meant for, and as good as any for a loss of the residual, whose curvature does not
+    depend on where the target sits.
+    """
+    x = x[:N_RANDOM]
+    targets = [_sample(d, x.shape, rng) for d in target_domains]
+    h = np.asarray(hess(x, *targets), dtype=float)  # the mean's 1/n keeps every sign
+    h = h[np.isfinite(h)]
+    return float(np.mean(h <= 0)) if h.size else 0.0
+
+
+def _diagonal(name, grad, x, others, emitted, tols) -> Check:
+    """Compare a class-axis ``name_hess`` (the Hessian's diagonal) with differences of
+    ``grad``'s element (i, j) as ``x[i, j]`` alone moves."""
+    check = Check(f"{name}_hess")
+    for i, j in np.ndindex(x.shape):
+        row, targets = x[i : i + 1].copy(), [a[i : i + 1] for a in others]
+
+        def f(u: np.ndarray, row=row, targets=targets, j=j) -> float:
+            moved = row.copy()
+            moved[0, j] = u[0, 0]
+            return float(grad(moved, *targets)[0, j])
+
+        _compare(check, "yhat", f, row[:, j : j + 1], emitted[i : i + 1, j : j + 1], *tols)
+    return _require_points(check)
 
 
 def _require_points(check: Check) -> Check:

@@ -75,7 +75,7 @@ def emitted_args(module, name, rng):
     if module is R:
         return (WIDE.reshape(-1, 2),)
     base = name
-    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp"):
+    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp", "_per_sample"):
         base = base.removesuffix(suffix)
     yhat, y = loss_inputs(base, rng, awkward=True)
     if base == "binary_cross_entropy":  # probabilities that stay inside (0, 1) in float32

@@ -26,7 +26,7 @@ def _functions():
 def _inputs(label: str, name: str, rng: np.random.Generator, awkward: bool) -> list[np.ndarray]:
     """Return the array arguments of emitted function ``name``."""
     base = name
-    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp", "_vjp"):
+    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp", "_vjp", "_per_sample"):
         if name.endswith(suffix):
             base = name[: -len(suffix)]
             break

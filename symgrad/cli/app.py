@@ -93,6 +93,9 @@ def _verify(args: argparse.Namespace) -> int:
             atol=args.atol,
         )
     echo(format_table(results))
+    for result in results:
+        for line in result.notes():
+            say(f"note {line}")
     report = Report()
     failed = [r for r in results if not r.ok]
     for result in failed:

@@ -181,6 +181,14 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
             f"Return {spec.name}, {'summed' if spec.role == 'regularizer' else 'the mean'}.",
             [f"value = {formula}"],
         )
+    if spec.role == "loss":
+        emit(
+            f"{spec.name}_per_sample",
+            [derived.value],
+            (lambda em: f"({em.text(0)})[..., 0]") if spec.class_axis else same,
+            f"Return the loss per {'sample' if spec.class_axis else 'element'}, before the mean.",
+            [f"l = {formula}"],
+        )
     grad = derived.grad if spec.role != "loss" else _scaled(derived.grad)
     emit(
         f"{spec.name}_grad", [grad], same, f"Return d{spec.name}/d{x}.", [f"grad = {sp.sstr(grad)}"]

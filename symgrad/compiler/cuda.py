@@ -206,6 +206,8 @@ def _plan(derived: Derived) -> list[FunctionPlan]:
     grad = _scaled(derived.grad) if mean else derived.grad
     hess = _scaled(derived.hess) if mean else derived.hess
     emit(spec.name, [value], ["value"], f"Return {spec.name}: one fused pass, then a sum.")
+    if mean:
+        emit(f"{spec.name}_per_sample", [derived.value], ["out"], "Return the loss per element.")
     emit(f"{spec.name}_grad", [grad], ["out"], f"Return d{spec.name}/d{x} in one fused pass.")
     if mean:
         emit(

@@ -138,13 +138,15 @@ class InplaceBuilder:
 
     # ------------------------------------------------------------------ lowering
 
-    def total(self, expr: sp.Expr, var: str, count: str) -> None:
+    def total(self, expr: sp.Expr, var: str, count: str, weight: str | None = None) -> None:
         """Append lines that sum ``expr`` over its ``count`` rows (or elements) into ``var``.
 
         A sum is linear, so each term is reduced on its own as soon as it is computed (its
         buffer is free again at once); a sum over classes inside a term adds into the same
         total, a product of two arrays goes to ``np.vdot``, which never builds the product, and
         a term whose coefficient depends on a hyper-parameter is skipped when that is zero.
+        With ``weight`` (the name of an optional per-element or per-row weight array), each
+        term's sum goes through the run-time's ``_total``, which weighs it when one is given.
         """
         terms = sorted(sp.Add.make_args(expr), key=lambda t: self._guard(t) is not None)
         for i, term in enumerate(terms):
@@ -163,16 +165,18 @@ class InplaceBuilder:
             arrays = sp.Mul.make_args(rest)
             if rest.is_number:
                 piece, ops = f"{count}", ()
+                if weight is not None:
+                    piece = f"_total({weight}, None, {count})"
                 coef = f"{self.printer.parenthesize(scal * rest, 50)}*"
             elif len(arrays) == 2 and all(
                 self.rank(f) == self.rank(rest) and not self.is_bool(f) and not _divides(f)
                 for f in arrays
             ):
                 ops = tuple(self.value(f) for f in arrays)
-                piece = "np.vdot({0}, {1})"
+                piece = "np.vdot({0}, {1})" if weight is None else f"_total({weight}, {{0}}, {{1}})"
             else:
                 ops = (self.value(rest),)
-                piece = "np.sum({0})"
+                piece = "np.sum({0})" if weight is None else f"_total({weight}, {{0}})"
             if i == 0:
                 self.line(f"{var} = {'-' if sign == '-' else ''}{coef}{piece}", ops)
             elif guard is not None:

@@ -53,8 +53,8 @@ def _derive(spec: Spec) -> Derived:
         grad = tidy(derivative(base, x), elementwise)
         if spec.class_axis:
             hv = tidy(hvp(grad, x, VECTOR), elementwise | {VECTOR})
-        else:
-            hess = tidy(sp.diff(grad, x), elementwise)
+        # d grad_j / d x_j: the Hessian's diagonal (all of it for an element-wise loss)
+        hess = tidy(derivative(grad, x), elementwise)
     value = split_axis_sums(base, elementwise) if spec.class_axis else base
     out = Derived(
         spec,

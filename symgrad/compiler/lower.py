@@ -11,7 +11,7 @@ import sympy as sp
 
 from symgrad.compiler.inplace import FULL, MASK, ROW, ROW_MASK, InplaceBuilder, allocate, render
 from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.primitives import N_CLASSES
+from symgrad.compiler.primitives import N_CLASSES, axis_sum
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
 from symgrad.compiler.rewrite import lower_primitives
 from symgrad.compiler.traverse import bottom_up, fold_numbers
@@ -46,12 +46,15 @@ def _scaled(expr: sp.Expr) -> sp.Expr:
     return sp.Add(*(INV_N * term for term in sp.Add.make_args(expr)))
 
 
-def _signature(derived: Derived, extra: tuple[str, ...] = (), out: bool = False) -> str:
+def _signature(
+    derived: Derived, extra: tuple[str, ...] = (), out: bool = False, mean: bool = True
+) -> str:
     spec = derived.spec
     arrays = [f"{s.name}: np.ndarray" for s in spec.inputs] + [f"{n}: np.ndarray" for n in extra]
     keywords = [f"{s.name}: float = {v!r}" for s, v in spec.hyper]
     if spec.role == "loss":
-        keywords.append("count: float | None = None")
+        keywords += ["count: float | None = None"] if mean else []
+        keywords.append("weight: np.ndarray | None = None")
     if out:
         keywords.append("out: np.ndarray | None = None")
     return ", ".join(arrays + (["*"] + keywords if keywords else []))
@@ -139,11 +142,12 @@ class _Emitter:
         return f"np.zeros({shape}) + {self.operand(i)}"
 
 
-def _size_lines(spec, used: set, count: bool = False) -> list[str]:
+def _size_lines(spec, used: set) -> list[str]:
     """Return the statements defining ``n_classes`` and ``inv_n`` if the body uses them.
 
-    With ``count``, the mean divides by the caller's ``count`` when given (so blocks of one
-    batch, or micro-batches, each return their share of the whole batch's mean).
+    An emitted loss sets ``inv_n`` through the run-time's ``_weighting`` instead: its mean
+    divides by the caller's ``count`` when given (so blocks of one batch, or micro-batches,
+    each return their share of the whole batch's mean), else by the sum of the weights.
     """
     x = spec.wrt.name
     lines = []
@@ -151,22 +155,34 @@ def _size_lines(spec, used: set, count: bool = False) -> list[str]:
         lines.append(f"n_classes = np.shape({x})[-1]")
     if INV_N in used:
         n = f"np.size({x}) / np.shape({x})[-1]" if spec.class_axis else f"np.size({x})"
-        if count:
-            lines.append(f"inv_n = 1 / ({n} if count is None else count)")
-        else:
-            lines.append(f"inv_n = 1 / ({n})" if spec.class_axis else f"inv_n = 1 / {n}")
+        lines.append(f"inv_n = 1 / ({n})" if spec.class_axis else f"inv_n = 1 / {n}")
     return lines
 
 
 #: Marks a function that uses the buffer helpers in ``templates/runtime.py.jinja``.
 RUNTIME = "runtime"
+#: Marks a loss function, which uses the ``weight=`` helpers in ``templates/weights.py.jinja``.
+WEIGHTS = "weights"
 
-#: How an emitted function finishes each expression: written into ``out``, or reduced.
-ARRAY, MEAN, SUM = "array", "mean", "sum"
+#: How an emitted function finishes each expression: written into ``out``, or reduced
+#: (ROWS: one value per row of a class-axis loss, into ``out`` of the inputs' shape[:-1]).
+ARRAY, MEAN, SUM, ROWS = "array", "mean", "sum", "rows"
+
+#: How a loss's emitted functions weigh per-sample values (``weight=``) and form the mean.
+WEIGHT_DOC = (
+    "weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is "
+    "sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the "
+    "derivatives are w times the unweighted ones over the same divisor."
+)
 
 
 def _inplace_body(
-    derived: Derived, em: _Emitter, name: str, finishes: tuple[str, ...], extra: tuple[str, ...]
+    derived: Derived,
+    em: _Emitter,
+    name: str,
+    finishes: tuple[str, ...],
+    extra: tuple[str, ...],
+    mean: bool = True,
 ) -> list[str]:
     """Return the body that evaluates ``em``'s CSE one ufunc at a time into reused buffers."""
     spec = derived.spec
@@ -175,39 +191,47 @@ def _inplace_body(
     em.printer.ranks.clear()
     for sym, e in em.replacements:
         builder.assign(sym, e)
+    weighted = spec.role == "loss"
     result_regs: list[int] = []
     returns: list[str] = []
     for i, (expr, finish) in enumerate(zip(em.outputs, finishes, strict=True)):
-        if finish == ARRAY:
+        if finish in (ARRAY, ROWS):
+            kind = FULL if finish == ARRAY else ROW
             op = builder.value(expr)
-            if isinstance(op, str) or builder.kind_of(op) != FULL:
-                op = builder.emit("np.copyto({d}, {0})", (op,), FULL, alias=())
+            if isinstance(op, str) or builder.kind_of(op) != kind:
+                op = builder.emit("np.copyto({d}, {0})", (op,), kind, alias=())
             result_regs.append(op)
             returns.append("out")
             continue
         var = f"value{i}"
         size = f"{'out' if ARRAY in finishes else 'b0'}.size"
         count = f"({size} // np.shape({spec.wrt.name})[-1])" if spec.class_axis else size
-        builder.total(expr, var, count)
+        builder.total(expr, var, count, "weight" if weighted else None)
         if finish == MEAN:
             builder.line(f"{var} *= inv_n")
         returns.append(f"float({var})")
+    result = {ARRAY: "out", ROWS: "rows"}.get(finishes[-1], "")
+    if weighted and result:
+        builder.line(f"if weight is not None:\n    np.multiply({result}, weight, out={result})")
     names, count = allocate(builder.program, result_regs)
-    rename = {names[result_regs[0]]: "out"} if result_regs else {}
-    first = "out" if result_regs else "b0"
-    given = "out" if result_regs else "None"
+    rename = {names[result_regs[0]]: result} if result_regs else {}
+    first = "out" if ARRAY in finishes else "b0"
+    given = "out" if ARRAY in finishes else "None"
     head = [f"{', '.join([first, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)})"]
     used = set(em.used)  # not the un-CSE'd trees' free symbols: a full walk of unshared trees
     if MEAN in finishes:
         used.add(INV_N)
-    head += _size_lines(spec, used, count=spec.role == "loss")
+    head += _size_lines(spec, used - {INV_N} if weighted else used)
+    if weighted:
+        head += _weight_lines(spec, name, first, finishes, mean)
     full_names = [f"b{i}" for i in range(count[FULL])]
     scratch = [n for n in full_names if rename.get(n, n) != first]
     row_shape = f"{first}.shape[:-1] + (1,)"
+    row_names = [f"r{i}" for i in range(count[ROW])]
     groups = (
         (scratch, f"{first}.shape", f", {first}.dtype"),
         ([f"m{i}" for i in range(count[MASK])], f"{first}.shape", ", bool"),
-        ([f"r{i}" for i in range(count[ROW])], row_shape, f", {first}.dtype"),
+        ([n for n in row_names if rename.get(n) != "rows"], row_shape, f", {first}.dtype"),
         ([f"rm{i}" for i in range(count[ROW_MASK])], row_shape, ", bool"),
     )
     for group, shape, dtype in groups:
@@ -218,6 +242,16 @@ def _inplace_body(
     if returns:
         body.append(f"return {', '.join(returns)}")
     return head + body
+
+
+def _weight_lines(spec, name: str, first: str, finishes: tuple[str, ...], mean: bool) -> list:
+    """Return the statements that check a loss's ``weight=`` (and set the mean's ``inv_n``)."""
+    rows = bool(spec.class_axis)
+    if not mean:
+        head = [f"out, rows = _row_out({name!r}, out, {first}.shape, {first}.dtype)"]
+        head = head if ROWS in finishes else []
+        return [*head, f"weight = _weights({name!r}, weight, {first}.shape, {rows})"]
+    return [f"weight, inv_n = _weighting({name!r}, weight, {first}.shape, count, {rows})"]
 
 
 def plan_functions(derived: Derived) -> list[FunctionPlan]:
@@ -244,11 +278,13 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         lines: list[str],
         returns: str = "np.ndarray",
         extra: tuple[str, ...] = (),
+        rows: bool = False,
     ) -> None:
         em = _Emitter(derived, exprs)
         readable = [*em.lines, finish(em)]
-        finishes = _finishes(returns, role)
-        body = _inplace_body(derived, em, name, finishes, extra)
+        finishes = (ROWS,) if rows else _finishes(returns, role)
+        mean = not name.endswith(PER_SAMPLE)
+        body = _inplace_body(derived, em, name, finishes, extra, mean)
         where = "into ``out`` and reused buffers" if ARRAY in finishes else "into reused buffers"
         numpy_lines = [
             "",
@@ -259,11 +295,13 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         plans.append(
             FunctionPlan(
                 name,
-                _signature(derived, extra, out=ARRAY in finishes),
+                _signature(derived, extra, out=ARRAY in finishes or rows, mean=mean),
                 returns,
                 doc(first, lines, numpy_lines),
                 tuple(body),
-                frozenset(em.printer.helpers) | {RUNTIME},
+                frozenset(em.printer.helpers)
+                | {RUNTIME}
+                | ({WEIGHTS} if role == "loss" else set()),
             )
         )
 
@@ -327,7 +365,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
     else:
         per = "sample" if spec.class_axis else "element"
         reduce_txt = "mean over samples of" if spec.class_axis else "mean over elements of"
-        value_lines = [f"L = {reduce_txt} {formula}"]
+        value_lines = [f"L = {reduce_txt} {formula}", WEIGHT_DOC]
         grad_lines = [f"dL/d{x.name} = ({grad_txt}) / n_{per}s"]
         emit(
             spec.name,
@@ -353,12 +391,17 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
             returns="tuple[float, np.ndarray]",
         )
         if derived.hess is not None:
+            rest = (
+                f"per sample; {spec.name}_hvp applies the whole per-sample Hessian"
+                if spec.class_axis
+                else "the loss is separable, so that is all of it"
+            )
             emit(
                 f"{spec.name}_hess",
                 [_scaled(derived.hess)],
                 lambda em: f"return {em.shaped(0, x)}",
-                f"Return the diagonal of d2L/d{x.name}2 (the loss is separable, so that is all of it).",
-                [f"d2L/d{x.name}2 = ({sp.sstr(derived.hess)}) / n_elements"],
+                f"Return the diagonal of d2L/d{x.name}2 ({rest}).",
+                [f"diag d2L/d{x.name}2 = ({sp.sstr(derived.hess)}) / n_{per}s"],
             )
         if derived.hvp is not None:
             emit(
@@ -369,4 +412,30 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
                 [f"Hv = ({sp.sstr(derived.hvp)}) / n_samples"],
                 extra=("vector",),
             )
+        rows = bool(spec.class_axis)
+        emit(
+            f"{spec.name}{PER_SAMPLE}",
+            [_per_row(derived) if rows else derived.value],
+            (lambda em: f"return ({em.text(0)})[..., 0]")
+            if rows
+            else (lambda em: f"return {em.shaped(0, x)}"),
+            f"Return the loss per {per} of {fx}, before the mean (times ``weight`` if given).",
+            [
+                f"l = {formula}",
+                "With count=1 the _grad and _hess functions give per-sample "
+                "derivatives to match (no 1/n), times weight= if given.",
+            ],
+            rows=rows,
+        )
     return plans
+
+
+#: Suffix of the function giving a loss per element (per row for a class-axis loss).
+PER_SAMPLE = "_per_sample"
+
+
+def _per_row(derived: Derived) -> sp.Expr:
+    """Return a class-axis loss's value per row: its full-size terms summed over the classes."""
+    printer = SymgradPrinter(scalars=frozenset(s for s, _ in derived.spec.hyper) | {N_CLASSES})
+    terms = sp.Add.make_args(lower_primitives(derived.value))
+    return sp.Add(*(axis_sum(t) if printer.rank(t) == 2 else t for t in terms))

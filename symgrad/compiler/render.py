@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from symgrad.compiler.lower import RUNTIME, FunctionPlan
+from symgrad.compiler.lower import RUNTIME, WEIGHTS, FunctionPlan
 from symgrad.compiler.printer import HELPER_IMPORTS, HELPERS
 from symgrad.compiler.spec import Spec
 from symgrad.resources import templates_dir
@@ -84,8 +84,9 @@ def render_module(
             ),
             names=[f.name for f in functions],
             kernels=kernels,
-            helpers=[HELPERS[h] for h in helpers if h != RUNTIME],
+            helpers=[HELPERS[h] for h in helpers if h not in (RUNTIME, WEIGHTS)],
             runtime=RUNTIME in helpers,
+            weights=WEIGHTS in helpers,
             functions=functions,
         )
     )

@@ -12,27 +12,30 @@ def mae(yhat, y):
 
 
 # output
-def mae(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def mae(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate mae(yhat, y), the mean over elements.
 
     Mean absolute error.
 
     L = mean over elements of Abs(y - yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return float(np.mean(np.abs(y - yhat)))
     """
     b0, yhat, y = _prepare('mae', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('mae', weight, b0.shape, count, False)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b0)
-    value0 = np.sum(b0)
+    value0 = _total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def mae_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def mae_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -43,17 +46,22 @@ def mae_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out
         return -inv_n*np.sign(y - yhat)
     """
     out, yhat, y = _prepare('mae_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('mae_grad', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.sign(out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def mae_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def mae_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (mae, mae_grad) computed with shared work.
 
     L = mean over elements of Abs(y - yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-sign(y - yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -63,26 +71,51 @@ def mae_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
     """
     out, yhat, y = _prepare('mae_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('mae_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
-    value0 = np.sum(b1)
+    value0 = _total(weight, b1)
     value0 *= inv_n
     np.sign(out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def mae_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def mae_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (0) / n_elements
+    diag d2L/dyhat2 = (0) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         return np.zeros(np.shape(yhat))
     """
     out, yhat, y = _prepare('mae_hess', out, yhat, y)
+    weight, inv_n = _weighting('mae_hess', weight, out.shape, count, False)
     np.copyto(out, 0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def mae_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of mae(yhat, y), before the mean (times ``weight`` if given).
+
+    l = Abs(y - yhat)
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        return np.abs(y - yhat)
+    """
+    out, yhat, y = _prepare('mae_per_sample', out, yhat, y)
+    weight = _weights('mae_per_sample', weight, out.shape, False)
+    np.subtract(y, yhat, out=out)
+    np.abs(out, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out

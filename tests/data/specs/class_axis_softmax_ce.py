@@ -10,12 +10,15 @@ def my_softmax_ce(yhat, y):
 
 
 # output
-def my_softmax_ce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def my_softmax_ce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate my_softmax_ce(yhat, y), the mean over samples.
 
     Cross-entropy of logits against probability targets.
 
     L = mean over samples of -axis_sum(y*(yhat - logsumexp(yhat)))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -23,10 +26,10 @@ def my_softmax_ce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
         return float(np.mean((t0 + np.log(np.sum(np.exp(yhat - t0), axis=-1, keepdims=True)))*np.sum(y, axis=-1, keepdims=True) - np.einsum('...i,...i->...', y, yhat)[..., None]))
     """
     b0, yhat, y = _prepare('my_softmax_ce', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('my_softmax_ce', weight, b0.shape, count, True)
     r0, r1 = _scratch(b0.shape[:-1] + (1,), 2, b0.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
-    value0 = -np.vdot(y, yhat)
+    value0 = -_total(weight, y, yhat)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
     np.exp(b0, out=b0)
@@ -34,12 +37,12 @@ def my_softmax_ce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     np.log(r1, out=r1)
     np.add(r0, r1, out=r0)
     np.einsum('...i->...', y, out=r1[..., 0])
-    value0 += np.vdot(r0, r1)
+    value0 += _total(weight, r0, r1)
     value0 *= inv_n
     return float(value0)
 
 
-def my_softmax_ce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_softmax_ce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y + exp(yhat - logsumexp(yhat))*axis_sum(y)) / n_samples
@@ -51,7 +54,7 @@ def my_softmax_ce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
         return (inv_n*np.sum(y, axis=-1, keepdims=True)/np.sum(t0, axis=-1, keepdims=True))*t0 - inv_n*y
     """
     out, yhat, y = _prepare('my_softmax_ce_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('my_softmax_ce_grad', weight, out.shape, count, True)
     r0, r1 = _scratch(out.shape[:-1] + (1,), 2, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
@@ -63,13 +66,18 @@ def my_softmax_ce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     np.multiply(out, r0, out=out)
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def my_softmax_ce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def my_softmax_ce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (my_softmax_ce, my_softmax_ce_grad) computed with shared work.
 
     L = mean over samples of -axis_sum(y*(yhat - logsumexp(yhat)))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-y + exp(yhat - logsumexp(yhat))*axis_sum(y)) / n_samples
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -82,27 +90,70 @@ def my_softmax_ce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
         return float(np.mean(t0*(t1 + np.log(t3)) - np.einsum('...i,...i->...', y, yhat)[..., None])), (inv_n*t0/t3)*t2 - inv_n*y
     """
     out, yhat, y = _prepare('my_softmax_ce_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('my_softmax_ce_value_and_grad', weight, out.shape, count, True)
     r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=out)
     np.exp(out, out=out)
-    value0 = -np.vdot(y, yhat)
+    value0 = -_total(weight, y, yhat)
     np.einsum('...i->...', y, out=r1[..., 0])
     np.einsum('...i->...', out, out=r2[..., 0])
     np.log(r2, out=r3)
     np.add(r0, r3, out=r0)
-    value0 += np.vdot(r1, r0)
+    value0 += _total(weight, r1, r0)
     value0 *= inv_n
     np.divide(r1, r2, out=r1)
     np.multiply(out, r1, out=out)
     np.subtract(out, y, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def my_softmax_ce_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_softmax_ce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the diagonal of d2L/dyhat2 (per sample; my_softmax_ce_hvp applies the whole per-sample Hessian).
+
+    diag d2L/dyhat2 = ((exp(yhat - logsumexp(yhat)) - exp(2*yhat -
+        2*logsumexp(yhat)))*axis_sum(y)) / n_samples
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        t0 = np.max(yhat, axis=-1, keepdims=True)
+        t1 = np.exp(yhat - t0)
+        t2 = np.sum(t1, axis=-1, keepdims=True)
+        return (inv_n*np.sum(y, axis=-1, keepdims=True))*(t1/t2 - np.exp(2*yhat - 2*t0)/(t2*t2))
+    """
+    out, yhat, y = _prepare('my_softmax_ce_hess', out, yhat, y)
+    weight, inv_n = _weighting('my_softmax_ce_hess', weight, out.shape, count, True)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.multiply(r0, -1, out=r1)
+    np.add(r1, yhat, out=out)
+    np.exp(out, out=out)
+    np.einsum('...i->...', y, out=r1[..., 0])
+    np.multiply(r1, inv_n, out=r1)
+    np.einsum('...i->...', out, out=r2[..., 0])
+    np.divide(1.0, r2, out=r3)
+    np.multiply(out, r3, out=out)
+    np.square(r2, out=r2)
+    np.divide(-1, r2, out=r2)
+    np.multiply(r0, -2, out=r0)
+    np.multiply(yhat, 2, out=b1)
+    np.add(r0, b1, out=b1)
+    np.exp(b1, out=b1)
+    np.multiply(b1, r2, out=b1)
+    np.add(out, b1, out=out)
+    np.multiply(out, r1, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def my_softmax_ce_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
 
     Hv = ((vector - axis_sum(vector*exp(yhat - logsumexp(yhat))))*exp(yhat -
@@ -116,7 +167,7 @@ def my_softmax_ce_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, co
         return (inv_n*np.sum(y, axis=-1, keepdims=True))*(t1*(vector - np.einsum('...i,...i->...', t1, vector)[..., None]))
     """
     out, yhat, y, vector = _prepare('my_softmax_ce_hvp', out, yhat, y, vector)
-    inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1] if count is None else count)
+    weight, inv_n = _weighting('my_softmax_ce_hvp', weight, out.shape, count, True)
     b1, = _scratch(out.shape, 1, out.dtype)
     r0, r1 = _scratch(out.shape[:-1] + (1,), 2, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
@@ -133,4 +184,39 @@ def my_softmax_ce_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, co
     np.add(r1, vector, out=b1)
     np.multiply(out, b1, out=out)
     np.multiply(out, r0, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def my_softmax_ce_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per sample of my_softmax_ce(yhat, y), before the mean (times ``weight`` if given).
+
+    l = -axis_sum(y*(yhat - logsumexp(yhat)))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into reused buffers):
+
+        t0 = np.max(yhat, axis=-1, keepdims=True)
+        return ((t0 + np.log(np.sum(np.exp(yhat - t0), axis=-1, keepdims=True)))*np.sum(y, axis=-1, keepdims=True) - np.einsum('...i,...i->...', y, yhat)[..., None])[..., 0]
+    """
+    b0, yhat, y = _prepare('my_softmax_ce_per_sample', None, yhat, y)
+    out, rows = _row_out('my_softmax_ce_per_sample', out, b0.shape, b0.dtype)
+    weight = _weights('my_softmax_ce_per_sample', weight, b0.shape, True)
+    r0, r2 = _scratch(b0.shape[:-1] + (1,), 2, b0.dtype)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.einsum('...i,...i->...', y, yhat, out=rows[..., 0])
+    np.multiply(rows, -1, out=rows)
+    np.multiply(r0, -1, out=r2)
+    np.add(r2, yhat, out=b0)
+    np.exp(b0, out=b0)
+    np.einsum('...i->...', b0, out=r2[..., 0])
+    np.log(r2, out=r2)
+    np.add(r0, r2, out=r0)
+    np.einsum('...i->...', y, out=r2[..., 0])
+    np.multiply(r0, r2, out=r0)
+    np.add(rows, r0, out=rows)
+    if weight is not None:
+        np.multiply(rows, weight, out=rows)
     return out

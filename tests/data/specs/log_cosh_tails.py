@@ -12,12 +12,15 @@ def my_log_cosh(yhat, y):
 
 
 # output
-def my_log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def my_log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate my_log_cosh(yhat, y), the mean over elements.
 
     log(cosh(yhat - y)).
 
     L = mean over elements of log(cosh(y - yhat))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -25,18 +28,18 @@ def my_log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) 
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
     """
     b0, yhat, y = _prepare('my_log_cosh', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_log_cosh', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
     np.subtract(y, yhat, out=b0)
-    value0 = -0.6931471805599453*b0.size
+    value0 = -0.6931471805599453*_total(weight, None, b0.size)
     np.negative(b0, out=b1)
     np.logaddexp(b1, b0, out=b1)
-    value0 += np.sum(b1)
+    value0 += _total(weight, b1)
     value0 *= inv_n
     return float(value0)
 
 
-def my_log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
@@ -47,17 +50,22 @@ def my_log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
         return -inv_n*np.tanh(y - yhat)
     """
     out, yhat, y = _prepare('my_log_cosh_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_log_cosh_grad', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.tanh(out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def my_log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def my_log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (my_log_cosh, my_log_cosh_grad) computed with shared work.
 
     L = mean over elements of log(cosh(y - yhat))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-tanh(y - yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -67,23 +75,25 @@ def my_log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float 
         return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
     """
     out, yhat, y = _prepare('my_log_cosh_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_log_cosh_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
-    value0 = -0.6931471805599453*out.size
+    value0 = -0.6931471805599453*_total(weight, None, out.size)
     np.negative(out, out=b1)
     np.logaddexp(b1, out, out=b1)
-    value0 += np.sum(b1)
+    value0 += _total(weight, b1)
     value0 *= inv_n
     np.tanh(out, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
+    diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -92,7 +102,7 @@ def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
         return 4*inv_n*t0/((t0 + 1)**2)
     """
     out, yhat, y = _prepare('my_log_cosh_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_log_cosh_hess', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, 2, out=out)
     np.multiply(yhat, 2, out=b1)
@@ -104,4 +114,30 @@ def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
     np.square(b1, out=b1)
     np.divide(out, b1, out=out)
     np.multiply(out, 4*inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def my_log_cosh_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of my_log_cosh(yhat, y), before the mean (times ``weight`` if given).
+
+    l = log(cosh(y - yhat))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = y - yhat
+        return np.logaddexp(-t0, t0) - 0.6931471805599453
+    """
+    out, yhat, y = _prepare('my_log_cosh_per_sample', out, yhat, y)
+    weight = _weights('my_log_cosh_per_sample', weight, out.shape, False)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    np.subtract(y, yhat, out=b0)
+    np.negative(b0, out=out)
+    np.logaddexp(out, b0, out=out)
+    np.subtract(out, 0.6931471805599453, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out

@@ -13,13 +13,16 @@ def my_huber(yhat, y, delta=1.0):
 
 
 # output
-def my_huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None) -> float:
+def my_huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate my_huber(yhat, y), the mean over elements.
 
     Huber with a user-chosen delta.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -28,7 +31,7 @@ def my_huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: floa
         return float(np.mean(np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
     """
     b0, yhat, y = _prepare('my_huber', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_huber', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
@@ -39,12 +42,12 @@ def my_huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: floa
     np.subtract(b1, 0.5*delta, out=b1)
     np.multiply(b1, delta, out=b1)
     np.copyto(b1, b0, where=m0)
-    value0 = np.sum(b1)
+    value0 = _total(weight, b1)
     value0 *= inv_n
     return float(value0)
 
 
-def my_huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
@@ -55,18 +58,23 @@ def my_huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count:
         return -inv_n*np.clip(y - yhat, -delta, delta)
     """
     out, yhat, y = _prepare('my_huber_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_huber_grad', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def my_huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def my_huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (my_huber, my_huber_grad) computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -77,7 +85,7 @@ def my_huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1
         return float(np.mean(np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), -inv_n*np.clip(t0, -delta, delta)
     """
     out, yhat, y = _prepare('my_huber_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_huber_value_and_grad', weight, out.shape, count, False)
     b1, b2 = _scratch(out.shape, 2, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
@@ -88,17 +96,19 @@ def my_huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1
     np.subtract(b1, 0.5*delta, out=b1)
     np.multiply(b1, delta, out=b1)
     np.copyto(b1, b2, where=m0)
-    value0 = np.sum(b1)
+    value0 = _total(weight, b1)
     value0 *= inv_n
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def my_huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (Piecewise((1, delta >= Abs(y - yhat)), (0, True))) / n_elements
+    diag d2L/dyhat2 = (Piecewise((1, delta >= Abs(y - yhat)), (0, True))) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -106,9 +116,42 @@ def my_huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count:
         return inv_n*1.0*(delta >= np.abs(y - yhat))
     """
     out, yhat, y = _prepare('my_huber_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_huber_hess', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=out)
     np.greater_equal(delta, out, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def my_huber_per_sample(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of my_huber(yhat, y), before the mean (times ``weight`` if given).
+
+    l = Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)), (delta*(-delta/2 + Abs(y - yhat)),
+        True))
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = y - yhat
+        t1 = np.abs(t0)
+        return np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))
+    """
+    out, yhat, y = _prepare('my_huber_per_sample', out, yhat, y)
+    weight = _weights('my_huber_per_sample', weight, out.shape, False)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.subtract(y, yhat, out=b0)
+    np.abs(b0, out=out)
+    np.greater_equal(delta, out, out=m0)
+    np.square(b0, out=b0)
+    np.multiply(b0, 0.5, out=b0)
+    np.subtract(out, 0.5*delta, out=out)
+    np.multiply(out, delta, out=out)
+    np.copyto(out, b0, where=m0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out

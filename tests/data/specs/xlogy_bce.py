@@ -10,12 +10,15 @@ def my_bce(yhat, y):
 
 
 # output
-def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> float:
+def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
     r"""Evaluate my_bce(yhat, y), the mean over elements.
 
     Binary cross-entropy on probabilities.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -23,7 +26,7 @@ def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> fl
         return float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))))
     """
     b0, yhat, y = _prepare('my_bce', None, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_bce', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
@@ -38,12 +41,12 @@ def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None) -> fl
     np.log(b1, out=b1)
     np.multiply(y, b1, out=b1)
     np.add(b0, b1, out=b0)
-    value0 = -np.sum(b0)
+    value0 = -_total(weight, b0)
     value0 *= inv_n
     return float(value0)
 
 
-def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
@@ -55,7 +58,7 @@ def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
         return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
     """
     out, yhat, y = _prepare('my_bce_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_bce_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
@@ -69,13 +72,18 @@ def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     np.divide(y, b1, out=b1)
     np.subtract(out, b1, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out
 
 
-def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     r"""Return (my_bce, my_bce_grad) computed with shared work.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -87,7 +95,7 @@ def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
         return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
     """
     out, yhat, y = _prepare('my_bce_value_and_grad', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_bce_value_and_grad', weight, out.shape, count, False)
     b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
@@ -98,21 +106,23 @@ def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
     np.subtract(1, yhat, out=b2)
     np.copyto(b2, 1, where=m0)
     np.log(b2, out=b3)
-    value0 = -np.vdot(out, b3)
+    value0 = -_total(weight, out, b3)
     np.log(b0, out=b3)
-    value0 -= np.vdot(y, b3)
+    value0 -= _total(weight, y, b3)
     value0 *= inv_n
     np.divide(out, b2, out=out)
     np.divide(y, b0, out=b0)
     np.subtract(out, b0, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return float(value0), out
 
 
-def my_bce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_bce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
+    diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -120,7 +130,7 @@ def my_bce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
         return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
     """
     out, yhat, y = _prepare('my_bce_hess', out, yhat, y)
-    inv_n = 1 / (np.size(yhat) if count is None else count)
+    weight, inv_n = _weighting('my_bce_hess', weight, out.shape, count, False)
     b1, b2 = _scratch(out.shape, 2, out.dtype)
     np.square(yhat, out=out)
     np.divide(y, out, out=out)
@@ -130,4 +140,40 @@ def my_bce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     np.divide(b1, b2, out=b1)
     np.subtract(out, b1, out=out)
     np.multiply(out, inv_n, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+    return out
+
+
+def my_bce_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    r"""Return the loss per element of my_bce(yhat, y), before the mean (times ``weight`` if given).
+
+    l = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
+        times weight= if given.
+
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
+
+        t0 = 1 - y
+        return -(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))
+    """
+    out, yhat, y = _prepare('my_bce_per_sample', out, yhat, y)
+    weight = _weights('my_bce_per_sample', weight, out.shape, False)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.subtract(1, y, out=out)
+    np.equal(out, 0, out=m0)
+    np.subtract(1, yhat, out=b1)
+    np.copyto(b1, 1, where=m0)
+    np.log(b1, out=b1)
+    np.multiply(out, b1, out=out)
+    np.equal(y, 0, out=m0)
+    np.copyto(b1, yhat)
+    np.copyto(b1, 1, where=m0)
+    np.log(b1, out=b1)
+    np.multiply(y, b1, out=b1)
+    np.add(out, b1, out=out)
+    np.negative(out, out=out)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
     return out

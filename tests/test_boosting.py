@@ -1,0 +1,264 @@
+"""symgrad's boosting objectives trained through real XGBoost and LightGBM: built-in-equivalent
+losses reproduce the libraries' own objectives, user specs train, zero Hessians are handled."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+
+import symgrad
+from symgrad import boosting
+from symgrad.errors import HessianWarning
+
+xgb = pytest.importorskip("xgboost")
+lgb = pytest.importorskip("lightgbm")
+
+ROUNDS = 8
+XGB = {"nthread": 1, "max_depth": 3, "eta": 0.3, "seed": 0}
+LGB = {"verbose": -1, "num_threads": 1, "seed": 0, "deterministic": True, "num_leaves": 8}
+#: (symgrad loss, its options, XGBoost built-in, LightGBM built-in, dataset)
+EQUIVALENT = [
+    ("binary_cross_entropy_with_logits", {}, "binary:logistic", "binary", load_breast_cancer),
+    # the libraries' squared error is (yhat - y)**2 / 2
+    ("mse", {"scale": 0.5}, "reg:squarederror", "regression", load_diabetes),
+    ("softmax_cross_entropy", {}, "multi:softprob", "multiclass", load_iris),
+]
+
+
+def _data(load, seed: int = 0):
+    X, y = load(return_X_y=True)
+    return X, y.astype(float), np.random.default_rng(seed).uniform(0.2, 3.0, len(y))
+
+
+def _centred(m: np.ndarray) -> np.ndarray:
+    """Softmax margins are defined up to a constant per row."""
+    return m - m.mean(axis=1, keepdims=True) if m.ndim == 2 else m
+
+
+@symgrad.loss
+def pseudo_huber(yhat, y, delta=20.0):
+    """Pseudo-Huber loss: quadratic near the target, linear far from it."""
+    return delta**2 * (sp.sqrt(1 + ((yhat - y) / delta) ** 2) - 1)
+
+
+@symgrad.loss
+def quantile(yhat, y, q=0.8):
+    """Pinball loss of the q-quantile."""
+    r = y - yhat
+    return sp.Max(q * r, (q - 1) * r)
+
+
+@symgrad.loss
+def focal(yhat, y, gamma=2.0):
+    """Focal loss on logits (non-convex: its second derivative changes sign)."""
+    p = 1 / (1 + sp.exp(-yhat))
+    pt = y * p + (1 - y) * (1 - p)
+    return -((1 - pt) ** gamma) * sp.log(pt)
+
+
+@pytest.mark.parametrize(("loss", "options", "xgb_name", "lgb_name", "load"), EQUIVALENT)
+def test_xgboost_native_reproduces_the_builtin(loss, options, xgb_name, lgb_name, load):
+    X, y, w = _data(load)
+    extra = {"num_class": 3} if load is load_iris else {}
+    d = xgb.DMatrix(X, y, weight=w)
+    builtin = xgb.train({**XGB, **extra, "objective": xgb_name}, d, ROUNDS)
+    obj = boosting.xgboost(loss, **options)
+    start = obj.base_score(y, w)
+    ours = xgb.train({**XGB, **extra, "base_score": start}, d, ROUNDS, obj=obj.objective)
+    # the built-in estimates the same intercept (a probability for binary:logistic)
+    theirs = json.loads(builtin.save_config())["learner"]["learner_model_param"]["base_score"]
+    theirs = np.array(json.loads(theirs.replace("E", "e")), dtype=float)
+    if xgb_name == "binary:logistic":
+        theirs = np.log(theirs / (1 - theirs))
+    np.testing.assert_allclose(theirs, start, rtol=1e-6, atol=1e-6)
+    a, b = (m.predict(d, output_margin=True) for m in (builtin, ours))
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+    name, value = obj.metric(b, d)
+    assert name == loss and value == pytest.approx(obj.value(b, y, w))
+
+
+@pytest.mark.parametrize(("loss", "options", "xgb_name", "lgb_name", "load"), EQUIVALENT)
+def test_lightgbm_native_reproduces_the_builtin(loss, options, xgb_name, lgb_name, load):
+    X, y, w = _data(load)
+    extra = {"num_class": 3} if load is load_iris else {}
+    builtin = lgb.train(
+        {**LGB, **extra, "objective": lgb_name}, lgb.Dataset(X, y, weight=w), ROUNDS
+    )
+    obj = boosting.lightgbm(loss, **options)
+    init = obj.init_score(y, w)
+    train = lgb.Dataset(X, y, weight=w, init_score=init)
+    evals: dict = {}
+    ours = lgb.train(
+        {**LGB, **extra, "objective": obj.objective},
+        train,
+        ROUNDS,
+        valid_sets=[train],
+        feval=obj.metric,
+        callbacks=[lgb.record_evaluation(evals)],
+    )
+    obj.fold_init_score(ours, init)
+    raw = ours.predict(X, raw_score=True)
+    a, b = _centred(builtin.predict(X, raw_score=True)), _centred(raw)
+    np.testing.assert_allclose(b, a, rtol=1e-7, atol=1e-7)
+    assert evals["training"][loss][-1] == pytest.approx(obj.value(raw, y, w), rel=1e-7)
+
+
+def test_xgboost_sklearn_classifiers_reproduce_the_builtin():
+    for load in (load_breast_cancer, load_iris):
+        X, y, w = _data(load)
+        loss = "softmax_cross_entropy" if load is load_iris else "binary_cross_entropy_with_logits"
+        obj = boosting.xgboost(loss)
+        kw = {"n_estimators": ROUNDS, "max_depth": 3, "n_jobs": 1, "random_state": 0}
+        builtin = xgb.XGBClassifier(**kw).fit(X, y, sample_weight=w)
+        ours = xgb.XGBClassifier(
+            objective=obj.sklearn_objective,
+            base_score=obj.base_score(y, w, classifier=True),
+            eval_metric=obj.sklearn_metric,
+            **kw,
+        ).fit(X, y, sample_weight=w, eval_set=[(X, y)], verbose=False)
+        np.testing.assert_allclose(ours.predict_proba(X), builtin.predict_proba(X), atol=2e-6)
+        assert loss in ours.evals_result()["validation_0"]
+
+
+def test_sklearn_regressors_reproduce_the_builtin():
+    X, y, w = _data(load_diabetes)
+    xo = boosting.xgboost("mse", scale=0.5)
+    kw = {"n_estimators": ROUNDS, "max_depth": 3, "n_jobs": 1, "random_state": 0}
+    builtin = xgb.XGBRegressor(**kw).fit(X, y, sample_weight=w)
+    ours = xgb.XGBRegressor(objective=xo.sklearn_objective, base_score=xo.base_score(y, w), **kw)
+    ours.fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(ours.predict(X), builtin.predict(X), rtol=1e-5)
+
+    lo = boosting.lightgbm("mse", scale=0.5)
+    kw = {"n_estimators": ROUNDS, "num_leaves": 8, "n_jobs": 1, "random_state": 0, "verbose": -1}
+    builtin = lgb.LGBMRegressor(deterministic=True, **kw).fit(X, y, sample_weight=w)
+    ours = lgb.LGBMRegressor(objective=lo.sklearn_objective, deterministic=True, **kw)
+    init = lo.init_score(y, w)
+    ours.fit(X, y, sample_weight=w, init_score=init)
+    lo.fold_init_score(ours.booster_, init)
+    np.testing.assert_allclose(ours.predict(X), builtin.predict(X), rtol=1e-7)
+    name, value, higher = lo.sklearn_metric(y, ours.predict(X), w)
+    assert (name, higher) == ("mse", False)
+    assert value == pytest.approx(np.average((ours.predict(X) - y) ** 2, weights=w))
+
+
+def _split(load):
+    X, y = load(return_X_y=True)
+    order = np.random.default_rng(1).permutation(len(y))
+    tr, te = order[: 2 * len(y) // 3], order[2 * len(y) // 3 :]
+    return X[tr], y[tr].astype(float), X[te], y[te].astype(float)
+
+
+@pytest.mark.parametrize(
+    ("loss", "options", "load"),
+    [
+        (pseudo_huber, {}, load_diabetes),
+        (quantile, {"q": 0.8, "constant": 0.02}, load_diabetes),
+        (focal, {"hessian": "abs"}, load_breast_cancer),
+        ("l1", {"constant": 0.02}, load_diabetes),
+        ("huber", {"delta": 30.0}, load_diabetes),
+    ],
+)
+def test_user_specs_and_kinked_losses_beat_the_constant(loss, options, load):
+    """Held-out loss of a few rounds through each library's scikit-learn API, against the
+    optimal constant (the start both libraries begin from)."""
+    Xtr, ytr, Xte, yte = _split(load)
+    xo, lo = boosting.xgboost(loss, **options), boosting.lightgbm(loss, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HessianWarning)
+        start = xo.base_score(ytr)
+        xm = xgb.XGBRegressor(objective=xo.sklearn_objective, base_score=start, n_estimators=20)
+        xm.set_params(max_depth=3, n_jobs=1, random_state=0).fit(Xtr, ytr)
+        lm = lgb.LGBMRegressor(objective=lo.sklearn_objective, n_estimators=20, num_leaves=8)
+        init = lo.init_score(ytr)
+        lm.set_params(n_jobs=1, random_state=0, verbose=-1).fit(Xtr, ytr, init_score=init)
+        lo.fold_init_score(lm.booster_, init)
+    constant = xo.value(np.full(len(yte), start), yte)
+    raw = (xm.predict(Xte, output_margin=True), lm.predict(Xte, raw_score=True))
+    for pred in raw:
+        assert xo.value(pred, yte) < 0.97 * constant
+
+
+def test_zero_hessians_warn_and_the_policy_lets_trees_split():
+    X, y, _ = _data(load_diabetes)
+    d = xgb.DMatrix(X, y)
+    exact = boosting.xgboost("l1", hessian="exact")
+    with pytest.warns(
+        HessianWarning, match="l1: the second derivative is zero or negative on 100%"
+    ):
+        stuck = xgb.train({**XGB, "base_score": exact.base_score(y)}, d, 3, obj=exact.objective)
+    safe = boosting.xgboost("l1")
+    with pytest.warns(HessianWarning, match="hessian='auto' uses 1.0 there"):
+        learnt = xgb.train({**XGB, "base_score": safe.base_score(y)}, d, 3, obj=safe.objective)
+    leaves = [t.count("leaf=") for t in learnt.get_dump()]
+    assert all(n > 1 for n in leaves), leaves  # every tree split
+    assert all(t.count("leaf=") == 1 for t in stuck.get_dump())  # Σh = 0 < min_child_weight
+    start = np.full(len(y), safe.base_score(y))
+    assert safe.value(learnt.predict(d, output_margin=True), y) < safe.value(start, y)
+
+
+@pytest.mark.parametrize(
+    ("policy", "want"),
+    [
+        ("exact", [2.0, 0.0, -1.0, 1e-9]),
+        ("auto", [2.0, 0.5, 0.5, 1e-9]),
+        ("floor", [2.0, 1e-3, 1e-3, 1e-3]),
+        ("abs", [2.0, 1e-3, 1.0, 1e-3]),
+        ("constant", [0.5, 0.5, 0.5, 0.5]),
+    ],
+)
+def test_hessian_policies(policy, want):
+    obj = boosting.Objective("mse", hessian=policy, floor=1e-3, constant=0.5, warn_share=1.0)
+    got = obj.safe_hessian(np.array([2.0, 0.0, -1.0, 1e-9]))
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("loss", "options", "want"),
+    [
+        ("mse", {}, lambda y, w: np.average(y, weights=w)),
+        ("l1", {}, lambda y, w: _weighted_quantile(y, w, 0.5)),
+        ("pinball", {"tau": 0.9}, lambda y, w: _weighted_quantile(y, w, 0.9)),
+        ("huber", {"delta": 1e6}, lambda y, w: np.average(y, weights=w)),
+    ],
+)
+def test_constant_start_is_the_weighted_optimum(loss, options, want):
+    rng = np.random.default_rng(3)
+    y = rng.standard_t(2, size=301) * 40 + 150
+    w = rng.uniform(0.5, 2.0, size=301)
+    got = boosting.xgboost(loss, **options).base_score(y, w)
+    assert got == pytest.approx(want(y, w), rel=1e-9)
+
+
+def _weighted_quantile(y, w, q):
+    order = np.argsort(y)
+    cum = np.cumsum(w[order]) / np.sum(w)
+    return y[order][np.searchsorted(cum, q)]
+
+
+def test_bad_options_raise_one_clear_error():
+    with pytest.raises(ValueError, match="hessian='newton' is not a policy"):
+        boosting.xgboost("mse", hessian="newton")
+    with pytest.raises(ValueError, match="loss 'huber' has no hyper-parameter 'tau'"):
+        boosting.lightgbm("huber", tau=0.5)
+    with pytest.raises(ValueError, match="class labels must be integers in"):
+        boosting.xgboost("softmax_cross_entropy").grad_hess(np.zeros((2, 3)), [0, 3])
+
+
+@pytest.mark.filterwarnings("ignore::symgrad.errors.HessianWarning")
+def test_fitted_models_with_symgrad_objectives_pickle():
+    import pickle
+
+    X, y, _ = _data(load_diabetes)
+    xo = boosting.xgboost("huber", delta=30.0, hessian="floor", floor=0.1)
+    model = xgb.XGBRegressor(objective=xo.sklearn_objective, n_estimators=3, n_jobs=1)
+    model.set_params(base_score=xo.base_score(y)).fit(X, y)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    copy = pickle.loads(pickle.dumps(xo))
+    assert (copy.hyper, copy.hessian, copy.floor) == ({"delta": 30.0}, "floor", 0.1)
