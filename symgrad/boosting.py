@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from symgrad.errors import HessianWarning
-from symgrad.models import _split
+from symgrad.kernels import resolve
 
 if TYPE_CHECKING:
     from symgrad.compiler.spec import Spec
@@ -77,7 +77,7 @@ class Objective:
     ) -> None:
         self._args = (loss, {**hyper, "hessian": hessian, "floor": floor, "constant": constant})
         self._args[1].update(scale=scale, class_scale=class_scale, warn_share=warn_share)
-        spec, module, hyper, _ = _split("loss", (loss, hyper))
+        spec, module, hyper, _ = resolve("loss", (loss, hyper))
         if len(spec.inputs) != 2:
             raise ValueError(f"loss {spec.name!r}: a boosting objective needs inputs (yhat, y)")
         if hessian not in HESSIAN_POLICIES:

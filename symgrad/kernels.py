@@ -83,3 +83,42 @@ def compiled(key: tuple[Any, ...], build: Callable[[], Any]) -> tuple[KernelInfo
         module = compile_specs(spec)
         _COMPILED[key] = (KernelInfo.from_table(spec.name, module.KERNELS[spec.name]), module)
     return _COMPILED[key]
+
+
+def resolve(role: str, choice: Any) -> tuple[KernelInfo, ModuleType, dict[str, float], Any]:
+    """Return (info, module, hyper-parameters, user spec or None) for a kernel choice: a
+    built-in name, a user's Spec (compiled on first use), or either paired with
+    ``{hyper-parameter: value}``."""
+    hyper: dict[str, float] = {}
+    if isinstance(choice, tuple):
+        if len(choice) != 2 or not isinstance(choice[1], Mapping):
+            raise ValueError(
+                f"a {role} pair must be (name_or_spec, {{hyper-parameters}}), got {choice!r}"
+            )
+        choice, hyper = choice[0], dict(choice[1])
+    known = builtins(role)
+    user = None
+    if isinstance(choice, str):
+        if choice not in known:
+            raise ValueError(
+                f"unknown {role} {choice!r}; choose one of: {', '.join(sorted(known))}"
+            )
+        spec, module = known[choice], builtin_module(role)
+    elif is_spec(choice):
+        if choice.role != role:
+            raise ValueError(f"expected a {role} spec, got {choice!r}")
+        user = choice
+        spec, module = compiled((choice,), lambda: choice)
+    else:
+        raise TypeError(
+            f"a {role} is a built-in name, a symgrad Spec or a (name_or_spec, kwargs) pair; "
+            f"got {type(choice).__name__}"
+        )
+    unknown = sorted(set(hyper) - set(spec.hyper_defaults))
+    if unknown:
+        takes = ", ".join(sorted(spec.hyper_defaults)) or "none"
+        raise ValueError(
+            f"{role} {spec.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
+            f"it takes: {takes}"
+        )
+    return spec, module, hyper, user

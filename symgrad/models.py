@@ -12,7 +12,10 @@ Losses, activations and regularizers are given as a built-in name, a user's own
 ``(name_or_spec, {hyper-parameter: value})``. Losses are means over samples and regularizers
 are added once per weight matrix (never to biases), so the objective is
 ``mean loss + sum over W of R(W)``; with ``("l2", {"lam": lam})`` that is
-``mean loss + lam / 2 * ||W||^2``. Mappings to scikit-learn (``n`` samples):
+``mean loss + lam / 2 * ||W||^2``. ``objective``, ``hessian``, ``hvp`` and ``hvp_operator`` take
+``sample_weight=`` (one per sample): the mean becomes the weighted mean
+``sum_i w_i l_i / sum_i w_i`` (the loss kernels' ``weight=``). Mappings to scikit-learn
+(``n`` samples):
 
 * ``Ridge(alpha)`` minimises ``||y - Xw - b||^2 + alpha ||w||^2``; divided by ``n`` that is
   ``mse + (alpha / n) ||w||^2``, so ``lam = 2 * alpha / n``.
@@ -42,7 +45,7 @@ from typing import Any
 import numpy as np
 
 import symgrad.activations as _activations
-from symgrad.kernels import KernelInfo, builtin_module, builtins, compiled, is_spec
+from symgrad.kernels import KernelInfo, builtins, compiled, is_spec, resolve
 from symgrad.tree import ravel as flatten
 from symgrad.tree import unravel as unflatten
 
@@ -52,6 +55,7 @@ __all__ = [
     "LogisticRegression",
     "SoftmaxRegression",
     "flatten",
+    "kernel_spec",
     "unflatten",
 ]
 
@@ -87,46 +91,15 @@ class _Kernel:
         return self.spec.name
 
 
-def _split(role: str, choice: KernelChoice) -> tuple[KernelInfo, ModuleType, dict[str, float], Any]:
-    """Return (info, module, hyper-parameters, user spec or None) for a name, a spec or a pair."""
-    hyper: dict[str, float] = {}
-    if isinstance(choice, tuple):
-        if len(choice) != 2 or not isinstance(choice[1], Mapping):
-            raise ValueError(
-                f"a {role} pair must be (name_or_spec, {{hyper-parameters}}), got {choice!r}"
-            )
-        choice, hyper = choice[0], dict(choice[1])
-    known = builtins(role)
-    user = None
-    if isinstance(choice, str):
-        if choice not in known:
-            raise ValueError(
-                f"unknown {role} {choice!r}; choose one of: {', '.join(sorted(known))}"
-            )
-        spec, module = known[choice], builtin_module(role)
-    elif is_spec(choice):
-        if choice.role != role:
-            raise ValueError(f"expected a {role} spec, got {choice!r}")
-        user = choice
-        spec, module = compiled((choice,), lambda: choice)
-    else:
-        raise TypeError(
-            f"a {role} is a built-in name, a symgrad Spec or a (name_or_spec, kwargs) pair; "
-            f"got {type(choice).__name__}"
-        )
-    unknown = sorted(set(hyper) - set(spec.hyper_defaults))
-    if unknown:
-        takes = ", ".join(sorted(spec.hyper_defaults)) or "none"
-        raise ValueError(
-            f"{role} {spec.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
-            f"it takes: {takes}"
-        )
-    return spec, module, hyper, user
+def kernel_spec(role: str, choice: KernelChoice) -> tuple[KernelInfo, dict[str, float], Any]:
+    """Return (kernel facts, hyper-parameters, the user's spec or None) for a kernel choice."""
+    spec, _, hyper, user = resolve(role, choice)
+    return spec, hyper, user
 
 
 def _resolve_activation(choice: KernelChoice, *, elementwise: bool = True) -> _Kernel:
     """Resolve an activation; with ``elementwise`` reject class-axis ones (they have no f')."""
-    spec, module, hyper, user = _split("activation", choice)
+    spec, module, hyper, user = resolve("activation", choice)
     if elementwise and spec.class_axis:
         raise ValueError(
             f"activation {spec.name!r} works over the class axis; hidden layers need an "
@@ -148,7 +121,7 @@ def _resolve_regularizer(choice: KernelChoice | None) -> _Kernel | None:
     """Resolve a regularizer (``None`` for none)."""
     if choice is None:
         return None
-    spec, module, hyper, user = _split("regularizer", choice)
+    spec, module, hyper, user = resolve("regularizer", choice)
     fn = partial(getattr(module, spec.name), **hyper)
     grad = partial(getattr(module, f"{spec.name}_grad"), **hyper)
     hess = _optional(module, f"{spec.name}_hess", hyper)
@@ -157,7 +130,7 @@ def _resolve_regularizer(choice: KernelChoice | None) -> _Kernel | None:
 
 def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _Kernel:
     """Resolve a loss to its ``value_and_grad``; with ``output``, fuse it via compose first."""
-    spec, module, hyper, user = _split("loss", choice)
+    spec, module, hyper, user = resolve("loss", choice)
     builtin = user is None
     if len(spec.inputs) != 2:
         raise ValueError(
@@ -165,7 +138,7 @@ def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _
             "a model's loss takes exactly two, (yhat, y)"
         )
     if output is not None:
-        act, _, act_hyper, act_user = _split("activation", output)
+        act, _, act_hyper, act_user = resolve("activation", output)
         spec, module, names = _composed(user or spec.name, act_user or act.name)
         hyper |= {names[k]: v for k, v in act_hyper.items()}
         builtin = False
@@ -284,12 +257,30 @@ def _second(kernel: _Kernel) -> Callable[..., Any]:
     return kernel.hess
 
 
-def _loss_hvp(loss: _Kernel, z: np.ndarray, Y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+def _weighting(loss: _Kernel, z: np.ndarray, sample_weight: Any) -> dict[str, np.ndarray]:
+    """Return the loss kernels' ``weight=`` keyword for per-sample weights ({} for none).
+
+    The loss becomes the weighted mean ``sum_i w_i l_i / sum_i w_i`` (the kernels' ``weight=``),
+    so integer weights equal repeating samples. Weights are per row of ``z``: a class-axis
+    loss takes them as they are, an element-wise loss on ``(n, k)`` outputs once per column.
+    """
+    if sample_weight is None:
+        return {}
+    w = np.asarray(sample_weight, dtype=float)
+    if w.shape != z.shape[:1]:
+        raise ValueError(f"sample_weight has shape {w.shape}, expected ({len(z)},), one per sample")
+    return {"weight": w if z.ndim == 1 or loss.spec.class_axis else w[:, None]}
+
+
+def _loss_hvp(
+    loss: _Kernel, z: np.ndarray, Y: np.ndarray, sample_weight: Any = None
+) -> Callable[[np.ndarray], np.ndarray]:
     """Return ``dz -> (d2 mean loss / dz2) dz`` at the outputs ``z`` (per sample, exactly)."""
+    kw = _weighting(loss, z, sample_weight)
     if loss.spec.class_axis:
         hvp = _second(loss)
-        return lambda dz: np.broadcast_to(hvp(z, Y, dz), z.shape)
-    h = _second(loss)(z, Y)
+        return lambda dz: np.broadcast_to(hvp(z, Y, dz, **kw), z.shape)
+    h = _second(loss)(z, Y, **kw)
     return lambda dz: h * dz
 
 
@@ -393,11 +384,17 @@ class _Linear:
     def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def objective(self, params: Params, X: Any, y: Any) -> tuple[float, Params]:
-        """Return the mean loss plus the penalty on ``W``, and its gradients by key."""
+    def objective(
+        self, params: Params, X: Any, y: Any, sample_weight: Any = None
+    ) -> tuple[float, Params]:
+        """Return the mean loss plus the penalty on ``W``, and its gradients by key.
+
+        With ``sample_weight`` (one per sample) the mean is the weighted mean.
+        """
         X = np.asarray(X, dtype=_params_dtype(params))
         z = self.decision_function(params, X)
-        loss, dz = self._loss.fn(z, self._targets(y, z))
+        kw = _weighting(self._loss, z, sample_weight)
+        loss, dz = self._loss.fn(z, self._targets(y, z), **kw)
         grads = {"W": X.T @ dz}
         if self.fit_intercept:
             grads["b"] = np.sum(dz, axis=0)
@@ -417,7 +414,7 @@ class _Linear:
             blocks.append(("b", int(np.prod(W.shape[1:]))))
         return blocks
 
-    def hvp_operator(self, params: Params, X: Any, y: Any) -> HVP:
+    def hvp_operator(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> HVP:
         """Return ``v -> H v``, the objective's exact Hessian at ``params`` times a direction.
 
         ``v`` and the result are dicts like ``params``. The loss curvature at ``X @ W + b`` is
@@ -425,7 +422,7 @@ class _Linear:
         """
         X, z, Y = self._point(params, X, y)
         W = np.asarray(params["W"], dtype=float)
-        curvature = _loss_hvp(self._loss, z, Y)
+        curvature = _loss_hvp(self._loss, z, Y, sample_weight)
         reg_h = None if self._reg is None else _second(self._reg)(W)
         shapes = {"W": W.shape, "b": W.shape[1:]}
 
@@ -444,11 +441,11 @@ class _Linear:
 
         return apply
 
-    def hvp(self, params: Params, X: Any, y: Any, v: Params) -> Params:
+    def hvp(self, params: Params, X: Any, y: Any, v: Params, sample_weight: Any = None) -> Params:
         """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params)."""
-        return self.hvp_operator(params, X, y)(v)
+        return self.hvp_operator(params, X, y, sample_weight)(v)
 
-    def hessian(self, params: Params, X: Any, y: Any) -> np.ndarray:
+    def hessian(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
         """Return the objective's dense Hessian over ``flatten(params)`` (``W`` raveled, then ``b``).
 
         With the loss curvature ``h = loss_hess(X @ W + b, y)`` (element-wise, 1/n included)
@@ -457,7 +454,7 @@ class _Linear:
         added on the weights only. A 2-D ``W`` (``n_outputs=k``) gives a block per output.
         """
         X, z, Y = self._point(params, X, y)
-        h = _second(self._loss)(z, Y)
+        h = _second(self._loss)(z, Y, **_weighting(self._loss, z, sample_weight))
         W = np.asarray(params["W"], dtype=float)
         if W.ndim == 1:
             H = _weighted_gram(X, h, self.fit_intercept)
@@ -587,7 +584,7 @@ class SoftmaxRegression(_Linear):
         """Return class probabilities, shape ``(n, n_classes)``."""
         return _activations.softmax(self.decision_function(params, X))
 
-    def hessian(self, params: Params, X: Any, y: Any) -> np.ndarray:
+    def hessian(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
         """Return the objective's dense Hessian over ``flatten(params)`` (``W`` raveled, then ``b``).
 
         Sample ``i``'s block over its logits is ``c_i / n (diag(p_i) - p_i p_i.T)`` with
@@ -601,6 +598,9 @@ class SoftmaxRegression(_Linear):
         W = np.asarray(params["W"], dtype=float)
         P = _activations.softmax(z)
         w = np.sum(Y, axis=1) / len(z)
+        if sample_weight is not None:  # the weighted mean: c_i w_i / sum(w) in place of c_i / n
+            sw = _weighting(self._loss, z, sample_weight)["weight"]
+            w = np.sum(Y, axis=1) * (sw / np.sum(sw))
         (n, d), k = X.shape, self.n_classes
         m = d + self.fit_intercept
         H4 = np.zeros((m, k, m, k))
@@ -665,7 +665,7 @@ class MLP:
         self._out = None if output is None else _resolve_activation(output, elementwise=False)
         self._reg = _resolve_regularizer(regularizer)
         self._choices = (activation, loss, regularizer, output)
-        base = _split("loss", loss)[0].name
+        base = resolve("loss", loss)[0].name
         if self._loss.spec.class_axis:
             self.task = "multiclass"
         elif (output is None and self._loss.spec.link == "sigmoid") or (
@@ -734,8 +734,10 @@ class MLP:
             y = y[:, None]
         return _check_shape(y, (n, k), dtype)
 
-    def objective(self, params: Params, X: Any, y: Any) -> tuple[float, Params]:
-        """Return the mean loss plus the penalty on every ``W``, and gradients by backprop."""
+    def objective(
+        self, params: Params, X: Any, y: Any, sample_weight: Any = None
+    ) -> tuple[float, Params]:
+        """Return the (weighted) mean loss plus the penalty on every ``W``, and backprop gradients."""
         layers = self._weights(params)
         X = _matrix(X, self.sizes[0], _params_dtype(params))
         Y = self._targets(y, len(X), X.dtype)
@@ -746,7 +748,7 @@ class MLP:
             if i < self.n_layers - 1:
                 pre.append(z)
                 inputs.append(self._act.fn(z))
-        loss, delta = self._loss.fn(z, Y)
+        loss, delta = self._loss.fn(z, Y, **_weighting(self._loss, z, sample_weight))
         grads: Params = {}
         for i in range(self.n_layers - 1, -1, -1):
             grads[f"W{i}"] = inputs[i].T @ delta
@@ -760,7 +762,7 @@ class MLP:
         loss += _penalize(self._reg, weights, [grads[f"W{i}"] for i in range(self.n_layers)])
         return loss, grads
 
-    def hvp_operator(self, params: Params, X: Any, y: Any) -> HVP:
+    def hvp_operator(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> HVP:
         """Return ``v -> H v``, the objective's exact Hessian at ``params`` times a direction.
 
         Pearlmutter's R-operator (forward-over-reverse): the forward pass and backprop run
@@ -781,8 +783,8 @@ class MLP:
                 inputs.append(self._act.fn(z))
                 slopes.append(self._act.grad(z))
                 bends.append(_second(self._act)(z))
-        delta = self._loss.fn(z, Y)[1]
-        curvature = _loss_hvp(self._loss, z, Y)
+        delta = self._loss.fn(z, Y, **_weighting(self._loss, z, sample_weight))[1]
+        curvature = _loss_hvp(self._loss, z, Y, sample_weight)
         deltas = [delta]  # dL/dz_l from the last layer down
         for i in range(self.n_layers - 1, 0, -1):
             deltas.append((deltas[-1] @ layers[i][0].T) * slopes[i - 1])
@@ -826,17 +828,17 @@ class MLP:
 
         return apply
 
-    def hvp(self, params: Params, X: Any, y: Any, v: Params) -> Params:
+    def hvp(self, params: Params, X: Any, y: Any, v: Params, sample_weight: Any = None) -> Params:
         """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params)."""
-        return self.hvp_operator(params, X, y)(v)
+        return self.hvp_operator(params, X, y, sample_weight)(v)
 
-    def hessian(self, params: Params, X: Any, y: Any) -> np.ndarray:
+    def hessian(self, params: Params, X: Any, y: Any, sample_weight: Any = None) -> np.ndarray:
         """Return the dense Hessian over ``flatten(params)`` (``W0, b0, W1, ...``, C order).
 
         Column ``j`` is ``hvp`` of the ``j``-th basis vector (one R-operator pass each, after
         a single forward/backward pass), symmetrized; meant for small networks.
         """
-        apply = self.hvp_operator(params, X, y)
+        apply = self.hvp_operator(params, X, y, sample_weight)
         base = {key: params[key] for key in params if key in self._keys()}
         size = sum(np.size(v) for v in base.values())
         H = np.empty((size, size))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,10 @@ def metrics(stdout: str) -> dict[str, tuple[float, float]]:
 
 
 def test_train_bundled_dataset_writes_params_and_curve(tmp_path: Path):
-    proc = run("--data", "iris", "--epochs", "60", "--seed", "1", "-o", "iris.npz", cwd=tmp_path)
+    proc = run(
+        "--data", "iris", "--optimizer", "adam", "--epochs", "60", "--seed", "1", "-o", "iris.npz",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     m = metrics(proc.stdout)
     assert m["accuracy"][0] > 0.9 and m["accuracy"][1] > 0.8
@@ -86,7 +90,7 @@ def test_train_csv_mlp_with_flags_and_a_user_loss(tmp_path: Path):
     )  # fmt: skip
     assert mlp.returncode == 0, mlp.stderr
     assert sorted(np.load(tmp_path / "mlp.npz").files) == [
-        "W0", "W1", "W2", "b0", "b1", "b2", "x_mean", "x_scale",
+        "W0", "W1", "W2", "b0", "b1", "b2", "x_mean", "x_scale", "y_mean", "y_scale",
     ]  # fmt: skip
     assert "(120 train / 0 validation)" in mlp.stderr
 
@@ -155,3 +159,217 @@ def test_bad_flags_are_one_line_and_exit_2(tmp_path: Path):
         assert proc.returncode == 2, extra
         assert proc.stderr.strip().splitlines() == [proc.stderr.strip()], proc.stderr
         assert proc.stderr.startswith(message), proc.stderr
+
+
+# --------------------------------------------------------------------------- defaults vs scikit-learn
+
+
+def main_args(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``symgrad train ARGS`` in this process (the real parser and code; no start-up cost)."""
+    from symgrad.cli.app import main
+
+    code = main(["train", *args, "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def main_run(capsys, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """``main_args`` writing ``tmp_path/p.npz`` and no plot."""
+    return main_args(capsys, *args, "--no-plot", "-o", str(tmp_path / "p.npz"))
+
+
+def sklearn_scores(name: str, model: str, seed: int = 0) -> tuple[float, float, int]:
+    """Return scikit-learn's default estimator's validation score on raw and standardized features."""
+    from benchmarks.train_vs_sklearn import sklearn_score
+    from symgrad.cli.train import split
+    from symgrad.datasets import load
+
+    data = load(name)
+    n_val = len(split(data.X, data.y, 0.2, seed, False).X_val)
+    raw = sklearn_score(name, seed, model, scaled=False)
+    return raw, sklearn_score(name, seed, model, scaled=True), n_val
+
+
+def noise(score: float, n_val: int, classify: bool) -> float:
+    """One standard error of a validation accuracy (at least one sample), or 0.02 of R^2."""
+    if not classify:
+        return 0.02
+    return max(1 / n_val, float(np.sqrt(score * (1 - score) / n_val)))
+
+
+@pytest.mark.parametrize(
+    "name", ["breast_cancer", "diabetes", "digits", "iris", "linnerud", "wine"]
+)
+def test_defaults_reach_sklearn_default_estimator(capsys, tmp_path: Path, name: str):
+    """A bare ``symgrad train --data NAME`` scores like scikit-learn's default estimator.
+
+    Convex defaults are solved to convergence, so the score equals that of the same
+    estimator behind a StandardScaler (the same objective) and is within one standard error of
+    the default estimator on raw features (which sees differently scaled features).
+    """
+    from benchmarks.train_vs_sklearn import default_model
+    from symgrad.datasets import BUNDLED
+
+    assert name in BUNDLED and len(BUNDLED) == 6  # a new bundled dataset needs a row here
+    code, out, err = main_run(capsys, tmp_path, "--data", name)
+    assert code == 0, err
+    assert "fit    newton (full batch, line search)" in err and "converged" in out
+    rows = metrics(out)
+    classify = "accuracy" in rows
+    ours = rows["accuracy" if classify else "r2"][1]
+    raw, scaled, n_val = sklearn_scores(name, default_model(name))
+    assert ours == pytest.approx(scaled, abs=1e-6), (ours, scaled)
+    assert ours >= raw - noise(raw, n_val, classify) - 1e-6, (ours, raw)  # 6 printed digits
+
+
+def test_mlp_learns_standardized_targets_and_reports_original_units(capsys, tmp_path: Path):
+    from symgrad.cli.train import r2_score, split
+    from symgrad.datasets import load
+    from symgrad.models import MLP
+
+    code, out, err = main_run(capsys, tmp_path, "--data", "diabetes", "--model", "mlp")
+    assert code == 0, err
+    assert "(targets standardized)" in err and "fit    adam(lr=0.01), 100 epochs" in err
+    ours = metrics(out)["r2"][1]
+    raw, scaled, _ = sklearn_scores("diabetes", "mlp")
+    assert ours > max(raw, scaled) + 0.5  # scikit-learn's MLPRegressor() does not fit y ~ 150
+    saved = np.load(tmp_path / "p.npz")
+    data = load("diabetes")
+    parts = split(data.X, data.y, 0.2, 0, True)
+    assert float(saved["y_mean"]) == pytest.approx(parts.y.mean())
+    assert float(saved["y_scale"]) == pytest.approx(parts.y.std())
+    params = {k: saved[k] for k in ("W0", "b0", "W1", "b1")}
+    pred = MLP([10, 100, 1], "relu", "mse").predict(params, parts.X_val)
+    pred = pred * saved["y_scale"] + saved["y_mean"]
+    assert r2_score(parts.y_val, pred) == pytest.approx(ours, abs=1e-5)
+
+
+def test_every_solver_reaches_the_same_convex_optimum(capsys, tmp_path: Path):
+    results = {}
+    for solver in ("newton", "lbfgs", "auto"):
+        code, out, err = main_run(
+            capsys, tmp_path, "--data", "breast_cancer", "--optimizer", solver
+        )
+        assert code == 0, err
+        results[solver] = metrics(out)
+    assert "lbfgs (scipy L-BFGS-B, full batch)" not in err  # auto is newton
+    newton, lbfgs = results["newton"], results["lbfgs"]
+    assert lbfgs["loss"][0] == pytest.approx(newton["loss"][0], rel=1e-5)
+    assert lbfgs["accuracy"] == newton["accuracy"] == results["auto"]["accuracy"]
+    code, out, err = main_run(
+        capsys, tmp_path, "--data", "breast_cancer", "--optimizer", "sgd", "--epochs", "5"
+    )
+    assert code == 0 and "fit    sgd(lr=0.01), 5 epochs, batch size 32" in err
+
+
+def test_solver_flags_that_do_not_apply_are_refused(capsys, tmp_path: Path):
+    cases = [
+        (["--optimizer", "lbfgs", "--lr", "0.1"], "error: --lr does not apply to lbfgs"),
+        (["--optimizer", "newton", "--batch-size", "8"], "error: --batch-size applies to first"),
+        (["--optimizer", "bfgs"], "error: unknown optimizer 'bfgs'; choose one of: auto, newton"),
+        (["--lr", "-1"], "error: --lr must be a positive number"),
+        (["--regularizer", "none", "--lam", "1"], "error: --lam and regularizer.* parameters"),
+    ]
+    for extra, message in cases:
+        code, out, err = main_run(capsys, tmp_path, "--data", "iris", *extra)
+        assert code == 2 and out == "", extra
+        assert err.strip().splitlines() == [err.strip()] and err.startswith(message), err
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+def test_a_huge_learning_rate_is_reported_as_divergence(tmp_path: Path):
+    """A separate process, so that any warning numpy prints would show in its stderr."""
+    proc = run("--data", "diabetes", "--lr", "1e30", "--optimizer", "adam", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == "" and "completed" not in proc.stderr
+    assert "Warning" not in proc.stderr and "warn" not in proc.stderr.lower()
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("data   diabetes"), proc.stderr
+    assert lines[3].startswith("diverged: the loss grew from 2.886e+04 to "), proc.stderr
+    assert lines[3].endswith("; try a smaller --lr")
+    assert not (tmp_path / "params.npz").exists()
+
+
+@pytest.mark.parametrize("optimizer", ["auto", "newton", "sgd", "rmsprop"])
+def test_divergence_with_each_kind_of_solver(capsys, tmp_path: Path, optimizer: str):
+    """Newton with a fixed step, and first-order runs whose loss overflows to inf."""
+    code, out, err = main_run(
+        capsys, tmp_path, "--data", "diabetes", "--lr", "1e30", "--optimizer", optimizer
+    )
+    assert code == 1 and out == "", err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("diverged: ") and last.endswith("; try a smaller --lr"), err
+    assert not (tmp_path / "p.npz").exists()
+
+
+# --------------------------------------------------------------------------- output paths
+
+
+def test_bad_output_paths_are_refused_before_training(capsys, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "null").symlink_to(os.devnull)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "fifo")
+    cases = [
+        ("", "error: -o '': empty file name"),
+        ("adir", "error: adir: is a directory"),
+        ("adir/", "error: adir/: is a directory"),
+        ("null", "error: null: is not a regular file"),
+        ("fifo", "error: fifo: is not a regular file"),
+        ("dangling", "error: dangling: is a dangling symbolic link"),
+    ]
+    if os.geteuid() != 0:
+        (tmp_path / "locked").mkdir(mode=0o555)
+        (tmp_path / "ro.npz").write_bytes(b"")
+        (tmp_path / "ro.npz").chmod(0o444)
+        cases += [
+            ("locked/p.npz", "error: locked/p.npz: folder locked is not writable"),
+            ("ro.npz", "error: ro.npz: is read-only"),
+        ]
+    for out, message in cases:
+        code, stdout, err = main_args(capsys, "--data", "iris", "-o", out)
+        assert code == 2 and stdout == "", (out, err)
+        assert err.splitlines() == [err.strip()], err  # one line, and no "data" line
+        assert err.startswith(message), err
+    code, _, err = main_args(capsys, "--data", "iris", "-o", "a.npz", "--plot", "a.npz")
+    assert code == 2 and "need two files" in err
+
+
+def test_outputs_are_written_atomically_with_the_usual_mode(capsys, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "real.npz"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    (tmp_path / "link.npz").symlink_to(target)
+    code, _, err = main_args(capsys, "--data", "iris", "-o", "link.npz", "--plot", "curve.png")
+    assert code == 0, err
+    assert (tmp_path / "link.npz").is_symlink()  # the link is kept, its target replaced
+    assert np.load(target)["W"].shape == (4, 3)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640  # a replaced file keeps its mode
+    code, _, err = main_args(capsys, "--data", "iris", "-o", "fresh.npz")
+    assert code == 0, err
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ["fresh.npz", "curve.png", "fresh_loss.png"][: 3 if HAS_MATPLOTLIB else 1]:
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_loss_without_curvature_is_solved_by_lbfgs(capsys, tmp_path: Path):
+    """l1 has a zero second derivative: auto picks L-BFGS, which reaches the median regression."""
+    from sklearn.linear_model import QuantileRegressor
+
+    from symgrad.cli.train import split
+    from symgrad.datasets import load
+
+    code, out, err = main_run(capsys, tmp_path, "--data", "diabetes", "--loss", "l1")
+    assert code == 0, err
+    assert "fit    lbfgs (scipy L-BFGS-B, full batch)" in err
+    data = load("diabetes")
+    parts = split(data.X, data.y, 0.2, 0, True)
+    ref = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(parts.X, parts.y)
+    best = float(np.mean(np.abs(ref.predict(parts.X) - parts.y)))
+    assert metrics(out)["loss"][0] == pytest.approx(best, rel=1e-3)

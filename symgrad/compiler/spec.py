@@ -28,9 +28,14 @@ _TEMP_NAME = re.compile(r"^(t|b|m|r|rm|value)\d+$")
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class Spec:
-    """One kernel: ``expr`` over array ``inputs`` and scalar hyper-parameters with defaults."""
+    """One kernel: ``expr`` over array ``inputs`` and scalar hyper-parameters with defaults.
+
+    Specs compare and hash by value (every field but ``origin``, which only says where it was
+    written), so an equal spec rebuilt elsewhere, copied by ``sklearn.base.clone`` or
+    unpickled hits the same compile cache. They pickle as plain data.
+    """
 
     name: str
     role: str
@@ -38,8 +43,12 @@ class Spec:
     hyper: tuple[tuple[sp.Symbol, float], ...]
     expr: sp.Expr
     doc: str = ""
-    origin: str = ""
+    origin: str = field(default="", compare=False)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        fields = (self.name, self.role, self.inputs, self.hyper, self.expr, self.doc)
+        return hash((*fields, _frozen(self.meta)))
 
     @property
     def wrt(self) -> sp.Symbol:
@@ -72,6 +81,15 @@ class Spec:
     def __repr__(self) -> str:
         args = ", ".join([s.name for s in self.inputs] + [f"{s.name}={v!r}" for s, v in self.hyper])
         return f"<symgrad {self.role} {self.name}({args})>"
+
+
+def _frozen(value: Any) -> Any:
+    """Return ``value`` with dicts and lists turned into (sorted) tuples, so it can be hashed."""
+    if isinstance(value, Mapping):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def check_name(name: str, what: str, spec: str, origin: str = "") -> None:
