@@ -270,20 +270,25 @@ _ERFC_POLYNOMIAL = (
 
 
 def _erfc(x):
-    """erfc(x) in numpy to a few ulp (symgrad/special.py), over cache-sized blocks."""
-    x = np.asarray(x, dtype=np.float64)
+    """erfc(x) in numpy to a few ulp of x's float type (symgrad/special.py), in cache-sized
+    blocks; float32 in, float32 arithmetic and out."""
+    x = np.asarray(x)
+    x = x.astype(np.result_type(x, np.float32), copy=False)
+    single = x.dtype == np.float32
+    top = 10.5 if single else 40.0  # erfc(top) underflows to 0
     flat = x.reshape(-1)
-    out = np.empty(flat.shape)
+    out = np.empty(flat.shape, x.dtype)
     for lo in range(0, flat.size, 16384):
         part = flat[lo : lo + 16384]
-        z = np.minimum(np.abs(part), 40.0)  # erfc(40) underflows to 0
+        z = np.minimum(np.abs(part), top)
         t = 2.0 / (2.0 + z)
         y = 2.0 * t - 1.0
-        g = np.full(z.shape, _ERFC_POLYNOMIAL[-1])
+        g = np.full(z.shape, _ERFC_POLYNOMIAL[-1], x.dtype)
         for a in _ERFC_POLYNOMIAL[-2::-1]:  # Horner, in place
             np.multiply(g, y, out=g)
             np.add(g, a, out=g)
-        h = z.astype(np.float32).astype(np.float64)  # h * h is exact
+        # h keeps at most half of the significand's bits, so h * h is exact
+        h = np.floor(z * 128.0) / 128.0 if single else z.astype(np.float32).astype(np.float64)
         r = t * np.exp(-h * h) * np.exp(g - (z - h) * (z + h))
         out[lo : lo + 16384] = np.where(part < 0, 2.0 - r, r)
     return out.reshape(x.shape)
@@ -318,7 +323,8 @@ def _real(name, index, a):
 
 
 def _prepare(name, out, *arrays, classes=False):
-    """Return a float array of the first input's shape (``out`` when given) and the inputs
+    """Return a float array of the first input's shape and the inputs' promoted float dtype
+    (``out`` when given, of either float dtype) and the inputs
     broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it.
 
     Later inputs (targets) may broadcast to the first input's shape, never the first input to
@@ -344,8 +350,9 @@ def _prepare(name, out, *arrays, classes=False):
             "the classes and needs at least one"
         )
     arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
-    if out is None:
-        return (np.empty(shape), *arrays)
+    if out is None:  # numpy's promotion: float32 in, float32 out (float16 and longdouble: float64)
+        dtype = np.result_type(*arrays)
+        return (np.empty(shape, dtype if dtype in (np.float32, np.float64) else np.float64), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
@@ -412,7 +419,7 @@ def _hyper(name, param, value, domain):
     return number
 
 
-def _scratch(shape, count, dtype=np.float64):
+def _scratch(shape, count, dtype):
     """Return ``count`` scratch arrays of ``shape``, reused by later calls on this thread."""
     cache = _WORK.__dict__.setdefault("arrays", {})
     key = (shape, np.dtype(dtype).char)
@@ -516,7 +523,7 @@ def gelu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return 0.3989422804014327*x*np.exp(-0.5*(x*x)) + (0.5*_erfc(-0.7071067811865476*x))
     """
     out, x = _prepare('gelu_grad', out, x)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.square(x, out=out)
     np.multiply(out, -0.5, out=out)
     np.exp(out, out=out)
@@ -538,7 +545,7 @@ def gelu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return 0.7978845608028654*(1 - t0)*np.exp(-t0)
     """
     out, x = _prepare('gelu_hess', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.square(x, out=b0)
     np.multiply(b0, 0.5, out=b0)
     np.subtract(1, b0, out=out)
@@ -563,7 +570,7 @@ def gelu_tanh(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return x*np.maximum(t1, (t0 >= 0))/(t1 + 1)
     """
     out, x = _prepare('gelu_tanh', out, x)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.square(x, out=out)
     np.multiply(out, x, out=out)
@@ -600,7 +607,7 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
         return t3*(t0 + 0.21406444881780073*t1)/(t4*t4) + np.maximum(t3, (t2 >= 0))/t4
     """
     out, x = _prepare('gelu_tanh_grad', out, x)
-    b0, b1, b3, b4 = _scratch(out.shape, 4)
+    b0, b1, b3, b4 = _scratch(out.shape, 4, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.multiply(x, 1.5957691216057308, out=b0)
     np.square(x, out=b1)
@@ -648,7 +655,7 @@ def gelu_tanh_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
         return t0*t3 + t3*(t0 + 3.1915382432114616) + t3*(-0.6831948749139936*t1*t4 - 0.045823588247668835*t4*x**5 - 2.5464790894703255*t4*x)
     """
     out, x = _prepare('gelu_tanh_hess', out, x)
-    b0, b1, b2, b3 = _scratch(out.shape, 4)
+    b0, b1, b2, b3 = _scratch(out.shape, 4, out.dtype)
     np.square(x, out=b0)
     np.multiply(b0, 0.42812889763560147, out=b0)
     np.square(x, out=b1)
@@ -796,7 +803,7 @@ def mish(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return x*np.tanh(np.log1p(np.exp(-np.abs(x))) + np.maximum(0, x))
     """
     out, x = _prepare('mish', out, x)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.maximum(x, 0, out=out)
     np.abs(x, out=b1)
     np.negative(b1, out=b1)
@@ -823,7 +830,7 @@ def mish_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return 4*t3*x*np.maximum(t1, (x >= 0))/((t1 + 1)*((t3 + 1)**2)) + np.tanh(t0 + t2)
     """
     out, x = _prepare('mish_grad', out, x)
-    b0, b1, b2, b3, b5 = _scratch(out.shape, 5)
+    b0, b1, b2, b3, b5 = _scratch(out.shape, 5, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.maximum(x, 0, out=b0)
     np.abs(x, out=b1)
@@ -873,7 +880,7 @@ def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return 4*t0*t4*t6 + t7*t8/t5 - t6*(t7*t7)*t8*np.tanh(t1 + t2)
     """
     out, x = _prepare('mish_hess', out, x)
-    b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8)
+    b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
@@ -1033,7 +1040,7 @@ def sigmoid(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return np.maximum(t0, (x >= 0))/(t0 + 1)
     """
     out, x = _prepare('sigmoid', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
@@ -1057,7 +1064,7 @@ def sigmoid_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return t0/((t0 + 1)**2)
     """
     out, x = _prepare('sigmoid_grad', out, x)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(x, out=out)
     np.negative(out, out=out)
     np.exp(out, out=out)
@@ -1078,7 +1085,7 @@ def sigmoid_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return -t0*np.tanh(0.5*x)/((t0 + 1)**2)
     """
     out, x = _prepare('sigmoid_hess', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)
@@ -1105,7 +1112,7 @@ def silu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return x*np.maximum(t0, (x >= 0))/(t0 + 1)
     """
     out, x = _prepare('silu', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
@@ -1131,7 +1138,7 @@ def silu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return t1*(x + 1 - t1*x)
     """
     out, x = _prepare('silu_grad', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
@@ -1158,7 +1165,7 @@ def silu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return t0*(2 - x*np.tanh(0.5*x))/((t0 + 1)**2)
     """
     out, x = _prepare('silu_hess', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)
@@ -1186,7 +1193,7 @@ def softmax(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return t0/np.sum(t0, axis=-1, keepdims=True)
     """
     out, x = _prepare('softmax', out, x, classes=True)
-    r0, = _scratch(out.shape[:-1] + (1,), 1)
+    r0, = _scratch(out.shape[:-1] + (1,), 1, out.dtype)
     np.max(x, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, x, out=out)
@@ -1210,8 +1217,8 @@ def softmax_vjp(x: np.ndarray, grad_output: np.ndarray, *, out: np.ndarray | Non
         return t1*(grad_output - np.einsum('...i,...i->...', grad_output, t1)[..., None])
     """
     out, x, grad_output = _prepare('softmax_vjp', out, x, grad_output, classes=True)
-    b1, = _scratch(out.shape, 1)
-    r0, = _scratch(out.shape[:-1] + (1,), 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    r0, = _scratch(out.shape[:-1] + (1,), 1, out.dtype)
     np.max(x, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, x, out=out)
@@ -1240,7 +1247,7 @@ def softplus(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = None)
     """
     out, x = _prepare('softplus', out, x)
     beta = _hyper('softplus', 'beta', beta, 'positive')
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.multiply(x, beta, out=b0)
     np.maximum(b0, 0, out=out)
     np.abs(b0, out=b0)
@@ -1266,7 +1273,7 @@ def softplus_grad(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = 
     """
     out, x = _prepare('softplus_grad', out, x)
     beta = _hyper('softplus_grad', 'beta', beta, 'positive')
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.multiply(x, beta, out=out)
     np.abs(out, out=b1)
@@ -1291,7 +1298,7 @@ def softplus_hess(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = 
     """
     out, x = _prepare('softplus_hess', out, x)
     beta = _hyper('softplus_hess', 'beta', beta, 'positive')
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(x, beta, out=out)
     np.abs(out, out=out)
     np.negative(out, out=out)
@@ -1333,7 +1340,7 @@ def softsign_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
         return (1/t0) - x*np.sign(x)/(t0*t0)
     """
     out, x = _prepare('softsign_grad', out, x)
-    b0, b2 = _scratch(out.shape, 2)
+    b0, b2 = _scratch(out.shape, 2, out.dtype)
     np.abs(x, out=b0)
     np.add(b0, 1, out=b0)
     np.divide(1.0, b0, out=out)
@@ -1357,7 +1364,7 @@ def softsign_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
         return 2*(t0*t0)*x/(t1*t1*t1) - 2*t0/(t1*t1)
     """
     out, x = _prepare('softsign_hess', out, x)
-    b0, b1, b3 = _scratch(out.shape, 3)
+    b0, b1, b3 = _scratch(out.shape, 3, out.dtype)
     np.sign(x, out=b0)
     np.abs(x, out=b1)
     np.add(b1, 1, out=b1)
@@ -1402,7 +1409,7 @@ def tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return 4*t0/((t0 + 1)**2)
     """
     out, x = _prepare('tanh_grad', out, x)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(x, out=out)
     np.multiply(out, -2, out=out)
     np.exp(out, out=out)
@@ -1424,7 +1431,7 @@ def tanh_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return -8*t0*np.tanh(x)/((t0 + 1)**2)
     """
     out, x = _prepare('tanh_hess', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.abs(x, out=b0)
     np.multiply(b0, -2, out=b0)
     np.exp(b0, out=b0)

@@ -351,7 +351,8 @@ def _real(name, index, a):
 
 
 def _prepare(name, out, *arrays, classes=False):
-    """Return a float array of the first input's shape (``out`` when given) and the inputs
+    """Return a float array of the first input's shape and the inputs' promoted float dtype
+    (``out`` when given, of either float dtype) and the inputs
     broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it.
 
     Later inputs (targets) may broadcast to the first input's shape, never the first input to
@@ -377,8 +378,9 @@ def _prepare(name, out, *arrays, classes=False):
             "the classes and needs at least one"
         )
     arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
-    if out is None:
-        return (np.empty(shape), *arrays)
+    if out is None:  # numpy's promotion: float32 in, float32 out (float16 and longdouble: float64)
+        dtype = np.result_type(*arrays)
+        return (np.empty(shape, dtype if dtype in (np.float32, np.float64) else np.float64), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
@@ -445,7 +447,7 @@ def _hyper(name, param, value, domain):
     return number
 
 
-def _scratch(shape, count, dtype=np.float64):
+def _scratch(shape, count, dtype):
     """Return ``count`` scratch arrays of ``shape``, reused by later calls on this thread."""
     cache = _WORK.__dict__.setdefault("arrays", {})
     key = (shape, np.dtype(dtype).char)
@@ -510,11 +512,11 @@ def _total(weight, a, b=None):
     return np.einsum(",".join([index] * len(ops)) + "->", *ops)
 
 
-def _row_out(name, out, shape):
-    """Return ``out`` (a new array when None) of shape ``shape[:-1]``, and a view of it with a
-    trailing axis of 1 for the body to write per-row values into."""
+def _row_out(name, out, shape, dtype):
+    """Return ``out`` (a new array of ``dtype`` when None) of shape ``shape[:-1]``, and a view of
+    it with a trailing axis of 1 for the body to write per-row values into."""
     if out is None:
-        out = np.empty(shape[:-1])
+        out = np.empty(shape[:-1], dtype)
     elif not isinstance(out, np.ndarray) or out.shape != shape[:-1] or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape[:-1]}, got {got}")
@@ -538,7 +540,7 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None
     """
     b0, yhat, y = _prepare('binary_cross_entropy', None, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy', weight, b0.shape, count, False)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
     np.equal(b0, 0, out=m0)
@@ -570,7 +572,7 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float |
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
@@ -607,7 +609,7 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, coun
     """
     out, yhat, y = _prepare('binary_cross_entropy_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_value_and_grad', weight, out.shape, count, False)
-    b0, b2, b3 = _scratch(out.shape, 3)
+    b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
@@ -642,7 +644,7 @@ def binary_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, count: float |
     """
     out, yhat, y = _prepare('binary_cross_entropy_hess', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_hess', weight, out.shape, count, False)
-    b1, b2 = _scratch(out.shape, 2)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
     np.square(yhat, out=out)
     np.divide(y, out, out=out)
     np.subtract(y, 1, out=b1)
@@ -670,7 +672,7 @@ def binary_cross_entropy_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: 
     """
     out, yhat, y = _prepare('binary_cross_entropy_per_sample', out, yhat, y)
     weight = _weights('binary_cross_entropy_per_sample', weight, out.shape, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
@@ -732,7 +734,7 @@ def binary_cross_entropy_with_logits_grad(yhat: np.ndarray, y: np.ndarray, *, co
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad', weight, out.shape, count, False)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -766,7 +768,7 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat: np.ndarray, y: np.ndar
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, out.shape, count, False)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -801,7 +803,7 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, co
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits_hess', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(yhat, out=out)
     np.negative(out, out=out)
     np.exp(out, out=out)
@@ -827,7 +829,7 @@ def binary_cross_entropy_with_logits_per_sample(yhat: np.ndarray, y: np.ndarray,
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_per_sample', out, yhat, y)
     weight = _weights('binary_cross_entropy_with_logits_per_sample', weight, out.shape, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.maximum(yhat, 0, out=out)
     np.abs(yhat, out=b1)
     np.negative(b1, out=b1)
@@ -907,7 +909,7 @@ def categorical_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *,
     """
     out, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', out, yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_value_and_grad', weight, out.shape, count, True)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(out, yhat)
@@ -954,7 +956,7 @@ def categorical_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.nd
     """
     out, yhat, y, vector = _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_hvp', weight, out.shape, count, True)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(vector, y, out=out)
     np.square(yhat, out=b1)
     np.divide(out, b1, out=out)
@@ -976,7 +978,7 @@ def categorical_cross_entropy_per_sample(yhat: np.ndarray, y: np.ndarray, *, wei
         return (-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None])[..., 0]
     """
     b0, yhat, y = _prepare('categorical_cross_entropy_per_sample', None, yhat, y, classes=True)
-    out, rows = _row_out('categorical_cross_entropy_per_sample', out, b0.shape)
+    out, rows = _row_out('categorical_cross_entropy_per_sample', out, b0.shape, b0.dtype)
     weight = _weights('categorical_cross_entropy_per_sample', weight, b0.shape, True)
     m0, = _scratch(b0.shape, 1, bool)
     np.equal(y, 0, out=m0)
@@ -1052,7 +1054,7 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None
     """
     out, yhat, y = _prepare('hinge_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('hinge_value_and_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, yhat, out=out)
     np.subtract(1, out, out=b1)
     np.maximum(b1, 0, out=b1)
@@ -1124,7 +1126,7 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float |
     b0, yhat, y = _prepare('huber', None, yhat, y)
     delta = _hyper('huber', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber', weight, b0.shape, count, False)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b1)
@@ -1180,7 +1182,7 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0,
     out, yhat, y = _prepare('huber_value_and_grad', out, yhat, y)
     delta = _hyper('huber_value_and_grad', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_value_and_grad', weight, out.shape, count, False)
-    b1, b2 = _scratch(out.shape, 2)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
@@ -1238,7 +1240,7 @@ def huber_per_sample(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, wei
     out, yhat, y = _prepare('huber_per_sample', out, yhat, y)
     delta = _hyper('huber_per_sample', 'delta', delta, 'positive')
     weight = _weights('huber_per_sample', weight, out.shape, False)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=out)
@@ -1374,10 +1376,10 @@ def kl_div_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | N
         return (np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None])[..., 0]
     """
     b0, yhat, y = _prepare('kl_div_per_sample', None, yhat, y, classes=True)
-    out, rows = _row_out('kl_div_per_sample', out, b0.shape)
+    out, rows = _row_out('kl_div_per_sample', out, b0.shape, b0.dtype)
     weight = _weights('kl_div_per_sample', weight, b0.shape, True)
     m0, = _scratch(b0.shape, 1, bool)
-    r1, = _scratch(b0.shape[:-1] + (1,), 1)
+    r1, = _scratch(b0.shape[:-1] + (1,), 1, b0.dtype)
     np.einsum('...i,...i->...', y, yhat, out=rows[..., 0])
     np.multiply(rows, -1, out=rows)
     np.equal(y, 0, out=m0)
@@ -1451,7 +1453,7 @@ def l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = 
     """
     out, yhat, y = _prepare('l1_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('l1_value_and_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
     value0 = _total(weight, b1)
@@ -1517,7 +1519,7 @@ def log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, wei
     """
     b0, yhat, y = _prepare('log_cosh', None, yhat, y)
     weight, inv_n = _weighting('log_cosh', weight, b0.shape, count, False)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     np.subtract(y, yhat, out=b0)
     value0 = -0.6931471805599453*_total(weight, None, b0.size)
     np.negative(b0, out=b1)
@@ -1564,7 +1566,7 @@ def log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | N
     """
     out, yhat, y = _prepare('log_cosh_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('log_cosh_value_and_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     value0 = -0.6931471805599453*_total(weight, None, out.size)
     np.negative(out, out=b1)
@@ -1591,7 +1593,7 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
     weight, inv_n = _weighting('log_cosh_hess', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, 2, out=out)
     np.multiply(yhat, 2, out=b1)
     np.subtract(out, b1, out=out)
@@ -1621,7 +1623,7 @@ def log_cosh_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray |
     """
     out, yhat, y = _prepare('log_cosh_per_sample', out, yhat, y)
     weight = _weights('log_cosh_per_sample', weight, out.shape, False)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=b0)
     np.negative(b0, out=out)
     np.logaddexp(out, b0, out=out)
@@ -1690,7 +1692,7 @@ def mse_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('mse_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('mse_value_and_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(yhat, y, out=out)
     np.square(out, out=b1)
     value0 = _total(weight, b1)
@@ -1758,7 +1760,7 @@ def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float |
     b0, yhat, y = _prepare('pinball', None, yhat, y)
     tau = _hyper('pinball', 'tau', tau, 'unit')
     weight, inv_n = _weighting('pinball', weight, b0.shape, count, False)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.greater_equal(b0, 0, out=m0)
@@ -1815,7 +1817,7 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
     out, yhat, y = _prepare('pinball_value_and_grad', out, yhat, y)
     tau = _hyper('pinball_value_and_grad', 'tau', tau, 'unit')
     weight, inv_n = _weighting('pinball_value_and_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.greater_equal(out, 0, out=m0)
@@ -1866,7 +1868,7 @@ def pinball_per_sample(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, wei
     out, yhat, y = _prepare('pinball_per_sample', out, yhat, y)
     tau = _hyper('pinball_per_sample', 'tau', tau, 'unit')
     weight = _weights('pinball_per_sample', weight, out.shape, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.greater_equal(out, 0, out=m0)
@@ -1981,7 +1983,7 @@ def poisson_nll_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarra
     """
     out, yhat, y = _prepare('poisson_nll_per_sample', out, yhat, y)
     weight = _weights('poisson_nll_per_sample', weight, out.shape, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.exp(yhat, out=out)
     np.multiply(y, yhat, out=b1)
     np.subtract(out, b1, out=out)
@@ -2013,7 +2015,7 @@ def sigmoid_focal(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, gamma
     alpha = _hyper('sigmoid_focal', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal', weight, b0.shape, count, False)
-    b1, b2, b3, b4, b5 = _scratch(b0.shape, 5)
+    b1, b2, b3, b4, b5 = _scratch(b0.shape, 5, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -2074,7 +2076,7 @@ def sigmoid_focal_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     alpha = _hyper('sigmoid_focal_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8)
+    b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -2159,7 +2161,7 @@ def sigmoid_focal_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, alpha: floa
     alpha = _hyper('sigmoid_focal_value_and_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_value_and_grad', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_value_and_grad', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10)
+    b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -2251,7 +2253,7 @@ def sigmoid_focal_hess(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 0.25, 
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_hess', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 15)
+    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 15, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b1)
@@ -2350,7 +2352,7 @@ def sigmoid_focal_per_sample(yhat: np.ndarray, y: np.ndarray, *, alpha: float = 
     alpha = _hyper('sigmoid_focal_per_sample', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_per_sample', 'gamma', gamma, 'nonnegative')
     weight = _weights('sigmoid_focal_per_sample', weight, out.shape, False)
-    b0, b1, b2, b4, b5 = _scratch(out.shape, 5)
+    b0, b1, b2, b4, b5 = _scratch(out.shape, 5, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
@@ -2405,7 +2407,7 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: floa
     b0, yhat, y = _prepare('smooth_l1', None, yhat, y)
     beta = _hyper('smooth_l1', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1', weight, b0.shape, count, False)
-    b1, b2 = _scratch(b0.shape, 2)
+    b1, b2 = _scratch(b0.shape, 2, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b1)
@@ -2437,7 +2439,7 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
     out, yhat, y = _prepare('smooth_l1_grad', out, yhat, y)
     beta = _hyper('smooth_l1_grad', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
@@ -2478,7 +2480,7 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
     out, yhat, y = _prepare('smooth_l1_value_and_grad', out, yhat, y)
     beta = _hyper('smooth_l1_value_and_grad', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1_value_and_grad', weight, out.shape, count, False)
-    b1, b2, b3, b4 = _scratch(out.shape, 4)
+    b1, b2, b3, b4 = _scratch(out.shape, 4, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.negative(out, out=b1)
@@ -2518,7 +2520,7 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
     out, yhat, y = _prepare('smooth_l1_hess', out, yhat, y)
     beta = _hyper('smooth_l1_hess', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1_hess', weight, out.shape, count, False)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b0)
@@ -2550,7 +2552,7 @@ def smooth_l1_per_sample(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, 
     out, yhat, y = _prepare('smooth_l1_per_sample', out, yhat, y)
     beta = _hyper('smooth_l1_per_sample', 'beta', beta, 'positive')
     weight = _weights('smooth_l1_per_sample', weight, out.shape, False)
-    b0, b2 = _scratch(out.shape, 2)
+    b0, b2 = _scratch(out.shape, 2, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=out)
@@ -2590,7 +2592,7 @@ def softmax_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, label_smoothing: f
     label_smoothing = _hyper('softmax_cross_entropy', 'label_smoothing', label_smoothing, 'unit')
     n_classes = np.shape(yhat)[-1]
     weight, inv_n = _weighting('softmax_cross_entropy', weight, b0.shape, count, True)
-    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2)
+    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2, b0.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
@@ -2632,8 +2634,8 @@ def softmax_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
     label_smoothing = _hyper('softmax_cross_entropy_grad', 'label_smoothing', label_smoothing, 'unit')
     n_classes = np.shape(yhat)[-1]
     weight, inv_n = _weighting('softmax_cross_entropy_grad', weight, out.shape, count, True)
-    b0, = _scratch(out.shape, 1)
-    r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    r0, r1 = _scratch(out.shape[:-1] + (1,), 2, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=b0)
@@ -2686,8 +2688,8 @@ def softmax_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, lab
     label_smoothing = _hyper('softmax_cross_entropy_value_and_grad', 'label_smoothing', label_smoothing, 'unit')
     n_classes = np.shape(yhat)[-1]
     weight, inv_n = _weighting('softmax_cross_entropy_value_and_grad', weight, out.shape, count, True)
-    b0, = _scratch(out.shape, 1)
-    r0, r1, r2 = _scratch(out.shape[:-1] + (1,), 3)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    r0, r1, r2 = _scratch(out.shape[:-1] + (1,), 3, out.dtype)
     t1 = label_smoothing/n_classes
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
@@ -2745,8 +2747,8 @@ def softmax_cross_entropy_hess(yhat: np.ndarray, y: np.ndarray, *, label_smoothi
     out, yhat, y = _prepare('softmax_cross_entropy_hess', out, yhat, y, classes=True)
     label_smoothing = _hyper('softmax_cross_entropy_hess', 'label_smoothing', label_smoothing, 'unit')
     weight, inv_n = _weighting('softmax_cross_entropy_hess', weight, out.shape, count, True)
-    b0, = _scratch(out.shape, 1)
-    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
+    b0, = _scratch(out.shape, 1, out.dtype)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
@@ -2796,8 +2798,8 @@ def softmax_cross_entropy_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarra
     out, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', out, yhat, y, vector, classes=True)
     label_smoothing = _hyper('softmax_cross_entropy_hvp', 'label_smoothing', label_smoothing, 'unit')
     weight, inv_n = _weighting('softmax_cross_entropy_hvp', weight, out.shape, count, True)
-    b1, b2 = _scratch(out.shape, 2)
-    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=out)
@@ -2848,9 +2850,9 @@ def softmax_cross_entropy_per_sample(yhat: np.ndarray, y: np.ndarray, *, label_s
     b0, yhat, y = _prepare('softmax_cross_entropy_per_sample', None, yhat, y, classes=True)
     label_smoothing = _hyper('softmax_cross_entropy_per_sample', 'label_smoothing', label_smoothing, 'unit')
     n_classes = np.shape(yhat)[-1]
-    out, rows = _row_out('softmax_cross_entropy_per_sample', out, b0.shape)
+    out, rows = _row_out('softmax_cross_entropy_per_sample', out, b0.shape, b0.dtype)
     weight = _weights('softmax_cross_entropy_per_sample', weight, b0.shape, True)
-    r0, r1, r3 = _scratch(b0.shape[:-1] + (1,), 3)
+    r0, r1, r3 = _scratch(b0.shape[:-1] + (1,), 3, b0.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
@@ -2916,7 +2918,7 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('squared_hinge_grad', out, yhat, y)
     weight, inv_n = _weighting('squared_hinge_grad', weight, out.shape, count, False)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, yhat, out=b0)
     np.less(b0, 1, out=out)
     np.multiply(y, out, out=out)
@@ -2947,7 +2949,7 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
     """
     out, yhat, y = _prepare('squared_hinge_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('squared_hinge_value_and_grad', weight, out.shape, count, False)
-    b0, b2 = _scratch(out.shape, 2)
+    b0, b2 = _scratch(out.shape, 2, out.dtype)
     np.multiply(y, yhat, out=b0)
     np.subtract(1, b0, out=out)
     np.maximum(out, 0, out=out)
@@ -2975,7 +2977,7 @@ def squared_hinge_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('squared_hinge_hess', out, yhat, y)
     weight, inv_n = _weighting('squared_hinge_hess', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.square(y, out=out)
     np.multiply(y, yhat, out=b1)
     np.less(b1, 1, out=b1)

@@ -93,7 +93,8 @@ def _real(name, index, a):
 
 
 def _prepare(name, out, *arrays, classes=False):
-    """Return a float array of the first input's shape (``out`` when given) and the inputs
+    """Return a float array of the first input's shape and the inputs' promoted float dtype
+    (``out`` when given, of either float dtype) and the inputs
     broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it.
 
     Later inputs (targets) may broadcast to the first input's shape, never the first input to
@@ -119,8 +120,9 @@ def _prepare(name, out, *arrays, classes=False):
             "the classes and needs at least one"
         )
     arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
-    if out is None:
-        return (np.empty(shape), *arrays)
+    if out is None:  # numpy's promotion: float32 in, float32 out (float16 and longdouble: float64)
+        dtype = np.result_type(*arrays)
+        return (np.empty(shape, dtype if dtype in (np.float32, np.float64) else np.float64), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
@@ -187,7 +189,7 @@ def _hyper(name, param, value, domain):
     return number
 
 
-def _scratch(shape, count, dtype=np.float64):
+def _scratch(shape, count, dtype):
     """Return ``count`` scratch arrays of ``shape``, reused by later calls on this thread."""
     cache = _WORK.__dict__.setdefault("arrays", {})
     key = (shape, np.dtype(dtype).char)
@@ -214,7 +216,7 @@ def elastic_net(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5) -> f
     b0, w = _prepare('elastic_net', None, w)
     lam = _hyper('elastic_net', 'lam', lam, 'nonnegative')
     l1_ratio = _hyper('elastic_net', 'l1_ratio', l1_ratio, 'unit')
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     np.abs(w, out=b0)
     np.multiply(b0, l1_ratio, out=b0)
     np.square(w, out=b1)
@@ -236,7 +238,7 @@ def elastic_net_grad(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5,
     out, w = _prepare('elastic_net_grad', out, w)
     lam = _hyper('elastic_net_grad', 'lam', lam, 'nonnegative')
     l1_ratio = _hyper('elastic_net_grad', 'l1_ratio', l1_ratio, 'unit')
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.sign(w, out=out)
     np.multiply(out, l1_ratio, out=out)
     np.add(w, out, out=out)

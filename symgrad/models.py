@@ -167,9 +167,25 @@ def _composed(loss: Any, act: Any) -> tuple[KernelInfo, ModuleType, dict[str, st
     return info, module, dict(zip(act_names, renamed, strict=True))
 
 
-def _matrix(X: Any, n_features: int) -> np.ndarray:
+def _init_dtype(dtype: Any) -> np.dtype:
+    """Return ``dtype`` as a numpy float dtype (float32 or float64), or raise ValueError."""
+    out = np.dtype(dtype)
+    if out not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {out}")
+    return out
+
+
+def _params_dtype(params: Any) -> np.dtype:
+    """Return float32 when every parameter array is float32 (the model then computes in
+    float32, see ``init(dtype=)``), else float64."""
+    values = params.values() if isinstance(params, Mapping) else ()
+    dtypes = {getattr(v, "dtype", None) for v in values}
+    return np.dtype(np.float32) if dtypes == {np.dtype(np.float32)} else np.dtype(np.float64)
+
+
+def _matrix(X: Any, n_features: int, dtype: Any = float) -> np.ndarray:
     """Return X as a 2-D float array with ``n_features`` columns, or raise ValueError."""
-    X = np.asarray(X, dtype=float)
+    X = np.asarray(X, dtype=dtype)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if X.shape[1] != n_features:
@@ -188,13 +204,13 @@ def _param(params: Mapping[str, Any], key: str, shape: tuple[int, ...] | None = 
     return value
 
 
-def _one_hot(y: Any, n: int, n_classes: int) -> np.ndarray:
+def _one_hot(y: Any, n: int, n_classes: int, dtype: Any = float) -> np.ndarray:
     """Return integer labels one-hot encoded, or (n, n_classes) target rows as given."""
     y = np.asarray(y)
     if y.ndim == 2:
         if y.shape != (n, n_classes):
             raise ValueError(f"target rows y have shape {y.shape}, expected {(n, n_classes)}")
-        return y.astype(float, copy=False)
+        return y.astype(dtype, copy=False)
     if y.shape != (n,):
         raise ValueError(
             f"y must be {n} integer labels or ({n}, {n_classes}) target rows, got shape {y.shape}"
@@ -207,14 +223,14 @@ def _one_hot(y: Any, n: int, n_classes: int) -> np.ndarray:
         raise ValueError(
             f"class labels must lie in [0, {n_classes}), got values from {y.min()} to {y.max()}"
         )
-    Y = np.zeros((n, n_classes))
+    Y = np.zeros((n, n_classes), dtype)
     Y[np.arange(n), y] = 1.0
     return Y
 
 
-def _check_shape(y: Any, shape: tuple[int, ...]) -> np.ndarray:
+def _check_shape(y: Any, shape: tuple[int, ...], dtype: Any = float) -> np.ndarray:
     """Return y as floats, raising ValueError unless it has ``shape`` (no silent broadcasting)."""
-    y = np.asarray(y, dtype=float)
+    y = np.asarray(y, dtype=dtype)
     if y.shape != shape:
         raise ValueError(f"y has shape {y.shape}, expected {shape}")
     return y
@@ -340,20 +356,28 @@ class _Linear:
     def _out_shape(self, n_outputs: int | None) -> tuple[int, ...]:
         return () if n_outputs is None else (n_outputs,)
 
-    def init(self, seed: int = 0, *, n_features: int, n_outputs: int | None = None) -> Params:
+    def init(
+        self,
+        seed: int = 0,
+        *,
+        n_features: int,
+        n_outputs: int | None = None,
+        dtype: Any = np.float64,
+    ) -> Params:
         """Return zero weights (and intercept) for ``n_features`` inputs.
 
         Linear models are convex, so they start at zero like scikit-learn; ``seed`` is
         accepted for the common ``init(seed)`` interface and does not change the result.
+        ``dtype=np.float32`` gives float32 params: the model then computes in float32.
         """
         if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer):
             raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
         if n_features < 1:
             raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
         out = self._out_shape(n_outputs)
-        params = {"W": np.zeros((int(n_features), *out))}
+        params = {"W": np.zeros((int(n_features), *out), _init_dtype(dtype))}
         if self.fit_intercept:
-            params["b"] = np.zeros(out)
+            params["b"] = np.zeros(out, _init_dtype(dtype))
         return params
 
     def decision_function(self, params: Params, X: Any) -> np.ndarray:
@@ -361,7 +385,7 @@ class _Linear:
         W = np.asarray(_param(params, "W"))
         if W.ndim not in (1, 2):
             raise ValueError(f"params['W'] must be 1-D or 2-D, got shape {W.shape}")
-        z = _matrix(X, W.shape[0]) @ W
+        z = _matrix(X, W.shape[0], _params_dtype(params)) @ W
         if self.fit_intercept:
             z += _param(params, "b", W.shape[1:])
         return z
@@ -387,7 +411,7 @@ class _Linear:
         up (:mod:`symgrad.dask`); the same call on zero rows with ``count`` and
         ``penalty=True`` gives the penalty alone, to add once to the sum.
         """
-        X = np.asarray(X, dtype=float)
+        X = np.asarray(X, dtype=_params_dtype(params))
         z = self.decision_function(params, X)
         kw = _weighting(self._loss, z, sample_weight, count)
         loss, dz = self._loss.fn(z, self._targets(y, z), **kw)
@@ -401,7 +425,7 @@ class _Linear:
     # ------------------------------------------------------------------- second order
 
     def _point(self, params: Params, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = np.asarray(X, dtype=float)
+        X = np.asarray(X, dtype=_params_dtype(params))
         z = self.decision_function(params, X)
         return X, z, self._targets(y, z)
 
@@ -534,7 +558,7 @@ class LinearRegression(_Linear):
         super().__init__(kernel, regularizer, fit_intercept)
 
     def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
-        return _check_shape(y, z.shape)
+        return _check_shape(y, z.shape, z.dtype)
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return the predictions ``X @ W + b``."""
@@ -559,12 +583,14 @@ class LogisticRegression(_Linear):
             _resolve_loss("binary_cross_entropy_with_logits"), regularizer, fit_intercept
         )
 
-    def init(self, seed: int = 0, *, n_features: int) -> Params:  # type: ignore[override]
+    def init(  # type: ignore[override]
+        self, seed: int = 0, *, n_features: int, dtype: Any = np.float64
+    ) -> Params:
         """Return zero weights ``W`` of shape ``(n_features,)`` and a zero intercept ``b``."""
-        return super().init(seed, n_features=n_features)
+        return super().init(seed, n_features=n_features, dtype=dtype)
 
     def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
-        y = _check_shape(y, z.shape)
+        y = _check_shape(y, z.shape, z.dtype)
         if np.any((y < 0) | (y > 1)):
             raise ValueError("LogisticRegression labels must be 0/1 (or probabilities in [0, 1])")
         return y
@@ -597,14 +623,16 @@ class SoftmaxRegression(_Linear):
         self.n_classes = int(n_classes)
         super().__init__(_resolve_loss("softmax_cross_entropy"), regularizer, fit_intercept)
 
-    def init(self, seed: int = 0, *, n_features: int) -> Params:  # type: ignore[override]
+    def init(  # type: ignore[override]
+        self, seed: int = 0, *, n_features: int, dtype: Any = np.float64
+    ) -> Params:
         """Return zero weights ``W`` of shape ``(n_features, n_classes)`` and zero ``b``."""
-        return super().init(seed, n_features=n_features, n_outputs=self.n_classes)
+        return super().init(seed, n_features=n_features, n_outputs=self.n_classes, dtype=dtype)
 
     def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
         if z.shape[1:] != (self.n_classes,):
             raise ValueError(f"params['W'] must have {self.n_classes} columns, got {z.shape[1:]}")
-        return _one_hot(y, len(z), self.n_classes)
+        return _one_hot(y, len(z), self.n_classes, z.dtype)
 
     def predict_proba(self, params: Params, X: Any) -> np.ndarray:
         """Return class probabilities, shape ``(n, n_classes)``."""
@@ -717,12 +745,14 @@ class MLP:
         """Return the number of weight matrices."""
         return len(self.sizes) - 1
 
-    def init(self, seed: int = 0) -> Params:
+    def init(self, seed: int = 0, *, dtype: Any = np.float64) -> Params:
         """Return random weights from ``np.random.default_rng(seed)`` and zero biases.
 
         Hidden layers use He normal for relu-like activations, LeCun normal for selu and
-        Glorot uniform otherwise; the output layer uses Glorot uniform.
+        Glorot uniform otherwise; the output layer uses Glorot uniform. ``dtype=np.float32``
+        gives float32 params (drawn in float64, then rounded): the model computes in float32.
         """
+        dtype = _init_dtype(dtype)
         rng = np.random.default_rng(seed)
         hidden = self._act.name if self._act.builtin else ""
         params: Params = {}
@@ -735,8 +765,8 @@ class MLP:
             else:
                 limit = np.sqrt(6.0 / (fan_in + fan_out))
                 W = rng.uniform(-limit, limit, (fan_in, fan_out))
-            params[f"W{layer}"] = W
-            params[f"b{layer}"] = np.zeros(fan_out)
+            params[f"W{layer}"] = W.astype(dtype, copy=False)
+            params[f"b{layer}"] = np.zeros(fan_out, dtype)
         return params
 
     def _weights(self, params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -751,21 +781,21 @@ class MLP:
     def decision_function(self, params: Params, X: Any) -> np.ndarray:
         """Return the last layer's pre-activations (logits), shape ``(n, sizes[-1])``."""
         layers = self._weights(params)
-        a = _matrix(X, self.sizes[0])
+        a = _matrix(X, self.sizes[0], _params_dtype(params))
         for i, (W, b) in enumerate(layers):
             z = a @ W
             z += b
             a = z if i == self.n_layers - 1 else self._act.fn(z)
         return a
 
-    def _targets(self, y: Any, n: int) -> np.ndarray:
+    def _targets(self, y: Any, n: int, dtype: Any = float) -> np.ndarray:
         k = self.sizes[-1]
         if self.task == "multiclass":
-            return _one_hot(y, n, k)
-        y = np.asarray(y, dtype=float)
+            return _one_hot(y, n, k, dtype)
+        y = np.asarray(y, dtype=dtype)
         if y.ndim == 1 and k == 1:
             y = y[:, None]
-        return _check_shape(y, (n, k))
+        return _check_shape(y, (n, k), dtype)
 
     def objective(
         self,
@@ -783,8 +813,8 @@ class MLP:
         the full objective, as for the linear models (zero rows give the penalty alone).
         """
         layers = self._weights(params)
-        X = _matrix(X, self.sizes[0])
-        Y = self._targets(y, len(X))
+        X = _matrix(X, self.sizes[0], _params_dtype(params))
+        Y = self._targets(y, len(X), X.dtype)
         inputs, pre = [X], []  # layer inputs a_l and hidden pre-activations z_l
         for i, (W, b) in enumerate(layers):
             z = inputs[-1] @ W
@@ -827,8 +857,8 @@ class MLP:
         twice the matrix products of one gradient, exact (no finite differences).
         """
         layers = self._weights(params)
-        X = _matrix(X, self.sizes[0])
-        Y = self._targets(y, len(X))
+        X = _matrix(X, self.sizes[0], _params_dtype(params))
+        Y = self._targets(y, len(X), X.dtype)
         inputs, slopes, bends = [X], [], []  # a_l, f'(z_l), f''(z_l) of the hidden layers
         for i, (W, b) in enumerate(layers):
             z = inputs[-1] @ W

@@ -80,3 +80,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("fuzz") is not None:
             item.add_marker(skip)
+
+
+#: logits from -1000 to 1000, a finer grid on [-90, 90] and the awkward points (exact in float32)
+WIDE = np.concatenate([np.linspace(-1000, 1000, 2001), np.linspace(-90, 90, 722), AWKWARD])
+
+
+def emitted_args(module, name, rng):
+    """Return float64 inputs for emitted function ``name`` of module A, L or R (a registry sweep)."""
+    if module is A:
+        x = WIDE.reshape(-1, 3) if name.startswith("softmax") else WIDE
+        return (x, rng.normal(size=x.shape)) if name.endswith("_vjp") else (x,)
+    if module is R:
+        return (WIDE.reshape(-1, 2),)
+    base = name
+    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp", "_per_sample"):
+        base = base.removesuffix(suffix)
+    yhat, y = loss_inputs(base, rng, awkward=True)
+    if base == "binary_cross_entropy":  # probabilities that stay inside (0, 1) in float32
+        yhat = np.clip(yhat, 1e-7, 1 - 2.0**-24)
+    if base in CLASS_AXIS_LOSSES:
+        y = y.astype(np.float32).astype(np.float64)
+        y /= y.sum(axis=-1, keepdims=True)  # rows of the float32 target still sum to 1
+    return (yhat, y, rng.normal(size=yhat.shape)) if name.endswith("_hvp") else (yhat, y)

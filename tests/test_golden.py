@@ -33,8 +33,13 @@ def test_golden_case_is_valid_python_that_runs(path):
 
 
 def test_generated_folder_equals_a_fresh_generation(tmp_path):
+    from symgrad.cli.generate import SUFFIXES
+
     for target in builtin_targets():
-        source, command = header_fields(target, generated_dir(), generated_dir())
-        text = sg.generate_source(target.specs, source=source, title=target.title, command=command)
-        (tmp_path / f"{target.stem}.py").write_text(text)
+        for lowering, suffix in SUFFIXES.items():  # numpy, array-api, cupy
+            source, command = header_fields(target, generated_dir(), generated_dir(), lowering)
+            text = sg.generate_source(
+                target.specs, source=source, title=target.title, command=command, target=lowering
+            )
+            (tmp_path / f"{target.stem}{suffix}.py").write_text(text)
     compare_directories(generated_dir(), tmp_path, "symgrad generate")

@@ -69,7 +69,9 @@ def _generate(args: argparse.Namespace) -> int:
     write = not (args.check or args.diff)
     report = Report(check=args.check, write=write, quiet=args.quiet, verbose=args.verbose)
     try:
-        plan = generate.plan(args.targets, args.output, writing=write, safe=not args.fast)
+        plan = generate.plan(
+            args.targets, args.output, writing=write, safe=not args.fast, lowerings=args.backend
+        )
     except InternalError:
         raise
     except SymgradError as exc:
@@ -210,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast",
         action="store_true",
         help="skip safe mode (the check of every emitted function against the plain formula)",
+    )
+    gen.add_argument(
+        "--backend",
+        "--target",
+        dest="backend",
+        action="append",
+        choices=("numpy", "array-api", "cupy"),
+        help="what to lower to, repeatable: numpy (NAME.py), array-api (NAME_xp.py), cupy "
+        "(NAME_cupy.py); default numpy for your TARGETs, all three for the built-in library",
     )
     gen.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     gen.add_argument("-v", "--verbose", action="store_true", help="also name unchanged files")

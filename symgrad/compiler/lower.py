@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sympy as sp
@@ -82,9 +83,15 @@ def _wrap(text: str, indent: str = "    ") -> str:
 class _Emitter:
     """CSE a list of expressions and print them as ``t0 = ...`` statements."""
 
-    def __init__(self, derived: Derived, exprs: list[sp.Expr]) -> None:
+    def __init__(
+        self,
+        derived: Derived,
+        exprs: list[sp.Expr],
+        printer: type = SymgradPrinter,
+        sizes: Callable[..., list[str]] | None = None,
+    ) -> None:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
-        self.printer = SymgradPrinter(scalars=scalars)
+        self.printer = printer(scalars=scalars)
         prepared = [_real_constants(fold_numbers(lower_primitives(e))) for e in exprs]
         replacements, reduced = sp.cse(
             prepared, symbols=sp.numbered_symbols("t", real=True), order="canonical"
@@ -95,7 +102,7 @@ class _Emitter:
         )
         self.replacements = replacements
         self.used = used
-        self.lines: list[str] = _size_lines(spec, used)
+        self.lines: list[str] = (sizes or _size_lines)(spec, used)
         self.deps: dict[sp.Symbol, frozenset[sp.Symbol]] = {}
         for sym, e in replacements:
             self.deps[sym] = self.depends(e)
@@ -229,9 +236,9 @@ def _inplace_body(
     row_shape = f"{first}.shape[:-1] + (1,)"
     row_names = [f"r{i}" for i in range(count[ROW])]
     groups = (
-        (scratch, f"{first}.shape", ""),
+        (scratch, f"{first}.shape", f", {first}.dtype"),
         ([f"m{i}" for i in range(count[MASK])], f"{first}.shape", ", bool"),
-        ([n for n in row_names if rename.get(n) != "rows"], row_shape, ""),
+        ([n for n in row_names if rename.get(n) != "rows"], row_shape, f", {first}.dtype"),
         ([f"rm{i}" for i in range(count[ROW_MASK])], row_shape, ", bool"),
     )
     for group, shape, dtype in groups:
@@ -248,7 +255,8 @@ def _weight_lines(spec, name: str, first: str, finishes: tuple[str, ...], mean: 
     """Return the statements that check a loss's ``weight=`` (and set the mean's ``inv_n``)."""
     rows = bool(spec.class_axis)
     if not mean:
-        head = [f"out, rows = _row_out({name!r}, out, {first}.shape)"] if ROWS in finishes else []
+        head = [f"out, rows = _row_out({name!r}, out, {first}.shape, {first}.dtype)"]
+        head = head if ROWS in finishes else []
         return [*head, f"weight = _weights({name!r}, weight, {first}.shape, {rows})"]
     return [f"weight, inv_n = _weighting({name!r}, weight, {first}.shape, count, {rows})"]
 

@@ -21,32 +21,10 @@ from symgrad.compiler.primitives import (
     xlogy,
 )
 from symgrad.compiler.special import ERF_SOURCE, ERFC_SOURCE
+from symgrad.compiler.spellings import NUMPY, spellings
 
 #: sympy function name -> numpy ufunc name, for functions printed as ``np.<name>(args)``.
-UFUNCS = {
-    "exp": "exp",
-    "log": "log",
-    "sin": "sin",
-    "cos": "cos",
-    "tan": "tan",
-    "asin": "arcsin",
-    "acos": "arccos",
-    "atan": "arctan",
-    "atan2": "arctan2",
-    "sinh": "sinh",
-    "cosh": "cosh",
-    "tanh": "tanh",
-    "asinh": "arcsinh",
-    "acosh": "arccosh",
-    "atanh": "arctanh",
-    "Abs": "abs",
-    "sign": "sign",
-    "floor": "floor",
-    "ceiling": "ceil",
-    "log1p": "log1p",
-    "expm1": "expm1",
-    "logaddexp": "logaddexp",
-}
+UFUNCS = spellings(NUMPY)
 
 #: Functions with their own printing or lowering rule.
 SPECIAL = (

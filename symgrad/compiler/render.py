@@ -97,8 +97,31 @@ def hyper_domains() -> str:
     return "{\n" + rows + "}"
 
 
+#: What the array-api and cupy modules say about themselves after the title.
+TARGET_NOTES = {
+    "array-api": "Array API target: the same functions for numpy, CuPy, torch and JAX arrays."
+    "\n\nEvery function takes its array namespace from its inputs (array_api_compat), computes in"
+    " their\npromoted float dtype with standard operations only, writes no out= and returns arrays"
+    " (a loss\nvalue is a 0-d array), so it can be jit-compiled. Needs: pip install"
+    " 'symgrad[array-api]'.\n",
+    "cupy": "CuPy target: each element-wise function is one fused ElementwiseKernel.\n\nValue,"
+    " gradient and second derivative each run as a single pass over memory (a loss's value and"
+    "\ngradient together); a loss value then takes one reduction pass (``sum``). ``T`` is the"
+    " inputs'\npromoted float type, float32 or float64. CuPy is imported on first use, so this"
+    " file imports\nwithout it. The C bodies in ``C_KERNELS`` are compiled on the CPU by the tests"
+    " on every run.\nKernels with a class axis (softmax, softmax cross-entropy) are not here: use"
+    " the array-api target.\n",
+}
+
+
 def render_module(
-    functions: list[FunctionPlan], *, kernels: str, source: str, command: str, title: str
+    functions: list[FunctionPlan],
+    *,
+    kernels: str,
+    source: str,
+    command: str,
+    title: str,
+    target: str = "numpy",
 ) -> str:
     """Return the source of one generated module holding ``functions`` in the given order.
 
@@ -110,6 +133,10 @@ def render_module(
         if not text.isprintable():
             raise CodegenError(f"the header's {what} {text!r} is not one printable line")
     helpers = sorted(set().union(*(f.helpers for f in functions))) if functions else []
+    if target != "numpy":
+        return _render_other(
+            functions, helpers, target, source=source, command=command, title=title
+        )
     text = (
         environment()
         .get_template("module.py.jinja")
@@ -133,6 +160,36 @@ def render_module(
         )
     )
     check_module(text, [f.name for f in functions])
+    return text
+
+
+def _render_other(
+    functions: list[FunctionPlan], helpers: list[str], target: str, *, title: str, **header: str
+) -> str:
+    """Return the source of a module for the array-api or cupy target, parsed before use."""
+    from symgrad.compiler.array_api import XP_HELPERS
+    from symgrad.compiler.cuda import PREAMBLE
+
+    template = {"array-api": "array_api.py.jinja", "cupy": "cupy.py.jinja"}[target]
+    text = (
+        environment()
+        .get_template(template)
+        .render(
+            **header,
+            marker=MARKER,
+            versions=versions(),
+            title=docstring_literal(f"{title} {TARGET_NOTES[target]}"),
+            names=[f.name for f in functions],
+            helpers=[XP_HELPERS[h] for h in helpers if h in XP_HELPERS],
+            functions=functions,
+            preamble=PREAMBLE,
+            uses_math=any("math." in line for f in functions for line in f.body),
+        )
+    )
+    try:
+        ast.parse(text)
+    except SyntaxError as exc:
+        raise CodegenError(f"the generated {target} module does not parse: {exc.msg}") from None
     return text
 
 

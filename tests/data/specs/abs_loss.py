@@ -72,7 +72,7 @@ def mae_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('mae_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('mae_value_and_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
     value0 = _total(weight, b1)

@@ -27,7 +27,7 @@ def my_softmax_ce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     """
     b0, yhat, y = _prepare('my_softmax_ce', None, yhat, y, classes=True)
     weight, inv_n = _weighting('my_softmax_ce', weight, b0.shape, count, True)
-    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2)
+    r0, r1 = _scratch(b0.shape[:-1] + (1,), 2, b0.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     value0 = -_total(weight, y, yhat)
     np.multiply(r0, -1, out=r1)
@@ -55,7 +55,7 @@ def my_softmax_ce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('my_softmax_ce_grad', out, yhat, y, classes=True)
     weight, inv_n = _weighting('my_softmax_ce_grad', weight, out.shape, count, True)
-    r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
+    r0, r1 = _scratch(out.shape[:-1] + (1,), 2, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=out)
@@ -91,7 +91,7 @@ def my_softmax_ce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
     """
     out, yhat, y = _prepare('my_softmax_ce_value_and_grad', out, yhat, y, classes=True)
     weight, inv_n = _weighting('my_softmax_ce_value_and_grad', weight, out.shape, count, True)
-    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=out)
@@ -128,8 +128,8 @@ def my_softmax_ce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     """
     out, yhat, y = _prepare('my_softmax_ce_hess', out, yhat, y, classes=True)
     weight, inv_n = _weighting('my_softmax_ce_hess', weight, out.shape, count, True)
-    b1, = _scratch(out.shape, 1)
-    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=out)
@@ -168,8 +168,8 @@ def my_softmax_ce_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, co
     """
     out, yhat, y, vector = _prepare('my_softmax_ce_hvp', out, yhat, y, vector, classes=True)
     weight, inv_n = _weighting('my_softmax_ce_hvp', weight, out.shape, count, True)
-    b1, = _scratch(out.shape, 1)
-    r0, r1 = _scratch(out.shape[:-1] + (1,), 2)
+    b1, = _scratch(out.shape, 1, out.dtype)
+    r0, r1 = _scratch(out.shape[:-1] + (1,), 2, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=out)
@@ -202,9 +202,9 @@ def my_softmax_ce_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndar
         return ((t0 + np.log(np.sum(np.exp(yhat - t0), axis=-1, keepdims=True)))*np.sum(y, axis=-1, keepdims=True) - np.einsum('...i,...i->...', y, yhat)[..., None])[..., 0]
     """
     b0, yhat, y = _prepare('my_softmax_ce_per_sample', None, yhat, y, classes=True)
-    out, rows = _row_out('my_softmax_ce_per_sample', out, b0.shape)
+    out, rows = _row_out('my_softmax_ce_per_sample', out, b0.shape, b0.dtype)
     weight = _weights('my_softmax_ce_per_sample', weight, b0.shape, True)
-    r0, r2 = _scratch(b0.shape[:-1] + (1,), 2)
+    r0, r2 = _scratch(b0.shape[:-1] + (1,), 2, b0.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.einsum('...i,...i->...', y, yhat, out=rows[..., 0])
     np.multiply(rows, -1, out=rows)

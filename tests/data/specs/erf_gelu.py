@@ -40,7 +40,7 @@ def my_gelu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return 0.3989422804014327*x*np.exp(-0.5*(x*x)) + (0.5*_erfc(-0.7071067811865476*x))
     """
     out, x = _prepare('my_gelu_grad', out, x)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.square(x, out=out)
     np.multiply(out, -0.5, out=out)
     np.exp(out, out=out)
@@ -62,7 +62,7 @@ def my_gelu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return 0.7978845608028654*(1 - t0)*np.exp(-t0)
     """
     out, x = _prepare('my_gelu_hess', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.square(x, out=b0)
     np.multiply(b0, 0.5, out=b0)
     np.subtract(1, b0, out=out)

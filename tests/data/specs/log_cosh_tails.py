@@ -29,7 +29,7 @@ def my_log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     """
     b0, yhat, y = _prepare('my_log_cosh', None, yhat, y)
     weight, inv_n = _weighting('my_log_cosh', weight, b0.shape, count, False)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     np.subtract(y, yhat, out=b0)
     value0 = -0.6931471805599453*_total(weight, None, b0.size)
     np.negative(b0, out=b1)
@@ -76,7 +76,7 @@ def my_log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float 
     """
     out, yhat, y = _prepare('my_log_cosh_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('my_log_cosh_value_and_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
     value0 = -0.6931471805599453*_total(weight, None, out.size)
     np.negative(out, out=b1)
@@ -103,7 +103,7 @@ def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
     """
     out, yhat, y = _prepare('my_log_cosh_hess', out, yhat, y)
     weight, inv_n = _weighting('my_log_cosh_hess', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, 2, out=out)
     np.multiply(yhat, 2, out=b1)
     np.subtract(out, b1, out=out)
@@ -133,7 +133,7 @@ def my_log_cosh_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarra
     """
     out, yhat, y = _prepare('my_log_cosh_per_sample', out, yhat, y)
     weight = _weights('my_log_cosh_per_sample', weight, out.shape, False)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=b0)
     np.negative(b0, out=out)
     np.logaddexp(out, b0, out=out)

@@ -25,7 +25,7 @@ def quartic(w: np.ndarray, *, lam: float = 0.1) -> float:
     """
     b0, w = _prepare('quartic', None, w)
     lam = _hyper('quartic', 'lam', lam, 'real')
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     np.square(w, out=b0)
     np.square(b0, out=b0)
     value0 = lam*np.sum(b0)
@@ -46,7 +46,7 @@ def quartic_grad(w: np.ndarray, *, lam: float = 0.1, out: np.ndarray | None = No
     """
     out, w = _prepare('quartic_grad', out, w)
     lam = _hyper('quartic_grad', 'lam', lam, 'real')
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(w, out=out)
     np.multiply(out, 2, out=out)
     np.sign(w, out=b1)
@@ -70,7 +70,7 @@ def quartic_hess(w: np.ndarray, *, lam: float = 0.1, out: np.ndarray | None = No
     """
     out, w = _prepare('quartic_hess', out, w)
     lam = _hyper('quartic_hess', 'lam', lam, 'real')
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(w, out=out)
     np.multiply(out, 2, out=out)
     np.sign(w, out=b1)

@@ -25,7 +25,7 @@ def logistic(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return np.maximum(t0, (x >= 0))/(t0 + 1)
     """
     out, x = _prepare('logistic', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
@@ -49,7 +49,7 @@ def logistic_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
         return t0/((t0 + 1)**2)
     """
     out, x = _prepare('logistic_grad', out, x)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(x, out=out)
     np.negative(out, out=out)
     np.exp(out, out=out)
@@ -70,7 +70,7 @@ def logistic_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
         return -t0*np.tanh(0.5*x)/((t0 + 1)**2)
     """
     out, x = _prepare('logistic_hess', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)

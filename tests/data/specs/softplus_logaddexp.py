@@ -24,7 +24,7 @@ def my_softplus(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         return np.log1p(np.exp(-np.abs(x))) + np.maximum(0, x)
     """
     out, x = _prepare('my_softplus', out, x)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.maximum(x, 0, out=out)
     np.abs(x, out=b1)
     np.negative(b1, out=b1)
@@ -46,7 +46,7 @@ def my_softplus_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndar
         return np.maximum(t0, (x >= 0))/(t0 + 1)
     """
     out, x = _prepare('my_softplus_grad', out, x)
-    b0, = _scratch(out.shape, 1)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
@@ -69,7 +69,7 @@ def my_softplus_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndar
         return t0/((t0 + 1)**2)
     """
     out, x = _prepare('my_softplus_hess', out, x)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.abs(x, out=out)
     np.negative(out, out=out)
     np.exp(out, out=out)

@@ -27,7 +27,7 @@ def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weigh
     """
     b0, yhat, y = _prepare('my_bce', None, yhat, y)
     weight, inv_n = _weighting('my_bce', weight, b0.shape, count, False)
-    b1, = _scratch(b0.shape, 1)
+    b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
     np.equal(b0, 0, out=m0)
@@ -59,7 +59,7 @@ def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     """
     out, yhat, y = _prepare('my_bce_grad', out, yhat, y)
     weight, inv_n = _weighting('my_bce_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
@@ -96,7 +96,7 @@ def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
     """
     out, yhat, y = _prepare('my_bce_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('my_bce_value_and_grad', weight, out.shape, count, False)
-    b0, b2, b3 = _scratch(out.shape, 3)
+    b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
@@ -131,7 +131,7 @@ def my_bce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     """
     out, yhat, y = _prepare('my_bce_hess', out, yhat, y)
     weight, inv_n = _weighting('my_bce_hess', weight, out.shape, count, False)
-    b1, b2 = _scratch(out.shape, 2)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
     np.square(yhat, out=out)
     np.divide(y, out, out=out)
     np.subtract(y, 1, out=b1)
@@ -159,7 +159,7 @@ def my_bce_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | N
     """
     out, yhat, y = _prepare('my_bce_per_sample', out, yhat, y)
     weight = _weights('my_bce_per_sample', weight, out.shape, False)
-    b1, = _scratch(out.shape, 1)
+    b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
