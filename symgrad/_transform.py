@@ -169,10 +169,17 @@ def _full_like(params: PyTree, fill: float) -> PyTree:
 
 
 def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
-    """Compute ``start + weight * (end - start)`` the way torch's CPU ``lerp_`` rounds it."""
+    """Compute ``start + weight * (end - start)`` the way torch's CPU ``lerp_`` rounds it.
+
+    One new array: the later operations round exactly as the written expression and work in
+    place (augmented assignment rebinds a 0-d leaf's scalar instead)."""
+    out = end - start
     if weight < 0.5:
-        return start + weight * (end - start)
-    return end - (end - start) * (1.0 - weight)
+        out *= weight
+        out += start
+        return out
+    out *= 1.0 - weight
+    return end - out
 
 
 def _leafwise(fn: Callable[..., tuple], n_out: int, updates: PyTree, *buffers: PyTree) -> tuple:
@@ -416,11 +423,19 @@ def _scale_by_adam(where: str, betas: Any, eps: float, amsgrad: bool) -> Gradien
 
     def leaf(g: np.ndarray, m: np.ndarray, v: np.ndarray, vmax: Any, bc1: float, bc2: float):
         m = _lerp(m, g, 1 - b1)
-        v = b2 * v + (1 - b2) * (g * g)
+        # b2 v + (1 - b2) g^2 and the bias-corrected step, rounded as written, in few arrays
+        square = g * g
+        square *= 1 - b2
+        v = b2 * v
+        v += square
         if amsgrad:
             vmax = np.maximum(vmax, v)
-        denom = np.sqrt(vmax if amsgrad else v) / bc2 + eps
-        return (m / denom) / bc1, m, v, vmax
+        denom = np.sqrt(vmax if amsgrad else v)
+        denom /= bc2
+        denom += eps
+        step = m / denom
+        step /= bc1
+        return step, m, v, vmax
 
     def coefs(step: int, state: AdamState) -> tuple:
         return (1 - b1**step, (1 - b2**step) ** 0.5), ()
