@@ -34,6 +34,14 @@ def error(message: str) -> int:
     return report.return_code
 
 
+def diverged(reason: str) -> int:
+    """Print ``diverged: reason`` (a failed training run) and return its exit code, 1."""
+    report = Report()
+    report.failed_checks.append(reason)
+    say(f"diverged: {reason}")
+    return report.return_code
+
+
 @dataclass
 class Report:
     """What a command did: files changed, left alone, orphaned or failed; checks that failed;

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from symgrad.cli.report import EXIT_FAILED, EXIT_OK, error, say
+from symgrad.cli.report import EXIT_OK, diverged, error, say
 from symgrad.errors import SymgradError, TrainError
 
 MODELS = ("auto", "linear", "logistic", "softmax", "mlp")
@@ -848,8 +848,7 @@ def run(args: argparse.Namespace) -> int:
     reason = reason or bad
     if reason is not None:
         hint = "a smaller --lr" if plan.solver.lr is not None else "--regularizer l2"
-        say(f"diverged: {reason}; try {hint}")
-        return EXIT_FAILED
+        return diverged(f"{reason}; try {hint}")
     print("\n".join(lines), flush=True)
     try:
         _save(plan, result)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symgrad.cli.report import EXIT_FAILED, EXIT_OK, error, say
+from symgrad.cli.report import EXIT_OK, diverged, error, say
 from symgrad.errors import SymgradError
 
 
@@ -86,4 +86,6 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
     except OSError as exc:
         return error(f"{out}: cannot write: {exc.strerror or exc}")
     say(f"wrote {out.as_posix()}")
-    return EXIT_OK if np.isfinite(result.objective) else EXIT_FAILED
+    if not np.isfinite(result.objective):
+        return diverged(f"the objective is {result.objective} after {result.n_iter} iterations")
+    return EXIT_OK
