@@ -151,12 +151,12 @@ def run(args: argparse.Namespace) -> Results:
     with blas_limit(args.blas_threads):
         for workload in workloads:
             log(f"{workload.name} ({workload.shape(args.size)}) ...")
-            cells = run_workload(workload, args.size, *timing, local, log)
+            cells = run_workload(workload, args.size, *timing, local, log=log)
             shape = workload.shape(args.size)
             results.rows.append(Row(workload.name, workload.title, shape, cells))
     for column in (c for c in args.columns if c.isolate):
         log(f"{column.name}, in its own interpreter ...")
-        isolated = run_isolated(column, workloads, args.size, *timing, log)
+        isolated = run_isolated(column, workloads, args.size, *timing, log=log)
         for row in results.rows:
             row.cells.append(isolated[row.name])
     results.environment = environment()

@@ -63,6 +63,7 @@ def run_workload(
     min_time: float,
     budget: float,
     columns: Sequence[Column],
+    *,
     log: Log = stderr_log,
     time_reference: bool = True,
 ) -> list[Cell]:
@@ -114,6 +115,7 @@ def run_isolated(
     repeat: int,
     min_time: float,
     budget: float,
+    *,
     log: Log = stderr_log,
     timeout: float = 900.0,
 ) -> dict[str, Cell]:

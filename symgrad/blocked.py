@@ -205,7 +205,9 @@ def loss_value_and_grad(
     re-weighted by the block's share of the samples (exact, as the loss is a mean).
     For class-axis losses the blocks are whole rows.
     """
-    values, grad = _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, True)
+    values, grad = _loss_blocks(
+        fn, yhat, y, class_axis, block=block, workers=workers, out=out, hyper=hyper, with_value=True
+    )
     # the mean of an empty input is NaN, as the emitted losses give it
     return (float(values.sum()) if values.size else float("nan")), grad
 
@@ -222,10 +224,20 @@ def loss_grad(
     **hyper: float,
 ) -> np.ndarray:
     """Return ``fn(yhat, y)`` for a mean-reduced loss's ``_grad``, block by block."""
-    return _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, False)[1]
+    return _loss_blocks(
+        fn,
+        yhat,
+        y,
+        class_axis,
+        block=block,
+        workers=workers,
+        out=out,
+        hyper=hyper,
+        with_value=False,
+    )[1]
 
 
-def _loss_blocks(fn, yhat, y, class_axis, block, workers, out, hyper, with_value):
+def _loss_blocks(fn, yhat, y, class_axis, *, block, workers, out, hyper, with_value):
     rows_yhat, rows_y, step = _rows(yhat, y, class_axis, _block(block, workers))
     shape = np.shape(yhat)
     n = rows_yhat.shape[0]

@@ -48,18 +48,40 @@ def _column_index(target: str | None, header: list[str] | None, width: int, name
     return index % width
 
 
-def load_csv(path: Path, target: str | None = None) -> Dataset:
-    """Read a numeric CSV (an optional header row); ``target`` names the label column (last)."""
-    name = path.as_posix()
+def _read_rows(path: Path, name: str) -> list[tuple[int, list[str]]]:
+    """Return the CSV's non-blank rows with their 1-based line numbers."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = [
+            return [
                 (i, r) for i, r in enumerate(csv.reader(fh), start=1) if any(c.strip() for c in r)
             ]
     except UnicodeDecodeError:
         raise DataError(f"{name}: not a UTF-8 text file") from None
     except csv.Error as exc:
         raise DataError(f"{name}: not a valid CSV file ({exc})") from None
+
+
+def _cell_value(cell: str, where: str, label: str) -> float:
+    """Parse one CSV cell as a finite number; ``where`` and ``label`` place it in errors."""
+    text = cell.strip()
+    if not text:
+        raise DataError(f"{where}, column {label!r} is empty (missing value)")
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(
+            f"{where}, column {label!r}: {text!r} is not a number "
+            "(encode categories as numbers first)"
+        ) from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}, column {label!r} is {text} (not finite)")
+    return value
+
+
+def load_csv(path: Path, target: str | None = None) -> Dataset:
+    """Read a numeric CSV (an optional header row); ``target`` names the label column (last)."""
+    name = path.as_posix()
+    rows = _read_rows(path, name)
     if not rows:
         raise DataError(f"{name}: the file is empty")
     header = None
@@ -77,19 +99,9 @@ def load_csv(path: Path, target: str | None = None) -> Dataset:
         if len(cells) != width:
             raise DataError(f"{name}: line {line} has {len(cells)} fields, expected {width}")
         for c, cell in enumerate(cells):
-            text = cell.strip()
-            label = header[c] if header else str(c)
-            if not text:
-                raise DataError(f"{name}: line {line}, column {label!r} is empty (missing value)")
-            try:
-                values[r, c] = float(text)
-            except ValueError:
-                raise DataError(
-                    f"{name}: line {line}, column {label!r}: {text!r} is not a number "
-                    "(encode categories as numbers first)"
-                ) from None
-            if not math.isfinite(values[r, c]):
-                raise DataError(f"{name}: line {line}, column {label!r} is {text} (not finite)")
+            values[r, c] = _cell_value(
+                cell, f"{name}: line {line}", header[c] if header else str(c)
+            )
     names = header or [f"x{i}" for i in range(width)]
     features = [i for i in range(width) if i != col]
     return Dataset(name, values[:, features], values[:, col], tuple(names[i] for i in features))

@@ -101,6 +101,7 @@ class _NonFinite(Exception):
 
 
 def _check_args(
+    *,
     epochs: int,
     batch_size: int | None,
     tol: float | None,
@@ -500,7 +501,15 @@ def fit(
 
     After each epoch the checks run in this order: callbacks, tol, early stopping, epochs.
     """
-    _check_args(epochs, batch_size, tol, tol_mode, patience, validation, on_non_finite)
+    _check_args(
+        epochs=epochs,
+        batch_size=batch_size,
+        tol=tol,
+        tol_mode=tol_mode,
+        patience=patience,
+        validation=validation,
+        on_non_finite=on_non_finite,
+    )
     objective = _check_inputs(objective, optimizer, X, y)
     opt = _as_optimizer(optimizer)
     n = _check_data(X, y)

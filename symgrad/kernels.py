@@ -54,20 +54,15 @@ class KernelInfo:
         """Pickle with plain dicts (a mappingproxy cannot be pickled), so models travel to
         Dask workers and spawned processes; they come back read-only."""
         fields = (self.name, self.role, self.inputs, dict(self.hyper_defaults), self.class_axis)
-        return _rebuild_info, (*fields, self.functions, dict(self.domains), self.link)
+        return _rebuild_info, (fields, self.functions, dict(self.domains), self.link)
 
 
 def _rebuild_info(
-    name: str,
-    role: str,
-    inputs: tuple,
-    hyper: dict,
-    class_axis: bool,
-    functions: tuple,
-    domains: dict,
-    link: str | None,
+    fields: tuple[str, str, tuple, dict, bool], functions: tuple, domains: dict, link: str | None
 ) -> KernelInfo:
-    """Return the KernelInfo a pickle describes (mappings read-only again)."""
+    """Return the KernelInfo a pickle describes (mappings read-only again); ``fields`` holds
+    the name, role, inputs, hyper-parameter defaults and class-axis flag."""
+    name, role, inputs, hyper, class_axis = fields
     return KernelInfo(
         name,
         role,

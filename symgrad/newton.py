@@ -75,14 +75,22 @@ def _check(name: str, value: float, *, positive: bool = False) -> float:
     return float(value)
 
 
-def _line_search_settings(
-    shrink: float, c1: float, max_backtracks: int
-) -> tuple[float, float, int]:
+class _LineSearch(NamedTuple):
+    """The backtracking line search's settings: each trial step is ``shrink`` times the last;
+    a step is taken when Armijo's condition with constant ``c1`` holds, after at most
+    ``max_backtracks`` shrinks."""
+
+    shrink: float
+    c1: float
+    max_backtracks: int
+
+
+def _line_search_settings(shrink: float, c1: float, max_backtracks: int) -> _LineSearch:
     """Validate the backtracking line search's settings shared by every Newton variant."""
     shrink, c1 = _check("shrink", shrink, positive=True), _check("c1", c1)
     if shrink >= 1 or c1 >= 1:
         raise ValueError("shrink and c1 must lie in (0, 1) and [0, 1)")
-    return shrink, c1, _count("max_backtracks", max_backtracks, 0)
+    return _LineSearch(shrink, c1, _count("max_backtracks", max_backtracks, 0))
 
 
 def _count(name: str, value: int, least: int) -> int:
@@ -138,9 +146,8 @@ def _backtrack(
     g: np.ndarray,
     d: np.ndarray,
     t: float,
-    shrink: float,
-    c1: float,
-    max_backtracks: int,
+    *,
+    search: _LineSearch,
 ) -> tuple[np.ndarray, float, int]:
     """Return ``(x - t d, t, evaluations)`` for the first ``t`` meeting Armijo's condition.
 
@@ -148,6 +155,7 @@ def _backtrack(
     loss lets the full step through near the optimum, where the decrease is below round-off.
     Returns ``(x, 0.0, evaluations)`` if no step decreases the objective.
     """
+    shrink, c1, max_backtracks = search
     f0 = _value(objective, params)
     slope = float(g @ d)
     slack = 8 * _EPS * max(1.0, abs(f0))
@@ -189,7 +197,7 @@ def newton(
     no damping lands on the normal-equation solution.
     """
     lr, damping = _check("lr", lr, positive=True), _check("damping", damping)
-    shrink, c1, max_backtracks = _line_search_settings(shrink, c1, max_backtracks)
+    search = _line_search_settings(shrink, c1, max_backtracks)
 
     def init(params: PyTree) -> NewtonState:
         return NewtonState(0, damping)
@@ -203,11 +211,17 @@ def newton(
             return unflatten(x - lr * d, params), NewtonState(state.count + 1, damping, lr)
         if not float(g @ d) > 0:
             d = g  # not a descent direction: fall back to the gradient
-        new, t, evals = _backtrack(objective, params, x, g, d, lr, shrink, c1, max_backtracks)
+        new, t, evals = _backtrack(objective, params, x, g, d, lr, search=search)
         new_state = NewtonState(state.count + 1, damping, t, evals)
         return unflatten(new, params), new_state
 
-    hyper = dict(lr=lr, damping=damping, line_search=objective is not None, c1=c1, shrink=shrink)
+    hyper = dict(
+        lr=lr,
+        damping=damping,
+        line_search=objective is not None,
+        c1=search.c1,
+        shrink=search.shrink,
+    )
     return Optimizer(init, update, "newton", hyper, as_schedule(lr))
 
 
@@ -333,7 +347,7 @@ def newton_cg(
     """
     lr, damping = _check("lr", lr, positive=True), _check("damping", damping)
     cg_tol = None if cg_tol is None else _check("cg_tol", cg_tol)
-    shrink, c1, max_backtracks = _line_search_settings(shrink, c1, max_backtracks)
+    search = _line_search_settings(shrink, c1, max_backtracks)
     cg_iters = _count("cg_iters", cg_iters, 1)
 
     def init(params: PyTree) -> NewtonState:
@@ -350,7 +364,7 @@ def newton_cg(
         if objective is None:
             new_state = NewtonState(state.count + 1, damping, lr, 0, iters)
             return unflatten(x - lr * d, params), new_state
-        new, t, evals = _backtrack(objective, params, x, g, d, lr, shrink, c1, max_backtracks)
+        new, t, evals = _backtrack(objective, params, x, g, d, lr, search=search)
         return unflatten(new, params), NewtonState(state.count + 1, damping, t, evals, iters)
 
     hyper = dict(lr=lr, damping=damping, cg_iters=cg_iters, cg_tol=cg_tol)

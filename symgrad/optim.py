@@ -287,7 +287,7 @@ def adadelta(
     return _named(name, _with_mask(hyper, weight_decay_mask), lr, *prelude, core)
 
 
-def rmsprop(
+def rmsprop(  # noqa: PLR0917 - torch.optim's positional order, kept for callers
     lr: LearningRate = 1e-2,
     alpha: float = 0.99,
     eps: float = 1e-8,
@@ -379,7 +379,7 @@ def adamax(
     return _adam_family(name, lr, core, _with_mask(hyper, weight_decay_mask), False)
 
 
-def nadam(
+def nadam(  # noqa: PLR0917 - torch.optim's positional order, kept for callers
     lr: LearningRate = 2e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
+from typing import NamedTuple
 
 import numpy as np
 
@@ -252,17 +253,25 @@ def _fd_point(
     return (16 * fine - central) / 15, noise, ""  # Richardson: error O(h**4)
 
 
+class _Tolerances(NamedTuple):
+    """How closely an emitted derivative must match finite differences (``rtol``, ``atol``)
+    and the differences' relative step (``rel_step``)."""
+
+    rtol: float
+    atol: float
+    rel_step: float
+
+
 def _compare(
     check: Check,
     label: str,
     f: Callable[[np.ndarray], float],
     x: np.ndarray,
     emitted: np.ndarray,
-    rtol: float,
-    atol: float,
-    rel_step: float,
+    tols: _Tolerances,
 ) -> None:
     """Compare ``emitted`` (shaped like ``x``) with central differences of ``f`` at ``x``."""
+    rtol, atol, rel_step = tols
     emitted = np.asarray(emitted, dtype=float)
     for idx in np.ndindex(x.shape):
         with np.errstate(all="ignore"):
@@ -300,7 +309,8 @@ def verify_spec(
     """Check every derivative ``module`` emits for ``spec``; never raises for a bad kernel."""
     result = KernelResult(name or spec.name, [])
     try:
-        _verify(spec, module, result, np.random.default_rng(seed), rtol, atol, rel_step)
+        tols = _Tolerances(rtol, atol, rel_step)
+        _verify(spec, module, result, np.random.default_rng(seed), tols)
     except Exception as exc:  # noqa: BLE001 - a kernel that raises fails its check
         result.error = f"raised {type(exc).__name__}: {exc}"
     return result
@@ -311,9 +321,7 @@ def _verify(
     module: ModuleType,
     result: KernelResult,
     rng: np.random.Generator,
-    rtol: float,
-    atol: float,
-    rel_step: float,
+    tols: _Tolerances,
 ) -> None:
     sampler = _Sampler(spec, module, rng)
     domains = sampler.choose()
@@ -329,8 +337,6 @@ def _verify(
     value, grad = fn[""], fn["_grad"]
     scale = n if spec.role == "loss" else 1  # a loss is a mean over samples
 
-    tols = (rtol, atol, rel_step)
-
     def rows(i: int) -> list[np.ndarray]:
         return [a[i : i + 1] for a in others]
 
@@ -340,9 +346,7 @@ def _verify(
         emitted = np.asarray(emitted, dtype=float)
         for i in range(n):
             f_i = partial(f_of, i=i)
-            _compare(
-                check, label, f_i, x[i : i + 1].copy(), emitted[i : i + 1], rtol, atol, rel_step
-            )
+            _compare(check, label, f_i, x[i : i + 1].copy(), emitted[i : i + 1], tols)
         result.checks.append(_require_points(check))
 
     with np.errstate(all="ignore"):
@@ -408,7 +412,7 @@ def _diagonal(name, grad, x, others, emitted, tols) -> Check:
             moved[0, j] = u[0, 0]
             return float(grad(moved, *targets)[0, j])
 
-        _compare(check, "yhat", f, row[:, j : j + 1], emitted[i : i + 1, j : j + 1], *tols)
+        _compare(check, "yhat", f, row[:, j : j + 1], emitted[i : i + 1, j : j + 1], tols)
     return _require_points(check)
 
 

@@ -191,7 +191,7 @@ def test_rmsprop_maximize():
 # ----------------------------------------------------------------------------- Adam family
 
 
-def _adam_expected(n, lr, b1, b2, eps, wd=0.0, amsgrad=False, decoupled=False, sign=1.0):
+def _adam_expected(n, lr, b1, b2, eps, *, wd=0.0, amsgrad=False, decoupled=False, sign=1.0):
     """Apply torch's documented Adam/AdamW pseudo-code for ``n`` steps (t = 1..n)."""
     w, m, v, vmax = W0, np.zeros(2), np.zeros(2), np.zeros(2)
     out, shrank = [], False
@@ -696,7 +696,7 @@ def test_lion_written_out_by_hand():
     assert_allclose(lion_state.exp_avg["w"], [0.0752, -0.00965], rtol=RTOL)
 
 
-def _lion_paper(grad_fn, w, n, lr, b1, b2, wd, sign=1.0):
+def _lion_paper(grad_fn, w, n, lr, b1, b2, *, wd, sign=1.0):
     """Run Algorithm 2 of Chen et al. 2023 (Symbolic Discovery of Optimization Algorithms)."""
     m = np.zeros_like(w)
     out = []
@@ -725,7 +725,14 @@ def test_lion_matches_the_paper_algorithm(kwargs):
     sign = -1.0 if kwargs.get("maximize") else 1.0
     start = np.array([0.7, -1.3])
     expected = _lion_paper(
-        _coupled_grad, start, 30, kwargs["lr"], b1, b2, kwargs.get("weight_decay", 0.0), sign
+        _coupled_grad,
+        start,
+        30,
+        kwargs["lr"],
+        b1,
+        b2,
+        wd=kwargs.get("weight_decay", 0.0),
+        sign=sign,
     )
     opt = optim.lion(**kwargs)
     params, got = {"u": start.copy()}, []

@@ -373,7 +373,7 @@ def build(args: argparse.Namespace, y: np.ndarray, n_features: int, n_train: int
         n_out = y.shape[1] if y.ndim == 2 else None
         init = model.init(args.seed, n_features=n_features, n_outputs=n_out)
         return Built(model, kind, "regress", None, init)
-    return _mlp(args, loss, hyper, reg, y, classes, n_features)
+    return _mlp(args, loss, hyper, reg, y, classes=classes, n_features=n_features)
 
 
 def _classifier(
@@ -402,6 +402,7 @@ def _mlp(
     hyper: dict[str, dict[str, float]],
     reg: Any,
     y: np.ndarray,
+    *,
     classes: np.ndarray | None,
     n_features: int,
 ) -> Built:

@@ -209,7 +209,9 @@ def check_module(
         if fn is None or (functions is not None and name not in functions):
             continue
         for point in pts if pts is not None else points(spec):
-            failure = _check_point(spec, ref, name, fn, forms, point, hyper, exact_cache, fp)
+            failure = _check_point(
+                spec, ref, name, fn, forms, point, hyper=hyper, cache=exact_cache, strict=fp
+            )
             if failure is not None:
                 failures[name] = failure
                 break
@@ -275,7 +277,9 @@ def _call(fn, spec: Spec, point) -> tuple:
     return tuple(float(np.ravel(o)[0]) if np.ndim(o) else float(o) for o in outs)
 
 
-def _check_point(spec, ref, name, fn, forms, point, hyper, cache, strict) -> Failure | None:  # noqa: PLR0913
+def _check_point(  # noqa: PLR0913
+    spec, ref, name, fn, forms, point, *, hyper, cache, strict
+) -> Failure | None:
     exact = [_exact_value(ref, f, point, hyper, cache) for f in forms]
     if any(e is None for e in exact) or ref.near_switch((*point, *hyper)):
         return None

@@ -279,35 +279,50 @@ def _node(node, visit, arith: _Arithmetic):
     if node.is_Add:
         return arith.add([visit(a) for a in node.args])
     if node.is_Mul:
-        if arith.eager:  # as lambdify prints it: numerator / denominator
-            num = [a for a in node.args if not (a.is_Pow and a.exp.is_negative)]
-            den = [a.base ** (-a.exp) for a in node.args if a.is_Pow and a.exp.is_negative]
-            if den:
-                top = arith.mul([visit(a) for a in num]) if num else np.float64(1.0)
-                return top / arith.mul([visit(a) for a in den])
-        return arith.mul([visit(a) for a in node.args])
+        return _mul(node, visit, arith)
     if node.is_Pow:
         base, exp = node.args
         return arith.power(visit(base), exp, visit(exp))
-    if isinstance(node, sp.Piecewise):
-        return _piecewise(node, visit, arith)
-    if isinstance(node, sp.core.relational.Relational):
-        return bool(_RELATIONS[node.rel_op](visit(node.lhs), visit(node.rhs)))
-    if isinstance(node, sp.And):
-        return all(visit(a) for a in node.args)
-    if isinstance(node, sp.Or):
-        return any(visit(a) for a in node.args)
-    if isinstance(node, sp.Not):
-        return not visit(node.args[0])
-    if isinstance(node, sp.ITE):
-        c, a, b = node.args
-        return visit(a) if visit(c) else visit(b)
+    for types, evaluate in _BY_TYPE:
+        if isinstance(node, types):
+            return evaluate(node, visit, arith)
     fn = arith.funcs.get(type(node))
     if fn is not None:
         return fn(*(visit(a) for a in node.args))
     if node.is_Symbol:
         raise KeyError(f"no value for symbol {node}")
     return _evalf(node, visit, arith)
+
+
+def _mul(node, visit, arith: _Arithmetic):
+    if arith.eager:  # as lambdify prints it: numerator / denominator
+        num = [a for a in node.args if not (a.is_Pow and a.exp.is_negative)]
+        den = [a.base ** (-a.exp) for a in node.args if a.is_Pow and a.exp.is_negative]
+        if den:
+            top = arith.mul([visit(a) for a in num]) if num else np.float64(1.0)
+            return top / arith.mul([visit(a) for a in den])
+    return arith.mul([visit(a) for a in node.args])
+
+
+def _relational(node, visit, arith: _Arithmetic) -> bool:
+    return bool(_RELATIONS[node.rel_op](visit(node.lhs), visit(node.rhs)))
+
+
+def _and(node, visit, arith: _Arithmetic) -> bool:
+    return all(visit(a) for a in node.args)
+
+
+def _or(node, visit, arith: _Arithmetic) -> bool:
+    return any(visit(a) for a in node.args)
+
+
+def _not(node, visit, arith: _Arithmetic) -> bool:
+    return not visit(node.args[0])
+
+
+def _ite(node, visit, arith: _Arithmetic):
+    c, a, b = node.args
+    return visit(a) if visit(c) else visit(b)
 
 
 def _piecewise(node, visit, arith: _Arithmetic):
@@ -321,6 +336,17 @@ def _piecewise(node, visit, arith: _Arithmetic):
         if visit(c):
             return visit(v)
     raise Undefined("no Piecewise branch applies")
+
+
+# How _node evaluates a conditional or logical node, tried in order: ``(node, visit, arith)``
+_BY_TYPE = (
+    (sp.Piecewise, _piecewise),
+    (sp.core.relational.Relational, _relational),
+    (sp.And, _and),
+    (sp.Or, _or),
+    (sp.Not, _not),
+    (sp.ITE, _ite),
+)
 
 
 def _evalf(node, visit, arith: _Arithmetic):

@@ -250,33 +250,37 @@ class InplaceBuilder:
             return self._mul(expr)
         if expr.is_Pow:
             return self._pow(expr)
-        if isinstance(expr, sp.Rel):
-            return self._ufunc(_RELATIONAL[expr.rel_op], expr.args, boolean=True)
-        if isinstance(expr, step):
-            return self._ufunc("greater_equal", (expr.args[0], sp.S.Zero), boolean=True)
-        if isinstance(expr, sp.And | sp.Or):
-            name = "logical_and" if isinstance(expr, sp.And) else "logical_or"
-            return self._fold(name, sorted(expr.args, key=sp.default_sort_key), boolean=True)
-        if isinstance(expr, sp.Not):
-            return self._ufunc("logical_not", expr.args, boolean=True)
-        if isinstance(expr, exp_):
-            return self._ufunc("exp", expr.args)
-        if isinstance(expr, sp.Max | sp.Min):
-            return self._minmax(expr)
-        if isinstance(expr, axis_sum):
-            return self._axis_sum(expr.args[0])
-        if isinstance(expr, axis_max):
-            arg = self.value(expr.args[0])
-            return self.emit("np.max({0}, axis=-1, keepdims=True, out={d})", (arg,), ROW, alias=())
-        if isinstance(expr, sp.Piecewise):
-            return self._piecewise(expr)
-        if isinstance(expr, where):
-            cond, a, b = expr.args
-            return self._select(cond, a, b)
+        for types, lower in _LOWER_BY_TYPE:
+            if isinstance(expr, types):
+                return lower(self, expr)
         name = type(expr).__name__
         if name in UFUNCS and isinstance(expr, sp.Function):
             return self._ufunc(UFUNCS[name], expr.args)
         return self._fallback(expr)
+
+    def _relational(self, expr: sp.Rel) -> int:
+        return self._ufunc(_RELATIONAL[expr.rel_op], expr.args, boolean=True)
+
+    def _step(self, expr: sp.Expr) -> int:
+        return self._ufunc("greater_equal", (expr.args[0], sp.S.Zero), boolean=True)
+
+    def _and_or(self, expr: sp.Expr) -> Operand:
+        name = "logical_and" if isinstance(expr, sp.And) else "logical_or"
+        return self._fold(name, sorted(expr.args, key=sp.default_sort_key), boolean=True)
+
+    def _not(self, expr: sp.Expr) -> int:
+        return self._ufunc("logical_not", expr.args, boolean=True)
+
+    def _exp(self, expr: sp.Expr) -> int:
+        return self._ufunc("exp", expr.args)
+
+    def _axis_max(self, expr: sp.Expr) -> int:
+        arg = self.value(expr.args[0])
+        return self.emit("np.max({0}, axis=-1, keepdims=True, out={d})", (arg,), ROW, alias=())
+
+    def _where(self, expr: sp.Expr) -> int:
+        cond, a, b = expr.args
+        return self._select(cond, a, b)
 
     def _ufunc(self, name: str, args, boolean: bool = False) -> int:
         ops = tuple(self.value(a) for a in args)
@@ -356,32 +360,9 @@ class InplaceBuilder:
         return dest
 
     def _mul(self, expr: sp.Expr) -> Operand:
-        scalars, rows, row_dens, big, dens = [], [], [], [], []
-        for f in expr.as_ordered_factors():
-            divides = f.is_Pow and f.exp.is_negative and self.rank(f.base) > 0
-            base = f.base ** (-f.exp) if divides else f
-            if self.rank(f) == 0 and not self.is_bool(f):
-                scalars.append(f)
-            elif self.rank(base) == 1:
-                (row_dens if divides else rows).append(base)
-            else:
-                (dens if divides else big).append(base)
-        scalar = sp.Mul(*scalars)
+        scalars, rows, row_dens, big, dens = self._mul_factors(expr)
         # the small operands (scalars, per-sample rows) combine before the full array is touched
-        small: Operand | None = None
-        if rows:
-            small = self._fold("multiply", rows)
-        if row_dens:
-            den = self._fold("multiply", row_dens)
-            if small is None:
-                num = "1.0" if scalar == 1 else self.scalar(scalar)
-                small, scalar = self._binary("divide", num, den), sp.S.One
-            else:
-                small = self._binary("divide", small, den)
-        if small is not None and scalar != 1:
-            small = self._binary("multiply", small, self.scalar(scalar))
-        elif scalar != 1:
-            small = self.scalar(scalar)
+        small = self._small_product(sp.Mul(*scalars), rows, row_dens)
         acc: Operand | None = None
         for f in big:
             acc = self.value(f) if acc is None else self._binary("multiply", acc, self.value(f))
@@ -397,6 +378,39 @@ class InplaceBuilder:
         if small == "-1":
             return self.emit("np.negative({0}, out={d})", (acc,), self._result_kind((acc,)))
         return self._binary("multiply", acc, small)
+
+    def _mul_factors(self, expr: sp.Expr) -> tuple[list, list, list, list, list]:
+        """Sort a product's factors into scalars, per-sample rows, per-sample row divisors,
+        full-size factors and full-size divisors (divisors as their positive powers)."""
+        scalars, rows, row_dens, big, dens = [], [], [], [], []
+        for f in expr.as_ordered_factors():
+            divides = f.is_Pow and f.exp.is_negative and self.rank(f.base) > 0
+            base = f.base ** (-f.exp) if divides else f
+            if self.rank(f) == 0 and not self.is_bool(f):
+                scalars.append(f)
+            elif self.rank(base) == 1:
+                (row_dens if divides else rows).append(base)
+            else:
+                (dens if divides else big).append(base)
+        return scalars, rows, row_dens, big, dens
+
+    def _small_product(self, scalar: sp.Expr, rows: list, row_dens: list) -> Operand | None:
+        """Combine a product's scalar and per-sample factors; None when there are none."""
+        small: Operand | None = None
+        if rows:
+            small = self._fold("multiply", rows)
+        if row_dens:
+            den = self._fold("multiply", row_dens)
+            if small is None:
+                num = "1.0" if scalar == 1 else self.scalar(scalar)
+                small, scalar = self._binary("divide", num, den), sp.S.One
+            else:
+                small = self._binary("divide", small, den)
+        if small is not None and scalar != 1:
+            small = self._binary("multiply", small, self.scalar(scalar))
+        elif scalar != 1:
+            small = self.scalar(scalar)
+        return small
 
     def _pow(self, expr: sp.Pow) -> Operand:
         base, exp = expr.args
@@ -504,6 +518,22 @@ class InplaceBuilder:
             text = text.replace(f"__arg{i}__", f"{{{i}}}")
         kind = self._kind(self.rank(expr), self.is_bool(expr))
         return self.emit(f"np.copyto({{d}}, {text})", ops, kind, tuple(range(len(ops))))
+
+
+# How InplaceBuilder._lower lowers each kind of node (sums, products and powers aside), tried
+# in order; a function the table does not name goes through UFUNCS or the printer fallback.
+_LOWER_BY_TYPE = (
+    (sp.Rel, InplaceBuilder._relational),
+    (step, InplaceBuilder._step),
+    (sp.And | sp.Or, InplaceBuilder._and_or),
+    (sp.Not, InplaceBuilder._not),
+    (exp_, InplaceBuilder._exp),
+    (sp.Max | sp.Min, InplaceBuilder._minmax),
+    (axis_sum, lambda self, expr: self._axis_sum(expr.args[0])),
+    (axis_max, InplaceBuilder._axis_max),
+    (sp.Piecewise, InplaceBuilder._piecewise),
+    (where, InplaceBuilder._where),
+)
 
 
 def _finite(v: sp.Expr) -> bool:

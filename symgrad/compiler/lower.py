@@ -283,6 +283,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         finish,
         first: str,
         lines: list[str],
+        *,
         returns: str = "np.ndarray",
         extra: tuple[str, ...] = (),
         rows: bool = False,

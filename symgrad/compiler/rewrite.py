@@ -162,65 +162,141 @@ def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
     return min(candidates, key=sp.count_ops)
 
 
-def _stable_rule(e: sp.Expr) -> sp.Expr:
-    e = _canonical_rule(e)
-    if e.is_Add:
-        args = list(e.args)
-        # 1 - sigmoid(u) -> sigmoid(-u)
-        for a in args:
-            if a.is_Mul and a.args[0] == -1 and len(a.args) == 2 and isinstance(a.args[1], sigmoid):
-                if sp.S.One in args:
-                    args.remove(sp.S.One)
-                    args.remove(a)
-                    return sp.Add(*args) + sigmoid(-a.args[1].args[0])
-        # c exp(u) - c -> c expm1(u);  c (1 + erf(u)) -> c erfc(-u)
-        for a in args:
-            coeff, rest = a.as_coeff_Mul()
-            if isinstance(rest, sp.exp) and -coeff in args:
+def _one_minus_sigmoid(e: sp.Expr) -> sp.Expr | None:
+    """``1 - sigmoid(u) -> sigmoid(-u)`` inside a sum."""
+    if not e.is_Add:
+        return None
+    args = list(e.args)
+    for a in args:
+        if a.is_Mul and a.args[0] == -1 and len(a.args) == 2 and isinstance(a.args[1], sigmoid):
+            if sp.S.One in args:
+                args.remove(sp.S.One)
                 args.remove(a)
-                args.remove(-coeff)
-                return sp.Add(*args) + coeff * expm1(rest.args[0])
-            if isinstance(rest, sp.erf) and coeff in args:
-                args.remove(a)
-                args.remove(coeff)
-                return sp.Add(*args) + 2 * coeff * ncdf(sp.sqrt(2) * rest.args[0])
-            if isinstance(rest, sp.erf) and -coeff in args:
-                args.remove(a)
-                args.remove(-coeff)
-                return sp.Add(*args) - coeff * sp.erfc(rest.args[0])
-    if isinstance(e, sp.log):
-        (u,) = e.args
-        if isinstance(u, sigmoid):  # log(sigmoid(u)) -> -softplus(-u)
-            return -softplus(-u.args[0])
-        if isinstance(u, sp.cosh):  # log(cosh(u)) -> logaddexp(u, -u) - log 2
-            return logaddexp(u.args[0], -u.args[0]) - sp.log(2)
-        if u.is_Add and sp.S.One in u.args:  # log(1 + u) -> log1p(u)
-            return log1p(u - 1)
-    if isinstance(e, xlogy):
-        a, b = e.args
-        if isinstance(b, sigmoid):  # xlogy(a, sigmoid(u)) -> -a softplus(-u)
-            return -a * softplus(-b.args[0])
-        if isinstance(b, softplus | sp.exp):
-            return a * sp.log(b)
-    e = _hyperbolic(e)
+                return sp.Add(*args) + sigmoid(-a.args[1].args[0])
+    return None
+
+
+def _exp_erf_offset(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum: ``c exp(u) - c -> c expm1(u)``; ``c erf(u) + c -> 2c ncdf(sqrt(2) u)``;
+    ``c erf(u) - c -> -c erfc(u)`` (the first term that matches, in argument order)."""
+    if not e.is_Add:
+        return None
+    args = list(e.args)
+    for a in args:
+        coeff, rest = a.as_coeff_Mul()
+        if isinstance(rest, sp.exp) and -coeff in args:
+            args.remove(a)
+            args.remove(-coeff)
+            return sp.Add(*args) + coeff * expm1(rest.args[0])
+        if isinstance(rest, sp.erf) and coeff in args:
+            args.remove(a)
+            args.remove(coeff)
+            return sp.Add(*args) + 2 * coeff * ncdf(sp.sqrt(2) * rest.args[0])
+        if isinstance(rest, sp.erf) and -coeff in args:
+            args.remove(a)
+            args.remove(-coeff)
+            return sp.Add(*args) - coeff * sp.erfc(rest.args[0])
+    return None
+
+
+def _log_sigmoid(e: sp.Expr) -> sp.Expr | None:
+    """``log(sigmoid(u)) -> -softplus(-u)``."""
+    if isinstance(e, sp.log) and isinstance(e.args[0], sigmoid):
+        return -softplus(-e.args[0].args[0])
+    return None
+
+
+def _log_cosh(e: sp.Expr) -> sp.Expr | None:
+    """``log(cosh(u)) -> logaddexp(u, -u) - log 2``."""
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.cosh):
+        u = e.args[0].args[0]
+        return logaddexp(u, -u) - sp.log(2)
+    return None
+
+
+def _log_one_plus(e: sp.Expr) -> sp.Expr | None:
+    """``log(1 + u) -> log1p(u)``."""
+    if isinstance(e, sp.log) and e.args[0].is_Add and sp.S.One in e.args[0].args:
+        return log1p(e.args[0] - 1)
+    return None
+
+
+def _xlogy_sigmoid(e: sp.Expr) -> sp.Expr | None:
+    """``xlogy(a, sigmoid(u)) -> -a softplus(-u)``."""
+    if isinstance(e, xlogy) and isinstance(e.args[1], sigmoid):
+        return -e.args[0] * softplus(-e.args[1].args[0])
+    return None
+
+
+def _xlogy_positive(e: sp.Expr) -> sp.Expr | None:
+    """``xlogy(a, b) -> a log(b)`` where ``b`` (softplus, exp) is positive."""
+    if isinstance(e, xlogy) and isinstance(e.args[1], softplus | sp.exp):
+        return e.args[0] * sp.log(e.args[1])
+    return None
+
+
+def _sech_squared(e: sp.Expr) -> sp.Expr | None:
+    """``cosh(u)**-2 -> 4 sigmoid(2u) sigmoid(-2u)``: sech(u)^2, finite and exact in the tails
+    (1 - tanh^2 rounds to 0 there; cosh overflows)."""
     if e.is_Pow and isinstance(e.base, sp.cosh) and e.exp == -2:
-        # sech(u)^2 = 4 sigmoid(2u) sigmoid(-2u): finite and exact in the tails (1 - tanh^2
-        # rounds to 0 there; cosh overflows)
         u = e.base.args[0]
         return 4 * sigmoid(2 * u) * sigmoid(-2 * u)
-    if isinstance(e, sp.Heaviside):  # PyTorch's convention: step'(0) = 0, relu'(0) = 0
+    return None
+
+
+def _heaviside(e: sp.Expr) -> sp.Expr | None:
+    """``Heaviside(u) -> Piecewise((1, u > 0), (0, True))``: PyTorch's convention, step'(0) = 0,
+    relu'(0) = 0."""
+    if isinstance(e, sp.Heaviside):
         return sp.Piecewise((1, e.args[0] > 0), (0, True))
+    return None
+
+
+def _dirac_delta(e: sp.Expr) -> sp.Expr | None:
+    """``DiracDelta(u) -> 0`` (the derivative of the step convention above, away from 0)."""
     if isinstance(e, sp.DiracDelta):
         return sp.S.Zero
-    return e
+    return None
+
+
+# The stability rewrites, tried in order on each node after _canonical_rule; the first that
+# matches wins. Each takes a node and returns its replacement, or None when it does not apply.
+_STABLE_RULES = (
+    _one_minus_sigmoid,
+    _exp_erf_offset,
+    _log_sigmoid,
+    _log_cosh,
+    _log_one_plus,
+    _xlogy_sigmoid,
+    _xlogy_positive,
+)
+# tried in order after _hyperbolic, when none of _STABLE_RULES matched
+_LOWERABLE_RULES = (_heaviside, _dirac_delta)
+_TAIL_RULES = (_sech_squared, *_LOWERABLE_RULES)
+
+
+def _first_match(rules, e: sp.Expr) -> sp.Expr | None:
+    """Return the result of the first rule in ``rules`` that applies to ``e``, else None."""
+    for rule in rules:
+        out = rule(e)
+        if out is not None:
+            return out
+    return None
+
+
+def _stable_rule(e: sp.Expr) -> sp.Expr:
+    e = _canonical_rule(e)
+    out = _first_match(_STABLE_RULES, e)
+    if out is not None:
+        return out
+    e = _hyperbolic(e)
+    out = _first_match(_TAIL_RULES, e)
+    return e if out is None else out
 
 
 def _lowerable_rule(e: sp.Expr) -> sp.Expr:
-    if isinstance(e, sp.Heaviside):  # PyTorch's convention: step'(0) = 0, relu'(0) = 0
-        return sp.Piecewise((1, e.args[0] > 0), (0, True))
-    if isinstance(e, sp.DiracDelta):
-        return sp.S.Zero
-    return e
+    out = _first_match(_LOWERABLE_RULES, e)
+    return e if out is None else out
 
 
 def lowerable(expr: sp.Expr) -> sp.Expr:

@@ -237,6 +237,24 @@ def validate(spec: Spec) -> Spec:
 
 def _validate(spec: Spec) -> Spec:
     _check_fields(spec)
+    _check_arity(spec)
+    _check_parameters(spec)
+    _check_expression(spec)
+    _check_piecewise(spec)
+    from symgrad.compiler.printer import (
+        unsupported_functions,  # late: the printer imports rewrite rules
+    )
+
+    bad = unsupported_functions(spec.expr)
+    if bad:
+        raise SpecError(spec.name, f"function {bad[0]!r} cannot be lowered to numpy", spec.origin)
+    _check_reductions(spec)
+    check_doc(spec.doc, spec.name, spec.origin)
+    return spec
+
+
+def _check_arity(spec: Spec) -> None:
+    """An activation or regularizer takes one array input, a loss one to three."""
     name, origin = spec.name, spec.origin
     n_inputs = len(spec.inputs)
     if spec.role in ("activation", "regularizer") and n_inputs != 1:
@@ -245,13 +263,21 @@ def _validate(spec: Spec) -> Spec:
         )
     if spec.role == "loss" and not 1 <= n_inputs <= 3:
         raise SpecError(name, f"a loss takes one to three array inputs, got {n_inputs}", origin)
+
+
+def _check_parameters(spec: Spec) -> None:
+    """Inputs and hyper-parameters have valid names, each used once."""
     seen: set[str] = set()
     for sym in [*spec.inputs, *(s for s, _ in spec.hyper)]:
-        check_name(sym.name, "parameter", name, origin)
+        check_name(sym.name, "parameter", spec.name, spec.origin)
         if sym.name in seen:
-            raise SpecError(name, f"parameter {sym.name!r} appears twice", origin)
+            raise SpecError(spec.name, f"parameter {sym.name!r} appears twice", spec.origin)
         seen.add(sym.name)
-    expr = spec.expr
+
+
+def _check_expression(spec: Spec) -> None:
+    """The expression is a finite real scalar in the inputs and hyper-parameters only."""
+    name, origin, expr = spec.name, spec.origin, spec.expr
     if not isinstance(expr, sp.Expr) or isinstance(
         expr, sp.MatrixBase | sp.core.relational.Relational | sp.logic.boolalg.BooleanFunction
     ):
@@ -275,20 +301,22 @@ def _validate(spec: Spec) -> Spec:
             f"free symbol {sym.name!r} is neither an input nor a hyper-parameter{hint}",
             origin,
         )
-    for pw in sorted(expr.atoms(sp.Piecewise), key=sp.default_sort_key):
+
+
+def _check_piecewise(spec: Spec) -> None:
+    """Every Piecewise ends with an otherwise branch."""
+    for pw in sorted(spec.expr.atoms(sp.Piecewise), key=sp.default_sort_key):
         if pw.args[-1].cond is not sp.true:
             raise SpecError(
-                name,
+                spec.name,
                 f"Piecewise {sp.sstr(pw)[:80]} has no otherwise branch; end it with (value, True)",
-                origin,
+                spec.origin,
             )
-    from symgrad.compiler.printer import (
-        unsupported_functions,  # late: the printer imports rewrite rules
-    )
 
-    bad = unsupported_functions(expr)
-    if bad:
-        raise SpecError(name, f"function {bad[0]!r} cannot be lowered to numpy", origin)
+
+def _check_reductions(spec: Spec) -> None:
+    """A class-axis loss uses its inputs only inside reductions."""
+    name, origin, expr = spec.name, spec.origin, spec.expr
     if spec.role == "loss" and has_reduction(expr):
         outside = _outside_reductions(expr) & set(spec.inputs)
         if outside:
@@ -299,8 +327,6 @@ def _validate(spec: Spec) -> Spec:
                 "wrap per-class terms in symgrad.axis_sum",
                 origin,
             )
-    check_doc(spec.doc, name, origin)
-    return spec
 
 
 def _outside_reductions(expr: sp.Expr) -> set[sp.Symbol]:
