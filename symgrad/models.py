@@ -344,6 +344,25 @@ def _choice_repr(choice: KernelChoice | None) -> str:
     return choice.name if is_spec(choice) else repr(choice)
 
 
+def _hvp(
+    self: Any,
+    params: Params,
+    X: Any,
+    y: Any,
+    v: Params,
+    sample_weight: Any = None,
+    *,
+    count: float | None = None,
+    penalty: bool = True,
+) -> Params:
+    """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params).
+
+    ``count`` and ``penalty`` work as in ``objective``; every model shares this through its
+    ``hvp_operator``.
+    """
+    return self.hvp_operator(params, X, y, sample_weight, count=count, penalty=penalty)(v)
+
+
 class _Linear:
     """Share init, objective and checks among the models ``X @ W + b``."""
 
@@ -471,22 +490,7 @@ class _Linear:
 
         return apply
 
-    def hvp(
-        self,
-        params: Params,
-        X: Any,
-        y: Any,
-        v: Params,
-        sample_weight: Any = None,
-        *,
-        count: float | None = None,
-        penalty: bool = True,
-    ) -> Params:
-        """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params).
-
-        ``count`` and ``penalty`` work as in :meth:`objective`.
-        """
-        return self.hvp_operator(params, X, y, sample_weight, count=count, penalty=penalty)(v)
+    hvp = _hvp
 
     def hessian(
         self,
@@ -913,22 +917,7 @@ class MLP:
 
         return apply
 
-    def hvp(
-        self,
-        params: Params,
-        X: Any,
-        y: Any,
-        v: Params,
-        sample_weight: Any = None,
-        *,
-        count: float | None = None,
-        penalty: bool = True,
-    ) -> Params:
-        """Return the objective's exact Hessian at ``params`` times ``v`` (a dict like params).
-
-        ``count`` and ``penalty`` work as in :meth:`objective`.
-        """
-        return self.hvp_operator(params, X, y, sample_weight, count=count, penalty=penalty)(v)
+    hvp = _hvp
 
     def hessian(
         self,
