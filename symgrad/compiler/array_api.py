@@ -14,13 +14,13 @@ from symgrad.compiler.kernel import INV_N, Derived
 from symgrad.compiler.lower import FunctionPlan, _Emitter, _scaled, _wrap
 from symgrad.compiler.primitives import N_CLASSES
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
-from symgrad.compiler.special import ERF_XP_SOURCE, ERFC_XP_SOURCE
+from symgrad.compiler.special import helper_names
 from symgrad.compiler.spellings import ARRAY_API, spellings
 
 #: sympy function name -> Array API function, printed as ``xp.<name>(args)``
 FUNCTIONS = spellings(ARRAY_API)
 #: helpers an array-api module defines when one of its kernels uses them
-XP_HELPERS = {"_erf": ERF_XP_SOURCE, "_erfc": ERFC_XP_SOURCE}
+XP_HELPERS = helper_names("array-api")
 
 
 class ArrayApiPrinter(SymgradPrinter):

@@ -20,7 +20,7 @@ from symgrad.compiler.primitives import (
     xdivy,
     xlogy,
 )
-from symgrad.compiler.special import ERF_SOURCE, ERFC_SOURCE
+from symgrad.compiler.special import helper_names
 from symgrad.compiler.spellings import NUMPY, spellings
 
 #: sympy function name -> numpy ufunc name, for functions printed as ``np.<name>(args)``.
@@ -49,8 +49,7 @@ SPECIAL = (
 )
 
 #: Source of helpers a module defines when one of its kernels uses them.
-HELPERS = {"_erf": ERF_SOURCE, "_erfc": ERFC_SOURCE}
-HELPER_IMPORTS: dict[str, str] = {}
+HELPERS = helper_names("numpy")
 
 
 _UNSUPPORTED_NODES = (sp.Integral, sp.Sum, sp.Product, sp.Derivative, sp.Subs, sp.Limit)

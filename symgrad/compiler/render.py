@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import ast
 import builtins
-from functools import cache
 from typing import Any
 
-import jinja2
-
 from symgrad.compiler.lower import RUNTIME, WEIGHTS, FunctionPlan
-from symgrad.compiler.printer import HELPER_IMPORTS, HELPERS
+from symgrad.compiler.printer import HELPERS
 from symgrad.compiler.spec import Spec
+from symgrad.compiler.special import helper_source
+from symgrad.compiler.templates import environment
 from symgrad.domains import BOUNDS, describe
 from symgrad.errors import CodegenError
-from symgrad.resources import templates_dir
 
 #: The exact first line of every file symgrad generates: only files that carry it, exactly,
 #: are ever overwritten or pruned. The version changes if the header's layout does.
@@ -29,19 +27,6 @@ def versions() -> str:
     from symgrad import __version__
 
     return f"symgrad {__version__}, sympy {sympy.__version__}"
-
-
-@cache
-def environment() -> jinja2.Environment:
-    """Return the one jinja2 environment, strict about undefined names."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-    )
 
 
 def kernel_metadata(spec: Spec, plans: list[FunctionPlan]) -> dict[str, Any]:
@@ -146,12 +131,9 @@ def render_module(
             command=command,
             versions=versions(),
             title=docstring_literal(title),
-            imports=sorted(
-                {HELPER_IMPORTS[h] for h in helpers if h in HELPER_IMPORTS}
-                | ({"threading"} if RUNTIME in helpers else set())
-            ),
+            imports=sorted({"threading"} if RUNTIME in helpers else set()),
             names=[f.name for f in functions],
-            helpers=[HELPERS[h] for h in helpers if h not in (RUNTIME, WEIGHTS)],
+            helpers=[helper_source(h) for h in helpers if h in HELPERS],
             runtime=RUNTIME in helpers,
             weights=WEIGHTS in helpers,
             functions=functions,
@@ -180,7 +162,7 @@ def _render_other(
             versions=versions(),
             title=docstring_literal(f"{title} {TARGET_NOTES[target]}"),
             names=[f.name for f in functions],
-            helpers=[XP_HELPERS[h] for h in helpers if h in XP_HELPERS],
+            helpers=[helper_source(h, "array-api") for h in helpers if h in XP_HELPERS],
             functions=functions,
             preamble=PREAMBLE,
             uses_math=any("math." in line for f in functions for line in f.body),
