@@ -1,4 +1,4 @@
-"""A grammar of user-style specs for fuzzing the compiler (used by tests/test_fuzz.py).
+"""A grammar of user-style specs for fuzzing the compiler (used by tests/compiler/test_fuzz.py).
 
 Specs are built from draws (``choice``/``integer``), so the same grammar runs under hypothesis
 (which shrinks failures) or from a seeded ``random.Random`` (for long exploratory runs):

@@ -4,7 +4,7 @@ The body is the same CSE as the numpy target (one ``const T tK = ...;`` per shar
 one assignment per output), printed in C with the shared spelling table; the type ``T`` is the
 kernel's float type (float or double), and every literal is cast to it so float32 stays float32.
 Losses get value and gradient in one pass and the mean as a second, reduction pass (``sum``).
-The same bodies compile as plain C on a CPU (``tests/test_cuda_c_on_cpu.py``). Kernels with a
+The same bodies compile as plain C on a CPU (``tests/compiler/test_cuda_c_on_cpu.py``). Kernels with a
 class axis (softmax, softmax cross-entropy) need row reductions and are not emitted here.
 """
 

@@ -7,7 +7,7 @@ in powers of y; the coefficients are computed here with mpmath and checked again
 ``erfc_polynomial()`` by the tests. exp(-z^2)
 is taken as exp(-h^2) exp(-(z - h)(z + h)) with h = z rounded to float32, so z^2 is not
 rounded. erf(x) is a Taylor series below |x| = 0.5 and 1 - erfc(|x|) above. Both agree with
-mpmath to a few units in the last place (``tests/test_special.py``); erfc runs about 4x faster
+mpmath to a few units in the last place (``tests/compiler/test_special.py``); erfc runs about 4x faster
 than ``np.vectorize(math.erfc)`` (4.5 against 18.8 ms for 200,000 values here).
 """
 

@@ -19,7 +19,7 @@ import pytest
 
 from symgrad.cli.app import build_parser, main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ("generate", "list", "show", "verify", "train")
 TIME_LIMIT_S = 60
 

@@ -13,7 +13,7 @@ import pytest
 import symgrad as sg
 from symgrad.testing import format_table, verify_module, verify_spec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 USER = '''\
 import sympy as sp

@@ -22,7 +22,7 @@ def test_golden_case(path):
     expected, emitted = run_case(path)
     assert emitted == expected, (
         f"{path.name}: emitted code changed (SYMGRAD_UPDATE_GOLDEN=1 pytest "
-        f"tests/test_golden.py rewrites it)\n{unified(expected, emitted, 'expected', 'emitted')}"
+        f"tests/compiler/test_golden.py rewrites it)\n{unified(expected, emitted, 'expected', 'emitted')}"
     )
 
 

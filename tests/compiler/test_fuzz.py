@@ -28,7 +28,7 @@ from symgrad.compiler.spec import Spec, validate
 from symgrad.errors import BudgetError, SpecError
 
 X, W, A, Y = sp.symbols("x w a y", real=True)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class _HypothesisDraw:

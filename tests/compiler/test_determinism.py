@@ -11,7 +11,7 @@ import symgrad as sg
 from symgrad.library import losses
 from symgrad.resources import generated_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import sys
