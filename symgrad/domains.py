@@ -11,19 +11,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-#: domain -> (description, membership test on a float array)
-DOMAINS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
-    "real": ("any real number", np.isfinite),
-    "positive": ("> 0", lambda v: np.isfinite(v) & (v > 0)),
-    "nonnegative": (">= 0", lambda v: np.isfinite(v) & (v >= 0)),
-    "unit": ("in [0, 1]", lambda v: (v >= 0) & (v <= 1)),
-    "open_unit": ("in (0, 1)", lambda v: (v > 0) & (v < 1)),
-    "sign": ("-1 or +1", lambda v: np.abs(v) == 1),
-    "simplex": ("rows of probabilities summing to 1", lambda v: (v >= 0) & (v <= 1)),
-    "log_simplex": ("rows of log-probabilities", lambda v: np.isfinite(v) & (v <= 0)),
-}
-#: Domains a scalar hyper-parameter may take (the row-wise ones describe arrays only).
-SCALAR_DOMAINS = ("real", "positive", "nonnegative", "unit", "open_unit")
 #: The scalar domains as bounds (low, low allowed, high, high allowed; None: unbounded): the
 #: emitted functions check every hyper-parameter against them on each call (and that it is a
 #: finite number), from a copy of this table printed into the generated module.
@@ -33,6 +20,36 @@ BOUNDS: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "nonnegative": (0.0, True, None, False),
     "unit": (0.0, True, 1.0, True),
     "open_unit": (0.0, False, 1.0, False),
+}
+#: Domains a scalar hyper-parameter may take (the row-wise ones describe arrays only).
+SCALAR_DOMAINS = tuple(BOUNDS)
+
+
+def _within(domain: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Return the membership test of a scalar domain, read from its ``BOUNDS``."""
+    low, low_in, high, high_in = BOUNDS[domain]
+
+    def test(v: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(v)
+        if low is not None:
+            ok &= (v >= low) if low_in else (v > low)
+        if high is not None:
+            ok &= (v <= high) if high_in else (v < high)
+        return ok
+
+    return test
+
+
+#: domain -> (description, membership test on a float array)
+DOMAINS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+    "real": ("any real number", _within("real")),
+    "positive": ("> 0", _within("positive")),
+    "nonnegative": (">= 0", _within("nonnegative")),
+    "unit": ("in [0, 1]", _within("unit")),
+    "open_unit": ("in (0, 1)", _within("open_unit")),
+    "sign": ("-1 or +1", lambda v: np.abs(v) == 1),
+    "simplex": ("rows of probabilities summing to 1", lambda v: (v >= 0) & (v <= 1)),
+    "log_simplex": ("rows of log-probabilities", lambda v: np.isfinite(v) & (v <= 0)),
 }
 
 
