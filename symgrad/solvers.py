@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from symgrad.fit import _progress_bar
-from symgrad.models import flatten, unflatten
+from symgrad.models import unflatten
+from symgrad.scipy import Objective
 
 __all__ = ["METHODS", "ModelProblem", "Problem", "SolveResult", "minimize"]
 
@@ -58,34 +59,25 @@ class SolveResult:
     history: list[float] = field(default_factory=list)
 
 
-class ModelProblem:
-    """Evaluate a :mod:`symgrad.models` model on in-memory ``X, y`` at flat parameters."""
+class ModelProblem(Objective):
+    """Evaluate a :mod:`symgrad.models` model on in-memory ``X, y`` at flat parameters: the
+    :class:`Problem` protocol over the one flat-vector adapter, :class:`symgrad.scipy.Objective`."""
 
     def __init__(self, model: Any, X: Any, y: Any, like: Any) -> None:
-        self.model, self.X, self.y, self.like = model, X, y, like
-
-    def _p(self, x: np.ndarray) -> Any:
-        return unflatten(x, self.like)
-
-    def value(self, x: np.ndarray) -> float:
-        """Return the objective at ``x``."""
-        return float(self.model.objective(self._p(x), self.X, self.y)[0])
+        super().__init__(model, X, y, like)
 
     def value_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Return the objective and its flat gradient at ``x``."""
-        f, g = self.model.objective(self._p(x), self.X, self.y)
-        return float(f), flatten(g)
+        return self.fun(x)
 
     def newton_parts(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Return the objective, gradient and Hessian at ``x``."""
-        p = self._p(x)
-        f, g = self.model.objective(p, self.X, self.y)
-        return float(f), flatten(g), self.model.hessian(p, self.X, self.y)
+        f, g = self.fun(x)
+        return f, g, self.hess(x)
 
     def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Return the Hessian at ``x`` times ``v``."""
-        p = self._p(x)
-        return flatten(self.model.hvp(p, self.X, self.y, unflatten(v, self.like)))
+        return self.hessp(x, v)
 
 
 class _Run:
