@@ -172,7 +172,7 @@ def _check_inputs(objective: Any, optimizer: Any, X: Any, y: Any) -> Objective:
     return checked
 
 
-def _progress_bar(progress: bool | None, epochs: int) -> Any:
+def progress_bar(progress: bool | None, epochs: int) -> Any:
     explicit = progress is not None
     if progress is None:
         try:
@@ -518,7 +518,7 @@ def fit(
                     patience, tuple(callbacks))  # fmt: skip
     loop = _Loop(cfg, treedef, params, opt.init(params), best_params=params)
     rng = np.random.default_rng(seed)
-    bar = _progress_bar(progress, epochs)
+    bar = progress_bar(progress, epochs)
     stop: Stop = None
     try:
         for loop.epoch in range(epochs):

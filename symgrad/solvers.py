@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from symgrad.fit import _progress_bar
+from symgrad.fit import progress_bar
 from symgrad.models import unflatten
 from symgrad.scipy import Objective
 
@@ -87,7 +87,7 @@ class _Run:
         self.problem, self.method, self.passes, self.iters = problem, method, 0, 0
         self.history: list[float] = []
         self.last: tuple[np.ndarray, float, np.ndarray] | None = None
-        self.bar = _progress_bar(progress, max_iter)
+        self.bar = progress_bar(progress, max_iter)
         if self.bar is not None:
             self.bar.set_description(method)
             self.bar.unit = "it"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.lower import FunctionPlan, _Emitter, _scaled, _wrap
+from symgrad.compiler.lower import Emitter, FunctionPlan, scale_by_inv_n, wrap_doc_line
 from symgrad.compiler.primitives import N_CLASSES
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
 from symgrad.compiler.special import helper_names
@@ -124,7 +124,7 @@ def _sizes(spec, used: set) -> list[str]:
     return lines
 
 
-def _shaped(em: _Emitter, i: int, like: str) -> str:
+def _shaped(em: Emitter, i: int, like: str) -> str:
     """Print output ``i`` broadcast to the shape of input ``like`` when it does not depend on it."""
     out = em.outputs[i]
     if any(s.name == like for s in em.depends(out)):
@@ -149,11 +149,11 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
     plans = []
 
     def emit(name, exprs, finish, first, lines, extra=()):
-        em = _Emitter(derived, exprs, ArrayApiPrinter, sizes=_sizes)
+        em = Emitter(derived, exprs, ArrayApiPrinter, sizes=_sizes)
         names = [*arrays, *extra]
         head = [f"xp, dtype, {', '.join(names)} = _prepare({', '.join(names)})"]
         body = (*head, *em.lines, f"return {finish(em)}")
-        doc = "\n".join([first, "", *(_wrap(line) for line in lines), "    "])
+        doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
         helpers = frozenset(em.printer.helpers)
         plans.append(FunctionPlan(name, _signature(derived, extra), "", doc, body, helpers))
 
@@ -189,7 +189,7 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
             f"Return the loss per {'sample' if spec.class_axis else 'element'}, before the mean.",
             [f"l = {formula}"],
         )
-    grad = derived.grad if spec.role != "loss" else _scaled(derived.grad)
+    grad = derived.grad if spec.role != "loss" else scale_by_inv_n(derived.grad)
     emit(
         f"{spec.name}_grad", [grad], same, f"Return d{spec.name}/d{x}.", [f"grad = {sp.sstr(grad)}"]
     )
@@ -202,7 +202,7 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
             [f"value = {formula}", f"grad = {sp.sstr(grad)}"],
         )
     if derived.hess is not None:
-        hess = derived.hess if spec.role != "loss" else _scaled(derived.hess)
+        hess = derived.hess if spec.role != "loss" else scale_by_inv_n(derived.hess)
         emit(
             f"{spec.name}_hess",
             [hess],
@@ -213,16 +213,16 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
     if derived.hvp is not None:
         emit(
             f"{spec.name}_hvp",
-            [_scaled(derived.hvp)],
+            [scale_by_inv_n(derived.hvp)],
             same,
             f"Return the Hessian of the mean loss in {x} times ``vector``.",
-            [f"Hv = {sp.sstr(_scaled(derived.hvp))}"],
+            [f"Hv = {sp.sstr(scale_by_inv_n(derived.hvp))}"],
             ("vector",),
         )
     return plans
 
 
-def _reduced(em: _Emitter, i: int, like: str) -> str:
+def _reduced(em: Emitter, i: int, like: str) -> str:
     """Print output ``i`` for a sum: as is unless it is a scalar (then broadcast to ``like``)."""
     if em.printer.rank(em.outputs[i]) == 0:
         return _shaped(em, i, like)

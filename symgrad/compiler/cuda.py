@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.lower import FunctionPlan, _Emitter, _scaled, _wrap
+from symgrad.compiler.lower import Emitter, FunctionPlan, scale_by_inv_n, wrap_doc_line
 from symgrad.compiler.primitives import N_CLASSES
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
 from symgrad.compiler.spellings import C, spellings
@@ -146,7 +146,7 @@ def _no_sizes(spec, used: set) -> list[str]:
     return []  # inv_n is a kernel argument
 
 
-def _c_body(em: _Emitter, outputs: list[str]) -> str:
+def _c_body(em: Emitter, outputs: list[str]) -> str:
     """Return the kernel body: one const per CSE value, one assignment per output."""
     lines = [
         f"const T {sym.name} = {strip_outer_parens(em.printer.doprint(e))};"
@@ -176,7 +176,7 @@ def _plan(derived: Derived) -> list[FunctionPlan]:
     plans = []
 
     def emit(name: str, exprs: list[sp.Expr], outputs: list[str], first: str) -> None:
-        em = _Emitter(derived, exprs, CPrinter, sizes=_no_sizes)
+        em = Emitter(derived, exprs, CPrinter, sizes=_no_sizes)
         used = {s.name for s in em.used}
         if N_CLASSES.name in used:
             raise ValueError(f"{name}: n_classes has no element-wise meaning")
@@ -192,7 +192,7 @@ def _plan(derived: Derived) -> list[FunctionPlan]:
         else:
             body.append(f"return {call}{'.sum()' if outputs == ['value'] else ''}")
         lines = [*head, *(f"{o} = {sp.sstr(e)}" for o, e in zip(outputs, exprs, strict=True))]
-        doc = "\n".join([first, "", *(_wrap(line) for line in lines), "    "])
+        doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
         plans.append(KernelPlan(name, _signature(spec), "", doc, tuple(body), frozenset(), kernel))
 
     head = [line for line in spec.doc.strip().splitlines() if line][:2]
@@ -203,8 +203,8 @@ def _plan(derived: Derived) -> list[FunctionPlan]:
         return plans
     mean = spec.role == "loss"
     value = INV_N * derived.value if mean else derived.value
-    grad = _scaled(derived.grad) if mean else derived.grad
-    hess = _scaled(derived.hess) if mean else derived.hess
+    grad = scale_by_inv_n(derived.grad) if mean else derived.grad
+    hess = scale_by_inv_n(derived.hess) if mean else derived.hess
     emit(spec.name, [value], ["value"], f"Return {spec.name}: one fused pass, then a sum.")
     if mean:
         emit(f"{spec.name}_per_sample", [derived.value], ["out"], "Return the loss per element.")

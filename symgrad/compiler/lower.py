@@ -41,7 +41,7 @@ def _real_constants(expr: sp.Expr) -> sp.Expr:
     return bottom_up(expr, _not_real) if expr.has(sp.I) else expr
 
 
-def _scaled(expr: sp.Expr) -> sp.Expr:
+def scale_by_inv_n(expr: sp.Expr) -> sp.Expr:
     """Multiply by 1/n term by term, so the factor joins each term's scalar coefficients."""
     return sp.Add(*(INV_N * term for term in sp.Add.make_args(expr)))
 
@@ -69,7 +69,8 @@ def _finishes(returns: str, role: str) -> tuple[str, ...]:
     return (ARRAY,)
 
 
-def _wrap(text: str, indent: str = "    ") -> str:
+def wrap_doc_line(text: str, indent: str = "    ") -> str:
+    """Return ``text`` wrapped to the docstring width, continuation lines indented."""
     return textwrap.fill(
         text,
         width=96,
@@ -80,7 +81,7 @@ def _wrap(text: str, indent: str = "    ") -> str:
     )
 
 
-class _Emitter:
+class Emitter:
     """CSE a list of expressions and print them as ``t0 = ...`` statements."""
 
     def __init__(
@@ -178,7 +179,7 @@ WEIGHT_DOC = (
 
 def _inplace_body(
     derived: Derived,
-    em: _Emitter,
+    em: Emitter,
     name: str,
     finishes: tuple[str, ...],
     extra: tuple[str, ...],
@@ -274,7 +275,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         parts = [first]
         if head and first.startswith("Evaluate"):
             parts += ["", *(f"    {line}" if line else "" for line in head.splitlines())]
-        parts += ["", *(_wrap(line) for line in lines), *numpy_lines, "    "]
+        parts += ["", *(wrap_doc_line(line) for line in lines), *numpy_lines, "    "]
         return "\n".join(parts)
 
     def emit(
@@ -288,7 +289,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         extra: tuple[str, ...] = (),
         rows: bool = False,
     ) -> None:
-        em = _Emitter(derived, exprs)
+        em = Emitter(derived, exprs)
         readable = [*em.lines, finish(em)]
         finishes = (ROWS,) if rows else _finishes(returns, role)
         mean = not name.endswith(PER_SAMPLE)
@@ -385,14 +386,14 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         )
         emit(
             f"{spec.name}_grad",
-            [_scaled(derived.grad)],
+            [scale_by_inv_n(derived.grad)],
             lambda em: f"return {em.shaped(0, x)}",
             f"Return dL/d{x.name} of the mean loss (the 1/n is included).",
             grad_lines,
         )
         emit(
             f"{spec.name}_value_and_grad",
-            [derived.value, _scaled(derived.grad)],
+            [derived.value, scale_by_inv_n(derived.grad)],
             lambda em: f"return float(np.mean({em.text(0)})), {em.shaped(1, x)}",
             f"Return ({spec.name}, {spec.name}_grad) computed with shared work.",
             value_lines + grad_lines,
@@ -406,7 +407,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
             )
             emit(
                 f"{spec.name}_hess",
-                [_scaled(derived.hess)],
+                [scale_by_inv_n(derived.hess)],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return the diagonal of d2L/d{x.name}2 ({rest}).",
                 [f"diag d2L/d{x.name}2 = ({sp.sstr(derived.hess)}) / n_{per}s"],
@@ -414,7 +415,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         if derived.hvp is not None:
             emit(
                 f"{spec.name}_hvp",
-                [_scaled(derived.hvp)],
+                [scale_by_inv_n(derived.hvp)],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return the Hessian of the mean loss in {x.name} times ``vector``, per sample.",
                 [f"Hv = ({sp.sstr(derived.hvp)}) / n_samples"],

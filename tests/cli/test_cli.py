@@ -9,28 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_specs import SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
-
-SPECS = '''\
-"""Two kernels for the CLI tests."""
-
-import sympy as sp
-import symgrad as sg
-
-
-@sg.loss
-def cauchy(yhat, y, c=1.0):
-    """Cauchy loss."""
-    r = (yhat - y) / c
-    return c**2 / 2 * sp.log(1 + r**2)
-
-
-@sg.activation
-def swish(x, beta=1.0):
-    """x * sigmoid(beta * x)."""
-    return x / (1 + sp.exp(-beta * x))
-'''
 
 
 def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:

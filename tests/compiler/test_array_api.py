@@ -4,6 +4,7 @@ arrays, in float64 and float32, equal to the numpy target's result to rounding."
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,7 +139,9 @@ def test_generate_target_writes_each_lowering(tmp_path, rng):
     import subprocess
     import sys
 
-    from test_cli import ROOT, SPECS
+    from cli_specs import SPECS
+
+    ROOT = Path(__file__).resolve().parents[2]
 
     (tmp_path / "mine.py").write_text(SPECS)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

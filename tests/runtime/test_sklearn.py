@@ -56,7 +56,7 @@ def _rel(a, b):
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
-def _scaled(loader):
+def scale_by_inv_n(loader):
     X, y = loader(return_X_y=True)
     return StandardScaler().fit_transform(X), y
 
@@ -86,7 +86,7 @@ def test_regressor_reaches_ridge_optimum(solver):
 @pytest.mark.parametrize("loader", [load_breast_cancer, load_iris])
 def test_classifier_reaches_logistic_optimum(loader, solver):
     """Binary (breast cancer) and multinomial (iris) logistic regression, C = 1 and 0.1."""
-    X, y = _scaled(loader)
+    X, y = scale_by_inv_n(loader)
     n = len(y)
     for C in (1.0, 0.1):
         ref = LogisticRegression(C=C, solver="newton-cholesky", tol=1e-12, max_iter=1000)
@@ -99,7 +99,7 @@ def test_classifier_reaches_logistic_optimum(loader, solver):
 
 
 def test_sample_weight_matches_logistic_regression_and_repeats():
-    X, y = _scaled(load_breast_cancer)
+    X, y = scale_by_inv_n(load_breast_cancer)
     w = np.random.default_rng(0).integers(0, 4, len(y))
     C = 0.5
     ref = LogisticRegression(C=C, solver="newton-cholesky", tol=1e-12, max_iter=1000)
@@ -212,7 +212,7 @@ def test_pipeline_and_grid_search_with_two_processes():
 
 
 def test_classifier_attributes_probabilities_and_score():
-    X, y = _scaled(load_iris)
+    X, y = scale_by_inv_n(load_iris)
     names = np.array(["setosa", "versicolor", "virginica"])[y]
     est = SymgradClassifier().fit(X, names)
     assert list(est.classes_) == ["setosa", "versicolor", "virginica"]
@@ -238,7 +238,7 @@ def test_regressor_multioutput_and_r2():
 
 @pytest.mark.parametrize("solver", ["adam", "lbfgs"])
 def test_mlp_regressor_beats_the_mean(solver):
-    X, y = _scaled(load_diabetes)
+    X, y = scale_by_inv_n(load_diabetes)
     y = (y - y.mean()) / y.std()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -257,7 +257,7 @@ def test_mlp_classifier_with_user_activation():
         """x / (1 + |x|)."""
         return x / (1 + sp.Abs(x))
 
-    X, y = _scaled(load_iris)
+    X, y = scale_by_inv_n(load_iris)
     est = SymgradClassifier(
         hidden_layer_sizes=(8,), activation=softsign, solver="lbfgs", max_iter=300, random_state=0
     ).fit(X, y)
@@ -288,7 +288,7 @@ def test_user_regularizer_needs_lam():
     def quartic(w):
         return w**4
 
-    X, y = _scaled(load_diabetes)
+    X, y = scale_by_inv_n(load_diabetes)
     y = (y - y.mean()) / y.std()
     with pytest.raises(ValueError, match="lam"):
         SymgradRegressor(regularizer=quartic).fit(X, y)
