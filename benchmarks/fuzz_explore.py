@@ -1,5 +1,8 @@
 """Compile many random user-style specs and classify what goes wrong (exploratory, slow).
 
+Each verified spec is also run under np.errstate(over/divide/invalid="raise"): a floating-point
+error where the result is finite (and the plain formula raises none) is a failure class too.
+
 Usage: python benchmarks/fuzz_explore.py [N] [SEED0]  (from the repo root, PYTHONPATH=.)
 """
 

@@ -447,9 +447,10 @@ def elu(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None) -> 
     alpha = _hyper('elu', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
-    np.minimum(x, 0, out=out)
-    np.expm1(out, out=out)
-    np.multiply(out, alpha, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.minimum(x, 0, out=out)
+        np.expm1(out, out=out)
+        np.multiply(out, alpha, out=out)
     np.copyto(out, x, where=m0)
     return out
 
@@ -468,9 +469,10 @@ def elu_grad(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
     alpha = _hyper('elu_grad', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
-    np.minimum(x, 0, out=out)
-    np.exp(out, out=out)
-    np.multiply(out, alpha, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.minimum(x, 0, out=out)
+        np.exp(out, out=out)
+        np.multiply(out, alpha, out=out)
     np.copyto(out, 1, where=m0)
     return out
 
@@ -488,9 +490,10 @@ def elu_hess(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
     alpha = _hyper('elu_hess', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
-    np.minimum(x, 0, out=out)
-    np.exp(out, out=out)
-    np.multiply(out, alpha, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.minimum(x, 0, out=out)
+        np.exp(out, out=out)
+        np.multiply(out, alpha, out=out)
     np.copyto(out, 0, where=m0)
     return out
 
@@ -752,7 +755,8 @@ def leaky_relu(x: np.ndarray, *, alpha: float = 0.01, out: np.ndarray | None = N
     alpha = _hyper('leaky_relu', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
-    np.multiply(x, alpha, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.multiply(x, alpha, out=out)
     np.copyto(out, x, where=m0)
     return out
 
@@ -977,9 +981,10 @@ def selu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     out, x = _prepare('selu', out, x)
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
-    np.minimum(x, 0, out=out)
-    np.expm1(out, out=out)
-    np.multiply(out, 1.6732632423543772, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.minimum(x, 0, out=out)
+        np.expm1(out, out=out)
+        np.multiply(out, 1.6732632423543772, out=out)
     np.copyto(out, x, where=m0)
     np.multiply(out, 1.0507009873554805, out=out)
     return out
@@ -999,9 +1004,10 @@ def selu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     out, x = _prepare('selu_grad', out, x)
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
-    np.minimum(x, 0, out=out)
-    np.exp(out, out=out)
-    np.multiply(out, 1.6732632423543772, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.minimum(x, 0, out=out)
+        np.exp(out, out=out)
+        np.multiply(out, 1.6732632423543772, out=out)
     np.copyto(out, 1, where=m0)
     np.multiply(out, 1.0507009873554805, out=out)
     return out
@@ -1019,9 +1025,10 @@ def selu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     out, x = _prepare('selu_hess', out, x)
     m0, = _scratch(out.shape, 1, bool)
     np.greater(x, 0, out=m0)
-    np.minimum(x, 0, out=out)
-    np.exp(out, out=out)
-    np.multiply(out, 1.6732632423543772, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.minimum(x, 0, out=out)
+        np.exp(out, out=out)
+        np.multiply(out, 1.6732632423543772, out=out)
     np.copyto(out, 0, where=m0)
     np.multiply(out, 1.0507009873554805, out=out)
     return out

@@ -544,7 +544,8 @@ def binary_cross_entropy(yhat: np.ndarray, y: np.ndarray, *, count: float | None
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
     np.equal(b0, 0, out=m0)
-    np.subtract(1, yhat, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, yhat, out=b1)
     np.copyto(b1, 1, where=m0)
     np.log(b1, out=b1)
     np.multiply(b0, b1, out=b0)
@@ -576,7 +577,8 @@ def binary_cross_entropy_grad(yhat: np.ndarray, y: np.ndarray, *, count: float |
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
-    np.subtract(1, yhat, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, yhat, out=b1)
     np.copyto(b1, 1, where=m0)
     np.divide(out, b1, out=out)
     np.equal(y, 0, out=m0)
@@ -616,7 +618,8 @@ def binary_cross_entropy_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, coun
     np.copyto(b0, 1, where=m0)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
-    np.subtract(1, yhat, out=b2)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, yhat, out=b2)
     np.copyto(b2, 1, where=m0)
     np.log(b2, out=b3)
     value0 = -_total(weight, out, b3)
@@ -676,7 +679,8 @@ def binary_cross_entropy_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: 
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
-    np.subtract(1, yhat, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, yhat, out=b1)
     np.copyto(b1, 1, where=m0)
     np.log(b1, out=b1)
     np.multiply(out, b1, out=out)
@@ -1008,8 +1012,9 @@ def hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight
     """
     b0, yhat, y = _prepare('hinge', None, yhat, y)
     weight, inv_n = _weighting('hinge', weight, b0.shape, count, False)
-    np.multiply(y, yhat, out=b0)
-    np.subtract(1, b0, out=b0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.multiply(y, yhat, out=b0)
+        np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
     value0 = _total(weight, b0)
     value0 *= inv_n
@@ -1056,7 +1061,8 @@ def hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None
     weight, inv_n = _weighting('hinge_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(y, yhat, out=out)
-    np.subtract(1, out, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, out, out=b1)
     np.maximum(b1, 0, out=b1)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -1098,8 +1104,9 @@ def hinge_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | No
     """
     out, yhat, y = _prepare('hinge_per_sample', out, yhat, y)
     weight = _weights('hinge_per_sample', weight, out.shape, False)
-    np.multiply(y, yhat, out=out)
-    np.subtract(1, out, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.multiply(y, yhat, out=out)
+        np.subtract(1, out, out=out)
     np.maximum(out, 0, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
@@ -1131,10 +1138,11 @@ def huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float |
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b1)
     np.greater(delta, b1, out=m0)
-    np.square(b0, out=b0)
-    np.multiply(b0, 0.5, out=b0)
-    np.subtract(b1, 0.5*delta, out=b1)
-    np.multiply(b1, delta, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.square(b0, out=b0)
+        np.multiply(b0, 0.5, out=b0)
+        np.subtract(b1, 0.5*delta, out=b1)
+        np.multiply(b1, delta, out=b1)
     np.copyto(b1, b0, where=m0)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -1154,7 +1162,8 @@ def huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: fl
     out, yhat, y = _prepare('huber_grad', out, yhat, y)
     delta = _hyper('huber_grad', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_grad', weight, out.shape, count, False)
-    np.subtract(y, yhat, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(y, yhat, out=out)
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
     if weight is not None:
@@ -1187,10 +1196,11 @@ def huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0,
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
     np.greater(delta, b1, out=m0)
-    np.square(out, out=b2)
-    np.multiply(b2, 0.5, out=b2)
-    np.subtract(b1, 0.5*delta, out=b1)
-    np.multiply(b1, delta, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.square(out, out=b2)
+        np.multiply(b2, 0.5, out=b2)
+        np.subtract(b1, 0.5*delta, out=b1)
+        np.multiply(b1, delta, out=b1)
     np.copyto(b1, b2, where=m0)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -1245,10 +1255,11 @@ def huber_per_sample(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, wei
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=out)
     np.greater(delta, out, out=m0)
-    np.square(b0, out=b0)
-    np.multiply(b0, 0.5, out=b0)
-    np.subtract(out, 0.5*delta, out=out)
-    np.multiply(out, delta, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.square(b0, out=b0)
+        np.multiply(b0, 0.5, out=b0)
+        np.subtract(out, 0.5*delta, out=out)
+        np.multiply(out, delta, out=out)
     np.copyto(out, b0, where=m0)
     if weight is not None:
         np.multiply(out, weight, out=out)
@@ -1764,8 +1775,9 @@ def pinball(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, count: float |
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, yhat, out=b0)
     np.greater_equal(b0, 0, out=m0)
-    np.multiply(b0, tau, out=b1)
-    np.multiply(b0, tau - 1, out=b0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.multiply(b0, tau, out=b1)
+        np.multiply(b0, tau - 1, out=b0)
     np.copyto(b0, b1, where=m0)
     value0 = _total(weight, b0)
     value0 *= inv_n
@@ -1821,9 +1833,10 @@ def pinball_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5,
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.greater_equal(out, 0, out=m0)
-    t2 = tau - 1
-    np.multiply(out, tau, out=b1)
-    np.multiply(out, t2, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        t2 = tau - 1
+        np.multiply(out, tau, out=b1)
+        np.multiply(out, t2, out=out)
     np.copyto(out, b1, where=m0)
     value0 = _total(weight, out)
     value0 *= inv_n
@@ -1872,8 +1885,9 @@ def pinball_per_sample(yhat: np.ndarray, y: np.ndarray, *, tau: float = 0.5, wei
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)
     np.greater_equal(out, 0, out=m0)
-    np.multiply(out, tau, out=b1)
-    np.multiply(out, tau - 1, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.multiply(out, tau, out=b1)
+        np.multiply(out, tau - 1, out=out)
     np.copyto(out, b1, where=m0)
     if weight is not None:
         np.multiply(out, weight, out=out)
@@ -2412,11 +2426,12 @@ def smooth_l1(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count: floa
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b1)
     np.greater(beta, b1, out=m0)
-    np.square(b0, out=b0)
-    np.maximum(b1, beta, out=b2)
-    np.divide(b0, b2, out=b0)
-    np.multiply(b0, 0.5, out=b0)
-    np.subtract(b1, 0.5*beta, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.square(b0, out=b0)
+        np.maximum(b1, beta, out=b2)
+        np.divide(b0, b2, out=b0)
+        np.multiply(b0, 0.5, out=b0)
+        np.subtract(b1, 0.5*beta, out=b1)
     np.copyto(b1, b0, where=m0)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -2444,11 +2459,12 @@ def smooth_l1_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
     np.greater(beta, b1, out=m0)
-    np.maximum(b1, beta, out=b1)
-    np.divide(out, b1, out=b1)
-    np.negative(b1, out=b1)
-    np.sign(out, out=out)
-    np.negative(out, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.maximum(b1, beta, out=b1)
+        np.divide(out, b1, out=b1)
+        np.negative(b1, out=b1)
+        np.sign(out, out=out)
+        np.negative(out, out=out)
     np.copyto(out, b1, where=m0)
     np.multiply(out, inv_n, out=out)
     if weight is not None:
@@ -2485,19 +2501,22 @@ def smooth_l1_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1
     np.subtract(y, yhat, out=out)
     np.negative(out, out=b1)
     np.abs(out, out=b2)
-    np.maximum(b2, beta, out=b3)
-    np.divide(1.0, b3, out=b3)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.maximum(b2, beta, out=b3)
+        np.divide(1.0, b3, out=b3)
     np.greater(beta, b2, out=m0)
-    np.square(b1, out=b4)
-    np.multiply(b4, b3, out=b4)
-    np.multiply(b4, 0.5, out=b4)
-    np.subtract(b2, 0.5*beta, out=b2)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.square(b1, out=b4)
+        np.multiply(b4, b3, out=b4)
+        np.multiply(b4, 0.5, out=b4)
+        np.subtract(b2, 0.5*beta, out=b2)
     np.copyto(b2, b4, where=m0)
     value0 = _total(weight, b2)
     value0 *= inv_n
-    np.multiply(b1, b3, out=b1)
-    np.sign(out, out=out)
-    np.negative(out, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.multiply(b1, b3, out=b1)
+        np.sign(out, out=out)
+        np.negative(out, out=out)
     np.copyto(out, b1, where=m0)
     np.multiply(out, inv_n, out=out)
     if weight is not None:
@@ -2525,8 +2544,9 @@ def smooth_l1_hess(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, count:
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b0)
     np.greater(beta, b0, out=m0)
-    np.maximum(b0, beta, out=b0)
-    np.divide(1.0, b0, out=b0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.maximum(b0, beta, out=b0)
+        np.divide(1.0, b0, out=b0)
     np.copyto(out, 0)
     np.copyto(out, b0, where=m0)
     np.multiply(out, inv_n, out=out)
@@ -2557,11 +2577,12 @@ def smooth_l1_per_sample(yhat: np.ndarray, y: np.ndarray, *, beta: float = 1.0, 
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=out)
     np.greater(beta, out, out=m0)
-    np.square(b0, out=b0)
-    np.maximum(out, beta, out=b2)
-    np.divide(b0, b2, out=b0)
-    np.multiply(b0, 0.5, out=b0)
-    np.subtract(out, 0.5*beta, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.square(b0, out=b0)
+        np.maximum(out, beta, out=b2)
+        np.divide(b0, b2, out=b0)
+        np.multiply(b0, 0.5, out=b0)
+        np.subtract(out, 0.5*beta, out=out)
     np.copyto(out, b0, where=m0)
     if weight is not None:
         np.multiply(out, weight, out=out)
@@ -2896,8 +2917,9 @@ def squared_hinge(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     """
     b0, yhat, y = _prepare('squared_hinge', None, yhat, y)
     weight, inv_n = _weighting('squared_hinge', weight, b0.shape, count, False)
-    np.multiply(y, yhat, out=b0)
-    np.subtract(1, b0, out=b0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.multiply(y, yhat, out=b0)
+        np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
     np.square(b0, out=b0)
     value0 = _total(weight, b0)
@@ -2922,7 +2944,8 @@ def squared_hinge_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     np.multiply(y, yhat, out=b0)
     np.less(b0, 1, out=out)
     np.multiply(y, out, out=out)
-    np.subtract(1, b0, out=b0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, b0, out=b0)
     np.maximum(b0, 0, out=b0)
     np.multiply(out, b0, out=out)
     np.multiply(out, -2*inv_n, out=out)
@@ -2951,7 +2974,8 @@ def squared_hinge_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
     weight, inv_n = _weighting('squared_hinge_value_and_grad', weight, out.shape, count, False)
     b0, b2 = _scratch(out.shape, 2, out.dtype)
     np.multiply(y, yhat, out=b0)
-    np.subtract(1, b0, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, b0, out=out)
     np.maximum(out, 0, out=out)
     np.square(out, out=b2)
     value0 = _total(weight, b2)
@@ -3001,8 +3025,9 @@ def squared_hinge_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndar
     """
     out, yhat, y = _prepare('squared_hinge_per_sample', out, yhat, y)
     weight = _weights('squared_hinge_per_sample', weight, out.shape, False)
-    np.multiply(y, yhat, out=out)
-    np.subtract(1, out, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.multiply(y, yhat, out=out)
+        np.subtract(1, out, out=out)
     np.maximum(out, 0, out=out)
     np.square(out, out=out)
     if weight is not None:

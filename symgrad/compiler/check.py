@@ -190,14 +190,14 @@ def check_module(
     functions: Sequence[str] | None = None,
     pts: Sequence[tuple[float, ...]] | None = None,
     reference: Reference | None = None,
-    fp: bool = False,
+    fp: bool = True,
 ) -> dict[str, Failure]:
     """Return the first failure of each emitted function of ``spec`` in ``module`` (by name).
 
-    With ``fp``, a floating-point error (overflow, invalid, divide) raised where the result is
-    finite and the plain formula raises none is a failure too. Safe mode leaves it off: such an
-    error is an intermediate overflowing on the way to a correct 0 or inf-free result (a
-    denominator b**11 where the plain formula's b**-11 underflows), which costs no accuracy.
+    With ``fp`` (the default, and safe mode's), a floating-point error (overflow, invalid,
+    divide; underflow is exempt) raised under ``np.errstate(..="raise")`` where the result is
+    finite and the plain formula raises none is a failure too: emitted kernels compute the
+    branches a select may discard under a local ``np.errstate`` that ignores them.
     """
     ref = reference or Reference(spec)
     hyper = [v for _, v in spec.hyper]

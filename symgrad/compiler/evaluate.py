@@ -9,6 +9,7 @@ exactly where the plain formula in float64 would raise them).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -171,6 +172,10 @@ class _Arithmetic:
     def number(self, n: sp.Expr):
         raise NotImplementedError
 
+    def terms(self, node: sp.Expr) -> tuple:
+        """Return the terms of a sum in the order this arithmetic adds them."""
+        return node.args
+
     def add(self, values: list):
         out = values[0]
         for v in values[1:]:
@@ -237,6 +242,11 @@ class _Naive(_Arithmetic):
     funcs = _NP_FUNCS
     eager = True
 
+    def terms(self, node: sp.Expr) -> tuple:
+        # left to right as sympy prints the sum (what lambdify's code does): a sum that
+        # cancels below its rounding level is exact or not by this order alone
+        return _printed_terms(node)
+
     def number(self, n: sp.Expr):
         return np.float64(float(n))
 
@@ -246,6 +256,11 @@ class _Naive(_Arithmetic):
         if exp.is_Integer:
             return np.power(base, np.float64(int(exp)))
         return np.power(base, exp_value)
+
+
+@functools.lru_cache(maxsize=8192)
+def _printed_terms(node: sp.Expr) -> tuple:
+    return tuple(node.as_ordered_terms())
 
 
 EXACT = _Exact()
@@ -277,7 +292,7 @@ def _node(node, visit, arith: _Arithmetic):
     if node is sp.true or node is sp.false:
         return bool(node)
     if node.is_Add:
-        return arith.add([visit(a) for a in node.args])
+        return arith.add([visit(a) for a in arith.terms(node)])
     if node.is_Mul:
         return _mul(node, visit, arith)
     if node.is_Pow:

@@ -9,11 +9,12 @@ and the buffer that holds the result at the end is the caller's ``out``. Inputs 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import sympy as sp
 
-from symgrad.compiler.primitives import axis_max, axis_sum, exp_, step, where
+from symgrad.compiler.primitives import axis_max, axis_sum, exp_, ordered_sum, step, where
 from symgrad.compiler.printer import UFUNCS, SymgradPrinter, strip_outer_parens
 
 #: A statement operand: a virtual register (int) or literal source text (an input, a scalar).
@@ -47,6 +48,9 @@ class Statement:
     alias: tuple[int, ...] = ()
     skip_if_alias: int | None = None
     guard: str | None = None  # skip the line when this is false and it runs in place
+    #: computes (part of) a branch a select may discard: it runs with floating-point errors
+    #: ignored, since an overflow there (exp(800) where Min(1, exp(x)) takes 1) is no error
+    quiet: bool = False
 
 
 @dataclass
@@ -76,6 +80,10 @@ class InplaceBuilder:
         #: CSE temporaries computed at their first use (a class sum that only a total needs
         #: never becomes a row array)
         self.lazy: dict[sp.Symbol, sp.Expr] = {}
+        #: > 0 while lowering a Piecewise/Max/Min branch value (its statements are quiet)
+        self.quiet = 0
+        #: CSE temporaries that only discardable branches use (see ``mark_branches``)
+        self.branch_only: frozenset[sp.Symbol] = frozenset()
 
     # ------------------------------------------------------------------ registers
 
@@ -100,12 +108,45 @@ class InplaceBuilder:
             alias = tuple(i for i, a in enumerate(args) if self.kind_of(a) == kind)
         else:
             alias = tuple(i for i in alias if self.kind_of(args[i]) == kind)
-        self.program.statements.append(Statement(template, args, dest, alias, skip_if_alias))
+        self.program.statements.append(
+            Statement(template, args, dest, alias, skip_if_alias, quiet=self.quiet > 0)
+        )
         return dest
 
     def line(self, template: str, args: tuple[Operand, ...] = ()) -> None:
         """Append a statement without a destination buffer (a scalar assignment, a return)."""
-        self.program.statements.append(Statement(template, args))
+        self.program.statements.append(Statement(template, args, quiet=self.quiet > 0))
+
+    def mark_branches(self, replacements, outputs) -> None:
+        """Record which CSE temporaries only Piecewise/Max/Min branch values use: they are
+        computed quietly (a select discards their value wherever they over- or underflow)."""
+        defs = dict(replacements)
+        needed: set[sp.Symbol] = set()
+        seen: set[sp.Basic] = set()
+        stack = list(outputs)
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node in defs:
+                needed.add(node)
+                stack.append(defs[node])
+            elif isinstance(node, sp.Piecewise):
+                stack.extend(c for _, c in node.args)
+            elif isinstance(node, where):
+                stack.append(node.args[0])
+            elif not isinstance(node, sp.Max | sp.Min):
+                stack.extend(node.args)
+        self.branch_only = frozenset(defs) - needed
+
+    def _quietly(self, expr: sp.Expr) -> Operand:
+        """Return ``expr``'s operand, its statements marked quiet (a discardable branch)."""
+        self.quiet += 1
+        try:
+            return self.value(expr)
+        finally:
+            self.quiet -= 1
 
     # ------------------------------------------------------------------ classification
 
@@ -212,6 +253,13 @@ class InplaceBuilder:
         A scalar (a hyper-parameter expression, or a condition on hyper-parameters only) is a
         plain Python assignment, so scalar text printed later may name it.
         """
+        if sym in self.branch_only:
+            self.branch_only = self.branch_only - {sym}
+            self.quiet += 1
+            try:
+                return self.assign(sym, expr)
+            finally:
+                self.quiet -= 1
         if self.rank(expr) == 0:
             self.printer.ranks[sym] = 0
             self.printer.scalars = self.printer.scalars | {sym}
@@ -333,6 +381,21 @@ class InplaceBuilder:
             return self._binary("subtract", self.scalar(sp.Add(*scalars)), acc)
         return self.emit("np.negative({0}, out={d})", (acc,), self._result_kind((acc,)))
 
+    def _ordered_sum(self, expr: sp.Expr) -> Operand:
+        """Fold the terms left to right as written (t0 + t1 is exact either way round, so
+        -y + a is a - y); a negative term is subtracted: acc - t is acc + (-t) exactly."""
+        first, *rest = expr.args
+        if rest and _negated(first) is not None and _negated(rest[0]) is None:
+            first, rest = rest[0], [first, *rest[1:]]
+        acc = self.value(first)
+        for term in rest:
+            neg = _negated(term)
+            if neg is None:
+                acc = self._binary("add", acc, self.value(term))
+            else:
+                acc = self._binary("subtract", acc, self.value(neg))
+        return acc
+
     def _common_scalar(self, expr: sp.Expr) -> sp.Expr | None:
         """Return a symbolic scalar factor that two or more array terms carry alone (e.g. 1/n)
         and every term carries, or None when factoring it out would not save a pass."""
@@ -450,11 +513,14 @@ class InplaceBuilder:
                     inner[0].args,
                     key=lambda a: (self.rank(a) > 0, sp.default_sort_key(a)),
                 )
-                ops = (self.value(v), self.value(lo), self.value(hi))
+                ops = (self._quietly(v), self._quietly(lo), self._quietly(hi))
                 return self.emit("np.clip({0}, {1}, {2}, out={d})", ops, self._result_kind(ops))
         name = "maximum" if isinstance(expr, sp.Max) else "minimum"
         args = sorted(expr.args, key=lambda a: (self.rank(a) == 0, sp.default_sort_key(a)))
-        return self._fold(name, args)
+        acc = self._quietly(args[0])
+        for a in args[1:]:  # the argument not taken may overflow: Min(1, exp(x)) at x = 800
+            acc = self._binary(name, acc, self._quietly(a))
+        return acc
 
     def _axis_sum(self, arg: sp.Expr) -> int:
         factors = sp.Mul.make_args(arg)
@@ -472,7 +538,7 @@ class InplaceBuilder:
         return self.emit("np.einsum('...i->...', {0}, out={d}[..., 0])", (op,), ROW, ())
 
     def _select(self, cond: sp.Basic, a: sp.Expr, b: sp.Expr) -> int:
-        c, va, vb = self.value(cond), self.value(a), self.value(b)
+        c, va, vb = self.value(cond), self._quietly(a), self._quietly(b)
         kind = self._result_kind((va, vb, c) if not isinstance(c, str) else (va, vb))
         if kind in (MASK, ROW_MASK):
             kind = FULL if kind == MASK else ROW
@@ -533,7 +599,16 @@ _LOWER_BY_TYPE = (
     (axis_max, InplaceBuilder._axis_max),
     (sp.Piecewise, InplaceBuilder._piecewise),
     (where, InplaceBuilder._where),
+    (ordered_sum, InplaceBuilder._ordered_sum),
 )
+
+
+def _negated(term: sp.Expr) -> sp.Expr | None:
+    """Return -term where ``term`` carries a negative coefficient (printed with a minus)."""
+    coeff, rest = term.as_coeff_Mul()
+    if coeff.is_negative:
+        return -coeff * rest if coeff != -1 else rest
+    return None
 
 
 def _finite(v: sp.Expr) -> bool:
@@ -603,6 +678,7 @@ def render(program: Program, names: dict[int, str], rename: dict[str, str]) -> l
         return rename.get(names[op], names[op]) if isinstance(op, int) else op
 
     lines: list[str] = []
+    quiet: list[str] = []
     for st in program.statements:
         args = [name(a) for a in st.args]
         dest = name(st.dest) if st.dest is not None else ""
@@ -611,5 +687,24 @@ def render(program: Program, names: dict[int, str], rename: dict[str, str]) -> l
             text = text.split("\n", 1)[1]
         if st.guard is not None and args and args[0] == dest:
             text = f"if {st.guard}:\n    {text}"
-        lines.extend(text.split("\n"))
-    return lines
+        if not st.quiet:
+            lines.extend(_quiet_block(quiet))
+            quiet = []
+        (quiet if st.quiet else lines).extend(text.split("\n"))
+    return lines + _quiet_block(quiet)
+
+
+#: Floating-point errors a discardable branch may raise without the result being wrong.
+QUIET = 'with np.errstate(over="ignore", divide="ignore", invalid="ignore"):'
+#: Statements that raise no floating-point error, NaN operands included.
+_SAFE = re.compile(
+    r"(if .*:\s*)?np\.(copyto|negative|abs|minimum|maximum|clip|logical_\w+|"
+    r"(greater|less|not)_?(equal)?|equal)\("
+)
+
+
+def _quiet_block(lines: list[str]) -> list[str]:
+    """Return ``lines`` under ``QUIET`` where one of them may raise (else as they are)."""
+    if all(_SAFE.match(line.strip()) for line in lines):
+        return lines
+    return [QUIET, *(f"    {line}" for line in lines)]

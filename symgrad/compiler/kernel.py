@@ -35,13 +35,18 @@ class Derived:
     hess: sp.Expr | None
     vjp: sp.Expr | None
     hvp: sp.Expr | None
+    #: evaluate every sum term by term in the order sympy prints it (``ORDERED``)
+    ordered: bool = False
 
 
 #: How much rewriting a derivation does: ``STABLE`` applies every stabilizing rule; ``PLAIN``
-#: only canonicalizes and tidies; ``RAW`` is sympy's own derivative of the spec as written.
-#: Safe mode falls back along this list for a function whose rewritten form it cannot verify.
-STABLE, PLAIN, RAW = "stable", "plain", "raw"
-LEVELS = (STABLE, PLAIN, RAW)
+#: only canonicalizes and tidies; ``RAW`` is sympy's own derivative of the spec as written;
+#: ``ORDERED`` is RAW with every sum evaluated left to right in the order sympy prints it (as
+#: ``lambdify`` does), so a sum that cancels below its rounding level (6 - 6 + exp(-36)) comes
+#: out exactly as the plain formula's, luck included. Safe mode falls back along this list for
+#: a function whose rewritten form it cannot verify.
+STABLE, PLAIN, RAW, ORDERED = "stable", "plain", "raw", "ordered"
+LEVELS = (STABLE, PLAIN, RAW, ORDERED)
 
 
 def derive_kernel(spec: Spec, level: str = STABLE, config: CodegenConfig = DEFAULT) -> Derived:
@@ -76,7 +81,7 @@ def _identity(e: sp.Expr, *_: object) -> sp.Expr:
 def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
     x = spec.wrt
     elementwise = frozenset(spec.inputs)
-    raw = level == RAW
+    raw = level in (RAW, ORDERED)
     clean = _identity if raw else tidy
     finish = stabilize if level == STABLE else lowerable
     grad = hess = vj = hv = None
@@ -98,6 +103,7 @@ def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
             spec,
             finish(value),
             *(None if e is None else finish(e) for e in (grad, hess, vj, hv)),
+            ordered=level == ORDERED,
         )
     for label, e in (("gradient", out.grad), ("second derivative", out.hess)):
         if e is not None:

@@ -11,7 +11,7 @@ import sympy as sp
 
 from symgrad.compiler.inplace import FULL, MASK, ROW, ROW_MASK, InplaceBuilder, allocate, render
 from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.primitives import N_CLASSES, axis_sum
+from symgrad.compiler.primitives import N_CLASSES, axis_sum, keep_order
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
 from symgrad.compiler.rewrite import lower_primitives
 from symgrad.compiler.traverse import bottom_up, fold_numbers
@@ -94,6 +94,8 @@ class Emitter:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
         self.printer = printer(scalars=scalars)
         prepared = [_real_constants(fold_numbers(lower_primitives(e))) for e in exprs]
+        if derived.ordered:
+            prepared = [keep_order(e) for e in prepared]
         replacements, reduced = sp.cse(
             prepared, symbols=sp.numbered_symbols("t", real=True), order="canonical"
         )
@@ -190,6 +192,7 @@ def _inplace_body(
     arrays = [s.name for s in spec.inputs] + list(extra)
     builder = InplaceBuilder(em.printer, frozenset(arrays), dict(spec.hyper))
     em.printer.ranks.clear()
+    builder.mark_branches(em.replacements, em.outputs)
     for sym, e in em.replacements:
         builder.assign(sym, e)
     weighted = spec.role == "loss"

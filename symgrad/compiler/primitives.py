@@ -222,6 +222,30 @@ class where(sp.Function):  # noqa: N801
     nargs = 3
 
 
+class ordered_sum(sp.Function):  # noqa: N801
+    """A sum evaluated left to right in its arguments' order (sympy's printed order), kept
+    opaque so CSE never regroups it: a sum that cancels below its rounding level gives what
+    the plain formula gives (see kernel.ORDERED)."""
+
+
+def keep_order(expr: sp.Expr) -> sp.Expr:
+    """Return ``expr`` with every sum an ``ordered_sum`` of its terms as sympy prints them."""
+    memo: dict[sp.Basic, sp.Basic] = {}
+
+    def visit(e: sp.Basic) -> sp.Basic:
+        if e.is_Atom:
+            return e
+        if e not in memo:
+            if e.is_Add:
+                memo[e] = ordered_sum(*(visit(t) for t in e.as_ordered_terms()))
+            else:
+                args = [visit(a) for a in e.args]
+                memo[e] = e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
+        return memo[e]
+
+    return visit(expr)
+
+
 REDUCTIONS = (axis_sum, logsumexp)
 
 #: Number of classes (length of the last axis); printed as ``np.shape(first_input)[-1]``.

@@ -128,6 +128,10 @@ class SymgradPrinter(NumPyPrinter):
     _print_Abs = _print_sign = _print_exp = _print_log = _print_Function
     _print_log1p = _print_expm1 = _print_logaddexp = _print_Function
 
+    def _print_ordered_sum(self, expr):
+        terms = [self._print(a) for a in expr.args]
+        return "(" + " + ".join(t if t.isidentifier() else f"({t})" for t in terms) + ")"
+
     def _print_erf(self, expr):
         self.helpers.update(("_erf", "_erfc"))  # _erf calls _erfc above |x| = 0.5
         return f"_erf({self._print(expr.args[0])})"

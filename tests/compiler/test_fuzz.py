@@ -56,7 +56,8 @@ def _fuzz_one(data) -> None:
     assert elapsed < 30, f"{sp.sstr(spec.expr)} took {elapsed:.1f} s"
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     xs = (*rng.normal(0, 4, 4), *rng.choice([-1, 1], 2) * 10 ** rng.uniform(-3, 2.7, 2))
-    fails = check.check_module(spec, module, pts=check.points(spec, xs))
+    # fp: also no floating-point error raised where the result is finite (np.errstate raise)
+    fails = check.check_module(spec, module, pts=check.points(spec, xs), fp=True)
     assert not fails, f"{sp.sstr(spec.expr)}: {next(iter(fails.values()))}"
     arrays = [np.zeros((0,)), np.float64(0.5), np.ones((2, 3))]
     with np.errstate(all="ignore"):  # ones may be outside the spec's domain (log(-1))
@@ -122,6 +123,11 @@ REGRESSIONS = [
     ("clamp_sqrt", "activation", sp.Piecewise((sp.Piecewise((sp.cosh(X), A <= X + 1), (sp.Max(1, X), sp.Rational(1, 2) <= sp.sqrt(X)), (0.75, True)), X < -sp.Rational(1, 2)), (0.75 * sp.Abs(sp.log(X)), A >= X), (1, True)), ((A, 0.5),), ()),
     # plain float64 finite (by luck of evaluation order) where the rewritten form was inf/inf
     ("log_sinh", "regularizer", sp.log(sp.sinh(W) ** 2 + 1), (), (700.0,)),
+    # a floating-point error (np.errstate raise) in a branch the select discards: the branch
+    # values are computed under a local np.errstate that ignores them
+    ("branch_div0", "activation", sp.Piecewise((2 * sp.sqrt(2) * X ** sp.Rational(3, 2), X < 0), (2, True)), (), (1e-4,)),
+    ("branch_sqrt", "regularizer", sp.Piecewise((sp.sqrt(sp.Piecewise((A, A < W), (2, True)) * sp.log(1 + sp.E) + 1), 2 <= W - 1), (W, True)), ((A, 0.5),), ()),
+    ("branch_exp", "activation", sp.sqrt(sp.Piecewise((1.15, X <= -1), (2, True)) - sp.exp(-1 / X)), (), (1e-8,)),
 ]  # fmt: skip
 
 
@@ -132,7 +138,8 @@ def test_regressions(case):
     start = time.perf_counter()
     module = sg.compile(spec)
     assert time.perf_counter() - start < 30
-    fails = check.check_module(spec, module, pts=check.points(spec, check.POINTS + extra))
+    pts = check.points(spec, check.POINTS + extra)
+    fails = check.check_module(spec, module, pts=pts, fp=True)
     assert not fails, str(next(iter(fails.values())))
     with np.errstate(all="ignore"):
         getattr(module, f"{name}_grad")(*([np.zeros((2, 0))] * len(spec.inputs)))
@@ -224,6 +231,13 @@ def lucky(yhat, y, a=0.5):
 '''
 
 
+_LUCKY_EXPR = (
+    -X
+    + sp.Piecewise((sp.cosh(sp.log(sp.exp(sp.Min(0.75, A)) + 1)), X >= 1), (X, True))
+    + sp.exp(-(X**2))
+) ** sp.Rational(3, 2)
+
+
 def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("SYMGRAD_TRACEBACK", None)
@@ -237,16 +251,38 @@ def _cli(*args: str, cwd) -> subprocess.CompletedProcess:
     )
 
 
-def test_safe_mode_disagreement_is_exit_123_and_nothing_written(tmp_path):
+def test_lucky_cancellation_compiles_as_accurate_as_the_plain_formula(tmp_path):
+    """The plain formula is exact at yhat = -6 only by its evaluation order (6 - 6 first, then
+    + exp(-36)); the ORDERED fallback sums in that same order, so the spec compiles (it was an
+    exit 123) and matches the plain formula there."""
     (tmp_path / "lucky.py").write_text(LUCKY)
     proc = _cli("generate", "lucky.py", "-o", "out", cwd=tmp_path)
-    assert proc.returncode == 123, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("internal error: spec 'lucky'"), proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    spec = _spec("lucky", "loss", _LUCKY_EXPR, ((A, 0.5),))
+    module = sg.compile(spec)
+    xs = (-6.0, -6.1, -5.9, -5.99, -7.0)
+    assert not check.check_module(spec, module, pts=check.points(spec, check.POINTS + xs))
+    plain = sp.lambdify([X, Y, A], sp.diff(_LUCKY_EXPR, X))  # what a user would compare with
+    for x in xs:
+        got = module.lucky_grad(np.array([x]), np.array([0.0]), count=1)[0]
+        assert got == pytest.approx(plain(x, 0.0, 0.5), rel=1e-12)
+
+
+def test_safe_mode_disagreement_is_exit_123_and_nothing_written(tmp_path, monkeypatch, capsys):
+    """An impossible tolerance (no error at all allowed, not even the plain formula's own
+    rounding) makes every level fail the real check: exit 123, one line, nothing written."""
+    from symgrad import cli
+
+    (tmp_path / "lucky.py").write_text(LUCKY)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SYMGRAD_TRACEBACK", raising=False)
+    monkeypatch.setattr(check, "TOLERANCE", 0.0)
+    assert cli.main(["generate", "lucky.py", "-o", "out"]) == 123
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("internal error: spec 'lucky'"), lines
     assert "expected" in lines[0] and "please report" in lines[0]
     assert not (tmp_path / "out").exists()
-    fast = _cli("generate", "--fast", "lucky.py", "-o", "out", cwd=tmp_path)
-    assert fast.returncode == 0, fast.stderr
+    assert cli.main(["generate", "--fast", "lucky.py", "-o", "out"]) == 0
     assert (tmp_path / "out" / "lucky.py").exists()
 
 

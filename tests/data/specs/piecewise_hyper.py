@@ -38,10 +38,11 @@ def my_huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: floa
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=b1)
     np.greater_equal(delta, b1, out=m0)
-    np.square(b0, out=b0)
-    np.multiply(b0, 0.5, out=b0)
-    np.subtract(b1, 0.5*delta, out=b1)
-    np.multiply(b1, delta, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.square(b0, out=b0)
+        np.multiply(b0, 0.5, out=b0)
+        np.subtract(b1, 0.5*delta, out=b1)
+        np.multiply(b1, delta, out=b1)
     np.copyto(b1, b0, where=m0)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -61,7 +62,8 @@ def my_huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count:
     out, yhat, y = _prepare('my_huber_grad', out, yhat, y)
     delta = _hyper('my_huber_grad', 'delta', delta, 'real')
     weight, inv_n = _weighting('my_huber_grad', weight, out.shape, count, False)
-    np.subtract(y, yhat, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(y, yhat, out=out)
     np.clip(out, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
     if weight is not None:
@@ -94,10 +96,11 @@ def my_huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1
     np.subtract(y, yhat, out=out)
     np.abs(out, out=b1)
     np.greater_equal(delta, b1, out=m0)
-    np.square(out, out=b2)
-    np.multiply(b2, 0.5, out=b2)
-    np.subtract(b1, 0.5*delta, out=b1)
-    np.multiply(b1, delta, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.square(out, out=b2)
+        np.multiply(b2, 0.5, out=b2)
+        np.subtract(b1, 0.5*delta, out=b1)
+        np.multiply(b1, delta, out=b1)
     np.copyto(b1, b2, where=m0)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -152,10 +155,11 @@ def my_huber_per_sample(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, 
     np.subtract(y, yhat, out=b0)
     np.abs(b0, out=out)
     np.greater_equal(delta, out, out=m0)
-    np.square(b0, out=b0)
-    np.multiply(b0, 0.5, out=b0)
-    np.subtract(out, 0.5*delta, out=out)
-    np.multiply(out, delta, out=out)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.square(b0, out=b0)
+        np.multiply(b0, 0.5, out=b0)
+        np.subtract(out, 0.5*delta, out=out)
+        np.multiply(out, delta, out=out)
     np.copyto(out, b0, where=m0)
     if weight is not None:
         np.multiply(out, weight, out=out)

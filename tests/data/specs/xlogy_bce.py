@@ -31,7 +31,8 @@ def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weigh
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
     np.equal(b0, 0, out=m0)
-    np.subtract(1, yhat, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, yhat, out=b1)
     np.copyto(b1, 1, where=m0)
     np.log(b1, out=b1)
     np.multiply(b0, b1, out=b0)
@@ -63,7 +64,8 @@ def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
-    np.subtract(1, yhat, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, yhat, out=b1)
     np.copyto(b1, 1, where=m0)
     np.divide(out, b1, out=out)
     np.equal(y, 0, out=m0)
@@ -103,7 +105,8 @@ def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
     np.copyto(b0, 1, where=m0)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
-    np.subtract(1, yhat, out=b2)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, yhat, out=b2)
     np.copyto(b2, 1, where=m0)
     np.log(b2, out=b3)
     value0 = -_total(weight, out, b3)
@@ -163,7 +166,8 @@ def my_bce_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | N
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
     np.equal(out, 0, out=m0)
-    np.subtract(1, yhat, out=b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(1, yhat, out=b1)
     np.copyto(b1, 1, where=m0)
     np.log(b1, out=b1)
     np.multiply(out, b1, out=out)
