@@ -240,7 +240,8 @@ def keep_order(expr: sp.Expr) -> sp.Expr:
                 memo[e] = ordered_sum(*(visit(t) for t in e.as_ordered_terms()))
             else:
                 args = [visit(a) for a in e.args]
-                memo[e] = e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
+                same = all(a is b for a, b in zip(args, e.args, strict=True))
+                memo[e] = e if same else e.func(*args)
         return memo[e]
 
     return visit(expr)
