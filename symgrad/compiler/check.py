@@ -20,8 +20,16 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from symgrad.compiler.evaluate import EXACT, NAIVE, PrecisionLost, Undefined, evaluate
-from symgrad.compiler.primitives import Abs, has_reduction, sign
+from symgrad.compiler.evaluate import (
+    EXACT,
+    NAIVE,
+    PrecisionLost,
+    Undefined,
+    _mp_exp,
+    _mp_log,
+    evaluate,
+)
+from symgrad.compiler.primitives import N_CLASSES, REDUCTIONS, Abs, axis_sum, sign
 from symgrad.compiler.spec import Spec
 
 #: Values of the differentiated input: typical, tiny, and deep in both tails.
@@ -171,8 +179,9 @@ _ROLE_FUNCTIONS = {
 
 
 def checkable(spec: Spec) -> bool:
-    """Tell whether safe mode checks ``spec`` (class-axis reductions are checked by the tests)."""
-    return not has_reduction(spec.expr)
+    """Tell whether safe mode checks ``spec`` (every element-wise or class-axis loss and
+    activation; a class-axis regularizer has no reference here)."""
+    return not spec.class_axis or spec.role in _CLASS_FUNCTIONS
 
 
 def points(spec: Spec, xs: Sequence[float] = POINTS) -> list[tuple[float, ...]]:
@@ -300,4 +309,221 @@ def _check_point(  # noqa: PLR0913
         if why is not None:
             label = name if len(forms) == 1 else f"{name}[{forms.index(form)}]"
             return Failure(spec.name, label, point, g, float(e), plain, why)
+    return None
+
+
+# ---------------------------------------------------------------- class-axis specs
+
+#: Rows of the differentiated input for a class-axis spec (3 classes): typical logits, ties,
+#: tiny ones, and rows whose logits lie far apart in both tails.
+ROWS = (
+    (0.5, -1.0, 2.0), (0.0, 0.0, 0.0), (1e-8, -1e-8, 0.0), (6.0, 6.0, -6.0),
+    (30.0, -30.0, 0.0), (300.0, 0.0, -300.0), (700.0, -700.0, 0.0), (-700.0, -700.0, -699.0),
+    (-2.5, 1.0, 2.5), (0.2, 0.3, 0.5), (1e-8, 0.5, 0.49999999), (1.0, 1e-300, 1e-12),
+)  # fmt: skip
+#: Rows of the other inputs (targets: one-hot and soft), and of the vector / cotangent.
+OTHER_ROWS = ((0.0, 1.0, 0.0), (0.2, 0.5, 0.3), (1.0, 0.0, 0.0))
+VECTOR_ROW = (1.0, -0.5, 0.25)
+
+_CLASS_FUNCTIONS = {
+    "activation": (("", ("value",)), ("_vjp", ("vjp",))),
+    "loss": (
+        ("", ("total",)),
+        ("_grad", ("grad",)),
+        ("_value_and_grad", ("total", "grad")),
+        ("_hess", ("hess",)),
+        ("_hvp", ("hvp",)),
+    ),
+}
+
+
+class ClassReference:
+    """The plain forms of a class-axis spec, evaluated one row of classes at a time: each
+    reduction (axis_sum, logsumexp) is evaluated over the row first, exactly or naively."""
+
+    def __init__(self, spec: Spec) -> None:
+        from symgrad.compiler.derive import derivative, hvp, vjp
+        from symgrad.compiler.kernel import COTANGENT, VECTOR
+
+        self.spec = spec
+        value = _plain(spec.expr)
+        self.elementwise = (*spec.inputs, VECTOR, COTANGENT)
+        if spec.role == "activation":
+            self.forms = {"value": value, "vjp": vjp(value, spec.wrt, COTANGENT)}
+        else:
+            grad = derivative(value, spec.wrt)
+            total = axis_sum(value) if _varies(value, self.elementwise) else value
+            self.forms = {
+                "total": total,
+                "grad": grad,
+                "hess": derivative(grad, spec.wrt),
+                "hvp": hvp(grad, spec.wrt, VECTOR),
+            }
+        self.hyper = {s: v for s, v in spec.hyper}
+        #: (reduction, rows, arithmetic, digits) -> value: a row's reductions are shared by
+        #: every class and every form
+        self.reduced: dict = {}
+        self.cache: dict = {}
+
+    def evaluate(self, form: str, rows: dict, j: int, arith) -> object:
+        """Return ``form`` at class ``j`` of ``rows`` (symbol -> row) in ``arith``."""
+        expr = self.forms[form]
+        number = mpmath.mpf if arith is EXACT else np.float64
+        base = {s: number(v) for s, v in self.hyper.items()}
+        base[N_CLASSES] = number(len(next(iter(rows.values()))))
+        return evaluate(expr, self._env(expr, rows, j, base, arith, number), arith)
+
+    def _env(self, expr, rows, j, base, arith, number) -> dict:
+        env = dict(base)
+        env.update({s: number(r[j]) for s, r in rows.items()})
+        key = tuple(sorted((s.name, r) for s, r in rows.items()))
+        for red in sorted(expr.atoms(*REDUCTIONS), key=sp.count_ops):
+            at = (red, key, arith is EXACT, mpmath.mp.dps)
+            if at not in self.reduced:
+                self.reduced[at] = self._reduce(red, rows, base, arith, number)
+            env[red] = self.reduced[at]
+        return env
+
+    def _reduce(self, red, rows, base, arith, number):
+        arg = red.args[0]
+        size = len(next(iter(rows.values())))
+        values = [evaluate(arg, self._env(arg, rows, k, base, arith, number), arith)
+                  for k in range(size)]  # fmt: skip
+        if isinstance(red, axis_sum):
+            return arith.add(values)
+        if arith is EXACT:
+            return _mp_log(arith.add([_mp_exp(v) for v in values]))
+        top = max(values)  # the primitive as users know it (scipy.special.logsumexp)
+        return top + np.log(sum(np.exp(v - top) for v in values))
+
+
+def _varies(expr: sp.Expr, elementwise) -> bool:
+    """Tell whether ``expr`` depends on an element-wise input outside every reduction."""
+    if isinstance(expr, REDUCTIONS):
+        return False
+    if expr.is_Symbol:
+        return expr in elementwise
+    return any(_varies(a, elementwise) for a in expr.args)
+
+
+def class_rows(spec: Spec) -> list[dict]:
+    """Return the deterministic rows of a class-axis check: symbol -> row of 3 classes."""
+    from symgrad.compiler.kernel import COTANGENT, VECTOR
+    from symgrad.domains import contains
+
+    out = []
+    for i, row in enumerate(ROWS):
+        rows = {spec.wrt: row}
+        for k, s in enumerate(spec.inputs[1:]):
+            rows[s] = OTHER_ROWS[(i + k) % len(OTHER_ROWS)]
+        if all(contains(spec.domain(s.name), r) for s, r in rows.items()):
+            rows[VECTOR] = rows[COTANGENT] = VECTOR_ROW
+            out.append(rows)
+    return out
+
+
+def check_class_module(
+    spec: Spec,
+    module: ModuleType,
+    functions: Sequence[str] | None = None,
+    reference: ClassReference | None = None,
+    fp: bool = True,
+) -> dict[str, Failure]:
+    """Return the first failure of each emitted function of class-axis ``spec`` in ``module``
+    at the rows of ``class_rows`` (as ``check_module`` does element-wise)."""
+    ref = reference or ClassReference(spec)
+    failures: dict[str, Failure] = {}
+    for suffix, forms in _CLASS_FUNCTIONS[spec.role]:
+        name = spec.name + suffix
+        fn = getattr(module, name, None)
+        if fn is None or (functions is not None and name not in functions):
+            continue
+        for rows in class_rows(spec):
+            failure = _check_row(ref, name, fn, forms, rows, fp)
+            if failure is not None:
+                failures[name] = failure
+                break
+    return failures
+
+
+def _cached(fn: Callable) -> Callable:
+    def wrapper(ref: ClassReference, form: str, rows: dict, j: int):
+        key = (fn.__name__, form, tuple(sorted((s.name, r) for s, r in rows.items())), j)
+        if key not in ref.cache:
+            ref.cache[key] = fn(ref, form, rows, j)
+        return ref.cache[key]
+
+    return wrapper
+
+
+@_cached
+def _class_exact(ref: ClassReference, form: str, rows: dict, j: int):
+    dps = DIGITS
+    while True:
+        EXACT.condition = 1.0
+        value = _evaluate(lambda: ref.evaluate(form, rows, j, EXACT), (), dps)
+        if value is not _LOST or dps >= MAX_DIGITS:
+            return (None if value is _LOST else value), min(EXACT.condition, 1e12)
+        dps *= 2
+
+
+@_cached
+def _class_naive(ref: ClassReference, form: str, rows: dict, j: int) -> tuple[float, bool]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                ref.evaluate(form, rows, j, NAIVE)
+            raises = False
+        except (FloatingPointError, *_SKIP):
+            raises = True
+        with np.errstate(all="ignore"):
+            try:
+                return float(ref.evaluate(form, rows, j, NAIVE)), raises
+            except _SKIP:
+                return math.nan, raises
+
+
+def _call_row(fn, spec: Spec, name: str, rows: dict) -> list[np.ndarray]:
+    from symgrad.compiler.kernel import COTANGENT, VECTOR
+
+    args = [np.array([rows[s]], dtype=np.float64) for s in spec.inputs]
+    if name.endswith("_hvp"):
+        args.append(np.array([rows[VECTOR]], dtype=np.float64))
+    elif name.endswith("_vjp"):
+        args.append(np.array([rows[COTANGENT]], dtype=np.float64))
+    out = fn(*args)
+    return [np.ravel(o) for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def _check_row(ref: ClassReference, name, fn, forms, rows, fp: bool) -> Failure | None:  # noqa: C901
+    spec = ref.spec
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+            got = _call_row(fn, spec, name, rows)
+        error = None
+    except FloatingPointError as exc:
+        error = str(exc)
+        with np.errstate(all="ignore"):
+            got = _call_row(fn, spec, name, rows)
+    point = tuple(rows[spec.wrt])
+    # an error anywhere in the row is excused where the plain formula raises one in that row
+    plain_raises = any(
+        _class_naive(ref, form, rows, 0 if form == "total" else j)[1]
+        for form, values in zip(forms, got, strict=True)
+        for j in range(len(values))
+    )
+    for form, values in zip(forms, got, strict=True):
+        for j, g in enumerate(values):
+            k = 0 if form == "total" else j
+            exact, condition = _class_exact(ref, form, rows, k)
+            if exact is None:
+                break
+            plain, _ = _class_naive(ref, form, rows, k)
+            why = acceptable(float(g), plain, exact, condition)
+            if why is None and fp and error is not None and not plain_raises:
+                why = f"{_FP} error ({error}) where the result is finite"
+            if why is not None:
+                label = f"{name}[{j}]"
+                return Failure(spec.name, label, point, float(g), float(exact), plain, why)
     return None

@@ -8,7 +8,13 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 
 from symgrad.compiled import register
-from symgrad.compiler.check import Reference, check_module, checkable
+from symgrad.compiler.check import (
+    ClassReference,
+    Reference,
+    check_class_module,
+    check_module,
+    checkable,
+)
 from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
 from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel
 from symgrad.compiler.lower import FunctionPlan, plan_functions
@@ -90,7 +96,7 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
     plans = _first_plans(spec, config)
     if not safe or not checkable(spec):
         return plans
-    reference = Reference(spec)
+    reference = ClassReference(spec) if spec.class_axis else Reference(spec)
     failures = _check(spec, plans, None, reference, config)
     first = dict(failures)
     for level in LEVELS[1:]:
@@ -118,7 +124,10 @@ def _check(spec, plans, names, reference, config) -> dict:
     left unchecked (a deep spec's reference can be slow to evaluate at high precision)."""
     try:
         with budget("check", config.check_s):
-            return check_module(spec, _trial(spec, plans), names, reference=reference)
+            module = _trial(spec, plans)
+            if spec.class_axis:
+                return check_class_module(spec, module, names, reference=reference)
+            return check_module(spec, module, names, reference=reference)
     except OutOfTime as exc:
         if exc.stage != "check":
             raise

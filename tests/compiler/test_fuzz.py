@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 import symgrad as sg
 from symgrad.compiler import check
+from symgrad.compiler.primitives import axis_sum, logsumexp, softmax
 from symgrad.compiler.spec import Spec, validate
 from symgrad.errors import BudgetError, SpecError
 
@@ -161,6 +162,46 @@ def test_check_catches_a_wrong_function():
 
     fails = check.check_module(spec, Wrong)
     assert set(fails) == {"probe_grad"}
+
+
+_CLASS_SPECS = [
+    # user-style class-axis losses and activations: safe mode now checks them over 3 classes
+    # at typical and extreme logits (rows up to +-700), against mpmath
+    ("focal", "loss", -axis_sum(Y * (1 - softmax(X)) ** 2 * (X - logsumexp(X)))),
+    ("brier", "loss", axis_sum((softmax(X) - Y) ** 2)),
+    ("lse_margin", "loss", (logsumexp(X) - axis_sum(Y * X)) ** 2),
+    ("softmax_tanh", "activation", softmax(sp.tanh(X))),
+]
+
+
+@pytest.mark.parametrize("case", _CLASS_SPECS, ids=[c[0] for c in _CLASS_SPECS])
+def test_class_axis_specs_are_checked(case):
+    name, role, expr = case
+    spec = _spec(name, role, expr)
+    module = sg.compile(spec)  # safe mode checks class-axis specs too
+    assert not check.check_class_module(spec, module)
+    expected = {
+        "loss": {"", "_grad", "_value_and_grad", "_hess", "_hvp"},
+        "activation": {"", "_vjp"},
+    }
+    assert {s for s in expected[role] if hasattr(module, name + s)} == expected[role]
+
+
+def test_class_check_catches_a_wrong_function():
+    """The class-axis check is not vacuous: an hvp off by one part in 1e9 fails it."""
+    spec = _spec("probe", "loss", logsumexp(X) - axis_sum(Y * X))
+    module = sg.compile(spec)
+    good = module.probe_hvp
+
+    class Wrong:
+        probe = module.probe
+        probe_grad = module.probe_grad
+
+        @staticmethod
+        def probe_hvp(*args, **kw):
+            return good(*args, **kw) * (1 + 1e-9)
+
+    assert set(check.check_class_module(spec, Wrong)) == {"probe_hvp"}
 
 
 @pytest.mark.parametrize(
