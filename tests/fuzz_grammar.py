@@ -4,7 +4,9 @@ Specs are built from draws (``choice``/``integer``), so the same grammar runs un
 (which shrinks failures) or from a seeded ``random.Random`` (for long exploratory runs):
 activations, losses and regularizers of depth 1-6 over ``+ - * /``, integer and rational
 powers, sqrt, exp, log, log(1 + exp(u)), 1/(1 + exp(-u)), tanh/sinh/cosh, atan, erf, Abs,
-Max/Min and nested Piecewise with hyper-parameters (in values and in conditions).
+Max/Min and nested Piecewise with hyper-parameters (in values and in conditions), and the
+spellings users write: log(cosh(u)), u*sigmoid(u), 1/(1 + u**2), |u|**1.5, exp(-u**2),
+sqrt(1 + u**2).
 Needs sympy (imported lazily by the compiler's users only).
 """
 
@@ -62,6 +64,11 @@ UNARY: dict[str, Callable[[sp.Expr], sp.Expr]] = {
     "erf": sp.erf,
     "abs": sp.Abs,
     "neg": lambda u: -u,
+    # spellings users write for smooth losses and activations
+    "logcosh": lambda u: sp.log(sp.cosh(u)),
+    "swish": lambda u: u / (1 + sp.exp(-u)),
+    "cauchy": lambda u: 1 / (1 + u**2),
+    "abspow": lambda u: sp.Abs(u) ** sp.Rational(3, 2),
 }
 BINARY: dict[str, Callable[[sp.Expr, sp.Expr], sp.Expr]] = {
     "+": lambda a, b: a + b,
