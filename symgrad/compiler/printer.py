@@ -302,6 +302,11 @@ class SymgradPrinter(NumPyPrinter):
     def _print_NaN(self, expr):
         return "np.nan"
 
+    def _print_ComplexInfinity(self, expr):
+        # 1/0 in a derivative's branch (log(0)' where a Piecewise makes log's argument 0):
+        # no real value, as the plain formula's 0/0 there
+        return "np.nan"
+
 
 def strip_outer_parens(text: str) -> str:
     """Drop one pair of parentheses that wraps a whole printed statement."""
