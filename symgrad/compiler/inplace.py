@@ -430,10 +430,16 @@ class InplaceBuilder:
         for f in big:
             acc = self.value(f) if acc is None else self._binary("multiply", acc, self.value(f))
         if dens:
-            den = self._fold("multiply", dens)
+            # one divisor at a time: acc / b / b never overflows where the result is finite
+            # (acc / b**2 overflows in b**2 first), at the same number of passes
             if acc is None:
-                return self._binary("divide", "1.0" if small is None else small, den)
-            acc = self._binary("divide", acc, den)
+                acc, small = (
+                    self._binary("divide", "1.0" if small is None else small, self.value(dens[0])),
+                    None,
+                )
+                dens = dens[1:]
+            for d in dens:
+                acc = self._binary("divide", acc, self.value(d))
         if acc is None:
             return small if small is not None else "1.0"
         if small is None:
@@ -453,8 +459,10 @@ class InplaceBuilder:
                 scalars.append(f)
             elif self.rank(base) == 1:
                 (row_dens if divides else rows).append(base)
-            else:
-                (dens if divides else big).append(base)
+            elif divides and f.exp.is_Integer and f.exp >= -4:
+                dens.extend([f.base] * int(-f.exp))  # divided by b, -exp times
+            else:  # b**-1.5 or b**-11: one np.power / (1/b)**k that underflows, never overflows
+                big.append(f)
         return scalars, rows, row_dens, big, dens
 
     def _small_product(self, scalar: sp.Expr, rows: list, row_dens: list) -> Operand | None:

@@ -149,6 +149,31 @@ def test_regressions(case):
         getattr(module, f"{name}_grad")(*([np.zeros((2, 0))] * len(spec.inputs)))
 
 
+_SIG = 1 / (1 + sp.exp(-X))
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        X / (1 + sp.exp(X)) ** 11,
+        X**2 / (1 + sp.exp(X)) ** 2,
+        _SIG**2,
+        (X**2 + sp.exp(X)) ** sp.Rational(-3, 2),
+    ],
+    ids=["den11", "den2", "sigmoid_sq", "rat_pow_sum"],
+)
+def test_denominators_underflow_instead_of_overflowing(expr):
+    """a / b**k is a / b / b (k <= 4) or a * (1/b)**k: it underflows to the right 0 where
+    b**k overflowed (a floating-point error under np.errstate(over="raise"), which the plain
+    formula raises too, so only the strict check sees it)."""
+    spec = _spec("den", "activation", expr)
+    module = sg.compile(spec)
+    fails = check.check_module(
+        spec, module, pts=check.points(spec, (300.0, -300.0)), fp=check.STRICT
+    )
+    assert not fails, str(next(iter(fails.values())))
+
+
 def test_check_catches_a_wrong_function():
     """Safe mode's check is not vacuous: a function off by one part in 1e9 fails it."""
     spec = _spec("probe", "activation", sp.tanh(X))

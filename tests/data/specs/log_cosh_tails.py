@@ -111,7 +111,7 @@ def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
     np.negative(out, out=out)
     np.exp(out, out=out)
     np.add(out, 1, out=b1)
-    np.square(b1, out=b1)
+    np.divide(out, b1, out=out)
     np.divide(out, b1, out=out)
     np.multiply(out, 4*inv_n, out=out)
     if weight is not None:

@@ -54,7 +54,7 @@ def logistic_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
     np.negative(out, out=out)
     np.exp(out, out=out)
     np.add(out, 1, out=b1)
-    np.square(b1, out=b1)
+    np.divide(out, b1, out=out)
     np.divide(out, b1, out=out)
     return out
 
@@ -78,7 +78,7 @@ def logistic_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
     np.tanh(out, out=out)
     np.multiply(b0, out, out=out)
     np.add(b0, 1, out=b0)
-    np.square(b0, out=b0)
+    np.divide(out, b0, out=out)
     np.divide(out, b0, out=out)
     np.negative(out, out=out)
     return out

@@ -74,6 +74,6 @@ def my_softplus_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndar
     np.negative(out, out=out)
     np.exp(out, out=out)
     np.add(out, 1, out=b1)
-    np.square(b1, out=b1)
+    np.divide(out, b1, out=out)
     np.divide(out, b1, out=out)
     return out
