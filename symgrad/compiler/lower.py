@@ -93,7 +93,8 @@ class Emitter:
     ) -> None:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
         self.printer = printer(scalars=scalars)
-        prepared = [_real_constants(fold_numbers(lower_primitives(e))) for e in exprs]
+        distribute = not derived.ordered
+        prepared = [_real_constants(fold_numbers(lower_primitives(e, distribute))) for e in exprs]
         if derived.ordered:
             prepared = [keep_order(e) for e in prepared]
         replacements, reduced = sp.cse(

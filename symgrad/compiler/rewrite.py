@@ -462,7 +462,12 @@ def _select_products(e: sp.Basic) -> sp.Basic:
     return sp.Piecewise(*((_select_products(rest * v), c) for v, c in pw.args), evaluate=False)
 
 
-def lower_primitives(expr: sp.Expr) -> sp.Expr:
-    """Replace symgrad primitives by overflow-free expressions the printer knows."""
-    expr = bottom_up(expr, _select_products)
+def lower_primitives(expr: sp.Expr, distribute: bool = True) -> sp.Expr:
+    """Replace symgrad primitives by overflow-free expressions the printer knows.
+
+    ``distribute=False`` keeps products of a Piecewise as they are (the plain formula's
+    association: exp(u) * sinh(v) / (exp(u) + 2) overflows where sinh(v) * (exp(u) / ...)
+    does not), for the ``ordered`` level that evaluates as the plain formula does."""
+    if distribute:
+        expr = bottom_up(expr, _select_products)
     return bottom_up(bottom_up(expr, _sigmoid_pairs), _lower_rule)

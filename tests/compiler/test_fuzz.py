@@ -134,6 +134,10 @@ REGRESSIONS = [
     # cosh of a ~300 argument multiplies its ~1 ulp rounding by 300: the plain formula was
     # right to 0.3e-15 only by luck (the check now scales its floor by exp/cosh/sinh's |u|)
     ("cosh_amplified", "activation", sp.cosh(X**8 * sp.erf(sp.log(sp.exp(sp.Max(2 * A, A + X)) + 1))), ((A, 0.5),), (-2.0570823958134787,)),
+    # rest * Piecewise((e/(e + 2), c), (1, True)) distributed into the branches overflowed in
+    # e * rest at yhat = 700 (plain: finite), at every level: exit 123; the ordered level now
+    # keeps the plain formula's association
+    ("pw_product", "loss", sp.cosh(sp.Piecewise((sp.log(sp.exp(X) + 2), Y <= 1), (X, True))), (), (700.0, 709.0)),
     ("branch_exp", "activation", sp.sqrt(sp.Piecewise((1.15, X <= -1), (2, True)) - sp.exp(-1 / X)), (), (1e-8,)),
 ]  # fmt: skip
 
