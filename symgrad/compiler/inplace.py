@@ -175,7 +175,20 @@ class InplaceBuilder:
         return self._kind(2 if full else 1, boolean)
 
     def scalar(self, expr: sp.Expr) -> str:
-        return strip_outer_parens(self.printer.doprint(expr))
+        """Print a scalar (hyper-parameter) expression; one that divides or takes a fractional
+        power of a compound base is computed in numpy float64, so a hyper-parameter making it
+        1/0 or sqrt(-1) (1/(a - 0.5) at a = 0.5) gives inf
+        or NaN (as the plain formula's array arithmetic does), not ZeroDivisionError or a
+        complex number, and converted back to a Python float (no float32 upcasting)."""
+        risky = any(
+            (p.exp.is_negative or not p.exp.is_integer)
+            and not (p.base in self.defaults or p.base.is_positive)  # 1/beta: the caller's 0
+            for p in expr.atoms(sp.Pow)
+        )
+        if not risky or isinstance(expr, sp.logic.boolalg.Boolean) or not expr.free_symbols:
+            return strip_outer_parens(self.printer.doprint(expr))
+        names = {s: sp.Symbol(f"np.float64({s.name})") for s in expr.free_symbols}
+        return f"float({strip_outer_parens(self.printer.doprint(expr.xreplace(names)))})"
 
     # ------------------------------------------------------------------ lowering
 

@@ -29,6 +29,7 @@ from symgrad.compiler.spec import Spec, validate
 from symgrad.errors import BudgetError, SpecError
 
 X, W, A, Y = sp.symbols("x w a y", real=True)
+HALF = sp.Rational(1, 2)
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -138,6 +139,9 @@ REGRESSIONS = [
     # e * rest at yhat = 700 (plain: finite), at every level: exit 123; the ordered level now
     # keeps the plain formula's association
     ("pw_product", "loss", sp.cosh(sp.Piecewise((sp.log(sp.exp(X) + 2), Y <= 1), (X, True))), (), (700.0, 709.0)),
+    # a scalar 1/(a - 1/2)**2 at the default a = 1/2: ZeroDivisionError in Python floats (the
+    # module did not run at its own defaults); now numpy float64: inf in a discarded branch
+    ("hyper_zero_div", "regularizer", sp.Piecewise((sp.exp(0.5625 * sp.Abs(W)), A >= A * W), (sp.log(sp.log(W**2 / (A - HALF) ** 2 + 1)), True)), ((A, 0.5),), ()),
     ("branch_exp", "activation", sp.sqrt(sp.Piecewise((1.15, X <= -1), (2, True)) - sp.exp(-1 / X)), (), (1e-8,)),
 ]  # fmt: skip
 
