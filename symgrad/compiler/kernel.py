@@ -95,7 +95,10 @@ def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
                 hv = clean(hvp(grad, x, VECTOR), elementwise | {VECTOR})
             # d grad_j / d x_j: the Hessian's diagonal (all of it for an element-wise loss)
             hess = clean(derivative(grad, x), elementwise)
-    value = split_axis_sums(base, elementwise) if spec.class_axis else base
+    # the ordered level sums each row as the plain formula does (split sums cancel: a
+    # cross-entropy at logits (300, 0, -300) is lse(x) - 300, not sum(y) lse(x) - sum(y x))
+    split = spec.class_axis and level != ORDERED
+    value = split_axis_sums(base, elementwise) if split else base
     if level == STABLE and _nodes(grad, hess, vj, hv) > config.stabilize_nodes:
         raise TooLarge(spec.name)
     with budget("rewrite", config.rewrite_s if level == STABLE else config.derive_s):
