@@ -17,7 +17,16 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from symgrad.compiler.primitives import Abs, ncdf, sigmoid, sign, softplus, xdivy, xlogy
+from symgrad.compiler.primitives import (
+    Abs,
+    ncdf,
+    printed_factors,
+    sigmoid,
+    sign,
+    softplus,
+    xdivy,
+    xlogy,
+)
 
 #: Beyond this |u|, exp(u) is 0 or inf in float64; mpmath would spend seconds on it.
 EXP_CAP = 1e5
@@ -276,6 +285,11 @@ def _printed_terms(node: sp.Expr) -> tuple:
     return tuple(node.as_ordered_terms())
 
 
+@functools.lru_cache(maxsize=8192)
+def _printed_factors(node: sp.Expr) -> tuple:
+    return printed_factors(node)
+
+
 EXACT = _Exact()
 NAIVE = _Naive()
 
@@ -323,12 +337,12 @@ def _node(node, visit, arith: _Arithmetic):
 
 
 def _mul(node, visit, arith: _Arithmetic):
-    if arith.eager:  # as lambdify prints it: numerator / denominator
-        num = [a for a in node.args if not (a.is_Pow and a.exp.is_negative)]
-        den = [a.base ** (-a.exp) for a in node.args if a.is_Pow and a.exp.is_negative]
+    if arith.eager:  # as lambdify prints it: -num[0]*num[1]*.../(den[0]*...), left to right
+        negated, num, den = _printed_factors(node)
+        out = arith.mul([visit(a) for a in num])
         if den:
-            top = arith.mul([visit(a) for a in num]) if num else np.float64(1.0)
-            return top / arith.mul([visit(a) for a in den])
+            out = out / arith.mul([visit(a) for a in den])
+        return -out if negated else out
     return arith.mul([visit(a) for a in node.args])
 
 

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from symgrad.compiler.primitives import axis_max, axis_sum, exp_, ordered_sum, step, where
+from symgrad.compiler.primitives import (
+    axis_max,
+    axis_sum,
+    exp_,
+    ordered_product,
+    ordered_sum,
+    step,
+    where,
+)
 from symgrad.compiler.printer import UFUNCS, SymgradPrinter, strip_outer_parens
 
 #: A statement operand: a virtual register (int) or literal source text (an input, a scalar).
@@ -409,6 +417,18 @@ class InplaceBuilder:
                 acc = self._binary("subtract", acc, self.value(neg))
         return acc
 
+    def _ordered_product(self, expr: sp.Expr) -> Operand:
+        """Multiply the numerator left to right, divide by the denominator's product, negate:
+        exactly the operations of the printed ``-a*b*c/(d*e)``."""
+        sign, k, *factors = expr.args
+        num, den = factors[: int(k)], factors[int(k) :]
+        acc = self._fold("multiply", num)
+        if den:
+            acc = self._binary("divide", acc, self._fold("multiply", den))
+        if sign < 0:
+            acc = self.emit("np.negative({0}, out={d})", (acc,), self._result_kind((acc,)))
+        return acc
+
     def _common_scalar(self, expr: sp.Expr) -> sp.Expr | None:
         """Return a symbolic scalar factor that two or more array terms carry alone (e.g. 1/n)
         and every term carries, or None when factoring it out would not save a pass."""
@@ -621,6 +641,7 @@ _LOWER_BY_TYPE = (
     (sp.Piecewise, InplaceBuilder._piecewise),
     (where, InplaceBuilder._where),
     (ordered_sum, InplaceBuilder._ordered_sum),
+    (ordered_product, InplaceBuilder._ordered_product),
 )
 
 

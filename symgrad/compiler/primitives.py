@@ -228,8 +228,31 @@ class ordered_sum(sp.Function):  # noqa: N801
     the plain formula gives (see kernel.ORDERED)."""
 
 
+class ordered_product(sp.Function):  # noqa: N801
+    """``ordered_product(sign, k, *factors)``: the first k factors multiplied left to right,
+    divided by the product of the rest, negated for sign -1: a product as ``lambdify`` prints
+    and Python evaluates it (``-3*a*b/(2*c)``), opaque to CSE (see kernel.ORDERED)."""
+
+
+def printed_factors(e: sp.Expr) -> tuple[bool, list, list]:
+    """Return (negated, numerator, denominator) of product ``e`` in the order sympy's code
+    printers write it (CodePrinter._print_Mul): ``-num[0]*num[1]*.../(den[0]*den[1]*...)``."""
+    c, _ = e.as_coeff_Mul()
+    negated = bool(c < 0)
+    if negated:
+        e = -e
+    num, den = [], []
+    for item in e.as_ordered_factors() if e.is_Mul else [e]:
+        if item.is_Pow and item.exp.is_Rational and item.exp.is_negative:
+            den.append(sp.Pow(item.base, -item.exp, evaluate=item.exp == -1))
+        else:
+            num.append(item)
+    return negated, num or [sp.S.One], den
+
+
 def keep_order(expr: sp.Expr) -> sp.Expr:
-    """Return ``expr`` with every sum an ``ordered_sum`` of its terms as sympy prints them."""
+    """Return ``expr`` with every sum an ``ordered_sum`` of its terms, and every product an
+    ``ordered_product`` of its factors, as sympy prints them."""
     memo: dict[sp.Basic, sp.Basic] = {}
 
     def visit(e: sp.Basic) -> sp.Basic:
@@ -238,6 +261,10 @@ def keep_order(expr: sp.Expr) -> sp.Expr:
         if e not in memo:
             if e.is_Add:
                 memo[e] = ordered_sum(*(visit(t) for t in e.as_ordered_terms()))
+            elif e.is_Mul:
+                negated, num, den = printed_factors(e)
+                args = [visit(f) for f in (*num, *den)]
+                memo[e] = ordered_product(-1 if negated else 1, len(num), *args)
             else:
                 args = [visit(a) for a in e.args]
                 same = all(a is b for a, b in zip(args, e.args, strict=True))

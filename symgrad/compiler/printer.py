@@ -128,6 +128,13 @@ class SymgradPrinter(NumPyPrinter):
     _print_Abs = _print_sign = _print_exp = _print_log = _print_Function
     _print_log1p = _print_expm1 = _print_logaddexp = _print_Function
 
+    def _print_ordered_product(self, expr):
+        sign, k, *factors = expr.args
+        text = "*".join(f"({self._print(f)})" for f in factors[: int(k)])
+        if len(factors) > k:
+            text += "/(" + "*".join(f"({self._print(f)})" for f in factors[int(k) :]) + ")"
+        return f"(-{text})" if sign < 0 else f"({text})"
+
     def _print_ordered_sum(self, expr):
         terms = [self._print(a) for a in expr.args]
         return "(" + " + ".join(t if t.isidentifier() else f"({t})" for t in terms) + ")"
