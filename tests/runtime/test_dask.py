@@ -399,3 +399,41 @@ def test_cli_trains_parquet_on_a_scheduler_address(client, tmp_path, capsys):
     assert np.allclose(np.r_[saved["W"], saved["b"]], local.x, rtol=1e-6, atol=1e-8)
     assert main([*args, "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "1"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def _write_arrays(kind, table, where):
+    """Write ``table`` (rows of features then label) as dask users store arrays."""
+    if kind == "npy-glob":
+        for i, part in enumerate(np.array_split(table, 12)):  # part10 sorts after part9
+            np.save(where / f"part{i}.npy", part)
+        return str(where / "part*.npy")
+    if kind == "npy-stack":
+        da.to_npy_stack(str(where / "stack"), da.from_array(table, chunks=(400, -1)))
+        return str(where / "stack")
+    pytest.importorskip("zarr")
+    da.from_array(table, chunks=(400, -1)).to_zarr(str(where / "table.zarr"))
+    return str(where / "table.zarr")
+
+
+@pytest.mark.parametrize("kind", ["npy-glob", "npy-stack", "zarr"])
+def test_cli_trains_npy_and_zarr_arrays(kind, client, tmp_path, capsys):
+    """Arrays are read in row blocks on the workers: the label is a column index."""
+    from symgrad.cli.app import main
+
+    X, y = _logistic_data(1500, 3, seed=12)
+    source = _write_arrays(kind, np.column_stack([y, X]), tmp_path)
+    read_X, read_y, names = sgd.read_table(source, "0")
+    assert names == ["x1", "x2", "x3"] and np.array_equal(read_X.compute(), X)
+    out = tmp_path / "params.npz"
+    args = ["train", "--data", source, "--label", "0", "--solver", "newton", "--no-standardize"]
+    args += ["--regularizer", "l2", "--lam", "1e-3", "-o", str(out)]
+    assert main([*args, "--scheduler", client.scheduler.address]) == 0
+    assert "converged" in capsys.readouterr().out
+    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
+    p0 = model.init(n_features=3)
+    local = minimize(ModelProblem(model, X, y, p0), flatten(p0), p0, tol=1e-10)
+    saved = np.load(out)
+    assert np.allclose(np.r_[saved["W"], saved["b"]], local.x, rtol=1e-6, atol=1e-8)
+    bad = [*args[:4], "label", *args[5:], "--scheduler", client.scheduler.address]
+    assert main(bad) == 2
+    assert "label is a column index" in capsys.readouterr().err
