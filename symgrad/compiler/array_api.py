@@ -27,6 +27,8 @@ class ArrayApiPrinter(SymgradPrinter):
     """Print with ``xp.`` standard functions; scalars passed to functions become 0-d arrays of
     the computation's ``dtype`` and boolean masks are cast before arithmetic."""
 
+    COSH_DENSITY = False  # the exp(-|u|) form: no overflow to mask on other libraries
+
     def _arg(self, expr: sp.Expr) -> str:
         text = strip_outer_parens(self._print(expr))
         if self.rank(expr) == 0 and not isinstance(expr, sp.Rel | sp.logic.boolalg.Boolean):

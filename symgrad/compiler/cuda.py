@@ -40,6 +40,8 @@ class KernelPlan(FunctionPlan):
 class CPrinter(SymgradPrinter):
     """Print a lowered expression as a C expression over the float type ``T``."""
 
+    COSH_DENSITY = False  # the exp(-|u|) form: no overflow to mask on other libraries
+
     def _c(self, name: str, *args: sp.Expr) -> str:
         return f"{name}({', '.join(strip_outer_parens(self._print(a)) for a in args)})"
 
