@@ -165,6 +165,7 @@ def _render_other(
             helpers=[helper_source(h, "array-api") for h in helpers if h in XP_HELPERS],
             functions=functions,
             preamble=PREAMBLE,
+            weights=WEIGHTS in helpers,
             uses_math=any("math." in line for f in functions for line in f.body),
         )
     )
