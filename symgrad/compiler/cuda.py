@@ -15,7 +15,14 @@ from dataclasses import dataclass
 import sympy as sp
 
 from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.lower import Emitter, FunctionPlan, scale_by_inv_n, wrap_doc_line
+from symgrad.compiler.lower import (
+    WEIGHT_DOC,
+    WEIGHTS,
+    Emitter,
+    FunctionPlan,
+    scale_by_inv_n,
+    wrap_doc_line,
+)
 from symgrad.compiler.primitives import N_CLASSES
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
 from symgrad.compiler.spellings import C, spellings
@@ -144,6 +151,10 @@ for _name in FUNCTIONS:  # every table entry, including those sympy's printer sp
     setattr(CPrinter, f"_print_{_name}", CPrinter._print_Function)
 
 
+#: a loss kernel's per-element weight: every output is multiplied by it (by 1 without weight=)
+WEIGHT = sp.Symbol("weight", real=True)
+
+
 def _no_sizes(spec, used: set) -> list[str]:
     return []  # inv_n is a kernel argument
 
@@ -177,25 +188,33 @@ def _plan(derived: Derived) -> list[FunctionPlan]:
     hyper = [s.name for s, _ in spec.hyper]
     plans = []
 
+    loss = spec.role == "loss"
+    weights = ["weight"] if loss else []  # an array, or the scalar 1 when weight= is not given
+
     def emit(name: str, exprs: list[sp.Expr], outputs: list[str], first: str) -> None:
-        em = Emitter(derived, exprs, CPrinter, sizes=_no_sizes)
+        em = Emitter(derived, [WEIGHT * e for e in exprs] if loss else exprs, CPrinter, _no_sizes)
         used = {s.name for s in em.used}
         if N_CLASSES.name in used:
             raise ValueError(f"{name}: n_classes has no element-wise meaning")
         scalars = hyper + (["inv_n"] if "inv_n" in used else [])
-        in_params = ", ".join(f"T {a}" for a in arrays + scalars)
+        in_params = ", ".join(f"T {a}" for a in arrays + weights + scalars)
         kernel = (in_params, ", ".join(f"T {o}" for o in outputs), _c_body(em, outputs))
         body = [f"{', '.join(arrays)}, = _arrays({', '.join(arrays)})"]
         if "inv_n" in scalars:
-            body.append(f"inv_n = 1 / ({x}.size if count is None else count)")
-        call = f"_kernel({name!r})({', '.join(arrays + [f'_scalar({x}, {s})' for s in scalars])})"
+            body.append(f"weight, inv_n = _weighting({name!r}, weight, {x}, count)")
+        elif loss:
+            body.append(f"weight = _weights({name!r}, weight, {x})")
+        ops = arrays + weights + [f"_scalar({x}, {s})" for s in scalars]
+        call = f"_kernel({name!r})({', '.join(ops)})"
         if outputs == ["value", "out"]:
             body += [f"value, out = {call}", "return value.sum(), out"]
         else:
             body.append(f"return {call}{'.sum()' if outputs == ['value'] else ''}")
         lines = [*head, *(f"{o} = {sp.sstr(e)}" for o, e in zip(outputs, exprs, strict=True))]
+        lines += ["", WEIGHT_DOC] if loss else []
         doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
-        plans.append(KernelPlan(name, _signature(spec), "", doc, tuple(body), frozenset(), kernel))
+        helpers = frozenset({WEIGHTS} if loss else ())
+        plans.append(KernelPlan(name, _signature(spec), "", doc, tuple(body), helpers, kernel))
 
     head = [line for line in spec.doc.strip().splitlines() if line][:2]
     if spec.role == "activation":
@@ -226,5 +245,5 @@ def _signature(spec) -> str:
     arrays = [s.name for s in spec.inputs]
     keywords = [f"{s.name}: float = {v!r}" for s, v in spec.hyper]
     if spec.role == "loss":
-        keywords.append("count: float | None = None")
+        keywords += ["count: float | None = None", "weight=None"]
     return ", ".join(arrays + (["*", *keywords] if keywords else []))

@@ -144,14 +144,21 @@ def test_c_body_matches_numpy_target(lib, module, name, suffix, rng):
     arrays = list(np.broadcast_arrays(*arrays))
     ins = _names(kernel[0])
     hyper = {p.name: p.default for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY}
-    hyper["inv_n"] = 1 / arrays[0].size
-    scalars = [hyper[v] for v in ins[n_arrays:]]
-    outs = _run(lib, _c_name(MODULES[module], name), kernel, suffix, arrays, scalars)
-    with np.errstate(all="ignore"):
-        want = fn(*arrays)
-    want = want if isinstance(want, tuple) else (want,)
-    for o, got, w in zip(_names(kernel[1]), outs, want, strict=True):
-        _compare(name, np.sum(got, dtype=np.float64) if o == "value" else got, w, dtype)
+    weighted = "weight" in ins  # a loss: weight=None is the scalar 1, else one per element
+    shape = arrays[0].shape
+    for weight in [None, rng.uniform(0, 2, shape) * (rng.uniform(size=shape) > 0.2)]:
+        if weight is not None and not weighted:
+            break
+        w = np.ones(shape, dtype) if weight is None else weight.astype(dtype)
+        hyper["inv_n"] = 1 / (w.size if weight is None else np.sum(w, dtype=np.float64))
+        scalars = [hyper[v] for v in ins[n_arrays + weighted :]]
+        kernel_arrays = [*arrays, w] if weighted else arrays
+        outs = _run(lib, _c_name(MODULES[module], name), kernel, suffix, kernel_arrays, scalars)
+        with np.errstate(all="ignore"):
+            want = fn(*arrays, weight=None if weight is None else w) if weighted else fn(*arrays)
+        want = want if isinstance(want, tuple) else (want,)
+        for o, got, v in zip(_names(kernel[1]), outs, want, strict=True):
+            _compare(name, np.sum(got, dtype=np.float64) if o == "value" else got, v, dtype)
 
 
 def test_every_elementwise_kernel_has_a_c_body():
@@ -167,3 +174,23 @@ def test_module_imports_without_cupy_and_says_so():
         pytest.skip("cupy is installed here")
     with pytest.raises(ModuleNotFoundError, match="cupy"):
         MODULES[A].sigmoid_grad(np.zeros(3))
+
+
+def test_weight_helpers_check_and_divide_like_the_numpy_target():
+    """The cupy modules' weight= helpers (run here with numpy as the array module): the mean's
+    divisor is count, else the sum of the weights, else the size; bad weights fail clearly."""
+    fused, x = MODULES[L], np.zeros((2, 3), np.float32)
+    w, inv_n = fused._weighting("huber", [1, 2, 3], x, None, xp=np)
+    assert w.dtype == np.float32 and w.shape == (2, 3) and inv_n == 1 / 12
+    assert fused._weighting("huber", [1, 2, 3], x, 4.0, xp=np)[1] == 0.25
+    one, inv_n = fused._weighting("huber", None, x, None, xp=np)
+    assert one == 1 and one.dtype == np.float32 and inv_n == 1 / 6
+    for bad, match in [
+        ([1, 2], "huber: weight of shape \\(2,\\) does not broadcast to one per element"),
+        ([1, -1, 0], "huber: weight must be finite and non-negative"),
+        ([0, 0, 0], "huber: the weights sum to zero; pass count="),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            fused._weighting("huber", bad, x, None, xp=np)
+    with pytest.raises(TypeError, match="huber: weight has dtype"):
+        fused._weights("huber", ["a"], x, xp=np)
