@@ -8,7 +8,9 @@ Value, gradient and second derivative each run as a single pass over memory (a l
 gradient together); a loss value then takes one reduction pass (``sum``). ``T`` is the inputs'
 promoted float type, float32 or float64. CuPy is imported on first use, so this file imports
 without it. The C bodies in ``C_KERNELS`` are compiled on the CPU by the tests on every run.
-Kernels with a class axis (softmax, softmax cross-entropy) are not here: use the array-api target.
+A function over a class axis (softmax, softmax cross-entropy) runs as kernels in ``C_STAGES``:
+row reductions over the last axis (ReductionKernel: the row max, sums over classes), then
+one ElementwiseKernel per output shape; their C is compiled on the CPU by the tests too.
 """
 
 __all__ = [
@@ -22,6 +24,12 @@ __all__ = [
     "binary_cross_entropy_with_logits_grad",
     "binary_cross_entropy_with_logits_value_and_grad",
     "binary_cross_entropy_with_logits_hess",
+    "categorical_cross_entropy",
+    "categorical_cross_entropy_per_sample",
+    "categorical_cross_entropy_grad",
+    "categorical_cross_entropy_value_and_grad",
+    "categorical_cross_entropy_hess",
+    "categorical_cross_entropy_hvp",
     "hinge",
     "hinge_per_sample",
     "hinge_grad",
@@ -32,6 +40,12 @@ __all__ = [
     "huber_grad",
     "huber_value_and_grad",
     "huber_hess",
+    "kl_div",
+    "kl_div_per_sample",
+    "kl_div_grad",
+    "kl_div_value_and_grad",
+    "kl_div_hess",
+    "kl_div_hvp",
     "l1",
     "l1_per_sample",
     "l1_grad",
@@ -67,6 +81,12 @@ __all__ = [
     "smooth_l1_grad",
     "smooth_l1_value_and_grad",
     "smooth_l1_hess",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_per_sample",
+    "softmax_cross_entropy_grad",
+    "softmax_cross_entropy_value_and_grad",
+    "softmax_cross_entropy_hess",
+    "softmax_cross_entropy_hvp",
     "squared_hinge",
     "squared_hinge_per_sample",
     "squared_hinge_grad",
@@ -75,7 +95,11 @@ __all__ = [
 ]
 
 #: Macros the kernel bodies use (valid C99 and CUDA C++).
-PREAMBLE = r"""#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
+PREAMBLE = r"""#ifndef INFINITY  /* NVRTC has no <math.h>: the IEEE bit patterns (CUDART_INF_F) */
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fffffff)
+#endif
+#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
 #define sg_logaddexp(a, b) (fmax((a), (b)) + log1p(exp(-fabs((a) - (b)))))
 """
 
@@ -606,6 +630,440 @@ out = 2*inv_n*weight*(y*y)*(y*yhat < 1 ? 1 : 0);
     ),
 }
 
+#: name -> the kernels of a function over a class (last) axis, run in order: ("max" or "sum",
+#: in params, out param, C map expression) is a cupy.ReductionKernel over the last axis (kept
+#: with keepdims, so the row values broadcast against classes); ("map", in params, out params,
+#: C body) is a cupy.ElementwiseKernel.
+C_STAGES = {
+    "categorical_cross_entropy": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*log(y == 0 ? 1 : yhat)",
+        ),
+        (
+            "map",
+            "T r0, T weight, T inv_n",
+            "T value",
+            """
+value = -inv_n*r0*weight;
+""",
+        ),
+    ),
+    "categorical_cross_entropy_per_sample": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*log(y == 0 ? 1 : yhat)",
+        ),
+        (
+            "map",
+            "T r0, T weight",
+            "T out",
+            """
+out = -r0*weight;
+""",
+        ),
+    ),
+    "categorical_cross_entropy_grad": (
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+out = (-inv_n*weight)*y*(1/(y == 0 ? 1 : yhat));
+""",
+        ),
+    ),
+    "categorical_cross_entropy_value_and_grad": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*log(y == 0 ? 1 : yhat)",
+        ),
+        (
+            "map",
+            "T r0, T weight, T inv_n",
+            "T value",
+            """
+const T t0 = inv_n*weight;
+value = -r0*t0;
+""",
+        ),
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+const T t0 = inv_n*weight;
+const T t1 = y == 0 ? 1 : yhat;
+out = -t0*y/t1;
+""",
+        ),
+    ),
+    "categorical_cross_entropy_hess": (
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+out = (inv_n*weight)*(y/(yhat*yhat));
+""",
+        ),
+    ),
+    "categorical_cross_entropy_hvp": (
+        (
+            "map",
+            "T yhat, T y, T vector, T weight, T inv_n",
+            "T out",
+            """
+out = (inv_n*weight)*(vector*y/(yhat*yhat));
+""",
+        ),
+    ),
+    "kl_div": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T r1",
+            "y*log(y == 0 ? 1 : y)",
+        ),
+        (
+            "map",
+            "T r0, T r1, T weight, T inv_n",
+            "T value",
+            """
+value = inv_n*weight*(r1 - r0);
+""",
+        ),
+    ),
+    "kl_div_per_sample": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T r1",
+            "y*log(y == 0 ? 1 : y)",
+        ),
+        (
+            "map",
+            "T r0, T r1, T weight",
+            "T out",
+            """
+out = weight*(r1 - r0);
+""",
+        ),
+    ),
+    "kl_div_grad": (
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+out = (-inv_n*weight)*y;
+""",
+        ),
+    ),
+    "kl_div_value_and_grad": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T r1",
+            "y*log(y == 0 ? 1 : y)",
+        ),
+        (
+            "map",
+            "T r0, T r1, T weight, T inv_n",
+            "T value",
+            """
+const T t0 = inv_n*weight;
+value = t0*(r1 - r0);
+""",
+        ),
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+const T t0 = inv_n*weight;
+out = -t0*y;
+""",
+        ),
+    ),
+    "kl_div_hess": (
+        (
+            "map",
+            "T yhat",
+            "T out",
+            """
+out = 0;
+""",
+        ),
+    ),
+    "kl_div_hvp": (
+        (
+            "map",
+            "T yhat",
+            "T out",
+            """
+out = 0;
+""",
+        ),
+    ),
+    "softmax_cross_entropy": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T t0",
+            "y*yhat",
+        ),
+        (
+            "max",
+            "T yhat",
+            "T t1",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T t1",
+            "T r2",
+            "exp(yhat - t1)",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t3",
+            "y",
+        ),
+        (
+            "sum",
+            "T yhat",
+            "T r4",
+            "yhat",
+        ),
+        (
+            "map",
+            "T t0, T t1, T r2, T t3, T r4, T weight, T label_smoothing, T n_classes, T inv_n",
+            "T value",
+            """
+const T t2 = t1 + log(r2);
+value = inv_n*weight*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*r4/n_classes - t0);
+""",
+        ),
+    ),
+    "softmax_cross_entropy_per_sample": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T t0",
+            "y*yhat",
+        ),
+        (
+            "max",
+            "T yhat",
+            "T t1",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T t1",
+            "T r2",
+            "exp(yhat - t1)",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t3",
+            "y",
+        ),
+        (
+            "sum",
+            "T yhat",
+            "T r4",
+            "yhat",
+        ),
+        (
+            "map",
+            "T t0, T t1, T r2, T t3, T r4, T weight, T label_smoothing, T n_classes",
+            "T out",
+            """
+const T t2 = t1 + log(r2);
+out = weight*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*r4/n_classes - t0);
+""",
+        ),
+    ),
+    "softmax_cross_entropy_grad": (
+        (
+            "max",
+            "T yhat",
+            "T r0",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t1",
+            "y",
+        ),
+        (
+            "sum",
+            "T yhat, T r0",
+            "T r2",
+            "exp(yhat - r0)",
+        ),
+        (
+            "map",
+            "T yhat, T y, T r0, T t1, T r2, T weight, T label_smoothing, T n_classes, T inv_n",
+            "T out",
+            """
+const T t0 = exp(yhat - r0);
+out = weight*((-inv_n*(1 - label_smoothing))*y + (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/r2)*t0 - inv_n*label_smoothing/n_classes);
+""",
+        ),
+    ),
+    "softmax_cross_entropy_value_and_grad": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T t0",
+            "y*yhat",
+        ),
+        (
+            "max",
+            "T yhat",
+            "T t2",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T t2",
+            "T t4",
+            "exp(yhat - t2)",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t6",
+            "y",
+        ),
+        (
+            "sum",
+            "T yhat",
+            "T r4",
+            "yhat",
+        ),
+        (
+            "map",
+            "T t0, T t2, T t4, T t6, T r4, T weight, T label_smoothing, T n_classes, T inv_n",
+            "T value",
+            """
+const T t1 = label_smoothing/n_classes;
+const T t5 = t2 + log(t4);
+value = inv_n*weight*(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - r4*t1 - t0);
+""",
+        ),
+        (
+            "map",
+            "T yhat, T y, T t2, T t4, T t6, T weight, T label_smoothing, T n_classes, T inv_n",
+            "T out",
+            """
+const T t1 = label_smoothing/n_classes;
+const T t3 = exp(yhat - t2);
+out = weight*((-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1);
+""",
+        ),
+    ),
+    "softmax_cross_entropy_hess": (
+        (
+            "max",
+            "T yhat",
+            "T t0",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T t0",
+            "T t2",
+            "exp(yhat - t0)",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t3",
+            "y",
+        ),
+        (
+            "map",
+            "T yhat, T t0, T t2, T t3, T weight, T label_smoothing, T inv_n",
+            "T out",
+            """
+const T t1 = exp(yhat - t0);
+const T t4 = label_smoothing*t3 - label_smoothing - t3;
+out = weight*((-inv_n*t4/t2)*t1 + (inv_n*t4/(t2*t2))*exp(2*yhat - 2*t0));
+""",
+        ),
+    ),
+    "softmax_cross_entropy_hvp": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T t0",
+            "y",
+        ),
+        (
+            "max",
+            "T yhat",
+            "T r1",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T r1",
+            "T r2",
+            "exp(yhat - r1)",
+        ),
+        (
+            "sum",
+            "T yhat, T vector, T r1, T r2",
+            "T t3",
+            "vector*exp(yhat - r1)/r2",
+        ),
+        (
+            "map",
+            "T yhat, T vector, T t0, T r1, T r2, T t3, T weight, T label_smoothing, T inv_n",
+            "T out",
+            """
+const T t1 = exp(yhat - r1);
+const T t2 = t1/r2;
+out = (inv_n*weight)*(t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3));
+""",
+        ),
+    ),
+}
+
+#: reduction kind -> (ReductionKernel reduce_expr, identity)
+REDUCE = {'max': ('fmax(a, b)', '-INFINITY'), 'sum': ('a + b', '0')}
+
 _COMPILED = {}
 
 
@@ -619,6 +1077,27 @@ def _kernel(name):
             in_params, out_params, body, f"symgrad_{name}", preamble=PREAMBLE
         )
     return _COMPILED[name]
+
+
+def _stage(name, index):
+    """Return kernel ``index`` of class-axis function ``name`` (built on first use, then cached)."""
+    key = (name, index)
+    if key not in _COMPILED:
+        import cupy
+
+        kind, in_params, out_params, text = C_STAGES[name][index]
+        label = f"symgrad_{name}_{index}"
+        if kind == "map":
+            kernel = cupy.ElementwiseKernel(in_params, out_params, text, label, preamble=PREAMBLE)
+        else:
+            out = out_params.split()[-1]
+            reduce_expr, identity = REDUCE[kind]
+            kernel = cupy.ReductionKernel(
+                in_params, out_params, text, reduce_expr, f"{out} = a", identity, label,
+                preamble=PREAMBLE,
+            )
+        _COMPILED[key] = kernel
+    return _COMPILED[key]
 
 
 def _arrays(*arrays):
@@ -637,10 +1116,11 @@ def _scalar(like, value):
     return like.dtype.type(value)
 
 
-def _weights(name, weight, like, xp=None):
-    """Return per-element ``weight`` as an array of ``like``'s shape and float type (the
-    kernel's T), checked as the numpy target checks it, or the scalar 1 when not given (every
-    loss kernel multiplies its outputs by ``weight``). ``xp`` is cupy, or numpy in tests."""
+def _weights(name, weight, like, rows, xp=None):
+    """Return per-sample ``weight`` as an array of ``like``'s float type (the kernel's T) with
+    one value per element (per row, with a trailing axis of 1, for a class-axis loss), checked
+    as the numpy target checks it, or the scalar 1 when not given (every loss kernel multiplies
+    its outputs by ``weight``). ``xp`` is cupy, or numpy in tests."""
     if weight is None:
         return like.dtype.type(1)
     if xp is None:
@@ -650,26 +1130,27 @@ def _weights(name, weight, like, xp=None):
         raise TypeError(
             f"{name}: weight has dtype {w.dtype}; expected real numbers (float, int or bool)"
         )
+    units = like.shape[:-1] if rows else like.shape
     try:
-        w = xp.broadcast_to(w.astype(like.dtype, copy=False), like.shape)
+        w = xp.broadcast_to(w.astype(like.dtype, copy=False), units)
     except ValueError:
         raise ValueError(
-            f"{name}: weight of shape {w.shape} does not broadcast to one per element, "
-            f"shape {like.shape}"
+            f"{name}: weight of shape {w.shape} does not broadcast to one per "
+            f"{'row' if rows else 'element'}, shape {units}"
         ) from None
     if not bool(xp.all(xp.isfinite(w) & (w >= 0))):
         raise ValueError(f"{name}: weight must be finite and non-negative")
-    return w
+    return w[..., None] if rows else w
 
 
-def _weighting(name, weight, like, count, xp=None):
+def _weighting(name, weight, like, count, rows, xp=None):
     """Return ``_weights(...)`` and the mean's 1/n: n is ``count`` when given, else the sum of
-    the weights, else the number of elements."""
-    w = _weights(name, weight, like, xp)
+    the weights, else the number of elements (rows for a class-axis loss)."""
+    w = _weights(name, weight, like, rows, xp)
     if count is not None:
         return w, 1 / count
     if weight is None:
-        return w, 1 / like.size
+        return w, 1 / (like.size // like.shape[-1] if rows else like.size)
     n = float(w.sum())
     if n == 0:
         raise ValueError(f"{name}: the weights sum to zero; pass count= to set the mean's divisor")
@@ -687,7 +1168,7 @@ def binary_cross_entropy(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy', weight, yhat, count)
+    weight, inv_n = _weighting('binary_cross_entropy', weight, yhat, count, False)
     return _kernel('binary_cross_entropy')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
@@ -702,7 +1183,7 @@ def binary_cross_entropy_per_sample(yhat, y, *, count: float | None = None, weig
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('binary_cross_entropy_per_sample', weight, yhat)
+    weight = _weights('binary_cross_entropy_per_sample', weight, yhat, False)
     return _kernel('binary_cross_entropy_per_sample')(yhat, y, weight)
 
 
@@ -717,7 +1198,7 @@ def binary_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=Non
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_grad', weight, yhat, count)
+    weight, inv_n = _weighting('binary_cross_entropy_grad', weight, yhat, count, False)
     return _kernel('binary_cross_entropy_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -733,7 +1214,7 @@ def binary_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None, 
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('binary_cross_entropy_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('binary_cross_entropy_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -749,7 +1230,7 @@ def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=Non
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_hess', weight, yhat, count)
+    weight, inv_n = _weighting('binary_cross_entropy_hess', weight, yhat, count, False)
     return _kernel('binary_cross_entropy_hess')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -764,7 +1245,7 @@ def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None, wei
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits', weight, yhat, count)
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits', weight, yhat, count, False)
     return _kernel('binary_cross_entropy_with_logits')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
@@ -779,7 +1260,7 @@ def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None 
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('binary_cross_entropy_with_logits_per_sample', weight, yhat)
+    weight = _weights('binary_cross_entropy_with_logits_per_sample', weight, yhat, False)
     return _kernel('binary_cross_entropy_with_logits_per_sample')(yhat, y, weight)
 
 
@@ -794,7 +1275,7 @@ def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad', weight, yhat, count)
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad', weight, yhat, count, False)
     return _kernel('binary_cross_entropy_with_logits_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -810,7 +1291,7 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | N
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('binary_cross_entropy_with_logits_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -826,8 +1307,109 @@ def binary_cross_entropy_with_logits_hess(yhat, y, *, count: float | None = None
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_hess', weight, yhat, count)
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits_hess', weight, yhat, count, False)
     return _kernel('binary_cross_entropy_with_logits_hess')(yhat, y, weight, _scalar(yhat, inv_n))
+
+
+def categorical_cross_entropy(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return categorical_cross_entropy: row reductions, one fused map, a sum.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    value = -inv_n*axis_sum(xlogy(y, yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('categorical_cross_entropy', weight, yhat, count, True)
+    r0 = _stage('categorical_cross_entropy', 0)(yhat, y, axis=-1, keepdims=True)
+    value = _stage('categorical_cross_entropy', 1)(r0, weight, _scalar(yhat, inv_n))
+    return value.sum()
+
+
+def categorical_cross_entropy_per_sample(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return the loss per sample (row).
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    out = -axis_sum(xlogy(y, yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight = _weights('categorical_cross_entropy_per_sample', weight, yhat, True)
+    r0 = _stage('categorical_cross_entropy_per_sample', 0)(yhat, y, axis=-1, keepdims=True)
+    out = _stage('categorical_cross_entropy_per_sample', 1)(r0, weight)
+    return out[..., 0]
+
+
+def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return dcategorical_cross_entropy/dyhat: row reductions, one fused map.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    out = -inv_n*xdivy(y, yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('categorical_cross_entropy_grad', weight, yhat, count, True)
+    out = _stage('categorical_cross_entropy_grad', 0)(yhat, y, weight, _scalar(yhat, inv_n))
+    return out
+
+
+def categorical_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return (categorical_cross_entropy, categorical_cross_entropy_grad) from shared row reductions.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    value = -inv_n*axis_sum(xlogy(y, yhat))
+    out = -inv_n*xdivy(y, yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('categorical_cross_entropy_value_and_grad', weight, yhat, count, True)
+    r0 = _stage('categorical_cross_entropy_value_and_grad', 0)(yhat, y, axis=-1, keepdims=True)
+    value = _stage('categorical_cross_entropy_value_and_grad', 1)(r0, weight, _scalar(yhat, inv_n))
+    out = _stage('categorical_cross_entropy_value_and_grad', 2)(yhat, y, weight, _scalar(yhat, inv_n))
+    return value.sum(), out
+
+
+def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return the second derivative's diagonal, fused.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    out = inv_n*y/yhat**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('categorical_cross_entropy_hess', weight, yhat, count, True)
+    out = _stage('categorical_cross_entropy_hess', 0)(yhat, y, weight, _scalar(yhat, inv_n))
+    return out
+
+
+def categorical_cross_entropy_hvp(yhat, y, vector, *, count: float | None = None, weight=None):
+    r"""Return the Hessian of the mean loss in yhat times ``vector``.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    out = inv_n*vector*y/yhat**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, vector, = _arrays(yhat, y, vector)
+    weight, inv_n = _weighting('categorical_cross_entropy_hvp', weight, yhat, count, True)
+    out = _stage('categorical_cross_entropy_hvp', 0)(yhat, y, vector, weight, _scalar(yhat, inv_n))
+    return out
 
 
 def hinge(yhat, y, *, count: float | None = None, weight=None):
@@ -841,7 +1423,7 @@ def hinge(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('hinge', weight, yhat, count)
+    weight, inv_n = _weighting('hinge', weight, yhat, count, False)
     return _kernel('hinge')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
@@ -856,7 +1438,7 @@ def hinge_per_sample(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('hinge_per_sample', weight, yhat)
+    weight = _weights('hinge_per_sample', weight, yhat, False)
     return _kernel('hinge_per_sample')(yhat, y, weight)
 
 
@@ -871,7 +1453,7 @@ def hinge_grad(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('hinge_grad', weight, yhat, count)
+    weight, inv_n = _weighting('hinge_grad', weight, yhat, count, False)
     return _kernel('hinge_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -887,7 +1469,7 @@ def hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('hinge_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('hinge_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('hinge_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -903,7 +1485,7 @@ def hinge_hess(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('hinge_hess', weight, yhat)
+    weight = _weights('hinge_hess', weight, yhat, False)
     return _kernel('hinge_hess')(yhat, y, weight)
 
 
@@ -919,7 +1501,7 @@ def huber(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=Non
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('huber', weight, yhat, count)
+    weight, inv_n = _weighting('huber', weight, yhat, count, False)
     return _kernel('huber')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n)).sum()
 
 
@@ -935,7 +1517,7 @@ def huber_per_sample(yhat, y, *, delta: float = 1.0, count: float | None = None,
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('huber_per_sample', weight, yhat)
+    weight = _weights('huber_per_sample', weight, yhat, False)
     return _kernel('huber_per_sample')(yhat, y, weight, _scalar(yhat, delta))
 
 
@@ -950,7 +1532,7 @@ def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('huber_grad', weight, yhat, count)
+    weight, inv_n = _weighting('huber_grad', weight, yhat, count, False)
     return _kernel('huber_grad')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
 
 
@@ -967,7 +1549,7 @@ def huber_value_and_grad(yhat, y, *, delta: float = 1.0, count: float | None = N
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('huber_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('huber_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('huber_value_and_grad')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -983,8 +1565,112 @@ def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('huber_hess', weight, yhat, count)
+    weight, inv_n = _weighting('huber_hess', weight, yhat, count, False)
     return _kernel('huber_hess')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
+
+
+def kl_div(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return kl_div: row reductions, one fused map, a sum.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    value = inv_n*(-axis_sum(y*yhat) + axis_sum(xlogy(y, y)))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('kl_div', weight, yhat, count, True)
+    r0 = _stage('kl_div', 0)(yhat, y, axis=-1, keepdims=True)
+    r1 = _stage('kl_div', 1)(yhat, y, axis=-1, keepdims=True)
+    value = _stage('kl_div', 2)(r0, r1, weight, _scalar(yhat, inv_n))
+    return value.sum()
+
+
+def kl_div_per_sample(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return the loss per sample (row).
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    out = -axis_sum(y*yhat) + axis_sum(xlogy(y, y))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight = _weights('kl_div_per_sample', weight, yhat, True)
+    r0 = _stage('kl_div_per_sample', 0)(yhat, y, axis=-1, keepdims=True)
+    r1 = _stage('kl_div_per_sample', 1)(yhat, y, axis=-1, keepdims=True)
+    out = _stage('kl_div_per_sample', 2)(r0, r1, weight)
+    return out[..., 0]
+
+
+def kl_div_grad(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return dkl_div/dyhat: row reductions, one fused map.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    out = -inv_n*y
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('kl_div_grad', weight, yhat, count, True)
+    out = _stage('kl_div_grad', 0)(yhat, y, weight, _scalar(yhat, inv_n))
+    return out
+
+
+def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return (kl_div, kl_div_grad) from shared row reductions.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    value = inv_n*(-axis_sum(y*yhat) + axis_sum(xlogy(y, y)))
+    out = -inv_n*y
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('kl_div_value_and_grad', weight, yhat, count, True)
+    r0 = _stage('kl_div_value_and_grad', 0)(yhat, y, axis=-1, keepdims=True)
+    r1 = _stage('kl_div_value_and_grad', 1)(yhat, y, axis=-1, keepdims=True)
+    value = _stage('kl_div_value_and_grad', 2)(r0, r1, weight, _scalar(yhat, inv_n))
+    out = _stage('kl_div_value_and_grad', 3)(yhat, y, weight, _scalar(yhat, inv_n))
+    return value.sum(), out
+
+
+def kl_div_hess(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return the second derivative's diagonal, fused.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    out = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight = _weights('kl_div_hess', weight, yhat, True)
+    out = _stage('kl_div_hess', 0)(yhat)
+    return out
+
+
+def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None):
+    r"""Return the Hessian of the mean loss in yhat times ``vector``.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    out = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, vector, = _arrays(yhat, y, vector)
+    weight = _weights('kl_div_hvp', weight, yhat, True)
+    out = _stage('kl_div_hvp', 0)(yhat)
+    return out
 
 
 def l1(yhat, y, *, count: float | None = None, weight=None):
@@ -998,7 +1684,7 @@ def l1(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('l1', weight, yhat, count)
+    weight, inv_n = _weighting('l1', weight, yhat, count, False)
     return _kernel('l1')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
@@ -1013,7 +1699,7 @@ def l1_per_sample(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('l1_per_sample', weight, yhat)
+    weight = _weights('l1_per_sample', weight, yhat, False)
     return _kernel('l1_per_sample')(yhat, y, weight)
 
 
@@ -1028,7 +1714,7 @@ def l1_grad(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('l1_grad', weight, yhat, count)
+    weight, inv_n = _weighting('l1_grad', weight, yhat, count, False)
     return _kernel('l1_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -1044,7 +1730,7 @@ def l1_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('l1_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('l1_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('l1_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -1060,7 +1746,7 @@ def l1_hess(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('l1_hess', weight, yhat)
+    weight = _weights('l1_hess', weight, yhat, False)
     return _kernel('l1_hess')(yhat, y, weight)
 
 
@@ -1075,7 +1761,7 @@ def log_cosh(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('log_cosh', weight, yhat, count)
+    weight, inv_n = _weighting('log_cosh', weight, yhat, count, False)
     return _kernel('log_cosh')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
@@ -1090,7 +1776,7 @@ def log_cosh_per_sample(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('log_cosh_per_sample', weight, yhat)
+    weight = _weights('log_cosh_per_sample', weight, yhat, False)
     return _kernel('log_cosh_per_sample')(yhat, y, weight)
 
 
@@ -1105,7 +1791,7 @@ def log_cosh_grad(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('log_cosh_grad', weight, yhat, count)
+    weight, inv_n = _weighting('log_cosh_grad', weight, yhat, count, False)
     return _kernel('log_cosh_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -1121,7 +1807,7 @@ def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None)
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('log_cosh_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('log_cosh_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('log_cosh_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -1137,7 +1823,7 @@ def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('log_cosh_hess', weight, yhat, count)
+    weight, inv_n = _weighting('log_cosh_hess', weight, yhat, count, False)
     return _kernel('log_cosh_hess')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -1152,7 +1838,7 @@ def mse(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('mse', weight, yhat, count)
+    weight, inv_n = _weighting('mse', weight, yhat, count, False)
     return _kernel('mse')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
@@ -1167,7 +1853,7 @@ def mse_per_sample(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('mse_per_sample', weight, yhat)
+    weight = _weights('mse_per_sample', weight, yhat, False)
     return _kernel('mse_per_sample')(yhat, y, weight)
 
 
@@ -1182,7 +1868,7 @@ def mse_grad(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('mse_grad', weight, yhat, count)
+    weight, inv_n = _weighting('mse_grad', weight, yhat, count, False)
     return _kernel('mse_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -1198,7 +1884,7 @@ def mse_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('mse_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('mse_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('mse_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -1214,7 +1900,7 @@ def mse_hess(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('mse_hess', weight, yhat, count)
+    weight, inv_n = _weighting('mse_hess', weight, yhat, count, False)
     return _kernel('mse_hess')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -1229,7 +1915,7 @@ def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=Non
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('pinball', weight, yhat, count)
+    weight, inv_n = _weighting('pinball', weight, yhat, count, False)
     return _kernel('pinball')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n)).sum()
 
 
@@ -1244,7 +1930,7 @@ def pinball_per_sample(yhat, y, *, tau: float = 0.5, count: float | None = None,
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('pinball_per_sample', weight, yhat)
+    weight = _weights('pinball_per_sample', weight, yhat, False)
     return _kernel('pinball_per_sample')(yhat, y, weight, _scalar(yhat, tau))
 
 
@@ -1259,7 +1945,7 @@ def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('pinball_grad', weight, yhat, count)
+    weight, inv_n = _weighting('pinball_grad', weight, yhat, count, False)
     return _kernel('pinball_grad')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
 
 
@@ -1275,7 +1961,7 @@ def pinball_value_and_grad(yhat, y, *, tau: float = 0.5, count: float | None = N
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('pinball_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('pinball_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('pinball_value_and_grad')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -1291,7 +1977,7 @@ def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('pinball_hess', weight, yhat)
+    weight = _weights('pinball_hess', weight, yhat, False)
     return _kernel('pinball_hess')(yhat, y, weight, _scalar(yhat, tau))
 
 
@@ -1306,7 +1992,7 @@ def poisson_nll(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('poisson_nll', weight, yhat, count)
+    weight, inv_n = _weighting('poisson_nll', weight, yhat, count, False)
     return _kernel('poisson_nll')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
@@ -1321,7 +2007,7 @@ def poisson_nll_per_sample(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('poisson_nll_per_sample', weight, yhat)
+    weight = _weights('poisson_nll_per_sample', weight, yhat, False)
     return _kernel('poisson_nll_per_sample')(yhat, y, weight)
 
 
@@ -1336,7 +2022,7 @@ def poisson_nll_grad(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('poisson_nll_grad', weight, yhat, count)
+    weight, inv_n = _weighting('poisson_nll_grad', weight, yhat, count, False)
     return _kernel('poisson_nll_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -1352,7 +2038,7 @@ def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None, weight=No
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('poisson_nll_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('poisson_nll_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('poisson_nll_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -1368,7 +2054,7 @@ def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('poisson_nll_hess', weight, yhat, count)
+    weight, inv_n = _weighting('poisson_nll_hess', weight, yhat, count, False)
     return _kernel('poisson_nll_hess')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -1384,7 +2070,7 @@ def sigmoid_focal(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: fl
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('sigmoid_focal', weight, yhat, count)
+    weight, inv_n = _weighting('sigmoid_focal', weight, yhat, count, False)
     return _kernel('sigmoid_focal')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n)).sum()
 
 
@@ -1400,7 +2086,7 @@ def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('sigmoid_focal_per_sample', weight, yhat)
+    weight = _weights('sigmoid_focal_per_sample', weight, yhat, False)
     return _kernel('sigmoid_focal_per_sample')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma))
 
 
@@ -1419,7 +2105,7 @@ def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('sigmoid_focal_grad', weight, yhat, count)
+    weight, inv_n = _weighting('sigmoid_focal_grad', weight, yhat, count, False)
     return _kernel('sigmoid_focal_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
 
 
@@ -1440,7 +2126,7 @@ def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float =
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('sigmoid_focal_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('sigmoid_focal_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('sigmoid_focal_value_and_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -1465,7 +2151,7 @@ def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('sigmoid_focal_hess', weight, yhat, count)
+    weight, inv_n = _weighting('sigmoid_focal_hess', weight, yhat, count, False)
     return _kernel('sigmoid_focal_hess')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
 
 
@@ -1481,7 +2167,7 @@ def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('smooth_l1', weight, yhat, count)
+    weight, inv_n = _weighting('smooth_l1', weight, yhat, count, False)
     return _kernel('smooth_l1')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n)).sum()
 
 
@@ -1497,7 +2183,7 @@ def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, count: float | None = No
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('smooth_l1_per_sample', weight, yhat)
+    weight = _weights('smooth_l1_per_sample', weight, yhat, False)
     return _kernel('smooth_l1_per_sample')(yhat, y, weight, _scalar(yhat, beta))
 
 
@@ -1513,7 +2199,7 @@ def smooth_l1_grad(yhat, y, *, beta: float = 1.0, count: float | None = None, we
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('smooth_l1_grad', weight, yhat, count)
+    weight, inv_n = _weighting('smooth_l1_grad', weight, yhat, count, False)
     return _kernel('smooth_l1_grad')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
 
 
@@ -1531,7 +2217,7 @@ def smooth_l1_value_and_grad(yhat, y, *, beta: float = 1.0, count: float | None 
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('smooth_l1_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('smooth_l1_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('smooth_l1_value_and_grad')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -1547,8 +2233,152 @@ def smooth_l1_hess(yhat, y, *, beta: float = 1.0, count: float | None = None, we
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('smooth_l1_hess', weight, yhat, count)
+    weight, inv_n = _weighting('smooth_l1_hess', weight, yhat, count, False)
     return _kernel('smooth_l1_hess')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
+
+
+def softmax_cross_entropy(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return softmax_cross_entropy: row reductions, one fused map, a sum.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    value = inv_n*(-label_smoothing*axis_sum(y)*logsumexp(yhat) +
+        label_smoothing*axis_sum(y*yhat) + label_smoothing*logsumexp(yhat) -
+        label_smoothing*axis_sum(yhat)/n_classes + axis_sum(y)*logsumexp(yhat) -
+        axis_sum(y*yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('softmax_cross_entropy', weight, yhat, count, True)
+    n_classes = yhat.shape[-1]
+    t0 = _stage('softmax_cross_entropy', 0)(yhat, y, axis=-1, keepdims=True)
+    t1 = _stage('softmax_cross_entropy', 1)(yhat, axis=-1, keepdims=True)
+    r2 = _stage('softmax_cross_entropy', 2)(yhat, t1, axis=-1, keepdims=True)
+    t3 = _stage('softmax_cross_entropy', 3)(yhat, y, axis=-1, keepdims=True)
+    r4 = _stage('softmax_cross_entropy', 4)(yhat, axis=-1, keepdims=True)
+    value = _stage('softmax_cross_entropy', 5)(t0, t1, r2, t3, r4, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    return value.sum()
+
+
+def softmax_cross_entropy_per_sample(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return the loss per sample (row).
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    out = -label_smoothing*axis_sum(y)*logsumexp(yhat) + label_smoothing*axis_sum(y*yhat) +
+        label_smoothing*logsumexp(yhat) - label_smoothing*axis_sum(yhat)/n_classes +
+        axis_sum(y)*logsumexp(yhat) - axis_sum(y*yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight = _weights('softmax_cross_entropy_per_sample', weight, yhat, True)
+    n_classes = yhat.shape[-1]
+    t0 = _stage('softmax_cross_entropy_per_sample', 0)(yhat, y, axis=-1, keepdims=True)
+    t1 = _stage('softmax_cross_entropy_per_sample', 1)(yhat, axis=-1, keepdims=True)
+    r2 = _stage('softmax_cross_entropy_per_sample', 2)(yhat, t1, axis=-1, keepdims=True)
+    t3 = _stage('softmax_cross_entropy_per_sample', 3)(yhat, y, axis=-1, keepdims=True)
+    r4 = _stage('softmax_cross_entropy_per_sample', 4)(yhat, axis=-1, keepdims=True)
+    out = _stage('softmax_cross_entropy_per_sample', 5)(t0, t1, r2, t3, r4, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes))
+    return out[..., 0]
+
+
+def softmax_cross_entropy_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return dsoftmax_cross_entropy/dyhat: row reductions, one fused map.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    out = -inv_n*label_smoothing/n_classes - inv_n*y*(1 - label_smoothing) -
+        inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
+        logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('softmax_cross_entropy_grad', weight, yhat, count, True)
+    n_classes = yhat.shape[-1]
+    r0 = _stage('softmax_cross_entropy_grad', 0)(yhat, axis=-1, keepdims=True)
+    t1 = _stage('softmax_cross_entropy_grad', 1)(yhat, y, axis=-1, keepdims=True)
+    r2 = _stage('softmax_cross_entropy_grad', 2)(yhat, r0, axis=-1, keepdims=True)
+    out = _stage('softmax_cross_entropy_grad', 3)(yhat, y, r0, t1, r2, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    return out
+
+
+def softmax_cross_entropy_value_and_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return (softmax_cross_entropy, softmax_cross_entropy_grad) from shared row reductions.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    value = inv_n*(-label_smoothing*axis_sum(y)*logsumexp(yhat) +
+        label_smoothing*axis_sum(y*yhat) + label_smoothing*logsumexp(yhat) -
+        label_smoothing*axis_sum(yhat)/n_classes + axis_sum(y)*logsumexp(yhat) -
+        axis_sum(y*yhat))
+    out = -inv_n*label_smoothing/n_classes - inv_n*y*(1 - label_smoothing) -
+        inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
+        logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('softmax_cross_entropy_value_and_grad', weight, yhat, count, True)
+    n_classes = yhat.shape[-1]
+    t0 = _stage('softmax_cross_entropy_value_and_grad', 0)(yhat, y, axis=-1, keepdims=True)
+    t2 = _stage('softmax_cross_entropy_value_and_grad', 1)(yhat, axis=-1, keepdims=True)
+    t4 = _stage('softmax_cross_entropy_value_and_grad', 2)(yhat, t2, axis=-1, keepdims=True)
+    t6 = _stage('softmax_cross_entropy_value_and_grad', 3)(yhat, y, axis=-1, keepdims=True)
+    r4 = _stage('softmax_cross_entropy_value_and_grad', 4)(yhat, axis=-1, keepdims=True)
+    value = _stage('softmax_cross_entropy_value_and_grad', 5)(t0, t2, t4, t6, r4, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    out = _stage('softmax_cross_entropy_value_and_grad', 6)(yhat, y, t2, t4, t6, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    return value.sum(), out
+
+
+def softmax_cross_entropy_hess(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return the second derivative's diagonal, fused.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    out = -inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
+        logsumexp(yhat)) + inv_n*(label_smoothing*axis_sum(y) - label_smoothing -
+        axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('softmax_cross_entropy_hess', weight, yhat, count, True)
+    t0 = _stage('softmax_cross_entropy_hess', 0)(yhat, axis=-1, keepdims=True)
+    t2 = _stage('softmax_cross_entropy_hess', 1)(yhat, t0, axis=-1, keepdims=True)
+    t3 = _stage('softmax_cross_entropy_hess', 2)(yhat, y, axis=-1, keepdims=True)
+    out = _stage('softmax_cross_entropy_hess', 3)(yhat, t0, t2, t3, weight, _scalar(yhat, label_smoothing), _scalar(yhat, inv_n))
+    return out
+
+
+def softmax_cross_entropy_hvp(yhat, y, vector, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return the Hessian of the mean loss in yhat times ``vector``.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    out = inv_n*(-label_smoothing*vector*axis_sum(y) + label_smoothing*vector +
+        label_smoothing*axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))) -
+        label_smoothing*axis_sum(vector*exp(yhat - logsumexp(yhat))) + vector*axis_sum(y) -
+        axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))))*exp(yhat - logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, vector, = _arrays(yhat, y, vector)
+    weight, inv_n = _weighting('softmax_cross_entropy_hvp', weight, yhat, count, True)
+    t0 = _stage('softmax_cross_entropy_hvp', 0)(yhat, y, axis=-1, keepdims=True)
+    r1 = _stage('softmax_cross_entropy_hvp', 1)(yhat, axis=-1, keepdims=True)
+    r2 = _stage('softmax_cross_entropy_hvp', 2)(yhat, r1, axis=-1, keepdims=True)
+    t3 = _stage('softmax_cross_entropy_hvp', 3)(yhat, vector, r1, r2, axis=-1, keepdims=True)
+    out = _stage('softmax_cross_entropy_hvp', 4)(yhat, vector, t0, r1, r2, t3, weight, _scalar(yhat, label_smoothing), _scalar(yhat, inv_n))
+    return out
 
 
 def squared_hinge(yhat, y, *, count: float | None = None, weight=None):
@@ -1562,7 +2392,7 @@ def squared_hinge(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('squared_hinge', weight, yhat, count)
+    weight, inv_n = _weighting('squared_hinge', weight, yhat, count, False)
     return _kernel('squared_hinge')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
@@ -1577,7 +2407,7 @@ def squared_hinge_per_sample(yhat, y, *, count: float | None = None, weight=None
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight = _weights('squared_hinge_per_sample', weight, yhat)
+    weight = _weights('squared_hinge_per_sample', weight, yhat, False)
     return _kernel('squared_hinge_per_sample')(yhat, y, weight)
 
 
@@ -1592,7 +2422,7 @@ def squared_hinge_grad(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('squared_hinge_grad', weight, yhat, count)
+    weight, inv_n = _weighting('squared_hinge_grad', weight, yhat, count, False)
     return _kernel('squared_hinge_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
@@ -1608,7 +2438,7 @@ def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('squared_hinge_value_and_grad', weight, yhat, count)
+    weight, inv_n = _weighting('squared_hinge_value_and_grad', weight, yhat, count, False)
     value, out = _kernel('squared_hinge_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
@@ -1624,5 +2454,5 @@ def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None):
         derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    weight, inv_n = _weighting('squared_hinge_hess', weight, yhat, count)
+    weight, inv_n = _weighting('squared_hinge_hess', weight, yhat, count, False)
     return _kernel('squared_hinge_hess')(yhat, y, weight, _scalar(yhat, inv_n))
