@@ -224,6 +224,50 @@ def test_lazy_blocks_stream_without_persisting(client):
     assert result.converged and result.n_iter <= 10
 
 
+#: blocks alive now, at most, and made, across the in-process workers' threads
+_LIVE = {"now": 0, "most": 0, "made": 0}
+_LIVE_LOCK = __import__("threading").Lock()
+
+
+def _gone():
+    with _LIVE_LOCK:
+        _LIVE["now"] -= 1
+
+
+def _live_block(block_info=None):
+    """A generated block that counts itself while alive (a module function: it pickles)."""
+    import weakref
+
+    (start, stop), _ = block_info[None]["array-location"]
+    X = np.random.default_rng(start).normal(size=(stop - start, 3))
+    with _LIVE_LOCK:
+        _LIVE["now"], _LIVE["made"] = _LIVE["now"] + 1, _LIVE["made"] + 1
+        _LIVE["most"] = max(_LIVE["most"], _LIVE["now"])
+    weakref.finalize(X, _gone)
+    return X
+
+
+def test_streamed_blocks_are_bounded_and_produced_once():
+    """persist=False holds about one block per worker thread, however many blocks there are,
+    and a y computed from X reuses X's blocks rather than producing them a second time."""
+    _LIVE.update(now=0, most=0, made=0)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    )
+    with cluster, distributed.Client(cluster) as local:
+        X = da.map_blocks(_live_block, chunks=((500,) * 40, (3,)), dtype=float)
+        y = (X.sum(axis=1) > 0).astype(float)
+        data = sgd.DaskData(X, y, client=local, persist=False, chunk_rows=500)
+        model = LogisticRegression()
+        params = model.init(n_features=3)
+        f, _ = sgd.objective(model, params, data)
+    made, most = _LIVE["made"], _LIVE["most"]
+    Xn = X.compute(scheduler="sync")
+    assert abs(f - model.objective(params, Xn, (Xn.sum(axis=1) > 0) * 1.0)[0]) <= 1e-14
+    assert made == 40  # each block produced once, though y is computed from X
+    assert most <= 2 * (sgd.STREAM_DEPTH + 1), most  # 2 workers: in flight + the next
+
+
 def test_progress_bar_on_request(client, capsys):
     pytest.importorskip("tqdm")
     X, y = _logistic_data(500, 3)
