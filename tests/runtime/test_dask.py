@@ -437,3 +437,32 @@ def test_cli_trains_npy_and_zarr_arrays(kind, client, tmp_path, capsys):
     bad = [*args[:4], "label", *args[5:], "--scheduler", client.scheduler.address]
     assert main(bad) == 2
     assert "label is a column index" in capsys.readouterr().err
+
+
+def _block_that_kills_its_worker_once(marker, block_info=None):
+    """Rows from their position; the first call for block 3 ends its worker's process."""
+    (start, stop), _ = block_info[None]["array-location"]
+    if start == 3 * 400 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return np.random.default_rng(start).normal(size=(stop - start, 3))
+
+
+def test_streamed_fit_survives_a_worker_dying(client, tmp_path):
+    """persist=False: a worker that dies mid-pass has its blocks recomputed elsewhere."""
+    marker = str(tmp_path / "killed")
+    X = da.map_blocks(
+        _block_that_kills_its_worker_once, marker, chunks=((400,) * 8, (3,)), dtype=float
+    )
+    y = (X[:, 0] - X[:, 1] + 0.5 * da.sin(7 * X.sum(axis=1)) > 0).astype(float)
+    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
+    data = sgd.DaskData(X, y, client=client, persist=False, chunk_rows=400)
+    result = sgd.fit(model, data, method="newton", tol=1e-10)
+    assert os.path.exists(marker)  # a worker did die
+    open(marker, "w").close()
+    Xn = X.compute(scheduler="sync")
+    yn = (Xn[:, 0] - Xn[:, 1] + 0.5 * np.sin(7 * Xn.sum(axis=1)) > 0).astype(float)
+    p0 = model.init(n_features=3)
+    local = minimize(ModelProblem(model, Xn, yn, p0), flatten(p0), p0, method="newton", tol=1e-10)
+    assert result.converged and np.max(np.abs(result.x - local.x)) <= 1e-10
+    client.wait_for_workers(2, timeout=60)
