@@ -45,6 +45,9 @@ __all__ = [
 DEFAULT_CHUNK_BYTES = 32 * 2**20
 #: Results summed per task in the tree reduction.
 _FAN_IN = 8
+#: Streamed blocks (``persist=False``) in flight per worker thread: one evaluating, one
+#: queued, so a worker holds about two blocks however many there are.
+STREAM_DEPTH = 1
 
 
 # ----------------------------------------------------------------------------- the cluster
@@ -219,7 +222,10 @@ class DaskData:
         self.y_tail, self.y_dtype = tuple(y.shape[1:]), y.dtype
         self.chunks, self.persist = X.chunks[0], bool(persist)
         starts = np.cumsum((0, *X.chunks[0][:-1]))
-        xs, ys = X.to_delayed().ravel(), y.to_delayed().ravel()
+        # unoptimized: optimizing fuses a y computed from X (labels from features) with a
+        # second copy of X's tasks, so every block would be produced twice
+        xs = X.to_delayed(optimize_graph=False).ravel()
+        ys = y.to_delayed(optimize_graph=False).ravel()
         block = dask.delayed(_block, pure=False)  # keys of their own: close() drops only ours
         self._blocks = [
             block(xd, yd, int(s), self.persist) for xd, yd, s in zip(xs, ys, starts, strict=True)
@@ -245,13 +251,12 @@ class DaskData:
         return np.zeros((0, self.n_features)), np.zeros((0, *self.y_tail), self.y_dtype)
 
     def run(self, op: str, model: Any, params: Any, extra: Any = None) -> tuple:
-        """Return the sums over all blocks of ``op`` ("value", "grad", "newton", "hvp")."""
+        """Return the sums over all blocks of ``op`` ("value", "grad", "newton", "hvp", or
+        "rows", which only produces the blocks)."""
         args = (op, model, params, extra, self.n_samples)
         if self.persist:
-            parts = self._per_worker(args)
-        else:
-            parts = self._per_block(args)
-        return _wait(self._reduce, parts)
+            return _wait(self._reduce, self._per_worker(args))
+        return _wait(self._stream, args)
 
     def _per_worker(self, args: tuple) -> list:
         """Submit one task per worker over the blocks it holds (no data moves)."""
@@ -267,13 +272,45 @@ class DaskData:
             for addr, futures in groups.items()
         ]
 
-    def _per_block(self, args: tuple) -> list:
-        """Submit one task per block, each recomputing its block from the graph."""
-        import dask
+    def _stream(self, args: tuple) -> tuple | None:
+        """Recompute the blocks from their graph, at most ``STREAM_DEPTH`` per worker thread
+        at a time, and add their results in block order as they arrive.
 
+        The window bounds what a worker holds (the block being evaluated and the next one
+        queued) whatever the scheduler's own queueing; each block's tasks are placed on one
+        thread slot, so a block is produced where it is consumed, and a worker that dies has
+        its blocks recomputed elsewhere.
+        """
+        import dask
+        from distributed import as_completed
+
+        slots = [addr for addr, n in sorted(self.client.nthreads().items()) for _ in range(n)]
         shared = self.client.submit(_identity, args, pure=False)  # one copy, with lineage
-        tasks = [dask.delayed(_evaluate_one, pure=False)(shared, b) for b in self._blocks]
-        return self.client.compute(tasks)
+        index: dict[Any, int] = {}
+
+        def launch(i: int) -> Any:
+            task = dask.delayed(_evaluate_one, pure=False)(shared, self._blocks[i])
+            where = slots[i % len(slots)] if slots else None
+            future = self.client.compute(  # earlier blocks first: depth-first on a worker
+                task, workers=where and [where], allow_other_workers=True, priority=-i
+            )
+            index[future.key] = i
+            return future
+
+        window = max(1, STREAM_DEPTH * len(slots))
+        queue = as_completed([launch(i) for i in range(min(window, len(self._blocks)))])
+        following, arrived, total, folded = window, {}, None, 0
+        for future in queue:
+            arrived[index.pop(future.key)] = future.result()
+            future.release()
+            while folded in arrived:  # the sum's order is the blocks' order: deterministic
+                total = _sum([total, arrived.pop(folded)])
+                folded += 1
+            if following < len(self._blocks):
+                queue.add(launch(following))
+                following += 1
+        shared.release()
+        return total
 
     def _reduce(self, parts: list) -> tuple:
         """Sum the parts in a tree on the cluster, then fetch the one small result."""
@@ -339,8 +376,14 @@ def _hvp(model: Any, p: Any, X: Any, y: Any, n: int, extra: Any) -> tuple:
     return (flatten(model.hvp(p, X, y, unflatten(extra, p), count=n, penalty=False)),)
 
 
-#: what one block contributes to each kind of pass
+def _rows(model: Any, p: Any, X: Any, y: Any, n: int, extra: Any) -> tuple:
+    return (np.array(len(X), dtype=float),)
+
+
+#: what one block contributes to each kind of pass ("rows" only produces the blocks: what
+#: the data source alone costs)
 _OPS: dict[str, Callable[..., tuple]] = {
+    "rows": _rows,
     "value": _value,
     "grad": _value_grad,
     "newton": _newton,
@@ -493,13 +536,17 @@ def fit(
 
 
 def read_table(source: str, label: str | None = None) -> tuple[Any, Any, list[str]]:
-    """Return (X, y, feature names) as dask arrays from a parquet or CSV glob (or folder).
+    """Return (X, y, feature names) as dask arrays from a parquet or CSV glob (or folder),
+    a zarr array, an npy stack (``da.to_npy_stack``'s folder) or a glob of ``.npy`` files.
 
-    ``label`` names the target column (default: the last). Partitions are read lazily; only
-    their row counts are computed, so the arrays have known chunk sizes.
+    ``label`` names the target column (a column index for arrays; default: the last).
+    Partitions are read lazily; only their row counts are computed, so the arrays have known
+    chunk sizes.
     """
     import glob
 
+    if _is_array_source(source):
+        return _read_array(source, label)
     import dask.dataframe as dd
 
     stem = source.rstrip("/").lower()
@@ -519,6 +566,79 @@ def read_table(source: str, label: str | None = None) -> tuple[Any, Any, list[st
     table = _as_dask_array(frame, source)  # every column checked; one set of row counts
     keep = [i for i, c in enumerate(columns) if c != target]
     return table[:, keep], table[:, columns.index(target)], [str(columns[i]) for i in keep]
+
+
+def _is_array_source(source: str) -> bool:
+    from pathlib import Path
+
+    path = Path(source.rstrip("/"))
+    markers = ("info", ".zarray", "zarr.json")  # npy stack, zarr v2, zarr v3
+    return source.lower().rstrip("/").endswith((".npy", ".zarr")) or any(
+        (path / m).is_file() for m in markers
+    )
+
+
+def _read_array(source: str, label: str | None) -> tuple[Any, Any, list[str]]:
+    """(X, y, names) from a 2-D zarr array, npy stack or ``.npy`` glob: y is one column."""
+    table = _open_array(source)
+    if table.ndim != 2 or table.shape[1] < 2:
+        raise DataError(f"{source}: expected a 2-D table of columns, got shape {table.shape}")
+    width = table.shape[1]
+    try:
+        col = width - 1 if label is None else int(label)
+    except ValueError:
+        raise DataError(f"{source}: an array's label is a column index, got {label!r}") from None
+    if not -width <= col < width:
+        raise DataError(f"{source}: no column {col}; the array has {width} columns")
+    col %= width
+    keep = [i for i in range(width) if i != col]
+    table = _as_dask_array(table, source)
+    return table[:, keep], table[:, col], [f"x{i}" for i in keep]
+
+
+def _npy_header(path: str) -> tuple[tuple[int, ...], np.dtype]:
+    head = np.load(path, mmap_mode="r")  # reads the header; maps, but touches no rows
+    return head.shape, head.dtype
+
+
+def _npy_rows(path: str, start: int, stop: int) -> np.ndarray:
+    """Rows [start, stop) of an .npy file, read through a memory map (runs on a worker)."""
+    return np.array(np.load(path, mmap_mode="r")[start:stop])
+
+
+def _open_array(source: str) -> Any:
+    import glob
+    import re
+    from pathlib import Path
+
+    import dask
+    import dask.array as da
+
+    path = Path(source.rstrip("/"))
+    try:
+        if (path / "info").is_file():
+            return da.from_npy_stack(str(path))
+        if not source.lower().endswith(".npy"):
+            return da.from_zarr(str(path))
+        files = sorted(
+            glob.glob(source),
+            key=lambda f: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f)],
+        )
+        if not files:
+            raise DataError(f"{source}: no file matches")
+        parts = []
+        for f in files:  # shapes from the headers; the rows are read on the workers
+            shape, dtype = _npy_header(f)
+            step = max(1, DEFAULT_CHUNK_BYTES // max(1, dtype.itemsize * math.prod(shape[1:])))
+            for start in range(0, shape[0], step):
+                rows = (min(shape[0], start + step) - start, *shape[1:])
+                load = dask.delayed(_npy_rows, pure=True)(f, start, start + rows[0])
+                parts.append(da.from_delayed(load, shape=rows, dtype=dtype))
+        return da.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+    except ImportError as exc:
+        raise DataError(f"{source}: reading it needs {exc.name}: pip install {exc.name}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{source}: cannot read ({exc})") from None
 
 
 def dask_compute(*collections: Any) -> tuple:
