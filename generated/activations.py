@@ -446,8 +446,8 @@ def elu(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None) -> 
     out, x = _prepare('elu', out, x)
     alpha = _hyper('elu', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
-    np.greater(x, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.greater(x, 0, out=m0)
         np.minimum(x, 0, out=out)
         np.expm1(out, out=out)
         np.multiply(out, alpha, out=out)
@@ -468,8 +468,8 @@ def elu_grad(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
     out, x = _prepare('elu_grad', out, x)
     alpha = _hyper('elu_grad', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
-    np.greater(x, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.greater(x, 0, out=m0)
         np.minimum(x, 0, out=out)
         np.exp(out, out=out)
         np.multiply(out, alpha, out=out)
@@ -489,8 +489,8 @@ def elu_hess(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
     out, x = _prepare('elu_hess', out, x)
     alpha = _hyper('elu_hess', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
-    np.greater(x, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.greater(x, 0, out=m0)
         np.minimum(x, 0, out=out)
         np.exp(out, out=out)
         np.multiply(out, alpha, out=out)
@@ -751,8 +751,8 @@ def leaky_relu(x: np.ndarray, *, alpha: float = 0.01, out: np.ndarray | None = N
     out, x = _prepare('leaky_relu', out, x)
     alpha = _hyper('leaky_relu', 'alpha', alpha, 'real')
     m0, = _scratch(out.shape, 1, bool)
-    np.greater(x, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.greater(x, 0, out=m0)
         np.multiply(x, alpha, out=out)
     np.copyto(out, x, where=m0)
     return out
@@ -977,8 +977,8 @@ def selu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """
     out, x = _prepare('selu', out, x)
     m0, = _scratch(out.shape, 1, bool)
-    np.greater(x, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.greater(x, 0, out=m0)
         np.minimum(x, 0, out=out)
         np.expm1(out, out=out)
         np.multiply(out, 1.6732632423543772, out=out)
@@ -1000,8 +1000,8 @@ def selu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """
     out, x = _prepare('selu_grad', out, x)
     m0, = _scratch(out.shape, 1, bool)
-    np.greater(x, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.greater(x, 0, out=m0)
         np.minimum(x, 0, out=out)
         np.exp(out, out=out)
         np.multiply(out, 1.6732632423543772, out=out)
@@ -1021,8 +1021,8 @@ def selu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """
     out, x = _prepare('selu_hess', out, x)
     m0, = _scratch(out.shape, 1, bool)
-    np.greater(x, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.greater(x, 0, out=m0)
         np.minimum(x, 0, out=out)
         np.exp(out, out=out)
         np.multiply(out, 1.6732632423543772, out=out)

@@ -127,8 +127,9 @@ class InplaceBuilder:
         self.program.statements.append(Statement(template, args, quiet=self.quiet > 0))
 
     def mark_branches(self, replacements, outputs) -> None:
-        """Record which CSE temporaries only Piecewise/Max/Min branch values use: they are
-        computed quietly (a select discards their value wherever they over- or underflow)."""
+        """Record which CSE temporaries only Piecewise/Max/Min use (branch values and
+        conditions): they are computed quietly. A select discards the values of the branch not
+        taken, and a comparison of an overflowed operand (expm1(800) < 0) is still right."""
         defs = dict(replacements)
         needed: set[sp.Symbol] = set()
         seen: set[sp.Basic] = set()
@@ -141,11 +142,7 @@ class InplaceBuilder:
             if node in defs:
                 needed.add(node)
                 stack.append(defs[node])
-            elif isinstance(node, sp.Piecewise):
-                stack.extend(c for _, c in node.args)
-            elif isinstance(node, where):
-                stack.append(node.args[0])
-            elif not isinstance(node, sp.Max | sp.Min):
+            elif not isinstance(node, sp.Piecewise | where | sp.Max | sp.Min):
                 stack.extend(node.args)
         self.branch_only = frozenset(defs) - needed
 
@@ -590,7 +587,7 @@ class InplaceBuilder:
         return self.emit("np.einsum('...i->...', {0}, out={d}[..., 0])", (op,), ROW, ())
 
     def _select(self, cond: sp.Basic, a: sp.Expr, b: sp.Expr) -> int:
-        c, va, vb = self.value(cond), self._quietly(a), self._quietly(b)
+        c, va, vb = self._quietly(cond), self._quietly(a), self._quietly(b)
         kind = self._result_kind((va, vb, c) if not isinstance(c, str) else (va, vb))
         if kind in (MASK, ROW_MASK):
             kind = FULL if kind == MASK else ROW

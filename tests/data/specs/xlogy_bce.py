@@ -30,8 +30,8 @@ def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weigh
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     np.subtract(1, y, out=b0)
-    np.equal(b0, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.equal(b0, 0, out=m0)
         np.subtract(1, yhat, out=b1)
     np.copyto(b1, 1, where=m0)
     np.log(b1, out=b1)
@@ -63,8 +63,8 @@ def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
-    np.equal(out, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.equal(out, 0, out=m0)
         np.subtract(1, yhat, out=b1)
     np.copyto(b1, 1, where=m0)
     np.divide(out, b1, out=out)
@@ -104,8 +104,8 @@ def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
     np.copyto(b0, yhat)
     np.copyto(b0, 1, where=m0)
     np.subtract(1, y, out=out)
-    np.equal(out, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.equal(out, 0, out=m0)
         np.subtract(1, yhat, out=b2)
     np.copyto(b2, 1, where=m0)
     np.log(b2, out=b3)
@@ -165,8 +165,8 @@ def my_bce_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | N
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.subtract(1, y, out=out)
-    np.equal(out, 0, out=m0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.equal(out, 0, out=m0)
         np.subtract(1, yhat, out=b1)
     np.copyto(b1, 1, where=m0)
     np.log(b1, out=b1)
