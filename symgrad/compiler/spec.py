@@ -288,6 +288,8 @@ def _check_expression(spec: Spec) -> None:
         raise SpecError(name, "expression is not real-valued", origin)
     if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise SpecError(name, "expression contains an infinity or nan", origin)
+    if expr.has(sp.AccumBounds):  # atan(zoo), sin(oo): a range, not a number
+        raise SpecError(name, "expression contains an interval (AccumBounds), not a number", origin)
     allowed = set(spec.inputs) | {s for s, _ in spec.hyper} | {N_CLASSES}
     for sym in sorted(expr.free_symbols - allowed, key=lambda s: s.name):
         known = {s.name for s in allowed}

@@ -57,9 +57,16 @@ def _roots(p: sp.Poly, root: sp.Expr) -> tuple[sp.Poly, int]:
     return p, count
 
 
-def _poly(e: sp.Expr, node: sp.Expr, symbol: sp.Dummy, other: sp.Expr) -> sp.Poly | None:
+def _poly(
+    e: sp.Expr, node: sp.Expr, symbol: sp.Dummy, other: sp.Expr
+) -> tuple[sp.Poly, dict] | None:
     """Return ``e`` as a polynomial of degree >= 2 in ``symbol`` (standing for ``node``, with
-    ``node``'s mirror image written as ``other``), or None."""
+    ``node``'s mirror image written as ``other``), and the map that restores its frozen
+    exponentials, or None.
+
+    Each exp(...) is a frozen symbol while the polynomial is built: Poly expands its
+    coefficients, and exp(-(a - b)**2) would come back as exp(-a**2)*exp(2*a*b)*exp(-b**2),
+    which overflows to inf * 0 = NaN where the original is a plain small number."""
     if sp.count_ops(e) > SIZE_LIMIT:
         return None  # expanding a deep composition's polynomial would blow it up
     expr = e.xreplace({node: symbol, node.func(-node.args[0]): other})
@@ -67,26 +74,29 @@ def _poly(e: sp.Expr, node: sp.Expr, symbol: sp.Dummy, other: sp.Expr) -> sp.Pol
         return None  # the sigmoid also sits inside another function: not a polynomial
     if expanded_terms(expr) > TERMS_LIMIT:
         return None  # Poly would multiply out (1 + T**2)**-8 first: slow, and no tail to win
+    frozen = {f: sp.Dummy() for f in expr.atoms(sp.exp)}
     try:
-        p = sp.Poly(expr, symbol)
+        p = sp.Poly(expr.xreplace(frozen), symbol)
     except sp.PolynomialError:
         return None
-    return p if p.degree() >= 2 else None
+    return (p, {d: f for f, d in frozen.items()}) if p.degree() >= 2 else None
 
 
 def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
     u = _single_argument(e, sigmoid) if e.is_Add or e.is_Mul else None
     if u is None:
         return e
-    p = _poly(e, sigmoid(u), _S, 1 - _S)
-    if p is None:
+    found = _poly(e, sigmoid(u), _S, 1 - _S)
+    if found is None:
         return e
+    p, restore = found
     q, zeros = _roots(p, sp.S.Zero)
     q, ones = _roots(q, sp.S.One)
     if not zeros or not ones:
         return e
     # s = (1 + tau)/2 with tau = tanh(u/2) = 2s - 1, which is exact where 2s - 1 is not
-    rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2})).xreplace({_T: sp.tanh(u / 2)})
+    rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2}), power_exp=False)
+    rest = rest.xreplace({_T: sp.tanh(u / 2), **restore})
     return sigmoid(u) ** zeros * (-sigmoid(-u)) ** ones * rest
 
 
@@ -94,9 +104,10 @@ def _tanh_rule(e: sp.Expr) -> sp.Expr:
     v = _single_argument(e, sp.tanh) if e.is_Add or e.is_Mul else None
     if v is None:
         return e
-    p = _poly(e, sp.tanh(v), _T, -_T)
-    if p is None:
+    found = _poly(e, sp.tanh(v), _T, -_T)
+    if found is None:
         return e
+    p, restore = found
     q, ups = _roots(p, sp.S.One)
     q, downs = _roots(q, sp.S.NegativeOne)
     pairs = min(ups, downs)
@@ -105,7 +116,7 @@ def _tanh_rule(e: sp.Expr) -> sp.Expr:
     # (1 - T)(1 + T) = 1 - tanh(v)^2 = 4 sigmoid(2v) sigmoid(-2v)
     sech2 = 4 * sigmoid(2 * v) * sigmoid(-2 * v)
     rest = q.as_expr() * (_T - 1) ** (ups - pairs) * (_T + 1) ** (downs - pairs)
-    return (-1) ** pairs * sech2**pairs * rest.xreplace({_T: sp.tanh(v)})
+    return (-1) ** pairs * sech2**pairs * rest.xreplace({_T: sp.tanh(v), **restore})
 
 
 def _one_plus_tanh(e: sp.Expr) -> sp.Expr:

@@ -142,6 +142,9 @@ REGRESSIONS = [
     # a scalar 1/(a - 1/2)**2 at the default a = 1/2: ZeroDivisionError in Python floats (the
     # module did not run at its own defaults); now numpy float64: inf in a discarded branch
     ("hyper_zero_div", "regularizer", sp.Piecewise((sp.exp(0.5625 * sp.Abs(W)), A >= A * W), (sp.log(sp.log(W**2 / (A - HALF) ** 2 + 1)), True)), ((A, 0.5),), ()),
+    # a tails rule built a polynomial whose coefficients sympy expanded: exp(-(L - log 2)**2)
+    # came back as exp(-L**2)*exp(2 L log 2)*..., inf * 0 = NaN at x = 6.31 (plain: finite)
+    ("exp_split", "activation", sp.tanh(sp.exp(-sp.log(sp.cosh(sp.Piecewise((sp.atan(X), X <= -1), (sp.exp(X), X >= 0), (X, True)))) ** 2)), (), (6.3104517326270395, 6.4, 6.5)),
     ("branch_exp", "activation", sp.sqrt(sp.Piecewise((1.15, X <= -1), (2, True)) - sp.exp(-1 / X)), (), (1e-8,)),
 ]  # fmt: skip
 
@@ -262,8 +265,20 @@ def test_class_check_catches_a_wrong_function():
         X + sp.I,
         sp.sqrt(-2) * X,
         X + sp.Symbol("z", real=True),  # free symbol
+        sp.Piecewise((sp.AccumBounds(-sp.pi / 2, sp.pi / 2), X <= -1), (X, True)),  # atan(zoo)
     ],
-    ids=["undefined", "gamma", "zeta", "floor", "mod", "lambertw", "complex", "sqrt_neg", "free"],
+    ids=[
+        "undefined",
+        "gamma",
+        "zeta",
+        "floor",
+        "mod",
+        "lambertw",
+        "complex",
+        "sqrt_neg",
+        "free",
+        "accumbounds",
+    ],
 )
 def test_bad_expressions_are_one_line_spec_errors(expr):
     with pytest.raises(SpecError) as info:
