@@ -181,11 +181,11 @@ class InplaceBuilder:
         return self._kind(2 if full else 1, boolean)
 
     def scalar(self, expr: sp.Expr) -> str:
-        """Print a scalar (hyper-parameter) expression; one that divides or takes a fractional
-        power of a compound base is computed in numpy float64, so a hyper-parameter making it
-        1/0 or sqrt(-1) (1/(a - 0.5) at a = 0.5) gives inf
-        or NaN (as the plain formula's array arithmetic does), not ZeroDivisionError or a
-        complex number, and converted back to a Python float (no float32 upcasting)."""
+        """Print a scalar (hyper-parameter) expression. One that divides by, or takes a
+        fractional power of, a compound base is computed in numpy float64, so a value making it
+        1/0 or sqrt(-1) (1/(a - 0.5) at a = 0.5) gives inf or NaN as the plain formula's array
+        arithmetic does, not ZeroDivisionError or a complex number; it is converted back to a
+        Python float (so float32 arrays are not upcast)."""
         risky = any(
             (p.exp.is_negative or not p.exp.is_integer)
             and not (p.base in self.defaults or p.base.is_positive)  # 1/beta: the caller's 0
