@@ -74,7 +74,8 @@ def _poly(
         return None  # the sigmoid also sits inside another function: not a polynomial
     if expanded_terms(expr) > TERMS_LIMIT:
         return None  # Poly would multiply out (1 + T**2)**-8 first: slow, and no tail to win
-    frozen = {f: sp.Dummy() for f in expr.atoms(sp.exp)}
+    # (one holding the symbol stays: then this is no polynomial, and Poly says so)
+    frozen = {f: sp.Dummy() for f in expr.atoms(sp.exp) if not f.has(symbol)}
     try:
         p = sp.Poly(expr.xreplace(frozen), symbol)
     except sp.PolynomialError:

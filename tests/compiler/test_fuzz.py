@@ -28,7 +28,7 @@ from symgrad.compiler.primitives import axis_sum, logsumexp, softmax
 from symgrad.compiler.spec import Spec, validate
 from symgrad.errors import BudgetError, SpecError
 
-X, W, A, Y = sp.symbols("x w a y", real=True)
+X, W, A, B, Y = sp.symbols("x w a b y", real=True)
 HALF = sp.Rational(1, 2)
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,6 +145,9 @@ REGRESSIONS = [
     # a tails rule built a polynomial whose coefficients sympy expanded: exp(-(L - log 2)**2)
     # came back as exp(-L**2)*exp(2 L log 2)*..., inf * 0 = NaN at x = 6.31 (plain: finite)
     ("exp_split", "activation", sp.tanh(sp.exp(-sp.log(sp.cosh(sp.Piecewise((sp.atan(X), X <= -1), (sp.exp(X), X >= 0), (X, True)))) ** 2)), (), (6.3104517326270395, 6.4, 6.5)),
+    # freezing an exp that holds the tails rule's own sigmoid symbol hid it from Poly: the
+    # symbol leaked into the module (NameError s_...); only exps without it are frozen
+    ("tails_exp_symbol", "regularizer", 2 * sp.Piecewise((sp.erf(1 / (1 + sp.exp(-W))), sp.erf(B) / W >= 1), (sp.Rational(3, 8) * sp.log(W**2 + 1), True)), ((B, 2.0),), ()),
     ("branch_exp", "activation", sp.sqrt(sp.Piecewise((1.15, X <= -1), (2, True)) - sp.exp(-1 / X)), (), (1e-8,)),
 ]  # fmt: skip
 
