@@ -10,7 +10,7 @@ from types import ModuleType
 from symgrad.compiled import register
 from symgrad.compiler.check import Reference, check_module, checkable
 from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
-from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel
+from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel, distinct_nodes
 from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec
@@ -55,7 +55,8 @@ def _plans(
     spec: Spec, level: str, config: CodegenConfig, target: str = "numpy"
 ) -> list[FunctionPlan]:
     derived = derive_kernel(spec, level, config)
-    with budget("lower", config.lower_s):
+    size = distinct_nodes(derived.value, derived.grad, derived.hess, derived.vjp, derived.hvp)
+    with budget("lower", config.lower_s * max(1.0, size / config.lower_nodes)):
         return _lowering(target)(derived)
 
 

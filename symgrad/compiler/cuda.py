@@ -18,6 +18,7 @@ from symgrad.compiler.kernel import INV_N, Derived
 from symgrad.compiler.lower import Emitter, FunctionPlan, scale_by_inv_n, wrap_doc_line
 from symgrad.compiler.primitives import N_CLASSES
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
+from symgrad.compiler.printer import formula as shown
 from symgrad.compiler.spellings import C, spellings
 from symgrad.errors import SpecError
 
@@ -191,7 +192,7 @@ def _plan(derived: Derived) -> list[FunctionPlan]:
             body += [f"value, out = {call}", "return value.sum(), out"]
         else:
             body.append(f"return {call}{'.sum()' if outputs == ['value'] else ''}")
-        lines = [*head, *(f"{o} = {sp.sstr(e)}" for o, e in zip(outputs, exprs, strict=True))]
+        lines = [*head, *(f"{o} = {shown(e)}" for o, e in zip(outputs, exprs, strict=True))]
         doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
         plans.append(KernelPlan(name, _signature(spec), "", doc, tuple(body), frozenset(), kernel))
 

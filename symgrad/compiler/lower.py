@@ -12,9 +12,10 @@ import sympy as sp
 from symgrad.compiler.inplace import FULL, MASK, ROW, ROW_MASK, InplaceBuilder, allocate, render
 from symgrad.compiler.kernel import INV_N, Derived
 from symgrad.compiler.primitives import N_CLASSES, axis_sum
-from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
+from symgrad.compiler.printer import FORMULA_NODES, SymgradPrinter, strip_outer_parens
+from symgrad.compiler.printer import formula as shown
 from symgrad.compiler.rewrite import lower_primitives
-from symgrad.compiler.traverse import bottom_up, fold_numbers
+from symgrad.compiler.traverse import bottom_up, fold_numbers, has_node, tree_size
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def _not_real(e: sp.Expr) -> sp.Expr:
 def _real_constants(expr: sp.Expr) -> sp.Expr:
     """Replace complex constants by NaN: they only arise in a branch its condition discards
     (e.g. sqrt(-1) after clamping), and real kernels write into float arrays."""
-    return bottom_up(expr, _not_real) if expr.has(sp.I) else expr
+    return bottom_up(expr, _not_real) if has_node(expr, sp.I) else expr
 
 
 def scale_by_inv_n(expr: sp.Expr) -> sp.Expr:
@@ -94,8 +95,13 @@ class Emitter:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
         self.printer = printer(scalars=scalars)
         prepared = [_real_constants(fold_numbers(lower_primitives(e))) for e in exprs]
+        # canonical order sorts every sum's and product's arguments by their size as trees,
+        # exponential in a deep composition; sympy's own argument order is deterministic too
+        huge = any(tree_size(e, FORMULA_NODES + 1) > FORMULA_NODES for e in prepared)
         replacements, reduced = sp.cse(
-            prepared, symbols=sp.numbered_symbols("t", real=True), order="canonical"
+            prepared,
+            symbols=sp.numbered_symbols("t", real=True),
+            order="none" if huge else "canonical",
         )
         spec = derived.spec
         used = set().union(
@@ -267,7 +273,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
     spec = derived.spec
     role = spec.role
     plans = []
-    formula = sp.sstr(spec.expr)
+    formula = shown(spec.expr)
     head = spec.doc.strip()
     x = spec.wrt
 
@@ -315,7 +321,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         )
 
     fx = f"{spec.name}({', '.join(s.name for s in spec.inputs)})"
-    grad_txt = sp.sstr(derived.grad) if derived.grad is not None else ""
+    grad_txt = shown(derived.grad) if derived.grad is not None else ""
     if role == "activation":
         emit(
             spec.name,
@@ -330,7 +336,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
                 [derived.vjp],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return grad_output pulled back through {spec.name} (vector-Jacobian product).",
-                [f"f = {formula}", f"vjp = {sp.sstr(derived.vjp)}"],
+                [f"f = {formula}", f"vjp = {shown(derived.vjp)}"],
                 extra=("grad_output",),
             )
         else:
@@ -346,7 +352,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
                 [derived.hess],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return d2{spec.name}/d{x.name}2 element-wise.",
-                [f"d2f/d{x.name}2 = {sp.sstr(derived.hess)}"],
+                [f"d2f/d{x.name}2 = {shown(derived.hess)}"],
             )
     elif role == "regularizer":
         emit(
@@ -369,7 +375,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
             [derived.hess],
             lambda em: f"return {em.shaped(0, x)}",
             f"Return the diagonal of d2R/d{x.name}2 (R is separable, so that is all of it).",
-            [f"d2R/d{x.name}2 = {sp.sstr(derived.hess)}"],
+            [f"d2R/d{x.name}2 = {shown(derived.hess)}"],
         )
     else:
         per = "sample" if spec.class_axis else "element"
@@ -410,7 +416,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
                 [scale_by_inv_n(derived.hess)],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return the diagonal of d2L/d{x.name}2 ({rest}).",
-                [f"diag d2L/d{x.name}2 = ({sp.sstr(derived.hess)}) / n_{per}s"],
+                [f"diag d2L/d{x.name}2 = ({shown(derived.hess)}) / n_{per}s"],
             )
         if derived.hvp is not None:
             emit(
@@ -418,7 +424,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
                 [scale_by_inv_n(derived.hvp)],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return the Hessian of the mean loss in {x.name} times ``vector``, per sample.",
-                [f"Hv = ({sp.sstr(derived.hvp)}) / n_samples"],
+                [f"Hv = ({shown(derived.hvp)}) / n_samples"],
                 extra=("vector",),
             )
         rows = bool(spec.class_axis)
