@@ -32,7 +32,7 @@ class CodegenConfig:
     lower_s: float = 4.0
     #: ... per this many distinct nodes of the derived forms: lowering (CSE, printing) takes
     #: time linear in them, so a deep composition's budget grows with it
-    lower_nodes: int = 1000
+    lower_nodes: int = 400
     check_s: float = 2.0
     #: ``tidy`` only expands an expression whose expansion has at most this many terms
     expand_terms: int = 64
