@@ -117,9 +117,12 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
 def _check(spec, plans, names, reference, config) -> dict:
     """Check ``plans`` at the safe-mode points; points the check budget does not reach are
     left unchecked (a deep spec's reference can be slow to evaluate at high precision)."""
+    # rendered outside the budget: its alarm interrupting Python's own compile() of a large
+    # trial module is a SystemError on CPython 3.11, not an OutOfTime
+    module = _trial(spec, plans)
     try:
         with budget("check", config.check_s):
-            return check_module(spec, _trial(spec, plans), names, reference=reference)
+            return check_module(spec, module, names, reference=reference)
     except OutOfTime as exc:
         if exc.stage != "check":
             raise
