@@ -15,6 +15,7 @@ from symgrad.compiler.primitives import N_CLASSES, axis_sum
 from symgrad.compiler.printer import FORMULA_NODES, SymgradPrinter, strip_outer_parens
 from symgrad.compiler.printer import formula as shown
 from symgrad.compiler.rewrite import lower_primitives
+from symgrad.compiler.scaled import factor_scaled_sums, numbered, schedule
 from symgrad.compiler.traverse import bottom_up, fold_numbers, has_node, tree_size
 
 
@@ -94,15 +95,23 @@ class Emitter:
     ) -> None:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
         self.printer = printer(scalars=scalars)
-        prepared = [_real_constants(fold_numbers(lower_primitives(e))) for e in exprs]
-        # canonical order sorts every sum's and product's arguments by their size as trees,
-        # exponential in a deep composition; sympy's own argument order is deterministic too
-        huge = any(tree_size(e, FORMULA_NODES + 1) > FORMULA_NODES for e in prepared)
+        lowered = [lower_primitives(e) for e in exprs]
+        # a deep composition: canonical order sorts every sum's and product's arguments by
+        # their size as trees (exponential; sympy's own argument order is deterministic too),
+        # and sums sympy distributed are factored back (scaled.py)
+        huge = any(tree_size(e, FORMULA_NODES + 1) > FORMULA_NODES for e in lowered)
+        names = numbered("t")
+        lowered, shared = factor_scaled_sums(lowered, names) if huge else (lowered, [])
+        prepared = [_real_constants(fold_numbers(e)) for e in lowered]
         replacements, reduced = sp.cse(
-            prepared,
-            symbols=sp.numbered_symbols("t", real=True),
+            [*(_real_constants(fold_numbers(e)) for _, e in shared), *prepared],
+            symbols=names,
             order="none" if huge else "canonical",
         )
+        if shared:
+            defined = zip((s for s, _ in shared), reduced[: len(shared)], strict=True)
+            replacements = schedule(replacements, list(defined))
+            reduced = reduced[len(shared) :]
         spec = derived.spec
         used = set().union(
             *(e.free_symbols for _, e in replacements), *(e.free_symbols for e in reduced)
