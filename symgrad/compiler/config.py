@@ -22,6 +22,9 @@ class CodegenConfig:
     """Budgets (seconds, per spec) and size limits of code generation."""
 
     derive_s: float = 4.0
+    #: ... per this many distinct nodes of the spec (a product of n factors has n terms in its
+    #: derivative, each a product sympy sorts: a deep chain's derivatives cost more than linear)
+    derive_nodes: int = 50
     #: stabilizing a spec that takes longer than this falls back to the raw derivative (a
     #: safety net: every built-in stabilizes in well under a tenth of it, so their output
     #: never depends on the machine's speed)

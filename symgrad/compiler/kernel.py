@@ -79,12 +79,15 @@ def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
     clean = _identity if raw else tidy
     finish = stabilize if level == STABLE else lowerable
     grad = hess = vj = hv = None
-    with budget("derive", config.derive_s):
+    scale = max(1.0, distinct_nodes(spec.expr) / config.derive_nodes)
+    with budget("derive", config.derive_s * scale):
         base = canonicalize(spec.expr, smooth=not raw)
         if spec.role == "activation" and spec.class_axis:
             vj = clean(vjp(base, x, COTANGENT), elementwise | {COTANGENT})
         else:
             grad = clean(derivative(base, x), elementwise)
+            if level == STABLE and distinct_nodes(grad) > config.stabilize_nodes:
+                raise TooLarge(spec.name)  # (as below, without differentiating again first)
             if spec.class_axis:
                 hv = clean(hvp(grad, x, VECTOR), elementwise | {VECTOR})
             # d grad_j / d x_j: the Hessian's diagonal (all of it for an element-wise loss)
