@@ -19,6 +19,7 @@ Three tables, one run, one LocalCluster (2 workers x 1 thread unless told):
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -104,19 +105,22 @@ def _sample(interval: float = 0.01) -> None:
         time.sleep(interval)
 
 
-def _worker_memory(start: bool = False) -> dict[str, float]:
+def _worker_memory(start: bool | str = False) -> dict[str, float]:
     """Return this worker's current and peak (sampled every 10 ms) RSS in MiB; ``start``
-    starts the sampler (psutil; ru_maxrss would count the nanny's memory from before exec)."""
+    resets the peak ("thread" also starts the sampler; psutil, as ru_maxrss would count the
+    nanny's memory from before exec)."""
     import threading
 
     import psutil
 
     import benchmarks.dask_logistic as me  # the importable copy, not __main__'s
 
-    if start:
+    if start == "thread":
         threading.Thread(target=me._sample, daemon=True).start()
         time.sleep(0.05)
     rss = psutil.Process().memory_info().rss
+    if start:
+        me._PEAK[0] = rss
     return {"rss": rss / 2**20, "peak": max(me._PEAK[0], rss) / 2**20}
 
 
@@ -324,7 +328,6 @@ def chunk_sizes(client: Any, n: int, d: int, sizes: list[int]) -> list[str]:
 
 def out_of_core(client: Any, gb: float, d: int, steps: int, chunk_rows: int | None) -> list[str]:
     """Stream a generated array bigger than memory through a gradient and Newton steps."""
-    import dask
     import dask.array as da
 
     import symgrad.dask as sgd
@@ -337,15 +340,18 @@ def out_of_core(client: Any, gb: float, d: int, steps: int, chunk_rows: int | No
     if len(X.chunks[0]) > 8:  # fresh workers for the memory figures (not for tiny runs)
         client.restart()
     client.run(_warm)
-    idle = client.run(_worker_memory, True)
+    cold = client.run(_worker_memory, "thread")
     model = LogisticRegression(regularizer=("l2", {"lam": 1e-6}))
     data = sgd.DaskData(X, y, client=client, persist=False, chunk_rows=rows_per)
     like = model.init(n_features=d)
     problem = sgd.DaskProblem(model, data, like)
     t_first, (f, g) = _timed(lambda: problem.value_and_grad(flatten(like)))  # also warms up
+    # idle: a worker that has run a pass (libraries loaded) and holds no data
+    client.run(gc.collect)
+    idle = client.run(_worker_memory, True)
 
-    def produce() -> int:
-        return sum(client.gather(client.compute([dask.delayed(len)(b) for b in data._blocks])))
+    def produce() -> float:
+        return float(data.run("rows", model, like)[0])
 
     t_data, _ = _timed(produce)
     t_grad, _ = _timed(lambda: problem.value_and_grad(flatten(like)))
@@ -369,8 +375,9 @@ def out_of_core(client: Any, gb: float, d: int, steps: int, chunk_rows: int | No
     for addr in sorted(used):
         extra = used[addr]["peak"] - idle[addr]["rss"]
         out.append(
-            f"| worker {addr.rsplit(':', 1)[-1]}: idle / peak RSS | {idle[addr]['rss']:.0f} / "
-            f"{used[addr]['peak']:.0f} MiB (+{extra / chunk_mib:.1f} chunks) |"
+            f"| worker {addr.rsplit(':', 1)[-1]}: started / idle / peak RSS | "
+            f"{cold[addr]['rss']:.0f} / {idle[addr]['rss']:.0f} / {used[addr]['peak']:.0f} MiB "
+            f"(peak = idle + {extra / chunk_mib:.1f} chunks) |"
         )
     data.close()
     return out

@@ -647,48 +647,45 @@ def gelu_tanh_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = 0.42812889763560147*(x*x)
-        t1 = x*x*x
-        t2 = np.exp(-np.abs(0.07135481627260025*t1 + 1.5957691216057308*x))
-        t3 = t2/((t2 + 1)**2)
-        t4 = np.tanh(0.035677408136300125*t1 + 0.7978845608028654*x)
-        return t0*t3 + t3*(t0 + 3.1915382432114616) + t3*(-0.6831948749139936*t1*t4 - 0.045823588247668835*t4*x**5 - 2.5464790894703255*t4*x)
+        t0 = x*x*x
+        t1 = 1/(np.cosh(0.07135481627260025*t0 + 1.5957691216057308*x) + 1)
+        t2 = 0.21406444881780073*(x*x)
+        t3 = np.tanh(0.035677408136300125*t0 + 0.7978845608028654*x)
+        return t1*t2 + t1*(t2 + 1.5957691216057308) + t1*(-0.3415974374569968*t0*t3 - 0.022911794123834418*t3*x**5 - 1.2732395447351628*t3*x)
     """
     out, x = _prepare('gelu_tanh_hess', out, x)
     b0, b1, b2, b3 = _scratch(out.shape, 4, out.dtype)
     np.square(x, out=b0)
-    np.multiply(b0, 0.42812889763560147, out=b0)
-    np.square(x, out=b1)
-    np.multiply(b1, x, out=b1)
-    np.multiply(b1, 0.07135481627260025, out=b2)
-    np.multiply(x, 1.5957691216057308, out=b3)
-    np.add(b2, b3, out=b2)
-    np.abs(b2, out=b2)
-    np.negative(b2, out=b2)
-    np.exp(b2, out=b2)
-    np.add(b2, 1, out=b3)
-    np.square(b3, out=b3)
-    np.divide(b2, b3, out=b2)
+    np.multiply(b0, x, out=b0)
+    np.multiply(b0, 0.07135481627260025, out=b1)
+    np.multiply(x, 1.5957691216057308, out=b2)
+    np.add(b1, b2, out=b1)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(b1, out=b1)
+    np.add(b1, 1, out=b1)
+    np.divide(1.0, b1, out=b1)
+    np.square(x, out=b2)
+    np.multiply(b2, 0.21406444881780073, out=b2)
     np.multiply(x, 0.7978845608028654, out=b3)
-    np.multiply(b1, 0.035677408136300125, out=out)
+    np.multiply(b0, 0.035677408136300125, out=out)
     np.add(b3, out, out=b3)
     np.tanh(b3, out=b3)
-    np.multiply(b0, b2, out=out)
-    np.add(b0, 3.1915382432114616, out=b0)
-    np.multiply(b2, b0, out=b0)
-    np.add(out, b0, out=out)
-    np.multiply(b3, x, out=b0)
-    np.multiply(b0, 2.5464790894703255, out=b0)
-    np.multiply(b1, b3, out=b1)
-    np.multiply(b1, 0.6831948749139936, out=b1)
-    np.add(b0, b1, out=b0)
-    np.power(x, 5, out=b1)
-    np.multiply(b3, b1, out=b3)
-    np.multiply(b3, 0.045823588247668835, out=b3)
-    np.add(b0, b3, out=b0)
-    np.negative(b0, out=b0)
-    np.multiply(b2, b0, out=b2)
+    np.multiply(b1, b2, out=out)
+    np.add(b2, 1.5957691216057308, out=b2)
+    np.multiply(b1, b2, out=b2)
     np.add(out, b2, out=out)
+    np.multiply(b3, x, out=b2)
+    np.multiply(b2, 1.2732395447351628, out=b2)
+    np.multiply(b0, b3, out=b0)
+    np.multiply(b0, 0.3415974374569968, out=b0)
+    np.add(b2, b0, out=b2)
+    np.power(x, 5, out=b0)
+    np.multiply(b3, b0, out=b3)
+    np.multiply(b3, 0.022911794123834418, out=b3)
+    np.add(b2, b3, out=b2)
+    np.negative(b2, out=b2)
+    np.multiply(b1, b2, out=b1)
+    np.add(out, b1, out=out)
     return out
 
 
@@ -1060,17 +1057,13 @@ def sigmoid_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(x))
-        return t0/((t0 + 1)**2)
+        return (0.5)/(np.cosh(x) + 1)
     """
     out, x = _prepare('sigmoid_grad', out, x)
-    b1, = _scratch(out.shape, 1, out.dtype)
-    np.abs(x, out=out)
-    np.negative(out, out=out)
-    np.exp(out, out=out)
-    np.add(out, 1, out=b1)
-    np.square(b1, out=b1)
-    np.divide(out, b1, out=out)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(x, out=out)
+    np.add(out, 1, out=out)
+    np.divide(0.5, out, out=out)
     return out
 
 
@@ -1081,21 +1074,17 @@ def sigmoid_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(x))
-        return -t0*np.tanh(0.5*x)/((t0 + 1)**2)
+        return -0.5*np.tanh(0.5*x)/(np.cosh(x) + 1)
     """
     out, x = _prepare('sigmoid_hess', out, x)
-    b0, = _scratch(out.shape, 1, out.dtype)
-    np.abs(x, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(x, 0.5, out=out)
     np.tanh(out, out=out)
-    np.multiply(b0, out, out=out)
-    np.add(b0, 1, out=b0)
-    np.square(b0, out=b0)
-    np.divide(out, b0, out=out)
-    np.negative(out, out=out)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(x, out=b1)
+    np.add(b1, 1, out=b1)
+    np.divide(out, b1, out=out)
+    np.multiply(out, -1/2, out=out)
     return out
 
 
@@ -1161,22 +1150,19 @@ def silu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(x))
-        return t0*(2 - x*np.tanh(0.5*x))/((t0 + 1)**2)
+        return (1 - 0.5*x*np.tanh(0.5*x))/(np.cosh(x) + 1)
     """
     out, x = _prepare('silu_hess', out, x)
-    b0, = _scratch(out.shape, 1, out.dtype)
-    np.abs(x, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(x, 0.5, out=out)
     np.tanh(out, out=out)
     np.multiply(x, out, out=out)
-    np.subtract(2, out, out=out)
-    np.multiply(b0, out, out=out)
-    np.add(b0, 1, out=b0)
-    np.square(b0, out=b0)
-    np.divide(out, b0, out=out)
+    np.multiply(out, 0.5, out=out)
+    np.subtract(1, out, out=out)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(x, out=b1)
+    np.add(b1, 1, out=b1)
+    np.divide(out, b1, out=out)
     return out
 
 
@@ -1293,20 +1279,15 @@ def softplus_hess(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = 
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(beta*x))
-        return beta*t0/((t0 + 1)**2)
+        return (0.5)*beta/(np.cosh(beta*x) + 1)
     """
     out, x = _prepare('softplus_hess', out, x)
     beta = _hyper('softplus_hess', 'beta', beta, 'positive')
-    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(x, beta, out=out)
-    np.abs(out, out=out)
-    np.negative(out, out=out)
-    np.exp(out, out=out)
-    np.add(out, 1, out=b1)
-    np.square(b1, out=b1)
-    np.divide(out, b1, out=out)
-    np.multiply(out, beta, out=out)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(out, out=out)
+    np.add(out, 1, out=out)
+    np.divide((0.5)*beta, out, out=out)
     return out
 
 
@@ -1405,18 +1386,14 @@ def tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-2*np.abs(x))
-        return 4*t0/((t0 + 1)**2)
+        return 2/(np.cosh(2*x) + 1)
     """
     out, x = _prepare('tanh_grad', out, x)
-    b1, = _scratch(out.shape, 1, out.dtype)
-    np.abs(x, out=out)
-    np.multiply(out, -2, out=out)
-    np.exp(out, out=out)
-    np.add(out, 1, out=b1)
-    np.square(b1, out=b1)
-    np.divide(out, b1, out=out)
-    np.multiply(out, 4, out=out)
+    np.multiply(x, 2, out=out)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(out, out=out)
+    np.add(out, 1, out=out)
+    np.divide(2, out, out=out)
     return out
 
 
@@ -1427,18 +1404,15 @@ def tanh_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-2*np.abs(x))
-        return -8*t0*np.tanh(x)/((t0 + 1)**2)
+        return -4*np.tanh(x)/(np.cosh(2*x) + 1)
     """
     out, x = _prepare('tanh_hess', out, x)
-    b0, = _scratch(out.shape, 1, out.dtype)
-    np.abs(x, out=b0)
-    np.multiply(b0, -2, out=b0)
-    np.exp(b0, out=b0)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.tanh(x, out=out)
-    np.multiply(b0, out, out=out)
-    np.add(b0, 1, out=b0)
-    np.square(b0, out=b0)
-    np.divide(out, b0, out=out)
-    np.multiply(out, -8, out=out)
+    np.multiply(x, 2, out=b1)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(b1, out=b1)
+    np.add(b1, 1, out=b1)
+    np.divide(out, b1, out=out)
+    np.multiply(out, -4, out=out)
     return out

@@ -8,7 +8,9 @@ Value, gradient and second derivative each run as a single pass over memory (a l
 gradient together); a loss value then takes one reduction pass (``sum``). ``T`` is the inputs'
 promoted float type, float32 or float64. CuPy is imported on first use, so this file imports
 without it. The C bodies in ``C_KERNELS`` are compiled on the CPU by the tests on every run.
-Kernels with a class axis (softmax, softmax cross-entropy) are not here: use the array-api target.
+A function over a class axis (softmax, softmax cross-entropy) runs as kernels in ``C_STAGES``:
+row reductions over the last axis (ReductionKernel: the row max, sums over classes), then
+one ElementwiseKernel per output shape; their C is compiled on the CPU by the tests too.
 """
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "silu",
     "silu_grad",
     "silu_hess",
+    "softmax",
+    "softmax_vjp",
     "softplus",
     "softplus_grad",
     "softplus_hess",
@@ -54,7 +58,11 @@ __all__ = [
 ]
 
 #: Macros the kernel bodies use (valid C99 and CUDA C++).
-PREAMBLE = r"""#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
+PREAMBLE = r"""#ifndef INFINITY  /* NVRTC has no <math.h>: the IEEE bit patterns (CUDART_INF_F) */
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fffffff)
+#endif
+#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
 #define sg_logaddexp(a, b) (fmax((a), (b)) + log1p(exp(-fabs((a) - (b)))))
 """
 
@@ -377,6 +385,69 @@ out = -8*t0*tanh(x)/((t0 + 1)*(t0 + 1));
     ),
 }
 
+#: name -> the kernels of a function over a class (last) axis, run in order: ("max" or "sum",
+#: in params, out param, C map expression) is a cupy.ReductionKernel over the last axis (kept
+#: with keepdims, so the row values broadcast against classes); ("map", in params, out params,
+#: C body) is a cupy.ElementwiseKernel.
+C_STAGES = {
+    "softmax": (
+        (
+            "max",
+            "T x",
+            "T r0",
+            "x",
+        ),
+        (
+            "sum",
+            "T x, T r0",
+            "T r1",
+            "exp(x - r0)",
+        ),
+        (
+            "map",
+            "T x, T r0, T r1",
+            "T out",
+            """
+const T t0 = exp(x - r0);
+out = t0/r1;
+""",
+        ),
+    ),
+    "softmax_vjp": (
+        (
+            "max",
+            "T x",
+            "T r0",
+            "x",
+        ),
+        (
+            "sum",
+            "T x, T r0",
+            "T r1",
+            "exp(x - r0)",
+        ),
+        (
+            "sum",
+            "T x, T grad_output, T r0, T r1",
+            "T r2",
+            "grad_output*exp(x - r0)/r1",
+        ),
+        (
+            "map",
+            "T x, T grad_output, T r0, T r1, T r2",
+            "T out",
+            """
+const T t0 = exp(x - r0);
+const T t1 = t0/r1;
+out = t1*(grad_output - r2);
+""",
+        ),
+    ),
+}
+
+#: reduction kind -> (ReductionKernel reduce_expr, identity)
+REDUCE = {'max': ('fmax(a, b)', '-INFINITY'), 'sum': ('a + b', '0')}
+
 _COMPILED = {}
 
 
@@ -390,6 +461,27 @@ def _kernel(name):
             in_params, out_params, body, f"symgrad_{name}", preamble=PREAMBLE
         )
     return _COMPILED[name]
+
+
+def _stage(name, index):
+    """Return kernel ``index`` of class-axis function ``name`` (built on first use, then cached)."""
+    key = (name, index)
+    if key not in _COMPILED:
+        import cupy
+
+        kind, in_params, out_params, text = C_STAGES[name][index]
+        label = f"symgrad_{name}_{index}"
+        if kind == "map":
+            kernel = cupy.ElementwiseKernel(in_params, out_params, text, label, preamble=PREAMBLE)
+        else:
+            out = out_params.split()[-1]
+            reduce_expr, identity = REDUCE[kind]
+            kernel = cupy.ReductionKernel(
+                in_params, out_params, text, reduce_expr, f"{out} = a", identity, label,
+                preamble=PREAMBLE,
+            )
+        _COMPILED[key] = kernel
+    return _COMPILED[key]
 
 
 def _arrays(*arrays):
@@ -721,6 +813,33 @@ def silu_hess(x):
     """
     x, = _arrays(x)
     return _kernel('silu_hess')(x)
+
+
+def softmax(x):
+    r"""Evaluate softmax: row reductions, then one fused map.
+
+    exp(x) / sum(exp(x)) over the last axis, shifted by the max so it never overflows.
+    out = exp(x - logsumexp(x))
+    """
+    x, = _arrays(x)
+    r0 = _stage('softmax', 0)(x, axis=-1, keepdims=True)
+    r1 = _stage('softmax', 1)(x, r0, axis=-1, keepdims=True)
+    out = _stage('softmax', 2)(x, r0, r1)
+    return out
+
+
+def softmax_vjp(x, grad_output):
+    r"""Return grad_output pulled back through softmax, fused.
+
+    exp(x) / sum(exp(x)) over the last axis, shifted by the max so it never overflows.
+    out = (grad_output - axis_sum(grad_output*exp(x - logsumexp(x))))*exp(x - logsumexp(x))
+    """
+    x, grad_output, = _arrays(x, grad_output)
+    r0 = _stage('softmax_vjp', 0)(x, axis=-1, keepdims=True)
+    r1 = _stage('softmax_vjp', 1)(x, r0, axis=-1, keepdims=True)
+    r2 = _stage('softmax_vjp', 2)(x, grad_output, r0, r1, axis=-1, keepdims=True)
+    out = _stage('softmax_vjp', 3)(x, grad_output, r0, r1, r2)
+    return out
 
 
 def softplus(x, *, beta: float = 1.0):

@@ -798,19 +798,14 @@ def binary_cross_entropy_with_logits_hess(yhat: np.ndarray, y: np.ndarray, *, co
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(yhat))
-        return inv_n*t0/((t0 + 1)**2)
+        return (0.5)*inv_n/(np.cosh(yhat) + 1)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits_hess', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1, out.dtype)
-    np.abs(yhat, out=out)
-    np.negative(out, out=out)
-    np.exp(out, out=out)
-    np.add(out, 1, out=b1)
-    np.square(b1, out=b1)
-    np.divide(out, b1, out=out)
-    np.multiply(out, inv_n, out=out)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(yhat, out=out)
+    np.add(out, 1, out=out)
+    np.divide((0.5)*inv_n, out, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -1588,8 +1583,7 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(2*y - 2*yhat))
-        return 4*inv_n*t0/((t0 + 1)**2)
+        return 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
     weight, inv_n = _weighting('log_cosh_hess', weight, out.shape, count, False)
@@ -1597,13 +1591,10 @@ def log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     np.multiply(y, 2, out=out)
     np.multiply(yhat, 2, out=b1)
     np.subtract(out, b1, out=out)
-    np.abs(out, out=out)
-    np.negative(out, out=out)
-    np.exp(out, out=out)
-    np.add(out, 1, out=b1)
-    np.square(b1, out=b1)
-    np.divide(out, b1, out=out)
-    np.multiply(out, 4*inv_n, out=out)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(out, out=out)
+    np.add(out, 1, out=out)
+    np.divide(2*inv_n, out, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out

@@ -8,7 +8,9 @@ Value, gradient and second derivative each run as a single pass over memory (a l
 gradient together); a loss value then takes one reduction pass (``sum``). ``T`` is the inputs'
 promoted float type, float32 or float64. CuPy is imported on first use, so this file imports
 without it. The C bodies in ``C_KERNELS`` are compiled on the CPU by the tests on every run.
-Kernels with a class axis (softmax, softmax cross-entropy) are not here: use the array-api target.
+A function over a class axis (softmax, softmax cross-entropy) runs as kernels in ``C_STAGES``:
+row reductions over the last axis (ReductionKernel: the row max, sums over classes), then
+one ElementwiseKernel per output shape; their C is compiled on the CPU by the tests too.
 """
 
 __all__ = [
@@ -22,6 +24,12 @@ __all__ = [
     "binary_cross_entropy_with_logits_grad",
     "binary_cross_entropy_with_logits_value_and_grad",
     "binary_cross_entropy_with_logits_hess",
+    "categorical_cross_entropy",
+    "categorical_cross_entropy_per_sample",
+    "categorical_cross_entropy_grad",
+    "categorical_cross_entropy_value_and_grad",
+    "categorical_cross_entropy_hess",
+    "categorical_cross_entropy_hvp",
     "hinge",
     "hinge_per_sample",
     "hinge_grad",
@@ -32,6 +40,12 @@ __all__ = [
     "huber_grad",
     "huber_value_and_grad",
     "huber_hess",
+    "kl_div",
+    "kl_div_per_sample",
+    "kl_div_grad",
+    "kl_div_value_and_grad",
+    "kl_div_hess",
+    "kl_div_hvp",
     "l1",
     "l1_per_sample",
     "l1_grad",
@@ -67,6 +81,12 @@ __all__ = [
     "smooth_l1_grad",
     "smooth_l1_value_and_grad",
     "smooth_l1_hess",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_per_sample",
+    "softmax_cross_entropy_grad",
+    "softmax_cross_entropy_value_and_grad",
+    "softmax_cross_entropy_hess",
+    "softmax_cross_entropy_hvp",
     "squared_hinge",
     "squared_hinge_per_sample",
     "squared_hinge_grad",
@@ -75,386 +95,396 @@ __all__ = [
 ]
 
 #: Macros the kernel bodies use (valid C99 and CUDA C++).
-PREAMBLE = r"""#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
+PREAMBLE = r"""#ifndef INFINITY  /* NVRTC has no <math.h>: the IEEE bit patterns (CUDART_INF_F) */
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fffffff)
+#endif
+#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
 #define sg_logaddexp(a, b) (fmax((a), (b)) + log1p(exp(-fabs((a) - (b)))))
 """
 
 #: name -> (in params, out params, C body) of each cupy.ElementwiseKernel
 C_KERNELS = {
     "binary_cross_entropy": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value",
         """
 const T t0 = 1 - y;
-value = -inv_n*(t0*log(t0 == 0 ? 1 : 1 - yhat) + y*log(y == 0 ? 1 : yhat));
+value = -inv_n*weight*(t0*log(t0 == 0 ? 1 : 1 - yhat) + y*log(y == 0 ? 1 : yhat));
 """,
     ),
     "binary_cross_entropy_per_sample": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
 const T t0 = 1 - y;
-out = -(t0*log(t0 == 0 ? 1 : 1 - yhat) + y*log(y == 0 ? 1 : yhat));
+out = -weight*(t0*log(t0 == 0 ? 1 : 1 - yhat) + y*log(y == 0 ? 1 : yhat));
 """,
     ),
     "binary_cross_entropy_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
 const T t0 = 1 - y;
-out = inv_n*t0*(1/(t0 == 0 ? 1 : 1 - yhat)) - inv_n*y*(1/(y == 0 ? 1 : yhat));
+out = weight*(inv_n*t0*(1/(t0 == 0 ? 1 : 1 - yhat)) - inv_n*y*(1/(y == 0 ? 1 : yhat)));
 """,
     ),
     "binary_cross_entropy_value_and_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value, T out",
         """
 const T t0 = y == 0 ? 1 : yhat;
 const T t1 = 1 - y;
 const T t2 = t1 == 0 ? 1 : 1 - yhat;
-value = inv_n*(-t1*log(t2) - y*log(t0));
-out = inv_n*t1/t2 - inv_n*y/t0;
+value = inv_n*weight*(-t1*log(t2) - y*log(t0));
+out = weight*(inv_n*t1/t2 - inv_n*y/t0);
 """,
     ),
     "binary_cross_entropy_hess": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
-out = inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)*(1 - yhat));
+out = weight*(inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)*(1 - yhat)));
 """,
     ),
     "binary_cross_entropy_with_logits": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value",
         """
-value = inv_n*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
+value = inv_n*weight*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
 """,
     ),
     "binary_cross_entropy_with_logits_per_sample": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
-out = log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat;
+out = weight*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
 """,
     ),
     "binary_cross_entropy_with_logits_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
 const T t0 = exp(-fabs(yhat));
-out = inv_n*fmax(t0, (T)(yhat >= 0))/(t0 + 1) - inv_n*y;
+out = weight*(inv_n*fmax(t0, (T)(yhat >= 0))/(t0 + 1) - inv_n*y);
 """,
     ),
     "binary_cross_entropy_with_logits_value_and_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value, T out",
         """
 const T t0 = exp(-fabs(yhat));
-value = inv_n*(log1p(t0) + fmax(0, yhat) - y*yhat);
-out = inv_n*fmax(t0, (T)(yhat >= 0))/(t0 + 1) - inv_n*y;
+value = inv_n*weight*(log1p(t0) + fmax(0, yhat) - y*yhat);
+out = weight*(inv_n*fmax(t0, (T)(yhat >= 0))/(t0 + 1) - inv_n*y);
 """,
     ),
     "binary_cross_entropy_with_logits_hess": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
 const T t0 = exp(-fabs(yhat));
-out = inv_n*t0/((t0 + 1)*(t0 + 1));
+out = inv_n*t0*weight/((t0 + 1)*(t0 + 1));
 """,
     ),
     "hinge": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value",
         """
-value = inv_n*fmax(0, 1 - y*yhat);
+value = inv_n*weight*fmax(0, 1 - y*yhat);
 """,
     ),
     "hinge_per_sample": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
-out = fmax(0, 1 - y*yhat);
+out = weight*fmax(0, 1 - y*yhat);
 """,
     ),
     "hinge_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
-out = -inv_n*y*(y*yhat < 1 ? 1 : 0);
+out = -inv_n*weight*y*(y*yhat < 1 ? 1 : 0);
 """,
     ),
     "hinge_value_and_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value, T out",
         """
 const T t0 = y*yhat;
-value = inv_n*fmax(0, 1 - t0);
-out = -inv_n*y*(t0 < 1 ? 1 : 0);
+const T t1 = inv_n*weight;
+value = t1*fmax(0, 1 - t0);
+out = -t1*y*(t0 < 1 ? 1 : 0);
 """,
     ),
     "hinge_hess": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
 out = 0;
 """,
     ),
     "huber": (
-        "T yhat, T y, T delta, T inv_n",
+        "T yhat, T y, T weight, T delta, T inv_n",
         "T value",
         """
 const T t0 = y - yhat;
 const T t1 = fabs(t0);
-value = inv_n*(delta > t1 ? (T)0.5*(t0*t0) : delta*(t1 - (T)0.5*delta));
+value = inv_n*weight*(delta > t1 ? (T)0.5*(t0*t0) : delta*(t1 - (T)0.5*delta));
 """,
     ),
     "huber_per_sample": (
-        "T yhat, T y, T delta",
+        "T yhat, T y, T weight, T delta",
         "T out",
         """
 const T t0 = y - yhat;
 const T t1 = fabs(t0);
-out = delta > t1 ? (T)0.5*(t0*t0) : delta*(t1 - (T)0.5*delta);
+out = weight*(delta > t1 ? (T)0.5*(t0*t0) : delta*(t1 - (T)0.5*delta));
 """,
     ),
     "huber_grad": (
-        "T yhat, T y, T delta, T inv_n",
+        "T yhat, T y, T weight, T delta, T inv_n",
         "T out",
         """
-out = -inv_n*fmin(delta, fmax(-delta, y - yhat));
+out = -inv_n*weight*fmin(delta, fmax(-delta, y - yhat));
 """,
     ),
     "huber_value_and_grad": (
-        "T yhat, T y, T delta, T inv_n",
+        "T yhat, T y, T weight, T delta, T inv_n",
         "T value, T out",
         """
 const T t0 = y - yhat;
 const T t1 = fabs(t0);
-value = inv_n*(delta > t1 ? (T)0.5*(t0*t0) : delta*(t1 - (T)0.5*delta));
-out = -inv_n*fmin(delta, fmax(-delta, t0));
+const T t2 = inv_n*weight;
+value = t2*(delta > t1 ? (T)0.5*(t0*t0) : delta*(t1 - (T)0.5*delta));
+out = -t2*fmin(delta, fmax(-delta, t0));
 """,
     ),
     "huber_hess": (
-        "T yhat, T y, T delta, T inv_n",
+        "T yhat, T y, T weight, T delta, T inv_n",
         "T out",
         """
-out = inv_n*(delta > fabs(y - yhat) ? 1 : 0);
+out = inv_n*weight*(delta > fabs(y - yhat) ? 1 : 0);
 """,
     ),
     "l1": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value",
         """
-value = inv_n*fabs(y - yhat);
+value = inv_n*weight*fabs(y - yhat);
 """,
     ),
     "l1_per_sample": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
-out = fabs(y - yhat);
+out = weight*fabs(y - yhat);
 """,
     ),
     "l1_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
-out = -inv_n*sg_sign(y - yhat);
+out = -inv_n*weight*sg_sign(y - yhat);
 """,
     ),
     "l1_value_and_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value, T out",
         """
 const T t0 = y - yhat;
-value = inv_n*fabs(t0);
-out = -inv_n*sg_sign(t0);
+const T t1 = inv_n*weight;
+value = t1*fabs(t0);
+out = -t1*sg_sign(t0);
 """,
     ),
     "l1_hess": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
 out = 0;
 """,
     ),
     "log_cosh": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value",
         """
 const T t0 = y - yhat;
-value = inv_n*(sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
+value = inv_n*weight*(sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
 """,
     ),
     "log_cosh_per_sample": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
 const T t0 = y - yhat;
-out = sg_logaddexp(-t0, t0) + (T)-0.6931471805599453;
+out = weight*(sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
 """,
     ),
     "log_cosh_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
-out = -inv_n*tanh(y - yhat);
+out = -inv_n*weight*tanh(y - yhat);
 """,
     ),
     "log_cosh_value_and_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value, T out",
         """
 const T t0 = y - yhat;
-value = inv_n*(sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
-out = -inv_n*tanh(t0);
+const T t1 = inv_n*weight;
+value = t1*(sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
+out = -t1*tanh(t0);
 """,
     ),
     "log_cosh_hess": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
 const T t0 = exp(-fabs(2*y - 2*yhat));
-out = 4*inv_n*t0/((t0 + 1)*(t0 + 1));
+out = 4*inv_n*t0*weight/((t0 + 1)*(t0 + 1));
 """,
     ),
     "mse": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value",
         """
-value = inv_n*((yhat - y)*(yhat - y));
+value = inv_n*weight*((yhat - y)*(yhat - y));
 """,
     ),
     "mse_per_sample": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
-out = (yhat - y)*(yhat - y);
+out = weight*((yhat - y)*(yhat - y));
 """,
     ),
     "mse_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
-out = 2*inv_n*(yhat - y);
+out = 2*inv_n*weight*(yhat - y);
 """,
     ),
     "mse_value_and_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value, T out",
         """
 const T t0 = yhat - y;
-value = inv_n*(t0*t0);
-out = 2*inv_n*t0;
+const T t1 = inv_n*weight;
+value = (t0*t0)*t1;
+out = 2*t0*t1;
 """,
     ),
     "mse_hess": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
-out = 2*inv_n;
+out = 2*inv_n*weight;
 """,
     ),
     "pinball": (
-        "T yhat, T y, T tau, T inv_n",
+        "T yhat, T y, T weight, T tau, T inv_n",
         "T value",
         """
 const T t0 = y - yhat;
-value = inv_n*(t0 >= 0 ? t0*tau : t0*(tau - 1));
+value = inv_n*weight*(t0 >= 0 ? t0*tau : t0*(tau - 1));
 """,
     ),
     "pinball_per_sample": (
-        "T yhat, T y, T tau",
+        "T yhat, T y, T weight, T tau",
         "T out",
         """
 const T t0 = y - yhat;
-out = t0 >= 0 ? t0*tau : t0*(tau - 1);
+out = weight*(t0 >= 0 ? t0*tau : t0*(tau - 1));
 """,
     ),
     "pinball_grad": (
-        "T yhat, T y, T tau, T inv_n",
+        "T yhat, T y, T weight, T tau, T inv_n",
         "T out",
         """
-out = inv_n*(y - yhat >= 0 ? -tau : 1 - tau);
+out = inv_n*weight*(y - yhat >= 0 ? -tau : 1 - tau);
 """,
     ),
     "pinball_value_and_grad": (
-        "T yhat, T y, T tau, T inv_n",
+        "T yhat, T y, T weight, T tau, T inv_n",
         "T value, T out",
         """
 const T t0 = y - yhat;
 const T t1 = t0 >= 0;
 const T t2 = tau - 1;
-value = inv_n*(t1 ? t0*tau : t0*t2);
-out = inv_n*(t1 ? -tau : -t2);
+const T t3 = inv_n*weight;
+value = t3*(t1 ? t0*tau : t0*t2);
+out = t3*(t1 ? -tau : -t2);
 """,
     ),
     "pinball_hess": (
-        "T yhat, T y, T tau",
+        "T yhat, T y, T weight, T tau",
         "T out",
         """
 out = 0;
 """,
     ),
     "poisson_nll": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value",
         """
-value = inv_n*(exp(yhat) - y*yhat);
+value = inv_n*weight*(exp(yhat) - y*yhat);
 """,
     ),
     "poisson_nll_per_sample": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
-out = exp(yhat) - y*yhat;
+out = weight*(exp(yhat) - y*yhat);
 """,
     ),
     "poisson_nll_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
-out = inv_n*exp(yhat) - inv_n*y;
+out = weight*(inv_n*exp(yhat) - inv_n*y);
 """,
     ),
     "poisson_nll_value_and_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value, T out",
         """
 const T t0 = exp(yhat);
-value = inv_n*(t0 - y*yhat);
-out = inv_n*t0 - inv_n*y;
+value = inv_n*weight*(t0 - y*yhat);
+out = weight*(inv_n*t0 - inv_n*y);
 """,
     ),
     "poisson_nll_hess": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
-out = inv_n*exp(yhat);
+out = inv_n*weight*exp(yhat);
 """,
     ),
     "sigmoid_focal": (
-        "T yhat, T y, T alpha, T gamma, T inv_n",
+        "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T value",
         """
 const T t0 = exp(-fabs(yhat));
 const T t1 = 1 - y;
 const T t2 = 1/(t0 + 1);
-value = inv_n*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
+value = inv_n*weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
 """,
     ),
     "sigmoid_focal_per_sample": (
-        "T yhat, T y, T alpha, T gamma",
+        "T yhat, T y, T weight, T alpha, T gamma",
         "T out",
         """
 const T t0 = exp(-fabs(yhat));
 const T t1 = 1 - y;
 const T t2 = 1/(t0 + 1);
-out = (alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
+out = weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
 """,
     ),
     "sigmoid_focal_grad": (
-        "T yhat, T y, T alpha, T gamma, T inv_n",
+        "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T out",
         """
 const T t0 = exp(-fabs(yhat));
@@ -465,11 +495,11 @@ const T t4 = 1 - y;
 const T t5 = t2*fmax(t0, (T)(-yhat >= 0));
 const T t6 = 1 - t2*t3*y - t4*t5;
 const T t7 = alpha*y + t4*(1 - alpha);
-out = (-gamma*inv_n)*t0*pow(t6, gamma - 1)*t7*(2*y - 1)*(log1p(t0) + fmax(0, yhat) - y*yhat)/(t1*t1) + inv_n*pow(t6, gamma)*t7*(t2*t3*t4 - t5*y);
+out = weight*((-gamma*inv_n)*t0*pow(t6, gamma - 1)*t7*(2*y - 1)*(log1p(t0) + fmax(0, yhat) - y*yhat)/(t1*t1) + inv_n*pow(t6, gamma)*t7*(t2*t3*t4 - t5*y));
 """,
     ),
     "sigmoid_focal_value_and_grad": (
-        "T yhat, T y, T alpha, T gamma, T inv_n",
+        "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T value, T out",
         """
 const T t0 = exp(-fabs(yhat));
@@ -482,12 +512,13 @@ const T t6 = t3*fmax(t0, (T)(-yhat >= 0));
 const T t7 = 1 - t3*t4*y - t5*t6;
 const T t8 = pow(t7, gamma);
 const T t9 = alpha*y + t5*(1 - alpha);
-value = inv_n*t1*t8*t9;
-out = (-gamma*inv_n)*t0*t1*pow(t7, gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y);
+const T t10 = inv_n*t9;
+value = t1*t10*t8*weight;
+out = weight*(inv_n*t8*t9*(t3*t4*t5 - t6*y) - gamma*t0*t1*t10*pow(t7, gamma - 1)*(2*y - 1)/(t2*t2));
 """,
     ),
     "sigmoid_focal_hess": (
-        "T yhat, T y, T alpha, T gamma, T inv_n",
+        "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T out",
         """
 const T t0 = fabs(yhat);
@@ -505,38 +536,38 @@ const T t11 = 2*y;
 const T t12 = log1p(t1) + fmax(0, yhat) - y*yhat;
 const T t13 = gamma - 1;
 const T t14 = inv_n*t1*t3*t5*pow(t9, t13);
-out = (gamma*inv_n*t13)*(t12*t5*pow(t9, gamma - 2)*(4*(y*y) + 1 - 4*y)*exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*pow(t9, gamma) - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y);
+out = weight*((gamma*inv_n*t13)*(t12*t5*pow(t9, gamma - 2)*(4*(y*y) + 1 - 4*y)*exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*pow(t9, gamma) - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y));
 """,
     ),
     "smooth_l1": (
-        "T yhat, T y, T beta, T inv_n",
+        "T yhat, T y, T weight, T beta, T inv_n",
         "T value",
         """
 const T t0 = y - yhat;
 const T t1 = fabs(t0);
-value = inv_n*(beta > t1 ? (T)0.5*(t0*t0)/fmax(beta, t1) : t1 - (T)0.5*beta);
+value = inv_n*weight*(beta > t1 ? (T)0.5*(t0*t0)/fmax(beta, t1) : t1 - (T)0.5*beta);
 """,
     ),
     "smooth_l1_per_sample": (
-        "T yhat, T y, T beta",
+        "T yhat, T y, T weight, T beta",
         "T out",
         """
 const T t0 = y - yhat;
 const T t1 = fabs(t0);
-out = beta > t1 ? (T)0.5*(t0*t0)/fmax(beta, t1) : t1 - (T)0.5*beta;
+out = weight*(beta > t1 ? (T)0.5*(t0*t0)/fmax(beta, t1) : t1 - (T)0.5*beta);
 """,
     ),
     "smooth_l1_grad": (
-        "T yhat, T y, T beta, T inv_n",
+        "T yhat, T y, T weight, T beta, T inv_n",
         "T out",
         """
 const T t0 = y - yhat;
 const T t1 = fabs(t0);
-out = inv_n*(beta > t1 ? -t0/fmax(beta, t1) : -sg_sign(t0));
+out = inv_n*weight*(beta > t1 ? -t0/fmax(beta, t1) : -sg_sign(t0));
 """,
     ),
     "smooth_l1_value_and_grad": (
-        "T yhat, T y, T beta, T inv_n",
+        "T yhat, T y, T weight, T beta, T inv_n",
         "T value, T out",
         """
 const T t0 = y - yhat;
@@ -544,58 +575,494 @@ const T t1 = -t0;
 const T t2 = fabs(t0);
 const T t3 = 1/fmax(beta, t2);
 const T t4 = beta > t2;
-value = inv_n*(t4 ? (T)0.5*(t1*t1)*t3 : t2 - (T)0.5*beta);
-out = inv_n*(t4 ? t1*t3 : -sg_sign(t0));
+const T t5 = inv_n*weight;
+value = t5*(t4 ? (T)0.5*(t1*t1)*t3 : t2 - (T)0.5*beta);
+out = t5*(t4 ? t1*t3 : -sg_sign(t0));
 """,
     ),
     "smooth_l1_hess": (
-        "T yhat, T y, T beta, T inv_n",
+        "T yhat, T y, T weight, T beta, T inv_n",
         "T out",
         """
 const T t0 = fabs(y - yhat);
-out = inv_n*(beta > t0 ? (1/fmax(beta, t0)) : 0);
+out = inv_n*weight*(beta > t0 ? (1/fmax(beta, t0)) : 0);
 """,
     ),
     "squared_hinge": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value",
         """
-value = inv_n*(fmax(0, 1 - y*yhat)*fmax(0, 1 - y*yhat));
+value = inv_n*weight*(fmax(0, 1 - y*yhat)*fmax(0, 1 - y*yhat));
 """,
     ),
     "squared_hinge_per_sample": (
-        "T yhat, T y",
+        "T yhat, T y, T weight",
         "T out",
         """
-out = fmax(0, 1 - y*yhat)*fmax(0, 1 - y*yhat);
+out = weight*(fmax(0, 1 - y*yhat)*fmax(0, 1 - y*yhat));
 """,
     ),
     "squared_hinge_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
 const T t0 = y*yhat;
-out = -2*inv_n*y*(t0 < 1 ? 1 : 0)*fmax(0, 1 - t0);
+out = -2*inv_n*weight*y*(t0 < 1 ? 1 : 0)*fmax(0, 1 - t0);
 """,
     ),
     "squared_hinge_value_and_grad": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T value, T out",
         """
 const T t0 = y*yhat;
 const T t1 = fmax(0, 1 - t0);
-value = inv_n*(t1*t1);
-out = -2*inv_n*t1*y*(t0 < 1 ? 1 : 0);
+const T t2 = inv_n*weight;
+value = (t1*t1)*t2;
+out = -2*t1*t2*y*(t0 < 1 ? 1 : 0);
 """,
     ),
     "squared_hinge_hess": (
-        "T yhat, T y, T inv_n",
+        "T yhat, T y, T weight, T inv_n",
         "T out",
         """
-out = 2*inv_n*(y*y)*(y*yhat < 1 ? 1 : 0);
+out = 2*inv_n*weight*(y*y)*(y*yhat < 1 ? 1 : 0);
 """,
     ),
 }
+
+#: name -> the kernels of a function over a class (last) axis, run in order: ("max" or "sum",
+#: in params, out param, C map expression) is a cupy.ReductionKernel over the last axis (kept
+#: with keepdims, so the row values broadcast against classes); ("map", in params, out params,
+#: C body) is a cupy.ElementwiseKernel.
+C_STAGES = {
+    "categorical_cross_entropy": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*log(y == 0 ? 1 : yhat)",
+        ),
+        (
+            "map",
+            "T r0, T weight, T inv_n",
+            "T value",
+            """
+value = -inv_n*r0*weight;
+""",
+        ),
+    ),
+    "categorical_cross_entropy_per_sample": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*log(y == 0 ? 1 : yhat)",
+        ),
+        (
+            "map",
+            "T r0, T weight",
+            "T out",
+            """
+out = -r0*weight;
+""",
+        ),
+    ),
+    "categorical_cross_entropy_grad": (
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+out = (-inv_n*weight)*y*(1/(y == 0 ? 1 : yhat));
+""",
+        ),
+    ),
+    "categorical_cross_entropy_value_and_grad": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*log(y == 0 ? 1 : yhat)",
+        ),
+        (
+            "map",
+            "T r0, T weight, T inv_n",
+            "T value",
+            """
+const T t0 = inv_n*weight;
+value = -r0*t0;
+""",
+        ),
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+const T t0 = inv_n*weight;
+const T t1 = y == 0 ? 1 : yhat;
+out = -t0*y/t1;
+""",
+        ),
+    ),
+    "categorical_cross_entropy_hess": (
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+out = (inv_n*weight)*(y/(yhat*yhat));
+""",
+        ),
+    ),
+    "categorical_cross_entropy_hvp": (
+        (
+            "map",
+            "T yhat, T y, T vector, T weight, T inv_n",
+            "T out",
+            """
+out = (inv_n*weight)*(vector*y/(yhat*yhat));
+""",
+        ),
+    ),
+    "kl_div": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T r1",
+            "y*log(y == 0 ? 1 : y)",
+        ),
+        (
+            "map",
+            "T r0, T r1, T weight, T inv_n",
+            "T value",
+            """
+value = inv_n*weight*(r1 - r0);
+""",
+        ),
+    ),
+    "kl_div_per_sample": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T r1",
+            "y*log(y == 0 ? 1 : y)",
+        ),
+        (
+            "map",
+            "T r0, T r1, T weight",
+            "T out",
+            """
+out = weight*(r1 - r0);
+""",
+        ),
+    ),
+    "kl_div_grad": (
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+out = (-inv_n*weight)*y;
+""",
+        ),
+    ),
+    "kl_div_value_and_grad": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T r0",
+            "y*yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T r1",
+            "y*log(y == 0 ? 1 : y)",
+        ),
+        (
+            "map",
+            "T r0, T r1, T weight, T inv_n",
+            "T value",
+            """
+const T t0 = inv_n*weight;
+value = t0*(r1 - r0);
+""",
+        ),
+        (
+            "map",
+            "T yhat, T y, T weight, T inv_n",
+            "T out",
+            """
+const T t0 = inv_n*weight;
+out = -t0*y;
+""",
+        ),
+    ),
+    "kl_div_hess": (
+        (
+            "map",
+            "T yhat",
+            "T out",
+            """
+out = 0;
+""",
+        ),
+    ),
+    "kl_div_hvp": (
+        (
+            "map",
+            "T yhat",
+            "T out",
+            """
+out = 0;
+""",
+        ),
+    ),
+    "softmax_cross_entropy": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T t0",
+            "y*yhat",
+        ),
+        (
+            "max",
+            "T yhat",
+            "T t1",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T t1",
+            "T r2",
+            "exp(yhat - t1)",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t3",
+            "y",
+        ),
+        (
+            "sum",
+            "T yhat",
+            "T r4",
+            "yhat",
+        ),
+        (
+            "map",
+            "T t0, T t1, T r2, T t3, T r4, T weight, T label_smoothing, T n_classes, T inv_n",
+            "T value",
+            """
+const T t2 = t1 + log(r2);
+value = inv_n*weight*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*r4/n_classes - t0);
+""",
+        ),
+    ),
+    "softmax_cross_entropy_per_sample": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T t0",
+            "y*yhat",
+        ),
+        (
+            "max",
+            "T yhat",
+            "T t1",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T t1",
+            "T r2",
+            "exp(yhat - t1)",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t3",
+            "y",
+        ),
+        (
+            "sum",
+            "T yhat",
+            "T r4",
+            "yhat",
+        ),
+        (
+            "map",
+            "T t0, T t1, T r2, T t3, T r4, T weight, T label_smoothing, T n_classes",
+            "T out",
+            """
+const T t2 = t1 + log(r2);
+out = weight*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*r4/n_classes - t0);
+""",
+        ),
+    ),
+    "softmax_cross_entropy_grad": (
+        (
+            "max",
+            "T yhat",
+            "T r0",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t1",
+            "y",
+        ),
+        (
+            "sum",
+            "T yhat, T r0",
+            "T r2",
+            "exp(yhat - r0)",
+        ),
+        (
+            "map",
+            "T yhat, T y, T r0, T t1, T r2, T weight, T label_smoothing, T n_classes, T inv_n",
+            "T out",
+            """
+const T t0 = exp(yhat - r0);
+out = weight*((-inv_n*(1 - label_smoothing))*y + (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/r2)*t0 - inv_n*label_smoothing/n_classes);
+""",
+        ),
+    ),
+    "softmax_cross_entropy_value_and_grad": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T t0",
+            "y*yhat",
+        ),
+        (
+            "max",
+            "T yhat",
+            "T t2",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T t2",
+            "T t4",
+            "exp(yhat - t2)",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t6",
+            "y",
+        ),
+        (
+            "sum",
+            "T yhat",
+            "T r4",
+            "yhat",
+        ),
+        (
+            "map",
+            "T t0, T t2, T t4, T t6, T r4, T weight, T label_smoothing, T n_classes, T inv_n",
+            "T value",
+            """
+const T t1 = label_smoothing/n_classes;
+const T t5 = t2 + log(t4);
+value = inv_n*weight*(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - r4*t1 - t0);
+""",
+        ),
+        (
+            "map",
+            "T yhat, T y, T t2, T t4, T t6, T weight, T label_smoothing, T n_classes, T inv_n",
+            "T out",
+            """
+const T t1 = label_smoothing/n_classes;
+const T t3 = exp(yhat - t2);
+out = weight*((-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1);
+""",
+        ),
+    ),
+    "softmax_cross_entropy_hess": (
+        (
+            "max",
+            "T yhat",
+            "T t0",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T t0",
+            "T t2",
+            "exp(yhat - t0)",
+        ),
+        (
+            "sum",
+            "T yhat, T y",
+            "T t3",
+            "y",
+        ),
+        (
+            "map",
+            "T yhat, T t0, T t2, T t3, T weight, T label_smoothing, T inv_n",
+            "T out",
+            """
+const T t1 = exp(yhat - t0);
+const T t4 = label_smoothing*t3 - label_smoothing - t3;
+out = weight*((-inv_n*t4/t2)*t1 + (inv_n*t4/(t2*t2))*exp(2*yhat - 2*t0));
+""",
+        ),
+    ),
+    "softmax_cross_entropy_hvp": (
+        (
+            "sum",
+            "T yhat, T y",
+            "T t0",
+            "y",
+        ),
+        (
+            "max",
+            "T yhat",
+            "T r1",
+            "yhat",
+        ),
+        (
+            "sum",
+            "T yhat, T r1",
+            "T r2",
+            "exp(yhat - r1)",
+        ),
+        (
+            "sum",
+            "T yhat, T vector, T r1, T r2",
+            "T t3",
+            "vector*exp(yhat - r1)/r2",
+        ),
+        (
+            "map",
+            "T yhat, T vector, T t0, T r1, T r2, T t3, T weight, T label_smoothing, T inv_n",
+            "T out",
+            """
+const T t1 = exp(yhat - r1);
+const T t2 = t1/r2;
+out = (inv_n*weight)*(t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3));
+""",
+        ),
+    ),
+}
+
+#: reduction kind -> (ReductionKernel reduce_expr, identity)
+REDUCE = {'max': ('fmax(a, b)', '-INFINITY'), 'sum': ('a + b', '0')}
 
 _COMPILED = {}
 
@@ -610,6 +1077,27 @@ def _kernel(name):
             in_params, out_params, body, f"symgrad_{name}", preamble=PREAMBLE
         )
     return _COMPILED[name]
+
+
+def _stage(name, index):
+    """Return kernel ``index`` of class-axis function ``name`` (built on first use, then cached)."""
+    key = (name, index)
+    if key not in _COMPILED:
+        import cupy
+
+        kind, in_params, out_params, text = C_STAGES[name][index]
+        label = f"symgrad_{name}_{index}"
+        if kind == "map":
+            kernel = cupy.ElementwiseKernel(in_params, out_params, text, label, preamble=PREAMBLE)
+        else:
+            out = out_params.split()[-1]
+            reduce_expr, identity = REDUCE[kind]
+            kernel = cupy.ReductionKernel(
+                in_params, out_params, text, reduce_expr, f"{out} = a", identity, label,
+                preamble=PREAMBLE,
+            )
+        _COMPILED[key] = kernel
+    return _COMPILED[key]
 
 
 def _arrays(*arrays):
@@ -628,534 +1116,981 @@ def _scalar(like, value):
     return like.dtype.type(value)
 
 
-def binary_cross_entropy(yhat, y, *, count: float | None = None):
+def _weights(name, weight, like, rows, xp=None):
+    """Return per-sample ``weight`` as an array of ``like``'s float type (the kernel's T) with
+    one value per element (per row, with a trailing axis of 1, for a class-axis loss), checked
+    as the numpy target checks it, or the scalar 1 when not given (every loss kernel multiplies
+    its outputs by ``weight``). ``xp`` is cupy, or numpy in tests."""
+    if weight is None:
+        return like.dtype.type(1)
+    if xp is None:
+        import cupy as xp
+    w = xp.asarray(weight)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: weight has dtype {w.dtype}; expected real numbers (float, int or bool)"
+        )
+    units = like.shape[:-1] if rows else like.shape
+    try:
+        w = xp.broadcast_to(w.astype(like.dtype, copy=False), units)
+    except ValueError:
+        raise ValueError(
+            f"{name}: weight of shape {w.shape} does not broadcast to one per "
+            f"{'row' if rows else 'element'}, shape {units}"
+        ) from None
+    if not bool(xp.all(xp.isfinite(w) & (w >= 0))):
+        raise ValueError(f"{name}: weight must be finite and non-negative")
+    return w[..., None] if rows else w
+
+
+def _weighting(name, weight, like, count, rows, xp=None):
+    """Return ``_weights(...)`` and the mean's 1/n: n is ``count`` when given, else the sum of
+    the weights, else the number of elements (rows for a class-axis loss)."""
+    w = _weights(name, weight, like, rows, xp)
+    if count is not None:
+        return w, 1 / count
+    if weight is None:
+        return w, 1 / (like.size // like.shape[-1] if rows else like.size)
+    n = float(w.sum())
+    if n == 0:
+        raise ValueError(f"{name}: the weights sum to zero; pass count= to set the mean's divisor")
+    return w, 1 / n
+
+
+def binary_cross_entropy(yhat, y, *, count: float | None = None, weight=None):
     r"""Return binary_cross_entropy: one fused pass, then a sum.
 
     -(y log p + (1 - y) log(1 - p)) on probabilities p = yhat (0 log 0 = 0).
     value = inv_n*(-xlogy(y, yhat) - xlogy(1 - y, 1 - yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('binary_cross_entropy')(yhat, y, _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('binary_cross_entropy', weight, yhat, count, False)
+    return _kernel('binary_cross_entropy')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
-def binary_cross_entropy_per_sample(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     -(y log p + (1 - y) log(1 - p)) on probabilities p = yhat (0 log 0 = 0).
     out = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('binary_cross_entropy_per_sample')(yhat, y)
+    weight = _weights('binary_cross_entropy_per_sample', weight, yhat, False)
+    return _kernel('binary_cross_entropy_per_sample')(yhat, y, weight)
 
 
-def binary_cross_entropy_grad(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dbinary_cross_entropy/dyhat in one fused pass.
 
     -(y log p + (1 - y) log(1 - p)) on probabilities p = yhat (0 log 0 = 0).
     out = -inv_n*xdivy(y, yhat) + inv_n*xdivy(1 - y, 1 - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('binary_cross_entropy_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('binary_cross_entropy_grad', weight, yhat, count, False)
+    return _kernel('binary_cross_entropy_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def binary_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (binary_cross_entropy, binary_cross_entropy_grad): value and gradient in one pass, then a sum.
 
     -(y log p + (1 - y) log(1 - p)) on probabilities p = yhat (0 log 0 = 0).
     value = inv_n*(-xlogy(y, yhat) - xlogy(1 - y, 1 - yhat))
     out = -inv_n*xdivy(y, yhat) + inv_n*xdivy(1 - y, 1 - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('binary_cross_entropy_value_and_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('binary_cross_entropy_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('binary_cross_entropy_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def binary_cross_entropy_hess(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     -(y log p + (1 - y) log(1 - p)) on probabilities p = yhat (0 log 0 = 0).
     out = inv_n*y/yhat**2 - inv_n*(y - 1)/(1 - yhat)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('binary_cross_entropy_hess')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('binary_cross_entropy_hess', weight, yhat, count, False)
+    return _kernel('binary_cross_entropy_hess')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None, weight=None):
     r"""Return binary_cross_entropy_with_logits: one fused pass, then a sum.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
     value = inv_n*(-y*yhat + softplus(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('binary_cross_entropy_with_logits')(yhat, y, _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits', weight, yhat, count, False)
+    return _kernel('binary_cross_entropy_with_logits')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
-def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
     out = -y*yhat + softplus(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('binary_cross_entropy_with_logits_per_sample')(yhat, y)
+    weight = _weights('binary_cross_entropy_with_logits_per_sample', weight, yhat, False)
+    return _kernel('binary_cross_entropy_with_logits_per_sample')(yhat, y, weight)
 
 
-def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dbinary_cross_entropy_with_logits/dyhat in one fused pass.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
     out = -inv_n*y + inv_n*sigmoid(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('binary_cross_entropy_with_logits_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad', weight, yhat, count, False)
+    return _kernel('binary_cross_entropy_with_logits_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad): value and gradient in one pass, then a sum.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
     value = inv_n*(-y*yhat + softplus(yhat))
     out = -inv_n*y + inv_n*sigmoid(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('binary_cross_entropy_with_logits_value_and_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('binary_cross_entropy_with_logits_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def binary_cross_entropy_with_logits_hess(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
     out = inv_n*sigmoid(-yhat)*sigmoid(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('binary_cross_entropy_with_logits_hess')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('binary_cross_entropy_with_logits_hess', weight, yhat, count, False)
+    return _kernel('binary_cross_entropy_with_logits_hess')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def hinge(yhat, y, *, count: float | None = None):
+def categorical_cross_entropy(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return categorical_cross_entropy: row reductions, one fused map, a sum.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    value = -inv_n*axis_sum(xlogy(y, yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('categorical_cross_entropy', weight, yhat, count, True)
+    r0 = _stage('categorical_cross_entropy', 0)(yhat, y, axis=-1, keepdims=True)
+    value = _stage('categorical_cross_entropy', 1)(r0, weight, _scalar(yhat, inv_n))
+    return value.sum()
+
+
+def categorical_cross_entropy_per_sample(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return the loss per sample (row).
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    out = -axis_sum(xlogy(y, yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight = _weights('categorical_cross_entropy_per_sample', weight, yhat, True)
+    r0 = _stage('categorical_cross_entropy_per_sample', 0)(yhat, y, axis=-1, keepdims=True)
+    out = _stage('categorical_cross_entropy_per_sample', 1)(r0, weight)
+    return out[..., 0]
+
+
+def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return dcategorical_cross_entropy/dyhat: row reductions, one fused map.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    out = -inv_n*xdivy(y, yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('categorical_cross_entropy_grad', weight, yhat, count, True)
+    out = _stage('categorical_cross_entropy_grad', 0)(yhat, y, weight, _scalar(yhat, inv_n))
+    return out
+
+
+def categorical_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return (categorical_cross_entropy, categorical_cross_entropy_grad) from shared row reductions.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    value = -inv_n*axis_sum(xlogy(y, yhat))
+    out = -inv_n*xdivy(y, yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('categorical_cross_entropy_value_and_grad', weight, yhat, count, True)
+    r0 = _stage('categorical_cross_entropy_value_and_grad', 0)(yhat, y, axis=-1, keepdims=True)
+    value = _stage('categorical_cross_entropy_value_and_grad', 1)(r0, weight, _scalar(yhat, inv_n))
+    out = _stage('categorical_cross_entropy_value_and_grad', 2)(yhat, y, weight, _scalar(yhat, inv_n))
+    return value.sum(), out
+
+
+def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return the second derivative's diagonal, fused.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    out = inv_n*y/yhat**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('categorical_cross_entropy_hess', weight, yhat, count, True)
+    out = _stage('categorical_cross_entropy_hess', 0)(yhat, y, weight, _scalar(yhat, inv_n))
+    return out
+
+
+def categorical_cross_entropy_hvp(yhat, y, vector, *, count: float | None = None, weight=None):
+    r"""Return the Hessian of the mean loss in yhat times ``vector``.
+
+    -sum(y log p) over classes, on probabilities p = yhat.
+    out = inv_n*vector*y/yhat**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, vector, = _arrays(yhat, y, vector)
+    weight, inv_n = _weighting('categorical_cross_entropy_hvp', weight, yhat, count, True)
+    out = _stage('categorical_cross_entropy_hvp', 0)(yhat, y, vector, weight, _scalar(yhat, inv_n))
+    return out
+
+
+def hinge(yhat, y, *, count: float | None = None, weight=None):
     r"""Return hinge: one fused pass, then a sum.
 
     max(0, 1 - y * yhat) for labels y in {-1, +1}.
     value = inv_n*Max(0, -y*yhat + 1)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('hinge')(yhat, y, _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('hinge', weight, yhat, count, False)
+    return _kernel('hinge')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
-def hinge_per_sample(yhat, y, *, count: float | None = None):
+def hinge_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     max(0, 1 - y * yhat) for labels y in {-1, +1}.
     out = Max(0, -y*yhat + 1)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('hinge_per_sample')(yhat, y)
+    weight = _weights('hinge_per_sample', weight, yhat, False)
+    return _kernel('hinge_per_sample')(yhat, y, weight)
 
 
-def hinge_grad(yhat, y, *, count: float | None = None):
+def hinge_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dhinge/dyhat in one fused pass.
 
     max(0, 1 - y * yhat) for labels y in {-1, +1}.
     out = -inv_n*y*Piecewise((1, y*yhat < 1), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('hinge_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('hinge_grad', weight, yhat, count, False)
+    return _kernel('hinge_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def hinge_value_and_grad(yhat, y, *, count: float | None = None):
+def hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (hinge, hinge_grad): value and gradient in one pass, then a sum.
 
     max(0, 1 - y * yhat) for labels y in {-1, +1}.
     value = inv_n*Max(0, -y*yhat + 1)
     out = -inv_n*y*Piecewise((1, y*yhat < 1), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('hinge_value_and_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('hinge_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('hinge_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def hinge_hess(yhat, y, *, count: float | None = None):
+def hinge_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     max(0, 1 - y * yhat) for labels y in {-1, +1}.
     out = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('hinge_hess')(yhat, y)
+    weight = _weights('hinge_hess', weight, yhat, False)
+    return _kernel('hinge_hess')(yhat, y, weight)
 
 
-def huber(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return huber: one fused pass, then a sum.
 
     Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss).
     value = inv_n*Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y
         - yhat)), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('huber')(yhat, y, _scalar(yhat, delta), _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('huber', weight, yhat, count, False)
+    return _kernel('huber')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n)).sum()
 
 
-def huber_per_sample(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber_per_sample(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss).
     out = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y -
         yhat)), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('huber_per_sample')(yhat, y, _scalar(yhat, delta))
+    weight = _weights('huber_per_sample', weight, yhat, False)
+    return _kernel('huber_per_sample')(yhat, y, weight, _scalar(yhat, delta))
 
 
-def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return dhuber/dyhat in one fused pass.
 
     Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss).
     out = -inv_n*Min(delta, Max(-delta, y - yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('huber_grad')(yhat, y, _scalar(yhat, delta), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('huber_grad', weight, yhat, count, False)
+    return _kernel('huber_grad')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
 
 
-def huber_value_and_grad(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber_value_and_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return (huber, huber_grad): value and gradient in one pass, then a sum.
 
     Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss).
     value = inv_n*Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y
         - yhat)), True))
     out = -inv_n*Min(delta, Max(-delta, y - yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('huber_value_and_grad')(yhat, y, _scalar(yhat, delta), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('huber_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('huber_value_and_grad')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     Quadratic within delta of the target, linear beyond (torch.nn.functional.huber_loss).
     out = inv_n*Piecewise((1, delta > Abs(y - yhat)), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('huber_hess')(yhat, y, _scalar(yhat, delta), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('huber_hess', weight, yhat, count, False)
+    return _kernel('huber_hess')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
 
 
-def l1(yhat, y, *, count: float | None = None):
+def kl_div(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return kl_div: row reductions, one fused map, a sum.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    value = inv_n*(-axis_sum(y*yhat) + axis_sum(xlogy(y, y)))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('kl_div', weight, yhat, count, True)
+    r0 = _stage('kl_div', 0)(yhat, y, axis=-1, keepdims=True)
+    r1 = _stage('kl_div', 1)(yhat, y, axis=-1, keepdims=True)
+    value = _stage('kl_div', 2)(r0, r1, weight, _scalar(yhat, inv_n))
+    return value.sum()
+
+
+def kl_div_per_sample(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return the loss per sample (row).
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    out = -axis_sum(y*yhat) + axis_sum(xlogy(y, y))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight = _weights('kl_div_per_sample', weight, yhat, True)
+    r0 = _stage('kl_div_per_sample', 0)(yhat, y, axis=-1, keepdims=True)
+    r1 = _stage('kl_div_per_sample', 1)(yhat, y, axis=-1, keepdims=True)
+    out = _stage('kl_div_per_sample', 2)(r0, r1, weight)
+    return out[..., 0]
+
+
+def kl_div_grad(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return dkl_div/dyhat: row reductions, one fused map.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    out = -inv_n*y
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('kl_div_grad', weight, yhat, count, True)
+    out = _stage('kl_div_grad', 0)(yhat, y, weight, _scalar(yhat, inv_n))
+    return out
+
+
+def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return (kl_div, kl_div_grad) from shared row reductions.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    value = inv_n*(-axis_sum(y*yhat) + axis_sum(xlogy(y, y)))
+    out = -inv_n*y
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('kl_div_value_and_grad', weight, yhat, count, True)
+    r0 = _stage('kl_div_value_and_grad', 0)(yhat, y, axis=-1, keepdims=True)
+    r1 = _stage('kl_div_value_and_grad', 1)(yhat, y, axis=-1, keepdims=True)
+    value = _stage('kl_div_value_and_grad', 2)(r0, r1, weight, _scalar(yhat, inv_n))
+    out = _stage('kl_div_value_and_grad', 3)(yhat, y, weight, _scalar(yhat, inv_n))
+    return value.sum(), out
+
+
+def kl_div_hess(yhat, y, *, count: float | None = None, weight=None):
+    r"""Return the second derivative's diagonal, fused.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    out = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight = _weights('kl_div_hess', weight, yhat, True)
+    out = _stage('kl_div_hess', 0)(yhat)
+    return out
+
+
+def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None):
+    r"""Return the Hessian of the mean loss in yhat times ``vector``.
+
+    sum(y (log y - yhat)) over classes with yhat = log q (torch: reduction='batchmean').
+    out = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, vector, = _arrays(yhat, y, vector)
+    weight = _weights('kl_div_hvp', weight, yhat, True)
+    out = _stage('kl_div_hvp', 0)(yhat)
+    return out
+
+
+def l1(yhat, y, *, count: float | None = None, weight=None):
     r"""Return l1: one fused pass, then a sum.
 
     Mean absolute error; |r|'(0) = 0.
     value = inv_n*Abs(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('l1')(yhat, y, _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('l1', weight, yhat, count, False)
+    return _kernel('l1')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
-def l1_per_sample(yhat, y, *, count: float | None = None):
+def l1_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     Mean absolute error; |r|'(0) = 0.
     out = Abs(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('l1_per_sample')(yhat, y)
+    weight = _weights('l1_per_sample', weight, yhat, False)
+    return _kernel('l1_per_sample')(yhat, y, weight)
 
 
-def l1_grad(yhat, y, *, count: float | None = None):
+def l1_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dl1/dyhat in one fused pass.
 
     Mean absolute error; |r|'(0) = 0.
     out = -inv_n*sign(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('l1_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('l1_grad', weight, yhat, count, False)
+    return _kernel('l1_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def l1_value_and_grad(yhat, y, *, count: float | None = None):
+def l1_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (l1, l1_grad): value and gradient in one pass, then a sum.
 
     Mean absolute error; |r|'(0) = 0.
     value = inv_n*Abs(y - yhat)
     out = -inv_n*sign(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('l1_value_and_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('l1_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('l1_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def l1_hess(yhat, y, *, count: float | None = None):
+def l1_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     Mean absolute error; |r|'(0) = 0.
     out = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('l1_hess')(yhat, y)
+    weight = _weights('l1_hess', weight, yhat, False)
+    return _kernel('l1_hess')(yhat, y, weight)
 
 
-def log_cosh(yhat, y, *, count: float | None = None):
+def log_cosh(yhat, y, *, count: float | None = None, weight=None):
     r"""Return log_cosh: one fused pass, then a sum.
 
     log(cosh(yhat - y)), evaluated without overflow.
     value = inv_n*(logaddexp(-y + yhat, y - yhat) - log(2))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('log_cosh')(yhat, y, _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('log_cosh', weight, yhat, count, False)
+    return _kernel('log_cosh')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
-def log_cosh_per_sample(yhat, y, *, count: float | None = None):
+def log_cosh_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     log(cosh(yhat - y)), evaluated without overflow.
     out = logaddexp(-y + yhat, y - yhat) - log(2)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('log_cosh_per_sample')(yhat, y)
+    weight = _weights('log_cosh_per_sample', weight, yhat, False)
+    return _kernel('log_cosh_per_sample')(yhat, y, weight)
 
 
-def log_cosh_grad(yhat, y, *, count: float | None = None):
+def log_cosh_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dlog_cosh/dyhat in one fused pass.
 
     log(cosh(yhat - y)), evaluated without overflow.
     out = -inv_n*tanh(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('log_cosh_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('log_cosh_grad', weight, yhat, count, False)
+    return _kernel('log_cosh_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def log_cosh_value_and_grad(yhat, y, *, count: float | None = None):
+def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (log_cosh, log_cosh_grad): value and gradient in one pass, then a sum.
 
     log(cosh(yhat - y)), evaluated without overflow.
     value = inv_n*(logaddexp(-y + yhat, y - yhat) - log(2))
     out = -inv_n*tanh(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('log_cosh_value_and_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('log_cosh_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('log_cosh_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def log_cosh_hess(yhat, y, *, count: float | None = None):
+def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     log(cosh(yhat - y)), evaluated without overflow.
     out = 4*inv_n*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('log_cosh_hess')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('log_cosh_hess', weight, yhat, count, False)
+    return _kernel('log_cosh_hess')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def mse(yhat, y, *, count: float | None = None):
+def mse(yhat, y, *, count: float | None = None, weight=None):
     r"""Return mse: one fused pass, then a sum.
 
     Mean squared error.
     value = inv_n*(-y + yhat)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('mse')(yhat, y, _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('mse', weight, yhat, count, False)
+    return _kernel('mse')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
-def mse_per_sample(yhat, y, *, count: float | None = None):
+def mse_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     Mean squared error.
     out = (-y + yhat)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('mse_per_sample')(yhat, y)
+    weight = _weights('mse_per_sample', weight, yhat, False)
+    return _kernel('mse_per_sample')(yhat, y, weight)
 
 
-def mse_grad(yhat, y, *, count: float | None = None):
+def mse_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dmse/dyhat in one fused pass.
 
     Mean squared error.
     out = 2*inv_n*(-y + yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('mse_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('mse_grad', weight, yhat, count, False)
+    return _kernel('mse_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def mse_value_and_grad(yhat, y, *, count: float | None = None):
+def mse_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (mse, mse_grad): value and gradient in one pass, then a sum.
 
     Mean squared error.
     value = inv_n*(-y + yhat)**2
     out = 2*inv_n*(-y + yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('mse_value_and_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('mse_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('mse_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def mse_hess(yhat, y, *, count: float | None = None):
+def mse_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     Mean squared error.
     out = 2*inv_n
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('mse_hess')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('mse_hess', weight, yhat, count, False)
+    return _kernel('mse_hess')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return pinball: one fused pass, then a sum.
 
     Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat.
     value = inv_n*Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('pinball')(yhat, y, _scalar(yhat, tau), _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('pinball', weight, yhat, count, False)
+    return _kernel('pinball')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n)).sum()
 
 
-def pinball_per_sample(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball_per_sample(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat.
     out = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('pinball_per_sample')(yhat, y, _scalar(yhat, tau))
+    weight = _weights('pinball_per_sample', weight, yhat, False)
+    return _kernel('pinball_per_sample')(yhat, y, weight, _scalar(yhat, tau))
 
 
-def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return dpinball/dyhat in one fused pass.
 
     Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat.
     out = inv_n*Piecewise((-tau, y - yhat >= 0), (1 - tau, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('pinball_grad')(yhat, y, _scalar(yhat, tau), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('pinball_grad', weight, yhat, count, False)
+    return _kernel('pinball_grad')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
 
 
-def pinball_value_and_grad(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball_value_and_grad(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return (pinball, pinball_grad): value and gradient in one pass, then a sum.
 
     Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat.
     value = inv_n*Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
     out = inv_n*Piecewise((-tau, y - yhat >= 0), (1 - tau, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('pinball_value_and_grad')(yhat, y, _scalar(yhat, tau), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('pinball_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('pinball_value_and_grad')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     Quantile loss: tau * r for r >= 0, (tau - 1) * r otherwise, with r = y - yhat.
     out = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('pinball_hess')(yhat, y, _scalar(yhat, tau))
+    weight = _weights('pinball_hess', weight, yhat, False)
+    return _kernel('pinball_hess')(yhat, y, weight, _scalar(yhat, tau))
 
 
-def poisson_nll(yhat, y, *, count: float | None = None):
+def poisson_nll(yhat, y, *, count: float | None = None, weight=None):
     r"""Return poisson_nll: one fused pass, then a sum.
 
     exp(yhat) - y * yhat with yhat the log-rate (torch: log_input=True, full=False).
     value = inv_n*(-y*yhat + exp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('poisson_nll')(yhat, y, _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('poisson_nll', weight, yhat, count, False)
+    return _kernel('poisson_nll')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
-def poisson_nll_per_sample(yhat, y, *, count: float | None = None):
+def poisson_nll_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     exp(yhat) - y * yhat with yhat the log-rate (torch: log_input=True, full=False).
     out = -y*yhat + exp(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('poisson_nll_per_sample')(yhat, y)
+    weight = _weights('poisson_nll_per_sample', weight, yhat, False)
+    return _kernel('poisson_nll_per_sample')(yhat, y, weight)
 
 
-def poisson_nll_grad(yhat, y, *, count: float | None = None):
+def poisson_nll_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dpoisson_nll/dyhat in one fused pass.
 
     exp(yhat) - y * yhat with yhat the log-rate (torch: log_input=True, full=False).
     out = -inv_n*y + inv_n*exp(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('poisson_nll_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('poisson_nll_grad', weight, yhat, count, False)
+    return _kernel('poisson_nll_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None):
+def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (poisson_nll, poisson_nll_grad): value and gradient in one pass, then a sum.
 
     exp(yhat) - y * yhat with yhat the log-rate (torch: log_input=True, full=False).
     value = inv_n*(-y*yhat + exp(yhat))
     out = -inv_n*y + inv_n*exp(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('poisson_nll_value_and_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('poisson_nll_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('poisson_nll_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def poisson_nll_hess(yhat, y, *, count: float | None = None):
+def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     exp(yhat) - y * yhat with yhat the log-rate (torch: log_input=True, full=False).
     out = inv_n*exp(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('poisson_nll_hess')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('poisson_nll_hess', weight, yhat, count, False)
+    return _kernel('poisson_nll_hess')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def sigmoid_focal(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return sigmoid_focal: one fused pass, then a sum.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
     value = inv_n*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-y*sigmoid(yhat) -
         (1 - y)*sigmoid(-yhat) + 1)**gamma
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('sigmoid_focal')(yhat, y, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('sigmoid_focal', weight, yhat, count, False)
+    return _kernel('sigmoid_focal')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n)).sum()
 
 
-def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
     out = (alpha*y + (1 - alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**gamma
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('sigmoid_focal_per_sample')(yhat, y, _scalar(yhat, alpha), _scalar(yhat, gamma))
+    weight = _weights('sigmoid_focal_per_sample', weight, yhat, False)
+    return _kernel('sigmoid_focal_per_sample')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma))
 
 
-def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return dsigmoid_focal/dyhat in one fused pass.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
@@ -1164,13 +2099,17 @@ def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
         1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 - alpha)*(1 -
         y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**gamma
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('sigmoid_focal_grad')(yhat, y, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('sigmoid_focal_grad', weight, yhat, count, False)
+    return _kernel('sigmoid_focal_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
 
 
-def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return (sigmoid_focal, sigmoid_focal_grad): value and gradient in one pass, then a sum.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
@@ -1181,14 +2120,18 @@ def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float =
         1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 - alpha)*(1 -
         y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**gamma
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('sigmoid_focal_value_and_grad')(yhat, y, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('sigmoid_focal_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('sigmoid_focal_value_and_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
@@ -1202,48 +2145,65 @@ def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
         y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 -
         alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
         1)**gamma*sigmoid(-yhat)*sigmoid(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('sigmoid_focal_hess')(yhat, y, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('sigmoid_focal_hess', weight, yhat, count, False)
+    return _kernel('sigmoid_focal_hess')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
 
 
-def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return smooth_l1: one fused pass, then a sum.
 
     Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss).
     value = inv_n*Piecewise(((-y + yhat)**2/(2*Max(beta, Abs(y - yhat))), beta > Abs(y - yhat)),
         (-beta/2 + Abs(y - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('smooth_l1')(yhat, y, _scalar(yhat, beta), _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('smooth_l1', weight, yhat, count, False)
+    return _kernel('smooth_l1')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n)).sum()
 
 
-def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss).
     out = Piecewise(((-y + yhat)**2/(2*Max(beta, Abs(y - yhat))), beta > Abs(y - yhat)),
         (-beta/2 + Abs(y - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('smooth_l1_per_sample')(yhat, y, _scalar(yhat, beta))
+    weight = _weights('smooth_l1_per_sample', weight, yhat, False)
+    return _kernel('smooth_l1_per_sample')(yhat, y, weight, _scalar(yhat, beta))
 
 
-def smooth_l1_grad(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1_grad(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return dsmooth_l1/dyhat in one fused pass.
 
     Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss).
     out = inv_n*Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
         - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('smooth_l1_grad')(yhat, y, _scalar(yhat, beta), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('smooth_l1_grad', weight, yhat, count, False)
+    return _kernel('smooth_l1_grad')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
 
 
-def smooth_l1_value_and_grad(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1_value_and_grad(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return (smooth_l1, smooth_l1_grad): value and gradient in one pass, then a sum.
 
     Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss).
@@ -1251,75 +2211,248 @@ def smooth_l1_value_and_grad(yhat, y, *, beta: float = 1.0, count: float | None 
         (-beta/2 + Abs(y - yhat), True))
     out = inv_n*Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
         - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('smooth_l1_value_and_grad')(yhat, y, _scalar(yhat, beta), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('smooth_l1_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('smooth_l1_value_and_grad')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def smooth_l1_hess(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1_hess(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     Huber scaled by 1/beta (torch.nn.functional.smooth_l1_loss).
     out = inv_n*Piecewise((1/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('smooth_l1_hess')(yhat, y, _scalar(yhat, beta), _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('smooth_l1_hess', weight, yhat, count, False)
+    return _kernel('smooth_l1_hess')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
 
 
-def squared_hinge(yhat, y, *, count: float | None = None):
+def softmax_cross_entropy(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return softmax_cross_entropy: row reductions, one fused map, a sum.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    value = inv_n*(-label_smoothing*axis_sum(y)*logsumexp(yhat) +
+        label_smoothing*axis_sum(y*yhat) + label_smoothing*logsumexp(yhat) -
+        label_smoothing*axis_sum(yhat)/n_classes + axis_sum(y)*logsumexp(yhat) -
+        axis_sum(y*yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('softmax_cross_entropy', weight, yhat, count, True)
+    n_classes = yhat.shape[-1]
+    t0 = _stage('softmax_cross_entropy', 0)(yhat, y, axis=-1, keepdims=True)
+    t1 = _stage('softmax_cross_entropy', 1)(yhat, axis=-1, keepdims=True)
+    r2 = _stage('softmax_cross_entropy', 2)(yhat, t1, axis=-1, keepdims=True)
+    t3 = _stage('softmax_cross_entropy', 3)(yhat, y, axis=-1, keepdims=True)
+    r4 = _stage('softmax_cross_entropy', 4)(yhat, axis=-1, keepdims=True)
+    value = _stage('softmax_cross_entropy', 5)(t0, t1, r2, t3, r4, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    return value.sum()
+
+
+def softmax_cross_entropy_per_sample(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return the loss per sample (row).
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    out = -label_smoothing*axis_sum(y)*logsumexp(yhat) + label_smoothing*axis_sum(y*yhat) +
+        label_smoothing*logsumexp(yhat) - label_smoothing*axis_sum(yhat)/n_classes +
+        axis_sum(y)*logsumexp(yhat) - axis_sum(y*yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight = _weights('softmax_cross_entropy_per_sample', weight, yhat, True)
+    n_classes = yhat.shape[-1]
+    t0 = _stage('softmax_cross_entropy_per_sample', 0)(yhat, y, axis=-1, keepdims=True)
+    t1 = _stage('softmax_cross_entropy_per_sample', 1)(yhat, axis=-1, keepdims=True)
+    r2 = _stage('softmax_cross_entropy_per_sample', 2)(yhat, t1, axis=-1, keepdims=True)
+    t3 = _stage('softmax_cross_entropy_per_sample', 3)(yhat, y, axis=-1, keepdims=True)
+    r4 = _stage('softmax_cross_entropy_per_sample', 4)(yhat, axis=-1, keepdims=True)
+    out = _stage('softmax_cross_entropy_per_sample', 5)(t0, t1, r2, t3, r4, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes))
+    return out[..., 0]
+
+
+def softmax_cross_entropy_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return dsoftmax_cross_entropy/dyhat: row reductions, one fused map.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    out = -inv_n*label_smoothing/n_classes - inv_n*y*(1 - label_smoothing) -
+        inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
+        logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('softmax_cross_entropy_grad', weight, yhat, count, True)
+    n_classes = yhat.shape[-1]
+    r0 = _stage('softmax_cross_entropy_grad', 0)(yhat, axis=-1, keepdims=True)
+    t1 = _stage('softmax_cross_entropy_grad', 1)(yhat, y, axis=-1, keepdims=True)
+    r2 = _stage('softmax_cross_entropy_grad', 2)(yhat, r0, axis=-1, keepdims=True)
+    out = _stage('softmax_cross_entropy_grad', 3)(yhat, y, r0, t1, r2, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    return out
+
+
+def softmax_cross_entropy_value_and_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return (softmax_cross_entropy, softmax_cross_entropy_grad) from shared row reductions.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    value = inv_n*(-label_smoothing*axis_sum(y)*logsumexp(yhat) +
+        label_smoothing*axis_sum(y*yhat) + label_smoothing*logsumexp(yhat) -
+        label_smoothing*axis_sum(yhat)/n_classes + axis_sum(y)*logsumexp(yhat) -
+        axis_sum(y*yhat))
+    out = -inv_n*label_smoothing/n_classes - inv_n*y*(1 - label_smoothing) -
+        inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
+        logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('softmax_cross_entropy_value_and_grad', weight, yhat, count, True)
+    n_classes = yhat.shape[-1]
+    t0 = _stage('softmax_cross_entropy_value_and_grad', 0)(yhat, y, axis=-1, keepdims=True)
+    t2 = _stage('softmax_cross_entropy_value_and_grad', 1)(yhat, axis=-1, keepdims=True)
+    t4 = _stage('softmax_cross_entropy_value_and_grad', 2)(yhat, t2, axis=-1, keepdims=True)
+    t6 = _stage('softmax_cross_entropy_value_and_grad', 3)(yhat, y, axis=-1, keepdims=True)
+    r4 = _stage('softmax_cross_entropy_value_and_grad', 4)(yhat, axis=-1, keepdims=True)
+    value = _stage('softmax_cross_entropy_value_and_grad', 5)(t0, t2, t4, t6, r4, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    out = _stage('softmax_cross_entropy_value_and_grad', 6)(yhat, y, t2, t4, t6, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    return value.sum(), out
+
+
+def softmax_cross_entropy_hess(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return the second derivative's diagonal, fused.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    out = -inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
+        logsumexp(yhat)) + inv_n*(label_smoothing*axis_sum(y) - label_smoothing -
+        axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, = _arrays(yhat, y)
+    weight, inv_n = _weighting('softmax_cross_entropy_hess', weight, yhat, count, True)
+    t0 = _stage('softmax_cross_entropy_hess', 0)(yhat, axis=-1, keepdims=True)
+    t2 = _stage('softmax_cross_entropy_hess', 1)(yhat, t0, axis=-1, keepdims=True)
+    t3 = _stage('softmax_cross_entropy_hess', 2)(yhat, y, axis=-1, keepdims=True)
+    out = _stage('softmax_cross_entropy_hess', 3)(yhat, t0, t2, t3, weight, _scalar(yhat, label_smoothing), _scalar(yhat, inv_n))
+    return out
+
+
+def softmax_cross_entropy_hvp(yhat, y, vector, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
+    r"""Return the Hessian of the mean loss in yhat times ``vector``.
+
+    Cross-entropy of logits against probability targets (torch.nn.functional.cross_entropy).
+    out = inv_n*(-label_smoothing*vector*axis_sum(y) + label_smoothing*vector +
+        label_smoothing*axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))) -
+        label_smoothing*axis_sum(vector*exp(yhat - logsumexp(yhat))) + vector*axis_sum(y) -
+        axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))))*exp(yhat - logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
+    """
+    yhat, y, vector, = _arrays(yhat, y, vector)
+    weight, inv_n = _weighting('softmax_cross_entropy_hvp', weight, yhat, count, True)
+    t0 = _stage('softmax_cross_entropy_hvp', 0)(yhat, y, axis=-1, keepdims=True)
+    r1 = _stage('softmax_cross_entropy_hvp', 1)(yhat, axis=-1, keepdims=True)
+    r2 = _stage('softmax_cross_entropy_hvp', 2)(yhat, r1, axis=-1, keepdims=True)
+    t3 = _stage('softmax_cross_entropy_hvp', 3)(yhat, vector, r1, r2, axis=-1, keepdims=True)
+    out = _stage('softmax_cross_entropy_hvp', 4)(yhat, vector, t0, r1, r2, t3, weight, _scalar(yhat, label_smoothing), _scalar(yhat, inv_n))
+    return out
+
+
+def squared_hinge(yhat, y, *, count: float | None = None, weight=None):
     r"""Return squared_hinge: one fused pass, then a sum.
 
     max(0, 1 - y * yhat)**2 for labels y in {-1, +1}.
     value = inv_n*Max(0, -y*yhat + 1)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('squared_hinge')(yhat, y, _scalar(yhat, inv_n)).sum()
+    weight, inv_n = _weighting('squared_hinge', weight, yhat, count, False)
+    return _kernel('squared_hinge')(yhat, y, weight, _scalar(yhat, inv_n)).sum()
 
 
-def squared_hinge_per_sample(yhat, y, *, count: float | None = None):
+def squared_hinge_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element.
 
     max(0, 1 - y * yhat)**2 for labels y in {-1, +1}.
     out = Max(0, -y*yhat + 1)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    return _kernel('squared_hinge_per_sample')(yhat, y)
+    weight = _weights('squared_hinge_per_sample', weight, yhat, False)
+    return _kernel('squared_hinge_per_sample')(yhat, y, weight)
 
 
-def squared_hinge_grad(yhat, y, *, count: float | None = None):
+def squared_hinge_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dsquared_hinge/dyhat in one fused pass.
 
     max(0, 1 - y * yhat)**2 for labels y in {-1, +1}.
     out = -2*inv_n*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('squared_hinge_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('squared_hinge_grad', weight, yhat, count, False)
+    return _kernel('squared_hinge_grad')(yhat, y, weight, _scalar(yhat, inv_n))
 
 
-def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None):
+def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (squared_hinge, squared_hinge_grad): value and gradient in one pass, then a sum.
 
     max(0, 1 - y * yhat)**2 for labels y in {-1, +1}.
     value = inv_n*Max(0, -y*yhat + 1)**2
     out = -2*inv_n*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    value, out = _kernel('squared_hinge_value_and_grad')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('squared_hinge_value_and_grad', weight, yhat, count, False)
+    value, out = _kernel('squared_hinge_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     return value.sum(), out
 
 
-def squared_hinge_hess(yhat, y, *, count: float | None = None):
+def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative, fused.
 
     max(0, 1 - y * yhat)**2 for labels y in {-1, +1}.
     out = 2*inv_n*y**2*Piecewise((1, y*yhat < 1), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     yhat, y, = _arrays(yhat, y)
-    inv_n = 1 / (yhat.size if count is None else count)
-    return _kernel('squared_hinge_hess')(yhat, y, _scalar(yhat, inv_n))
+    weight, inv_n = _weighting('squared_hinge_hess', weight, yhat, count, False)
+    return _kernel('squared_hinge_hess')(yhat, y, weight, _scalar(yhat, inv_n))

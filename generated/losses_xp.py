@@ -112,631 +112,921 @@ def _prepare(*arrays):
     return (xp, dtype, *arrays)
 
 
-def binary_cross_entropy(yhat, y, *, count: float | None = None):
+def _weights(xp, dtype, weight, shape, rows):
+    """Return per-sample ``weight`` (one per element, or per row for a class-axis loss) as an
+    array of ``dtype`` broadcast to them (with a trailing axis of 1 for rows), or None if not
+    given. Its values are not checked: that would be value-dependent control flow, which
+    jax.jit and torch.func cannot trace (the numpy target checks them)."""
+    if weight is None:
+        return None
+    w = xp.asarray(weight)
+    if not xp.isdtype(w.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"weight has dtype {w.dtype}; expected real numbers (float, int or bool)")
+    units = shape[:-1] if rows else shape
+    try:
+        w = xp.broadcast_to(xp.astype(w, dtype), units)
+    except (ValueError, RuntimeError):
+        per = "row" if rows else "element"
+        raise ValueError(
+            f"weight of shape {tuple(w.shape)} does not broadcast to one per {per}, shape {units}"
+        ) from None
+    return w[..., None] if rows else w
+
+
+def _weighting(xp, dtype, weight, shape, count, rows):
+    """Return ``_weights(...)`` and the mean's 1/n: n is ``count`` when given, else the sum of
+    the weights, else the number of elements (rows for a class-axis loss)."""
+    w = _weights(xp, dtype, weight, shape, rows)
+    if count is not None:
+        return w, 1 / count
+    if w is None:
+        return None, 1 / math.prod(shape[:-1] if rows else shape)
+    return w, 1 / xp.sum(w)
+
+
+def _weighed(weight, a):
+    """Return ``a`` times ``weight``, or ``a`` when no weight was given."""
+    return a if weight is None else a * weight
+
+
+def binary_cross_entropy(yhat, y, *, count: float | None = None, weight=None):
     r"""Return binary_cross_entropy, the mean.
 
     value = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = 1 - y
-    return xp.sum(-inv_n*(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))))
+    return xp.sum(_weighed(weight, -inv_n*(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)))))
 
 
-def binary_cross_entropy_per_sample(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
     t0 = 1 - y
-    return -(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)))
+    return _weighed(weight, -(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))))
 
 
-def binary_cross_entropy_grad(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dbinary_cross_entropy/dyhat.
 
     grad = -inv_n*xdivy(y, yhat) + inv_n*xdivy(1 - y, 1 - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = 1 - y
-    return inv_n*t0*(1/xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) - inv_n*y*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))
+    return _weighed(weight, inv_n*t0*(1/xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) - inv_n*y*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)))
 
 
-def binary_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (binary_cross_entropy, binary_cross_entropy_grad) with shared work.
 
     value = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
     grad = -inv_n*xdivy(y, yhat) + inv_n*xdivy(1 - y, 1 - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)
     t1 = 1 - y
     t2 = xp.where(t1 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)
-    return xp.sum(inv_n*(-t1*xp.log(t2) - y*xp.log(t0))), inv_n*t1/t2 - inv_n*y/t0
+    return xp.sum(_weighed(weight, inv_n*(-t1*xp.log(t2) - y*xp.log(t0)))), _weighed(weight, inv_n*t1/t2 - inv_n*y/t0)
 
 
-def binary_cross_entropy_hess(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = inv_n*y/yhat**2 - inv_n*(y - 1)/(1 - yhat)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2))
 
 
-def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None, weight=None):
     r"""Return binary_cross_entropy_with_logits, the mean.
 
     value = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return xp.sum(inv_n*(xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return xp.sum(_weighed(weight, inv_n*(xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)))
 
 
-def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
+    return _weighed(weight, xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)
 
 
-def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dbinary_cross_entropy_with_logits/dyhat.
 
     grad = -inv_n*y + inv_n*sigmoid(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.exp(-xp.abs(yhat))
-    return inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y
+    return _weighed(weight, inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y)
 
 
-def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad) with shared work.
 
     value = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
     grad = -inv_n*y + inv_n*sigmoid(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.exp(-xp.abs(yhat))
-    return xp.sum(inv_n*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)), inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y
+    return xp.sum(_weighed(weight, inv_n*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat))), _weighed(weight, inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y)
 
 
-def binary_cross_entropy_with_logits_hess(yhat, y, *, count: float | None = None):
+def binary_cross_entropy_with_logits_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = inv_n*sigmoid(-yhat)*sigmoid(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.exp(-xp.abs(yhat))
-    return inv_n*t0/((t0 + 1)**2)
+    return _weighed(weight, inv_n*t0/((t0 + 1)**2))
 
 
-def categorical_cross_entropy(yhat, y, *, count: float | None = None):
+def categorical_cross_entropy(yhat, y, *, count: float | None = None, weight=None):
     r"""Return categorical_cross_entropy, the mean.
 
     value = -axis_sum(xlogy(y, yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
-    return xp.sum(-inv_n*xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1, keepdims=True))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
+    return xp.sum(_weighed(weight, -inv_n*xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1, keepdims=True)))
 
 
-def categorical_cross_entropy_per_sample(yhat, y, *, count: float | None = None):
+def categorical_cross_entropy_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per sample, before the mean.
 
     l = -axis_sum(xlogy(y, yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return (-xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1, keepdims=True))[..., 0]
+    weight = _weights(xp, dtype, weight, yhat.shape, True)
+    return _weighed(weight, -xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1, keepdims=True))[..., 0]
 
 
-def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None):
+def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dcategorical_cross_entropy/dyhat.
 
     grad = -inv_n*xdivy(y, yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
-    return -inv_n*y*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
+    return _weighed(weight, -inv_n*y*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)))
 
 
-def categorical_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None):
+def categorical_cross_entropy_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (categorical_cross_entropy, categorical_cross_entropy_grad) with shared work.
 
     value = -axis_sum(xlogy(y, yhat))
     grad = -inv_n*xdivy(y, yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
     t0 = xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)
-    return xp.sum(-inv_n*xp.sum(y*xp.log(t0), axis=-1, keepdims=True)), -inv_n*y/t0
+    return xp.sum(_weighed(weight, -inv_n*xp.sum(y*xp.log(t0), axis=-1, keepdims=True))), _weighed(weight, -inv_n*y/t0)
 
 
-def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None):
+def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = inv_n*y/yhat**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
-    return inv_n*y/(yhat*yhat)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
+    return _weighed(weight, inv_n*y/(yhat*yhat))
 
 
-def categorical_cross_entropy_hvp(yhat, y, vector, *, count: float | None = None):
+def categorical_cross_entropy_hvp(yhat, y, vector, *, count: float | None = None, weight=None):
     r"""Return the Hessian of the mean loss in yhat times ``vector``.
 
     Hv = inv_n*vector*y/yhat**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y, vector = _prepare(yhat, y, vector)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
-    return inv_n*vector*y/(yhat*yhat)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
+    return _weighed(weight, inv_n*vector*y/(yhat*yhat))
 
 
-def hinge(yhat, y, *, count: float | None = None):
+def hinge(yhat, y, *, count: float | None = None, weight=None):
     r"""Return hinge, the mean.
 
     value = Max(0, -y*yhat + 1)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return xp.sum(inv_n*xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype)))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return xp.sum(_weighed(weight, inv_n*xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))))
 
 
-def hinge_per_sample(yhat, y, *, count: float | None = None):
+def hinge_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = Max(0, -y*yhat + 1)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
+    return _weighed(weight, xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype)))
 
 
-def hinge_grad(yhat, y, *, count: float | None = None):
+def hinge_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dhinge/dyhat.
 
     grad = -inv_n*y*Piecewise((1, y*yhat < 1), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype)))
 
 
-def hinge_value_and_grad(yhat, y, *, count: float | None = None):
+def hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (hinge, hinge_grad) with shared work.
 
     value = Max(0, -y*yhat + 1)
     grad = -inv_n*y*Piecewise((1, y*yhat < 1), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y*yhat
-    return xp.sum(inv_n*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))), -inv_n*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))
+    return xp.sum(_weighed(weight, inv_n*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype)))), _weighed(weight, -inv_n*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype)))
 
 
-def hinge_hess(yhat, y, *, count: float | None = None):
+def hinge_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return xp.zeros_like(yhat) + 0
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
+    return _weighed(weight, xp.zeros_like(yhat) + 0)
 
 
-def huber(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return huber, the mean.
 
     value = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y -
         yhat)), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return xp.sum(inv_n*xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))
+    return xp.sum(_weighed(weight, inv_n*xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
 
 
-def huber_per_sample(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber_per_sample(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y - yhat)),
         True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))
+    return _weighed(weight, xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))
 
 
-def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return dhuber/dyhat.
 
     grad = -inv_n*Min(delta, Max(-delta, y - yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return -inv_n*xp.clip(y - yhat, xp.asarray(-delta, dtype=dtype), delta)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, -inv_n*xp.clip(y - yhat, xp.asarray(-delta, dtype=dtype), delta))
 
 
-def huber_value_and_grad(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber_value_and_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return (huber, huber_grad) with shared work.
 
     value = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y -
         yhat)), True))
     grad = -inv_n*Min(delta, Max(-delta, y - yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return xp.sum(inv_n*xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))), -inv_n*xp.clip(t0, xp.asarray(-delta, dtype=dtype), delta)
+    return xp.sum(_weighed(weight, inv_n*xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), _weighed(weight, -inv_n*xp.clip(t0, xp.asarray(-delta, dtype=dtype), delta))
 
 
-def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None):
+def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = inv_n*Piecewise((1, delta > Abs(y - yhat)), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return inv_n*xp.where(delta > xp.abs(y - yhat), xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, inv_n*xp.where(delta > xp.abs(y - yhat), xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype)))
 
 
-def kl_div(yhat, y, *, count: float | None = None):
+def kl_div(yhat, y, *, count: float | None = None, weight=None):
     r"""Return kl_div, the mean.
 
     value = axis_sum(-y*yhat + xlogy(y, y))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
-    return xp.sum(inv_n*(xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True)))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
+    return xp.sum(_weighed(weight, inv_n*(xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))))
 
 
-def kl_div_per_sample(yhat, y, *, count: float | None = None):
+def kl_div_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per sample, before the mean.
 
     l = axis_sum(-y*yhat + xlogy(y, y))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return (xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))[..., 0]
+    weight = _weights(xp, dtype, weight, yhat.shape, True)
+    return _weighed(weight, xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))[..., 0]
 
 
-def kl_div_grad(yhat, y, *, count: float | None = None):
+def kl_div_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dkl_div/dyhat.
 
     grad = -inv_n*y
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
-    return xp.zeros_like(yhat) + (-inv_n*y)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
+    return _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y))
 
 
-def kl_div_value_and_grad(yhat, y, *, count: float | None = None):
+def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (kl_div, kl_div_grad) with shared work.
 
     value = axis_sum(-y*yhat + xlogy(y, y))
     grad = -inv_n*y
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
-    return xp.sum(inv_n*(xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))), xp.zeros_like(yhat) + (-inv_n*y)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
+    return xp.sum(_weighed(weight, inv_n*(xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True)))), _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y))
 
 
-def kl_div_hess(yhat, y, *, count: float | None = None):
+def kl_div_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return xp.zeros_like(yhat) + 0
+    weight = _weights(xp, dtype, weight, yhat.shape, True)
+    return _weighed(weight, xp.zeros_like(yhat) + 0)
 
 
-def kl_div_hvp(yhat, y, vector, *, count: float | None = None):
+def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None):
     r"""Return the Hessian of the mean loss in yhat times ``vector``.
 
     Hv = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y, vector = _prepare(yhat, y, vector)
-    return xp.zeros_like(yhat) + 0
+    weight = _weights(xp, dtype, weight, yhat.shape, True)
+    return _weighed(weight, xp.zeros_like(yhat) + 0)
 
 
-def l1(yhat, y, *, count: float | None = None):
+def l1(yhat, y, *, count: float | None = None, weight=None):
     r"""Return l1, the mean.
 
     value = Abs(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return xp.sum(inv_n*xp.abs(y - yhat))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return xp.sum(_weighed(weight, inv_n*xp.abs(y - yhat)))
 
 
-def l1_per_sample(yhat, y, *, count: float | None = None):
+def l1_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = Abs(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return xp.abs(y - yhat)
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
+    return _weighed(weight, xp.abs(y - yhat))
 
 
-def l1_grad(yhat, y, *, count: float | None = None):
+def l1_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dl1/dyhat.
 
     grad = -inv_n*sign(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return -inv_n*xp.sign(y - yhat)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, -inv_n*xp.sign(y - yhat))
 
 
-def l1_value_and_grad(yhat, y, *, count: float | None = None):
+def l1_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (l1, l1_grad) with shared work.
 
     value = Abs(y - yhat)
     grad = -inv_n*sign(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
-    return xp.sum(inv_n*xp.abs(t0)), -inv_n*xp.sign(t0)
+    return xp.sum(_weighed(weight, inv_n*xp.abs(t0))), _weighed(weight, -inv_n*xp.sign(t0))
 
 
-def l1_hess(yhat, y, *, count: float | None = None):
+def l1_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return xp.zeros_like(yhat) + 0
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
+    return _weighed(weight, xp.zeros_like(yhat) + 0)
 
 
-def log_cosh(yhat, y, *, count: float | None = None):
+def log_cosh(yhat, y, *, count: float | None = None, weight=None):
     r"""Return log_cosh, the mean.
 
     value = log(cosh(y - yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
-    return xp.sum(inv_n*(xp.logaddexp(-t0, t0) - 0.6931471805599453))
+    return xp.sum(_weighed(weight, inv_n*(xp.logaddexp(-t0, t0) - 0.6931471805599453)))
 
 
-def log_cosh_per_sample(yhat, y, *, count: float | None = None):
+def log_cosh_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = log(cosh(y - yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
-    return xp.logaddexp(-t0, t0) - 0.6931471805599453
+    return _weighed(weight, xp.logaddexp(-t0, t0) - 0.6931471805599453)
 
 
-def log_cosh_grad(yhat, y, *, count: float | None = None):
+def log_cosh_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dlog_cosh/dyhat.
 
     grad = -inv_n*tanh(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return -inv_n*xp.tanh(y - yhat)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, -inv_n*xp.tanh(y - yhat))
 
 
-def log_cosh_value_and_grad(yhat, y, *, count: float | None = None):
+def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (log_cosh, log_cosh_grad) with shared work.
 
     value = log(cosh(y - yhat))
     grad = -inv_n*tanh(y - yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
-    return xp.sum(inv_n*(xp.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*xp.tanh(t0)
+    return xp.sum(_weighed(weight, inv_n*(xp.logaddexp(-t0, t0) - 0.6931471805599453))), _weighed(weight, -inv_n*xp.tanh(t0))
 
 
-def log_cosh_hess(yhat, y, *, count: float | None = None):
+def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = 4*inv_n*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.exp(-xp.abs(2*y - 2*yhat))
-    return 4*inv_n*t0/((t0 + 1)**2)
+    return _weighed(weight, 4*inv_n*t0/((t0 + 1)**2))
 
 
-def mse(yhat, y, *, count: float | None = None):
+def mse(yhat, y, *, count: float | None = None, weight=None):
     r"""Return mse, the mean.
 
     value = (-y + yhat)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return xp.sum(inv_n*((yhat - y)**2))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return xp.sum(_weighed(weight, inv_n*((yhat - y)**2)))
 
 
-def mse_per_sample(yhat, y, *, count: float | None = None):
+def mse_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = (-y + yhat)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return (yhat - y)**2
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
+    return _weighed(weight, (yhat - y)**2)
 
 
-def mse_grad(yhat, y, *, count: float | None = None):
+def mse_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dmse/dyhat.
 
     grad = 2*inv_n*(-y + yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return 2*inv_n*(yhat - y)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, 2*inv_n*(yhat - y))
 
 
-def mse_value_and_grad(yhat, y, *, count: float | None = None):
+def mse_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (mse, mse_grad) with shared work.
 
     value = (-y + yhat)**2
     grad = 2*inv_n*(-y + yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = yhat - y
-    return xp.sum(inv_n*(t0*t0)), 2*inv_n*t0
+    return xp.sum(_weighed(weight, inv_n*(t0*t0))), _weighed(weight, 2*inv_n*t0)
 
 
-def mse_hess(yhat, y, *, count: float | None = None):
+def mse_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = 2*inv_n
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return xp.zeros_like(yhat) + (2*inv_n)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, xp.zeros_like(yhat) + (2*inv_n))
 
 
-def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return pinball, the mean.
 
     value = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
-    return xp.sum(inv_n*xp.where(t0 >= 0, t0*tau, t0*(tau - 1)))
+    return xp.sum(_weighed(weight, inv_n*xp.where(t0 >= 0, t0*tau, t0*(tau - 1))))
 
 
-def pinball_per_sample(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball_per_sample(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
-    return xp.where(t0 >= 0, t0*tau, t0*(tau - 1))
+    return _weighed(weight, xp.where(t0 >= 0, t0*tau, t0*(tau - 1)))
 
 
-def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return dpinball/dyhat.
 
     grad = inv_n*Piecewise((-tau, y - yhat >= 0), (1 - tau, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return inv_n*xp.where(y - yhat >= 0, xp.asarray(-tau, dtype=dtype), xp.asarray(1 - tau, dtype=dtype))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, inv_n*xp.where(y - yhat >= 0, xp.asarray(-tau, dtype=dtype), xp.asarray(1 - tau, dtype=dtype)))
 
 
-def pinball_value_and_grad(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball_value_and_grad(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return (pinball, pinball_grad) with shared work.
 
     value = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
     grad = inv_n*Piecewise((-tau, y - yhat >= 0), (1 - tau, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
     t1 = t0 >= 0
     t2 = tau - 1
-    return xp.sum(inv_n*xp.where(t1, t0*tau, t0*t2)), inv_n*xp.where(t1, xp.asarray(-tau, dtype=dtype), xp.asarray(-t2, dtype=dtype))
+    return xp.sum(_weighed(weight, inv_n*xp.where(t1, t0*tau, t0*t2))), _weighed(weight, inv_n*xp.where(t1, xp.asarray(-tau, dtype=dtype), xp.asarray(-t2, dtype=dtype)))
 
 
-def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None):
+def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = 0
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return xp.zeros_like(yhat) + 0
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
+    return _weighed(weight, xp.zeros_like(yhat) + 0)
 
 
-def poisson_nll(yhat, y, *, count: float | None = None):
+def poisson_nll(yhat, y, *, count: float | None = None, weight=None):
     r"""Return poisson_nll, the mean.
 
     value = -y*yhat + exp(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return xp.sum(inv_n*(xp.exp(yhat) - y*yhat))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return xp.sum(_weighed(weight, inv_n*(xp.exp(yhat) - y*yhat)))
 
 
-def poisson_nll_per_sample(yhat, y, *, count: float | None = None):
+def poisson_nll_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = -y*yhat + exp(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return xp.exp(yhat) - y*yhat
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
+    return _weighed(weight, xp.exp(yhat) - y*yhat)
 
 
-def poisson_nll_grad(yhat, y, *, count: float | None = None):
+def poisson_nll_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dpoisson_nll/dyhat.
 
     grad = -inv_n*y + inv_n*exp(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return inv_n*xp.exp(yhat) - inv_n*y
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, inv_n*xp.exp(yhat) - inv_n*y)
 
 
-def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None):
+def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (poisson_nll, poisson_nll_grad) with shared work.
 
     value = -y*yhat + exp(yhat)
     grad = -inv_n*y + inv_n*exp(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.exp(yhat)
-    return xp.sum(inv_n*(t0 - y*yhat)), inv_n*t0 - inv_n*y
+    return xp.sum(_weighed(weight, inv_n*(t0 - y*yhat))), _weighed(weight, inv_n*t0 - inv_n*y)
 
 
-def poisson_nll_hess(yhat, y, *, count: float | None = None):
+def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = inv_n*exp(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return inv_n*xp.exp(yhat)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, inv_n*xp.exp(yhat))
 
 
-def sigmoid_focal(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return sigmoid_focal, the mean.
 
     value = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 -
         1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 + exp(-yhat))) + 1)**gamma
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.exp(-xp.abs(yhat))
     t1 = 1 - y
     t2 = 1/(t0 + 1)
-    return xp.sum(inv_n*(alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma)
+    return xp.sum(_weighed(weight, inv_n*(alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma))
 
 
-def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 + exp(-yhat))) + 1)**gamma
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
     t0 = xp.exp(-xp.abs(yhat))
     t1 = 1 - y
     t2 = 1/(t0 + 1)
-    return (alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma
+    return _weighed(weight, (alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma)
 
 
-def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return dsigmoid_focal/dyhat.
 
     grad = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
@@ -744,9 +1034,13 @@ def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
         1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 - alpha)*(1 -
         y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**gamma
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.exp(-xp.abs(yhat))
     t1 = t0 + 1
     t2 = 1/t1
@@ -755,10 +1049,10 @@ def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
     t5 = t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype))
     t6 = 1 - t2*t3*y - t4*t5
     t7 = alpha*y + t4*(1 - alpha)
-    return (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)
+    return _weighed(weight, (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y))
 
 
-def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return (sigmoid_focal, sigmoid_focal_grad) with shared work.
 
     value = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 -
@@ -768,9 +1062,13 @@ def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float =
         1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 - alpha)*(1 -
         y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**gamma
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.exp(-xp.abs(yhat))
     t1 = xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
     t2 = t0 + 1
@@ -781,10 +1079,10 @@ def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float =
     t7 = 1 - t3*t4*y - t5*t6
     t8 = t7**gamma
     t9 = alpha*y + t5*(1 - alpha)
-    return xp.sum(inv_n*t1*t8*t9), (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y)
+    return xp.sum(_weighed(weight, inv_n*t1*t8*t9)), _weighed(weight, (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y))
 
 
-def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None):
+def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = gamma*inv_n*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
@@ -797,9 +1095,13 @@ def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
         y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 -
         alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
         1)**gamma*sigmoid(-yhat)*sigmoid(yhat)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.abs(yhat)
     t1 = xp.exp(-t0)
     t2 = t1 + 1
@@ -815,123 +1117,157 @@ def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
     t12 = xp.log1p(t1) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
     t13 = gamma - 1
     t14 = inv_n*t1*t3*t5*t9**t13
-    return (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)
+    return _weighed(weight, (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y))
 
 
-def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return smooth_l1, the mean.
 
     value = Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)), (-beta/2 + Abs(y - yhat),
         True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return xp.sum(inv_n*xp.where(beta > t1, 0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta))
+    return xp.sum(_weighed(weight, inv_n*xp.where(beta > t1, 0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta)))
 
 
-def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)), (-beta/2 + Abs(y - yhat),
         True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return xp.where(beta > t1, 0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta)
+    return _weighed(weight, xp.where(beta > t1, 0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta))
 
 
-def smooth_l1_grad(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1_grad(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return dsmooth_l1/dyhat.
 
     grad = inv_n*Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)),
         (-sign(y - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return inv_n*xp.where(beta > t1, -t0/xp.maximum(t1, beta), -xp.sign(t0))
+    return _weighed(weight, inv_n*xp.where(beta > t1, -t0/xp.maximum(t1, beta), -xp.sign(t0)))
 
 
-def smooth_l1_value_and_grad(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1_value_and_grad(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return (smooth_l1, smooth_l1_grad) with shared work.
 
     value = Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)), (-beta/2 + Abs(y - yhat),
         True))
     grad = inv_n*Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)),
         (-sign(y - yhat), True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y - yhat
     t1 = -t0
     t2 = xp.abs(t0)
     t3 = 1/xp.maximum(t2, beta)
     t4 = beta > t2
-    return xp.sum(inv_n*xp.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta)), inv_n*xp.where(t4, t1*t3, -xp.sign(t0))
+    return xp.sum(_weighed(weight, inv_n*xp.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))), _weighed(weight, inv_n*xp.where(t4, t1*t3, -xp.sign(t0)))
 
 
-def smooth_l1_hess(yhat, y, *, beta: float = 1.0, count: float | None = None):
+def smooth_l1_hess(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = inv_n*Piecewise((1/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.abs(y - yhat)
-    return inv_n*xp.where(beta > t0, 1/xp.maximum(t0, beta), xp.asarray(0, dtype=dtype))
+    return _weighed(weight, inv_n*xp.where(beta > t0, 1/xp.maximum(t0, beta), xp.asarray(0, dtype=dtype)))
 
 
-def softmax_cross_entropy(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None):
+def softmax_cross_entropy(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
     r"""Return softmax_cross_entropy, the mean.
 
     value = -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes + y*(1 -
         label_smoothing)))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     n_classes = yhat.shape[-1]
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
     t0 = xp.sum(y*yhat, axis=-1, keepdims=True)
     t1 = xp.max(yhat, axis=-1, keepdims=True)
     t2 = t1 + xp.log(xp.sum(xp.exp(yhat - t1), axis=-1, keepdims=True))
     t3 = xp.sum(y, axis=-1, keepdims=True)
-    return xp.sum(inv_n*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1, keepdims=True)/n_classes - t0))
+    return xp.sum(_weighed(weight, inv_n*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1, keepdims=True)/n_classes - t0)))
 
 
-def softmax_cross_entropy_per_sample(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None):
+def softmax_cross_entropy_per_sample(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
     r"""Return the loss per sample, before the mean.
 
     l = -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes + y*(1 -
         label_smoothing)))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     n_classes = yhat.shape[-1]
+    weight = _weights(xp, dtype, weight, yhat.shape, True)
     t0 = xp.sum(y*yhat, axis=-1, keepdims=True)
     t1 = xp.max(yhat, axis=-1, keepdims=True)
     t2 = t1 + xp.log(xp.sum(xp.exp(yhat - t1), axis=-1, keepdims=True))
     t3 = xp.sum(y, axis=-1, keepdims=True)
-    return (label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1, keepdims=True)/n_classes - t0)[..., 0]
+    return _weighed(weight, label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1, keepdims=True)/n_classes - t0)[..., 0]
 
 
-def softmax_cross_entropy_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None):
+def softmax_cross_entropy_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
     r"""Return dsoftmax_cross_entropy/dyhat.
 
     grad = -inv_n*label_smoothing/n_classes - inv_n*y*(1 - label_smoothing) -
         inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
         logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     n_classes = yhat.shape[-1]
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
     t0 = xp.exp(yhat - xp.max(yhat, axis=-1, keepdims=True))
     t1 = xp.sum(y, axis=-1, keepdims=True)
-    return (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/xp.sum(t0, axis=-1, keepdims=True))*t0 + (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes
+    return _weighed(weight, (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/xp.sum(t0, axis=-1, keepdims=True))*t0 + (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes)
 
 
-def softmax_cross_entropy_value_and_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None):
+def softmax_cross_entropy_value_and_grad(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
     r"""Return (softmax_cross_entropy, softmax_cross_entropy_grad) with shared work.
 
     value = -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes + y*(1 -
@@ -939,10 +1275,14 @@ def softmax_cross_entropy_value_and_grad(yhat, y, *, label_smoothing: float = 0.
     grad = -inv_n*label_smoothing/n_classes - inv_n*y*(1 - label_smoothing) -
         inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
         logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     n_classes = yhat.shape[-1]
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
     t0 = xp.sum(y*yhat, axis=-1, keepdims=True)
     t1 = label_smoothing/n_classes
     t2 = xp.max(yhat, axis=-1, keepdims=True)
@@ -950,91 +1290,120 @@ def softmax_cross_entropy_value_and_grad(yhat, y, *, label_smoothing: float = 0.
     t4 = xp.sum(t3, axis=-1, keepdims=True)
     t5 = t2 + xp.log(t4)
     t6 = xp.sum(y, axis=-1, keepdims=True)
-    return xp.sum(inv_n*(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - t0 - t1*xp.sum(yhat, axis=-1, keepdims=True))), (-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1
+    return xp.sum(_weighed(weight, inv_n*(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - t0 - t1*xp.sum(yhat, axis=-1, keepdims=True)))), _weighed(weight, (-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1)
 
 
-def softmax_cross_entropy_hess(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None):
+def softmax_cross_entropy_hess(yhat, y, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = -inv_n*(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
         logsumexp(yhat)) + inv_n*(label_smoothing*axis_sum(y) - label_smoothing -
         axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
     t0 = xp.max(yhat, axis=-1, keepdims=True)
     t1 = xp.exp(yhat - t0)
     t2 = xp.sum(t1, axis=-1, keepdims=True)
     t3 = xp.sum(y, axis=-1, keepdims=True)
     t4 = label_smoothing*t3 - label_smoothing - t3
-    return (-inv_n*t4/t2)*t1 + (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0)
+    return _weighed(weight, (-inv_n*t4/t2)*t1 + (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0))
 
 
-def softmax_cross_entropy_hvp(yhat, y, vector, *, label_smoothing: float = 0.0, count: float | None = None):
+def softmax_cross_entropy_hvp(yhat, y, vector, *, label_smoothing: float = 0.0, count: float | None = None, weight=None):
     r"""Return the Hessian of the mean loss in yhat times ``vector``.
 
     Hv = inv_n*(-label_smoothing*vector*axis_sum(y) + label_smoothing*vector +
         label_smoothing*axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))) -
         label_smoothing*axis_sum(vector*exp(yhat - logsumexp(yhat))) + vector*axis_sum(y) -
         axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))))*exp(yhat - logsumexp(yhat))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y, vector = _prepare(yhat, y, vector)
-    inv_n = 1 / (math.prod(yhat.shape[:-1]) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, True)
     t0 = xp.sum(y, axis=-1, keepdims=True)
     t1 = xp.exp(yhat - xp.max(yhat, axis=-1, keepdims=True))
     t2 = t1/xp.sum(t1, axis=-1, keepdims=True)
     t3 = xp.sum(t2*vector, axis=-1, keepdims=True)
-    return inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3)
+    return _weighed(weight, inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3))
 
 
-def squared_hinge(yhat, y, *, count: float | None = None):
+def squared_hinge(yhat, y, *, count: float | None = None, weight=None):
     r"""Return squared_hinge, the mean.
 
     value = Max(0, -y*yhat + 1)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return xp.sum(inv_n*(xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))**2))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return xp.sum(_weighed(weight, inv_n*(xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))**2)))
 
 
-def squared_hinge_per_sample(yhat, y, *, count: float | None = None):
+def squared_hinge_per_sample(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the loss per element, before the mean.
 
     l = Max(0, -y*yhat + 1)**2
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    return xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))**2
+    weight = _weights(xp, dtype, weight, yhat.shape, False)
+    return _weighed(weight, xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))**2)
 
 
-def squared_hinge_grad(yhat, y, *, count: float | None = None):
+def squared_hinge_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dsquared_hinge/dyhat.
 
     grad = -2*inv_n*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y*yhat
-    return -2*inv_n*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))
+    return _weighed(weight, -2*inv_n*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype)))
 
 
-def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None):
+def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (squared_hinge, squared_hinge_grad) with shared work.
 
     value = Max(0, -y*yhat + 1)**2
     grad = -2*inv_n*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = y*yhat
     t1 = xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))
-    return xp.sum(inv_n*(t1*t1)), -2*inv_n*t1*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))
+    return xp.sum(_weighed(weight, inv_n*(t1*t1))), _weighed(weight, -2*inv_n*t1*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype)))
 
 
-def squared_hinge_hess(yhat, y, *, count: float | None = None):
+def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
     hess = 2*inv_n*y**2*Piecewise((1, y*yhat < 1), (0, True))
+
+    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
+        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
+        derivatives are w times the unweighted ones over the same divisor.
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
-    inv_n = 1 / (math.prod(yhat.shape) if count is None else count)
-    return 2*inv_n*(y*y)*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))
+    weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
+    return _weighed(weight, 2*inv_n*(y*y)*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype)))

@@ -8,7 +8,9 @@ Value, gradient and second derivative each run as a single pass over memory (a l
 gradient together); a loss value then takes one reduction pass (``sum``). ``T`` is the inputs'
 promoted float type, float32 or float64. CuPy is imported on first use, so this file imports
 without it. The C bodies in ``C_KERNELS`` are compiled on the CPU by the tests on every run.
-Kernels with a class axis (softmax, softmax cross-entropy) are not here: use the array-api target.
+A function over a class axis (softmax, softmax cross-entropy) runs as kernels in ``C_STAGES``:
+row reductions over the last axis (ReductionKernel: the row max, sums over classes), then
+one ElementwiseKernel per output shape; their C is compiled on the CPU by the tests too.
 """
 
 __all__ = [
@@ -24,7 +26,11 @@ __all__ = [
 ]
 
 #: Macros the kernel bodies use (valid C99 and CUDA C++).
-PREAMBLE = r"""#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
+PREAMBLE = r"""#ifndef INFINITY  /* NVRTC has no <math.h>: the IEEE bit patterns (CUDART_INF_F) */
+#define INFINITY __int_as_float(0x7f800000)
+#define NAN __int_as_float(0x7fffffff)
+#endif
+#define sg_sign(a) ((T)(((a) > 0) - ((a) < 0)))
 #define sg_logaddexp(a, b) (fmax((a), (b)) + log1p(exp(-fabs((a) - (b)))))
 """
 

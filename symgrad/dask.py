@@ -19,18 +19,19 @@ only when used.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from symgrad.dask_sources import as_dask_array, read_table
 from symgrad.errors import ClusterError, DataError
 from symgrad.models import MLP, LinearRegression, flatten, unflatten
 from symgrad.solvers import SolveResult, minimize
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
+    "STREAM_DEPTH",
     "DaskData",
     "DaskProblem",
     "connect",
@@ -38,6 +39,7 @@ __all__ = [
     "hessian",
     "hvp",
     "objective",
+    "read_table",
 ]
 
 #: Target bytes of X per row block when symgrad chooses the chunks: big enough that a
@@ -45,6 +47,9 @@ __all__ = [
 DEFAULT_CHUNK_BYTES = 32 * 2**20
 #: Results summed per task in the tree reduction.
 _FAN_IN = 8
+#: Streamed blocks (``persist=False``) in flight per worker thread: one evaluating, one
+#: queued, so a worker holds about two blocks however many there are.
+STREAM_DEPTH = 1
 
 
 # ----------------------------------------------------------------------------- the cluster
@@ -126,32 +131,6 @@ def _client(client: Any) -> Any:
 # ----------------------------------------------------------------------------- the data
 
 
-def _as_dask_array(X: Any, what: str) -> Any:
-    """Return ``X`` as a dask array, checking dtypes (a DataFrame's columns by name)."""
-    import dask.array as da
-
-    if hasattr(X, "to_dask_array"):  # dask DataFrame / Series
-        dtypes = X.dtypes  # a DataFrame's per column, a Series' one
-        pairs = dtypes.items() if hasattr(dtypes, "items") else [(X.name, dtypes)]
-        bad = [f"{name!r} ({dtype})" for name, dtype in pairs if dtype.kind not in "biuf"]
-        if bad:
-            raise DataError(f"{what}: non-numeric column(s) {', '.join(map(str, bad))}")
-        X = X.to_dask_array(lengths=True)
-    elif not isinstance(X, da.Array):
-        X = np.asarray(X)
-        if X.dtype.kind not in "biuf":
-            raise DataError(f"{what} has dtype {X.dtype}; symgrad needs numbers")
-        X = da.from_array(X, chunks=(X.shape[0] or 1,) + X.shape[1:])
-    if X.dtype.kind not in "biuf":
-        raise DataError(f"{what} has dtype {X.dtype}; symgrad needs numbers")
-    if any(math.isnan(c) for dim in X.chunks for c in dim):
-        raise DataError(
-            f"{what} has unknown chunk sizes; call .compute_chunk_sizes() on it, or "
-            "to_dask_array(lengths=True) on a DataFrame"
-        )
-    return X
-
-
 def _row_chunks(X: Any, chunk_rows: int | None, threads: int) -> Any:
     """Rechunk X to whole rows, merging blocks far smaller than the target (scheduler cost).
 
@@ -207,8 +186,8 @@ class DaskData:
         import dask
 
         self.client = _client(client)
-        X = _as_dask_array(X, "X")
-        y = _as_dask_array(y, "y")
+        X = as_dask_array(X, "X")
+        y = as_dask_array(y, "y")
         if X.ndim != 2:
             raise DataError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
@@ -219,7 +198,10 @@ class DaskData:
         self.y_tail, self.y_dtype = tuple(y.shape[1:]), y.dtype
         self.chunks, self.persist = X.chunks[0], bool(persist)
         starts = np.cumsum((0, *X.chunks[0][:-1]))
-        xs, ys = X.to_delayed().ravel(), y.to_delayed().ravel()
+        # unoptimized: optimizing fuses a y computed from X (labels from features) with a
+        # second copy of X's tasks, so every block would be produced twice
+        xs = X.to_delayed(optimize_graph=False).ravel()
+        ys = y.to_delayed(optimize_graph=False).ravel()
         block = dask.delayed(_block, pure=False)  # keys of their own: close() drops only ours
         self._blocks = [
             block(xd, yd, int(s), self.persist) for xd, yd, s in zip(xs, ys, starts, strict=True)
@@ -245,13 +227,12 @@ class DaskData:
         return np.zeros((0, self.n_features)), np.zeros((0, *self.y_tail), self.y_dtype)
 
     def run(self, op: str, model: Any, params: Any, extra: Any = None) -> tuple:
-        """Return the sums over all blocks of ``op`` ("value", "grad", "newton", "hvp")."""
+        """Return the sums over all blocks of ``op`` ("value", "grad", "newton", "hvp", or
+        "rows", which only produces the blocks)."""
         args = (op, model, params, extra, self.n_samples)
         if self.persist:
-            parts = self._per_worker(args)
-        else:
-            parts = self._per_block(args)
-        return _wait(self._reduce, parts)
+            return _wait(self._reduce, self._per_worker(args))
+        return _wait(self._stream, args)
 
     def _per_worker(self, args: tuple) -> list:
         """Submit one task per worker over the blocks it holds (no data moves)."""
@@ -267,13 +248,45 @@ class DaskData:
             for addr, futures in groups.items()
         ]
 
-    def _per_block(self, args: tuple) -> list:
-        """Submit one task per block, each recomputing its block from the graph."""
-        import dask
+    def _stream(self, args: tuple) -> tuple | None:
+        """Recompute the blocks from their graph, at most ``STREAM_DEPTH`` per worker thread
+        at a time, and add their results in block order as they arrive.
 
+        The window bounds what a worker holds (the block being evaluated and the next one
+        queued) whatever the scheduler's own queueing; each block's tasks are placed on one
+        thread slot, so a block is produced where it is consumed, and a worker that dies has
+        its blocks recomputed elsewhere.
+        """
+        import dask
+        from distributed import as_completed
+
+        slots = [addr for addr, n in sorted(self.client.nthreads().items()) for _ in range(n)]
         shared = self.client.submit(_identity, args, pure=False)  # one copy, with lineage
-        tasks = [dask.delayed(_evaluate_one, pure=False)(shared, b) for b in self._blocks]
-        return self.client.compute(tasks)
+        index: dict[Any, int] = {}
+
+        def launch(i: int) -> Any:
+            task = dask.delayed(_evaluate_one, pure=False)(shared, self._blocks[i])
+            where = slots[i % len(slots)] if slots else None
+            future = self.client.compute(  # earlier blocks first: depth-first on a worker
+                task, workers=where and [where], allow_other_workers=True, priority=-i
+            )
+            index[future.key] = i
+            return future
+
+        window = max(1, STREAM_DEPTH * len(slots))
+        queue = as_completed([launch(i) for i in range(min(window, len(self._blocks)))])
+        following, arrived, total, folded = window, {}, None, 0
+        for future in queue:
+            arrived[index.pop(future.key)] = future.result()
+            future.release()
+            while folded in arrived:  # the sum's order is the blocks' order: deterministic
+                total = _sum([total, arrived.pop(folded)])
+                folded += 1
+            if following < len(self._blocks):
+                queue.add(launch(following))
+                following += 1
+        shared.release()
+        return total
 
     def _reduce(self, parts: list) -> tuple:
         """Sum the parts in a tree on the cluster, then fetch the one small result."""
@@ -339,8 +352,14 @@ def _hvp(model: Any, p: Any, X: Any, y: Any, n: int, extra: Any) -> tuple:
     return (flatten(model.hvp(p, X, y, unflatten(extra, p), count=n, penalty=False)),)
 
 
-#: what one block contributes to each kind of pass
+def _rows(model: Any, p: Any, X: Any, y: Any, n: int, extra: Any) -> tuple:
+    return (np.array(len(X), dtype=float),)
+
+
+#: what one block contributes to each kind of pass ("rows" only produces the blocks: what
+#: the data source alone costs)
 _OPS: dict[str, Callable[..., tuple]] = {
+    "rows": _rows,
     "value": _value,
     "grad": _value_grad,
     "newton": _newton,
@@ -490,35 +509,6 @@ def fit(
     finally:
         if data is not X:
             data.close()
-
-
-def read_table(source: str, label: str | None = None) -> tuple[Any, Any, list[str]]:
-    """Return (X, y, feature names) as dask arrays from a parquet or CSV glob (or folder).
-
-    ``label`` names the target column (default: the last). Partitions are read lazily; only
-    their row counts are computed, so the arrays have known chunk sizes.
-    """
-    import glob
-
-    import dask.dataframe as dd
-
-    stem = source.rstrip("/").lower()
-    reader = dd.read_csv if stem.endswith((".csv", ".csv.gz", ".txt")) else dd.read_parquet
-    if not glob.glob(source) and "://" not in source:
-        raise DataError(f"{source}: no file matches")
-    try:
-        frame = reader(source)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{source}: cannot read ({exc})") from None
-    columns = list(frame.columns)
-    target = columns[-1] if label is None else label
-    if target not in columns:
-        raise DataError(
-            f"{source}: no column {target!r}; columns are {', '.join(map(str, columns))}"
-        )
-    table = _as_dask_array(frame, source)  # every column checked; one set of row counts
-    keep = [i for i, c in enumerate(columns) if c != target]
-    return table[:, keep], table[:, columns.index(target)], [str(columns[i]) for i in keep]
 
 
 def dask_compute(*collections: Any) -> tuple:

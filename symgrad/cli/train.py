@@ -59,10 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="SOURCE",
         help="a .csv file (numeric, optional header), an .npz file with arrays X and y, "
-        f"or a scikit-learn bundled dataset: {', '.join(BUNDLED)}",
+        f"or a scikit-learn bundled dataset: {', '.join(BUNDLED)}; with --scheduler, a "
+        "parquet or CSV glob, a .zarr array, an npy stack folder or a glob of .npy files",
     )
     data.add_argument(
-        "--label", metavar="COLUMN", help="CSV label column, name or index (default: last)"
+        "--label",
+        metavar="COLUMN",
+        help="label column: a name or an index (an index for arrays; default: last)",
     )
     data.add_argument(
         "--val-fraction",
@@ -84,8 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument(
         "--scheduler",
         metavar="ADDRESS",
-        help="fit on a Dask cluster: tcp://host:8786, or 'local' for a LocalCluster; --data is "
-        "then a parquet or CSV glob read by dask.dataframe, --label its target column",
+        help="fit on a Dask cluster: tcp://host:8786, or 'local' for a LocalCluster; the data "
+        "(see --data) is then read in row blocks on the workers and never gathered",
     )
     cluster.add_argument(
         "--solver",

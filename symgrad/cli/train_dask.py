@@ -17,6 +17,20 @@ def _class_index(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return np.searchsorted(classes, labels)
 
 
+def _label_summary(y: object) -> np.ndarray:
+    """Return what choosing the model needs of ``y``, computed on the cluster (y is never
+    gathered): its distinct values when they are integers, else a stand-in of its shape."""
+    import dask.array as da
+
+    from symgrad.cli.train import MAX_CLASSES
+
+    if y.ndim == 1 and bool(da.all(y == da.round(y)).compute()):
+        classes = da.unique(y).compute()
+        if len(classes) <= MAX_CLASSES:
+            return classes
+    return np.full((2, *y.shape[1:]), 0.5)  # not class labels: a regression target
+
+
 def run(args: argparse.Namespace) -> int:
     """Fit on the cluster at ``args.scheduler`` ("local" starts one) and save the parameters."""
     import symgrad.dask as sgd
@@ -44,8 +58,7 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
 
     try:
         X, y, names = sgd.read_table(args.data, args.label)
-        labels = np.asarray(y.compute())
-        built = build(args, labels, X.shape[1], len(labels))
+        built = build(args, _label_summary(y), X.shape[1], X.shape[0])
         method = args.solver or (args.optimizer if args.optimizer in METHODS else "lbfgs")
         if built.classes is not None:
             y = y.map_blocks(_class_index, built.classes, dtype=np.intp)

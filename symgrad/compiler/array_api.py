@@ -11,7 +11,14 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.lower import Emitter, FunctionPlan, scale_by_inv_n, wrap_doc_line
+from symgrad.compiler.lower import (
+    WEIGHT_DOC,
+    WEIGHTS,
+    Emitter,
+    FunctionPlan,
+    scale_by_inv_n,
+    wrap_doc_line,
+)
 from symgrad.compiler.primitives import N_CLASSES
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
 from symgrad.compiler.printer import formula as shown
@@ -27,6 +34,8 @@ XP_HELPERS = helper_names("array-api")
 class ArrayApiPrinter(SymgradPrinter):
     """Print with ``xp.`` standard functions; scalars passed to functions become 0-d arrays of
     the computation's ``dtype`` and boolean masks are cast before arithmetic."""
+
+    COSH_DENSITY = False  # the exp(-|u|) form: no overflow to mask on other libraries
 
     def _arg(self, expr: sp.Expr) -> str:
         text = strip_outer_parens(self._print(expr))
@@ -114,14 +123,19 @@ for _name in FUNCTIONS:  # every table entry, including those sympy's printer sp
 
 
 def _sizes(spec, used: set) -> list[str]:
-    """Return the statements defining ``n_classes`` and ``inv_n`` from static shapes."""
+    """Return the statements defining ``n_classes`` from a static shape, and for a loss its
+    ``weight`` and the mean's ``inv_n`` (1/count, else 1/sum of the weights, else 1/size)."""
     x = spec.wrt.name
     lines = []
     if N_CLASSES in used:
         lines.append(f"n_classes = {x}.shape[-1]")
-    if INV_N in used:
-        n = f"math.prod({x}.shape[:-1])" if spec.class_axis else f"math.prod({x}.shape)"
-        lines.append(f"inv_n = 1 / ({n} if count is None else count)")
+    if spec.role == "loss":
+        rows = bool(spec.class_axis)
+        if INV_N in used:
+            args = f"xp, dtype, weight, {x}.shape, count, {rows}"
+            lines.append(f"weight, inv_n = _weighting({args})")
+        else:
+            lines.append(f"weight = _weights(xp, dtype, weight, {x}.shape, {rows})")
     return lines
 
 
@@ -138,7 +152,7 @@ def _signature(derived: Derived, extra: tuple[str, ...]) -> str:
     arrays = [s.name for s in spec.inputs] + list(extra)
     keywords = [f"{s.name}: float = {v!r}" for s, v in spec.hyper]
     if spec.role == "loss":
-        keywords.append("count: float | None = None")
+        keywords += ["count: float | None = None", "weight=None"]
     return ", ".join(arrays + (["*", *keywords] if keywords else []))
 
 
@@ -153,12 +167,19 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
         em = Emitter(derived, exprs, ArrayApiPrinter, sizes=_sizes)
         names = [*arrays, *extra]
         head = [f"xp, dtype, {', '.join(names)} = _prepare({', '.join(names)})"]
+        loss = spec.role == "loss"
         body = (*head, *em.lines, f"return {finish(em)}")
+        if loss:
+            lines = [*lines, "", WEIGHT_DOC]
         doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
-        helpers = frozenset(em.printer.helpers)
+        helpers = frozenset(em.printer.helpers) | ({WEIGHTS} if loss else set())
         plans.append(FunctionPlan(name, _signature(derived, extra), "", doc, body, helpers))
 
-    same = lambda em: _shaped(em, 0, x)  # noqa: E731
+    if spec.role == "loss":  # times weight= when given (_weighed returns the array alone if not)
+        w = lambda text: f"_weighed(weight, {strip_outer_parens(text)})"  # noqa: E731
+    else:
+        w = lambda text: text  # noqa: E731
+    same = lambda em: w(_shaped(em, 0, x))  # noqa: E731
     formula = shown(spec.expr)
     if spec.role == "activation" and derived.vjp is not None:
         emit(spec.name, [derived.value], same, f"Evaluate {spec.name}.", [f"f = {formula}"])
@@ -178,7 +199,7 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
         emit(
             spec.name,
             [value],
-            lambda em: f"xp.sum({_reduced(em, 0, x)})",
+            lambda em: f"xp.sum({w(_reduced(em, 0, x))})",
             f"Return {spec.name}, {'summed' if spec.role == 'regularizer' else 'the mean'}.",
             [f"value = {formula}"],
         )
@@ -186,7 +207,7 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
         emit(
             f"{spec.name}_per_sample",
             [derived.value],
-            (lambda em: f"({em.text(0)})[..., 0]") if spec.class_axis else same,
+            (lambda em: f"{w(em.text(0))}[..., 0]") if spec.class_axis else same,
             f"Return the loss per {'sample' if spec.class_axis else 'element'}, before the mean.",
             [f"l = {formula}"],
         )
@@ -196,7 +217,7 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
         emit(
             f"{spec.name}_value_and_grad",
             [INV_N * derived.value, grad],
-            lambda em: f"xp.sum({_reduced(em, 0, x)}), {_shaped(em, 1, x)}",
+            lambda em: f"xp.sum({w(_reduced(em, 0, x))}), {w(_shaped(em, 1, x))}",
             f"Return ({spec.name}, {spec.name}_grad) with shared work.",
             [f"value = {formula}", f"grad = {shown(grad)}"],
         )

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,22 @@ def _usable() -> bool:
 def budget(stage: str, seconds: float) -> Iterator[None]:
     """Raise OutOfTime(stage) inside the block once it has run ``seconds`` (wall clock).
 
-    Uses SIGALRM, so it only applies in the main thread (elsewhere the block runs unbounded);
-    budgets nest: an inner budget never extends the outer one's deadline.
+    In the main thread a SIGALRM timer interrupts the block; in any other thread (a Dask
+    worker rebuilding a compiled module, a notebook's background thread) a watchdog timer
+    raises into it asynchronously. Either way the exception arrives between Python bytecodes,
+    which is where sympy spends its time. Budgets nest: an inner budget never extends the
+    outer one's deadline.
     """
-    if not _usable() or seconds <= 0:
+    if seconds <= 0:
         yield
         return
+    with _alarm(stage, seconds) if _usable() else _watchdog(stage, seconds):
+        yield
+
+
+@contextmanager
+def _alarm(stage: str, seconds: float) -> Iterator[None]:
+    """The main thread's budget: SIGALRM, nested with any timer already running."""
     outer_left, _ = signal.getitimer(signal.ITIMER_REAL)
     outer_handler = signal.getsignal(signal.SIGALRM)
     inner = seconds if outer_left == 0 else min(seconds, outer_left)
@@ -91,3 +102,60 @@ def budget(stage: str, seconds: float) -> Iterator[None]:
         if outer_left:
             left = outer_left - (time.monotonic() - start)
             signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
+
+
+def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Schedule ``exc`` to be raised in thread ``thread_id`` (None withdraws a pending one)."""
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), None if exc is None else ctypes.py_object(exc)
+    )
+
+
+@contextmanager
+def _watchdog(stage: str, seconds: float) -> Iterator[None]:
+    """Another thread's budget: a timer thread raises a class of this budget's own into it.
+
+    The class derives from BaseException, so sympy's ``except Exception`` cannot swallow it,
+    and it is this budget's alone, so an outer budget's expiry passes through an inner one.
+    A timer that fires as the block ends has its exception withdrawn, never left pending.
+    """
+    expired = type("BudgetExpired", (BaseException,), {})
+    thread_id, lock, state = threading.get_ident(), threading.Lock(), {"done": False}
+
+    def fire() -> None:
+        with lock:
+            if not state["done"]:
+                state["fired"] = True
+                _raise_in(thread_id, expired)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except expired:
+        raise OutOfTime(stage, seconds) from None
+    finally:
+        _disarm(timer, lock, state, expired, thread_id)
+
+
+def _disarm(timer: threading.Timer, lock: Any, state: dict, expired: type, thread_id: int) -> None:
+    """Stop a watchdog; its exception, if it fired, may land while we withdraw it: absorb it.
+    An outer budget's expiry arriving meanwhile is raised once this one is disarmed."""
+    outer = None
+    while True:
+        try:
+            timer.cancel()
+            with lock:
+                state["done"] = True
+                if state.get("fired"):
+                    _raise_in(thread_id, None)
+            break
+        except expired:
+            continue
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, once disarmed
+            outer = exc
+    if outer is not None:
+        raise outer

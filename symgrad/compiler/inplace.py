@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from symgrad.compiler.primitives import axis_max, axis_sum, exp_, step, where
+from symgrad.compiler.primitives import axis_max, axis_sum, cosh_, exp_, step, where
 from symgrad.compiler.printer import UFUNCS, SymgradPrinter, strip_outer_parens
 
 #: A statement operand: a virtual register (int) or literal source text (an input, a scalar).
@@ -274,6 +274,16 @@ class InplaceBuilder:
     def _exp(self, expr: sp.Expr) -> int:
         return self._ufunc("exp", expr.args)
 
+    def _cosh(self, expr: sp.Expr) -> int:
+        """cosh that may overflow: its inf is the limit the caller wants (1/inf = 0)."""
+        arg = self.value(expr.args[0])
+        return self.emit(
+            'with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0\n'
+            "    np.cosh({0}, out={d})",
+            (arg,),
+            self._result_kind((arg,)),
+        )
+
     def _axis_max(self, expr: sp.Expr) -> int:
         arg = self.value(expr.args[0])
         return self.emit("np.max({0}, axis=-1, keepdims=True, out={d})", (arg,), ROW, alias=())
@@ -528,6 +538,7 @@ _LOWER_BY_TYPE = (
     (sp.And | sp.Or, InplaceBuilder._and_or),
     (sp.Not, InplaceBuilder._not),
     (exp_, InplaceBuilder._exp),
+    (cosh_, InplaceBuilder._cosh),
     (sp.Max | sp.Min, InplaceBuilder._minmax),
     (axis_sum, lambda self, expr: self._axis_sum(expr.args[0])),
     (axis_max, InplaceBuilder._axis_max),

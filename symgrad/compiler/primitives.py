@@ -200,6 +200,13 @@ class exp_(sp.Function):  # noqa: N801
     nargs = 1
 
 
+class cosh_(sp.Function):  # noqa: N801
+    """cosh that may overflow to inf: emitted only as 1/(2 + 2 cosh u), the logistic density
+    sigmoid(u) sigmoid(-u), whose limit 0 the overflow gives exactly (numpy target only)."""
+
+    nargs = 1
+
+
 class step(sp.Function):  # noqa: N801
     """1.0 where the argument is >= 0, else 0.0; printed as a boolean mask numpy casts for free."""
 

@@ -10,6 +10,7 @@ from sympy.printing.precedence import precedence
 from symgrad.compiler.primitives import (
     axis_max,
     axis_sum,
+    cosh_,
     exp_,
     logsumexp,
     ncdf,
@@ -36,6 +37,7 @@ SPECIAL = (
     sp.DiracDelta,
     sp.erf,
     sp.erfc,
+    cosh_,
     exp_,
     step,
     where,
@@ -88,6 +90,8 @@ class SymgradPrinter(NumPyPrinter):
     """NumPy printer with vectorized branches, stable primitives and ``np.`` names."""
 
     printmethod = "_symgrad_code"
+    #: print the logistic density as 1 / (2 + 2 cosh u) (see ``lower.cosh_densities``)
+    COSH_DENSITY = True
 
     def __init__(self, settings=None, scalars: frozenset = frozenset()) -> None:
         super().__init__(settings or {})
@@ -154,6 +158,9 @@ class SymgradPrinter(NumPyPrinter):
 
     def _print_exp_(self, expr):
         return self._np("exp", expr.args[0])
+
+    def _print_cosh_(self, expr):
+        return self._np("cosh", expr.args[0])
 
     def _print_where(self, expr):
         cond, a, b = expr.args

@@ -94,8 +94,10 @@ TARGET_NOTES = {
     "\ngradient together); a loss value then takes one reduction pass (``sum``). ``T`` is the"
     " inputs'\npromoted float type, float32 or float64. CuPy is imported on first use, so this"
     " file imports\nwithout it. The C bodies in ``C_KERNELS`` are compiled on the CPU by the tests"
-    " on every run.\nKernels with a class axis (softmax, softmax cross-entropy) are not here: use"
-    " the array-api target.\n",
+    " on every run.\nA function over a class axis (softmax, softmax cross-entropy) runs as kernels"
+    " in ``C_STAGES``:\nrow reductions over the last axis (ReductionKernel: the row max, sums over"
+    " classes), then\none ElementwiseKernel per output shape; their C is compiled on the CPU by the"
+    " tests too.\n",
 }
 
 
@@ -150,7 +152,7 @@ def _render_other(
 ) -> str:
     """Return the source of a module for the array-api or cupy target, parsed before use."""
     from symgrad.compiler.array_api import XP_HELPERS
-    from symgrad.compiler.cuda import PREAMBLE
+    from symgrad.compiler.cuda import PREAMBLE, REDUCE
 
     template = {"array-api": "array_api.py.jinja", "cupy": "cupy.py.jinja"}[target]
     text = (
@@ -165,6 +167,8 @@ def _render_other(
             helpers=[helper_source(h, "array-api") for h in helpers if h in XP_HELPERS],
             functions=functions,
             preamble=PREAMBLE,
+            reduce=REDUCE,
+            weights=WEIGHTS in helpers,
             uses_math=any("math." in line for f in functions for line in f.body),
         )
     )

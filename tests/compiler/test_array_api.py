@@ -60,17 +60,63 @@ def test_every_function_matches_the_numpy_target(module, backend, dtype, rng):
         with np.errstate(all="ignore"):
             want = _parts(getattr(module, name)(*args))
             got = _parts(getattr(xp_module, name)(*(to_array(a) for a in args)))
-        for w, g in zip(want, got, strict=True):
-            g = np.asarray(to_numpy(g))
-            assert g.dtype == np.asarray(w).dtype or np.ndim(w) == 0, (name, g.dtype)
-            w = np.asarray(w, dtype=np.float64)
-            g = g.astype(np.float64)
-            finite = np.isfinite(w)
-            assert np.array_equal(finite, np.isfinite(g)), f"{name}: finite in one target only"
-            scale = np.max(np.abs(w[finite]), initial=0.0)
-            np.testing.assert_allclose(
-                g[finite], w[finite], rtol=256 * eps, atol=64 * eps * scale, err_msg=name
-            )
+        _assert_close(name, want, got, to_numpy, eps)
+
+
+def _assert_close(name, want, got, to_numpy, eps):
+    """Assert each part of ``got`` equals the numpy target's ``want`` to 256 ulps relative or
+    64 ulps of the largest value, with the same dtype and the same non-finite places."""
+    for w, g in zip(want, got, strict=True):
+        g = np.asarray(to_numpy(g))
+        assert g.dtype == np.asarray(w).dtype or np.ndim(w) == 0, (name, g.dtype)
+        w = np.asarray(w, dtype=np.float64)
+        g = g.astype(np.float64)
+        finite = np.isfinite(w)
+        assert np.array_equal(finite, np.isfinite(g)), f"{name}: finite in one target only"
+        scale = np.max(np.abs(w[finite]), initial=0.0)
+        np.testing.assert_allclose(
+            g[finite], w[finite], rtol=256 * eps, atol=64 * eps * scale, err_msg=name
+        )
+
+
+def _base(name: str) -> str:
+    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp", "_per_sample"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_weight_matches_the_numpy_target(backend, dtype, rng):
+    """weight= (one per element, per row for a class-axis loss; some zero), alone and with
+    count=, gives the numpy target's weighted mean and derivatives on every loss function."""
+    to_array, to_numpy = BACKENDS[backend]()
+    eps = float(np.finfo(dtype).eps)
+    for name in sorted(L.__all__):
+        args = [a.astype(dtype) for a in emitted_args(L, name, rng)]
+        units = np.shape(getattr(L, f"{_base(name)}_per_sample")(*args[:2]))
+        weight = rng.uniform(0, 2, size=units) * (rng.uniform(size=units) > 0.2)
+        weight = weight.astype(dtype)
+        for extra in ({}, {} if name.endswith("_per_sample") else {"count": 37}):
+            with np.errstate(all="ignore"):
+                want = _parts(getattr(L, name)(*args, weight=weight, **extra))
+                got = getattr(XP[L], name)(
+                    *(to_array(a) for a in args), weight=to_array(weight), **extra
+                )
+            _assert_close(f"{name} {extra}", want, _parts(got), to_numpy, eps)
+
+
+def test_weight_errors_name_the_problem(rng):
+    yhat, y = xps.asarray(rng.normal(size=(4, 3))), xps.asarray(rng.normal(size=(4, 3)))
+    with pytest.raises(
+        ValueError, match="weight of shape \\(5,\\) does not broadcast to one per row"
+    ):
+        XP[L].softmax_cross_entropy(yhat, y, weight=xps.ones(5))
+    with pytest.raises(TypeError, match="weight has dtype"):
+        XP[L].huber_grad(yhat, y, weight=xps.asarray([[1 + 1j] * 3] * 4))
+    assert float(XP[L].huber(yhat, y, weight=xps.ones((4, 3)))) == pytest.approx(
+        float(XP[L].huber(yhat, y)), rel=1e-15
+    )
 
 
 def test_hyper_parameters_and_count(rng):

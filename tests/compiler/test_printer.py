@@ -64,3 +64,21 @@ def test_stable_primitives_evaluate_without_warnings():
 def test_unsupported_functions_are_listed_sorted():
     assert unsupported_functions(sp.besselj(0, x) + sp.gamma(x) + sp.exp(x)) == ["besselj", "gamma"]
     assert unsupported_functions(sp.Integral(x, x)) == ["Integral"]
+
+
+def test_logistic_density_is_printed_with_cosh_unless_exp_is_shared():
+    """sigmoid(u) sigmoid(-u) alone becomes 1/(2 + 2 cosh u) (three numpy passes); next to
+    sigmoid(u), which needs t = exp(-|u|) anyway, it keeps the t / (1 + t)**2 form."""
+    from symgrad.compiler.lower import cosh_densities
+    from symgrad.compiler.primitives import cosh_
+
+    density = lower_primitives(sigmoid(x) * sigmoid(-x))
+    (alone,) = cosh_densities([density])
+    assert alone == sp.S.Half / (1 + cosh_(x))
+    shared = [density, lower_primitives(sigmoid(x))]
+    assert cosh_densities(shared) == shared
+    z = np.array([-1000.0, -100.0, -1.0, 0.0, 2.0, 1000.0])
+    text = SymgradPrinter().doprint(alone)
+    with np.errstate(over="ignore"):
+        got = eval(text, {"np": np, "x": z})
+    np.testing.assert_allclose(got, special.expit(z) * special.expit(-z), rtol=4e-16, atol=0)

@@ -224,6 +224,50 @@ def test_lazy_blocks_stream_without_persisting(client):
     assert result.converged and result.n_iter <= 10
 
 
+#: blocks alive now, at most, and made, across the in-process workers' threads
+_LIVE = {"now": 0, "most": 0, "made": 0}
+_LIVE_LOCK = __import__("threading").Lock()
+
+
+def _gone():
+    with _LIVE_LOCK:
+        _LIVE["now"] -= 1
+
+
+def _live_block(block_info=None):
+    """A generated block that counts itself while alive (a module function: it pickles)."""
+    import weakref
+
+    (start, stop), _ = block_info[None]["array-location"]
+    X = np.random.default_rng(start).normal(size=(stop - start, 3))
+    with _LIVE_LOCK:
+        _LIVE["now"], _LIVE["made"] = _LIVE["now"] + 1, _LIVE["made"] + 1
+        _LIVE["most"] = max(_LIVE["most"], _LIVE["now"])
+    weakref.finalize(X, _gone)
+    return X
+
+
+def test_streamed_blocks_are_bounded_and_produced_once():
+    """persist=False holds about one block per worker thread, however many blocks there are,
+    and a y computed from X reuses X's blocks rather than producing them a second time."""
+    _LIVE.update(now=0, most=0, made=0)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    )
+    with cluster, distributed.Client(cluster) as local:
+        X = da.map_blocks(_live_block, chunks=((500,) * 40, (3,)), dtype=float)
+        y = (X.sum(axis=1) > 0).astype(float)
+        data = sgd.DaskData(X, y, client=local, persist=False, chunk_rows=500)
+        model = LogisticRegression()
+        params = model.init(n_features=3)
+        f, _ = sgd.objective(model, params, data)
+    made, most = _LIVE["made"], _LIVE["most"]
+    Xn = X.compute(scheduler="sync")
+    assert abs(f - model.objective(params, Xn, (Xn.sum(axis=1) > 0) * 1.0)[0]) <= 1e-14
+    assert made == 40  # each block produced once, though y is computed from X
+    assert most <= 2 * (sgd.STREAM_DEPTH + 1), most  # 2 workers: in flight + the next
+
+
 def test_progress_bar_on_request(client, capsys):
     pytest.importorskip("tqdm")
     X, y = _logistic_data(500, 3)
@@ -355,3 +399,70 @@ def test_cli_trains_parquet_on_a_scheduler_address(client, tmp_path, capsys):
     assert np.allclose(np.r_[saved["W"], saved["b"]], local.x, rtol=1e-6, atol=1e-8)
     assert main([*args, "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "1"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+def _write_arrays(kind, table, where):
+    """Write ``table`` (rows of features then label) as dask users store arrays."""
+    if kind == "npy-glob":
+        for i, part in enumerate(np.array_split(table, 12)):  # part10 sorts after part9
+            np.save(where / f"part{i}.npy", part)
+        return str(where / "part*.npy")
+    if kind == "npy-stack":
+        da.to_npy_stack(str(where / "stack"), da.from_array(table, chunks=(400, -1)))
+        return str(where / "stack")
+    pytest.importorskip("zarr")
+    da.from_array(table, chunks=(400, -1)).to_zarr(str(where / "table.zarr"))
+    return str(where / "table.zarr")
+
+
+@pytest.mark.parametrize("kind", ["npy-glob", "npy-stack", "zarr"])
+def test_cli_trains_npy_and_zarr_arrays(kind, client, tmp_path, capsys):
+    """Arrays are read in row blocks on the workers: the label is a column index."""
+    from symgrad.cli.app import main
+
+    X, y = _logistic_data(1500, 3, seed=12)
+    source = _write_arrays(kind, np.column_stack([y, X]), tmp_path)
+    read_X, read_y, names = sgd.read_table(source, "0")
+    assert names == ["x1", "x2", "x3"] and np.array_equal(read_X.compute(), X)
+    out = tmp_path / "params.npz"
+    args = ["train", "--data", source, "--label", "0", "--solver", "newton", "--no-standardize"]
+    args += ["--regularizer", "l2", "--lam", "1e-3", "-o", str(out)]
+    assert main([*args, "--scheduler", client.scheduler.address]) == 0
+    assert "converged" in capsys.readouterr().out
+    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
+    p0 = model.init(n_features=3)
+    local = minimize(ModelProblem(model, X, y, p0), flatten(p0), p0, tol=1e-10)
+    saved = np.load(out)
+    assert np.allclose(np.r_[saved["W"], saved["b"]], local.x, rtol=1e-6, atol=1e-8)
+    bad = [*args[:4], "label", *args[5:], "--scheduler", client.scheduler.address]
+    assert main(bad) == 2
+    assert "label is a column index" in capsys.readouterr().err
+
+
+def _block_that_kills_its_worker_once(marker, block_info=None):
+    """Rows from their position; the first call for block 3 ends its worker's process."""
+    (start, stop), _ = block_info[None]["array-location"]
+    if start == 3 * 400 and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return np.random.default_rng(start).normal(size=(stop - start, 3))
+
+
+def test_streamed_fit_survives_a_worker_dying(client, tmp_path):
+    """persist=False: a worker that dies mid-pass has its blocks recomputed elsewhere."""
+    marker = str(tmp_path / "killed")
+    X = da.map_blocks(
+        _block_that_kills_its_worker_once, marker, chunks=((400,) * 8, (3,)), dtype=float
+    )
+    y = (X[:, 0] - X[:, 1] + 0.5 * da.sin(7 * X.sum(axis=1)) > 0).astype(float)
+    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
+    data = sgd.DaskData(X, y, client=client, persist=False, chunk_rows=400)
+    result = sgd.fit(model, data, method="newton", tol=1e-10)
+    assert os.path.exists(marker)  # a worker did die
+    open(marker, "w").close()
+    Xn = X.compute(scheduler="sync")
+    yn = (Xn[:, 0] - Xn[:, 1] + 0.5 * np.sin(7 * Xn.sum(axis=1)) > 0).astype(float)
+    p0 = model.init(n_features=3)
+    local = minimize(ModelProblem(model, Xn, yn, p0), flatten(p0), p0, method="newton", tol=1e-10)
+    assert result.converged and np.max(np.abs(result.x - local.x)) <= 1e-10
+    client.wait_for_workers(2, timeout=60)

@@ -45,17 +45,13 @@ def logistic_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(x))
-        return t0/((t0 + 1)**2)
+        return (0.5)/(np.cosh(x) + 1)
     """
     out, x = _prepare('logistic_grad', out, x)
-    b1, = _scratch(out.shape, 1, out.dtype)
-    np.abs(x, out=out)
-    np.negative(out, out=out)
-    np.exp(out, out=out)
-    np.add(out, 1, out=b1)
-    np.square(b1, out=b1)
-    np.divide(out, b1, out=out)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(x, out=out)
+    np.add(out, 1, out=out)
+    np.divide(0.5, out, out=out)
     return out
 
 
@@ -66,19 +62,15 @@ def logistic_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(x))
-        return -t0*np.tanh(0.5*x)/((t0 + 1)**2)
+        return -0.5*np.tanh(0.5*x)/(np.cosh(x) + 1)
     """
     out, x = _prepare('logistic_hess', out, x)
-    b0, = _scratch(out.shape, 1, out.dtype)
-    np.abs(x, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
+    b1, = _scratch(out.shape, 1, out.dtype)
     np.multiply(x, 0.5, out=out)
     np.tanh(out, out=out)
-    np.multiply(b0, out, out=out)
-    np.add(b0, 1, out=b0)
-    np.square(b0, out=b0)
-    np.divide(out, b0, out=out)
-    np.negative(out, out=out)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(x, out=b1)
+    np.add(b1, 1, out=b1)
+    np.divide(out, b1, out=out)
+    np.multiply(out, -1/2, out=out)
     return out
