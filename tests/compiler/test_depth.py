@@ -8,7 +8,11 @@ tree it doubles per level). Before the DAG walks (symgrad.compiler.traverse) the
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -151,3 +155,30 @@ def test_polynomial_emitted_code_is_linear_in_depth():
     CSE (symgrad.compiler.scaled), so each level is computed once (before: 4x per doubling)."""
     (_, l10), (_, l20), (_, l40) = (_sizes(polynomial, d) for d in (10, 20, 40))
     assert abs((l40 - l20) - 2 * (l20 - l10)) <= 0.25 * 2 * (l20 - l10), (l10, l20, l40)
+
+
+_SOURCE = """
+import sympy as sp
+from symgrad.compiler.codegen import generate_source
+from symgrad.compiler.spec import Spec
+x = sp.Symbol("x", real=True)
+e = x
+for _ in range(16):
+    e = e**2 / 2 + e / 3
+print(generate_source([Spec("iterated", "activation", (x,), (), e)], source="t"))
+"""
+
+
+def test_deep_output_is_identical_across_hash_seeds():
+    """The deep-composition path (sympy's own argument order for CSE, factored sums) writes the
+    same bytes whatever PYTHONHASHSEED is."""
+    root = Path(__file__).resolve().parents[2]
+    outs = []
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
+        run = subprocess.run(
+            [sys.executable, "-c", _SOURCE], env=env, capture_output=True, text=True, check=True
+        )
+        outs.append(run.stdout)
+    assert outs[0] == outs[1]
+    assert "distinct subexpressions" in outs[0]  # too long to print as one formula
