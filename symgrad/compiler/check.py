@@ -31,6 +31,7 @@ from symgrad.compiler.evaluate import (
 )
 from symgrad.compiler.primitives import N_CLASSES, REDUCTIONS, Abs, axis_sum, sign
 from symgrad.compiler.spec import Spec
+from symgrad.compiler.traverse import atoms_of, derivative, replace_types
 
 #: Values of the differentiated input: typical, tiny, and deep in both tails.
 POINTS = (
@@ -79,7 +80,7 @@ _SKIP = (ArithmeticError, ValueError, TypeError, MemoryError, Undefined)
 
 def _plain(expr: sp.Expr) -> sp.Expr:
     """Return ``expr`` with Abs/sign taken as real-argument functions (no re/im detours)."""
-    return expr.replace(sp.Abs, Abs).replace(sp.sign, sign)
+    return replace_types(replace_types(expr, {sp.Abs: Abs}), {sp.sign: sign})
 
 
 def _exact(value) -> float | None:
@@ -102,17 +103,17 @@ class Reference:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         value = _plain(spec.expr)
-        grad = sp.diff(value, spec.wrt)
-        self.forms = {"value": value, "grad": grad, "hess": sp.diff(grad, spec.wrt)}
+        grad = derivative(value, spec.wrt)  # sp.diff's result, once per distinct node
+        self.forms = {"value": value, "grad": grad, "hess": derivative(grad, spec.wrt)}
         self.args = [*spec.inputs, *(s for s, _ in spec.hyper)]
 
     @cached_property
     def _switches(self) -> list[sp.Expr]:
         """Return every kink/jump argument of the value (a point where one is ~0 is skipped)."""
         e = self.forms["value"]
-        sw = [a.args[0] for a in e.atoms(Abs, sign, sp.Heaviside)]
-        sw += [r.lhs - r.rhs for r in e.atoms(sp.core.relational.Relational)]
-        for m in e.atoms(sp.Max, sp.Min):
+        sw = [a.args[0] for a in atoms_of(e, Abs, sign, sp.Heaviside)]
+        sw += [r.lhs - r.rhs for r in atoms_of(e, sp.core.relational.Relational)]
+        for m in atoms_of(e, sp.Max, sp.Min):
             keys = [(sp.default_sort_key(a), a) for a in m.args]
             sw += [a - b for ka, a in keys for kb, b in keys if ka < kb]
         return sw
@@ -402,13 +403,18 @@ class ClassReference:
         return top + np.log(sum(np.exp(v - top) for v in values))
 
 
-def _varies(expr: sp.Expr, elementwise) -> bool:
-    """Tell whether ``expr`` depends on an element-wise input outside every reduction."""
-    if isinstance(expr, REDUCTIONS):
-        return False
-    if expr.is_Symbol:
-        return expr in elementwise
-    return any(_varies(a, elementwise) for a in expr.args)
+def _varies(expr: sp.Expr, elementwise, memo: dict | None = None) -> bool:
+    """Tell whether ``expr`` depends on an element-wise input outside every reduction (each
+    distinct node visited once)."""
+    memo = {} if memo is None else memo
+    if expr not in memo:
+        if isinstance(expr, REDUCTIONS):
+            memo[expr] = False
+        elif expr.is_Symbol:
+            memo[expr] = expr in elementwise
+        else:
+            memo[expr] = any(_varies(a, elementwise, memo) for a in expr.args)
+    return memo[expr]
 
 
 def class_rows(spec: Spec) -> list[dict]:
