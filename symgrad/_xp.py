@@ -69,13 +69,14 @@ def like(x: Any, ref: Any, dtype: Any = None) -> Any:
     """Return ``x`` as an array of ``ref``'s namespace and device (numpy input is copied over)."""
     xp = namespace(ref)
     if not is_foreign(x):
-        x = np.asarray(x)
+        x = xp.asarray(np.asarray(x), device=device(ref))
     elif namespace(x) is not xp:
         raise TypeError(
             f"arrays of two libraries mixed: {type(x).__module__} and {type(ref).__module__}"
         )
-    out = xp.asarray(x, device=device(ref))
-    return out if dtype is None or out.dtype == dtype else xp.astype(out, dtype)
+    elif device(x) != device(ref):
+        x = xp.asarray(x, device=device(ref))
+    return x if dtype is None or x.dtype == dtype else xp.astype(x, dtype)
 
 
 def module_of(x: Any) -> Any:
