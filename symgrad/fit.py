@@ -509,7 +509,11 @@ def fit(
         objective: any callable returning the scalar loss and a gradient pytree shaped like
             ``params`` (e.g. generated symgrad code).
         params: initial parameter pytree; it is never modified.
-        X, y: data indexed along axis 0 for mini-batches (``y`` may be ``None``).
+        X, y: data indexed along axis 0 for mini-batches (``y`` may be ``None``). torch,
+            CuPy, JAX or other Array API arrays keep the run in that library: params are
+            copied into X's library, the optimizer updates them there out of place (the
+            ``symgrad.newton`` optimizers take numpy only and raise TypeError), and
+            ``result.params`` come back as its arrays; the history holds Python floats.
         optimizer: an :class:`symgrad.optim.Optimizer`, a gradient transformation such as
             ``optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3))``, or a registry
             name (default settings).
