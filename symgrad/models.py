@@ -367,6 +367,28 @@ class _XpPoint:
         return loss
 
 
+def _activate(kernel: _Kernel | str, z: Any) -> Any:
+    """Apply an activation (a resolved kernel, or a built-in name) to numpy or Array API ``z``."""
+    if not _xp.is_foreign(z):
+        return getattr(_activations, kernel)(z) if isinstance(kernel, str) else kernel.fn(z)
+    if isinstance(kernel, str):
+        return getattr(xp_module(("activation", None)), kernel)(z)
+    return _xp_fn(kernel)(z)
+
+
+def _argmax(z: Any) -> Any:
+    """Return the index of each row's largest value (numpy or Array API)."""
+    return np.argmax(z, axis=1) if not _xp.is_foreign(z) else _xp.namespace(z).argmax(z, axis=1)
+
+
+def _as_labels(mask: Any) -> Any:
+    """Return a boolean array as integer 0/1 labels (numpy ``int``, or the library's int64)."""
+    if not _xp.is_foreign(mask):
+        return mask.astype(int)
+    xp = _xp.namespace(mask)
+    return xp.astype(mask, xp.int64)
+
+
 def _is_float32(v: Any) -> bool:
     dtype = getattr(v, "dtype", None)
     if _xp.is_foreign(v):
@@ -800,11 +822,11 @@ class LogisticRegression(_Linear):
 
     def predict_proba(self, params: Params, X: Any) -> np.ndarray:
         """Return P(y = 1) for each sample, shape ``(n,)``."""
-        return _activations.sigmoid(self.decision_function(params, X))
+        return _activate("sigmoid", self.decision_function(params, X))
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return 0/1 labels (1 where the logit is positive)."""
-        return (self.decision_function(params, X) > 0).astype(int)
+        return _as_labels(self.decision_function(params, X) > 0)
 
 
 class SoftmaxRegression(_Linear):
@@ -848,7 +870,7 @@ class SoftmaxRegression(_Linear):
 
     def predict_proba(self, params: Params, X: Any) -> np.ndarray:
         """Return class probabilities, shape ``(n, n_classes)``."""
-        return _activations.softmax(self.decision_function(params, X))
+        return _activate("softmax", self.decision_function(params, X))
 
     def hessian(
         self,
@@ -903,7 +925,7 @@ class SoftmaxRegression(_Linear):
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return the most probable class of each sample."""
-        return np.argmax(self.decision_function(params, X), axis=1)
+        return _argmax(self.decision_function(params, X))
 
     def _settings(self) -> str:
         return f"n_classes={self.n_classes}, {super()._settings()}"
@@ -1222,23 +1244,23 @@ class MLP:
             raise ValueError(f"predict_proba needs a classification loss, not {self._loss.name!r}")
         z = self.decision_function(params, X)
         if self._out is not None:
-            p = self._out.fn(z)
+            p = _activate(self._out, z)
         elif self.task == "multiclass":
-            p = _activations.softmax(z)
+            p = _activate("softmax", z)
         else:
-            p = _activations.sigmoid(z)
+            p = _activate("sigmoid", z)
         return p[:, 0] if self.task == "binary" and p.shape[1] == 1 else p
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return class labels (classifiers) or outputs (regression; 1-D if one output)."""
         if self.task == "multiclass":
             scores = self.decision_function(params, X)
-            return np.argmax(scores if self._out is None else self._out.fn(scores), axis=1)
+            return _argmax(scores if self._out is None else _activate(self._out, scores))
         if self.task == "binary":
-            return (self.predict_proba(params, X) > 0.5).astype(int)
+            return _as_labels(self.predict_proba(params, X) > 0.5)
         out = self.decision_function(params, X)
         if self._out is not None:
-            out = self._out.fn(out)
+            out = _activate(self._out, out)
         return out[:, 0] if out.shape[1] == 1 else out
 
     def __repr__(self) -> str:

@@ -260,3 +260,25 @@ def test_numpy_path_never_imports_array_api_compat():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_predictions_stay_in_the_namespace(backend, rng):
+    """predict and predict_proba give numpy's answers as the backend's arrays."""
+    to_array, kind = BACKENDS[backend]()
+    for name, model, X, _, init in _cases(rng):
+        params = _random_params(model, init, rng, np.float64)
+        xparams = {k: to_array(v) for k, v in params.items()}
+        methods = ["predict"] + (["predict_proba"] if hasattr(model, "predict_proba") else [])
+        for method in methods:
+            if method == "predict_proba" and getattr(model, "task", "") == "regression":
+                continue
+            got = getattr(model, method)(xparams, to_array(X))
+            assert isinstance(got, kind), (name, method)
+            np.testing.assert_allclose(_numpy(got), getattr(model, method)(params, X),
+                                       rtol=1e-12, atol=1e-15)  # fmt: skip
+    binary = MLP([4, 3, 1], loss="binary_cross_entropy_with_logits")
+    params = _random_params(binary, {}, rng, np.float64)
+    X = rng.normal(size=(30, 4))
+    got = binary.predict({k: to_array(v) for k, v in params.items()}, to_array(X))
+    np.testing.assert_array_equal(_numpy(got), binary.predict(params, X))
