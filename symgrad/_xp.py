@@ -20,7 +20,7 @@ _PLAIN = (np.ndarray, np.generic, float, int, bool, complex, list, tuple, type(N
 
 def is_foreign(x: Any) -> bool:
     """Tell whether ``x`` is an array of a library other than numpy (torch, CuPy, JAX, ...)."""
-    if isinstance(x, _PLAIN):
+    if type(x) is np.ndarray or isinstance(x, _PLAIN):
         return False
     return (
         hasattr(x, "__array_namespace__") or type(x).__module__.partition(".")[0] in _FOREIGN_ROOTS

@@ -213,7 +213,7 @@ def _take(data: Any, idx: slice | np.ndarray | None) -> Any:
 
 def _nonfinite_leaves(leaves: Sequence[np.ndarray]) -> int | None:
     for i, leaf in enumerate(leaves):
-        if not _xp.all_finite(leaf):
+        if not (np.all(np.isfinite(leaf)) if type(leaf) is np.ndarray else _xp.all_finite(leaf)):
             return i
     return None
 
