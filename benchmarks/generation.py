@@ -87,3 +87,86 @@ def time_generation(runs: int = 3) -> GenerationTimes:
         lines=fresh[0][1]["lines"],
         chars=fresh[0][1]["chars"],
     )
+
+
+# ---------------------------------------------------------------- deep compositions (issue 12)
+
+DEPTHS = (5, 10, 20, 40, 80)
+
+
+def _composition(kind: str, depth: int):
+    """Return the spec of a deep composition: the mixed chain or the iterated polynomial."""
+    import sympy as sp
+
+    from symgrad.compiler.spec import Spec
+
+    x = sp.Symbol("x", real=True)
+    e = x
+    steps = [sp.tanh, lambda u: sp.log(1 + sp.exp(u)), lambda u: 1 / (1 + sp.exp(-u)), sp.sin]
+    for i in range(depth):
+        e = steps[i % 4](e) if kind == "chain" else e**2 / 2 + e / 3
+    return Spec(f"deep_{kind}", "activation", (x,), (), e)
+
+
+@dataclass
+class DepthRow:
+    """One deep composition compiled with safe mode on: seconds, peak traced memory, size."""
+
+    kind: str
+    depth: int
+    seconds: float
+    peak_mb: float
+    lines: int
+
+
+def time_depth(kind: str, depth: int) -> DepthRow:
+    """Compile one composition twice from an empty sympy cache: timed, then under tracemalloc."""
+    import tracemalloc
+
+    from sympy.core.cache import clear_cache
+
+    import symgrad as sg
+
+    clear_cache()
+    start = time.perf_counter()
+    module = sg.compile(_composition(kind, depth))
+    seconds = time.perf_counter() - start
+    clear_cache()
+    tracemalloc.start()
+    sg.compile(_composition(kind, depth))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return DepthRow(kind, depth, seconds, peak / 2**20, len(module.__source__.splitlines()))
+
+
+def depth_table(depths=DEPTHS) -> list[str]:
+    """Return the Markdown table of ``time_depth`` for both compositions at ``depths``."""
+    lines = [
+        "| composition | depth | seconds | peak memory (MB) | emitted lines |",
+        "|---|---|---|---|---|",
+    ]
+    from symgrad.errors import BudgetError
+
+    for kind in ("chain", "poly"):
+        for depth in depths:
+            try:
+                row = time_depth(kind, depth)
+            except BudgetError as exc:
+                lines.append(f"| {kind} | {depth} | BudgetError ({exc.stage}) | | |")
+            else:
+                cells = f"{row.seconds:.2f} | {row.peak_mb:.0f} | {row.lines}"
+                lines.append(f"| {kind} | {depth} | {cells} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--depth", action="store_true", help="time deep compositions (issue 12)")
+    args = parser.parse_args()
+    if args.depth:
+        depth_table()
+    else:
+        print(time_generation())

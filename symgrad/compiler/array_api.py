@@ -21,6 +21,7 @@ from symgrad.compiler.lower import (
 )
 from symgrad.compiler.primitives import N_CLASSES
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
+from symgrad.compiler.printer import formula as shown
 from symgrad.compiler.special import helper_names
 from symgrad.compiler.spellings import ARRAY_API, spellings
 
@@ -179,7 +180,7 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
     else:
         w = lambda text: text  # noqa: E731
     same = lambda em: w(_shaped(em, 0, x))  # noqa: E731
-    formula = sp.sstr(spec.expr)
+    formula = shown(spec.expr)
     if spec.role == "activation" and derived.vjp is not None:
         emit(spec.name, [derived.value], same, f"Evaluate {spec.name}.", [f"f = {formula}"])
         emit(
@@ -187,7 +188,7 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
             [derived.vjp],
             same,
             f"Return grad_output pulled back through {spec.name}.",
-            [f"vjp = {sp.sstr(derived.vjp)}"],
+            [f"vjp = {shown(derived.vjp)}"],
             ("grad_output",),
         )
         return plans
@@ -211,16 +212,14 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
             [f"l = {formula}"],
         )
     grad = derived.grad if spec.role != "loss" else scale_by_inv_n(derived.grad)
-    emit(
-        f"{spec.name}_grad", [grad], same, f"Return d{spec.name}/d{x}.", [f"grad = {sp.sstr(grad)}"]
-    )
+    emit(f"{spec.name}_grad", [grad], same, f"Return d{spec.name}/d{x}.", [f"grad = {shown(grad)}"])
     if spec.role == "loss":
         emit(
             f"{spec.name}_value_and_grad",
             [INV_N * derived.value, grad],
             lambda em: f"xp.sum({w(_reduced(em, 0, x))}), {w(_shaped(em, 1, x))}",
             f"Return ({spec.name}, {spec.name}_grad) with shared work.",
-            [f"value = {formula}", f"grad = {sp.sstr(grad)}"],
+            [f"value = {formula}", f"grad = {shown(grad)}"],
         )
     if derived.hess is not None:
         hess = derived.hess if spec.role != "loss" else scale_by_inv_n(derived.hess)
@@ -229,7 +228,7 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
             [hess],
             same,
             "Return the second derivative's diagonal.",
-            [f"hess = {sp.sstr(hess)}"],
+            [f"hess = {shown(hess)}"],
         )
     if derived.hvp is not None:
         emit(
@@ -237,7 +236,7 @@ def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
             [scale_by_inv_n(derived.hvp)],
             same,
             f"Return the Hessian of the mean loss in {x} times ``vector``.",
-            [f"Hv = {sp.sstr(scale_by_inv_n(derived.hvp))}"],
+            [f"Hv = {shown(scale_by_inv_n(derived.hvp))}"],
             ("vector",),
         )
     return plans

@@ -23,6 +23,7 @@ import sympy as sp
 from symgrad.compiler.evaluate import EXACT, NAIVE, PrecisionLost, Undefined, evaluate
 from symgrad.compiler.primitives import Abs, has_reduction, sign
 from symgrad.compiler.spec import Spec
+from symgrad.compiler.traverse import atoms_of, derivative, replace_types
 
 #: Values of the differentiated input: typical, tiny, and deep in both tails.
 POINTS = (
@@ -67,7 +68,7 @@ _SKIP = (ArithmeticError, ValueError, TypeError, MemoryError, Undefined)
 
 def _plain(expr: sp.Expr) -> sp.Expr:
     """Return ``expr`` with Abs/sign taken as real-argument functions (no re/im detours)."""
-    return expr.replace(sp.Abs, Abs).replace(sp.sign, sign)
+    return replace_types(replace_types(expr, {sp.Abs: Abs}), {sp.sign: sign})
 
 
 def _exact(value) -> float | None:
@@ -90,17 +91,17 @@ class Reference:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         value = _plain(spec.expr)
-        grad = sp.diff(value, spec.wrt)
-        self.forms = {"value": value, "grad": grad, "hess": sp.diff(grad, spec.wrt)}
+        grad = derivative(value, spec.wrt)  # sp.diff's result, once per distinct node
+        self.forms = {"value": value, "grad": grad, "hess": derivative(grad, spec.wrt)}
         self.args = [*spec.inputs, *(s for s, _ in spec.hyper)]
 
     @cached_property
     def _switches(self) -> list[sp.Expr]:
         """Return every kink/jump argument of the value (a point where one is ~0 is skipped)."""
         e = self.forms["value"]
-        sw = [a.args[0] for a in e.atoms(Abs, sign, sp.Heaviside)]
-        sw += [r.lhs - r.rhs for r in e.atoms(sp.core.relational.Relational)]
-        for m in e.atoms(sp.Max, sp.Min):
+        sw = [a.args[0] for a in atoms_of(e, Abs, sign, sp.Heaviside)]
+        sw += [r.lhs - r.rhs for r in atoms_of(e, sp.core.relational.Relational)]
+        for m in atoms_of(e, sp.Max, sp.Min):
             keys = [(sp.default_sort_key(a), a) for a in m.args]
             sw += [a - b for ka, a in keys for kb, b in keys if ka < kb]
         return sw

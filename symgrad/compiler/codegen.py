@@ -10,7 +10,7 @@ from types import ModuleType
 from symgrad.compiled import register
 from symgrad.compiler.check import Reference, check_module, checkable
 from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
-from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel
+from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel, distinct_nodes
 from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec
@@ -55,7 +55,8 @@ def _plans(
     spec: Spec, level: str, config: CodegenConfig, target: str = "numpy"
 ) -> list[FunctionPlan]:
     derived = derive_kernel(spec, level, config)
-    with budget("lower", config.lower_s):
+    size = distinct_nodes(derived.value, derived.grad, derived.hess, derived.vjp, derived.hvp)
+    with budget("lower", config.lower_s * max(1.0, size / config.lower_nodes)):
         return _lowering(target)(derived)
 
 
@@ -116,9 +117,12 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
 def _check(spec, plans, names, reference, config) -> dict:
     """Check ``plans`` at the safe-mode points; points the check budget does not reach are
     left unchecked (a deep spec's reference can be slow to evaluate at high precision)."""
+    # rendered outside the budget: its alarm interrupting Python's own compile() of a large
+    # trial module is a SystemError on CPython 3.11, not an OutOfTime
+    module = _trial(spec, plans)
     try:
         with budget("check", config.check_s):
-            return check_module(spec, _trial(spec, plans), names, reference=reference)
+            return check_module(spec, module, names, reference=reference)
     except OutOfTime as exc:
         if exc.stage != "check":
             raise

@@ -23,6 +23,9 @@ class CodegenConfig:
     """Budgets (seconds, per spec) and size limits of code generation."""
 
     derive_s: float = 4.0
+    #: ... per this many distinct nodes of the spec (a product of n factors has n terms in its
+    #: derivative, each a product sympy sorts: a deep chain's derivatives cost more than linear)
+    derive_nodes: int = 50
     #: stabilizing a spec that takes longer than this falls back to the raw derivative (a
     #: safety net: every built-in stabilizes in well under a tenth of it, so their output
     #: never depends on the machine's speed)
@@ -31,6 +34,9 @@ class CodegenConfig:
     #: and are emitted as sympy's plain derivative, which safe mode then verifies
     stabilize_nodes: int = 200
     lower_s: float = 4.0
+    #: ... per this many distinct nodes of the derived forms: lowering (CSE, printing) takes
+    #: time linear in them, so a deep composition's budget grows with it
+    lower_nodes: int = 400
     check_s: float = 2.0
     #: ``tidy`` only expands an expression whose expansion has at most this many terms
     expand_terms: int = 64

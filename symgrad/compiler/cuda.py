@@ -28,6 +28,7 @@ from symgrad.compiler.lower import (
 )
 from symgrad.compiler.primitives import N_CLASSES, axis_max, axis_sum
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
+from symgrad.compiler.printer import formula as shown
 from symgrad.compiler.spellings import C, spellings
 from symgrad.compiler.traverse import bottom_up
 from symgrad.errors import SpecError
@@ -220,7 +221,7 @@ def _plan(derived: Derived) -> list[FunctionPlan]:
             body += [f"value, out = {call}", "return value.sum(), out"]
         else:
             body.append(f"return {call}{'.sum()' if outputs == ['value'] else ''}")
-        lines = [*head, *(f"{o} = {sp.sstr(e)}" for o, e in zip(outputs, exprs, strict=True))]
+        lines = [*head, *(f"{o} = {shown(e)}" for o, e in zip(outputs, exprs, strict=True))]
         lines += ["", WEIGHT_DOC] if loss else []
         doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
         helpers = frozenset({WEIGHTS} if loss else ())
@@ -400,7 +401,7 @@ def _plan_rows(derived: Derived) -> list[FunctionPlan]:
                 f"{', '.join(_c_names(outs))} = _stage({name!r}, {i})({', '.join(args)}{axis})"
             )
         body.append(f"return {finish}")
-        lines = [*head, *(f"{o} = {sp.sstr(e)}" for o, e in zip(outputs, exprs, strict=True))]
+        lines = [*head, *(f"{o} = {shown(e)}" for o, e in zip(outputs, exprs, strict=True))]
         lines += ["", WEIGHT_DOC] if loss else []
         doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
         helpers = frozenset({WEIGHTS} if loss else ())

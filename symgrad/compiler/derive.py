@@ -12,6 +12,8 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.compiler.primitives import REDUCTIONS, axis_sum, logsumexp
+from symgrad.compiler.traverse import bottom_up, free_symbols_of, has_node
+from symgrad.compiler.traverse import derivative as diff
 
 
 class _Placeholders:
@@ -22,10 +24,9 @@ class _Placeholders:
         self._by_expr: dict[sp.Expr, sp.Symbol] = {}
 
     def extract(self, expr: sp.Expr) -> sp.Expr:
-        if expr.is_Atom:
-            return expr
-        args = [self.extract(a) for a in expr.args]
-        rebuilt = expr.func(*args) if args != list(expr.args) else expr
+        return bottom_up(expr, self._placeholder)
+
+    def _placeholder(self, rebuilt: sp.Expr) -> sp.Expr:
         if isinstance(rebuilt, REDUCTIONS):
             sym = self._by_expr.get(rebuilt)
             if sym is None:
@@ -37,7 +38,7 @@ class _Placeholders:
 
     def restore(self, expr: sp.Expr) -> sp.Expr:
         for _ in range(len(self.table) + 1):
-            present = [s for s in self.table if s in expr.free_symbols]
+            present = [s for s in self.table if s in free_symbols_of(expr)]
             if not present:
                 return expr
             expr = expr.xreplace({s: self.table[s] for s in present})
@@ -55,8 +56,8 @@ def _weights(reduction: sp.Expr, placeholder: sp.Symbol) -> sp.Expr:
 
 def derivative(expr: sp.Expr, wrt: sp.Symbol) -> sp.Expr:
     """Return d expr / d wrt_j, element-wise, applying the class-axis reduction rules."""
-    if not expr.has(*REDUCTIONS):
-        return sp.diff(expr, wrt)
+    if not has_node(expr, *REDUCTIONS):
+        return diff(expr, wrt)
     ph = _Placeholders()
     flat = ph.extract(expr)
     memo: dict[sp.Symbol, sp.Expr] = {}
@@ -66,15 +67,15 @@ def derivative(expr: sp.Expr, wrt: sp.Symbol) -> sp.Expr:
             red = ph.table[sym]
             arg = red.args[0]
             w = _weights(red, sym)
-            out = w * sp.diff(arg, wrt)
-            for inner in sorted(arg.free_symbols & ph.table.keys(), key=lambda s: s.name):
-                out += axis_sum(w * sp.diff(arg, inner)) * d_reduction(inner)
+            out = w * diff(arg, wrt)
+            for inner in sorted(free_symbols_of(arg) & ph.table.keys(), key=lambda s: s.name):
+                out += axis_sum(w * diff(arg, inner)) * d_reduction(inner)
             memo[sym] = out
         return memo[sym]
 
-    result = sp.diff(flat, wrt)
-    for sym in sorted(flat.free_symbols & ph.table.keys(), key=lambda s: s.name):
-        result += sp.diff(flat, sym) * d_reduction(sym)
+    result = diff(flat, wrt)
+    for sym in sorted(free_symbols_of(flat) & ph.table.keys(), key=lambda s: s.name):
+        result += diff(flat, sym) * d_reduction(sym)
     return ph.restore(result)
 
 

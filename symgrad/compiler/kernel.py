@@ -17,6 +17,7 @@ from symgrad.compiler.rewrite import (
     tidy,
 )
 from symgrad.compiler.spec import Spec
+from symgrad.compiler.traverse import Interner
 from symgrad.errors import SpecError
 
 COTANGENT = sp.Symbol("grad_output", real=True)
@@ -57,16 +58,14 @@ class TooLarge(Exception):  # noqa: N818 - a signal to fall back, not an error u
     """The derivatives are too large to stabilize within the configured node count."""
 
 
-def _nodes(*exprs: sp.Expr | None) -> int:
-    """Return the number of distinct nodes of ``exprs`` (shared subtrees counted once)."""
-    seen: set[sp.Basic] = set()
-    stack = [e for e in exprs if e is not None]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(node.args)
-    return len(seen)
+def distinct_nodes(*exprs: sp.Expr | None) -> int:
+    """Return the number of distinct nodes of ``exprs`` (shared subtrees counted once; equal
+    copies are told apart without comparing them as trees, see traverse.Interner)."""
+    intern = Interner()
+    for e in exprs:
+        if e is not None:
+            intern(e)
+    return len(intern.table)
 
 
 def _identity(e: sp.Expr, *_: object) -> sp.Expr:
@@ -80,18 +79,21 @@ def _derive(spec: Spec, level: str, config: CodegenConfig) -> Derived:
     clean = _identity if raw else tidy
     finish = stabilize if level == STABLE else lowerable
     grad = hess = vj = hv = None
-    with budget("derive", config.derive_s):
+    scale = max(1.0, distinct_nodes(spec.expr) / config.derive_nodes)
+    with budget("derive", config.derive_s * scale):
         base = canonicalize(spec.expr, smooth=not raw)
         if spec.role == "activation" and spec.class_axis:
             vj = clean(vjp(base, x, COTANGENT), elementwise | {COTANGENT})
         else:
             grad = clean(derivative(base, x), elementwise)
+            if level == STABLE and distinct_nodes(grad) > config.stabilize_nodes:
+                raise TooLarge(spec.name)  # (as below, without differentiating again first)
             if spec.class_axis:
                 hv = clean(hvp(grad, x, VECTOR), elementwise | {VECTOR})
             # d grad_j / d x_j: the Hessian's diagonal (all of it for an element-wise loss)
             hess = clean(derivative(grad, x), elementwise)
     value = split_axis_sums(base, elementwise) if spec.class_axis else base
-    if level == STABLE and _nodes(grad, hess, vj, hv) > config.stabilize_nodes:
+    if level == STABLE and distinct_nodes(grad, hess, vj, hv) > config.stabilize_nodes:
         raise TooLarge(spec.name)
     with budget("rewrite", config.rewrite_s if level == STABLE else config.derive_s):
         out = Derived(

@@ -12,9 +12,11 @@ import sympy as sp
 from symgrad.compiler.inplace import FULL, MASK, ROW, ROW_MASK, InplaceBuilder, allocate, render
 from symgrad.compiler.kernel import INV_N, Derived
 from symgrad.compiler.primitives import N_CLASSES, axis_sum, cosh_
-from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
+from symgrad.compiler.printer import FORMULA_NODES, SymgradPrinter, strip_outer_parens
+from symgrad.compiler.printer import formula as shown
 from symgrad.compiler.rewrite import lower_primitives
-from symgrad.compiler.traverse import bottom_up, fold_numbers
+from symgrad.compiler.scaled import factor_scaled_sums, numbered, schedule
+from symgrad.compiler.traverse import atoms_of, bottom_up, fold_numbers, has_node, tree_size
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ def _not_real(e: sp.Expr) -> sp.Expr:
 def _real_constants(expr: sp.Expr) -> sp.Expr:
     """Replace complex constants by NaN: they only arise in a branch its condition discards
     (e.g. sqrt(-1) after clamping), and real kernels write into float arrays."""
-    return bottom_up(expr, _not_real) if expr.has(sp.I) else expr
+    return bottom_up(expr, _not_real) if has_node(expr, sp.I) else expr
 
 
 def scale_by_inv_n(expr: sp.Expr) -> sp.Expr:
@@ -109,11 +111,14 @@ def cosh_densities(exprs: list[sp.Expr]) -> list[sp.Expr]:
         return e / (t**k * (1 + t) ** (-2 * k)) * sp.S.Half**k * (1 + cosh_(u)) ** -k
 
     candidates = {
-        found[0] for e in exprs for m in e.atoms(sp.Mul) if (found := _density_power(m)) is not None
+        found[0]
+        for e in exprs
+        for m in atoms_of(e, sp.Mul)
+        if (found := _density_power(m)) is not None
     }
     for t in sorted(candidates, key=sp.default_sort_key):
         rewritten = [bottom_up(e, lambda node, t=t: rule(node, t)) for e in exprs]
-        if not any(e.has(t) for e in rewritten):  # t shared with sigmoid/softplus: keep it
+        if not any(has_node(e, t) for e in rewritten):  # t shared with sigmoid/softplus: keep it
             exprs = rewritten
     return exprs
 
@@ -130,12 +135,25 @@ class Emitter:
     ) -> None:
         scalars = frozenset(s for s, _ in derived.spec.hyper) | {INV_N, N_CLASSES}
         self.printer = printer(scalars=scalars)
-        prepared = [_real_constants(fold_numbers(lower_primitives(e))) for e in exprs]
+        lowered = [lower_primitives(e) for e in exprs]
+        # a deep composition: canonical order sorts every sum's and product's arguments by
+        # their size as trees (exponential; sympy's own argument order is deterministic too),
+        # and sums sympy distributed are factored back (scaled.py)
+        huge = any(tree_size(e, FORMULA_NODES + 1) > FORMULA_NODES for e in lowered)
+        names = numbered("t")
+        lowered, shared = factor_scaled_sums(lowered, names) if huge else (lowered, [])
+        prepared = [_real_constants(fold_numbers(e)) for e in [*(d for _, d in shared), *lowered]]
         if self.printer.COSH_DENSITY:
             prepared = cosh_densities(prepared)
         replacements, reduced = sp.cse(
-            prepared, symbols=sp.numbered_symbols("t", real=True), order="canonical"
+            prepared,
+            symbols=names,
+            order="none" if huge else "canonical",
         )
+        if shared:
+            defined = zip((s for s, _ in shared), reduced[: len(shared)], strict=True)
+            replacements = schedule(replacements, list(defined))
+            reduced = reduced[len(shared) :]
         spec = derived.spec
         used = set().union(
             *(e.free_symbols for _, e in replacements), *(e.free_symbols for e in reduced)
@@ -306,7 +324,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
     spec = derived.spec
     role = spec.role
     plans = []
-    formula = sp.sstr(spec.expr)
+    formula = shown(spec.expr)
     head = spec.doc.strip()
     x = spec.wrt
 
@@ -354,7 +372,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
         )
 
     fx = f"{spec.name}({', '.join(s.name for s in spec.inputs)})"
-    grad_txt = sp.sstr(derived.grad) if derived.grad is not None else ""
+    grad_txt = shown(derived.grad) if derived.grad is not None else ""
     if role == "activation":
         emit(
             spec.name,
@@ -369,7 +387,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
                 [derived.vjp],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return grad_output pulled back through {spec.name} (vector-Jacobian product).",
-                [f"f = {formula}", f"vjp = {sp.sstr(derived.vjp)}"],
+                [f"f = {formula}", f"vjp = {shown(derived.vjp)}"],
                 extra=("grad_output",),
             )
         else:
@@ -385,7 +403,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
                 [derived.hess],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return d2{spec.name}/d{x.name}2 element-wise.",
-                [f"d2f/d{x.name}2 = {sp.sstr(derived.hess)}"],
+                [f"d2f/d{x.name}2 = {shown(derived.hess)}"],
             )
     elif role == "regularizer":
         emit(
@@ -408,7 +426,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
             [derived.hess],
             lambda em: f"return {em.shaped(0, x)}",
             f"Return the diagonal of d2R/d{x.name}2 (R is separable, so that is all of it).",
-            [f"d2R/d{x.name}2 = {sp.sstr(derived.hess)}"],
+            [f"d2R/d{x.name}2 = {shown(derived.hess)}"],
         )
     else:
         per = "sample" if spec.class_axis else "element"
@@ -449,7 +467,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
                 [scale_by_inv_n(derived.hess)],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return the diagonal of d2L/d{x.name}2 ({rest}).",
-                [f"diag d2L/d{x.name}2 = ({sp.sstr(derived.hess)}) / n_{per}s"],
+                [f"diag d2L/d{x.name}2 = ({shown(derived.hess)}) / n_{per}s"],
             )
         if derived.hvp is not None:
             emit(
@@ -457,7 +475,7 @@ def plan_functions(derived: Derived) -> list[FunctionPlan]:
                 [scale_by_inv_n(derived.hvp)],
                 lambda em: f"return {em.shaped(0, x)}",
                 f"Return the Hessian of the mean loss in {x.name} times ``vector``, per sample.",
-                [f"Hv = ({sp.sstr(derived.hvp)}) / n_samples"],
+                [f"Hv = ({shown(derived.hvp)}) / n_samples"],
                 extra=("vector",),
             )
         rows = bool(spec.class_axis)

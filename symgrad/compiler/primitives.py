@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sympy as sp
 
+from symgrad.compiler.traverse import has_node
+
 
 def _real_arg(self: sp.Function) -> bool | None:
     return all(a.is_extended_real for a in self.args) or None
@@ -247,4 +249,4 @@ def log_softmax(x: sp.Expr) -> sp.Expr:
 
 def has_reduction(expr: sp.Expr) -> bool:
     """Tell whether ``expr`` reduces over the class axis anywhere."""
-    return any(expr.atoms(*REDUCTIONS)) or N_CLASSES in expr.free_symbols
+    return has_node(expr, *REDUCTIONS, N_CLASSES)

@@ -23,6 +23,7 @@ from symgrad.compiler.primitives import (
 )
 from symgrad.compiler.special import helper_names
 from symgrad.compiler.spellings import NUMPY, spellings
+from symgrad.compiler.traverse import atoms_of, nodes, tree_size
 
 #: sympy function name -> numpy ufunc name, for functions printed as ``np.<name>(args)``.
 UFUNCS = spellings(NUMPY)
@@ -56,11 +57,23 @@ HELPERS = helper_names("numpy")
 
 _UNSUPPORTED_NODES = (sp.Integral, sp.Sum, sp.Product, sp.Derivative, sp.Subs, sp.Limit)
 
+#: Docstrings show a formula only up to this many nodes written out as a tree: a composition
+#: that reuses a subexpression is exponentially long when written out (the body is not).
+FORMULA_NODES = 4000
+
+
+def formula(expr: sp.Basic) -> str:
+    """Return ``expr`` as sympy prints it, or a short note when written out it is too long."""
+    written = tree_size(expr, FORMULA_NODES + 1)
+    if written <= FORMULA_NODES:
+        return sp.sstr(expr)
+    return f"<{len(nodes(expr))} distinct subexpressions, over {FORMULA_NODES} nodes written out>"
+
 
 def unsupported_functions(expr: sp.Expr) -> list[str]:
     """Return the sorted names of functions in ``expr`` that no printer rule lowers."""
     bad = set()
-    for f in expr.atoms(sp.Function, *_UNSUPPORTED_NODES):
+    for f in atoms_of(expr, sp.Function, *_UNSUPPORTED_NODES):
         if isinstance(f, _UNSUPPORTED_NODES) or isinstance(f, AppliedUndef):
             bad.add(type(f).__name__ if not isinstance(f, AppliedUndef) else str(f.func))
         elif not isinstance(f, SPECIAL) and type(f).__name__ not in UFUNCS:

@@ -28,7 +28,7 @@ from symgrad.compiler.primitives import (
     xlogy,
 )
 from symgrad.compiler.tails import factor_tails
-from symgrad.compiler.traverse import bottom_up, expanded_terms
+from symgrad.compiler.traverse import bottom_up, expanded_terms, replace_types, tree_size
 
 # ---------------------------------------------------------------- before differentiating
 
@@ -71,7 +71,7 @@ def canonicalize(expr: sp.Expr, smooth: bool = True) -> sp.Expr:
     which sympy cannot prove for, say, |log x|, and would otherwise differentiate through re/im.
     With ``smooth=False`` only that is done.
     """
-    expr = expr.replace(sp.Abs, Abs).replace(sp.sign, sign)
+    expr = replace_types(replace_types(expr, {sp.Abs: Abs}), {sp.sign: sign})
     return bottom_up(expr, _canonical_rule) if smooth else expr
 
 
@@ -145,9 +145,17 @@ def split_axis_sums(expr: sp.Expr, elementwise: frozenset) -> sp.Expr:
 EXPAND_LIMIT = DEFAULT.expand_limit
 
 
+#: ... and above this many nodes written out as a tree, it only applies the memoized rules.
+TIDY_NODES = 4000
+
+
 def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
     """Cancel, expand and collect a derived expression; keep the variant with fewest operations."""
-    expr = sp.powsimp(bottom_up(bottom_up(expr, _cancel_xdivy), _hyperbolic), combine="exp")
+    expr = bottom_up(bottom_up(expr, _cancel_xdivy), _hyperbolic)
+    if tree_size(expr, TIDY_NODES + 1) > TIDY_NODES:
+        # powsimp and count_ops walk the tree, exponential in a composition's depth
+        return bottom_up(expr, lambda e: _axis_sum_linear(e, elementwise)) if elementwise else expr
+    expr = sp.powsimp(expr, combine="exp")
     if elementwise:
         expr = bottom_up(expr, lambda e: _axis_sum_linear(e, elementwise))
     if sp.count_ops(expr) > EXPAND_LIMIT:

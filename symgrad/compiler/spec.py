@@ -14,6 +14,7 @@ from typing import Any
 import sympy as sp
 
 from symgrad.compiler.primitives import N_CLASSES, REDUCTIONS, has_reduction
+from symgrad.compiler.traverse import atoms_of, free_symbols_of, has_node, tree_sizes
 from symgrad.domains import DOMAINS, SCALAR_DOMAINS, contains, describe
 from symgrad.errors import SpecError
 
@@ -284,12 +285,12 @@ def _check_expression(spec: Spec) -> None:
         raise SpecError(
             name, f"expression must be a scalar sympy expression, got {type(expr).__name__}", origin
         )
-    if expr.has(sp.I) or expr.is_extended_real is False:
+    if has_node(expr, sp.I) or _real(expr) is False:
         raise SpecError(name, "expression is not real-valued", origin)
-    if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+    if has_node(expr, sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise SpecError(name, "expression contains an infinity or nan", origin)
     allowed = set(spec.inputs) | {s for s, _ in spec.hyper} | {N_CLASSES}
-    for sym in sorted(expr.free_symbols - allowed, key=lambda s: s.name):
+    for sym in sorted(free_symbols_of(expr) - allowed, key=lambda s: s.name):
         known = {s.name for s in allowed}
         hint = (
             f" (a symbol named {sym.name!r} exists with other assumptions; use real=True)"
@@ -303,9 +304,47 @@ def _check_expression(spec: Spec) -> None:
         )
 
 
+#: Expressions larger than this (as trees) are not handed to sympy's assumptions whole: their
+#: queries walk the tree (``is_polynomial``, ``free_symbols``), exponential in a composition.
+ASK_NODES = 400
+
+
+def _real(expr: sp.Expr) -> bool | None:
+    """Return sympy's ``is_extended_real`` of ``expr``; for a large expression, combine the
+    answers for its small subexpressions once per distinct node (True, False or unknown)."""
+    sizes = tree_sizes(expr, ASK_NODES + 1)
+    if sizes[expr] <= ASK_NODES:
+        return expr.is_extended_real
+    facts: dict[sp.Basic, bool | None] = {}
+    for node in sizes:  # children first
+        if not isinstance(node, sp.Expr):
+            facts[node] = None
+        elif sizes[node] <= ASK_NODES:
+            facts[node] = node.is_extended_real
+        elif node.is_Add or node.is_Mul:
+            args = [facts[a] for a in node.args]
+            real = all(args)
+            # a sum of reals and one non-real is not real
+            facts[node] = (
+                True
+                if real
+                else (
+                    False
+                    if node.is_Add and args.count(False) == 1 and args.count(None) == 0
+                    else None
+                )
+            )
+        elif node.is_Pow:
+            base, exp = node.args
+            facts[node] = True if facts[base] and exp.is_Integer else None
+        else:
+            facts[node] = None
+    return facts[expr]
+
+
 def _check_piecewise(spec: Spec) -> None:
     """Every Piecewise ends with an otherwise branch."""
-    for pw in sorted(spec.expr.atoms(sp.Piecewise), key=sp.default_sort_key):
+    for pw in sorted(atoms_of(spec.expr, sp.Piecewise), key=sp.default_sort_key):
         if pw.args[-1].cond is not sp.true:
             raise SpecError(
                 spec.name,

@@ -200,14 +200,13 @@ def _poly(depth: int) -> sp.Expr:
 
 @pytest.mark.parametrize("build", [_chain, _poly], ids=["mixed_chain", "polynomial"])
 def test_depth_40_is_bounded(build):
-    """Depth 40: generation ends within its budgets, with code or a BudgetError naming the
-    stage, never a hang (before: 254 s for the chain, over 15 GB for the polynomial)."""
+    """Depth 40 generates, safe mode on, within its budgets (before: 254 s for the chain, over
+    15 GB for the polynomial; then a BudgetError). tests/compiler/test_depth.py checks the
+    derivatives of such compositions against mpmath."""
     start = time.perf_counter()
-    try:
-        spec = _spec(f"deep_{build.__name__[1:]}", "activation", build(40))
-        sg.compile(spec)
-    except BudgetError as exc:
-        assert exc.stage in ("validate", "derive", "rewrite", "lower")
+    spec = _spec(f"deep_{build.__name__[1:]}", "activation", build(40))
+    module = sg.compile(spec)
+    assert callable(getattr(module, f"deep_{build.__name__[1:]}_hess"))
     assert time.perf_counter() - start < 60
 
 
