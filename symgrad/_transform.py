@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from symgrad import tree
+from symgrad import _xp, tree
 from symgrad.schedules import Schedule, as_schedule
 
 PyTree = Any
@@ -165,7 +165,18 @@ def _need_params(where: str, params: PyTree) -> None:
 
 
 def _full_like(params: PyTree, fill: float) -> PyTree:
-    return tree.map(lambda p: np.full_like(tree.as_float_array(p), fill), params)
+    return tree.map(lambda p: _m(p).full_like(tree.as_float_array(p), fill), params)
+
+
+def _m(x: Any) -> Any:
+    """Return the array module of a leaf: numpy, or the Array API namespace of a torch,
+    CuPy, JAX, ... array, so every rule below runs in the params' library, out of place."""
+    return _xp.module_of(x)
+
+
+def _copy(x: Any) -> Any:
+    """Return a copy of a leaf (numpy or another library's array)."""
+    return np.array(x, copy=True) if _m(x) is np else _m(x).asarray(x, copy=True)
 
 
 def _lerp(start: np.ndarray, end: np.ndarray, weight: float) -> np.ndarray:
@@ -228,13 +239,13 @@ def clip(max_delta: float) -> GradientTransformation:
     """Clip every update element to ``[-max_delta, max_delta]`` (clipping by value)."""
     max_delta = _nonneg("clip", "max_delta", max_delta)
     return _stateless(
-        lambda updates, params: tree.map(lambda u: np.clip(u, -max_delta, max_delta), updates)
+        lambda updates, params: tree.map(lambda u: _m(u).clip(u, -max_delta, max_delta), updates)
     )
 
 
 def global_norm(updates: PyTree) -> float:
     """Return the L2 norm of all leaves of ``updates`` taken together."""
-    return math.sqrt(math.fsum(float(np.sum(np.square(u))) for u in tree.leaves(updates)))
+    return math.sqrt(math.fsum(float(_m(u).sum(_m(u).square(u))) for u in tree.leaves(updates)))
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:
@@ -343,7 +354,7 @@ def _trace(where: str, decay: float, dampening: float, nesterov: bool) -> Gradie
     dampening = _real(where, "dampening", dampening)
 
     def leaf(g: np.ndarray, buf: np.ndarray, first: bool) -> tuple:
-        buf = np.array(g, copy=True) if first else decay * buf + (1 - dampening) * g
+        buf = _copy(g) if first else decay * buf + (1 - dampening) * g
         return (g + decay * buf if nesterov else buf), buf
 
     return _buffered(TraceState, (0.0,), leaf, lambda step, state: ((step == 1,), ()))
@@ -364,7 +375,7 @@ def _scale_by_adagrad(where: str, lr_decay: float, initial: float, eps: float):
 
     def leaf(g: np.ndarray, s: np.ndarray, decay: float) -> tuple:
         s = s + g * g
-        return g / (np.sqrt(s) + eps) / decay, s
+        return g / (_m(s).sqrt(s) + eps) / decay, s
 
     def coefs(step: int, state: AdagradState) -> tuple:
         return (1 + (step - 1) * lr_decay,), ()
@@ -385,7 +396,8 @@ def _scale_by_adadelta(where: str, rho: float, eps: float) -> GradientTransforma
 
     def leaf(g: np.ndarray, sq: np.ndarray, acc: np.ndarray) -> tuple:
         sq = rho * sq + (1 - rho) * (g * g)
-        delta = np.sqrt(acc + eps) / np.sqrt(sq + eps) * g
+        sqrt = _m(g).sqrt
+        delta = sqrt(acc + eps) / sqrt(sq + eps) * g
         return delta, sq, rho * acc + (1 - rho) * (delta * delta)
 
     return _buffered(AdadeltaState, (0.0, 0.0), leaf)
@@ -404,8 +416,8 @@ def _scale_by_rmsprop(where: str, alpha: float, eps: float, centered: bool):
         sq = alpha * sq + (1 - alpha) * (g * g)
         if centered:
             ga = _lerp(ga, g, 1 - alpha)
-            return g / (np.sqrt(sq - ga * ga) + eps), sq, ga
-        return g / (np.sqrt(sq) + eps), sq, None
+            return g / (_m(sq).sqrt(sq - ga * ga) + eps), sq, ga
+        return g / (_m(sq).sqrt(sq) + eps), sq, None
 
     return _buffered(RMSpropState, (0.0, 0.0 if centered else None), leaf)
 
@@ -428,9 +440,10 @@ def _scale_by_adam(where: str, betas: Any, eps: float, amsgrad: bool) -> Gradien
         square *= 1 - b2
         v = b2 * v
         v += square
+        xp = _m(v)
         if amsgrad:
-            vmax = np.maximum(vmax, v)
-        denom = np.sqrt(vmax if amsgrad else v)
+            vmax = xp.maximum(vmax, v)
+        denom = xp.sqrt(vmax if amsgrad else v)
         denom /= bc2
         denom += eps
         step = m / denom
@@ -456,7 +469,7 @@ def _scale_by_adamax(where: str, betas: Any, eps: float) -> GradientTransformati
 
     def leaf(g: np.ndarray, m: np.ndarray, u: np.ndarray, bc1: float) -> tuple:
         m = _lerp(m, g, 1 - b1)
-        u = np.maximum(b2 * u, np.abs(g) + eps)
+        u = _m(g).maximum(b2 * u, _m(g).abs(g) + eps)
         return (m / u) / bc1, m, u
 
     return _buffered(AdamaxState, (0.0, 0.0), leaf, lambda step, state: ((1 - b1**step,), ()))
@@ -477,7 +490,7 @@ def _scale_by_nadam(where: str, betas: Any, eps: float, momentum_decay: float):
     def leaf(g: np.ndarray, m: np.ndarray, v: np.ndarray, bc2: float, cg: float, cm: float):
         m = _lerp(m, g, 1 - b1)
         v = b2 * v + (1 - b2) * (g * g)
-        denom = np.sqrt(v / bc2) + eps
+        denom = _m(v).sqrt(v / bc2) + eps
         return cg * (g / denom) + cm * (m / denom), m, v
 
     def coefs(step: int, state: NAdamState) -> tuple:
@@ -502,7 +515,7 @@ def _scale_by_lion(where: str, betas: Any) -> GradientTransformation:
     b1, b2 = _betas(where, betas)
 
     def leaf(g: np.ndarray, m: np.ndarray) -> tuple:
-        return np.sign(b1 * m + (1 - b1) * g), b2 * m + (1 - b2) * g
+        return _m(g).sign(b1 * m + (1 - b1) * g), b2 * m + (1 - b2) * g
 
     return _buffered(LionState, (0.0,), leaf)
 
@@ -527,7 +540,7 @@ def ema_params(decay: float) -> GradientTransformation:
         return updates, EmaParamsState(state.count + 1, ema)
 
     def init(params: PyTree) -> EmaParamsState:
-        return EmaParamsState(0, tree.map(lambda p: np.array(tree.as_float_array(p)), params))
+        return EmaParamsState(0, tree.map(lambda p: _copy(tree.as_float_array(p)), params))
 
     return GradientTransformation(init, update)
 
@@ -573,6 +586,9 @@ def apply_updates(params: PyTree, updates: PyTree) -> PyTree:
 
     def add(p: Any, u: Any) -> np.ndarray:
         p = tree.as_float_array(p)
+        if _xp.is_foreign(p):  # another library's array: the sum, cast back out of place
+            out = p + u
+            return out if out.dtype == p.dtype else _m(p).astype(out, p.dtype)
         return np.asarray(p + u, dtype=p.dtype)
 
     return tree.map(add, params, updates)

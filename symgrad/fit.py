@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from symgrad import optim, tree
+from symgrad import _xp, optim, tree
 from symgrad.errors import NonFiniteError
 
 __all__ = ["FitHistory", "FitResult", "NonFiniteError", "fit"]
@@ -153,7 +153,7 @@ def _check_inputs(objective: Any, optimizer: Any, X: Any, y: Any) -> Objective:
             continue
         if (
             isinstance(data, dict | str | bytes | set)
-            or not hasattr(data, "__len__")
+            or not (hasattr(data, "__len__") or _xp.is_foreign(data))
             or not hasattr(data, "__getitem__")
         ):
             raise TypeError(
@@ -206,14 +206,21 @@ def _batches(
 def _take(data: Any, idx: slice | np.ndarray | None) -> Any:
     if idx is None or data is None:
         return data
+    if _xp.is_foreign(data):  # torch, CuPy, JAX, ...: a slice, or xp.take of the indices
+        return _xp.take_rows(data, idx)
     return data[idx]
 
 
 def _nonfinite_leaves(leaves: Sequence[np.ndarray]) -> int | None:
     for i, leaf in enumerate(leaves):
-        if not np.all(np.isfinite(leaf)):
+        if not (np.all(np.isfinite(leaf)) if type(leaf) is np.ndarray else _xp.all_finite(leaf)):
             return i
     return None
+
+
+def _sum_of_squares(g: Any) -> float:
+    """Return ``sum(g * g)`` as a Python float, for numpy or another library's array."""
+    return float(np.sum(g * g)) if not _xp.is_foreign(g) else float(_xp.namespace(g).sum(g * g))
 
 
 class _Settings(NamedTuple):
@@ -291,7 +298,7 @@ class _EpochSums:
             pairs = zip(self.losses, self.sizes, strict=True)
             epoch_loss = math.fsum(lo * nb for lo, nb in pairs) / self.n
             grad_mean = [a / self.n for a in self.grad_sum]
-        return epoch_loss, math.sqrt(sum(float(np.sum(g * g)) for g in grad_mean))
+        return epoch_loss, math.sqrt(sum(_sum_of_squares(g) for g in grad_mean))
 
 
 def _step(loop: _Loop, idx: slice | np.ndarray | None, sums: _EpochSums) -> None:
@@ -310,12 +317,13 @@ def _step(loop: _Loop, idx: slice | np.ndarray | None, sums: _EpochSums) -> None
     if lr_fn is not None:
         sums.lr = float(lr_fn(loop.step))
     new_params, new_state = cfg.opt.update(grads, loop.state, loop.params)
-    bad = _nonfinite_leaves([np.asarray(p) for p in tree.flatten_as(loop.treedef, new_params)])
+    new_leaves = tree.flatten_as(loop.treedef, new_params)
+    bad = _nonfinite_leaves([p if _xp.is_foreign(p) else np.asarray(p) for p in new_leaves])
     if bad is not None:
         raise _NonFinite(f"parameter leaf params{paths(bad)} after the update", "")
     loop.params, loop.state = new_params, new_state
     loop.step += 1
-    sums.add(loss, cfg.n if idx is None else len(Xb), g_leaves)
+    sums.add(loss, cfg.n if idx is None else _xp.rows(Xb), g_leaves)
 
 
 def _run_epoch(loop: _Loop, rng: np.random.Generator) -> float:
@@ -415,22 +423,49 @@ def _as_optimizer(optimizer: Any) -> optim.Optimizer:
     return optimizer
 
 
-def _start(params: Any) -> tuple[Any, tree.TreeDef]:
-    """Return a float copy of ``params`` and its structure, checking every leaf is finite."""
+def _start(params: Any, X: Any) -> tuple[Any, tree.TreeDef]:
+    """Return a float copy of ``params`` and its structure, checking every leaf is finite.
+
+    When ``X`` is another library's array (torch, CuPy, JAX, ...), numpy leaves are copied
+    into X's library and device, keeping their dtype.
+    """
     leaves, treedef = tree.flatten(params)
-    leaves = [np.array(tree.as_float_array(p), copy=True) for p in leaves]
+    ref = X if _xp.is_foreign(X) else None
+    leaves = [_float_copy(p, ref) for p in leaves]
     bad = _nonfinite_leaves(leaves)
     if bad is not None:
         raise ValueError(f"fit: initial params{tree.leaf_paths(treedef)[bad]} is not finite")
     return tree.unflatten(treedef, leaves), treedef
 
 
-def _check_data(X: Any, y: Any) -> int:
-    n = len(X)
+def _float_copy(p: Any, ref: Any) -> Any:
+    """Return a float copy of one leaf: numpy, or in ``ref``'s library when ``ref`` is given
+    (or when the leaf already is another library's array)."""
+    p = tree.as_float_array(p)
+    if ref is not None and not _xp.is_foreign(p):
+        p = _xp.like(p, ref)
+    if _xp.is_foreign(p):
+        return _xp.namespace(p).asarray(p, copy=True)
+    return np.array(p, copy=True)
+
+
+#: Optimizers that solve with numpy/scipy linear algebra (symgrad.newton): numpy data only.
+_NUMPY_ONLY = frozenset({"newton", "damped_newton", "newton_cg"})
+
+
+def _check_data(X: Any, y: Any, params: Any, opt: Any) -> int:
+    n = _xp.rows(X)
     if n == 0:
         raise ValueError("fit: X is empty")
-    if y is not None and len(y) != n:
-        raise ValueError(f"fit: len(X)={n} but len(y)={len(y)}")
+    if y is not None and _xp.rows(y) != n:
+        raise ValueError(f"fit: len(X)={n} but len(y)={_xp.rows(y)}")
+    foreign = _xp.first_foreign([X, y, *tree.leaves(params)])
+    if foreign is not None and getattr(opt, "name", None) in _NUMPY_ONLY:
+        raise TypeError(
+            f"fit: optimizer {opt.name!r} solves with numpy linear algebra and takes numpy "
+            f"arrays, got {type(foreign).__module__}.{type(foreign).__name__}; convert them "
+            "(e.g. np.asarray(X) or X.cpu().numpy()) or use a first-order optimizer (adam, sgd)"
+        )
     return n
 
 
@@ -474,7 +509,11 @@ def fit(
         objective: any callable returning the scalar loss and a gradient pytree shaped like
             ``params`` (e.g. generated symgrad code).
         params: initial parameter pytree; it is never modified.
-        X, y: data indexed along axis 0 for mini-batches (``y`` may be ``None``).
+        X, y: data indexed along axis 0 for mini-batches (``y`` may be ``None``). torch,
+            CuPy, JAX or other Array API arrays keep the run in that library: params are
+            copied into X's library, the optimizer updates them there out of place (the
+            ``symgrad.newton`` optimizers take numpy only and raise TypeError), and
+            ``result.params`` come back as its arrays; the history holds Python floats.
         optimizer: an :class:`symgrad.optim.Optimizer`, a gradient transformation such as
             ``optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3))``, or a registry
             name (default settings).
@@ -512,8 +551,8 @@ def fit(
     )
     objective = _check_inputs(objective, optimizer, X, y)
     opt = _as_optimizer(optimizer)
-    n = _check_data(X, y)
-    params, treedef = _start(params)
+    n = _check_data(X, y, params, opt)
+    params, treedef = _start(params, X)
     cfg = _Settings(objective, opt, X, y, n, batch_size, shuffle, validation, tol, tol_mode,
                     patience, tuple(callbacks))  # fmt: skip
     loop = _Loop(cfg, treedef, params, opt.init(params), best_params=params)

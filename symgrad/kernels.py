@@ -109,6 +109,31 @@ def compiled(key: tuple[Any, ...], build: Callable[[], Any]) -> tuple[KernelInfo
     return _COMPILED[key]
 
 
+#: The same specs compiled for the Array API target, by the same keys.
+_COMPILED_XP: dict[tuple[Any, ...], ModuleType] = {}
+
+
+def compiled_xp(key: tuple[Any, ...], build: Callable[[], Any]) -> ModuleType:
+    """Return the Array API module (``target="array-api"``) of the spec ``build()`` makes,
+    compiled once per ``key`` (models use it for torch, CuPy, JAX and other arrays)."""
+    if key not in _COMPILED_XP:
+        from symgrad.compiler.codegen import compile as compile_specs
+
+        _COMPILED_XP[key] = compile_specs(build(), target="array-api")
+    return _COMPILED_XP[key]
+
+
+def xp_module(origin: tuple[Any, ...]) -> ModuleType:
+    """Return the Array API module of a kernel from its origin: ``(role, None)`` for the
+    built-in ``generated/<role>s_xp.py``, ``(role, (spec,))`` for a user's spec."""
+    role, key = origin
+    if key is None:
+        from symgrad.resources import load_generated
+
+        return load_generated(BUILTIN_MODULES[role].rpartition(".")[2] + "_xp")
+    return compiled_xp(key, lambda: key[0])
+
+
 def resolve(role: str, choice: Any) -> tuple[KernelInfo, ModuleType, dict[str, float], Any]:
     """Return (info, module, hyper-parameters, user spec or None) for a kernel choice: a
     built-in name, a user's Spec (compiled on first use), or either paired with

@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 
 import symgrad.activations as _activations
-from symgrad.kernels import KernelInfo, builtins, compiled, is_spec, resolve
+from symgrad import _xp
+from symgrad.kernels import KernelInfo, builtins, compiled, compiled_xp, is_spec, resolve, xp_module
 from symgrad.tree import ravel as flatten
 from symgrad.tree import unravel as unflatten
 
@@ -84,6 +85,9 @@ class _Kernel:
     hyper: dict[str, float] = field(default_factory=dict)
     #: Second derivative: ``name_hess`` (element-wise), or ``name_hvp`` for class-axis losses.
     hess: Callable[..., Any] | None = None
+    #: Where the kernel comes from, to find its Array API twin: ``(role, None)`` built in,
+    #: ``(role, (spec,))`` a user's spec, ``("compose", loss, act)`` a fused output + loss.
+    origin: tuple[Any, ...] = ()
 
     @property
     def name(self) -> str:
@@ -108,7 +112,12 @@ def _resolve_activation(choice: KernelChoice, *, elementwise: bool = True) -> _K
     grad = None if spec.class_axis else partial(getattr(module, f"{spec.name}_grad"), **hyper)
     hess = None if spec.class_axis else _optional(module, f"{spec.name}_hess", hyper)
     fn = partial(getattr(module, spec.name), **hyper)
-    return _Kernel(spec, fn, grad, user is None, hyper, hess)
+    return _Kernel(spec, fn, grad, user is None, hyper, hess, _origin("activation", user))
+
+
+def _origin(role: str, user: Any) -> tuple[Any, ...]:
+    """Return a kernel's origin (see ``_Kernel.origin``): built in, or the user's spec."""
+    return (role, None if user is None else (user,))
 
 
 def _optional(module: ModuleType, name: str, hyper: Mapping[str, float]) -> Callable | None:
@@ -125,13 +134,13 @@ def _resolve_regularizer(choice: KernelChoice | None) -> _Kernel | None:
     fn = partial(getattr(module, spec.name), **hyper)
     grad = partial(getattr(module, f"{spec.name}_grad"), **hyper)
     hess = _optional(module, f"{spec.name}_hess", hyper)
-    return _Kernel(spec, fn, grad, user is None, hyper, hess)
+    return _Kernel(spec, fn, grad, user is None, hyper, hess, _origin("regularizer", user))
 
 
 def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _Kernel:
     """Resolve a loss to its ``value_and_grad``; with ``output``, fuse it via compose first."""
     spec, module, hyper, user = resolve("loss", choice)
-    builtin = user is None
+    builtin, origin = user is None, _origin("loss", user)
     if len(spec.inputs) != 2:
         raise ValueError(
             f"loss {spec.name!r} takes {len(spec.inputs)} array input(s); "
@@ -139,27 +148,29 @@ def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _
         )
     if output is not None:
         act, _, act_hyper, act_user = resolve("activation", output)
-        spec, module, names = _composed(user or spec.name, act_user or act.name)
+        key = ("compose", user or spec.name, act_user or act.name)
+        spec, module, names = _composed(*key[1:])
         hyper |= {names[k]: v for k, v in act_hyper.items()}
-        builtin = False
+        builtin, origin = False, key
     fn = partial(getattr(module, f"{spec.name}_value_and_grad"), **hyper)
     second = f"{spec.name}_hvp" if spec.class_axis else f"{spec.name}_hess"
-    return _Kernel(spec, fn, None, builtin, hyper, _optional(module, second, hyper))
+    return _Kernel(spec, fn, None, builtin, hyper, _optional(module, second, hyper), origin)
+
+
+def _compose_spec(loss: Any, act: Any) -> Any:
+    """Return the spec of ``loss(act(z))`` (built-in names or specs)."""
+    from symgrad.compiler.spec import compose
+    from symgrad.library import activations, losses
+
+    def spec_of(choice: Any, library: ModuleType) -> Any:
+        return getattr(library, choice) if isinstance(choice, str) else choice
+
+    return compose(spec_of(loss, losses), spec_of(act, activations))
 
 
 def _composed(loss: Any, act: Any) -> tuple[KernelInfo, ModuleType, dict[str, str]]:
     """Compile ``loss(act(z))`` (built-in names or specs); map act's hyper-parameter names."""
-
-    def build() -> Any:
-        from symgrad.compiler.spec import compose
-        from symgrad.library import activations, losses
-
-        def spec_of(choice: Any, library: ModuleType) -> Any:
-            return getattr(library, choice) if isinstance(choice, str) else choice
-
-        return compose(spec_of(loss, losses), spec_of(act, activations))
-
-    info, module = compiled(("compose", loss, act), build)
+    info, module = compiled(("compose", loss, act), partial(_compose_spec, loss, act))
     act_info = builtins("activation").get(act) if isinstance(act, str) else None
     act_names = list(act_info.hyper_defaults) if act_info else [s.name for s, _ in act.hyper]
     # compose() appends the activation's hyper-parameters, renaming those that clash
@@ -245,6 +256,164 @@ def _penalize(reg: _Kernel | None, weights: Sequence[np.ndarray], grads: Sequenc
         total += float(reg.fn(W))
         g += reg.grad(W)
     return total
+
+
+# --------------------------------------------------------------------------- Array API path
+# When X or a parameter is a torch, CuPy, JAX or other Array API array (not numpy), the
+# objectives run these: the same arithmetic in that array's namespace with the
+# generated/*_xp.py kernels (a user's spec compiled with target="array-api"), out of place.
+
+#: (origin, kernel name, suffix, hyper-parameters) -> the Array API function, bound.
+_XP_FNS: dict[tuple[Any, ...], Callable[..., Any]] = {}
+
+
+def _xp_fn(kernel: _Kernel, suffix: str = "") -> Callable[..., Any]:
+    """Return the Array API twin of ``kernel``'s function ``name + suffix``, hyper bound."""
+    key = (kernel.origin, kernel.name, suffix, tuple(sorted(kernel.hyper.items())))
+    fn = _XP_FNS.get(key)
+    if fn is None:
+        origin = kernel.origin
+        if origin[0] == "compose":
+            module = compiled_xp(origin, partial(_compose_spec, *origin[1:]))
+        else:
+            module = xp_module(origin)
+        fn = _XP_FNS[key] = partial(getattr(module, kernel.name + suffix), **kernel.hyper)
+    return fn
+
+
+def _foreign(params: Any, X: Any) -> Any:
+    """Return the first non-numpy array among ``X`` and the params (None: the numpy path)."""
+    if _xp.is_foreign(X):
+        return X
+    return _xp.first_foreign(params.values()) if isinstance(params, Mapping) else None
+
+
+class _XpPoint:
+    """Hold the namespace, a reference array (device) and the dtype of an Array API call.
+
+    The dtype follows ``_params_dtype``: float32 when every parameter is float32.
+    """
+
+    def __init__(self, ref: Any, params: Mapping[str, Any]) -> None:
+        self.ref, self.xp = ref, _xp.namespace(ref)
+        f32 = [v for v in params.values() if _is_float32(v)]
+        self.dtype = self.xp.float32 if params and len(f32) == len(params) else self.xp.float64
+
+    def array(self, a: Any) -> Any:
+        """Return ``a`` in this namespace, on this device, in this dtype."""
+        return _xp.like(a, self.ref, self.dtype)
+
+    def matrix(self, X: Any, n_features: int) -> Any:
+        """Return X as a 2-D array with ``n_features`` columns, or raise ValueError."""
+        X = self.array(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {tuple(X.shape)}")
+        if X.shape[1] != n_features:
+            raise ValueError(f"X has {X.shape[1]} features but the parameters expect {n_features}")
+        return X
+
+    def shaped(self, y: Any, shape: tuple[int, ...]) -> Any:
+        """Return y as floats, raising ValueError unless it has ``shape``."""
+        y = self.array(y)
+        if tuple(y.shape) != tuple(shape):
+            raise ValueError(f"y has shape {tuple(y.shape)}, expected {tuple(shape)}")
+        return y
+
+    def one_hot(self, y: Any, n: int, n_classes: int) -> Any:
+        """Return integer labels one-hot encoded, or (n, n_classes) target rows as given."""
+        xp = self.xp
+        y = _xp.like(y, self.ref)
+        if y.ndim == 2:
+            return self.shaped(y, (n, n_classes))
+        if tuple(y.shape) != (n,):
+            raise ValueError(
+                f"y must be {n} integer labels or ({n}, {n_classes}) target rows, "
+                f"got shape {tuple(y.shape)}"
+            )
+        if not xp.isdtype(y.dtype, "integral"):
+            if not xp.isdtype(y.dtype, "real floating") or not bool(xp.all(y == xp.round(y))):
+                raise ValueError("class labels must be integers 0 .. n_classes - 1")
+            y = xp.astype(y, xp.int64)
+        if n and bool(xp.any((y < 0) | (y >= n_classes))):
+            raise ValueError(f"class labels must lie in [0, {n_classes})")
+        classes = xp.arange(n_classes, dtype=y.dtype, device=_xp.device(y))
+        return xp.astype(xp.reshape(y, (n, 1)) == xp.reshape(classes, (1, n_classes)), self.dtype)
+
+    def weighting(self, loss: _Kernel, z: Any, sample_weight: Any, count: Any) -> dict[str, Any]:
+        """Return the loss kernels' ``weight=`` and ``count=`` keywords (see ``_weighting``)."""
+        kw: dict[str, Any] = {}
+        if count is not None:
+            wide = not (loss.spec.class_axis or z.ndim == 1)
+            kw["count"] = count * int(np.prod(tuple(z.shape[1:]))) if wide else count
+        if sample_weight is None:
+            return kw
+        w = self.array(sample_weight)
+        if tuple(w.shape) != tuple(z.shape[:1]):
+            raise ValueError(
+                f"sample_weight has shape {tuple(w.shape)}, expected ({z.shape[0]},), one per sample"
+            )
+        narrow = z.ndim == 1 or loss.spec.class_axis
+        return kw | {"weight": w if narrow else self.xp.reshape(w, (-1, 1))}
+
+    def penalize(self, reg: _Kernel | None, loss: Any, weights: Mapping[str, Any], grads: dict):
+        """Return ``loss`` plus the regularizer on ``weights`` (by key), adding its gradient
+        into ``grads`` under the same keys (out of place)."""
+        if reg is None:
+            return loss
+        value, grad = _xp_fn(reg), _xp_fn(reg, "_grad")
+        for key, W in weights.items():
+            loss = loss + value(W)
+            grads[key] = grads[key] + grad(W)
+        return loss
+
+
+def _activate(kernel: _Kernel | str, z: Any) -> Any:
+    """Apply an activation (a resolved kernel, or a built-in name) to numpy or Array API ``z``."""
+    if not _xp.is_foreign(z):
+        return getattr(_activations, kernel)(z) if isinstance(kernel, str) else kernel.fn(z)
+    if isinstance(kernel, str):
+        return getattr(xp_module(("activation", None)), kernel)(z)
+    return _xp_fn(kernel)(z)
+
+
+def _argmax(z: Any) -> Any:
+    """Return the index of each row's largest value (numpy or Array API)."""
+    return np.argmax(z, axis=1) if not _xp.is_foreign(z) else _xp.namespace(z).argmax(z, axis=1)
+
+
+def _as_labels(mask: Any) -> Any:
+    """Return a boolean array as integer 0/1 labels (numpy ``int``, or the library's int64)."""
+    if not _xp.is_foreign(mask):
+        return mask.astype(int)
+    xp = _xp.namespace(mask)
+    return xp.astype(mask, xp.int64)
+
+
+def _is_float32(v: Any) -> bool:
+    dtype = getattr(v, "dtype", None)
+    if _xp.is_foreign(v):
+        return dtype == _xp.namespace(v).float32
+    return dtype == np.float32
+
+
+def _init_like(params: Params, like: Any) -> Params:
+    """Return ``params`` as arrays of ``like``'s namespace and device (numpy: unchanged)."""
+    if like is None or not _xp.is_foreign(like):
+        return params
+    return {key: _xp.like(value, like) for key, value in params.items()}
+
+
+def _like_dtype(like: Any, dtype: Any) -> Any:
+    """Return ``like``'s dtype when it is float32 or float64, else ``dtype``."""
+    if like is None:
+        return dtype
+    if _xp.is_foreign(like):
+        xp = _xp.namespace(like)
+        found = np.float32 if like.dtype == xp.float32 else None
+        found = np.float64 if like.dtype == xp.float64 else found
+    else:
+        found = np.asarray(like).dtype
+    return found if found in (np.float32, np.float64) else dtype
 
 
 # --------------------------------------------------------------------------- second order
@@ -382,13 +551,17 @@ class _Linear:
         n_features: int,
         n_outputs: int | None = None,
         dtype: Any = np.float64,
+        like: Any = None,
     ) -> Params:
         """Return zero weights (and intercept) for ``n_features`` inputs.
 
         Linear models are convex, so they start at zero like scikit-learn; ``seed`` is
         accepted for the common ``init(seed)`` interface and does not change the result.
         ``dtype=np.float32`` gives float32 params: the model then computes in float32.
+        ``like=X`` (any Array API array: torch, CuPy, JAX, ...) gives params of X's library,
+        device and float dtype (``dtype`` when X is not float32/float64).
         """
+        dtype = _like_dtype(like, dtype)
         if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer):
             raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
         if n_features < 1:
@@ -397,10 +570,16 @@ class _Linear:
         params = {"W": np.zeros((int(n_features), *out), _init_dtype(dtype))}
         if self.fit_intercept:
             params["b"] = np.zeros(out, _init_dtype(dtype))
-        return params
+        return _init_like(params, like)
 
     def decision_function(self, params: Params, X: Any) -> np.ndarray:
-        """Return the linear outputs ``X @ W + b`` (logits for the classifiers)."""
+        """Return the linear outputs ``X @ W + b`` (logits for the classifiers).
+
+        With torch, CuPy, JAX or other Array API inputs the result is that library's array.
+        """
+        ref = _foreign(params, X)
+        if ref is not None:
+            return self._xp_decision(_XpPoint(ref, params), params, X)[1]
         W = np.asarray(_param(params, "W"))
         if W.ndim not in (1, 2):
             raise ValueError(f"params['W'] must be 1-D or 2-D, got shape {W.shape}")
@@ -411,6 +590,34 @@ class _Linear:
 
     def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _xp_targets(self, at: _XpPoint, y: Any, z: Any) -> Any:
+        return at.shaped(y, tuple(z.shape))
+
+    def _xp_decision(self, at: _XpPoint, params: Params, X: Any) -> tuple[Any, Any, Any]:
+        """Return (X, z = X @ W + b, W) in the namespace of ``at``."""
+        W = at.array(_param(params, "W"))
+        if W.ndim not in (1, 2):
+            raise ValueError(f"params['W'] must be 1-D or 2-D, got shape {tuple(W.shape)}")
+        X = at.matrix(X, W.shape[0])
+        z = X @ W
+        if self.fit_intercept:
+            z = z + at.array(_param(params, "b", tuple(W.shape[1:])))
+        return X, z, W
+
+    def _xp_objective(
+        self, at: _XpPoint, params: Params, X: Any, y: Any, sample_weight: Any, kw: dict
+    ) -> tuple[Any, Params]:
+        """Return ``objective`` computed in the namespace of ``at`` (loss a 0-d array)."""
+        X, z, W = self._xp_decision(at, params, X)
+        weights = at.weighting(self._loss, z, sample_weight, kw["count"])
+        loss, dz = _xp_fn(self._loss, "_value_and_grad")(z, self._xp_targets(at, y, z), **weights)
+        grads = {"W": X.mT @ dz}
+        if self.fit_intercept:
+            grads["b"] = at.xp.sum(dz, axis=0)
+        if kw["penalty"]:
+            loss = at.penalize(self._reg, loss, {"W": W}, grads)
+        return loss, {key: grads[key] for key in params if key in grads}
 
     def objective(
         self,
@@ -429,7 +636,15 @@ class _Linear:
         share of the full mean, and ``penalty=False`` leaves the penalty out, so blocks add
         up (:mod:`symgrad.dask`); the same call on zero rows with ``count`` and
         ``penalty=True`` gives the penalty alone, to add once to the sum.
+
+        When X or a parameter is a torch, CuPy, JAX or other Array API array, the same
+        objective runs in that library (the ``generated/*_xp.py`` kernels) and returns its
+        arrays: the loss as a 0-d array, the gradients in the params' float dtype.
         """
+        ref = _foreign(params, X)
+        if ref is not None:
+            kw = {"count": count, "penalty": penalty}
+            return self._xp_objective(_XpPoint(ref, params), params, X, y, sample_weight, kw)
         X = np.asarray(X, dtype=_params_dtype(params))
         z = self.decision_function(params, X)
         kw = _weighting(self._loss, z, sample_weight, count)
@@ -588,10 +803,10 @@ class LogisticRegression(_Linear):
         )
 
     def init(  # type: ignore[override]
-        self, seed: int = 0, *, n_features: int, dtype: Any = np.float64
+        self, seed: int = 0, *, n_features: int, dtype: Any = np.float64, like: Any = None
     ) -> Params:
         """Return zero weights ``W`` of shape ``(n_features,)`` and a zero intercept ``b``."""
-        return super().init(seed, n_features=n_features, dtype=dtype)
+        return super().init(seed, n_features=n_features, dtype=dtype, like=like)
 
     def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
         y = _check_shape(y, z.shape, z.dtype)
@@ -599,13 +814,19 @@ class LogisticRegression(_Linear):
             raise ValueError("LogisticRegression labels must be 0/1 (or probabilities in [0, 1])")
         return y
 
+    def _xp_targets(self, at: _XpPoint, y: Any, z: Any) -> Any:
+        y = at.shaped(y, tuple(z.shape))
+        if bool(at.xp.any((y < 0) | (y > 1))):
+            raise ValueError("LogisticRegression labels must be 0/1 (or probabilities in [0, 1])")
+        return y
+
     def predict_proba(self, params: Params, X: Any) -> np.ndarray:
         """Return P(y = 1) for each sample, shape ``(n,)``."""
-        return _activations.sigmoid(self.decision_function(params, X))
+        return _activate("sigmoid", self.decision_function(params, X))
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return 0/1 labels (1 where the logit is positive)."""
-        return (self.decision_function(params, X) > 0).astype(int)
+        return _as_labels(self.decision_function(params, X) > 0)
 
 
 class SoftmaxRegression(_Linear):
@@ -628,19 +849,28 @@ class SoftmaxRegression(_Linear):
         super().__init__(_resolve_loss("softmax_cross_entropy"), regularizer, fit_intercept)
 
     def init(  # type: ignore[override]
-        self, seed: int = 0, *, n_features: int, dtype: Any = np.float64
+        self, seed: int = 0, *, n_features: int, dtype: Any = np.float64, like: Any = None
     ) -> Params:
         """Return zero weights ``W`` of shape ``(n_features, n_classes)`` and zero ``b``."""
-        return super().init(seed, n_features=n_features, n_outputs=self.n_classes, dtype=dtype)
+        return super().init(
+            seed, n_features=n_features, n_outputs=self.n_classes, dtype=dtype, like=like
+        )
 
     def _targets(self, y: Any, z: np.ndarray) -> np.ndarray:
         if z.shape[1:] != (self.n_classes,):
             raise ValueError(f"params['W'] must have {self.n_classes} columns, got {z.shape[1:]}")
         return _one_hot(y, len(z), self.n_classes, z.dtype)
 
+    def _xp_targets(self, at: _XpPoint, y: Any, z: Any) -> Any:
+        if tuple(z.shape[1:]) != (self.n_classes,):
+            raise ValueError(
+                f"params['W'] must have {self.n_classes} columns, got {tuple(z.shape[1:])}"
+            )
+        return at.one_hot(y, z.shape[0], self.n_classes)
+
     def predict_proba(self, params: Params, X: Any) -> np.ndarray:
         """Return class probabilities, shape ``(n, n_classes)``."""
-        return _activations.softmax(self.decision_function(params, X))
+        return _activate("softmax", self.decision_function(params, X))
 
     def hessian(
         self,
@@ -695,7 +925,7 @@ class SoftmaxRegression(_Linear):
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return the most probable class of each sample."""
-        return np.argmax(self.decision_function(params, X), axis=1)
+        return _argmax(self.decision_function(params, X))
 
     def _settings(self) -> str:
         return f"n_classes={self.n_classes}, {super()._settings()}"
@@ -749,14 +979,16 @@ class MLP:
         """Return the number of weight matrices."""
         return len(self.sizes) - 1
 
-    def init(self, seed: int = 0, *, dtype: Any = np.float64) -> Params:
+    def init(self, seed: int = 0, *, dtype: Any = np.float64, like: Any = None) -> Params:
         """Return random weights from ``np.random.default_rng(seed)`` and zero biases.
 
         Hidden layers use He normal for relu-like activations, LeCun normal for selu and
         Glorot uniform otherwise; the output layer uses Glorot uniform. ``dtype=np.float32``
         gives float32 params (drawn in float64, then rounded): the model computes in float32.
+        ``like=X`` (torch, CuPy, JAX, ...) gives the same values as arrays of X's library,
+        device and float dtype.
         """
-        dtype = _init_dtype(dtype)
+        dtype = _init_dtype(_like_dtype(like, dtype))
         rng = np.random.default_rng(seed)
         hidden = self._act.name if self._act.builtin else ""
         params: Params = {}
@@ -771,7 +1003,7 @@ class MLP:
                 W = rng.uniform(-limit, limit, (fan_in, fan_out))
             params[f"W{layer}"] = W.astype(dtype, copy=False)
             params[f"b{layer}"] = np.zeros(fan_out, dtype)
-        return params
+        return _init_like(params, like)
 
     def _weights(self, params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
         return [
@@ -783,7 +1015,15 @@ class MLP:
         ]
 
     def decision_function(self, params: Params, X: Any) -> np.ndarray:
-        """Return the last layer's pre-activations (logits), shape ``(n, sizes[-1])``."""
+        """Return the last layer's pre-activations (logits), shape ``(n, sizes[-1])``.
+
+        With torch, CuPy, JAX or other Array API inputs the result is that library's array.
+        """
+        ref = _foreign(params, X)
+        if ref is not None:
+            at = _XpPoint(ref, params)
+            layers = [(at.array(W), at.array(b)) for W, b in self._weights(params)]
+            return self._xp_forward(at, layers, at.matrix(X, self.sizes[0]))[0][-1]
         layers = self._weights(params)
         a = _matrix(X, self.sizes[0], _params_dtype(params))
         for i, (W, b) in enumerate(layers):
@@ -791,6 +1031,50 @@ class MLP:
             z += b
             a = z if i == self.n_layers - 1 else self._act.fn(z)
         return a
+
+    def _xp_forward(self, at: _XpPoint, layers: list, X: Any) -> tuple[list, list]:
+        """Return the layer inputs (the logits last) and the hidden pre-activations."""
+        act = _xp_fn(self._act)
+        inputs, pre = [X], []
+        for i, (W, b) in enumerate(layers):
+            z = inputs[-1] @ W + b
+            if i < self.n_layers - 1:
+                pre.append(z)
+                z = act(z)
+            inputs.append(z)
+        return inputs, pre
+
+    def _xp_targets(self, at: _XpPoint, y: Any, n: int) -> Any:
+        k = self.sizes[-1]
+        if self.task == "multiclass":
+            return at.one_hot(y, n, k)
+        y = at.array(y)
+        if y.ndim == 1 and k == 1:
+            y = at.xp.reshape(y, (n, 1))
+        return at.shaped(y, (n, k))
+
+    def _xp_objective(
+        self, at: _XpPoint, params: Params, X: Any, y: Any, sample_weight: Any, kw: dict
+    ) -> tuple[Any, Params]:
+        """Return ``objective`` computed in the namespace of ``at`` (loss a 0-d array)."""
+        layers = [(at.array(W), at.array(b)) for W, b in self._weights(params)]
+        X = at.matrix(X, self.sizes[0])
+        inputs, pre = self._xp_forward(at, layers, X)
+        z = inputs.pop()
+        weights = at.weighting(self._loss, z, sample_weight, kw["count"])
+        fn = _xp_fn(self._loss, "_value_and_grad")
+        loss, delta = fn(z, self._xp_targets(at, y, X.shape[0]), **weights)
+        act_grad = _xp_fn(self._act, "_grad")
+        grads: Params = {}
+        for i in range(self.n_layers - 1, -1, -1):
+            grads[f"W{i}"] = inputs[i].mT @ delta
+            grads[f"b{i}"] = at.xp.sum(delta, axis=0)
+            if i:
+                delta = (delta @ layers[i][0].mT) * act_grad(pre[i - 1])
+        if kw["penalty"]:
+            weights = {f"W{i}": W for i, (W, _) in enumerate(layers)}
+            loss = at.penalize(self._reg, loss, weights, grads)
+        return loss, {key: grads[key] for key in params if key in grads}
 
     def _targets(self, y: Any, n: int, dtype: Any = float) -> np.ndarray:
         k = self.sizes[-1]
@@ -815,7 +1099,13 @@ class MLP:
 
         ``count`` (total samples) and ``penalty=False`` give a block of rows' exact share of
         the full objective, as for the linear models (zero rows give the penalty alone).
+        Torch, CuPy, JAX or other Array API inputs run in that library, as for the linear
+        models (the loss a 0-d array, the gradients that library's arrays).
         """
+        ref = _foreign(params, X)
+        if ref is not None:
+            kw = {"count": count, "penalty": penalty}
+            return self._xp_objective(_XpPoint(ref, params), params, X, y, sample_weight, kw)
         layers = self._weights(params)
         X = _matrix(X, self.sizes[0], _params_dtype(params))
         Y = self._targets(y, len(X), X.dtype)
@@ -954,23 +1244,23 @@ class MLP:
             raise ValueError(f"predict_proba needs a classification loss, not {self._loss.name!r}")
         z = self.decision_function(params, X)
         if self._out is not None:
-            p = self._out.fn(z)
+            p = _activate(self._out, z)
         elif self.task == "multiclass":
-            p = _activations.softmax(z)
+            p = _activate("softmax", z)
         else:
-            p = _activations.sigmoid(z)
+            p = _activate("sigmoid", z)
         return p[:, 0] if self.task == "binary" and p.shape[1] == 1 else p
 
     def predict(self, params: Params, X: Any) -> np.ndarray:
         """Return class labels (classifiers) or outputs (regression; 1-D if one output)."""
         if self.task == "multiclass":
             scores = self.decision_function(params, X)
-            return np.argmax(scores if self._out is None else self._out.fn(scores), axis=1)
+            return _argmax(scores if self._out is None else _activate(self._out, scores))
         if self.task == "binary":
-            return (self.predict_proba(params, X) > 0.5).astype(int)
+            return _as_labels(self.predict_proba(params, X) > 0.5)
         out = self.decision_function(params, X)
         if self._out is not None:
-            out = self._out.fn(out)
+            out = _activate(self._out, out)
         return out[:, 0] if out.shape[1] == 1 else out
 
     def __repr__(self) -> str:

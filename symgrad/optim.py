@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from symgrad import tree
+from symgrad import _xp, tree
 from symgrad._transform import (
     AdadeltaState,
     AdagradState,
@@ -167,7 +167,9 @@ def _checked(name: str, grads: PyTree, params: PyTree) -> tuple[PyTree, PyTree]:
     p_leaves = [tree.as_float_array(p) for p in p_leaves]
     g_leaves = [tree.as_float_array(g) for g in tree.flatten_as(treedef, grads, "grads")]
     for i, (p, g) in enumerate(zip(p_leaves, g_leaves, strict=True)):
-        if p.shape != g.shape:
+        if _xp.is_foreign(p) and not _xp.is_foreign(g):  # numpy grads for torch/... params
+            g_leaves[i] = g = _xp.like(g, p)
+        if tuple(p.shape) != tuple(g.shape):
             path = tree.leaf_paths(treedef)[i]
             raise ValueError(f"{name}: grads{path} has shape {g.shape}, params has {p.shape}")
     return tree.unflatten(treedef, p_leaves), tree.unflatten(treedef, g_leaves)

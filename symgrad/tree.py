@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from symgrad import _xp
+
 __all__ = [
     "TreeDef",
     "as_float_array",
@@ -171,7 +173,13 @@ def map(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
 
 
 def as_float_array(x: Any) -> np.ndarray:
-    """Return ``x`` as a numpy array, converting integer and bool arrays to float64."""
+    """Return ``x`` as a numpy array, converting integer and bool arrays to float64.
+
+    An array of another library (torch, CuPy, JAX, ...) stays in it (cast the same way), so
+    the optimizers and :func:`symgrad.fit` run in that library.
+    """
+    if _xp.is_foreign(x):
+        return _xp.as_float(x)
     a = np.asarray(x)
     return a if np.issubdtype(a.dtype, np.inexact) else a.astype(np.float64)
 
