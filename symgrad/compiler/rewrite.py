@@ -243,13 +243,18 @@ def _xlogy_positive(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
-def _sech_squared(e: sp.Expr) -> sp.Expr | None:
-    """``cosh(u)**-2 -> 4 sigmoid(2u) sigmoid(-2u)``: sech(u)^2, finite and exact in the tails
-    (1 - tanh^2 rounds to 0 there; cosh overflows)."""
-    if e.is_Pow and isinstance(e.base, sp.cosh) and e.exp == -2:
-        u = e.base.args[0]
+def _sech_power(e: sp.Expr) -> sp.Expr | None:
+    """``cosh(u)**-k`` (sech(u)^k) in a form finite and exact in the tails, where cosh
+    overflows on its way to a result that underflows gracefully:
+    ``cosh(u)**-2 -> 4 sigmoid(2u) sigmoid(-2u)`` (1 - tanh^2 rounds to 0 there), and any other
+    ``k > 0``: ``(2 exp(-|u|) / (1 + exp(-2|u|)))**k``, which is sech(u)^k."""
+    if not (e.is_Pow and isinstance(e.base, sp.cosh) and e.exp.is_Integer and e.exp < 0):
+        return None
+    u = e.base.args[0]
+    if e.exp == -2:
         return 4 * sigmoid(2 * u) * sigmoid(-2 * u)
-    return None
+    a = sp.Abs(u)
+    return (2 * sp.exp(-a) / (1 + sp.exp(-2 * a))) ** (-e.exp)
 
 
 def _heaviside(e: sp.Expr) -> sp.Expr | None:
@@ -280,7 +285,7 @@ _STABLE_RULES = (
 )
 # tried in order after _hyperbolic, when none of _STABLE_RULES matched
 _LOWERABLE_RULES = (_heaviside, _dirac_delta)
-_TAIL_RULES = (_sech_squared, *_LOWERABLE_RULES)
+_TAIL_RULES = (_sech_power, *_LOWERABLE_RULES)
 
 
 def _first_match(rules, e: sp.Expr) -> sp.Expr | None:
@@ -298,6 +303,10 @@ def _stable_rule(e: sp.Expr) -> sp.Expr:
     if out is not None:
         return out
     e = _hyperbolic(e)
+    if e.is_Mul:  # the cosh power _hyperbolic leaves (sinh/cosh^2 -> tanh * cosh^-1)
+        args = tuple(_sech_power(a) or a for a in e.args)
+        if args != e.args:  # rebuilding an unchanged 2*(a + b) would distribute it
+            e = sp.Mul(*args)
     out = _first_match(_TAIL_RULES, e)
     return e if out is None else out
 
@@ -395,6 +404,9 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
     previous = None
     while previous != expr:
         previous = expr
+        # sinh/cosh quotients first, while their cosh powers are whole (the stable rules
+        # below turn cosh**-k into exponentials, children before parents)
+        expr = bottom_up(expr, _hyperbolic)
         expr = bottom_up(expr, _stable_rule)
         expr = bottom_up(expr, _merge_softplus)
         expr = bottom_up(expr, factor_tails)

@@ -24,7 +24,7 @@ CASES = [
     (rewrite._log_one_plus, sp.log(1 + u**2), log1p(u**2)),
     (rewrite._xlogy_sigmoid, xlogy(a, sigmoid(u)), -a * softplus(-u)),
     (rewrite._xlogy_positive, xlogy(a, softplus(u)), a * sp.log(softplus(u))),
-    (rewrite._sech_squared, sp.cosh(u) ** -2, 4 * sigmoid(2 * u) * sigmoid(-2 * u)),
+    (rewrite._sech_power, sp.cosh(u) ** -2, 4 * sigmoid(2 * u) * sigmoid(-2 * u)),
     (rewrite._heaviside, sp.Heaviside(u), sp.Piecewise((1, u > 0), (0, True))),
     (rewrite._dirac_delta, sp.DiracDelta(u), sp.S.Zero),
 ]
