@@ -120,18 +120,21 @@ def _axis_sum_linear(e: sp.Expr, elementwise: frozenset) -> sp.Expr:
 
 
 def _hyperbolic(e: sp.Expr) -> sp.Expr:
-    """sinh(u)**m / cosh(u)**k -> tanh(u)**min(m, k) * ...: tanh never overflows, sinh does."""
+    """sinh(u)**m / cosh(u)**k -> tanh(u)**min(m, k) * ..., and cosh(u)**m / sinh(u)**k ->
+    tanh(u)**-min(m, k) * ...: tanh never overflows, sinh and cosh do."""
     if not e.is_Mul:
         return e
     powers = e.as_powers_dict()
     for base, k in powers.items():
-        if isinstance(base, sp.cosh) and k.is_Integer and k < 0:
+        if isinstance(base, sp.cosh | sp.sinh) and k.is_Integer and k < 0:
             u = base.args[0]
-            m = powers.get(sp.sinh(u), 0)
+            other = sp.sinh(u) if isinstance(base, sp.cosh) else sp.cosh(u)
+            m = powers.get(other, 0)
             if m and m.is_Integer and m > 0:
                 j = min(m, -k)
-                rest = e / (sp.sinh(u) ** j * sp.cosh(u) ** -j)
-                return _hyperbolic(rest * sp.tanh(u) ** j)
+                rest = e / (other**j * base**-j)
+                ratio = sp.tanh(u) if isinstance(base, sp.cosh) else 1 / sp.tanh(u)
+                return _hyperbolic(rest * ratio**j)
     return e
 
 
@@ -257,6 +260,16 @@ def _sech_power(e: sp.Expr) -> sp.Expr | None:
     return (2 * sp.exp(-a) / (1 + sp.exp(-2 * a))) ** (-e.exp)
 
 
+def _csch_power(e: sp.Expr) -> sp.Expr | None:
+    """``sinh(u)**-k -> (2 sign(u) e^-|u| / -expm1(-2|u|))**k``, csch(u)^k: sinh overflows
+    on its way to a result that underflows gracefully; expm1 keeps it exact near 0."""
+    if not (e.is_Pow and isinstance(e.base, sp.sinh) and e.exp.is_Integer and e.exp < 0):
+        return None
+    u = e.base.args[0]
+    a = sp.Abs(u)
+    return (2 * sp.sign(u) * sp.exp(-a) / -expm1(-2 * a)) ** (-e.exp)
+
+
 def _heaviside(e: sp.Expr) -> sp.Expr | None:
     """``Heaviside(u) -> Piecewise((1, u > 0), (0, True))``: PyTorch's convention, step'(0) = 0,
     relu'(0) = 0."""
@@ -285,7 +298,7 @@ _STABLE_RULES = (
 )
 # tried in order after _hyperbolic, when none of _STABLE_RULES matched
 _LOWERABLE_RULES = (_heaviside, _dirac_delta)
-_TAIL_RULES = (_sech_power, *_LOWERABLE_RULES)
+_TAIL_RULES = (_sech_power, _csch_power, *_LOWERABLE_RULES)
 
 
 def _first_match(rules, e: sp.Expr) -> sp.Expr | None:
@@ -304,7 +317,7 @@ def _stable_rule(e: sp.Expr) -> sp.Expr:
         return out
     e = _hyperbolic(e)
     if e.is_Mul:  # the cosh power _hyperbolic leaves (sinh/cosh^2 -> tanh * cosh^-1)
-        args = tuple(_sech_power(a) or a for a in e.args)
+        args = tuple(_sech_power(a) or _csch_power(a) or a for a in e.args)
         if args != e.args:  # rebuilding an unchanged 2*(a + b) would distribute it
             e = sp.Mul(*args)
     out = _first_match(_TAIL_RULES, e)
