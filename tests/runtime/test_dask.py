@@ -364,6 +364,16 @@ def test_glm_family_plugs_symgrad_losses_into_dask_glm(extreme_problem):
         assert np.allclose(g, len(X) * reg.objective({"W": b}, X1, y)[1]["W"], rtol=1e-12)
 
 
+def _assert_cli_fit_matches_memory(code, out, X, y):
+    """The CLI exited 0 and saved the in-memory L2 (1e-3) logistic optimum to -o."""
+    assert code == 0
+    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
+    p0 = model.init(n_features=X.shape[1])
+    local = minimize(ModelProblem(model, X, y, p0), flatten(p0), p0, tol=1e-10)
+    saved = np.load(out)
+    assert np.allclose(np.r_[saved["W"], saved["b"]], local.x, rtol=1e-6, atol=1e-8)
+
+
 def test_cli_trains_parquet_on_a_scheduler_address(client, tmp_path, capsys):
     pd = pytest.importorskip("pandas")
     from symgrad.cli.app import main
@@ -390,13 +400,9 @@ def test_cli_trains_parquet_on_a_scheduler_address(client, tmp_path, capsys):
         "-o",
         str(out),
     ]
-    assert main([*args, "--scheduler", client.scheduler.address]) == 0
+    code = main([*args, "--scheduler", client.scheduler.address])
+    _assert_cli_fit_matches_memory(code, out, X, y)
     assert "converged" in capsys.readouterr().out
-    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
-    p0 = model.init(n_features=3)
-    local = minimize(ModelProblem(model, X, y, p0), flatten(p0), p0, tol=1e-10)
-    saved = np.load(out)
-    assert np.allclose(np.r_[saved["W"], saved["b"]], local.x, rtol=1e-6, atol=1e-8)
     assert main([*args, "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "1"]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
 
@@ -427,13 +433,9 @@ def test_cli_trains_npy_and_zarr_arrays(kind, client, tmp_path, capsys):
     out = tmp_path / "params.npz"
     args = ["train", "--data", source, "--label", "0", "--solver", "newton", "--no-standardize"]
     args += ["--regularizer", "l2", "--lam", "1e-3", "-o", str(out)]
-    assert main([*args, "--scheduler", client.scheduler.address]) == 0
+    code = main([*args, "--scheduler", client.scheduler.address])
+    _assert_cli_fit_matches_memory(code, out, X, y)
     assert "converged" in capsys.readouterr().out
-    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
-    p0 = model.init(n_features=3)
-    local = minimize(ModelProblem(model, X, y, p0), flatten(p0), p0, tol=1e-10)
-    saved = np.load(out)
-    assert np.allclose(np.r_[saved["W"], saved["b"]], local.x, rtol=1e-6, atol=1e-8)
     bad = [*args[:4], "label", *args[5:], "--scheduler", client.scheduler.address]
     assert main(bad) == 2
     assert "label is a column index" in capsys.readouterr().err
