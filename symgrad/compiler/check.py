@@ -251,37 +251,58 @@ def _exact_value(ref: Reference, form: str, point, hyper, cache: dict):
     reference must not."""
     key = (form, point)
     if key not in cache:
-        fn = ref.exact(form)
-        args = (*point, *hyper)
-        dps = DIGITS
+        value, condition = _enough_digits(ref.exact(form), (*point, *hyper))
+        cache[key] = value
+        cache[("condition", form, point)] = condition
+    return cache[key]
+
+
+def _enough_digits(fn: Callable, args) -> tuple[object, float]:
+    """Return ``fn(*args)`` in mpmath from DIGITS digits, doubled while precision is lost
+    (None if it still is at MAX_DIGITS), and the condition number the evaluation saw."""
+    dps = DIGITS
+    while True:
         EXACT.condition = 1.0
         value = _evaluate(fn, args, dps)
-        while value is _LOST and dps < MAX_DIGITS:
-            dps *= 2
-            EXACT.condition = 1.0
-            value = _evaluate(fn, args, dps)
-        cache[key] = None if value is _LOST else value
-        cache[("condition", form, point)] = min(EXACT.condition, 1e12)
-    return cache[key]
+        if value is not _LOST or dps >= MAX_DIGITS:
+            return (None if value is _LOST else value), min(EXACT.condition, 1e12)
+        dps *= 2
+
+
+def _plain_float(call: Callable[[], object]) -> tuple[float, bool]:
+    """Return ``call()`` (the plain formula) as a float64 and whether it raises a
+    floating-point error under ``np.errstate(..="raise")`` (underflow exempt)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                call()
+            raises = False
+        except (FloatingPointError, *_SKIP):
+            raises = True
+        with np.errstate(all="ignore"):
+            try:
+                return float(call()), raises
+            except _SKIP:
+                return math.nan, raises
+
+
+def _quiet_call(call: Callable[[], object]) -> tuple[object, str | None]:
+    """Return ``call()`` (an emitted function) and the floating-point error it raises under
+    ``np.errstate(..="raise")``, if any (then the result is the one computed quietly)."""
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+            return call(), None
+    except FloatingPointError as exc:
+        with np.errstate(all="ignore"):
+            return call(), str(exc)
 
 
 def _naive_value(ref: Reference, form: str, point, hyper) -> tuple[float, bool]:
     """Return the plain formula in float64 and whether it raises a floating-point error."""
     args = [np.float64(p) for p in (*point, *hyper)]
     fn = ref.naive(form)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-                fn(*args)
-            raises = False
-        except (FloatingPointError, *_SKIP):
-            raises = True
-        with np.errstate(all="ignore"):
-            try:
-                return float(fn(*args)), raises
-            except _SKIP:
-                return math.nan, raises
+    return _plain_float(lambda: fn(*args))
 
 
 def _call(fn, spec: Spec, point) -> tuple:
@@ -297,14 +318,7 @@ def _check_point(  # noqa: PLR0913
     exact = [_exact_value(ref, f, point, hyper, cache) for f in forms]
     if any(e is None for e in exact) or ref.near_switch((*point, *hyper)):
         return None
-    try:
-        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-            got = _call(fn, spec, point)
-        fp = None
-    except FloatingPointError as exc:
-        fp = str(exc)
-        with np.errstate(all="ignore"):
-            got = _call(fn, spec, point)
+    got, fp = _quiet_call(lambda: _call(fn, spec, point))
     naive = [_naive_value(ref, form, point, hyper) for form in forms]
     naive_raises = any(r for _, r in naive)
     for form, g, e, (plain, _) in zip(forms, got, exact, naive, strict=True):
@@ -469,30 +483,12 @@ def _cached(fn: Callable) -> Callable:
 
 @_cached
 def _class_exact(ref: ClassReference, form: str, rows: dict, j: int):
-    dps = DIGITS
-    while True:
-        EXACT.condition = 1.0
-        value = _evaluate(lambda: ref.evaluate(form, rows, j, EXACT), (), dps)
-        if value is not _LOST or dps >= MAX_DIGITS:
-            return (None if value is _LOST else value), min(EXACT.condition, 1e12)
-        dps *= 2
+    return _enough_digits(lambda: ref.evaluate(form, rows, j, EXACT), ())
 
 
 @_cached
 def _class_naive(ref: ClassReference, form: str, rows: dict, j: int) -> tuple[float, bool]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-                ref.evaluate(form, rows, j, NAIVE)
-            raises = False
-        except (FloatingPointError, *_SKIP):
-            raises = True
-        with np.errstate(all="ignore"):
-            try:
-                return float(ref.evaluate(form, rows, j, NAIVE)), raises
-            except _SKIP:
-                return math.nan, raises
+    return _plain_float(lambda: ref.evaluate(form, rows, j, NAIVE))
 
 
 def _call_row(fn, spec: Spec, name: str, rows: dict) -> list[np.ndarray]:
@@ -507,16 +503,9 @@ def _call_row(fn, spec: Spec, name: str, rows: dict) -> list[np.ndarray]:
     return [np.ravel(o) for o in (out if isinstance(out, tuple) else (out,))]
 
 
-def _check_row(ref: ClassReference, name, fn, forms, rows, fp: bool) -> Failure | None:  # noqa: C901
+def _check_row(ref: ClassReference, name, fn, forms, rows, fp: bool) -> Failure | None:
     spec = ref.spec
-    try:
-        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-            got = _call_row(fn, spec, name, rows)
-        error = None
-    except FloatingPointError as exc:
-        error = str(exc)
-        with np.errstate(all="ignore"):
-            got = _call_row(fn, spec, name, rows)
+    got, error = _quiet_call(lambda: _call_row(fn, spec, name, rows))
     point = tuple(rows[spec.wrt])
     # an error anywhere in the row is excused where the plain formula raises one in that row
     plain_raises = any(
