@@ -105,29 +105,31 @@ def _sample(interval: float = 0.01) -> None:
         time.sleep(interval)
 
 
-def _worker_memory(start: bool | str = False) -> dict[str, float]:
-    """Return this worker's current and peak (sampled every 10 ms) RSS in MiB; ``start``
-    resets the peak ("thread" also starts the sampler; psutil, as ru_maxrss would count the
-    nanny's memory from before exec)."""
-    import threading
-
+def _worker_memory(reset: bool = False) -> dict[str, float]:
+    """Return this worker's current and peak RSS in MiB (sampled every 10 ms by the thread
+    ``_warm`` starts: psutil, as ru_maxrss would count the nanny's memory from before exec);
+    ``reset`` starts the peak afresh from now."""
     import psutil
 
     import benchmarks.dask_logistic as me  # the importable copy, not __main__'s
 
-    if start == "thread":
-        threading.Thread(target=me._sample, daemon=True).start()
-        time.sleep(0.05)
     rss = psutil.Process().memory_info().rss
-    if start:
+    if reset:
         me._PEAK[0] = rss
     return {"rss": rss / 2**20, "peak": max(me._PEAK[0], rss) / 2**20}
 
 
 def _warm() -> None:
-    """Import what a pass needs, so the idle figure includes the libraries."""
+    """Import what a pass needs (so the idle figure includes the libraries) and start the
+    memory sampler."""
+    import threading
+
+    import benchmarks.dask_logistic as me
     import symgrad.dask  # noqa: F401
     import symgrad.models  # noqa: F401
+
+    threading.Thread(target=me._sample, daemon=True).start()
+    time.sleep(0.05)
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -340,7 +342,7 @@ def out_of_core(client: Any, gb: float, d: int, steps: int, chunk_rows: int | No
     if len(X.chunks[0]) > 8:  # fresh workers for the memory figures (not for tiny runs)
         client.restart()
     client.run(_warm)
-    cold = client.run(_worker_memory, "thread")
+    cold = client.run(_worker_memory, True)
     model = LogisticRegression(regularizer=("l2", {"lam": 1e-6}))
     data = sgd.DaskData(X, y, client=client, persist=False, chunk_rows=rows_per)
     like = model.init(n_features=d)
