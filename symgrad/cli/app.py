@@ -64,13 +64,20 @@ def echo(text: str) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from symgrad.cli import generate
+    from symgrad.cli import config, generate
 
     write = not (args.check or args.diff)
     report = Report(check=args.check, write=write, quiet=args.quiet, verbose=args.verbose)
     try:
+        chosen = config.resolve(
+            args.targets, args.output, args.backend, writing=write, choices=tuple(generate.SUFFIXES)
+        )
         plan = generate.plan(
-            args.targets, args.output, writing=write, safe=not args.fast, lowerings=args.backend
+            chosen.targets,
+            chosen.output,
+            writing=write,
+            safe=not args.fast,
+            lowerings=chosen.backends,
         )
     except InternalError:
         raise
@@ -180,13 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "generate",
         "emit numpy kernels for specs (or check that they are up to date)",
-        "Emit one numpy module per TARGET into DIR (default ./generated); with no TARGET, "
-        "regenerate the built-in library. All targets are rendered before any file is written, "
+        "Emit one numpy module per TARGET into DIR (default ./generated). With no TARGET, the "
+        "targets, output and backends come from [tool.symgrad] in the nearest pyproject.toml; "
+        "without one, the built-in library is regenerated, only inside a symgrad checkout. All targets are rendered before any file is written, "
         "and each file is written to a temporary and renamed into place. Only files whose first "
         "line is exactly '# symgrad-generated: v1' are ever overwritten or removed; a symbolic "
         "link, FIFO or device in the way is refused, never replaced.",
         [
-            "symgrad generate                          # the built-in library",
+            "symgrad generate                          # the targets of [tool.symgrad]",
             "symgrad generate --check                  # CI: exit 1 if generated/ is stale",
             "symgrad generate --check --diff           # ... and show what would change",
             "symgrad generate my_losses.py -o kernels  # writes kernels/my_losses.py",
@@ -194,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         ],
     )
     gen.add_argument("targets", nargs="*", metavar="TARGET", help=target_help)
-    gen.add_argument("-o", "--output", metavar="DIR", help="output folder (default: ./generated)")
+    gen.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="output folder (default: ./generated, or [tool.symgrad] output)",
+    )
     gen.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if any file is stale"
     )

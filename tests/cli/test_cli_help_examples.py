@@ -2,7 +2,8 @@
 
 The examples are read from the real help output, then run as written (in-process through
 ``symgrad.cli.app.main``, with a time limit each) in a temporary folder holding the user files
-they name: my_losses.py (with ``my_loss``), the package mypkg.losses and data.csv.
+they name: my_losses.py (with ``my_loss``), the package mypkg.losses and data.csv, and a
+pyproject.toml whose ``[tool.symgrad]`` names my_losses.py.
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ def user_files(tmp_path: Path, monkeypatch) -> Path:
     y = X @ [1.0, -2.0, 0.5] + 0.1 * rng.normal(size=80)
     rows = ["a,b,c,target"] + [f"{a},{b},{c},{t}" for (a, b, c), t in zip(X, y, strict=True)]
     (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    # a user's project: `symgrad generate` with no TARGET works on [tool.symgrad]'s targets
+    (tmp_path / "pyproject.toml").write_text('[tool.symgrad]\ntargets = ["my_losses.py"]\n')
     monkeypatch.chdir(tmp_path)
+    assert main(["generate", "-q"]) == 0  # so `symgrad generate --check` finds them current
     monkeypatch.setenv("MPLBACKEND", "Agg")
     yield tmp_path
     for name in ("my_losses", "mypkg", "mypkg.losses"):
