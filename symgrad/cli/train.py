@@ -825,7 +825,7 @@ def _save(plan: Plan, result: Any) -> None:
     if plot(result.history, plan.png, title):
         say(f"wrote {plan.png.as_posix()}")
     else:
-        say("no loss curve: matplotlib is not installed (pip install matplotlib)")
+        say('no loss curve: matplotlib is not installed (pip install "symgrad[train]")')
 
 
 def run(args: argparse.Namespace) -> int:

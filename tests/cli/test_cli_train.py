@@ -58,6 +58,7 @@ def test_train_bundled_dataset_writes_params_and_curve(tmp_path: Path):
         assert f"wrote {png.name}" in proc.stderr
     else:
         assert not png.exists() and "matplotlib is not installed" in proc.stderr
+        assert '(pip install "symgrad[train]")' in proc.stderr  # names the extra
 
 
 def test_train_csv_mlp_with_flags_and_a_user_loss(tmp_path: Path):

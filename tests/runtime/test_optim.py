@@ -5,6 +5,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch_fixtures
 from numpy.testing import assert_allclose
 
 from symgrad import optim, schedules, tree
@@ -576,104 +577,59 @@ def test_defaults_match_torch():
 # ----------------------------------------------------------------------------- torch
 
 
-TORCH_CASES = [
-    ("sgd", dict(lr=0.1)),
-    ("sgd", dict(lr=0.1, momentum=0.9)),
-    ("sgd", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.1)),
-    ("sgd", dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.1, maximize=True)),
-    ("adagrad", dict(lr=0.1, lr_decay=0.05, initial_accumulator_value=0.2, weight_decay=0.1)),
-    ("adagrad", dict(maximize=True)),
-    ("adadelta", dict()),
-    ("adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1, maximize=True)),
-    ("rmsprop", dict()),
-    ("rmsprop", dict(lr=0.01, alpha=0.9, centered=True, momentum=0.7, weight_decay=0.1)),
-    ("rmsprop", dict(centered=True, maximize=True)),
-    ("adam", dict(lr=0.1)),
-    ("adam", dict(lr=0.1, betas=(0.8, 0.5), amsgrad=True, weight_decay=0.1)),
-    ("adam", dict(maximize=True, amsgrad=True)),
-    ("adamw", dict(lr=0.1)),
-    ("adamw", dict(lr=0.1, betas=(0.9, 0.5), amsgrad=True, weight_decay=0.3)),
-    ("adamax", dict(lr=0.1)),
-    ("adamax", dict(lr=0.1, betas=(0.8, 0.9), weight_decay=0.1, maximize=True)),
-    ("nadam", dict(lr=0.1)),
-    ("nadam", dict(lr=0.1, weight_decay=0.1, momentum_decay=0.01)),
-    ("nadam", dict(lr=0.1, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
-]
-TORCH_NAMES = dict(
-    sgd="SGD", adagrad="Adagrad", adadelta="Adadelta", rmsprop="RMSprop", adam="Adam",
-    adamw="AdamW", adamax="Adamax", nadam="NAdam",
-)  # fmt: skip
+# torch's trajectories are recorded in tests/data/torch_optim.json (tests/torch_fixtures.py
+# regenerates them), so parity is tested whether or not torch is installed.
+TORCH = torch_fixtures.load()
 
 
-def _coupled_grad(w):
-    """Gradient of a non-separable, non-quadratic test function."""
-    a = np.array([[3.0, 0.5], [0.5, 1.0]])
-    return a @ w - np.array([1.0, -2.0]) + 0.3 * np.sin(3 * w)
-
-
-TORCH_STARTS = {"u": np.array([0.7, -1.3]), "v": np.array([-0.2, 2.0])}
-
-
-def _torch_params(torch):
-    return [torch.tensor(TORCH_STARTS[k].copy(), dtype=torch.float64, requires_grad=True)
-            for k in ("u", "v")]  # fmt: skip
-
-
-def _assert_tracks_torch(torch, topt, tparams, opt, n_steps):
-    """Step ``opt`` and the torch optimizer side by side on ``_coupled_grad``; compare each step."""
-    params = {k: v.copy() for k, v in TORCH_STARTS.items()}
+def _assert_tracks(recorded: dict, opt, lrs=None):
+    """Step ``opt`` on ``coupled_grad`` from the recorded start; compare with torch each step."""
+    params = {k: np.array(v) for k, v in TORCH["starts"].items()}
     state = opt.init(params)
-    for _ in range(n_steps):
-        grads = {k: _coupled_grad(params[k]) for k in params}
-        for t in tparams:
-            t.grad = torch.from_numpy(_coupled_grad(t.detach().numpy().copy()))
-        topt.step()
+    n_steps = len(recorded["params"]["u"])
+    assert n_steps >= 20
+    for step in range(n_steps):
+        if lrs is not None:
+            assert opt.learning_rate(step) == pytest.approx(lrs[step], rel=1e-12)
+        grads = {k: torch_fixtures.coupled_grad(params[k]) for k in params}
         params, state = opt.update(grads, state, params)
-        for k, t in zip(("u", "v"), tparams, strict=True):
-            assert_allclose(params[k], t.detach().numpy(), rtol=1e-12, atol=1e-12)
+        for k, want in recorded["params"].items():
+            assert_allclose(params[k], want[step], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name, kwargs", TORCH_CASES, ids=lambda x: str(x))
+@pytest.mark.parametrize("name, kwargs", torch_fixtures.OPTIMIZER_CASES, ids=str)
 def test_matches_torch_for_20_steps(name, kwargs):
-    torch = pytest.importorskip("torch")
-    tparams = _torch_params(torch)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # float64 step / mu_product scalars in torch state
-    try:
-        topt = getattr(torch.optim, TORCH_NAMES[name])(tparams, **kwargs)
-        _assert_tracks_torch(torch, topt, tparams, optim.get(name, **kwargs), 20)
-    finally:
-        torch.set_default_dtype(previous)
+    recorded = TORCH["optimizers"][torch_fixtures.case_id(name, kwargs)]
+    _assert_tracks(recorded, optim.get(name, **kwargs))
 
 
-@pytest.mark.parametrize(
-    "make_ours, make_torch",
-    [
-        (lambda: schedules.step_decay(0.1, 3, 0.5),
-         lambda torch, o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5)),
-        (lambda: schedules.cosine_annealing(0.1, 7, 0.01),
-         lambda torch, o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 7, 0.01)),
-        (lambda: schedules.exponential(0.1, 0.9),
-         lambda torch, o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)),
-        (lambda: schedules.linear_warmup(0.1, 5),
-         lambda torch, o: torch.optim.lr_scheduler.LinearLR(o, total_iters=5)),
-    ],
-)  # fmt: skip
-def test_schedules_match_torch_schedulers_stepped_per_update(make_ours, make_torch):
-    torch = pytest.importorskip("torch")
-    w = torch.tensor(W0.copy(), dtype=torch.float64, requires_grad=True)
-    topt = torch.optim.SGD([w], lr=0.1, momentum=0.5)
-    sched = make_torch(torch, topt)
-    opt = optim.sgd(lr=make_ours(), momentum=0.5)
-    params = {"w": W0.copy()}
-    state = opt.init(params)
-    for step in range(20):
-        assert opt.learning_rate(step) == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12)
-        w.grad = torch.from_numpy(grad(w.detach().numpy().copy()))
-        topt.step()
-        sched.step()
-        params, state = opt.update({"w": grad(params["w"])}, state, params)
-        assert_allclose(params["w"], w.detach().numpy(), rtol=1e-12, atol=1e-12)
+@pytest.mark.parametrize("ours, theirs", torch_fixtures.SCHEDULE_CASES, ids=str)
+def test_schedules_match_torch_schedulers_stepped_per_update(ours, theirs):
+    name, args = ours
+    recorded = TORCH["schedules"][f"{name}{args}"]
+    opt = optim.sgd(lr=getattr(schedules, name)(*args), momentum=0.5)
+    _assert_tracks(recorded, opt, recorded["lr"])
+
+
+def test_the_recorded_cases_are_the_listed_ones():
+    """The file holds exactly the cases listed (a case added to the list needs a re-record)."""
+    ids = {torch_fixtures.case_id(n, k) for n, k in torch_fixtures.OPTIMIZER_CASES}
+    assert set(TORCH["optimizers"]) == ids
+    assert set(TORCH["schedules"]) == {f"{n}{a}" for (n, a), _ in torch_fixtures.SCHEDULE_CASES}
+    lion = {torch_fixtures.case_id("lion", k) for k in torch_fixtures.LION_CASES}
+    assert set(TORCH["lion-pytorch"]) == lion
+
+
+def test_the_recording_matches_the_installed_torch():
+    """With torch (and lion-pytorch) installed, record afresh: a torch release that changes an
+    update rule shows here, and `python tests/torch_fixtures.py` updates the file."""
+    pytest.importorskip("torch")
+    pytest.importorskip("lion_pytorch")
+    fresh = torch_fixtures.record()
+    for group in ("optimizers", "schedules", "lion-pytorch"):
+        for case, recorded in TORCH[group].items():
+            for k, steps in recorded["params"].items():
+                assert_allclose(fresh[group][case]["params"][k], steps, rtol=1e-12, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- Lion
@@ -725,7 +681,7 @@ def test_lion_matches_the_paper_algorithm(kwargs):
     sign = -1.0 if kwargs.get("maximize") else 1.0
     start = np.array([0.7, -1.3])
     expected = _lion_paper(
-        _coupled_grad,
+        torch_fixtures.coupled_grad,
         start,
         30,
         kwargs["lr"],
@@ -738,21 +694,16 @@ def test_lion_matches_the_paper_algorithm(kwargs):
     params, got = {"u": start.copy()}, []
     state = opt.init(params)
     for _ in range(30):
-        params, state = opt.update({"u": _coupled_grad(params["u"])}, state, params)
+        params, state = opt.update({"u": torch_fixtures.coupled_grad(params["u"])}, state, params)
         got.append(params["u"])
     assert_allclose(got, expected, rtol=RTOL, atol=1e-15)
     assert np.abs(got[-1] - start).max() > 0.1  # it moved
 
 
-@pytest.mark.parametrize(
-    "kwargs", [dict(lr=0.05), dict(lr=0.02, betas=(0.8, 0.95), weight_decay=0.2)]
-)
+@pytest.mark.parametrize("kwargs", torch_fixtures.LION_CASES, ids=str)
 def test_lion_matches_lion_pytorch(kwargs):
-    torch = pytest.importorskip("torch")
-    lion_pytorch = pytest.importorskip("lion_pytorch")
-    tparams = _torch_params(torch)
-    topt = lion_pytorch.Lion(tparams, **kwargs)  # decay p by 1 - lr * wd, then the sign step
-    _assert_tracks_torch(torch, topt, tparams, optim.lion(**kwargs), 25)
+    recorded = TORCH["lion-pytorch"][torch_fixtures.case_id("lion", kwargs)]
+    _assert_tracks(recorded, optim.lion(**kwargs))
 
 
 def test_lion_defaults_and_validation():
