@@ -62,3 +62,18 @@ def contains(domain: str, value: object) -> bool:
     """Tell whether every element of ``value`` lies in ``domain``."""
     with np.errstate(invalid="ignore"):
         return bool(np.all(DOMAINS[domain][1](np.asarray(value, dtype=float))))
+
+
+def require(domain: str, value: object, what: str) -> None:
+    """Raise a one-line ValueError naming ``what`` (a label, weight or target array) unless
+    every element of ``value`` is finite and lies in ``domain``; the message shows the first
+    value outside it and its index."""
+    v = np.asarray(value, dtype=float)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(v) & DOMAINS[domain][1](v)
+    if np.all(ok):
+        return
+    index = np.unravel_index(int(np.argmin(ok)), v.shape) if v.ndim else ()
+    where = f" at index {index[0] if len(index) == 1 else tuple(map(int, index))}" if index else ""
+    words = "finite" if domain == "real" else f"finite and {describe(domain)}"
+    raise ValueError(f"{what} must be {words}; got {float(v[index])!r}{where}")

@@ -24,9 +24,13 @@ compiled module is dropped and rebuilt from the spec on load).
 
 Classifiers score each class with a logit. ``"log_loss"`` is the logistic loss for two classes
 and the softmax cross-entropy for more. An element-wise loss sees one logit per class
-(one-vs-rest; a single one for two classes) against 0/1 targets, or against -1/+1 for the
-built-in margin and regression losses (hinge, squared_hinge, mse, l1, huber, smooth_l1,
-log_cosh, pinball), which then have no ``predict_proba``. A class-axis loss (softmax
+(one-vs-rest; a single one for two classes) against 0/1 targets, or against -1/+1 for a loss
+that declares its labels in the ``sign`` domain (``domains={"y": "sign"}``: hinge,
+squared_hinge, a user's margin loss) and for the built-in regression losses (mse, l1, huber,
+smooth_l1, log_cosh, pinball); those have no ``predict_proba``. Targets outside the label
+domain a loss declares (``KERNELS``) are refused, for the regressor too (``poisson_nll`` on
+negative y, a logistic loss on y outside [0, 1]), and so is an X whose entries pass 1e150
+(the objective's curvature would overflow). A class-axis loss (softmax
 cross-entropy, or a user spec written with ``symgrad.axis_sum``) sees all logits of a row.
 
 ``solver="auto"`` on a linear model is Newton's method for the smooth convex built-in losses
@@ -58,6 +62,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 import symgrad.activations as _activations
 import symgrad.scipy as _sg_scipy
 from symgrad import models, optim
+from symgrad.domains import require
 from symgrad.fit import fit
 from symgrad.newton import fit_newton
 
@@ -166,6 +171,53 @@ def _builtin_name(choice: Any) -> str | None:
     return info.name if {s.name: s for s in losses.SPECS}.get(info.name) == user else None
 
 
+def _label_encoding(choice: Any) -> str:
+    """Return how a classifier encodes its classes for an element-wise loss: ``"signed"``
+    (-1/+1) where the loss declares its labels in the ``sign`` domain (``KERNELS``) or is a
+    built-in margin or regression loss, else ``"binary"`` (0/1)."""
+    info = models.kernel_spec("loss", choice)[0]
+    declared = info.domains.get(info.inputs[1]) if len(info.inputs) > 1 else None
+    return "signed" if declared == "sign" or _builtin_name(choice) in _SIGNED else "binary"
+
+
+def _require_label_domain(owner: str, choice: Any, Y: np.ndarray, what: str) -> None:
+    """Raise a one-line ValueError unless the targets ``Y`` lie in the label domain the loss
+    declares (``KERNELS``; finite when it declares none)."""
+    info = models.kernel_spec("loss", choice)[0]
+    domain = info.domains.get(info.inputs[1], "real") if len(info.inputs) > 1 else "real"
+    require(domain, Y, f"{owner}: {what} for loss {info.name!r}")
+
+
+#: Largest |X| accepted: the objective's curvature holds products of two entries (X^T X), and
+#: the square of this still leaves float64 room for a few thousand features.
+_X_LIMIT = 1e150
+
+
+def _require_scale(owner: str, X: np.ndarray) -> None:
+    """Raise a one-line ValueError when ``X``'s entries are so large that the objective's
+    gradient or curvature overflows float64 (the user never chose the tolerance that would)."""
+    largest = float(np.max(np.abs(X), initial=0.0))
+    if largest > _X_LIMIT:
+        raise ValueError(
+            f"{owner}: X has entries up to {largest:.3g}, beyond {_X_LIMIT:g}: the objective's "
+            "gradient and curvature overflow float64 at that scale; rescale X (e.g. with "
+            "sklearn.preprocessing.StandardScaler)"
+        )
+
+
+def _gradient_tolerance(tol: float | None, grads: Any) -> float:
+    """Return the gradient-norm tolerance ``tol`` (default ``_SECOND_ORDER_TOL``) relative to
+    the start's gradient norm (at least 1), the norm computed without overflow."""
+    flat = np.concatenate([np.ravel(g) for g in grads]) if grads else np.zeros(1)
+    largest = float(np.max(np.abs(flat)))
+    if not np.isfinite(largest):
+        raise ValueError(
+            "the loss's gradient at the start is not finite; check X and y for huge values"
+        )
+    norm = largest * float(np.sqrt(np.sum((flat / largest) ** 2))) if largest > 0 else 0.0
+    return (_SECOND_ORDER_TOL if tol is None else tol) * max(1.0, norm)
+
+
 def _seed(random_state: Any) -> int:
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
@@ -229,8 +281,7 @@ class _SymgradEstimator(BaseEstimator):
         params = self._start(model, X, Y)
         bound = _Weighted(model, weight)
         if solver in _NEWTON or solver in _SCIPY:
-            start = np.sqrt(sum(np.sum(g * g) for g in bound.objective(params, X, Y)[1].values()))
-            tol = (_SECOND_ORDER_TOL if self.tol is None else self.tol) * max(1.0, start)
+            tol = _gradient_tolerance(self.tol, list(bound.objective(params, X, Y)[1].values()))
         if solver in _NEWTON:
             result = fit_newton(
                 bound, params, X, Y, method=_NEWTON[solver], max_iter=max_iter, tol=tol,
@@ -366,6 +417,7 @@ class SymgradRegressor(RegressorMixin, _SymgradEstimator):
         """Fit the model to ``X`` (n, d) and targets ``y`` (n,) or (n, k); return self."""
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
+        _require_scale(type(self).__name__, X)
         weight = self._weights(sample_weight, X)
         spec = models.kernel_spec("loss", self.loss)[0]
         if spec.class_axis:
@@ -373,6 +425,7 @@ class SymgradRegressor(RegressorMixin, _SymgradEstimator):
                 f"loss {spec.name!r} reduces over a class axis; a regressor needs an "
                 "element-wise loss (use SymgradClassifier)"
             )
+        _require_label_domain(type(self).__name__, self.loss, y, "y")
         n_out = 1 if y.ndim == 1 else y.shape[1]
         model = self._make_model(self.loss, X.shape[1], n_out)
         self._one_column_ = y.ndim == 1
@@ -448,6 +501,7 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
         """Fit the classifier to ``X`` (n, d) and labels ``y`` (n,); return self."""
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
+        _require_scale(type(self).__name__, X)
         weight = self._weights(sample_weight, X)
         self.classes_, codes = np.unique(y, return_inverse=True)
         seen = codes if weight is None else codes[weight > 0]
@@ -465,10 +519,11 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
             model = self._make_model(choice, X.shape[1], k, softmax=softmax)
             Y = codes
         else:
-            self._encoding_ = "signed" if _builtin_name(choice) in _SIGNED else "binary"
+            self._encoding_ = _label_encoding(choice)
             Y = (codes == 1).astype(float) if k == 2 else np.eye(k)[codes]
             if self._encoding_ == "signed":
                 Y = 2.0 * Y - 1.0
+            _require_label_domain(type(self).__name__, choice, Y, "the classes encoded as targets")
             model = self._make_model(choice, X.shape[1], 1 if k == 2 else k)
         n_out = k if spec.class_axis or k > 2 else 1
         self._fit_model(model, X, Y, weight, self._solver(choice, (X.shape[1] + 1) * n_out))
@@ -506,7 +561,7 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
         if isinstance(self.loss, str) and self.loss == "log_loss":
             return True
         try:
-            return _builtin_name(self.loss) not in _SIGNED
+            return _label_encoding(self.loss) != "signed"
         except (TypeError, ValueError):  # a bad loss: fit will say so
             return True
 

@@ -54,7 +54,15 @@ class Spec:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Validate every spec however it was built (decorator, ``compose`` or ``Spec(...)``)."""
+        """Validate every spec however it was built (decorator, ``compose`` or ``Spec(...)``),
+        after making each default a plain float or int: a subclass's ``repr`` would be printed
+        into the emitted signature and ``KERNELS`` table, and run as code on import."""
+        if isinstance(self.hyper, tuple):
+            plain = tuple(
+                (h[0], plain_number(h[1])) if isinstance(h, tuple) and len(h) == 2 else h
+                for h in self.hyper
+            )
+            object.__setattr__(self, "hyper", plain)
         validate(self)
 
     def __hash__(self) -> int:
@@ -141,6 +149,19 @@ def _origin(fn: Callable) -> str:
     return f"{module}.{getattr(fn, '__qualname__', '?')}"
 
 
+def plain_number(value: Any) -> Any:
+    """Return a float or int subclass (numpy's float64 too) as a plain ``float`` / ``int``,
+    read from the number's own slot (never its ``__float__``, ``__int__`` or ``repr``); other
+    values, bools included, unchanged."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    return value
+
+
 def _hyper_default(value: Any, spec: str, pname: str, origin: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(
@@ -156,7 +177,7 @@ def _hyper_default(value: Any, spec: str, pname: str, origin: str) -> float:
             f"hyper-parameter {pname!r} has default {value!r}; expected a finite number",
             origin,
         )
-    return float(value) if isinstance(value, float) else int(value)
+    return plain_number(value)
 
 
 def _check_fields(spec: Spec) -> None:
@@ -287,6 +308,14 @@ def _check_expression(spec: Spec) -> None:
         )
     if has_node(expr, sp.I) or _real(expr) is False:
         raise SpecError(name, "expression is not real-valued", origin)
+    complex_part = _nowhere_real(expr)
+    if complex_part is not None:
+        raise SpecError(
+            name,
+            f"expression is not real-valued anywhere: {sp.sstr(complex_part)[:80]} has "
+            f"imaginary part {sp.sstr(sp.im(complex_part))} for every input",
+            origin,
+        )
     if has_node(expr, sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise SpecError(name, "expression contains an infinity or nan", origin)
     if has_node(expr, sp.AccumBounds):  # atan(zoo), sin(oo): a range, not a number
@@ -342,6 +371,20 @@ def _real(expr: sp.Expr) -> bool | None:
         else:
             facts[node] = None
     return facts[expr]
+
+
+def _nowhere_real(expr: sp.Expr) -> sp.Expr | None:
+    """Return a logarithm or fractional power in ``expr`` whose imaginary part is a nonzero
+    constant (a log of a quantity negative everywhere, such as ``log(log(sigmoid(x)))``), or
+    None; subexpressions larger than ``ASK_NODES`` are not asked."""
+    sizes = tree_sizes(expr, ASK_NODES + 1)
+    for node in sizes:  # children first: the innermost culprit is named
+        branch = isinstance(node, sp.log) or (node.is_Pow and node.exp.is_integer is False)
+        if branch and sizes[node] <= ASK_NODES:
+            imaginary = sp.im(node)
+            if imaginary.is_number and imaginary.is_zero is False:
+                return node
+    return None
 
 
 def _check_piecewise(spec: Spec) -> None:
@@ -490,6 +533,10 @@ activation = _decorator("activation")
 regularizer = _decorator("regularizer")
 
 
+#: Names ``compose`` gives the pre-activation input, the first one the loss leaves free.
+_PRE_ACTIVATION = ("z", "logits", "z_")
+
+
 def compose(loss_spec: Spec, activation_spec: Spec, name: str | None = None) -> Spec:
     """Return a loss on pre-activations: ``loss(activation(z), ...)``, differentiated as a whole."""
     if (
@@ -504,7 +551,14 @@ def compose(loss_spec: Spec, activation_spec: Spec, name: str | None = None) -> 
         )
     new_name = name or f"{activation_spec.name}_{loss_spec.name}"
     taken = {s.name for s in loss_spec.inputs[1:]} | {s.name for s, _ in loss_spec.hyper}
-    z_name = next(n for n in ("z", "logits", "z_") if n not in taken)
+    z_name = next((n for n in _PRE_ACTIVATION if n not in taken), None)
+    if z_name is None:
+        raise SpecError(
+            new_name,
+            f"compose: loss {loss_spec.name!r} already uses every pre-activation name "
+            f"({', '.join(_PRE_ACTIVATION)}); rename one of its parameters",
+            f"compose({loss_spec.name}, {activation_spec.name})",
+        )
     z = sp.Symbol(z_name, real=True)
     renames: dict[sp.Symbol, sp.Symbol] = {activation_spec.wrt: z}
     hyper = list(loss_spec.hyper)

@@ -193,3 +193,83 @@ def test_header_text_cannot_break_out(source: str):
     exec(compile(text, "<hostile>", "exec"), namespace)  # noqa: S102
     assert namespace["__doc__"] == source
     assert not os.path.exists("PWNED")
+
+
+class EvilFloat(float):
+    """A number whose ``repr`` (and ``__float__``) is code that writes PWNED when run."""
+
+    def __repr__(self) -> str:
+        return "(open('PWNED', 'w').close() or 1.0)"
+
+    def __float__(self) -> float:
+        return self
+
+
+class EvilInt(int):
+    def __repr__(self) -> str:
+        return "(open('PWNED', 'w').close() or 2)"
+
+    def __int__(self) -> int:
+        return self
+
+
+EVIL_C, EVIL_D = EvilFloat(1.5), EvilInt(2)
+
+
+def test_number_subclass_defaults_are_printed_as_plain_numbers():
+    """Issue 19.13: a float subclass's repr reached the signature and KERNELS and ran."""
+
+    def k(x, c=EVIL_C, d=EVIL_D):
+        return c * x**d
+
+    built = [
+        sg.Spec("k", "activation", (X,), ((C, EvilFloat(1.5)),), C * X**2),
+        sg.activation(k),
+    ]
+    for spec in built:
+        assert all(type(v) in (float, int) for _, v in spec.hyper), spec.hyper
+        module = sg.compile(spec)
+        assert "PWNED" not in module.__source__
+        assert "c: float = 1.5" in module.__source__
+        assert module.KERNELS["k"]["hyper"]["c"] == 1.5
+        assert module.k([2.0]) == [6.0]
+    assert not os.path.exists("PWNED")
+
+
+def test_compose_with_every_pre_activation_name_taken_is_one_spec_error():
+    """Issue 19.14: compose raised a bare StopIteration."""
+
+    @sg.loss
+    def taken(yhat, z, logits, z_=1.0):
+        return (yhat - z) ** 2 + logits * z_
+
+    with pytest.raises(sg.SpecError, match="already uses every pre-activation name") as info:
+        sg.compose(taken, sg.activation(lambda x: x**2, name="sq"))
+    one_line(info.value)
+
+
+def test_spec_not_real_anywhere_is_a_spec_error_and_cli_exit_2(tmp_path: Path):
+    """Issue 19.15: log(Max(0, log(log(sigmoid(x))))) raised a raw ValueError at compile, and
+    the CLI exited 123."""
+    import subprocess
+    import sys
+
+    def nowhere(x):
+        return sp.log(sp.Max(0, sp.log(sp.log(1 / (1 + sp.exp(-x))))))
+
+    with pytest.raises(sg.SpecError, match="not real-valued anywhere") as info:
+        sg.activation(nowhere)
+    one_line(info.value)
+    (tmp_path / "bad.py").write_text(
+        "import sympy as sp\nimport symgrad as sg\n\n\n@sg.activation\ndef nowhere(x):\n"
+        "    return sp.log(sp.Max(0, sp.log(sp.log(1 / (1 + sp.exp(-x))))))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    env.pop("SYMGRAD_TRACEBACK", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "symgrad", "generate", "bad.py", "-o", "out"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "not real-valued anywhere" in proc.stderr and "Traceback" not in proc.stderr
