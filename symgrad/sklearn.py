@@ -59,6 +59,7 @@ import symgrad.activations as _activations
 import symgrad.scipy as _sg_scipy
 from symgrad import models, optim
 from symgrad.fit import fit
+from symgrad.kernels import builtin_twin, resolve
 from symgrad.newton import fit_newton
 
 __all__ = ["SymgradClassifier", "SymgradRegressor"]
@@ -158,12 +159,8 @@ def _regularizer(choice: Any, alpha: Any) -> Any:
 
 def _builtin_name(choice: Any) -> str | None:
     """Return the built-in loss a choice names (or a spec equal to a library one), else None."""
-    info, _, user = models.kernel_spec("loss", choice)
-    if user is None:
-        return info.name
-    from symgrad.library import losses  # the compiler is loaded already: ``user`` is a Spec
-
-    return info.name if {s.name: s for s in losses.SPECS}.get(info.name) == user else None
+    info, module, _, user = resolve("loss", choice)
+    return info.name if user is None or builtin_twin(info, module) else None
 
 
 def _seed(random_state: Any) -> int:
