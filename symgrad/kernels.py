@@ -11,13 +11,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType, ModuleType
 from typing import Any
 
 from symgrad.compiled import compile as compile_kernels
+from symgrad.errors import SymgradError
 
 #: role -> the run-time module holding the built-in kernels of that role
 BUILTIN_MODULES = {
@@ -134,6 +135,31 @@ def compiled_xp(spec: Any, output: Any = None) -> ModuleType:
     """Return the Array API module (``target="array-api"``) of the same kernel as
     :func:`compiled`, compiled once (models use it for torch, CuPy, JAX and other arrays)."""
     return _compiled_module(spec, output, "array-api")
+
+
+def carried(choices: Iterable[Any]) -> tuple[tuple[Any, str], ...]:
+    """Return ``(spec, compiled module's name)`` for each user spec among kernel ``choices``
+    (names, specs or ``(name_or_spec, hyper)`` pairs), compiling here what is not yet.
+
+    An object that pickles its kernel choices carries these too: the name pickles as the
+    module's source (:mod:`symgrad.compiled`), so :func:`adopt` in the receiving process
+    compiles nothing. A spec that does not compile is left for its first use to report.
+    """
+    out = []
+    for choice in choices:
+        spec = choice[0] if isinstance(choice, tuple) and len(choice) == 2 else choice
+        if is_spec(spec):
+            try:
+                out.append((spec, compiled(spec)[1].__name__))
+            except SymgradError:
+                continue
+    return tuple(out)
+
+
+def adopt(carried: Iterable[tuple[Any, str]]) -> None:
+    """Cache the compiled modules :func:`carried` sent with their specs, as if compiled here."""
+    for spec, name in carried:
+        _COMPILED.setdefault((spec, None, "numpy"), importlib.import_module(name))
 
 
 def xp_module(origin: tuple[Any, ...]) -> ModuleType:
