@@ -16,15 +16,14 @@ from symgrad import _interrupt
 _interrupt.guard()  # the `symgrad` command only: Ctrl-C while importing is one line, exit 130
 
 from symgrad import optim, schedules  # noqa: E402
+from symgrad._version import __version__  # noqa: E402
 from symgrad.errors import NonFiniteError, SpecError, SymgradError  # noqa: E402
 from symgrad.fit import FitHistory, FitResult, fit  # noqa: E402
 from symgrad.optim import OPTIMIZERS, Optimizer  # noqa: E402
 
-__version__ = "0.1.0"
-
 #: public name -> module that defines it, imported on first access
 _LAZY = {
-    "compile": "symgrad.compiler.codegen",
+    "compile": "symgrad.compiled",
     "generate_source": "symgrad.compiler.codegen",
     "Spec": "symgrad.compiler.spec",
     "activation": "symgrad.compiler.spec",
@@ -52,6 +51,7 @@ __all__ = [
     "fit",
     "optim",
     "schedules",
+    "__version__",
     *sorted(_LAZY),
 ]
 

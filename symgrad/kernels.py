@@ -1,19 +1,24 @@
 """The run-time's view of a kernel: its facts from a generated module's ``KERNELS`` table.
 
 Built-in kernels come from the checked-in ``generated/`` modules; a user's spec is compiled on
-first use (the only place the run-time reaches the compiler, and only when a spec is passed).
+first use, through the one door into the compiler (:func:`symgrad.compiled.compile`), and
+only when a spec is passed.
 Models, ``train``, ``verify`` and the integrations ask this module, never a list of names.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from types import MappingProxyType, ModuleType
 from typing import Any
+
+from symgrad.compiled import compile as compile_kernels
+from symgrad.errors import SymgradError
 
 #: role -> the run-time module holding the built-in kernels of that role
 BUILTIN_MODULES = {
@@ -94,33 +99,67 @@ def is_spec(obj: object) -> bool:
     return spec_module is not None and isinstance(obj, spec_module.Spec)
 
 
-#: Compiled user specs (and compositions), keyed by the specs they come from.
-_COMPILED: dict[tuple[Any, ...], tuple[KernelInfo, ModuleType]] = {}
+def builtin_twin(info: KernelInfo, module: ModuleType) -> bool:
+    """Tell whether a compiled kernel emits exactly the code of the built-in of its name (a
+    user passing the library's own spec), compared as text: the library is never imported."""
+    known = builtins(info.role).get(info.name)
+    if known != info:
+        return False
+    ours = builtin_module(info.role)
+    return all(
+        inspect.getsource(getattr(module, f)) == inspect.getsource(getattr(ours, f))
+        for f in info.functions
+    )
 
 
-def compiled(key: tuple[Any, ...], build: Callable[[], Any]) -> tuple[KernelInfo, ModuleType]:
-    """Return the (info, module) of the spec ``build()`` makes, compiled once per ``key``."""
+#: Compiled user specs (and compositions), keyed by ``(spec, output, target)``.
+_COMPILED: dict[tuple[Any, ...], ModuleType] = {}
+
+
+def _compiled_module(spec: Any, output: Any, target: str) -> ModuleType:
+    key = (spec, output, target)
     if key not in _COMPILED:
-        from symgrad.compiler.codegen import compile as compile_specs
-
-        spec = build()
-        module = compile_specs(spec)
-        _COMPILED[key] = (KernelInfo.from_table(spec.name, module.KERNELS[spec.name]), module)
+        _COMPILED[key] = compile_kernels(spec, output=output, target=target)
     return _COMPILED[key]
 
 
-#: The same specs compiled for the Array API target, by the same keys.
-_COMPILED_XP: dict[tuple[Any, ...], ModuleType] = {}
+def compiled(spec: Any, output: Any = None) -> tuple[KernelInfo, ModuleType]:
+    """Return the (info, module) of a user's spec, or with ``output`` of ``spec(output(z))``
+    (built-in names or specs, see :func:`symgrad.compiled.compile`), compiled once."""
+    module = _compiled_module(spec, output, "numpy")
+    ((name, entry),) = module.KERNELS.items()
+    return KernelInfo.from_table(name, entry), module
 
 
-def compiled_xp(key: tuple[Any, ...], build: Callable[[], Any]) -> ModuleType:
-    """Return the Array API module (``target="array-api"``) of the spec ``build()`` makes,
-    compiled once per ``key`` (models use it for torch, CuPy, JAX and other arrays)."""
-    if key not in _COMPILED_XP:
-        from symgrad.compiler.codegen import compile as compile_specs
+def compiled_xp(spec: Any, output: Any = None) -> ModuleType:
+    """Return the Array API module (``target="array-api"``) of the same kernel as
+    :func:`compiled`, compiled once (models use it for torch, CuPy, JAX and other arrays)."""
+    return _compiled_module(spec, output, "array-api")
 
-        _COMPILED_XP[key] = compile_specs(build(), target="array-api")
-    return _COMPILED_XP[key]
+
+def carried(choices: Iterable[Any]) -> tuple[tuple[Any, str], ...]:
+    """Return ``(spec, compiled module's name)`` for each user spec among kernel ``choices``
+    (names, specs or ``(name_or_spec, hyper)`` pairs), compiling here what is not yet.
+
+    An object that pickles its kernel choices carries these too: the name pickles as the
+    module's source (:mod:`symgrad.compiled`), so :func:`adopt` in the receiving process
+    compiles nothing. A spec that does not compile is left for its first use to report.
+    """
+    out = []
+    for choice in choices:
+        spec = choice[0] if isinstance(choice, tuple) and len(choice) == 2 else choice
+        if is_spec(spec):
+            try:
+                out.append((spec, compiled(spec)[1].__name__))
+            except SymgradError:
+                continue
+    return tuple(out)
+
+
+def adopt(carried: Iterable[tuple[Any, str]]) -> None:
+    """Cache the compiled modules :func:`carried` sent with their specs, as if compiled here."""
+    for spec, name in carried:
+        _COMPILED.setdefault((spec, None, "numpy"), importlib.import_module(name))
 
 
 def xp_module(origin: tuple[Any, ...]) -> ModuleType:
@@ -131,7 +170,7 @@ def xp_module(origin: tuple[Any, ...]) -> ModuleType:
         from symgrad.resources import load_generated
 
         return load_generated(BUILTIN_MODULES[role].rpartition(".")[2] + "_xp")
-    return compiled_xp(key, lambda: key[0])
+    return compiled_xp(key[0])
 
 
 def resolve(role: str, choice: Any) -> tuple[KernelInfo, ModuleType, dict[str, float], Any]:
@@ -157,7 +196,7 @@ def resolve(role: str, choice: Any) -> tuple[KernelInfo, ModuleType, dict[str, f
         if choice.role != role:
             raise ValueError(f"expected a {role} spec, got {choice!r}")
         user = choice
-        spec, module = compiled((choice,), lambda: choice)
+        spec, module = compiled(choice)
     else:
         raise TypeError(
             f"a {role} is a built-in name, a symgrad Spec or a (name_or_spec, kwargs) pair; "

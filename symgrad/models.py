@@ -157,20 +157,9 @@ def _resolve_loss(choice: KernelChoice, output: KernelChoice | None = None) -> _
     return _Kernel(spec, fn, None, builtin, hyper, _optional(module, second, hyper), origin)
 
 
-def _compose_spec(loss: Any, act: Any) -> Any:
-    """Return the spec of ``loss(act(z))`` (built-in names or specs)."""
-    from symgrad.compiler.spec import compose
-    from symgrad.library import activations, losses
-
-    def spec_of(choice: Any, library: ModuleType) -> Any:
-        return getattr(library, choice) if isinstance(choice, str) else choice
-
-    return compose(spec_of(loss, losses), spec_of(act, activations))
-
-
 def _composed(loss: Any, act: Any) -> tuple[KernelInfo, ModuleType, dict[str, str]]:
     """Compile ``loss(act(z))`` (built-in names or specs); map act's hyper-parameter names."""
-    info, module = compiled(("compose", loss, act), partial(_compose_spec, loss, act))
+    info, module = compiled(loss, output=act)
     act_info = builtins("activation").get(act) if isinstance(act, str) else None
     act_names = list(act_info.hyper_defaults) if act_info else [s.name for s, _ in act.hyper]
     # compose() appends the activation's hyper-parameters, renaming those that clash
@@ -274,7 +263,7 @@ def _xp_fn(kernel: _Kernel, suffix: str = "") -> Callable[..., Any]:
     if fn is None:
         origin = kernel.origin
         if origin[0] == "compose":
-            module = compiled_xp(origin, partial(_compose_spec, *origin[1:]))
+            module = compiled_xp(origin[1], output=origin[2])
         else:
             module = xp_module(origin)
         fn = _XP_FNS[key] = partial(getattr(module, kernel.name + suffix), **kernel.hyper)

@@ -1,9 +1,12 @@
-"""Find templates/ and generated/ both in a checkout and inside an installed wheel."""
+"""Find templates/ and generated/ both in a checkout and inside an installed wheel, and turn
+generated source into a module (shared by the compiler's safe-mode trials and the run-time)."""
 
 from __future__ import annotations
 
+import builtins
 import importlib.resources
 import importlib.util
+import linecache
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -47,4 +50,20 @@ def load_generated(stem: str, public: str | None = None) -> ModuleType:
     spec.loader.exec_module(module)
     for name in getattr(module, "__all__", ()) if public else ():
         getattr(module, name).__module__ = public
+    return module
+
+
+def module_from_source(text: str, name: str) -> ModuleType:
+    """Run generated source ``text`` as a new module named ``name``; tracebacks show its lines.
+
+    The module keeps its text as ``__source__``. Only symgrad's own output is run here: text
+    the compiler just emitted, or text checked against its content hash (``symgrad.compiled``).
+    """
+    filename = f"<symgrad:{name}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    module = ModuleType(name)
+    module.__file__ = filename
+    module.__source__ = text
+    code = builtins.compile(text, filename, "exec")
+    exec(code, module.__dict__)  # noqa: S102 - symgrad's own output (see the docstring)
     return module

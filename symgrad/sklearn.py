@@ -19,8 +19,8 @@ the linear model (or an MLP with ``hidden_layer_sizes``), ``L`` the ``loss`` and
 
 ``loss``, ``regularizer`` and ``activation`` take a built-in name, a user spec
 (``@symgrad.loss`` ...) or a pair ``(name_or_spec, {hyper-parameter: value})``. Specs compare
-by value, so clones reuse the compiled kernels, and estimators pickle with user specs (the
-compiled module is dropped and rebuilt from the spec on load).
+by value, so clones reuse the compiled kernels, and estimators pickle with user specs (their
+compiled kernels travel as source, so a process that loads one compiles nothing).
 
 Classifiers score each class with a logit. ``"log_loss"`` is the logistic loss for two classes
 and the softmax cross-entropy for more. An element-wise loss sees one logit per class
@@ -64,6 +64,7 @@ import symgrad.scipy as _sg_scipy
 from symgrad import models, optim
 from symgrad.domains import require
 from symgrad.fit import fit
+from symgrad.kernels import adopt, builtin_twin, carried, resolve
 from symgrad.newton import fit_newton
 
 __all__ = ["SymgradClassifier", "SymgradRegressor"]
@@ -163,12 +164,8 @@ def _regularizer(choice: Any, alpha: Any) -> Any:
 
 def _builtin_name(choice: Any) -> str | None:
     """Return the built-in loss a choice names (or a spec equal to a library one), else None."""
-    info, _, user = models.kernel_spec("loss", choice)
-    if user is None:
-        return info.name
-    from symgrad.library import losses  # the compiler is loaded already: ``user`` is a Spec
-
-    return info.name if {s.name: s for s in losses.SPECS}.get(info.name) == user else None
+    info, module, _, user = resolve("loss", choice)
+    return info.name if user is None or builtin_twin(info, module) else None
 
 
 def _label_encoding(choice: Any) -> str:
@@ -358,12 +355,15 @@ class _SymgradEstimator(BaseEstimator):
         return w
 
     def __getstate__(self) -> dict[str, Any]:
-        """Drop the built model (its compiled kernels do not pickle); ``__setstate__`` rebuilds."""
+        """Drop the built model; ``__setstate__`` rebuilds it from the compiled kernels of user
+        specs, which travel as source: a process that loads the estimator compiles nothing."""
         state = dict(super().__getstate__())
         state.pop("model_", None)
+        state["_kernels_"] = carried(self.get_params(deep=False).values())
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        adopt(state.pop("_kernels_", ()))
         super().__setstate__(state)
         if "_model_args_" in state:
             self.model_ = self._build()

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from symgrad.compiler.spec import Spec
+if TYPE_CHECKING:
+    from symgrad.compiler.spec import Spec
 
 #: Awkward values for inputs over the real line, over (0, 1), over (0, inf) and for labels.
 AWKWARD = {

@@ -119,12 +119,12 @@ def _show(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from symgrad.cli.targets import load_targets
-    from symgrad.compiler.codegen import compile as compile_specs
+    from symgrad.compiled import compile as compile_specs
     from symgrad.testing import format_table, verify_module
 
     try:
         targets = load_targets(args.targets)
-        modules = [(t, compile_specs(*t.specs, name=t.stem)) for t in targets]
+        modules = [(t, compile_specs(*t.specs)) for t in targets]
     except SymgradError as exc:
         return error(str(exc))
     results = []
@@ -169,7 +169,7 @@ def _command(sub, name: str, help: str, description: str, examples: list[str]):
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every symgrad command."""
-    from symgrad import __version__
+    from symgrad._version import __version__
 
     parser = _Parser(
         prog="symgrad",

@@ -8,13 +8,15 @@ import os
 import re
 import shlex
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.machinery import all_suffixes
 from pathlib import Path
 
 from symgrad.cli.report import Report
-from symgrad.cli.targets import Target, display_path, load_targets, module_exists
+from symgrad.cli.targets import Target, display_path, load_targets
 from symgrad.compiler.codegen import generate_source
 from symgrad.compiler.render import MARKER
 from symgrad.errors import CodegenError, OutputError, SpecError, WriteFailed
@@ -318,8 +320,38 @@ def _source_exists(kind: str, source: str, folder: Path) -> bool:
     if kind == "file":
         return (folder.resolve() / source).is_file()
     if kind == "module":
-        return module_exists(source)
+        return _module_may_exist(source)
     return False
+
+
+def _module_may_exist(source: str) -> bool:
+    """Tell whether the spec module a header names may still exist, from the files on the
+    import path (the working directory first): nothing is imported, found by a finder or run,
+    whatever the header says. False only when its top-level package is found and the module is
+    not (so a run from a folder where the package cannot be found never calls a module gone)."""
+    parts = source.split(".")
+    if not all(part.isidentifier() for part in parts):
+        return False  # no module can have this name
+    top = False
+    for entry in (os.getcwd(), *sys.path):
+        folder = Path(entry or os.getcwd())
+        if not _module_file(folder, parts[0]):
+            continue
+        top = True
+        package = folder.joinpath(*parts[:-1])
+        if len(parts) == 1 or (package.is_dir() and _module_file(package, parts[-1])):
+            return True
+    return not top
+
+
+def _module_file(folder: Path, name: str) -> bool:
+    """Tell whether ``folder`` holds module ``name``: a package folder or a module file."""
+    try:
+        return (folder / name).is_dir() or any(
+            (folder / f"{name}{suffix}").is_file() for suffix in all_suffixes()
+        )
+    except OSError:
+        return False
 
 
 def plan(

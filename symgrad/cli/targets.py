@@ -168,22 +168,3 @@ def load_targets(names: list[str]) -> list[Target]:
             seen.add(target.source)
             targets.append(target)
     return targets
-
-
-def module_exists(source: str) -> bool:
-    """Tell whether the spec module recorded in a generated header may still exist: False only
-    when its top-level package is found and the module is not (so a run from a folder where
-    the package cannot be imported never calls a module gone)."""
-    cwd = os.getcwd()
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        if importlib.util.find_spec(source.split(".")[0]) is None:
-            return True
-        return importlib.util.find_spec(source) is not None
-    except (ImportError, ValueError):
-        return False
-    finally:
-        if added:
-            sys.path.remove(cwd)

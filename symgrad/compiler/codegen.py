@@ -1,13 +1,11 @@
-"""From specs to module source, and from source to a live module: one renderer, two destinations."""
+"""From specs to module source: one renderer for files (``symgrad generate``) and for
+``symgrad.compile`` (whose live module ``symgrad.compiled`` builds from this source)."""
 
 from __future__ import annotations
 
-import builtins
-import linecache
 from collections.abc import Callable, Iterable
 from types import ModuleType
 
-from symgrad.compiled import register
 from symgrad.compiler.check import (
     ClassReference,
     Reference,
@@ -19,23 +17,14 @@ from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
 from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel, distinct_nodes
 from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import kernel_table, render_module
-from symgrad.compiler.spec import Spec
+from symgrad.compiler.spec import Spec, compose
 from symgrad.errors import BudgetError, SafeModeError, SpecError
-
-
-def _exec(text: str, name: str) -> ModuleType:
-    filename = f"<symgrad:{name}>"
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    module = ModuleType(name)
-    module.__file__ = filename
-    module.__source__ = text
-    exec(builtins.compile(text, filename, "exec"), module.__dict__)  # noqa: S102 - our own output
-    return module
+from symgrad.resources import module_from_source
 
 
 def _trial(spec: Spec, plans: list[FunctionPlan]) -> ModuleType:
     text = render_module(plans, kernels="{}", source=spec.name, command="", title="safe-mode trial")
-    return _exec(text, f"symgrad_check_{spec.name}")
+    return module_from_source(text, f"symgrad_check_{spec.name}")
 
 
 #: lowering targets: the buffer-reusing numpy modules, the Array API modules, fused CuPy kernels
@@ -189,21 +178,34 @@ def generate_source(
     )
 
 
-_counter = 0
+def _library_spec(choice: Spec | str, role: str) -> Spec:
+    """Return ``choice`` itself (a spec) or the built-in spec of that name."""
+    if isinstance(choice, Spec):
+        return choice
+    from symgrad.library import activations, losses
+
+    library = {"loss": losses, "activation": activations}[role]
+    spec = getattr(library, choice, None) if isinstance(choice, str) else None
+    if not isinstance(spec, Spec):
+        raise TypeError(f"symgrad.compile: {choice!r} is not a built-in {role} or a spec")
+    return spec
 
 
-def compile(  # noqa: A001 - public API name
-    *specs: Spec, name: str | None = None, safe: bool = True, target: str = "numpy"
-) -> ModuleType:
-    """Return a module built in memory from exactly the source ``symgrad generate`` would write
-    (``target``: "numpy", "array-api" or "cupy").
+def compile_source(
+    *specs: Spec | str,
+    safe: bool = True,
+    target: str = "numpy",
+    output: Spec | str | None = None,
+) -> str:
+    """Return the source of the module ``symgrad.compile(*specs, ...)`` builds (see there).
 
-    ``safe=False`` skips the safe-mode check of every emitted function against the plain formula.
-
-    Its functions pickle by reference to ``symgrad.compiled.k<n>_<token>`` (the token carries the
-    specs), so they run in a freshly spawned process or on a Dask worker with no setup call.
+    With ``output``, ``specs`` is one loss (a built-in name or a spec), compiled as
+    ``loss(output(z))``.
     """
-    global _counter
+    if output is not None:
+        if len(specs) != 1:
+            raise TypeError("symgrad.compile: output= fuses an activation under exactly one loss")
+        specs = (compose(_library_spec(specs[0], "loss"), _library_spec(output, "activation")),)
     for spec in specs:
         if not isinstance(spec, Spec):
             what = type(spec).__name__
@@ -218,17 +220,9 @@ def compile(  # noqa: A001 - public API name
             raise TypeError(f"symgrad.compile takes symgrad specs, got {what}{hint}")
     if not specs:
         raise TypeError("symgrad.compile takes at least one symgrad spec")
-    if name is not None and (not isinstance(name, str) or not name.isidentifier()):
-        raise TypeError(f"symgrad.compile: name must be a Python identifier, got {name!r}")
-    _counter += 1
-    name = name or f"symgrad_compiled_{_counter}"
-    text = generate_source(
+    return generate_source(
         specs,
         source=f"symgrad.compile({', '.join(sorted(s.name for s in specs))})",
         safe=safe,
         target=target,
     )
-    module = _exec(text, name)
-    if target == "numpy":
-        register(module, specs)  # importable by name, so its functions pickle (Dask, spawn)
-    return module

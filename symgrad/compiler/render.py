@@ -24,7 +24,7 @@ def versions() -> str:
     """Return the tool versions that shape the output, as the header records them."""
     import sympy
 
-    from symgrad import __version__
+    from symgrad._version import __version__
 
     return f"symgrad {__version__}, sympy {sympy.__version__}"
 

@@ -148,18 +148,20 @@ def test_verify_user_file_and_builtins(user: Path):
 
 
 def test_verify_exits_1_on_a_wrong_derivative(user: Path, monkeypatch, capsys):
-    from symgrad import cli
-    from symgrad.compiler import codegen
+    from types import SimpleNamespace
 
-    real = codegen.compile
+    from symgrad import cli, compiled
 
-    def tampered(*specs, name=None):
-        module = real(*specs, name=name)
+    real = compiled.compile
+
+    def tampered(*specs, **options):
+        # a copy: compile returns the one module registered for this source, shared by all
+        module = SimpleNamespace(**vars(real(*specs, **options)))
         good = module.cauchy_grad
         module.cauchy_grad = lambda yhat, y, **kw: good(yhat, y, **kw) * 1.001
         return module
 
-    monkeypatch.setattr(codegen, "compile", tampered)
+    monkeypatch.setattr(compiled, "compile", tampered)
     monkeypatch.chdir(user)
     assert cli.main(["verify", "my_losses.py"]) == 1
     out, err = capsys.readouterr()

@@ -152,8 +152,13 @@ def test_clone_hits_the_compile_cache(monkeypatch):
     import symgrad.compiler.codegen as codegen
 
     compiled = []
-    real = codegen.compile
-    monkeypatch.setattr(codegen, "compile", lambda *specs: compiled.append(specs) or real(*specs))
+    real = codegen.compile_source
+
+    def counting(*specs, **options):
+        compiled.append(specs)
+        return real(*specs, **options)
+
+    monkeypatch.setattr(codegen, "compile_source", counting)
     X, y = load_diabetes(return_X_y=True)
 
     @sg.loss
