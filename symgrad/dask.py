@@ -19,23 +19,30 @@ only when used.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import queue
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from symgrad.dask_sources import as_dask_array, read_table
-from symgrad.errors import ClusterError, DataError
+from symgrad.errors import ClusterError, DataError, SymgradError
 from symgrad.models import MLP, LinearRegression, flatten, unflatten
 from symgrad.solvers import SolveResult, minimize
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "STREAM_DEPTH",
+    "WORKER_TIMEOUT",
     "DaskData",
     "DaskProblem",
+    "DaskResult",
     "connect",
     "fit",
+    "format_times",
     "hessian",
     "hvp",
     "objective",
@@ -50,6 +57,10 @@ _FAN_IN = 8
 #: Streamed blocks (``persist=False``) in flight per worker thread: one evaluating, one
 #: queued, so a worker holds about two blocks however many there are.
 STREAM_DEPTH = 1
+#: Seconds a pass waits for a worker while none is connected, before a ClusterError.
+WORKER_TIMEOUT = 60.0
+#: Seconds between checks on the workers while a pass waits for its tasks.
+_POLL_SECONDS = 0.5
 
 
 # ----------------------------------------------------------------------------- the cluster
@@ -131,14 +142,16 @@ def _client(client: Any) -> Any:
 # ----------------------------------------------------------------------------- the data
 
 
-def _row_chunks(X: Any, chunk_rows: int | None, threads: int) -> Any:
-    """Rechunk X to whole rows, merging blocks far smaller than the target (scheduler cost).
+def _target_rows(shape: tuple, chunk_rows: int | None, threads: int) -> int:
+    """Return the rows per block: ``chunk_rows``, else :data:`DEFAULT_CHUNK_BYTES` of X and at
+    most a ``threads``-th of the rows, so every worker thread gets a block."""
+    target = DEFAULT_CHUNK_BYTES // (8 * max(1, shape[1]))
+    return chunk_rows or max(1, min(target, -(-shape[0] // max(1, threads))))
 
-    The default target is :data:`DEFAULT_CHUNK_BYTES` of X, and at most a ``threads``-th of the
-    rows, so every worker thread gets a block.
-    """
-    target = DEFAULT_CHUNK_BYTES // (8 * max(1, X.shape[1]))
-    rows = chunk_rows or max(1, min(target, -(-X.shape[0] // max(1, threads))))
+
+def _row_chunks(X: Any, chunk_rows: int | None, threads: int) -> Any:
+    """Rechunk X to whole rows, merging blocks far smaller than the target (scheduler cost)."""
+    rows = _target_rows(X.shape, chunk_rows, threads)
     X = X.rechunk({1: -1}) if len(X.chunks[1]) > 1 else X
     typical = float(np.median(X.chunks[0])) if X.chunks[0] else rows
     if chunk_rows is not None or typical < rows / 4 or len(X.chunks[0]) == 1:
@@ -146,10 +159,36 @@ def _row_chunks(X: Any, chunk_rows: int | None, threads: int) -> Any:
     return X
 
 
+def _in_memory_blocks(X: Any, y: Any, chunk_rows: int | None, threads: int) -> tuple:
+    """Return numpy ``X, y`` as dask arrays whose row blocks are separate graph roots.
+
+    ``da.from_array`` makes every block a slice of ONE task holding the whole array, so the
+    scheduler would produce all blocks on the worker that holds it; separate roots spread.
+    """
+    import dask.array as da
+
+    X, y = as_dask_array(X, "X"), as_dask_array(y, "y")  # checks; one block each
+    if X.ndim != 2 or len(X.chunks[0]) != 1 or y.shape[:1] != X.shape[:1]:
+        return X, y
+    Xn, yn = X.compute(scheduler="sync"), y.compute(scheduler="sync")
+    rows = _target_rows(Xn.shape, chunk_rows, threads)
+    cuts = range(0, len(Xn), rows) if len(Xn) else []
+
+    def stack(a: np.ndarray) -> Any:
+        parts = [da.from_array(np.array(a[i : i + rows]), chunks=-1) for i in cuts]
+        return (
+            da.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else da.from_array(a))
+        )
+
+    return stack(Xn), stack(yn)
+
+
 def _block(X: np.ndarray, y: np.ndarray, start: int, check: bool) -> tuple:
-    """Return a block as (float C-ordered X, y, first row), checking for NaN when asked."""
-    X = np.ascontiguousarray(X, dtype=float)
-    y = np.asarray(y)
+    """Return a block as (float64 X, y, first row), both C-contiguous and aligned (a buffer
+    deserialized from the network may be neither, and BLAS then takes its slow path),
+    checking for NaN when asked."""
+    X = np.require(X, dtype=np.float64, requirements=["C", "A"])
+    y = np.require(y, requirements=["C", "A"])
     if check:
         _check_finite(X, y, start)
     return X, y, start
@@ -165,12 +204,34 @@ def _check_finite(X: np.ndarray, y: np.ndarray, start: int) -> None:
         raise DataError(f"y holds NaN or inf (row {row}, in the block of rows {start}..{stop})")
 
 
+#: What a pass's time is spent on, by the name of the tasks (see ``DaskData.times``).
+_COMPUTE_TASKS, _REDUCE_TASKS = ("_evaluate", "_evaluate_one"), ("_sum",)
+
+
+def format_times(times: dict[str, float]) -> str:
+    """Return ``DaskData.times`` as one line: where the passes spent their time."""
+    text = (
+        f"{int(times['passes'])} passes in {times['wall']:.2f} s: produce {times['produce']:.2f} s,"
+        f" compute {times['compute']:.2f} s (worker-seconds), reduce {times['reduce']:.2f} s"
+    )
+    if times.get("persist"):
+        text += f"; persisting the blocks took produce {times['persist']:.2f} s"
+    return text
+
+
 class DaskData:
     """Training data as row blocks on a cluster: kept on the workers (``persist=True``) or
     recomputed from the graph on every pass (``persist=False``, for data beyond memory).
 
     ``chunk_rows`` sets the rows per block; by default blocks hold about
-    :data:`DEFAULT_CHUNK_BYTES` of X, and smaller given chunks are merged.
+    :data:`DEFAULT_CHUNK_BYTES` of X, and smaller given chunks are merged. A pass waits at
+    most ``worker_timeout`` seconds for a worker while none is connected, and a block that
+    fails (raises, or ends its worker's process on every try) ends it with one ClusterError
+    naming the block; the pass never hangs.
+
+    ``times`` adds up, over the passes, the worker-seconds spent producing blocks (the data
+    source's tasks; with ``persist=True`` that is once, in ``times["persist"]``) and in the
+    kernels, the driver's seconds reducing the sums, and the passes' wall-clock seconds.
     """
 
     def __init__(
@@ -182,44 +243,175 @@ class DaskData:
         persist: bool = True,
         chunk_rows: int | None = None,
         blas_threads: int = 1,
+        worker_timeout: float = WORKER_TIMEOUT,
     ) -> None:
         import dask
 
         self.client = _client(client)
+        self.worker_timeout, self._lost_since = float(worker_timeout), None
+        threads = sum(self.client.nthreads().values())
+        if not hasattr(X, "dask") and not hasattr(X, "to_dask_array"):
+            X, y = _in_memory_blocks(X, y, chunk_rows, threads)
         X = as_dask_array(X, "X")
         y = as_dask_array(y, "y")
         if X.ndim != 2:
             raise DataError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
         if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
             raise DataError(f"y has shape {y.shape}; expected {X.shape[0]} rows like X")
-        X = _row_chunks(X, chunk_rows, sum(self.client.nthreads().values()))
+        X = _row_chunks(X, chunk_rows, threads)
         y = y.rechunk({0: X.chunks[0], **({1: -1} if y.ndim == 2 else {})})
         self.n_samples, self.n_features = int(X.shape[0]), int(X.shape[1])
         self.y_tail, self.y_dtype = tuple(y.shape[1:]), y.dtype
         self.chunks, self.persist = X.chunks[0], bool(persist)
-        starts = np.cumsum((0, *X.chunks[0][:-1]))
+        self.starts = [int(s) for s in np.cumsum((0, *X.chunks[0][:-1]))]
+        # the graph's layers: their tasks are the data source's, "produce" in ``times``
+        self._layers = set(X.__dask_graph__().layers) | set(y.__dask_graph__().layers)
         # unoptimized: optimizing fuses a y computed from X (labels from features) with a
         # second copy of X's tasks, so every block would be produced twice
         xs = X.to_delayed(optimize_graph=False).ravel()
         ys = y.to_delayed(optimize_graph=False).ravel()
         block = dask.delayed(_block, pure=False)  # keys of their own: close() drops only ours
         self._blocks = [
-            block(xd, yd, int(s), self.persist) for xd, yd, s in zip(xs, ys, starts, strict=True)
+            block(xd, yd, s, self.persist) for xd, yd, s in zip(xs, ys, self.starts, strict=True)
         ]
+        self._index = {b.key: i for i, b in enumerate(self._blocks)}
+        self.times = dict.fromkeys(
+            ("passes", "wall", "produce", "compute", "reduce", "transfer", "persist"), 0.0
+        )
+        self.bar: Any = None  # a tqdm bar that shows ``times`` after each pass (fit sets it)
         plugin = (globals().get("BlasThreads") or __getattr__("BlasThreads"))(blas_threads)
         self.client.register_plugin(plugin, name=plugin.name)
-        self._futures = self._spread(self._blocks) if self.persist else None
-        if self._futures is not None:
-            _wait(_settle, self._futures)  # surface bad data now, not mid-fit
+        self._futures = None
+        if self.persist:  # surface bad data now, not mid-fit
+            mark, start = self._stream_mark(), time.perf_counter()
+            self._futures = self.client.compute(self._blocks)
+            self._all(self._futures, self._index)
+            spent = self._spent(mark)
+            self.times["persist"] = spent["produce"]
+            self.times["wall_persist"] = time.perf_counter() - start
 
-    def _spread(self, blocks: list) -> list:
-        """Compute the blocks round-robin over the workers' threads, so each holds its share
-        (the scheduler alone may put small independent tasks all on one worker)."""
-        slots = [addr for addr, n in sorted(self.client.nthreads().items()) for _ in range(n)]
-        return [
-            self.client.compute(block, workers=[slots[i % len(slots)]], allow_other_workers=True)
-            for i, block in enumerate(blocks)
-        ]
+    # -- where a pass waits
+
+    def _check_workers(self) -> None:
+        """Raise ClusterError once no worker has been connected for ``worker_timeout`` s."""
+        if getattr(self.client, "status", "running") not in ("running", "connecting"):
+            raise ClusterError(f"the connection to the Dask scheduler is {self.client.status}")
+        if self.client.nthreads():
+            self._lost_since = None
+            return
+        now = time.monotonic()
+        self._lost_since = self._lost_since or now
+        if now - self._lost_since >= self.worker_timeout:
+            raise ClusterError(
+                f"no Dask worker has been connected for {self.worker_timeout:g} s; the pass "
+                "cannot finish (start workers, or raise worker_timeout)"
+            )
+
+    def _next_done(self, done: queue.Queue) -> Any:
+        """Return the next future to finish, checking the workers while none does."""
+        while True:
+            try:
+                return done.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                self._check_workers()
+
+    def _all(self, futures: list, index: dict | None = None) -> None:
+        """Wait until every future has finished; raise the first failure, named."""
+        done: queue.Queue = queue.Queue()
+        for future in futures:
+            future.add_done_callback(done.put)
+        for _ in futures:
+            future = self._next_done(done)
+            if future.status != "finished":
+                raise self._failure(future, (index or {}).get(future.key))
+
+    def _name(self, i: int) -> str:
+        stop = self.starts[i] + self.chunks[i]
+        return f"block {i} of {len(self.chunks)} (rows {self.starts[i]}..{stop})"
+
+    def _block_of(self, key: Any) -> int | None:
+        """Return the block whose graph holds task ``key``, if any."""
+        if key in self._index:
+            return self._index[key]
+        for i, block in enumerate(self._blocks):
+            if key in block.__dask_graph__():
+                return i
+        return None
+
+    def _failure(self, future: Any, block: int | None = None) -> Exception:
+        """Return the error that ends the pass: a symgrad error raised in a block as it is,
+        anything else as one ClusterError line naming the block and the cause."""
+        from distributed import KilledWorker
+
+        if future.status in ("cancelled", "lost"):
+            cause, exc = f"its task was {future.status} (the scheduler lost it)", None
+        else:
+            exc = future.exception()
+            if isinstance(exc, SymgradError):
+                return exc
+            cause = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KilledWorker):
+            worker = getattr(exc.last_worker, "address", exc.last_worker)
+            cause = (
+                f"its task ended the process of every worker that ran it "
+                f"({exc.allowed_failures + 1} tries, the last on {worker}; KilledWorker)"
+            )
+            block = self._block_of(exc.task) if block is None else block
+        if block is None and self._futures is not None:  # a pass failed on a lost block
+            erred = [i for i, f in enumerate(self._futures) if f.status == "error"]
+            block = erred[0] if erred else None
+        where = self._name(block) if block is not None else f"task {future.key}"
+        return ClusterError(" ".join(f"{where} failed: {cause}".split()))  # one line
+
+    # -- timing
+
+    def _stream_mark(self) -> Any:
+        """Return the scheduler's task-stream position (None where it cannot say)."""
+        try:
+            return self.client.sync(self.client.scheduler.get_task_stream_index)
+        except Exception:  # noqa: BLE001 - an older scheduler: passes are not broken down
+            return None
+
+    def _spent(self, mark: Any) -> dict[str, float]:
+        """Return the worker-seconds that tasks finished since ``mark`` spent per kind."""
+        from dask.utils import key_split
+
+        spent = {"produce": 0.0, "compute": 0.0, "reduce": 0.0, "transfer": 0.0}
+        if mark is None:
+            return dict.fromkeys(spent, math.nan)
+        records = self.client.sync(self.client.scheduler.get_task_stream, start_index=mark)
+        for record in records:
+            key = record.get("key")
+            name = key[0] if isinstance(key, tuple) else str(key)
+            kind = key_split(name)
+            if kind in _COMPUTE_TASKS:
+                kind = "compute"
+            elif kind in _REDUCE_TASKS:
+                kind = "reduce"
+            elif name in self._layers or kind == "_block":
+                kind = "produce"
+            else:
+                continue  # the driver's own small tasks, or someone else's
+            for step in record.get("startstops", ()):
+                what = step.get("action")
+                seconds = float(step["stop"]) - float(step["start"])
+                spent["transfer" if what == "transfer" else kind] += seconds * (
+                    what in ("compute", "transfer")
+                )
+        return spent
+
+    def _account(self, mark: Any, wall: float, reduce: float) -> None:
+        spent = self._spent(mark)
+        self.times["passes"] += 1
+        self.times["wall"] += wall
+        self.times["reduce"] += reduce + spent.pop("reduce")
+        for kind, seconds in spent.items():
+            self.times[kind] += seconds
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(format_times(self.times), refresh=True)
+
+    # -- passes
 
     @property
     def empty(self) -> tuple[np.ndarray, np.ndarray]:
@@ -227,72 +419,88 @@ class DaskData:
         return np.zeros((0, self.n_features)), np.zeros((0, *self.y_tail), self.y_dtype)
 
     def run(self, op: str, model: Any, params: Any, extra: Any = None) -> tuple:
-        """Return the sums over all blocks of ``op`` ("value", "grad", "newton", "hvp", or
-        "rows", which only produces the blocks)."""
+        """Return the sums over all blocks of ``op`` ("value", "grad", "newton", "hvp",
+        "rows", which only produces the blocks, or "layout", which counts blocks that are not
+        aligned, C-contiguous float64)."""
         args = (op, model, params, extra, self.n_samples)
+        mark, start = self._stream_mark(), time.perf_counter()
         if self.persist:
-            return _wait(self._reduce, self._per_worker(args))
-        return _wait(self._stream, args)
+            parts = self._per_worker(args)
+            self._all(parts)
+            mapped = time.perf_counter()
+            total = self._reduce(parts)
+            reduce = time.perf_counter() - mapped
+        else:
+            total, reduce = self._stream(args)
+        self._account(mark, time.perf_counter() - start, reduce)
+        return total
 
     def _per_worker(self, args: tuple) -> list:
-        """Submit one task per worker over the blocks it holds (no data moves)."""
+        """Submit one task per worker over the blocks it holds (no data moves): the
+        scheduler places a task where its blocks are, and elsewhere only if that worker dies
+        (no worker restrictions: a task pinned to a worker that died can wait forever)."""
         holders = self.client.who_has(self._futures)
         groups: dict[Any, list] = {}
         for future in self._futures:
             where = holders.get(future.key) or [None]
             groups.setdefault(where[0], []).append(future)
-        # loose placement: a task whose worker died runs where its blocks are recomputed
-        where = {addr: {"workers": [addr], "allow_other_workers": True} for addr in groups if addr}
         return [
-            self.client.submit(_evaluate, *args, futures, pure=False, **where.get(addr, {}))
-            for addr, futures in groups.items()
+            self.client.submit(_evaluate, *args, futures, pure=False) for futures in groups.values()
         ]
 
-    def _stream(self, args: tuple) -> tuple | None:
+    def _stream(self, args: tuple) -> tuple:
         """Recompute the blocks from their graph, at most ``STREAM_DEPTH`` per worker thread
-        at a time, and add their results in block order as they arrive.
+        at a time, and add their results in block order as they arrive; return the sum and
+        the driver's seconds spent adding.
 
         The window bounds what a worker holds (the block being evaluated and the next one
-        queued) whatever the scheduler's own queueing; each block's tasks are placed on one
-        thread slot, so a block is produced where it is consumed, and a worker that dies has
-        its blocks recomputed elsewhere.
+        queued) whatever the scheduler's own queueing, and earlier blocks go first.
         """
         import dask
-        from distributed import as_completed
 
-        slots = [addr for addr, n in sorted(self.client.nthreads().items()) for _ in range(n)]
         shared = self.client.submit(_identity, args, pure=False)  # one copy, with lineage
-        index: dict[Any, int] = {}
+        window = max(1, STREAM_DEPTH * sum(self.client.nthreads().values()))
+        done: queue.Queue = queue.Queue()
+        launched: dict[Any, tuple[int, Any]] = {}
 
-        def launch(i: int) -> Any:
+        def launch(i: int) -> None:
             task = dask.delayed(_evaluate_one, pure=False)(shared, self._blocks[i])
-            where = slots[i % len(slots)] if slots else None
-            future = self.client.compute(  # earlier blocks first: depth-first on a worker
-                task, workers=where and [where], allow_other_workers=True, priority=-i
-            )
-            index[future.key] = i
-            return future
+            future = self.client.compute(task, priority=-i)
+            launched[future.key] = (i, future)
+            future.add_done_callback(done.put)
 
-        window = max(1, STREAM_DEPTH * len(slots))
-        queue = as_completed([launch(i) for i in range(min(window, len(self._blocks)))])
-        following, arrived, total, folded = window, {}, None, 0
-        for future in queue:
-            arrived[index.pop(future.key)] = future.result()
-            future.release()
-            while folded in arrived:  # the sum's order is the blocks' order: deterministic
-                total = _sum([total, arrived.pop(folded)])
-                folded += 1
-            if following < len(self._blocks):
-                queue.add(launch(following))
-                following += 1
-        shared.release()
-        return total
+        following = min(window, len(self._blocks))
+        for i in range(following):
+            launch(i)
+        arrived, total, folded, adding = {}, None, 0, 0.0
+        try:
+            for _ in self._blocks:
+                future = self._next_done(done)
+                i, _ = launched.pop(future.key)
+                if future.status != "finished":
+                    raise self._failure(future, i)
+                arrived[i] = future.result()
+                future.release()
+                start = time.perf_counter()
+                while folded in arrived:  # the sum's order is the blocks' order: deterministic
+                    total = _sum([total, arrived.pop(folded)])
+                    folded += 1
+                adding += time.perf_counter() - start
+                if following < len(self._blocks):
+                    launch(following)
+                    following += 1
+        finally:
+            if launched:
+                self.client.cancel([future for _, future in launched.values()])
+            shared.release()
+        return total, adding
 
     def _reduce(self, parts: list) -> tuple:
         """Sum the parts in a tree on the cluster, then fetch the one small result."""
         while len(parts) > _FAN_IN:
             groups = [parts[i : i + _FAN_IN] for i in range(0, len(parts), _FAN_IN)]
             parts = [self.client.submit(_sum, g, pure=False) for g in groups]
+            self._all(parts)
         return _sum(self.client.gather(parts))
 
     def close(self) -> None:
@@ -306,29 +514,6 @@ class DaskData:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _settle(futures: list) -> None:
-    """Wait until the blocks are on the workers, raising the first block's error; the data
-    itself stays where it is."""
-    from distributed import wait
-
-    wait(futures)
-    for future in futures:
-        if future.status == "error":
-            future.result()
-
-
-def _wait(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run a blocking cluster call, turning a worker lost for good into a ClusterError."""
-    from distributed import KilledWorker
-
-    try:
-        return fn(*args)
-    except KilledWorker as exc:
-        raise ClusterError(
-            f"a task lost its worker too often ({exc}); the cluster cannot finish this pass"
-        ) from None
 
 
 # ----------------------------------------------------------------------------- on the workers
@@ -356,10 +541,20 @@ def _rows(model: Any, p: Any, X: Any, y: Any, n: int, extra: Any) -> tuple:
     return (np.array(len(X), dtype=float),)
 
 
+def _layout(model: Any, p: Any, X: Any, y: Any, n: int, extra: Any) -> tuple:
+    """Count (blocks, blocks whose X or y is not aligned C-contiguous, X not float64)."""
+
+    def bad(a: np.ndarray) -> bool:
+        return not (a.flags.aligned and a.flags.c_contiguous)
+
+    return (np.array([1.0, float(bad(X) or bad(y)), float(X.dtype != np.float64)]),)
+
+
 #: what one block contributes to each kind of pass ("rows" only produces the blocks: what
 #: the data source alone costs)
 _OPS: dict[str, Callable[..., tuple]] = {
     "rows": _rows,
+    "layout": _layout,
     "value": _value,
     "grad": _value_grad,
     "newton": _newton,
@@ -487,17 +682,32 @@ def fit(
     progress: bool | None = None,
     persist: bool = True,
     chunk_rows: int | None = None,
-) -> SolveResult:
+    worker_timeout: float = WORKER_TIMEOUT,
+) -> DaskResult:
     """Fit ``model`` on the cluster by ``method`` ("newton", "lbfgs", "newton_cg", "gd").
 
     ``X`` is a dask array or DataFrame (or numpy, spread in blocks), or a :class:`DaskData`
-    to reuse across fits; the result says the iterations, passes and whether it converged.
+    to reuse across fits; the result says the iterations, passes and whether it converged,
+    and where the passes' time went (``times``: produce, compute, reduce). A block that fails
+    ends the fit with one ClusterError naming it (see :class:`DaskData`).
     """
-    data = _data(X, y, client, persist=persist, chunk_rows=chunk_rows)
+    from symgrad.fit import progress_bar
+
+    data = X
+    if not isinstance(X, DaskData):
+        data = DaskData(
+            X, y, client=client, persist=persist, chunk_rows=chunk_rows,
+            worker_timeout=worker_timeout,
+        )  # fmt: skip
     start = _init(model, data) if params is None else params
     problem = DaskProblem(model, data, start)
+    before = dict(data.times)
+    data.bar = progress_bar(progress, 0)
+    if data.bar is not None:
+        data.bar.total, data.bar.unit = None, "pass"
+        data.bar.set_description("passes")
     try:
-        return minimize(
+        result = minimize(
             problem,
             flatten(start),
             start,
@@ -507,8 +717,25 @@ def fit(
             progress=progress,
         )
     finally:
+        if data.bar is not None:
+            data.bar.close()
+            data.bar = None
         if data is not X:
             data.close()
+    times = {k: v - before.get(k, 0.0) for k, v in data.times.items()}
+    times["persist"] = data.times["persist"] if data is not X else 0.0
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.init}
+    return DaskResult(**fields, times=times)
+
+
+@dataclasses.dataclass
+class DaskResult(SolveResult):
+    """A :class:`symgrad.solvers.SolveResult` plus where the fit's passes spent their time:
+    ``times`` holds worker-seconds producing blocks ("produce"; "persist" when they were
+    persisted before the fit) and in the kernels ("compute"), the driver's seconds adding the
+    sums ("reduce"), and the passes' count and wall-clock seconds (:func:`format_times`)."""
+
+    times: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def dask_compute(*collections: Any) -> tuple:
