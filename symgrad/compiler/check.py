@@ -10,7 +10,9 @@ own formatting: a stabilizing rule that loses accuracy somewhere is caught befor
 from __future__ import annotations
 
 import math
+import random
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +22,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from symgrad.compiler.config import DEFAULT
 from symgrad.compiler.evaluate import (
     EXACT,
     NAIVE,
@@ -31,7 +34,7 @@ from symgrad.compiler.evaluate import (
 )
 from symgrad.compiler.primitives import N_CLASSES, REDUCTIONS, Abs, axis_sum, sign
 from symgrad.compiler.spec import Spec
-from symgrad.compiler.traverse import atoms_of, derivative, replace_types
+from symgrad.compiler.traverse import Interner, atoms_of, derivative, replace_types
 
 #: Values of the differentiated input: typical, tiny, and deep in both tails.
 POINTS = (
@@ -97,15 +100,38 @@ def _exact(value) -> float | None:
     return value
 
 
+class Work:
+    """The check's budget as a count of work, not time: each reference evaluation costs its
+    form's distinct nodes times its digits / DIGITS. Points met after the budget is spent
+    are left unchecked, the same points on every machine however loaded, so what safe mode
+    lets through (and with it the emitted code) never depends on the machine's speed."""
+
+    def __init__(self, forms: dict, limit: float) -> None:
+        self.left = limit
+        self.sizes = {}
+        for form, expr in forms.items():
+            intern = Interner()
+            intern(expr)
+            self.sizes[form] = len(intern.table)
+
+    def charge(self, form: str, dps: int) -> bool:
+        """Spend one evaluation of ``form`` at ``dps`` digits; False once none is left."""
+        if self.left <= 0:
+            return False
+        self.left -= self.sizes[form] * dps / DIGITS
+        return True
+
+
 class Reference:
     """The plain forms of one spec (value, gradient, second derivative), exact and naive."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, work: float = DEFAULT.check_work) -> None:
         self.spec = spec
         value = _plain(spec.expr)
         grad = derivative(value, spec.wrt)  # sp.diff's result, once per distinct node
         self.forms = {"value": value, "grad": grad, "hess": derivative(grad, spec.wrt)}
         self.args = [*spec.inputs, *(s for s, _ in spec.hyper)]
+        self.work = Work(self.forms, work)
 
     @cached_property
     def _switches(self) -> list[sp.Expr]:
@@ -198,6 +224,37 @@ def points(spec: Spec, xs: Sequence[float] = POINTS) -> list[tuple[float, ...]]:
     ]
 
 
+#: Seeded random points checked after the fixed ones (the seed is the spec's name).
+RANDOM_POINTS = 8
+
+
+def _seed(spec: Spec) -> int:
+    """Return a seed from ``spec``'s name alone (not Python's salted hash)."""
+    return zlib.crc32(spec.name.encode())
+
+
+def _draw(rng: random.Random, domain: str) -> float:
+    """Return one value in ``domain``: spread over magnitudes 1e-3 .. 1e3 and both signs."""
+    if domain in ("unit", "open_unit", "simplex"):
+        return rng.choice((rng.random(), rng.uniform(1e-6, 1e-3), 1 - rng.uniform(1e-6, 1e-3)))
+    if domain == "sign":
+        return rng.choice((-1.0, 1.0))
+    magnitude = 10 ** rng.uniform(-3, 3) if rng.random() < 0.5 else rng.uniform(0, 4)
+    if domain in ("positive", "nonnegative"):
+        return magnitude
+    if domain == "log_simplex":
+        return -magnitude
+    return magnitude if rng.random() < 0.5 else -magnitude
+
+
+def random_points(spec: Spec, k: int = RANDOM_POINTS) -> list[tuple[float, ...]]:
+    """Return ``k`` points drawn from a generator seeded by the spec's name (so the check,
+    and with it the emitted code, is the same on every run): every input, the second ones
+    included, takes values between and beyond the fixed grid, within its declared domain."""
+    rng = random.Random(_seed(spec))
+    return [tuple(_draw(rng, spec.domain(s.name)) for s in spec.inputs) for _ in range(k)]
+
+
 def check_module(
     spec: Spec,
     module: ModuleType,
@@ -222,13 +279,15 @@ def check_module(
         fn = getattr(module, name, None)
         if fn is None or (functions is not None and name not in functions):
             continue
-        for point in pts if pts is not None else points(spec):
+        for point in pts if pts is not None else points(spec) + random_points(spec):
             failure = _check_point(
                 spec, ref, name, fn, forms, point, hyper=hyper, cache=exact_cache, strict=fp
             )
             if failure is not None:
                 failures[name] = failure
                 break
+    if pts is None:
+        failures.update(check_batches(spec, module, functions, ref, exact_cache, failures))
     return failures
 
 
@@ -251,17 +310,23 @@ def _exact_value(ref: Reference, form: str, point, hyper, cache: dict):
     reference must not."""
     key = (form, point)
     if key not in cache:
-        value, condition = _enough_digits(ref.exact(form), (*point, *hyper))
+        charge = lambda dps: ref.work.charge(form, dps)  # noqa: E731
+        value, condition = _enough_digits(ref.exact(form), (*point, *hyper), charge)
         cache[key] = value
         cache[("condition", form, point)] = condition
     return cache[key]
 
 
-def _enough_digits(fn: Callable, args) -> tuple[object, float]:
+def _enough_digits(
+    fn: Callable, args, charge: Callable[[int], bool] | None = None
+) -> tuple[object, float]:
     """Return ``fn(*args)`` in mpmath from DIGITS digits, doubled while precision is lost
-    (None if it still is at MAX_DIGITS), and the condition number the evaluation saw."""
+    (None if it still is at MAX_DIGITS, or once ``charge(dps)`` says the work budget is
+    spent), and the condition number the evaluation saw."""
     dps = DIGITS
     while True:
+        if charge is not None and not charge(dps):
+            return None, 1.0
         EXACT.condition = 1.0
         value = _evaluate(fn, args, dps)
         if value is not _LOST or dps >= MAX_DIGITS:
@@ -332,6 +397,112 @@ def _check_point(  # noqa: PLR0913
     return None
 
 
+# ---------------------------------------------------------------- reductions over a batch
+
+#: Elements per batch, and the weights a loss's batch is checked with.
+BATCH = 5
+BATCH_WEIGHTS = (1.0, 0.5, 2.0, 0.0, 3.0)
+#: (weighted, count=) of each batch call of a loss: plain mean, weighted mean, count= alone
+#: (blocks adding up) and both.
+_LOSS_BATCHES = ((False, None), (True, None), (False, 3.0), (True, 7.0))
+
+
+def _batch_points(spec: Spec, ref: Reference, hyper, cache: dict) -> list[tuple[float, ...]]:
+    """Return up to BATCH points (random ones first, then the grid) where every form of the
+    plain formula is a finite float64 number away from any kink."""
+    chosen: list[tuple[float, ...]] = []
+    for point in random_points(spec) + points(spec):
+        if point in chosen or ref.near_switch((*point, *hyper)):
+            continue
+        exact = [_exact_value(ref, form, point, hyper, cache) for form in ref.forms]
+        if all(e is not None and abs(float(e)) < 1e300 for e in exact):
+            chosen.append(point)
+            if len(chosen) == BATCH:
+                break
+    return chosen
+
+
+def check_batches(  # noqa: PLR0913
+    spec: Spec,
+    module: ModuleType,
+    functions: Sequence[str] | None,
+    ref: Reference,
+    cache: dict,
+    failed: dict | None = None,
+) -> dict[str, Failure]:
+    """Return the first failure of each emitted function of element-wise ``spec`` called on a
+    batch of several elements: a loss's mean (plain, with ``weight=``, with ``count=``, with
+    both) and its derivatives over the same divisor, a regularizer's sum, an activation's
+    values, each element against the exact plain formula (a term constant in the inputs must
+    count once per element, and a weight of 0 must drop its element)."""
+    hyper = [v for _, v in spec.hyper]
+    batch = _batch_points(spec, ref, hyper, cache)
+    if len(batch) < 2:
+        return {}
+    failures: dict[str, Failure] = {}
+    calls = _LOSS_BATCHES if spec.role == "loss" else ((False, None),)
+    for suffix, forms in _ROLE_FUNCTIONS[spec.role]:
+        name = spec.name + suffix
+        fn = getattr(module, name, None)
+        if (
+            fn is None
+            or (functions is not None and name not in functions)
+            or name in (failed or {})
+        ):
+            continue
+        for weighted, count in calls:
+            failure = _check_batch(
+                spec, ref, name, fn, forms, batch=batch, call=(weighted, count), cache=cache
+            )
+            if failure is not None:
+                failures[name] = failure
+                break
+    return failures
+
+
+def _check_batch(  # noqa: PLR0913
+    spec, ref, name, fn, forms, *, batch, call, cache
+) -> Failure | None:
+    weighted, count = call
+    hyper = [v for _, v in spec.hyper]
+    w = BATCH_WEIGHTS[: len(batch)] if weighted else (1.0,) * len(batch)
+    loss = spec.role == "loss"
+    divisor = (count or (sum(w) if weighted else len(batch))) if loss else 1.0
+    arrays = [np.array(column, dtype=np.float64) for column in zip(*batch, strict=True)]
+    kwargs = {}
+    if loss:
+        kwargs = {"weight": np.array(w) if weighted else None, "count": count}
+    got, fp = _quiet_call(lambda: fn(*arrays, **kwargs))
+    outs = got if isinstance(got, tuple) else (got,)
+    label = f"{name}[batch of {len(batch)}" + (", weighted" if weighted else "")
+    label += f", count={count:g}]" if count else "]"
+    for form, out in zip(forms, outs, strict=True):
+        exact = [_exact_value(ref, form, p, hyper, cache) for p in batch]
+        naive = [_naive_value(ref, form, p, hyper) for p in batch]
+        raises = any(r for _, r in naive)
+        cond = max(cache.get(("condition", form, p), 1.0) for p in batch)
+        if form == "value" and spec.role != "activation":
+            terms = [mpmath.mpf(wi) * e for wi, e in zip(w, exact, strict=True)]
+            total = mpmath.fsum(terms) / divisor
+            plain = float(sum(np.float64(wi) * v for wi, (v, _) in zip(w, naive, strict=True)))
+            spread = mpmath.fsum(abs(t) for t in terms) / divisor
+            cond = max(cond, float(spread / abs(total)) if total else 1.0)
+            checks = [(float(np.ravel(out)[0]), plain / divisor, total)]
+        else:
+            values = np.ravel(out)
+            checks = [
+                (float(g), float(np.float64(wi) * v / divisor), mpmath.mpf(wi) * e / divisor)
+                for g, wi, e, (v, _) in zip(values, w, exact, naive, strict=True)
+            ]
+        for g, plain, e in checks:
+            why = acceptable(g, plain, e, cond)
+            if why is None and fp is not None and not raises:
+                why = f"{_FP} error ({fp}) where the result is finite"
+            if why is not None:
+                return Failure(spec.name, label, batch[0], g, float(e), plain, why)
+    return None
+
+
 # ---------------------------------------------------------------- class-axis specs
 
 #: Rows of the differentiated input for a class-axis spec (3 classes): typical logits, ties,
@@ -361,7 +532,7 @@ class ClassReference:
     """The plain forms of a class-axis spec, evaluated one row of classes at a time: each
     reduction (axis_sum, logsumexp) is evaluated over the row first, exactly or naively."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, work: float = DEFAULT.check_work) -> None:
         from symgrad.compiler.derive import derivative, hvp, vjp
         from symgrad.compiler.kernel import COTANGENT, VECTOR
 
@@ -380,6 +551,7 @@ class ClassReference:
                 "hvp": hvp(grad, spec.wrt, VECTOR),
             }
         self.hyper = {s: v for s, v in spec.hyper}
+        self.work = Work(self.forms, work)
         #: (reduction, rows, arithmetic, digits) -> value: a row's reductions are shared by
         #: every class and every form
         self.reduced: dict = {}
@@ -483,7 +655,8 @@ def _cached(fn: Callable) -> Callable:
 
 @_cached
 def _class_exact(ref: ClassReference, form: str, rows: dict, j: int):
-    return _enough_digits(lambda: ref.evaluate(form, rows, j, EXACT), ())
+    charge = lambda dps: ref.work.charge(form, dps)  # noqa: E731
+    return _enough_digits(lambda: ref.evaluate(form, rows, j, EXACT), (), charge)
 
 
 @_cached

@@ -55,15 +55,23 @@ def _plans(
         return _lowering(target)(derived)
 
 
+def _out_of_time(spec: Spec, exc: OutOfTime) -> BudgetError:
+    """Return the error for a stage that ran past its time limit: never a silent fallback,
+    which would make the emitted code depend on the machine's speed."""
+    return BudgetError(spec.name, exc.stage, f"{exc.seconds:g} s", spec.origin)
+
+
 def _first_plans(spec: Spec, config: CodegenConfig, target: str = "numpy") -> list[FunctionPlan]:
-    """Return the stabilized plans, or sympy's plain derivative where stabilizing (or tidying)
-    does not finish within the rewrite budget; a plain form that does not finish within the
-    stage budgets is a BudgetError naming the stage."""
+    """Return the stabilized plans, or sympy's plain derivative where the derivatives are too
+    large to stabilize (a count of nodes, ``TooLarge``); a stage that does not finish within
+    its time limit is a BudgetError naming the stage."""
     try:
         with budget("rewrite", config.rewrite_s):
             return _plans(spec, STABLE, config, target)
-    except (OutOfTime, TooLarge):
+    except TooLarge:
         pass
+    except OutOfTime as exc:
+        raise _out_of_time(spec, exc) from None
     except SpecError:
         raise
     except Exception:  # noqa: BLE001 - a stabilizing rule that cannot handle this spec
@@ -74,7 +82,7 @@ def _first_plans(spec: Spec, config: CodegenConfig, target: str = "numpy") -> li
     try:
         return _plans(spec, RAW, config, target)
     except OutOfTime as exc:
-        raise BudgetError(spec.name, exc.stage, f"{exc.seconds:g} s", spec.origin) from None
+        raise _out_of_time(spec, exc) from None
 
 
 def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) -> list[FunctionPlan]:
@@ -86,7 +94,8 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
     plans = _first_plans(spec, config)
     if not safe or not checkable(spec):
         return plans
-    reference = ClassReference(spec) if spec.class_axis else Reference(spec)
+    kind = ClassReference if spec.class_axis else Reference
+    reference = kind(spec, config.check_work)
     failures = _check(spec, plans, None, reference, config)
     first = dict(failures)
     for level in LEVELS[1:]:
@@ -94,8 +103,10 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
             break
         try:
             fallback = {p.name: p for p in _plans(spec, level, config)}
-        except (OutOfTime, TooLarge):
+        except TooLarge:
             continue
+        except OutOfTime as exc:
+            raise _out_of_time(spec, exc) from None
         candidates = [fallback.get(p.name, p) if p.name in failures else p for p in plans]
         retry = _check(spec, candidates, list(failures), reference, config)
         plans = [
@@ -110,8 +121,9 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
 
 
 def _check(spec, plans, names, reference, config) -> dict:
-    """Check ``plans`` at the safe-mode points; points the check budget does not reach are
-    left unchecked (a deep spec's reference can be slow to evaluate at high precision)."""
+    """Check ``plans`` at the safe-mode points; points met after the reference's work budget
+    is spent (``CodegenConfig.check_work``) are left unchecked, the same ones on any machine.
+    A check that outruns its time limit is a BudgetError."""
     # rendered outside the budget: its alarm interrupting Python's own compile() of a large
     # trial module is a SystemError on CPython 3.11, not an OutOfTime
     module = _trial(spec, plans)
@@ -121,9 +133,7 @@ def _check(spec, plans, names, reference, config) -> dict:
                 return check_class_module(spec, module, names, reference=reference)
             return check_module(spec, module, names, reference=reference)
     except OutOfTime as exc:
-        if exc.stage != "check":
-            raise
-        return {}
+        raise _out_of_time(spec, exc) from None
 
 
 def plan_module(

@@ -1,10 +1,11 @@
-"""Knobs of the compiler in one frozen dataclass, and the time budget every stage runs under.
+"""Knobs of the compiler in one frozen dataclass, and the time limit every stage runs under.
 
 A spec may be arbitrarily deep; sympy's expand/simplify on it may not finish in any useful
-time. Each stage (derive, rewrite, lower, check) runs under a wall-clock budget: an optional
-optimization that runs out (tidy's expansion) is simply dropped, a stabilizing rewrite that runs
-out falls back to the plain derivative, and a stage that cannot finish at all is a BudgetError
-naming the spec and the stage, never a hang.
+time. Every choice that changes what is emitted is bounded by counting work (distinct nodes,
+expansion terms, reference evaluations), never by a clock, so the output is the same on a
+fast machine and on a loaded one. Each stage (derive, rewrite, lower, check) also runs under a
+wall-clock limit, as a safety net only: a stage that hits it is a BudgetError naming the spec
+and the stage, never a hang and never a silent fallback.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ class CodegenConfig:
     #: ... per this many distinct nodes of the spec (a product of n factors has n terms in its
     #: derivative, each a product sympy sorts: a deep chain's derivatives cost more than linear)
     derive_nodes: int = 50
-    #: stabilizing a spec that takes longer than this falls back to the raw derivative (a
-    #: safety net: every built-in stabilizes in well under a tenth of it, so their output
-    #: never depends on the machine's speed)
-    rewrite_s: float = 5.0
+    #: derive, stabilize and lower at the stable level: a safety net, hit only on a machine
+    #: far slower or busier than any built-in needs (a BudgetError, never a fallback: what is
+    #: emitted never depends on the machine's speed)
+    rewrite_s: float = 60.0
     #: derivatives with more distinct nodes than this skip stabilizing (deterministically)
     #: and are emitted as sympy's plain derivative, which safe mode then verifies
     stabilize_nodes: int = 200
@@ -37,7 +38,12 @@ class CodegenConfig:
     #: ... per this many distinct nodes of the derived forms: lowering (CSE, printing) takes
     #: time linear in them, so a deep composition's budget grows with it
     lower_nodes: int = 400
-    check_s: float = 2.0
+    #: a safety net only: a check that outruns it is a BudgetError, never a silent pass
+    check_s: float = 60.0
+    #: safe mode's work per spec, in node-evaluations at 50 digits (a form's distinct nodes
+    #: times digits / 50 per reference evaluation): points met after it is spent stay
+    #: unchecked, the same points on any machine
+    check_work: float = 200_000.0
     #: ``tidy`` only expands an expression whose expansion has at most this many terms
     expand_terms: int = 64
     #: above this many operations, ``tidy`` does not even try expanding

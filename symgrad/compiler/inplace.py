@@ -210,9 +210,13 @@ class InplaceBuilder:
         """
         terms = sorted(sp.Add.make_args(expr), key=lambda t: self._guard(t) is not None)
         for i, term in enumerate(terms):
-            factors = sp.Mul.make_args(term)
-            scal = sp.Mul(*[f for f in factors if self.rank(f) == 0 and not self.is_bool(f)])
-            rest = term / scal
+            if self.rank(term) == 0:
+                # constant in the inputs (a hyper-parameter's Piecewise): once per element
+                scal, rest = term, sp.S.One
+            else:
+                factors = sp.Mul.make_args(term)
+                scal = sp.Mul(*[f for f in factors if self.rank(f) == 0 and not self.is_bool(f)])
+                rest = term / scal
             sign = "+"
             if scal.could_extract_minus_sign():
                 scal, sign = -scal, "-"
