@@ -178,10 +178,11 @@ class Table:
         return self.header or [f"x{i}" for i in range(self.values.shape[1])]
 
 
-def read_csv(path: Path) -> Table:
-    """Read a numeric CSV with an optional header row (pandas when installed, else stdlib)."""
+def read_csv(path: Path, fast: bool = True) -> Table:
+    """Read a numeric CSV with an optional header row: through pandas when installed and
+    ``fast``, else (or where pandas finds a problem) through the stdlib reader."""
     name = path.as_posix()
-    parsed = _parse_pandas(path, name) or _parse_stdlib(path, name)
+    parsed = (_parse_pandas(path, name) if fast else None) or _parse_stdlib(path, name)
     return Table(name, *parsed)
 
 
