@@ -127,10 +127,10 @@ def _parse_stdlib(path: Path, name: str) -> tuple[list[str] | None, np.ndarray]:
     return header, values
 
 
-def _exact_floats(version: str) -> dict[str, str]:
+def _exact_floats(pd: Any) -> dict[str, str]:
     """Return the read_csv option that parses the same floats as Python's ``float()``, bit for
     bit: pandas 3 always does (and deprecates the option), pandas 2 needs ``round_trip``."""
-    return {} if int(version.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+    return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
 def _parse_pandas(path: Path, name: str) -> tuple[list[str] | None, np.ndarray] | None:
@@ -146,17 +146,14 @@ def _parse_pandas(path: Path, name: str) -> tuple[list[str] | None, np.ndarray] 
     header = _header(first[0][1])
     try:
         frame = pd.read_csv(
-            path,
-            header=None if header is None else 0,
-            dtype=np.float64,
-            index_col=False,
-            encoding="utf-8-sig",
-            **_exact_floats(pd.__version__),
+            path, header=None if header is None else 0, index_col=False, **_exact_floats(pd)
         )
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
+    if frame.shape[0] == 0 or not all(d.kind in "iuf" for d in frame.dtypes):
+        return None  # text in a column: the stdlib reader names the cell
     values = frame.to_numpy(dtype=np.float64, copy=False)
-    if values.shape[0] == 0 or not np.isfinite(values).all():
+    if not np.isfinite(values).all():
         return None
     if header is not None and len(header) != values.shape[1]:
         return None
@@ -200,7 +197,8 @@ def _labelled(table: Table, target: str | None) -> Dataset:
     col = _column_index(target, header, width, name)
     names = table.columns
     features = [i for i in range(width) if i != col]
-    X = values[:, features]
+    # the label at either end leaves the features a view; elsewhere they are copied out
+    X = values[:, features[0] : features[-1] + 1] if col in (0, width - 1) else values[:, features]
     feature_names = tuple(names[i] for i in features)
     return Dataset(name, X, values[:, col].copy(), feature_names, names[col], header is not None)
 

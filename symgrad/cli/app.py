@@ -130,7 +130,7 @@ def _verify(args: argparse.Namespace) -> int:
             rtol=args.rtol,
             atol=args.atol,
         )
-    echo(format_table(results))
+    echo(format_table(results, rtol=args.rtol))
     for result in results:
         for line in result.notes():
             say(f"note {line}")

@@ -22,7 +22,16 @@ def load_spec(role: str, text: str) -> Any:
 
 def _kernel(role: str, name: str | None) -> Any:
     """Return a built-in name as is, or the Spec named by ``FILE.py:NAME`` / ``module:NAME``."""
-    if name is None or ":" not in name:
+    if name is None:
+        return name
+    if ":" not in name:
+        from symgrad.kernels import builtins
+
+        if name not in builtins(role):
+            raise TrainError(
+                f"unknown {role} {name!r}; choose one of: {', '.join(sorted(builtins(role)))}; "
+                "for your own spec use FILE.py:NAME"
+            )
         return name
     from symgrad.cli.catalog import find
     from symgrad.cli.targets import load_target
@@ -62,10 +71,8 @@ def _loss_info(loss: Any) -> tuple[str, bool, str | None]:
         return loss.name, loss.class_axis, loss.meta.get("link")
     from symgrad.kernels import builtins
 
-    found = builtins("loss")
-    if loss not in found:
-        raise TrainError(f"unknown loss {loss!r}; choose one of: {', '.join(sorted(found))}")
-    return loss, found[loss].class_axis, found[loss].link
+    found = builtins("loss")[loss]  # a name _kernel checked
+    return loss, found.class_axis, found.link
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The loss-curve PNG of ``symgrad train``, drawn through matplotlib's object API.
 
-``matplotlib.figure.Figure`` renders with its own Agg canvas, so nothing here calls
-``matplotlib.use()`` or pyplot: a notebook or GUI that runs the CLI in-process keeps its backend.
+``matplotlib.figure.Figure`` renders with its own Agg canvas, so nothing here selects a
+backend or imports matplotlib's state machine: a notebook or GUI that runs the CLI in-process
+keeps its backend.
 """
 
 from __future__ import annotations

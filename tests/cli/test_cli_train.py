@@ -375,3 +375,40 @@ def test_a_loss_without_curvature_is_solved_by_lbfgs(capsys, tmp_path: Path):
     ref = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(parts.X, parts.y)
     best = float(np.mean(np.abs(ref.predict(parts.X) - parts.y)))
     assert metrics(out)["loss"][0] == pytest.approx(best, rel=1e-3)
+
+
+# --------------------------------------------------------------------------- tool conventions
+
+
+def test_progress_bars_come_from_tqdm_auto():
+    """tqdm.auto: a widget in Jupyter, text on a terminal."""
+    tqdm_auto = pytest.importorskip("tqdm.auto")
+    from symgrad.fit import progress_bar
+
+    bar = progress_bar(True, 3)
+    assert isinstance(bar, tqdm_auto.tqdm)
+    bar.close()
+    assert progress_bar(False, 3) is None
+
+
+def test_loss_curves_use_a_log_axis_when_they_span_decades():
+    from symgrad.cli.plot import log_scale
+
+    assert log_scale(np.array([2e3, 40.0, 1.0]), np.array([np.nan, 5.0, 1.5]))
+    assert not log_scale(np.array([3.0, 1.0, 0.9]))
+    assert not log_scale(np.array([1e3, 1.0, -2.0]))  # a loss that goes negative: linear
+
+
+def test_training_in_process_leaves_the_matplotlib_backend_alone(tmp_path: Path, monkeypatch):
+    """A notebook's backend is never switched: the PNG is drawn by matplotlib's object API."""
+    source = "\n".join(p.read_text() for p in (ROOT / "symgrad").rglob("*.py"))
+    assert "matplotlib.use(" not in source and "pyplot" not in source
+    matplotlib = pytest.importorskip("matplotlib")
+    from symgrad.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    matplotlib.use("svg")  # the user's choice, as a notebook's inline backend would be
+    code = main(["train", "--data", "diabetes", "--optimizer", "adam", "--epochs", "30"])
+    assert code == 0
+    assert matplotlib.get_backend() == "svg"
+    assert (tmp_path / "model_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -18,6 +18,7 @@ CSV_CASES = {
     "quoted and BOM": '\ufeff"a","b","y"\n"1","2",0\n3,4,1\n',
     "commas only row": "a,b,y\n1,2,0\n,,\n3,4,1\n",
     "exact digits": "a,y\n0.1,0.30000000000000004\n1e-320,2.2250738585072014e-308\n",
+    "big integers": "a,y\n9007199254740993,18446744073709551615\n1,123456789012345678901234\n",
 }
 
 
@@ -39,6 +40,8 @@ BAD_CSV = {
     "1,2,0\n3,1\n": "d.csv: line 2 has 2 fields, expected 3",
     "": "d.csv: the file is empty",
     "a,b,y\n": "d.csv: has a header but no data rows",
+    "a,b,y\n1,True,0\n": "d.csv: line 2, column 'b': 'True' is not a number (encode categories as numbers first)",
+    "a,b,y\n1,NA,0\n": "d.csv: line 2, column 'b': 'NA' is not a number (encode categories as numbers first)",
 }  # fmt: skip
 
 
