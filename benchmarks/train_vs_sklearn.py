@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from symgrad.cli.app import main
-from symgrad.cli.train import _task, r2_score, split
-from symgrad.datasets import BUNDLED, load
+from symgrad.data import BUNDLED, label_classes, load, r2_score, split
 
 VAL_FRACTION = 0.2
 
@@ -67,8 +66,9 @@ def sklearn_score(name: str, seed: int, model: str, scaled: bool) -> float:
     from sklearn.exceptions import ConvergenceWarning
 
     data = load(name)
-    parts = split(data.X, data.y, VAL_FRACTION, seed, standardize=False)
-    classify = _task(data.y)[0] == "classify"
+    classes = label_classes(data.y)  # symgrad train stratifies classifiers' splits
+    parts = split(data.X, data.y, VAL_FRACTION, seed, standardize=False, classes=classes)
+    classify = classes is not None
     est = sklearn_estimator(model, classify, seed, scaled)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -81,8 +81,8 @@ def sklearn_score(name: str, seed: int, model: str, scaled: bool) -> float:
 
 def default_model(name: str) -> str:
     """Return the model ``--model auto`` picks for a dataset."""
-    task, classes = _task(load(name).y)
-    if task == "regress":
+    classes = label_classes(load(name).y)
+    if classes is None:
         return "linear"
     return "logistic" if len(classes) == 2 else "softmax"
 

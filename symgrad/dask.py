@@ -113,7 +113,10 @@ def connect(
         return scheduler
     if scheduler in (None, "local"):
         cluster = LocalCluster(
-            n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=":0",  # any free port: never collide with the user's own 8787
         )
         return Client(cluster)
     if not isinstance(scheduler, str):

@@ -172,17 +172,28 @@ def _check_inputs(objective: Any, optimizer: Any, X: Any, y: Any) -> Objective:
     return checked
 
 
+def _interactive() -> bool:
+    """Tell whether a person watches: stderr is a terminal, or this is a Jupyter kernel."""
+    try:
+        if sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):
+        pass
+    ipython = sys.modules.get("IPython")
+    shell = getattr(ipython, "get_ipython", lambda: None)() if ipython else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def progress_bar(progress: bool | None, epochs: int) -> Any:
+    """Return a tqdm bar over ``epochs`` (a notebook widget in Jupyter, via ``tqdm.auto``), or
+    None when ``progress`` is False, or None and nobody watches."""
     explicit = progress is not None
     if progress is None:
-        try:
-            progress = sys.stderr.isatty()
-        except (AttributeError, ValueError):
-            progress = False
+        progress = _interactive()
     if not progress:
         return None
     try:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
     except ImportError:
         if explicit:
             warnings.warn("fit: progress=True but tqdm is not installed; no bar", stacklevel=3)

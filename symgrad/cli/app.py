@@ -137,7 +137,7 @@ def _verify(args: argparse.Namespace) -> int:
             rtol=args.rtol,
             atol=args.atol,
         )
-    echo(format_table(results))
+    echo(format_table(results, rtol=args.rtol))
     for result in results:
         for line in result.notes():
             say(f"note {line}")
@@ -151,7 +151,17 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.scheduler:
+        from symgrad.cli.train_dask import run as run_on_cluster
+
+        return run_on_cluster(args)
     from symgrad.cli.train import run
+
+    return run(args)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from symgrad.cli.predict import run
 
     return run(args)
 
@@ -175,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="symgrad",
         description="Symbolic gradients for ML losses, emitted as readable, stable numpy code.",
         epilog="examples:\n  symgrad generate --check\n  symgrad list\n  symgrad show huber\n"
-        "  symgrad verify my_losses.py\n  symgrad train --data iris --model softmax\n\n"
+        "  symgrad verify my_losses.py\n  symgrad train --data data.csv --label target\n"
+        "  symgrad predict --model model.npz --data data.csv -o predictions.csv\n\n"
         "Run `symgrad COMMAND --help` for each command's options.\n\n" + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -297,23 +308,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ver.set_defaults(func=_verify)
 
-    from symgrad.cli.train import add_arguments
+    from symgrad.cli.train_flags import add_arguments
 
     train = _command(
         sub,
         "train",
         "fit a model with symgrad's kernels from the terminal",
-        "Train a model on a CSV or .npz file or a scikit-learn bundled dataset, with a "
+        "Train a model on a CSV, parquet or .npz file or a scikit-learn bundled dataset, with a "
         "generated loss, activation and regularizer, and print training and validation "
         "metrics. Defaults follow scikit-learn's estimators: linear, logistic and softmax "
         "models are solved to convergence by Newton's method (the classifiers with "
         "scikit-learn's default L2 penalty, C=1); an mlp is trained by adam on standardized "
-        "targets. Features are standardized. Writes the parameters to an .npz file and, when "
-        "matplotlib is installed, a loss-curve PNG. Exits 1 if training diverges.",
+        "targets. Features are standardized; the validation part keeps each class's share. "
+        "Writes a model file for `symgrad predict` (parameters, standardization, feature and "
+        "label names, kernels, metrics; never a pickle) and, when matplotlib is installed, a "
+        "loss-curve PNG. Existing files are replaced only with --force. Exits 1 if training "
+        "diverges.",
         [
-            "symgrad train --data diabetes              # linear regression, Newton's method",
-            "symgrad train --data iris --optimizer lbfgs",
-            "symgrad train --data wine --model mlp --hidden 32 --epochs 50",
+            "symgrad train --data diabetes              # linear regression -> model.npz",
+            "symgrad train --data diabetes --force      # ... again, replacing model.npz",
+            "symgrad train --data iris --optimizer lbfgs -o iris.npz",
+            "symgrad train --data wine --model mlp --hidden 32 --epochs 50 -o wine.npz",
             "symgrad train --data diabetes --loss huber --param loss.delta=30 -o huber.npz",
             "symgrad train --data data.csv --label target --model mlp --hidden 32 "
             "--activation tanh --regularizer l2 --lam 1e-3 --optimizer adam --lr 0.005 "
@@ -322,6 +337,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(train)
     train.set_defaults(func=_train)
+
+    from symgrad.cli import predict
+
+    pred = _command(
+        sub,
+        "predict",
+        "predict with a model file from symgrad train",
+        "Apply a model file written by `symgrad train` to the features in FILE (matched by "
+        "column name) and write a CSV with a 'prediction' column in the label's units, and "
+        "one probability column per class (p_LABEL) for classifiers. The model file is checked "
+        "(format, checksum, shapes) and never unpickled or run.",
+        [
+            "symgrad predict --model model.npz --data data.csv -o predictions.csv",
+            "symgrad predict --model model.npz --data data.csv -o predictions.csv --force",
+        ],
+    )
+    predict.add_arguments(pred)
+    pred.set_defaults(func=_predict)
     return parser
 
 

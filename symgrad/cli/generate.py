@@ -9,12 +9,12 @@ import re
 import shlex
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.machinery import all_suffixes
 from pathlib import Path
 
+from symgrad.cli.files import commit, stage
 from symgrad.cli.report import Report
 from symgrad.cli.targets import Target, display_path, load_targets
 from symgrad.compiler.codegen import generate_source
@@ -379,40 +379,9 @@ def plan(
     return Plan(outputs, find_orphans(out_dir, outputs))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _stage(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file next to ``path`` and return the temporary's path."""
-    try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _stage(path, text)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return stage(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def _mkdirs(folder: Path) -> list[Path]:
@@ -449,7 +418,7 @@ def write_all(files: list[tuple[Path, str]]) -> None:
     done = 0
     try:
         for tmp, path in staged:
-            os.replace(tmp, path)
+            commit(tmp, path)
             done += 1
     except OSError as exc:
         raise WriteFailed(display_path(path), exc) from exc

@@ -1,15 +1,21 @@
-"""``symgrad train --scheduler``: the same models, fitted on a Dask cluster by a full-batch solver."""
+"""``symgrad train --scheduler``: the same models, fitted on a Dask cluster by a full-batch solver.
+
+It shares the flags and model building of ``symgrad train`` (``cli.build``) and the model file
+(``cli.saved``); nothing imports this module but the command line's dispatch."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from symgrad.cli import saved
+from symgrad.cli.files import write_atomic
 from symgrad.cli.report import EXIT_OK, diverged, error, say
-from symgrad.errors import SymgradError
+from symgrad.errors import OutputError, SymgradError
 
 
 def _class_index(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -22,7 +28,7 @@ def _label_summary(y: object) -> np.ndarray:
     gathered): its distinct values when they are integers, else a stand-in of its shape."""
     import dask.array as da
 
-    from symgrad.cli.train import MAX_CLASSES
+    from symgrad.data import MAX_CLASSES
 
     if y.ndim == 1 and bool(da.all(y == da.round(y)).compute()):
         classes = da.unique(y).compute()
@@ -34,10 +40,10 @@ def _label_summary(y: object) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     """Fit on the cluster at ``args.scheduler`` ("local" starts one) and save the parameters."""
     import symgrad.dask as sgd
-    from symgrad.cli.train import check_output
+    from symgrad.cli.files import check_output
 
     try:
-        out = check_output(args.output, "-o")
+        out = check_output(args.output, "-o", args.force)
         client = sgd.connect(args.scheduler, timeout=args.scheduler_timeout)
     except (SymgradError, ValueError) as exc:
         return error(str(exc))
@@ -53,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
     """Read, build, fit and save on a connected cluster; return the exit code."""
     import symgrad.dask as sgd
-    from symgrad.cli.train import build, write_atomic
+    from symgrad.cli.build import build
     from symgrad.solvers import METHODS
 
     try:
@@ -90,15 +96,40 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
         f"max gradient {result.grad_norm:.2e}",
         flush=True,
     )
-    arrays = {k: np.asarray(v) for k, v in result.params.items()}
-    arrays |= {"x_mean": mean, "x_scale": scale, "features": np.array(names)}
-    if built.classes is not None:
-        arrays["classes"] = built.classes
+    if not np.isfinite(result.objective):
+        return diverged(f"the objective is {result.objective} after {result.n_iter} iterations")
+    meta = _metadata(args, built, names, X.shape[1], result.objective)
+    arrays = {"x_mean": mean, "x_scale": scale, "classes": built.classes}
     try:
-        write_atomic(out, lambda fh: np.savez(fh, **arrays))
+        blob = saved.encode(meta, result.params, arrays)
+        write_atomic(out, lambda fh: fh.write(blob))
+    except OutputError as exc:
+        return error(str(exc))
     except OSError as exc:
         return error(f"{out}: cannot write: {exc.strerror or exc}")
     say(f"wrote {out.as_posix()}")
-    if not np.isfinite(result.objective):
-        return diverged(f"the objective is {result.objective} after {result.n_iter} iterations")
     return EXIT_OK
+
+
+def _metadata(
+    args: argparse.Namespace, built: Any, names: Any, n_features: int, objective: float
+) -> dict[str, Any]:
+    """Return the model file's description of a cluster fit (no hold-out: the objective)."""
+    from symgrad import __version__
+
+    info: dict[str, Any] = {"kind": built.kind, "task": built.task}
+    if built.kind == "mlp":
+        info |= {"sizes": list(built.model.sizes), "output": built.model.task}
+    features = [str(n) for n in names] if names is not None else []
+    named = len(features) == n_features
+    return {
+        "symgrad_version": __version__,
+        "model": info,
+        "kernels": {role: saved.describe(c) for role, c in built.choices.items()},
+        "data": args.data,
+        "features": features if named else [f"x{i}" for i in range(n_features)],
+        "named_features": named,
+        "label": str(args.label) if args.label is not None else None,
+        "standardized": {"features": bool(args.standardize), "targets": False},
+        "metrics": {"train": {"loss": float(objective)}},
+    }

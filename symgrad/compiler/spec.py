@@ -130,6 +130,19 @@ def check_name(name: str, what: str, spec: str, origin: str = "") -> None:
         )
 
 
+#: What a spec's own exception says -> how to fix the spec (numpy or math on symbols; ``if``).
+_HINTS = (
+    ("truth value of Relational", "use sp.Piecewise for a condition (sp.Max, sp.Min for max, min)"),
+    ("ufunc", "use sympy functions such as sp.cosh, not numpy's"),
+    ("convert expression to float", "use sympy functions such as sp.cosh, not math's"),
+)
+
+
+def _hint(message: str) -> str:
+    """Return ``"; HINT"`` for an exception message that :data:`_HINTS` knows, else ``""``."""
+    return next((f"; {hint}" for key, hint in _HINTS if key in message), "")
+
+
 def check_doc(doc: str, spec: str, origin: str = "") -> str:
     """Return ``doc`` if it can sit inside a generated raw docstring, else raise SpecError."""
     if not isinstance(doc, str):
@@ -486,9 +499,8 @@ def from_function(
     try:
         raw = fn(**kwargs)
     except Exception as exc:  # the user's code: report it, keep sympy's traceback out
-        raise SpecError(
-            spec_name, f"building the expression raised {type(exc).__name__}: {exc}", origin
-        ) from None
+        problem = f"building the expression raised {type(exc).__name__}: {exc}"
+        raise SpecError(spec_name, problem + _hint(str(exc)), origin) from None
     try:
         expr = sp.sympify(raw, strict=True)
     except (sp.SympifyError, TypeError):

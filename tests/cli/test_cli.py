@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -280,7 +281,7 @@ def test_version_help_and_usage_errors(tmp_path: Path, capsys):
 
 
 def test_write_atomic_keeps_the_old_file_when_replace_fails(tmp_path: Path, monkeypatch):
-    from symgrad.cli import generate
+    from symgrad.cli import files
 
     path = tmp_path / "k.py"
     path.write_text("# symgrad-generated: v1\nold = 1\n")
@@ -288,11 +289,68 @@ def test_write_atomic_keeps_the_old_file_when_replace_fails(tmp_path: Path, monk
     def boom(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(generate.os, "replace", boom)
+    monkeypatch.setattr(files.os, "replace", boom)
     with pytest.raises(OSError):
-        generate.write_atomic(path, "new = 2\n")
+        files.write_bytes(path, b"new = 2\n")
     assert path.read_text().endswith("old = 1\n")
     assert [p.name for p in tmp_path.iterdir()] == ["k.py"]  # no temporary left behind
+
+
+UMASK_PROBE = """
+import os, sys, threading
+from pathlib import Path
+from symgrad.cli.files import write_bytes
+
+os.umask(0o027)
+seen, done = set(), threading.Event()
+
+def watch():
+    while not done.is_set():
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                seen.add(int(line.split()[1], 8))
+
+watcher = threading.Thread(target=watch)
+watcher.start()
+for i in range(300):
+    write_bytes(Path(sys.argv[1]) / f"f{i % 3}", b"x")
+done.set()
+watcher.join()
+print(sorted(seen), oct(os.stat(Path(sys.argv[1]) / "f0").st_mode & 0o777))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_write_atomic_never_touches_the_umask(tmp_path: Path):
+    """Another thread never sees the umask change, and new files get 0o666 & ~umask."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", UMASK_PROBE, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[23]", "0o640"]  # 0o027 == 23, and never 0
+
+
+def test_write_atomic_refuses_links_and_special_files(tmp_path: Path):
+    from symgrad.cli.files import write_bytes
+    from symgrad.errors import OutputError
+
+    (tmp_path / "real").write_bytes(b"keep")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dir").mkdir()
+    cases = {"link": "symbolic link", "dangling": "symbolic link", "fifo": "not a regular file"}
+    cases["dir"] = "is a directory"
+    for name, problem in cases.items():
+        with pytest.raises(OutputError, match=problem):
+            write_bytes(tmp_path / name, b"new")
+    assert (tmp_path / "real").read_bytes() == b"keep" and not (tmp_path / "nowhere").exists()
+    assert not list(tmp_path.glob(".*.tmp"))
+    (tmp_path / "real").chmod(0o604)
+    write_bytes(tmp_path / "real", b"new")  # a regular file is replaced and keeps its mode
+    assert (tmp_path / "real").read_bytes() == b"new"
+    assert stat.S_IMODE((tmp_path / "real").stat().st_mode) == 0o604
 
 
 def test_write_all_is_all_or_nothing_on_ctrl_c(tmp_path: Path, monkeypatch):

@@ -126,8 +126,7 @@ def test_verify_user_file_and_builtins(user: Path):
         "kernel",
         "functions checked",
         "points",
-        "max abs err",
-        "max rel err",
+        "max rel err (rtol 1e-05)",
         "result",
     ]
     rows = {line.split("|")[0].strip(): line for line in lines[2:]}
@@ -138,6 +137,8 @@ def test_verify_user_file_and_builtins(user: Path):
     builtins = run("verify", cwd=user)
     assert builtins.returncode == 0, builtins.stdout + builtins.stderr
     assert builtins.stderr.endswith("32 kernels checked, 0 failed\n")
+    poisson = next(r for r in builtins.stdout.splitlines() if r.startswith("losses.poisson_nll"))
+    assert "e+" not in poisson  # its derivative reaches 1e300: relative errors only
     strict = run(
         "verify", "my_losses.py", "--seed", "3", "--rtol", "0", "--atol", "1e-15", cwd=user
     )
@@ -209,3 +210,36 @@ def test_verify_table_has_one_row_per_kernel():
     table = format_table(results).splitlines()
     assert len(table) == 2 + len(regularizers.SPECS)
     assert all(r.ok for r in results)
+
+
+SPEC_MISTAKES = {
+    "np.cosh(yhat - y)": "; use sympy functions such as sp.cosh, not numpy's",
+    "math.cosh(yhat - y)": "; use sympy functions such as sp.cosh, not math's",
+    "(yhat - y) if yhat > y else (y - yhat)": "; use sp.Piecewise for a condition",
+    "max(yhat, y)": "; use sp.Piecewise for a condition (sp.Max, sp.Min for max, min)",
+}
+
+
+@pytest.mark.parametrize("body", sorted(SPEC_MISTAKES))
+def test_spec_mistakes_hint_at_the_fix(tmp_path: Path, capsys, monkeypatch, body: str):
+    from symgrad.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.py").write_text(
+        "import math\nimport numpy as np\nimport symgrad as sg\n\n\n@sg.loss\n"
+        f"def bad(yhat, y):\n    return {body}\n"
+    )
+    assert main(["list", "mine.py"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: mine.py: spec 'bad': building the expression raised")
+    assert SPEC_MISTAKES[body] in err, err
+
+
+def test_unknown_kernel_names_point_to_your_own_spec(tmp_path: Path, capsys, monkeypatch):
+    from symgrad.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", "iris", "--model", "mlp", "--activation", "swish2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown activation 'swish2'; choose one of: elu")
+    assert err.rstrip().endswith("; for your own spec use FILE.py:NAME")

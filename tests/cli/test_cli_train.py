@@ -91,7 +91,8 @@ def test_train_csv_mlp_with_flags_and_a_user_loss(tmp_path: Path):
     )  # fmt: skip
     assert mlp.returncode == 0, mlp.stderr
     assert sorted(np.load(tmp_path / "mlp.npz").files) == [
-        "W0", "W1", "W2", "b0", "b1", "b2", "x_mean", "x_scale", "y_mean", "y_scale",
+        "W0", "W1", "W2", "b0", "b1", "b2", "checksum", "metadata", "x_mean", "x_scale",
+        "y_mean", "y_scale",
     ]  # fmt: skip
     assert "(120 train / 0 validation)" in mlp.stderr
 
@@ -108,7 +109,7 @@ def test_train_npz_binary_classification(tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     assert "LogisticRegression" in proc.stderr and "it/s" not in proc.stderr
     assert metrics(proc.stdout)["accuracy"][1] >= 0.85
-    saved = np.load(tmp_path / "params.npz")
+    saved = np.load(tmp_path / "model.npz")
     assert np.all(saved["x_mean"] == 0) and np.all(saved["x_scale"] == 1)
     assert (tmp_path / "curve.png").exists() == HAS_MATPLOTLIB
 
@@ -140,7 +141,7 @@ def test_bad_data_is_one_line_and_exit_2(tmp_path: Path, case: str):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), proc.stderr
-    assert not (tmp_path / "params.npz").exists()
+    assert not (tmp_path / "model.npz").exists()
 
 
 def test_bad_flags_are_one_line_and_exit_2(tmp_path: Path):
@@ -176,14 +177,13 @@ def main_args(capsys, *args: str) -> tuple[int, str, str]:
 
 def main_run(capsys, tmp_path: Path, *args: str) -> tuple[int, str, str]:
     """``main_args`` writing ``tmp_path/p.npz`` and no plot."""
-    return main_args(capsys, *args, "--no-plot", "-o", str(tmp_path / "p.npz"))
+    return main_args(capsys, *args, "--no-plot", "--force", "-o", str(tmp_path / "p.npz"))
 
 
 def sklearn_scores(name: str, model: str, seed: int = 0) -> tuple[float, float, int]:
     """Return scikit-learn's default estimator's validation score on raw and standardized features."""
     from benchmarks.train_vs_sklearn import sklearn_score
-    from symgrad.cli.train import split
-    from symgrad.datasets import load
+    from symgrad.data import load, split
 
     data = load(name)
     n_val = len(split(data.X, data.y, 0.2, seed, False).X_val)
@@ -209,7 +209,7 @@ def test_defaults_reach_sklearn_default_estimator(capsys, tmp_path: Path, name: 
     the default estimator on raw features (which sees differently scaled features).
     """
     from benchmarks.train_vs_sklearn import default_model
-    from symgrad.datasets import BUNDLED
+    from symgrad.data import BUNDLED
 
     assert name in BUNDLED and len(BUNDLED) == 6  # a new bundled dataset needs a row here
     code, out, err = main_run(capsys, tmp_path, "--data", name)
@@ -224,8 +224,7 @@ def test_defaults_reach_sklearn_default_estimator(capsys, tmp_path: Path, name: 
 
 
 def test_mlp_learns_standardized_targets_and_reports_original_units(capsys, tmp_path: Path):
-    from symgrad.cli.train import r2_score, split
-    from symgrad.datasets import load
+    from symgrad.data import load, r2_score, split
     from symgrad.models import MLP
 
     code, out, err = main_run(capsys, tmp_path, "--data", "diabetes", "--model", "mlp")
@@ -290,7 +289,7 @@ def test_a_huge_learning_rate_is_reported_as_divergence(tmp_path: Path):
     assert len(lines) == 4 and lines[0].startswith("data   diabetes"), proc.stderr
     assert lines[3].startswith("diverged: the loss grew from 2.886e+04 to "), proc.stderr
     assert lines[3].endswith("; try a smaller --lr")
-    assert not (tmp_path / "params.npz").exists()
+    assert not (tmp_path / "model.npz").exists()
 
 
 @pytest.mark.parametrize("optimizer", ["auto", "newton", "sgd", "rmsprop"])
@@ -318,9 +317,9 @@ def test_bad_output_paths_are_refused_before_training(capsys, tmp_path: Path, mo
         ("", "error: -o '': empty file name"),
         ("adir", "error: adir: is a directory"),
         ("adir/", "error: adir/: is a directory"),
-        ("null", "error: null: is not a regular file"),
+        ("null", "error: null: is a symbolic link"),
         ("fifo", "error: fifo: is not a regular file"),
-        ("dangling", "error: dangling: is a dangling symbolic link"),
+        ("dangling", "error: dangling: is a symbolic link"),
     ]
     if os.geteuid() != 0:
         (tmp_path / "locked").mkdir(mode=0o555)
@@ -328,7 +327,7 @@ def test_bad_output_paths_are_refused_before_training(capsys, tmp_path: Path, mo
         (tmp_path / "ro.npz").chmod(0o444)
         cases += [
             ("locked/p.npz", "error: locked/p.npz: folder locked is not writable"),
-            ("ro.npz", "error: ro.npz: is read-only"),
+            ("ro.npz", "error: ro.npz: already exists; pass --force to replace it"),
         ]
     for out, message in cases:
         code, stdout, err = main_args(capsys, "--data", "iris", "-o", out)
@@ -345,9 +344,13 @@ def test_outputs_are_written_atomically_with_the_usual_mode(capsys, tmp_path: Pa
     target.write_bytes(b"old")
     target.chmod(0o640)
     (tmp_path / "link.npz").symlink_to(target)
-    code, _, err = main_args(capsys, "--data", "iris", "-o", "link.npz", "--plot", "curve.png")
+    code, _, err = main_args(capsys, "--data", "iris", "-o", "link.npz")
+    assert code == 2 and "link.npz: is a symbolic link" in err  # never written through
+    assert target.read_bytes() == b"old"
+    code, _, err = main_args(
+        capsys, "--data", "iris", "-o", "real.npz", "--plot", "curve.png", "--force"
+    )
     assert code == 0, err
-    assert (tmp_path / "link.npz").is_symlink()  # the link is kept, its target replaced
     assert np.load(target)["W"].shape == (4, 3)
     assert stat.S_IMODE(target.stat().st_mode) == 0o640  # a replaced file keeps its mode
     code, _, err = main_args(capsys, "--data", "iris", "-o", "fresh.npz")
@@ -363,8 +366,7 @@ def test_a_loss_without_curvature_is_solved_by_lbfgs(capsys, tmp_path: Path):
     """l1 has a zero second derivative: auto picks L-BFGS, which reaches the median regression."""
     from sklearn.linear_model import QuantileRegressor
 
-    from symgrad.cli.train import split
-    from symgrad.datasets import load
+    from symgrad.data import load, split
 
     code, out, err = main_run(capsys, tmp_path, "--data", "diabetes", "--loss", "l1")
     assert code == 0, err
@@ -374,3 +376,40 @@ def test_a_loss_without_curvature_is_solved_by_lbfgs(capsys, tmp_path: Path):
     ref = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(parts.X, parts.y)
     best = float(np.mean(np.abs(ref.predict(parts.X) - parts.y)))
     assert metrics(out)["loss"][0] == pytest.approx(best, rel=1e-3)
+
+
+# --------------------------------------------------------------------------- tool conventions
+
+
+def test_progress_bars_come_from_tqdm_auto():
+    """tqdm.auto: a widget in Jupyter, text on a terminal."""
+    tqdm_auto = pytest.importorskip("tqdm.auto")
+    from symgrad.fit import progress_bar
+
+    bar = progress_bar(True, 3)
+    assert isinstance(bar, tqdm_auto.tqdm)
+    bar.close()
+    assert progress_bar(False, 3) is None
+
+
+def test_loss_curves_use_a_log_axis_when_they_span_decades():
+    from symgrad.cli.plot import log_scale
+
+    assert log_scale(np.array([2e3, 40.0, 1.0]), np.array([np.nan, 5.0, 1.5]))
+    assert not log_scale(np.array([3.0, 1.0, 0.9]))
+    assert not log_scale(np.array([1e3, 1.0, -2.0]))  # a loss that goes negative: linear
+
+
+def test_training_in_process_leaves_the_matplotlib_backend_alone(tmp_path: Path, monkeypatch):
+    """A notebook's backend is never switched: the PNG is drawn by matplotlib's object API."""
+    source = "\n".join(p.read_text() for p in (ROOT / "symgrad").rglob("*.py"))
+    assert "matplotlib.use(" not in source and "pyplot" not in source
+    matplotlib = pytest.importorskip("matplotlib")
+    from symgrad.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
+    matplotlib.use("svg")  # the user's choice, as a notebook's inline backend would be
+    code = main(["train", "--data", "diabetes", "--optimizer", "adam", "--epochs", "30"])
+    assert code == 0
+    assert matplotlib.get_backend() == "svg"
+    assert (tmp_path / "model_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -399,6 +399,7 @@ def test_cli_trains_parquet_on_a_scheduler_address(client, tmp_path, capsys):
         "1e-3",
         "-o",
         str(out),
+        "--force",
     ]
     code = main([*args, "--scheduler", client.scheduler.address])
     _assert_cli_fit_matches_memory(code, out, X, y)
@@ -432,7 +433,7 @@ def test_cli_trains_npy_and_zarr_arrays(kind, client, tmp_path, capsys):
     assert names == ["x1", "x2", "x3"] and np.array_equal(read_X.compute(), X)
     out = tmp_path / "params.npz"
     args = ["train", "--data", source, "--label", "0", "--solver", "newton", "--no-standardize"]
-    args += ["--regularizer", "l2", "--lam", "1e-3", "-o", str(out)]
+    args += ["--regularizer", "l2", "--lam", "1e-3", "-o", str(out), "--force"]
     code = main([*args, "--scheduler", client.scheduler.address])
     _assert_cli_fit_matches_memory(code, out, X, y)
     assert "converged" in capsys.readouterr().out
