@@ -86,6 +86,11 @@ def pytest_collection_modifyitems(config, items):
 WIDE = np.concatenate([np.linspace(-1000, 1000, 2001), np.linspace(-90, 90, 722), AWKWARD])
 
 
+def kernel_of(module, name: str) -> str:
+    """Return the kernel that emits function ``name`` of module A, L or R (its KERNELS table)."""
+    return next(k for k, meta in module.KERNELS.items() if name in meta["functions"])
+
+
 def emitted_args(module, name, rng):
     """Return float64 inputs for emitted function ``name`` of module A, L or R (a registry sweep)."""
     if module is A:
@@ -93,9 +98,7 @@ def emitted_args(module, name, rng):
         return (x, rng.normal(size=x.shape)) if name.endswith("_vjp") else (x,)
     if module is R:
         return (WIDE.reshape(-1, 2),)
-    base = name
-    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp", "_per_sample"):
-        base = base.removesuffix(suffix)
+    base = kernel_of(module, name)
     yhat, y = loss_inputs(base, rng, awkward=True)
     if base == "binary_cross_entropy":  # probabilities that stay inside (0, 1) in float32
         yhat = np.clip(yhat, 1e-7, 1 - 2.0**-24)

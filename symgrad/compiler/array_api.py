@@ -1,4 +1,4 @@
-"""The Array API lowering target: the plain formula with standard-only operations.
+"""The Array API spellings: the plain formula with standard-only operations.
 
 Each emitted function takes its namespace from its inputs (``array_api_compat``), writes no
 ``out=`` and has no Python control flow on values, so one module runs on numpy, CuPy, torch and
@@ -10,18 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.lower import (
-    WEIGHT_DOC,
-    WEIGHTS,
-    Emitter,
-    FunctionPlan,
-    scale_by_inv_n,
-    wrap_doc_line,
-)
-from symgrad.compiler.primitives import N_CLASSES
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
-from symgrad.compiler.printer import formula as shown
 from symgrad.compiler.special import helper_names
 from symgrad.compiler.spellings import ARRAY_API, spellings
 
@@ -120,130 +109,3 @@ class ArrayApiPrinter(SymgradPrinter):
 
 for _name in FUNCTIONS:  # every table entry, including those sympy's printer spells itself
     setattr(ArrayApiPrinter, f"_print_{_name}", ArrayApiPrinter._print_Function)
-
-
-def _sizes(spec, used: set) -> list[str]:
-    """Return the statements defining ``n_classes`` from a static shape, and for a loss its
-    ``weight`` and the mean's ``inv_n`` (1/count, else 1/sum of the weights, else 1/size)."""
-    x = spec.wrt.name
-    lines = []
-    if N_CLASSES in used:
-        lines.append(f"n_classes = {x}.shape[-1]")
-    if spec.role == "loss":
-        rows = bool(spec.class_axis)
-        if INV_N in used:
-            args = f"xp, dtype, weight, {x}.shape, count, {rows}"
-            lines.append(f"weight, inv_n = _weighting({args})")
-        else:
-            lines.append(f"weight = _weights(xp, dtype, weight, {x}.shape, {rows})")
-    return lines
-
-
-def _shaped(em: Emitter, i: int, like: str) -> str:
-    """Print output ``i`` broadcast to the shape of input ``like`` when it does not depend on it."""
-    out = em.outputs[i]
-    if any(s.name == like for s in em.depends(out)):
-        return em.text(i)
-    return f"xp.zeros_like({like}) + {em.operand(i)}"
-
-
-def _signature(derived: Derived, extra: tuple[str, ...]) -> str:
-    spec = derived.spec
-    arrays = [s.name for s in spec.inputs] + list(extra)
-    keywords = [f"{s.name}: float = {v!r}" for s, v in spec.hyper]
-    if spec.role == "loss":
-        keywords += ["count: float | None = None", "weight=None"]
-    return ", ".join(arrays + (["*", *keywords] if keywords else []))
-
-
-def plan_functions_xp(derived: Derived) -> list[FunctionPlan]:
-    """Return the functions one kernel emits on the Array API target, in a fixed order."""
-    spec = derived.spec
-    x = spec.wrt.name
-    arrays = [s.name for s in spec.inputs]
-    plans = []
-
-    def emit(name, exprs, finish, first, lines, extra=()):
-        em = Emitter(derived, exprs, ArrayApiPrinter, sizes=_sizes)
-        names = [*arrays, *extra]
-        head = [f"xp, dtype, {', '.join(names)} = _prepare({', '.join(names)})"]
-        loss = spec.role == "loss"
-        body = (*head, *em.lines, f"return {finish(em)}")
-        if loss:
-            lines = [*lines, "", WEIGHT_DOC]
-        doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
-        helpers = frozenset(em.printer.helpers) | ({WEIGHTS} if loss else set())
-        plans.append(FunctionPlan(name, _signature(derived, extra), "", doc, body, helpers))
-
-    if spec.role == "loss":  # times weight= when given (_weighed returns the array alone if not)
-        w = lambda text: f"_weighed(weight, {strip_outer_parens(text)})"  # noqa: E731
-    else:
-        w = lambda text: text  # noqa: E731
-    same = lambda em: w(_shaped(em, 0, x))  # noqa: E731
-    formula = shown(spec.expr)
-    if spec.role == "activation" and derived.vjp is not None:
-        emit(spec.name, [derived.value], same, f"Evaluate {spec.name}.", [f"f = {formula}"])
-        emit(
-            f"{spec.name}_vjp",
-            [derived.vjp],
-            same,
-            f"Return grad_output pulled back through {spec.name}.",
-            [f"vjp = {shown(derived.vjp)}"],
-            ("grad_output",),
-        )
-        return plans
-    if spec.role == "activation":
-        emit(spec.name, [derived.value], same, f"Evaluate {spec.name}.", [f"f = {formula}"])
-    else:
-        value = derived.value if spec.role == "regularizer" else INV_N * derived.value
-        emit(
-            spec.name,
-            [value],
-            lambda em: f"xp.sum({w(_reduced(em, 0, x))})",
-            f"Return {spec.name}, {'summed' if spec.role == 'regularizer' else 'the mean'}.",
-            [f"value = {formula}"],
-        )
-    if spec.role == "loss":
-        emit(
-            f"{spec.name}_per_sample",
-            [derived.value],
-            (lambda em: f"{w(em.text(0))}[..., 0]") if spec.class_axis else same,
-            f"Return the loss per {'sample' if spec.class_axis else 'element'}, before the mean.",
-            [f"l = {formula}"],
-        )
-    grad = derived.grad if spec.role != "loss" else scale_by_inv_n(derived.grad)
-    emit(f"{spec.name}_grad", [grad], same, f"Return d{spec.name}/d{x}.", [f"grad = {shown(grad)}"])
-    if spec.role == "loss":
-        emit(
-            f"{spec.name}_value_and_grad",
-            [INV_N * derived.value, grad],
-            lambda em: f"xp.sum({w(_reduced(em, 0, x))}), {w(_shaped(em, 1, x))}",
-            f"Return ({spec.name}, {spec.name}_grad) with shared work.",
-            [f"value = {formula}", f"grad = {shown(grad)}"],
-        )
-    if derived.hess is not None:
-        hess = derived.hess if spec.role != "loss" else scale_by_inv_n(derived.hess)
-        emit(
-            f"{spec.name}_hess",
-            [hess],
-            same,
-            "Return the second derivative's diagonal.",
-            [f"hess = {shown(hess)}"],
-        )
-    if derived.hvp is not None:
-        emit(
-            f"{spec.name}_hvp",
-            [scale_by_inv_n(derived.hvp)],
-            same,
-            f"Return the Hessian of the mean loss in {x} times ``vector``.",
-            [f"Hv = {shown(scale_by_inv_n(derived.hvp))}"],
-            ("vector",),
-        )
-    return plans
-
-
-def _reduced(em: Emitter, i: int, like: str) -> str:
-    """Print output ``i`` for a sum: as is unless it is a scalar (then broadcast to ``like``)."""
-    if em.printer.rank(em.outputs[i]) == 0:
-        return _shaped(em, i, like)
-    return em.text(i)

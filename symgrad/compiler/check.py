@@ -23,6 +23,7 @@ import numpy as np
 import sympy as sp
 
 from symgrad.compiler.config import DEFAULT
+from symgrad.compiler.emitted import TABLE
 from symgrad.compiler.evaluate import (
     EXACT,
     NAIVE,
@@ -196,23 +197,22 @@ def acceptable(got: float, naive: float, exact, condition: float = 1.0) -> str |
     return f"relative error {err:.2g} vs {base:.2g} for the plain formula"
 
 
-#: How each emitted function reads its forms: (suffix, forms it returns).
-_ROLE_FUNCTIONS = {
-    "activation": (("", ("value",)), ("_grad", ("grad",)), ("_hess", ("hess",))),
-    "regularizer": (("", ("value",)), ("_grad", ("grad",)), ("_hess", ("hess",))),
-    "loss": (
-        ("", ("value",)),
-        ("_grad", ("grad",)),
-        ("_value_and_grad", ("value", "grad")),
-        ("_hess", ("hess",)),
-    ),
-}
+def checked_functions(spec: Spec, forms) -> list[tuple[str, tuple[str, ...]]]:
+    """Return (suffix, forms it returns) of every function in the emitted table whose forms
+    the reference has (``forms``); a class-axis loss's mean is its ``total``."""
+    rename = {"value": "total"} if spec.class_axis and spec.role == "loss" else {}
+    out = []
+    for fn in TABLE[spec.role]:
+        returned = tuple(rename.get(f, f) for f in fn.forms)
+        if all(f in forms for f in returned):
+            out.append((fn.suffix, returned))
+    return out
 
 
 def checkable(spec: Spec) -> bool:
     """Tell whether safe mode checks ``spec`` (every element-wise or class-axis loss and
     activation; a class-axis regularizer has no reference here)."""
-    return not spec.class_axis or spec.role in _CLASS_FUNCTIONS
+    return not spec.class_axis or spec.role in ("activation", "loss")
 
 
 def points(spec: Spec, xs: Sequence[float] = POINTS) -> list[tuple[float, ...]]:
@@ -274,7 +274,7 @@ def check_module(
     hyper = [v for _, v in spec.hyper]
     failures: dict[str, Failure] = {}
     exact_cache: dict = {}
-    for suffix, forms in _ROLE_FUNCTIONS[spec.role]:
+    for suffix, forms in checked_functions(spec, ref.forms):
         name = spec.name + suffix
         fn = getattr(module, name, None)
         if fn is None or (functions is not None and name not in functions):
@@ -441,7 +441,7 @@ def check_batches(  # noqa: PLR0913
         return {}
     failures: dict[str, Failure] = {}
     calls = _LOSS_BATCHES if spec.role == "loss" else ((False, None),)
-    for suffix, forms in _ROLE_FUNCTIONS[spec.role]:
+    for suffix, forms in checked_functions(spec, ref.forms):
         name = spec.name + suffix
         fn = getattr(module, name, None)
         if (
@@ -515,17 +515,6 @@ ROWS = (
 #: Rows of the other inputs (targets: one-hot and soft), and of the vector / cotangent.
 OTHER_ROWS = ((0.0, 1.0, 0.0), (0.2, 0.5, 0.3), (1.0, 0.0, 0.0))
 VECTOR_ROW = (1.0, -0.5, 0.25)
-
-_CLASS_FUNCTIONS = {
-    "activation": (("", ("value",)), ("_vjp", ("vjp",))),
-    "loss": (
-        ("", ("total",)),
-        ("_grad", ("grad",)),
-        ("_value_and_grad", ("total", "grad")),
-        ("_hess", ("hess",)),
-        ("_hvp", ("hvp",)),
-    ),
-}
 
 
 class ClassReference:
@@ -630,7 +619,7 @@ def check_class_module(
     at the rows of ``class_rows`` (as ``check_module`` does element-wise)."""
     ref = reference or ClassReference(spec)
     failures: dict[str, Failure] = {}
-    for suffix, forms in _CLASS_FUNCTIONS[spec.role]:
+    for suffix, forms in checked_functions(spec, ref.forms):
         name = spec.name + suffix
         fn = getattr(module, name, None)
         if fn is None or (functions is not None and name not in functions):

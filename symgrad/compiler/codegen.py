@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import ModuleType
 
 from symgrad.compiler.check import (
@@ -14,10 +14,12 @@ from symgrad.compiler.check import (
     checkable,
 )
 from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
+from symgrad.compiler.emitted import FunctionPlan
 from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel, distinct_nodes
-from symgrad.compiler.lower import FunctionPlan, plan_functions
 from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec, compose
+from symgrad.compiler.targets import plan_functions
+from symgrad.compiler.targets import target as lowering_target
 from symgrad.errors import BudgetError, SafeModeError, SpecError
 from symgrad.resources import module_from_source
 
@@ -27,32 +29,13 @@ def _trial(spec: Spec, plans: list[FunctionPlan]) -> ModuleType:
     return module_from_source(text, f"symgrad_check_{spec.name}")
 
 
-#: lowering targets: the buffer-reusing numpy modules, the Array API modules, fused CuPy kernels
-TARGETS = ("numpy", "array-api", "cupy")
-
-
-def _lowering(target: str) -> Callable[..., list[FunctionPlan]]:
-    """Return the function that lowers a derived kernel for ``target``."""
-    if target == "numpy":
-        return plan_functions
-    if target == "array-api":
-        from symgrad.compiler.array_api import plan_functions_xp
-
-        return plan_functions_xp
-    if target == "cupy":
-        from symgrad.compiler.cuda import plan_functions_cuda
-
-        return plan_functions_cuda
-    raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-
-
 def _plans(
     spec: Spec, level: str, config: CodegenConfig, target: str = "numpy"
 ) -> list[FunctionPlan]:
     derived = derive_kernel(spec, level, config)
     size = distinct_nodes(derived.value, derived.grad, derived.hess, derived.vjp, derived.hvp)
     with budget("lower", config.lower_s * max(1.0, size / config.lower_nodes)):
-        return _lowering(target)(derived)
+        return plan_functions(derived, target)
 
 
 def _out_of_time(spec: Spec, exc: OutOfTime) -> BudgetError:
@@ -143,7 +126,7 @@ def plan_module(
 
     Safe mode checks the numpy lowering; the array-api and cupy lowerings print the same
     stabilized expressions and are compared with the numpy target by the tests."""
-    _lowering(target)
+    lowering_target(target)  # an unknown target fails before any work
     specs = list(specs)
     for spec in specs:
         if not isinstance(spec, Spec):

@@ -1,4 +1,4 @@
-"""The fused-kernel target: each element-wise function as one C body in a CuPy ElementwiseKernel.
+"""The C spellings of the fused-kernel target, and how a class-axis function splits into kernels.
 
 The body is the same CSE as the numpy target (one ``const T tK = ...;`` per shared value, then
 one assignment per output), printed in C with the shared spelling table; the type ``T`` is the
@@ -16,22 +16,12 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.lower import (
-    PER_SAMPLE,
-    WEIGHT_DOC,
-    WEIGHTS,
-    Emitter,
-    FunctionPlan,
-    scale_by_inv_n,
-    wrap_doc_line,
-)
-from symgrad.compiler.primitives import N_CLASSES, axis_max, axis_sum
+from symgrad.compiler.emitted import FunctionPlan
+from symgrad.compiler.lower import Emitter
+from symgrad.compiler.primitives import axis_max, axis_sum
 from symgrad.compiler.printer import SymgradPrinter, strip_outer_parens
-from symgrad.compiler.printer import formula as shown
 from symgrad.compiler.spellings import C, spellings
 from symgrad.compiler.traverse import bottom_up
-from symgrad.errors import SpecError
 
 #: sympy function name -> C function (C99 <math.h>, CUDA's device maths, or a preamble macro)
 FUNCTIONS = spellings(C)
@@ -166,11 +156,11 @@ for _name in FUNCTIONS:  # every table entry, including those sympy's printer sp
 WEIGHT = sp.Symbol("weight", real=True)
 
 
-def _no_sizes(spec, used: set) -> list[str]:
+def no_sizes(spec, used: set) -> list[str]:
     return []  # inv_n is a kernel argument
 
 
-def _c_body(em: Emitter, outputs: list[str]) -> str:
+def c_body(em: Emitter, outputs: list[str]) -> str:
     """Return the kernel body: one const per CSE value, one assignment per output."""
     lines = [
         f"const T {sym.name} = {strip_outer_parens(em.printer.doprint(e))};"
@@ -178,86 +168,6 @@ def _c_body(em: Emitter, outputs: list[str]) -> str:
     ]
     lines += [f"{out} = {em.text(i)};" for i, out in enumerate(outputs)]
     return "\n".join(lines)
-
-
-def plan_functions_cuda(derived: Derived) -> list[FunctionPlan]:
-    """Return the fused kernels of one spec: each a wrapper and its kernel (in params, out
-    params, C body), or for a class-axis spec its stages; the template writes both."""
-    try:
-        return _plan(derived)
-    except ValueError as exc:  # a function or symbol with no C spelling
-        spec = derived.spec
-        raise SpecError(spec.name, f"cupy target: {exc}", spec.origin) from None
-
-
-def _plan(derived: Derived) -> list[FunctionPlan]:
-    spec = derived.spec
-    if spec.class_axis:
-        return _plan_rows(derived)
-    x = spec.wrt.name
-    arrays = [s.name for s in spec.inputs]
-    hyper = [s.name for s, _ in spec.hyper]
-    plans = []
-
-    loss = spec.role == "loss"
-    weights = ["weight"] if loss else []  # an array, or the scalar 1 when weight= is not given
-
-    def emit(name: str, exprs: list[sp.Expr], outputs: list[str], first: str) -> None:
-        em = Emitter(derived, [WEIGHT * e for e in exprs] if loss else exprs, CPrinter, _no_sizes)
-        used = {s.name for s in em.used}
-        if N_CLASSES.name in used:
-            raise ValueError(f"{name}: n_classes has no element-wise meaning")
-        scalars = hyper + (["inv_n"] if "inv_n" in used else [])
-        in_params = ", ".join(f"T {a}" for a in arrays + weights + scalars)
-        kernel = (in_params, ", ".join(f"T {o}" for o in outputs), _c_body(em, outputs))
-        body = [f"{', '.join(arrays)}, = _arrays({', '.join(arrays)})"]
-        if "inv_n" in scalars:
-            body.append(f"weight, inv_n = _weighting({name!r}, weight, {x}, count, False)")
-        elif loss:
-            body.append(f"weight = _weights({name!r}, weight, {x}, False)")
-        ops = arrays + weights + [f"_scalar({x}, {s})" for s in scalars]
-        call = f"_kernel({name!r})({', '.join(ops)})"
-        if outputs == ["value", "out"]:
-            body += [f"value, out = {call}", "return value.sum(), out"]
-        else:
-            body.append(f"return {call}{'.sum()' if outputs == ['value'] else ''}")
-        lines = [*head, *(f"{o} = {shown(e)}" for o, e in zip(outputs, exprs, strict=True))]
-        lines += ["", WEIGHT_DOC] if loss else []
-        doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
-        helpers = frozenset({WEIGHTS} if loss else ())
-        plans.append(KernelPlan(name, _signature(spec), "", doc, tuple(body), helpers, kernel))
-
-    head = [line for line in spec.doc.strip().splitlines() if line][:2]
-    if spec.role == "activation":
-        emit(spec.name, [derived.value], ["out"], f"Evaluate {spec.name} in one fused kernel.")
-        emit(f"{spec.name}_grad", [derived.grad], ["out"], f"Return d{spec.name}/d{x}, fused.")
-        emit(f"{spec.name}_hess", [derived.hess], ["out"], "Return the second derivative, fused.")
-        return plans
-    mean = spec.role == "loss"
-    value = INV_N * derived.value if mean else derived.value
-    grad = scale_by_inv_n(derived.grad) if mean else derived.grad
-    hess = scale_by_inv_n(derived.hess) if mean else derived.hess
-    emit(spec.name, [value], ["value"], f"Return {spec.name}: one fused pass, then a sum.")
-    if mean:
-        emit(f"{spec.name}{PER_SAMPLE}", [derived.value], ["out"], "Return the loss per element.")
-    emit(f"{spec.name}_grad", [grad], ["out"], f"Return d{spec.name}/d{x} in one fused pass.")
-    if mean:
-        emit(
-            f"{spec.name}_value_and_grad",
-            [value, grad],
-            ["value", "out"],
-            f"Return ({spec.name}, {spec.name}_grad): value and gradient in one pass, then a sum.",
-        )
-    emit(f"{spec.name}_hess", [hess], ["out"], "Return the second derivative, fused.")
-    return plans
-
-
-def _signature(spec, extra: tuple[str, ...] = ()) -> str:
-    arrays = [s.name for s in spec.inputs] + list(extra)
-    keywords = [f"{s.name}: float = {v!r}" for s, v in spec.hyper]
-    if spec.role == "loss":
-        keywords += ["count: float | None = None", "weight=None"]
-    return ", ".join(arrays + (["*", *keywords] if keywords else []))
 
 
 # ---------------------------------------------------------------- class-axis functions
@@ -278,7 +188,7 @@ class _Rows:
     outputs: list[sp.Expr]
 
 
-def _split_rows(em: Emitter) -> _Rows:
+def split_rows(em: Emitter) -> _Rows:
     """Give every axis_max/axis_sum of ``em``'s CSE a symbol (a row array: the replacement's own
     name when a temporary is one, else rK) and inline the temporaries into its argument, since a
     ReductionKernel maps one expression per element."""
@@ -368,123 +278,5 @@ def _map_stage(rows: _Rows, picked: list, order: list[str], extra: set[str]) -> 
     return ("map", _params(names, order), ", ".join(f"T {o}" for o, _ in picked), "\n".join(lines))
 
 
-def _c_names(params: str) -> list[str]:
+def c_names(params: str) -> list[str]:
     return [p.split()[-1] for p in params.split(",") if p.strip()]
-
-
-def _plan_rows(derived: Derived) -> list[FunctionPlan]:
-    """Return the kernels of a class-axis spec: each function as row reductions (row max,
-    sums over classes) and one or two element-wise maps, in the order the wrapper runs them."""
-    spec = derived.spec
-    x = spec.wrt.name
-    arrays = [s.name for s in spec.inputs]
-    hyper = [s.name for s, _ in spec.hyper]
-    loss = spec.role == "loss"
-    head = [line for line in spec.doc.strip().splitlines() if line][:2]
-    plans = []
-
-    def emit(name, exprs, outputs, first, finish, extra=()):
-        em = Emitter(derived, [WEIGHT * e for e in exprs] if loss else exprs, CPrinter, _no_sizes)
-        em.printer.ranks[WEIGHT] = 1  # one weight per row
-        rows = _split_rows(em)
-        scalars = [*hyper, "n_classes", "inv_n"]
-        reduced = [sym.name for _, sym, _ in rows.reductions]
-        order = [*arrays, *extra, *reduced, *(["weight"] if loss else []), *scalars]
-        ranks = [1 if o == "value" or name.endswith(PER_SAMPLE) else 2 for o in outputs]
-        stages = row_stages(rows, list(zip(outputs, ranks, strict=True)), order, x)
-        used = set().union(*(_c_names(st[1]) for st in stages))
-        body = _row_prologue(name, [*arrays, *extra], x, loss, used)
-        for i, (kind, ins, outs, _) in enumerate(stages):
-            args = [f"_scalar({x}, {n})" if n in scalars else n for n in _c_names(ins)]
-            axis = "" if kind == "map" else ", axis=-1, keepdims=True"
-            body.append(
-                f"{', '.join(_c_names(outs))} = _stage({name!r}, {i})({', '.join(args)}{axis})"
-            )
-        body.append(f"return {finish}")
-        lines = [*head, *(f"{o} = {shown(e)}" for o, e in zip(outputs, exprs, strict=True))]
-        lines += ["", WEIGHT_DOC] if loss else []
-        doc = "\n".join([first, "", *(wrap_doc_line(line) for line in lines), "    "])
-        helpers = frozenset({WEIGHTS} if loss else ())
-        signature = _signature(spec, extra)
-        plans.append(
-            KernelPlan(name, signature, "", doc, tuple(body), helpers, stages=tuple(stages))
-        )
-
-    if spec.role == "activation":
-        emit(
-            spec.name,
-            [derived.value],
-            ["out"],
-            f"Evaluate {spec.name}: row reductions, then one fused map.",
-            "out",
-        )
-        if derived.vjp is not None:
-            emit(
-                f"{spec.name}_vjp",
-                [derived.vjp],
-                ["out"],
-                f"Return grad_output pulled back through {spec.name}, fused.",
-                "out",
-                ("grad_output",),
-            )
-        return plans
-    value = INV_N * derived.value
-    grad = scale_by_inv_n(derived.grad)
-    emit(
-        spec.name,
-        [value],
-        ["value"],
-        f"Return {spec.name}: row reductions, one fused map, a sum.",
-        "value.sum()",
-    )
-    emit(
-        f"{spec.name}_per_sample",
-        [derived.value],
-        ["out"],
-        "Return the loss per sample (row).",
-        "out[..., 0]",
-    )
-    emit(
-        f"{spec.name}_grad",
-        [grad],
-        ["out"],
-        f"Return d{spec.name}/d{x}: row reductions, one fused map.",
-        "out",
-    )
-    emit(
-        f"{spec.name}_value_and_grad",
-        [value, grad],
-        ["value", "out"],
-        f"Return ({spec.name}, {spec.name}_grad) from shared row reductions.",
-        "value.sum(), out",
-    )
-    if derived.hess is not None:
-        emit(
-            f"{spec.name}_hess",
-            [scale_by_inv_n(derived.hess)],
-            ["out"],
-            "Return the second derivative's diagonal, fused.",
-            "out",
-        )
-    if derived.hvp is not None:
-        emit(
-            f"{spec.name}_hvp",
-            [scale_by_inv_n(derived.hvp)],
-            ["out"],
-            f"Return the Hessian of the mean loss in {x} times ``vector``.",
-            "out",
-            ("vector",),
-        )
-    return plans
-
-
-def _row_prologue(name: str, arrays: list[str], x: str, loss: bool, used: set[str]) -> list[str]:
-    """Return the wrapper's first lines: inputs as CuPy arrays, weight= and the sizes."""
-    body = [f"{', '.join(arrays)}, = _arrays({', '.join(arrays)})"]
-    if loss and "inv_n" in used:
-        body.append(f"weight, inv_n = _weighting({name!r}, weight, {x}, count, True)")
-    elif loss:
-        body.append(f"weight = _weights({name!r}, weight, {x}, True)")
-    if "n_classes" in used:
-        body.append(f"n_classes = {x}.shape[-1]")
-    return body

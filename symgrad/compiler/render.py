@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import textwrap
 from typing import Any
 
-from symgrad.compiler.lower import RUNTIME, WEIGHTS, FunctionPlan
-from symgrad.compiler.printer import HELPERS
+from symgrad.compiler.emitted import LINE_LENGTH, WEIGHT_DOC, FunctionPlan
 from symgrad.compiler.spec import Spec
-from symgrad.compiler.special import helper_source
+from symgrad.compiler.targets import target as target_module
 from symgrad.compiler.templates import environment
 from symgrad.domains import BOUNDS, describe
 from symgrad.errors import CodegenError
@@ -82,23 +82,15 @@ def hyper_domains() -> str:
     return "{\n" + rows + "}"
 
 
-#: What the array-api and cupy modules say about themselves after the title.
-TARGET_NOTES = {
-    "array-api": "Array API target: the same functions for numpy, CuPy, torch and JAX arrays."
-    "\n\nEvery function takes its array namespace from its inputs (array_api_compat), computes in"
-    " their\npromoted float dtype with standard operations only, writes no out= and returns arrays"
-    " (a loss\nvalue is a 0-d array), so it can be jit-compiled. Needs: pip install"
-    " 'symgrad[array-api]'.\n",
-    "cupy": "CuPy target: each element-wise function is one fused ElementwiseKernel.\n\nValue,"
-    " gradient and second derivative each run as a single pass over memory (a loss's value and"
-    "\ngradient together); a loss value then takes one reduction pass (``sum``). ``T`` is the"
-    " inputs'\npromoted float type, float32 or float64. CuPy is imported on first use, so this"
-    " file imports\nwithout it. The C bodies in ``C_KERNELS`` are compiled on the CPU by the tests"
-    " on every run.\nA function over a class axis (softmax, softmax cross-entropy) runs as kernels"
-    " in ``C_STAGES``:\nrow reductions over the last axis (ReductionKernel: the row max, sums over"
-    " classes), then\none ElementwiseKernel per output shape; their C is compiled on the CPU by the"
-    " tests too.\n",
-}
+def module_doc(title: str, note: str, weights: bool) -> str:
+    """Return a module docstring: the title, the target's ``note`` and, for a module of
+    losses, what ``weight=`` and ``count=`` do (said once here, not in every function)."""
+    parts = [title.strip()]
+    if note:
+        parts.append(note.strip())
+    if weights:
+        parts.append(textwrap.fill(WEIGHT_DOC, LINE_LENGTH - 4, break_on_hyphens=False))
+    return "\n\n".join(parts) + "\n"
 
 
 def render_module(
@@ -120,62 +112,26 @@ def render_module(
         if not text.isprintable():
             raise CodegenError(f"the header's {what} {text!r} is not one printable line")
     helpers = sorted(set().union(*(f.helpers for f in functions))) if functions else []
-    if target != "numpy":
-        return _render_other(
-            functions, helpers, target, source=source, command=command, title=title
-        )
+    module = target_module(target)
+    extra = module.context(functions, helpers)
+    names = [f.name for f in functions]
     text = (
         environment()
-        .get_template("module.py.jinja")
+        .get_template(module.TEMPLATE)
         .render(
             marker=MARKER,
             source=source,
             command=command,
             versions=versions(),
-            title=docstring_literal(title),
-            imports=sorted({"threading"} if RUNTIME in helpers else set()),
-            names=[f.name for f in functions],
-            helpers=[helper_source(h) for h in helpers if h in HELPERS],
-            runtime=RUNTIME in helpers,
-            weights=WEIGHTS in helpers,
+            title=docstring_literal(module_doc(title, module.NOTE, extra["weights"])),
+            names=names,
             functions=functions,
             kernels=kernels,
             domains=hyper_domains(),
+            **extra,
         )
     )
-    check_module(text, [f.name for f in functions])
-    return text
-
-
-def _render_other(
-    functions: list[FunctionPlan], helpers: list[str], target: str, *, title: str, **header: str
-) -> str:
-    """Return the source of a module for the array-api or cupy target, parsed before use."""
-    from symgrad.compiler.array_api import XP_HELPERS
-    from symgrad.compiler.cuda import PREAMBLE, REDUCE
-
-    template = {"array-api": "array_api.py.jinja", "cupy": "cupy.py.jinja"}[target]
-    text = (
-        environment()
-        .get_template(template)
-        .render(
-            **header,
-            marker=MARKER,
-            versions=versions(),
-            title=docstring_literal(f"{title} {TARGET_NOTES[target]}"),
-            names=[f.name for f in functions],
-            helpers=[helper_source(h, "array-api") for h in helpers if h in XP_HELPERS],
-            functions=functions,
-            preamble=PREAMBLE,
-            reduce=REDUCE,
-            weights=WEIGHTS in helpers,
-            uses_math=any("math." in line for f in functions for line in f.body),
-        )
-    )
-    try:
-        ast.parse(text)
-    except SyntaxError as exc:
-        raise CodegenError(f"the generated {target} module does not parse: {exc.msg}") from None
+    check_module(text, names)
     return text
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import emitted_args
+from conftest import emitted_args, kernel_of
 
 import symgrad.activations as A
 import symgrad.losses as L
@@ -79,12 +79,6 @@ def _assert_close(name, want, got, to_numpy, eps):
         )
 
 
-def _base(name: str) -> str:
-    for suffix in ("_value_and_grad", "_grad", "_hess", "_hvp", "_per_sample"):
-        name = name.removesuffix(suffix)
-    return name
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_weight_matches_the_numpy_target(backend, dtype, rng):
@@ -94,7 +88,7 @@ def test_weight_matches_the_numpy_target(backend, dtype, rng):
     eps = float(np.finfo(dtype).eps)
     for name in sorted(L.__all__):
         args = [a.astype(dtype) for a in emitted_args(L, name, rng)]
-        units = np.shape(getattr(L, f"{_base(name)}_per_sample")(*args[:2]))
+        units = np.shape(getattr(L, f"{kernel_of(L, name)}_per_sample")(*args[:2]))
         weight = rng.uniform(0, 2, size=units) * (rng.uniform(size=units) > 0.2)
         weight = weight.astype(dtype)
         for extra in ({}, {} if name.endswith("_per_sample") else {"count": 37}):

@@ -187,7 +187,8 @@ def test_c_body_matches_numpy_target(lib, module, name, suffix, rng):
             want = fn(*arrays, weight=None if weight is None else w) if weighted else fn(*arrays)
         want = want if isinstance(want, tuple) else (want,)
         for o, got, v in zip(_names(kernel[1]), outs, want, strict=True):
-            _compare(name, np.sum(got, dtype=np.float64) if o == "value" else got, v, dtype)
+            total = np.sum(got, dtype=np.float64) * (hyper["inv_n"] if weighted else 1.0)
+            _compare(name, total if o == "total" else got, v, dtype)
 
 
 def test_every_kernel_has_a_c_body():
@@ -259,8 +260,11 @@ def test_class_axis_kernels_match_numpy_target(lib, module, name, suffix, rng):
         rows = int(np.prod(shape[:-1]))
         env["inv_n"] = 1 / (rows if w is None else np.sum(w, dtype=np.float64))
         env = _run_stages(lib, module, name, env, suffix)
-        got = [env[o] for o in ("value", "out") if o in env]
-        got = [np.sum(got[0], dtype=np.float64), *got[1:]] if "value" in env else got
+        outs = [o for st in MODULES[module].C_STAGES[name] if st[0] == "map" for o in _names(st[2])]
+        got = [
+            env["inv_n"] * np.sum(env[o], dtype=np.float64) if o == "total" else env[o]
+            for o in outs
+        ]
         if name.endswith("_per_sample"):
             got = [got[0][..., 0]]
         with np.errstate(all="ignore"):
@@ -280,15 +284,16 @@ def test_module_imports_without_cupy_and_says_so():
 def test_weight_helpers_check_and_divide_like_the_numpy_target():
     """The cupy modules' weight= helpers (run here with numpy as the array module): the mean's
     divisor is count, else the sum of the weights, else the size; bad weights fail clearly."""
-    fused, x = MODULES[L], np.zeros((2, 3), np.float32)
-    w, inv_n = fused._weighting("huber", [1, 2, 3], x, None, False, xp=np)
+    fused, x = _load("losses"), np.zeros((2, 3), np.float32)
+    fused._xp = lambda: np
+    w, inv_n = fused._weighting("huber", [1, 2, 3], x, None, False)
     assert w.dtype == np.float32 and w.shape == (2, 3) and inv_n == 1 / 12
-    assert fused._weighting("huber", [1, 2, 3], x, 4.0, False, xp=np)[1] == 0.25
-    one, inv_n = fused._weighting("huber", None, x, None, False, xp=np)
+    assert fused._weighting("huber", [1, 2, 3], x, 4.0, False)[1] == 0.25
+    one, inv_n = fused._weighting("huber", None, x, None, False)
     assert one == 1 and one.dtype == np.float32 and inv_n == 1 / 6
-    rows, inv_n = fused._weighting("kl_div", [1, 3], x, None, True, xp=np)
+    rows, inv_n = fused._weighting("kl_div", [1, 3], x, None, True)
     assert rows.shape == (2, 1) and inv_n == 1 / 4
-    assert fused._weighting("kl_div", None, x, None, True, xp=np)[1] == 1 / 2
+    assert fused._weighting("kl_div", None, x, None, True)[1] == 1 / 2
     for bad, rows, match in [
         ([1, 2], False, "huber: weight of shape \\(2,\\) does not broadcast to one per element"),
         ([1, 2, 3], True, "huber: weight of shape \\(3,\\) does not broadcast to one per row"),
@@ -296,16 +301,9 @@ def test_weight_helpers_check_and_divide_like_the_numpy_target():
         ([0, 0, 0], False, "huber: the weights sum to zero; pass count="),
     ]:
         with pytest.raises(ValueError, match=match):
-            fused._weighting("huber", bad, x, None, rows, xp=np)
+            fused._weighting("huber", bad, x, None, rows)
     with pytest.raises(TypeError, match="huber: weight has dtype"):
-        fused._weights("huber", ["a"], x, False, xp=np)
-
-
-def _numpy_arrays(*arrays):
-    """The cupy modules' ``_arrays`` with numpy: promoted float type, broadcast to one shape."""
-    arrays = [np.asarray(a) for a in arrays]
-    dtype = np.result_type(*(a.dtype for a in arrays), 0.0)
-    return np.broadcast_arrays(*(a.astype(dtype, copy=False) for a in arrays))
+        fused._weights("huber", ["a"], x, False)
 
 
 @pytest.mark.parametrize("suffix", list(CTYPES))
@@ -327,7 +325,7 @@ def test_class_axis_wrappers_call_their_kernels_in_order(lib, suffix, rng):
 
             return call
 
-        fused._stage, fused._arrays = stage, _numpy_arrays
+        fused._stage, fused._xp = stage, lambda: np
         arrays = [a.astype(dtype) for a in emitted_args(module, name, rng)]
         got = getattr(fused, name)(*arrays)
         with np.errstate(all="ignore"):
@@ -357,7 +355,7 @@ def test_elementwise_wrappers_call_their_kernels(lib, suffix, rng):
             return out[0] if len(out) == 1 else tuple(out)
 
         fused._kernel = lambda _name, run=run: run
-        fused._arrays = _numpy_arrays
+        fused._xp = lambda: np
         arrays = [a.astype(dtype) for a in emitted_args(module, name, rng)]
         arrays = arrays[: len(_names(kernel[0]))]
         n_arrays = sum(

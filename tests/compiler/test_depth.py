@@ -23,6 +23,7 @@ import symgrad as sg
 from symgrad.compiler.evaluate import EXACT, PrecisionLost, evaluate
 from symgrad.compiler.kernel import RAW, derive_kernel, distinct_nodes
 from symgrad.compiler.spec import Spec
+from symgrad.compiler.targets import plan_functions
 from symgrad.compiler.traverse import derivative, tree_size
 
 X = sp.Symbol("x", real=True)
@@ -128,7 +129,7 @@ def _sizes(build, depth: int) -> tuple[int, int]:
     spec = Spec("deep", "activation", (X,), (), build(depth))
     derived = derive_kernel(spec, RAW)
     nodes = distinct_nodes(derived.value, derived.grad, derived.hess)
-    plans = sg.compiler.lower.plan_functions(derived)
+    plans = plan_functions(derived)
     return nodes, sum(len(p.body) for p in plans)
 
 

@@ -12,15 +12,18 @@ def mae(yhat, y):
 
 
 # output
-def mae(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
+def mae(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> float:
     r"""Evaluate mae(yhat, y), the mean over elements.
 
     Mean absolute error.
 
     L = mean over elements of Abs(y - yhat)
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -35,7 +38,14 @@ def mae(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: 
     return float(value0)
 
 
-def mae_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def mae_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -55,13 +65,17 @@ def mae_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, wei
     return out
 
 
-def mae_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def mae_value_and_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
     r"""Return (mae, mae_grad) computed with shared work.
 
     L = mean over elements of Abs(y - yhat)
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-sign(y - yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -84,7 +98,14 @@ def mae_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     return float(value0), out
 
 
-def mae_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def mae_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     diag d2L/dyhat2 = (0) / n_elements
@@ -101,12 +122,46 @@ def mae_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, wei
     return out
 
 
-def mae_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def mae_grad_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Return (mae_grad, mae_hess) computed with shared work (count=1: per sample).
+
+    dL/dyhat = (-sign(y - yhat)) / n_elements
+    diag d2L/dyhat2 = (0) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        return -inv_n*np.sign(y - yhat), np.zeros(np.shape(yhat))
+    """
+    out, yhat, y = _prepare('mae_grad_hess', None, yhat, y)
+    out1 = np.empty_like(out)
+    weight, inv_n = _weighting('mae_grad_hess', weight, out.shape, count, False)
+    np.subtract(y, yhat, out=out)
+    np.sign(out, out=out)
+    np.multiply(out, -inv_n, out=out)
+    np.copyto(out1, 0)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+        np.multiply(out1, weight, out=out1)
+    return out, out1
+
+
+def mae_per_sample(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the loss per element of mae(yhat, y), before the mean (times ``weight`` if given).
 
     l = Abs(y - yhat)
-    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
-        times weight= if given.
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 

@@ -10,15 +10,18 @@ def my_softmax_ce(yhat, y):
 
 
 # output
-def my_softmax_ce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
+def my_softmax_ce(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> float:
     r"""Evaluate my_softmax_ce(yhat, y), the mean over samples.
 
     Cross-entropy of logits against probability targets.
 
     L = mean over samples of -axis_sum(y*(yhat - logsumexp(yhat)))
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -42,7 +45,14 @@ def my_softmax_ce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None
     return float(value0)
 
 
-def my_softmax_ce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_softmax_ce_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-y + exp(yhat - logsumexp(yhat))*axis_sum(y)) / n_samples
@@ -71,13 +81,17 @@ def my_softmax_ce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     return out
 
 
-def my_softmax_ce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def my_softmax_ce_value_and_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
     r"""Return (my_softmax_ce, my_softmax_ce_grad) computed with shared work.
 
     L = mean over samples of -axis_sum(y*(yhat - logsumexp(yhat)))
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-y + exp(yhat - logsumexp(yhat))*axis_sum(y)) / n_samples
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -112,7 +126,14 @@ def my_softmax_ce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: floa
     return float(value0), out
 
 
-def my_softmax_ce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_softmax_ce_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (per sample; my_softmax_ce_hvp applies the whole per-sample Hessian).
 
     diag d2L/dyhat2 = ((exp(yhat - logsumexp(yhat)) - exp(2*yhat -
@@ -153,7 +174,71 @@ def my_softmax_ce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None =
     return out
 
 
-def my_softmax_ce_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_softmax_ce_grad_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Return (my_softmax_ce_grad, my_softmax_ce_hess) computed with shared work (count=1: per sample).
+
+    dL/dyhat = (-y + exp(yhat - logsumexp(yhat))*axis_sum(y)) / n_samples
+    diag d2L/dyhat2 = ((exp(yhat - logsumexp(yhat)) - exp(2*yhat -
+        2*logsumexp(yhat)))*axis_sum(y)) / n_samples
+
+    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        t0 = np.sum(y, axis=-1, keepdims=True)
+        t1 = np.max(yhat, axis=-1, keepdims=True)
+        t2 = np.exp(yhat - t1)
+        t3 = np.sum(t2, axis=-1, keepdims=True)
+        t4 = 1/t3
+        return (inv_n*t0*t4)*t2 - inv_n*y, (inv_n*t0)*(t2*t4 - np.exp(2*yhat - 2*t1)/(t3*t3))
+    """
+    out, yhat, y = _prepare('my_softmax_ce_grad_hess', None, yhat, y, classes=True)
+    out1 = np.empty_like(out)
+    weight, inv_n = _weighting('my_softmax_ce_grad_hess', weight, out.shape, count, True)
+    b2, = _scratch(out.shape, 1, out.dtype)
+    r0, r1, r2, r3, r4 = _scratch(out.shape[:-1] + (1,), 5, out.dtype)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.multiply(r0, -1, out=r1)
+    np.add(r1, yhat, out=out1)
+    np.exp(out1, out=out1)
+    np.einsum('...i->...', out1, out=r1[..., 0])
+    np.divide(1.0, r1, out=r2)
+    np.einsum('...i->...', y, out=r3[..., 0])
+    np.multiply(r3, r2, out=r4)
+    np.multiply(out1, r4, out=out)
+    np.subtract(out, y, out=out)
+    np.multiply(out, inv_n, out=out)
+    np.multiply(r3, inv_n, out=r3)
+    np.multiply(out1, r2, out=out1)
+    np.square(r1, out=r1)
+    np.divide(-1, r1, out=r1)
+    np.multiply(r0, -2, out=r0)
+    np.multiply(yhat, 2, out=b2)
+    np.add(r0, b2, out=b2)
+    np.exp(b2, out=b2)
+    np.multiply(b2, r1, out=b2)
+    np.add(out1, b2, out=out1)
+    np.multiply(out1, r3, out=out1)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+        np.multiply(out1, weight, out=out1)
+    return out, out1
+
+
+def my_softmax_ce_hvp(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    vector: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the Hessian of the mean loss in yhat times ``vector``, per sample.
 
     Hv = ((vector - axis_sum(vector*exp(yhat - logsumexp(yhat))))*exp(yhat -
@@ -189,12 +274,16 @@ def my_softmax_ce_hvp(yhat: np.ndarray, y: np.ndarray, vector: np.ndarray, *, co
     return out
 
 
-def my_softmax_ce_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_softmax_ce_per_sample(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the loss per sample of my_softmax_ce(yhat, y), before the mean (times ``weight`` if given).
 
     l = -axis_sum(y*(yhat - logsumexp(yhat)))
-    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
-        times weight= if given.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 

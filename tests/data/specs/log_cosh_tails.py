@@ -12,15 +12,18 @@ def my_log_cosh(yhat, y):
 
 
 # output
-def my_log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
+def my_log_cosh(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> float:
     r"""Evaluate my_log_cosh(yhat, y), the mean over elements.
 
     log(cosh(yhat - y)).
 
     L = mean over elements of log(cosh(y - yhat))
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -39,7 +42,14 @@ def my_log_cosh(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     return float(value0)
 
 
-def my_log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_log_cosh_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
@@ -59,13 +69,17 @@ def my_log_cosh_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
     return out
 
 
-def my_log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def my_log_cosh_value_and_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
     r"""Return (my_log_cosh, my_log_cosh_grad) computed with shared work.
 
     L = mean over elements of log(cosh(y - yhat))
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-tanh(y - yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -90,7 +104,14 @@ def my_log_cosh_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float 
     return float(value0), out
 
 
-def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_log_cosh_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
@@ -115,12 +136,53 @@ def my_log_cosh_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = N
     return out
 
 
-def my_log_cosh_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_log_cosh_grad_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Return (my_log_cosh_grad, my_log_cosh_hess) computed with shared work (count=1: per sample).
+
+    dL/dyhat = (-tanh(y - yhat)) / n_elements
+    diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        return -inv_n*np.tanh(y - yhat), 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
+    """
+    out, yhat, y = _prepare('my_log_cosh_grad_hess', None, yhat, y)
+    out1 = np.empty_like(out)
+    weight, inv_n = _weighting('my_log_cosh_grad_hess', weight, out.shape, count, False)
+    b2, = _scratch(out.shape, 1, out.dtype)
+    np.subtract(y, yhat, out=out)
+    np.tanh(out, out=out)
+    np.multiply(out, -inv_n, out=out)
+    np.multiply(y, 2, out=out1)
+    np.multiply(yhat, 2, out=b2)
+    np.subtract(out1, b2, out=out1)
+    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
+        np.cosh(out1, out=out1)
+    np.add(out1, 1, out=out1)
+    np.divide(2*inv_n, out1, out=out1)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+        np.multiply(out1, weight, out=out1)
+    return out, out1
+
+
+def my_log_cosh_per_sample(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the loss per element of my_log_cosh(yhat, y), before the mean (times ``weight`` if given).
 
     l = log(cosh(y - yhat))
-    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
-        times weight= if given.
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 

@@ -13,16 +13,20 @@ def my_huber(yhat, y, delta=1.0):
 
 
 # output
-def my_huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None) -> float:
+def my_huber(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    delta: float = 1.0,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> float:
     r"""Evaluate my_huber(yhat, y), the mean over elements.
 
     Huber with a user-chosen delta.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -49,7 +53,15 @@ def my_huber(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: floa
     return float(value0)
 
 
-def my_huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_huber_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    delta: float = 1.0,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
@@ -71,14 +83,19 @@ def my_huber_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count:
     return out
 
 
-def my_huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def my_huber_value_and_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    delta: float = 1.0,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
     r"""Return (my_huber, my_huber_grad) computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -111,7 +128,15 @@ def my_huber_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1
     return float(value0), out
 
 
-def my_huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_huber_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    delta: float = 1.0,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     diag d2L/dyhat2 = (Piecewise((1, delta >= Abs(y - yhat)), (0, True))) / n_elements
@@ -133,13 +158,54 @@ def my_huber_hess(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, count:
     return out
 
 
-def my_huber_per_sample(yhat: np.ndarray, y: np.ndarray, *, delta: float = 1.0, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_huber_grad_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    delta: float = 1.0,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Return (my_huber_grad, my_huber_hess) computed with shared work (count=1: per sample).
+
+    dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
+    diag d2L/dyhat2 = (Piecewise((1, delta >= Abs(y - yhat)), (0, True))) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        t0 = y - yhat
+        return -inv_n*np.clip(t0, -delta, delta), inv_n*1.0*(delta >= np.abs(t0))
+    """
+    out, yhat, y = _prepare('my_huber_grad_hess', None, yhat, y)
+    out1 = np.empty_like(out)
+    delta = _hyper('my_huber_grad_hess', 'delta', delta, 'real')
+    weight, inv_n = _weighting('my_huber_grad_hess', weight, out.shape, count, False)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(y, yhat, out=out1)
+    np.clip(out1, -delta, delta, out=out)
+    np.multiply(out, -inv_n, out=out)
+    np.abs(out1, out=out1)
+    np.greater_equal(delta, out1, out=out1)
+    np.multiply(out1, inv_n, out=out1)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+        np.multiply(out1, weight, out=out1)
+    return out, out1
+
+
+def my_huber_per_sample(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    delta: float = 1.0,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the loss per element of my_huber(yhat, y), before the mean (times ``weight`` if given).
 
     l = Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)), (delta*(-delta/2 + Abs(y - yhat)),
         True))
-    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
-        times weight= if given.
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 

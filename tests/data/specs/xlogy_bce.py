@@ -10,15 +10,18 @@ def my_bce(yhat, y):
 
 
 # output
-def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None) -> float:
+def my_bce(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> float:
     r"""Evaluate my_bce(yhat, y), the mean over elements.
 
     Binary cross-entropy on probabilities.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
@@ -47,7 +50,14 @@ def my_bce(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weigh
     return float(value0)
 
 
-def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_bce_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
@@ -79,13 +89,17 @@ def my_bce_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     return out
 
 
-def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def my_bce_value_and_grad(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
     r"""Return (my_bce, my_bce_grad) computed with shared work.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
-    weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
-        sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
-        derivatives are w times the unweighted ones over the same divisor.
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
@@ -122,7 +136,14 @@ def my_bce_value_and_grad(yhat: np.ndarray, y: np.ndarray, *, count: float | Non
     return float(value0), out
 
 
-def my_bce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_bce_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
     diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
@@ -148,12 +169,68 @@ def my_bce_hess(yhat: np.ndarray, y: np.ndarray, *, count: float | None = None, 
     return out
 
 
-def my_bce_per_sample(yhat: np.ndarray, y: np.ndarray, *, weight: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+def my_bce_grad_hess(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    count: float | None = None,
+    weight: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Return (my_bce_grad, my_bce_hess) computed with shared work (count=1: per sample).
+
+    dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
+    diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
+
+    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+
+        inv_n = 1 / np.size(yhat)
+        t0 = inv_n*y
+        t1 = y - 1
+        t2 = -t1
+        t3 = 1 - yhat
+        return inv_n*t2*(1/np.where(t2 == 0, 1, t3)) - t0*(1/np.where(y == 0, 1, yhat)), t0/(yhat*yhat) - inv_n*t1/(t3*t3)
+    """
+    out, yhat, y = _prepare('my_bce_grad_hess', None, yhat, y)
+    out1 = np.empty_like(out)
+    weight, inv_n = _weighting('my_bce_grad_hess', weight, out.shape, count, False)
+    b1, b3, b4 = _scratch(out.shape, 3, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.multiply(y, inv_n, out=out1)
+    np.subtract(y, 1, out=b1)
+    np.negative(b1, out=out)
+    np.subtract(1, yhat, out=b3)
+    np.equal(out, 0, out=m0)
+    np.copyto(b4, b3)
+    np.copyto(b4, 1, where=m0)
+    np.divide(out, b4, out=out)
+    np.multiply(out, inv_n, out=out)
+    np.equal(y, 0, out=m0)
+    np.copyto(b4, yhat)
+    np.copyto(b4, 1, where=m0)
+    np.divide(out1, b4, out=b4)
+    np.subtract(out, b4, out=out)
+    np.divide(out1, yhat, out=out1)
+    np.divide(out1, yhat, out=out1)
+    np.divide(b1, b3, out=b1)
+    np.divide(b1, b3, out=b1)
+    np.multiply(b1, -inv_n, out=b1)
+    np.add(out1, b1, out=out1)
+    if weight is not None:
+        np.multiply(out, weight, out=out)
+        np.multiply(out1, weight, out=out1)
+    return out, out1
+
+
+def my_bce_per_sample(
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    weight: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Return the loss per element of my_bce(yhat, y), before the mean (times ``weight`` if given).
 
     l = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
-    With count=1 the _grad and _hess functions give per-sample derivatives to match (no 1/n),
-        times weight= if given.
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 

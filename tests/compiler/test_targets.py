@@ -1,0 +1,115 @@
+"""Every lowering target emits the functions of one table (``compiler/emitted.py``): the numpy,
+array-api and cupy modules have the same functions, in the same order, with the same parameter
+names, defaults and keyword-only-ness, for every built-in kernel and for user specs."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+
+import numpy as np
+import pytest
+import sympy as sp
+from conftest import emitted_args
+
+import symgrad as sg
+import symgrad.losses as L
+from symgrad.compiler.emitted import TABLE
+from symgrad.compiler.targets import TARGETS
+from symgrad.resources import generated_dir
+
+STEMS = ("activations", "losses", "regularizers")
+SUFFIXES = {"numpy": "", "array-api": "_xp", "cupy": "_cupy"}
+
+
+def _load(stem: str, target: str):
+    path = generated_dir() / f"{stem}{SUFFIXES[target]}.py"
+    spec = importlib.util.spec_from_file_location(f"symgrad_test_targets_{stem}_{target}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def signatures(module) -> list[tuple[str, list[tuple[str, object, str]]]]:
+    """Return each public function's name and (parameter, default, kind) triples, in order."""
+    return [
+        (
+            name,
+            [
+                (p.name, p.default, p.kind.name)
+                for p in inspect.signature(getattr(module, name)).parameters.values()
+            ],
+        )
+        for name in module.__all__
+    ]
+
+
+def test_every_target_has_a_module():
+    assert set(TARGETS) == set(SUFFIXES)
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_builtin_modules_have_the_same_functions_and_signatures(stem):
+    want = signatures(_load(stem, "numpy"))
+    assert want
+    for target in TARGETS[1:]:
+        assert signatures(_load(stem, target)) == want, target
+
+
+def _user_specs():
+    @sg.loss
+    def tukey(yhat, y, c=4.685):
+        """Tukey's biweight, smoothed."""
+        r = (yhat - y) / c
+        return c**2 / 6 * (1 - (1 - sp.tanh(r) ** 2) ** 3)
+
+    @sg.activation
+    def swish(x, beta=1.0):
+        return x / (1 + sp.exp(-beta * x))
+
+    @sg.regularizer
+    def smooth_l1_pen(w, lam=0.1, eps=1e-3):
+        return lam * sp.sqrt(w**2 + eps**2)
+
+    return tukey, swish, smooth_l1_pen
+
+
+def test_user_specs_compile_to_the_same_signatures_on_every_target():
+    specs = _user_specs()
+    want = signatures(sg.compile(*specs))
+    assert [n for n, _ in want][:3] == ["smooth_l1_pen", "smooth_l1_pen_grad", "smooth_l1_pen_hess"]
+    for target in TARGETS[1:]:
+        assert signatures(sg.compile(*specs, target=target)) == want, target
+
+
+def test_the_table_lists_grad_hess_for_every_loss():
+    assert "_grad_hess" in [fn.suffix for fn in TABLE["loss"]]
+    for name, meta in L.KERNELS.items():
+        assert f"{name}_grad_hess" in meta["functions"], name
+
+
+@pytest.mark.parametrize("name", sorted(L.KERNELS))
+def test_grad_hess_equals_grad_and_hess(name, rng):
+    """One CSE over both: the same numbers as _grad and _hess, with count= and weight=."""
+    fn = getattr(L, f"{name}_grad_hess")
+    yhat, y = emitted_args(L, f"{name}_grad_hess", rng)
+    units = np.shape(getattr(L, f"{name}_per_sample")(yhat, y))
+    weight = rng.uniform(0, 2, size=units)
+    for kwargs in ({}, {"count": 1}, {"weight": weight}, {"count": 7.0, "weight": weight}):
+        with np.errstate(all="ignore"):
+            grad, hess = fn(yhat, y, **kwargs)
+            want_grad = getattr(L, f"{name}_grad")(yhat, y, **kwargs)
+            want_hess = getattr(L, f"{name}_hess")(yhat, y, **kwargs)
+        assert grad.shape == hess.shape == yhat.shape
+        assert not np.shares_memory(grad, hess)
+        for got, want in ((grad, want_grad), (hess, want_hess)):  # to rounding of the largest
+            scale = np.max(np.abs(want[np.isfinite(want)]), initial=0.0)
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14 * scale, err_msg=name)
+
+
+def test_grad_hess_with_count_one_is_per_sample(rng):
+    yhat, y = rng.normal(size=(2, 9))
+    grad, hess = L.binary_cross_entropy_with_logits_grad_hess(yhat, (y > 0) * 1.0, count=1)
+    p = 1 / (1 + np.exp(-yhat))
+    np.testing.assert_allclose(grad, p - (y > 0), rtol=1e-14)
+    np.testing.assert_allclose(hess, p * (1 - p), rtol=1e-13)
