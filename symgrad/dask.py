@@ -487,11 +487,16 @@ def fit(
     progress: bool | None = None,
     persist: bool = True,
     chunk_rows: int | None = None,
+    **options: Any,
 ) -> SolveResult:
-    """Fit ``model`` on the cluster by ``method`` ("newton", "lbfgs", "newton_cg", "gd").
+    """Fit ``model`` on the cluster by ``method`` (a :data:`symgrad.solvers.METHODS` name).
 
     ``X`` is a dask array or DataFrame (or numpy, spread in blocks), or a :class:`DaskData`
     to reuse across fits; the result says the iterations, passes and whether it converged.
+    The solver is :func:`symgrad.solvers.minimize` (``options`` go to it), the same one
+    :func:`symgrad.newton.fit_newton` and :func:`symgrad.lbfgs.fit_lbfgs` run in memory, so
+    both take the same iterates; a non-finite value or a failed line search is listed in
+    ``result.warnings`` and raised as a :class:`symgrad.errors.ConvergenceWarning`.
     """
     data = _data(X, y, client, persist=persist, chunk_rows=chunk_rows)
     start = _init(model, data) if params is None else params
@@ -505,6 +510,7 @@ def fit(
             max_iter=max_iter,
             tol=tol,
             progress=progress,
+            **options,
         )
     finally:
         if data is not X:
