@@ -686,6 +686,7 @@ def fit(
     persist: bool = True,
     chunk_rows: int | None = None,
     worker_timeout: float = WORKER_TIMEOUT,
+    **options: Any,
 ) -> DaskResult:
     """Fit ``model`` on the cluster by ``method`` ("newton", "lbfgs", "newton_cg", "gd").
 
@@ -693,6 +694,10 @@ def fit(
     to reuse across fits; the result says the iterations, passes and whether it converged,
     and where the passes' time went (``times``: produce, compute, reduce). A block that fails
     ends the fit with one ClusterError naming it (see :class:`DaskData`).
+    The solver is :func:`symgrad.solvers.minimize` (``options`` go to it), the same one
+    :func:`symgrad.newton.fit_newton` and :func:`symgrad.lbfgs.fit_lbfgs` run in memory, so
+    both take the same iterates; a non-finite value or a failed line search is listed in
+    ``result.warnings`` and raised as a :class:`symgrad.errors.ConvergenceWarning`.
     """
     from symgrad.fit import progress_bar
 
@@ -718,6 +723,7 @@ def fit(
             max_iter=max_iter,
             tol=tol,
             progress=progress,
+            **options,
         )
     finally:
         if data.bar is not None:

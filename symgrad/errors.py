@@ -84,3 +84,9 @@ class ClusterError(SymgradError):
 class HessianWarning(UserWarning):
     """A loss's second derivative is zero or negative on much of the data: a boosting library's
     Newton step is undefined there, so a safe Hessian policy replaces it."""
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped somewhere that may not be a minimum: a non-finite objective or
+    gradient met, or a line search that found no decrease. The message names the cause;
+    the scikit-learn estimators raise scikit-learn's own ``ConvergenceWarning`` instead."""

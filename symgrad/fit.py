@@ -78,8 +78,15 @@ class FitResult:
     """Hold fitted params, per-epoch history and why and when training stopped.
 
     ``stop_reason`` is one of ``"epochs"``, ``"tol"``, ``"early_stopping"``, ``"callback"``,
-    ``"non_finite"`` (``"running"`` in the snapshots given to callbacks); ``message`` says the
-    same in words, including the tolerance mode.
+    ``"non_finite"`` (``"running"`` in the snapshots given to callbacks); the full-batch
+    solvers of :mod:`symgrad.solvers` add ``"line_search"`` (no step decreased the objective
+    from the start) and ``"stalled"`` (no step decreased it after progress: round-off).
+    ``message`` says the same in words, including the tolerance mode.
+
+    The solvers also fill ``objective`` and ``grad_norm`` (largest gradient entry) at the
+    returned params, ``n_passes`` (passes over the data), ``method`` and ``warnings``: each
+    a reason the result may not be a minimum (a non-finite value met, a failed line search),
+    which the estimators raise as ``ConvergenceWarning``.
     """
 
     params: Any
@@ -91,6 +98,26 @@ class FitResult:
     tol_mode: str | None = None
     best_epoch: int | None = None
     opt_state: Any = None
+    objective: float = math.nan
+    grad_norm: float = math.nan
+    n_passes: int = 0
+    method: str = ""
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def converged(self) -> bool:
+        """Tell whether the run met its tolerance (``stop_reason == "tol"``)."""
+        return self.stop_reason == "tol"
+
+    @property
+    def n_iter(self) -> int:
+        """Return the iterations (optimizer steps) taken: ``n_steps``."""
+        return self.n_steps
+
+    @property
+    def x(self) -> np.ndarray:
+        """Return the params as one flat vector (:func:`symgrad.tree.ravel` order)."""
+        return tree.ravel(self.params)
 
 
 class _NonFinite(Exception):

@@ -24,7 +24,6 @@ models' ``hessian`` uses. Each update returns new arrays and never modifies its 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -33,6 +32,18 @@ import numpy as np
 from symgrad.fit import FitResult, fit
 from symgrad.optim import Optimizer
 from symgrad.schedules import as_schedule
+from symgrad.solvers import (
+    ModelProblem,
+    backtrack,
+    check_count,
+    check_number,
+    damped_step,
+    direction,
+    line_search_settings,
+    minimize,
+    solve,
+    truncated_cg,
+)
 from symgrad.tree import flatten_as, structure
 from symgrad.tree import ravel as flatten
 from symgrad.tree import unravel as unflatten
@@ -50,8 +61,6 @@ Hessian = Callable[[PyTree], np.ndarray]
 HVPOperator = Callable[[PyTree], Callable[[PyTree], PyTree]]
 Objective = Callable[[PyTree], Any]
 
-_EPS = np.finfo(float).eps
-
 
 class NewtonState(NamedTuple):
     """Hold the update ``count``, the current ``damping`` and the last step's diagnostics.
@@ -67,38 +76,6 @@ class NewtonState(NamedTuple):
     cg_iters: int = 0
 
 
-def _check(name: str, value: float, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
-
-
-class _LineSearch(NamedTuple):
-    """The backtracking line search's settings: each trial step is ``shrink`` times the last;
-    a step is taken when Armijo's condition with constant ``c1`` holds, after at most
-    ``max_backtracks`` shrinks."""
-
-    shrink: float
-    c1: float
-    max_backtracks: int
-
-
-def _line_search_settings(shrink: float, c1: float, max_backtracks: int) -> _LineSearch:
-    """Validate the backtracking line search's settings shared by every Newton variant."""
-    shrink, c1 = _check("shrink", shrink, positive=True), _check("c1", c1)
-    if shrink >= 1 or c1 >= 1:
-        raise ValueError("shrink and c1 must lie in (0, 1) and [0, 1)")
-    return _LineSearch(shrink, c1, _count("max_backtracks", max_backtracks, 0))
-
-
-def _count(name: str, value: int, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-    return value
-
-
 def _value(objective: Objective, params: PyTree) -> float:
     """Return the objective's loss at ``params`` (it may return ``loss`` or ``(loss, grads)``)."""
     out = objective(params)
@@ -111,27 +88,6 @@ def _flat_grads(grads: PyTree, params: PyTree) -> np.ndarray:
     return np.concatenate([np.ravel(np.asarray(g, dtype=float)) for g in leaves])
 
 
-def _solve(A: np.ndarray, g: np.ndarray, *, require_pd: bool = False) -> np.ndarray | None:
-    """Solve ``A d = g`` for symmetric ``A``, minimum-norm along numerically null directions.
-
-    A Cholesky factorisation that fails, or whose pivots span more than 1e6 (so the
-    condition number exceeds 1e12), switches to an eigendecomposition that drops eigenvalues
-    below 1e-12 of the largest in magnitude: the unpenalised intercept shift of a softmax,
-    along which the objective is flat, is then not moved by round-off. With ``require_pd``,
-    return None when ``A`` is not positive definite.
-    """
-    try:
-        pivots = np.abs(np.diag(np.linalg.cholesky(A)))
-        if pivots.size == 0 or pivots.min() > 1e-6 * pivots.max():
-            return np.linalg.solve(A, g)
-    except np.linalg.LinAlgError:
-        if require_pd:
-            return None
-    w, V = np.linalg.eigh(A)
-    keep = np.abs(w) > 1e-12 * np.abs(w).max()
-    return V[:, keep] @ ((V[:, keep].T @ g) / w[keep])
-
-
 def _hessian_matrix(hessian: Hessian, params: PyTree, size: int) -> np.ndarray:
     H = np.array(hessian(params), dtype=float)  # a copy: the damping is added in place
     if H.shape != (size, size):
@@ -139,33 +95,17 @@ def _hessian_matrix(hessian: Hessian, params: PyTree, size: int) -> np.ndarray:
     return H
 
 
-def _backtrack(
-    objective: Objective,
-    params: PyTree,
-    x: np.ndarray,
-    g: np.ndarray,
-    d: np.ndarray,
-    t: float,
-    *,
-    search: _LineSearch,
+def _line_search(
+    objective: Objective, params: PyTree, g: np.ndarray, d: np.ndarray, t: float, search: Any
 ) -> tuple[np.ndarray, float, int]:
-    """Return ``(x - t d, t, evaluations)`` for the first ``t`` meeting Armijo's condition.
-
-    ``d`` must be a descent direction (``g @ d > 0``). A rounding slack of a few ulps of the
-    loss lets the full step through near the optimum, where the decrease is below round-off.
-    Returns ``(x, 0.0, evaluations)`` if no step decreases the objective.
-    """
-    shrink, c1, max_backtracks = search
-    f0 = _value(objective, params)
-    slope = float(g @ d)
-    slack = 8 * _EPS * max(1.0, abs(f0))
-    for k in range(max_backtracks + 1):
-        trial = x - t * d
-        f = _value(objective, unflatten(trial, params))
-        if math.isfinite(f) and f <= f0 - c1 * t * slope + slack:
-            return trial, t, k + 2
-        t *= shrink
-    return x, 0.0, max_backtracks + 2
+    """Return ``(x - t d, t, evaluations)`` from :func:`symgrad.solvers.backtrack`, counting
+    the evaluation at ``params`` (``(x, 0.0, evaluations)`` if no step decreases)."""
+    x, f0 = flatten(params), _value(objective, params)
+    found = backtrack(
+        lambda z: _value(objective, unflatten(z, params)), x, f0, float(g @ d), d, t=t,
+        search=search,
+    )  # fmt: skip
+    return x - found.t * d, found.t, found.evaluations + 1
 
 
 def newton(
@@ -196,8 +136,8 @@ def newton(
     On a quadratic objective (``LinearRegression`` with ``mse``) one step with ``lr=1`` and
     no damping lands on the normal-equation solution.
     """
-    lr, damping = _check("lr", lr, positive=True), _check("damping", damping)
-    search = _line_search_settings(shrink, c1, max_backtracks)
+    lr, damping = check_number("lr", lr, positive=True), check_number("damping", damping)
+    search = line_search_settings(shrink, c1, max_backtracks)
 
     def init(params: PyTree) -> NewtonState:
         return NewtonState(0, damping)
@@ -206,12 +146,11 @@ def newton(
         x, g = flatten(params), _flat_grads(grads, params)
         H = _hessian_matrix(hessian, params, x.size)
         H[np.diag_indices_from(H)] += damping
-        d = _solve(H, g)
         if objective is None:
+            d = solve(H, g)
             return unflatten(x - lr * d, params), NewtonState(state.count + 1, damping, lr)
-        if not float(g @ d) > 0:
-            d = g  # not a descent direction: fall back to the gradient
-        new, t, evals = _backtrack(objective, params, x, g, d, lr, search=search)
+        d = direction(H, g)  # the gradient where H d = g is not a descent direction
+        new, t, evals = _line_search(objective, params, g, d, lr, search)
         new_state = NewtonState(state.count + 1, damping, t, evals)
         return unflatten(new, params), new_state
 
@@ -247,8 +186,11 @@ def damped_newton(
 
     ``objective`` is ``params -> loss`` or ``(loss, grads)``; ``hessian`` as for :func:`newton`.
     """
-    damping, factor = _check("damping", damping), _check("factor", factor, positive=True)
-    c1, max_tries = _check("c1", c1), _count("max_tries", max_tries, 1)
+    damping, factor = (
+        check_number("damping", damping),
+        check_number("factor", factor, positive=True),
+    )
+    c1, max_tries = check_number("c1", c1), check_count("max_tries", max_tries, 1)
     if factor <= 1 or c1 >= 1:
         raise ValueError("factor must be > 1 and c1 in [0, 1)")
 
@@ -258,64 +200,17 @@ def damped_newton(
     def update(grads: PyTree, state: NewtonState, params: PyTree) -> tuple[PyTree, NewtonState]:
         x, g = flatten(params), _flat_grads(grads, params)
         H = _hessian_matrix(hessian, params, x.size)
-        diag = np.diag_indices_from(H)
-        scale = max(float(np.mean(np.abs(H[diag]))) if x.size else 0.0, 1e-12)
         f0 = _value(objective, params)
-        slack = 8 * _EPS * max(1.0, abs(f0))
-        lam, evals = state.damping, 1
-        for _ in range(max_tries):
-            A = H.copy()
-            A[diag] += lam
-            d = _solve(A, g, require_pd=True)
-            if d is not None:
-                trial = x - d
-                f = _value(objective, unflatten(trial, params))
-                evals += 1
-                if math.isfinite(f) and f <= f0 - c1 * float(g @ d) + slack:
-                    lam = lam / factor if lam > 1e-15 * scale else 0.0
-                    new_state = NewtonState(state.count + 1, lam, 1.0, evals)
-                    return unflatten(trial, params), new_state
-            lam = max(lam * factor, 1e-10 * scale)
-        return unflatten(x, params), NewtonState(state.count + 1, lam, 0.0, evals)
+        value = lambda z: _value(objective, unflatten(z, params))  # noqa: E731
+        new, _, lam, evals = damped_step(
+            H, g, x, f0, value, state.damping, factor=factor, c1=c1, max_tries=max_tries
+        )
+        if new is None:
+            return unflatten(x, params), NewtonState(state.count + 1, lam, 0.0, evals + 1)
+        return unflatten(new, params), NewtonState(state.count + 1, lam, 1.0, evals + 1)
 
     hyper = dict(damping=damping, factor=factor, c1=c1, max_tries=max_tries)
     return Optimizer(init, update, "damped_newton", hyper, as_schedule(1.0))
-
-
-def _conjugate_gradient(
-    matvec: Callable[[np.ndarray], np.ndarray], g: np.ndarray, iters: int, tol: float | None
-) -> tuple[np.ndarray, int]:
-    """Return ``(d, iterations)`` approximately solving ``A d = g`` by conjugate gradients.
-
-    Stops when ``||r|| <= eta ||g||`` with ``eta = tol``, or by default the forcing term
-    ``min(0.5, sqrt(||g||))`` (superlinear Newton-CG, Nocedal & Wright 7.1); after ``iters``
-    iterations; or at curvature ``p.A p / p.p`` that is not positive or below 1e-10 of the
-    largest seen (a numerically null direction, such as a softmax's intercept shift). It
-    then returns the iterate so far, or ``g`` itself on the first iteration, which is
-    always a descent direction (truncated Newton).
-    """
-    d = np.zeros_like(g)
-    r = g.copy()
-    p = r.copy()
-    rr = float(r @ r)
-    eta = min(0.5, math.sqrt(math.sqrt(rr))) if tol is None else tol
-    stop = (eta * math.sqrt(rr)) ** 2
-    top = 0.0
-    for k in range(iters):
-        if rr <= stop:
-            return d, k
-        Ap = matvec(p)
-        curvature = float(p @ Ap)
-        rayleigh = curvature / float(p @ p)
-        if not rayleigh > 1e-10 * top:
-            return (g.copy() if k == 0 else d), k + 1
-        top = max(top, rayleigh)
-        alpha = rr / curvature
-        d += alpha * p
-        r -= alpha * Ap
-        rr, rr_old = float(r @ r), rr
-        p = r + (rr / rr_old) * p
-    return d, iters
 
 
 def newton_cg(
@@ -345,10 +240,10 @@ def newton_cg(
             also stops at non-positive or numerically null curvature.
         lr, damping, objective, shrink, c1, max_backtracks: as for :func:`newton`.
     """
-    lr, damping = _check("lr", lr, positive=True), _check("damping", damping)
-    cg_tol = None if cg_tol is None else _check("cg_tol", cg_tol)
-    search = _line_search_settings(shrink, c1, max_backtracks)
-    cg_iters = _count("cg_iters", cg_iters, 1)
+    lr, damping = check_number("lr", lr, positive=True), check_number("damping", damping)
+    cg_tol = None if cg_tol is None else check_number("cg_tol", cg_tol)
+    search = line_search_settings(shrink, c1, max_backtracks)
+    cg_iters = check_count("cg_iters", cg_iters, 1)
 
     def init(params: PyTree) -> NewtonState:
         return NewtonState(0, damping)
@@ -360,15 +255,19 @@ def newton_cg(
         def matvec(v: np.ndarray) -> np.ndarray:
             return flatten(apply(unflatten(v, params))) + damping * v
 
-        d, iters = _conjugate_gradient(matvec, g, cg_iters, cg_tol)
+        d, iters = truncated_cg(matvec, g, cg_iters, cg_tol)
         if objective is None:
             new_state = NewtonState(state.count + 1, damping, lr, 0, iters)
             return unflatten(x - lr * d, params), new_state
-        new, t, evals = _backtrack(objective, params, x, g, d, lr, search=search)
+        new, t, evals = _line_search(objective, params, g, d, lr, search)
         return unflatten(new, params), NewtonState(state.count + 1, damping, t, evals, iters)
 
     hyper = dict(lr=lr, damping=damping, cg_iters=cg_iters, cg_tol=cg_tol)
     return Optimizer(init, update, "newton_cg", hyper, as_schedule(lr))
+
+
+#: fit_newton's method -> the solver core's
+_METHODS = {"newton": "newton", "damped": "damped_newton", "cg": "newton_cg"}
 
 
 def fit_newton(
@@ -382,45 +281,53 @@ def fit_newton(
     tol: float = 1e-10,
     damping: float | None = None,
     line_search: bool = True,
+    validation: tuple[Any, Any] | None = None,
+    callbacks: Any = (),
+    progress: bool | None = False,
     **fit_kwargs: Any,
 ) -> FitResult:
-    """Fit ``model`` with full-batch Newton steps through :func:`symgrad.fit`; return its result.
+    """Fit ``model`` with full-batch Newton steps by :func:`symgrad.solvers.minimize`.
 
     Args:
         model: a :mod:`symgrad.models` model (anything with ``objective``, ``hessian`` and,
             for ``"cg"``, ``hvp_operator``).
-        method: ``"newton"`` (dense Hessian, :func:`newton`), ``"damped"``
-            (Levenberg-Marquardt, :func:`damped_newton`: for non-convex models such as an
-            MLP) or ``"cg"`` (:func:`newton_cg`, Hessian-free).
-        max_iter: at most this many Newton steps (``fit``'s epochs).
-        tol: stop once the gradient norm before a step is below ``tol`` (that step is still
-            taken); ``result.n_steps`` counts the steps.
-        damping: ``lambda`` for :func:`newton`/:func:`newton_cg` (default 0) or the initial
-            ``lambda`` for :func:`damped_newton` (default 1e-3).
-        line_search: backtrack on the objective (``"newton"`` and ``"cg"``); plain steps
-            otherwise. ``"damped"`` always checks the objective.
-        fit_kwargs: passed on to :func:`symgrad.fit` (``callbacks``, ``progress``, ...).
+        method: ``"newton"`` (dense Hessian), ``"damped"`` (Levenberg-Marquardt: for
+            non-convex models such as an MLP) or ``"cg"`` (Newton-CG, Hessian-free): the
+            solver core's ``"newton"``, ``"damped_newton"`` and ``"newton_cg"``, the same
+            iterates :func:`symgrad.dask.fit` takes on a cluster.
+        max_iter: at most this many Newton steps.
+        tol: stop once the largest gradient entry is at most ``tol``; ``result.n_steps``
+            counts the steps, ``result.n_passes`` the passes over the data.
+        damping: a fixed ridge added to the Hessian for ``"newton"``/``"cg"`` (default 0),
+            or the initial ``lambda`` of ``"damped"`` (default 1e-3).
+        line_search: backtrack on the objective (the default). ``False`` takes plain steps
+            through :func:`symgrad.fit` with :func:`newton` / :func:`newton_cg` (no check
+            of the objective; ``fit_kwargs`` go to ``fit``).
+        validation, callbacks, progress: as for :func:`symgrad.fit`.
+
+    ``result.warnings`` says why a result may not be a minimum (a non-finite value met, no
+    decrease from the start); ``stop_reason`` is ``"tol"`` only at the tolerance.
     """
-
-    def objective(p: PyTree) -> tuple[float, PyTree]:
-        return model.objective(p, X, y)
-
-    watch = objective if line_search else None
-    if method == "newton":
-        opt = newton(lambda p: model.hessian(p, X, y), damping=damping or 0.0, objective=watch)
-    elif method == "damped":
-        opt = damped_newton(
-            lambda p: model.hessian(p, X, y),
-            objective,
-            damping=1e-3 if damping is None else damping,
-        )
-    elif method == "cg":
-        opt = newton_cg(
-            lambda p: model.hvp_operator(p, X, y), damping=damping or 0.0, objective=watch
-        )
-    else:
+    if method not in _METHODS:
         raise ValueError(f"method must be 'newton', 'damped' or 'cg', got {method!r}")
     if fit_kwargs.get("batch_size") is not None:
         raise ValueError("fit_newton takes full batches: the Hessian closure sees all of X")
-    fit_kwargs.setdefault("progress", False)
-    return fit(model.objective, params, X, y, optimizer=opt, epochs=max_iter, tol=tol, **fit_kwargs)
+    if not line_search and method != "damped":
+        make = newton if method == "newton" else newton_cg
+        of = model.hessian if method == "newton" else model.hvp_operator
+        opt = make(lambda p: of(p, X, y), damping=damping or 0.0)
+        return fit(
+            model.objective, params, X, y, optimizer=opt, epochs=max_iter, tol=tol,
+            validation=validation, callbacks=callbacks, progress=progress, **fit_kwargs,
+        )  # fmt: skip
+    fit_kwargs.pop("batch_size", None)
+    if fit_kwargs:
+        raise TypeError(f"fit_newton got unexpected arguments: {', '.join(sorted(fit_kwargs))}")
+    problem = ModelProblem(model, X, y, params)
+    options: dict[str, Any] = {}
+    if damping is not None:
+        options["damping"] = check_number("damping", damping)
+    return minimize(
+        problem, problem.x0, params, method=_METHODS[method], max_iter=max_iter, tol=tol,
+        progress=progress, callbacks=callbacks, validation=problem.scorer(validation), **options,
+    )  # fmt: skip

@@ -18,11 +18,14 @@ scipy is imported on first use, so ``import symgrad.scipy`` works without it.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from symgrad.errors import ConvergenceWarning
 from symgrad.models import MLP, LinearRegression, flatten, unflatten
 
 __all__ = ["Objective", "initial_params", "minimize", "objective"]
@@ -32,6 +35,8 @@ Params = dict[str, np.ndarray]
 _HESSP = frozenset({"newton-cg", "trust-ncg", "trust-krylov", "trust-constr"})
 _HESS = frozenset({"dogleg", "trust-exact"})
 _NO_JAC = frozenset({"nelder-mead", "powell", "cobyla", "cobyqa"})
+#: the warning for a non-finite value met at a trial point (a solver stepped back from it)
+NON_FINITE_TRIAL = "a non-finite objective or gradient at a trial point"
 
 
 def initial_params(model: Any, X: Any, y: Any, seed: int = 0) -> Params:
@@ -132,18 +137,55 @@ def minimize(
     The gradient is passed for every method that uses one, ``hessp`` for Newton-CG and the
     trust-region Krylov methods, the dense ``hess`` for dogleg and trust-exact. ``kwargs``
     go to scipy (``tol``, ``options={"maxiter": ...}``, ``callback``, ``bounds`` ...).
+
+    Failure is never convergence: a non-finite objective or gradient met at any point, or a
+    result equal to the start where the gradient is not small, sets ``res.success = False``,
+    lists the causes in ``res.warnings`` and raises a
+    :class:`symgrad.errors.ConvergenceWarning` naming them.
     """
     from scipy import optimize
 
     f = Objective(model, X, y, params, sample_weight=sample_weight, seed=seed)
+    seen = {"non_finite": False}
+
+    def fun(x: Any) -> tuple[float, np.ndarray]:
+        value, grad = f.fun(x)
+        seen["non_finite"] |= not (math.isfinite(value) and bool(np.all(np.isfinite(grad))))
+        return value, grad
+
+    def value(x: Any) -> float:
+        return fun(x)[0]
+
     name = method.lower() if isinstance(method, str) else ""
     if name in _NO_JAC:
-        res = optimize.minimize(f.value, f.x0, method=method, **kwargs)
+        res = optimize.minimize(value, f.x0, method=method, **kwargs)
     else:
         extra: dict[str, Any] = {}
         if name in _HESSP:
             extra["hessp"] = f.hessp
         elif name in _HESS:
             extra["hess"] = f.hess
-        res = optimize.minimize(f.fun, f.x0, jac=True, method=method, **extra, **kwargs)
+        res = optimize.minimize(fun, f.x0, jac=True, method=method, **extra, **kwargs)
+    res.warnings = _problems(res, f.x0, seen["non_finite"])
+    if res.warnings:
+        res.success = False
+        warnings.warn(
+            f"scipy {method} did not find a minimum: {'; '.join(res.warnings)}",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
     return f.unravel(res.x), res
+
+
+def _problems(res: Any, x0: np.ndarray, non_finite: bool) -> tuple[str, ...]:
+    """Return why scipy's result may not be a minimum, whatever its ``success`` says: a
+    non-finite value met, or a stop at the start that scipy did not call convergence
+    (its gradient test passed there only if ``jac`` is small)."""
+    out = []
+    if non_finite:
+        out.append(NON_FINITE_TRIAL)
+    jac = getattr(res, "jac", None)
+    small = jac is not None and bool(np.all(np.abs(np.asarray(jac)) <= 1e-8))
+    if np.array_equal(np.asarray(res.x, dtype=float), x0) and not small:
+        out.append(f"the result is the start ({res.message})")
+    return tuple(out)

@@ -36,9 +36,9 @@ cross-entropy, or a user spec written with ``symgrad.axis_sum``) sees all logits
 ``solver="auto"`` on a linear model is Newton's method for the smooth convex built-in losses
 (mse, log_cosh, poisson_nll, the logistic and softmax losses), L-BFGS for the kinked ones (l1,
 hinge, pinball) or beyond 2000 parameters, and Levenberg-Marquardt damped Newton for the rest
-and user specs (safe where curvature is flat or negative); an MLP gets Adam. Choices: ``"newton"``, ``"newton-cg"``, ``"damped-newton"``
-(:mod:`symgrad.newton`), ``"lbfgs"``, ``"trust-ncg"``, ``"trust-exact"``, ``"trust-krylov"``
-(scipy, through :mod:`symgrad.scipy`) or a first-order optimizer from
+and user specs (safe where curvature is flat or negative); an MLP gets Adam. Choices: ``"newton"``, ``"newton-cg"``, ``"damped-newton"``,
+``"lbfgs"`` (the solver core :mod:`symgrad.solvers`, shared with :mod:`symgrad.dask`),
+``"trust-ncg"``, ``"trust-exact"``, ``"trust-krylov"`` (scipy, through :mod:`symgrad.scipy`) or a first-order optimizer from
 ``symgrad.optim.OPTIMIZERS`` (``"adam"``, ``"sgd"`` ...; ``learning_rate``, ``batch_size``).
 
 This module needs scikit-learn (and scipy for its solvers); ``import symgrad`` never loads it.
@@ -61,21 +61,24 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 import symgrad.activations as _activations
 import symgrad.scipy as _sg_scipy
-from symgrad import models, optim
+from symgrad import errors, models, optim, solvers
 from symgrad.domains import require
 from symgrad.fit import fit
 from symgrad.kernels import adopt, builtin_twin, carried, resolve
-from symgrad.newton import fit_newton
 
 __all__ = ["SymgradClassifier", "SymgradRegressor"]
 
 Params = dict[str, np.ndarray]
 
-#: solver name -> fit_newton's method
-_NEWTON = {"newton": "newton", "newton-cg": "cg", "damped-newton": "damped"}
+#: solver name -> the solver core's method (symgrad.solvers.minimize)
+_CORE = {
+    "newton": "newton",
+    "newton-cg": "newton_cg",
+    "damped-newton": "damped_newton",
+    "lbfgs": "lbfgs",
+}
 #: solver name -> scipy.optimize.minimize's method
 _SCIPY = {
-    "lbfgs": "L-BFGS-B",
     "trust-ncg": "trust-ncg",
     "trust-exact": "trust-exact",
     "trust-krylov": "trust-krylov",
@@ -258,7 +261,7 @@ class _SymgradEstimator(BaseEstimator):
             # other losses (user specs included) may have flat or negative curvature somewhere:
             # Levenberg-Marquardt damping keeps Newton's steps safe there
             return "newton" if name in _NEWTON_LOSSES else "damped-newton"
-        known = {*_NEWTON, *_SCIPY, *optim.OPTIMIZERS}
+        known = {*_CORE, *_SCIPY, *optim.OPTIMIZERS}
         if not isinstance(solver, str) or solver.lower() not in known:
             raise ValueError(f"unknown solver {solver!r}; choose 'auto' or one of {sorted(known)}")
         return solver.lower()
@@ -277,28 +280,44 @@ class _SymgradEstimator(BaseEstimator):
             X, Y, weight = X[keep], Y[keep], weight[keep]
         params = self._start(model, X, Y)
         bound = _Weighted(model, weight)
-        if solver in _NEWTON or solver in _SCIPY:
+        problems: list[str] = []
+        if solver in _CORE or solver in _SCIPY:
             tol = _gradient_tolerance(self.tol, list(bound.objective(params, X, Y)[1].values()))
-        if solver in _NEWTON:
-            result = fit_newton(
-                bound, params, X, Y, method=_NEWTON[solver], max_iter=max_iter, tol=tol,
-                callbacks=[_stalled],
-            )  # fmt: skip
-            params, n_iter = result.params, result.n_steps
-            converged = result.stop_reason in ("tol", "callback")
+        if solver in _CORE:
+            options = {"ftol": 64 * np.finfo(float).eps, "maxls": 50} if solver == "lbfgs" else {}
+            problem = solvers.ModelProblem(model, X, Y, params, sample_weight=weight)
+            with warnings.catch_warnings():  # raised below as scikit-learn's own warning
+                warnings.simplefilter("ignore", errors.ConvergenceWarning)
+                result = solvers.minimize(
+                    problem, problem.x0, params, method=_CORE[solver], max_iter=max_iter,
+                    tol=tol, progress=False, **options,
+                )  # fmt: skip
+            params, n_iter, problems = result.params, result.n_iter, list(result.warnings)
+            # a stall after progress is round-off at the optimum, as in scikit-learn
+            converged = result.stop_reason in ("tol", "stalled") and not problems
         elif solver in _SCIPY:
-            options = {"maxiter": max_iter, "gtol": tol}
-            if solver == "lbfgs":  # as scikit-learn's lbfgs: stop on the gradient, not on f
-                options |= {"ftol": 64 * np.finfo(float).eps, "maxls": 50}
-            params, res = _sg_scipy.minimize(
-                model, X, Y, params, method=_SCIPY[solver], sample_weight=weight, options=options
-            )
-            # status 1 is scipy's iteration limit; other stops are at round-off (line search
-            # or trust-region precision loss) and count as converged, as in scikit-learn
-            n_iter, converged = int(res.nit), bool(res.success) or res.status != 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", errors.ConvergenceWarning)
+                params, res = _sg_scipy.minimize(
+                    model, X, Y, params, method=_SCIPY[solver], sample_weight=weight,
+                    options={"maxiter": max_iter, "gtol": tol},
+                )  # fmt: skip
+            problems = list(getattr(res, "warnings", ()))
+            # status 1 is scipy's iteration limit; other stops are at round-off (trust-region
+            # precision loss) and count as converged, as in scikit-learn, unless a value was
+            # non-finite or the result never left the start
+            n_iter = int(res.nit)
+            converged = (bool(res.success) or res.status != 1) and not problems
         else:
             params, n_iter, converged = self._first_order(bound, params, X, Y, weight, solver)
-        if not converged:
+        if problems:
+            warnings.warn(
+                f"{type(self).__name__}: solver {solver!r} did not find a minimum: "
+                + "; ".join(problems),
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif not converged:
             warnings.warn(
                 f"{type(self).__name__}: solver {solver!r} stopped after max_iter={max_iter} "
                 "iterations without converging; raise max_iter or tol",
@@ -367,12 +386,6 @@ class _SymgradEstimator(BaseEstimator):
         super().__setstate__(state)
         if "_model_args_" in state:
             self.model_ = self._build()
-
-
-def _stalled(epoch: int, info: Any) -> bool:
-    """Stop Newton once its line search finds no decrease: round-off is all that is left."""
-    state = info.opt_state
-    return getattr(state, "step_size", 1.0) == 0.0
 
 
 class SymgradRegressor(RegressorMixin, _SymgradEstimator):

@@ -159,6 +159,47 @@ def test_solvers_reach_sklearn_optimum(client, extreme_problem, method):
     assert np.max(np.abs(result.x - local.x)) <= 1e-6 * np.max(np.abs(ref))
 
 
+@pytest.mark.parametrize("method", ["newton", "damped", "cg", "lbfgs"])
+def test_memory_and_cluster_fits_take_the_same_iterates(client, method):
+    # one solver core: fit_newton / fit_lbfgs in memory and symgrad.dask.fit on the cluster
+    # run the same steps; only the order of the block sums differs (round-off)
+    from symgrad.lbfgs import fit_lbfgs
+    from symgrad.newton import fit_newton
+
+    X, y = _logistic_data(3000, 5, seed=11)
+    model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))
+    p0 = model.init(n_features=5)
+    tol = 1e-9
+    if method == "lbfgs":
+        local = fit_lbfgs(model, p0, X, y, tol=tol)
+        options = {"ftol": tol * 1e-6}
+    else:
+        local = fit_newton(model, p0, X, y, method=method, tol=tol)
+        options = {}
+    core = {"newton": "newton", "damped": "damped_newton", "cg": "newton_cg"}.get(method, method)
+    remote = sgd.fit(
+        model, X, y, client=client, method=core, tol=tol, chunk_rows=700, max_iter=1000, **options
+    )
+    assert local.converged and remote.converged, (local.message, remote.message)
+    assert local.n_iter == remote.n_iter > 1
+    assert local.n_passes == remote.n_passes
+    assert np.max(np.abs(local.x - remote.x)) <= 1e-10
+    assert np.allclose(local.history.loss, remote.history.loss, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("method", ["newton", "lbfgs"])
+def test_a_non_finite_fit_on_the_cluster_warns_and_is_not_converged(client, method):
+    from symgrad.errors import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 2))
+    y = X @ [1.0, 2.0] + 1e300  # the squared error overflows at the start
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="not finite"):
+        result = sgd.fit(LinearRegression(), X, y, client=client, method=method)
+    assert result.stop_reason == "non_finite" and not result.converged
+    assert np.all(result.x == 0)  # the last finite iterate: the start
+
+
 def test_newton_takes_one_pass_per_step_and_data_stays_spread(client):
     X, y = _logistic_data(3000, 5, seed=3)
     model = LogisticRegression(regularizer=("l2", {"lam": 1e-3}))

@@ -8,6 +8,7 @@ from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.linear_model import LogisticRegression as SkLogistic
 from sklearn.preprocessing import StandardScaler
 
+from symgrad.errors import ConvergenceWarning
 from symgrad.lbfgs import fit_lbfgs
 from symgrad.models import LinearRegression, LogisticRegression, SoftmaxRegression
 
@@ -55,9 +56,10 @@ def test_a_non_finite_loss_stops_with_the_last_finite_params():
     X = rng.normal(size=(50, 2))
     y = X @ [1.0, 2.0] + 1e300  # the squared error overflows
     model = LinearRegression()
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="not finite"):
         result = fit_lbfgs(model, model.init(n_features=2), X, y, max_iter=5)
     assert result.stop_reason == "non_finite" and "non-finite" in result.message
+    assert not result.converged and result.warnings
     assert np.all(result.params["W"] == 0) and result.params["b"] == 0
 
 

@@ -141,7 +141,9 @@ def test_undamped_newton_can_go_uphill_on_a_non_convex_mlp():
 def test_damped_and_line_searched_steps_keep_an_mlp_decreasing(method):
     model, params, X, y = mlp_problem()
     res = fit_newton(model, params, X, y, method=method, max_iter=25)
-    losses = np.array(res.history.loss + [model.objective(res.params, X, y)[0]])
+    # the history holds the loss at each point reached, after its step
+    losses = np.array([model.objective(params, X, y)[0], *res.history.loss])
+    assert losses[-1] == model.objective(res.params, X, y)[0] == res.objective
     assert np.all(np.isfinite(losses))
     assert np.all(np.diff(losses) <= 1e-12 * losses[:-1])
     # Levenberg-Marquardt and truncated CG make fast progress; plain Newton with a line

@@ -55,7 +55,7 @@ def test_minimize_reaches_logistic_regression_optimum(method, options, C):
     assert abs(params["b"] - ref.intercept_[0]) < 1e-6 * np.max(np.abs(ref.coef_))
 
 
-@pytest.mark.parametrize("method", ["L-BFGS-B", "trust-ncg"])
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "CG"])
 def test_minimize_reaches_multinomial_optimum(method):
     X, y = _data(load_iris)
     C, n = 1.0, len(y)
@@ -137,3 +137,26 @@ def test_derivative_free_method_gets_values_only():
     params, res = sgs.minimize(model, X[:, :2], y, method="Nelder-Mead")
     _, ref = sgs.minimize(model, X[:, :2], y, method="trust-exact")
     assert res.fun == pytest.approx(ref.fun, rel=1e-6)
+
+
+@pytest.mark.parametrize("method", ["L-BFGS-B", "BFGS", "CG"])
+def test_a_non_finite_run_is_never_a_success(method):
+    from symgrad.errors import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2))
+    y = X @ [1.0, 2.0] + 1e300  # the squared error overflows at the start
+    with np.errstate(all="ignore"), pytest.warns(ConvergenceWarning, match="non-finite"):
+        params, res = sgs.minimize(LinearRegression(), X, y, method=method)
+    assert not res.success and "non-finite" in res.warnings[0]
+
+
+def test_a_finite_run_raises_no_warning():
+    import warnings
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, res = sgs.minimize(LogisticRegression(regularizer="l2"), X, y, method="L-BFGS-B")
+    assert res.success and res.warnings == ()

@@ -304,3 +304,19 @@ def test_user_regularizer_needs_lam():
 
     est = SymgradRegressor(regularizer=scaled_quartic, alpha=1e-3, solver="lbfgs").fit(X, y)
     assert est.score(X, y) > 0.4
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton", "auto"])
+def test_a_failed_fit_warns_and_never_reads_as_converged(solver):
+    # unscaled breast_cancer: L-BFGS-B's first trial step meets a NaN gradient of the focal
+    # loss and cannot leave the start; it once returned all-zero coefficients silently
+    X, y = load_breast_cancer(return_X_y=True)
+    with warnings.catch_warnings(record=True) as seen, np.errstate(all="ignore"):
+        warnings.simplefilter("always")
+        clf = SymgradClassifier(loss=focal, solver=solver).fit(X, y)
+    said = [str(w.message) for w in seen if issubclass(w.category, ConvergenceWarning)]
+    if clf.score(X, y) < 0.9:
+        assert said and any("non-finite" in s or "start" in s for s in said), said
+    if solver == "lbfgs":  # this one does fail: the warning names the causes
+        assert "non-finite objective or gradient at a trial point" in said[0]
+        assert "could not leave the start" in said[0]
