@@ -16,7 +16,7 @@ from symgrad import _interrupt
 _interrupt.guard()  # the `symgrad` command only: Ctrl-C while importing is one line, exit 130
 
 from symgrad import optim, schedules  # noqa: E402
-from symgrad._version import __version__  # noqa: E402
+from symgrad._version import __version__ as __version__  # noqa: E402
 from symgrad.errors import NonFiniteError, SpecError, SymgradError  # noqa: E402
 from symgrad.fit import FitHistory, FitResult, fit  # noqa: E402
 from symgrad.optim import OPTIMIZERS, Optimizer  # noqa: E402
@@ -51,7 +51,6 @@ __all__ = [
     "fit",
     "optim",
     "schedules",
-    "__version__",
     *sorted(_LAZY),
 ]
 

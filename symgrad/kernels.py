@@ -106,10 +106,13 @@ def builtin_twin(info: KernelInfo, module: ModuleType) -> bool:
     if known != info:
         return False
     ours = builtin_module(info.role)
-    return all(
-        inspect.getsource(getattr(module, f)) == inspect.getsource(getattr(ours, f))
-        for f in info.functions
-    )
+    try:
+        return all(
+            inspect.getsource(getattr(module, f)) == inspect.getsource(getattr(ours, f))
+            for f in info.functions
+        )
+    except OSError:  # a source no longer in linecache: not shown to be the same
+        return False
 
 
 #: Compiled user specs (and compositions), keyed by ``(spec, output, target)``.

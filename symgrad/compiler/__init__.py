@@ -10,8 +10,9 @@ The stages, in the order data flows through them (each imports only earlier ones
 * ``printer``   / ``inplace`` / ``special``: how each sympy construct is spelled in numpy
 * ``lower``     CSE and the emitted functions' plans
 * ``render``    jinja2 templates to source text
-* ``codegen``   source text to a file or a live module (``symgrad.compile``)
+* ``codegen``   the module source for a file, or for ``symgrad.compile``'s live module
 
-The numpy run-time (``symgrad.losses``, ``symgrad.models``, ``symgrad.optim`` …) never imports
-this package.
+The numpy run-time (``symgrad.losses``, ``symgrad.models``, ``symgrad.optim`` …) reaches this
+package through one function only, ``symgrad.compiled.compile``; nothing here imports the
+run-time (tests/runtime/test_runtime_imports.py).
 """

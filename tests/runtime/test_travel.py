@@ -4,6 +4,7 @@ folder run a user's kernel without importing sympy or the compiler."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pickle
@@ -80,6 +81,19 @@ def test_a_pickled_kernel_loads_in_a_fresh_process_without_sympy(tmp_path, proto
     assert out["module"] == kernels.__name__
     z, t = np.linspace(-9.0, 9.0, 7), np.zeros(7)
     assert out["values"] == [np.asarray(f(z, t)).tolist() for f in functions]
+
+
+def test_emitted_modules_import_numpy_alone():
+    """What a receiving process runs needs numpy (and the standard library's threading) only:
+    no symgrad module, no sympy, at any depth."""
+    source = sg.compile(tukey).__source__
+    imported = {
+        alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module)])
+    }
+    assert imported == {"numpy", "threading"}
 
 
 def test_an_old_protocol_pickle_names_the_module_and_says_why_it_cannot_load(tmp_path):
