@@ -394,7 +394,10 @@ def _nowhere_real(expr: sp.Expr) -> sp.Expr | None:
     for node in sizes:  # children first: the innermost culprit is named
         branch = isinstance(node, sp.log) or (node.is_Pow and node.exp.is_integer is False)
         if branch and sizes[node] <= ASK_NODES:
-            imaginary = sp.im(node)
+            # asked of a copy on fresh symbols: sympy caches what it learns on the nodes it
+            # queries, and the later stages must see the spec's nodes as they were
+            fresh = {s: sp.Dummy(s.name, real=True) for s in free_symbols_of(node)}
+            imaginary = sp.im(node.xreplace(fresh))
             if imaginary.is_number and imaginary.is_zero is False:
                 return node
     return None

@@ -14,6 +14,7 @@ import sympy as sp
 from sklearn.datasets import load_diabetes
 
 import symgrad as sg
+from benchmarks.boosting_kinked import DATASETS, KINKED, held_out
 from symgrad import boosting
 from symgrad.errors import HessianWarning
 
@@ -276,43 +277,14 @@ def test_fold_init_score_is_idempotent_and_refuses_a_second_start():
 # ----------------------------------------------------------------- 5. kinked losses
 
 
-def _heavy_tailed(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A target of std about 240 with Student-t (1.5 degrees of freedom) noise."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 8))
-    signal = 150 * X[:, 0] + 80 * np.sin(2 * X[:, 1]) + 60 * X[:, 2] * X[:, 3]
-    return X, signal + 20 * rng.standard_t(1.5, n)
-
-
-def _pinball(r: np.ndarray, q: float) -> float:
-    return float(np.mean(np.maximum(q * r, (q - 1) * r)))
-
-
-@pytest.mark.parametrize("data", ["diabetes", "heavy-tailed"])
-@pytest.mark.parametrize(
-    ("loss", "hyper", "builtin", "q"),
-    [
-        ("l1", {}, {"objective": "reg:absoluteerror"}, 0.5),
-        ("pinball", {"tau": 0.8}, {"objective": "reg:quantileerror", "quantile_alpha": 0.8}, 0.8),
-    ],
-)
+@pytest.mark.parametrize("data", DATASETS)
+@pytest.mark.parametrize(("loss", "hyper", "builtin", "q"), KINKED)
 def test_default_kinked_boosting_is_within_25_percent_of_xgboosts_own(
     loss, hyper, builtin, q, data
 ):
-    """30 rounds of XGBoost's defaults; held-out pinball loss (half the MAE for l1)."""
-    X, y = load_diabetes(return_X_y=True) if data == "diabetes" else _heavy_tailed()
-    order = np.random.default_rng(1).permutation(len(y))
-    tr, te = order[: 2 * len(y) // 3], order[2 * len(y) // 3 :]
-    dtr, dte = xgb.DMatrix(X[tr], y[tr]), xgb.DMatrix(X[te])
-    params = {"nthread": 1, "seed": 0}
-    reference = xgb.train({**params, **builtin}, dtr, 30)
-    obj = boosting.xgboost(loss, hyper=hyper)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", HessianWarning)
-        start = obj.base_score(y[tr])
-    ours = xgb.train({**params, "base_score": start}, dtr, 30, obj=obj.objective)
-    theirs = _pinball(y[te] - reference.predict(dte), q)
-    mine = _pinball(y[te] - ours.predict(dte, output_margin=True), q)
+    """30 rounds of XGBoost's defaults; held-out pinball loss (half the MAE for l1). Before:
+    2.1-2.5 times the built-in's on the heavy-tailed target (a Hessian constant of 1)."""
+    mine, theirs = held_out(loss, hyper, builtin, q, data)
     assert mine <= 1.25 * theirs, (mine, theirs)
 
 
