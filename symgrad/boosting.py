@@ -184,8 +184,10 @@ class Objective:
         yhat = np.asarray(yhat, dtype=np.float64)
         y = self.targets(y, yhat.shape)
         w = self._weight(weight, yhat)
-        grad = self._fn["_grad"](yhat, y, count=1, weight=w)
-        h = self._fn["_hess"](yhat, y, count=1)
+        # one emitted function, one CSE: the per-sample gradient and unweighted Hessian
+        grad, h = self._fn["_grad_hess"](yhat, y, count=1)
+        if w is not None:
+            grad *= w[:, None] if self.spec.class_axis else w
         if self._needs_constant(h):
             self.derived_constant = self._spread_constant(yhat, y, w)
         hess = self.safe_hessian(h, warn=warn)
@@ -306,7 +308,7 @@ class Objective:
         return self.value(np.broadcast_to(c, y.shape).copy(), y, weight)
 
 
-_SUFFIXES = ("", "_grad", "_hess", "_per_sample")
+_SUFFIXES = ("", "_grad", "_hess", "_grad_hess", "_per_sample")
 
 
 def _split_pair(loss: Any, hyper: Mapping[str, float] | None) -> tuple[Any, dict[str, float]]:
