@@ -64,6 +64,20 @@ def describe(choice: Any) -> dict[str, Any] | None:
     return {"name": kernel.name, **out, "spec": spec}
 
 
+def describe_model(built: Any, n_outputs: int | None = None) -> dict[str, Any]:
+    """Return the metadata that says what ``built`` (a ``cli.build.Built``) is: the model's
+    kind, task and shape, and its kernels; ``n_outputs`` of a linear model's 2-D target."""
+    from symgrad import __version__
+
+    info: dict[str, Any] = {"kind": built.kind, "task": built.task}
+    if built.kind == "mlp":
+        info |= {"sizes": list(built.model.sizes), "output": built.model.task}
+    elif built.kind == "linear":
+        info["n_outputs"] = n_outputs
+    kernels = {role: describe(choice) for role, choice in built.choices.items()}
+    return {"symgrad_version": __version__, "model": info, "kernels": kernels}
+
+
 def _checksum(meta_text: str, arrays: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256(meta_text.encode())
     for key in sorted(arrays):
