@@ -218,6 +218,16 @@ def _activation(saved: SavedModel, user: Any) -> Any:
     return (user, hyper) if hyper else user
 
 
+def _check_sizes(saved: SavedModel, sizes: Any) -> None:
+    """Raise DataError unless an MLP's recorded ``sizes`` are its weights' shapes (checked
+    before the model allocates anything)."""
+    if not isinstance(sizes, list) or len(sizes) < 2:
+        raise DataError(f"{saved.name}: its model description has no valid layer sizes")
+    shapes = [saved.params.get(f"W{i}", np.empty(0)).shape for i in range(len(sizes) - 1)]
+    if shapes != list(zip(sizes[:-1], sizes[1:], strict=True)):
+        raise DataError(f"{saved.name}: its layer sizes do not match its weights")
+
+
 def rebuild(saved: SavedModel, activation: Any = None) -> Any:
     """Return a model object that predicts with the saved parameters (their shapes checked).
 
@@ -240,6 +250,7 @@ def rebuild(saved: SavedModel, activation: Any = None) -> Any:
             init = model.init(0, n_features=d)
         else:
             output = STAND_IN_LOSS[info.get("output")]
+            _check_sizes(saved, info.get("sizes"))
             model = models.MLP(info["sizes"], _activation(saved, activation), output)
             init = model.init(0)
     except (KeyError, TypeError, ValueError) as exc:

@@ -208,6 +208,16 @@ def test_foreign_and_tampered_model_files_are_refused(regression: Path, capsys):
         capsys, "predict", "--model", "evil.npz", "--data", "data.csv", "-o", "p.csv"
     )
     one_error(code, err, "evil.npz: unknown model kind")
+    meta["model"] = {"kind": "mlp", "task": "regress", "output": "regression"}
+    meta["model"]["sizes"] = [3, 10**9, 1]  # would allocate 8 GB if believed
+    blob = saved.encode(
+        {k: v for k, v in meta.items() if not k.startswith("format")}, params, arrays
+    )
+    (regression / "huge.npz").write_bytes(blob)
+    code, _, err = cli(
+        capsys, "predict", "--model", "huge.npz", "--data", "data.csv", "-o", "p.csv"
+    )
+    one_error(code, err, "huge.npz: its layer sizes do not match its weights")
     assert not (regression / "PWNED").exists() and not (regression / "p.csv").exists()
 
 
