@@ -18,7 +18,6 @@ import numpy as np
 from symgrad.cli.build import Built
 from symgrad.errors import TrainError
 
-CONVEX = ("linear", "logistic", "softmax")
 SECOND_ORDER = ("newton", "lbfgs")
 #: A training loss above this many times its starting value (or non-finite) is divergence.
 DIVERGENCE_FACTOR = 1e6

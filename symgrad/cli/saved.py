@@ -64,6 +64,20 @@ def describe(choice: Any) -> dict[str, Any] | None:
     return {"name": kernel.name, **out, "spec": spec}
 
 
+def describe_model(built: Any, n_outputs: int | None = None) -> dict[str, Any]:
+    """Return the metadata that says what ``built`` (a ``cli.build.Built``) is: the model's
+    kind, task and shape, and its kernels; ``n_outputs`` of a linear model's 2-D target."""
+    from symgrad import __version__
+
+    info: dict[str, Any] = {"kind": built.kind, "task": built.task}
+    if built.kind == "mlp":
+        info |= {"sizes": list(built.model.sizes), "output": built.model.task}
+    elif built.kind == "linear":
+        info["n_outputs"] = n_outputs
+    kernels = {role: describe(choice) for role, choice in built.choices.items()}
+    return {"symgrad_version": __version__, "model": info, "kernels": kernels}
+
+
 def _checksum(meta_text: str, arrays: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256(meta_text.encode())
     for key in sorted(arrays):
@@ -204,6 +218,16 @@ def _activation(saved: SavedModel, user: Any) -> Any:
     return (user, hyper) if hyper else user
 
 
+def _check_sizes(saved: SavedModel, sizes: Any) -> None:
+    """Raise DataError unless an MLP's recorded ``sizes`` are its weights' shapes (checked
+    before the model allocates anything)."""
+    if not isinstance(sizes, list) or len(sizes) < 2:
+        raise DataError(f"{saved.name}: its model description has no valid layer sizes")
+    shapes = [saved.params.get(f"W{i}", np.empty(0)).shape for i in range(len(sizes) - 1)]
+    if shapes != list(zip(sizes[:-1], sizes[1:], strict=True)):
+        raise DataError(f"{saved.name}: its layer sizes do not match its weights")
+
+
 def rebuild(saved: SavedModel, activation: Any = None) -> Any:
     """Return a model object that predicts with the saved parameters (their shapes checked).
 
@@ -226,6 +250,7 @@ def rebuild(saved: SavedModel, activation: Any = None) -> Any:
             init = model.init(0, n_features=d)
         else:
             output = STAND_IN_LOSS[info.get("output")]
+            _check_sizes(saved, info.get("sizes"))
             model = models.MLP(info["sizes"], _activation(saved, activation), output)
             init = model.init(0)
     except (KeyError, TypeError, ValueError) as exc:

@@ -140,19 +140,10 @@ def _table(scores: dict[str, dict[str, float]]) -> list[str]:
 
 def _metadata(plan: Plan, scores: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Return the model file's description of the model, data, kernels and metrics."""
-    from symgrad import __version__
     from symgrad.cli import saved
 
-    built, model = plan.built, plan.built.model
-    info: dict[str, Any] = {"kind": built.kind, "task": built.task}
-    if built.kind == "mlp":
-        info |= {"sizes": list(model.sizes), "output": model.task}
-    elif built.kind == "linear":
-        info["n_outputs"] = plan.y.shape[1] if plan.y.ndim == 2 else None
-    return {
-        "symgrad_version": __version__,
-        "model": info,
-        "kernels": {role: saved.describe(c) for role, c in built.choices.items()},
+    n_outputs = plan.y.shape[1] if plan.y.ndim == 2 else None
+    return saved.describe_model(plan.built, n_outputs) | {
         "data": plan.data.name,
         "features": list(plan.data.feature_names),
         "named_features": plan.data.named,

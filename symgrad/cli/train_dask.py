@@ -115,17 +115,9 @@ def _metadata(
     args: argparse.Namespace, built: Any, names: Any, n_features: int, objective: float
 ) -> dict[str, Any]:
     """Return the model file's description of a cluster fit (no hold-out: the objective)."""
-    from symgrad import __version__
-
-    info: dict[str, Any] = {"kind": built.kind, "task": built.task}
-    if built.kind == "mlp":
-        info |= {"sizes": list(built.model.sizes), "output": built.model.task}
     features = [str(n) for n in names] if names is not None else []
     named = len(features) == n_features
-    return {
-        "symgrad_version": __version__,
-        "model": info,
-        "kernels": {role: saved.describe(c) for role, c in built.choices.items()},
+    return saved.describe_model(built) | {
         "data": args.data,
         "features": features if named else [f"x{i}" for i in range(n_features)],
         "named_features": named,

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -207,6 +208,16 @@ def test_foreign_and_tampered_model_files_are_refused(regression: Path, capsys):
         capsys, "predict", "--model", "evil.npz", "--data", "data.csv", "-o", "p.csv"
     )
     one_error(code, err, "evil.npz: unknown model kind")
+    meta["model"] = {"kind": "mlp", "task": "regress", "output": "regression"}
+    meta["model"]["sizes"] = [3, 10**9, 1]  # would allocate 8 GB if believed
+    blob = saved.encode(
+        {k: v for k, v in meta.items() if not k.startswith("format")}, params, arrays
+    )
+    (regression / "huge.npz").write_bytes(blob)
+    code, _, err = cli(
+        capsys, "predict", "--model", "huge.npz", "--data", "data.csv", "-o", "p.csv"
+    )
+    one_error(code, err, "huge.npz: its layer sizes do not match its weights")
     assert not (regression / "PWNED").exists() and not (regression / "p.csv").exists()
 
 
@@ -243,3 +254,34 @@ def test_user_specs_in_a_model_file_are_never_run(regression: Path, capsys):
     (regression / "other.py").write_text(USER_SPECS.replace("1 + sp.Abs(x)", "2 + sp.Abs(x)"))
     code, _, err = cli(capsys, *argv, "--force", "--activation", "other.py:softsign")
     one_error(code, err, "spec 'softsign' differs from the one the model was trained with")
+
+
+def test_a_cluster_fit_writes_a_model_file_predict_reads(tmp_path: Path, capsys, monkeypatch):
+    """--scheduler local: a LocalCluster whose dashboard takes a free port, not 8787."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("distributed")
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(size=(400, 2)), columns=["u", "v"])
+    frame["label"] = (frame["u"] + frame["v"] > 0).astype("int64")
+    frame.to_parquet(tmp_path / "part0.parquet")
+    with socket.socket() as busy, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:  # hold the default dashboard port, as a user's own Dask cluster would
+            busy.bind(("", 8787))
+        except OSError:
+            pass  # something holds it already: the same situation
+        code, _, err = cli(capsys, "train", "--data", "part*.parquet", "--label", "label",
+                           "--scheduler", "local", "--no-progress", "-o", "dask.npz")  # fmt: skip
+    assert not [w for w in caught if "8787" in str(w.message)]
+    assert code == 0, err
+    assert "8787" not in err and "dashboard" not in err.lower()
+    meta = json.loads(str(np.load("dask.npz")["metadata"]))
+    assert meta["features"] == ["u", "v"] and meta["model"]["kind"] == "logistic"
+    frame[["v", "u"]].to_csv("new.csv", index=False)
+    code, _, err = cli(capsys, "predict", "--model", "dask.npz", "--data", "new.csv", "-o", "p.csv")
+    assert code == 0, err
+    _, pred = read_predictions(tmp_path / "p.csv")
+    assert np.mean(pred[:, 0] == frame["label"]) > 0.95
