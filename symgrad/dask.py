@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from symgrad.dask_sources import as_dask_array, read_table
+from symgrad.dask_sources import as_dask_array, check_source, read_table
 from symgrad.errors import ClusterError, DataError, SymgradError
 from symgrad.models import MLP, LinearRegression, flatten, unflatten
 from symgrad.solvers import SolveResult, minimize
@@ -46,6 +46,7 @@ __all__ = [
     "hessian",
     "hvp",
     "objective",
+    "check_source",
     "read_table",
 ]
 
@@ -214,15 +215,100 @@ _COMPUTE_TASKS, _REDUCE_TASKS = ("_evaluate", "_evaluate_one"), ("_sum",)
 def format_times(times: dict[str, float]) -> str:
     """Return ``DaskData.times`` as one line: where the passes spent their time."""
     text = (
-        f"{int(times['passes'])} passes in {times['wall']:.2f} s: produce {times['produce']:.2f} s,"
-        f" compute {times['compute']:.2f} s (worker-seconds), reduce {times['reduce']:.2f} s"
+        f"{int(times['passes'])} passes in {times['wall']:.3g} s: produce {times['produce']:.3g} s,"
+        f" compute {times['compute']:.3g} s (worker-seconds), reduce {times['reduce']:.3g} s"
     )
     if times.get("persist"):
-        text += f"; persisting the blocks took produce {times['persist']:.2f} s"
+        text += f"; persisting the blocks took produce {times['persist']:.3g} s"
     return text
 
 
-class DaskData:
+class _Watch:
+    """Wait on futures without ever hanging: a failed task raises at once, named, and a
+    cluster left without workers for ``worker_timeout`` s raises ClusterError."""
+
+    def __init__(self, client: Any, worker_timeout: float, what: str = "the computation"):
+        self.client, self.what = client, what
+        self.worker_timeout, self._lost_since = float(worker_timeout), None
+
+    def _waiting(self, futures: list, index: dict | None) -> str:
+        """Name what the wait is for (a block, in DaskData)."""
+        return self.what
+
+    def _where(self, future: Any, exc: Any, block: int | None) -> str:
+        """Name what failed (a block, in DaskData)."""
+        return self.what
+
+    def _check_workers(self, waiting: Callable[[], str]) -> None:
+        """Raise ClusterError once no worker has been connected for ``worker_timeout`` s;
+        ``waiting`` names what the pass waits for."""
+        if getattr(self.client, "status", "running") not in ("running", "connecting"):
+            raise ClusterError(
+                f"{waiting()} failed: the connection to the Dask scheduler is {self.client.status}"
+            )
+        if self.client.nthreads():
+            self._lost_since = None
+            return
+        now = time.monotonic()
+        self._lost_since = self._lost_since or now
+        if now - self._lost_since >= self.worker_timeout:
+            raise ClusterError(
+                f"{waiting()} failed: no Dask worker has been connected for "
+                f"{self.worker_timeout:g} s (they died or left; start workers, or raise "
+                "worker_timeout)"
+            )
+
+    def _next_done(self, done: queue.Queue, waiting: Callable[[], str]) -> Any:
+        """Return the next future to finish, checking the workers while none does."""
+        while True:
+            try:
+                return done.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                self._check_workers(waiting)
+
+    def _settled(self, future: Any, done: queue.Queue, block: int | None) -> bool:
+        """Return True for a finished future; False for one lost with its worker since it
+        finished (the scheduler recomputes it: wait again); raise for a failed one."""
+        if future.status == "finished":
+            return True
+        if future.status in ("lost", "pending"):
+            future.add_done_callback(done.put)
+            return False
+        raise self._failure(future, block)
+
+    def _all(self, futures: list, index: dict | None = None) -> None:
+        """Wait until every future has finished; raise the first failure, named."""
+        done: queue.Queue = queue.Queue()
+        for future in futures:
+            future.add_done_callback(done.put)
+        left = len(futures)
+        while left:
+            future = self._next_done(done, lambda: self._waiting(futures, index))
+            left -= self._settled(future, done, (index or {}).get(future.key))
+
+    def _failure(self, future: Any, block: int | None = None) -> Exception:
+        """Return the error that ends the wait: a symgrad error raised in a task as it is,
+        anything else as one ClusterError line naming what failed and the cause."""
+        from distributed import KilledWorker
+
+        if future.status in ("cancelled", "lost"):
+            cause, exc = f"its task was {future.status} (the scheduler lost it)", None
+        else:
+            exc = future.exception()
+            if isinstance(exc, SymgradError):
+                return exc
+            cause = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KilledWorker):
+            worker = getattr(exc.last_worker, "address", exc.last_worker)
+            cause = (
+                f"its task ended the process of every worker that ran it "
+                f"({exc.allowed_failures + 1} tries, the last on {worker}; KilledWorker)"
+            )
+        where = self._where(future, exc, block)
+        return ClusterError(" ".join(f"{where} failed: {cause}".split()))  # one line
+
+
+class DaskData(_Watch):
     """Training data as row blocks on a cluster: kept on the workers (``persist=True``) or
     recomputed from the graph on every pass (``persist=False``, for data beyond memory).
 
@@ -250,8 +336,7 @@ class DaskData:
     ) -> None:
         import dask
 
-        self.client = _client(client)
-        self.worker_timeout, self._lost_since = float(worker_timeout), None
+        super().__init__(_client(client), worker_timeout)
         threads = sum(self.client.nthreads().values())
         if not hasattr(X, "dask") and not hasattr(X, "to_dask_array"):
             X, y = _in_memory_blocks(X, y, chunk_rows, threads)
@@ -286,51 +371,36 @@ class DaskData:
         self.client.register_plugin(plugin, name=plugin.name)
         self._futures = None
         if self.persist:  # surface bad data now, not mid-fit
-            mark, start = self._stream_mark(), time.perf_counter()
+            mark = self._stream_mark()
             self._futures = self.client.compute(self._blocks)
             self._all(self._futures, self._index)
             spent = self._spent(mark)
             self.times["persist"] = spent["produce"]
-            self.times["wall_persist"] = time.perf_counter() - start
 
     # -- where a pass waits
 
-    def _check_workers(self) -> None:
-        """Raise ClusterError once no worker has been connected for ``worker_timeout`` s."""
-        if getattr(self.client, "status", "running") not in ("running", "connecting"):
-            raise ClusterError(f"the connection to the Dask scheduler is {self.client.status}")
-        if self.client.nthreads():
-            self._lost_since = None
-            return
-        now = time.monotonic()
-        self._lost_since = self._lost_since or now
-        if now - self._lost_since >= self.worker_timeout:
-            raise ClusterError(
-                f"no Dask worker has been connected for {self.worker_timeout:g} s; the pass "
-                "cannot finish (start workers, or raise worker_timeout)"
-            )
-
-    def _next_done(self, done: queue.Queue) -> Any:
-        """Return the next future to finish, checking the workers while none does."""
-        while True:
-            try:
-                return done.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                self._check_workers()
-
-    def _all(self, futures: list, index: dict | None = None) -> None:
-        """Wait until every future has finished; raise the first failure, named."""
-        done: queue.Queue = queue.Queue()
+    def _waiting(self, futures: list, index: dict | None) -> str:
+        """Name the first block (else task) among ``futures`` that has not finished."""
         for future in futures:
-            future.add_done_callback(done.put)
-        for _ in futures:
-            future = self._next_done(done)
             if future.status != "finished":
-                raise self._failure(future, (index or {}).get(future.key))
+                if index and future.key in index:
+                    return self._name(index[future.key])
+                blocks = [i for i, f in enumerate(self._futures or ()) if f.status != "finished"]
+                return self._name(blocks[0]) if blocks else f"task {future.key}"
+        return "the pass"
 
     def _name(self, i: int) -> str:
         stop = self.starts[i] + self.chunks[i]
         return f"block {i} of {len(self.chunks)} (rows {self.starts[i]}..{stop})"
+
+    def _where(self, future: Any, exc: Any, block: int | None) -> str:
+        """Name the failed block: given, else the one whose task died, else a lost block."""
+        if block is None and hasattr(exc, "last_worker"):  # KilledWorker: which task died
+            block = self._block_of(exc.task)
+        if block is None and self._futures is not None:  # a pass failed on a lost block
+            erred = [i for i, f in enumerate(self._futures) if f.status == "error"]
+            block = erred[0] if erred else None
+        return self._name(block) if block is not None else f"task {future.key}"
 
     def _block_of(self, key: Any) -> int | None:
         """Return the block whose graph holds task ``key``, if any."""
@@ -340,31 +410,6 @@ class DaskData:
             if key in block.__dask_graph__():
                 return i
         return None
-
-    def _failure(self, future: Any, block: int | None = None) -> Exception:
-        """Return the error that ends the pass: a symgrad error raised in a block as it is,
-        anything else as one ClusterError line naming the block and the cause."""
-        from distributed import KilledWorker
-
-        if future.status in ("cancelled", "lost"):
-            cause, exc = f"its task was {future.status} (the scheduler lost it)", None
-        else:
-            exc = future.exception()
-            if isinstance(exc, SymgradError):
-                return exc
-            cause = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, KilledWorker):
-            worker = getattr(exc.last_worker, "address", exc.last_worker)
-            cause = (
-                f"its task ended the process of every worker that ran it "
-                f"({exc.allowed_failures + 1} tries, the last on {worker}; KilledWorker)"
-            )
-            block = self._block_of(exc.task) if block is None else block
-        if block is None and self._futures is not None:  # a pass failed on a lost block
-            erred = [i for i, f in enumerate(self._futures) if f.status == "error"]
-            block = erred[0] if erred else None
-        where = self._name(block) if block is not None else f"task {future.key}"
-        return ClusterError(" ".join(f"{where} failed: {cause}".split()))  # one line
 
     # -- timing
 
@@ -377,8 +422,6 @@ class DaskData:
 
     def _spent(self, mark: Any) -> dict[str, float]:
         """Return the worker-seconds that tasks finished since ``mark`` spent per kind."""
-        from dask.utils import key_split
-
         spent = {"produce": 0.0, "compute": 0.0, "reduce": 0.0, "transfer": 0.0}
         if mark is None:
             return dict.fromkeys(spent, math.nan)
@@ -386,7 +429,7 @@ class DaskData:
         for record in records:
             key = record.get("key")
             name = key[0] if isinstance(key, tuple) else str(key)
-            kind = key_split(name)
+            kind = name.split("-", 1)[0]  # our tasks' keys: function name - uuid
             if kind in _COMPUTE_TASKS:
                 kind = "compute"
             elif kind in _REDUCE_TASKS:
@@ -423,8 +466,8 @@ class DaskData:
 
     def run(self, op: str, model: Any, params: Any, extra: Any = None) -> tuple:
         """Return the sums over all blocks of ``op`` ("value", "grad", "newton", "hvp",
-        "rows", which only produces the blocks, or "layout", which counts blocks that are not
-        aligned, C-contiguous float64)."""
+        "rows", which only produces the blocks, or "layout", which counts the blocks, those the
+        kernels see not aligned C-contiguous, not float64, and those stored misaligned)."""
         args = (op, model, params, extra, self.n_samples)
         mark, start = self._stream_mark(), time.perf_counter()
         if self.persist:
@@ -477,11 +520,13 @@ class DaskData:
             launch(i)
         arrived, total, folded, adding = {}, None, 0, 0.0
         try:
-            for _ in self._blocks:
-                future = self._next_done(done)
+            while folded < len(self._blocks):
+                future = self._next_done(
+                    done, lambda: self._name(min(i for i, _ in launched.values()))
+                )
+                if not self._settled(future, done, launched[future.key][0]):
+                    continue
                 i, _ = launched.pop(future.key)
-                if future.status != "finished":
-                    raise self._failure(future, i)
                 arrived[i] = future.result()
                 future.release()
                 start = time.perf_counter()
@@ -544,13 +589,13 @@ def _rows(model: Any, p: Any, X: Any, y: Any, n: int, extra: Any) -> tuple:
     return (np.array(len(X), dtype=float),)
 
 
+def _misaligned(*arrays: np.ndarray) -> bool:
+    return not all(a.flags.aligned and a.flags.c_contiguous for a in arrays)
+
+
 def _layout(model: Any, p: Any, X: Any, y: Any, n: int, extra: Any) -> tuple:
-    """Count (blocks, blocks whose X or y is not aligned C-contiguous, X not float64)."""
-
-    def bad(a: np.ndarray) -> bool:
-        return not (a.flags.aligned and a.flags.c_contiguous)
-
-    return (np.array([1.0, float(bad(X) or bad(y)), float(X.dtype != np.float64)]),)
+    """Count (blocks, blocks the kernels see not aligned C-contiguous, X not float64)."""
+    return (np.array([1.0, float(_misaligned(X, y)), float(X.dtype != np.float64)]),)
 
 
 #: what one block contributes to each kind of pass ("rows" only produces the blocks: what
@@ -571,9 +616,14 @@ def _evaluate(
     """Return the sum over ``blocks`` of their share of ``op`` (runs on a worker)."""
     total = None
     for X, y, start in blocks:
-        out = _OPS[op](model, params, X, y, count, extra)
+        moved = _misaligned(X, y)  # a block sent from another worker: an unaligned buffer
+        X, y = (np.require(a, requirements=["C", "A"]) for a in (X, y))
+        with np.errstate(all="ignore"):  # a non-finite sum reaches the driver, which says so
+            out = _OPS[op](model, params, X, y, count, extra)
         if not np.all(np.isfinite(out[0])):
             _check_finite(X, y, start)  # bad data says where; else the value is the model's
+        if op == "layout":  # and the blocks as they were stored, before that copy
+            out = (np.append(out[0], float(moved)),)
         total = out if total is None else tuple(a + b for a, b in zip(total, out, strict=True))
     return total
 
@@ -747,11 +797,18 @@ class DaskResult(SolveResult):
     times: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
-def dask_compute(*collections: Any) -> tuple:
-    """Compute dask collections together (one pass over what they share)."""
-    import dask
-
-    return dask.compute(*collections)
+def dask_compute(
+    *collections: Any,
+    client: Any = None,
+    what: str = "computing",
+    worker_timeout: float = WORKER_TIMEOUT,
+) -> tuple:
+    """Compute dask collections together on the cluster (one pass over what they share),
+    never hanging: a failed task or a cluster without workers raises one ClusterError."""
+    client = _client(client)
+    futures = client.compute(list(collections))
+    _Watch(client, worker_timeout, what)._all(futures)
+    return tuple(client.gather(futures))
 
 
 # ----------------------------------------------------------------------------- dask-glm

@@ -42,26 +42,113 @@ def as_dask_array(X: Any, what: str) -> Any:
     return X
 
 
+def _natural(name: str) -> list:
+    """Sort key that puts ``part10`` after ``part9``."""
+    import re
+
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _is_csv(source: str) -> bool:
+    return source.rstrip("/").lower().endswith((".csv", ".csv.gz", ".txt"))
+
+
+def _table_files(source: str) -> dict[str, tuple[str, ...]]:
+    """Return each file of a parquet or CSV glob (or folder) with its columns, in file order.
+
+    The glob is expanded here (Python's rules), and dask is given the list: a pattern such as
+    ``part00[01].parquet`` would otherwise mean something else to dask's file system layer.
+    """
+    import glob
+    from pathlib import Path
+
+    if "://" in source:  # a remote store: dask's file system layer expands it
+        return {source: ()}
+    if Path(source).is_dir():
+        return {source: ()}  # a parquet dataset folder: pyarrow matches columns by name
+    files = sorted(glob.glob(source), key=_natural)
+    if not files:
+        raise DataError(f"{source}: no file matches")
+    out = {}
+    for name in files:
+        try:
+            out[name] = _columns(name)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{name}: cannot read its columns ({exc})") from None
+    return out
+
+
+def _columns(name: str) -> tuple[str, ...]:
+    """Return a CSV file's header or a parquet file's column names (no rows are read)."""
+    if _is_csv(name):
+        import pandas as pd
+
+        return tuple(str(c) for c in pd.read_csv(name, nrows=0).columns)
+    import pyarrow.parquet as pq
+
+    return tuple(pq.read_schema(name).names)
+
+
+def check_source(source: str) -> None:
+    """Raise DataError, before any cluster starts, for a source :func:`read_table` cannot read:
+    no file matches, a file without readable columns, shards whose columns differ (named),
+    or an array whose headers cannot be read."""
+    if _is_array_source(source):
+        _open_array(source)  # headers and metadata only
+    else:
+        _aligned_columns(source, _table_files(source))
+
+
+def _aligned_columns(source: str, files: dict[str, tuple[str, ...]]) -> list[str]:
+    """Return the columns every file holds, in the first file's order, or raise DataError
+    naming the files whose set of columns differs (shards are matched by name)."""
+    first, columns = next(iter(files.items()))
+    for name, cols in files.items():
+        if cols and set(cols) != set(columns):
+            extra, missing = sorted(set(cols) - set(columns)), sorted(set(columns) - set(cols))
+            raise DataError(
+                f"{source}: the files' columns differ: {name} has {', '.join(cols)}, "
+                f"{first} has {', '.join(columns)}"
+                + (f" (extra: {', '.join(extra)})" if extra else "")
+                + (f" (missing: {', '.join(missing)})" if missing else "")
+            )
+    return list(columns)
+
+
+def _read_frame(files: dict[str, tuple[str, ...]], columns: list[str]) -> Any:
+    """Return one dask DataFrame of all files, every file's columns picked BY NAME in
+    ``columns``' order (files listing them in another order are read apart and reordered)."""
+    import dask.dataframe as dd
+
+    groups: dict[tuple, list[str]] = {}
+    for name, cols in files.items():
+        groups.setdefault(cols, []).append(name)
+    frames = []
+    for cols, names in groups.items():
+        if _is_csv(names[0]):
+            frame = dd.read_csv(names if len(names) > 1 else names[0])
+            frame = frame[columns] if cols else frame
+        else:
+            frame = dd.read_parquet(names, columns=columns or None)
+        frames.append(frame)
+    return frames[0] if len(frames) == 1 else dd.concat(frames, ignore_index=True)
+
+
 def read_table(source: str, label: str | None = None) -> tuple[Any, Any, list[str]]:
     """Return (X, y, feature names) as dask arrays from a parquet or CSV glob (or folder),
     a zarr array, an npy stack (``da.to_npy_stack``'s folder) or a glob of ``.npy`` files.
 
     ``label`` names the target column (a column index for arrays; default: the last).
-    Partitions are read lazily; only their row counts are computed, so the arrays have known
-    chunk sizes.
+    Shards are matched by column name, in the first file's order; files whose columns differ
+    are refused, named. Partitions are read lazily; only their row counts are computed, so
+    the arrays have known chunk sizes.
     """
-    import glob
-
     if _is_array_source(source):
         return _read_array(source, label)
-    import dask.dataframe as dd
-
-    stem = source.rstrip("/").lower()
-    reader = dd.read_csv if stem.endswith((".csv", ".csv.gz", ".txt")) else dd.read_parquet
-    if not glob.glob(source) and "://" not in source:
-        raise DataError(f"{source}: no file matches")
+    files = _table_files(source)
+    columns = _aligned_columns(source, files)
     try:
-        frame = reader(source)
+        frame = _read_frame(files, columns)
     except (OSError, ValueError) as exc:
         raise DataError(f"{source}: cannot read ({exc})") from None
     columns = list(frame.columns)
@@ -113,9 +200,59 @@ def _npy_rows(path: str, start: int, stop: int) -> np.ndarray:
     return np.array(np.load(path, mmap_mode="r")[start:stop])
 
 
+def _npy_stack_files(path: Any) -> list[str]:
+    """Return the ``.npy`` files of a ``da.to_npy_stack`` folder, in order, without
+    unpickling its ``info`` file: its stacking axis is read from the pickle's opcodes
+    (``pickletools``, which runs nothing), and the shapes come from the files' headers."""
+    import pickletools
+
+    try:
+        memo = ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "FRAME")  # bookkeeping only
+        ops = [
+            (op.name, arg)
+            for op, arg, _ in pickletools.genops(path.joinpath("info").read_bytes())
+            if op.name not in memo
+        ]
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(f"{path}: its info file is not a dask npy-stack header ({exc})") from None
+    axis = next((ops[i + 1][1] for i, (_, arg) in enumerate(ops[:-1]) if arg == "axis"), None)
+    if axis != 0:
+        raise DataError(
+            f"{path}: only npy stacks along axis 0 (rows) can be read; its info file gives "
+            f"{'no axis' if axis is None else f'axis {axis!r}'}"
+        )
+    numbered = sorted((int(p.stem), p) for p in path.glob("*.npy") if p.stem.isdigit())
+    if [i for i, _ in numbered] != list(range(len(numbered))):
+        raise DataError(
+            f"{path}: the stack's files are not numbered 0.npy, 1.npy, ... without gaps"
+        )
+    return [str(p) for _, p in numbered]
+
+
+def _refuse_pickled_zarr(path: Any) -> None:
+    """Raise DataError for a zarr array whose chunks would be unpickled (object dtype, or a
+    pickle codec): a data file must never run code."""
+    import json
+
+    for meta in ("zarr.json", ".zarray"):
+        where = path / meta
+        if where.is_file():
+            text = where.read_text()
+            try:
+                info = json.loads(text)
+            except ValueError as exc:
+                raise DataError(f"{path}: {meta} is not JSON ({exc})") from None
+            if "pickle" in text.lower() or str(info.get("data_type", info.get("dtype"))) in (
+                "|O",
+                "object",
+            ):
+                raise DataError(
+                    f"{path}: holds Python objects (a pickle codec); symgrad never unpickles data"
+                )
+
+
 def _open_array(source: str) -> Any:
     import glob
-    import re
     from pathlib import Path
 
     import dask
@@ -124,13 +261,12 @@ def _open_array(source: str) -> Any:
     path = Path(source.rstrip("/"))
     try:
         if (path / "info").is_file():
-            return da.from_npy_stack(str(path))
-        if not source.lower().endswith(".npy"):
+            files = _npy_stack_files(path)
+        elif not source.lower().endswith(".npy"):
+            _refuse_pickled_zarr(path)
             return da.from_zarr(str(path))
-        files = sorted(
-            glob.glob(source),
-            key=lambda f: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f)],
-        )
+        else:
+            files = sorted(glob.glob(source), key=_natural)
         if not files:
             raise DataError(f"{source}: no file matches")
         parts = []

@@ -434,6 +434,8 @@ def test_cli_trains_parquet_on_a_scheduler_address(client, tmp_path, capsys):
         "--solver",
         "newton",
         "--no-standardize",
+        "--val-fraction",
+        "0",
         "--regularizer",
         "l2",
         "--lam",
@@ -474,6 +476,7 @@ def test_cli_trains_npy_and_zarr_arrays(kind, client, tmp_path, capsys):
     assert names == ["x1", "x2", "x3"] and np.array_equal(read_X.compute(), X)
     out = tmp_path / "params.npz"
     args = ["train", "--data", source, "--label", "0", "--solver", "newton", "--no-standardize"]
+    args += ["--val-fraction", "0"]
     args += ["--regularizer", "l2", "--lam", "1e-3", "-o", str(out), "--force"]
     code = main([*args, "--scheduler", client.scheduler.address])
     _assert_cli_fit_matches_memory(code, out, X, y)
@@ -510,3 +513,73 @@ def test_streamed_fit_survives_a_worker_dying(client, tmp_path):
     local = minimize(ModelProblem(model, Xn, yn, p0), flatten(p0), p0, method="newton", tol=1e-10)
     assert result.converged and np.max(np.abs(result.x - local.x)) <= 1e-10
     client.wait_for_workers(2, timeout=60)
+
+
+# ----------------------------------------------------------------------------- block layout
+
+
+def _layout_sources(tmp_path, client):
+    """The same table as dask users hold it: (name, X, y) per source."""
+    pd = pytest.importorskip("pandas")
+    X, y = _logistic_data(2400, 5, seed=21)
+    table = np.column_stack([X, y])
+    Xd = da.from_array(X, chunks=(300, -1)).persist()  # blocks already on the workers
+    yield "persisted", Xd, da.from_array(y, chunks=300).persist()
+    lazy = da.map_blocks(
+        lambda block_info=None: _rows_at(block_info), chunks=((300,) * 8, (5,)), dtype=float
+    )
+    yield "lazy graph", lazy, (lazy[:, 0] > 0).astype(float)
+    frame = pd.DataFrame(table, columns=[*"abcde", "label"])
+    for i in range(3):
+        frame[i * 800 : (i + 1) * 800].to_parquet(tmp_path / f"part{i}.parquet")
+        frame[i * 800 : (i + 1) * 800].to_csv(tmp_path / f"part{i}.csv", index=False)
+    for pattern in ("*.parquet", "*.csv"):
+        Xs, ys, _ = sgd.read_table(str(tmp_path / pattern), "label")
+        yield pattern, Xs, ys
+    for kind in ("npy-glob", "npy-stack", "zarr"):
+        where = tmp_path / kind
+        where.mkdir()
+        Xs, ys, _ = sgd.read_table(_write_arrays(kind, table, where), "-1")
+        yield kind, Xs, ys
+
+
+def _rows_at(block_info):
+    (start, stop), _ = block_info[None]["array-location"]
+    return np.random.default_rng(start).normal(size=(stop - start, 5))
+
+
+@pytest.mark.parametrize("persist", [True, False])
+def test_blocks_are_aligned_and_stay_where_they_are(client, tmp_path, persist):
+    """Every block the kernels see is aligned, C-contiguous float64, whatever the source;
+    persisted blocks are evaluated where they live (no copy moves between workers)."""
+    for name, X, y in _layout_sources(tmp_path / str(persist), client):
+        (tmp_path / str(persist)).mkdir(exist_ok=True)
+        with sgd.DaskData(X, y, client=client, persist=persist, chunk_rows=300) as data:
+            blocks, misaligned, not_float, stored = data.run("layout", None, None)[0]
+            assert (blocks, misaligned, not_float) == (len(data.chunks), 0, 0), name
+            if persist:  # and as they are kept on the workers
+                assert stored == 0, name
+                data.run("rows", None, None)
+                assert data.times["transfer"] == 0, name  # the passes moved no block
+                holders = client.who_has(data._futures).values()
+                assert all(len(h) == 1 for h in holders), name
+                assert len({h[0] for h in holders}) == 2, name  # spread over both workers
+
+
+def test_fit_reports_where_the_time_goes(client, capsys):
+    X = da.map_blocks(
+        lambda block_info=None: _rows_at(block_info), chunks=((2000,) * 4, (5,)), dtype=float
+    )
+    y = (X[:, 0] > 0).astype(float)
+    for persist in (True, False):
+        result = sgd.fit(
+            LogisticRegression(), X, y, client=client, persist=persist, chunk_rows=2000,
+            method="lbfgs", progress=True,
+        )  # fmt: skip
+        times = result.times
+        assert times["passes"] == result.n_passes and times["wall"] > 0
+        assert times["compute"] > 0 and times["reduce"] >= 0
+        # streamed passes produce their blocks; persisted ones did so once, before the fit
+        assert (times["produce"] > 0) != persist and (times["persist"] > 0) == persist
+        assert "produce" in capsys.readouterr().err  # the progress output shows the split
+        assert sgd.format_times(times).startswith(f"{result.n_passes} passes in ")
