@@ -151,14 +151,16 @@ out = weight*(inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)*(1 - yhat)));
         "T yhat, T y, T weight, T inv_n",
         "T value",
         """
-value = inv_n*weight*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
+const T t0 = log1p(exp(-fabs(yhat)));
+value = inv_n*weight*(y*(t0 + fmax(0, -yhat)) - (t0 + fmax(0, yhat))*(y - 1));
 """,
     ),
     "binary_cross_entropy_with_logits_per_sample": (
         "T yhat, T y, T weight",
         "T out",
         """
-out = weight*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
+const T t0 = log1p(exp(-fabs(yhat)));
+out = weight*(y*(t0 + fmax(0, -yhat)) - (t0 + fmax(0, yhat))*(y - 1));
 """,
     ),
     "binary_cross_entropy_with_logits_grad": (
@@ -166,16 +168,21 @@ out = weight*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
         "T out",
         """
 const T t0 = exp(-fabs(yhat));
-out = weight*(inv_n*fmax(t0, (T)(yhat >= 0))/(t0 + 1) - inv_n*y);
+const T t1 = 1/(t0 + 1);
+out = weight*(inv_n*t1*(1 - y)*fmax(t0, (T)(yhat >= 0)) - inv_n*t1*y*fmax(t0, (T)(-yhat >= 0)));
 """,
     ),
     "binary_cross_entropy_with_logits_value_and_grad": (
         "T yhat, T y, T weight, T inv_n",
         "T value, T out",
         """
-const T t0 = exp(-fabs(yhat));
-value = inv_n*weight*(log1p(t0) + fmax(0, yhat) - y*yhat);
-out = weight*(inv_n*fmax(t0, (T)(yhat >= 0))/(t0 + 1) - inv_n*y);
+const T t0 = -yhat;
+const T t1 = exp(-fabs(yhat));
+const T t2 = log1p(t1);
+const T t3 = y - 1;
+const T t4 = 1/(t1 + 1);
+value = inv_n*weight*(y*(t2 + fmax(0, t0)) - t3*(t2 + fmax(0, yhat)));
+out = weight*(-inv_n*t3*t4*fmax(t1, (T)(yhat >= 0)) - inv_n*t4*y*fmax(t1, (T)(t0 >= 0)));
 """,
     ),
     "binary_cross_entropy_with_logits_hess": (
@@ -467,54 +474,66 @@ out = inv_n*weight*exp(yhat);
         "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T value",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = 1 - y;
-const T t2 = 1/(t0 + 1);
-value = inv_n*weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
+const T t0 = y - 1;
+const T t1 = -t0;
+const T t2 = -yhat;
+const T t3 = exp(-fabs(yhat));
+const T t4 = log1p(t3);
+const T t5 = 1/(t3 + 1);
+value = inv_n*weight*(alpha*y + t1*(1 - alpha))*(y*(t4 + fmax(0, t2)) - t0*(t4 + fmax(0, yhat)))*pow(1 - t1*t5*fmax(t3, (T)(t2 >= 0)) - t5*y*fmax(t3, (T)(yhat >= 0)), gamma);
 """,
     ),
     "sigmoid_focal_per_sample": (
         "T yhat, T y, T weight, T alpha, T gamma",
         "T out",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = 1 - y;
-const T t2 = 1/(t0 + 1);
-out = weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
+const T t0 = y - 1;
+const T t1 = -t0;
+const T t2 = -yhat;
+const T t3 = exp(-fabs(yhat));
+const T t4 = log1p(t3);
+const T t5 = 1/(t3 + 1);
+out = weight*(alpha*y + t1*(1 - alpha))*(y*(t4 + fmax(0, t2)) - t0*(t4 + fmax(0, yhat)))*pow(1 - t1*t5*fmax(t3, (T)(t2 >= 0)) - t5*y*fmax(t3, (T)(yhat >= 0)), gamma);
 """,
     ),
     "sigmoid_focal_grad": (
         "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T out",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = t0 + 1;
-const T t2 = 1/t1;
-const T t3 = fmax(t0, (T)(yhat >= 0));
-const T t4 = 1 - y;
-const T t5 = t2*fmax(t0, (T)(-yhat >= 0));
-const T t6 = 1 - t2*t3*y - t4*t5;
-const T t7 = alpha*y + t4*(1 - alpha);
-out = weight*((-gamma*inv_n)*t0*pow(t6, gamma - 1)*t7*(2*y - 1)*(log1p(t0) + fmax(0, yhat) - y*yhat)/(t1*t1) + inv_n*pow(t6, gamma)*t7*(t2*t3*t4 - t5*y));
+const T t0 = y - 1;
+const T t1 = -t0;
+const T t2 = alpha*y + t1*(1 - alpha);
+const T t3 = exp(-fabs(yhat));
+const T t4 = t3 + 1;
+const T t5 = 1/t4;
+const T t6 = -yhat;
+const T t7 = t5*fmax(t3, (T)(t6 >= 0));
+const T t8 = fmax(t3, (T)(yhat >= 0));
+const T t9 = 1 - t1*t7 - t5*t8*y;
+const T t10 = log1p(t3);
+out = weight*((-gamma*inv_n)*t2*t3*pow(t9, gamma - 1)*(2*y - 1)*(y*(t10 + fmax(0, t6)) - t0*(t10 + fmax(0, yhat)))/(t4*t4) + inv_n*t2*pow(t9, gamma)*(t1*t5*t8 - t7*y));
 """,
     ),
     "sigmoid_focal_value_and_grad": (
         "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T value, T out",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = log1p(t0) + fmax(0, yhat) - y*yhat;
-const T t2 = t0 + 1;
-const T t3 = 1/t2;
-const T t4 = fmax(t0, (T)(yhat >= 0));
-const T t5 = 1 - y;
-const T t6 = t3*fmax(t0, (T)(-yhat >= 0));
-const T t7 = 1 - t3*t4*y - t5*t6;
-const T t8 = pow(t7, gamma);
-const T t9 = alpha*y + t5*(1 - alpha);
-const T t10 = inv_n*t9;
-value = t1*t10*t8*weight;
-out = weight*(inv_n*t8*t9*(t3*t4*t5 - t6*y) - gamma*t0*t1*t10*pow(t7, gamma - 1)*(2*y - 1)/(t2*t2));
+const T t0 = -yhat;
+const T t1 = exp(-fabs(yhat));
+const T t2 = log1p(t1);
+const T t3 = y - 1;
+const T t4 = y*(t2 + fmax(0, t0)) - t3*(t2 + fmax(0, yhat));
+const T t5 = t1 + 1;
+const T t6 = 1/t5;
+const T t7 = fmax(t1, (T)(yhat >= 0));
+const T t8 = -t3;
+const T t9 = t6*fmax(t1, (T)(t0 >= 0));
+const T t10 = 1 - t6*t7*y - t8*t9;
+const T t11 = pow(t10, gamma);
+const T t12 = alpha*y + t8*(1 - alpha);
+const T t13 = inv_n*t12;
+value = t11*t13*t4*weight;
+out = weight*(inv_n*t11*t12*(t6*t7*t8 - t9*y) - gamma*t1*pow(t10, gamma - 1)*t13*t4*(2*y - 1)/(t5*t5));
 """,
     ),
     "sigmoid_focal_hess": (
@@ -525,18 +544,19 @@ const T t0 = fabs(yhat);
 const T t1 = exp(-t0);
 const T t2 = t1 + 1;
 const T t3 = 1/(t2*t2);
-const T t4 = 1 - y;
-const T t5 = alpha*y + t4*(1 - alpha);
-const T t6 = 1/t2;
-const T t7 = fmax(t1, (T)(yhat >= 0));
-const T t8 = t6*fmax(t1, (T)(-yhat >= 0));
-const T t9 = 1 - t4*t8 - t6*t7*y;
-const T t10 = tanh((T)0.5*yhat);
-const T t11 = 2*y;
-const T t12 = log1p(t1) + fmax(0, yhat) - y*yhat;
-const T t13 = gamma - 1;
-const T t14 = inv_n*t1*t3*t5*pow(t9, t13);
-out = weight*((gamma*inv_n*t13)*(t12*t5*pow(t9, gamma - 2)*(4*(y*y) + 1 - 4*y)*exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*pow(t9, gamma) - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y));
+const T t4 = y - 1;
+const T t5 = -t4;
+const T t6 = alpha*y + t5*(1 - alpha);
+const T t7 = 1/t2;
+const T t8 = fmax(t1, (T)(yhat >= 0));
+const T t9 = -yhat;
+const T t10 = t7*fmax(t1, (T)(t9 >= 0));
+const T t11 = 1 - t10*t5 - t7*t8*y;
+const T t12 = log1p(t1);
+const T t13 = y*(t12 + fmax(0, t9)) - t4*(t12 + fmax(0, yhat));
+const T t14 = gamma - 1;
+const T t15 = (gamma*inv_n)*(t1*pow(t11, t14)*t3*t6);
+out = weight*((gamma*inv_n*t14)*(pow(t11, gamma - 2)*t13*t6*(4*(y*y) + 1 - 4*y)*exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*pow(t11, gamma)*t3*t6 - 4*t13*t15*((T)0.25 - (T)0.5*y)*tanh((T)0.5*yhat) - 2*t15*(2*y - 1)*(t5*t7*t8 - t10*y));
 """,
     ),
     "smooth_l1": (
@@ -1238,7 +1258,7 @@ def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None, wei
     r"""Return binary_cross_entropy_with_logits: one fused pass, then a sum.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
-    value = inv_n*(-y*yhat + softplus(yhat))
+    value = inv_n*(y*softplus(-yhat) - (y - 1)*softplus(yhat))
 
     weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
         sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
@@ -1253,7 +1273,7 @@ def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None 
     r"""Return the loss per element.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
-    out = -y*yhat + softplus(yhat)
+    out = y*softplus(-yhat) - (y - 1)*softplus(yhat)
 
     weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
         sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
@@ -1268,7 +1288,7 @@ def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None
     r"""Return dbinary_cross_entropy_with_logits/dyhat in one fused pass.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
-    out = -inv_n*y + inv_n*sigmoid(yhat)
+    out = -inv_n*y*sigmoid(-yhat) + inv_n*(1 - y)*sigmoid(yhat)
 
     weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
         sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
@@ -1283,8 +1303,8 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | N
     r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad): value and gradient in one pass, then a sum.
 
     Binary cross-entropy on logits: the plain formula, stabilized by symgrad.
-    value = inv_n*(-y*yhat + softplus(yhat))
-    out = -inv_n*y + inv_n*sigmoid(yhat)
+    value = inv_n*(y*softplus(-yhat) - (y - 1)*softplus(yhat))
+    out = -inv_n*y*sigmoid(-yhat) + inv_n*(1 - y)*sigmoid(yhat)
 
     weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
         sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
@@ -2062,8 +2082,8 @@ def sigmoid_focal(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: fl
     r"""Return sigmoid_focal: one fused pass, then a sum.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
-    value = inv_n*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-y*sigmoid(yhat) -
-        (1 - y)*sigmoid(-yhat) + 1)**gamma
+    value = inv_n*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma
 
     weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
         sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
@@ -2078,8 +2098,8 @@ def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0
     r"""Return the loss per element.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
-    out = (alpha*y + (1 - alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-y*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat) + 1)**gamma
+    out = (alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma
 
     weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
         sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
@@ -2094,8 +2114,8 @@ def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
     r"""Return dsigmoid_focal/dyhat in one fused pass.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
-    out = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    out = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 - alpha)*(1 -
         y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**gamma
@@ -2113,10 +2133,10 @@ def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float =
     r"""Return (sigmoid_focal, sigmoid_focal_grad): value and gradient in one pass, then a sum.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
-    value = inv_n*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-y*sigmoid(yhat) -
-        (1 - y)*sigmoid(-yhat) + 1)**gamma
-    out = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    value = inv_n*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma
+    out = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 - alpha)*(1 -
         y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**gamma
@@ -2135,13 +2155,13 @@ def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
     r"""Return the second derivative, fused.
 
     torchvision.ops.sigmoid_focal_loss on logits, averaged.
-    out = gamma*inv_n*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*inv_n*(2*y - 1)*(alpha*y +
-        (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1
-        - y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) -
-        gamma*inv_n*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-2*y*tanh(yhat/2) + tanh(yhat/2))*(-y*sigmoid(yhat) - (1 -
+    out = -4*gamma*inv_n*(1/4 - y/2)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*tanh(yhat/2)*sigmoid(-yhat)*sigmoid(yhat) + gamma*inv_n*(gamma - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(y*softplus(-yhat) - (y - 1)*softplus(yhat))*(4*y**2 - 4*y +
+        1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*inv_n*(2*y - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 -
         alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
         1)**gamma*sigmoid(-yhat)*sigmoid(yhat)

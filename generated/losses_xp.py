@@ -237,7 +237,8 @@ def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None, wei
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
-    return xp.sum(_weighed(weight, inv_n*(xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)))
+    t0 = xp.log1p(xp.exp(-xp.abs(yhat)))
+    return xp.sum(_weighed(weight, inv_n*(y*(t0 + xp.maximum(-yhat, xp.asarray(0, dtype=dtype))) - (t0 + xp.maximum(yhat, xp.asarray(0, dtype=dtype)))*(y - 1))))
 
 
 def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None = None, weight=None):
@@ -251,13 +252,14 @@ def binary_cross_entropy_with_logits_per_sample(yhat, y, *, count: float | None 
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     weight = _weights(xp, dtype, weight, yhat.shape, False)
-    return _weighed(weight, xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)
+    t0 = xp.log1p(xp.exp(-xp.abs(yhat)))
+    return _weighed(weight, y*(t0 + xp.maximum(-yhat, xp.asarray(0, dtype=dtype))) - (t0 + xp.maximum(yhat, xp.asarray(0, dtype=dtype)))*(y - 1))
 
 
 def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return dbinary_cross_entropy_with_logits/dyhat.
 
-    grad = -inv_n*y + inv_n*sigmoid(yhat)
+    grad = -inv_n*y*sigmoid(-yhat) + inv_n*(1 - y)*sigmoid(yhat)
 
     weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
         sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
@@ -266,14 +268,15 @@ def binary_cross_entropy_with_logits_grad(yhat, y, *, count: float | None = None
     xp, dtype, yhat, y = _prepare(yhat, y)
     weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
     t0 = xp.exp(-xp.abs(yhat))
-    return _weighed(weight, inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y)
+    t1 = 1/(t0 + 1)
+    return _weighed(weight, inv_n*t1*(1 - y)*xp.maximum(t0, xp.astype(yhat >= 0, dtype)) - inv_n*t1*y*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)))
 
 
 def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | None = None, weight=None):
     r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad) with shared work.
 
     value = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
-    grad = -inv_n*y + inv_n*sigmoid(yhat)
+    grad = -inv_n*y*sigmoid(-yhat) + inv_n*(1 - y)*sigmoid(yhat)
 
     weight=w (one per element; per row for a class-axis loss) weighs each sample: the mean is
         sum(w*l) / sum(w), or sum(w*l) / count when count= is given (so blocks add up), and the
@@ -281,8 +284,12 @@ def binary_cross_entropy_with_logits_value_and_grad(yhat, y, *, count: float | N
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
-    t0 = xp.exp(-xp.abs(yhat))
-    return xp.sum(_weighed(weight, inv_n*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat))), _weighed(weight, inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y)
+    t0 = -yhat
+    t1 = xp.exp(-xp.abs(yhat))
+    t2 = xp.log1p(t1)
+    t3 = y - 1
+    t4 = 1/(t1 + 1)
+    return xp.sum(_weighed(weight, inv_n*(y*(t2 + xp.maximum(t0, xp.asarray(0, dtype=dtype))) - t3*(t2 + xp.maximum(yhat, xp.asarray(0, dtype=dtype)))))), _weighed(weight, -inv_n*t3*t4*xp.maximum(t1, xp.astype(yhat >= 0, dtype)) - inv_n*t4*y*xp.maximum(t1, xp.astype(t0 >= 0, dtype)))
 
 
 def binary_cross_entropy_with_logits_hess(yhat, y, *, count: float | None = None, weight=None):
@@ -1002,10 +1009,13 @@ def sigmoid_focal(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: fl
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = 1 - y
-    t2 = 1/(t0 + 1)
-    return xp.sum(_weighed(weight, inv_n*(alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma))
+    t0 = y - 1
+    t1 = -t0
+    t2 = -yhat
+    t3 = xp.exp(-xp.abs(yhat))
+    t4 = xp.log1p(t3)
+    t5 = 1/(t3 + 1)
+    return xp.sum(_weighed(weight, inv_n*(alpha*y + t1*(1 - alpha))*(y*(t4 + xp.maximum(t2, xp.asarray(0, dtype=dtype))) - t0*(t4 + xp.maximum(yhat, xp.asarray(0, dtype=dtype))))*(1 - t1*t5*xp.maximum(t3, xp.astype(t2 >= 0, dtype)) - t5*y*xp.maximum(t3, xp.astype(yhat >= 0, dtype)))**gamma))
 
 
 def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
@@ -1020,17 +1030,20 @@ def sigmoid_focal_per_sample(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     weight = _weights(xp, dtype, weight, yhat.shape, False)
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = 1 - y
-    t2 = 1/(t0 + 1)
-    return _weighed(weight, (alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma)
+    t0 = y - 1
+    t1 = -t0
+    t2 = -yhat
+    t3 = xp.exp(-xp.abs(yhat))
+    t4 = xp.log1p(t3)
+    t5 = 1/(t3 + 1)
+    return _weighed(weight, (alpha*y + t1*(1 - alpha))*(y*(t4 + xp.maximum(t2, xp.asarray(0, dtype=dtype))) - t0*(t4 + xp.maximum(yhat, xp.asarray(0, dtype=dtype))))*(1 - t1*t5*xp.maximum(t3, xp.astype(t2 >= 0, dtype)) - t5*y*xp.maximum(t3, xp.astype(yhat >= 0, dtype)))**gamma)
 
 
 def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return dsigmoid_focal/dyhat.
 
-    grad = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    grad = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 - alpha)*(1 -
         y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**gamma
@@ -1041,15 +1054,18 @@ def sigmoid_focal_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = t0 + 1
-    t2 = 1/t1
-    t3 = xp.maximum(t0, xp.astype(yhat >= 0, dtype))
-    t4 = 1 - y
-    t5 = t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype))
-    t6 = 1 - t2*t3*y - t4*t5
-    t7 = alpha*y + t4*(1 - alpha)
-    return _weighed(weight, (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y))
+    t0 = y - 1
+    t1 = -t0
+    t2 = alpha*y + t1*(1 - alpha)
+    t3 = xp.exp(-xp.abs(yhat))
+    t4 = t3 + 1
+    t5 = 1/t4
+    t6 = -yhat
+    t7 = t5*xp.maximum(t3, xp.astype(t6 >= 0, dtype))
+    t8 = xp.maximum(t3, xp.astype(yhat >= 0, dtype))
+    t9 = 1 - t1*t7 - t5*t8*y
+    t10 = xp.log1p(t3)
+    return _weighed(weight, (-gamma*inv_n)*t2*t3*t9**(gamma - 1)*(2*y - 1)*(y*(t10 + xp.maximum(t6, xp.asarray(0, dtype=dtype))) - t0*(t10 + xp.maximum(yhat, xp.asarray(0, dtype=dtype))))/(t4*t4) + inv_n*t2*t9**gamma*(t1*t5*t8 - t7*y))
 
 
 def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
@@ -1057,8 +1073,8 @@ def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float =
 
     value = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 -
         1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 + exp(-yhat))) + 1)**gamma
-    grad = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    grad = -gamma*inv_n*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 - alpha)*(1 -
         y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**gamma
@@ -1069,29 +1085,32 @@ def sigmoid_focal_value_and_grad(yhat, y, *, alpha: float = 0.25, gamma: float =
     """
     xp, dtype, yhat, y = _prepare(yhat, y)
     weight, inv_n = _weighting(xp, dtype, weight, yhat.shape, count, False)
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
-    t2 = t0 + 1
-    t3 = 1/t2
-    t4 = xp.maximum(t0, xp.astype(yhat >= 0, dtype))
-    t5 = 1 - y
-    t6 = t3*xp.maximum(t0, xp.astype(-yhat >= 0, dtype))
-    t7 = 1 - t3*t4*y - t5*t6
-    t8 = t7**gamma
-    t9 = alpha*y + t5*(1 - alpha)
-    return xp.sum(_weighed(weight, inv_n*t1*t8*t9)), _weighed(weight, (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y))
+    t0 = -yhat
+    t1 = xp.exp(-xp.abs(yhat))
+    t2 = xp.log1p(t1)
+    t3 = y - 1
+    t4 = y*(t2 + xp.maximum(t0, xp.asarray(0, dtype=dtype))) - t3*(t2 + xp.maximum(yhat, xp.asarray(0, dtype=dtype)))
+    t5 = t1 + 1
+    t6 = 1/t5
+    t7 = xp.maximum(t1, xp.astype(yhat >= 0, dtype))
+    t8 = -t3
+    t9 = t6*xp.maximum(t1, xp.astype(t0 >= 0, dtype))
+    t10 = 1 - t6*t7*y - t8*t9
+    t11 = t10**gamma
+    t12 = alpha*y + t8*(1 - alpha)
+    return xp.sum(_weighed(weight, inv_n*t11*t12*t4)), _weighed(weight, (-gamma*inv_n)*t1*t10**(gamma - 1)*t12*t4*(2*y - 1)/(t5*t5) + inv_n*t11*t12*(t6*t7*t8 - t9*y))
 
 
 def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, count: float | None = None, weight=None):
     r"""Return the second derivative's diagonal.
 
-    hess = gamma*inv_n*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*inv_n*(2*y - 1)*(alpha*y +
-        (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1
-        - y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) -
-        gamma*inv_n*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-2*y*tanh(yhat/2) + tanh(yhat/2))*(-y*sigmoid(yhat) - (1 -
+    hess = -4*gamma*inv_n*(1/4 - y/2)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*tanh(yhat/2)*sigmoid(-yhat)*sigmoid(yhat) + gamma*inv_n*(gamma - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(y*softplus(-yhat) - (y - 1)*softplus(yhat))*(4*y**2 - 4*y +
+        1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*inv_n*(2*y - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
         y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + inv_n*(alpha*y + (1 -
         alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
         1)**gamma*sigmoid(-yhat)*sigmoid(yhat)
@@ -1106,18 +1125,19 @@ def sigmoid_focal_hess(yhat, y, *, alpha: float = 0.25, gamma: float = 2.0, coun
     t1 = xp.exp(-t0)
     t2 = t1 + 1
     t3 = 1/(t2*t2)
-    t4 = 1 - y
-    t5 = alpha*y + t4*(1 - alpha)
-    t6 = 1/t2
-    t7 = xp.maximum(t1, xp.astype(yhat >= 0, dtype))
-    t8 = t6*xp.maximum(t1, xp.astype(-yhat >= 0, dtype))
-    t9 = 1 - t4*t8 - t6*t7*y
-    t10 = xp.tanh(0.5*yhat)
-    t11 = 2*y
-    t12 = xp.log1p(t1) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
-    t13 = gamma - 1
-    t14 = inv_n*t1*t3*t5*t9**t13
-    return _weighed(weight, (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y))
+    t4 = y - 1
+    t5 = -t4
+    t6 = alpha*y + t5*(1 - alpha)
+    t7 = 1/t2
+    t8 = xp.maximum(t1, xp.astype(yhat >= 0, dtype))
+    t9 = -yhat
+    t10 = t7*xp.maximum(t1, xp.astype(t9 >= 0, dtype))
+    t11 = 1 - t10*t5 - t7*t8*y
+    t12 = xp.log1p(t1)
+    t13 = y*(t12 + xp.maximum(t9, xp.asarray(0, dtype=dtype))) - t4*(t12 + xp.maximum(yhat, xp.asarray(0, dtype=dtype)))
+    t14 = gamma - 1
+    t15 = (gamma*inv_n)*(t1*t11**t14*t3*t6)
+    return _weighed(weight, (gamma*inv_n*t14)*(t11**(gamma - 2)*t13*t6*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t11**gamma*t3*t6 - 4*t13*t15*(0.25 - 0.5*y)*xp.tanh(0.5*yhat) - 2*t15*(2*y - 1)*(t5*t7*t8 - t10*y))
 
 
 def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):

@@ -33,26 +33,87 @@ from symgrad.compiler.traverse import bottom_up, expanded_terms, replace_types, 
 # ---------------------------------------------------------------- before differentiating
 
 
+def _exp_offset(add: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (c, w) when ``add`` is c + b exp(u) = c (1 + exp(-w)) with numbers c, b > 0."""
+    if not (add.is_Add and len(add.args) == 2):
+        return None
+    for c, other in (add.args, add.args[::-1]):
+        b, ex = other.as_coeff_Mul()
+        if c.is_Number and c.is_positive and b.is_positive and isinstance(ex, sp.exp):
+            u = ex.args[0]
+            return c, -u - sp.log(b / c) if b != c else -u
+    return None
+
+
+def _sigmoid_power(e: sp.Expr) -> sp.Expr | None:
+    """``(c + b exp(u))**-k -> c**-k sigmoid(-u - log(b/c))**k`` for k > 0 or symbolic (a
+    hyper-parameter's power): 1/(1 + exp(-u)), (1 + exp(-u))**-2, 1/(2 + exp(-u)) and
+    (1 + exp(-u))**-gamma are sigmoid powers, finite in both tails."""
+    if not e.is_Pow or e.exp.is_nonnegative:
+        return None
+    found = _exp_offset(e.base)
+    if found is None:
+        return None
+    c, w = found
+    return c**e.exp * sigmoid(w) ** -e.exp
+
+
+def _sigmoid_factor(f: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (v, k) for a factor sigmoid(v)**k (k = 1 for sigmoid(v) itself)."""
+    if isinstance(f, sigmoid):
+        return f.args[0], sp.S.One
+    if f.is_Pow and isinstance(f.base, sigmoid):
+        return f.base.args[0], f.exp
+    return None
+
+
+def _multiple(a: sp.Expr, w: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (m, d) with a = m w + d, m free of w's symbols and d a number (2x = 2 * x,
+    gamma x = gamma * x, x + log 2 = x + log 2), else None."""
+    m = a / w
+    if m != 0 and not m.free_symbols & w.free_symbols:
+        return m, sp.S.Zero
+    d = sp.expand(a - w)
+    return (sp.S.One, d) if d.is_number else None
+
+
+def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:
+    """``exp(m w) sigmoid(-w)**k -> sigmoid(w)**m sigmoid(-w)**(k - m)`` (an exact identity:
+    sigmoid(w) / sigmoid(-w) = exp(w)): exp(u) / (1 + exp(u)) and exp(2x) / (exp(x) + 1)**2
+    are sigmoid(u) and sigmoid(x)**2, which never overflow. Where k - m or m is negative the
+    new form grows exactly as fast as the old one in each tail, so it is never worse."""
+    if not e.is_Mul:
+        return None
+    for ex in (a for a in e.args if isinstance(a, sp.exp)):
+        for f in e.args:
+            found = _sigmoid_factor(f)
+            if found is None:
+                continue
+            v, k = found
+            w = -v
+            mm = _multiple(ex.args[0], w)
+            if mm is None:
+                continue
+            m, d = mm
+            rest = [a for a in e.args if a is not ex and a is not f]
+            return sp.Mul(*rest) * sp.exp(d) * sigmoid(w) ** m * sigmoid(v) ** (k - m)
+    return None
+
+
 def _canonical_rule(e: sp.Expr) -> sp.Expr:
-    # 1 / (1 + exp(u)) -> sigmoid(-u)
-    if e.is_Pow and e.exp == -1 and e.base.is_Add and len(e.base.args) == 2:
-        one, other = _split_one(e.base)
-        if one is not None and isinstance(other, sp.exp):
-            return sigmoid(-other.args[0])
+    out = _sigmoid_power(e)
+    if out is not None:
+        return out
     # log(1 + exp(u)) -> softplus(u)
     if isinstance(e, sp.log) and e.args[0].is_Add and len(e.args[0].args) == 2:
         one, other = _split_one(e.args[0])
         if one is not None and isinstance(other, sp.exp):
             return softplus(other.args[0])
-    # exp(u) * sigmoid(-u) -> sigmoid(u)   (the exp(u) / (1 + exp(u)) spelling)
-    if e.is_Mul:
-        exps = [a for a in e.args if isinstance(a, sp.exp)]
-        for ex in exps:
-            target = sigmoid(-ex.args[0])
-            if target in e.args:
-                rest = [a for a in e.args if a not in (ex, target)]
-                return sp.Mul(*rest) * sigmoid(ex.args[0])
-    return e
+    out = _exp_times_sigmoid(e)
+    if out is not None:
+        return out
+    out = _one_minus_sigmoid(e)
+    return e if out is None else out
 
 
 def _split_one(add: sp.Add) -> tuple[sp.Expr | None, sp.Expr | None]:
@@ -174,16 +235,20 @@ def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
 
 
 def _one_minus_sigmoid(e: sp.Expr) -> sp.Expr | None:
-    """``1 - sigmoid(u) -> sigmoid(-u)`` inside a sum."""
+    """``c - c sigmoid(u) -> c sigmoid(-u)`` inside a sum, for a number c (1 - sigmoid(u),
+    sigmoid(u) - 1): the difference rounds to 0 where the sigmoid rounds to 1."""
     if not e.is_Add:
         return None
     args = list(e.args)
+    constant = next((a for a in args if a.is_Number), None)
+    if constant is None:
+        return None
     for a in args:
-        if a.is_Mul and a.args[0] == -1 and len(a.args) == 2 and isinstance(a.args[1], sigmoid):
-            if sp.S.One in args:
-                args.remove(sp.S.One)
-                args.remove(a)
-                return sp.Add(*args) + sigmoid(-a.args[1].args[0])
+        k, rest = a.as_coeff_Mul()
+        if isinstance(rest, sigmoid) and k == -constant:
+            args.remove(constant)
+            args.remove(a)
+            return sp.Add(*args) + constant * sigmoid(-rest.args[0])
     return None
 
 
@@ -222,6 +287,15 @@ def _log_cosh(e: sp.Expr) -> sp.Expr | None:
     if isinstance(e, sp.log) and isinstance(e.args[0], sp.cosh):
         u = e.args[0].args[0]
         return logaddexp(u, -u) - sp.log(2)
+    return None
+
+
+def _log_tanh(e: sp.Expr) -> sp.Expr | None:
+    """``log(tanh(u)) -> log(-expm1(-2u)) - softplus(-2u)``: tanh(u) rounds to 1 from
+    u = 19 on, its log to 0 instead of -2 exp(-2u)."""
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.tanh):
+        u = e.args[0].args[0]
+        return sp.log(-expm1(-2 * u)) - softplus(-2 * u)
     return None
 
 
@@ -292,6 +366,7 @@ _STABLE_RULES = (
     _exp_erf_offset,
     _log_sigmoid,
     _log_cosh,
+    _log_tanh,
     _log_one_plus,
     _xlogy_sigmoid,
     _xlogy_positive,
@@ -374,19 +449,6 @@ def _clamp_branches(e: sp.Expr) -> sp.Expr:
     return sp.Piecewise((new_first, cond), (tail, True))
 
 
-def _merge_softplus(e: sp.Expr) -> sp.Expr:
-    """a softplus(u) + b softplus(-u) -> (a + b) softplus(u) - b u: one transcendental, not two."""
-    if not e.is_Add:
-        return e
-    calls = e.atoms(softplus)
-    for sp_neg in sorted(calls, key=sp.default_sort_key):
-        u = -sp_neg.args[0]
-        if softplus(u) in calls and sp_neg.args[0].could_extract_minus_sign():
-            merged = e.xreplace({sp_neg: softplus(u) - u})
-            return sp.expand(merged, power_exp=False, power_base=False, log=False)
-    return e
-
-
 def _abs_arg(e: sp.Expr) -> sp.Expr | None:
     return e.args[0] if isinstance(e, Abs | sp.Abs) else None
 
@@ -421,7 +483,6 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
         # below turn cosh**-k into exponentials, children before parents)
         expr = bottom_up(expr, _hyperbolic)
         expr = bottom_up(expr, _stable_rule)
-        expr = bottom_up(expr, _merge_softplus)
         expr = bottom_up(expr, factor_tails)
     return bottom_up(bottom_up(expr, _clamp_branches), _saturate)
 
