@@ -18,9 +18,9 @@ plain formula evaluated in mpmath with digits raised until they agree (safe mode
     PYTHONPATH=. python benchmarks/accuracy.py --points 256 --only focal
     PYTHONPATH=. python benchmarks/accuracy.py --symgrad-from /path/to/other/checkout
 
-``--symgrad-from`` compiles the cases with another checkout of symgrad (in a subprocess) and
-scores its emitted code here, against the same points and reference: the before/after table
-in docs/fuzzing.md.
+``--symgrad-from`` also compiles the cases with another checkout of symgrad (in a subprocess
+run there) and scores its emitted code as the column "before", against the same points and
+reference: the before/after table in docs/fuzzing.md.
 """
 
 from __future__ import annotations
@@ -210,8 +210,13 @@ def other_sources(root: str) -> dict[str, str]:
     """Return each case's emitted module source compiled by the symgrad checkout at ``root``."""
     env = {**os.environ, "PYTHONPATH": root, "SYMGRAD_SKIP_PACKAGING": "1"}
     script = _OTHER_SCRIPT.format(bench=os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    done = subprocess.run(  # (run there: python -c puts the working directory first)
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
     )
     return json.loads(done.stdout)
 
@@ -308,13 +313,16 @@ def _call(fn: Callable, xs: list[float]) -> list[float]:
     return [float(v) for v in np.broadcast_to(out, (len(xs),))]
 
 
-def score(case: Case, n: int, seed: int, source: str | None = None) -> dict:
-    """Return {method: {form: mean bits}} (or {method: reason}) for one case."""
+def score(case: Case, n: int, seed: int, before: str | None = None) -> dict:
+    """Return {method: {form: mean bits}} (or {method: reason}) for one case; ``before`` is
+    the module source another checkout emits for it (scored as method "before")."""
     methods = {
-        "symgrad": symgrad_functions(case, source),
+        "symgrad": symgrad_functions(case),
         "naive": naive_functions(case),
         "jax": jax_functions(case),
     }
+    if before is not None:
+        methods = {"before": symgrad_functions(case, before), **methods}
     out: dict = {m: (fns if isinstance(fns, str) else {}) for m, fns in methods.items()}
     for form in FORMS:
         xs, exact = points(case, form, n, seed)
@@ -334,7 +342,7 @@ def score(case: Case, n: int, seed: int, source: str | None = None) -> dict:
 def _cell(result: dict, method: str, form: str) -> str:
     r = result[method]
     if isinstance(r, str):
-        return "error" if method == "symgrad" else "n/a"
+        return "error" if method in ("symgrad", "before") else "n/a"
     v = r.get(form, math.nan)
     return "-" if math.isnan(v) else f"{v:.1f}"
 
@@ -371,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="*", help="case names (default: all)")
     parser.add_argument(
-        "--symgrad-from", help="score the code another symgrad checkout (this path) emits"
+        "--symgrad-from", help="also score the code another symgrad checkout (this path) emits"
     )
     parser.add_argument("--json", help="also write the raw results to this file")
     args = parser.parse_args(argv)
@@ -385,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     if all(isinstance(r["jax"], str) for r in results.values()):
         print("jax is not installed: no jax column", file=sys.stderr)
         methods = ("symgrad", "naive")
+    if sources:
+        methods = ("before", *methods)
     print(table(results, methods))
     if args.json:
         with open(args.json, "w") as fh:

@@ -275,6 +275,107 @@ def _exp_erf_offset(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _simpler(difference: sp.Expr, than: sp.Expr) -> bool:
+    """Tell whether ``difference`` (of two nearly equal operands) is a number or smaller than
+    ``than``: only then does writing it out remove the cancellation."""
+    return difference != 0 and (
+        difference.is_number or sp.count_ops(difference) < sp.count_ops(than)
+    )
+
+
+_ROOT_POWERS = (sp.S.Half, -sp.S.Half, sp.S.NegativeOne)
+
+
+def _powered(term: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """Return (k, A, p) for a term k * A**p with p in 1/2, -1/2, -1, else None."""
+    k, rest = term.as_coeff_Mul()
+    if rest.is_Pow and rest.exp in _ROOT_POWERS and not rest.base.is_Number:
+        return k, rest.base, rest.exp
+    return None
+
+
+def _conjugate(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum, where A - B is simpler than A (sqrt(x + 1) - sqrt(x), sqrt(1 + u**2) - 1,
+    1/(x + 1) - 1/x), a difference of nearly equal powers becomes one that does not cancel:
+    ``k sqrt(A) - k sqrt(B) -> k (A - B) / (sqrt(A) + sqrt(B))`` (a number c is sqrt(c**2)),
+    ``k / sqrt(A) - k / sqrt(B) -> k (B - A) / (sqrt(A) sqrt(B) (sqrt(A) + sqrt(B)))`` and
+    ``k / A - k / B -> k (B - A) / (A B)``."""
+    if not e.is_Add or len(e.args) > 8:
+        return None
+    powered = [(a, _powered(a)) for a in e.args]
+    powered = [(a, f) for a, f in powered if f is not None]
+    numbers = [a for a in e.args if a.is_Number]
+    for i, (a, (k, base_a, p)) in enumerate(powered):
+        pairs = [(b, f[1]) for b, f in powered[i + 1 :] if f[0] == -k and f[2] == p]
+        if p == sp.S.Half:  # k sqrt(A) + c with c = -k sqrt(c**2 / k**2)
+            pairs += [(c, (c / k) ** 2) for c in numbers if (c / -k).is_positive]
+        for b, base_b in pairs:
+            d = sp.expand(base_a - base_b)
+            if not _simpler(d, base_a):
+                continue
+            if p == sp.S.Half:
+                new = k * d / (sp.sqrt(base_a) + sp.sqrt(base_b))
+            elif p == -sp.S.Half:
+                ra, rb = sp.sqrt(base_a), sp.sqrt(base_b)
+                new = -k * d / (ra * rb * (ra + rb))
+            else:
+                new = -k * d / (base_a * base_b)
+            rest = [t for t in e.args if t is not a and t is not b]
+            return sp.Add(*rest) + new
+    return None
+
+
+def _trig_hyperbolic_offsets(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum: ``c - c cos(u) -> 2c sin(u/2)**2``, ``c exp(u) - c exp(-u) -> 2c sinh(u)``
+    and ``c exp(u) + c exp(-u) - 2c -> 4c sinh(u/2)**2``: each difference cancels near u = 0,
+    the product form keeps every digit."""
+    if not e.is_Add:
+        return None
+    args = list(e.args)
+    numbers = [a for a in args if a.is_Number]
+    for a in args:
+        c, rest = a.as_coeff_Mul()
+        if isinstance(rest, sp.cos) and -c in numbers:
+            others = [t for t in args if t is not a and t != -c]
+            return sp.Add(*others) - 2 * c * sp.sin(rest.args[0] / 2) ** 2
+        if isinstance(rest, sp.exp):
+            u = rest.args[0]
+            mirror = [t for t in args if t is not a and t.as_coeff_Mul() == (c, sp.exp(-u))]
+            anti = [t for t in args if t is not a and t.as_coeff_Mul() == (-c, sp.exp(-u))]
+            if mirror and -2 * c in numbers:
+                others = [t for t in args if t not in (a, mirror[0], -2 * c)]
+                return sp.Add(*others) + 4 * c * sp.sinh(u / 2) ** 2
+            if anti and u.could_extract_minus_sign() is False:
+                others = [t for t in args if t not in (a, anti[0])]
+                return sp.Add(*others) + 2 * c * sp.sinh(u)
+    return None
+
+
+def _log_difference(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum: ``c log(A) - c log(B) -> c log1p((A - B) / B)`` where A - B is simpler
+    than A (log(x + 1) - log(x) = log1p(1/x)): the two logs cancel for A near B."""
+    if not e.is_Add or len(e.args) > 8:
+        return None
+    logs = [(a, *a.as_coeff_Mul()) for a in e.args]
+    logs = [
+        (a, c, r.args[0] if isinstance(r, sp.log) else 1 + r.args[0])
+        for a, c, r in logs
+        if isinstance(r, sp.log | log1p)
+    ]
+    for i, (a, c, base_a) in enumerate(logs):
+        for b, cb, base_b in logs[i + 1 :]:
+            if cb != -c:
+                continue
+            if c.is_negative:  # log1p((A - B) / B) with A the positive term's: log1p(1/x)
+                a, c, base_a, b, cb, base_b = b, cb, base_b, a, c, base_a
+            d = sp.expand(base_a - base_b)
+            if not _simpler(d, base_a):
+                continue
+            rest = [t for t in e.args if t is not a and t is not b]
+            return sp.Add(*rest) + c * log1p(d / base_b)
+    return None
+
+
 def _log_sigmoid(e: sp.Expr) -> sp.Expr | None:
     """``log(sigmoid(u)) -> -softplus(-u)``."""
     if isinstance(e, sp.log) and isinstance(e.args[0], sigmoid):
@@ -364,6 +465,9 @@ def _dirac_delta(e: sp.Expr) -> sp.Expr | None:
 _STABLE_RULES = (
     _one_minus_sigmoid,
     _exp_erf_offset,
+    _trig_hyperbolic_offsets,
+    _conjugate,
+    _log_difference,
     _log_sigmoid,
     _log_cosh,
     _log_tanh,
