@@ -84,3 +84,8 @@ class ClusterError(SymgradError):
 class HessianWarning(UserWarning):
     """A loss's second derivative is zero or negative on much of the data: a boosting library's
     Newton step is undefined there, so a safe Hessian policy replaces it."""
+
+
+class AccuracyWarning(UserWarning):
+    """Safe mode found no form of an emitted function as accurate as the plain formula at some
+    point, and emitted the most accurate finite one it had (the message names the point)."""

@@ -54,3 +54,15 @@ def test_root_difference_derivative_keeps_its_digits():
     for v, g in zip(xs, got, strict=True):
         exact, _ = check._enough_digits(ref.exact("grad"), (v,))
         assert g == pytest.approx(float(exact), rel=1e-15)
+
+
+def test_no_verified_form_emits_the_most_accurate_finite_one_with_a_warning():
+    """1/x - 1/tan(x): at 1e-4 no level reproduces the plain formula's rounding of the second
+    derivative; safe mode once refused the spec (exit 123), now it warns and emits."""
+    spec = sg.Spec("invcot", "activation", (x,), (), 1 / x - 1 / sp.tan(x))
+    with pytest.warns(sg.errors.AccuracyWarning, match="invcot"):
+        k = sg.compile(spec)
+    ref = check.Reference(spec)
+    for v in (0.5, 1.5, -2.0):
+        exact, _ = check._enough_digits(ref.exact("value"), (v,))
+        assert k.invcot(np.array([v]))[0] == pytest.approx(float(exact), rel=1e-14)
