@@ -90,3 +90,8 @@ class ConvergenceWarning(UserWarning):
     """A solver stopped somewhere that may not be a minimum: a non-finite objective or
     gradient met, or a line search that found no decrease. The message names the cause;
     the scikit-learn estimators raise scikit-learn's own ``ConvergenceWarning`` instead."""
+
+
+class AccuracyWarning(UserWarning):
+    """Safe mode found no form of an emitted function as accurate as the plain formula at some
+    point, and emitted the most accurate finite one it had (the message names the point)."""

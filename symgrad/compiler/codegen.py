@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Iterable
 from types import ModuleType
 
@@ -12,6 +14,7 @@ from symgrad.compiler.check import (
     check_class_module,
     check_module,
     checkable,
+    relative_error,
 )
 from symgrad.compiler.config import DEFAULT, CodegenConfig, OutOfTime, budget
 from symgrad.compiler.emitted import FunctionPlan
@@ -20,7 +23,7 @@ from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec, compose
 from symgrad.compiler.targets import plan_functions
 from symgrad.compiler.targets import target as lowering_target
-from symgrad.errors import BudgetError, SafeModeError, SpecError
+from symgrad.errors import AccuracyWarning, BudgetError, SafeModeError, SpecError
 from symgrad.resources import module_from_source
 
 
@@ -72,7 +75,9 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
     """Derive and lower one spec; in safe mode, verify each function against the plain formula.
 
     A function whose stabilized form is less accurate than the plain formula somewhere falls
-    back to a less rewritten form (``LEVELS``); if none verifies, that is an internal error.
+    back to a less rewritten form (``LEVELS``); if none verifies, the most accurate finite one
+    is emitted with an AccuracyWarning, and only where none is finite is that an internal
+    error.
     """
     plans = _first_plans(spec, config)
     if not safe or not checkable(spec):
@@ -81,6 +86,7 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
     reference = kind(spec, config.check_work)
     failures = _check(spec, plans, None, reference, config)
     first = dict(failures)
+    tried = {p.name: [(failures[p.name], p)] for p in plans if p.name in failures}
     for level in LEVELS[1:]:
         if not failures:
             break
@@ -92,15 +98,40 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
             raise _out_of_time(spec, exc) from None
         candidates = [fallback.get(p.name, p) if p.name in failures else p for p in plans]
         retry = _check(spec, candidates, list(failures), reference, config)
+        for c in candidates:
+            if c.name in retry:
+                tried[c.name].append((retry[c.name], c))
         plans = [
             c if c.name in failures and c.name not in retry else p
             for p, c in zip(plans, candidates, strict=True)
         ]
         failures = retry
     if failures:
-        name = min(failures)
-        raise SafeModeError(str(first.get(name, failures[name])))
+        plans = _least_inaccurate(plans, failures, tried, first)
     return plans
+
+
+def _least_inaccurate(plans, failures: dict, tried: dict, first: dict) -> list[FunctionPlan]:
+    """Return ``plans`` with each function no level verified replaced by its most accurate
+    finite form (an AccuracyWarning names the point): safe mode refuses a spec (exit 123) only
+    where no level gives a finite result, never where a finite form exists."""
+    chosen = {}
+    for name in sorted(failures):
+        finite = [
+            (relative_error(f.got, f.expected), i, plan)
+            for i, (f, plan) in enumerate(tried.get(name, ()))
+            if math.isfinite(f.got) and f.why.startswith("relative error")
+        ]
+        if not finite:
+            raise SafeModeError(str(first.get(name, failures[name])))
+        _, i, plan = min(finite, key=lambda t: (t[0], t[1]))
+        chosen[name] = plan
+        warnings.warn(
+            f"{tried[name][i][0]}; emitted the most accurate finite form found",
+            AccuracyWarning,
+            stacklevel=4,
+        )
+    return [chosen.get(p.name, p) for p in plans]
 
 
 def _check(spec, plans, names, reference, config) -> dict:

@@ -34,16 +34,18 @@ class CodegenConfig:
     #: derivatives with more distinct nodes than this skip stabilizing (deterministically)
     #: and are emitted as sympy's plain derivative, which safe mode then verifies
     stabilize_nodes: int = 200
-    lower_s: float = 4.0
+    #: (a safety net too: a BudgetError, never a fallback)
+    lower_s: float = 20.0
     #: ... per this many distinct nodes of the derived forms: lowering (CSE, printing) takes
     #: time linear in them, so a deep composition's budget grows with it
     lower_nodes: int = 400
     #: a safety net only: a check that outruns it is a BudgetError, never a silent pass
-    check_s: float = 60.0
+    check_s: float = 120.0
     #: safe mode's work per spec, in node-evaluations at 50 digits (a form's distinct nodes
-    #: times digits / 50 per reference evaluation): points met after it is spent stay
-    #: unchecked, the same points on any machine
-    check_work: float = 200_000.0
+    #: times digits / 50 per reference evaluation; a float64 evaluation of the plain formula
+    #: counts as one at 50 digits): points met after it is spent stay unchecked, the same
+    #: points on any machine
+    check_work: float = 300_000.0
     #: ``tidy`` only expands an expression whose expansion has at most this many terms
     expand_terms: int = 64
     #: above this many operations, ``tidy`` does not even try expanding

@@ -85,9 +85,18 @@ def _amplifying(f: Callable) -> Callable:
     return g
 
 
+def _log_amplifying(u):
+    """log(u) multiplies u's relative error by 1 / |log u|: log(1 - 1/(1 + exp(-50))) at 50
+    digits keeps 28 of them (recorded, so the reference checks its digits)."""
+    value = _mp_log(u)
+    if value != 0 and mpmath.isfinite(value):
+        EXACT.condition = max(EXACT.condition, float(min(1 / abs(value), 1e300)))
+    return value
+
+
 _MP_FUNCS: dict[type, Callable] = {
     sp.exp: _amplifying(_mp_exp),
-    sp.log: _mp_log,
+    sp.log: _log_amplifying,
     sp.sin: mpmath.sin,
     sp.cos: mpmath.cos,
     sp.tan: mpmath.tan,
@@ -222,8 +231,12 @@ class _Exact(_Arithmetic):
     #: condition)
     condition = 1.0
 
-    def add(self, values: list):
+    def add(self, values: list, leaves: bool = False):
+        """Sum ``values`` exactly; ``leaves``: the terms are inputs and numbers (1 - y), so a
+        sum of exactly 0 is exact, not a cancellation below the working precision."""
         out = mpmath.fsum(values)
+        if leaves and out == 0:
+            return out
         if len(values) > 1 and mpmath.isfinite(out):
             if out != 0:
                 ratio = float(mpmath.fsum(abs(v) for v in values) / abs(out))
@@ -319,7 +332,10 @@ def _node(node, visit, arith: _Arithmetic):
     if node is sp.true or node is sp.false:
         return bool(node)
     if node.is_Add:
-        return arith.add([visit(a) for a in arith.terms(node)])
+        values = [visit(a) for a in arith.terms(node)]
+        if arith is EXACT:
+            return arith.add(values, all(_leaf(a) for a in node.args))
+        return arith.add(values)
     if node.is_Mul:
         return _mul(node, visit, arith)
     if node.is_Pow:
@@ -334,6 +350,13 @@ def _node(node, visit, arith: _Arithmetic):
     if node.is_Symbol:
         raise KeyError(f"no value for symbol {node}")
     return _evalf(node, visit, arith)
+
+
+def _leaf(term: sp.Expr) -> bool:
+    """Tell whether ``term`` is a symbol, a rational, or a rational times a symbol: exact at
+    any working precision, as the float64 inputs are."""
+    coeff, rest = term.as_coeff_Mul()
+    return coeff.is_Rational and (rest.is_Symbol or rest == 1)
 
 
 def _mul(node, visit, arith: _Arithmetic):

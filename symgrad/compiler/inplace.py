@@ -187,10 +187,9 @@ class InplaceBuilder:
         arithmetic does, not ZeroDivisionError or a complex number; it is converted back to a
         Python float (so float32 arrays are not upcast)."""
         risky = any(
-            (p.exp.is_negative or not p.exp.is_integer)
-            and not (p.base in self.defaults or p.base.is_positive)  # 1/beta: the caller's 0
+            (p.exp.is_negative or not p.exp.is_integer) and not p.base.is_positive
             for p in expr.atoms(sp.Pow)
-        )
+        )  # 1/beta at beta = 0 too: numpy's inf, as the docs promise, not ZeroDivisionError
         if not risky or isinstance(expr, sp.logic.boolalg.Boolean) or not expr.free_symbols:
             return strip_outer_parens(self.printer.doprint(expr))
         names = {s: sp.Symbol(f"np.float64({s.name})") for s in expr.free_symbols}
@@ -221,7 +220,7 @@ class InplaceBuilder:
             if scal.could_extract_minus_sign():
                 scal, sign = -scal, "-"
             guard = self._guard(scal * rest)
-            coef = "" if scal == 1 else f"{self.printer.parenthesize(scal, 50)}*"
+            coef = "" if scal == 1 else f"{self._coefficient(scal)}*"
             if rest in self.lazy and rest not in self.memo:
                 rest = self.lazy[rest]  # a class sum not computed yet: sum it in the total
             if isinstance(rest, axis_sum):
@@ -231,7 +230,7 @@ class InplaceBuilder:
                 piece, ops = f"{count}", ()
                 if weight is not None:
                     piece = f"_total({weight}, None, {count})"
-                coef = f"{self.printer.parenthesize(scal * rest, 50)}*"
+                coef = f"{self._coefficient(scal * rest)}*"
             elif len(arrays) == 2 and all(
                 self.rank(f) == self.rank(rest) and not self.is_bool(f) and not _divides(f)
                 for f in arrays
@@ -247,6 +246,12 @@ class InplaceBuilder:
                 self.line(f"if {guard} != 0:\n    {var} {sign}= {coef}{piece}", ops)
             else:
                 self.line(f"{var} {sign}= {coef}{piece}", ops)
+
+    def _coefficient(self, scal: sp.Expr) -> str:
+        """Print a scalar factor of a total, parenthesized (through ``scalar``: 1/a at a = 0 is
+        inf, not ZeroDivisionError)."""
+        text = self.scalar(scal)
+        return text if text.startswith("float(") else self.printer.parenthesize(scal, 50)
 
     def _guard(self, term: sp.Expr) -> str | None:
         """Return the scalar coefficient of ``term`` when it depends on a hyper-parameter."""

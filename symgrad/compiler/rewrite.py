@@ -33,26 +33,87 @@ from symgrad.compiler.traverse import bottom_up, expanded_terms, replace_types, 
 # ---------------------------------------------------------------- before differentiating
 
 
+def _exp_offset(add: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (c, w) when ``add`` is c + b exp(u) = c (1 + exp(-w)) with numbers c, b > 0."""
+    if not (add.is_Add and len(add.args) == 2):
+        return None
+    for c, other in (add.args, add.args[::-1]):
+        b, ex = other.as_coeff_Mul()
+        if c.is_Number and c.is_positive and b.is_positive and isinstance(ex, sp.exp):
+            u = ex.args[0]
+            return c, -u - sp.log(b / c) if b != c else -u
+    return None
+
+
+def _sigmoid_power(e: sp.Expr) -> sp.Expr | None:
+    """``(c + b exp(u))**-k -> c**-k sigmoid(-u - log(b/c))**k`` for k > 0 or symbolic (a
+    hyper-parameter's power): 1/(1 + exp(-u)), (1 + exp(-u))**-2, 1/(2 + exp(-u)) and
+    (1 + exp(-u))**-gamma are sigmoid powers, finite in both tails."""
+    if not e.is_Pow or e.exp.is_nonnegative:
+        return None
+    found = _exp_offset(e.base)
+    if found is None:
+        return None
+    c, w = found
+    return c**e.exp * sigmoid(w) ** -e.exp
+
+
+def _sigmoid_factor(f: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (v, k) for a factor sigmoid(v)**k (k = 1 for sigmoid(v) itself)."""
+    if isinstance(f, sigmoid):
+        return f.args[0], sp.S.One
+    if f.is_Pow and isinstance(f.base, sigmoid):
+        return f.base.args[0], f.exp
+    return None
+
+
+def _multiple(a: sp.Expr, w: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (m, d) with a = m w + d, m free of w's symbols and d a number (2x = 2 * x,
+    gamma x = gamma * x, x + log 2 = x + log 2), else None."""
+    m = a / w
+    if m != 0 and not m.free_symbols & w.free_symbols:
+        return m, sp.S.Zero
+    d = sp.expand(a - w)
+    return (sp.S.One, d) if d.is_number else None
+
+
+def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:
+    """``exp(m w) sigmoid(-w)**k -> sigmoid(w)**m sigmoid(-w)**(k - m)`` (an exact identity:
+    sigmoid(w) / sigmoid(-w) = exp(w)): exp(u) / (1 + exp(u)) and exp(2x) / (exp(x) + 1)**2
+    are sigmoid(u) and sigmoid(x)**2, which never overflow. Where k - m or m is negative the
+    new form grows exactly as fast as the old one in each tail, so it is never worse."""
+    if not e.is_Mul:
+        return None
+    for ex in (a for a in e.args if isinstance(a, sp.exp)):
+        for f in e.args:
+            found = _sigmoid_factor(f)
+            if found is None:
+                continue
+            v, k = found
+            w = -v
+            mm = _multiple(ex.args[0], w)
+            if mm is None:
+                continue
+            m, d = mm
+            rest = [a for a in e.args if a is not ex and a is not f]
+            return sp.Mul(*rest) * sp.exp(d) * sigmoid(w) ** m * sigmoid(v) ** (k - m)
+    return None
+
+
 def _canonical_rule(e: sp.Expr) -> sp.Expr:
-    # 1 / (1 + exp(u)) -> sigmoid(-u)
-    if e.is_Pow and e.exp == -1 and e.base.is_Add and len(e.base.args) == 2:
-        one, other = _split_one(e.base)
-        if one is not None and isinstance(other, sp.exp):
-            return sigmoid(-other.args[0])
+    out = _sigmoid_power(e)
+    if out is not None:
+        return out
     # log(1 + exp(u)) -> softplus(u)
     if isinstance(e, sp.log) and e.args[0].is_Add and len(e.args[0].args) == 2:
         one, other = _split_one(e.args[0])
         if one is not None and isinstance(other, sp.exp):
             return softplus(other.args[0])
-    # exp(u) * sigmoid(-u) -> sigmoid(u)   (the exp(u) / (1 + exp(u)) spelling)
-    if e.is_Mul:
-        exps = [a for a in e.args if isinstance(a, sp.exp)]
-        for ex in exps:
-            target = sigmoid(-ex.args[0])
-            if target in e.args:
-                rest = [a for a in e.args if a not in (ex, target)]
-                return sp.Mul(*rest) * sigmoid(ex.args[0])
-    return e
+    out = _exp_times_sigmoid(e)
+    if out is not None:
+        return out
+    out = _one_minus_sigmoid(e)
+    return e if out is None else out
 
 
 def _split_one(add: sp.Add) -> tuple[sp.Expr | None, sp.Expr | None]:
@@ -174,16 +235,20 @@ def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
 
 
 def _one_minus_sigmoid(e: sp.Expr) -> sp.Expr | None:
-    """``1 - sigmoid(u) -> sigmoid(-u)`` inside a sum."""
+    """``c - c sigmoid(u) -> c sigmoid(-u)`` inside a sum, for a number c (1 - sigmoid(u),
+    sigmoid(u) - 1): the difference rounds to 0 where the sigmoid rounds to 1."""
     if not e.is_Add:
         return None
     args = list(e.args)
+    constant = next((a for a in args if a.is_Number), None)
+    if constant is None:
+        return None
     for a in args:
-        if a.is_Mul and a.args[0] == -1 and len(a.args) == 2 and isinstance(a.args[1], sigmoid):
-            if sp.S.One in args:
-                args.remove(sp.S.One)
-                args.remove(a)
-                return sp.Add(*args) + sigmoid(-a.args[1].args[0])
+        k, rest = a.as_coeff_Mul()
+        if isinstance(rest, sigmoid) and k == -constant:
+            args.remove(constant)
+            args.remove(a)
+            return sp.Add(*args) + constant * sigmoid(-rest.args[0])
     return None
 
 
@@ -210,6 +275,107 @@ def _exp_erf_offset(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _simpler(difference: sp.Expr, than: sp.Expr) -> bool:
+    """Tell whether ``difference`` (of two nearly equal operands) is a number or smaller than
+    ``than``: only then does writing it out remove the cancellation."""
+    return difference != 0 and (
+        difference.is_number or sp.count_ops(difference) < sp.count_ops(than)
+    )
+
+
+_ROOT_POWERS = (sp.S.Half, -sp.S.Half, sp.S.NegativeOne)
+
+
+def _powered(term: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """Return (k, A, p) for a term k * A**p with p in 1/2, -1/2, -1, else None."""
+    k, rest = term.as_coeff_Mul()
+    if rest.is_Pow and rest.exp in _ROOT_POWERS and not rest.base.is_Number:
+        return k, rest.base, rest.exp
+    return None
+
+
+def _conjugate(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum, where A - B is simpler than A (sqrt(x + 1) - sqrt(x), sqrt(1 + u**2) - 1,
+    1/(x + 1) - 1/x), a difference of nearly equal powers becomes one that does not cancel:
+    ``k sqrt(A) - k sqrt(B) -> k (A - B) / (sqrt(A) + sqrt(B))`` (a number c is sqrt(c**2)),
+    ``k / sqrt(A) - k / sqrt(B) -> k (B - A) / (sqrt(A) sqrt(B) (sqrt(A) + sqrt(B)))`` and
+    ``k / A - k / B -> k (B - A) / (A B)``."""
+    if not e.is_Add or len(e.args) > 8:
+        return None
+    powered = [(a, _powered(a)) for a in e.args]
+    powered = [(a, f) for a, f in powered if f is not None]
+    numbers = [a for a in e.args if a.is_Number]
+    for i, (a, (k, base_a, p)) in enumerate(powered):
+        pairs = [(b, f[1]) for b, f in powered[i + 1 :] if f[0] == -k and f[2] == p]
+        if p == sp.S.Half:  # k sqrt(A) + c with c = -k sqrt(c**2 / k**2)
+            pairs += [(c, (c / k) ** 2) for c in numbers if (c / -k).is_positive]
+        for b, base_b in pairs:
+            d = sp.expand(base_a - base_b)
+            if not _simpler(d, base_a):
+                continue
+            if p == sp.S.Half:
+                new = k * d / (sp.sqrt(base_a) + sp.sqrt(base_b))
+            elif p == -sp.S.Half:
+                ra, rb = sp.sqrt(base_a), sp.sqrt(base_b)
+                new = -k * d / (ra * rb * (ra + rb))
+            else:
+                new = -k * d / (base_a * base_b)
+            rest = [t for t in e.args if t is not a and t is not b]
+            return sp.Add(*rest) + new
+    return None
+
+
+def _trig_hyperbolic_offsets(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum: ``c - c cos(u) -> 2c sin(u/2)**2``, ``c exp(u) - c exp(-u) -> 2c sinh(u)``
+    and ``c exp(u) + c exp(-u) - 2c -> 4c sinh(u/2)**2``: each difference cancels near u = 0,
+    the product form keeps every digit."""
+    if not e.is_Add:
+        return None
+    args = list(e.args)
+    numbers = [a for a in args if a.is_Number]
+    for a in args:
+        c, rest = a.as_coeff_Mul()
+        if isinstance(rest, sp.cos) and -c in numbers:
+            others = [t for t in args if t is not a and t != -c]
+            return sp.Add(*others) - 2 * c * sp.sin(rest.args[0] / 2) ** 2
+        if isinstance(rest, sp.exp):
+            u = rest.args[0]
+            mirror = [t for t in args if t is not a and t.as_coeff_Mul() == (c, sp.exp(-u))]
+            anti = [t for t in args if t is not a and t.as_coeff_Mul() == (-c, sp.exp(-u))]
+            if mirror and -2 * c in numbers:
+                others = [t for t in args if t not in (a, mirror[0], -2 * c)]
+                return sp.Add(*others) + 4 * c * sp.sinh(u / 2) ** 2
+            if anti and u.could_extract_minus_sign() is False:
+                others = [t for t in args if t not in (a, anti[0])]
+                return sp.Add(*others) + 2 * c * sp.sinh(u)
+    return None
+
+
+def _log_difference(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum: ``c log(A) - c log(B) -> c log1p((A - B) / B)`` where A - B is simpler
+    than A (log(x + 1) - log(x) = log1p(1/x)): the two logs cancel for A near B."""
+    if not e.is_Add or len(e.args) > 8:
+        return None
+    logs = [(a, *a.as_coeff_Mul()) for a in e.args]
+    logs = [
+        (a, c, r.args[0] if isinstance(r, sp.log) else 1 + r.args[0])
+        for a, c, r in logs
+        if isinstance(r, sp.log | log1p)
+    ]
+    for i, (a, c, base_a) in enumerate(logs):
+        for b, cb, base_b in logs[i + 1 :]:
+            if cb != -c:
+                continue
+            if c.is_negative:  # log1p((A - B) / B) with A the positive term's: log1p(1/x)
+                a, c, base_a, b, cb, base_b = b, cb, base_b, a, c, base_a
+            d = sp.expand(base_a - base_b)
+            if not _simpler(d, base_a):
+                continue
+            rest = [t for t in e.args if t is not a and t is not b]
+            return sp.Add(*rest) + c * log1p(d / base_b)
+    return None
+
+
 def _log_sigmoid(e: sp.Expr) -> sp.Expr | None:
     """``log(sigmoid(u)) -> -softplus(-u)``."""
     if isinstance(e, sp.log) and isinstance(e.args[0], sigmoid):
@@ -222,6 +388,15 @@ def _log_cosh(e: sp.Expr) -> sp.Expr | None:
     if isinstance(e, sp.log) and isinstance(e.args[0], sp.cosh):
         u = e.args[0].args[0]
         return logaddexp(u, -u) - sp.log(2)
+    return None
+
+
+def _log_tanh(e: sp.Expr) -> sp.Expr | None:
+    """``log(tanh(u)) -> log(-expm1(-2u)) - softplus(-2u)``: tanh(u) rounds to 1 from
+    u = 19 on, its log to 0 instead of -2 exp(-2u)."""
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.tanh):
+        u = e.args[0].args[0]
+        return sp.log(-expm1(-2 * u)) - softplus(-2 * u)
     return None
 
 
@@ -290,8 +465,12 @@ def _dirac_delta(e: sp.Expr) -> sp.Expr | None:
 _STABLE_RULES = (
     _one_minus_sigmoid,
     _exp_erf_offset,
+    _trig_hyperbolic_offsets,
+    _conjugate,
+    _log_difference,
     _log_sigmoid,
     _log_cosh,
+    _log_tanh,
     _log_one_plus,
     _xlogy_sigmoid,
     _xlogy_positive,
@@ -374,19 +553,6 @@ def _clamp_branches(e: sp.Expr) -> sp.Expr:
     return sp.Piecewise((new_first, cond), (tail, True))
 
 
-def _merge_softplus(e: sp.Expr) -> sp.Expr:
-    """a softplus(u) + b softplus(-u) -> (a + b) softplus(u) - b u: one transcendental, not two."""
-    if not e.is_Add:
-        return e
-    calls = e.atoms(softplus)
-    for sp_neg in sorted(calls, key=sp.default_sort_key):
-        u = -sp_neg.args[0]
-        if softplus(u) in calls and sp_neg.args[0].could_extract_minus_sign():
-            merged = e.xreplace({sp_neg: softplus(u) - u})
-            return sp.expand(merged, power_exp=False, power_base=False, log=False)
-    return e
-
-
 def _abs_arg(e: sp.Expr) -> sp.Expr | None:
     return e.args[0] if isinstance(e, Abs | sp.Abs) else None
 
@@ -421,7 +587,6 @@ def stabilize(expr: sp.Expr) -> sp.Expr:
         # below turn cosh**-k into exponentials, children before parents)
         expr = bottom_up(expr, _hyperbolic)
         expr = bottom_up(expr, _stable_rule)
-        expr = bottom_up(expr, _merge_softplus)
         expr = bottom_up(expr, factor_tails)
     return bottom_up(bottom_up(expr, _clamp_branches), _saturate)
 

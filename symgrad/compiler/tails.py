@@ -58,66 +58,85 @@ def _roots(p: sp.Poly, root: sp.Expr) -> tuple[sp.Poly, int]:
 
 
 def _poly(
-    e: sp.Expr, node: sp.Expr, symbol: sp.Dummy, other: sp.Expr
-) -> tuple[sp.Poly, dict] | None:
+    e: sp.Expr, node: sp.Expr, symbol: sp.Dummy, other: sp.Expr, also: dict | None = None
+) -> tuple[sp.Poly, dict, sp.Expr] | None:
     """Return ``e`` as a polynomial of degree >= 2 in ``symbol`` (standing for ``node``, with
-    ``node``'s mirror image written as ``other``), and the map that restores its frozen
-    exponentials, or None.
+    ``node``'s mirror image written as ``other``, and the nodes of ``also`` as they map) over
+    a power of ``symbol`` (a Laurent polynomial: tanh(v) - 1/tanh(v) is
+    (tanh(v)^2 - 1) / tanh(v)), the map that restores its frozen exponentials, and that
+    denominator; or None.
 
     Each exp(...) is a frozen symbol while the polynomial is built: Poly expands its
     coefficients, and exp(-(a - b)**2) would come back as exp(-a**2)*exp(2*a*b)*exp(-b**2),
     which overflows to inf * 0 = NaN where the original is a plain small number."""
     if sp.count_ops(e) > SIZE_LIMIT:
         return None  # expanding a deep composition's polynomial would blow it up
-    expr = e.xreplace({node: symbol, node.func(-node.args[0]): other})
+    expr = e.xreplace({node: symbol, node.func(-node.args[0]): other, **(also or {})})
     if expr.has(node.func):
         return None  # the sigmoid also sits inside another function: not a polynomial
     if expanded_terms(expr) > TERMS_LIMIT:
         return None  # Poly would multiply out (1 + T**2)**-8 first: slow, and no tail to win
     # (one holding the symbol stays: then this is no polynomial, and Poly says so)
     frozen = {f: sp.Dummy() for f in expr.atoms(sp.exp) if not f.has(symbol)}
+    expr = expr.xreplace(frozen)
+    low = min(
+        (p.exp for p in expr.atoms(sp.Pow) if p.base == symbol and p.exp.is_Integer),
+        default=0,
+    )
+    den = symbol ** -int(low) if low < 0 else sp.S.One
     try:
-        p = sp.Poly(expr.xreplace(frozen), symbol)
+        p = sp.Poly(sp.expand(expr * den) if low < 0 else expr, symbol)
     except sp.PolynomialError:
         return None
-    return (p, {d: f for f, d in frozen.items()}) if p.degree() >= 2 else None
+    return (p, {d: f for f, d in frozen.items()}, den) if p.degree() >= 2 else None
 
 
 def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
     u = _single_argument(e, sigmoid) if e.is_Add or e.is_Mul else None
     if u is None:
         return e
-    found = _poly(e, sigmoid(u), _S, 1 - _S)
-    if found is None:
+    # either orientation: a polynomial in sigmoid(-x) is one of far more terms in sigmoid(x)
+    for u in (u, -u):  # noqa: B020, PLR1704 - the orientation found is the one used below
+        found = _poly(e, sigmoid(u), _S, 1 - _S)
+        if found is not None:
+            break
+    else:
         return e
-    p, restore = found
+    p, restore, den = found
     q, zeros = _roots(p, sp.S.Zero)
     q, ones = _roots(q, sp.S.One)
-    if not zeros or not ones:
+    if not zeros and not ones:  # a root at s = 1 (or 0, mirrored) cancels in the tail
         return e
     # s = (1 + tau)/2 with tau = tanh(u/2) = 2s - 1, which is exact where 2s - 1 is not
     rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2}), power_exp=False)
     rest = rest.xreplace({_T: sp.tanh(u / 2), **restore})
-    return sigmoid(u) ** zeros * (-sigmoid(-u)) ** ones * rest
+    den = den.xreplace({_S: sigmoid(u)})
+    return sigmoid(u) ** zeros * (-sigmoid(-u)) ** ones * rest / den
 
 
 def _tanh_rule(e: sp.Expr) -> sp.Expr:
     v = _single_argument(e, sp.tanh) if e.is_Add or e.is_Mul else None
     if v is None:
         return e
-    found = _poly(e, sp.tanh(v), _T, -_T)
+    # sigmoid(+-2v) = (1 +- tanh(v)) / 2: an earlier rewrite's sech^2 = 4 sigmoid(2v)
+    # sigmoid(-2v) joins the polynomial, so a sum of it and 1 - tanh^2 still factors
+    halves = {sigmoid(2 * v): (1 + _T) / 2, sigmoid(-2 * v): (1 - _T) / 2}
+    found = _poly(e, sp.tanh(v), _T, -_T, halves)
     if found is None:
         return e
-    p, restore = found
+    p, restore, den = found
     q, ups = _roots(p, sp.S.One)
     q, downs = _roots(q, sp.S.NegativeOne)
-    pairs = min(ups, downs)
-    if not pairs:
+    if not ups and not downs:
         return e
-    # (1 - T)(1 + T) = 1 - tanh(v)^2 = 4 sigmoid(2v) sigmoid(-2v)
-    sech2 = 4 * sigmoid(2 * v) * sigmoid(-2 * v)
-    rest = q.as_expr() * (_T - 1) ** (ups - pairs) * (_T + 1) ** (downs - pairs)
-    return (-1) ** pairs * sech2**pairs * rest.xreplace({_T: sp.tanh(v), **restore})
+    # T - 1 = -2 sigmoid(-2v) and T + 1 = 2 sigmoid(2v), exact where 1 -+ tanh(v) rounds to 0
+    rest = q.as_expr().xreplace({_T: sp.tanh(v), **restore})
+    return (
+        (-2 * sigmoid(-2 * v)) ** ups
+        * (2 * sigmoid(2 * v)) ** downs
+        * rest
+        / den.xreplace({_T: sp.tanh(v)})
+    )
 
 
 def _one_plus_tanh(e: sp.Expr) -> sp.Expr:

@@ -20,8 +20,11 @@ def test_bce_sigmoid_gradient_is_p_minus_y_symbolically():
     spec = sg.compose(los.binary_cross_entropy, act.sigmoid)
     z, y = spec.inputs
     grad = derive_kernel(spec).grad
-    assert sp.simplify(grad - (sigmoid(z) - y)) == 0
-    assert grad == sigmoid(z) - y  # literally, not just numerically
+    plain = grad.replace(sigmoid, lambda u: 1 / (1 + sp.exp(-u)))
+    assert sp.simplify(plain - (1 / (1 + sp.exp(-z)) - y)) == 0
+    # literally p - y, each label's term in its tail-exact form: sigmoid(z) - 1 would round
+    # to 0 for y = 1 at z > 37, where the gradient is -sigmoid(-z)
+    assert grad == (1 - y) * sigmoid(z) - y * sigmoid(-z)
     source = sg.compile(spec).__source__
     grad_src = source.split("def sigmoid_binary_cross_entropy_grad")[1].split("\ndef ")[0]
     assert "1 - " not in grad_src.split('"""')[-1]  # no division by p(1 - p)

@@ -1,5 +1,6 @@
 """Fuzz the compiler with random user-style specs: every accepted spec compiles (safe mode on),
-its emitted functions run, and none is less accurate than the plain formula.
+its emitted functions run, and none is less accurate than the plain formula, at random points
+of every input and over batches (a loss's mean with weight= and count=, a regularizer's sum).
 
 The reference is a 50+ digit mpmath evaluation of sympy's own derivative of the unrewritten
 expression (symgrad.compiler.check); the bar is the same formula evaluated naively in float64.
@@ -58,8 +59,13 @@ def _fuzz_one(data) -> None:
     assert elapsed < 30, f"{sp.sstr(spec.expr)} took {elapsed:.1f} s"
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     xs = (*rng.normal(0, 4, 4), *rng.choice([-1, 1], 2) * 10 ** rng.uniform(-3, 2.7, 2))
-    # fp: also no floating-point error raised where the result is finite (np.errstate raise)
-    fails = check.check_module(spec, module, pts=check.points(spec, xs), fp=True)
+    # fp: also no floating-point error raised where the result is finite (np.errstate raise);
+    # second inputs at seeded random values too, not only safe mode's grid
+    pts = check.points(spec, xs) + check.random_points(spec, 4)
+    fails = check.check_module(spec, module, pts=pts, fp=True)
+    assert not fails, f"{sp.sstr(spec.expr)}: {next(iter(fails.values()))}"
+    # reductions over a batch: the mean (weighted, count=), its derivatives, the sum
+    fails = check.check_batches(spec, module, None, check.Reference(spec), {})
     assert not fails, f"{sp.sstr(spec.expr)}: {next(iter(fails.values()))}"
     arrays = [np.zeros((0,)), np.float64(0.5), np.ones((2, 3))]
     with np.errstate(all="ignore"):  # ones may be outside the spec's domain (log(-1))

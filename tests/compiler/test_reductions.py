@@ -64,3 +64,21 @@ def test_regularizer_constant_is_summed_over_elements(module):
     expected = sum(4 + math.erf(math.exp(-v * v)) for v in ws)
     assert module.piece_reg(ws) == pytest.approx(expected, rel=1e-14)
     assert module.piece_reg(ws, alpha=1.5) == pytest.approx(expected - 2.5 * ws.size, rel=1e-14)
+
+
+A = sp.Symbol("a", real=True)
+
+
+@pytest.mark.parametrize(
+    "expr", [yhat / A, (yhat - y) ** 2 / A + 1 / A, sp.exp(yhat) / A, yhat * A**-0.5]
+)
+def test_hyper_parameter_division_by_zero_is_numpy_inf(expr):
+    """1/a at a = 0 is numpy's inf (a RuntimeWarning), never ZeroDivisionError."""
+    k = sg.compile(sg.Spec("by_a", "loss", (yhat, y), ((A, 1.0),), expr))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for name in ("by_a", "by_a_grad", "by_a_value_and_grad", "by_a_per_sample"):
+            out = getattr(k, name)(X, Y, a=0.0)
+            value = out[0] if isinstance(out, tuple) else out
+            assert np.isinf(value).any() or np.isnan(value).any(), name
+    x32 = np.array([1.0, 2.0], dtype=np.float32)
+    assert k.by_a_grad(x32, np.zeros(2, np.float32), a=0.5).dtype == np.float32

@@ -1,0 +1,130 @@
+"""Canonical forms before stabilizing: exponential ratios and powers are sigmoid powers,
+1 - sigmoid and 1 - tanh^2 are rewritten inside sums and products, and log(sigmoid),
+log(1 - sigmoid), log(tanh) have tail-exact forms. Every value is checked against the
+mpmath reference safe mode uses (digits raised until they agree)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.compiler import check
+from symgrad.compiler.primitives import sigmoid, softplus
+from symgrad.compiler.rewrite import canonicalize
+
+x = sp.Symbol("x", real=True)
+FORMS = ("value", "grad", "hess")
+SUFFIX = {"value": "", "grad": "_grad", "hess": "_hess"}
+
+
+def _exact(spec: sg.Spec, form: str, *point: float) -> float:
+    value, _ = check._enough_digits(check.Reference(spec).exact(form), point)
+    assert value is not None
+    return float(value)
+
+
+# (name, expression, form, point, the value the issue gives)
+EXAMPLES = [
+    ("log_tanh", sp.log(sp.tanh(x)), "grad", 20.0, 1.70e-17),
+    ("tanh_square", sp.tanh(x**2), "hess", 6.0, -6.15e-29),
+    ("sigmoid_minus_one", -1 + 1 / (1 + sp.exp(-sp.Rational(7, 10) * x)), "value", 300.0, -6.3e-92),
+    ("exp_ratio", sp.exp(2 * x) / (sp.exp(x) + 1) ** 2, "value", 700.0, 1.0),
+    ("exp_ratio", sp.exp(2 * x) / (sp.exp(x) + 1) ** 2, "grad", 300.0, 1.03e-130),
+    ("one_minus_tanh2", x * (1 - sp.tanh(x) ** 2), "value", 30.0, 30 * 4 * math.exp(-60)),
+    ("log_one_minus_p", sp.log(1 - 1 / (1 + sp.exp(-x))), "grad", -40.0, -4.25e-18),
+    ("tanh2_minus_one", (sp.tanh(x) ** 2 - 1) * sp.exp(x), "value", 300.0, -4 * math.exp(-300)),
+]
+
+
+@pytest.mark.parametrize(("name", "expr", "form", "at", "claimed"), EXAMPLES)
+def test_issue_examples_are_right(name, expr, form, at, claimed):
+    spec = sg.Spec(name, "activation", (x,), (), expr)
+    k = sg.compile(spec)
+    with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+        got = float(getattr(k, name + SUFFIX[form])(np.array([at]))[0])
+    exact = _exact(spec, form, at)
+    assert exact == pytest.approx(claimed, rel=0.01)
+    assert got == pytest.approx(exact, rel=1e-13)
+
+
+def test_gradient_of_a_squared_sigmoid_spelling_is_finite_in_both_tails():
+    spec = sg.Spec("x2s2", "activation", (x,), (), x**2 / (1 + sp.exp(-x)) ** 2)
+    k = sg.compile(spec)
+    xs = np.array([-700.0, -300.0, -30.0, 0.5, 30.0, 300.0, 700.0])
+    with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+        grads = k.x2s2_grad(xs)
+        hess = k.x2s2_hess(xs)
+    assert np.isfinite(grads).all() and np.isfinite(hess).all()
+    for v, g in zip(xs, grads, strict=True):
+        exact = _exact(spec, "grad", v)
+        assert g == pytest.approx(exact, rel=1e-13, abs=1e-300)
+
+
+def test_erf_of_a_sigmoid_power_compiles_and_is_right():
+    """Safe mode once refused this (every level overflowed in np.square at 700)."""
+    spec = sg.Spec("erf_sig", "activation", (x,), (), sp.erf((sp.exp(x) + 1) ** -2))
+    k = sg.compile(spec)
+    xs = np.array([-700.0, -3.0, 0.0, 2.0, 700.0])
+    for form in FORMS:
+        got = getattr(k, "erf_sig" + SUFFIX[form])(xs)
+        for v, g in zip(xs, got, strict=True):
+            assert g == pytest.approx(_exact(spec, form, v), rel=1e-13, abs=1e-300)
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        (1 / (1 + sp.exp(-x)), sigmoid(x)),
+        ((1 + sp.exp(-x)) ** -2, sigmoid(x) ** 2),
+        (sp.exp(x) / (sp.exp(x) + 1), sigmoid(x)),
+        (sp.exp(2 * x) / (sp.exp(x) + 1) ** 2, sigmoid(x) ** 2),
+        (1 / (2 + 2 * sp.exp(-x)), sigmoid(x) / 2),
+        (1 - 1 / (1 + sp.exp(-x)), sigmoid(-x)),
+        (1 / (1 + sp.exp(-x)) - 1, -sigmoid(-x)),
+        (3 - 3 / (1 + sp.exp(-x)), 3 * sigmoid(-x)),
+        (sp.log(1 + sp.exp(x)), softplus(x)),
+    ],
+)
+def test_spellings_become_sigmoid_forms(written, canonical):
+    assert canonicalize(written) == canonical
+
+
+def test_offset_ratio_is_a_shifted_sigmoid():
+    """exp(a) / (exp(a) + b) = sigmoid(a - log b), exact for any b > 0."""
+    got = canonicalize(sp.exp(x) / (sp.exp(x) + 3))
+    assert got == sigmoid(x - sp.log(3))
+
+
+@sg.loss
+def focal_as_written(yhat, y, gamma=2.0):
+    """The focal loss as docs/sklearn.md writes it."""
+    p = 1 / (1 + sp.exp(-yhat))
+    return -(y * (1 - p) ** gamma * sp.log(p) + (1 - y) * p**gamma * sp.log(1 - p))
+
+
+MARGINS = [-700.0, -300.0, -50.0, -20.0, -13.0, -1.0, -1e-3, 0.0, 1e-3, 1.0, 13.0, 20.0, 50.0]
+MARGINS += [300.0, 700.0]
+
+
+@pytest.mark.parametrize("label", [0.0, 1.0])
+def test_focal_as_users_write_it_is_accurate_to_700(label):
+    k = sg.compile(focal_as_written)
+    yhat = np.array(MARGINS)
+    y = np.full_like(yhat, label)
+    with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+        got = {
+            "value": k.focal_as_written_per_sample(yhat, y),
+            "grad": k.focal_as_written_grad(yhat, y, count=1),
+            "hess": k.focal_as_written_hess(yhat, y, count=1),
+        }
+    for form in FORMS:
+        for v, g in zip(MARGINS, got[form], strict=True):
+            exact = _exact(focal_as_written, form, v, label, 2.0)
+            if abs(exact) < 1e-300:
+                assert abs(g) < 1e-290
+                continue
+            assert abs(g - exact) <= 1e-12 * abs(exact), (form, label, v, g, exact)
