@@ -72,11 +72,12 @@ def _reduction(name: str, ins: str, expr: str, reduce: tuple[str, str]) -> str:
     )
 
 
-def c_source(modules: dict[str, ModuleType]) -> str:
+def c_source(modules: dict[str, ModuleType], types: tuple[str, ...] = tuple(TYPES)) -> str:
     """Return one C file defining every kernel of ``modules`` (prefix -> cupy module) for
-    double and float: ``<prefix>_<function>[_<stage>]_<f64|f32>``."""
+    each C type of ``types`` (double, float): ``<prefix>_<function>[_<stage>]_<f64|f32>``."""
     parts = ["#include <math.h>\n"]
-    for ctype, (_, suffix) in TYPES.items():
+    for ctype in types:
+        suffix = TYPES[ctype][1]
         parts.append(f"#define T {ctype}\n")
         if ctype == "float":
             parts += [f"#define {f}(...) {f}f(__VA_ARGS__)\n" for f in MATH]
@@ -101,15 +102,20 @@ def c_source(modules: dict[str, ModuleType]) -> str:
 class Library:
     """The kernels of some cupy modules, compiled for the CPU and callable on numpy arrays."""
 
-    def __init__(self, modules: dict[str, ModuleType], where: Path | None = None) -> None:
+    def __init__(
+        self,
+        modules: dict[str, ModuleType],
+        where: Path | None = None,
+        types: tuple[str, ...] = tuple(TYPES),
+    ) -> None:
         cc = compiler()
         if cc is None:
             raise RuntimeError("no C compiler (cc or gcc) on PATH")
         self.modules = modules
         own = where is None
         folder = Path(tempfile.mkdtemp(prefix="symgrad_c_")) if own else where
-        (folder / "kernels.c").write_text(c_source(modules))
-        flags = ["-O1", "-std=c99", "-Werror=implicit-function-declaration", "-shared", "-fPIC"]
+        (folder / "kernels.c").write_text(c_source(modules, types))
+        flags = ["-O0", "-std=c99", "-Werror=implicit-function-declaration", "-shared", "-fPIC"]
         subprocess.run(
             [cc, *flags, "kernels.c", "-o", "kernels.so", "-lm"],
             cwd=folder,
