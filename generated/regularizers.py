@@ -219,7 +219,8 @@ def _prepare(name, out, *arrays, classes=False):
     arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
     if out is None:  # numpy's promotion: float32 in, float32 out (float16 and longdouble: float64)
         dtype = np.result_type(*arrays)
-        return (np.empty(shape, dtype if dtype in (np.float32, np.float64) else np.float64), *arrays)
+        dtype = dtype if dtype in (np.float32, np.float64) else np.float64
+        return (np.empty(shape, dtype), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")

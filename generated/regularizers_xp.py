@@ -179,7 +179,8 @@ def _prepare(name, *arrays, classes=False):
         try:
             spaces.append(_namespace(a))
         except TypeError:
-            raise TypeError(f"{name}: {_arg(name, i)} is not an array ({type(a).__name__})") from None
+            kind = type(a).__name__
+            raise TypeError(f"{name}: {_arg(name, i)} is not an array ({kind})") from None
         real.append(_real(name, i, spaces[i], a))
     for i, space in enumerate(spaces[1:], 1):
         if space is not spaces[0]:

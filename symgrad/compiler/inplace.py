@@ -60,6 +60,8 @@ class Statement:
     #: computes (part of) a branch a select may discard: it runs with floating-point errors
     #: ignored, since an overflow there (exp(800) where Min(1, exp(x)) takes 1) is no error
     quiet: bool = False
+    #: the docstring temporary (``tN``) this statement completes, shown as ``# tN``
+    completes: str | None = None
 
 
 @dataclass
@@ -290,7 +292,16 @@ class InplaceBuilder:
         if isinstance(expr, axis_sum):
             self.lazy[sym] = expr
             return
-        self.symbols[sym] = self.value(expr)
+        self.symbols[sym] = self._named(sym, self.value(expr))
+
+    def _named(self, sym: sp.Symbol, op: Operand) -> Operand:
+        """Mark the statement that computed register ``op`` as completing temporary ``sym``."""
+        if isinstance(op, int):
+            for st in reversed(self.program.statements):
+                if st.dest == op:
+                    st.completes = st.completes or sym.name
+                    break
+        return op
 
     def value(self, expr: sp.Expr) -> Operand:
         """Return the operand holding ``expr``, appending the statements that compute it."""
@@ -301,7 +312,7 @@ class InplaceBuilder:
         if isinstance(expr, sp.Symbol) and expr in self.symbols:
             return self.symbols[expr]
         if expr in self.lazy:
-            op = self.value(self.lazy[expr])
+            op = self._named(expr, self.value(self.lazy[expr]))
             self.memo[expr] = self.symbols[expr] = op
             return op
         if expr.is_Atom or (self.rank(expr) == 0 and not self.is_bool(expr)):
@@ -738,6 +749,8 @@ def render(program: Program, names: dict[int, str], rename: dict[str, str]) -> l
             text = text.split("\n", 1)[1]
         if st.guard is not None and args and args[0] == dest:
             text = f"if {st.guard}:\n    {text}"
+        if st.completes:
+            text += f"  # {st.completes}"
         if not st.quiet:
             lines.extend(_quiet_block(quiet))
             quiet = []

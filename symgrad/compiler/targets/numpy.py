@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from symgrad.compiler.emitted import (
     ARRAY,
+    LINE_LENGTH,
     MEAN,
     ROWS,
     SUM,
@@ -18,6 +19,7 @@ from symgrad.compiler.emitted import (
     has_out,
     hyper_lines,
     parameters,
+    wrap_lines,
 )
 from symgrad.compiler.inplace import FULL, MASK, ROW, ROW_MASK, InplaceBuilder, allocate, render
 from symgrad.compiler.kernel import INV_N
@@ -65,7 +67,7 @@ def emit(derived: Derived, fn: Emitted) -> FunctionPlan:
     finishes = finishes_of(fn, derived)
     em = Emitter(derived, expressions(fn, derived))
     shown = ", ".join(_readable(em, i, f, spec.wrt) for i, f in enumerate(finishes))
-    readable = [*em.lines, f"return {shown}"]
+    readable = wrap_lines([*em.lines, f"return {shown}"], LINE_LENGTH - 8)
     body = _inplace_body(derived, em, name, finishes, fn, has_out(fn, derived))
     where = "into reused buffers"
     if ARRAY in finishes:
@@ -80,7 +82,7 @@ def emit(derived: Derived, fn: Emitted) -> FunctionPlan:
         name,
         definition(name, parameters(fn, derived), ANNOTATIONS, returns(finishes)),
         docstring(fn, derived, notes),
-        tuple(body),
+        tuple(wrap_lines(body)),
         frozenset(em.printer.helpers) | {RUNTIME} | ({WEIGHTS} if spec.role == "loss" else set()),
     )
 

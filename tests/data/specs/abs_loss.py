@@ -73,7 +73,7 @@ def mae_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (mae, mae_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Abs(y - yhat)
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -87,7 +87,7 @@ def mae_value_and_grad(
     out, yhat, y = _prepare('mae_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('mae_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
-    np.subtract(y, yhat, out=out)
+    np.subtract(y, yhat, out=out)  # t0
     np.abs(out, out=b1)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -129,7 +129,7 @@ def mae_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (mae_grad, mae_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
@@ -159,7 +159,7 @@ def mae_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of mae(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Abs(y - yhat)
 
