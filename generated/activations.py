@@ -481,7 +481,7 @@ def elu(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None) -> 
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.where(x > 0, x, alpha*np.expm1(np.minimum(0, x)))
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * alpha)
     """
     out, x = _prepare('elu', out, x)
     alpha = _hyper('elu', 'alpha', alpha, 'real')
@@ -503,7 +503,7 @@ def elu_grad(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.where(x > 0, 1, alpha*np.exp(np.minimum(0, x)))
+        return np.where(x > 0, 1, np.exp(np.minimum(x, 0)) * alpha)
     """
     out, x = _prepare('elu_grad', out, x)
     alpha = _hyper('elu_grad', 'alpha', alpha, 'real')
@@ -524,7 +524,7 @@ def elu_hess(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.where(x > 0, 0, alpha*np.exp(np.minimum(0, x)))
+        return np.where(x > 0, 0, np.exp(np.minimum(x, 0)) * alpha)
     """
     out, x = _prepare('elu_hess', out, x)
     alpha = _hyper('elu_hess', 'alpha', alpha, 'real')
@@ -547,7 +547,7 @@ def gelu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return x*(0.5*_erfc(-0.7071067811865476*x))
+        return x * (0.5 * _erfc(-0.7071067811865476 * x))
     """
     out, x = _prepare('gelu', out, x)
     np.copyto(out, 0.5*_erfc(-0.7071067811865476*x))
@@ -563,7 +563,7 @@ def gelu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 0.3989422804014327*x*np.exp(-0.5*(x*x)) + (0.5*_erfc(-0.7071067811865476*x))
+        return x * np.exp(x ** 2 * -0.5) * 0.3989422804014327 + 0.5 * _erfc(-0.7071067811865476 * x)
     """
     out, x = _prepare('gelu_grad', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)
@@ -584,8 +584,8 @@ def gelu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = 0.5*(x*x)
-        return 0.7978845608028654*(1 - t0)*np.exp(-t0)
+        t0 = x ** 2 * 0.5
+        return (1 - t0) * np.exp(-t0) * 0.7978845608028654
     """
     out, x = _prepare('gelu_hess', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
@@ -608,9 +608,9 @@ def gelu_tanh(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = 0.07135481627260025*(x*x*x) + 1.5957691216057308*x
+        t0 = x ** 2 * x * 0.07135481627260025 + x * 1.5957691216057308
         t1 = np.exp(-np.abs(t0))
-        return x*np.maximum(t1, (t0 >= 0))/(t1 + 1)
+        return x * np.maximum(t1, t0 >= 0) / (t1 + 1)
     """
     out, x = _prepare('gelu_tanh', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)
@@ -642,12 +642,12 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = 1.5957691216057308*x
-        t1 = x*x*x
-        t2 = t0 + 0.07135481627260025*t1
+        t0 = x * 1.5957691216057308
+        t1 = x ** 2 * x
+        t2 = t0 + t1 * 0.07135481627260025
         t3 = np.exp(-np.abs(t2))
         t4 = t3 + 1
-        return t3*(t0 + 0.21406444881780073*t1)/(t4*t4) + np.maximum(t3, (t2 >= 0))/t4
+        return np.maximum(t3, t2 >= 0) / t4 + t3 * (t0 + t1 * 0.21406444881780073) / t4 / t4
     """
     out, x = _prepare('gelu_tanh_grad', out, x)
     b0, b1, b3, b4 = _scratch(out.shape, 4, out.dtype)
@@ -690,13 +690,13 @@ def gelu_tanh_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = x*x*x
-        t1 = 1/(np.cosh(0.07135481627260025*t0 + 1.5957691216057308*x) + 1)
-        t2 = 0.21406444881780073*(x*x)
-        t3 = np.tanh(0.035677408136300125*t0 + 0.7978845608028654*x)
+        t0 = x ** 2 * x
+        t1 = 1.0 / (np.cosh(t0 * 0.07135481627260025 + x * 1.5957691216057308) + 1)
+        t2 = x ** 2 * 0.21406444881780073
+        t3 = np.tanh(x * 0.7978845608028654 + t0 * 0.035677408136300125)
         return (
-            t1*t2 + t1*(t2 + 1.5957691216057308) + t1*(-0.3415974374569968*t0*t3 -
-            0.022911794123834418*t3*x**5 - 1.2732395447351628*t3*x)
+            t1 * t2 + t1 * (t2 + 1.5957691216057308) + t1 * -(t3 * x * 1.2732395447351628 + t0 * t3
+            * 0.3415974374569968 + t3 * x ** 5 * 0.022911794123834418)
         )
     """
     out, x = _prepare('gelu_tanh_hess', out, x)
@@ -759,7 +759,7 @@ def identity_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.ones(np.shape(x))
+        return np.full(np.shape(x), 1.0)
     """
     out, x = _prepare('identity_grad', out, x)
     np.copyto(out, 1)
@@ -773,7 +773,7 @@ def identity_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(x))
+        return np.full(np.shape(x), 0.0)
     """
     out, x = _prepare('identity_hess', out, x)
     np.copyto(out, 0)
@@ -789,7 +789,7 @@ def leaky_relu(x: np.ndarray, *, alpha: float = 0.01, out: np.ndarray | None = N
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.where(x > 0, x, alpha*x)
+        return np.where(x > 0, x, x * alpha)
     """
     out, x = _prepare('leaky_relu', out, x)
     alpha = _hyper('leaky_relu', 'alpha', alpha, 'real')
@@ -814,7 +814,7 @@ def leaky_relu_grad(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return alpha + (1 - alpha)*(x > 0)
+        return (x > 0) * (1 - alpha) + alpha
     """
     out, x = _prepare('leaky_relu_grad', out, x)
     alpha = _hyper('leaky_relu_grad', 'alpha', alpha, 'real')
@@ -837,7 +837,7 @@ def leaky_relu_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(x))
+        return np.full(np.shape(x), 0.0)
     """
     out, x = _prepare('leaky_relu_hess', out, x)
     alpha = _hyper('leaky_relu_hess', 'alpha', alpha, 'real')
@@ -854,7 +854,7 @@ def mish(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return x*np.tanh(np.log1p(np.exp(-np.abs(x))) + np.maximum(0, x))
+        return x * np.tanh(np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))))
     """
     out, x = _prepare('mish', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)
@@ -877,11 +877,13 @@ def mish_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.maximum(0, x)
+        t0 = np.maximum(x, 0)
         t1 = np.exp(-np.abs(x))
         t2 = np.log1p(t1)
-        t3 = np.exp(-2*t0 - 2*t2)
-        return 4*t3*x*np.maximum(t1, (x >= 0))/((t1 + 1)*((t3 + 1)**2)) + np.tanh(t0 + t2)
+        t3 = np.exp(-(t0 * 2 + t2 * 2))
+        return (
+            t3 * x * np.maximum(t1, x >= 0) / (t1 + 1) / (t3 + 1) / (t3 + 1) * 4 + np.tanh(t0 + t2)
+        )
     """
     out, x = _prepare('mish_grad', out, x)
     b0, b1, b2, b3, b5 = _scratch(out.shape, 5, out.dtype)
@@ -923,15 +925,15 @@ def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        t1 = np.maximum(0, x)
+        t1 = np.maximum(x, 0)
         t2 = np.log1p(t0)
-        t3 = np.exp(-2*t1 - 2*t2)
-        t4 = t3/((t3 + 1)**2)
+        t3 = np.exp(-(t1 * 2 + t2 * 2))
+        t4 = t3 / (t3 + 1) / (t3 + 1)
         t5 = t0 + 1
-        t6 = x/(t5*t5)
-        t7 = np.maximum(t0, (x >= 0))
-        t8 = 8*t4
-        return 4*t0*t4*t6 + t7*t8/t5 - t6*(t7*t7)*t8*np.tanh(t1 + t2)
+        t6 = x / t5 / t5
+        t7 = np.maximum(t0, x >= 0)
+        t8 = t4 * 8
+        return t7 * t8 / t5 + t0 * t4 * t6 * 4 - t6 * t7 ** 2 * t8 * np.tanh(t1 + t2)
     """
     out, x = _prepare('mish_hess', out, x)
     b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8, out.dtype)
@@ -980,7 +982,7 @@ def relu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.maximum(0, x)
+        return np.maximum(x, 0)
     """
     out, x = _prepare('relu', out, x)
     np.maximum(x, 0, out=out)
@@ -995,7 +997,7 @@ def relu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 1.0*(x > 0)
+        return (x > 0) * 1.0
     """
     out, x = _prepare('relu_grad', out, x)
     np.greater(x, 0, out=out)
@@ -1009,7 +1011,7 @@ def relu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(x))
+        return np.full(np.shape(x), 0.0)
     """
     out, x = _prepare('relu_hess', out, x)
     np.copyto(out, 0)
@@ -1026,7 +1028,9 @@ def selu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 1.0507009873554805*np.where(x > 0, x, 1.6732632423543772*np.expm1(np.minimum(0, x)))
+        return (
+            np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * 1.6732632423543772) * 1.0507009873554805
+        )
     """
     out, x = _prepare('selu', out, x)
     m0, = _scratch(out.shape, 1, bool)
@@ -1049,7 +1053,9 @@ def selu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 1.0507009873554805*np.where(x > 0, 1, 1.6732632423543772*np.exp(np.minimum(0, x)))
+        return (
+            np.where(x > 0, 1, np.exp(np.minimum(x, 0)) * 1.6732632423543772) * 1.0507009873554805
+        )
     """
     out, x = _prepare('selu_grad', out, x)
     m0, = _scratch(out.shape, 1, bool)
@@ -1070,7 +1076,9 @@ def selu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 1.0507009873554805*np.where(x > 0, 0, 1.6732632423543772*np.exp(np.minimum(0, x)))
+        return (
+            np.where(x > 0, 0, np.exp(np.minimum(x, 0)) * 1.6732632423543772) * 1.0507009873554805
+        )
     """
     out, x = _prepare('selu_hess', out, x)
     m0, = _scratch(out.shape, 1, bool)
@@ -1094,7 +1102,7 @@ def sigmoid(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        return np.maximum(t0, (x >= 0))/(t0 + 1)
+        return np.maximum(t0, x >= 0) / (t0 + 1)
     """
     out, x = _prepare('sigmoid', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
@@ -1117,7 +1125,7 @@ def sigmoid_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return (0.5)/(np.cosh(x) + 1)
+        return 0.5 / (np.cosh(x) + 1)
     """
     out, x = _prepare('sigmoid_grad', out, x)
     with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
@@ -1134,7 +1142,7 @@ def sigmoid_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return -0.5*np.tanh(0.5*x)/(np.cosh(x) + 1)
+        return np.tanh(x * 0.5) / (np.cosh(x) + 1) * (-1 / 2)
     """
     out, x = _prepare('sigmoid_hess', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)
@@ -1158,7 +1166,7 @@ def silu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        return x*np.maximum(t0, (x >= 0))/(t0 + 1)
+        return x * np.maximum(t0, x >= 0) / (t0 + 1)
     """
     out, x = _prepare('silu', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
@@ -1183,8 +1191,8 @@ def silu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        t1 = np.maximum(t0, (x >= 0))/(t0 + 1)
-        return t1*(x + 1 - t1*x)
+        t1 = np.maximum(t0, x >= 0) / (t0 + 1)
+        return t1 * (x - t1 * x + 1)
     """
     out, x = _prepare('silu_grad', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
@@ -1210,7 +1218,7 @@ def silu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return (1 - 0.5*x*np.tanh(0.5*x))/(np.cosh(x) + 1)
+        return (1 - x * np.tanh(x * 0.5) * 0.5) / (np.cosh(x) + 1)
     """
     out, x = _prepare('silu_hess', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)
@@ -1235,8 +1243,8 @@ def softmax(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(x - np.max(x, axis=-1, keepdims=True))
-        return t0/np.sum(t0, axis=-1, keepdims=True)
+        t0 = np.exp(np.max(x, axis=-1, keepdims=True) * -1 + x)
+        return t0 * (1.0 / np.einsum('...i->...', t0)[..., None])
     """
     out, x = _prepare('softmax', out, x, classes=True)
     r0, = _scratch(out.shape[:-1] + (1,), 1, out.dtype)
@@ -1263,9 +1271,9 @@ def softmax_vjp(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(x - np.max(x, axis=-1, keepdims=True))
-        t1 = t0/np.sum(t0, axis=-1, keepdims=True)
-        return t1*(grad_output - np.einsum('...i,...i->...', grad_output, t1)[..., None])
+        t0 = np.exp(np.max(x, axis=-1, keepdims=True) * -1 + x)
+        t1 = t0 * (1.0 / np.einsum('...i->...', t0)[..., None])
+        return t1 * (np.einsum('...i,...i->...', grad_output, t1)[..., None] * -1 + grad_output)
     """
     out, x, grad_output = _prepare('softmax_vjp', out, x, grad_output, classes=True)
     b1, = _scratch(out.shape, 1, out.dtype)
@@ -1293,8 +1301,8 @@ def softplus(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = None)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = beta*x
-        return (np.log1p(np.exp(-np.abs(t0))) + np.maximum(0, t0))/beta
+        t0 = x * beta
+        return (np.maximum(t0, 0) + np.log1p(np.exp(-np.abs(t0)))) * (1 / beta)
     """
     out, x = _prepare('softplus', out, x)
     beta = _hyper('softplus', 'beta', beta, 'positive')
@@ -1318,9 +1326,9 @@ def softplus_grad(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = 
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = beta*x
+        t0 = x * beta
         t1 = np.exp(-np.abs(t0))
-        return np.maximum(t1, (t0 >= 0))/(t1 + 1)
+        return np.maximum(t1, t0 >= 0) / (t1 + 1)
     """
     out, x = _prepare('softplus_grad', out, x)
     beta = _hyper('softplus_grad', 'beta', beta, 'positive')
@@ -1344,7 +1352,7 @@ def softplus_hess(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = 
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return (0.5)*beta/(np.cosh(beta*x) + 1)
+        return 0.5 * beta / (np.cosh(x * beta) + 1)
     """
     out, x = _prepare('softplus_hess', out, x)
     beta = _hyper('softplus_hess', 'beta', beta, 'positive')
@@ -1365,7 +1373,7 @@ def softsign(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return x/(np.abs(x) + 1)
+        return x / (np.abs(x) + 1)
     """
     out, x = _prepare('softsign', out, x)
     np.abs(x, out=out)
@@ -1383,7 +1391,7 @@ def softsign_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.abs(x) + 1
-        return (1/t0) - x*np.sign(x)/(t0*t0)
+        return 1.0 / t0 - x * np.sign(x) / t0 / t0
     """
     out, x = _prepare('softsign_grad', out, x)
     b0, b2 = _scratch(out.shape, 2, out.dtype)
@@ -1407,7 +1415,7 @@ def softsign_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
 
         t0 = np.sign(x)
         t1 = np.abs(x) + 1
-        return 2*(t0*t0)*x/(t1*t1*t1) - 2*t0/(t1*t1)
+        return t0 ** 2 * x / t1 / t1 / t1 * 2 - t0 / t1 / t1 * 2
     """
     out, x = _prepare('softsign_hess', out, x)
     b0, b1 = _scratch(out.shape, 2, out.dtype)
@@ -1451,7 +1459,7 @@ def tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 2/(np.cosh(2*x) + 1)
+        return 2 / (np.cosh(x * 2) + 1)
     """
     out, x = _prepare('tanh_grad', out, x)
     np.multiply(x, 2, out=out)
@@ -1469,7 +1477,7 @@ def tanh_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return -4*np.tanh(x)/(np.cosh(2*x) + 1)
+        return np.tanh(x) / (np.cosh(x * 2) + 1) * -4
     """
     out, x = _prepare('tanh_hess', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)

@@ -601,10 +601,11 @@ def binary_cross_entropy(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = 1 - y
         return (
-            float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1,
-            yhat)))))
+            float(-np.sum(t0 * np.log(np.where(t0 == 0, 1, 1 - yhat)) + y * np.log(np.where(y == 0,
+            1, yhat))) * inv_n)
         )
     """
     b0, yhat, y = _prepare('binary_cross_entropy', None, yhat, y)
@@ -645,7 +646,7 @@ def binary_cross_entropy_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = 1 - y
-        return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
+        return (t0 / np.where(t0 == 0, 1, 1 - yhat) - y / np.where(y == 0, 1, yhat)) * inv_n
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_grad', weight, out.shape, count, False)
@@ -687,7 +688,10 @@ def binary_cross_entropy_value_and_grad(
         t0 = np.where(y == 0, 1, yhat)
         t1 = 1 - y
         t2 = np.where(t1 == 0, 1, 1 - yhat)
-        return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
+        return (
+            (float((-np.vdot(t1, np.log(t2)) - np.vdot(y, np.log(t0))) * inv_n), (t1 / t2 - y / t0)
+            * inv_n)
+        )
     """
     out, yhat, y = _prepare('binary_cross_entropy_value_and_grad', out, yhat, y)
     weight, inv_n = (
@@ -732,7 +736,7 @@ def binary_cross_entropy_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
+        return (y / yhat / yhat - (y - 1) / (1 - yhat) / (1 - yhat)) * inv_n
     """
     out, yhat, y = _prepare('binary_cross_entropy_hess', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_hess', weight, out.shape, count, False)
@@ -765,13 +769,13 @@ def binary_cross_entropy_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = inv_n*y
+        t0 = y * inv_n
         t1 = y - 1
         t2 = -t1
         t3 = 1 - yhat
         return (
-            inv_n*t2*(1/np.where(t2 == 0, 1, t3)) - t0*(1/np.where(y == 0, 1, yhat)), t0/(yhat*yhat)
-            - inv_n*t1/(t3*t3)
+            (t2 / np.where(t2 == 0, 1, t3) * inv_n - t0 / np.where(y == 0, 1, yhat), t0 / yhat /
+            yhat + t1 / t3 / t3 * -inv_n)
         )
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad_hess', None, yhat, y)
@@ -819,7 +823,9 @@ def binary_cross_entropy_per_sample(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = 1 - y
-        return -(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))
+        return (
+            -(t0 * np.log(np.where(t0 == 0, 1, 1 - yhat)) + y * np.log(np.where(y == 0, 1, yhat)))
+        )
     """
     out, yhat, y = _prepare('binary_cross_entropy_per_sample', out, yhat, y)
     weight = _weights('binary_cross_entropy_per_sample', weight, out.shape, False)
@@ -860,7 +866,11 @@ def binary_cross_entropy_with_logits(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat))
+        inv_n = 1 / np.size(yhat)
+        return (
+            float((-np.vdot(y, yhat) + np.sum(np.maximum(yhat, 0)) +
+            np.sum(np.log1p(np.exp(-np.abs(yhat))))) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('binary_cross_entropy_with_logits', None, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits', weight, b0.shape, count, False)
@@ -892,7 +902,7 @@ def binary_cross_entropy_with_logits_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
-        return inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
+        return (np.maximum(t0, yhat >= 0) / (t0 + 1) - y) * inv_n
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
     weight, inv_n = (
@@ -933,8 +943,8 @@ def binary_cross_entropy_with_logits_value_and_grad(
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
         return (
-            float(np.mean(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)), inv_n*np.maximum(t0, (yhat
-            >= 0))/(t0 + 1) - inv_n*y
+            (float((-np.vdot(y, yhat) + np.sum(np.maximum(yhat, 0)) + np.sum(np.log1p(t0))) *
+            inv_n), (np.maximum(t0, yhat >= 0) / (t0 + 1) - y) * inv_n)
         )
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
@@ -979,7 +989,7 @@ def binary_cross_entropy_with_logits_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return (0.5)*inv_n/(np.cosh(yhat) + 1)
+        return 0.5 * inv_n / (np.cosh(yhat) + 1)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', out, yhat, y)
     weight, inv_n = (
@@ -1011,7 +1021,7 @@ def binary_cross_entropy_with_logits_grad_hess(
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
         t1 = t0 + 1
-        return inv_n*np.maximum(t0, (yhat >= 0))/t1 - inv_n*y, inv_n*t0/(t1*t1)
+        return ((np.maximum(t0, yhat >= 0) / t1 - y) * inv_n, t0 / t1 / t1 * inv_n)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -1051,7 +1061,7 @@ def binary_cross_entropy_with_logits_per_sample(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat
+        return np.maximum(yhat, 0) + np.log1p(np.exp(-np.abs(yhat))) - y * yhat
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_per_sample', out, yhat, y)
     weight = _weights('binary_cross_entropy_with_logits_per_sample', weight, out.shape, False)
@@ -1084,10 +1094,8 @@ def categorical_cross_entropy(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return (
-            float(np.mean(-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[...,
-            None]))
-        )
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        return float(-np.vdot(y, np.log(np.where(y == 0, 1, yhat))) * inv_n)
     """
     b0, yhat, y = _prepare('categorical_cross_entropy', None, yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy', weight, b0.shape, count, True)
@@ -1116,7 +1124,7 @@ def categorical_cross_entropy_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return -inv_n*y*(1/np.where(y == 0, 1, yhat))
+        return y / np.where(y == 0, 1, yhat) * -inv_n
     """
     out, yhat, y = _prepare('categorical_cross_entropy_grad', out, yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_grad', weight, out.shape, count, True)
@@ -1148,7 +1156,7 @@ def categorical_cross_entropy_value_and_grad(
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.where(y == 0, 1, yhat)
-        return float(np.mean(-np.einsum('...i,...i->...', y, np.log(t0))[..., None])), -inv_n*y/t0
+        return (float(-np.vdot(y, np.log(t0)) * inv_n), y / t0 * -inv_n)
     """
     out, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', out, yhat, y, classes=True)
     weight, inv_n = (
@@ -1185,7 +1193,7 @@ def categorical_cross_entropy_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return inv_n*y/(yhat*yhat)
+        return y / yhat / yhat * inv_n
     """
     out, yhat, y = _prepare('categorical_cross_entropy_hess', out, yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_hess', weight, out.shape, count, True)
@@ -1212,8 +1220,8 @@ def categorical_cross_entropy_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = inv_n*y
-        return -t0*(1/np.where(y == 0, 1, yhat)), t0/(yhat*yhat)
+        t0 = y * inv_n
+        return (-(t0 / np.where(y == 0, 1, yhat)), t0 / yhat / yhat)
     """
     out, yhat, y = _prepare('categorical_cross_entropy_grad_hess', None, yhat, y, classes=True)
     out1 = np.empty_like(out)
@@ -1251,7 +1259,7 @@ def categorical_cross_entropy_hvp(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return inv_n*vector*y/(yhat*yhat)
+        return vector * y / yhat / yhat * inv_n
     """
     out, yhat, y, vector = (
         _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector, classes=True)
@@ -1280,7 +1288,8 @@ def categorical_cross_entropy_per_sample(
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return (
-            (-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None])[..., 0]
+            (np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None] * -1)[...,
+            0]
         )
     """
     b0, yhat, y = _prepare('categorical_cross_entropy_per_sample', None, yhat, y, classes=True)
@@ -1313,7 +1322,8 @@ def hinge(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.maximum(0, 1 - y*yhat)))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum(np.maximum(1 - y * yhat, 0)) * inv_n)
     """
     b0, yhat, y = _prepare('hinge', None, yhat, y)
     weight, inv_n = _weighting('hinge', weight, b0.shape, count, False)
@@ -1341,7 +1351,7 @@ def hinge_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*y*1.0*(y*yhat < 1)
+        return y * ((y * yhat < 1) * 1.0) * -inv_n
     """
     out, yhat, y = _prepare('hinge_grad', out, yhat, y)
     weight, inv_n = _weighting('hinge_grad', weight, out.shape, count, False)
@@ -1370,8 +1380,8 @@ def hinge_value_and_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = y*yhat
-        return float(np.mean(np.maximum(0, 1 - t0))), -inv_n*y*1.0*(t0 < 1)
+        t0 = y * yhat
+        return (float(np.sum(np.maximum(1 - t0, 0)) * inv_n), y * ((t0 < 1) * 1.0) * -inv_n)
     """
     out, yhat, y = _prepare('hinge_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('hinge_value_and_grad', weight, out.shape, count, False)
@@ -1404,7 +1414,7 @@ def hinge_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('hinge_hess', out, yhat, y)
     weight, inv_n = _weighting('hinge_hess', weight, out.shape, count, False)
@@ -1429,7 +1439,7 @@ def hinge_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*y*1.0*(y*yhat < 1), np.zeros(np.shape(yhat))
+        return (y * ((y * yhat < 1) * 1.0) * -inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('hinge_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -1458,7 +1468,7 @@ def hinge_per_sample(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.maximum(0, 1 - y*yhat)
+        return np.maximum(1 - y * yhat, 0)
     """
     out, yhat, y = _prepare('hinge_per_sample', out, yhat, y)
     weight = _weights('hinge_per_sample', weight, out.shape, False)
@@ -1488,9 +1498,12 @@ def huber(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
+        return (
+            float(np.sum(np.where(delta > t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('huber', None, yhat, y)
     delta = _hyper('huber', 'delta', delta, 'positive')
@@ -1527,7 +1540,7 @@ def huber_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.clip(y - yhat, -delta, delta)
+        return np.clip(y - yhat, -delta, delta) * -inv_n
     """
     out, yhat, y = _prepare('huber_grad', out, yhat, y)
     delta = _hyper('huber_grad', 'delta', delta, 'positive')
@@ -1562,8 +1575,8 @@ def huber_value_and_grad(
         t0 = y - yhat
         t1 = np.abs(t0)
         return (
-            float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))),
-            -inv_n*np.clip(t0, -delta, delta)
+            (float(np.sum(np.where(delta > t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)) * inv_n),
+            np.clip(t0, -delta, delta) * -inv_n)
         )
     """
     out, yhat, y = _prepare('huber_value_and_grad', out, yhat, y)
@@ -1605,7 +1618,7 @@ def huber_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*1.0*(delta > np.abs(y - yhat))
+        return (delta > np.abs(y - yhat)) * 1.0 * inv_n
     """
     out, yhat, y = _prepare('huber_hess', out, yhat, y)
     delta = _hyper('huber_hess', 'delta', delta, 'positive')
@@ -1636,7 +1649,7 @@ def huber_grad_hess(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return -inv_n*np.clip(t0, -delta, delta), inv_n*1.0*(delta > np.abs(t0))
+        return (np.clip(t0, -delta, delta) * -inv_n, (delta > np.abs(t0)) * 1.0 * inv_n)
     """
     out, yhat, y = _prepare('huber_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -1672,7 +1685,7 @@ def huber_per_sample(
 
         t0 = y - yhat
         t1 = np.abs(t0)
-        return np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))
+        return np.where(delta > t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)
     """
     out, yhat, y = _prepare('huber_per_sample', out, yhat, y)
     delta = _hyper('huber_per_sample', 'delta', delta, 'positive')
@@ -1708,10 +1721,8 @@ def kl_div(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return (
-            float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None]
-            - np.einsum('...i,...i->...', y, yhat)[..., None]))
-        )
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        return float((-np.vdot(y, yhat) + np.vdot(y, np.log(np.where(y == 0, 1, y)))) * inv_n)
     """
     b0, yhat, y = _prepare('kl_div', None, yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div', weight, b0.shape, count, True)
@@ -1741,7 +1752,7 @@ def kl_div_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return np.zeros(np.shape(yhat)) + (-inv_n*y)
+        return y * -inv_n
     """
     out, yhat, y = _prepare('kl_div_grad', out, yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_grad', weight, out.shape, count, True)
@@ -1768,9 +1779,8 @@ def kl_div_value_and_grad(
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return (
-            float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None]
-            - np.einsum('...i,...i->...', y, yhat)[..., None])), np.zeros(np.shape(yhat)) +
-            (-inv_n*y)
+            (float((-np.vdot(y, yhat) + np.vdot(y, np.log(np.where(y == 0, 1, y)))) * inv_n), y *
+            -inv_n)
         )
     """
     out, yhat, y = _prepare('kl_div_value_and_grad', out, yhat, y, classes=True)
@@ -1804,7 +1814,7 @@ def kl_div_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('kl_div_hess', out, yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_hess', weight, out.shape, count, True)
@@ -1829,7 +1839,7 @@ def kl_div_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return np.zeros(np.shape(yhat)) + (-inv_n*y), np.zeros(np.shape(yhat))
+        return (y * -inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('kl_div_grad_hess', None, yhat, y, classes=True)
     out1 = np.empty_like(out)
@@ -1857,7 +1867,7 @@ def kl_div_hvp(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y, vector = _prepare('kl_div_hvp', out, yhat, y, vector, classes=True)
     weight, inv_n = _weighting('kl_div_hvp', weight, out.shape, count, True)
@@ -1881,8 +1891,8 @@ def kl_div_per_sample(
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         return (
-            (np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] -
-            np.einsum('...i,...i->...', y, yhat)[..., None])[..., 0]
+            (np.einsum('...i,...i->...', y, yhat)[..., None] * -1 + np.einsum('...i,...i->...', y,
+            np.log(np.where(y == 0, 1, y)))[..., None])[..., 0]
         )
     """
     b0, yhat, y = _prepare('kl_div_per_sample', None, yhat, y, classes=True)
@@ -1918,7 +1928,8 @@ def l1(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.abs(y - yhat)))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum(np.abs(y - yhat)) * inv_n)
     """
     b0, yhat, y = _prepare('l1', None, yhat, y)
     weight, inv_n = _weighting('l1', weight, b0.shape, count, False)
@@ -1944,7 +1955,7 @@ def l1_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.sign(y - yhat)
+        return np.sign(y - yhat) * -inv_n
     """
     out, yhat, y = _prepare('l1_grad', out, yhat, y)
     weight, inv_n = _weighting('l1_grad', weight, out.shape, count, False)
@@ -1973,7 +1984,7 @@ def l1_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
+        return (float(np.sum(np.abs(t0)) * inv_n), np.sign(t0) * -inv_n)
     """
     out, yhat, y = _prepare('l1_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('l1_value_and_grad', weight, out.shape, count, False)
@@ -2003,7 +2014,7 @@ def l1_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('l1_hess', out, yhat, y)
     weight, inv_n = _weighting('l1_hess', weight, out.shape, count, False)
@@ -2028,7 +2039,7 @@ def l1_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.sign(y - yhat), np.zeros(np.shape(yhat))
+        return (np.sign(y - yhat) * -inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('l1_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -2082,8 +2093,9 @@ def log_cosh(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
+        return float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n)
     """
     b0, yhat, y = _prepare('log_cosh', None, yhat, y)
     weight, inv_n = _weighting('log_cosh', weight, b0.shape, count, False)
@@ -2112,7 +2124,7 @@ def log_cosh_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.tanh(y - yhat)
+        return np.tanh(y - yhat) * -inv_n
     """
     out, yhat, y = _prepare('log_cosh_grad', out, yhat, y)
     weight, inv_n = _weighting('log_cosh_grad', weight, out.shape, count, False)
@@ -2141,7 +2153,10 @@ def log_cosh_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
+        return (
+            (float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n),
+            np.tanh(t0) * -inv_n)
+        )
     """
     out, yhat, y = _prepare('log_cosh_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('log_cosh_value_and_grad', weight, out.shape, count, False)
@@ -2174,7 +2189,7 @@ def log_cosh_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
+        return 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1)
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
     weight, inv_n = _weighting('log_cosh_hess', weight, out.shape, count, False)
@@ -2206,7 +2221,7 @@ def log_cosh_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.tanh(y - yhat), 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
+        return (np.tanh(y - yhat) * -inv_n, 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1))
     """
     out, yhat, y = _prepare('log_cosh_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -2271,7 +2286,8 @@ def mse(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean((yhat - y)**2))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum((yhat - y) ** 2) * inv_n)
     """
     b0, yhat, y = _prepare('mse', None, yhat, y)
     weight, inv_n = _weighting('mse', weight, b0.shape, count, False)
@@ -2297,7 +2313,7 @@ def mse_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return 2*inv_n*(yhat - y)
+        return (yhat - y) * (2 * inv_n)
     """
     out, yhat, y = _prepare('mse_grad', out, yhat, y)
     weight, inv_n = _weighting('mse_grad', weight, out.shape, count, False)
@@ -2325,7 +2341,7 @@ def mse_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = yhat - y
-        return float(np.mean(t0*t0)), 2*inv_n*t0
+        return (float(np.sum(t0 ** 2) * inv_n), t0 * (2 * inv_n))
     """
     out, yhat, y = _prepare('mse_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('mse_value_and_grad', weight, out.shape, count, False)
@@ -2355,7 +2371,7 @@ def mse_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return np.full(np.shape(yhat), 2*inv_n, dtype=np.float64)
+        return np.full(np.shape(yhat), 2 * inv_n)
     """
     out, yhat, y = _prepare('mse_hess', out, yhat, y)
     weight, inv_n = _weighting('mse_hess', weight, out.shape, count, False)
@@ -2380,8 +2396,8 @@ def mse_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = 2*inv_n
-        return t0*(yhat - y), np.full(np.shape(yhat), t0, dtype=np.float64)
+        t0 = 2 * inv_n
+        return ((yhat - y) * t0, np.full(np.shape(yhat), t0))
     """
     out, yhat, y = _prepare('mse_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -2409,7 +2425,7 @@ def mse_per_sample(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return (yhat - y)**2
+        return (yhat - y) ** 2
     """
     out, yhat, y = _prepare('mse_per_sample', out, yhat, y)
     weight = _weights('mse_per_sample', weight, out.shape, False)
@@ -2437,8 +2453,9 @@ def pinball(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.where(t0 >= 0, t0*tau, t0*(tau - 1))))
+        return float(np.sum(np.where(t0 >= 0, t0 * tau, t0 * (tau - 1))) * inv_n)
     """
     b0, yhat, y = _prepare('pinball', None, yhat, y)
     tau = _hyper('pinball', 'tau', tau, 'unit')
@@ -2472,7 +2489,7 @@ def pinball_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*(1 - tau + (-1.0)*(y - yhat >= 0))
+        return ((y - yhat >= 0) * -1 - (tau - 1)) * inv_n
     """
     out, yhat, y = _prepare('pinball_grad', out, yhat, y)
     tau = _hyper('pinball_grad', 'tau', tau, 'unit')
@@ -2509,7 +2526,9 @@ def pinball_value_and_grad(
         t0 = y - yhat
         t1 = t0 >= 0
         t2 = tau - 1
-        return float(np.mean(np.where(t1, t0*tau, t0*t2))), inv_n*np.where(t1, -tau, -t2)
+        return (
+            (float(np.sum(np.where(t1, t0 * tau, t0 * t2)) * inv_n), (t1 * (t2 - tau) - t2) * inv_n)
+        )
     """
     out, yhat, y = _prepare('pinball_value_and_grad', out, yhat, y)
     tau = _hyper('pinball_value_and_grad', 'tau', tau, 'unit')
@@ -2548,7 +2567,7 @@ def pinball_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('pinball_hess', out, yhat, y)
     tau = _hyper('pinball_hess', 'tau', tau, 'unit')
@@ -2575,7 +2594,7 @@ def pinball_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*(1 - tau + (-1.0)*(y - yhat >= 0)), np.zeros(np.shape(yhat))
+        return (((y - yhat >= 0) * -1 - (tau - 1)) * inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('pinball_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -2609,7 +2628,7 @@ def pinball_per_sample(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = y - yhat
-        return np.where(t0 >= 0, t0*tau, t0*(tau - 1))
+        return np.where(t0 >= 0, t0 * tau, t0 * (tau - 1))
     """
     out, yhat, y = _prepare('pinball_per_sample', out, yhat, y)
     tau = _hyper('pinball_per_sample', 'tau', tau, 'unit')
@@ -2642,7 +2661,8 @@ def poisson_nll(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.exp(yhat) - y*yhat))
+        inv_n = 1 / np.size(yhat)
+        return float((-np.vdot(y, yhat) + np.sum(np.exp(yhat))) * inv_n)
     """
     b0, yhat, y = _prepare('poisson_nll', None, yhat, y)
     weight, inv_n = _weighting('poisson_nll', weight, b0.shape, count, False)
@@ -2668,7 +2688,7 @@ def poisson_nll_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*np.exp(yhat) - inv_n*y
+        return (np.exp(yhat) - y) * inv_n
     """
     out, yhat, y = _prepare('poisson_nll_grad', out, yhat, y)
     weight, inv_n = _weighting('poisson_nll_grad', weight, out.shape, count, False)
@@ -2697,7 +2717,7 @@ def poisson_nll_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(yhat)
-        return float(np.mean(t0 - y*yhat)), inv_n*t0 - inv_n*y
+        return (float((np.sum(t0) - np.vdot(y, yhat)) * inv_n), (t0 - y) * inv_n)
     """
     out, yhat, y = _prepare('poisson_nll_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('poisson_nll_value_and_grad', weight, out.shape, count, False)
@@ -2727,7 +2747,7 @@ def poisson_nll_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*np.exp(yhat)
+        return np.exp(yhat) * inv_n
     """
     out, yhat, y = _prepare('poisson_nll_hess', out, yhat, y)
     weight, inv_n = _weighting('poisson_nll_hess', weight, out.shape, count, False)
@@ -2754,7 +2774,7 @@ def poisson_nll_grad_hess(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(yhat)
-        return inv_n*t0 - inv_n*y, inv_n*t0
+        return ((t0 - y) * inv_n, t0 * inv_n)
     """
     out, yhat, y = _prepare('poisson_nll_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -2782,7 +2802,7 @@ def poisson_nll_per_sample(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.exp(yhat) - y*yhat
+        return np.exp(yhat) - y * yhat
     """
     out, yhat, y = _prepare('poisson_nll_per_sample', out, yhat, y)
     weight = _weights('poisson_nll_per_sample', weight, out.shape, False)
@@ -2814,13 +2834,14 @@ def sigmoid_focal(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
         t1 = 1 - y
-        t2 = 1/(t0 + 1)
+        t2 = 1.0 / (t0 + 1)
         return (
-            float(np.mean((alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) -
-            y*yhat)*(1 - t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >=
-            0)))**gamma))
+            float(np.sum((y * alpha + t1 * (1 - alpha)) * (np.maximum(yhat, 0) + np.log1p(t0) - y *
+            yhat) * (1 - (t1 * t2 * np.maximum(t0, -yhat >= 0) + t2 * y * np.maximum(t0, yhat >=
+            0))) ** gamma) * inv_n)
         )
     """
     b0, yhat, y = _prepare('sigmoid_focal', None, yhat, y)
@@ -2885,15 +2906,15 @@ def sigmoid_focal_grad(
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
         t1 = t0 + 1
-        t2 = 1/t1
-        t3 = np.maximum(t0, (yhat >= 0))
+        t2 = 1.0 / t1
+        t3 = np.maximum(t0, yhat >= 0)
         t4 = 1 - y
-        t5 = t2*np.maximum(t0, (-yhat >= 0))
-        t6 = 1 - t2*t3*y - t4*t5
-        t7 = alpha*y + t4*(1 - alpha)
+        t5 = t2 * np.maximum(t0, -yhat >= 0)
+        t6 = 1 - (t4 * t5 + t2 * t3 * y)
+        t7 = y * alpha + t4 * (1 - alpha)
         return (
-            (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(np.log1p(t0) + np.maximum(0, yhat) -
-            y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)
+            t6 ** gamma * t7 * (t2 * t3 * t4 - t5 * y) * inv_n + t0 * t6 ** (gamma - 1) * t7 * (y *
+            2 - 1) * (np.maximum(yhat, 0) + np.log1p(t0) - y * yhat) / t1 / t1 * (-gamma * inv_n)
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
@@ -2976,18 +2997,18 @@ def sigmoid_focal_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
-        t1 = np.log1p(t0) + np.maximum(0, yhat) - y*yhat
+        t1 = np.maximum(yhat, 0) + np.log1p(t0) - y * yhat
         t2 = t0 + 1
-        t3 = 1/t2
-        t4 = np.maximum(t0, (yhat >= 0))
+        t3 = 1.0 / t2
+        t4 = np.maximum(t0, yhat >= 0)
         t5 = 1 - y
-        t6 = t3*np.maximum(t0, (-yhat >= 0))
-        t7 = 1 - t3*t4*y - t5*t6
-        t8 = t7**gamma
-        t9 = alpha*y + t5*(1 - alpha)
+        t6 = t3 * np.maximum(t0, -yhat >= 0)
+        t7 = 1 - (t5 * t6 + t3 * t4 * y)
+        t8 = t7 ** gamma
+        t9 = y * alpha + t5 * (1 - alpha)
         return (
-            float(np.mean(t1*t8*t9)), (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) +
-            inv_n*t8*t9*(t3*t4*t5 - t6*y)
+            (float(np.sum(t1 * t8 * t9) * inv_n), t8 * t9 * (t3 * t4 * t5 - t6 * y) * inv_n + t0 *
+            t1 * t7 ** (gamma - 1) * t9 * (y * 2 - 1) / t2 / t2 * (-gamma * inv_n))
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
@@ -3077,22 +3098,22 @@ def sigmoid_focal_hess(
         t0 = np.abs(yhat)
         t1 = np.exp(-t0)
         t2 = t1 + 1
-        t3 = 1/(t2*t2)
+        t3 = (1.0 / t2) ** 2
         t4 = 1 - y
-        t5 = alpha*y + t4*(1 - alpha)
-        t6 = 1/t2
-        t7 = np.maximum(t1, (yhat >= 0))
-        t8 = t6*np.maximum(t1, (-yhat >= 0))
-        t9 = 1 - t4*t8 - t6*t7*y
-        t10 = np.tanh(0.5*yhat)
-        t11 = 2*y
-        t12 = np.log1p(t1) + np.maximum(0, yhat) - y*yhat
+        t5 = y * alpha + t4 * (1 - alpha)
+        t6 = 1.0 / t2
+        t7 = np.maximum(t1, yhat >= 0)
+        t8 = t6 * np.maximum(t1, -yhat >= 0)
+        t9 = 1 - (t4 * t8 + t6 * t7 * y)
+        t10 = np.tanh(yhat * 0.5)
+        t11 = y * 2
+        t12 = np.maximum(yhat, 0) + np.log1p(t1) - y * yhat
         t13 = gamma - 1
-        t14 = inv_n*t1*t3*t5*t9**t13
+        t14 = t1 * t3 * t5 * t9 ** t13 * inv_n
         return (
-            (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 -
-            4*y)*np.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 -
-            t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)
+            t12 * t14 * (t10 - t10 * t11) * -gamma + t14 * (t11 - 1) * (t4 * t6 * t7 - t8 * y) * (-2
+            * gamma) + t1 * t3 * t5 * t9 ** gamma * inv_n + t12 * t5 * t9 ** (gamma - 2) * (y ** 2 *
+            4 - y * 4 + 1) * np.exp(t0 * -2) / t2 / t2 / t2 / t2 * (gamma * inv_n * t13)
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
@@ -3211,31 +3232,31 @@ def sigmoid_focal_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = 2*y
+        t0 = y * 2
         t1 = t0 - 1
         t2 = np.abs(yhat)
         t3 = np.exp(-t2)
         t4 = t3 + 1
-        t5 = 1/t4
-        t6 = np.maximum(t3, (yhat >= 0))
+        t5 = 1.0 / t4
+        t6 = np.maximum(t3, yhat >= 0)
         t7 = 1 - y
-        t8 = t5*np.maximum(t3, (-yhat >= 0))
-        t9 = 1 - t5*t6*y - t7*t8
+        t8 = t5 * np.maximum(t3, -yhat >= 0)
+        t9 = 1 - (t7 * t8 + t5 * t6 * y)
         t10 = gamma - 1
-        t11 = t9**t10
-        t12 = 1/(t4*t4)
-        t13 = t12*t3
-        t14 = np.log1p(t3) + np.maximum(0, yhat) - y*yhat
-        t15 = alpha*y + t7*(1 - alpha)
-        t16 = inv_n*t15
-        t17 = gamma*t11*t13*t14*t16
-        t18 = t5*t6*t7 - t8*y
-        t19 = t9**gamma
-        t20 = np.tanh(0.5*yhat)
+        t11 = t9 ** t10
+        t12 = (1.0 / t4) ** 2
+        t13 = t12 * t3
+        t14 = np.maximum(yhat, 0) + np.log1p(t3) - y * yhat
+        t15 = y * alpha + t7 * (1 - alpha)
+        t16 = t15 * inv_n
+        t17 = t11 * t13 * t14 * t16 * gamma
+        t18 = t5 * t6 * t7 - t8 * y
+        t19 = t9 ** gamma
+        t20 = np.tanh(yhat * 0.5)
         return (
-            inv_n*t15*t18*t19 - t1*t17, (gamma*inv_n*t10)*(t14*t15*t9**(gamma - 2)*(4*(y*y) + 1 -
-            4*y)*np.exp(-2*t2)/(t4*t4*t4*t4)) + inv_n*t12*t15*t19*t3 - 2*gamma*t1*t11*t13*t16*t18 -
-            t17*(t20 - t0*t20)
+            (t15 * t18 * t19 * inv_n - t1 * t17, t12 * t15 * t19 * t3 * inv_n + t1 * t11 * t13 * t16
+            * t18 * (-2 * gamma) + t14 * t15 * t9 ** (gamma - 2) * (y ** 2 * 4 - y * 4 + 1) *
+            np.exp(t2 * -2) / t4 / t4 / t4 / t4 * (gamma * inv_n * t10) - t17 * (t20 - t0 * t20))
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_grad_hess', None, yhat, y)
@@ -3352,10 +3373,10 @@ def sigmoid_focal_per_sample(
 
         t0 = np.exp(-np.abs(yhat))
         t1 = 1 - y
-        t2 = 1/(t0 + 1)
+        t2 = 1.0 / (t0 + 1)
         return (
-            (alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)*(1 -
-            t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >= 0)))**gamma
+            (y * alpha + t1 * (1 - alpha)) * (np.maximum(yhat, 0) + np.log1p(t0) - y * yhat) * (1 -
+            (t1 * t2 * np.maximum(t0, -yhat >= 0) + t2 * y * np.maximum(t0, yhat >= 0))) ** gamma
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_per_sample', out, yhat, y)
@@ -3414,9 +3435,13 @@ def smooth_l1(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return float(np.mean(np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)))
+        return (
+            float(np.sum(np.where(beta > t1, t0 ** 2 / np.maximum(t1, beta) * 0.5, t1 - 0.5 * beta))
+            * inv_n)
+        )
     """
     b0, yhat, y = _prepare('smooth_l1', None, yhat, y)
     beta = _hyper('smooth_l1', 'beta', beta, 'positive')
@@ -3457,7 +3482,7 @@ def smooth_l1_grad(
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return inv_n*np.where(beta > t1, -t0/np.maximum(beta, t1), -np.sign(t0))
+        return np.where(beta > t1, -(t0 / np.maximum(t1, beta)), -np.sign(t0)) * inv_n
     """
     out, yhat, y = _prepare('smooth_l1_grad', out, yhat, y)
     beta = _hyper('smooth_l1_grad', 'beta', beta, 'positive')
@@ -3502,11 +3527,11 @@ def smooth_l1_value_and_grad(
         t0 = y - yhat
         t1 = -t0
         t2 = np.abs(t0)
-        t3 = 1/np.maximum(beta, t2)
+        t3 = 1.0 / np.maximum(t2, beta)
         t4 = beta > t2
         return (
-            float(np.mean(np.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))), inv_n*np.where(t4, t1*t3,
-            -np.sign(t0))
+            (float(np.sum(np.where(t4, t1 ** 2 * t3 * 0.5, t2 - 0.5 * beta)) * inv_n), np.where(t4,
+            t1 * t3, -np.sign(t0)) * inv_n)
         )
     """
     out, yhat, y = _prepare('smooth_l1_value_and_grad', out, yhat, y)
@@ -3557,7 +3582,7 @@ def smooth_l1_hess(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.abs(y - yhat)
-        return inv_n*np.where(beta > t0, (1/np.maximum(beta, t0)), 0)
+        return np.where(beta > t0, 1.0 / np.maximum(t0, beta), np.full(np.shape(yhat), 0.0)) * inv_n
     """
     out, yhat, y = _prepare('smooth_l1_hess', out, yhat, y)
     beta = _hyper('smooth_l1_hess', 'beta', beta, 'positive')
@@ -3598,9 +3623,12 @@ def smooth_l1_grad_hess(
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        t2 = 1/np.maximum(beta, t1)
+        t2 = 1.0 / np.maximum(t1, beta)
         t3 = beta > t1
-        return inv_n*np.where(t3, -t0*t2, -np.sign(t0)), inv_n*np.where(t3, t2, 0)
+        return (
+            (np.where(t3, -(t0 * t2), -np.sign(t0)) * inv_n, np.where(t3, t2,
+            np.full(np.shape(yhat), 0.0)) * inv_n)
+        )
     """
     out, yhat, y = _prepare('smooth_l1_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -3646,7 +3674,7 @@ def smooth_l1_per_sample(
 
         t0 = y - yhat
         t1 = np.abs(t0)
-        return np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)
+        return np.where(beta > t1, t0 ** 2 / np.maximum(t1, beta) * 0.5, t1 - 0.5 * beta)
     """
     out, yhat, y = _prepare('smooth_l1_per_sample', out, yhat, y)
     beta = _hyper('smooth_l1_per_sample', 'beta', beta, 'positive')
@@ -3686,13 +3714,14 @@ def softmax_cross_entropy(
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         n_classes = np.shape(yhat)[-1]
-        t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t1 = np.max(yhat, axis=-1, keepdims=True)
-        t2 = t1 + np.log(np.sum(np.exp(yhat - t1), axis=-1, keepdims=True))
-        t3 = np.sum(y, axis=-1, keepdims=True)
+        t2 = t1 + np.log(np.einsum('...i->...', np.exp(t1 * -1 + yhat))[..., None])
+        t3 = np.einsum('...i->...', y)[..., None]
         return (
-            float(np.mean(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 -
-            label_smoothing*np.sum(yhat, axis=-1, keepdims=True)/n_classes - t0))
+            float((-np.vdot(y, yhat) + np.vdot(t2, t3) + label_smoothing * np.vdot(y, yhat) +
+            label_smoothing * np.sum(t2) - label_smoothing * np.vdot(t2, t3) - label_smoothing /
+            n_classes * np.sum(yhat)) * inv_n)
         )
     """
     b0, yhat, y = _prepare('softmax_cross_entropy', None, yhat, y, classes=True)
@@ -3741,11 +3770,12 @@ def softmax_cross_entropy_grad(
 
         n_classes = np.shape(yhat)[-1]
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
-        t1 = np.sum(y, axis=-1, keepdims=True)
+        t0 = np.exp(np.max(yhat, axis=-1, keepdims=True) * -1 + yhat)
+        t1 = np.einsum('...i->...', y)[..., None]
         return (
-            (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/np.sum(t0, axis=-1,
-            keepdims=True))*t0 + (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes
+            y * (-inv_n * (1 - label_smoothing)) + t0 * ((t1 * -1 + t1 * label_smoothing -
+            label_smoothing) / np.einsum('...i->...', t0)[..., None] * -inv_n) - inv_n *
+            label_smoothing / n_classes
         )
     """
     out, yhat, y = _prepare('softmax_cross_entropy_grad', out, yhat, y, classes=True)
@@ -3800,17 +3830,17 @@ def softmax_cross_entropy_value_and_grad(
 
         n_classes = np.shape(yhat)[-1]
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
-        t1 = label_smoothing/n_classes
+        t1 = label_smoothing / n_classes
         t2 = np.max(yhat, axis=-1, keepdims=True)
-        t3 = np.exp(yhat - t2)
-        t4 = np.sum(t3, axis=-1, keepdims=True)
+        t3 = np.exp(t2 * -1 + yhat)
+        t4 = np.einsum('...i->...', t3)[..., None]
         t5 = t2 + np.log(t4)
-        t6 = np.sum(y, axis=-1, keepdims=True)
+        t6 = np.einsum('...i->...', y)[..., None]
         return (
-            float(np.mean(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 -
-            t0 - t1*np.sum(yhat, axis=-1, keepdims=True))), (-inv_n*(label_smoothing*t6 -
-            label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1
+            (float((-np.vdot(y, yhat) + np.vdot(t5, t6) + label_smoothing * np.vdot(y, yhat) +
+            label_smoothing * np.sum(t5) - t1 * np.sum(yhat) - label_smoothing * np.vdot(t5, t6)) *
+            inv_n), y * (-inv_n * (1 - label_smoothing)) + t3 * ((t6 * -1 + t6 * label_smoothing -
+            label_smoothing) / t4 * -inv_n) - inv_n * t1)
         )
     """
     out, yhat, y = _prepare('softmax_cross_entropy_value_and_grad', out, yhat, y, classes=True)
@@ -3880,11 +3910,11 @@ def softmax_cross_entropy_hess(
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.max(yhat, axis=-1, keepdims=True)
-        t1 = np.exp(yhat - t0)
-        t2 = np.sum(t1, axis=-1, keepdims=True)
-        t3 = np.sum(y, axis=-1, keepdims=True)
-        t4 = label_smoothing*t3 - label_smoothing - t3
-        return (-inv_n*t4/t2)*t1 + (inv_n*t4/(t2*t2))*np.exp(2*yhat - 2*t0)
+        t1 = np.exp(t0 * -1 + yhat)
+        t3 = np.einsum('...i->...', y)[..., None]
+        t4 = t3 * -1 + t3 * label_smoothing - label_smoothing
+        t2 = np.einsum('...i->...', t1)[..., None]
+        return (np.exp(t0 * -2 + yhat * 2) * (t4 / t2 ** 2) + t1 * (t4 / t2 * -1)) * inv_n
     """
     out, yhat, y = _prepare('softmax_cross_entropy_hess', out, yhat, y, classes=True)
     label_smoothing = (
@@ -3943,14 +3973,14 @@ def softmax_cross_entropy_grad_hess(
         n_classes = np.shape(yhat)[-1]
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.max(yhat, axis=-1, keepdims=True)
-        t1 = np.exp(yhat - t0)
-        t2 = np.sum(t1, axis=-1, keepdims=True)
-        t3 = np.sum(y, axis=-1, keepdims=True)
-        t4 = label_smoothing*t3 - label_smoothing - t3
-        t5 = (inv_n*t4/t2)*t1
+        t1 = np.exp(t0 * -1 + yhat)
+        t3 = np.einsum('...i->...', y)[..., None]
+        t4 = t3 * -1 + t3 * label_smoothing - label_smoothing
+        t2 = np.einsum('...i->...', t1)[..., None]
+        t5 = t1 * (t4 / t2 * inv_n)
         return (
-            (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes - t5,
-            (inv_n*t4/(t2*t2))*np.exp(2*yhat - 2*t0) - t5
+            (y * (-inv_n * (1 - label_smoothing)) - t5 - inv_n * label_smoothing / n_classes,
+            np.exp(t0 * -2 + yhat * 2) * (t4 / t2 ** 2 * inv_n) - t5)
         )
     """
     out, yhat, y = _prepare('softmax_cross_entropy_grad_hess', None, yhat, y, classes=True)
@@ -4016,13 +4046,13 @@ def softmax_cross_entropy_hvp(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.sum(y, axis=-1, keepdims=True)
-        t1 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
-        t2 = t1/np.sum(t1, axis=-1, keepdims=True)
+        t1 = np.exp(np.max(yhat, axis=-1, keepdims=True) * -1 + yhat)
+        t2 = t1 * (1.0 / np.einsum('...i->...', t1)[..., None])
         t3 = np.einsum('...i,...i->...', t2, vector)[..., None]
+        t0 = np.einsum('...i->...', y)[..., None]
         return (
-            inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector
-            + t0*vector - label_smoothing*t3 - t0*t3)
+            t2 * (t3 * -label_smoothing + t0 * t3 * -1 + t0 * t3 * label_smoothing + vector *
+            label_smoothing + vector * t0 + vector * (t0 * -label_smoothing)) * inv_n
         )
     """
     out, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', out, yhat, y, vector, classes=True)
@@ -4078,13 +4108,14 @@ def softmax_cross_entropy_per_sample(
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         n_classes = np.shape(yhat)[-1]
-        t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
         t1 = np.max(yhat, axis=-1, keepdims=True)
-        t2 = t1 + np.log(np.sum(np.exp(yhat - t1), axis=-1, keepdims=True))
-        t3 = np.sum(y, axis=-1, keepdims=True)
+        t2 = t1 + np.log(np.einsum('...i->...', np.exp(t1 * -1 + yhat))[..., None])
+        t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
+        t3 = np.einsum('...i->...', y)[..., None]
         return (
-            (label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 -
-            label_smoothing*np.sum(yhat, axis=-1, keepdims=True)/n_classes - t0)[..., 0]
+            (t0 * -1 + t0 * label_smoothing + t2 * label_smoothing + t2 * t3 + t2 * t3 *
+            -label_smoothing + np.einsum('...i->...', yhat)[..., None] * (-label_smoothing /
+            n_classes))[..., 0]
         )
     """
     b0, yhat, y = _prepare('softmax_cross_entropy_per_sample', None, yhat, y, classes=True)
@@ -4137,7 +4168,8 @@ def squared_hinge(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.maximum(0, 1 - y*yhat)**2))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum(np.maximum(1 - y * yhat, 0) ** 2) * inv_n)
     """
     b0, yhat, y = _prepare('squared_hinge', None, yhat, y)
     weight, inv_n = _weighting('squared_hinge', weight, b0.shape, count, False)
@@ -4166,8 +4198,8 @@ def squared_hinge_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = y*yhat
-        return -2*inv_n*y*1.0*(t0 < 1)*np.maximum(0, 1 - t0)
+        t0 = y * yhat
+        return y * ((t0 < 1) * 1.0) * np.maximum(1 - t0, 0) * (-2 * inv_n)
     """
     out, yhat, y = _prepare('squared_hinge_grad', out, yhat, y)
     weight, inv_n = _weighting('squared_hinge_grad', weight, out.shape, count, False)
@@ -4202,9 +4234,9 @@ def squared_hinge_value_and_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = y*yhat
-        t1 = np.maximum(0, 1 - t0)
-        return float(np.mean(t1*t1)), -2*inv_n*t1*y*1.0*(t0 < 1)
+        t0 = y * yhat
+        t1 = np.maximum(1 - t0, 0)
+        return (float(np.sum(t1 ** 2) * inv_n), t1 * y * ((t0 < 1) * 1.0) * (-2 * inv_n))
     """
     out, yhat, y = _prepare('squared_hinge_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('squared_hinge_value_and_grad', weight, out.shape, count, False)
@@ -4240,7 +4272,7 @@ def squared_hinge_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return 2*inv_n*(y*y)*1.0*(y*yhat < 1)
+        return y ** 2 * ((y * yhat < 1) * 1.0) * (2 * inv_n)
     """
     out, yhat, y = _prepare('squared_hinge_hess', out, yhat, y)
     weight, inv_n = _weighting('squared_hinge_hess', weight, out.shape, count, False)
@@ -4270,9 +4302,9 @@ def squared_hinge_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = y*yhat
-        t1 = 2*inv_n*1.0*(t0 < 1)
-        return -t1*y*np.maximum(0, 1 - t0), t1*(y*y)
+        t0 = y * yhat
+        t1 = (t0 < 1) * 1.0 * (2 * inv_n)
+        return (-(t1 * y * np.maximum(1 - t0, 0)), t1 * y ** 2)
     """
     out, yhat, y = _prepare('squared_hinge_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -4309,7 +4341,7 @@ def squared_hinge_per_sample(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.maximum(0, 1 - y*yhat)**2
+        return np.maximum(1 - y * yhat, 0) ** 2
     """
     out, yhat, y = _prepare('squared_hinge_per_sample', out, yhat, y)
     weight = _weights('squared_hinge_per_sample', weight, out.shape, False)

@@ -251,7 +251,7 @@ def elastic_net(w: np.ndarray, *, lam: float = 0.01, l1_ratio: float = 0.5) -> f
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return np.sum(lam*(l1_ratio*np.abs(w) + (w*w)*(0.5 - 0.5*l1_ratio)))
+        return float(lam * np.sum(np.abs(w) * l1_ratio + w ** 2 * (0.5 - 0.5 * l1_ratio)))
     """
     b0, w = _prepare('elastic_net', None, w)
     lam = _hyper('elastic_net', 'lam', lam, 'nonnegative')
@@ -279,7 +279,7 @@ def elastic_net_grad(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return lam*(l1_ratio*np.sign(w) + w - l1_ratio*w)
+        return (w + np.sign(w) * l1_ratio + w * -l1_ratio) * lam
     """
     out, w = _prepare('elastic_net_grad', out, w)
     lam = _hyper('elastic_net_grad', 'lam', lam, 'nonnegative')
@@ -307,7 +307,7 @@ def elastic_net_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.full(np.shape(w), lam*(1 - l1_ratio), dtype=np.float64)
+        return np.full(np.shape(w), lam * (1 - l1_ratio))
     """
     out, w = _prepare('elastic_net_hess', out, w)
     lam = _hyper('elastic_net_hess', 'lam', lam, 'nonnegative')
@@ -325,7 +325,7 @@ def l1(w: np.ndarray, *, lam: float = 0.01) -> float:
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return np.sum(lam*np.abs(w))
+        return float(lam * np.sum(np.abs(w)))
     """
     b0, w = _prepare('l1', None, w)
     lam = _hyper('l1', 'lam', lam, 'nonnegative')
@@ -341,7 +341,7 @@ def l1_grad(w: np.ndarray, *, lam: float = 0.01, out: np.ndarray | None = None) 
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return lam*np.sign(w)
+        return np.sign(w) * lam
     """
     out, w = _prepare('l1_grad', out, w)
     lam = _hyper('l1_grad', 'lam', lam, 'nonnegative')
@@ -357,7 +357,7 @@ def l1_hess(w: np.ndarray, *, lam: float = 0.01, out: np.ndarray | None = None) 
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(w))
+        return np.full(np.shape(w), 0.0)
     """
     out, w = _prepare('l1_hess', out, w)
     lam = _hyper('l1_hess', 'lam', lam, 'nonnegative')
@@ -374,7 +374,7 @@ def l2(w: np.ndarray, *, lam: float = 0.01) -> float:
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return np.sum(0.5*lam*(w*w))
+        return float(0.5 * lam * np.sum(w ** 2 * 1.0))
     """
     b0, w = _prepare('l2', None, w)
     lam = _hyper('l2', 'lam', lam, 'nonnegative')
@@ -391,7 +391,7 @@ def l2_grad(w: np.ndarray, *, lam: float = 0.01, out: np.ndarray | None = None) 
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return lam*w
+        return w * lam
     """
     out, w = _prepare('l2_grad', out, w)
     lam = _hyper('l2_grad', 'lam', lam, 'nonnegative')
@@ -406,7 +406,7 @@ def l2_hess(w: np.ndarray, *, lam: float = 0.01, out: np.ndarray | None = None) 
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.full(np.shape(w), lam, dtype=np.float64)
+        return np.full(np.shape(w), lam)
     """
     out, w = _prepare('l2_hess', out, w)
     lam = _hyper('l2_hess', 'lam', lam, 'nonnegative')

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib.util
+import inspect
 import re
 
+import numpy as np
 import pytest
 import sympy as sp
+from conftest import emitted_args
 
 import symgrad as sg
+import symgrad.activations as A
+import symgrad.losses as L
+import symgrad.regularizers as R
 from symgrad.compiler.emitted import LINE_LENGTH, WEIGHT_DOC
 from symgrad.compiler.targets import TARGETS
 from symgrad.resources import generated_dir
@@ -103,3 +110,60 @@ def test_one_constant_changes_only_its_kernels_lines():
     assert changed
     outside = [n for n in changed if not any(a <= n <= b for a, b in kernel)]
     assert not outside, [after.splitlines()[n - 1] for n in outside]
+
+
+def _load(stem: str):
+    path = generated_dir() / f"{stem}.py"
+    spec = importlib.util.spec_from_file_location(f"symgrad_test_layout_{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _plain_function(fn) -> str:
+    """Return the docstring's plain-numpy form of emitted function ``fn`` as a function."""
+    doc = fn.__doc__.split("As plain numpy", 1)[1].split("\n", 2)[2]
+    lines = [line[8:] for line in doc.rstrip().splitlines()]
+    signature = inspect.signature(fn).replace(return_annotation=inspect.Signature.empty)
+    return f"def plain{signature}:\n" + "\n".join(f"    {line}" for line in lines) + "\n"
+
+
+@pytest.mark.parametrize("module", [A, L, R], ids=["activations", "losses", "regularizers"])
+def test_the_docstring_plain_form_computes_what_the_body_does(module, rng):
+    """The plain form is the body read back (one tree): run as numpy, it gives the function's
+    own results, for every emitted function."""
+    generated = _load(module.__name__.rsplit(".", 1)[-1])
+    for name in module.__all__:
+        fn = getattr(generated, name)
+        namespace = dict(vars(generated))  # np and the helpers (_erfc)
+        exec(_plain_function(fn), namespace)  # noqa: S102 - text this project generated
+        args = emitted_args(module, name, rng)
+        with np.errstate(all="ignore"):
+            want = fn(*args)
+            got = namespace["plain"](*args)
+        for w, g in zip(*(x if isinstance(x, tuple) else (x,) for x in (want, got)), strict=True):
+            w, g = (
+                np.asarray(w, np.float64),
+                np.broadcast_to(np.asarray(g, np.float64), np.shape(w)),
+            )
+            scale = np.max(np.abs(w[np.isfinite(w)]), initial=0.0)
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-13 * scale, err_msg=name)
+
+
+def test_each_lowering_rule_prints_the_same_in_docstring_and_body():
+    """Exact strings: the body's statements and the docstring's plain form of one function."""
+    fn = L.binary_cross_entropy_hess
+    doc = fn.__doc__
+    assert "return (y / yhat / yhat - (y - 1) / (1 - yhat) / (1 - yhat)) * inv_n" in doc
+    source = inspect.getsource(fn)
+    body = source[source.index('"""\n', source.index('r"""') + 4) :]
+    for statement in [
+        "np.divide(y, yhat, out=out)",
+        "np.divide(out, yhat, out=out)",
+        "np.subtract(y, 1, out=b1)",
+        "np.subtract(1, yhat, out=b2)",
+        "np.divide(b1, b2, out=b1)",
+        "np.subtract(out, b1, out=out)",
+        "np.multiply(out, inv_n, out=out)",
+    ]:
+        assert statement in body

@@ -27,7 +27,8 @@ def mae(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.abs(y - yhat)))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum(np.abs(y - yhat)) * inv_n)
     """
     b0, yhat, y = _prepare('mae', None, yhat, y)
     weight, inv_n = _weighting('mae', weight, b0.shape, count, False)
@@ -53,7 +54,7 @@ def mae_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.sign(y - yhat)
+        return np.sign(y - yhat) * -inv_n
     """
     out, yhat, y = _prepare('mae_grad', out, yhat, y)
     weight, inv_n = _weighting('mae_grad', weight, out.shape, count, False)
@@ -82,7 +83,7 @@ def mae_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
+        return (float(np.sum(np.abs(t0)) * inv_n), np.sign(t0) * -inv_n)
     """
     out, yhat, y = _prepare('mae_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('mae_value_and_grad', weight, out.shape, count, False)
@@ -112,7 +113,7 @@ def mae_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('mae_hess', out, yhat, y)
     weight, inv_n = _weighting('mae_hess', weight, out.shape, count, False)
@@ -137,7 +138,7 @@ def mae_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.sign(y - yhat), np.zeros(np.shape(yhat))
+        return (np.sign(y - yhat) * -inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('mae_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)

@@ -25,10 +25,11 @@ def my_softmax_ce(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.max(yhat, axis=-1, keepdims=True)
         return (
-            float(np.mean((t0 + np.log(np.sum(np.exp(yhat - t0), axis=-1, keepdims=True)))*np.sum(y,
-            axis=-1, keepdims=True) - np.einsum('...i,...i->...', y, yhat)[..., None]))
+            float((-np.vdot(y, yhat) + np.vdot(t0 + np.log(np.einsum('...i->...', np.exp(t0 * -1 +
+            yhat))[..., None]), np.einsum('...i->...', y)[..., None])) * inv_n)
         )
     """
     b0, yhat, y = _prepare('my_softmax_ce', None, yhat, y, classes=True)
@@ -63,10 +64,10 @@ def my_softmax_ce_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
+        t0 = np.exp(np.max(yhat, axis=-1, keepdims=True) * -1 + yhat)
         return (
-            (inv_n*np.sum(y, axis=-1, keepdims=True)/np.sum(t0, axis=-1, keepdims=True))*t0 -
-            inv_n*y
+            (t0 * (np.einsum('...i->...', y)[..., None] / np.einsum('...i->...', t0)[..., None]) -
+            y) * inv_n
         )
     """
     out, yhat, y = _prepare('my_softmax_ce_grad', out, yhat, y, classes=True)
@@ -103,13 +104,13 @@ def my_softmax_ce_value_and_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.sum(y, axis=-1, keepdims=True)
         t1 = np.max(yhat, axis=-1, keepdims=True)
-        t2 = np.exp(yhat - t1)
-        t3 = np.sum(t2, axis=-1, keepdims=True)
+        t2 = np.exp(t1 * -1 + yhat)
+        t0 = np.einsum('...i->...', y)[..., None]
+        t3 = np.einsum('...i->...', t2)[..., None]
         return (
-            float(np.mean(t0*(t1 + np.log(t3)) - np.einsum('...i,...i->...', y, yhat)[..., None])),
-            (inv_n*t0/t3)*t2 - inv_n*y
+            (float((-np.vdot(y, yhat) + np.vdot(t0, t1 + np.log(t3))) * inv_n), (t2 * (t0 / t3) - y)
+            * inv_n)
         )
     """
     out, yhat, y = _prepare('my_softmax_ce_value_and_grad', out, yhat, y, classes=True)
@@ -153,9 +154,12 @@ def my_softmax_ce_hess(
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.max(yhat, axis=-1, keepdims=True)
-        t1 = np.exp(yhat - t0)
-        t2 = np.sum(t1, axis=-1, keepdims=True)
-        return (inv_n*np.sum(y, axis=-1, keepdims=True))*(t1/t2 - np.exp(2*yhat - 2*t0)/(t2*t2))
+        t1 = np.exp(t0 * -1 + yhat)
+        t2 = np.einsum('...i->...', t1)[..., None]
+        return (
+            (t1 * (1.0 / t2) + np.exp(t0 * -2 + yhat * 2) * (-1 / t2 ** 2)) *
+            (np.einsum('...i->...', y)[..., None] * inv_n)
+        )
     """
     out, yhat, y = _prepare('my_softmax_ce_hess', out, yhat, y, classes=True)
     weight, inv_n = _weighting('my_softmax_ce_hess', weight, out.shape, count, True)
@@ -200,12 +204,15 @@ def my_softmax_ce_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.sum(y, axis=-1, keepdims=True)
         t1 = np.max(yhat, axis=-1, keepdims=True)
-        t2 = np.exp(yhat - t1)
-        t3 = np.sum(t2, axis=-1, keepdims=True)
-        t4 = 1/t3
-        return (inv_n*t0*t4)*t2 - inv_n*y, (inv_n*t0)*(t2*t4 - np.exp(2*yhat - 2*t1)/(t3*t3))
+        t2 = np.exp(t1 * -1 + yhat)
+        t3 = np.einsum('...i->...', t2)[..., None]
+        t4 = 1.0 / t3
+        t0 = np.einsum('...i->...', y)[..., None]
+        return (
+            ((t2 * (t0 * t4) - y) * inv_n, (t2 * t4 + np.exp(t1 * -2 + yhat * 2) * (-1 / t3 ** 2)) *
+            (t0 * inv_n))
+        )
     """
     out, yhat, y = _prepare('my_softmax_ce_grad_hess', None, yhat, y, classes=True)
     out1 = np.empty_like(out)
@@ -257,11 +264,11 @@ def my_softmax_ce_hvp(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
-        t1 = t0/np.sum(t0, axis=-1, keepdims=True)
+        t0 = np.exp(np.max(yhat, axis=-1, keepdims=True) * -1 + yhat)
+        t1 = t0 * (1.0 / np.einsum('...i->...', t0)[..., None])
         return (
-            (inv_n*np.sum(y, axis=-1, keepdims=True))*(t1*(vector - np.einsum('...i,...i->...', t1,
-            vector)[..., None]))
+            t1 * (np.einsum('...i,...i->...', t1, vector)[..., None] * -1 + vector) *
+            (np.einsum('...i->...', y)[..., None] * inv_n)
         )
     """
     out, yhat, y, vector = _prepare('my_softmax_ce_hvp', out, yhat, y, vector, classes=True)
@@ -302,8 +309,9 @@ def my_softmax_ce_per_sample(
 
         t0 = np.max(yhat, axis=-1, keepdims=True)
         return (
-            ((t0 + np.log(np.sum(np.exp(yhat - t0), axis=-1, keepdims=True)))*np.sum(y, axis=-1,
-            keepdims=True) - np.einsum('...i,...i->...', y, yhat)[..., None])[..., 0]
+            (np.einsum('...i,...i->...', y, yhat)[..., None] * -1 + (t0 +
+            np.log(np.einsum('...i->...', np.exp(t0 * -1 + yhat))[..., None])) *
+            np.einsum('...i->...', y)[..., None])[..., 0]
         )
     """
     b0, yhat, y = _prepare('my_softmax_ce_per_sample', None, yhat, y, classes=True)

@@ -27,8 +27,9 @@ def my_log_cosh(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
+        return float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n)
     """
     b0, yhat, y = _prepare('my_log_cosh', None, yhat, y)
     weight, inv_n = _weighting('my_log_cosh', weight, b0.shape, count, False)
@@ -57,7 +58,7 @@ def my_log_cosh_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.tanh(y - yhat)
+        return np.tanh(y - yhat) * -inv_n
     """
     out, yhat, y = _prepare('my_log_cosh_grad', out, yhat, y)
     weight, inv_n = _weighting('my_log_cosh_grad', weight, out.shape, count, False)
@@ -86,7 +87,10 @@ def my_log_cosh_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
+        return (
+            (float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n),
+            np.tanh(t0) * -inv_n)
+        )
     """
     out, yhat, y = _prepare('my_log_cosh_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('my_log_cosh_value_and_grad', weight, out.shape, count, False)
@@ -119,7 +123,7 @@ def my_log_cosh_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
+        return 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1)
     """
     out, yhat, y = _prepare('my_log_cosh_hess', out, yhat, y)
     weight, inv_n = _weighting('my_log_cosh_hess', weight, out.shape, count, False)
@@ -151,7 +155,7 @@ def my_log_cosh_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.tanh(y - yhat), 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
+        return (np.tanh(y - yhat) * -inv_n, 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1))
     """
     out, yhat, y = _prepare('my_log_cosh_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)

@@ -30,9 +30,12 @@ def my_huber(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return float(np.mean(np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
+        return (
+            float(np.sum(np.where(delta >= t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('my_huber', None, yhat, y)
     delta = _hyper('my_huber', 'delta', delta, 'real')
@@ -69,7 +72,7 @@ def my_huber_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.clip(y - yhat, -delta, delta)
+        return np.clip(y - yhat, -delta, delta) * -inv_n
     """
     out, yhat, y = _prepare('my_huber_grad', out, yhat, y)
     delta = _hyper('my_huber_grad', 'delta', delta, 'real')
@@ -104,8 +107,8 @@ def my_huber_value_and_grad(
         t0 = y - yhat
         t1 = np.abs(t0)
         return (
-            float(np.mean(np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))),
-            -inv_n*np.clip(t0, -delta, delta)
+            (float(np.sum(np.where(delta >= t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)) *
+            inv_n), np.clip(t0, -delta, delta) * -inv_n)
         )
     """
     out, yhat, y = _prepare('my_huber_value_and_grad', out, yhat, y)
@@ -147,7 +150,7 @@ def my_huber_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*1.0*(delta >= np.abs(y - yhat))
+        return (delta >= np.abs(y - yhat)) * 1.0 * inv_n
     """
     out, yhat, y = _prepare('my_huber_hess', out, yhat, y)
     delta = _hyper('my_huber_hess', 'delta', delta, 'real')
@@ -178,7 +181,7 @@ def my_huber_grad_hess(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return -inv_n*np.clip(t0, -delta, delta), inv_n*1.0*(delta >= np.abs(t0))
+        return (np.clip(t0, -delta, delta) * -inv_n, (delta >= np.abs(t0)) * 1.0 * inv_n)
     """
     out, yhat, y = _prepare('my_huber_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -214,7 +217,7 @@ def my_huber_per_sample(
 
         t0 = y - yhat
         t1 = np.abs(t0)
-        return np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))
+        return np.where(delta >= t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)
     """
     out, yhat, y = _prepare('my_huber_per_sample', out, yhat, y)
     delta = _hyper('my_huber_per_sample', 'delta', delta, 'real')

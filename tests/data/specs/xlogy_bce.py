@@ -25,10 +25,11 @@ def my_bce(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = 1 - y
         return (
-            float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1,
-            yhat)))))
+            float(-np.sum(t0 * np.log(np.where(t0 == 0, 1, 1 - yhat)) + y * np.log(np.where(y == 0,
+            1, yhat))) * inv_n)
         )
     """
     b0, yhat, y = _prepare('my_bce', None, yhat, y)
@@ -69,7 +70,7 @@ def my_bce_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = 1 - y
-        return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
+        return (t0 / np.where(t0 == 0, 1, 1 - yhat) - y / np.where(y == 0, 1, yhat)) * inv_n
     """
     out, yhat, y = _prepare('my_bce_grad', out, yhat, y)
     weight, inv_n = _weighting('my_bce_grad', weight, out.shape, count, False)
@@ -111,7 +112,10 @@ def my_bce_value_and_grad(
         t0 = np.where(y == 0, 1, yhat)
         t1 = 1 - y
         t2 = np.where(t1 == 0, 1, 1 - yhat)
-        return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
+        return (
+            (float((-np.vdot(t1, np.log(t2)) - np.vdot(y, np.log(t0))) * inv_n), (t1 / t2 - y / t0)
+            * inv_n)
+        )
     """
     out, yhat, y = _prepare('my_bce_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('my_bce_value_and_grad', weight, out.shape, count, False)
@@ -154,7 +158,7 @@ def my_bce_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
+        return (y / yhat / yhat - (y - 1) / (1 - yhat) / (1 - yhat)) * inv_n
     """
     out, yhat, y = _prepare('my_bce_hess', out, yhat, y)
     weight, inv_n = _weighting('my_bce_hess', weight, out.shape, count, False)
@@ -187,13 +191,13 @@ def my_bce_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = inv_n*y
+        t0 = y * inv_n
         t1 = y - 1
         t2 = -t1
         t3 = 1 - yhat
         return (
-            inv_n*t2*(1/np.where(t2 == 0, 1, t3)) - t0*(1/np.where(y == 0, 1, yhat)), t0/(yhat*yhat)
-            - inv_n*t1/(t3*t3)
+            (t2 / np.where(t2 == 0, 1, t3) * inv_n - t0 / np.where(y == 0, 1, yhat), t0 / yhat /
+            yhat + t1 / t3 / t3 * -inv_n)
         )
     """
     out, yhat, y = _prepare('my_bce_grad_hess', None, yhat, y)
@@ -241,7 +245,9 @@ def my_bce_per_sample(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = 1 - y
-        return -(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))
+        return (
+            -(t0 * np.log(np.where(t0 == 0, 1, 1 - yhat)) + y * np.log(np.where(y == 0, 1, yhat)))
+        )
     """
     out, yhat, y = _prepare('my_bce_per_sample', out, yhat, y)
     weight = _weights('my_bce_per_sample', weight, out.shape, False)
