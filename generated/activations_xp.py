@@ -206,15 +206,20 @@ def _real(name, index, xp, a):
 def _prepare(name, *arrays, classes=False):
     """Return the inputs' namespace, their promoted float dtype and the inputs as arrays of that
     dtype broadcast to the first input's shape (the rules of ``_shape``)."""
+    spaces, real = [], []
     for i, a in enumerate(arrays):
         try:
-            _namespace(a)
+            spaces.append(_namespace(a))
         except TypeError:
+            kind = type(a).__name__
+            raise TypeError(f"{name}: {_arg(name, i)} is not an array ({kind})") from None
+        real.append(_real(name, i, spaces[i], a))
+    for i, space in enumerate(spaces[1:], 1):
+        if space is not spaces[0]:
             raise TypeError(
-                f"{name}: {_arg(name, i)} is not an array ({type(a).__name__})"
-            ) from None
-    xp = _namespace(*arrays)
-    arrays = [_real(name, i, xp, a) for i, a in enumerate(arrays)]
+                f"{name}: {_arg(name, i)} is an array of another library than {_arg(name, 0)}"
+            )
+    xp, arrays = spaces[0], real
     shape = _shape(name, [tuple(a.shape) for a in arrays], classes)
     dtype = xp.result_type(*arrays)
     arrays = [a if a.dtype == dtype else xp.astype(a, dtype) for a in arrays]
@@ -289,7 +294,10 @@ def elu(x, *, alpha: float = 1.0, out=None):
     """
     xp, dtype, x = _prepare('elu', x)
     alpha = _hyper('elu', 'alpha', alpha, 'real')
-    return _into('elu', out, xp.where(x > 0, x, alpha*xp.expm1(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    return (
+        _into('elu', out, xp.where(x > 0, x, alpha*xp.expm1(xp.minimum(x, xp.asarray(0,
+        dtype=dtype)))))
+    )
 
 
 def elu_grad(x, *, alpha: float = 1.0, out=None):
@@ -300,7 +308,10 @@ def elu_grad(x, *, alpha: float = 1.0, out=None):
     """
     xp, dtype, x = _prepare('elu_grad', x)
     alpha = _hyper('elu_grad', 'alpha', alpha, 'real')
-    return _into('elu_grad', out, xp.where(x > 0, xp.asarray(1, dtype=dtype), alpha*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    return (
+        _into('elu_grad', out, xp.where(x > 0, xp.asarray(1, dtype=dtype),
+        alpha*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    )
 
 
 def elu_hess(x, *, alpha: float = 1.0, out=None):
@@ -310,7 +321,10 @@ def elu_hess(x, *, alpha: float = 1.0, out=None):
     """
     xp, dtype, x = _prepare('elu_hess', x)
     alpha = _hyper('elu_hess', 'alpha', alpha, 'real')
-    return _into('elu_hess', out, xp.where(x > 0, xp.asarray(0, dtype=dtype), alpha*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    return (
+        _into('elu_hess', out, xp.where(x > 0, xp.asarray(0, dtype=dtype),
+        alpha*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    )
 
 
 def gelu(x, *, out=None):
@@ -331,7 +345,10 @@ def gelu_grad(x, *, out=None):
     df/dx = sqrt(2)*x*exp(-x**2/2)/(2*sqrt(pi)) + ncdf(x)
     """
     xp, dtype, x = _prepare('gelu_grad', x)
-    return _into('gelu_grad', out, 0.3989422804014327*x*xp.exp(-0.5*(x*x)) + (0.5*_erfc(-0.7071067811865476*x)))
+    return (
+        _into('gelu_grad', out, 0.3989422804014327*x*xp.exp(-0.5*(x*x)) +
+        (0.5*_erfc(-0.7071067811865476*x)))
+    )
 
 
 def gelu_hess(x, *, out=None):
@@ -372,7 +389,10 @@ def gelu_tanh_grad(x, *, out=None):
     t2 = t0 + 0.07135481627260025*t1
     t3 = xp.exp(-xp.abs(t2))
     t4 = t3 + 1
-    return _into('gelu_tanh_grad', out, t3*(t0 + 0.21406444881780073*t1)/(t4*t4) + xp.maximum(t3, xp.astype(t2 >= 0, dtype))/t4)
+    return (
+        _into('gelu_tanh_grad', out, t3*(t0 + 0.21406444881780073*t1)/(t4*t4) + xp.maximum(t3,
+        xp.astype(t2 >= 0, dtype))/t4)
+    )
 
 
 def gelu_tanh_hess(x, *, out=None):
@@ -396,7 +416,10 @@ def gelu_tanh_hess(x, *, out=None):
     t2 = xp.exp(-xp.abs(0.07135481627260025*t1 + 1.5957691216057308*x))
     t3 = t2/((t2 + 1)**2)
     t4 = xp.tanh(0.035677408136300125*t1 + 0.7978845608028654*x)
-    return _into('gelu_tanh_hess', out, t0*t3 + t3*(t0 + 3.1915382432114616) + t3*(-0.6831948749139936*t1*t4 - 0.045823588247668835*t4*x**5 - 2.5464790894703255*t4*x))
+    return (
+        _into('gelu_tanh_hess', out, t0*t3 + t3*(t0 + 3.1915382432114616) +
+        t3*(-0.6831948749139936*t1*t4 - 0.045823588247668835*t4*x**5 - 2.5464790894703255*t4*x))
+    )
 
 
 def identity(x, *, out=None):
@@ -470,7 +493,10 @@ def mish(x, *, out=None):
     f = x*tanh(log(exp(x) + 1))
     """
     xp, dtype, x = _prepare('mish', x)
-    return _into('mish', out, x*xp.tanh(xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, xp.asarray(0, dtype=dtype))))
+    return (
+        _into('mish', out, x*xp.tanh(xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, xp.asarray(0,
+        dtype=dtype))))
+    )
 
 
 def mish_grad(x, *, out=None):
@@ -484,7 +510,10 @@ def mish_grad(x, *, out=None):
     t1 = xp.exp(-xp.abs(x))
     t2 = xp.log1p(t1)
     t3 = xp.exp(-2*t0 - 2*t2)
-    return _into('mish_grad', out, 4*t3*x*xp.maximum(t1, xp.astype(x >= 0, dtype))/((t1 + 1)*((t3 + 1)**2)) + xp.tanh(t0 + t2))
+    return (
+        _into('mish_grad', out, 4*t3*x*xp.maximum(t1, xp.astype(x >= 0, dtype))/((t1 + 1)*((t3 +
+        1)**2)) + xp.tanh(t0 + t2))
+    )
 
 
 def mish_hess(x, *, out=None):
@@ -526,7 +555,10 @@ def relu_grad(x, *, out=None):
     df/dx = Piecewise((1, x > 0), (0, True))
     """
     xp, dtype, x = _prepare('relu_grad', x)
-    return _into('relu_grad', out, xp.where(x > 0, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype)))
+    return (
+        _into('relu_grad', out, xp.where(x > 0, xp.asarray(1, dtype=dtype), xp.asarray(0,
+        dtype=dtype)))
+    )
 
 
 def relu_hess(x, *, out=None):
@@ -547,7 +579,10 @@ def selu(x, *, out=None):
         True))
     """
     xp, dtype, x = _prepare('selu', x)
-    return _into('selu', out, 1.0507009873554805*xp.where(x > 0, x, 1.6732632423543772*xp.expm1(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    return (
+        _into('selu', out, 1.0507009873554805*xp.where(x > 0, x,
+        1.6732632423543772*xp.expm1(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    )
 
 
 def selu_grad(x, *, out=None):
@@ -558,7 +593,10 @@ def selu_grad(x, *, out=None):
     df/dx = 1.05070098735548*Piecewise((1, x > 0), (1.67326324235438*exp(Min(0, x)), True))
     """
     xp, dtype, x = _prepare('selu_grad', x)
-    return _into('selu_grad', out, 1.0507009873554805*xp.where(x > 0, xp.asarray(1, dtype=dtype), 1.6732632423543772*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    return (
+        _into('selu_grad', out, 1.0507009873554805*xp.where(x > 0, xp.asarray(1, dtype=dtype),
+        1.6732632423543772*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    )
 
 
 def selu_hess(x, *, out=None):
@@ -567,7 +605,10 @@ def selu_hess(x, *, out=None):
     d2f/dx2 = 1.05070098735548*Piecewise((0, x > 0), (1.67326324235438*exp(Min(0, x)), True))
     """
     xp, dtype, x = _prepare('selu_hess', x)
-    return _into('selu_hess', out, 1.0507009873554805*xp.where(x > 0, xp.asarray(0, dtype=dtype), 1.6732632423543772*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    return (
+        _into('selu_hess', out, 1.0507009873554805*xp.where(x > 0, xp.asarray(0, dtype=dtype),
+        1.6732632423543772*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+    )
 
 
 def sigmoid(x, *, out=None):
@@ -658,7 +699,9 @@ def softmax_vjp(x, grad_output, *, out=None):
     xp, dtype, x, grad_output = _prepare('softmax_vjp', x, grad_output, classes=True)
     t0 = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
     t1 = t0/xp.sum(t0, axis=-1, keepdims=True)
-    return _into('softmax_vjp', out, t1*(grad_output - xp.sum(grad_output*t1, axis=-1, keepdims=True)))
+    return (
+        _into('softmax_vjp', out, t1*(grad_output - xp.sum(grad_output*t1, axis=-1, keepdims=True)))
+    )
 
 
 def softplus(x, *, beta: float = 1.0, out=None):
@@ -671,7 +714,10 @@ def softplus(x, *, beta: float = 1.0, out=None):
     xp, dtype, x = _prepare('softplus', x)
     beta = _hyper('softplus', 'beta', beta, 'positive')
     t0 = beta*x
-    return _into('softplus', out, (xp.log1p(xp.exp(-xp.abs(t0))) + xp.maximum(t0, xp.asarray(0, dtype=dtype)))/beta)
+    return (
+        _into('softplus', out, (xp.log1p(xp.exp(-xp.abs(t0))) + xp.maximum(t0, xp.asarray(0,
+        dtype=dtype)))/beta)
+    )
 
 
 def softplus_grad(x, *, beta: float = 1.0, out=None):

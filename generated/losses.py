@@ -513,7 +513,8 @@ def _prepare(name, out, *arrays, classes=False):
     arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
     if out is None:  # numpy's promotion: float32 in, float32 out (float16 and longdouble: float64)
         dtype = np.result_type(*arrays)
-        return (np.empty(shape, dtype if dtype in (np.float32, np.float64) else np.float64), *arrays)
+        dtype = dtype if dtype in (np.float32, np.float64) else np.float64
+        return (np.empty(shape, dtype), *arrays)
     if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
         got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
         raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
@@ -600,14 +601,18 @@ def binary_cross_entropy(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = 1 - y
-        return float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))))
+        return (
+            float(-np.sum(t0 * np.log(np.where(t0 == 0, 1, 1 - yhat)) + y * np.log(np.where(y == 0,
+            1, yhat))) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('binary_cross_entropy', None, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
-    np.subtract(1, y, out=b0)
+    np.subtract(1, y, out=b0)  # t0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.equal(b0, 0, out=m0)
         np.subtract(1, yhat, out=b1)
@@ -641,13 +646,13 @@ def binary_cross_entropy_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = 1 - y
-        return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
+        return (t0 / np.where(t0 == 0, 1, 1 - yhat) - y / np.where(y == 0, 1, yhat)) * inv_n
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.subtract(1, y, out=out)
+    np.subtract(1, y, out=out)  # t0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.equal(out, 0, out=m0)
         np.subtract(1, yhat, out=b1)
@@ -672,7 +677,7 @@ def binary_cross_entropy_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (binary_cross_entropy, binary_cross_entropy_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
@@ -683,20 +688,25 @@ def binary_cross_entropy_value_and_grad(
         t0 = np.where(y == 0, 1, yhat)
         t1 = 1 - y
         t2 = np.where(t1 == 0, 1, 1 - yhat)
-        return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
+        return (
+            (float((-np.vdot(t1, np.log(t2)) - np.vdot(y, np.log(t0))) * inv_n), (t1 / t2 - y / t0)
+            * inv_n)
+        )
     """
     out, yhat, y = _prepare('binary_cross_entropy_value_and_grad', out, yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_value_and_grad', weight, out.shape, count, False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_value_and_grad', weight, out.shape, count, False)
+    )
     b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
-    np.copyto(b0, 1, where=m0)
-    np.subtract(1, y, out=out)
+    np.copyto(b0, 1, where=m0)  # t0
+    np.subtract(1, y, out=out)  # t1
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.equal(out, 0, out=m0)
         np.subtract(1, yhat, out=b2)
-    np.copyto(b2, 1, where=m0)
+    np.copyto(b2, 1, where=m0)  # t2
     np.log(b2, out=b3)
     value0 = -_total(weight, out, b3)
     np.log(b0, out=b3)
@@ -726,7 +736,7 @@ def binary_cross_entropy_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
+        return (y / yhat / yhat - (y - 1) / (1 - yhat) / (1 - yhat)) * inv_n
     """
     out, yhat, y = _prepare('binary_cross_entropy_hess', out, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_hess', weight, out.shape, count, False)
@@ -751,7 +761,7 @@ def binary_cross_entropy_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (binary_cross_entropy_grad, binary_cross_entropy_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
     diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
@@ -759,21 +769,24 @@ def binary_cross_entropy_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = inv_n*y
+        t0 = y * inv_n
         t1 = y - 1
         t2 = -t1
         t3 = 1 - yhat
-        return inv_n*t2*(1/np.where(t2 == 0, 1, t3)) - t0*(1/np.where(y == 0, 1, yhat)), t0/(yhat*yhat) - inv_n*t1/(t3*t3)
+        return (
+            (t2 / np.where(t2 == 0, 1, t3) * inv_n - t0 / np.where(y == 0, 1, yhat), t0 / yhat /
+            yhat + t1 / t3 / t3 * -inv_n)
+        )
     """
     out, yhat, y = _prepare('binary_cross_entropy_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     weight, inv_n = _weighting('binary_cross_entropy_grad_hess', weight, out.shape, count, False)
     b1, b3, b4 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.multiply(y, inv_n, out=out1)
-    np.subtract(y, 1, out=b1)
-    np.negative(b1, out=out)
-    np.subtract(1, yhat, out=b3)
+    np.multiply(y, inv_n, out=out1)  # t0
+    np.subtract(y, 1, out=b1)  # t1
+    np.negative(b1, out=out)  # t2
+    np.subtract(1, yhat, out=b3)  # t3
     np.equal(out, 0, out=m0)
     np.copyto(b4, b3)
     np.copyto(b4, 1, where=m0)
@@ -803,20 +816,22 @@ def binary_cross_entropy_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of binary_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = 1 - y
-        return -(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))
+        return (
+            -(t0 * np.log(np.where(t0 == 0, 1, 1 - yhat)) + y * np.log(np.where(y == 0, 1, yhat)))
+        )
     """
     out, yhat, y = _prepare('binary_cross_entropy_per_sample', out, yhat, y)
     weight = _weights('binary_cross_entropy_per_sample', weight, out.shape, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.subtract(1, y, out=out)
+    np.subtract(1, y, out=out)  # t0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.equal(out, 0, out=m0)
         np.subtract(1, yhat, out=b1)
@@ -851,7 +866,11 @@ def binary_cross_entropy_with_logits(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat))
+        inv_n = 1 / np.size(yhat)
+        return (
+            float((-np.vdot(y, yhat) + np.sum(np.maximum(yhat, 0)) +
+            np.sum(np.log1p(np.exp(-np.abs(yhat))))) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('binary_cross_entropy_with_logits', None, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits', weight, b0.shape, count, False)
@@ -883,15 +902,17 @@ def binary_cross_entropy_with_logits_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
-        return inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
+        return (np.maximum(t0, yhat >= 0) / (t0 + 1) - y) * inv_n
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad', weight, out.shape, count, False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_grad', weight, out.shape, count, False)
+    )
     b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
+    np.exp(b0, out=b0)  # t0
     np.greater_equal(yhat, 0, out=m0)
     np.maximum(b0, m0, out=out)
     np.add(b0, 1, out=b0)
@@ -911,7 +932,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat)))
@@ -921,15 +942,21 @@ def binary_cross_entropy_with_logits_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
-        return float(np.mean(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)), inv_n*np.maximum(t0, (yhat >= 0))/(t0 + 1) - inv_n*y
+        return (
+            (float((-np.vdot(y, yhat) + np.sum(np.maximum(yhat, 0)) + np.sum(np.log1p(t0))) *
+            inv_n), (np.maximum(t0, yhat >= 0) / (t0 + 1) - y) * inv_n)
+        )
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, out.shape, count, False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, out.shape, count,
+        False)
+    )
     b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
+    np.exp(b0, out=b0)  # t0
     value0 = -_total(weight, y, yhat)
     np.maximum(yhat, 0, out=out)
     value0 += _total(weight, out)
@@ -962,10 +989,12 @@ def binary_cross_entropy_with_logits_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return (0.5)*inv_n/(np.cosh(yhat) + 1)
+        return 0.5 * inv_n / (np.cosh(yhat) + 1)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', out, yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_hess', weight, out.shape, count, False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_hess', weight, out.shape, count, False)
+    )
     with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
         np.cosh(yhat, out=out)
     np.add(out, 1, out=out)
@@ -982,7 +1011,7 @@ def binary_cross_entropy_with_logits_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (binary_cross_entropy_with_logits_grad, binary_cross_entropy_with_logits_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y + sigmoid(yhat)) / n_elements
     diag d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
@@ -992,17 +1021,19 @@ def binary_cross_entropy_with_logits_grad_hess(
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
         t1 = t0 + 1
-        return inv_n*np.maximum(t0, (yhat >= 0))/t1 - inv_n*y, inv_n*t0/(t1*t1)
+        return ((np.maximum(t0, yhat >= 0) / t1 - y) * inv_n, t0 / t1 / t1 * inv_n)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad_hess', weight, out.shape, count, False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_grad_hess', weight, out.shape, count, False)
+    )
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=out1)
     np.negative(out1, out=out1)
-    np.exp(out1, out=out1)
-    np.add(out1, 1, out=b1)
+    np.exp(out1, out=out1)  # t0
+    np.add(out1, 1, out=b1)  # t1
     np.greater_equal(yhat, 0, out=m0)
     np.maximum(out1, m0, out=out)
     np.divide(out, b1, out=out)
@@ -1024,13 +1055,13 @@ def binary_cross_entropy_with_logits_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of binary_cross_entropy_with_logits(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.log1p(np.exp(-np.abs(yhat))) + np.maximum(0, yhat) - y*yhat
+        return np.maximum(yhat, 0) + np.log1p(np.exp(-np.abs(yhat))) - y * yhat
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_per_sample', out, yhat, y)
     weight = _weights('binary_cross_entropy_with_logits_per_sample', weight, out.shape, False)
@@ -1063,7 +1094,8 @@ def categorical_cross_entropy(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None]))
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        return float(-np.vdot(y, np.log(np.where(y == 0, 1, yhat))) * inv_n)
     """
     b0, yhat, y = _prepare('categorical_cross_entropy', None, yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy', weight, b0.shape, count, True)
@@ -1092,7 +1124,7 @@ def categorical_cross_entropy_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return -inv_n*y*(1/np.where(y == 0, 1, yhat))
+        return y / np.where(y == 0, 1, yhat) * -inv_n
     """
     out, yhat, y = _prepare('categorical_cross_entropy_grad', out, yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_grad', weight, out.shape, count, True)
@@ -1115,7 +1147,7 @@ def categorical_cross_entropy_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (categorical_cross_entropy, categorical_cross_entropy_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over samples of -axis_sum(xlogy(y, yhat))
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
@@ -1124,15 +1156,17 @@ def categorical_cross_entropy_value_and_grad(
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.where(y == 0, 1, yhat)
-        return float(np.mean(-np.einsum('...i,...i->...', y, np.log(t0))[..., None])), -inv_n*y/t0
+        return (float(-np.vdot(y, np.log(t0)) * inv_n), y / t0 * -inv_n)
     """
     out, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', out, yhat, y, classes=True)
-    weight, inv_n = _weighting('categorical_cross_entropy_value_and_grad', weight, out.shape, count, True)
+    weight, inv_n = (
+        _weighting('categorical_cross_entropy_value_and_grad', weight, out.shape, count, True)
+    )
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(out, yhat)
-    np.copyto(out, 1, where=m0)
+    np.copyto(out, 1, where=m0)  # t0
     np.log(out, out=b1)
     value0 = -_total(weight, y, b1)
     value0 *= inv_n
@@ -1151,14 +1185,15 @@ def categorical_cross_entropy_hess(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the diagonal of d2L/dyhat2 (per sample; categorical_cross_entropy_hvp applies the whole per-sample Hessian).
+    r"""Return the diagonal of d2L/dyhat2 (per sample; categorical_cross_entropy_hvp applies the
+    whole per-sample Hessian).
 
     diag d2L/dyhat2 = (y/yhat**2) / n_samples
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return inv_n*y/(yhat*yhat)
+        return y / yhat / yhat * inv_n
     """
     out, yhat, y = _prepare('categorical_cross_entropy_hess', out, yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_hess', weight, out.shape, count, True)
@@ -1177,7 +1212,7 @@ def categorical_cross_entropy_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (categorical_cross_entropy_grad, categorical_cross_entropy_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
     diag d2L/dyhat2 = (y/yhat**2) / n_samples
@@ -1185,14 +1220,16 @@ def categorical_cross_entropy_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = inv_n*y
-        return -t0*(1/np.where(y == 0, 1, yhat)), t0/(yhat*yhat)
+        t0 = y * inv_n
+        return (-(t0 / np.where(y == 0, 1, yhat)), t0 / yhat / yhat)
     """
     out, yhat, y = _prepare('categorical_cross_entropy_grad_hess', None, yhat, y, classes=True)
     out1 = np.empty_like(out)
-    weight, inv_n = _weighting('categorical_cross_entropy_grad_hess', weight, out.shape, count, True)
+    weight, inv_n = (
+        _weighting('categorical_cross_entropy_grad_hess', weight, out.shape, count, True)
+    )
     m0, = _scratch(out.shape, 1, bool)
-    np.multiply(y, inv_n, out=out1)
+    np.multiply(y, inv_n, out=out1)  # t0
     np.equal(y, 0, out=m0)
     np.copyto(out, yhat)
     np.copyto(out, 1, where=m0)
@@ -1222,9 +1259,11 @@ def categorical_cross_entropy_hvp(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return inv_n*vector*y/(yhat*yhat)
+        return vector * y / yhat / yhat * inv_n
     """
-    out, yhat, y, vector = _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector, classes=True)
+    out, yhat, y, vector = (
+        _prepare('categorical_cross_entropy_hvp', out, yhat, y, vector, classes=True)
+    )
     weight, inv_n = _weighting('categorical_cross_entropy_hvp', weight, out.shape, count, True)
     np.multiply(vector, y, out=out)
     np.divide(out, yhat, out=out)
@@ -1242,13 +1281,16 @@ def categorical_cross_entropy_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per sample of categorical_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per sample, before the mean (times ``weight`` if given).
 
     l = -axis_sum(xlogy(y, yhat))
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return (-np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None])[..., 0]
+        return (
+            (np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, yhat)))[..., None] * -1)[...,
+            0]
+        )
     """
     b0, yhat, y = _prepare('categorical_cross_entropy_per_sample', None, yhat, y, classes=True)
     out, rows = _row_out('categorical_cross_entropy_per_sample', out, b0.shape, b0.dtype)
@@ -1280,7 +1322,8 @@ def hinge(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.maximum(0, 1 - y*yhat)))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum(np.maximum(1 - y * yhat, 0)) * inv_n)
     """
     b0, yhat, y = _prepare('hinge', None, yhat, y)
     weight, inv_n = _weighting('hinge', weight, b0.shape, count, False)
@@ -1308,7 +1351,7 @@ def hinge_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*y*1.0*(y*yhat < 1)
+        return y * ((y * yhat < 1) * 1.0) * -inv_n
     """
     out, yhat, y = _prepare('hinge_grad', out, yhat, y)
     weight, inv_n = _weighting('hinge_grad', weight, out.shape, count, False)
@@ -1329,7 +1372,7 @@ def hinge_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (hinge, hinge_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
@@ -1337,14 +1380,14 @@ def hinge_value_and_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = y*yhat
-        return float(np.mean(np.maximum(0, 1 - t0))), -inv_n*y*1.0*(t0 < 1)
+        t0 = y * yhat
+        return (float(np.sum(np.maximum(1 - t0, 0)) * inv_n), y * ((t0 < 1) * 1.0) * -inv_n)
     """
     out, yhat, y = _prepare('hinge_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('hinge_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.multiply(y, yhat, out=out)
+        np.multiply(y, yhat, out=out)  # t0
         np.subtract(1, out, out=b1)
     np.maximum(b1, 0, out=b1)
     value0 = _total(weight, b1)
@@ -1371,7 +1414,7 @@ def hinge_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('hinge_hess', out, yhat, y)
     weight, inv_n = _weighting('hinge_hess', weight, out.shape, count, False)
@@ -1388,7 +1431,7 @@ def hinge_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (hinge_grad, hinge_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
@@ -1396,7 +1439,7 @@ def hinge_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*y*1.0*(y*yhat < 1), np.zeros(np.shape(yhat))
+        return (y * ((y * yhat < 1) * 1.0) * -inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('hinge_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -1419,13 +1462,13 @@ def hinge_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of hinge(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Max(0, -y*yhat + 1)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.maximum(0, 1 - y*yhat)
+        return np.maximum(1 - y * yhat, 0)
     """
     out, yhat, y = _prepare('hinge_per_sample', out, yhat, y)
     weight = _weights('hinge_per_sample', weight, out.shape, False)
@@ -1455,9 +1498,12 @@ def huber(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
+        return (
+            float(np.sum(np.where(delta > t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('huber', None, yhat, y)
     delta = _hyper('huber', 'delta', delta, 'positive')
@@ -1465,8 +1511,8 @@ def huber(
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=b0)
-        np.abs(b0, out=b1)
+        np.subtract(y, yhat, out=b0)  # t0
+        np.abs(b0, out=b1)  # t1
         np.greater(delta, b1, out=m0)
         np.square(b0, out=b0)
         np.multiply(b0, 0.5, out=b0)
@@ -1494,7 +1540,7 @@ def huber_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.clip(y - yhat, -delta, delta)
+        return np.clip(y - yhat, -delta, delta) * -inv_n
     """
     out, yhat, y = _prepare('huber_grad', out, yhat, y)
     delta = _hyper('huber_grad', 'delta', delta, 'positive')
@@ -1517,7 +1563,7 @@ def huber_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (huber, huber_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
@@ -1528,7 +1574,10 @@ def huber_value_and_grad(
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return float(np.mean(np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), -inv_n*np.clip(t0, -delta, delta)
+        return (
+            (float(np.sum(np.where(delta > t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)) * inv_n),
+            np.clip(t0, -delta, delta) * -inv_n)
+        )
     """
     out, yhat, y = _prepare('huber_value_and_grad', out, yhat, y)
     delta = _hyper('huber_value_and_grad', 'delta', delta, 'positive')
@@ -1536,8 +1585,8 @@ def huber_value_and_grad(
     b1, b2 = _scratch(out.shape, 2, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=out)
-        np.abs(out, out=b1)
+        np.subtract(y, yhat, out=out)  # t0
+        np.abs(out, out=b1)  # t1
         np.greater(delta, b1, out=m0)
         np.square(out, out=b2)
         np.multiply(b2, 0.5, out=b2)
@@ -1569,7 +1618,7 @@ def huber_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*1.0*(delta > np.abs(y - yhat))
+        return (delta > np.abs(y - yhat)) * 1.0 * inv_n
     """
     out, yhat, y = _prepare('huber_hess', out, yhat, y)
     delta = _hyper('huber_hess', 'delta', delta, 'positive')
@@ -1591,7 +1640,7 @@ def huber_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (huber_grad, huber_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
     diag d2L/dyhat2 = (Piecewise((1, delta > Abs(y - yhat)), (0, True))) / n_elements
@@ -1600,14 +1649,14 @@ def huber_grad_hess(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return -inv_n*np.clip(t0, -delta, delta), inv_n*1.0*(delta > np.abs(t0))
+        return (np.clip(t0, -delta, delta) * -inv_n, (delta > np.abs(t0)) * 1.0 * inv_n)
     """
     out, yhat, y = _prepare('huber_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     delta = _hyper('huber_grad_hess', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_grad_hess', weight, out.shape, count, False)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=out1)
+        np.subtract(y, yhat, out=out1)  # t0
     np.clip(out1, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
     np.abs(out1, out=out1)
@@ -1627,7 +1676,7 @@ def huber_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of huber(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y - yhat)),
         True))
@@ -1636,7 +1685,7 @@ def huber_per_sample(
 
         t0 = y - yhat
         t1 = np.abs(t0)
-        return np.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))
+        return np.where(delta > t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)
     """
     out, yhat, y = _prepare('huber_per_sample', out, yhat, y)
     delta = _hyper('huber_per_sample', 'delta', delta, 'positive')
@@ -1644,8 +1693,8 @@ def huber_per_sample(
     b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=b0)
-        np.abs(b0, out=out)
+        np.subtract(y, yhat, out=b0)  # t0
+        np.abs(b0, out=out)  # t1
         np.greater(delta, out, out=m0)
         np.square(b0, out=b0)
         np.multiply(b0, 0.5, out=b0)
@@ -1672,7 +1721,8 @@ def kl_div(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None]))
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
+        return float((-np.vdot(y, yhat) + np.vdot(y, np.log(np.where(y == 0, 1, y)))) * inv_n)
     """
     b0, yhat, y = _prepare('kl_div', None, yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div', weight, b0.shape, count, True)
@@ -1702,7 +1752,7 @@ def kl_div_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return np.zeros(np.shape(yhat)) + (-inv_n*y)
+        return y * -inv_n
     """
     out, yhat, y = _prepare('kl_div_grad', out, yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_grad', weight, out.shape, count, True)
@@ -1720,7 +1770,7 @@ def kl_div_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (kl_div, kl_div_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over samples of axis_sum(-y*yhat + xlogy(y, y))
     dL/dyhat = (-y) / n_samples
@@ -1728,7 +1778,10 @@ def kl_div_value_and_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return float(np.mean(np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None])), np.zeros(np.shape(yhat)) + (-inv_n*y)
+        return (
+            (float((-np.vdot(y, yhat) + np.vdot(y, np.log(np.where(y == 0, 1, y)))) * inv_n), y *
+            -inv_n)
+        )
     """
     out, yhat, y = _prepare('kl_div_value_and_grad', out, yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_value_and_grad', weight, out.shape, count, True)
@@ -1754,13 +1807,14 @@ def kl_div_hess(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the diagonal of d2L/dyhat2 (per sample; kl_div_hvp applies the whole per-sample Hessian).
+    r"""Return the diagonal of d2L/dyhat2 (per sample; kl_div_hvp applies the whole per-sample
+    Hessian).
 
     diag d2L/dyhat2 = (0) / n_samples
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('kl_div_hess', out, yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_hess', weight, out.shape, count, True)
@@ -1777,7 +1831,7 @@ def kl_div_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (kl_div_grad, kl_div_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y) / n_samples
     diag d2L/dyhat2 = (0) / n_samples
@@ -1785,7 +1839,7 @@ def kl_div_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        return np.zeros(np.shape(yhat)) + (-inv_n*y), np.zeros(np.shape(yhat))
+        return (y * -inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('kl_div_grad_hess', None, yhat, y, classes=True)
     out1 = np.empty_like(out)
@@ -1813,7 +1867,7 @@ def kl_div_hvp(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y, vector = _prepare('kl_div_hvp', out, yhat, y, vector, classes=True)
     weight, inv_n = _weighting('kl_div_hvp', weight, out.shape, count, True)
@@ -1830,13 +1884,16 @@ def kl_div_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per sample of kl_div(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per sample, before the mean (times ``weight`` if given).
 
     l = axis_sum(-y*yhat + xlogy(y, y))
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return (np.einsum('...i,...i->...', y, np.log(np.where(y == 0, 1, y)))[..., None] - np.einsum('...i,...i->...', y, yhat)[..., None])[..., 0]
+        return (
+            (np.einsum('...i,...i->...', y, yhat)[..., None] * -1 + np.einsum('...i,...i->...', y,
+            np.log(np.where(y == 0, 1, y)))[..., None])[..., 0]
+        )
     """
     b0, yhat, y = _prepare('kl_div_per_sample', None, yhat, y, classes=True)
     out, rows = _row_out('kl_div_per_sample', out, b0.shape, b0.dtype)
@@ -1871,7 +1928,8 @@ def l1(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.abs(y - yhat)))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum(np.abs(y - yhat)) * inv_n)
     """
     b0, yhat, y = _prepare('l1', None, yhat, y)
     weight, inv_n = _weighting('l1', weight, b0.shape, count, False)
@@ -1897,7 +1955,7 @@ def l1_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.sign(y - yhat)
+        return np.sign(y - yhat) * -inv_n
     """
     out, yhat, y = _prepare('l1_grad', out, yhat, y)
     weight, inv_n = _weighting('l1_grad', weight, out.shape, count, False)
@@ -1917,7 +1975,7 @@ def l1_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (l1, l1_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Abs(y - yhat)
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -1926,12 +1984,12 @@ def l1_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
+        return (float(np.sum(np.abs(t0)) * inv_n), np.sign(t0) * -inv_n)
     """
     out, yhat, y = _prepare('l1_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('l1_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
-    np.subtract(y, yhat, out=out)
+    np.subtract(y, yhat, out=out)  # t0
     np.abs(out, out=b1)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -1956,7 +2014,7 @@ def l1_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('l1_hess', out, yhat, y)
     weight, inv_n = _weighting('l1_hess', weight, out.shape, count, False)
@@ -1973,7 +2031,7 @@ def l1_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (l1_grad, l1_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
@@ -1981,7 +2039,7 @@ def l1_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.sign(y - yhat), np.zeros(np.shape(yhat))
+        return (np.sign(y - yhat) * -inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('l1_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -2003,7 +2061,7 @@ def l1_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of l1(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Abs(y - yhat)
 
@@ -2035,13 +2093,14 @@ def log_cosh(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
+        return float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n)
     """
     b0, yhat, y = _prepare('log_cosh', None, yhat, y)
     weight, inv_n = _weighting('log_cosh', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
-    np.subtract(y, yhat, out=b0)
+    np.subtract(y, yhat, out=b0)  # t0
     value0 = -0.6931471805599453*_total(weight, None, b0.size)
     np.negative(b0, out=b1)
     np.logaddexp(b1, b0, out=b1)
@@ -2065,7 +2124,7 @@ def log_cosh_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.tanh(y - yhat)
+        return np.tanh(y - yhat) * -inv_n
     """
     out, yhat, y = _prepare('log_cosh_grad', out, yhat, y)
     weight, inv_n = _weighting('log_cosh_grad', weight, out.shape, count, False)
@@ -2085,7 +2144,7 @@ def log_cosh_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (log_cosh, log_cosh_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of log(cosh(y - yhat))
     dL/dyhat = (-tanh(y - yhat)) / n_elements
@@ -2094,12 +2153,15 @@ def log_cosh_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
+        return (
+            (float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n),
+            np.tanh(t0) * -inv_n)
+        )
     """
     out, yhat, y = _prepare('log_cosh_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('log_cosh_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
-    np.subtract(y, yhat, out=out)
+    np.subtract(y, yhat, out=out)  # t0
     value0 = -0.6931471805599453*_total(weight, None, out.size)
     np.negative(out, out=b1)
     np.logaddexp(b1, out, out=b1)
@@ -2127,7 +2189,7 @@ def log_cosh_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
+        return 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1)
     """
     out, yhat, y = _prepare('log_cosh_hess', out, yhat, y)
     weight, inv_n = _weighting('log_cosh_hess', weight, out.shape, count, False)
@@ -2151,7 +2213,7 @@ def log_cosh_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (log_cosh_grad, log_cosh_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
     diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
@@ -2159,7 +2221,7 @@ def log_cosh_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.tanh(y - yhat), 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
+        return (np.tanh(y - yhat) * -inv_n, 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1))
     """
     out, yhat, y = _prepare('log_cosh_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -2188,7 +2250,7 @@ def log_cosh_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of log_cosh(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = log(cosh(y - yhat))
 
@@ -2200,7 +2262,7 @@ def log_cosh_per_sample(
     out, yhat, y = _prepare('log_cosh_per_sample', out, yhat, y)
     weight = _weights('log_cosh_per_sample', weight, out.shape, False)
     b0, = _scratch(out.shape, 1, out.dtype)
-    np.subtract(y, yhat, out=b0)
+    np.subtract(y, yhat, out=b0)  # t0
     np.negative(b0, out=out)
     np.logaddexp(out, b0, out=out)
     np.subtract(out, 0.6931471805599453, out=out)
@@ -2224,7 +2286,8 @@ def mse(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean((yhat - y)**2))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum((yhat - y) ** 2) * inv_n)
     """
     b0, yhat, y = _prepare('mse', None, yhat, y)
     weight, inv_n = _weighting('mse', weight, b0.shape, count, False)
@@ -2250,7 +2313,7 @@ def mse_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return 2*inv_n*(yhat - y)
+        return (yhat - y) * (2 * inv_n)
     """
     out, yhat, y = _prepare('mse_grad', out, yhat, y)
     weight, inv_n = _weighting('mse_grad', weight, out.shape, count, False)
@@ -2269,7 +2332,7 @@ def mse_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (mse, mse_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of (-y + yhat)**2
     dL/dyhat = (2*(-y + yhat)) / n_elements
@@ -2278,12 +2341,12 @@ def mse_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = yhat - y
-        return float(np.mean(t0*t0)), 2*inv_n*t0
+        return (float(np.sum(t0 ** 2) * inv_n), t0 * (2 * inv_n))
     """
     out, yhat, y = _prepare('mse_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('mse_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
-    np.subtract(yhat, y, out=out)
+    np.subtract(yhat, y, out=out)  # t0
     np.square(out, out=b1)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -2308,7 +2371,7 @@ def mse_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return np.full(np.shape(yhat), 2*inv_n, dtype=np.float64)
+        return np.full(np.shape(yhat), 2 * inv_n)
     """
     out, yhat, y = _prepare('mse_hess', out, yhat, y)
     weight, inv_n = _weighting('mse_hess', weight, out.shape, count, False)
@@ -2325,7 +2388,7 @@ def mse_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (mse_grad, mse_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (2*(-y + yhat)) / n_elements
     diag d2L/dyhat2 = (2) / n_elements
@@ -2333,8 +2396,8 @@ def mse_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = 2*inv_n
-        return t0*(yhat - y), np.full(np.shape(yhat), t0, dtype=np.float64)
+        t0 = 2 * inv_n
+        return ((yhat - y) * t0, np.full(np.shape(yhat), t0))
     """
     out, yhat, y = _prepare('mse_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -2356,13 +2419,13 @@ def mse_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of mse(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = (-y + yhat)**2
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return (yhat - y)**2
+        return (yhat - y) ** 2
     """
     out, yhat, y = _prepare('mse_per_sample', out, yhat, y)
     weight = _weights('mse_per_sample', weight, out.shape, False)
@@ -2390,8 +2453,9 @@ def pinball(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.where(t0 >= 0, t0*tau, t0*(tau - 1))))
+        return float(np.sum(np.where(t0 >= 0, t0 * tau, t0 * (tau - 1))) * inv_n)
     """
     b0, yhat, y = _prepare('pinball', None, yhat, y)
     tau = _hyper('pinball', 'tau', tau, 'unit')
@@ -2399,7 +2463,7 @@ def pinball(
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=b0)
+        np.subtract(y, yhat, out=b0)  # t0
         np.greater_equal(b0, 0, out=m0)
         np.multiply(b0, tau, out=b1)
         np.multiply(b0, tau - 1, out=b0)
@@ -2425,7 +2489,7 @@ def pinball_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*(1 - tau + (-1.0)*(y - yhat >= 0))
+        return ((y - yhat >= 0) * -1 - (tau - 1)) * inv_n
     """
     out, yhat, y = _prepare('pinball_grad', out, yhat, y)
     tau = _hyper('pinball_grad', 'tau', tau, 'unit')
@@ -2450,7 +2514,7 @@ def pinball_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (pinball, pinball_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat),
         True))
@@ -2462,7 +2526,9 @@ def pinball_value_and_grad(
         t0 = y - yhat
         t1 = t0 >= 0
         t2 = tau - 1
-        return float(np.mean(np.where(t1, t0*tau, t0*t2))), inv_n*np.where(t1, -tau, -t2)
+        return (
+            (float(np.sum(np.where(t1, t0 * tau, t0 * t2)) * inv_n), (t1 * (t2 - tau) - t2) * inv_n)
+        )
     """
     out, yhat, y = _prepare('pinball_value_and_grad', out, yhat, y)
     tau = _hyper('pinball_value_and_grad', 'tau', tau, 'unit')
@@ -2470,8 +2536,8 @@ def pinball_value_and_grad(
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=out)
-        np.greater_equal(out, 0, out=m0)
+        np.subtract(y, yhat, out=out)  # t0
+        np.greater_equal(out, 0, out=m0)  # t1
         t2 = tau - 1
         np.multiply(out, tau, out=b1)
         np.multiply(out, t2, out=out)
@@ -2501,7 +2567,7 @@ def pinball_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('pinball_hess', out, yhat, y)
     tau = _hyper('pinball_hess', 'tau', tau, 'unit')
@@ -2520,7 +2586,7 @@ def pinball_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (pinball_grad, pinball_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise((-tau, y - yhat >= 0), (1 - tau, True))) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
@@ -2528,7 +2594,7 @@ def pinball_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*(1 - tau + (-1.0)*(y - yhat >= 0)), np.zeros(np.shape(yhat))
+        return (((y - yhat >= 0) * -1 - (tau - 1)) * inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('pinball_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -2555,14 +2621,14 @@ def pinball_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of pinball(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = y - yhat
-        return np.where(t0 >= 0, t0*tau, t0*(tau - 1))
+        return np.where(t0 >= 0, t0 * tau, t0 * (tau - 1))
     """
     out, yhat, y = _prepare('pinball_per_sample', out, yhat, y)
     tau = _hyper('pinball_per_sample', 'tau', tau, 'unit')
@@ -2570,7 +2636,7 @@ def pinball_per_sample(
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=out)
+        np.subtract(y, yhat, out=out)  # t0
         np.greater_equal(out, 0, out=m0)
         np.multiply(out, tau, out=b1)
         np.multiply(out, tau - 1, out=out)
@@ -2595,7 +2661,8 @@ def poisson_nll(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.exp(yhat) - y*yhat))
+        inv_n = 1 / np.size(yhat)
+        return float((-np.vdot(y, yhat) + np.sum(np.exp(yhat))) * inv_n)
     """
     b0, yhat, y = _prepare('poisson_nll', None, yhat, y)
     weight, inv_n = _weighting('poisson_nll', weight, b0.shape, count, False)
@@ -2621,7 +2688,7 @@ def poisson_nll_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*np.exp(yhat) - inv_n*y
+        return (np.exp(yhat) - y) * inv_n
     """
     out, yhat, y = _prepare('poisson_nll_grad', out, yhat, y)
     weight, inv_n = _weighting('poisson_nll_grad', weight, out.shape, count, False)
@@ -2641,7 +2708,7 @@ def poisson_nll_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (poisson_nll, poisson_nll_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -y*yhat + exp(yhat)
     dL/dyhat = (-y + exp(yhat)) / n_elements
@@ -2650,11 +2717,11 @@ def poisson_nll_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(yhat)
-        return float(np.mean(t0 - y*yhat)), inv_n*t0 - inv_n*y
+        return (float((np.sum(t0) - np.vdot(y, yhat)) * inv_n), (t0 - y) * inv_n)
     """
     out, yhat, y = _prepare('poisson_nll_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('poisson_nll_value_and_grad', weight, out.shape, count, False)
-    np.exp(yhat, out=out)
+    np.exp(yhat, out=out)  # t0
     value0 = _total(weight, out)
     value0 -= _total(weight, y, yhat)
     value0 *= inv_n
@@ -2680,7 +2747,7 @@ def poisson_nll_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*np.exp(yhat)
+        return np.exp(yhat) * inv_n
     """
     out, yhat, y = _prepare('poisson_nll_hess', out, yhat, y)
     weight, inv_n = _weighting('poisson_nll_hess', weight, out.shape, count, False)
@@ -2698,7 +2765,7 @@ def poisson_nll_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (poisson_nll_grad, poisson_nll_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y + exp(yhat)) / n_elements
     diag d2L/dyhat2 = (exp(yhat)) / n_elements
@@ -2707,12 +2774,12 @@ def poisson_nll_grad_hess(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(yhat)
-        return inv_n*t0 - inv_n*y, inv_n*t0
+        return ((t0 - y) * inv_n, t0 * inv_n)
     """
     out, yhat, y = _prepare('poisson_nll_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     weight, inv_n = _weighting('poisson_nll_grad_hess', weight, out.shape, count, False)
-    np.exp(yhat, out=out1)
+    np.exp(yhat, out=out1)  # t0
     np.subtract(out1, y, out=out)
     np.multiply(out, inv_n, out=out)
     np.multiply(out1, inv_n, out=out1)
@@ -2729,13 +2796,13 @@ def poisson_nll_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of poisson_nll(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -y*yhat + exp(yhat)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.exp(yhat) - y*yhat
+        return np.exp(yhat) - y * yhat
     """
     out, yhat, y = _prepare('poisson_nll_per_sample', out, yhat, y)
     weight = _weights('poisson_nll_per_sample', weight, out.shape, False)
@@ -2767,10 +2834,15 @@ def sigmoid_focal(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
         t1 = 1 - y
-        t2 = 1/(t0 + 1)
-        return float(np.mean((alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)*(1 - t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >= 0)))**gamma))
+        t2 = 1.0 / (t0 + 1)
+        return (
+            float(np.sum((y * alpha + t1 * (1 - alpha)) * (np.maximum(yhat, 0) + np.log1p(t0) - y *
+            yhat) * (1 - (t1 * t2 * np.maximum(t0, -yhat >= 0) + t2 * y * np.maximum(t0, yhat >=
+            0))) ** gamma) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('sigmoid_focal', None, yhat, y)
     alpha = _hyper('sigmoid_focal', 'alpha', alpha, 'unit')
@@ -2780,10 +2852,10 @@ def sigmoid_focal(
     m0, = _scratch(b0.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
-    np.subtract(1, y, out=b1)
+    np.exp(b0, out=b0)  # t0
+    np.subtract(1, y, out=b1)  # t1
     np.add(b0, 1, out=b2)
-    np.divide(1.0, b2, out=b2)
+    np.divide(1.0, b2, out=b2)  # t2
     np.multiply(y, alpha, out=b3)
     np.multiply(b1, 1 - alpha, out=b4)
     np.add(b3, b4, out=b3)
@@ -2834,13 +2906,16 @@ def sigmoid_focal_grad(
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
         t1 = t0 + 1
-        t2 = 1/t1
-        t3 = np.maximum(t0, (yhat >= 0))
+        t2 = 1.0 / t1
+        t3 = np.maximum(t0, yhat >= 0)
         t4 = 1 - y
-        t5 = t2*np.maximum(t0, (-yhat >= 0))
-        t6 = 1 - t2*t3*y - t4*t5
-        t7 = alpha*y + t4*(1 - alpha)
-        return (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)
+        t5 = t2 * np.maximum(t0, -yhat >= 0)
+        t6 = 1 - (t4 * t5 + t2 * t3 * y)
+        t7 = y * alpha + t4 * (1 - alpha)
+        return (
+            t6 ** gamma * t7 * (t2 * t3 * t4 - t5 * y) * inv_n + t0 * t6 ** (gamma - 1) * t7 * (y *
+            2 - 1) * (np.maximum(yhat, 0) + np.log1p(t0) - y * yhat) / t1 / t1 * (-gamma * inv_n)
+        )
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
     alpha = _hyper('sigmoid_focal_grad', 'alpha', alpha, 'unit')
@@ -2850,24 +2925,24 @@ def sigmoid_focal_grad(
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
-    np.add(b0, 1, out=b1)
-    np.divide(1.0, b1, out=b2)
+    np.exp(b0, out=b0)  # t0
+    np.add(b0, 1, out=b1)  # t1
+    np.divide(1.0, b1, out=b2)  # t2
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=b3)
-    np.subtract(1, y, out=b4)
+    np.maximum(b0, m0, out=b3)  # t3
+    np.subtract(1, y, out=b4)  # t4
     np.negative(yhat, out=b5)
     np.greater_equal(b5, 0, out=m0)
     np.maximum(b0, m0, out=b5)
-    np.multiply(b2, b5, out=b5)
+    np.multiply(b2, b5, out=b5)  # t5
     np.multiply(b4, b5, out=b6)
     np.multiply(b2, b3, out=b7)
     np.multiply(b7, y, out=b7)
     np.add(b6, b7, out=b6)
-    np.subtract(1, b6, out=b6)
+    np.subtract(1, b6, out=b6)  # t6
     np.multiply(y, alpha, out=b7)
     np.multiply(b4, 1 - alpha, out=out)
-    np.add(b7, out, out=b7)
+    np.add(b7, out, out=b7)  # t7
     np.power(b6, gamma, out=out)
     np.multiply(out, b7, out=out)
     np.multiply(b2, b3, out=b2)
@@ -2907,7 +2982,7 @@ def sigmoid_focal_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (sigmoid_focal, sigmoid_focal_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
         xlogy(1 - y, 1 - 1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 +
@@ -2922,16 +2997,19 @@ def sigmoid_focal_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
-        t1 = np.log1p(t0) + np.maximum(0, yhat) - y*yhat
+        t1 = np.maximum(yhat, 0) + np.log1p(t0) - y * yhat
         t2 = t0 + 1
-        t3 = 1/t2
-        t4 = np.maximum(t0, (yhat >= 0))
+        t3 = 1.0 / t2
+        t4 = np.maximum(t0, yhat >= 0)
         t5 = 1 - y
-        t6 = t3*np.maximum(t0, (-yhat >= 0))
-        t7 = 1 - t3*t4*y - t5*t6
-        t8 = t7**gamma
-        t9 = alpha*y + t5*(1 - alpha)
-        return float(np.mean(t1*t8*t9)), (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y)
+        t6 = t3 * np.maximum(t0, -yhat >= 0)
+        t7 = 1 - (t5 * t6 + t3 * t4 * y)
+        t8 = t7 ** gamma
+        t9 = y * alpha + t5 * (1 - alpha)
+        return (
+            (float(np.sum(t1 * t8 * t9) * inv_n), t8 * t9 * (t3 * t4 * t5 - t6 * y) * inv_n + t0 *
+            t1 * t7 ** (gamma - 1) * t9 * (y * 2 - 1) / t2 / t2 * (-gamma * inv_n))
+        )
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
     alpha = _hyper('sigmoid_focal_value_and_grad', 'alpha', alpha, 'unit')
@@ -2941,30 +3019,30 @@ def sigmoid_focal_value_and_grad(
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
+    np.exp(b0, out=b0)  # t0
     np.maximum(yhat, 0, out=b1)
     np.log1p(b0, out=b2)
     np.add(b1, b2, out=b1)
     np.multiply(y, yhat, out=b2)
-    np.subtract(b1, b2, out=b1)
-    np.add(b0, 1, out=b2)
-    np.divide(1.0, b2, out=b3)
+    np.subtract(b1, b2, out=b1)  # t1
+    np.add(b0, 1, out=b2)  # t2
+    np.divide(1.0, b2, out=b3)  # t3
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=b4)
-    np.subtract(1, y, out=b5)
+    np.maximum(b0, m0, out=b4)  # t4
+    np.subtract(1, y, out=b5)  # t5
     np.negative(yhat, out=b6)
     np.greater_equal(b6, 0, out=m0)
     np.maximum(b0, m0, out=b6)
-    np.multiply(b3, b6, out=b6)
+    np.multiply(b3, b6, out=b6)  # t6
     np.multiply(b5, b6, out=b7)
     np.multiply(b3, b4, out=out)
     np.multiply(out, y, out=out)
     np.add(b7, out, out=b7)
-    np.subtract(1, b7, out=b7)
-    np.power(b7, gamma, out=out)
+    np.subtract(1, b7, out=b7)  # t7
+    np.power(b7, gamma, out=out)  # t8
     np.multiply(y, alpha, out=b9)
     np.multiply(b5, 1 - alpha, out=b10)
-    np.add(b9, b10, out=b9)
+    np.add(b9, b10, out=b9)  # t9
     np.multiply(b1, out, out=b10)
     np.multiply(b10, b9, out=b10)
     value0 = _total(weight, b10)
@@ -3020,62 +3098,68 @@ def sigmoid_focal_hess(
         t0 = np.abs(yhat)
         t1 = np.exp(-t0)
         t2 = t1 + 1
-        t3 = 1/(t2*t2)
+        t3 = (1.0 / t2) ** 2
         t4 = 1 - y
-        t5 = alpha*y + t4*(1 - alpha)
-        t6 = 1/t2
-        t7 = np.maximum(t1, (yhat >= 0))
-        t8 = t6*np.maximum(t1, (-yhat >= 0))
-        t9 = 1 - t4*t8 - t6*t7*y
-        t10 = np.tanh(0.5*yhat)
-        t11 = 2*y
-        t12 = np.log1p(t1) + np.maximum(0, yhat) - y*yhat
+        t5 = y * alpha + t4 * (1 - alpha)
+        t6 = 1.0 / t2
+        t7 = np.maximum(t1, yhat >= 0)
+        t8 = t6 * np.maximum(t1, -yhat >= 0)
+        t9 = 1 - (t4 * t8 + t6 * t7 * y)
+        t10 = np.tanh(yhat * 0.5)
+        t11 = y * 2
+        t12 = np.maximum(yhat, 0) + np.log1p(t1) - y * yhat
         t13 = gamma - 1
-        t14 = inv_n*t1*t3*t5*t9**t13
-        return (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*np.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)
+        t14 = t1 * t3 * t5 * t9 ** t13 * inv_n
+        return (
+            t12 * t14 * (t10 - t10 * t11) * -gamma + t14 * (t11 - 1) * (t4 * t6 * t7 - t8 * y) * (-2
+            * gamma) + t1 * t3 * t5 * t9 ** gamma * inv_n + t12 * t5 * t9 ** (gamma - 2) * (y ** 2 *
+            4 - y * 4 + 1) * np.exp(t0 * -2) / t2 / t2 / t2 / t2 * (gamma * inv_n * t13)
+        )
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_hess', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 15, out.dtype)
+    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = (
+        _scratch(out.shape, 15, out.dtype)
+    )
     m0, = _scratch(out.shape, 1, bool)
-    np.abs(yhat, out=b0)
+    np.abs(yhat, out=b0)  # t0
     np.negative(b0, out=b1)
-    np.exp(b1, out=b1)
-    np.add(b1, 1, out=b2)
+    np.exp(b1, out=b1)  # t1
+    np.add(b1, 1, out=b2)  # t2
     np.divide(1.0, b2, out=b3)
-    np.square(b3, out=b3)
-    np.subtract(1, y, out=b4)
+    np.square(b3, out=b3)  # t3
+    np.subtract(1, y, out=b4)  # t4
     np.multiply(y, alpha, out=b5)
     np.multiply(b4, 1 - alpha, out=b6)
-    np.add(b5, b6, out=b5)
-    np.divide(1.0, b2, out=b6)
+    np.add(b5, b6, out=b5)  # t5
+    np.divide(1.0, b2, out=b6)  # t6
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b1, m0, out=b7)
+    np.maximum(b1, m0, out=b7)  # t7
     np.negative(yhat, out=b8)
     np.greater_equal(b8, 0, out=m0)
     np.maximum(b1, m0, out=b8)
-    np.multiply(b6, b8, out=b8)
+    np.multiply(b6, b8, out=b8)  # t8
     np.multiply(b4, b8, out=b9)
     np.multiply(b6, b7, out=b10)
     np.multiply(b10, y, out=b10)
     np.add(b9, b10, out=b9)
-    np.subtract(1, b9, out=b9)
+    np.subtract(1, b9, out=b9)  # t9
     np.multiply(yhat, 0.5, out=b10)
-    np.tanh(b10, out=b10)
-    np.multiply(y, 2, out=b11)
+    np.tanh(b10, out=b10)  # t10
+    np.multiply(y, 2, out=b11)  # t11
     np.maximum(yhat, 0, out=b12)
     np.log1p(b1, out=b13)
     np.add(b12, b13, out=b12)
     np.multiply(y, yhat, out=b13)
-    np.subtract(b12, b13, out=b12)
+    np.subtract(b12, b13, out=b12)  # t12
     t13 = gamma - 1
     np.multiply(b1, b3, out=b13)
     np.multiply(b13, b5, out=b13)
     np.power(b9, t13, out=out)
     np.multiply(b13, out, out=b13)
-    np.multiply(b13, inv_n, out=b13)
+    np.multiply(b13, inv_n, out=b13)  # t14
     np.multiply(b12, b13, out=out)
     np.multiply(b10, b11, out=b15)
     np.subtract(b10, b15, out=b10)
@@ -3128,7 +3212,7 @@ def sigmoid_focal_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (sigmoid_focal_grad, sigmoid_focal_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
         softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
@@ -3148,80 +3232,86 @@ def sigmoid_focal_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = 2*y
+        t0 = y * 2
         t1 = t0 - 1
         t2 = np.abs(yhat)
         t3 = np.exp(-t2)
         t4 = t3 + 1
-        t5 = 1/t4
-        t6 = np.maximum(t3, (yhat >= 0))
+        t5 = 1.0 / t4
+        t6 = np.maximum(t3, yhat >= 0)
         t7 = 1 - y
-        t8 = t5*np.maximum(t3, (-yhat >= 0))
-        t9 = 1 - t5*t6*y - t7*t8
+        t8 = t5 * np.maximum(t3, -yhat >= 0)
+        t9 = 1 - (t7 * t8 + t5 * t6 * y)
         t10 = gamma - 1
-        t11 = t9**t10
-        t12 = 1/(t4*t4)
-        t13 = t12*t3
-        t14 = np.log1p(t3) + np.maximum(0, yhat) - y*yhat
-        t15 = alpha*y + t7*(1 - alpha)
-        t16 = inv_n*t15
-        t17 = gamma*t11*t13*t14*t16
-        t18 = t5*t6*t7 - t8*y
-        t19 = t9**gamma
-        t20 = np.tanh(0.5*yhat)
-        return inv_n*t15*t18*t19 - t1*t17, (gamma*inv_n*t10)*(t14*t15*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*np.exp(-2*t2)/(t4*t4*t4*t4)) + inv_n*t12*t15*t19*t3 - 2*gamma*t1*t11*t13*t16*t18 - t17*(t20 - t0*t20)
+        t11 = t9 ** t10
+        t12 = (1.0 / t4) ** 2
+        t13 = t12 * t3
+        t14 = np.maximum(yhat, 0) + np.log1p(t3) - y * yhat
+        t15 = y * alpha + t7 * (1 - alpha)
+        t16 = t15 * inv_n
+        t17 = t11 * t13 * t14 * t16 * gamma
+        t18 = t5 * t6 * t7 - t8 * y
+        t19 = t9 ** gamma
+        t20 = np.tanh(yhat * 0.5)
+        return (
+            (t15 * t18 * t19 * inv_n - t1 * t17, t12 * t15 * t19 * t3 * inv_n + t1 * t11 * t13 * t16
+            * t18 * (-2 * gamma) + t14 * t15 * t9 ** (gamma - 2) * (y ** 2 * 4 - y * 4 + 1) *
+            np.exp(t2 * -2) / t4 / t4 / t4 / t4 * (gamma * inv_n * t10) - t17 * (t20 - t0 * t20))
+        )
     """
     out, yhat, y = _prepare('sigmoid_focal_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     alpha = _hyper('sigmoid_focal_grad_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad_hess', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b7, b8, b9, b10, b12, b13, b14, b15, b16, b17 = _scratch(out.shape, 16, out.dtype)
+    b0, b1, b2, b3, b4, b5, b7, b8, b9, b10, b12, b13, b14, b15, b16, b17 = (
+        _scratch(out.shape, 16, out.dtype)
+    )
     m0, = _scratch(out.shape, 1, bool)
-    np.multiply(y, 2, out=b0)
-    np.subtract(b0, 1, out=b1)
-    np.abs(yhat, out=b2)
+    np.multiply(y, 2, out=b0)  # t0
+    np.subtract(b0, 1, out=b1)  # t1
+    np.abs(yhat, out=b2)  # t2
     np.negative(b2, out=b3)
-    np.exp(b3, out=b3)
-    np.add(b3, 1, out=b4)
-    np.divide(1.0, b4, out=b5)
+    np.exp(b3, out=b3)  # t3
+    np.add(b3, 1, out=b4)  # t4
+    np.divide(1.0, b4, out=b5)  # t5
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b3, m0, out=out)
-    np.subtract(1, y, out=b7)
+    np.maximum(b3, m0, out=out)  # t6
+    np.subtract(1, y, out=b7)  # t7
     np.negative(yhat, out=b8)
     np.greater_equal(b8, 0, out=m0)
     np.maximum(b3, m0, out=b8)
-    np.multiply(b5, b8, out=b8)
+    np.multiply(b5, b8, out=b8)  # t8
     np.multiply(b7, b8, out=b9)
     np.multiply(b5, out, out=b10)
     np.multiply(b10, y, out=b10)
     np.add(b9, b10, out=b9)
-    np.subtract(1, b9, out=b9)
+    np.subtract(1, b9, out=b9)  # t9
     t10 = gamma - 1
-    np.power(b9, t10, out=b10)
+    np.power(b9, t10, out=b10)  # t11
     np.divide(1.0, b4, out=out1)
-    np.square(out1, out=out1)
-    np.multiply(out1, b3, out=b12)
+    np.square(out1, out=out1)  # t12
+    np.multiply(out1, b3, out=b12)  # t13
     np.maximum(yhat, 0, out=b13)
     np.log1p(b3, out=b14)
     np.add(b13, b14, out=b13)
     np.multiply(y, yhat, out=b14)
-    np.subtract(b13, b14, out=b13)
+    np.subtract(b13, b14, out=b13)  # t14
     np.multiply(y, alpha, out=b14)
     np.multiply(b7, 1 - alpha, out=b15)
-    np.add(b14, b15, out=b14)
-    np.multiply(b14, inv_n, out=b15)
+    np.add(b14, b15, out=b14)  # t15
+    np.multiply(b14, inv_n, out=b15)  # t16
     np.multiply(b10, b12, out=b16)
     np.multiply(b16, b13, out=b16)
     np.multiply(b16, b15, out=b16)
-    np.multiply(b16, gamma, out=b16)
+    np.multiply(b16, gamma, out=b16)  # t17
     np.multiply(b5, out, out=b5)
     np.multiply(b5, b7, out=b5)
     np.multiply(b8, y, out=b8)
-    np.subtract(b5, b8, out=b5)
-    np.power(b9, gamma, out=b8)
+    np.subtract(b5, b8, out=b5)  # t18
+    np.power(b9, gamma, out=b8)  # t19
     np.multiply(yhat, 0.5, out=b7)
-    np.tanh(b7, out=b7)
+    np.tanh(b7, out=b7)  # t20
     np.multiply(b14, b5, out=out)
     np.multiply(out, b8, out=out)
     np.multiply(out, inv_n, out=out)
@@ -3274,7 +3364,7 @@ def sigmoid_focal_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of sigmoid_focal(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 + exp(-yhat))) + 1)**gamma
@@ -3283,8 +3373,11 @@ def sigmoid_focal_per_sample(
 
         t0 = np.exp(-np.abs(yhat))
         t1 = 1 - y
-        t2 = 1/(t0 + 1)
-        return (alpha*y + t1*(1 - alpha))*(np.log1p(t0) + np.maximum(0, yhat) - y*yhat)*(1 - t1*t2*np.maximum(t0, (-yhat >= 0)) - t2*y*np.maximum(t0, (yhat >= 0)))**gamma
+        t2 = 1.0 / (t0 + 1)
+        return (
+            (y * alpha + t1 * (1 - alpha)) * (np.maximum(yhat, 0) + np.log1p(t0) - y * yhat) * (1 -
+            (t1 * t2 * np.maximum(t0, -yhat >= 0) + t2 * y * np.maximum(t0, yhat >= 0))) ** gamma
+        )
     """
     out, yhat, y = _prepare('sigmoid_focal_per_sample', out, yhat, y)
     alpha = _hyper('sigmoid_focal_per_sample', 'alpha', alpha, 'unit')
@@ -3294,10 +3387,10 @@ def sigmoid_focal_per_sample(
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
-    np.subtract(1, y, out=b1)
+    np.exp(b0, out=b0)  # t0
+    np.subtract(1, y, out=b1)  # t1
     np.add(b0, 1, out=b2)
-    np.divide(1.0, b2, out=b2)
+    np.divide(1.0, b2, out=b2)  # t2
     np.multiply(y, alpha, out=out)
     np.multiply(b1, 1 - alpha, out=b4)
     np.add(out, b4, out=out)
@@ -3342,9 +3435,13 @@ def smooth_l1(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return float(np.mean(np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)))
+        return (
+            float(np.sum(np.where(beta > t1, t0 ** 2 / np.maximum(t1, beta) * 0.5, t1 - 0.5 * beta))
+            * inv_n)
+        )
     """
     b0, yhat, y = _prepare('smooth_l1', None, yhat, y)
     beta = _hyper('smooth_l1', 'beta', beta, 'positive')
@@ -3352,8 +3449,8 @@ def smooth_l1(
     b1, b2 = _scratch(b0.shape, 2, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=b0)
-        np.abs(b0, out=b1)
+        np.subtract(y, yhat, out=b0)  # t0
+        np.abs(b0, out=b1)  # t1
         np.greater(beta, b1, out=m0)
         np.square(b0, out=b0)
         np.maximum(b1, beta, out=b2)
@@ -3385,7 +3482,7 @@ def smooth_l1_grad(
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return inv_n*np.where(beta > t1, -t0/np.maximum(beta, t1), -np.sign(t0))
+        return np.where(beta > t1, -(t0 / np.maximum(t1, beta)), -np.sign(t0)) * inv_n
     """
     out, yhat, y = _prepare('smooth_l1_grad', out, yhat, y)
     beta = _hyper('smooth_l1_grad', 'beta', beta, 'positive')
@@ -3393,8 +3490,8 @@ def smooth_l1_grad(
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=out)
-        np.abs(out, out=b1)
+        np.subtract(y, yhat, out=out)  # t0
+        np.abs(out, out=b1)  # t1
         np.greater(beta, b1, out=m0)
         np.maximum(b1, beta, out=b1)
         np.divide(out, b1, out=b1)
@@ -3417,7 +3514,7 @@ def smooth_l1_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (smooth_l1, smooth_l1_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)),
         (-beta/2 + Abs(y - yhat), True))
@@ -3430,9 +3527,12 @@ def smooth_l1_value_and_grad(
         t0 = y - yhat
         t1 = -t0
         t2 = np.abs(t0)
-        t3 = 1/np.maximum(beta, t2)
+        t3 = 1.0 / np.maximum(t2, beta)
         t4 = beta > t2
-        return float(np.mean(np.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))), inv_n*np.where(t4, t1*t3, -np.sign(t0))
+        return (
+            (float(np.sum(np.where(t4, t1 ** 2 * t3 * 0.5, t2 - 0.5 * beta)) * inv_n), np.where(t4,
+            t1 * t3, -np.sign(t0)) * inv_n)
+        )
     """
     out, yhat, y = _prepare('smooth_l1_value_and_grad', out, yhat, y)
     beta = _hyper('smooth_l1_value_and_grad', 'beta', beta, 'positive')
@@ -3440,12 +3540,12 @@ def smooth_l1_value_and_grad(
     b1, b2, b3, b4 = _scratch(out.shape, 4, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=out)
-        np.negative(out, out=b1)
-        np.abs(out, out=b2)
+        np.subtract(y, yhat, out=out)  # t0
+        np.negative(out, out=b1)  # t1
+        np.abs(out, out=b2)  # t2
         np.maximum(b2, beta, out=b3)
-        np.divide(1.0, b3, out=b3)
-        np.greater(beta, b2, out=m0)
+        np.divide(1.0, b3, out=b3)  # t3
+        np.greater(beta, b2, out=m0)  # t4
         np.square(b1, out=b4)
         np.multiply(b4, b3, out=b4)
         np.multiply(b4, 0.5, out=b4)
@@ -3482,7 +3582,7 @@ def smooth_l1_hess(
 
         inv_n = 1 / np.size(yhat)
         t0 = np.abs(y - yhat)
-        return inv_n*np.where(beta > t0, (1/np.maximum(beta, t0)), 0)
+        return np.where(beta > t0, 1.0 / np.maximum(t0, beta), np.full(np.shape(yhat), 0.0)) * inv_n
     """
     out, yhat, y = _prepare('smooth_l1_hess', out, yhat, y)
     beta = _hyper('smooth_l1_hess', 'beta', beta, 'positive')
@@ -3491,7 +3591,7 @@ def smooth_l1_hess(
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.subtract(y, yhat, out=b0)
-        np.abs(b0, out=b0)
+        np.abs(b0, out=b0)  # t0
         np.greater(beta, b0, out=m0)
         np.maximum(b0, beta, out=b0)
         np.divide(1.0, b0, out=b0)
@@ -3511,7 +3611,7 @@ def smooth_l1_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (smooth_l1_grad, smooth_l1_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
         - yhat), True))) / n_elements
@@ -3523,9 +3623,12 @@ def smooth_l1_grad_hess(
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        t2 = 1/np.maximum(beta, t1)
+        t2 = 1.0 / np.maximum(t1, beta)
         t3 = beta > t1
-        return inv_n*np.where(t3, -t0*t2, -np.sign(t0)), inv_n*np.where(t3, t2, 0)
+        return (
+            (np.where(t3, -(t0 * t2), -np.sign(t0)) * inv_n, np.where(t3, t2,
+            np.full(np.shape(yhat), 0.0)) * inv_n)
+        )
     """
     out, yhat, y = _prepare('smooth_l1_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -3534,11 +3637,11 @@ def smooth_l1_grad_hess(
     b2, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=out)
-        np.abs(out, out=out1)
+        np.subtract(y, yhat, out=out)  # t0
+        np.abs(out, out=out1)  # t1
         np.maximum(out1, beta, out=b2)
-        np.divide(1.0, b2, out=b2)
-        np.greater(beta, out1, out=m0)
+        np.divide(1.0, b2, out=b2)  # t2
+        np.greater(beta, out1, out=m0)  # t3
         np.multiply(out, b2, out=out1)
         np.negative(out1, out=out1)
         np.sign(out, out=out)
@@ -3562,7 +3665,7 @@ def smooth_l1_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of smooth_l1(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)), (-beta/2 + Abs(y - yhat),
         True))
@@ -3571,7 +3674,7 @@ def smooth_l1_per_sample(
 
         t0 = y - yhat
         t1 = np.abs(t0)
-        return np.where(beta > t1, 0.5*(t0*t0)/np.maximum(beta, t1), t1 - 0.5*beta)
+        return np.where(beta > t1, t0 ** 2 / np.maximum(t1, beta) * 0.5, t1 - 0.5 * beta)
     """
     out, yhat, y = _prepare('smooth_l1_per_sample', out, yhat, y)
     beta = _hyper('smooth_l1_per_sample', 'beta', beta, 'positive')
@@ -3579,8 +3682,8 @@ def smooth_l1_per_sample(
     b0, b2 = _scratch(out.shape, 2, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=b0)
-        np.abs(b0, out=out)
+        np.subtract(y, yhat, out=b0)  # t0
+        np.abs(b0, out=out)  # t1
         np.greater(beta, out, out=m0)
         np.square(b0, out=b0)
         np.maximum(out, beta, out=b2)
@@ -3611,26 +3714,30 @@ def softmax_cross_entropy(
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         n_classes = np.shape(yhat)[-1]
-        t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
+        inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t1 = np.max(yhat, axis=-1, keepdims=True)
-        t2 = t1 + np.log(np.sum(np.exp(yhat - t1), axis=-1, keepdims=True))
-        t3 = np.sum(y, axis=-1, keepdims=True)
-        return float(np.mean(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*np.sum(yhat, axis=-1, keepdims=True)/n_classes - t0))
+        t2 = t1 + np.log(np.einsum('...i->...', np.exp(t1 * -1 + yhat))[..., None])
+        t3 = np.einsum('...i->...', y)[..., None]
+        return (
+            float((-np.vdot(y, yhat) + np.vdot(t2, t3) + label_smoothing * np.vdot(y, yhat) +
+            label_smoothing * np.sum(t2) - label_smoothing * np.vdot(t2, t3) - label_smoothing /
+            n_classes * np.sum(yhat)) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('softmax_cross_entropy', None, yhat, y, classes=True)
     label_smoothing = _hyper('softmax_cross_entropy', 'label_smoothing', label_smoothing, 'unit')
     n_classes = np.shape(yhat)[-1]
     weight, inv_n = _weighting('softmax_cross_entropy', weight, b0.shape, count, True)
     r0, r1 = _scratch(b0.shape[:-1] + (1,), 2, b0.dtype)
-    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)  # t1
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
     np.exp(b0, out=b0)
     np.einsum('...i->...', b0, out=r1[..., 0])
     np.log(r1, out=r1)
-    np.add(r0, r1, out=r0)
+    np.add(r0, r1, out=r0)  # t2
     value0 = -_total(weight, y, yhat)
-    np.einsum('...i->...', y, out=r1[..., 0])
+    np.einsum('...i->...', y, out=r1[..., 0])  # t3
     value0 += _total(weight, r0, r1)
     if label_smoothing != 0:
         value0 += label_smoothing*_total(weight, y, yhat)
@@ -3663,12 +3770,18 @@ def softmax_cross_entropy_grad(
 
         n_classes = np.shape(yhat)[-1]
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
-        t1 = np.sum(y, axis=-1, keepdims=True)
-        return (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/np.sum(t0, axis=-1, keepdims=True))*t0 + (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes
+        t0 = np.exp(np.max(yhat, axis=-1, keepdims=True) * -1 + yhat)
+        t1 = np.einsum('...i->...', y)[..., None]
+        return (
+            y * (-inv_n * (1 - label_smoothing)) + t0 * ((t1 * -1 + t1 * label_smoothing -
+            label_smoothing) / np.einsum('...i->...', t0)[..., None] * -inv_n) - inv_n *
+            label_smoothing / n_classes
+        )
     """
     out, yhat, y = _prepare('softmax_cross_entropy_grad', out, yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_grad', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_grad', 'label_smoothing', label_smoothing, 'unit')
+    )
     n_classes = np.shape(yhat)[-1]
     weight, inv_n = _weighting('softmax_cross_entropy_grad', weight, out.shape, count, True)
     b0, = _scratch(out.shape, 1, out.dtype)
@@ -3676,9 +3789,9 @@ def softmax_cross_entropy_grad(
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=b0)
-    np.exp(b0, out=b0)
+    np.exp(b0, out=b0)  # t0
     np.multiply(y, -inv_n*(1 - label_smoothing), out=out)
-    np.einsum('...i->...', y, out=r0[..., 0])
+    np.einsum('...i->...', y, out=r0[..., 0])  # t1
     np.multiply(r0, -1, out=r1)
     np.multiply(r0, label_smoothing, out=r0)
     np.add(r1, r0, out=r1)
@@ -3705,7 +3818,7 @@ def softmax_cross_entropy_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (softmax_cross_entropy, softmax_cross_entropy_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over samples of -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes +
         y*(1 - label_smoothing)))
@@ -3717,31 +3830,39 @@ def softmax_cross_entropy_value_and_grad(
 
         n_classes = np.shape(yhat)[-1]
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
-        t1 = label_smoothing/n_classes
+        t1 = label_smoothing / n_classes
         t2 = np.max(yhat, axis=-1, keepdims=True)
-        t3 = np.exp(yhat - t2)
-        t4 = np.sum(t3, axis=-1, keepdims=True)
+        t3 = np.exp(t2 * -1 + yhat)
+        t4 = np.einsum('...i->...', t3)[..., None]
         t5 = t2 + np.log(t4)
-        t6 = np.sum(y, axis=-1, keepdims=True)
-        return float(np.mean(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - t0 - t1*np.sum(yhat, axis=-1, keepdims=True))), (-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1
+        t6 = np.einsum('...i->...', y)[..., None]
+        return (
+            (float((-np.vdot(y, yhat) + np.vdot(t5, t6) + label_smoothing * np.vdot(y, yhat) +
+            label_smoothing * np.sum(t5) - t1 * np.sum(yhat) - label_smoothing * np.vdot(t5, t6)) *
+            inv_n), y * (-inv_n * (1 - label_smoothing)) + t3 * ((t6 * -1 + t6 * label_smoothing -
+            label_smoothing) / t4 * -inv_n) - inv_n * t1)
+        )
     """
     out, yhat, y = _prepare('softmax_cross_entropy_value_and_grad', out, yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_value_and_grad', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_value_and_grad', 'label_smoothing', label_smoothing, 'unit')
+    )
     n_classes = np.shape(yhat)[-1]
-    weight, inv_n = _weighting('softmax_cross_entropy_value_and_grad', weight, out.shape, count, True)
+    weight, inv_n = (
+        _weighting('softmax_cross_entropy_value_and_grad', weight, out.shape, count, True)
+    )
     b0, = _scratch(out.shape, 1, out.dtype)
     r0, r1, r2 = _scratch(out.shape[:-1] + (1,), 3, out.dtype)
     t1 = label_smoothing/n_classes
-    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)  # t2
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
-    np.exp(b0, out=b0)
-    np.einsum('...i->...', b0, out=r1[..., 0])
+    np.exp(b0, out=b0)  # t3
+    np.einsum('...i->...', b0, out=r1[..., 0])  # t4
     np.log(r1, out=r2)
-    np.add(r0, r2, out=r0)
+    np.add(r0, r2, out=r0)  # t5
     value0 = -_total(weight, y, yhat)
-    np.einsum('...i->...', y, out=r2[..., 0])
+    np.einsum('...i->...', y, out=r2[..., 0])  # t6
     value0 += _total(weight, r0, r2)
     if label_smoothing != 0:
         value0 += label_smoothing*_total(weight, y, yhat)
@@ -3778,7 +3899,8 @@ def softmax_cross_entropy_hess(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the diagonal of d2L/dyhat2 (per sample; softmax_cross_entropy_hvp applies the whole per-sample Hessian).
+    r"""Return the diagonal of d2L/dyhat2 (per sample; softmax_cross_entropy_hvp applies the whole
+    per-sample Hessian).
 
     diag d2L/dyhat2 = (-(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
         logsumexp(yhat)) + (label_smoothing*axis_sum(y) - label_smoothing -
@@ -3788,28 +3910,30 @@ def softmax_cross_entropy_hess(
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.max(yhat, axis=-1, keepdims=True)
-        t1 = np.exp(yhat - t0)
-        t2 = np.sum(t1, axis=-1, keepdims=True)
-        t3 = np.sum(y, axis=-1, keepdims=True)
-        t4 = label_smoothing*t3 - label_smoothing - t3
-        return (-inv_n*t4/t2)*t1 + (inv_n*t4/(t2*t2))*np.exp(2*yhat - 2*t0)
+        t1 = np.exp(t0 * -1 + yhat)
+        t3 = np.einsum('...i->...', y)[..., None]
+        t4 = t3 * -1 + t3 * label_smoothing - label_smoothing
+        t2 = np.einsum('...i->...', t1)[..., None]
+        return (np.exp(t0 * -2 + yhat * 2) * (t4 / t2 ** 2) + t1 * (t4 / t2 * -1)) * inv_n
     """
     out, yhat, y = _prepare('softmax_cross_entropy_hess', out, yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_hess', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_hess', 'label_smoothing', label_smoothing, 'unit')
+    )
     weight, inv_n = _weighting('softmax_cross_entropy_hess', weight, out.shape, count, True)
     b0, = _scratch(out.shape, 1, out.dtype)
     r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
-    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)  # t0
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
-    np.exp(b0, out=b0)
-    np.einsum('...i->...', y, out=r1[..., 0])
+    np.exp(b0, out=b0)  # t1
+    np.einsum('...i->...', y, out=r1[..., 0])  # t3
     np.multiply(r1, -1, out=r2)
     np.multiply(r1, label_smoothing, out=r1)
     np.add(r2, r1, out=r2)
     if label_smoothing != 0:
-        np.subtract(r2, label_smoothing, out=r2)
-    np.einsum('...i->...', b0, out=r1[..., 0])
+        np.subtract(r2, label_smoothing, out=r2)  # t4
+    np.einsum('...i->...', b0, out=r1[..., 0])  # t2
     np.square(r1, out=r3)
     np.divide(r2, r3, out=r3)
     np.multiply(r0, -2, out=r0)
@@ -3835,7 +3959,7 @@ def softmax_cross_entropy_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (softmax_cross_entropy_grad, softmax_cross_entropy_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-label_smoothing/n_classes - y*(1 - label_smoothing) -
         (label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
@@ -3849,34 +3973,39 @@ def softmax_cross_entropy_grad_hess(
         n_classes = np.shape(yhat)[-1]
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = np.max(yhat, axis=-1, keepdims=True)
-        t1 = np.exp(yhat - t0)
-        t2 = np.sum(t1, axis=-1, keepdims=True)
-        t3 = np.sum(y, axis=-1, keepdims=True)
-        t4 = label_smoothing*t3 - label_smoothing - t3
-        t5 = (inv_n*t4/t2)*t1
-        return (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes - t5, (inv_n*t4/(t2*t2))*np.exp(2*yhat - 2*t0) - t5
+        t1 = np.exp(t0 * -1 + yhat)
+        t3 = np.einsum('...i->...', y)[..., None]
+        t4 = t3 * -1 + t3 * label_smoothing - label_smoothing
+        t2 = np.einsum('...i->...', t1)[..., None]
+        t5 = t1 * (t4 / t2 * inv_n)
+        return (
+            (y * (-inv_n * (1 - label_smoothing)) - t5 - inv_n * label_smoothing / n_classes,
+            np.exp(t0 * -2 + yhat * 2) * (t4 / t2 ** 2 * inv_n) - t5)
+        )
     """
     out, yhat, y = _prepare('softmax_cross_entropy_grad_hess', None, yhat, y, classes=True)
     out1 = np.empty_like(out)
-    label_smoothing = _hyper('softmax_cross_entropy_grad_hess', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_grad_hess', 'label_smoothing', label_smoothing, 'unit')
+    )
     n_classes = np.shape(yhat)[-1]
     weight, inv_n = _weighting('softmax_cross_entropy_grad_hess', weight, out.shape, count, True)
     b0, = _scratch(out.shape, 1, out.dtype)
     r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
-    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)  # t0
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
-    np.exp(b0, out=b0)
-    np.einsum('...i->...', y, out=r1[..., 0])
+    np.exp(b0, out=b0)  # t1
+    np.einsum('...i->...', y, out=r1[..., 0])  # t3
     np.multiply(r1, -1, out=r2)
     np.multiply(r1, label_smoothing, out=r1)
     np.add(r2, r1, out=r2)
     if label_smoothing != 0:
-        np.subtract(r2, label_smoothing, out=r2)
-    np.einsum('...i->...', b0, out=r1[..., 0])
+        np.subtract(r2, label_smoothing, out=r2)  # t4
+    np.einsum('...i->...', b0, out=r1[..., 0])  # t2
     np.divide(r2, r1, out=r3)
     np.multiply(r3, inv_n, out=r3)
-    np.multiply(b0, r3, out=b0)
+    np.multiply(b0, r3, out=b0)  # t5
     np.multiply(y, -inv_n*(1 - label_smoothing), out=out)
     np.subtract(out, b0, out=out)
     if inv_n*label_smoothing/n_classes != 0:
@@ -3917,27 +4046,32 @@ def softmax_cross_entropy_hvp(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
-        t0 = np.sum(y, axis=-1, keepdims=True)
-        t1 = np.exp(yhat - np.max(yhat, axis=-1, keepdims=True))
-        t2 = t1/np.sum(t1, axis=-1, keepdims=True)
+        t1 = np.exp(np.max(yhat, axis=-1, keepdims=True) * -1 + yhat)
+        t2 = t1 * (1.0 / np.einsum('...i->...', t1)[..., None])
         t3 = np.einsum('...i,...i->...', t2, vector)[..., None]
-        return inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3)
+        t0 = np.einsum('...i->...', y)[..., None]
+        return (
+            t2 * (t3 * -label_smoothing + t0 * t3 * -1 + t0 * t3 * label_smoothing + vector *
+            label_smoothing + vector * t0 + vector * (t0 * -label_smoothing)) * inv_n
+        )
     """
     out, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', out, yhat, y, vector, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_hvp', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_hvp', 'label_smoothing', label_smoothing, 'unit')
+    )
     weight, inv_n = _weighting('softmax_cross_entropy_hvp', weight, out.shape, count, True)
     b1, b2 = _scratch(out.shape, 2, out.dtype)
     r0, r1, r2, r3 = _scratch(out.shape[:-1] + (1,), 4, out.dtype)
     np.max(yhat, axis=-1, keepdims=True, out=r0)
     np.multiply(r0, -1, out=r0)
     np.add(r0, yhat, out=out)
-    np.exp(out, out=out)
+    np.exp(out, out=out)  # t1
     np.einsum('...i->...', out, out=r0[..., 0])
     np.divide(1.0, r0, out=r0)
-    np.multiply(out, r0, out=out)
-    np.einsum('...i,...i->...', out, vector, out=r0[..., 0])
+    np.multiply(out, r0, out=out)  # t2
+    np.einsum('...i,...i->...', out, vector, out=r0[..., 0])  # t3
     np.multiply(r0, -label_smoothing, out=r1)
-    np.einsum('...i->...', y, out=r2[..., 0])
+    np.einsum('...i->...', y, out=r2[..., 0])  # t0
     np.multiply(r2, r0, out=r3)
     np.multiply(r3, -1, out=r3)
     np.add(r1, r3, out=r1)
@@ -3966,7 +4100,7 @@ def softmax_cross_entropy_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per sample of softmax_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per sample, before the mean (times ``weight`` if given).
 
     l = -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes + y*(1 -
         label_smoothing)))
@@ -3974,32 +4108,38 @@ def softmax_cross_entropy_per_sample(
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         n_classes = np.shape(yhat)[-1]
-        t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
         t1 = np.max(yhat, axis=-1, keepdims=True)
-        t2 = t1 + np.log(np.sum(np.exp(yhat - t1), axis=-1, keepdims=True))
-        t3 = np.sum(y, axis=-1, keepdims=True)
-        return (label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*np.sum(yhat, axis=-1, keepdims=True)/n_classes - t0)[..., 0]
+        t2 = t1 + np.log(np.einsum('...i->...', np.exp(t1 * -1 + yhat))[..., None])
+        t0 = np.einsum('...i,...i->...', y, yhat)[..., None]
+        t3 = np.einsum('...i->...', y)[..., None]
+        return (
+            (t0 * -1 + t0 * label_smoothing + t2 * label_smoothing + t2 * t3 + t2 * t3 *
+            -label_smoothing + np.einsum('...i->...', yhat)[..., None] * (-label_smoothing /
+            n_classes))[..., 0]
+        )
     """
     b0, yhat, y = _prepare('softmax_cross_entropy_per_sample', None, yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_per_sample', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_per_sample', 'label_smoothing', label_smoothing, 'unit')
+    )
     n_classes = np.shape(yhat)[-1]
     out, rows = _row_out('softmax_cross_entropy_per_sample', out, b0.shape, b0.dtype)
     weight = _weights('softmax_cross_entropy_per_sample', weight, b0.shape, True)
     r0, r1, r3 = _scratch(b0.shape[:-1] + (1,), 3, b0.dtype)
-    np.max(yhat, axis=-1, keepdims=True, out=r0)
+    np.max(yhat, axis=-1, keepdims=True, out=r0)  # t1
     np.multiply(r0, -1, out=r1)
     np.add(r1, yhat, out=b0)
     np.exp(b0, out=b0)
     np.einsum('...i->...', b0, out=r1[..., 0])
     np.log(r1, out=r1)
-    np.add(r0, r1, out=r0)
-    np.einsum('...i,...i->...', y, yhat, out=r1[..., 0])
+    np.add(r0, r1, out=r0)  # t2
+    np.einsum('...i,...i->...', y, yhat, out=r1[..., 0])  # t0
     np.multiply(r1, -1, out=rows)
     np.multiply(r1, label_smoothing, out=r1)
     np.add(rows, r1, out=rows)
     np.multiply(r0, label_smoothing, out=r1)
     np.add(rows, r1, out=rows)
-    np.einsum('...i->...', y, out=r1[..., 0])
+    np.einsum('...i->...', y, out=r1[..., 0])  # t3
     np.multiply(r0, r1, out=r3)
     np.add(rows, r3, out=rows)
     np.multiply(r0, r1, out=r0)
@@ -4028,7 +4168,8 @@ def squared_hinge(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.maximum(0, 1 - y*yhat)**2))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum(np.maximum(1 - y * yhat, 0) ** 2) * inv_n)
     """
     b0, yhat, y = _prepare('squared_hinge', None, yhat, y)
     weight, inv_n = _weighting('squared_hinge', weight, b0.shape, count, False)
@@ -4057,14 +4198,14 @@ def squared_hinge_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = y*yhat
-        return -2*inv_n*y*1.0*(t0 < 1)*np.maximum(0, 1 - t0)
+        t0 = y * yhat
+        return y * ((t0 < 1) * 1.0) * np.maximum(1 - t0, 0) * (-2 * inv_n)
     """
     out, yhat, y = _prepare('squared_hinge_grad', out, yhat, y)
     weight, inv_n = _weighting('squared_hinge_grad', weight, out.shape, count, False)
     b0, = _scratch(out.shape, 1, out.dtype)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.multiply(y, yhat, out=b0)
+        np.multiply(y, yhat, out=b0)  # t0
     np.less(b0, 1, out=out)
     np.multiply(y, out, out=out)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -4085,7 +4226,7 @@ def squared_hinge_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (squared_hinge, squared_hinge_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)**2
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
@@ -4093,17 +4234,17 @@ def squared_hinge_value_and_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = y*yhat
-        t1 = np.maximum(0, 1 - t0)
-        return float(np.mean(t1*t1)), -2*inv_n*t1*y*1.0*(t0 < 1)
+        t0 = y * yhat
+        t1 = np.maximum(1 - t0, 0)
+        return (float(np.sum(t1 ** 2) * inv_n), t1 * y * ((t0 < 1) * 1.0) * (-2 * inv_n))
     """
     out, yhat, y = _prepare('squared_hinge_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('squared_hinge_value_and_grad', weight, out.shape, count, False)
     b0, b2 = _scratch(out.shape, 2, out.dtype)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.multiply(y, yhat, out=b0)
+        np.multiply(y, yhat, out=b0)  # t0
         np.subtract(1, b0, out=out)
-    np.maximum(out, 0, out=out)
+    np.maximum(out, 0, out=out)  # t1
     np.square(out, out=b2)
     value0 = _total(weight, b2)
     value0 *= inv_n
@@ -4131,7 +4272,7 @@ def squared_hinge_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return 2*inv_n*(y*y)*1.0*(y*yhat < 1)
+        return y ** 2 * ((y * yhat < 1) * 1.0) * (2 * inv_n)
     """
     out, yhat, y = _prepare('squared_hinge_hess', out, yhat, y)
     weight, inv_n = _weighting('squared_hinge_hess', weight, out.shape, count, False)
@@ -4153,7 +4294,7 @@ def squared_hinge_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (squared_hinge_grad, squared_hinge_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
     diag d2L/dyhat2 = (2*y**2*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
@@ -4161,18 +4302,18 @@ def squared_hinge_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = y*yhat
-        t1 = 2*inv_n*1.0*(t0 < 1)
-        return -t1*y*np.maximum(0, 1 - t0), t1*(y*y)
+        t0 = y * yhat
+        t1 = (t0 < 1) * 1.0 * (2 * inv_n)
+        return (-(t1 * y * np.maximum(1 - t0, 0)), t1 * y ** 2)
     """
     out, yhat, y = _prepare('squared_hinge_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     weight, inv_n = _weighting('squared_hinge_grad_hess', weight, out.shape, count, False)
     b0, = _scratch(out.shape, 1, out.dtype)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.multiply(y, yhat, out=b0)
+        np.multiply(y, yhat, out=b0)  # t0
     np.less(b0, 1, out=out1)
-    np.multiply(out1, 2*inv_n, out=out1)
+    np.multiply(out1, 2*inv_n, out=out1)  # t1
     np.multiply(out1, y, out=out)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.subtract(1, b0, out=b0)
@@ -4194,13 +4335,13 @@ def squared_hinge_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of squared_hinge(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Max(0, -y*yhat + 1)**2
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.maximum(0, 1 - y*yhat)**2
+        return np.maximum(1 - y * yhat, 0) ** 2
     """
     out, yhat, y = _prepare('squared_hinge_per_sample', out, yhat, y)
     weight = _weights('squared_hinge_per_sample', weight, out.shape, False)

@@ -572,7 +572,8 @@ out_per_sample = weight*(exp(yhat) - y*yhat);
 const T t0 = exp(-fabs(yhat));
 const T t1 = 1 - y;
 const T t2 = 1/(t0 + 1);
-total = weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
+total = weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 -
+    t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
 """,
     ),
     "sigmoid_focal_grad": (
@@ -587,7 +588,8 @@ const T t4 = 1 - y;
 const T t5 = t2*fmax(t0, (T)(-yhat >= 0));
 const T t6 = 1 - t2*t3*y - t4*t5;
 const T t7 = alpha*y + t4*(1 - alpha);
-out_grad = weight*((-gamma*inv_n)*t0*pow(t6, gamma - 1)*t7*(2*y - 1)*(log1p(t0) + fmax(0, yhat) - y*yhat)/(t1*t1) + inv_n*pow(t6, gamma)*t7*(t2*t3*t4 - t5*y));
+out_grad = weight*((-gamma*inv_n)*t0*pow(t6, gamma - 1)*t7*(2*y - 1)*(log1p(t0) + fmax(0, yhat)
+    - y*yhat)/(t1*t1) + inv_n*pow(t6, gamma)*t7*(t2*t3*t4 - t5*y));
 """,
     ),
     "sigmoid_focal_value_and_grad": (
@@ -605,7 +607,8 @@ const T t7 = 1 - t3*t4*y - t5*t6;
 const T t8 = pow(t7, gamma);
 const T t9 = alpha*y + t5*(1 - alpha);
 total = t1*t8*t9*weight;
-out_grad = weight*((-gamma*inv_n)*t0*t1*pow(t7, gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y));
+out_grad = weight*((-gamma*inv_n)*t0*t1*pow(t7, gamma - 1)*t9*(2*y - 1)/(t2*t2) +
+    inv_n*t8*t9*(t3*t4*t5 - t6*y));
 """,
     ),
     "sigmoid_focal_hess": (
@@ -627,7 +630,9 @@ const T t11 = 2*y;
 const T t12 = log1p(t1) + fmax(0, yhat) - y*yhat;
 const T t13 = gamma - 1;
 const T t14 = inv_n*t1*t3*t5*pow(t9, t13);
-out_hess = weight*((gamma*inv_n*t13)*(t12*t5*pow(t9, gamma - 2)*(4*(y*y) + 1 - 4*y)*exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*pow(t9, gamma) - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y));
+out_hess = weight*((gamma*inv_n*t13)*(t12*t5*pow(t9, gamma - 2)*(4*(y*y) + 1 -
+    4*y)*exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*pow(t9, gamma) - gamma*t12*t14*(t10 - t10*t11) -
+    2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y));
 """,
     ),
     "sigmoid_focal_grad_hess": (
@@ -656,7 +661,9 @@ const T t18 = t5*t6*t7 - t8*y;
 const T t19 = pow(t9, gamma);
 const T t20 = tanh((T)0.5*yhat);
 out_grad = weight*(inv_n*t15*t18*t19 - t1*t17);
-out_hess = weight*((gamma*inv_n*t10)*(t14*t15*pow(t9, gamma - 2)*(4*(y*y) + 1 - 4*y)*exp(-2*t2)/(t4*t4*t4*t4)) + inv_n*t12*t15*t19*t3 - 2*gamma*t1*t11*t13*t16*t18 - t17*(t20 - t0*t20));
+out_hess = weight*((gamma*inv_n*t10)*(t14*t15*pow(t9, gamma - 2)*(4*(y*y) + 1 -
+    4*y)*exp(-2*t2)/(t4*t4*t4*t4)) + inv_n*t12*t15*t19*t3 - 2*gamma*t1*t11*t13*t16*t18 - t17*(t20 -
+    t0*t20));
 """,
     ),
     "sigmoid_focal_per_sample": (
@@ -666,7 +673,8 @@ out_hess = weight*((gamma*inv_n*t10)*(t14*t15*pow(t9, gamma - 2)*(4*(y*y) + 1 - 
 const T t0 = exp(-fabs(yhat));
 const T t1 = 1 - y;
 const T t2 = 1/(t0 + 1);
-out_per_sample = weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 - t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
+out_per_sample = weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 -
+    t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
 """,
     ),
     "smooth_l1": (
@@ -1037,7 +1045,8 @@ out_per_sample = weight*(r1 - r0);
             "T total",
             """
 const T t2 = t1 + log(r2);
-total = weight*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*r4/n_classes - t0);
+total = weight*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 -
+    label_smoothing*r4/n_classes - t0);
 """,
         ),
     ),
@@ -1066,7 +1075,8 @@ total = weight*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothin
             "T out_grad",
             """
 const T t0 = exp(yhat - r0);
-out_grad = weight*((-inv_n*(1 - label_smoothing))*y + (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/r2)*t0 - inv_n*label_smoothing/n_classes);
+out_grad = weight*((-inv_n*(1 - label_smoothing))*y + (-inv_n*(label_smoothing*t1 -
+    label_smoothing - t1)/r2)*t0 - inv_n*label_smoothing/n_classes);
 """,
         ),
     ),
@@ -1108,7 +1118,8 @@ out_grad = weight*((-inv_n*(1 - label_smoothing))*y + (-inv_n*(label_smoothing*t
             """
 const T t1 = label_smoothing/n_classes;
 const T t5 = t2 + log(t4);
-total = weight*(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - r4*t1 - t0);
+total = weight*(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - r4*t1
+    - t0);
 """,
         ),
         (
@@ -1118,7 +1129,8 @@ total = weight*(label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothin
             """
 const T t1 = label_smoothing/n_classes;
 const T t3 = exp(yhat - t2);
-out_grad = weight*((-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1);
+out_grad = weight*((-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 -
+    label_smoothing))*y - inv_n*t1);
 """,
         ),
     ),
@@ -1216,7 +1228,8 @@ out_hess = weight*((inv_n*t4/(t2*t2))*exp(2*yhat - 2*t0) - t5);
             """
 const T t1 = exp(yhat - r1);
 const T t2 = t1/r2;
-out_hvp = (inv_n*weight)*(t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3));
+out_hvp = (inv_n*weight)*(t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector +
+    label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3));
 """,
         ),
     ),
@@ -1257,7 +1270,8 @@ out_hvp = (inv_n*weight)*(t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vect
             "T out_per_sample",
             """
 const T t2 = t1 + log(r2);
-out_per_sample = weight*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*r4/n_classes - t0);
+out_per_sample = weight*(label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3
+    - label_smoothing*r4/n_classes - t0);
 """,
         ),
     ),
@@ -1528,14 +1542,16 @@ def binary_cross_entropy_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (binary_cross_entropy, binary_cross_entropy_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
     """
     yhat, y, = _arrays('binary_cross_entropy_value_and_grad', yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_value_and_grad', weight, yhat, count, False)
-    total, out_grad = _kernel('binary_cross_entropy_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
+    total, out_grad = (
+        _kernel('binary_cross_entropy_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
+    )
     return inv_n * total.sum(), _into('binary_cross_entropy_value_and_grad', out, out_grad)
 
 
@@ -1551,19 +1567,21 @@ def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=Non
 
 
 def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (binary_cross_entropy_grad, binary_cross_entropy_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
     diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
     """
     yhat, y, = _arrays('binary_cross_entropy_grad_hess', yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_grad_hess', weight, yhat, count, False)
-    out_grad, out_hess = _kernel('binary_cross_entropy_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
+    out_grad, out_hess = (
+        _kernel('binary_cross_entropy_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
+    )
     return out_grad, out_hess
 
 
 def binary_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of binary_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
     """
@@ -1601,7 +1619,9 @@ def binary_cross_entropy_with_logits_grad(
     """
     yhat, y, = _arrays('binary_cross_entropy_with_logits_grad', yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad', weight, yhat, count, False)
-    out_grad = _kernel('binary_cross_entropy_with_logits_grad')(yhat, y, weight, _scalar(yhat, inv_n))
+    out_grad = (
+        _kernel('binary_cross_entropy_with_logits_grad')(yhat, y, weight, _scalar(yhat, inv_n))
+    )
     return _into('binary_cross_entropy_with_logits_grad', out, out_grad)
 
 
@@ -1613,16 +1633,23 @@ def binary_cross_entropy_with_logits_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat)))
     dL/dyhat = (-y + sigmoid(yhat)) / n_elements
     """
     yhat, y, = _arrays('binary_cross_entropy_with_logits_value_and_grad', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, yhat, count, False)
-    total, out_grad = _kernel('binary_cross_entropy_with_logits_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return inv_n * total.sum(), _into('binary_cross_entropy_with_logits_value_and_grad', out, out_grad)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, yhat, count, False)
+    )
+    total, out_grad = (
+        _kernel('binary_cross_entropy_with_logits_value_and_grad')(yhat, y, weight, _scalar(yhat,
+        inv_n))
+    )
+    return (
+        inv_n * total.sum(), _into('binary_cross_entropy_with_logits_value_and_grad', out, out_grad)
+    )
 
 
 def binary_cross_entropy_with_logits_hess(
@@ -1639,24 +1666,30 @@ def binary_cross_entropy_with_logits_hess(
     """
     yhat, y, = _arrays('binary_cross_entropy_with_logits_hess', yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits_hess', weight, yhat, count, False)
-    out_hess = _kernel('binary_cross_entropy_with_logits_hess')(yhat, y, weight, _scalar(yhat, inv_n))
+    out_hess = (
+        _kernel('binary_cross_entropy_with_logits_hess')(yhat, y, weight, _scalar(yhat, inv_n))
+    )
     return _into('binary_cross_entropy_with_logits_hess', out, out_hess)
 
 
 def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (binary_cross_entropy_with_logits_grad, binary_cross_entropy_with_logits_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y + sigmoid(yhat)) / n_elements
     diag d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     yhat, y, = _arrays('binary_cross_entropy_with_logits_grad_hess', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad_hess', weight, yhat, count, False)
-    out_grad, out_hess = _kernel('binary_cross_entropy_with_logits_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_grad_hess', weight, yhat, count, False)
+    )
+    out_grad, out_hess = (
+        _kernel('binary_cross_entropy_with_logits_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
+    )
     return out_grad, out_hess
 
 
 def binary_cross_entropy_with_logits_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of binary_cross_entropy_with_logits(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
     """
@@ -1699,21 +1732,26 @@ def categorical_cross_entropy_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (categorical_cross_entropy, categorical_cross_entropy_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over samples of -axis_sum(xlogy(y, yhat))
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
     """
     yhat, y, = _arrays('categorical_cross_entropy_value_and_grad', yhat, y, classes=True)
-    weight, inv_n = _weighting('categorical_cross_entropy_value_and_grad', weight, yhat, count, True)
+    weight, inv_n = (
+        _weighting('categorical_cross_entropy_value_and_grad', weight, yhat, count, True)
+    )
     r0 = _stage('categorical_cross_entropy_value_and_grad', 0)(yhat, y, axis=-1, keepdims=True)
     total = _stage('categorical_cross_entropy_value_and_grad', 1)(r0, weight)
-    out_grad = _stage('categorical_cross_entropy_value_and_grad', 2)(yhat, y, weight, _scalar(yhat, inv_n))
+    out_grad = (
+        _stage('categorical_cross_entropy_value_and_grad', 2)(yhat, y, weight, _scalar(yhat, inv_n))
+    )
     return inv_n * total.sum(), _into('categorical_cross_entropy_value_and_grad', out, out_grad)
 
 
 def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return the diagonal of d2L/dyhat2 (per sample; categorical_cross_entropy_hvp applies the whole per-sample Hessian).
+    r"""Return the diagonal of d2L/dyhat2 (per sample; categorical_cross_entropy_hvp applies the
+    whole per-sample Hessian).
 
     diag d2L/dyhat2 = (y/yhat**2) / n_samples
     """
@@ -1724,14 +1762,16 @@ def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weigh
 
 
 def categorical_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (categorical_cross_entropy_grad, categorical_cross_entropy_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
     diag d2L/dyhat2 = (y/yhat**2) / n_samples
     """
     yhat, y, = _arrays('categorical_cross_entropy_grad_hess', yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_grad_hess', weight, yhat, count, True)
-    out_grad, out_hess = _stage('categorical_cross_entropy_grad_hess', 0)(yhat, y, weight, _scalar(yhat, inv_n))
+    out_grad, out_hess = (
+        _stage('categorical_cross_entropy_grad_hess', 0)(yhat, y, weight, _scalar(yhat, inv_n))
+    )
     return out_grad, out_hess
 
 
@@ -1750,12 +1790,14 @@ def categorical_cross_entropy_hvp(
     """
     yhat, y, vector, = _arrays('categorical_cross_entropy_hvp', yhat, y, vector, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_hvp', weight, yhat, count, True)
-    out_hvp = _stage('categorical_cross_entropy_hvp', 0)(yhat, y, vector, weight, _scalar(yhat, inv_n))
+    out_hvp = (
+        _stage('categorical_cross_entropy_hvp', 0)(yhat, y, vector, weight, _scalar(yhat, inv_n))
+    )
     return _into('categorical_cross_entropy_hvp', out, out_hvp)
 
 
 def categorical_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per sample of categorical_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per sample, before the mean (times ``weight`` if given).
 
     l = -axis_sum(xlogy(y, yhat))
     """
@@ -1791,7 +1833,7 @@ def hinge_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (hinge, hinge_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
@@ -1814,7 +1856,7 @@ def hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (hinge_grad, hinge_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
@@ -1826,7 +1868,7 @@ def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
 
 
 def hinge_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of hinge(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Max(0, -y*yhat + 1)
     """
@@ -1872,7 +1914,7 @@ def huber_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (huber, huber_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
@@ -1881,7 +1923,9 @@ def huber_value_and_grad(
     yhat, y, = _arrays('huber_value_and_grad', yhat, y)
     delta = _hyper('huber_value_and_grad', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_value_and_grad', weight, yhat, count, False)
-    total, out_grad = _kernel('huber_value_and_grad')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
+    total, out_grad = (
+        _kernel('huber_value_and_grad')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
+    )
     return inv_n * total.sum(), _into('huber_value_and_grad', out, out_grad)
 
 
@@ -1898,7 +1942,7 @@ def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
 
 
 def huber_grad_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
-    r"""Return (huber_grad, huber_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
     diag d2L/dyhat2 = (Piecewise((1, delta > Abs(y - yhat)), (0, True))) / n_elements
@@ -1906,12 +1950,14 @@ def huber_grad_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, 
     yhat, y, = _arrays('huber_grad_hess', yhat, y)
     delta = _hyper('huber_grad_hess', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_grad_hess', weight, yhat, count, False)
-    out_grad, out_hess = _kernel('huber_grad_hess')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
+    out_grad, out_hess = (
+        _kernel('huber_grad_hess')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
+    )
     return out_grad, out_hess
 
 
 def huber_per_sample(yhat, y, *, delta: float = 1.0, weight=None, out=None):
-    r"""Return the loss per element of huber(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y - yhat)),
         True))
@@ -1950,7 +1996,7 @@ def kl_div_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (kl_div, kl_div_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over samples of axis_sum(-y*yhat + xlogy(y, y))
     dL/dyhat = (-y) / n_samples
@@ -1965,7 +2011,8 @@ def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None, o
 
 
 def kl_div_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return the diagonal of d2L/dyhat2 (per sample; kl_div_hvp applies the whole per-sample Hessian).
+    r"""Return the diagonal of d2L/dyhat2 (per sample; kl_div_hvp applies the whole per-sample
+    Hessian).
 
     diag d2L/dyhat2 = (0) / n_samples
     """
@@ -1976,7 +2023,7 @@ def kl_div_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (kl_div_grad, kl_div_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y) / n_samples
     diag d2L/dyhat2 = (0) / n_samples
@@ -1999,7 +2046,7 @@ def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None, out=
 
 
 def kl_div_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per sample of kl_div(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per sample, before the mean (times ``weight`` if given).
 
     l = axis_sum(-y*yhat + xlogy(y, y))
     """
@@ -2036,7 +2083,7 @@ def l1_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def l1_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (l1, l1_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Abs(y - yhat)
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -2059,7 +2106,7 @@ def l1_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (l1_grad, l1_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
@@ -2071,7 +2118,7 @@ def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None):
 
 
 def l1_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of l1(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Abs(y - yhat)
     """
@@ -2106,7 +2153,7 @@ def log_cosh_grad(yhat, y, *, count: float | None = None, weight=None, out=None)
 
 
 def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (log_cosh, log_cosh_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of log(cosh(y - yhat))
     dL/dyhat = (-tanh(y - yhat)) / n_elements
@@ -2129,7 +2176,7 @@ def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None, out=None)
 
 
 def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (log_cosh_grad, log_cosh_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
     diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
@@ -2141,7 +2188,7 @@ def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None):
 
 
 def log_cosh_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of log_cosh(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = log(cosh(y - yhat))
     """
@@ -2176,7 +2223,7 @@ def mse_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def mse_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (mse, mse_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of (-y + yhat)**2
     dL/dyhat = (2*(-y + yhat)) / n_elements
@@ -2199,7 +2246,7 @@ def mse_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (mse_grad, mse_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (2*(-y + yhat)) / n_elements
     diag d2L/dyhat2 = (2) / n_elements
@@ -2211,7 +2258,7 @@ def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None):
 
 
 def mse_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of mse(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = (-y + yhat)**2
     """
@@ -2257,7 +2304,7 @@ def pinball_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (pinball, pinball_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat),
         True))
@@ -2266,7 +2313,9 @@ def pinball_value_and_grad(
     yhat, y, = _arrays('pinball_value_and_grad', yhat, y)
     tau = _hyper('pinball_value_and_grad', 'tau', tau, 'unit')
     weight, inv_n = _weighting('pinball_value_and_grad', weight, yhat, count, False)
-    total, out_grad = _kernel('pinball_value_and_grad')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
+    total, out_grad = (
+        _kernel('pinball_value_and_grad')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
+    )
     return inv_n * total.sum(), _into('pinball_value_and_grad', out, out_grad)
 
 
@@ -2283,7 +2332,7 @@ def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
 
 
 def pinball_grad_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
-    r"""Return (pinball_grad, pinball_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise((-tau, y - yhat >= 0), (1 - tau, True))) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
@@ -2291,12 +2340,14 @@ def pinball_grad_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, 
     yhat, y, = _arrays('pinball_grad_hess', yhat, y)
     tau = _hyper('pinball_grad_hess', 'tau', tau, 'unit')
     weight, inv_n = _weighting('pinball_grad_hess', weight, yhat, count, False)
-    out_grad, out_hess = _kernel('pinball_grad_hess')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
+    out_grad, out_hess = (
+        _kernel('pinball_grad_hess')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
+    )
     return out_grad, out_hess
 
 
 def pinball_per_sample(yhat, y, *, tau: float = 0.5, weight=None, out=None):
-    r"""Return the loss per element of pinball(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
     """
@@ -2332,7 +2383,7 @@ def poisson_nll_grad(yhat, y, *, count: float | None = None, weight=None, out=No
 
 
 def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (poisson_nll, poisson_nll_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -y*yhat + exp(yhat)
     dL/dyhat = (-y + exp(yhat)) / n_elements
@@ -2355,7 +2406,7 @@ def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None, out=No
 
 
 def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (poisson_nll_grad, poisson_nll_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y + exp(yhat)) / n_elements
     diag d2L/dyhat2 = (exp(yhat)) / n_elements
@@ -2367,7 +2418,7 @@ def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None):
 
 
 def poisson_nll_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of poisson_nll(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -y*yhat + exp(yhat)
     """
@@ -2424,7 +2475,10 @@ def sigmoid_focal_grad(
     alpha = _hyper('sigmoid_focal_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad', weight, yhat, count, False)
-    out_grad = _kernel('sigmoid_focal_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
+    out_grad = (
+        _kernel('sigmoid_focal_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma),
+        _scalar(yhat, inv_n))
+    )
     return _into('sigmoid_focal_grad', out, out_grad)
 
 
@@ -2438,7 +2492,7 @@ def sigmoid_focal_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (sigmoid_focal, sigmoid_focal_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
         xlogy(1 - y, 1 - 1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 +
@@ -2453,7 +2507,10 @@ def sigmoid_focal_value_and_grad(
     alpha = _hyper('sigmoid_focal_value_and_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_value_and_grad', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_value_and_grad', weight, yhat, count, False)
-    total, out_grad = _kernel('sigmoid_focal_value_and_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
+    total, out_grad = (
+        _kernel('sigmoid_focal_value_and_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat,
+        gamma), _scalar(yhat, inv_n))
+    )
     return inv_n * total.sum(), _into('sigmoid_focal_value_and_grad', out, out_grad)
 
 
@@ -2483,7 +2540,10 @@ def sigmoid_focal_hess(
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_hess', weight, yhat, count, False)
-    out_hess = _kernel('sigmoid_focal_hess')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
+    out_hess = (
+        _kernel('sigmoid_focal_hess')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma),
+        _scalar(yhat, inv_n))
+    )
     return _into('sigmoid_focal_hess', out, out_hess)
 
 
@@ -2496,7 +2556,7 @@ def sigmoid_focal_grad_hess(
     count: float | None = None,
     weight=None,
 ):
-    r"""Return (sigmoid_focal_grad, sigmoid_focal_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
         softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
@@ -2517,7 +2577,10 @@ def sigmoid_focal_grad_hess(
     alpha = _hyper('sigmoid_focal_grad_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad_hess', weight, yhat, count, False)
-    out_grad, out_hess = _kernel('sigmoid_focal_grad_hess')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma), _scalar(yhat, inv_n))
+    out_grad, out_hess = (
+        _kernel('sigmoid_focal_grad_hess')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat,
+        gamma), _scalar(yhat, inv_n))
+    )
     return out_grad, out_hess
 
 
@@ -2530,7 +2593,7 @@ def sigmoid_focal_per_sample(
     weight=None,
     out=None,
 ):
-    r"""Return the loss per element of sigmoid_focal(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 + exp(-yhat))) + 1)**gamma
@@ -2539,7 +2602,10 @@ def sigmoid_focal_per_sample(
     alpha = _hyper('sigmoid_focal_per_sample', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_per_sample', 'gamma', gamma, 'nonnegative')
     weight = _weights('sigmoid_focal_per_sample', weight, yhat, False)
-    out_per_sample = _kernel('sigmoid_focal_per_sample')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma))
+    out_per_sample = (
+        _kernel('sigmoid_focal_per_sample')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat,
+        gamma))
+    )
     return _into('sigmoid_focal_per_sample', out, out_per_sample)
 
 
@@ -2588,7 +2654,7 @@ def smooth_l1_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (smooth_l1, smooth_l1_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)),
         (-beta/2 + Abs(y - yhat), True))
@@ -2598,7 +2664,10 @@ def smooth_l1_value_and_grad(
     yhat, y, = _arrays('smooth_l1_value_and_grad', yhat, y)
     beta = _hyper('smooth_l1_value_and_grad', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1_value_and_grad', weight, yhat, count, False)
-    total, out_grad = _kernel('smooth_l1_value_and_grad')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
+    total, out_grad = (
+        _kernel('smooth_l1_value_and_grad')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat,
+        inv_n))
+    )
     return inv_n * total.sum(), _into('smooth_l1_value_and_grad', out, out_grad)
 
 
@@ -2624,7 +2693,7 @@ def smooth_l1_hess(
 
 
 def smooth_l1_grad_hess(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
-    r"""Return (smooth_l1_grad, smooth_l1_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
         - yhat), True))) / n_elements
@@ -2634,12 +2703,14 @@ def smooth_l1_grad_hess(yhat, y, *, beta: float = 1.0, count: float | None = Non
     yhat, y, = _arrays('smooth_l1_grad_hess', yhat, y)
     beta = _hyper('smooth_l1_grad_hess', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1_grad_hess', weight, yhat, count, False)
-    out_grad, out_hess = _kernel('smooth_l1_grad_hess')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
+    out_grad, out_hess = (
+        _kernel('smooth_l1_grad_hess')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
+    )
     return out_grad, out_hess
 
 
 def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, weight=None, out=None):
-    r"""Return the loss per element of smooth_l1(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)), (-beta/2 + Abs(y - yhat),
         True))
@@ -2675,7 +2746,10 @@ def softmax_cross_entropy(
     r2 = _stage('softmax_cross_entropy', 2)(yhat, t1, axis=-1, keepdims=True)
     t3 = _stage('softmax_cross_entropy', 3)(yhat, y, axis=-1, keepdims=True)
     r4 = _stage('softmax_cross_entropy', 4)(yhat, axis=-1, keepdims=True)
-    total = _stage('softmax_cross_entropy', 5)(t0, t1, r2, t3, r4, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes))
+    total = (
+        _stage('softmax_cross_entropy', 5)(t0, t1, r2, t3, r4, weight, _scalar(yhat,
+        label_smoothing), _scalar(yhat, n_classes))
+    )
     return inv_n * total.sum()
 
 
@@ -2695,13 +2769,18 @@ def softmax_cross_entropy_grad(
         logsumexp(yhat))) / n_samples
     """
     yhat, y, = _arrays('softmax_cross_entropy_grad', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_grad', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_grad', 'label_smoothing', label_smoothing, 'unit')
+    )
     weight, inv_n = _weighting('softmax_cross_entropy_grad', weight, yhat, count, True)
     n_classes = yhat.shape[-1]
     r0 = _stage('softmax_cross_entropy_grad', 0)(yhat, axis=-1, keepdims=True)
     t1 = _stage('softmax_cross_entropy_grad', 1)(yhat, y, axis=-1, keepdims=True)
     r2 = _stage('softmax_cross_entropy_grad', 2)(yhat, r0, axis=-1, keepdims=True)
-    out_grad = _stage('softmax_cross_entropy_grad', 3)(yhat, y, r0, t1, r2, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    out_grad = (
+        _stage('softmax_cross_entropy_grad', 3)(yhat, y, r0, t1, r2, weight, _scalar(yhat,
+        label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    )
     return _into('softmax_cross_entropy_grad', out, out_grad)
 
 
@@ -2714,7 +2793,7 @@ def softmax_cross_entropy_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (softmax_cross_entropy, softmax_cross_entropy_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over samples of -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes +
         y*(1 - label_smoothing)))
@@ -2723,7 +2802,9 @@ def softmax_cross_entropy_value_and_grad(
         logsumexp(yhat))) / n_samples
     """
     yhat, y, = _arrays('softmax_cross_entropy_value_and_grad', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_value_and_grad', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_value_and_grad', 'label_smoothing', label_smoothing, 'unit')
+    )
     weight, inv_n = _weighting('softmax_cross_entropy_value_and_grad', weight, yhat, count, True)
     n_classes = yhat.shape[-1]
     t0 = _stage('softmax_cross_entropy_value_and_grad', 0)(yhat, y, axis=-1, keepdims=True)
@@ -2731,8 +2812,14 @@ def softmax_cross_entropy_value_and_grad(
     t4 = _stage('softmax_cross_entropy_value_and_grad', 2)(yhat, t2, axis=-1, keepdims=True)
     t6 = _stage('softmax_cross_entropy_value_and_grad', 3)(yhat, y, axis=-1, keepdims=True)
     r4 = _stage('softmax_cross_entropy_value_and_grad', 4)(yhat, axis=-1, keepdims=True)
-    total = _stage('softmax_cross_entropy_value_and_grad', 5)(t0, t2, t4, t6, r4, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes))
-    out_grad = _stage('softmax_cross_entropy_value_and_grad', 6)(yhat, y, t2, t4, t6, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    total = (
+        _stage('softmax_cross_entropy_value_and_grad', 5)(t0, t2, t4, t6, r4, weight, _scalar(yhat,
+        label_smoothing), _scalar(yhat, n_classes))
+    )
+    out_grad = (
+        _stage('softmax_cross_entropy_value_and_grad', 6)(yhat, y, t2, t4, t6, weight, _scalar(yhat,
+        label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    )
     return inv_n * total.sum(), _into('softmax_cross_entropy_value_and_grad', out, out_grad)
 
 
@@ -2745,19 +2832,25 @@ def softmax_cross_entropy_hess(
     weight=None,
     out=None,
 ):
-    r"""Return the diagonal of d2L/dyhat2 (per sample; softmax_cross_entropy_hvp applies the whole per-sample Hessian).
+    r"""Return the diagonal of d2L/dyhat2 (per sample; softmax_cross_entropy_hvp applies the whole
+    per-sample Hessian).
 
     diag d2L/dyhat2 = (-(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
         logsumexp(yhat)) + (label_smoothing*axis_sum(y) - label_smoothing -
         axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))) / n_samples
     """
     yhat, y, = _arrays('softmax_cross_entropy_hess', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_hess', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_hess', 'label_smoothing', label_smoothing, 'unit')
+    )
     weight, inv_n = _weighting('softmax_cross_entropy_hess', weight, yhat, count, True)
     t0 = _stage('softmax_cross_entropy_hess', 0)(yhat, axis=-1, keepdims=True)
     t2 = _stage('softmax_cross_entropy_hess', 1)(yhat, t0, axis=-1, keepdims=True)
     t3 = _stage('softmax_cross_entropy_hess', 2)(yhat, y, axis=-1, keepdims=True)
-    out_hess = _stage('softmax_cross_entropy_hess', 3)(yhat, t0, t2, t3, weight, _scalar(yhat, label_smoothing), _scalar(yhat, inv_n))
+    out_hess = (
+        _stage('softmax_cross_entropy_hess', 3)(yhat, t0, t2, t3, weight, _scalar(yhat,
+        label_smoothing), _scalar(yhat, inv_n))
+    )
     return _into('softmax_cross_entropy_hess', out, out_hess)
 
 
@@ -2769,7 +2862,7 @@ def softmax_cross_entropy_grad_hess(
     count: float | None = None,
     weight=None,
 ):
-    r"""Return (softmax_cross_entropy_grad, softmax_cross_entropy_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-label_smoothing/n_classes - y*(1 - label_smoothing) -
         (label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
@@ -2779,13 +2872,18 @@ def softmax_cross_entropy_grad_hess(
         axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))) / n_samples
     """
     yhat, y, = _arrays('softmax_cross_entropy_grad_hess', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_grad_hess', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_grad_hess', 'label_smoothing', label_smoothing, 'unit')
+    )
     weight, inv_n = _weighting('softmax_cross_entropy_grad_hess', weight, yhat, count, True)
     n_classes = yhat.shape[-1]
     t0 = _stage('softmax_cross_entropy_grad_hess', 0)(yhat, axis=-1, keepdims=True)
     t2 = _stage('softmax_cross_entropy_grad_hess', 1)(yhat, t0, axis=-1, keepdims=True)
     t3 = _stage('softmax_cross_entropy_grad_hess', 2)(yhat, y, axis=-1, keepdims=True)
-    out_grad, out_hess = _stage('softmax_cross_entropy_grad_hess', 3)(yhat, y, t0, t2, t3, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    out_grad, out_hess = (
+        _stage('softmax_cross_entropy_grad_hess', 3)(yhat, y, t0, t2, t3, weight, _scalar(yhat,
+        label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
+    )
     return out_grad, out_hess
 
 
@@ -2808,13 +2906,18 @@ def softmax_cross_entropy_hvp(
         n_samples
     """
     yhat, y, vector, = _arrays('softmax_cross_entropy_hvp', yhat, y, vector, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_hvp', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_hvp', 'label_smoothing', label_smoothing, 'unit')
+    )
     weight, inv_n = _weighting('softmax_cross_entropy_hvp', weight, yhat, count, True)
     t0 = _stage('softmax_cross_entropy_hvp', 0)(yhat, y, axis=-1, keepdims=True)
     r1 = _stage('softmax_cross_entropy_hvp', 1)(yhat, axis=-1, keepdims=True)
     r2 = _stage('softmax_cross_entropy_hvp', 2)(yhat, r1, axis=-1, keepdims=True)
     t3 = _stage('softmax_cross_entropy_hvp', 3)(yhat, vector, r1, r2, axis=-1, keepdims=True)
-    out_hvp = _stage('softmax_cross_entropy_hvp', 4)(yhat, vector, t0, r1, r2, t3, weight, _scalar(yhat, label_smoothing), _scalar(yhat, inv_n))
+    out_hvp = (
+        _stage('softmax_cross_entropy_hvp', 4)(yhat, vector, t0, r1, r2, t3, weight, _scalar(yhat,
+        label_smoothing), _scalar(yhat, inv_n))
+    )
     return _into('softmax_cross_entropy_hvp', out, out_hvp)
 
 
@@ -2826,13 +2929,15 @@ def softmax_cross_entropy_per_sample(
     weight=None,
     out=None,
 ):
-    r"""Return the loss per sample of softmax_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per sample, before the mean (times ``weight`` if given).
 
     l = -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes + y*(1 -
         label_smoothing)))
     """
     yhat, y, = _arrays('softmax_cross_entropy_per_sample', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_per_sample', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_per_sample', 'label_smoothing', label_smoothing, 'unit')
+    )
     weight = _weights('softmax_cross_entropy_per_sample', weight, yhat, True)
     n_classes = yhat.shape[-1]
     t0 = _stage('softmax_cross_entropy_per_sample', 0)(yhat, y, axis=-1, keepdims=True)
@@ -2840,7 +2945,10 @@ def softmax_cross_entropy_per_sample(
     r2 = _stage('softmax_cross_entropy_per_sample', 2)(yhat, t1, axis=-1, keepdims=True)
     t3 = _stage('softmax_cross_entropy_per_sample', 3)(yhat, y, axis=-1, keepdims=True)
     r4 = _stage('softmax_cross_entropy_per_sample', 4)(yhat, axis=-1, keepdims=True)
-    out_per_sample = _stage('softmax_cross_entropy_per_sample', 5)(t0, t1, r2, t3, r4, weight, _scalar(yhat, label_smoothing), _scalar(yhat, n_classes))
+    out_per_sample = (
+        _stage('softmax_cross_entropy_per_sample', 5)(t0, t1, r2, t3, r4, weight, _scalar(yhat,
+        label_smoothing), _scalar(yhat, n_classes))
+    )
     return _into('softmax_cross_entropy_per_sample', out, out_per_sample[..., 0])
 
 
@@ -2869,7 +2977,7 @@ def squared_hinge_grad(yhat, y, *, count: float | None = None, weight=None, out=
 
 
 def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (squared_hinge, squared_hinge_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)**2
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
@@ -2892,7 +3000,7 @@ def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=
 
 
 def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (squared_hinge_grad, squared_hinge_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
     diag d2L/dyhat2 = (2*y**2*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
@@ -2904,7 +3012,7 @@ def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None)
 
 
 def squared_hinge_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of squared_hinge(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Max(0, -y*yhat + 1)**2
     """

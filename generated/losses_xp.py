@@ -263,15 +263,20 @@ def _real(name, index, xp, a):
 def _prepare(name, *arrays, classes=False):
     """Return the inputs' namespace, their promoted float dtype and the inputs as arrays of that
     dtype broadcast to the first input's shape (the rules of ``_shape``)."""
+    spaces, real = [], []
     for i, a in enumerate(arrays):
         try:
-            _namespace(a)
+            spaces.append(_namespace(a))
         except TypeError:
+            kind = type(a).__name__
+            raise TypeError(f"{name}: {_arg(name, i)} is not an array ({kind})") from None
+        real.append(_real(name, i, spaces[i], a))
+    for i, space in enumerate(spaces[1:], 1):
+        if space is not spaces[0]:
             raise TypeError(
-                f"{name}: {_arg(name, i)} is not an array ({type(a).__name__})"
-            ) from None
-    xp = _namespace(*arrays)
-    arrays = [_real(name, i, xp, a) for i, a in enumerate(arrays)]
+                f"{name}: {_arg(name, i)} is an array of another library than {_arg(name, 0)}"
+            )
+    xp, arrays = spaces[0], real
     shape = _shape(name, [tuple(a.shape) for a in arrays], classes)
     dtype = xp.result_type(*arrays)
     arrays = [a if a.dtype == dtype else xp.astype(a, dtype) for a in arrays]
@@ -339,9 +344,14 @@ def binary_cross_entropy(yhat, y, *, count: float | None = None, weight=None):
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = 1 - y
-    return inv_n * xp.sum(_weighed(weight, -(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)))))
+    return (
+        inv_n * xp.sum(_weighed(weight, -(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1
+        - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)))))
+    )
 
 
 def binary_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -350,9 +360,15 @@ def binary_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=Non
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_grad', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = 1 - y
-    return _into('binary_cross_entropy_grad', out, _weighed(weight, inv_n*t0*(1/xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) - inv_n*y*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))))
+    return (
+        _into('binary_cross_entropy_grad', out, _weighed(weight, inv_n*t0*(1/xp.where(t0 == 0,
+        xp.asarray(1, dtype=dtype), 1 - yhat)) - inv_n*y*(1/xp.where(y == 0, xp.asarray(1,
+        dtype=dtype), yhat))))
+    )
 
 
 def binary_cross_entropy_value_and_grad(
@@ -363,17 +379,24 @@ def binary_cross_entropy_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (binary_cross_entropy, binary_cross_entropy_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_value_and_grad', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_value_and_grad', xp, dtype, weight, yhat.shape, count,
+        rows=False)
+    )
     t0 = xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)
     t1 = 1 - y
     t2 = xp.where(t1 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)
-    return inv_n * xp.sum(_weighed(weight, -t1*xp.log(t2) - y*xp.log(t0))), _into('binary_cross_entropy_value_and_grad', out, _weighed(weight, inv_n*t1/t2 - inv_n*y/t0))
+    return (
+        inv_n * xp.sum(_weighed(weight, -t1*xp.log(t2) - y*xp.log(t0))),
+        _into('binary_cross_entropy_value_and_grad', out, _weighed(weight, inv_n*t1/t2 -
+        inv_n*y/t0))
+    )
 
 
 def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -382,34 +405,50 @@ def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=Non
     diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_hess', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('binary_cross_entropy_hess', out, _weighed(weight, inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)))
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
+    return (
+        _into('binary_cross_entropy_hess', out, _weighed(weight, inv_n*y/(yhat*yhat) - inv_n*(y -
+        1)/((1 - yhat)**2)))
+    )
 
 
 def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (binary_cross_entropy_grad, binary_cross_entropy_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
     diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_grad_hess', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_grad_hess', xp, dtype, weight, yhat.shape, count,
+        rows=False)
+    )
     t0 = inv_n*y
     t1 = y - 1
     t2 = -t1
     t3 = 1 - yhat
-    return _weighed(weight, inv_n*t2*(1/xp.where(t2 == 0, xp.asarray(1, dtype=dtype), t3)) - t0*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))), _weighed(weight, t0/(yhat*yhat) - inv_n*t1/(t3*t3))
+    return (
+        _weighed(weight, inv_n*t2*(1/xp.where(t2 == 0, xp.asarray(1, dtype=dtype), t3)) -
+        t0*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))), _weighed(weight, t0/(yhat*yhat)
+        - inv_n*t1/(t3*t3))
+    )
 
 
 def binary_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of binary_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_per_sample', yhat, y)
     weight = _weights('binary_cross_entropy_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = 1 - y
-    return _into('binary_cross_entropy_per_sample', out, _weighed(weight, -(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)))))
+    return (
+        _into('binary_cross_entropy_per_sample', out, _weighed(weight, -(t0*xp.log(xp.where(t0 == 0,
+        xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1,
+        dtype=dtype), yhat)))))
+    )
 
 
 def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None, weight=None):
@@ -421,8 +460,14 @@ def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None, wei
         exp(-yhat)))
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_with_logits', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits', xp, dtype, weight, yhat.shape, count, rows=False)
-    return inv_n * xp.sum(_weighed(weight, xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat))
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits', xp, dtype, weight, yhat.shape, count,
+        rows=False)
+    )
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat,
+        xp.asarray(0, dtype=dtype)) - y*yhat))
+    )
 
 
 def binary_cross_entropy_with_logits_grad(
@@ -438,9 +483,15 @@ def binary_cross_entropy_with_logits_grad(
     dL/dyhat = (-y + sigmoid(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_grad', xp, dtype, weight, yhat.shape, count,
+        rows=False)
+    )
     t0 = xp.exp(-xp.abs(yhat))
-    return _into('binary_cross_entropy_with_logits_grad', out, _weighed(weight, inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y))
+    return (
+        _into('binary_cross_entropy_with_logits_grad', out, _weighed(weight, inv_n*xp.maximum(t0,
+        xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y))
+    )
 
 
 def binary_cross_entropy_with_logits_value_and_grad(
@@ -451,16 +502,23 @@ def binary_cross_entropy_with_logits_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat)))
     dL/dyhat = (-y + sigmoid(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_value_and_grad', xp, dtype, weight, yhat.shape,
+        count, rows=False)
+    )
     t0 = xp.exp(-xp.abs(yhat))
-    return inv_n * xp.sum(_weighed(weight, xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)), _into('binary_cross_entropy_with_logits_value_and_grad', out, _weighed(weight, inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype))
+        - y*yhat)), _into('binary_cross_entropy_with_logits_value_and_grad', out, _weighed(weight,
+        inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y))
+    )
 
 
 def binary_cross_entropy_with_logits_hess(
@@ -476,32 +534,50 @@ def binary_cross_entropy_with_logits_hess(
     diag d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_with_logits_hess', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_hess', xp, dtype, weight, yhat.shape, count,
+        rows=False)
+    )
     t0 = xp.exp(-xp.abs(yhat))
-    return _into('binary_cross_entropy_with_logits_hess', out, _weighed(weight, inv_n*t0/((t0 + 1)**2)))
+    return (
+        _into('binary_cross_entropy_with_logits_hess', out, _weighed(weight, inv_n*t0/((t0 +
+        1)**2)))
+    )
 
 
 def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (binary_cross_entropy_with_logits_grad, binary_cross_entropy_with_logits_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y + sigmoid(yhat)) / n_elements
     diag d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_with_logits_grad_hess', yhat, y)
-    weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('binary_cross_entropy_with_logits_grad_hess', xp, dtype, weight, yhat.shape,
+        count, rows=False)
+    )
     t0 = xp.exp(-xp.abs(yhat))
     t1 = t0 + 1
-    return _weighed(weight, inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/t1 - inv_n*y), _weighed(weight, inv_n*t0/(t1*t1))
+    return (
+        _weighed(weight, inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/t1 - inv_n*y),
+        _weighed(weight, inv_n*t0/(t1*t1))
+    )
 
 
 def binary_cross_entropy_with_logits_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of binary_cross_entropy_with_logits(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 + exp(-yhat)))
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_with_logits_per_sample', yhat, y)
-    weight = _weights('binary_cross_entropy_with_logits_per_sample', xp, dtype, weight, yhat.shape, False)
-    return _into('binary_cross_entropy_with_logits_per_sample', out, _weighed(weight, xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat))
+    weight = (
+        _weights('binary_cross_entropy_with_logits_per_sample', xp, dtype, weight, yhat.shape,
+        False)
+    )
+    return (
+        _into('binary_cross_entropy_with_logits_per_sample', out, _weighed(weight,
+        xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat))
+    )
 
 
 def categorical_cross_entropy(yhat, y, *, count: float | None = None, weight=None):
@@ -512,8 +588,13 @@ def categorical_cross_entropy(yhat, y, *, count: float | None = None, weight=Non
     L = mean over samples of -axis_sum(xlogy(y, yhat))
     """
     xp, dtype, yhat, y = _prepare('categorical_cross_entropy', yhat, y, classes=True)
-    weight, inv_n = _weighting('categorical_cross_entropy', xp, dtype, weight, yhat.shape, count, rows=True)
-    return inv_n * xp.sum(_weighed(weight, -xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1, keepdims=True)))
+    weight, inv_n = (
+        _weighting('categorical_cross_entropy', xp, dtype, weight, yhat.shape, count, rows=True)
+    )
+    return (
+        inv_n * xp.sum(_weighed(weight, -xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1,
+        dtype=dtype), yhat)), axis=-1, keepdims=True)))
+    )
 
 
 def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -522,8 +603,14 @@ def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None, weigh
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
     """
     xp, dtype, yhat, y = _prepare('categorical_cross_entropy_grad', yhat, y, classes=True)
-    weight, inv_n = _weighting('categorical_cross_entropy_grad', xp, dtype, weight, yhat.shape, count, rows=True)
-    return _into('categorical_cross_entropy_grad', out, _weighed(weight, -inv_n*y*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))))
+    weight, inv_n = (
+        _weighting('categorical_cross_entropy_grad', xp, dtype, weight, yhat.shape, count,
+        rows=True)
+    )
+    return (
+        _into('categorical_cross_entropy_grad', out, _weighed(weight, -inv_n*y*(1/xp.where(y == 0,
+        xp.asarray(1, dtype=dtype), yhat))))
+    )
 
 
 def categorical_cross_entropy_value_and_grad(
@@ -534,37 +621,53 @@ def categorical_cross_entropy_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (categorical_cross_entropy, categorical_cross_entropy_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over samples of -axis_sum(xlogy(y, yhat))
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
     """
     xp, dtype, yhat, y = _prepare('categorical_cross_entropy_value_and_grad', yhat, y, classes=True)
-    weight, inv_n = _weighting('categorical_cross_entropy_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=True)
+    weight, inv_n = (
+        _weighting('categorical_cross_entropy_value_and_grad', xp, dtype, weight, yhat.shape, count,
+        rows=True)
+    )
     t0 = xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)
-    return inv_n * xp.sum(_weighed(weight, -xp.sum(y*xp.log(t0), axis=-1, keepdims=True))), _into('categorical_cross_entropy_value_and_grad', out, _weighed(weight, -inv_n*y/t0))
+    return (
+        inv_n * xp.sum(_weighed(weight, -xp.sum(y*xp.log(t0), axis=-1, keepdims=True))),
+        _into('categorical_cross_entropy_value_and_grad', out, _weighed(weight, -inv_n*y/t0))
+    )
 
 
 def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return the diagonal of d2L/dyhat2 (per sample; categorical_cross_entropy_hvp applies the whole per-sample Hessian).
+    r"""Return the diagonal of d2L/dyhat2 (per sample; categorical_cross_entropy_hvp applies the
+    whole per-sample Hessian).
 
     diag d2L/dyhat2 = (y/yhat**2) / n_samples
     """
     xp, dtype, yhat, y = _prepare('categorical_cross_entropy_hess', yhat, y, classes=True)
-    weight, inv_n = _weighting('categorical_cross_entropy_hess', xp, dtype, weight, yhat.shape, count, rows=True)
+    weight, inv_n = (
+        _weighting('categorical_cross_entropy_hess', xp, dtype, weight, yhat.shape, count,
+        rows=True)
+    )
     return _into('categorical_cross_entropy_hess', out, _weighed(weight, inv_n*y/(yhat*yhat)))
 
 
 def categorical_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (categorical_cross_entropy_grad, categorical_cross_entropy_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
     diag d2L/dyhat2 = (y/yhat**2) / n_samples
     """
     xp, dtype, yhat, y = _prepare('categorical_cross_entropy_grad_hess', yhat, y, classes=True)
-    weight, inv_n = _weighting('categorical_cross_entropy_grad_hess', xp, dtype, weight, yhat.shape, count, rows=True)
+    weight, inv_n = (
+        _weighting('categorical_cross_entropy_grad_hess', xp, dtype, weight, yhat.shape, count,
+        rows=True)
+    )
     t0 = inv_n*y
-    return _weighed(weight, -t0*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))), _weighed(weight, t0/(yhat*yhat))
+    return (
+        _weighed(weight, -t0*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))),
+        _weighed(weight, t0/(yhat*yhat))
+    )
 
 
 def categorical_cross_entropy_hvp(
@@ -580,19 +683,27 @@ def categorical_cross_entropy_hvp(
 
     Hv = (vector*y/yhat**2) / n_samples
     """
-    xp, dtype, yhat, y, vector = _prepare('categorical_cross_entropy_hvp', yhat, y, vector, classes=True)
-    weight, inv_n = _weighting('categorical_cross_entropy_hvp', xp, dtype, weight, yhat.shape, count, rows=True)
+    xp, dtype, yhat, y, vector = (
+        _prepare('categorical_cross_entropy_hvp', yhat, y, vector, classes=True)
+    )
+    weight, inv_n = (
+        _weighting('categorical_cross_entropy_hvp', xp, dtype, weight, yhat.shape, count, rows=True)
+    )
     return _into('categorical_cross_entropy_hvp', out, _weighed(weight, inv_n*vector*y/(yhat*yhat)))
 
 
 def categorical_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per sample of categorical_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per sample, before the mean (times ``weight`` if given).
 
     l = -axis_sum(xlogy(y, yhat))
     """
     xp, dtype, yhat, y = _prepare('categorical_cross_entropy_per_sample', yhat, y, classes=True)
     weight = _weights('categorical_cross_entropy_per_sample', xp, dtype, weight, yhat.shape, True)
-    return _into('categorical_cross_entropy_per_sample', out, _weighed(weight, -xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1, keepdims=True))[..., 0])
+    return (
+        _into('categorical_cross_entropy_per_sample', out, _weighed(weight,
+        -xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1,
+        keepdims=True))[..., 0])
+    )
 
 
 def hinge(yhat, y, *, count: float | None = None, weight=None):
@@ -614,19 +725,28 @@ def hinge_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('hinge_grad', yhat, y)
     weight, inv_n = _weighting('hinge_grad', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('hinge_grad', out, _weighed(weight, -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
+    return (
+        _into('hinge_grad', out, _weighed(weight, -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1,
+        dtype=dtype), xp.asarray(0, dtype=dtype))))
+    )
 
 
 def hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (hinge, hinge_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
     """
     xp, dtype, yhat, y = _prepare('hinge_value_and_grad', yhat, y)
-    weight, inv_n = _weighting('hinge_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('hinge_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y*yhat
-    return inv_n * xp.sum(_weighed(weight, xp.maximum(1 - t0, xp.asarray(0, dtype=dtype)))), _into('hinge_value_and_grad', out, _weighed(weight, -inv_n*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.maximum(1 - t0, xp.asarray(0, dtype=dtype)))),
+        _into('hinge_value_and_grad', out, _weighed(weight, -inv_n*y*xp.where(t0 < 1, xp.asarray(1,
+        dtype=dtype), xp.asarray(0, dtype=dtype))))
+    )
 
 
 def hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -640,24 +760,30 @@ def hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (hinge_grad, hinge_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
     """
     xp, dtype, yhat, y = _prepare('hinge_grad_hess', yhat, y)
     weight, inv_n = _weighting('hinge_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _weighed(weight, -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))), _weighed(weight, xp.zeros_like(yhat) + 0)
+    return (
+        _weighed(weight, -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0,
+        dtype=dtype))), _weighed(weight, xp.zeros_like(yhat) + 0)
+    )
 
 
 def hinge_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of hinge(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Max(0, -y*yhat + 1)
     """
     xp, dtype, yhat, y = _prepare('hinge_per_sample', yhat, y)
     weight = _weights('hinge_per_sample', xp, dtype, weight, yhat.shape, False)
-    return _into('hinge_per_sample', out, _weighed(weight, xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))))
+    return (
+        _into('hinge_per_sample', out, _weighed(weight, xp.maximum(1 - y*yhat, xp.asarray(0,
+        dtype=dtype))))
+    )
 
 
 def huber(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
@@ -673,7 +799,9 @@ def huber(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=Non
     weight, inv_n = _weighting('huber', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return inv_n * xp.sum(_weighed(weight, xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
+    )
 
 
 def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None, out=None):
@@ -684,7 +812,10 @@ def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     xp, dtype, yhat, y = _prepare('huber_grad', yhat, y)
     delta = _hyper('huber_grad', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_grad', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('huber_grad', out, _weighed(weight, -inv_n*xp.clip(y - yhat, xp.asarray(-delta, dtype=dtype), delta)))
+    return (
+        _into('huber_grad', out, _weighed(weight, -inv_n*xp.clip(y - yhat, xp.asarray(-delta,
+        dtype=dtype), delta)))
+    )
 
 
 def huber_value_and_grad(
@@ -696,7 +827,7 @@ def huber_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (huber, huber_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
@@ -704,10 +835,16 @@ def huber_value_and_grad(
     """
     xp, dtype, yhat, y = _prepare('huber_value_and_grad', yhat, y)
     delta = _hyper('huber_value_and_grad', 'delta', delta, 'positive')
-    weight, inv_n = _weighting('huber_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('huber_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return inv_n * xp.sum(_weighed(weight, xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), _into('huber_value_and_grad', out, _weighed(weight, -inv_n*xp.clip(t0, xp.asarray(-delta, dtype=dtype), delta)))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))),
+        _into('huber_value_and_grad', out, _weighed(weight, -inv_n*xp.clip(t0, xp.asarray(-delta,
+        dtype=dtype), delta)))
+    )
 
 
 def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None, out=None):
@@ -718,11 +855,14 @@ def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     xp, dtype, yhat, y = _prepare('huber_hess', yhat, y)
     delta = _hyper('huber_hess', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('huber_hess', out, _weighed(weight, inv_n*xp.where(delta > xp.abs(y - yhat), xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
+    return (
+        _into('huber_hess', out, _weighed(weight, inv_n*xp.where(delta > xp.abs(y - yhat),
+        xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
+    )
 
 
 def huber_grad_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
-    r"""Return (huber_grad, huber_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
     diag d2L/dyhat2 = (Piecewise((1, delta > Abs(y - yhat)), (0, True))) / n_elements
@@ -731,11 +871,15 @@ def huber_grad_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, 
     delta = _hyper('huber_grad_hess', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
-    return _weighed(weight, -inv_n*xp.clip(t0, xp.asarray(-delta, dtype=dtype), delta)), _weighed(weight, inv_n*xp.where(delta > xp.abs(t0), xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype)))
+    return (
+        _weighed(weight, -inv_n*xp.clip(t0, xp.asarray(-delta, dtype=dtype), delta)),
+        _weighed(weight, inv_n*xp.where(delta > xp.abs(t0), xp.asarray(1, dtype=dtype),
+        xp.asarray(0, dtype=dtype)))
+    )
 
 
 def huber_per_sample(yhat, y, *, delta: float = 1.0, weight=None, out=None):
-    r"""Return the loss per element of huber(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise(((-y + yhat)**2/2, delta > Abs(y - yhat)), (delta*(-delta/2 + Abs(y - yhat)),
         True))
@@ -745,7 +889,10 @@ def huber_per_sample(yhat, y, *, delta: float = 1.0, weight=None, out=None):
     weight = _weights('huber_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return _into('huber_per_sample', out, _weighed(weight, xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
+    return (
+        _into('huber_per_sample', out, _weighed(weight, xp.where(delta > t1, 0.5*(t0*t0), delta*(t1
+        - 0.5*delta))))
+    )
 
 
 def kl_div(yhat, y, *, count: float | None = None, weight=None):
@@ -757,7 +904,10 @@ def kl_div(yhat, y, *, count: float | None = None, weight=None):
     """
     xp, dtype, yhat, y = _prepare('kl_div', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div', xp, dtype, weight, yhat.shape, count, rows=True)
-    return inv_n * xp.sum(_weighed(weight, xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True)))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype),
+        y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True)))
+    )
 
 
 def kl_div_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -771,18 +921,25 @@ def kl_div_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (kl_div, kl_div_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over samples of axis_sum(-y*yhat + xlogy(y, y))
     dL/dyhat = (-y) / n_samples
     """
     xp, dtype, yhat, y = _prepare('kl_div_value_and_grad', yhat, y, classes=True)
-    weight, inv_n = _weighting('kl_div_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=True)
-    return inv_n * xp.sum(_weighed(weight, xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))), _into('kl_div_value_and_grad', out, _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y)))
+    weight, inv_n = (
+        _weighting('kl_div_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=True)
+    )
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype),
+        y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))),
+        _into('kl_div_value_and_grad', out, _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y)))
+    )
 
 
 def kl_div_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return the diagonal of d2L/dyhat2 (per sample; kl_div_hvp applies the whole per-sample Hessian).
+    r"""Return the diagonal of d2L/dyhat2 (per sample; kl_div_hvp applies the whole per-sample
+    Hessian).
 
     diag d2L/dyhat2 = (0) / n_samples
     """
@@ -792,14 +949,17 @@ def kl_div_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (kl_div_grad, kl_div_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y) / n_samples
     diag d2L/dyhat2 = (0) / n_samples
     """
     xp, dtype, yhat, y = _prepare('kl_div_grad_hess', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_grad_hess', xp, dtype, weight, yhat.shape, count, rows=True)
-    return _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y)), _weighed(weight, xp.zeros_like(yhat) + 0)
+    return (
+        _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y)), _weighed(weight, xp.zeros_like(yhat) +
+        0)
+    )
 
 
 def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None, out=None):
@@ -813,13 +973,17 @@ def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None, out=
 
 
 def kl_div_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per sample of kl_div(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per sample, before the mean (times ``weight`` if given).
 
     l = axis_sum(-y*yhat + xlogy(y, y))
     """
     xp, dtype, yhat, y = _prepare('kl_div_per_sample', yhat, y, classes=True)
     weight = _weights('kl_div_per_sample', xp, dtype, weight, yhat.shape, True)
-    return _into('kl_div_per_sample', out, _weighed(weight, xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))[..., 0])
+    return (
+        _into('kl_div_per_sample', out, _weighed(weight, xp.sum(y*xp.log(xp.where(y == 0,
+        xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1,
+        keepdims=True))[..., 0])
+    )
 
 
 def l1(yhat, y, *, count: float | None = None, weight=None):
@@ -845,15 +1009,20 @@ def l1_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def l1_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (l1, l1_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Abs(y - yhat)
     dL/dyhat = (-sign(y - yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('l1_value_and_grad', yhat, y)
-    weight, inv_n = _weighting('l1_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('l1_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y - yhat
-    return inv_n * xp.sum(_weighed(weight, xp.abs(t0))), _into('l1_value_and_grad', out, _weighed(weight, -inv_n*xp.sign(t0)))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.abs(t0))), _into('l1_value_and_grad', out,
+        _weighed(weight, -inv_n*xp.sign(t0)))
+    )
 
 
 def l1_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -867,7 +1036,7 @@ def l1_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (l1_grad, l1_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
@@ -878,7 +1047,7 @@ def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None):
 
 
 def l1_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of l1(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Abs(y - yhat)
     """
@@ -911,15 +1080,20 @@ def log_cosh_grad(yhat, y, *, count: float | None = None, weight=None, out=None)
 
 
 def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (log_cosh, log_cosh_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of log(cosh(y - yhat))
     dL/dyhat = (-tanh(y - yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('log_cosh_value_and_grad', yhat, y)
-    weight, inv_n = _weighting('log_cosh_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('log_cosh_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y - yhat
-    return inv_n * xp.sum(_weighed(weight, xp.logaddexp(-t0, t0) - 0.6931471805599453)), _into('log_cosh_value_and_grad', out, _weighed(weight, -inv_n*xp.tanh(t0)))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.logaddexp(-t0, t0) - 0.6931471805599453)),
+        _into('log_cosh_value_and_grad', out, _weighed(weight, -inv_n*xp.tanh(t0)))
+    )
 
 
 def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -934,26 +1108,31 @@ def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None, out=None)
 
 
 def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (log_cosh_grad, log_cosh_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
     diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('log_cosh_grad_hess', yhat, y)
-    weight, inv_n = _weighting('log_cosh_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('log_cosh_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = xp.exp(-xp.abs(2*y - 2*yhat))
     return _weighed(weight, -inv_n*xp.tanh(y - yhat)), _weighed(weight, 4*inv_n*t0/((t0 + 1)**2))
 
 
 def log_cosh_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of log_cosh(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = log(cosh(y - yhat))
     """
     xp, dtype, yhat, y = _prepare('log_cosh_per_sample', yhat, y)
     weight = _weights('log_cosh_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
-    return _into('log_cosh_per_sample', out, _weighed(weight, xp.logaddexp(-t0, t0) - 0.6931471805599453))
+    return (
+        _into('log_cosh_per_sample', out, _weighed(weight, xp.logaddexp(-t0, t0) -
+        0.6931471805599453))
+    )
 
 
 def mse(yhat, y, *, count: float | None = None, weight=None):
@@ -979,15 +1158,20 @@ def mse_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def mse_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (mse, mse_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of (-y + yhat)**2
     dL/dyhat = (2*(-y + yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('mse_value_and_grad', yhat, y)
-    weight, inv_n = _weighting('mse_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('mse_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = yhat - y
-    return inv_n * xp.sum(_weighed(weight, t0*t0)), _into('mse_value_and_grad', out, _weighed(weight, 2*inv_n*t0))
+    return (
+        inv_n * xp.sum(_weighed(weight, t0*t0)), _into('mse_value_and_grad', out, _weighed(weight,
+        2*inv_n*t0))
+    )
 
 
 def mse_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1001,7 +1185,7 @@ def mse_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
 
 
 def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (mse_grad, mse_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (2*(-y + yhat)) / n_elements
     diag d2L/dyhat2 = (2) / n_elements
@@ -1013,7 +1197,7 @@ def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None):
 
 
 def mse_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of mse(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = (-y + yhat)**2
     """
@@ -1045,7 +1229,10 @@ def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
     xp, dtype, yhat, y = _prepare('pinball_grad', yhat, y)
     tau = _hyper('pinball_grad', 'tau', tau, 'unit')
     weight, inv_n = _weighting('pinball_grad', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('pinball_grad', out, _weighed(weight, inv_n*xp.where(y - yhat >= 0, xp.asarray(-tau, dtype=dtype), xp.asarray(1 - tau, dtype=dtype))))
+    return (
+        _into('pinball_grad', out, _weighed(weight, inv_n*xp.where(y - yhat >= 0, xp.asarray(-tau,
+        dtype=dtype), xp.asarray(1 - tau, dtype=dtype))))
+    )
 
 
 def pinball_value_and_grad(
@@ -1057,7 +1244,7 @@ def pinball_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (pinball, pinball_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat),
         True))
@@ -1065,11 +1252,17 @@ def pinball_value_and_grad(
     """
     xp, dtype, yhat, y = _prepare('pinball_value_and_grad', yhat, y)
     tau = _hyper('pinball_value_and_grad', 'tau', tau, 'unit')
-    weight, inv_n = _weighting('pinball_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('pinball_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y - yhat
     t1 = t0 >= 0
     t2 = tau - 1
-    return inv_n * xp.sum(_weighed(weight, xp.where(t1, t0*tau, t0*t2))), _into('pinball_value_and_grad', out, _weighed(weight, inv_n*xp.where(t1, xp.asarray(-tau, dtype=dtype), xp.asarray(-t2, dtype=dtype))))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.where(t1, t0*tau, t0*t2))),
+        _into('pinball_value_and_grad', out, _weighed(weight, inv_n*xp.where(t1, xp.asarray(-tau,
+        dtype=dtype), xp.asarray(-t2, dtype=dtype))))
+    )
 
 
 def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None, out=None):
@@ -1084,19 +1277,24 @@ def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
 
 
 def pinball_grad_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
-    r"""Return (pinball_grad, pinball_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise((-tau, y - yhat >= 0), (1 - tau, True))) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
     """
     xp, dtype, yhat, y = _prepare('pinball_grad_hess', yhat, y)
     tau = _hyper('pinball_grad_hess', 'tau', tau, 'unit')
-    weight, inv_n = _weighting('pinball_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _weighed(weight, inv_n*xp.where(y - yhat >= 0, xp.asarray(-tau, dtype=dtype), xp.asarray(1 - tau, dtype=dtype))), _weighed(weight, xp.zeros_like(yhat) + 0)
+    weight, inv_n = (
+        _weighting('pinball_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
+    return (
+        _weighed(weight, inv_n*xp.where(y - yhat >= 0, xp.asarray(-tau, dtype=dtype), xp.asarray(1 -
+        tau, dtype=dtype))), _weighed(weight, xp.zeros_like(yhat) + 0)
+    )
 
 
 def pinball_per_sample(yhat, y, *, tau: float = 0.5, weight=None, out=None):
-    r"""Return the loss per element of pinball(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise((tau*(y - yhat), y - yhat >= 0), ((tau - 1)*(y - yhat), True))
     """
@@ -1104,7 +1302,9 @@ def pinball_per_sample(yhat, y, *, tau: float = 0.5, weight=None, out=None):
     tau = _hyper('pinball_per_sample', 'tau', tau, 'unit')
     weight = _weights('pinball_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
-    return _into('pinball_per_sample', out, _weighed(weight, xp.where(t0 >= 0, t0*tau, t0*(tau - 1))))
+    return (
+        _into('pinball_per_sample', out, _weighed(weight, xp.where(t0 >= 0, t0*tau, t0*(tau - 1))))
+    )
 
 
 def poisson_nll(yhat, y, *, count: float | None = None, weight=None):
@@ -1130,15 +1330,20 @@ def poisson_nll_grad(yhat, y, *, count: float | None = None, weight=None, out=No
 
 
 def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (poisson_nll, poisson_nll_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -y*yhat + exp(yhat)
     dL/dyhat = (-y + exp(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('poisson_nll_value_and_grad', yhat, y)
-    weight, inv_n = _weighting('poisson_nll_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('poisson_nll_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = xp.exp(yhat)
-    return inv_n * xp.sum(_weighed(weight, t0 - y*yhat)), _into('poisson_nll_value_and_grad', out, _weighed(weight, inv_n*t0 - inv_n*y))
+    return (
+        inv_n * xp.sum(_weighed(weight, t0 - y*yhat)), _into('poisson_nll_value_and_grad', out,
+        _weighed(weight, inv_n*t0 - inv_n*y))
+    )
 
 
 def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1152,19 +1357,21 @@ def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None, out=No
 
 
 def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (poisson_nll_grad, poisson_nll_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y + exp(yhat)) / n_elements
     diag d2L/dyhat2 = (exp(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('poisson_nll_grad_hess', yhat, y)
-    weight, inv_n = _weighting('poisson_nll_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('poisson_nll_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = xp.exp(yhat)
     return _weighed(weight, inv_n*t0 - inv_n*y), _weighed(weight, inv_n*t0)
 
 
 def poisson_nll_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of poisson_nll(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -y*yhat + exp(yhat)
     """
@@ -1197,7 +1404,11 @@ def sigmoid_focal(
     t0 = xp.exp(-xp.abs(yhat))
     t1 = 1 - y
     t2 = 1/(t0 + 1)
-    return inv_n * xp.sum(_weighed(weight, (alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma))
+    return (
+        inv_n * xp.sum(_weighed(weight, (alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat,
+        xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0,
+        dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma))
+    )
 
 
 def sigmoid_focal_grad(
@@ -1221,7 +1432,9 @@ def sigmoid_focal_grad(
     xp, dtype, yhat, y = _prepare('sigmoid_focal_grad', yhat, y)
     alpha = _hyper('sigmoid_focal_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad', 'gamma', gamma, 'nonnegative')
-    weight, inv_n = _weighting('sigmoid_focal_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('sigmoid_focal_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = xp.exp(-xp.abs(yhat))
     t1 = t0 + 1
     t2 = 1/t1
@@ -1230,7 +1443,11 @@ def sigmoid_focal_grad(
     t5 = t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype))
     t6 = 1 - t2*t3*y - t4*t5
     t7 = alpha*y + t4*(1 - alpha)
-    return _into('sigmoid_focal_grad', out, _weighed(weight, (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y - 1)*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)/(t1*t1) + inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)))
+    return (
+        _into('sigmoid_focal_grad', out, _weighed(weight, (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y
+        - 1)*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)/(t1*t1) +
+        inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)))
+    )
 
 
 def sigmoid_focal_value_and_grad(
@@ -1243,7 +1460,7 @@ def sigmoid_focal_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (sigmoid_focal, sigmoid_focal_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
         xlogy(1 - y, 1 - 1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 +
@@ -1257,7 +1474,9 @@ def sigmoid_focal_value_and_grad(
     xp, dtype, yhat, y = _prepare('sigmoid_focal_value_and_grad', yhat, y)
     alpha = _hyper('sigmoid_focal_value_and_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_value_and_grad', 'gamma', gamma, 'nonnegative')
-    weight, inv_n = _weighting('sigmoid_focal_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('sigmoid_focal_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = xp.exp(-xp.abs(yhat))
     t1 = xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
     t2 = t0 + 1
@@ -1268,7 +1487,11 @@ def sigmoid_focal_value_and_grad(
     t7 = 1 - t3*t4*y - t5*t6
     t8 = t7**gamma
     t9 = alpha*y + t5*(1 - alpha)
-    return inv_n * xp.sum(_weighed(weight, t1*t8*t9)), _into('sigmoid_focal_value_and_grad', out, _weighed(weight, (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) + inv_n*t8*t9*(t3*t4*t5 - t6*y)))
+    return (
+        inv_n * xp.sum(_weighed(weight, t1*t8*t9)), _into('sigmoid_focal_value_and_grad', out,
+        _weighed(weight, (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) +
+        inv_n*t8*t9*(t3*t4*t5 - t6*y)))
+    )
 
 
 def sigmoid_focal_hess(
@@ -1296,7 +1519,9 @@ def sigmoid_focal_hess(
     xp, dtype, yhat, y = _prepare('sigmoid_focal_hess', yhat, y)
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_hess', 'gamma', gamma, 'nonnegative')
-    weight, inv_n = _weighting('sigmoid_focal_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('sigmoid_focal_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = xp.abs(yhat)
     t1 = xp.exp(-t0)
     t2 = t1 + 1
@@ -1312,7 +1537,11 @@ def sigmoid_focal_hess(
     t12 = xp.log1p(t1) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
     t13 = gamma - 1
     t14 = inv_n*t1*t3*t5*t9**t13
-    return _into('sigmoid_focal_hess', out, _weighed(weight, (gamma*inv_n*t13)*(t12*t5*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma - gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)))
+    return (
+        _into('sigmoid_focal_hess', out, _weighed(weight, (gamma*inv_n*t13)*(t12*t5*t9**(gamma -
+        2)*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma -
+        gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)))
+    )
 
 
 def sigmoid_focal_grad_hess(
@@ -1324,7 +1553,7 @@ def sigmoid_focal_grad_hess(
     count: float | None = None,
     weight=None,
 ):
-    r"""Return (sigmoid_focal_grad, sigmoid_focal_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
         softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
@@ -1344,7 +1573,9 @@ def sigmoid_focal_grad_hess(
     xp, dtype, yhat, y = _prepare('sigmoid_focal_grad_hess', yhat, y)
     alpha = _hyper('sigmoid_focal_grad_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad_hess', 'gamma', gamma, 'nonnegative')
-    weight, inv_n = _weighting('sigmoid_focal_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('sigmoid_focal_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = 2*y
     t1 = t0 - 1
     t2 = xp.abs(yhat)
@@ -1366,7 +1597,11 @@ def sigmoid_focal_grad_hess(
     t18 = t5*t6*t7 - t8*y
     t19 = t9**gamma
     t20 = xp.tanh(0.5*yhat)
-    return _weighed(weight, inv_n*t15*t18*t19 - t1*t17), _weighed(weight, (gamma*inv_n*t10)*(t14*t15*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t2)/(t4*t4*t4*t4)) + inv_n*t12*t15*t19*t3 - 2*gamma*t1*t11*t13*t16*t18 - t17*(t20 - t0*t20))
+    return (
+        _weighed(weight, inv_n*t15*t18*t19 - t1*t17), _weighed(weight,
+        (gamma*inv_n*t10)*(t14*t15*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t2)/(t4*t4*t4*t4))
+        + inv_n*t12*t15*t19*t3 - 2*gamma*t1*t11*t13*t16*t18 - t17*(t20 - t0*t20))
+    )
 
 
 def sigmoid_focal_per_sample(
@@ -1378,7 +1613,7 @@ def sigmoid_focal_per_sample(
     weight=None,
     out=None,
 ):
-    r"""Return the loss per element of sigmoid_focal(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 + exp(-yhat))) + 1)**gamma
@@ -1390,7 +1625,12 @@ def sigmoid_focal_per_sample(
     t0 = xp.exp(-xp.abs(yhat))
     t1 = 1 - y
     t2 = 1/(t0 + 1)
-    return _into('sigmoid_focal_per_sample', out, _weighed(weight, (alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma))
+    return (
+        _into('sigmoid_focal_per_sample', out, _weighed(weight, (alpha*y + t1*(1 -
+        alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 -
+        t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >=
+        0, dtype)))**gamma))
+    )
 
 
 def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
@@ -1406,7 +1646,10 @@ def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=
     weight, inv_n = _weighting('smooth_l1', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return inv_n * xp.sum(_weighed(weight, xp.where(beta > t1, 0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta)))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.where(beta > t1, 0.5*(t0*t0)/xp.maximum(t1, beta), t1 -
+        0.5*beta)))
+    )
 
 
 def smooth_l1_grad(
@@ -1428,7 +1671,10 @@ def smooth_l1_grad(
     weight, inv_n = _weighting('smooth_l1_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return _into('smooth_l1_grad', out, _weighed(weight, inv_n*xp.where(beta > t1, -t0/xp.maximum(t1, beta), -xp.sign(t0))))
+    return (
+        _into('smooth_l1_grad', out, _weighed(weight, inv_n*xp.where(beta > t1, -t0/xp.maximum(t1,
+        beta), -xp.sign(t0))))
+    )
 
 
 def smooth_l1_value_and_grad(
@@ -1440,7 +1686,7 @@ def smooth_l1_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (smooth_l1, smooth_l1_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)),
         (-beta/2 + Abs(y - yhat), True))
@@ -1449,13 +1695,19 @@ def smooth_l1_value_and_grad(
     """
     xp, dtype, yhat, y = _prepare('smooth_l1_value_and_grad', yhat, y)
     beta = _hyper('smooth_l1_value_and_grad', 'beta', beta, 'positive')
-    weight, inv_n = _weighting('smooth_l1_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('smooth_l1_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y - yhat
     t1 = -t0
     t2 = xp.abs(t0)
     t3 = 1/xp.maximum(t2, beta)
     t4 = beta > t2
-    return inv_n * xp.sum(_weighed(weight, xp.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))), _into('smooth_l1_value_and_grad', out, _weighed(weight, inv_n*xp.where(t4, t1*t3, -xp.sign(t0))))
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))),
+        _into('smooth_l1_value_and_grad', out, _weighed(weight, inv_n*xp.where(t4, t1*t3,
+        -xp.sign(t0))))
+    )
 
 
 def smooth_l1_hess(
@@ -1476,11 +1728,14 @@ def smooth_l1_hess(
     beta = _hyper('smooth_l1_hess', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = xp.abs(y - yhat)
-    return _into('smooth_l1_hess', out, _weighed(weight, inv_n*xp.where(beta > t0, 1/xp.maximum(t0, beta), xp.asarray(0, dtype=dtype))))
+    return (
+        _into('smooth_l1_hess', out, _weighed(weight, inv_n*xp.where(beta > t0, 1/xp.maximum(t0,
+        beta), xp.asarray(0, dtype=dtype))))
+    )
 
 
 def smooth_l1_grad_hess(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
-    r"""Return (smooth_l1_grad, smooth_l1_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
         - yhat), True))) / n_elements
@@ -1489,16 +1744,21 @@ def smooth_l1_grad_hess(yhat, y, *, beta: float = 1.0, count: float | None = Non
     """
     xp, dtype, yhat, y = _prepare('smooth_l1_grad_hess', yhat, y)
     beta = _hyper('smooth_l1_grad_hess', 'beta', beta, 'positive')
-    weight, inv_n = _weighting('smooth_l1_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('smooth_l1_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y - yhat
     t1 = xp.abs(t0)
     t2 = 1/xp.maximum(t1, beta)
     t3 = beta > t1
-    return _weighed(weight, inv_n*xp.where(t3, -t0*t2, -xp.sign(t0))), _weighed(weight, inv_n*xp.where(t3, t2, xp.asarray(0, dtype=dtype)))
+    return (
+        _weighed(weight, inv_n*xp.where(t3, -t0*t2, -xp.sign(t0))), _weighed(weight,
+        inv_n*xp.where(t3, t2, xp.asarray(0, dtype=dtype)))
+    )
 
 
 def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, weight=None, out=None):
-    r"""Return the loss per element of smooth_l1(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise(((-y + yhat)**2/(2*beta), beta > Abs(y - yhat)), (-beta/2 + Abs(y - yhat),
         True))
@@ -1508,7 +1768,10 @@ def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, weight=None, out=None):
     weight = _weights('smooth_l1_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
-    return _into('smooth_l1_per_sample', out, _weighed(weight, xp.where(beta > t1, 0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta)))
+    return (
+        _into('smooth_l1_per_sample', out, _weighed(weight, xp.where(beta > t1,
+        0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta)))
+    )
 
 
 def softmax_cross_entropy(
@@ -1528,13 +1791,19 @@ def softmax_cross_entropy(
     """
     xp, dtype, yhat, y = _prepare('softmax_cross_entropy', yhat, y, classes=True)
     label_smoothing = _hyper('softmax_cross_entropy', 'label_smoothing', label_smoothing, 'unit')
-    weight, inv_n = _weighting('softmax_cross_entropy', xp, dtype, weight, yhat.shape, count, rows=True)
+    weight, inv_n = (
+        _weighting('softmax_cross_entropy', xp, dtype, weight, yhat.shape, count, rows=True)
+    )
     n_classes = yhat.shape[-1]
     t0 = xp.sum(y*yhat, axis=-1, keepdims=True)
     t1 = xp.max(yhat, axis=-1, keepdims=True)
     t2 = t1 + xp.log(xp.sum(xp.exp(yhat - t1), axis=-1, keepdims=True))
     t3 = xp.sum(y, axis=-1, keepdims=True)
-    return inv_n * xp.sum(_weighed(weight, label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1, keepdims=True)/n_classes - t0))
+    return (
+        inv_n * xp.sum(_weighed(weight, label_smoothing*t0 + label_smoothing*t2 + t2*t3 -
+        label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1, keepdims=True)/n_classes -
+        t0))
+    )
 
 
 def softmax_cross_entropy_grad(
@@ -1553,12 +1822,20 @@ def softmax_cross_entropy_grad(
         logsumexp(yhat))) / n_samples
     """
     xp, dtype, yhat, y = _prepare('softmax_cross_entropy_grad', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_grad', 'label_smoothing', label_smoothing, 'unit')
-    weight, inv_n = _weighting('softmax_cross_entropy_grad', xp, dtype, weight, yhat.shape, count, rows=True)
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_grad', 'label_smoothing', label_smoothing, 'unit')
+    )
+    weight, inv_n = (
+        _weighting('softmax_cross_entropy_grad', xp, dtype, weight, yhat.shape, count, rows=True)
+    )
     n_classes = yhat.shape[-1]
     t0 = xp.exp(yhat - xp.max(yhat, axis=-1, keepdims=True))
     t1 = xp.sum(y, axis=-1, keepdims=True)
-    return _into('softmax_cross_entropy_grad', out, _weighed(weight, (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/xp.sum(t0, axis=-1, keepdims=True))*t0 + (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes))
+    return (
+        _into('softmax_cross_entropy_grad', out, _weighed(weight, (-inv_n*(label_smoothing*t1 -
+        label_smoothing - t1)/xp.sum(t0, axis=-1, keepdims=True))*t0 + (-inv_n*(1 -
+        label_smoothing))*y - inv_n*label_smoothing/n_classes))
+    )
 
 
 def softmax_cross_entropy_value_and_grad(
@@ -1570,7 +1847,7 @@ def softmax_cross_entropy_value_and_grad(
     weight=None,
     out=None,
 ):
-    r"""Return (softmax_cross_entropy, softmax_cross_entropy_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over samples of -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes +
         y*(1 - label_smoothing)))
@@ -1579,8 +1856,13 @@ def softmax_cross_entropy_value_and_grad(
         logsumexp(yhat))) / n_samples
     """
     xp, dtype, yhat, y = _prepare('softmax_cross_entropy_value_and_grad', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_value_and_grad', 'label_smoothing', label_smoothing, 'unit')
-    weight, inv_n = _weighting('softmax_cross_entropy_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=True)
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_value_and_grad', 'label_smoothing', label_smoothing, 'unit')
+    )
+    weight, inv_n = (
+        _weighting('softmax_cross_entropy_value_and_grad', xp, dtype, weight, yhat.shape, count,
+        rows=True)
+    )
     n_classes = yhat.shape[-1]
     t0 = xp.sum(y*yhat, axis=-1, keepdims=True)
     t1 = label_smoothing/n_classes
@@ -1589,7 +1871,13 @@ def softmax_cross_entropy_value_and_grad(
     t4 = xp.sum(t3, axis=-1, keepdims=True)
     t5 = t2 + xp.log(t4)
     t6 = xp.sum(y, axis=-1, keepdims=True)
-    return inv_n * xp.sum(_weighed(weight, label_smoothing*t0 + label_smoothing*t5 + t5*t6 - label_smoothing*t5*t6 - t0 - t1*xp.sum(yhat, axis=-1, keepdims=True))), _into('softmax_cross_entropy_value_and_grad', out, _weighed(weight, (-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 - label_smoothing))*y - inv_n*t1))
+    return (
+        inv_n * xp.sum(_weighed(weight, label_smoothing*t0 + label_smoothing*t5 + t5*t6 -
+        label_smoothing*t5*t6 - t0 - t1*xp.sum(yhat, axis=-1, keepdims=True))),
+        _into('softmax_cross_entropy_value_and_grad', out, _weighed(weight,
+        (-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 -
+        label_smoothing))*y - inv_n*t1))
+    )
 
 
 def softmax_cross_entropy_hess(
@@ -1601,21 +1889,29 @@ def softmax_cross_entropy_hess(
     weight=None,
     out=None,
 ):
-    r"""Return the diagonal of d2L/dyhat2 (per sample; softmax_cross_entropy_hvp applies the whole per-sample Hessian).
+    r"""Return the diagonal of d2L/dyhat2 (per sample; softmax_cross_entropy_hvp applies the whole
+    per-sample Hessian).
 
     diag d2L/dyhat2 = (-(label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
         logsumexp(yhat)) + (label_smoothing*axis_sum(y) - label_smoothing -
         axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))) / n_samples
     """
     xp, dtype, yhat, y = _prepare('softmax_cross_entropy_hess', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_hess', 'label_smoothing', label_smoothing, 'unit')
-    weight, inv_n = _weighting('softmax_cross_entropy_hess', xp, dtype, weight, yhat.shape, count, rows=True)
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_hess', 'label_smoothing', label_smoothing, 'unit')
+    )
+    weight, inv_n = (
+        _weighting('softmax_cross_entropy_hess', xp, dtype, weight, yhat.shape, count, rows=True)
+    )
     t0 = xp.max(yhat, axis=-1, keepdims=True)
     t1 = xp.exp(yhat - t0)
     t2 = xp.sum(t1, axis=-1, keepdims=True)
     t3 = xp.sum(y, axis=-1, keepdims=True)
     t4 = label_smoothing*t3 - label_smoothing - t3
-    return _into('softmax_cross_entropy_hess', out, _weighed(weight, (-inv_n*t4/t2)*t1 + (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0)))
+    return (
+        _into('softmax_cross_entropy_hess', out, _weighed(weight, (-inv_n*t4/t2)*t1 +
+        (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0)))
+    )
 
 
 def softmax_cross_entropy_grad_hess(
@@ -1626,7 +1922,7 @@ def softmax_cross_entropy_grad_hess(
     count: float | None = None,
     weight=None,
 ):
-    r"""Return (softmax_cross_entropy_grad, softmax_cross_entropy_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-label_smoothing/n_classes - y*(1 - label_smoothing) -
         (label_smoothing*axis_sum(y) - label_smoothing - axis_sum(y))*exp(yhat -
@@ -1636,8 +1932,13 @@ def softmax_cross_entropy_grad_hess(
         axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))) / n_samples
     """
     xp, dtype, yhat, y = _prepare('softmax_cross_entropy_grad_hess', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_grad_hess', 'label_smoothing', label_smoothing, 'unit')
-    weight, inv_n = _weighting('softmax_cross_entropy_grad_hess', xp, dtype, weight, yhat.shape, count, rows=True)
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_grad_hess', 'label_smoothing', label_smoothing, 'unit')
+    )
+    weight, inv_n = (
+        _weighting('softmax_cross_entropy_grad_hess', xp, dtype, weight, yhat.shape, count,
+        rows=True)
+    )
     n_classes = yhat.shape[-1]
     t0 = xp.max(yhat, axis=-1, keepdims=True)
     t1 = xp.exp(yhat - t0)
@@ -1645,7 +1946,10 @@ def softmax_cross_entropy_grad_hess(
     t3 = xp.sum(y, axis=-1, keepdims=True)
     t4 = label_smoothing*t3 - label_smoothing - t3
     t5 = (inv_n*t4/t2)*t1
-    return _weighed(weight, (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes - t5), _weighed(weight, (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0) - t5)
+    return (
+        _weighed(weight, (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes - t5),
+        _weighed(weight, (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0) - t5)
+    )
 
 
 def softmax_cross_entropy_hvp(
@@ -1666,14 +1970,24 @@ def softmax_cross_entropy_hvp(
         axis_sum(y)*axis_sum(vector*exp(yhat - logsumexp(yhat))))*exp(yhat - logsumexp(yhat))) /
         n_samples
     """
-    xp, dtype, yhat, y, vector = _prepare('softmax_cross_entropy_hvp', yhat, y, vector, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_hvp', 'label_smoothing', label_smoothing, 'unit')
-    weight, inv_n = _weighting('softmax_cross_entropy_hvp', xp, dtype, weight, yhat.shape, count, rows=True)
+    xp, dtype, yhat, y, vector = (
+        _prepare('softmax_cross_entropy_hvp', yhat, y, vector, classes=True)
+    )
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_hvp', 'label_smoothing', label_smoothing, 'unit')
+    )
+    weight, inv_n = (
+        _weighting('softmax_cross_entropy_hvp', xp, dtype, weight, yhat.shape, count, rows=True)
+    )
     t0 = xp.sum(y, axis=-1, keepdims=True)
     t1 = xp.exp(yhat - xp.max(yhat, axis=-1, keepdims=True))
     t2 = t1/xp.sum(t1, axis=-1, keepdims=True)
     t3 = xp.sum(t2*vector, axis=-1, keepdims=True)
-    return _into('softmax_cross_entropy_hvp', out, _weighed(weight, inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 - t0*t3)))
+    return (
+        _into('softmax_cross_entropy_hvp', out, _weighed(weight, inv_n*t2*(label_smoothing*t0*t3 +
+        (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 -
+        t0*t3)))
+    )
 
 
 def softmax_cross_entropy_per_sample(
@@ -1684,20 +1998,26 @@ def softmax_cross_entropy_per_sample(
     weight=None,
     out=None,
 ):
-    r"""Return the loss per sample of softmax_cross_entropy(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per sample, before the mean (times ``weight`` if given).
 
     l = -axis_sum((yhat - logsumexp(yhat))*(label_smoothing/n_classes + y*(1 -
         label_smoothing)))
     """
     xp, dtype, yhat, y = _prepare('softmax_cross_entropy_per_sample', yhat, y, classes=True)
-    label_smoothing = _hyper('softmax_cross_entropy_per_sample', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = (
+        _hyper('softmax_cross_entropy_per_sample', 'label_smoothing', label_smoothing, 'unit')
+    )
     weight = _weights('softmax_cross_entropy_per_sample', xp, dtype, weight, yhat.shape, True)
     n_classes = yhat.shape[-1]
     t0 = xp.sum(y*yhat, axis=-1, keepdims=True)
     t1 = xp.max(yhat, axis=-1, keepdims=True)
     t2 = t1 + xp.log(xp.sum(xp.exp(yhat - t1), axis=-1, keepdims=True))
     t3 = xp.sum(y, axis=-1, keepdims=True)
-    return _into('softmax_cross_entropy_per_sample', out, _weighed(weight, label_smoothing*t0 + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1, keepdims=True)/n_classes - t0)[..., 0])
+    return (
+        _into('softmax_cross_entropy_per_sample', out, _weighed(weight, label_smoothing*t0 +
+        label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1,
+        keepdims=True)/n_classes - t0)[..., 0])
+    )
 
 
 def squared_hinge(yhat, y, *, count: float | None = None, weight=None):
@@ -1718,22 +2038,33 @@ def squared_hinge_grad(yhat, y, *, count: float | None = None, weight=None, out=
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('squared_hinge_grad', yhat, y)
-    weight, inv_n = _weighting('squared_hinge_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('squared_hinge_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y*yhat
-    return _into('squared_hinge_grad', out, _weighed(weight, -2*inv_n*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))))
+    return (
+        _into('squared_hinge_grad', out, _weighed(weight, -2*inv_n*y*xp.where(t0 < 1, xp.asarray(1,
+        dtype=dtype), xp.asarray(0, dtype=dtype))*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))))
+    )
 
 
 def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
-    r"""Return (squared_hinge, squared_hinge_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Max(0, -y*yhat + 1)**2
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('squared_hinge_value_and_grad', yhat, y)
-    weight, inv_n = _weighting('squared_hinge_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('squared_hinge_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y*yhat
     t1 = xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))
-    return inv_n * xp.sum(_weighed(weight, t1*t1)), _into('squared_hinge_value_and_grad', out, _weighed(weight, -2*inv_n*t1*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
+    return (
+        inv_n * xp.sum(_weighed(weight, t1*t1)), _into('squared_hinge_value_and_grad', out,
+        _weighed(weight, -2*inv_n*t1*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0,
+        dtype=dtype))))
+    )
 
 
 def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1742,28 +2073,41 @@ def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=
     diag d2L/dyhat2 = (2*y**2*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
     """
     xp, dtype, yhat, y = _prepare('squared_hinge_hess', yhat, y)
-    weight, inv_n = _weighting('squared_hinge_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('squared_hinge_hess', out, _weighed(weight, 2*inv_n*(y*y)*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
+    weight, inv_n = (
+        _weighting('squared_hinge_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
+    return (
+        _into('squared_hinge_hess', out, _weighed(weight, 2*inv_n*(y*y)*xp.where(y*yhat < 1,
+        xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
+    )
 
 
 def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
-    r"""Return (squared_hinge_grad, squared_hinge_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
     diag d2L/dyhat2 = (2*y**2*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
     """
     xp, dtype, yhat, y = _prepare('squared_hinge_grad_hess', yhat, y)
-    weight, inv_n = _weighting('squared_hinge_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    weight, inv_n = (
+        _weighting('squared_hinge_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
+    )
     t0 = y*yhat
     t1 = 2*inv_n*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))
-    return _weighed(weight, -t1*y*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))), _weighed(weight, t1*(y*y))
+    return (
+        _weighed(weight, -t1*y*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))), _weighed(weight,
+        t1*(y*y))
+    )
 
 
 def squared_hinge_per_sample(yhat, y, *, weight=None, out=None):
-    r"""Return the loss per element of squared_hinge(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Max(0, -y*yhat + 1)**2
     """
     xp, dtype, yhat, y = _prepare('squared_hinge_per_sample', yhat, y)
     weight = _weights('squared_hinge_per_sample', xp, dtype, weight, yhat.shape, False)
-    return _into('squared_hinge_per_sample', out, _weighed(weight, xp.maximum(1 - y*yhat, xp.asarray(0, dtype=dtype))**2))
+    return (
+        _into('squared_hinge_per_sample', out, _weighed(weight, xp.maximum(1 - y*yhat, xp.asarray(0,
+        dtype=dtype))**2))
+    )

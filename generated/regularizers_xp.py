@@ -174,15 +174,20 @@ def _real(name, index, xp, a):
 def _prepare(name, *arrays, classes=False):
     """Return the inputs' namespace, their promoted float dtype and the inputs as arrays of that
     dtype broadcast to the first input's shape (the rules of ``_shape``)."""
+    spaces, real = [], []
     for i, a in enumerate(arrays):
         try:
-            _namespace(a)
+            spaces.append(_namespace(a))
         except TypeError:
+            kind = type(a).__name__
+            raise TypeError(f"{name}: {_arg(name, i)} is not an array ({kind})") from None
+        real.append(_real(name, i, spaces[i], a))
+    for i, space in enumerate(spaces[1:], 1):
+        if space is not spaces[0]:
             raise TypeError(
-                f"{name}: {_arg(name, i)} is not an array ({type(a).__name__})"
-            ) from None
-    xp = _namespace(*arrays)
-    arrays = [_real(name, i, xp, a) for i, a in enumerate(arrays)]
+                f"{name}: {_arg(name, i)} is an array of another library than {_arg(name, 0)}"
+            )
+    xp, arrays = spaces[0], real
     shape = _shape(name, [tuple(a.shape) for a in arrays], classes)
     dtype = xp.result_type(*arrays)
     arrays = [a if a.dtype == dtype else xp.astype(a, dtype) for a in arrays]

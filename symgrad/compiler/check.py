@@ -139,6 +139,8 @@ class Reference:
         self.forms = {"value": value, "grad": grad, "hess": derivative(grad, spec.wrt)}
         self.args = [*spec.inputs, *(s for s, _ in spec.hyper)]
         self.work = Work(self.forms, work)
+        #: exact values by (form, point), shared by the checks of every target
+        self.exact_cache: dict = {}
 
     @cached_property
     def _switches(self) -> list[sp.Expr]:
@@ -279,7 +281,7 @@ def check_module(
     ref = reference or Reference(spec)
     hyper = [v for _, v in spec.hyper]
     failures: dict[str, Failure] = {}
-    exact_cache: dict = {}
+    exact_cache = ref.exact_cache
     for suffix, forms in checked_functions(spec, ref.forms):
         name = spec.name + suffix
         fn = getattr(module, name, None)
@@ -395,6 +397,14 @@ def _naive_value(ref: Reference, form: str, point, hyper) -> tuple[float, bool]:
     return _plain_float(lambda: fn(*args))
 
 
+def _cached_naive(ref: Reference, form: str, point, hyper, cache: dict) -> tuple[float, bool]:
+    """Return ``_naive_value``, computed once per form and point for every target's check."""
+    key = ("naive", form, point)
+    if key not in cache:
+        cache[key] = _naive_value(ref, form, point, hyper)
+    return cache[key]
+
+
 def _call(fn, spec: Spec, point) -> tuple:
     arrays = [np.array([p], dtype=np.float64) for p in point]
     out = fn(*arrays)
@@ -411,7 +421,7 @@ def _check_point(  # noqa: PLR0913
     if ref.near_switch((*point, *hyper)):
         return None
     got, fp = _quiet_call(lambda: _call(fn, spec, point))
-    naive = [_naive_value(ref, form, point, hyper) for form in forms]
+    naive = [_cached_naive(ref, form, point, hyper, cache) for form in forms]
     naive_raises = any(r for _, r in naive)
     for form, g, e, (plain, _) in zip(forms, got, exact, naive, strict=True):
         why = acceptable(g, plain, e, cache.get(("condition", form, point), 1.0))

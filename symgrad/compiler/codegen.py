@@ -21,24 +21,38 @@ from symgrad.compiler.emitted import FunctionPlan
 from symgrad.compiler.kernel import LEVELS, RAW, STABLE, TooLarge, derive_kernel, distinct_nodes
 from symgrad.compiler.render import kernel_table, render_module
 from symgrad.compiler.spec import Spec, compose
-from symgrad.compiler.targets import plan_functions
+from symgrad.compiler.targets import TARGETS, checked_targets, plan_functions
 from symgrad.compiler.targets import target as lowering_target
 from symgrad.errors import AccuracyWarning, BudgetError, SafeModeError, SpecError
 from symgrad.resources import module_from_source
 
 
-def _trial(spec: Spec, plans: list[FunctionPlan]) -> ModuleType:
-    text = render_module(plans, kernels="{}", source=spec.name, command="", title="safe-mode trial")
-    return module_from_source(text, f"symgrad_check_{spec.name}")
+def _trial(spec: Spec, plans: list[FunctionPlan], target: str) -> ModuleType:
+    """Return the trial module of ``plans`` for ``target``, ready to call on numpy arrays (a
+    cupy module's kernels compiled for the CPU)."""
+    text = render_module(
+        plans, kernels="{}", source=spec.name, command="", title="safe-mode trial", target=target
+    )
+    module = module_from_source(text, f"symgrad_check_{spec.name}")
+    if target == "cupy":
+        from symgrad.compiler.targets.c_on_cpu import Library
+
+        module = Library({"trial": module}, types=("double",)).bind("trial", module)
+    return module
 
 
-def _plans(
-    spec: Spec, level: str, config: CodegenConfig, target: str = "numpy"
-) -> list[FunctionPlan]:
+#: Plans per target of every spec planned lately: a module of several targets (numpy, array-api,
+#: cupy) derives and checks each spec once, not once per target.
+_PLANNED: dict = {}
+_KEEP_PLANNED = 256
+
+
+def _plans(spec: Spec, level: str, config: CodegenConfig) -> dict[str, list[FunctionPlan]]:
     derived = derive_kernel(spec, level, config)
     size = distinct_nodes(derived.value, derived.grad, derived.hess, derived.vjp, derived.hvp)
-    with budget("lower", config.lower_s * max(1.0, size / config.lower_nodes)):
-        return plan_functions(derived, target)
+    per_target = config.lower_s * max(1.0, size / config.lower_nodes)
+    with budget("lower", per_target * len(TARGETS)):
+        return {target: plan_functions(derived, target) for target in TARGETS}
 
 
 def _out_of_time(spec: Spec, exc: OutOfTime) -> BudgetError:
@@ -47,13 +61,13 @@ def _out_of_time(spec: Spec, exc: OutOfTime) -> BudgetError:
     return BudgetError(spec.name, exc.stage, f"{exc.seconds:g} s", spec.origin)
 
 
-def _first_plans(spec: Spec, config: CodegenConfig, target: str = "numpy") -> list[FunctionPlan]:
-    """Return the stabilized plans, or sympy's plain derivative where the derivatives are too
-    large to stabilize (a count of nodes, ``TooLarge``); a stage that does not finish within
-    its time limit is a BudgetError naming the stage."""
+def _first_plans(spec: Spec, config: CodegenConfig) -> dict[str, list[FunctionPlan]]:
+    """Return the stabilized plans of every target, or sympy's plain derivative where the
+    derivatives are too large to stabilize (a count of nodes, ``TooLarge``); a stage that does
+    not finish within its time limit is a BudgetError naming the stage."""
     try:
         with budget("rewrite", config.rewrite_s):
-            return _plans(spec, STABLE, config, target)
+            return _plans(spec, STABLE, config)
     except TooLarge:
         pass
     except OutOfTime as exc:
@@ -66,19 +80,31 @@ def _first_plans(spec: Spec, config: CodegenConfig, target: str = "numpy") -> li
         # rewrite safe mode cannot verify
         pass
     try:
-        return _plans(spec, RAW, config, target)
+        return _plans(spec, RAW, config)
     except OutOfTime as exc:
         raise _out_of_time(spec, exc) from None
 
 
-def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) -> list[FunctionPlan]:
-    """Derive and lower one spec; in safe mode, verify each function against the plain formula.
+def plan_spec(
+    spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT
+) -> dict[str, list[FunctionPlan]]:
+    """Derive and lower one spec for every target; in safe mode, verify each function of every
+    target that can run here (``checked_targets``) against the plain formula.
 
-    A function whose stabilized form is less accurate than the plain formula somewhere falls
-    back to a less rewritten form (``LEVELS``); if none verifies, the most accurate finite one
-    is emitted with an AccuracyWarning, and only where none is finite is that an internal
-    error.
+    A function whose stabilized form is less accurate than the plain formula somewhere, on any
+    target, falls back to a less rewritten form (``LEVELS``) on every target, so no target emits
+    a form safe mode rejected for another; if none verifies, the most accurate finite one is
+    emitted with an AccuracyWarning, and only where none is finite is that an internal error.
     """
+    key = (spec, safe, config)
+    if key not in _PLANNED:
+        _PLANNED[key] = _plan_spec(spec, safe, config)
+        while len(_PLANNED) > _KEEP_PLANNED:
+            del _PLANNED[next(iter(_PLANNED))]
+    return _PLANNED[key]
+
+
+def _plan_spec(spec: Spec, safe: bool, config: CodegenConfig) -> dict[str, list[FunctionPlan]]:
     plans = _first_plans(spec, config)
     if not safe or not checkable(spec):
         return plans
@@ -86,35 +112,49 @@ def plan_spec(spec: Spec, safe: bool = True, config: CodegenConfig = DEFAULT) ->
     reference = kind(spec, config.check_work)
     failures = _check(spec, plans, None, reference, config)
     first = dict(failures)
-    tried = {p.name: [(failures[p.name], p)] for p in plans if p.name in failures}
+    tried = {name: [(failure, _named(plans, name))] for name, failure in failures.items()}
     for level in LEVELS[1:]:
         if not failures:
             break
         try:
-            fallback = {p.name: p for p in _plans(spec, level, config)}
+            fallback = _plans(spec, level, config)
         except TooLarge:
             continue
         except OutOfTime as exc:
             raise _out_of_time(spec, exc) from None
-        candidates = [fallback.get(p.name, p) if p.name in failures else p for p in plans]
+        candidates = {
+            target: [
+                {p.name: p for p in fallback[target]}.get(p.name, p) if p.name in failures else p
+                for p in plans[target]
+            ]
+            for target in plans
+        }
         retry = _check(spec, candidates, list(failures), reference, config)
-        for c in candidates:
-            if c.name in retry:
-                tried[c.name].append((retry[c.name], c))
-        plans = [
-            c if c.name in failures and c.name not in retry else p
-            for p, c in zip(plans, candidates, strict=True)
-        ]
+        for name in retry:
+            tried[name].append((retry[name], _named(candidates, name)))
+        plans = {
+            target: [
+                c if c.name in failures and c.name not in retry else p
+                for p, c in zip(plans[target], candidates[target], strict=True)
+            ]
+            for target in plans
+        }
         failures = retry
     if failures:
         plans = _least_inaccurate(plans, failures, tried, first)
     return plans
 
 
-def _least_inaccurate(plans, failures: dict, tried: dict, first: dict) -> list[FunctionPlan]:
-    """Return ``plans`` with each function no level verified replaced by its most accurate
-    finite form (an AccuracyWarning names the point): safe mode refuses a spec (exit 123) only
-    where no level gives a finite result, never where a finite form exists."""
+def _named(plans: dict[str, list[FunctionPlan]], name: str) -> dict[str, FunctionPlan]:
+    """Return the plan of function ``name`` in each target's ``plans``."""
+    return {target: p for target, pl in plans.items() for p in pl if p.name == name}
+
+
+def _least_inaccurate(plans, failures: dict, tried: dict, first: dict) -> dict:
+    """Return ``plans`` (per target) with each function no level verified replaced, on every
+    target, by its most accurate finite form (an AccuracyWarning names the point): safe mode
+    refuses a spec (exit 123) only where no level gives a finite result, never where a finite
+    form exists."""
     chosen = {}
     for name in sorted(failures):
         finite = [
@@ -129,25 +169,36 @@ def _least_inaccurate(plans, failures: dict, tried: dict, first: dict) -> list[F
         warnings.warn(
             f"{tried[name][i][0]}; emitted the most accurate finite form found",
             AccuracyWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
-    return [chosen.get(p.name, p) for p in plans]
+    return {
+        target: [chosen[p.name].get(target, p) if p.name in chosen else p for p in pl]
+        for target, pl in plans.items()
+    }
 
 
 def _check(spec, plans, names, reference, config) -> dict:
-    """Check ``plans`` at the safe-mode points; points met after the reference's work budget
-    is spent (``CodegenConfig.check_work``) are left unchecked, the same ones on any machine.
-    A check that outruns its time limit is a BudgetError."""
-    # rendered outside the budget: its alarm interrupting Python's own compile() of a large
-    # trial module is a SystemError on CPython 3.11, not an OutOfTime
-    module = _trial(spec, plans)
-    try:
-        with budget("check", config.check_s):
-            if spec.class_axis:
-                return check_class_module(spec, module, names, reference=reference)
-            return check_module(spec, module, names, reference=reference)
-    except OutOfTime as exc:
-        raise _out_of_time(spec, exc) from None
+    """Check ``plans`` of every checked target at the safe-mode points; return each failing
+    function's first failure (numpy's first). Points met after the reference's work budget is
+    spent (``CodegenConfig.check_work``) are left unchecked, the same ones on any machine; a
+    check that outruns its time limit is a BudgetError, never a silent pass."""
+    failures: dict = {}
+    for target in checked_targets():
+        # rendered outside the budget: its alarm interrupting Python's own compile() of a large
+        # trial module is a SystemError on CPython 3.11, not an OutOfTime
+        module = _trial(spec, plans[target], target)
+        fp = target == "numpy"  # only the numpy target promises no floating-point warnings
+        try:
+            with budget("check", config.check_s):
+                if spec.class_axis:
+                    found = check_class_module(spec, module, names, reference=reference, fp=fp)
+                else:
+                    found = check_module(spec, module, names, reference=reference, fp=fp)
+        except OutOfTime as exc:
+            raise _out_of_time(spec, exc) from None
+        for name, failure in found.items():
+            failures.setdefault(name, failure)
+    return failures
 
 
 def plan_module(
@@ -155,8 +206,7 @@ def plan_module(
 ) -> list[tuple[Spec, list[FunctionPlan]]]:
     """Derive and lower every spec, sorted by name so registration order never matters.
 
-    Safe mode checks the numpy lowering; the array-api and cupy lowerings print the same
-    stabilized expressions and are compared with the numpy target by the tests."""
+    Safe mode checks every target's functions (``plan_spec``)."""
     lowering_target(target)  # an unknown target fails before any work
     specs = list(specs)
     for spec in specs:
@@ -168,7 +218,7 @@ def plan_module(
     for spec in ordered:
         if not isinstance(spec, Spec):
             raise TypeError(f"expected a symgrad spec, got {type(spec).__name__}")
-        plans = plan_spec(spec, safe) if target == "numpy" else _first_plans(spec, DEFAULT, target)
+        plans = plan_spec(spec, safe)[target]
         for plan in plans:
             if plan.name in owner:
                 raise SpecError(

@@ -10,6 +10,7 @@ to emit one function (``symgrad.compiler.targets``).
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ LOSS = (
     Emitted(
         "_value_and_grad",
         (("value", MEAN), ("grad", ARRAY)),
-        "Return ({name}, {name}_grad) computed with shared work.",
+        "Return the mean loss and its gradient, computed with shared work.",
         (_VALUE, _GRAD),
         counted=True,
     ),
@@ -140,7 +141,7 @@ LOSS = (
     Emitted(
         "_grad_hess",
         (("grad", ARRAY), ("hess", ARRAY)),
-        "Return ({name}_grad, {name}_hess) computed with shared work (count=1: per sample).",
+        "Return the gradient and Hessian diagonal, computed with shared work.",
         (_GRAD, _HESS),
         counted=True,
         applies=_has("hess"),
@@ -157,7 +158,7 @@ LOSS = (
     Emitted(
         "_per_sample",
         (("per_sample", ARRAY),),
-        "Return the loss per {per} of {fx}, before the mean (times ``weight`` if given).",
+        "Return the loss per {per}, before the mean (times ``weight`` if given).",
         ("l = {f}",),
     ),
 )
@@ -311,11 +312,11 @@ def doc_fields(derived: Derived) -> dict[str, str]:
     )
 
 
-def wrap_doc_line(text: str, indent: str = "    ") -> str:
+def wrap_doc_line(text: str, indent: str = "    ", width: int = LINE_LENGTH - 4) -> str:
     """Return ``text`` wrapped to the docstring width, continuation lines indented."""
     return textwrap.fill(
         text,
-        width=LINE_LENGTH - 4,
+        width=width,
         initial_indent=indent,
         subsequent_indent=indent + "    ",
         break_long_words=True,  # only a single token longer than the line is split
@@ -323,11 +324,55 @@ def wrap_doc_line(text: str, indent: str = "    ") -> str:
     )
 
 
+_QUOTE = re.compile(r"'[^']*'|\"[^\"]*\"")
+_HEAD = re.compile(r"(return |const T \w+ = |[A-Za-z_][\w, ]* = )")
+
+
+def _chunks(text: str, width: int) -> list[str]:
+    """Split ``text`` at spaces outside string literals into pieces of at most ``width``
+    characters where it can (a piece without spaces may be longer)."""
+    quoted = [(m.start(), m.end()) for m in _QUOTE.finditer(text)]
+    cuts = [i for i, c in enumerate(text) if c == " " and not any(a < i < b for a, b in quoted)]
+    pieces, start, last = [], 0, None
+    for cut in [*cuts, len(text)]:
+        if cut - start > width and last is not None:
+            pieces.append(text[start:last])
+            start = last + 1
+        last = cut
+    pieces.append(text[start:])
+    return [p for p in pieces if p]
+
+
+def wrap_code(line: str, width: int = LINE_LENGTH - 4, c: bool = False) -> list[str]:
+    """Return one statement as lines of at most ``width`` columns where it can: a Python
+    expression wrapped in parentheses (black's style), a C expression continued on indented
+    lines; breaks fall between tokens, at spaces outside string literals."""
+    if len(line) <= width:
+        return [line]
+    indent = line[: len(line) - len(line.lstrip())]
+    body, _, comment = line.strip().partition("  # ")
+    comment = f"  # {comment}" if comment else ""
+    match = _HEAD.match(body)
+    head = match.group(0) if match else ""
+    expr = body[len(head) :]
+    if c:
+        pieces = _chunks(body, width - len(indent) - 4)
+        return [f"{indent}{pieces[0]}", *(f"{indent}    {p}" for p in pieces[1:])]
+    pieces = _chunks(expr, width - len(indent) - 4)
+    return [f"{indent}{head}(", *(f"{indent}    {p}" for p in pieces), f"{indent}){comment}"]
+
+
+def wrap_lines(lines, width: int = LINE_LENGTH - 4, c: bool = False) -> list[str]:
+    """Return ``lines`` with each long statement wrapped (``wrap_code``)."""
+    return [piece for line in lines for piece in wrap_code(line, width, c)]
+
+
 def docstring(fn: Emitted, derived: Derived, notes: list[str] = ()) -> str:
     """Return the docstring of ``fn``: its first line, the spec's own doc (on the kernel's
     first function), the formula lines, then a target's ``notes`` (already indented)."""
     fields = doc_fields(derived)
-    parts = [fn.first.format_map(fields)]
+    first = wrap_doc_line(fn.first.format_map(fields), "", LINE_LENGTH - 8).strip()
+    parts = [first]
     head = derived.spec.doc.strip()
     if head and fn.suffix == "":
         parts += ["", *(f"    {line}" if line else "" for line in head.splitlines())]

@@ -9,6 +9,8 @@ and the buffer that holds the result at the end is the caller's ``out``. Inputs 
 
 from __future__ import annotations
 
+import ast
+import copy
 import re
 from dataclasses import dataclass, field
 
@@ -60,6 +62,8 @@ class Statement:
     #: computes (part of) a branch a select may discard: it runs with floating-point errors
     #: ignored, since an overflow there (exp(800) where Min(1, exp(x)) takes 1) is no error
     quiet: bool = False
+    #: the docstring temporary (``tN``) this statement completes, shown as ``# tN``
+    completes: str | None = None
 
 
 @dataclass
@@ -299,7 +303,16 @@ class InplaceBuilder:
         if isinstance(expr, axis_sum):
             self.lazy[sym] = expr
             return
-        self.symbols[sym] = self.value(expr)
+        self.symbols[sym] = self._named(sym, self.value(expr))
+
+    def _named(self, sym: sp.Symbol, op: Operand) -> Operand:
+        """Mark the statement that computed register ``op`` as completing temporary ``sym``."""
+        if isinstance(op, int):
+            for st in reversed(self.program.statements):
+                if st.dest == op:
+                    st.completes = st.completes or sym.name
+                    break
+        return op
 
     def value(self, expr: sp.Expr) -> Operand:
         """Return the operand holding ``expr``, appending the statements that compute it."""
@@ -310,7 +323,7 @@ class InplaceBuilder:
         if isinstance(expr, sp.Symbol) and expr in self.symbols:
             return self.symbols[expr]
         if expr in self.lazy:
-            op = self.value(self.lazy[expr])
+            op = self._named(expr, self.value(self.lazy[expr]))
             self.memo[expr] = self.symbols[expr] = op
             return op
         if expr.is_Atom or (self.rank(expr) == 0 and not self.is_bool(expr)):
@@ -747,6 +760,8 @@ def render(program: Program, names: dict[int, str], rename: dict[str, str]) -> l
             text = text.split("\n", 1)[1]
         if st.guard is not None and args and args[0] == dest:
             text = f"if {st.guard}:\n    {text}"
+        if st.completes:
+            text += f"  # {st.completes}"
         if not st.quiet:
             lines.extend(_quiet_block(quiet))
             quiet = []
@@ -768,3 +783,176 @@ def _quiet_block(lines: list[str]) -> list[str]:
     if all(_SAFE.match(line.strip()) for line in lines):
         return lines
     return [QUIET, *(f"    {line}" for line in lines)]
+
+
+# ---------------------------------------------------------------- the body read back as a formula
+
+#: ufunc -> the operator a plain formula spells it with (others stay np.<ufunc>(...))
+_BINARY = {
+    "add": ast.Add,
+    "subtract": ast.Sub,
+    "multiply": ast.Mult,
+    "divide": ast.Div,
+    "true_divide": ast.Div,
+    "power": ast.Pow,
+}
+_COMPARE = {
+    "greater": ast.Gt,
+    "greater_equal": ast.GtE,
+    "less": ast.Lt,
+    "less_equal": ast.LtE,
+    "equal": ast.Eq,
+    "not_equal": ast.NotEq,
+}
+
+
+class PlainForm:
+    """Read an emitted body (its statements as ``render`` prints them) back as plain numpy:
+    each buffer's value as an expression of the inputs, the statements tagged ``# tN`` as named
+    temporaries, the rest inlined where they are read. The docstring shows this, so the plain
+    form is the body's own tree, one ufunc at a time, never a second printing of the maths.
+
+    ``like`` names the input whose shape a constant result takes (``np.full``); ``arrays``
+    are the array inputs."""
+
+    def __init__(self, like: str, arrays: list[str]) -> None:
+        self.like = like
+        self.arrays = set(arrays)
+        self.env: dict[str, ast.expr] = {}
+        self.lines: list[str] = []
+
+    def read(self, body: list[str]) -> list[str]:
+        """Return the plain lines (``tN = ...`` and the ``return``) of ``body``."""
+        text = "\n".join(body)
+        tags = {}
+        for i, line in enumerate(text.split("\n"), 1):
+            found = re.search(r"  # (t\d+)$", line)
+            if found:
+                tags[i] = found.group(1)
+        module = ast.parse(text)
+        self._block(module.body, tags)
+        return self.lines
+
+    def _block(self, statements: list[ast.stmt], tags: dict[int, str]) -> None:
+        for st in statements:
+            if isinstance(st, ast.With):
+                self._block(st.body, tags)
+            elif isinstance(st, ast.If):
+                if "weight" not in ast.unparse(st.test):  # the plain form is unweighted
+                    self._block(st.body, tags)  # a zero-coefficient term adds nothing
+            else:
+                self._statement(st)
+                tag = tags.get(st.end_lineno)
+                if tag is not None:
+                    self._name(st, tag)
+
+    def _name(self, st: ast.stmt, tag: str) -> None:
+        """Give the buffer ``st`` wrote the temporary name ``tag``."""
+        dest = self._dest(st)
+        self.lines.append(f"{tag} = {ast.unparse(self.env[dest])}")
+        self.env[dest] = ast.Name(tag)
+        self.arrays.add(tag)
+
+    def _dest(self, st: ast.stmt) -> str:
+        if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call):
+            call = st.value
+            for k in call.keywords:
+                if k.arg == "out":
+                    return _buffer(k.value)
+            return _buffer(call.args[0])  # np.copyto(dest, ...)
+        target = st.targets[0] if isinstance(st, ast.Assign) else st.target
+        return target.id
+
+    def _statement(self, st: ast.stmt) -> None:
+        if isinstance(st, ast.Return):
+            value = self._sub(st.value)
+            self.lines.append(f"return {ast.unparse(value)}")
+        elif isinstance(st, ast.Assign):
+            self.env[st.targets[0].id] = self._sub(st.value)
+            if isinstance(st.value, ast.Name) or _scalar_line(st):
+                self.lines.append(ast.unparse(st))
+                self.env[st.targets[0].id] = ast.Name(st.targets[0].id)
+        elif isinstance(st, ast.AugAssign):
+            name = st.target.id
+            self.env[name] = ast.BinOp(self.env[name], st.op, self._sub(st.value))
+        else:
+            self._call(st.value)
+
+    def _call(self, call: ast.Call) -> None:
+        fn = call.func.attr
+        out = next((k.value for k in call.keywords if k.arg == "out"), None)
+        args = [self._sub(a) for a in call.args]
+        if fn == "copyto":
+            dest = _buffer(call.args[0])
+            where = next((k.value for k in call.keywords if k.arg == "where"), None)
+            value = args[1]
+            if where is not None:
+                value = _np("where", [self._sub(where), value, self.env[dest]])
+            elif not any(isinstance(n, ast.Name) and n.id in self.arrays for n in ast.walk(value)):
+                if isinstance(value, ast.Constant) and isinstance(value.value, int):
+                    value = ast.Constant(float(value.value))  # a float array holds it
+                value = _np("full", [_np("shape", [ast.Name(self.like)]), value])
+            self.env[dest] = value
+            return
+        keywords = [self._sub_keyword(k) for k in call.keywords if k.arg != "out"]
+        if fn in _BINARY and len(args) == 2:
+            value = ast.BinOp(args[0], _BINARY[fn](), args[1])
+        elif fn in _COMPARE:
+            value = ast.Compare(args[0], [_COMPARE[fn]()], [args[1]])
+            if not _buffer(out).startswith(("m", "rm")):  # written into a float array
+                value = ast.BinOp(value, ast.Mult(), ast.Constant(1.0))
+        elif fn == "negative":
+            value = ast.UnaryOp(ast.USub(), args[0])
+        elif fn == "square":
+            value = ast.BinOp(args[0], ast.Pow(), ast.Constant(2))
+        else:
+            value = ast.Call(call.func, args, keywords)
+        if isinstance(out, ast.Subscript):  # einsum into a row: out=r[..., 0]
+            value = ast.parse(f"({ast.unparse(value)})[..., None]", mode="eval").body
+        self.env[_buffer(out)] = value
+
+    def _sub_keyword(self, k: ast.keyword) -> ast.keyword:
+        return ast.keyword(k.arg, self._sub(k.value))
+
+    def _sub(self, node: ast.expr) -> ast.expr:
+        """Return ``node`` with every buffer replaced by the expression it holds."""
+        env = self.env
+
+        class Replace(ast.NodeTransformer):
+            def visit_Name(self, n: ast.Name) -> ast.expr:
+                if n.id in env:
+                    return env[n.id]
+                if n.id == "out" and "rows" in env:  # a class-axis loss's rows
+                    return ast.parse(f"({ast.unparse(env['rows'])})[..., 0]", mode="eval").body
+                return n
+
+            def visit_Call(self, n: ast.Call) -> ast.expr:
+                if isinstance(n.func, ast.Name) and n.func.id == "_total":
+                    return _plain_total([self.visit(a) for a in n.args[1:]])
+                return self.generic_visit(n)
+
+        return Replace().visit(copy.deepcopy(node))
+
+
+def _buffer(node: ast.expr) -> str:
+    """Return the buffer a destination names (``b1``, or ``r0`` of ``r0[..., 0]``)."""
+    return node.value.id if isinstance(node, ast.Subscript) else node.id
+
+
+def _np(name: str, args: list[ast.expr]) -> ast.Call:
+    return ast.Call(ast.Attribute(ast.Name("np"), name), args, [])
+
+
+def _plain_total(args: list[ast.expr]) -> ast.expr:
+    """Return ``_total(weight, a, b)`` unweighted: sum(a*b), sum(a), or the count b."""
+    a = args[0]
+    if isinstance(a, ast.Constant) and a.value is None:
+        return args[1]
+    if len(args) == 2:
+        return _np("vdot", args)
+    return _np("sum", [a])
+
+
+def _scalar_line(st: ast.Assign) -> bool:
+    """Tell whether ``st`` is a scalar temporary's own line (``t0 = 2*inv_n``)."""
+    return re.fullmatch(r"t\d+", st.targets[0].id) is not None

@@ -135,20 +135,6 @@ class Emitter:
         simple = (ast.Name, ast.Call, ast.Attribute, ast.Subscript, ast.Constant)
         return text if isinstance(node, simple) else f"({text})"
 
-    def shaped(self, i: int, like: sp.Symbol) -> str:
-        """Print output ``i``, broadcast to ``like``'s shape if it does not depend on it."""
-        out = self.outputs[i]
-        if like in self.depends(out):
-            return self.text(i)
-        shape = f"np.shape({like.name})"
-        if out == 0:
-            return f"np.zeros({shape})"
-        if out == 1:
-            return f"np.ones({shape})"
-        if self.printer.rank(out) == 0:
-            return f"np.full({shape}, {self.text(i)}, dtype=np.float64)"
-        return f"np.zeros({shape}) + {self.operand(i)}"
-
 
 def size_lines(spec, used: set) -> list[str]:
     """Return the statements defining ``n_classes`` and ``inv_n`` if the body uses them.

@@ -85,12 +85,12 @@ def hyper_domains() -> str:
 def module_doc(title: str, note: str, weights: bool) -> str:
     """Return a module docstring: the title, the target's ``note`` and, for a module of
     losses, what ``weight=`` and ``count=`` do (said once here, not in every function)."""
-    parts = [title.strip()]
+    parts = [title]
     if note:
         parts.append(note.strip())
     if weights:
         parts.append(textwrap.fill(WEIGHT_DOC, LINE_LENGTH - 4, break_on_hyphens=False))
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(parts) + "\n" if len(parts) > 1 else title
 
 
 def render_module(

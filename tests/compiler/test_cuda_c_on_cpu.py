@@ -1,14 +1,12 @@
 """The cupy target's C kernel bodies, compiled on the CPU with the system C compiler (a shared
-library loaded with cffi's ABI mode, so no Python headers are needed), give
-the numpy target's results for every element-wise kernel, in float64 and float32."""
+library loaded with ctypes: ``symgrad.compiler.targets.c_on_cpu``, which safe mode uses too),
+give the numpy target's results for every kernel, in float64 and float32."""
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -17,21 +15,15 @@ from conftest import emitted_args
 import symgrad.activations as A
 import symgrad.losses as L
 import symgrad.regularizers as R
-from symgrad.compiler.cuda import FUNCTIONS as C_FUNCTIONS
+from symgrad.compiler.targets import c_on_cpu
+from symgrad.compiler.targets.c_on_cpu import names as _names
 from symgrad.resources import generated_dir
 
-cffi = pytest.importorskip("cffi")
-COMPILER = shutil.which("cc") or shutil.which("gcc")
-if COMPILER is None:  # .ci/run fails before the tests when there is none
+if c_on_cpu.compiler() is None:  # .ci/run fails before the tests when there is none
     pytest.skip("no C compiler", allow_module_level=True)
 
-CTYPES = {"f64": "double", "f32": "float"}
-#: C maths functions the bodies may call (the C column of the spelling table, and more)
-MATH = sorted(
-    {f for f in C_FUNCTIONS.values() if not f.startswith("sg_")}
-    | {"fmax", "fmin", "sqrt", "pow", "erf", "erfc"}
-)
 DTYPES = {"f64": np.float64, "f32": np.float32}
+STEMS = {A: "activations", L: "losses", R: "regularizers"}
 
 
 def _load(stem: str):
@@ -43,88 +35,14 @@ def _load(stem: str):
     return module
 
 
-MODULES = {A: _load("activations"), L: _load("losses"), R: _load("regularizers")}
-
-
-def _names(params: str) -> list[str]:
-    return [p.split()[-1] for p in params.split(",") if p.strip()]
-
-
-def _c_function(name: str, kernel: tuple[str, str, str], suffix: str) -> tuple[str, str]:
-    """Return the declaration and definition looping the very same body over n elements."""
-    ins, outs = _names(kernel[0]), _names(kernel[1])
-    args = ["long sg_n", "const T *const *sg_in", "T *const *sg_out"]
-    decl = f"void {name}_{suffix}({', '.join(args)})".replace("T ", CTYPES[suffix] + " ")
-    loads = "".join(f"        const T {v} = sg_in[{i}][sg_i];\n" for i, v in enumerate(ins))
-    decls = "".join(f"        T {v};\n" for v in outs)
-    body = "\n".join("            " + line for line in kernel[2].strip().splitlines())
-    stores = "".join(f"        sg_out[{i}][sg_i] = {v};\n" for i, v in enumerate(outs))
-    code = (
-        f"{decl} {{\n    for (long sg_i = 0; sg_i < sg_n; sg_i++) {{\n{loads}{decls}"
-        f"        {{\n{body}\n        }}\n{stores}    }}\n}}\n"
-    )
-    return decl + ";", code
-
-
-def _c_reduction(name: str, ins: str, expr: str, reduce: tuple[str, str], suffix: str):
-    """Return the declaration and definition of a row reduction as cupy.ReductionKernel runs it:
-    a = identity, then a = reduce_expr(a, b) with b the map expression at each class."""
-    args = ["long sg_rows", "long sg_cols", "const T *const *sg_in", "T *sg_out"]
-    decl = f"void {name}_{suffix}({', '.join(args)})".replace("T ", CTYPES[suffix] + " ")
-    loads = "".join(
-        f"            const T {v} = sg_in[{i}][sg_i];\n" for i, v in enumerate(_names(ins))
-    )
-    reduce_expr, identity = reduce
-    code = (
-        f"{decl} {{\n    for (long sg_r = 0; sg_r < sg_rows; sg_r++) {{\n"
-        f"        T a = {identity};\n"
-        "        for (long sg_c = 0; sg_c < sg_cols; sg_c++) {\n"
-        "            const long sg_i = sg_r * sg_cols + sg_c;\n"
-        f"{loads}            const T b = {expr};\n            a = {reduce_expr};\n        }}\n"
-        "        sg_out[sg_r] = a;\n    }\n}\n"
-    )
-    return decl + ";", code
+MODULES = {m: _load(stem) for m, stem in STEMS.items()}
 
 
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     """Compile every kernel of the three cupy modules, for double and float, into one library."""
-    ffi = cffi.FFI()
-    decls, parts = [], ["#include <math.h>\n"]
-    for suffix, ctype in CTYPES.items():
-        parts.append(f"#define T {ctype}\n")
-        if ctype == "float":  # float overloads, as CUDA C++ picks them (tgmath.h compiles slowly)
-            parts += [f"#define {f}(...) {f}f(__VA_ARGS__)\n" for f in MATH]
-        for module in MODULES.values():
-            parts.append(module.PREAMBLE)
-            for name, kernel in module.C_KERNELS.items():
-                decl, code = _c_function(_c_name(module, name), kernel, suffix)
-                decls.append(decl)
-                parts.append(code)
-            for name, stages in getattr(module, "C_STAGES", {}).items():
-                for i, (kind, ins, outs, text) in enumerate(stages):
-                    stage = f"{_c_name(module, name)}_{i}"
-                    if kind == "map":
-                        decl, code = _c_function(stage, (ins, outs, text), suffix)
-                    else:
-                        decl, code = _c_reduction(stage, ins, text, module.REDUCE[kind], suffix)
-                    decls.append(decl)
-                    parts.append(code)
-            parts.append("#undef sg_sign\n#undef sg_logaddexp\n")
-        parts.append("#undef T\n")
-        if ctype == "float":
-            parts += [f"#undef {f}\n" for f in MATH]
-    ffi.cdef("\n".join(decls))
     where = tmp_path_factory.mktemp("kernels")
-    (where / "kernels.c").write_text("".join(parts))
-    flags = ["-O0", "-std=c99", "-Werror=implicit-function-declaration", "-shared", "-fPIC"]
-    subprocess.run(
-        [COMPILER, *flags, "kernels.c", "-o", "kernels.so", "-lm"],
-        cwd=where,
-        check=True,
-        capture_output=True,
-    )
-    return ffi, ffi.dlopen(str(where / "kernels.so"))
+    return c_on_cpu.Library({STEMS[m]: fused for m, fused in MODULES.items()}, where)
 
 
 def _c_name(module, name: str) -> str:
@@ -132,17 +50,9 @@ def _c_name(module, name: str) -> str:
 
 
 def _run(lib, name, kernel, suffix, arrays, scalars):
-    ffi, clib = lib
     dtype = DTYPES[suffix]
-    n = arrays[0].size
-    ins = [np.ascontiguousarray(np.broadcast_to(a, arrays[0].shape), dtype) for a in arrays]
-    ins += [np.full(n, s, dtype) for s in scalars]
-    outs = [np.empty(n, dtype) for _ in _names(kernel[1])]
-    ctype = CTYPES[suffix]
-    in_ptrs = ffi.new(f"{ctype} *[]", [ffi.cast(f"{ctype} *", a.ctypes.data) for a in ins])
-    out_ptrs = ffi.new(f"{ctype} *[]", [ffi.cast(f"{ctype} *", a.ctypes.data) for a in outs])
-    getattr(clib, f"{name}_{suffix}")(n, in_ptrs, out_ptrs)
-    return [o.reshape(arrays[0].shape) for o in outs]
+    values = [np.asarray(a, dtype) for a in arrays] + [dtype(s) for s in scalars]
+    return lib.map(name, len(_names(kernel[1])), values)
 
 
 def _compare(name, got, want, dtype):
@@ -159,7 +69,7 @@ def _compare(name, got, want, dtype):
 CASES = [(m, n) for m in MODULES for n in sorted(MODULES[m].C_KERNELS)]
 
 
-@pytest.mark.parametrize("suffix", list(CTYPES))
+@pytest.mark.parametrize("suffix", list(DTYPES))
 @pytest.mark.parametrize(
     ("module", "name"), CASES, ids=[f"{m.__name__.rsplit('.', 1)[-1]}-{n}" for m, n in CASES]
 )
@@ -205,20 +115,13 @@ def test_every_kernel_has_a_c_body():
 def _run_stage(lib, module, name: str, index: int, values: list, suffix: str) -> list:
     """Run kernel ``index`` of class-axis function ``name`` on ``values`` (its in params, arrays
     or scalars) as CuPy would: broadcast, then a row reduction or an element-wise map."""
-    ffi, clib = lib
-    dtype, ctype = DTYPES[suffix], CTYPES[suffix]
-    kind, ins, outs, text = MODULES[module].C_STAGES[name][index]
+    dtype = DTYPES[suffix]
+    kind, _, outs, _ = MODULES[module].C_STAGES[name][index]
     values = [np.asarray(v, dtype) for v in values]
-    shape = np.broadcast_shapes(*(v.shape for v in values))
-    values = [np.ascontiguousarray(np.broadcast_to(v, shape)) for v in values]
     stage = f"{_c_name(MODULES[module], name)}_{index}"
     if kind == "map":
-        return _run(lib, stage, (ins, outs, text), suffix, values, [])
-    rows, cols = int(np.prod(shape[:-1])), shape[-1]
-    out = np.empty(shape[:-1] + (1,), dtype)
-    ptrs = ffi.new(f"{ctype} *[]", [ffi.cast(f"{ctype} *", v.ctypes.data) for v in values])
-    getattr(clib, f"{stage}_{suffix}")(rows, cols, ptrs, ffi.cast(f"{ctype} *", out.ctypes.data))
-    return [out]
+        return lib.map(stage, len(_names(outs)), values)
+    return [lib.reduce(stage, values)]
 
 
 def _run_stages(lib, module, name: str, env: dict, suffix: str) -> dict:
@@ -233,7 +136,7 @@ def _run_stages(lib, module, name: str, env: dict, suffix: str) -> dict:
 ROW_CASES = [(m, n) for m in MODULES for n in sorted(getattr(MODULES[m], "C_STAGES", {}))]
 
 
-@pytest.mark.parametrize("suffix", list(CTYPES))
+@pytest.mark.parametrize("suffix", list(DTYPES))
 @pytest.mark.parametrize(
     ("module", "name"),
     ROW_CASES,
@@ -306,7 +209,7 @@ def test_weight_helpers_check_and_divide_like_the_numpy_target():
         fused._weights("huber", ["a"], x, False)
 
 
-@pytest.mark.parametrize("suffix", list(CTYPES))
+@pytest.mark.parametrize("suffix", list(DTYPES))
 def test_class_axis_wrappers_call_their_kernels_in_order(lib, suffix, rng):
     """The generated wrappers of the class-axis functions, run with each cupy kernel replaced by
     the same C compiled here (and numpy for cupy's arrays), return the numpy target's results:
@@ -339,7 +242,7 @@ def test_class_axis_wrappers_call_their_kernels_in_order(lib, suffix, rng):
             _compare(name, g, w, dtype)
 
 
-@pytest.mark.parametrize("suffix", list(CTYPES))
+@pytest.mark.parametrize("suffix", list(DTYPES))
 def test_elementwise_wrappers_call_their_kernels(lib, suffix, rng):
     """The element-wise wrappers, run with each ElementwiseKernel replaced by the same C compiled
     here: their arguments (weight as the scalar 1, scalars of the input's type) and sums."""

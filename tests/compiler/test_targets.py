@@ -15,7 +15,7 @@ from conftest import emitted_args
 import symgrad as sg
 import symgrad.losses as L
 from symgrad.compiler.emitted import TABLE
-from symgrad.compiler.targets import TARGETS
+from symgrad.compiler.targets import TARGETS, c_on_cpu, checked_targets
 from symgrad.resources import generated_dir
 
 STEMS = ("activations", "losses", "regularizers")
@@ -113,3 +113,34 @@ def test_grad_hess_with_count_one_is_per_sample(rng):
     p = 1 / (1 + np.exp(-yhat))
     np.testing.assert_allclose(grad, p - (y > 0), rtol=1e-14)
     np.testing.assert_allclose(hess, p * (1 - p), rtol=1e-13)
+
+
+def _runnable(module, target: str):
+    """Return ``module`` ready to call on numpy arrays (cupy: its C compiled for the CPU)."""
+    if target != "cupy":
+        return module
+    if c_on_cpu.compiler() is None:
+        pytest.skip("no C compiler: the cupy target's C bodies cannot run here")
+    return c_on_cpu.Library({"m": module}, types=("double",)).bind("m", module)
+
+
+def test_safe_mode_checks_every_target_that_can_run_here():
+    assert checked_targets() == ("numpy", "array-api", "cupy")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_form_safe_mode_rejects_is_emitted_by_no_target(target):
+    """exp(1/(1+exp(-x))): safe mode rejects the stabilized second derivative (off by 1e-3 at
+    30, and 0 for -1.4e-130 at 300, on the array-api and cupy targets before every target was
+    checked); every target now emits the form that verified."""
+
+    @sg.activation
+    def exp_sigmoid(x):
+        return sp.exp(1 / (1 + sp.exp(-x)))
+
+    x = sp.Symbol("x", real=True)
+    exact = sp.diff(sp.exp(1 / (1 + sp.exp(-x))), x, 2)
+    want = [float(sp.N(exact.subs(x, v), 40)) for v in (30, 300)]
+    module = _runnable(sg.compile(exp_sigmoid, target=target), target)
+    got = np.asarray(module.exp_sigmoid_hess(np.array([30.0, 300.0])))
+    np.testing.assert_allclose(got, want, rtol=1e-13)

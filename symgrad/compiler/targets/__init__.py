@@ -8,6 +8,7 @@ for the template. Adding a target adds a module, never a copy of the table.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from symgrad.compiler.emitted import FunctionPlan, functions_of
@@ -30,3 +31,18 @@ def plan_functions(derived: Derived, name: str = "numpy") -> list[FunctionPlan]:
     """Return the functions one kernel emits on target ``name``, in the table's order."""
     module = target(name)
     return [module.emit(derived, fn) for fn in functions_of(derived)]
+
+
+def checked_targets() -> tuple[str, ...]:
+    """Return the targets safe mode can run here: numpy always; array-api where
+    array_api_compat is installed (its functions run on numpy arrays); cupy where a C compiler
+    is (its C bodies compiled for the CPU, ``c_on_cpu``). Elsewhere a target's form is the
+    same tree printed by another printer, and only the targets checked here decide levels."""
+    from symgrad.compiler.targets.c_on_cpu import compiler
+
+    found = ["numpy"]
+    if importlib.util.find_spec("array_api_compat") is not None:
+        found.append("array-api")
+    if compiler() is not None:
+        found.append("cupy")
+    return tuple(found)

@@ -23,6 +23,7 @@ from symgrad.compiler.emitted import (
     has_out,
     hyper_lines,
     parameters,
+    wrap_lines,
 )
 from symgrad.compiler.lower import Emitter
 from symgrad.compiler.primitives import N_CLASSES
@@ -103,7 +104,7 @@ def emit(derived: Derived, fn: Emitted) -> FunctionPlan:
         name,
         definition(name, parameters(fn, derived), ANNOTATIONS),
         docstring(fn, derived),
-        tuple(body),
+        tuple(wrap_lines(body)),
         frozenset(em.printer.helpers) | ({WEIGHTS} if loss else set()),
     )
 

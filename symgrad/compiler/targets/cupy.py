@@ -25,6 +25,7 @@ from symgrad.compiler.cuda import (
 )
 from symgrad.compiler.emitted import (
     ARRAY,
+    LINE_LENGTH,
     MEAN,
     ROWS,
     Derived,
@@ -37,6 +38,7 @@ from symgrad.compiler.emitted import (
     has_out,
     hyper_lines,
     parameters,
+    wrap_lines,
 )
 from symgrad.compiler.lower import Emitter
 from symgrad.compiler.primitives import N_CLASSES
@@ -125,7 +127,8 @@ def _emit(derived: Derived, fn: Emitted) -> FunctionPlan:
     scalars = [s.name for s, _ in spec.hyper] + (["inv_n"] if "inv_n" in used else [])
     weights = ["weight"] if loss else []  # an array, or the scalar 1 when weight= is not given
     in_params = ", ".join(f"T {a}" for a in arrays + weights + scalars)
-    kernel = (in_params, ", ".join(f"T {o}" for o in outputs), c_body(em, outputs))
+    text = "\n".join(wrap_lines(c_body(em, outputs).split("\n"), LINE_LENGTH, c=True))
+    kernel = (in_params, ", ".join(f"T {o}" for o in outputs), text)
     body = _prologue(fn, derived, arrays)
     ops = arrays + weights + [f"_scalar({x}, {s})" for s in scalars]
     body.append(f"{', '.join(outputs)} = _kernel({name!r})({', '.join(ops)})")
@@ -134,7 +137,7 @@ def _emit(derived: Derived, fn: Emitted) -> FunctionPlan:
         name,
         definition(name, parameters(fn, derived), ANNOTATIONS),
         docstring(fn, derived),
-        tuple(body),
+        tuple(wrap_lines(body)),
         frozenset({WEIGHTS} if loss else ()),
         kernel,
     )
@@ -157,7 +160,14 @@ def _emit_rows(derived: Derived, fn: Emitted) -> FunctionPlan:
     reduced = [sym.name for _, sym, _ in rows.reductions]
     order = [*arrays, *fn.extra, *reduced, *(["weight"] if loss else []), *scalars]
     ranks = [2 if f == ARRAY else 1 for f in finishes]
-    stages = row_stages(rows, list(zip(outputs, ranks, strict=True)), order, x)
+    stages = [
+        (kind, ins, outs, "\n".join(wrap_lines(text.split("\n"), LINE_LENGTH, c=True)))
+        if kind == "map"
+        else (kind, ins, outs, text)
+        for kind, ins, outs, text in row_stages(
+            rows, list(zip(outputs, ranks, strict=True)), order, x
+        )
+    ]
     used = set().union(*(c_names(st[1]) for st in stages))
     body = _prologue(fn, derived, [*arrays, *fn.extra])
     if "n_classes" in used:
@@ -172,7 +182,7 @@ def _emit_rows(derived: Derived, fn: Emitted) -> FunctionPlan:
         name,
         definition(name, parameters(fn, derived), ANNOTATIONS),
         docstring(fn, derived),
-        tuple(body),
+        tuple(wrap_lines(body)),
         frozenset({WEIGHTS} if loss else ()),
         stages=tuple(stages),
     )

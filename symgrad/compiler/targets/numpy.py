@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from symgrad.compiler.emitted import (
     ARRAY,
+    LINE_LENGTH,
     MEAN,
     ROWS,
     SUM,
@@ -18,8 +19,18 @@ from symgrad.compiler.emitted import (
     has_out,
     hyper_lines,
     parameters,
+    wrap_lines,
 )
-from symgrad.compiler.inplace import FULL, MASK, ROW, ROW_MASK, InplaceBuilder, allocate, render
+from symgrad.compiler.inplace import (
+    FULL,
+    MASK,
+    ROW,
+    ROW_MASK,
+    InplaceBuilder,
+    PlainForm,
+    allocate,
+    render,
+)
 from symgrad.compiler.kernel import INV_N
 from symgrad.compiler.lower import Emitter, size_lines
 from symgrad.compiler.printer import HELPERS
@@ -47,26 +58,18 @@ def returns(finishes: tuple[str, ...]) -> str:
     return kinds[0] if len(kinds) == 1 else f"tuple[{', '.join(kinds)}]"
 
 
-def _readable(em: Emitter, i: int, finish: str, x) -> str:
-    """Print output ``i`` as the plain-numpy ``return`` shows it."""
-    if finish == MEAN:
-        return f"float(np.mean({em.text(i)}))"
-    if finish == SUM:
-        return f"np.sum({em.shaped(i, x)})"
-    if finish == ROWS:
-        return f"({em.text(i)})[..., 0]"
-    return em.shaped(i, x)
-
-
 def emit(derived: Derived, fn: Emitted) -> FunctionPlan:
     """Return one function of the numpy target."""
     spec = derived.spec
     name = spec.name + fn.suffix
     finishes = finishes_of(fn, derived)
     em = Emitter(derived, expressions(fn, derived))
-    shown = ", ".join(_readable(em, i, f, spec.wrt) for i, f in enumerate(finishes))
-    readable = [*em.lines, f"return {shown}"]
-    body = _inplace_body(derived, em, name, finishes, fn, has_out(fn, derived))
+    head, body = _inplace_body(derived, em, name, finishes, fn, has_out(fn, derived))
+    arrays = [s.name for s in spec.inputs] + list(fn.extra)
+    sizes = size_lines(spec, set(em.used) | ({INV_N} if MEAN in finishes else set()))
+    plain = PlainForm(spec.wrt.name, arrays).read(body)
+    readable = wrap_lines([*sizes, *plain], LINE_LENGTH - 8)
+    body = [*head, *body]
     where = "into reused buffers"
     if ARRAY in finishes:
         where = f"into {'``out``' if has_out(fn, derived) else 'new arrays'} and reused buffers"
@@ -80,15 +83,16 @@ def emit(derived: Derived, fn: Emitted) -> FunctionPlan:
         name,
         definition(name, parameters(fn, derived), ANNOTATIONS, returns(finishes)),
         docstring(fn, derived, notes),
-        tuple(body),
+        tuple(wrap_lines(body)),
         frozenset(em.printer.helpers) | {RUNTIME} | ({WEIGHTS} if spec.role == "loss" else set()),
     )
 
 
 def _inplace_body(
     derived: Derived, em: Emitter, name: str, finishes: tuple[str, ...], fn: Emitted, out: bool
-) -> list[str]:
-    """Return the body that evaluates ``em``'s CSE one ufunc at a time into reused buffers."""
+) -> tuple[list[str], list[str]]:
+    """Return the body that evaluates ``em``'s CSE one ufunc at a time into reused buffers:
+    its head (inputs, hyper-parameters, weights, buffers) and its statements."""
     spec = derived.spec
     arrays = [s.name for s in spec.inputs] + list(fn.extra)
     builder = InplaceBuilder(em.printer, frozenset(arrays), dict(spec.hyper))
@@ -140,7 +144,7 @@ def _inplace_body(
     body = render(builder.program, names, rename)
     if returns:
         body.append(f"return {', '.join(returns)}")
-    return head + body
+    return head, body
 
 
 def _scratch_lines(count: dict, rename: dict, first: str, results: list[str]) -> list[str]:

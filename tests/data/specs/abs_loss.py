@@ -27,7 +27,8 @@ def mae(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return float(np.mean(np.abs(y - yhat)))
+        inv_n = 1 / np.size(yhat)
+        return float(np.sum(np.abs(y - yhat)) * inv_n)
     """
     b0, yhat, y = _prepare('mae', None, yhat, y)
     weight, inv_n = _weighting('mae', weight, b0.shape, count, False)
@@ -53,7 +54,7 @@ def mae_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.sign(y - yhat)
+        return np.sign(y - yhat) * -inv_n
     """
     out, yhat, y = _prepare('mae_grad', out, yhat, y)
     weight, inv_n = _weighting('mae_grad', weight, out.shape, count, False)
@@ -73,7 +74,7 @@ def mae_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (mae, mae_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Abs(y - yhat)
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -82,12 +83,12 @@ def mae_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.abs(t0))), -inv_n*np.sign(t0)
+        return (float(np.sum(np.abs(t0)) * inv_n), np.sign(t0) * -inv_n)
     """
     out, yhat, y = _prepare('mae_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('mae_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
-    np.subtract(y, yhat, out=out)
+    np.subtract(y, yhat, out=out)  # t0
     np.abs(out, out=b1)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -112,7 +113,7 @@ def mae_hess(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(yhat))
+        return np.full(np.shape(yhat), 0.0)
     """
     out, yhat, y = _prepare('mae_hess', out, yhat, y)
     weight, inv_n = _weighting('mae_hess', weight, out.shape, count, False)
@@ -129,7 +130,7 @@ def mae_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (mae_grad, mae_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
@@ -137,7 +138,7 @@ def mae_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.sign(y - yhat), np.zeros(np.shape(yhat))
+        return (np.sign(y - yhat) * -inv_n, np.full(np.shape(yhat), 0.0))
     """
     out, yhat, y = _prepare('mae_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -159,7 +160,7 @@ def mae_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of mae(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Abs(y - yhat)
 

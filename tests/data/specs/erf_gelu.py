@@ -21,7 +21,7 @@ def my_gelu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return x*(0.5*_erfc(-0.7071067811865476*x))
+        return x * (0.5 * _erfc(-0.7071067811865476 * x))
     """
     out, x = _prepare('my_gelu', out, x)
     np.copyto(out, 0.5*_erfc(-0.7071067811865476*x))
@@ -37,7 +37,7 @@ def my_gelu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 0.3989422804014327*x*np.exp(-0.5*(x*x)) + (0.5*_erfc(-0.7071067811865476*x))
+        return x * np.exp(x ** 2 * -0.5) * 0.3989422804014327 + 0.5 * _erfc(-0.7071067811865476 * x)
     """
     out, x = _prepare('my_gelu_grad', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)
@@ -58,13 +58,13 @@ def my_gelu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = 0.5*(x*x)
-        return 0.7978845608028654*(1 - t0)*np.exp(-t0)
+        t0 = x ** 2 * 0.5
+        return (1 - t0) * np.exp(-t0) * 0.7978845608028654
     """
     out, x = _prepare('my_gelu_hess', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
     np.square(x, out=b0)
-    np.multiply(b0, 0.5, out=b0)
+    np.multiply(b0, 0.5, out=b0)  # t0
     np.subtract(1, b0, out=out)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)

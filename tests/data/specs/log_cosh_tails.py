@@ -27,13 +27,14 @@ def my_log_cosh(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453))
+        return float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n)
     """
     b0, yhat, y = _prepare('my_log_cosh', None, yhat, y)
     weight, inv_n = _weighting('my_log_cosh', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
-    np.subtract(y, yhat, out=b0)
+    np.subtract(y, yhat, out=b0)  # t0
     value0 = -0.6931471805599453*_total(weight, None, b0.size)
     np.negative(b0, out=b1)
     np.logaddexp(b1, b0, out=b1)
@@ -57,7 +58,7 @@ def my_log_cosh_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.tanh(y - yhat)
+        return np.tanh(y - yhat) * -inv_n
     """
     out, yhat, y = _prepare('my_log_cosh_grad', out, yhat, y)
     weight, inv_n = _weighting('my_log_cosh_grad', weight, out.shape, count, False)
@@ -77,7 +78,7 @@ def my_log_cosh_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (my_log_cosh, my_log_cosh_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of log(cosh(y - yhat))
     dL/dyhat = (-tanh(y - yhat)) / n_elements
@@ -86,12 +87,15 @@ def my_log_cosh_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float(np.mean(np.logaddexp(-t0, t0) - 0.6931471805599453)), -inv_n*np.tanh(t0)
+        return (
+            (float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n),
+            np.tanh(t0) * -inv_n)
+        )
     """
     out, yhat, y = _prepare('my_log_cosh_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('my_log_cosh_value_and_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
-    np.subtract(y, yhat, out=out)
+    np.subtract(y, yhat, out=out)  # t0
     value0 = -0.6931471805599453*_total(weight, None, out.size)
     np.negative(out, out=b1)
     np.logaddexp(b1, out, out=b1)
@@ -119,7 +123,7 @@ def my_log_cosh_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
+        return 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1)
     """
     out, yhat, y = _prepare('my_log_cosh_hess', out, yhat, y)
     weight, inv_n = _weighting('my_log_cosh_hess', weight, out.shape, count, False)
@@ -143,7 +147,7 @@ def my_log_cosh_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (my_log_cosh_grad, my_log_cosh_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
     diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
@@ -151,7 +155,7 @@ def my_log_cosh_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.tanh(y - yhat), 2*inv_n/(np.cosh(2*y - 2*yhat) + 1)
+        return (np.tanh(y - yhat) * -inv_n, 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1))
     """
     out, yhat, y = _prepare('my_log_cosh_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
@@ -180,7 +184,7 @@ def my_log_cosh_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of my_log_cosh(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = log(cosh(y - yhat))
 
@@ -192,7 +196,7 @@ def my_log_cosh_per_sample(
     out, yhat, y = _prepare('my_log_cosh_per_sample', out, yhat, y)
     weight = _weights('my_log_cosh_per_sample', weight, out.shape, False)
     b0, = _scratch(out.shape, 1, out.dtype)
-    np.subtract(y, yhat, out=b0)
+    np.subtract(y, yhat, out=b0)  # t0
     np.negative(b0, out=out)
     np.logaddexp(out, b0, out=out)
     np.subtract(out, 0.6931471805599453, out=out)

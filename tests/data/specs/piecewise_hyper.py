@@ -30,9 +30,12 @@ def my_huber(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return float(np.mean(np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))))
+        return (
+            float(np.sum(np.where(delta >= t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('my_huber', None, yhat, y)
     delta = _hyper('my_huber', 'delta', delta, 'real')
@@ -40,8 +43,8 @@ def my_huber(
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=b0)
-        np.abs(b0, out=b1)
+        np.subtract(y, yhat, out=b0)  # t0
+        np.abs(b0, out=b1)  # t1
         np.greater_equal(delta, b1, out=m0)
         np.square(b0, out=b0)
         np.multiply(b0, 0.5, out=b0)
@@ -69,7 +72,7 @@ def my_huber_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return -inv_n*np.clip(y - yhat, -delta, delta)
+        return np.clip(y - yhat, -delta, delta) * -inv_n
     """
     out, yhat, y = _prepare('my_huber_grad', out, yhat, y)
     delta = _hyper('my_huber_grad', 'delta', delta, 'real')
@@ -92,7 +95,7 @@ def my_huber_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (my_huber, my_huber_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)),
         (delta*(-delta/2 + Abs(y - yhat)), True))
@@ -103,7 +106,10 @@ def my_huber_value_and_grad(
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         t1 = np.abs(t0)
-        return float(np.mean(np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))), -inv_n*np.clip(t0, -delta, delta)
+        return (
+            (float(np.sum(np.where(delta >= t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)) *
+            inv_n), np.clip(t0, -delta, delta) * -inv_n)
+        )
     """
     out, yhat, y = _prepare('my_huber_value_and_grad', out, yhat, y)
     delta = _hyper('my_huber_value_and_grad', 'delta', delta, 'real')
@@ -111,8 +117,8 @@ def my_huber_value_and_grad(
     b1, b2 = _scratch(out.shape, 2, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=out)
-        np.abs(out, out=b1)
+        np.subtract(y, yhat, out=out)  # t0
+        np.abs(out, out=b1)  # t1
         np.greater_equal(delta, b1, out=m0)
         np.square(out, out=b2)
         np.multiply(b2, 0.5, out=b2)
@@ -144,7 +150,7 @@ def my_huber_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*1.0*(delta >= np.abs(y - yhat))
+        return (delta >= np.abs(y - yhat)) * 1.0 * inv_n
     """
     out, yhat, y = _prepare('my_huber_hess', out, yhat, y)
     delta = _hyper('my_huber_hess', 'delta', delta, 'real')
@@ -166,7 +172,7 @@ def my_huber_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (my_huber_grad, my_huber_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
     diag d2L/dyhat2 = (Piecewise((1, delta >= Abs(y - yhat)), (0, True))) / n_elements
@@ -175,14 +181,14 @@ def my_huber_grad_hess(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return -inv_n*np.clip(t0, -delta, delta), inv_n*1.0*(delta >= np.abs(t0))
+        return (np.clip(t0, -delta, delta) * -inv_n, (delta >= np.abs(t0)) * 1.0 * inv_n)
     """
     out, yhat, y = _prepare('my_huber_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     delta = _hyper('my_huber_grad_hess', 'delta', delta, 'real')
     weight, inv_n = _weighting('my_huber_grad_hess', weight, out.shape, count, False)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=out1)
+        np.subtract(y, yhat, out=out1)  # t0
     np.clip(out1, -delta, delta, out=out)
     np.multiply(out, -inv_n, out=out)
     np.abs(out1, out=out1)
@@ -202,7 +208,7 @@ def my_huber_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of my_huber(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = Piecewise(((-y + yhat)**2/2, delta >= Abs(y - yhat)), (delta*(-delta/2 + Abs(y - yhat)),
         True))
@@ -211,7 +217,7 @@ def my_huber_per_sample(
 
         t0 = y - yhat
         t1 = np.abs(t0)
-        return np.where(delta >= t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta))
+        return np.where(delta >= t1, t0 ** 2 * 0.5, (t1 - 0.5 * delta) * delta)
     """
     out, yhat, y = _prepare('my_huber_per_sample', out, yhat, y)
     delta = _hyper('my_huber_per_sample', 'delta', delta, 'real')
@@ -219,8 +225,8 @@ def my_huber_per_sample(
     b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.subtract(y, yhat, out=b0)
-        np.abs(b0, out=out)
+        np.subtract(y, yhat, out=b0)  # t0
+        np.abs(b0, out=out)  # t1
         np.greater_equal(delta, out, out=m0)
         np.square(b0, out=b0)
         np.multiply(b0, 0.5, out=b0)

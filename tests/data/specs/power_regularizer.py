@@ -21,7 +21,7 @@ def quartic(w: np.ndarray, *, lam: float = 0.1) -> float:
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
-        return np.sum(lam*(w*w*w*w) + (w*w)*np.abs(w))
+        return float(lam * np.sum((w ** 2) ** 2) + np.vdot(w ** 2, np.abs(w)))
     """
     b0, w = _prepare('quartic', None, w)
     lam = _hyper('quartic', 'lam', lam, 'real')
@@ -42,7 +42,7 @@ def quartic_grad(w: np.ndarray, *, lam: float = 0.1, out: np.ndarray | None = No
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return w*(4*lam*(w*w) + w*np.sign(w) + 2*np.abs(w))
+        return w * (np.abs(w) * 2 + w * np.sign(w) + w ** 2 * (4 * lam))
     """
     out, w = _prepare('quartic_grad', out, w)
     lam = _hyper('quartic_grad', 'lam', lam, 'real')
@@ -66,7 +66,7 @@ def quartic_hess(w: np.ndarray, *, lam: float = 0.1, out: np.ndarray | None = No
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 12*lam*(w*w) + 4*w*np.sign(w) + 2*np.abs(w)
+        return np.abs(w) * 2 + w * np.sign(w) * 4 + w ** 2 * (12 * lam)
     """
     out, w = _prepare('quartic_hess', out, w)
     lam = _hyper('quartic_hess', 'lam', lam, 'real')

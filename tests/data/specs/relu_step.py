@@ -21,7 +21,7 @@ def my_relu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.maximum(0, x)
+        return np.maximum(x, 0)
     """
     out, x = _prepare('my_relu', out, x)
     np.maximum(x, 0, out=out)
@@ -36,7 +36,7 @@ def my_relu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return 1.0*(x > 0)
+        return (x > 0) * 1.0
     """
     out, x = _prepare('my_relu_grad', out, x)
     np.greater(x, 0, out=out)
@@ -50,7 +50,7 @@ def my_relu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.zeros(np.shape(x))
+        return np.full(np.shape(x), 0.0)
     """
     out, x = _prepare('my_relu_hess', out, x)
     np.copyto(out, 0)

@@ -22,14 +22,14 @@ def logistic(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        return np.maximum(t0, (x >= 0))/(t0 + 1)
+        return np.maximum(t0, x >= 0) / (t0 + 1)
     """
     out, x = _prepare('logistic', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
+    np.exp(b0, out=b0)  # t0
     np.greater_equal(x, 0, out=m0)
     np.maximum(b0, m0, out=out)
     np.add(b0, 1, out=b0)
@@ -45,7 +45,7 @@ def logistic_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return (0.5)/(np.cosh(x) + 1)
+        return 0.5 / (np.cosh(x) + 1)
     """
     out, x = _prepare('logistic_grad', out, x)
     with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
@@ -62,7 +62,7 @@ def logistic_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return -0.5*np.tanh(0.5*x)/(np.cosh(x) + 1)
+        return np.tanh(x * 0.5) / (np.cosh(x) + 1) * (-1 / 2)
     """
     out, x = _prepare('logistic_hess', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)

@@ -21,7 +21,7 @@ def my_softplus(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.log1p(np.exp(-np.abs(x))) + np.maximum(0, x)
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
     """
     out, x = _prepare('my_softplus', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)
@@ -43,14 +43,14 @@ def my_softplus_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndar
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        return np.maximum(t0, (x >= 0))/(t0 + 1)
+        return np.maximum(t0, x >= 0) / (t0 + 1)
     """
     out, x = _prepare('my_softplus_grad', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
+    np.exp(b0, out=b0)  # t0
     np.greater_equal(x, 0, out=m0)
     np.maximum(b0, m0, out=out)
     np.add(b0, 1, out=b0)
@@ -65,7 +65,7 @@ def my_softplus_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndar
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return (0.5)/(np.cosh(x) + 1)
+        return 0.5 / (np.cosh(x) + 1)
     """
     out, x = _prepare('my_softplus_hess', out, x)
     with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0

@@ -25,14 +25,18 @@ def my_bce(
 
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
+        inv_n = 1 / np.size(yhat)
         t0 = 1 - y
-        return float(np.mean(-(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))))
+        return (
+            float(-np.sum(t0 * np.log(np.where(t0 == 0, 1, 1 - yhat)) + y * np.log(np.where(y == 0,
+            1, yhat))) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('my_bce', None, yhat, y)
     weight, inv_n = _weighting('my_bce', weight, b0.shape, count, False)
     b1, = _scratch(b0.shape, 1, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
-    np.subtract(1, y, out=b0)
+    np.subtract(1, y, out=b0)  # t0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.equal(b0, 0, out=m0)
         np.subtract(1, yhat, out=b1)
@@ -66,13 +70,13 @@ def my_bce_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = 1 - y
-        return inv_n*t0*(1/np.where(t0 == 0, 1, 1 - yhat)) - inv_n*y*(1/np.where(y == 0, 1, yhat))
+        return (t0 / np.where(t0 == 0, 1, 1 - yhat) - y / np.where(y == 0, 1, yhat)) * inv_n
     """
     out, yhat, y = _prepare('my_bce_grad', out, yhat, y)
     weight, inv_n = _weighting('my_bce_grad', weight, out.shape, count, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.subtract(1, y, out=out)
+    np.subtract(1, y, out=out)  # t0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.equal(out, 0, out=m0)
         np.subtract(1, yhat, out=b1)
@@ -97,7 +101,7 @@ def my_bce_value_and_grad(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
-    r"""Return (my_bce, my_bce_grad) computed with shared work.
+    r"""Return the mean loss and its gradient, computed with shared work.
 
     L = mean over elements of -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
@@ -108,7 +112,10 @@ def my_bce_value_and_grad(
         t0 = np.where(y == 0, 1, yhat)
         t1 = 1 - y
         t2 = np.where(t1 == 0, 1, 1 - yhat)
-        return float(np.mean(-t1*np.log(t2) - y*np.log(t0))), inv_n*t1/t2 - inv_n*y/t0
+        return (
+            (float((-np.vdot(t1, np.log(t2)) - np.vdot(y, np.log(t0))) * inv_n), (t1 / t2 - y / t0)
+            * inv_n)
+        )
     """
     out, yhat, y = _prepare('my_bce_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('my_bce_value_and_grad', weight, out.shape, count, False)
@@ -116,12 +123,12 @@ def my_bce_value_and_grad(
     m0, = _scratch(out.shape, 1, bool)
     np.equal(y, 0, out=m0)
     np.copyto(b0, yhat)
-    np.copyto(b0, 1, where=m0)
-    np.subtract(1, y, out=out)
+    np.copyto(b0, 1, where=m0)  # t0
+    np.subtract(1, y, out=out)  # t1
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.equal(out, 0, out=m0)
         np.subtract(1, yhat, out=b2)
-    np.copyto(b2, 1, where=m0)
+    np.copyto(b2, 1, where=m0)  # t2
     np.log(b2, out=b3)
     value0 = -_total(weight, out, b3)
     np.log(b0, out=b3)
@@ -151,7 +158,7 @@ def my_bce_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        return inv_n*y/(yhat*yhat) - inv_n*(y - 1)/((1 - yhat)**2)
+        return (y / yhat / yhat - (y - 1) / (1 - yhat) / (1 - yhat)) * inv_n
     """
     out, yhat, y = _prepare('my_bce_hess', out, yhat, y)
     weight, inv_n = _weighting('my_bce_hess', weight, out.shape, count, False)
@@ -176,7 +183,7 @@ def my_bce_grad_hess(
     count: float | None = None,
     weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Return (my_bce_grad, my_bce_hess) computed with shared work (count=1: per sample).
+    r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
     diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
@@ -184,21 +191,24 @@ def my_bce_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = inv_n*y
+        t0 = y * inv_n
         t1 = y - 1
         t2 = -t1
         t3 = 1 - yhat
-        return inv_n*t2*(1/np.where(t2 == 0, 1, t3)) - t0*(1/np.where(y == 0, 1, yhat)), t0/(yhat*yhat) - inv_n*t1/(t3*t3)
+        return (
+            (t2 / np.where(t2 == 0, 1, t3) * inv_n - t0 / np.where(y == 0, 1, yhat), t0 / yhat /
+            yhat + t1 / t3 / t3 * -inv_n)
+        )
     """
     out, yhat, y = _prepare('my_bce_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     weight, inv_n = _weighting('my_bce_grad_hess', weight, out.shape, count, False)
     b1, b3, b4 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.multiply(y, inv_n, out=out1)
-    np.subtract(y, 1, out=b1)
-    np.negative(b1, out=out)
-    np.subtract(1, yhat, out=b3)
+    np.multiply(y, inv_n, out=out1)  # t0
+    np.subtract(y, 1, out=b1)  # t1
+    np.negative(b1, out=out)  # t2
+    np.subtract(1, yhat, out=b3)  # t3
     np.equal(out, 0, out=m0)
     np.copyto(b4, b3)
     np.copyto(b4, 1, where=m0)
@@ -228,20 +238,22 @@ def my_bce_per_sample(
     weight: np.ndarray | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    r"""Return the loss per element of my_bce(yhat, y), before the mean (times ``weight`` if given).
+    r"""Return the loss per element, before the mean (times ``weight`` if given).
 
     l = -xlogy(y, yhat) - xlogy(1 - y, 1 - yhat)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = 1 - y
-        return -(t0*np.log(np.where(t0 == 0, 1, 1 - yhat)) + y*np.log(np.where(y == 0, 1, yhat)))
+        return (
+            -(t0 * np.log(np.where(t0 == 0, 1, 1 - yhat)) + y * np.log(np.where(y == 0, 1, yhat)))
+        )
     """
     out, yhat, y = _prepare('my_bce_per_sample', out, yhat, y)
     weight = _weights('my_bce_per_sample', weight, out.shape, False)
     b1, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.subtract(1, y, out=out)
+    np.subtract(1, y, out=out)  # t0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         np.equal(out, 0, out=m0)
         np.subtract(1, yhat, out=b1)
