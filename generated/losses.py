@@ -867,21 +867,27 @@ def binary_cross_entropy_with_logits(
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         inv_n = 1 / np.size(yhat)
+        t0 = np.log1p(np.exp(-np.abs(yhat)))
         return (
-            float((-np.vdot(y, yhat) + np.sum(np.maximum(yhat, 0)) +
-            np.sum(np.log1p(np.exp(-np.abs(yhat))))) * inv_n)
+            float((np.vdot(y, t0 + np.maximum(-yhat, 0)) - np.vdot(y - 1, t0 + np.maximum(yhat, 0)))
+            * inv_n)
         )
     """
     b0, yhat, y = _prepare('binary_cross_entropy_with_logits', None, yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits', weight, b0.shape, count, False)
-    value0 = -_total(weight, y, yhat)
-    np.maximum(yhat, 0, out=b0)
-    value0 += _total(weight, b0)
+    b1, b2 = _scratch(b0.shape, 2, b0.dtype)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)
-    np.log1p(b0, out=b0)
-    value0 += _total(weight, b0)
+    np.log1p(b0, out=b0)  # t0
+    np.negative(yhat, out=b1)
+    np.maximum(b1, 0, out=b1)
+    np.add(b0, b1, out=b1)
+    value0 = _total(weight, y, b1)
+    np.subtract(y, 1, out=b1)
+    np.maximum(yhat, 0, out=b2)
+    np.add(b0, b2, out=b0)
+    value0 -= _total(weight, b1, b0)
     value0 *= inv_n
     return float(value0)
 
@@ -896,28 +902,39 @@ def binary_cross_entropy_with_logits_grad(
 ) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
-    dL/dyhat = (-y + sigmoid(yhat)) / n_elements
+    dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
-        return (np.maximum(t0, yhat >= 0) / (t0 + 1) - y) * inv_n
+        t1 = 1.0 / (t0 + 1)
+        return (
+            (t1 * (1 - y) * np.maximum(t0, yhat >= 0) - t1 * y * np.maximum(t0, -yhat >= 0)) * inv_n
+        )
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
     weight, inv_n = (
         _weighting('binary_cross_entropy_with_logits_grad', weight, out.shape, count, False)
     )
-    b0, = _scratch(out.shape, 1, out.dtype)
+    b0, b1, b3 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)  # t0
+    np.add(b0, 1, out=b1)
+    np.divide(1.0, b1, out=b1)  # t1
+    np.subtract(1, y, out=out)
+    np.multiply(b1, out, out=out)
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=out)
-    np.add(b0, 1, out=b0)
-    np.divide(out, b0, out=out)
-    np.subtract(out, y, out=out)
+    np.maximum(b0, m0, out=b3)
+    np.multiply(out, b3, out=out)
+    np.multiply(b1, y, out=b1)
+    np.negative(yhat, out=b3)
+    np.greater_equal(b3, 0, out=m0)
+    np.maximum(b0, m0, out=b0)
+    np.multiply(b1, b0, out=b1)
+    np.subtract(out, b1, out=out)
     np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
@@ -936,15 +953,20 @@ def binary_cross_entropy_with_logits_value_and_grad(
 
     L = mean over elements of -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat)))
-    dL/dyhat = (-y + sigmoid(yhat)) / n_elements
+    dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(yhat))
+        t0 = -yhat
+        t1 = np.exp(-np.abs(yhat))
+        t2 = np.log1p(t1)
+        t3 = y - 1
+        t4 = 1.0 / (t1 + 1)
         return (
-            (float((-np.vdot(y, yhat) + np.sum(np.maximum(yhat, 0)) + np.sum(np.log1p(t0))) *
-            inv_n), (np.maximum(t0, yhat >= 0) / (t0 + 1) - y) * inv_n)
+            (float((np.vdot(y, t2 + np.maximum(t0, 0)) - np.vdot(t3, t2 + np.maximum(yhat, 0))) *
+            inv_n), -(t3 * t4 * np.maximum(t1, yhat >= 0) + t4 * y * np.maximum(t1, t0 >= 0)) *
+            inv_n)
         )
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
@@ -952,22 +974,33 @@ def binary_cross_entropy_with_logits_value_and_grad(
         _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, out.shape, count,
         False)
     )
-    b0, = _scratch(out.shape, 1, out.dtype)
+    b0, b1, b2, b4, b5 = _scratch(out.shape, 5, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.abs(yhat, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)  # t0
-    value0 = -_total(weight, y, yhat)
-    np.maximum(yhat, 0, out=out)
-    value0 += _total(weight, out)
-    np.log1p(b0, out=out)
-    value0 += _total(weight, out)
+    np.negative(yhat, out=b0)  # t0
+    np.abs(yhat, out=b1)
+    np.negative(b1, out=b1)
+    np.exp(b1, out=b1)  # t1
+    np.log1p(b1, out=b2)  # t2
+    np.subtract(y, 1, out=out)  # t3
+    np.add(b1, 1, out=b4)
+    np.divide(1.0, b4, out=b4)  # t4
+    np.maximum(b0, 0, out=b5)
+    np.add(b2, b5, out=b5)
+    value0 = _total(weight, y, b5)
+    np.maximum(yhat, 0, out=b5)
+    np.add(b2, b5, out=b2)
+    value0 -= _total(weight, out, b2)
     value0 *= inv_n
+    np.multiply(out, b4, out=out)
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=out)
-    np.add(b0, 1, out=b0)
-    np.divide(out, b0, out=out)
-    np.subtract(out, y, out=out)
+    np.maximum(b1, m0, out=b2)
+    np.multiply(out, b2, out=out)
+    np.multiply(b4, y, out=b4)
+    np.greater_equal(b0, 0, out=m0)
+    np.maximum(b1, m0, out=b1)
+    np.multiply(b4, b1, out=b4)
+    np.add(out, b4, out=out)
+    np.negative(out, out=out)
     np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
@@ -1013,7 +1046,7 @@ def binary_cross_entropy_with_logits_grad_hess(
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
-    dL/dyhat = (-y + sigmoid(yhat)) / n_elements
+    dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
     diag d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
@@ -1021,23 +1054,35 @@ def binary_cross_entropy_with_logits_grad_hess(
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(-np.abs(yhat))
         t1 = t0 + 1
-        return ((np.maximum(t0, yhat >= 0) / t1 - y) * inv_n, t0 / t1 / t1 * inv_n)
+        t2 = 1.0 / t1
+        return (
+            ((t2 * (1 - y) * np.maximum(t0, yhat >= 0) - t2 * y * np.maximum(t0, -yhat >= 0)) *
+            inv_n, t0 / t1 / t1 * inv_n)
+        )
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     weight, inv_n = (
         _weighting('binary_cross_entropy_with_logits_grad_hess', weight, out.shape, count, False)
     )
-    b1, = _scratch(out.shape, 1, out.dtype)
+    b1, b2, b4 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=out1)
     np.negative(out1, out=out1)
     np.exp(out1, out=out1)  # t0
     np.add(out1, 1, out=b1)  # t1
+    np.divide(1.0, b1, out=b2)  # t2
+    np.subtract(1, y, out=out)
+    np.multiply(b2, out, out=out)
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(out1, m0, out=out)
-    np.divide(out, b1, out=out)
-    np.subtract(out, y, out=out)
+    np.maximum(out1, m0, out=b4)
+    np.multiply(out, b4, out=out)
+    np.multiply(b2, y, out=b2)
+    np.negative(yhat, out=b4)
+    np.greater_equal(b4, 0, out=m0)
+    np.maximum(out1, m0, out=b4)
+    np.multiply(b2, b4, out=b2)
+    np.subtract(out, b2, out=out)
     np.multiply(out, inv_n, out=out)
     np.divide(out1, b1, out=out1)
     np.divide(out1, b1, out=out1)
@@ -1061,19 +1106,25 @@ def binary_cross_entropy_with_logits_per_sample(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return np.maximum(yhat, 0) + np.log1p(np.exp(-np.abs(yhat))) - y * yhat
+        t0 = np.log1p(np.exp(-np.abs(yhat)))
+        return y * (t0 + np.maximum(-yhat, 0)) - (t0 + np.maximum(yhat, 0)) * (y - 1)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_per_sample', out, yhat, y)
     weight = _weights('binary_cross_entropy_with_logits_per_sample', weight, out.shape, False)
-    b1, = _scratch(out.shape, 1, out.dtype)
-    np.maximum(yhat, 0, out=out)
-    np.abs(yhat, out=b1)
-    np.negative(b1, out=b1)
-    np.exp(b1, out=b1)
-    np.log1p(b1, out=b1)
-    np.add(out, b1, out=out)
-    np.multiply(y, yhat, out=b1)
-    np.subtract(out, b1, out=out)
+    b0, b2 = _scratch(out.shape, 2, out.dtype)
+    np.abs(yhat, out=b0)
+    np.negative(b0, out=b0)
+    np.exp(b0, out=b0)
+    np.log1p(b0, out=b0)  # t0
+    np.negative(yhat, out=out)
+    np.maximum(out, 0, out=out)
+    np.add(b0, out, out=out)
+    np.multiply(y, out, out=out)
+    np.maximum(yhat, 0, out=b2)
+    np.add(b0, b2, out=b0)
+    np.subtract(y, 1, out=b2)
+    np.multiply(b0, b2, out=b0)
+    np.subtract(out, b0, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -2835,50 +2886,57 @@ def sigmoid_focal(
     As plain numpy (the body runs this one ufunc at a time, into reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(yhat))
-        t1 = 1 - y
-        t2 = 1.0 / (t0 + 1)
+        t0 = y - 1
+        t1 = -t0
+        t2 = -yhat
+        t3 = np.exp(-np.abs(yhat))
+        t4 = np.log1p(t3)
+        t5 = 1.0 / (t3 + 1)
         return (
-            float(np.sum((y * alpha + t1 * (1 - alpha)) * (np.maximum(yhat, 0) + np.log1p(t0) - y *
-            yhat) * (1 - (t1 * t2 * np.maximum(t0, -yhat >= 0) + t2 * y * np.maximum(t0, yhat >=
-            0))) ** gamma) * inv_n)
+            float(np.sum((y * alpha + t1 * (1 - alpha)) * (y * (t4 + np.maximum(t2, 0)) - t0 * (t4 +
+            np.maximum(yhat, 0))) * (1 - (t1 * t5 * np.maximum(t3, t2 >= 0) + t5 * y *
+            np.maximum(t3, yhat >= 0))) ** gamma) * inv_n)
         )
     """
     b0, yhat, y = _prepare('sigmoid_focal', None, yhat, y)
     alpha = _hyper('sigmoid_focal', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal', weight, b0.shape, count, False)
-    b1, b2, b3, b4, b5 = _scratch(b0.shape, 5, b0.dtype)
+    b1, b2, b3, b4, b5, b6, b7, b8 = _scratch(b0.shape, 8, b0.dtype)
     m0, = _scratch(b0.shape, 1, bool)
-    np.abs(yhat, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)  # t0
-    np.subtract(1, y, out=b1)  # t1
-    np.add(b0, 1, out=b2)
-    np.divide(1.0, b2, out=b2)  # t2
-    np.multiply(y, alpha, out=b3)
-    np.multiply(b1, 1 - alpha, out=b4)
-    np.add(b3, b4, out=b3)
-    np.maximum(yhat, 0, out=b4)
-    np.log1p(b0, out=b5)
-    np.add(b4, b5, out=b4)
-    np.multiply(y, yhat, out=b5)
-    np.subtract(b4, b5, out=b4)
-    np.multiply(b3, b4, out=b3)
+    np.subtract(y, 1, out=b0)  # t0
+    np.negative(b0, out=b1)  # t1
+    np.negative(yhat, out=b2)  # t2
+    np.abs(yhat, out=b3)
+    np.negative(b3, out=b3)
+    np.exp(b3, out=b3)  # t3
+    np.log1p(b3, out=b4)  # t4
+    np.add(b3, 1, out=b5)
+    np.divide(1.0, b5, out=b5)  # t5
+    np.multiply(y, alpha, out=b6)
+    np.multiply(b1, 1 - alpha, out=b7)
+    np.add(b6, b7, out=b6)
+    np.maximum(b2, 0, out=b7)
+    np.add(b4, b7, out=b7)
+    np.multiply(y, b7, out=b7)
+    np.maximum(yhat, 0, out=b8)
+    np.add(b4, b8, out=b4)
+    np.multiply(b0, b4, out=b0)
+    np.subtract(b7, b0, out=b7)
+    np.multiply(b6, b7, out=b6)
+    np.multiply(b1, b5, out=b1)
+    np.greater_equal(b2, 0, out=m0)
+    np.maximum(b3, m0, out=b2)
     np.multiply(b1, b2, out=b1)
-    np.negative(yhat, out=b4)
-    np.greater_equal(b4, 0, out=m0)
-    np.maximum(b0, m0, out=b4)
-    np.multiply(b1, b4, out=b1)
-    np.multiply(b2, y, out=b2)
+    np.multiply(b5, y, out=b5)
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=b0)
-    np.multiply(b2, b0, out=b2)
-    np.add(b1, b2, out=b1)
+    np.maximum(b3, m0, out=b3)
+    np.multiply(b5, b3, out=b5)
+    np.add(b1, b5, out=b1)
     np.subtract(1, b1, out=b1)
     np.power(b1, gamma, out=b1)
-    np.multiply(b3, b1, out=b3)
-    value0 = _total(weight, b3)
+    np.multiply(b6, b1, out=b6)
+    value0 = _total(weight, b6)
     value0 *= inv_n
     return float(value0)
 
@@ -2895,8 +2953,8 @@ def sigmoid_focal_grad(
 ) -> np.ndarray:
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
-    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
         (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
         n_elements
@@ -2904,69 +2962,77 @@ def sigmoid_focal_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(yhat))
-        t1 = t0 + 1
-        t2 = 1.0 / t1
-        t3 = np.maximum(t0, yhat >= 0)
-        t4 = 1 - y
-        t5 = t2 * np.maximum(t0, -yhat >= 0)
-        t6 = 1 - (t4 * t5 + t2 * t3 * y)
-        t7 = y * alpha + t4 * (1 - alpha)
+        t0 = y - 1
+        t1 = -t0
+        t2 = y * alpha + t1 * (1 - alpha)
+        t3 = np.exp(-np.abs(yhat))
+        t4 = t3 + 1
+        t5 = 1.0 / t4
+        t6 = -yhat
+        t7 = t5 * np.maximum(t3, t6 >= 0)
+        t8 = np.maximum(t3, yhat >= 0)
+        t9 = 1 - (t1 * t7 + t5 * t8 * y)
+        t10 = np.log1p(t3)
         return (
-            t6 ** gamma * t7 * (t2 * t3 * t4 - t5 * y) * inv_n + t0 * t6 ** (gamma - 1) * t7 * (y *
-            2 - 1) * (np.maximum(yhat, 0) + np.log1p(t0) - y * yhat) / t1 / t1 * (-gamma * inv_n)
+            t2 * t9 ** gamma * (t1 * t5 * t8 - t7 * y) * inv_n + t2 * t3 * t9 ** (gamma - 1) * (y *
+            2 - 1) * (y * (t10 + np.maximum(t6, 0)) - t0 * (t10 + np.maximum(yhat, 0))) / t4 / t4 *
+            (-gamma * inv_n)
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
     alpha = _hyper('sigmoid_focal_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7 = _scratch(out.shape, 8, out.dtype)
+    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10 = _scratch(out.shape, 11, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.abs(yhat, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)  # t0
-    np.add(b0, 1, out=b1)  # t1
-    np.divide(1.0, b1, out=b2)  # t2
+    np.subtract(y, 1, out=b0)  # t0
+    np.negative(b0, out=b1)  # t1
+    np.multiply(y, alpha, out=b2)
+    np.multiply(b1, 1 - alpha, out=b3)
+    np.add(b2, b3, out=b2)  # t2
+    np.abs(yhat, out=b3)
+    np.negative(b3, out=b3)
+    np.exp(b3, out=b3)  # t3
+    np.add(b3, 1, out=b4)  # t4
+    np.divide(1.0, b4, out=b5)  # t5
+    np.negative(yhat, out=b6)  # t6
+    np.greater_equal(b6, 0, out=m0)
+    np.maximum(b3, m0, out=b7)
+    np.multiply(b5, b7, out=b7)  # t7
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=b3)  # t3
-    np.subtract(1, y, out=b4)  # t4
-    np.negative(yhat, out=b5)
-    np.greater_equal(b5, 0, out=m0)
-    np.maximum(b0, m0, out=b5)
-    np.multiply(b2, b5, out=b5)  # t5
-    np.multiply(b4, b5, out=b6)
-    np.multiply(b2, b3, out=b7)
+    np.maximum(b3, m0, out=b8)  # t8
+    np.multiply(b1, b7, out=b9)
+    np.multiply(b5, b8, out=b10)
+    np.multiply(b10, y, out=b10)
+    np.add(b9, b10, out=b9)
+    np.subtract(1, b9, out=b9)  # t9
+    np.log1p(b3, out=b10)  # t10
+    np.power(b9, gamma, out=out)
+    np.multiply(b2, out, out=out)
+    np.multiply(b1, b5, out=b1)
+    np.multiply(b1, b8, out=b1)
     np.multiply(b7, y, out=b7)
-    np.add(b6, b7, out=b6)
-    np.subtract(1, b6, out=b6)  # t6
-    np.multiply(y, alpha, out=b7)
-    np.multiply(b4, 1 - alpha, out=out)
-    np.add(b7, out, out=b7)  # t7
-    np.power(b6, gamma, out=out)
-    np.multiply(out, b7, out=out)
-    np.multiply(b2, b3, out=b2)
-    np.multiply(b2, b4, out=b2)
-    np.multiply(b5, y, out=b5)
-    np.subtract(b2, b5, out=b2)
-    np.multiply(out, b2, out=out)
+    np.subtract(b1, b7, out=b1)
+    np.multiply(out, b1, out=out)
     np.multiply(out, inv_n, out=out)
-    np.power(b6, gamma - 1, out=b6)
-    np.multiply(b0, b6, out=b6)
-    np.multiply(b6, b7, out=b6)
-    np.multiply(y, 2, out=b7)
-    np.subtract(b7, 1, out=b7)
-    np.multiply(b6, b7, out=b6)
-    np.maximum(yhat, 0, out=b7)
-    np.log1p(b0, out=b0)
-    np.add(b7, b0, out=b7)
-    np.multiply(y, yhat, out=b0)
-    np.subtract(b7, b0, out=b7)
-    np.multiply(b6, b7, out=b6)
-    np.divide(b6, b1, out=b6)
-    np.divide(b6, b1, out=b6)
-    np.multiply(b6, -gamma*inv_n, out=b6)
-    np.add(out, b6, out=out)
+    np.multiply(b2, b3, out=b2)
+    np.power(b9, gamma - 1, out=b9)
+    np.multiply(b2, b9, out=b2)
+    np.multiply(y, 2, out=b9)
+    np.subtract(b9, 1, out=b9)
+    np.multiply(b2, b9, out=b2)
+    np.maximum(b6, 0, out=b6)
+    np.add(b10, b6, out=b6)
+    np.multiply(y, b6, out=b6)
+    np.maximum(yhat, 0, out=b9)
+    np.add(b10, b9, out=b10)
+    np.multiply(b0, b10, out=b0)
+    np.subtract(b6, b0, out=b6)
+    np.multiply(b2, b6, out=b2)
+    np.divide(b2, b4, out=b2)
+    np.divide(b2, b4, out=b2)
+    np.multiply(b2, -gamma*inv_n, out=b2)
+    np.add(out, b2, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -2987,8 +3053,8 @@ def sigmoid_focal_value_and_grad(
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
         xlogy(1 - y, 1 - 1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 +
         exp(-yhat))) + 1)**gamma
-    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
         (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
         n_elements
@@ -2996,19 +3062,22 @@ def sigmoid_focal_value_and_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(yhat))
-        t1 = np.maximum(yhat, 0) + np.log1p(t0) - y * yhat
-        t2 = t0 + 1
-        t3 = 1.0 / t2
-        t4 = np.maximum(t0, yhat >= 0)
-        t5 = 1 - y
-        t6 = t3 * np.maximum(t0, -yhat >= 0)
-        t7 = 1 - (t5 * t6 + t3 * t4 * y)
-        t8 = t7 ** gamma
-        t9 = y * alpha + t5 * (1 - alpha)
+        t0 = -yhat
+        t1 = np.exp(-np.abs(yhat))
+        t2 = np.log1p(t1)
+        t3 = y - 1
+        t4 = y * (t2 + np.maximum(t0, 0)) - t3 * (t2 + np.maximum(yhat, 0))
+        t5 = t1 + 1
+        t6 = 1.0 / t5
+        t7 = np.maximum(t1, yhat >= 0)
+        t8 = -t3
+        t9 = t6 * np.maximum(t1, t0 >= 0)
+        t10 = 1 - (t8 * t9 + t6 * t7 * y)
+        t11 = t10 ** gamma
+        t12 = y * alpha + t8 * (1 - alpha)
         return (
-            (float(np.sum(t1 * t8 * t9) * inv_n), t8 * t9 * (t3 * t4 * t5 - t6 * y) * inv_n + t0 *
-            t1 * t7 ** (gamma - 1) * t9 * (y * 2 - 1) / t2 / t2 * (-gamma * inv_n))
+            (float(np.sum(t11 * t12 * t4) * inv_n), t11 * t12 * (t6 * t7 * t8 - t9 * y) * inv_n + t1
+            * t10 ** (gamma - 1) * t12 * t4 * (y * 2 - 1) / t5 / t5 * (-gamma * inv_n))
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
@@ -3017,54 +3086,58 @@ def sigmoid_focal_value_and_grad(
     weight, inv_n = _weighting('sigmoid_focal_value_and_grad', weight, out.shape, count, False)
     b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.abs(yhat, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)  # t0
-    np.maximum(yhat, 0, out=b1)
-    np.log1p(b0, out=b2)
-    np.add(b1, b2, out=b1)
-    np.multiply(y, yhat, out=b2)
-    np.subtract(b1, b2, out=b1)  # t1
-    np.add(b0, 1, out=b2)  # t2
-    np.divide(1.0, b2, out=b3)  # t3
+    np.negative(yhat, out=b0)  # t0
+    np.abs(yhat, out=b1)
+    np.negative(b1, out=b1)
+    np.exp(b1, out=b1)  # t1
+    np.log1p(b1, out=b2)  # t2
+    np.subtract(y, 1, out=b3)  # t3
+    np.maximum(b0, 0, out=b4)
+    np.add(b2, b4, out=b4)
+    np.multiply(y, b4, out=b4)
+    np.maximum(yhat, 0, out=b5)
+    np.add(b2, b5, out=b2)
+    np.multiply(b3, b2, out=b2)
+    np.subtract(b4, b2, out=b4)  # t4
+    np.add(b1, 1, out=b2)  # t5
+    np.divide(1.0, b2, out=b5)  # t6
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=b4)  # t4
-    np.subtract(1, y, out=b5)  # t5
-    np.negative(yhat, out=b6)
-    np.greater_equal(b6, 0, out=m0)
-    np.maximum(b0, m0, out=b6)
-    np.multiply(b3, b6, out=b6)  # t6
-    np.multiply(b5, b6, out=b7)
-    np.multiply(b3, b4, out=out)
+    np.maximum(b1, m0, out=b6)  # t7
+    np.negative(b3, out=b3)  # t8
+    np.greater_equal(b0, 0, out=m0)
+    np.maximum(b1, m0, out=b0)
+    np.multiply(b5, b0, out=b0)  # t9
+    np.multiply(b3, b0, out=b7)
+    np.multiply(b5, b6, out=out)
     np.multiply(out, y, out=out)
     np.add(b7, out, out=b7)
-    np.subtract(1, b7, out=b7)  # t7
-    np.power(b7, gamma, out=out)  # t8
+    np.subtract(1, b7, out=b7)  # t10
+    np.power(b7, gamma, out=out)  # t11
     np.multiply(y, alpha, out=b9)
-    np.multiply(b5, 1 - alpha, out=b10)
-    np.add(b9, b10, out=b9)  # t9
-    np.multiply(b1, out, out=b10)
-    np.multiply(b10, b9, out=b10)
+    np.multiply(b3, 1 - alpha, out=b10)
+    np.add(b9, b10, out=b9)  # t12
+    np.multiply(out, b9, out=b10)
+    np.multiply(b10, b4, out=b10)
     value0 = _total(weight, b10)
     value0 *= inv_n
     np.multiply(out, b9, out=out)
-    np.multiply(b3, b4, out=b3)
-    np.multiply(b3, b5, out=b3)
-    np.multiply(b6, y, out=b6)
-    np.subtract(b3, b6, out=b3)
-    np.multiply(out, b3, out=out)
+    np.multiply(b5, b6, out=b5)
+    np.multiply(b5, b3, out=b5)
+    np.multiply(b0, y, out=b0)
+    np.subtract(b5, b0, out=b5)
+    np.multiply(out, b5, out=out)
     np.multiply(out, inv_n, out=out)
-    np.multiply(b0, b1, out=b0)
     np.power(b7, gamma - 1, out=b7)
-    np.multiply(b0, b7, out=b0)
-    np.multiply(b0, b9, out=b0)
-    np.multiply(y, 2, out=b9)
-    np.subtract(b9, 1, out=b9)
-    np.multiply(b0, b9, out=b0)
-    np.divide(b0, b2, out=b0)
-    np.divide(b0, b2, out=b0)
-    np.multiply(b0, -gamma*inv_n, out=b0)
-    np.add(out, b0, out=out)
+    np.multiply(b1, b7, out=b1)
+    np.multiply(b1, b9, out=b1)
+    np.multiply(b1, b4, out=b1)
+    np.multiply(y, 2, out=b4)
+    np.subtract(b4, 1, out=b4)
+    np.multiply(b1, b4, out=b1)
+    np.divide(b1, b2, out=b1)
+    np.divide(b1, b2, out=b1)
+    np.multiply(b1, -gamma*inv_n, out=b1)
+    np.add(out, b1, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -3082,15 +3155,16 @@ def sigmoid_focal_hess(
 ) -> np.ndarray:
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    diag d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) - gamma*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-2*y*tanh(yhat/2) +
-        tanh(yhat/2))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
-        1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(yhat) - (1
-        - y)*sigmoid(-yhat) + 1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
+    diag d2L/dyhat2 = (-4*gamma*(1/4 - y/2)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) -
+        (y - 1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*tanh(yhat/2)*sigmoid(-yhat)*sigmoid(yhat) + gamma*(gamma - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(y*softplus(-yhat) - (y - 1)*softplus(yhat))*(4*y**2 - 4*y +
+        1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 -
+        y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
+        1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -3099,105 +3173,109 @@ def sigmoid_focal_hess(
         t1 = np.exp(-t0)
         t2 = t1 + 1
         t3 = (1.0 / t2) ** 2
-        t4 = 1 - y
-        t5 = y * alpha + t4 * (1 - alpha)
-        t6 = 1.0 / t2
-        t7 = np.maximum(t1, yhat >= 0)
-        t8 = t6 * np.maximum(t1, -yhat >= 0)
-        t9 = 1 - (t4 * t8 + t6 * t7 * y)
-        t10 = np.tanh(yhat * 0.5)
-        t11 = y * 2
-        t12 = np.maximum(yhat, 0) + np.log1p(t1) - y * yhat
-        t13 = gamma - 1
-        t14 = t1 * t3 * t5 * t9 ** t13 * inv_n
+        t4 = y - 1
+        t5 = -t4
+        t6 = y * alpha + t5 * (1 - alpha)
+        t7 = 1.0 / t2
+        t8 = np.maximum(t1, yhat >= 0)
+        t9 = -yhat
+        t10 = t7 * np.maximum(t1, t9 >= 0)
+        t11 = 1 - (t10 * t5 + t7 * t8 * y)
+        t12 = np.log1p(t1)
+        t13 = y * (t12 + np.maximum(t9, 0)) - t4 * (t12 + np.maximum(yhat, 0))
+        t14 = gamma - 1
+        t15 = t1 * t11 ** t14 * t3 * t6 * (gamma * inv_n)
         return (
-            t12 * t14 * (t10 - t10 * t11) * -gamma + t14 * (t11 - 1) * (t4 * t6 * t7 - t8 * y) * (-2
-            * gamma) + t1 * t3 * t5 * t9 ** gamma * inv_n + t12 * t5 * t9 ** (gamma - 2) * (y ** 2 *
-            4 - y * 4 + 1) * np.exp(t0 * -2) / t2 / t2 / t2 / t2 * (gamma * inv_n * t13)
+            t1 * t11 ** gamma * t3 * t6 * inv_n + t11 ** (gamma - 2) * t13 * t6 * (y ** 2 * 4 - y *
+            4 + 1) * np.exp(t0 * -2) / t2 / t2 / t2 / t2 * (gamma * inv_n * t14) - t15 * (y * 2 - 1)
+            * (t5 * t7 * t8 - t10 * y) * 2 - t13 * t15 * (0.25 - y * 0.5) * np.tanh(yhat * 0.5) * 4
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_hess', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = (
-        _scratch(out.shape, 15, out.dtype)
-    )
+    b0, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13 = _scratch(out.shape, 13, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(yhat, out=b0)  # t0
-    np.negative(b0, out=b1)
-    np.exp(b1, out=b1)  # t1
-    np.add(b1, 1, out=b2)  # t2
+    np.negative(b0, out=out)
+    np.exp(out, out=out)  # t1
+    np.add(out, 1, out=b2)  # t2
     np.divide(1.0, b2, out=b3)
     np.square(b3, out=b3)  # t3
-    np.subtract(1, y, out=b4)  # t4
-    np.multiply(y, alpha, out=b5)
-    np.multiply(b4, 1 - alpha, out=b6)
-    np.add(b5, b6, out=b5)  # t5
-    np.divide(1.0, b2, out=b6)  # t6
+    np.subtract(y, 1, out=b4)  # t4
+    np.negative(b4, out=b5)  # t5
+    np.multiply(y, alpha, out=b6)
+    np.multiply(b5, 1 - alpha, out=b7)
+    np.add(b6, b7, out=b6)  # t6
+    np.divide(1.0, b2, out=b7)  # t7
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b1, m0, out=b7)  # t7
-    np.negative(yhat, out=b8)
-    np.greater_equal(b8, 0, out=m0)
-    np.maximum(b1, m0, out=b8)
-    np.multiply(b6, b8, out=b8)  # t8
-    np.multiply(b4, b8, out=b9)
-    np.multiply(b6, b7, out=b10)
-    np.multiply(b10, y, out=b10)
-    np.add(b9, b10, out=b9)
-    np.subtract(1, b9, out=b9)  # t9
-    np.multiply(yhat, 0.5, out=b10)
-    np.tanh(b10, out=b10)  # t10
-    np.multiply(y, 2, out=b11)  # t11
-    np.maximum(yhat, 0, out=b12)
-    np.log1p(b1, out=b13)
+    np.maximum(out, m0, out=b8)  # t8
+    np.negative(yhat, out=b9)  # t9
+    np.greater_equal(b9, 0, out=m0)
+    np.maximum(out, m0, out=b10)
+    np.multiply(b7, b10, out=b10)  # t10
+    np.multiply(b10, b5, out=b11)
+    np.multiply(b7, b8, out=b12)
+    np.multiply(b12, y, out=b12)
+    np.add(b11, b12, out=b11)
+    np.subtract(1, b11, out=b11)  # t11
+    np.log1p(out, out=b12)  # t12
+    np.maximum(b9, 0, out=b9)
+    np.add(b12, b9, out=b9)
+    np.multiply(y, b9, out=b9)
+    np.maximum(yhat, 0, out=b13)
     np.add(b12, b13, out=b12)
-    np.multiply(y, yhat, out=b13)
-    np.subtract(b12, b13, out=b12)  # t12
-    t13 = gamma - 1
-    np.multiply(b1, b3, out=b13)
-    np.multiply(b13, b5, out=b13)
-    np.power(b9, t13, out=out)
-    np.multiply(b13, out, out=b13)
-    np.multiply(b13, inv_n, out=b13)  # t14
-    np.multiply(b12, b13, out=out)
-    np.multiply(b10, b11, out=b15)
-    np.subtract(b10, b15, out=b10)
-    np.multiply(out, b10, out=out)
-    np.multiply(out, -gamma, out=out)
-    np.subtract(b11, 1, out=b11)
-    np.multiply(b13, b11, out=b13)
+    np.multiply(b4, b12, out=b4)
+    np.subtract(b9, b4, out=b9)  # t13
+    t14 = gamma - 1
+    np.power(b11, t14, out=b4)
+    np.multiply(out, b4, out=b4)
+    np.multiply(b4, b3, out=b4)
     np.multiply(b4, b6, out=b4)
-    np.multiply(b4, b7, out=b4)
-    np.multiply(b8, y, out=b8)
-    np.subtract(b4, b8, out=b4)
-    np.multiply(b13, b4, out=b13)
-    np.multiply(b13, -2*gamma, out=b13)
-    np.add(out, b13, out=out)
-    np.multiply(b1, b3, out=b1)
-    np.multiply(b1, b5, out=b1)
-    np.power(b9, gamma, out=b3)
-    np.multiply(b1, b3, out=b1)
-    np.multiply(b1, inv_n, out=b1)
-    np.add(out, b1, out=out)
-    np.multiply(b12, b5, out=b12)
-    np.power(b9, gamma - 2, out=b9)
-    np.multiply(b12, b9, out=b12)
-    np.square(y, out=b9)
-    np.multiply(b9, 4, out=b9)
-    np.multiply(y, 4, out=b5)
-    np.subtract(b9, b5, out=b9)
-    np.add(b9, 1, out=b9)
-    np.multiply(b12, b9, out=b12)
+    np.multiply(b4, gamma*inv_n, out=b4)  # t15
+    np.power(b11, gamma, out=b12)
+    np.multiply(out, b12, out=out)
+    np.multiply(out, b3, out=out)
+    np.multiply(out, b6, out=out)
+    np.multiply(out, inv_n, out=out)
+    np.power(b11, gamma - 2, out=b11)
+    np.multiply(b11, b9, out=b11)
+    np.multiply(b11, b6, out=b11)
+    np.square(y, out=b6)
+    np.multiply(b6, 4, out=b6)
+    np.multiply(y, 4, out=b3)
+    np.subtract(b6, b3, out=b6)
+    np.add(b6, 1, out=b6)
+    np.multiply(b11, b6, out=b11)
     np.multiply(b0, -2, out=b0)
     np.exp(b0, out=b0)
-    np.multiply(b12, b0, out=b12)
-    np.divide(b12, b2, out=b12)
-    np.divide(b12, b2, out=b12)
-    np.divide(b12, b2, out=b12)
-    np.divide(b12, b2, out=b12)
-    np.multiply(b12, gamma*inv_n*t13, out=b12)
-    np.add(out, b12, out=out)
+    np.multiply(b11, b0, out=b11)
+    np.divide(b11, b2, out=b11)
+    np.divide(b11, b2, out=b11)
+    np.divide(b11, b2, out=b11)
+    np.divide(b11, b2, out=b11)
+    np.multiply(b11, gamma*inv_n*t14, out=b11)
+    np.add(out, b11, out=out)
+    np.multiply(y, 2, out=b11)
+    np.subtract(b11, 1, out=b11)
+    np.multiply(b4, b11, out=b11)
+    np.multiply(b5, b7, out=b5)
+    np.multiply(b5, b8, out=b5)
+    np.multiply(b10, y, out=b10)
+    np.subtract(b5, b10, out=b5)
+    np.multiply(b11, b5, out=b11)
+    np.multiply(b11, 2, out=b11)
+    np.subtract(out, b11, out=out)
+    np.multiply(b9, b4, out=b9)
+    np.multiply(y, 0.5, out=b4)
+    np.subtract(0.25, b4, out=b4)
+    np.multiply(b9, b4, out=b9)
+    np.multiply(yhat, 0.5, out=b4)
+    np.tanh(b4, out=b4)
+    np.multiply(b9, b4, out=b9)
+    np.multiply(b9, 4, out=b9)
+    np.subtract(out, b9, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -3214,49 +3292,52 @@ def sigmoid_focal_grad_hess(
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
-    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
         (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
         n_elements
-    diag d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) - gamma*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-2*y*tanh(yhat/2) +
-        tanh(yhat/2))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
-        1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(yhat) - (1
-        - y)*sigmoid(-yhat) + 1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
+    diag d2L/dyhat2 = (-4*gamma*(1/4 - y/2)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) -
+        (y - 1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*tanh(yhat/2)*sigmoid(-yhat)*sigmoid(yhat) + gamma*(gamma - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(y*softplus(-yhat) - (y - 1)*softplus(yhat))*(4*y**2 - 4*y +
+        1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 -
+        y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
+        1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
 
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = y * 2
-        t1 = t0 - 1
-        t2 = np.abs(yhat)
-        t3 = np.exp(-t2)
-        t4 = t3 + 1
-        t5 = 1.0 / t4
-        t6 = np.maximum(t3, yhat >= 0)
-        t7 = 1 - y
-        t8 = t5 * np.maximum(t3, -yhat >= 0)
-        t9 = 1 - (t7 * t8 + t5 * t6 * y)
-        t10 = gamma - 1
-        t11 = t9 ** t10
-        t12 = (1.0 / t4) ** 2
-        t13 = t12 * t3
-        t14 = np.maximum(yhat, 0) + np.log1p(t3) - y * yhat
-        t15 = y * alpha + t7 * (1 - alpha)
-        t16 = t15 * inv_n
-        t17 = t11 * t13 * t14 * t16 * gamma
-        t18 = t5 * t6 * t7 - t8 * y
-        t19 = t9 ** gamma
-        t20 = np.tanh(yhat * 0.5)
+        t0 = y - 1
+        t1 = -t0
+        t2 = y * alpha + t1 * (1 - alpha)
+        t3 = np.abs(yhat)
+        t4 = np.exp(-t3)
+        t5 = t4 + 1
+        t6 = 1.0 / t5
+        t7 = -yhat
+        t8 = t6 * np.maximum(t4, t7 >= 0)
+        t9 = np.maximum(t4, yhat >= 0)
+        t10 = t1 * t6 * t9 - t8 * y
+        t11 = 1 - (t1 * t8 + t6 * t9 * y)
+        t12 = t11 ** gamma
+        t13 = np.log1p(t4)
+        t14 = y * (t13 + np.maximum(t7, 0)) - t0 * (t13 + np.maximum(yhat, 0))
+        t15 = t2 * inv_n
+        t16 = t14 * t15 * gamma
+        t17 = gamma - 1
+        t18 = t11 ** t17
+        t19 = (1.0 / t5) ** 2
+        t20 = t19 * t4
+        t21 = t18 * t20 * (y * 2 - 1)
         return (
-            (t15 * t18 * t19 * inv_n - t1 * t17, t12 * t15 * t19 * t3 * inv_n + t1 * t11 * t13 * t16
-            * t18 * (-2 * gamma) + t14 * t15 * t9 ** (gamma - 2) * (y ** 2 * 4 - y * 4 + 1) *
-            np.exp(t2 * -2) / t4 / t4 / t4 / t4 * (gamma * inv_n * t10) - t17 * (t20 - t0 * t20))
+            (t10 * t12 * t2 * inv_n - t16 * t21, t10 * t15 * t21 * (-2 * gamma) + t12 * t19 * t2 *
+            t4 * inv_n + t11 ** (gamma - 2) * t14 * t2 * (y ** 2 * 4 - y * 4 + 1) * np.exp(t3 * -2)
+            / t5 / t5 / t5 / t5 * (gamma * inv_n * t17) - t16 * t18 * t20 * (0.25 - y * 0.5) *
+            np.tanh(yhat * 0.5) * 4)
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_grad_hess', None, yhat, y)
@@ -3264,91 +3345,95 @@ def sigmoid_focal_grad_hess(
     alpha = _hyper('sigmoid_focal_grad_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad_hess', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b7, b8, b9, b10, b12, b13, b14, b15, b16, b17 = (
-        _scratch(out.shape, 16, out.dtype)
-    )
+    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b11, b12, b13, b15 = _scratch(out.shape, 14, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.multiply(y, 2, out=b0)  # t0
-    np.subtract(b0, 1, out=b1)  # t1
-    np.abs(yhat, out=b2)  # t2
-    np.negative(b2, out=b3)
-    np.exp(b3, out=b3)  # t3
-    np.add(b3, 1, out=b4)  # t4
-    np.divide(1.0, b4, out=b5)  # t5
+    np.subtract(y, 1, out=b0)  # t0
+    np.negative(b0, out=b1)  # t1
+    np.multiply(y, alpha, out=b2)
+    np.multiply(b1, 1 - alpha, out=b3)
+    np.add(b2, b3, out=b2)  # t2
+    np.abs(yhat, out=b3)  # t3
+    np.negative(b3, out=b4)
+    np.exp(b4, out=b4)  # t4
+    np.add(b4, 1, out=b5)  # t5
+    np.divide(1.0, b5, out=b6)  # t6
+    np.negative(yhat, out=b7)  # t7
+    np.greater_equal(b7, 0, out=m0)
+    np.maximum(b4, m0, out=b8)
+    np.multiply(b6, b8, out=b8)  # t8
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b3, m0, out=out)  # t6
-    np.subtract(1, y, out=b7)  # t7
-    np.negative(yhat, out=b8)
-    np.greater_equal(b8, 0, out=m0)
-    np.maximum(b3, m0, out=b8)
-    np.multiply(b5, b8, out=b8)  # t8
-    np.multiply(b7, b8, out=b9)
-    np.multiply(b5, out, out=b10)
-    np.multiply(b10, y, out=b10)
-    np.add(b9, b10, out=b9)
-    np.subtract(1, b9, out=b9)  # t9
-    t10 = gamma - 1
-    np.power(b9, t10, out=b10)  # t11
-    np.divide(1.0, b4, out=out1)
-    np.square(out1, out=out1)  # t12
-    np.multiply(out1, b3, out=b12)  # t13
-    np.maximum(yhat, 0, out=b13)
-    np.log1p(b3, out=b14)
-    np.add(b13, b14, out=b13)
-    np.multiply(y, yhat, out=b14)
-    np.subtract(b13, b14, out=b13)  # t14
-    np.multiply(y, alpha, out=b14)
-    np.multiply(b7, 1 - alpha, out=b15)
-    np.add(b14, b15, out=b14)  # t15
-    np.multiply(b14, inv_n, out=b15)  # t16
-    np.multiply(b10, b12, out=b16)
-    np.multiply(b16, b13, out=b16)
-    np.multiply(b16, b15, out=b16)
-    np.multiply(b16, gamma, out=b16)  # t17
-    np.multiply(b5, out, out=b5)
-    np.multiply(b5, b7, out=b5)
-    np.multiply(b8, y, out=b8)
-    np.subtract(b5, b8, out=b5)  # t18
-    np.power(b9, gamma, out=b8)  # t19
-    np.multiply(yhat, 0.5, out=b7)
-    np.tanh(b7, out=b7)  # t20
-    np.multiply(b14, b5, out=out)
-    np.multiply(out, b8, out=out)
+    np.maximum(b4, m0, out=b9)  # t9
+    np.multiply(b1, b6, out=out1)
+    np.multiply(out1, b9, out=out1)
+    np.multiply(b8, y, out=b11)
+    np.subtract(out1, b11, out=out1)  # t10
+    np.multiply(b1, b8, out=b1)
+    np.multiply(b6, b9, out=b6)
+    np.multiply(b6, y, out=b6)
+    np.add(b1, b6, out=b1)
+    np.subtract(1, b1, out=b1)  # t11
+    np.power(b1, gamma, out=b6)  # t12
+    np.log1p(b4, out=b9)  # t13
+    np.maximum(b7, 0, out=b7)
+    np.add(b9, b7, out=b7)
+    np.multiply(y, b7, out=b7)
+    np.maximum(yhat, 0, out=b8)
+    np.add(b9, b8, out=b9)
+    np.multiply(b0, b9, out=b0)
+    np.subtract(b7, b0, out=b7)  # t14
+    np.multiply(b2, inv_n, out=b0)  # t15
+    np.multiply(b7, b0, out=b9)
+    np.multiply(b9, gamma, out=b9)  # t16
+    t17 = gamma - 1
+    np.power(b1, t17, out=b8)  # t18
+    np.divide(1.0, b5, out=b11)
+    np.square(b11, out=b11)  # t19
+    np.multiply(b11, b4, out=b12)  # t20
+    np.multiply(b8, b12, out=b13)
+    np.multiply(y, 2, out=out)
+    np.subtract(out, 1, out=out)
+    np.multiply(b13, out, out=b13)  # t21
+    np.multiply(out1, b6, out=out)
+    np.multiply(out, b2, out=out)
     np.multiply(out, inv_n, out=out)
-    np.multiply(b1, b16, out=b17)
-    np.subtract(out, b17, out=out)
-    np.multiply(out1, b14, out=out1)
-    np.multiply(out1, b8, out=out1)
-    np.multiply(out1, b3, out=out1)
-    np.multiply(out1, inv_n, out=out1)
-    np.multiply(b1, b10, out=b1)
-    np.multiply(b1, b12, out=b1)
-    np.multiply(b1, b15, out=b1)
-    np.multiply(b1, b5, out=b1)
-    np.multiply(b1, -2*gamma, out=b1)
+    np.multiply(b9, b13, out=b15)
+    np.subtract(out, b15, out=out)
+    np.multiply(out1, b0, out=out1)
+    np.multiply(out1, b13, out=out1)
+    np.multiply(out1, -2*gamma, out=out1)
+    np.multiply(b6, b11, out=b6)
+    np.multiply(b6, b2, out=b6)
+    np.multiply(b6, b4, out=b6)
+    np.multiply(b6, inv_n, out=b6)
+    np.add(out1, b6, out=out1)
+    np.power(b1, gamma - 2, out=b1)
+    np.multiply(b1, b7, out=b1)
+    np.multiply(b1, b2, out=b1)
+    np.square(y, out=b2)
+    np.multiply(b2, 4, out=b2)
+    np.multiply(y, 4, out=b7)
+    np.subtract(b2, b7, out=b2)
+    np.add(b2, 1, out=b2)
+    np.multiply(b1, b2, out=b1)
+    np.multiply(b3, -2, out=b3)
+    np.exp(b3, out=b3)
+    np.multiply(b1, b3, out=b1)
+    np.divide(b1, b5, out=b1)
+    np.divide(b1, b5, out=b1)
+    np.divide(b1, b5, out=b1)
+    np.divide(b1, b5, out=b1)
+    np.multiply(b1, gamma*inv_n*t17, out=b1)
     np.add(out1, b1, out=out1)
-    np.multiply(b13, b14, out=b13)
-    np.power(b9, gamma - 2, out=b9)
-    np.multiply(b13, b9, out=b13)
-    np.square(y, out=b9)
+    np.multiply(b9, b8, out=b9)
+    np.multiply(b9, b12, out=b9)
+    np.multiply(y, 0.5, out=b12)
+    np.subtract(0.25, b12, out=b12)
+    np.multiply(b9, b12, out=b9)
+    np.multiply(yhat, 0.5, out=b12)
+    np.tanh(b12, out=b12)
+    np.multiply(b9, b12, out=b9)
     np.multiply(b9, 4, out=b9)
-    np.multiply(y, 4, out=b14)
-    np.subtract(b9, b14, out=b9)
-    np.add(b9, 1, out=b9)
-    np.multiply(b13, b9, out=b13)
-    np.multiply(b2, -2, out=b2)
-    np.exp(b2, out=b2)
-    np.multiply(b13, b2, out=b13)
-    np.divide(b13, b4, out=b13)
-    np.divide(b13, b4, out=b13)
-    np.divide(b13, b4, out=b13)
-    np.divide(b13, b4, out=b13)
-    np.multiply(b13, gamma*inv_n*t10, out=b13)
-    np.add(out1, b13, out=out1)
-    np.multiply(b0, b7, out=b0)
-    np.subtract(b7, b0, out=b7)
-    np.multiply(b16, b7, out=b16)
-    np.subtract(out1, b16, out=out1)
+    np.subtract(out1, b9, out=out1)
     if weight is not None:
         np.multiply(out, weight, out=out)
         np.multiply(out1, weight, out=out1)
@@ -3371,45 +3456,53 @@ def sigmoid_focal_per_sample(
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(yhat))
-        t1 = 1 - y
-        t2 = 1.0 / (t0 + 1)
+        t0 = y - 1
+        t1 = -t0
+        t2 = -yhat
+        t3 = np.exp(-np.abs(yhat))
+        t4 = np.log1p(t3)
+        t5 = 1.0 / (t3 + 1)
         return (
-            (y * alpha + t1 * (1 - alpha)) * (np.maximum(yhat, 0) + np.log1p(t0) - y * yhat) * (1 -
-            (t1 * t2 * np.maximum(t0, -yhat >= 0) + t2 * y * np.maximum(t0, yhat >= 0))) ** gamma
+            (y * alpha + t1 * (1 - alpha)) * (y * (t4 + np.maximum(t2, 0)) - t0 * (t4 +
+            np.maximum(yhat, 0))) * (1 - (t1 * t5 * np.maximum(t3, t2 >= 0) + t5 * y *
+            np.maximum(t3, yhat >= 0))) ** gamma
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_per_sample', out, yhat, y)
     alpha = _hyper('sigmoid_focal_per_sample', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_per_sample', 'gamma', gamma, 'nonnegative')
     weight = _weights('sigmoid_focal_per_sample', weight, out.shape, False)
-    b0, b1, b2, b4, b5 = _scratch(out.shape, 5, out.dtype)
+    b0, b1, b2, b3, b4, b5, b7, b8 = _scratch(out.shape, 8, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.abs(yhat, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)  # t0
-    np.subtract(1, y, out=b1)  # t1
-    np.add(b0, 1, out=b2)
-    np.divide(1.0, b2, out=b2)  # t2
+    np.subtract(y, 1, out=b0)  # t0
+    np.negative(b0, out=b1)  # t1
+    np.negative(yhat, out=b2)  # t2
+    np.abs(yhat, out=b3)
+    np.negative(b3, out=b3)
+    np.exp(b3, out=b3)  # t3
+    np.log1p(b3, out=b4)  # t4
+    np.add(b3, 1, out=b5)
+    np.divide(1.0, b5, out=b5)  # t5
     np.multiply(y, alpha, out=out)
-    np.multiply(b1, 1 - alpha, out=b4)
-    np.add(out, b4, out=out)
-    np.maximum(yhat, 0, out=b4)
-    np.log1p(b0, out=b5)
-    np.add(b4, b5, out=b4)
-    np.multiply(y, yhat, out=b5)
-    np.subtract(b4, b5, out=b4)
-    np.multiply(out, b4, out=out)
+    np.multiply(b1, 1 - alpha, out=b7)
+    np.add(out, b7, out=out)
+    np.maximum(b2, 0, out=b7)
+    np.add(b4, b7, out=b7)
+    np.multiply(y, b7, out=b7)
+    np.maximum(yhat, 0, out=b8)
+    np.add(b4, b8, out=b4)
+    np.multiply(b0, b4, out=b0)
+    np.subtract(b7, b0, out=b7)
+    np.multiply(out, b7, out=out)
+    np.multiply(b1, b5, out=b1)
+    np.greater_equal(b2, 0, out=m0)
+    np.maximum(b3, m0, out=b2)
     np.multiply(b1, b2, out=b1)
-    np.negative(yhat, out=b4)
-    np.greater_equal(b4, 0, out=m0)
-    np.maximum(b0, m0, out=b4)
-    np.multiply(b1, b4, out=b1)
-    np.multiply(b2, y, out=b2)
+    np.multiply(b5, y, out=b5)
     np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=b0)
-    np.multiply(b2, b0, out=b2)
-    np.add(b1, b2, out=b1)
+    np.maximum(b3, m0, out=b3)
+    np.multiply(b5, b3, out=b5)
+    np.add(b1, b5, out=b1)
     np.subtract(1, b1, out=b1)
     np.power(b1, gamma, out=b1)
     np.multiply(out, b1, out=out)

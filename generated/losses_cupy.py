@@ -187,7 +187,8 @@ out_per_sample = -weight*(t0*log(t0 == 0 ? 1 : 1 - yhat) + y*log(y == 0 ? 1 : yh
         "T yhat, T y, T weight",
         "T total",
         """
-total = weight*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
+const T t0 = log1p(exp(-fabs(yhat)));
+total = weight*(y*(t0 + fmax(0, -yhat)) - (t0 + fmax(0, yhat))*(y - 1));
 """,
     ),
     "binary_cross_entropy_with_logits_grad": (
@@ -195,16 +196,22 @@ total = weight*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
         "T out_grad",
         """
 const T t0 = exp(-fabs(yhat));
-out_grad = weight*(inv_n*fmax(t0, (T)(yhat >= 0))/(t0 + 1) - inv_n*y);
+const T t1 = 1/(t0 + 1);
+out_grad = weight*(inv_n*t1*(1 - y)*fmax(t0, (T)(yhat >= 0)) - inv_n*t1*y*fmax(t0, (T)(-yhat >=
+    0)));
 """,
     ),
     "binary_cross_entropy_with_logits_value_and_grad": (
         "T yhat, T y, T weight, T inv_n",
         "T total, T out_grad",
         """
-const T t0 = exp(-fabs(yhat));
-total = weight*(log1p(t0) + fmax(0, yhat) - y*yhat);
-out_grad = weight*(inv_n*fmax(t0, (T)(yhat >= 0))/(t0 + 1) - inv_n*y);
+const T t0 = -yhat;
+const T t1 = exp(-fabs(yhat));
+const T t2 = log1p(t1);
+const T t3 = y - 1;
+const T t4 = 1/(t1 + 1);
+total = weight*(y*(t2 + fmax(0, t0)) - t3*(t2 + fmax(0, yhat)));
+out_grad = weight*(-inv_n*t3*t4*fmax(t1, (T)(yhat >= 0)) - inv_n*t4*y*fmax(t1, (T)(t0 >= 0)));
 """,
     ),
     "binary_cross_entropy_with_logits_hess": (
@@ -221,7 +228,9 @@ out_hess = inv_n*t0*weight/((t0 + 1)*(t0 + 1));
         """
 const T t0 = exp(-fabs(yhat));
 const T t1 = t0 + 1;
-out_grad = weight*(inv_n*fmax(t0, (T)(yhat >= 0))/t1 - inv_n*y);
+const T t2 = 1/t1;
+out_grad = weight*(inv_n*t2*(1 - y)*fmax(t0, (T)(yhat >= 0)) - inv_n*t2*y*fmax(t0, (T)(-yhat >=
+    0)));
 out_hess = inv_n*t0*weight/(t1*t1);
 """,
     ),
@@ -229,7 +238,8 @@ out_hess = inv_n*t0*weight/(t1*t1);
         "T yhat, T y, T weight",
         "T out_per_sample",
         """
-out_per_sample = weight*(log1p(exp(-fabs(yhat))) + fmax(0, yhat) - y*yhat);
+const T t0 = log1p(exp(-fabs(yhat)));
+out_per_sample = weight*(y*(t0 + fmax(0, -yhat)) - (t0 + fmax(0, yhat))*(y - 1));
 """,
     ),
     "hinge": (
@@ -569,46 +579,55 @@ out_per_sample = weight*(exp(yhat) - y*yhat);
         "T yhat, T y, T weight, T alpha, T gamma",
         "T total",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = 1 - y;
-const T t2 = 1/(t0 + 1);
-total = weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 -
-    t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
+const T t0 = y - 1;
+const T t1 = -t0;
+const T t2 = -yhat;
+const T t3 = exp(-fabs(yhat));
+const T t4 = log1p(t3);
+const T t5 = 1/(t3 + 1);
+total = weight*(alpha*y + t1*(1 - alpha))*(y*(t4 + fmax(0, t2)) - t0*(t4 + fmax(0, yhat)))*pow(1
+    - t1*t5*fmax(t3, (T)(t2 >= 0)) - t5*y*fmax(t3, (T)(yhat >= 0)), gamma);
 """,
     ),
     "sigmoid_focal_grad": (
         "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T out_grad",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = t0 + 1;
-const T t2 = 1/t1;
-const T t3 = fmax(t0, (T)(yhat >= 0));
-const T t4 = 1 - y;
-const T t5 = t2*fmax(t0, (T)(-yhat >= 0));
-const T t6 = 1 - t2*t3*y - t4*t5;
-const T t7 = alpha*y + t4*(1 - alpha);
-out_grad = weight*((-gamma*inv_n)*t0*pow(t6, gamma - 1)*t7*(2*y - 1)*(log1p(t0) + fmax(0, yhat)
-    - y*yhat)/(t1*t1) + inv_n*pow(t6, gamma)*t7*(t2*t3*t4 - t5*y));
+const T t0 = y - 1;
+const T t1 = -t0;
+const T t2 = alpha*y + t1*(1 - alpha);
+const T t3 = exp(-fabs(yhat));
+const T t4 = t3 + 1;
+const T t5 = 1/t4;
+const T t6 = -yhat;
+const T t7 = t5*fmax(t3, (T)(t6 >= 0));
+const T t8 = fmax(t3, (T)(yhat >= 0));
+const T t9 = 1 - t1*t7 - t5*t8*y;
+const T t10 = log1p(t3);
+out_grad = weight*((-gamma*inv_n)*t2*t3*pow(t9, gamma - 1)*(2*y - 1)*(y*(t10 + fmax(0, t6)) -
+    t0*(t10 + fmax(0, yhat)))/(t4*t4) + inv_n*t2*pow(t9, gamma)*(t1*t5*t8 - t7*y));
 """,
     ),
     "sigmoid_focal_value_and_grad": (
         "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T total, T out_grad",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = log1p(t0) + fmax(0, yhat) - y*yhat;
-const T t2 = t0 + 1;
-const T t3 = 1/t2;
-const T t4 = fmax(t0, (T)(yhat >= 0));
-const T t5 = 1 - y;
-const T t6 = t3*fmax(t0, (T)(-yhat >= 0));
-const T t7 = 1 - t3*t4*y - t5*t6;
-const T t8 = pow(t7, gamma);
-const T t9 = alpha*y + t5*(1 - alpha);
-total = t1*t8*t9*weight;
-out_grad = weight*((-gamma*inv_n)*t0*t1*pow(t7, gamma - 1)*t9*(2*y - 1)/(t2*t2) +
-    inv_n*t8*t9*(t3*t4*t5 - t6*y));
+const T t0 = -yhat;
+const T t1 = exp(-fabs(yhat));
+const T t2 = log1p(t1);
+const T t3 = y - 1;
+const T t4 = y*(t2 + fmax(0, t0)) - t3*(t2 + fmax(0, yhat));
+const T t5 = t1 + 1;
+const T t6 = 1/t5;
+const T t7 = fmax(t1, (T)(yhat >= 0));
+const T t8 = -t3;
+const T t9 = t6*fmax(t1, (T)(t0 >= 0));
+const T t10 = 1 - t6*t7*y - t8*t9;
+const T t11 = pow(t10, gamma);
+const T t12 = alpha*y + t8*(1 - alpha);
+total = t11*t12*t4*weight;
+out_grad = weight*((-gamma*inv_n)*t1*pow(t10, gamma - 1)*t12*t4*(2*y - 1)/(t5*t5) +
+    inv_n*t11*t12*(t6*t7*t8 - t9*y));
 """,
     ),
     "sigmoid_focal_hess": (
@@ -619,62 +638,67 @@ const T t0 = fabs(yhat);
 const T t1 = exp(-t0);
 const T t2 = t1 + 1;
 const T t3 = 1/(t2*t2);
-const T t4 = 1 - y;
-const T t5 = alpha*y + t4*(1 - alpha);
-const T t6 = 1/t2;
-const T t7 = fmax(t1, (T)(yhat >= 0));
-const T t8 = t6*fmax(t1, (T)(-yhat >= 0));
-const T t9 = 1 - t4*t8 - t6*t7*y;
-const T t10 = tanh((T)0.5*yhat);
-const T t11 = 2*y;
-const T t12 = log1p(t1) + fmax(0, yhat) - y*yhat;
-const T t13 = gamma - 1;
-const T t14 = inv_n*t1*t3*t5*pow(t9, t13);
-out_hess = weight*((gamma*inv_n*t13)*(t12*t5*pow(t9, gamma - 2)*(4*(y*y) + 1 -
-    4*y)*exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*pow(t9, gamma) - gamma*t12*t14*(t10 - t10*t11) -
-    2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y));
+const T t4 = y - 1;
+const T t5 = -t4;
+const T t6 = alpha*y + t5*(1 - alpha);
+const T t7 = 1/t2;
+const T t8 = fmax(t1, (T)(yhat >= 0));
+const T t9 = -yhat;
+const T t10 = t7*fmax(t1, (T)(t9 >= 0));
+const T t11 = 1 - t10*t5 - t7*t8*y;
+const T t12 = log1p(t1);
+const T t13 = y*(t12 + fmax(0, t9)) - t4*(t12 + fmax(0, yhat));
+const T t14 = gamma - 1;
+const T t15 = (gamma*inv_n)*(t1*pow(t11, t14)*t3*t6);
+out_hess = weight*((gamma*inv_n*t14)*(pow(t11, gamma - 2)*t13*t6*(4*(y*y) + 1 -
+    4*y)*exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*pow(t11, gamma)*t3*t6 - 4*t13*t15*((T)0.25 -
+    (T)0.5*y)*tanh((T)0.5*yhat) - 2*t15*(2*y - 1)*(t5*t7*t8 - t10*y));
 """,
     ),
     "sigmoid_focal_grad_hess": (
         "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T out_grad, T out_hess",
         """
-const T t0 = 2*y;
-const T t1 = t0 - 1;
-const T t2 = fabs(yhat);
-const T t3 = exp(-t2);
-const T t4 = t3 + 1;
-const T t5 = 1/t4;
-const T t6 = fmax(t3, (T)(yhat >= 0));
-const T t7 = 1 - y;
-const T t8 = t5*fmax(t3, (T)(-yhat >= 0));
-const T t9 = 1 - t5*t6*y - t7*t8;
-const T t10 = gamma - 1;
-const T t11 = pow(t9, t10);
-const T t12 = 1/(t4*t4);
-const T t13 = t12*t3;
-const T t14 = log1p(t3) + fmax(0, yhat) - y*yhat;
-const T t15 = alpha*y + t7*(1 - alpha);
-const T t16 = inv_n*t15;
-const T t17 = gamma*t11*t13*t14*t16;
-const T t18 = t5*t6*t7 - t8*y;
-const T t19 = pow(t9, gamma);
-const T t20 = tanh((T)0.5*yhat);
-out_grad = weight*(inv_n*t15*t18*t19 - t1*t17);
-out_hess = weight*((gamma*inv_n*t10)*(t14*t15*pow(t9, gamma - 2)*(4*(y*y) + 1 -
-    4*y)*exp(-2*t2)/(t4*t4*t4*t4)) + inv_n*t12*t15*t19*t3 - 2*gamma*t1*t11*t13*t16*t18 - t17*(t20 -
-    t0*t20));
+const T t0 = y - 1;
+const T t1 = -t0;
+const T t2 = alpha*y + t1*(1 - alpha);
+const T t3 = fabs(yhat);
+const T t4 = exp(-t3);
+const T t5 = t4 + 1;
+const T t6 = 1/t5;
+const T t7 = -yhat;
+const T t8 = t6*fmax(t4, (T)(t7 >= 0));
+const T t9 = fmax(t4, (T)(yhat >= 0));
+const T t10 = t1*t6*t9 - t8*y;
+const T t11 = 1 - t1*t8 - t6*t9*y;
+const T t12 = pow(t11, gamma);
+const T t13 = log1p(t4);
+const T t14 = y*(t13 + fmax(0, t7)) - t0*(t13 + fmax(0, yhat));
+const T t15 = inv_n*t2;
+const T t16 = gamma*t14*t15;
+const T t17 = gamma - 1;
+const T t18 = pow(t11, t17);
+const T t19 = 1/(t5*t5);
+const T t20 = t19*t4;
+const T t21 = t18*t20*(2*y - 1);
+out_grad = weight*(inv_n*t10*t12*t2 - t16*t21);
+out_hess = weight*((gamma*inv_n*t17)*(pow(t11, gamma - 2)*t14*t2*(4*(y*y) + 1 -
+    4*y)*exp(-2*t3)/(t5*t5*t5*t5)) + inv_n*t12*t19*t2*t4 - 2*gamma*t10*t15*t21 -
+    4*t16*t18*t20*((T)0.25 - (T)0.5*y)*tanh((T)0.5*yhat));
 """,
     ),
     "sigmoid_focal_per_sample": (
         "T yhat, T y, T weight, T alpha, T gamma",
         "T out_per_sample",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = 1 - y;
-const T t2 = 1/(t0 + 1);
-out_per_sample = weight*(alpha*y + t1*(1 - alpha))*(log1p(t0) + fmax(0, yhat) - y*yhat)*pow(1 -
-    t1*t2*fmax(t0, (T)(-yhat >= 0)) - t2*y*fmax(t0, (T)(yhat >= 0)), gamma);
+const T t0 = y - 1;
+const T t1 = -t0;
+const T t2 = -yhat;
+const T t3 = exp(-fabs(yhat));
+const T t4 = log1p(t3);
+const T t5 = 1/(t3 + 1);
+out_per_sample = weight*(alpha*y + t1*(1 - alpha))*(y*(t4 + fmax(0, t2)) - t0*(t4 + fmax(0,
+    yhat)))*pow(1 - t1*t5*fmax(t3, (T)(t2 >= 0)) - t5*y*fmax(t3, (T)(yhat >= 0)), gamma);
 """,
     ),
     "smooth_l1": (
@@ -1615,7 +1639,7 @@ def binary_cross_entropy_with_logits_grad(
 ):
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
-    dL/dyhat = (-y + sigmoid(yhat)) / n_elements
+    dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
     """
     yhat, y, = _arrays('binary_cross_entropy_with_logits_grad', yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_with_logits_grad', weight, yhat, count, False)
@@ -1637,7 +1661,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
 
     L = mean over elements of -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat)))
-    dL/dyhat = (-y + sigmoid(yhat)) / n_elements
+    dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
     """
     yhat, y, = _arrays('binary_cross_entropy_with_logits_value_and_grad', yhat, y)
     weight, inv_n = (
@@ -1675,7 +1699,7 @@ def binary_cross_entropy_with_logits_hess(
 def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
-    dL/dyhat = (-y + sigmoid(yhat)) / n_elements
+    dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
     diag d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     yhat, y, = _arrays('binary_cross_entropy_with_logits_grad_hess', yhat, y)
@@ -2465,8 +2489,8 @@ def sigmoid_focal_grad(
 ):
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
-    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
         (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
         n_elements
@@ -2497,8 +2521,8 @@ def sigmoid_focal_value_and_grad(
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
         xlogy(1 - y, 1 - 1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 +
         exp(-yhat))) + 1)**gamma
-    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
         (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
         n_elements
@@ -2526,15 +2550,16 @@ def sigmoid_focal_hess(
 ):
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    diag d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) - gamma*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-2*y*tanh(yhat/2) +
-        tanh(yhat/2))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
-        1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(yhat) - (1
-        - y)*sigmoid(-yhat) + 1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
+    diag d2L/dyhat2 = (-4*gamma*(1/4 - y/2)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) -
+        (y - 1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*tanh(yhat/2)*sigmoid(-yhat)*sigmoid(yhat) + gamma*(gamma - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(y*softplus(-yhat) - (y - 1)*softplus(yhat))*(4*y**2 - 4*y +
+        1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 -
+        y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
+        1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     yhat, y, = _arrays('sigmoid_focal_hess', yhat, y)
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
@@ -2558,20 +2583,21 @@ def sigmoid_focal_grad_hess(
 ):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
-    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
         (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
         n_elements
-    diag d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) - gamma*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-2*y*tanh(yhat/2) +
-        tanh(yhat/2))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
-        1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(yhat) - (1
-        - y)*sigmoid(-yhat) + 1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
+    diag d2L/dyhat2 = (-4*gamma*(1/4 - y/2)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) -
+        (y - 1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*tanh(yhat/2)*sigmoid(-yhat)*sigmoid(yhat) + gamma*(gamma - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(y*softplus(-yhat) - (y - 1)*softplus(yhat))*(4*y**2 - 4*y +
+        1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 -
+        y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
+        1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     yhat, y, = _arrays('sigmoid_focal_grad_hess', yhat, y)
     alpha = _hyper('sigmoid_focal_grad_hess', 'alpha', alpha, 'unit')

@@ -464,9 +464,10 @@ def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None, wei
         _weighting('binary_cross_entropy_with_logits', xp, dtype, weight, yhat.shape, count,
         rows=False)
     )
+    t0 = xp.log1p(xp.exp(-xp.abs(yhat)))
     return (
-        inv_n * xp.sum(_weighed(weight, xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat,
-        xp.asarray(0, dtype=dtype)) - y*yhat))
+        inv_n * xp.sum(_weighed(weight, y*(t0 + xp.maximum(-yhat, xp.asarray(0, dtype=dtype))) - (t0
+        + xp.maximum(yhat, xp.asarray(0, dtype=dtype)))*(y - 1)))
     )
 
 
@@ -480,7 +481,7 @@ def binary_cross_entropy_with_logits_grad(
 ):
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
-    dL/dyhat = (-y + sigmoid(yhat)) / n_elements
+    dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', yhat, y)
     weight, inv_n = (
@@ -488,9 +489,11 @@ def binary_cross_entropy_with_logits_grad(
         rows=False)
     )
     t0 = xp.exp(-xp.abs(yhat))
+    t1 = 1/(t0 + 1)
     return (
-        _into('binary_cross_entropy_with_logits_grad', out, _weighed(weight, inv_n*xp.maximum(t0,
-        xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y))
+        _into('binary_cross_entropy_with_logits_grad', out, _weighed(weight, inv_n*t1*(1 -
+        y)*xp.maximum(t0, xp.astype(yhat >= 0, dtype)) - inv_n*t1*y*xp.maximum(t0, xp.astype(-yhat
+        >= 0, dtype))))
     )
 
 
@@ -506,18 +509,24 @@ def binary_cross_entropy_with_logits_value_and_grad(
 
     L = mean over elements of -xlogy(y, 1/(1 + exp(-yhat))) - xlogy(1 - y, 1 - 1/(1 +
         exp(-yhat)))
-    dL/dyhat = (-y + sigmoid(yhat)) / n_elements
+    dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', yhat, y)
     weight, inv_n = (
         _weighting('binary_cross_entropy_with_logits_value_and_grad', xp, dtype, weight, yhat.shape,
         count, rows=False)
     )
-    t0 = xp.exp(-xp.abs(yhat))
+    t0 = -yhat
+    t1 = xp.exp(-xp.abs(yhat))
+    t2 = xp.log1p(t1)
+    t3 = y - 1
+    t4 = 1/(t1 + 1)
     return (
-        inv_n * xp.sum(_weighed(weight, xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype))
-        - y*yhat)), _into('binary_cross_entropy_with_logits_value_and_grad', out, _weighed(weight,
-        inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/(t0 + 1) - inv_n*y))
+        inv_n * xp.sum(_weighed(weight, y*(t2 + xp.maximum(t0, xp.asarray(0, dtype=dtype))) - t3*(t2
+        + xp.maximum(yhat, xp.asarray(0, dtype=dtype))))),
+        _into('binary_cross_entropy_with_logits_value_and_grad', out, _weighed(weight,
+        -inv_n*t3*t4*xp.maximum(t1, xp.astype(yhat >= 0, dtype)) - inv_n*t4*y*xp.maximum(t1,
+        xp.astype(t0 >= 0, dtype))))
     )
 
 
@@ -548,7 +557,7 @@ def binary_cross_entropy_with_logits_hess(
 def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
-    dL/dyhat = (-y + sigmoid(yhat)) / n_elements
+    dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
     diag d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('binary_cross_entropy_with_logits_grad_hess', yhat, y)
@@ -558,9 +567,10 @@ def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None =
     )
     t0 = xp.exp(-xp.abs(yhat))
     t1 = t0 + 1
+    t2 = 1/t1
     return (
-        _weighed(weight, inv_n*xp.maximum(t0, xp.astype(yhat >= 0, dtype))/t1 - inv_n*y),
-        _weighed(weight, inv_n*t0/(t1*t1))
+        _weighed(weight, inv_n*t2*(1 - y)*xp.maximum(t0, xp.astype(yhat >= 0, dtype)) -
+        inv_n*t2*y*xp.maximum(t0, xp.astype(-yhat >= 0, dtype))), _weighed(weight, inv_n*t0/(t1*t1))
     )
 
 
@@ -574,9 +584,11 @@ def binary_cross_entropy_with_logits_per_sample(yhat, y, *, weight=None, out=Non
         _weights('binary_cross_entropy_with_logits_per_sample', xp, dtype, weight, yhat.shape,
         False)
     )
+    t0 = xp.log1p(xp.exp(-xp.abs(yhat)))
     return (
-        _into('binary_cross_entropy_with_logits_per_sample', out, _weighed(weight,
-        xp.log1p(xp.exp(-xp.abs(yhat))) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat))
+        _into('binary_cross_entropy_with_logits_per_sample', out, _weighed(weight, y*(t0 +
+        xp.maximum(-yhat, xp.asarray(0, dtype=dtype))) - (t0 + xp.maximum(yhat, xp.asarray(0,
+        dtype=dtype)))*(y - 1)))
     )
 
 
@@ -1401,13 +1413,17 @@ def sigmoid_focal(
     alpha = _hyper('sigmoid_focal', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal', xp, dtype, weight, yhat.shape, count, rows=False)
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = 1 - y
-    t2 = 1/(t0 + 1)
+    t0 = y - 1
+    t1 = -t0
+    t2 = -yhat
+    t3 = xp.exp(-xp.abs(yhat))
+    t4 = xp.log1p(t3)
+    t5 = 1/(t3 + 1)
     return (
-        inv_n * xp.sum(_weighed(weight, (alpha*y + t1*(1 - alpha))*(xp.log1p(t0) + xp.maximum(yhat,
-        xp.asarray(0, dtype=dtype)) - y*yhat)*(1 - t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0,
-        dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >= 0, dtype)))**gamma))
+        inv_n * xp.sum(_weighed(weight, (alpha*y + t1*(1 - alpha))*(y*(t4 + xp.maximum(t2,
+        xp.asarray(0, dtype=dtype))) - t0*(t4 + xp.maximum(yhat, xp.asarray(0, dtype=dtype))))*(1 -
+        t1*t5*xp.maximum(t3, xp.astype(t2 >= 0, dtype)) - t5*y*xp.maximum(t3, xp.astype(yhat >= 0,
+        dtype)))**gamma))
     )
 
 
@@ -1423,8 +1439,8 @@ def sigmoid_focal_grad(
 ):
     r"""Return dL/dyhat of the mean loss (the 1/n is included).
 
-    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
         (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
         n_elements
@@ -1435,18 +1451,21 @@ def sigmoid_focal_grad(
     weight, inv_n = (
         _weighting('sigmoid_focal_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = t0 + 1
-    t2 = 1/t1
-    t3 = xp.maximum(t0, xp.astype(yhat >= 0, dtype))
-    t4 = 1 - y
-    t5 = t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype))
-    t6 = 1 - t2*t3*y - t4*t5
-    t7 = alpha*y + t4*(1 - alpha)
+    t0 = y - 1
+    t1 = -t0
+    t2 = alpha*y + t1*(1 - alpha)
+    t3 = xp.exp(-xp.abs(yhat))
+    t4 = t3 + 1
+    t5 = 1/t4
+    t6 = -yhat
+    t7 = t5*xp.maximum(t3, xp.astype(t6 >= 0, dtype))
+    t8 = xp.maximum(t3, xp.astype(yhat >= 0, dtype))
+    t9 = 1 - t1*t7 - t5*t8*y
+    t10 = xp.log1p(t3)
     return (
-        _into('sigmoid_focal_grad', out, _weighed(weight, (-gamma*inv_n)*t0*t6**(gamma - 1)*t7*(2*y
-        - 1)*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)/(t1*t1) +
-        inv_n*t6**gamma*t7*(t2*t3*t4 - t5*y)))
+        _into('sigmoid_focal_grad', out, _weighed(weight, (-gamma*inv_n)*t2*t3*t9**(gamma - 1)*(2*y
+        - 1)*(y*(t10 + xp.maximum(t6, xp.asarray(0, dtype=dtype))) - t0*(t10 + xp.maximum(yhat,
+        xp.asarray(0, dtype=dtype))))/(t4*t4) + inv_n*t2*t9**gamma*(t1*t5*t8 - t7*y)))
     )
 
 
@@ -1465,8 +1484,8 @@ def sigmoid_focal_value_and_grad(
     L = mean over elements of (alpha*y + (1 - alpha)*(1 - y))*(-xlogy(y, 1/(1 + exp(-yhat))) -
         xlogy(1 - y, 1 - 1/(1 + exp(-yhat))))*(-y/(1 + exp(-yhat)) - (1 - y)*(1 - 1/(1 +
         exp(-yhat))) + 1)**gamma
-    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
         (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
         n_elements
@@ -1477,20 +1496,26 @@ def sigmoid_focal_value_and_grad(
     weight, inv_n = (
         _weighting('sigmoid_focal_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
-    t2 = t0 + 1
-    t3 = 1/t2
-    t4 = xp.maximum(t0, xp.astype(yhat >= 0, dtype))
-    t5 = 1 - y
-    t6 = t3*xp.maximum(t0, xp.astype(-yhat >= 0, dtype))
-    t7 = 1 - t3*t4*y - t5*t6
-    t8 = t7**gamma
-    t9 = alpha*y + t5*(1 - alpha)
+    t0 = -yhat
+    t1 = xp.exp(-xp.abs(yhat))
+    t2 = xp.log1p(t1)
+    t3 = y - 1
+    t4 = (
+        y*(t2 + xp.maximum(t0, xp.asarray(0, dtype=dtype))) - t3*(t2 + xp.maximum(yhat,
+        xp.asarray(0, dtype=dtype)))
+    )
+    t5 = t1 + 1
+    t6 = 1/t5
+    t7 = xp.maximum(t1, xp.astype(yhat >= 0, dtype))
+    t8 = -t3
+    t9 = t6*xp.maximum(t1, xp.astype(t0 >= 0, dtype))
+    t10 = 1 - t6*t7*y - t8*t9
+    t11 = t10**gamma
+    t12 = alpha*y + t8*(1 - alpha)
     return (
-        inv_n * xp.sum(_weighed(weight, t1*t8*t9)), _into('sigmoid_focal_value_and_grad', out,
-        _weighed(weight, (-gamma*inv_n)*t0*t1*t7**(gamma - 1)*t9*(2*y - 1)/(t2*t2) +
-        inv_n*t8*t9*(t3*t4*t5 - t6*y)))
+        inv_n * xp.sum(_weighed(weight, t11*t12*t4)), _into('sigmoid_focal_value_and_grad', out,
+        _weighed(weight, (-gamma*inv_n)*t1*t10**(gamma - 1)*t12*t4*(2*y - 1)/(t5*t5) +
+        inv_n*t11*t12*(t6*t7*t8 - t9*y)))
     )
 
 
@@ -1506,15 +1531,16 @@ def sigmoid_focal_hess(
 ):
     r"""Return the diagonal of d2L/dyhat2 (the loss is separable, so that is all of it).
 
-    diag d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) - gamma*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-2*y*tanh(yhat/2) +
-        tanh(yhat/2))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
-        1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(yhat) - (1
-        - y)*sigmoid(-yhat) + 1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
+    diag d2L/dyhat2 = (-4*gamma*(1/4 - y/2)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) -
+        (y - 1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*tanh(yhat/2)*sigmoid(-yhat)*sigmoid(yhat) + gamma*(gamma - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(y*softplus(-yhat) - (y - 1)*softplus(yhat))*(4*y**2 - 4*y +
+        1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 -
+        y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
+        1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('sigmoid_focal_hess', yhat, y)
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
@@ -1526,21 +1552,25 @@ def sigmoid_focal_hess(
     t1 = xp.exp(-t0)
     t2 = t1 + 1
     t3 = 1/(t2*t2)
-    t4 = 1 - y
-    t5 = alpha*y + t4*(1 - alpha)
-    t6 = 1/t2
-    t7 = xp.maximum(t1, xp.astype(yhat >= 0, dtype))
-    t8 = t6*xp.maximum(t1, xp.astype(-yhat >= 0, dtype))
-    t9 = 1 - t4*t8 - t6*t7*y
-    t10 = xp.tanh(0.5*yhat)
-    t11 = 2*y
-    t12 = xp.log1p(t1) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
-    t13 = gamma - 1
-    t14 = inv_n*t1*t3*t5*t9**t13
+    t4 = y - 1
+    t5 = -t4
+    t6 = alpha*y + t5*(1 - alpha)
+    t7 = 1/t2
+    t8 = xp.maximum(t1, xp.astype(yhat >= 0, dtype))
+    t9 = -yhat
+    t10 = t7*xp.maximum(t1, xp.astype(t9 >= 0, dtype))
+    t11 = 1 - t10*t5 - t7*t8*y
+    t12 = xp.log1p(t1)
+    t13 = (
+        y*(t12 + xp.maximum(t9, xp.asarray(0, dtype=dtype))) - t4*(t12 + xp.maximum(yhat,
+        xp.asarray(0, dtype=dtype)))
+    )
+    t14 = gamma - 1
+    t15 = (gamma*inv_n)*(t1*t11**t14*t3*t6)
     return (
-        _into('sigmoid_focal_hess', out, _weighed(weight, (gamma*inv_n*t13)*(t12*t5*t9**(gamma -
-        2)*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t3*t5*t9**gamma -
-        gamma*t12*t14*(t10 - t10*t11) - 2*gamma*t14*(t11 - 1)*(t4*t6*t7 - t8*y)))
+        _into('sigmoid_focal_hess', out, _weighed(weight, (gamma*inv_n*t14)*(t11**(gamma -
+        2)*t13*t6*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t11**gamma*t3*t6 -
+        4*t13*t15*(0.25 - 0.5*y)*xp.tanh(0.5*yhat) - 2*t15*(2*y - 1)*(t5*t7*t8 - t10*y)))
     )
 
 
@@ -1555,20 +1585,21 @@ def sigmoid_focal_grad_hess(
 ):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
-    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+    dL/dyhat = (-gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) - (y -
+        1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
         1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(-yhat) +
         (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**gamma) /
         n_elements
-    diag d2L/dyhat2 = (gamma*(gamma - 1)*(alpha*y + (1 - alpha)*(1 - y))*(-y*yhat +
-        softplus(yhat))*(4*y**2 - 4*y + 1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
-        1)**(gamma - 2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
-        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) - gamma*(alpha*y + (1 -
-        alpha)*(1 - y))*(-y*yhat + softplus(yhat))*(-2*y*tanh(yhat/2) +
-        tanh(yhat/2))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
-        1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 - alpha)*(1 - y))*(-y*sigmoid(yhat) - (1
-        - y)*sigmoid(-yhat) + 1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
+    diag d2L/dyhat2 = (-4*gamma*(1/4 - y/2)*(alpha*y + (1 - alpha)*(1 - y))*(y*softplus(-yhat) -
+        (y - 1)*softplus(yhat))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        1)*tanh(yhat/2)*sigmoid(-yhat)*sigmoid(yhat) + gamma*(gamma - 1)*(alpha*y + (1 -
+        alpha)*(1 - y))*(y*softplus(-yhat) - (y - 1)*softplus(yhat))*(4*y**2 - 4*y +
+        1)*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) + 1)**(gamma -
+        2)*sigmoid(-yhat)**2*sigmoid(yhat)**2 - 2*gamma*(2*y - 1)*(alpha*y + (1 - alpha)*(1 -
+        y))*(-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat))*(-y*sigmoid(yhat) - (1 -
+        y)*sigmoid(-yhat) + 1)**(gamma - 1)*sigmoid(-yhat)*sigmoid(yhat) + (alpha*y + (1 -
+        alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
+        1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
     """
     xp, dtype, yhat, y = _prepare('sigmoid_focal_grad_hess', yhat, y)
     alpha = _hyper('sigmoid_focal_grad_hess', 'alpha', alpha, 'unit')
@@ -1576,31 +1607,36 @@ def sigmoid_focal_grad_hess(
     weight, inv_n = (
         _weighting('sigmoid_focal_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
-    t0 = 2*y
-    t1 = t0 - 1
-    t2 = xp.abs(yhat)
-    t3 = xp.exp(-t2)
-    t4 = t3 + 1
-    t5 = 1/t4
-    t6 = xp.maximum(t3, xp.astype(yhat >= 0, dtype))
-    t7 = 1 - y
-    t8 = t5*xp.maximum(t3, xp.astype(-yhat >= 0, dtype))
-    t9 = 1 - t5*t6*y - t7*t8
-    t10 = gamma - 1
-    t11 = t9**t10
-    t12 = 1/(t4*t4)
-    t13 = t12*t3
-    t14 = xp.log1p(t3) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat
-    t15 = alpha*y + t7*(1 - alpha)
-    t16 = inv_n*t15
-    t17 = gamma*t11*t13*t14*t16
-    t18 = t5*t6*t7 - t8*y
-    t19 = t9**gamma
-    t20 = xp.tanh(0.5*yhat)
+    t0 = y - 1
+    t1 = -t0
+    t2 = alpha*y + t1*(1 - alpha)
+    t3 = xp.abs(yhat)
+    t4 = xp.exp(-t3)
+    t5 = t4 + 1
+    t6 = 1/t5
+    t7 = -yhat
+    t8 = t6*xp.maximum(t4, xp.astype(t7 >= 0, dtype))
+    t9 = xp.maximum(t4, xp.astype(yhat >= 0, dtype))
+    t10 = t1*t6*t9 - t8*y
+    t11 = 1 - t1*t8 - t6*t9*y
+    t12 = t11**gamma
+    t13 = xp.log1p(t4)
+    t14 = (
+        y*(t13 + xp.maximum(t7, xp.asarray(0, dtype=dtype))) - t0*(t13 + xp.maximum(yhat,
+        xp.asarray(0, dtype=dtype)))
+    )
+    t15 = inv_n*t2
+    t16 = gamma*t14*t15
+    t17 = gamma - 1
+    t18 = t11**t17
+    t19 = 1/(t5*t5)
+    t20 = t19*t4
+    t21 = t18*t20*(2*y - 1)
     return (
-        _weighed(weight, inv_n*t15*t18*t19 - t1*t17), _weighed(weight,
-        (gamma*inv_n*t10)*(t14*t15*t9**(gamma - 2)*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t2)/(t4*t4*t4*t4))
-        + inv_n*t12*t15*t19*t3 - 2*gamma*t1*t11*t13*t16*t18 - t17*(t20 - t0*t20))
+        _weighed(weight, inv_n*t10*t12*t2 - t16*t21), _weighed(weight,
+        (gamma*inv_n*t17)*(t11**(gamma - 2)*t14*t2*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t3)/(t5*t5*t5*t5))
+        + inv_n*t12*t19*t2*t4 - 2*gamma*t10*t15*t21 - 4*t16*t18*t20*(0.25 -
+        0.5*y)*xp.tanh(0.5*yhat))
     )
 
 
@@ -1622,14 +1658,17 @@ def sigmoid_focal_per_sample(
     alpha = _hyper('sigmoid_focal_per_sample', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_per_sample', 'gamma', gamma, 'nonnegative')
     weight = _weights('sigmoid_focal_per_sample', xp, dtype, weight, yhat.shape, False)
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = 1 - y
-    t2 = 1/(t0 + 1)
+    t0 = y - 1
+    t1 = -t0
+    t2 = -yhat
+    t3 = xp.exp(-xp.abs(yhat))
+    t4 = xp.log1p(t3)
+    t5 = 1/(t3 + 1)
     return (
-        _into('sigmoid_focal_per_sample', out, _weighed(weight, (alpha*y + t1*(1 -
-        alpha))*(xp.log1p(t0) + xp.maximum(yhat, xp.asarray(0, dtype=dtype)) - y*yhat)*(1 -
-        t1*t2*xp.maximum(t0, xp.astype(-yhat >= 0, dtype)) - t2*y*xp.maximum(t0, xp.astype(yhat >=
-        0, dtype)))**gamma))
+        _into('sigmoid_focal_per_sample', out, _weighed(weight, (alpha*y + t1*(1 - alpha))*(y*(t4 +
+        xp.maximum(t2, xp.asarray(0, dtype=dtype))) - t0*(t4 + xp.maximum(yhat, xp.asarray(0,
+        dtype=dtype))))*(1 - t1*t5*xp.maximum(t3, xp.astype(t2 >= 0, dtype)) - t5*y*xp.maximum(t3,
+        xp.astype(yhat >= 0, dtype)))**gamma))
     )
 
 
