@@ -61,6 +61,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'elu',
             'elu_grad',
@@ -74,6 +76,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'gelu',
             'gelu_grad',
@@ -87,6 +91,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'gelu_tanh',
             'gelu_tanh_grad',
@@ -100,6 +106,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'identity',
             'identity_grad',
@@ -113,6 +121,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'leaky_relu',
             'leaky_relu_grad',
@@ -126,6 +136,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'mish',
             'mish_grad',
@@ -139,6 +151,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'relu',
             'relu_grad',
@@ -152,6 +166,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'selu',
             'selu_grad',
@@ -165,6 +181,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'sigmoid',
             'sigmoid_grad',
@@ -178,6 +196,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'silu',
             'silu_grad',
@@ -191,6 +211,8 @@ KERNELS = {
         'class_axis': True,
         'domains': {},
         'link': 'softmax',
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'softmax',
             'softmax_vjp',
@@ -203,6 +225,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'beta': 'positive'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'softplus',
             'softplus_grad',
@@ -216,6 +240,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'softsign',
             'softsign_grad',
@@ -229,6 +255,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'tanh',
             'tanh_grad',

@@ -98,6 +98,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'unit', 'yhat': 'open_unit'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'binary_cross_entropy',
             'binary_cross_entropy_grad',
@@ -113,6 +115,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'unit'},
         'link': 'sigmoid',
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'binary_cross_entropy_with_logits',
             'binary_cross_entropy_with_logits_grad',
@@ -128,6 +132,8 @@ KERNELS = {
         'class_axis': True,
         'domains': {'y': 'simplex', 'yhat': 'simplex'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'categorical_cross_entropy',
             'categorical_cross_entropy_grad',
@@ -144,6 +150,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'sign'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'hinge',
             'hinge_grad',
@@ -159,6 +167,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'delta': 'positive'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'huber',
             'huber_grad',
@@ -174,6 +184,8 @@ KERNELS = {
         'class_axis': True,
         'domains': {'y': 'simplex', 'yhat': 'log_simplex'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'kl_div',
             'kl_div_grad',
@@ -190,6 +202,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'l1',
             'l1_grad',
@@ -205,6 +219,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'log_cosh',
             'log_cosh_grad',
@@ -220,6 +236,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'mse',
             'mse_grad',
@@ -235,6 +253,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'tau': 'unit'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'pinball',
             'pinball_grad',
@@ -250,6 +270,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'nonnegative'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'poisson_nll',
             'poisson_nll_grad',
@@ -265,6 +287,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'alpha': 'unit', 'gamma': 'nonnegative', 'y': 'unit'},
         'link': 'sigmoid',
+        'curvature': 'smooth',
+        'convex': False,
         'functions': (
             'sigmoid_focal',
             'sigmoid_focal_grad',
@@ -280,6 +304,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'beta': 'positive'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'smooth_l1',
             'smooth_l1_grad',
@@ -295,6 +321,8 @@ KERNELS = {
         'class_axis': True,
         'domains': {'label_smoothing': 'unit', 'y': 'simplex'},
         'link': 'softmax',
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'softmax_cross_entropy',
             'softmax_cross_entropy_grad',
@@ -311,6 +339,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'sign'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'squared_hinge',
             'squared_hinge_grad',

@@ -29,6 +29,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'l1_ratio': 'unit', 'lam': 'nonnegative'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'elastic_net',
             'elastic_net_grad',
@@ -42,6 +44,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'lam': 'nonnegative'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'l1',
             'l1_grad',
@@ -55,6 +59,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'lam': 'nonnegative'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'l2',
             'l2_grad',

@@ -27,7 +27,7 @@ import numpy as np
 from symgrad.dask_sources import as_dask_array, read_table
 from symgrad.errors import ClusterError, DataError
 from symgrad.models import MLP, LinearRegression, flatten, unflatten
-from symgrad.solvers import SolveResult, minimize
+from symgrad.solvers import SolveResult, choose, minimize
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -481,7 +481,7 @@ def fit(
     *,
     client: Any = None,
     params: Any = None,
-    method: str = "newton",
+    method: str = "auto",
     max_iter: int = 100,
     tol: float = 1e-8,
     progress: bool | None = None,
@@ -489,7 +489,8 @@ def fit(
     chunk_rows: int | None = None,
     **options: Any,
 ) -> SolveResult:
-    """Fit ``model`` on the cluster by ``method`` (a :data:`symgrad.solvers.METHODS` name).
+    """Fit ``model`` on the cluster by ``method`` (a :data:`symgrad.solvers.METHODS` name, or
+    ``"auto"``: :func:`symgrad.solvers.choose`'s full-batch pick from the kernels' facts).
 
     ``X`` is a dask array or DataFrame (or numpy, spread in blocks), or a :class:`DaskData`
     to reuse across fits; the result says the iterations, passes and whether it converged.
@@ -502,6 +503,7 @@ def fit(
     start = _init(model, data) if params is None else params
     problem = DaskProblem(model, data, start)
     try:
+        method = choose(model, X, y, method, params=start, first_order=False)
         return minimize(
             problem,
             flatten(start),

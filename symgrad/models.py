@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,6 +54,7 @@ __all__ = [
     "MLP",
     "LinearRegression",
     "LogisticRegression",
+    "ModelFacts",
     "SoftmaxRegression",
     "flatten",
     "kernel_spec",
@@ -72,6 +73,16 @@ _HE_INIT = frozenset({"relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", 
 _ROW_BLOCK = 1 << 21
 #: Elements of the row-block buffer for a weighted Gram matrix (2**19 doubles, 4 MB).
 _GRAM_BLOCK = 1 << 19
+
+
+class ModelFacts(NamedTuple):
+    """What the solver policy (:func:`symgrad.solvers.choose`) reads from a model: its loss
+    and regularizer kernels' facts, and whether its outputs are linear in its parameters
+    (then the objective is convex when both kernels are)."""
+
+    loss: KernelInfo
+    regularizer: KernelInfo | None
+    linear: bool
 
 
 @dataclass(frozen=True)
@@ -544,6 +555,10 @@ class _Linear:
     def _out_shape(self, n_outputs: int | None) -> tuple[int, ...]:
         return () if n_outputs is None else (n_outputs,)
 
+    def facts(self) -> ModelFacts:
+        """Return the loss and regularizer facts; a linear model's outputs are linear."""
+        return ModelFacts(self._loss.spec, None if self._reg is None else self._reg.spec, True)
+
     def init(
         self,
         seed: int = 0,
@@ -978,6 +993,11 @@ class MLP:
     def n_layers(self) -> int:
         """Return the number of weight matrices."""
         return len(self.sizes) - 1
+
+    def facts(self) -> ModelFacts:
+        """Return the loss and regularizer facts; linear only without hidden layers."""
+        reg = None if self._reg is None else self._reg.spec
+        return ModelFacts(self._loss.spec, reg, self.n_layers == 1 and self._out is None)
 
     def init(self, seed: int = 0, *, dtype: Any = np.float64, like: Any = None) -> Params:
         """Return random weights from ``np.random.default_rng(seed)`` and zero biases.

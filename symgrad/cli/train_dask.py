@@ -54,12 +54,13 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
     """Read, build, fit and save on a connected cluster; return the exit code."""
     import symgrad.dask as sgd
     from symgrad.cli.train import build, write_atomic
-    from symgrad.solvers import METHODS
+    from symgrad.solvers import METHODS, choose
 
     try:
         X, y, names = sgd.read_table(args.data, args.label)
         built = build(args, _label_summary(y), X.shape[1], X.shape[0])
-        method = args.solver or (args.optimizer if args.optimizer in METHODS else "lbfgs")
+        requested = args.solver or (args.optimizer if args.optimizer in METHODS else "auto")
+        method = choose(built.model, X, y, requested, params=built.init, first_order=False)
         if built.classes is not None:
             y = y.map_blocks(_class_index, built.classes, dtype=np.intp)
         mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
