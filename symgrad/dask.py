@@ -26,7 +26,7 @@ import numpy as np
 
 from symgrad.dask_sources import as_dask_array, read_table
 from symgrad.errors import ClusterError, DataError
-from symgrad.models import MLP, LinearRegression, flatten, unflatten
+from symgrad.models import flatten, unflatten
 from symgrad.solvers import SolveResult, choose, minimize
 
 __all__ = [
@@ -444,11 +444,7 @@ class DaskProblem:
 
 def _init(model: Any, data: DaskData) -> Any:
     """Return the model's starting parameters for this data's shape."""
-    if isinstance(model, MLP):
-        return model.init(0)
-    if data.y_tail and isinstance(model, LinearRegression):
-        return model.init(0, n_features=data.n_features, n_outputs=data.y_tail[0])
-    return model.init(0, n_features=data.n_features)
+    return model.init_for(*data.empty, seed=0)
 
 
 def _data(X: Any, y: Any, client: Any, **kwargs: Any) -> DaskData:

@@ -209,7 +209,7 @@ class _SymgradEstimator(BaseEstimator):
 
     def _start(self, model: Any, X: np.ndarray, Y: np.ndarray) -> Params:
         params = _sg_scipy.initial_params(model, X, Y, _seed(self.random_state))
-        if isinstance(model, models.MLP) and model.n_layers == 1:  # convex: start at zero
+        if model.facts().linear:  # convex: start at zero
             params = {key: np.zeros_like(value) for key, value in params.items()}
         return params
 
