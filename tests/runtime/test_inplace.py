@@ -1,0 +1,85 @@
+"""The named optimizers' in-place fast path gives exactly the pure update's numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from symgrad import optim
+from symgrad.schedules import cosine_annealing
+
+CASES = {
+    "adam": lambda: optim.adam(lr=1e-2),
+    "adam_l2": lambda: optim.adam(lr=1e-2, weight_decay=0.1),
+    "adam_b1_small": lambda: optim.adam(lr=1e-2, betas=(0.3, 0.9)),
+    "adamw": lambda: optim.adamw(lr=1e-2, weight_decay=0.05),
+    "adamw_schedule": lambda: optim.adamw(lr=cosine_annealing(0.1, 20), weight_decay=0.05),
+    "sgd": lambda: optim.sgd(lr=0.1),
+    "sgd_l2": lambda: optim.sgd(lr=0.1, weight_decay=0.01),
+    "sgd_momentum": lambda: optim.sgd(lr=0.1, momentum=0.9),
+    "sgd_dampened": lambda: optim.sgd(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.01),
+    "sgd_nesterov": lambda: optim.sgd(lr=0.1, momentum=0.9, nesterov=True),
+}
+
+
+def _params(rng, dtype):
+    return {
+        "W0": rng.normal(size=(6, 4)).astype(dtype),
+        "b0": rng.normal(size=4).astype(dtype),
+        "W1": rng.normal(size=(4, 3)).astype(dtype),
+        "b1": np.asarray(rng.normal(), dtype=dtype),  # a 0-d leaf
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_in_place_steps_equal_pure_updates_bit_for_bit(case, dtype):
+    opt = CASES[case]()
+    assert opt.step is not None
+    rng = np.random.default_rng(1)
+    pure = _params(rng, dtype)
+    fast = {k: v.copy() for k, v in pure.items()}
+    s_pure, s_fast = opt.init(pure), opt.init(fast)
+    for _ in range(6):
+        grads = {k: rng.normal(size=np.shape(v)).astype(dtype) for k, v in pure.items()}
+        pure, s_pure = opt.update(grads, s_pure, pure)
+        s_fast = optim.step_in_place(opt, grads, s_fast, fast)
+        for k in pure:
+            np.testing.assert_array_equal(fast[k], pure[k])
+            assert fast[k].dtype == pure[k].dtype
+    assert s_fast.count == s_pure.count == 6
+    # the states are interchangeable: the pure update continues from the in-place state
+    grads = {k: np.ones_like(v) for k, v in pure.items()}
+    a, _ = opt.update(grads, s_fast, fast)
+    b, _ = opt.update(grads, s_pure, pure)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.mark.parametrize(
+    "opt",
+    [
+        optim.adam(amsgrad=True),
+        optim.adam(maximize=True),
+        optim.sgd(weight_decay=0.1, weight_decay_mask={"W": True, "b": False}),
+        optim.rmsprop(),
+    ],
+)
+def test_other_optimizers_fall_back_to_the_pure_update(opt):
+    params = {"W": np.ones((2, 2)), "b": np.zeros(2)}
+    grads = {"W": np.full((2, 2), 0.5), "b": np.ones(2)}
+    expected, _ = opt.update(grads, opt.init(params), params)
+    state = optim.step_in_place(opt, grads, opt.init(params), params)
+    assert state.count == 1
+    for k in params:
+        np.testing.assert_array_equal(params[k], expected[k])
+
+
+def test_foreign_or_mismatched_leaves_take_the_pure_path():
+    opt = optim.adam(lr=0.1)
+    params = {"W": np.ones((2, 2)), "b": np.zeros(2)}
+    grads = {"W": np.ones((2, 2), dtype=np.float32), "b": np.arange(2)}  # float32, int: not fast
+    expected, _ = opt.update(grads, opt.init(params), params)
+    optim.step_in_place(opt, grads, opt.init(params), params)
+    for k in params:
+        np.testing.assert_array_equal(params[k], expected[k])
