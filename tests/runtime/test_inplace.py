@@ -83,3 +83,33 @@ def test_foreign_or_mismatched_leaves_take_the_pure_path():
     optim.step_in_place(opt, grads, opt.init(params), params)
     for k in params:
         np.testing.assert_array_equal(params[k], expected[k])
+
+
+@pytest.mark.parametrize(
+    "make, cls, kwargs",
+    [
+        (lambda: optim.adam(lr=1e-2, weight_decay=0.1), "Adam", {"lr": 1e-2, "weight_decay": 0.1}),
+        (lambda: optim.adamw(lr=1e-2), "AdamW", {"lr": 1e-2}),
+        (
+            lambda: optim.sgd(lr=0.1, momentum=0.9, nesterov=True),
+            "SGD",
+            {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+        ),
+    ],
+)
+def test_in_place_steps_follow_torch_foreach(make, cls, kwargs):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    params = _params(rng, np.float64)
+    tensors = [torch.tensor(v.copy(), requires_grad=True) for v in params.values()]
+    ref = getattr(torch.optim, cls)(tensors, foreach=True, **kwargs)
+    opt = make()
+    state = opt.init(params)
+    for _ in range(8):
+        grads = {k: rng.normal(size=np.shape(v)) for k, v in params.items()}
+        for t, g in zip(tensors, grads.values(), strict=True):
+            t.grad = torch.tensor(g)
+        ref.step()
+        state = optim.step_in_place(opt, grads, state, params)
+    for t, p in zip(tensors, params.values(), strict=True):
+        np.testing.assert_allclose(p, t.detach().numpy(), rtol=1e-12, atol=1e-12)
