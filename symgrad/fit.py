@@ -19,6 +19,7 @@ a :class:`FitHistory`. Conventions:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -503,7 +504,7 @@ def _non_finite(loop: _Loop, exc: _NonFinite, on_non_finite: str) -> FitResult:
         + (f": {exc.detail}" if exc.detail else "")
         + "; result.params holds the last finite parameters"
     )
-    res = loop.result("non_finite", msg)
+    res = dataclasses.replace(loop.result("non_finite", msg), warnings=(msg,))
     if on_non_finite == "raise":
         raise NonFiniteError(
             msg, result=res, epoch=loop.epoch, step=loop.step, where=exc.where
