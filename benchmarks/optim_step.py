@@ -10,7 +10,10 @@ AdamW and SGD with momentum, in one run, side by side:
 * ``torch foreach`` and ``torch fused``: ``torch.optim`` on CPU tensors of the same shapes
   (when torch is installed; otherwise the columns say so).
 
-The ratio column is the in-place step over torch foreach (<= 1: as fast or faster).
+The ratio column is the in-place step over torch foreach (<= 1: as fast or faster). Then,
+in the same run, the ``mlp`` workload's value and gradients (relu MLP, softmax
+cross-entropy, 1024 x 784-256-10) by ``MLP.objective`` beside ``jax.jit(value_and_grad)``
+(when jax is installed), both on one thread.
 """
 
 from __future__ import annotations
@@ -104,28 +107,69 @@ def torch_steps(params: dict, grads: dict, cls: str, kwargs: dict) -> dict[str, 
     return out
 
 
+def interleaved(columns: dict[str, Callable[[], object]], number: int, repeat: int) -> dict:
+    """Return each column's best seconds per call, timing the columns in turn each round,
+    so a load spike on a shared machine hits every column alike."""
+    best = dict.fromkeys(columns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in columns.items():
+            best[name] = min(best[name], best_seconds(fn, number, 1))
+    return best
+
+
 def row(name: str, params: dict, grads: dict, number: int, repeat: int) -> str:
-    """Return one printed row: ``name``'s step times in every column."""
+    """Return one printed row: ``name``'s step times in every column, timed interleaved."""
     make, cls, kwargs = OPTIMIZERS[name]
     opt = make()
     state = opt.init(params)
-    pure = best_seconds(lambda: opt.update(grads, state, params), number, repeat)
     own = {k: v.copy() for k, v in params.items()}
     box = [opt.init(own)]
 
     def fast() -> None:
         box[0] = optim.step_in_place(opt, grads, box[0], own)
 
-    inplace = best_seconds(fast, number, repeat)
     step = hand_step(name, {k: v.copy() for k, v in params.items()})
-    hand = best_seconds(lambda: step(grads), number, repeat)
-    steps = torch_steps(params, grads, cls, kwargs)
-    ts = {mode: best_seconds(fn, number, repeat) for mode, fn in steps.items()}
-    cells = [f"{pure * 1e6:8.0f}", f"{inplace * 1e6:9.0f}", f"{hand * 1e6:7.0f}"]
+    columns = {
+        "update": lambda: opt.update(grads, state, params),
+        "in place": fast,
+        "hand": lambda: step(grads),
+        **torch_steps(params, grads, cls, kwargs),
+    }
+    ts = interleaved(columns, number, repeat)
+    cells = [f"{ts['update'] * 1e6:8.0f}", f"{ts['in place'] * 1e6:9.0f}"]
+    cells.append(f"{ts['hand'] * 1e6:7.0f}")
     for mode, width in (("foreach", 14), ("fused", 12)):
         cells.append(f"{ts[mode] * 1e6:{width}.0f}" if mode in ts else f"{'-':>{width}s}")
-    ratio = f"{inplace / ts['foreach']:6.2f}" if "foreach" in ts else f"{'-':>6s}"
+    ratio = f"{ts['in place'] / ts['foreach']:6.2f}" if "foreach" in ts else f"{'-':>6s}"
     return f"  {name:13s} {' '.join(cells)} {ratio}"
+
+
+def mlp_value_and_grad(repeat: int) -> str:
+    """Return the printed comparison of the MLP value+grad with jax.jit's, interleaved."""
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks import symgrad_impl
+    from benchmarks.workloads import WORKLOADS
+
+    workload = next(w for w in WORKLOADS if w.name == "mlp")
+    data = workload.make("full")
+    kernels = {"symgrad": symgrad_impl.make_mlp(data)}
+    try:
+        from benchmarks import jax_impl
+
+        kernels["jax.jit"] = jax_impl.FACTORIES["mlp"](data)
+    except ImportError:
+        pass
+    with threadpool_limits(1):
+        for kernel in kernels.values():
+            kernel()  # compile / warm up
+        best = interleaved(kernels, 5, repeat)
+    cells = [f"{name} {sec * 1e3:.1f} ms" for name, sec in best.items()]
+    if "jax.jit" in best:
+        cells.append(f"x{best['symgrad'] / best['jax.jit']:.2f} jax.jit")
+    else:
+        cells.append("jax not installed")
+    return f"\nmlp value+grad {workload.shape('full')}: " + ", ".join(cells)
 
 
 def main() -> None:
@@ -151,6 +195,7 @@ def main() -> None:
         print("  {:13s} {:>8s} {:>9s} {:>7s} {:>14s} {:>12s} {:>6s}".format(*head))
         for name in OPTIMIZERS:
             print(row(name, params, grads, number, args.repeat))
+    print(mlp_value_and_grad(args.repeat))
 
 
 if __name__ == "__main__":
