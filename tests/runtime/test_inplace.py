@@ -113,3 +113,52 @@ def test_in_place_steps_follow_torch_foreach(make, cls, kwargs):
         state = optim.step_in_place(opt, grads, state, params)
     for t, p in zip(tensors, params.values(), strict=True):
         np.testing.assert_allclose(p, t.detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def _fit_both(opt, **kwargs):
+    import symgrad as sg
+    from symgrad.models import MLP
+
+    rng = np.random.default_rng(4)
+    X, y = rng.normal(size=(64, 4)), rng.integers(0, 3, size=64)
+    model = MLP([4, 8, 3], activation="tanh")
+    runs = []
+    for o in (opt, opt._replace(step=None)):  # the fast path, then the pure update
+        seen = []
+        kwargs["callbacks"] = [lambda epoch, info, seen=seen: seen.append(info.params)]
+        res = sg.fit(model.objective, model.init(0), X, y, optimizer=o, progress=False, **kwargs)
+        runs.append((res, seen))
+    return runs
+
+
+@pytest.mark.parametrize("case", ["adam", "adamw", "sgd_nesterov"])
+def test_fit_takes_the_fast_path_with_the_same_numbers(case):
+    (fast, seen_fast), (pure, seen_pure) = _fit_both(
+        CASES[case](), epochs=4, batch_size=16, validation=None
+    )
+    assert fast.history.loss == pure.history.loss
+    for k in pure.params:
+        np.testing.assert_array_equal(fast.params[k], pure.params[k])
+    # callbacks got snapshots, not the live buffers the fast path keeps overwriting
+    assert len(seen_fast) == 4
+    for a, b in zip(seen_fast, seen_pure, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_fit_undoes_an_in_place_step_that_overflows():
+    import symgrad as sg
+
+    def objective(params, X, y):
+        return float(np.sum(params["w"] ** 2)), {"w": np.full_like(params["w"], 1e300)}
+
+    runs = []
+    for opt in (optim.sgd(lr=1e10), optim.sgd(lr=1e10)._replace(step=None)):
+        start = {"w": np.ones(3)}
+        with np.errstate(all="ignore"):
+            runs.append(sg.fit(objective, start, np.zeros((4, 1)), None, optimizer=opt,
+                               epochs=3, on_non_finite="stop", progress=False))  # fmt: skip
+    fast, pure = runs
+    assert fast.stop_reason == pure.stop_reason == "non_finite"
+    np.testing.assert_array_equal(fast.params["w"], pure.params["w"])
+    assert np.all(np.isfinite(fast.params["w"]))
