@@ -1,20 +1,42 @@
-"""Time one optimizer update against a hand-written in-place numpy Adam step, same run.
+"""Time one optimizer step: symgrad's pure update and in-place step beside torch.optim.
 
-``python -m benchmarks.optim_step [--repeat N]`` prints, for a small (64-32-10) and a wide
-(784-256-10) MLP parameter dict, microseconds per ``opt.update`` for every registered
-optimizer and for ``chain(clip_by_global_norm, adam)``, with the ratio to the hand Adam step.
+``python -m benchmarks.optim_step [--repeat N] [--threads T]`` prints, for a small
+(64-32-10) and a wide (784-256-10) MLP parameter dict, microseconds per step of Adam,
+AdamW and SGD with momentum, in one run, side by side:
+
+* ``update``: symgrad's pure ``opt.update`` (new arrays, the optax-style API);
+* ``in place``: :func:`symgrad.optim.step_in_place`, the named optimizers' fast path;
+* ``hand``: hand-written in-place numpy, the floor a numpy step can reach;
+* ``torch foreach`` and ``torch fused``: ``torch.optim`` on CPU tensors of the same shapes
+  (when torch is installed; otherwise the columns say so).
+
+The ratio column is the in-place step over torch foreach (<= 1: as fast or faster). Then,
+in the same run, the ``mlp`` workload's value and gradients (relu MLP, softmax
+cross-entropy, 1024 x 784-256-10) by ``MLP.objective`` beside ``jax.jit(value_and_grad)``
+(when jax is installed), both on one thread.
 """
 
 from __future__ import annotations
 
 import argparse
 import timeit
+from collections.abc import Callable
 
 import numpy as np
 
 from symgrad import optim
 
 SIZES = {"small 64-32-10": (64, 32, 10), "wide 784-256-10": (784, 256, 10)}
+#: name -> (symgrad optimizer, torch class name, torch keyword arguments)
+OPTIMIZERS = {
+    "Adam": (lambda: optim.adam(lr=1e-3), "Adam", {"lr": 1e-3}),
+    "AdamW": (lambda: optim.adamw(lr=1e-3), "AdamW", {"lr": 1e-3}),
+    "SGD-momentum": (
+        lambda: optim.sgd(lr=1e-2, momentum=0.9),
+        "SGD",
+        {"lr": 1e-2, "momentum": 0.9},
+    ),
+}
 
 
 def mlp_params(sizes: tuple[int, ...], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -25,17 +47,20 @@ def mlp_params(sizes: tuple[int, ...], rng: np.random.Generator) -> dict[str, np
     return out
 
 
-def hand_adam(params: dict, lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999):
-    """Return a step function doing Adam in place on preallocated buffers (the baseline)."""
+def hand_step(name: str, params: dict, lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999):
+    """Return a hand-written in-place numpy step of ``name`` on preallocated buffers."""
     m = {k: np.zeros_like(v) for k, v in params.items()}
     v2 = {k: np.zeros_like(v) for k, v in params.items()}
     tmp = {k: np.empty_like(v) for k, v in params.items()}
 
-    def step(grads: dict, t: int = 1) -> None:
+    def adam(grads: dict, t: int = 1) -> None:
         c1, c2 = 1 - b1**t, (1 - b2**t) ** 0.5
         for k, g in grads.items():
+            if name == "AdamW":
+                params[k] *= 1 - lr * 1e-2
             m[k] *= b1
-            m[k] += (1 - b1) * g
+            np.multiply(g, 1 - b1, out=tmp[k])
+            m[k] += tmp[k]
             v2[k] *= b2
             np.multiply(g, g, out=tmp[k])
             tmp[k] *= 1 - b2
@@ -44,36 +69,133 @@ def hand_adam(params: dict, lr: float = 1e-3, b1: float = 0.9, b2: float = 0.999
             tmp[k] /= c2
             tmp[k] += 1e-8
             np.divide(m[k], tmp[k], out=tmp[k])
-            params[k] -= (lr / c1) * tmp[k]
+            tmp[k] *= -lr / c1
+            params[k] += tmp[k]
 
-    return step
+    def sgd(grads: dict) -> None:
+        for k, g in grads.items():
+            m[k] *= 0.9
+            m[k] += g
+            np.multiply(m[k], -1e-2, out=tmp[k])
+            params[k] += tmp[k]
+
+    return sgd if name == "SGD-momentum" else adam
 
 
-def best_seconds(fn, number: int, repeat: int) -> float:
+def best_seconds(fn: Callable[[], object], number: int, repeat: int) -> float:
+    """Return the best mean seconds per call over ``repeat`` runs of ``number`` calls."""
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+
+
+def torch_steps(params: dict, grads: dict, cls: str, kwargs: dict) -> dict[str, Callable]:
+    """Return torch.optim steps (foreach, fused) on CPU tensors like ``params``, or {}."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    out = {}
+    for mode in ("foreach", "fused"):
+        tensors = [torch.tensor(v, requires_grad=True) for v in params.values()]
+        for t, g in zip(tensors, grads.values(), strict=True):
+            t.grad = torch.tensor(g)
+        try:
+            opt = getattr(torch.optim, cls)(tensors, **kwargs, **{mode: True})
+            opt.step()
+        except (RuntimeError, TypeError, ValueError):
+            continue  # e.g. no fused kernel for this optimizer on this build
+        out[mode] = opt.step
+    return out
+
+
+def interleaved(columns: dict[str, Callable[[], object]], number: int, repeat: int) -> dict:
+    """Return each column's best seconds per call, timing the columns in turn each round,
+    so a load spike on a shared machine hits every column alike."""
+    best = dict.fromkeys(columns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in columns.items():
+            best[name] = min(best[name], best_seconds(fn, number, 1))
+    return best
+
+
+def row(name: str, params: dict, grads: dict, number: int, repeat: int) -> str:
+    """Return one printed row: ``name``'s step times in every column, timed interleaved."""
+    make, cls, kwargs = OPTIMIZERS[name]
+    opt = make()
+    state = opt.init(params)
+    own = {k: v.copy() for k, v in params.items()}
+    box = [opt.init(own)]
+
+    def fast() -> None:
+        box[0] = optim.step_in_place(opt, grads, box[0], own)
+
+    step = hand_step(name, {k: v.copy() for k, v in params.items()})
+    columns = {
+        "update": lambda: opt.update(grads, state, params),
+        "in place": fast,
+        "hand": lambda: step(grads),
+        **torch_steps(params, grads, cls, kwargs),
+    }
+    ts = interleaved(columns, number, repeat)
+    cells = [f"{ts['update'] * 1e6:8.0f}", f"{ts['in place'] * 1e6:9.0f}"]
+    cells.append(f"{ts['hand'] * 1e6:7.0f}")
+    for mode, width in (("foreach", 14), ("fused", 12)):
+        cells.append(f"{ts[mode] * 1e6:{width}.0f}" if mode in ts else f"{'-':>{width}s}")
+    ratio = f"{ts['in place'] / ts['foreach']:6.2f}" if "foreach" in ts else f"{'-':>6s}"
+    return f"  {name:13s} {' '.join(cells)} {ratio}"
+
+
+def mlp_value_and_grad(repeat: int) -> str:
+    """Return the printed comparison of the MLP value+grad with jax.jit's, interleaved."""
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks import symgrad_impl
+    from benchmarks.workloads import WORKLOADS
+
+    workload = next(w for w in WORKLOADS if w.name == "mlp")
+    data = workload.make("full")
+    kernels = {"symgrad": symgrad_impl.make_mlp(data)}
+    try:
+        from benchmarks import jax_impl
+
+        kernels["jax.jit"] = jax_impl.FACTORIES["mlp"](data)
+    except ImportError:
+        pass
+    with threadpool_limits(1):
+        for kernel in kernels.values():
+            kernel()  # compile / warm up
+        best = interleaved(kernels, 5, repeat)
+    cells = [f"{name} {sec * 1e3:.1f} ms" for name, sec in best.items()]
+    if "jax.jit" in best:
+        cells.append(f"x{best['symgrad'] / best['jax.jit']:.2f} jax.jit")
+    else:
+        cells.append("jax not installed")
+    return f"\nmlp value+grad {workload.shape('full')}: " + ", ".join(cells)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = parser.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        have_torch = f"torch {torch.__version__}"
+    except ImportError:
+        have_torch = "torch not installed"
+    print(f"microseconds per step, best of {args.repeat}; {have_torch}")
     rng = np.random.default_rng(0)
     for label, sizes in SIZES.items():
         params = mlp_params(sizes, rng)
         grads = {k: rng.normal(size=v.shape) for k, v in params.items()}
-        number = 200 if label.startswith("small") else 20
-        step = hand_adam({k: v.copy() for k, v in params.items()})
-        base = best_seconds(lambda s=step, g=grads: s(g), number, args.repeat)
-        print(f"{label}: hand numpy Adam {base * 1e6:.0f} us per update")
-        opts = {name: optim.get(name) for name in optim.OPTIMIZERS}
-        opts["clip+adam"] = optim.as_optimizer(
-            optim.chain(optim.clip_by_global_norm(1.0), optim.adam())
-        )
-        for name, opt in opts.items():
-            state = opt.init(params)
-            run = lambda o=opt, s=state, g=grads, p=params: o.update(g, s, p)  # noqa: E731
-            sec = best_seconds(run, number, args.repeat)
-            print(f"  {name:10s} {sec * 1e6:8.0f} us  x{sec / base:5.2f} hand Adam")
+        number = 300 if label.startswith("small") else 30
+        print(f"\n{label} ({sum(v.size for v in params.values())} parameters)")
+        head = ("optimizer", "update", "in place", "hand", "torch foreach", "torch fused", "x")
+        print("  {:13s} {:>8s} {:>9s} {:>7s} {:>14s} {:>12s} {:>6s}".format(*head))
+        for name in OPTIMIZERS:
+            print(row(name, params, grads, number, args.repeat))
+    print(mlp_value_and_grad(args.repeat))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'elu',
             'elu_grad',
@@ -75,6 +77,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'gelu',
             'gelu_grad',
@@ -88,6 +92,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'gelu_tanh',
             'gelu_tanh_grad',
@@ -101,6 +107,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'identity',
             'identity_grad',
@@ -114,6 +122,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'leaky_relu',
             'leaky_relu_grad',
@@ -127,6 +137,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'mish',
             'mish_grad',
@@ -140,6 +152,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'relu',
             'relu_grad',
@@ -153,6 +167,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'selu',
             'selu_grad',
@@ -166,6 +182,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'sigmoid',
             'sigmoid_grad',
@@ -179,6 +197,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'silu',
             'silu_grad',
@@ -192,6 +212,8 @@ KERNELS = {
         'class_axis': True,
         'domains': {},
         'link': 'softmax',
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'softmax',
             'softmax_vjp',
@@ -204,6 +226,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'beta': 'positive'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'softplus',
             'softplus_grad',
@@ -217,6 +241,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': None,
         'functions': (
             'softsign',
             'softsign_grad',
@@ -230,6 +256,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': None,
         'functions': (
             'tanh',
             'tanh_grad',

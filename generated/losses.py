@@ -120,6 +120,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'unit', 'yhat': 'open_unit'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'binary_cross_entropy',
             'binary_cross_entropy_grad',
@@ -136,6 +138,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'unit'},
         'link': 'sigmoid',
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'binary_cross_entropy_with_logits',
             'binary_cross_entropy_with_logits_grad',
@@ -152,6 +156,8 @@ KERNELS = {
         'class_axis': True,
         'domains': {'y': 'simplex', 'yhat': 'simplex'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'categorical_cross_entropy',
             'categorical_cross_entropy_grad',
@@ -169,6 +175,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'sign'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'hinge',
             'hinge_grad',
@@ -185,6 +193,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'delta': 'positive'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'huber',
             'huber_grad',
@@ -201,6 +211,8 @@ KERNELS = {
         'class_axis': True,
         'domains': {'y': 'simplex', 'yhat': 'log_simplex'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'kl_div',
             'kl_div_grad',
@@ -218,6 +230,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'l1',
             'l1_grad',
@@ -234,6 +248,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'log_cosh',
             'log_cosh_grad',
@@ -250,6 +266,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'mse',
             'mse_grad',
@@ -266,6 +284,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'tau': 'unit'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'pinball',
             'pinball_grad',
@@ -282,6 +302,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'nonnegative'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'poisson_nll',
             'poisson_nll_grad',
@@ -298,6 +320,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'alpha': 'unit', 'gamma': 'nonnegative', 'y': 'unit'},
         'link': 'sigmoid',
+        'curvature': 'smooth',
+        'convex': False,
         'functions': (
             'sigmoid_focal',
             'sigmoid_focal_grad',
@@ -314,6 +338,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'beta': 'positive'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'smooth_l1',
             'smooth_l1_grad',
@@ -330,6 +356,8 @@ KERNELS = {
         'class_axis': True,
         'domains': {'label_smoothing': 'unit', 'y': 'simplex'},
         'link': 'softmax',
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'softmax_cross_entropy',
             'softmax_cross_entropy_grad',
@@ -347,6 +375,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'y': 'sign'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'squared_hinge',
             'squared_hinge_grad',

@@ -30,6 +30,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'l1_ratio': 'unit', 'lam': 'nonnegative'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'elastic_net',
             'elastic_net_grad',
@@ -43,6 +45,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'lam': 'nonnegative'},
         'link': None,
+        'curvature': 'kinked',
+        'convex': True,
         'functions': (
             'l1',
             'l1_grad',
@@ -56,6 +60,8 @@ KERNELS = {
         'class_axis': False,
         'domains': {'lam': 'nonnegative'},
         'link': None,
+        'curvature': 'smooth',
+        'convex': True,
         'functions': (
             'l2',
             'l2_grad',

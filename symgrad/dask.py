@@ -30,8 +30,8 @@ import numpy as np
 
 from symgrad.dask_sources import as_dask_array, check_source, read_table
 from symgrad.errors import ClusterError, DataError, SymgradError
-from symgrad.models import MLP, LinearRegression, flatten, unflatten
-from symgrad.solvers import SolveResult, minimize
+from symgrad.models import flatten, unflatten
+from symgrad.solvers import SolveResult, choose, minimize
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -692,11 +692,7 @@ class DaskProblem:
 
 def _init(model: Any, data: DaskData) -> Any:
     """Return the model's starting parameters for this data's shape."""
-    if isinstance(model, MLP):
-        return model.init(0)
-    if data.y_tail and isinstance(model, LinearRegression):
-        return model.init(0, n_features=data.n_features, n_outputs=data.y_tail[0])
-    return model.init(0, n_features=data.n_features)
+    return model.init_for(*data.empty, seed=0)
 
 
 def _data(X: Any, y: Any, client: Any, **kwargs: Any) -> DaskData:
@@ -729,7 +725,7 @@ def fit(
     *,
     client: Any = None,
     params: Any = None,
-    method: str = "newton",
+    method: str = "auto",
     max_iter: int = 100,
     tol: float = 1e-8,
     progress: bool | None = None,
@@ -738,7 +734,8 @@ def fit(
     worker_timeout: float = WORKER_TIMEOUT,
     **options: Any,
 ) -> DaskResult:
-    """Fit ``model`` on the cluster by ``method`` ("newton", "lbfgs", "newton_cg", "gd").
+    """Fit ``model`` on the cluster by ``method`` (a :data:`symgrad.solvers.METHODS` name, or
+    ``"auto"``: :func:`symgrad.solvers.choose`'s full-batch pick from the kernels' facts).
 
     ``X`` is a dask array or DataFrame (or numpy, spread in blocks), or a :class:`DaskData`
     to reuse across fits; the result says the iterations, passes and whether it converged,
@@ -765,6 +762,7 @@ def fit(
         data.bar.total, data.bar.unit = None, "pass"
         data.bar.set_description("passes")
     try:
+        method = choose(model, X, y, method, params=start, first_order=False)
         result = minimize(
             problem,
             flatten(start),

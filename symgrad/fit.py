@@ -19,6 +19,7 @@ a :class:`FitHistory`. Conventions:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -293,11 +294,16 @@ class _Loop:
     best_params: Any = None
     best_epoch: int | None = None
     since_best: int = 0
+    #: True once an optimizer's in-place step has run: params and state are then live
+    #: buffers, so snapshots copy them
+    in_place: bool = False
+    backup: list = field(default_factory=list)
 
     def result(self, reason: str, message: str, final_params: Any = None) -> FitResult:
         """Snapshot the run as a FitResult (``final_params`` replaces the current params)."""
+        params = self.params if final_params is None else final_params
         return FitResult(
-            params=self.params if final_params is None else final_params,
+            params=_frozen(params) if self.in_place else params,
             history=self.history,
             stop_reason=reason,
             n_steps=self.step,
@@ -305,8 +311,58 @@ class _Loop:
             message=message,
             tol_mode=self.cfg.tol_mode if self.cfg.tol is not None else None,
             best_epoch=self.best_epoch,
-            opt_state=self.state,
+            opt_state=_frozen(self.state) if self.in_place else self.state,
         )
+
+    def update(self, grads: Any) -> tuple[Any, Any]:
+        """Return the optimizer's new params and state: in place, after saving what it
+        overwrites (so a non-finite step can be undone), when it has a fast path."""
+        opt = self.cfg.opt
+        fast = getattr(opt, "step", None)
+        if fast is not None and not _xp.is_foreign(self.params):
+            arrays = _arrays(self.params) + _arrays(self.state)
+            if len(self.backup) != len(arrays) or any(
+                b.shape != a.shape or b.dtype != a.dtype
+                for b, a in zip(self.backup, arrays, strict=True)
+            ):
+                self.backup = [np.empty_like(a) for a in arrays]
+            for b, a in zip(self.backup, arrays, strict=True):
+                np.copyto(b, a)
+            state = fast(grads, self.state, self.params)
+            if state is not None:
+                self.in_place = True
+                return self.params, state
+        return opt.update(grads, self.state, self.params)
+
+    def undo(self) -> None:
+        """Restore what the last in-place step overwrote."""
+        arrays = _arrays(self.params) + _arrays(self.state)
+        for b, a in zip(self.backup, arrays, strict=True):
+            np.copyto(a, b)
+
+
+def _arrays(node: Any) -> list[np.ndarray]:
+    """Return every numpy array in a tree of dicts, lists and tuples (NamedTuples too)."""
+    if type(node) is np.ndarray:
+        return [node]
+    if isinstance(node, dict):
+        return [a for value in node.values() for a in _arrays(value)]
+    if isinstance(node, list | tuple):
+        return [a for value in node for a in _arrays(value)]
+    return []
+
+
+def _frozen(node: Any) -> Any:
+    """Return a copy of a tree with its numpy arrays copied (a snapshot of live buffers)."""
+    if type(node) is np.ndarray:
+        return node.copy()
+    if isinstance(node, dict):
+        return {key: _frozen(value) for key, value in node.items()}
+    if isinstance(node, tuple) and hasattr(node, "_fields"):
+        return type(node)(*(_frozen(value) for value in node))
+    if isinstance(node, list | tuple):
+        return type(node)(_frozen(value) for value in node)
+    return node
 
 
 class _EpochSums:
@@ -354,10 +410,12 @@ def _step(loop: _Loop, idx: slice | np.ndarray | None, sums: _EpochSums) -> None
     lr_fn = getattr(cfg.opt, "learning_rate", None)
     if lr_fn is not None:
         sums.lr = float(lr_fn(loop.step))
-    new_params, new_state = cfg.opt.update(grads, loop.state, loop.params)
+    new_params, new_state = loop.update(grads)
     new_leaves = tree.flatten_as(loop.treedef, new_params)
     bad = _nonfinite_leaves([p if _xp.is_foreign(p) else np.asarray(p) for p in new_leaves])
     if bad is not None:
+        if new_params is loop.params:  # an in-place step: put back the params before it
+            loop.undo()
         raise _NonFinite(f"parameter leaf params{paths(bad)} after the update", "")
     loop.params, loop.state = new_params, new_state
     loop.step += 1
@@ -386,7 +444,8 @@ def _run_epoch(loop: _Loop, rng: np.random.Generator) -> float:
         n_steps=loop.step,
     )
     if cfg.validation is not None and val_loss < loop.best_val:
-        loop.best_val, loop.best_params, loop.best_epoch = val_loss, loop.params, loop.epoch
+        best = _frozen(loop.params) if loop.in_place else loop.params
+        loop.best_val, loop.best_params, loop.best_epoch = val_loss, best, loop.epoch
         loop.since_best = 0
     else:
         loop.since_best += 1
@@ -514,7 +573,7 @@ def _non_finite(loop: _Loop, exc: _NonFinite, on_non_finite: str) -> FitResult:
         + (f": {exc.detail}" if exc.detail else "")
         + "; result.params holds the last finite parameters"
     )
-    res = loop.result("non_finite", msg)
+    res = dataclasses.replace(loop.result("non_finite", msg), warnings=(msg,))
     if on_non_finite == "raise":
         raise NonFiniteError(
             msg, result=res, epoch=loop.epoch, step=loop.step, where=exc.where
@@ -554,7 +613,9 @@ def fit(
             ``result.params`` come back as its arrays; the history holds Python floats.
         optimizer: an :class:`symgrad.optim.Optimizer`, a gradient transformation such as
             ``optim.chain(optim.clip_by_global_norm(1.0), optim.adam(1e-3))``, or a registry
-            name (default settings).
+            name (default settings). The named ``sgd``, ``adam`` and ``adamw`` take their
+            in-place fast path on numpy params (the same numbers as ``update``; what a
+            step overwrites is saved, so a non-finite step is undone).
         epochs: maximum number of passes over the data.
         batch_size: ``None`` for one full-batch update per epoch; otherwise mini-batches of
             this size (the last may be smaller), reshuffled every epoch when ``shuffle``.

@@ -40,6 +40,10 @@ class KernelInfo:
     functions: tuple[str, ...]
     domains: Mapping[str, str] = field(default_factory=dict)
     link: str | None = None
+    #: "smooth", or "kinked" when a non-smooth function of the first input appears
+    curvature: str = "smooth"
+    #: declared convexity in the first input (None: unknown, e.g. a user's spec)
+    convex: bool | None = None
 
     @classmethod
     def from_table(cls, name: str, entry: Mapping[str, Any]) -> KernelInfo:
@@ -53,21 +57,26 @@ class KernelInfo:
             tuple(entry["functions"]),
             MappingProxyType(dict(entry.get("domains", {}))),
             entry.get("link"),
+            entry.get("curvature", "smooth"),
+            entry.get("convex"),
         )
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickle with plain dicts (a mappingproxy cannot be pickled), so models travel to
         Dask workers and spawned processes; they come back read-only."""
         fields = (self.name, self.role, self.inputs, dict(self.hyper_defaults), self.class_axis)
-        return _rebuild_info, (fields, self.functions, dict(self.domains), self.link)
+        facts = (self.link, self.curvature, self.convex)
+        return _rebuild_info, (fields, self.functions, dict(self.domains), facts)
 
 
 def _rebuild_info(
-    fields: tuple[str, str, tuple, dict, bool], functions: tuple, domains: dict, link: str | None
+    fields: tuple[str, str, tuple, dict, bool], functions: tuple, domains: dict, facts: Any
 ) -> KernelInfo:
     """Return the KernelInfo a pickle describes (mappings read-only again); ``fields`` holds
-    the name, role, inputs, hyper-parameter defaults and class-axis flag."""
+    the name, role, inputs, hyper-parameter defaults and class-axis flag, ``facts`` the link,
+    curvature and convexity."""
     name, role, inputs, hyper, class_axis = fields
+    link, curvature, convex = facts if isinstance(facts, tuple) else (facts, "smooth", None)
     return KernelInfo(
         name,
         role,
@@ -77,6 +86,8 @@ def _rebuild_info(
         functions,
         MappingProxyType(domains),
         link,
+        curvature,
+        convex,
     )
 
 

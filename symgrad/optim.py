@@ -29,7 +29,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from symgrad import _xp, tree
+import numpy as np
+
+from symgrad import _inplace, _xp, tree
 from symgrad._transform import (
     AdadeltaState,
     AdagradState,
@@ -130,6 +132,7 @@ __all__ = [
     "scale_by_nadam",
     "scale_by_rmsprop",
     "sgd",
+    "step_in_place",
     "trace",
 ]
 
@@ -144,6 +147,13 @@ class Optimizer(NamedTuple):
     ``learning_rate(step)`` gives the rate used for update number ``step`` (0-based), or is
     ``None`` when unknown. ``transform`` is the gradient transformation underneath (``None``
     for optimizers that are not chains, such as :mod:`symgrad.newton`'s).
+
+    ``step(grads, state, params) -> state`` is the in-place fast path of ``sgd``, ``adam``
+    and ``adamw`` (``None`` for the others, and with ``maximize``, ``amsgrad`` or a weight
+    decay mask): it overwrites ``params`` and the state's buffers with the very numbers
+    ``update`` would return, with no new arrays per step, or returns None (touching
+    nothing) for leaves it cannot overwrite. :func:`step_in_place` calls it, falling back
+    to ``update``.
     """
 
     init: Callable[[PyTree], Any]
@@ -152,6 +162,7 @@ class Optimizer(NamedTuple):
     hyperparams: Mapping[str, Any]
     learning_rate: Schedule | None
     transform: GradientTransformation | None = None
+    step: Callable[[PyTree, Any, PyTree], Any] | None = None
 
 
 class OptState(NamedTuple):
@@ -199,11 +210,31 @@ def as_optimizer(
     return Optimizer(init, update, name, dict(hyperparams or {}), sched, tx)
 
 
-def _named(name: str, hyper: dict, lr: LearningRate, *parts: Any) -> Optimizer:
-    """Build the named optimizer ``chain(*parts, scale_by_learning_rate(lr))``."""
+def _named(name: str, hyper: dict, lr: LearningRate, *parts: Any, fast: Any = None) -> Optimizer:
+    """Build the named optimizer ``chain(*parts, scale_by_learning_rate(lr))``; ``fast``
+    (``schedule -> step``) builds its in-place fast path."""
     sched = _lr_schedule(name, lr)
     tx = chain(*(p for p in parts if p is not None), _scale_by_lr(name, sched))
-    return as_optimizer(tx, name, hyper, sched)
+    opt = as_optimizer(tx, name, hyper, sched)
+    return opt if fast is None else opt._replace(step=fast(sched))
+
+
+def step_in_place(opt: Optimizer, grads: PyTree, state: Any, params: PyTree) -> Any:
+    """Update ``params`` in place by one step of ``opt``; return the new state.
+
+    The named optimizers' fast path (:attr:`Optimizer.step`) runs when every param is a
+    writeable numpy float array and every grad a numpy array of its shape and dtype; it
+    gives exactly the numbers of ``opt.update``. Otherwise ``opt.update`` runs and its
+    result is copied into ``params``.
+    """
+    if opt.step is not None:
+        done = opt.step(grads, state, params)
+        if done is not None:
+            return done
+    new, state = opt.update(grads, state, params)
+    for old, value in zip(tree.leaves(params), tree.leaves(new), strict=True):
+        np.copyto(old, value)
+    return state
 
 
 def _ascent_and_l2(name: str, maximize: bool, weight_decay: float, mask: Mask | None) -> list:
@@ -240,12 +271,19 @@ def sgd(
         _fail(name, "nesterov", nesterov, "Nesterov momentum needs momentum > 0 and dampening 0")
     hyper = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
                  weight_decay=weight_decay, maximize=maximize)  # fmt: skip
+    fast = None
+    if not maximize and weight_decay_mask is None:
+
+        def fast(sched: Schedule) -> Any:
+            return _inplace.sgd_step(name, sched, momentum, dampening, nesterov, weight_decay)
+
     return _named(
         name,
         _with_mask(hyper, weight_decay_mask),
         lr,
         *_ascent_and_l2(name, maximize, weight_decay, weight_decay_mask),
         _trace(name, momentum, dampening, nesterov) if momentum != 0 else None,
+        fast=fast,
     )
 
 
@@ -325,7 +363,15 @@ def _adam_family(
     mask = hyper.get("weight_decay_mask")
     before = _ascent_and_l2(name, hyper["maximize"], 0.0 if decoupled else wd, mask)
     after = _add_decayed_weights(name, wd, mask) if decoupled and wd != 0 else None
-    return _named(name, {**hyper, "weight_decay": wd}, lr, *before, core, after)
+    fast = None
+    if name in ("adam", "adamw") and not (hyper["maximize"] or hyper["amsgrad"]) and mask is None:
+
+        def fast(sched: Schedule) -> Any:
+            return _inplace.adam_step(
+                name, sched, hyper["betas"], hyper["eps"], weight_decay=wd, decoupled=decoupled
+            )
+
+    return _named(name, {**hyper, "weight_decay": wd}, lr, *before, core, after, fast=fast)
 
 
 def _adam(name: str, lr: LearningRate, betas: Any, eps: float, decoupled: bool, **hyper: Any):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from symgrad.errors import ConvergenceWarning
-from symgrad.models import MLP, LinearRegression, flatten, unflatten
+from symgrad.models import flatten, unflatten
 
 __all__ = ["Objective", "initial_params", "minimize", "objective"]
 
@@ -40,13 +40,8 @@ NON_FINITE_TRIAL = "a non-finite objective or gradient at a trial point"
 
 
 def initial_params(model: Any, X: Any, y: Any, seed: int = 0) -> Params:
-    """Return ``model.init`` for data ``X, y``: zeros for linear models, seeded for an MLP."""
-    if isinstance(model, MLP):
-        return model.init(seed)
-    n_features = np.shape(X)[1]
-    if isinstance(model, LinearRegression) and np.ndim(y) == 2:
-        return model.init(seed, n_features=n_features, n_outputs=np.shape(y)[1])
-    return model.init(seed, n_features=n_features)
+    """Return ``model.init_for(X, y, seed)``: zeros for linear models, seeded for an MLP."""
+    return model.init_for(X, y, seed)
 
 
 class Objective:

@@ -33,12 +33,15 @@ negative y, a logistic loss on y outside [0, 1]), and so is an X whose entries p
 (the objective's curvature would overflow). A class-axis loss (softmax
 cross-entropy, or a user spec written with ``symgrad.axis_sum``) sees all logits of a row.
 
-``solver="auto"`` on a linear model is Newton's method for the smooth convex built-in losses
-(mse, log_cosh, poisson_nll, the logistic and softmax losses), L-BFGS for the kinked ones (l1,
-hinge, pinball) or beyond 2000 parameters, and Levenberg-Marquardt damped Newton for the rest
-and user specs (safe where curvature is flat or negative); an MLP gets Adam. Choices: ``"newton"``, ``"newton-cg"``, ``"damped-newton"``,
+``solver="auto"`` is :func:`symgrad.solvers.choose`, which reads the kernels' ``KERNELS``
+facts: on a linear model, Newton's method when the loss and regularizer are smooth and
+declared convex (mse, log_cosh, poisson_nll, the logistic and softmax losses, l2), L-BFGS
+for kinked ones (l1, hinge, huber, pinball ...) or beyond 2000 parameters, and
+Levenberg-Marquardt damped Newton for the rest and user specs (safe where curvature is flat
+or negative); an MLP gets Adam. Choices: ``"newton"``, ``"newton-cg"``, ``"damped-newton"``,
 ``"lbfgs"`` (the solver core :mod:`symgrad.solvers`, shared with :mod:`symgrad.dask`),
-``"trust-ncg"``, ``"trust-exact"``, ``"trust-krylov"`` (scipy, through :mod:`symgrad.scipy`) or a first-order optimizer from
+``"trust-ncg"``, ``"trust-exact"``, ``"trust-krylov"`` (scipy, through :mod:`symgrad.scipy`)
+or a first-order optimizer from
 ``symgrad.optim.OPTIMIZERS`` (``"adam"``, ``"sgd"`` ...; ``learning_rate``, ``batch_size``).
 
 This module needs scikit-learn (and scipy for its solvers); ``import symgrad`` never loads it.
@@ -83,14 +86,6 @@ _SCIPY = {
     "trust-exact": "trust-exact",
     "trust-krylov": "trust-krylov",
 }
-#: built-in losses for which "auto" picks Newton on a linear model (smooth, convex, curved)
-_NEWTON_LOSSES = frozenset(
-    {"mse", "log_cosh", "poisson_nll", "binary_cross_entropy_with_logits", "softmax_cross_entropy"}
-)
-#: built-in losses whose second derivative is zero almost everywhere: "auto" picks L-BFGS
-_KINKED_LOSSES = frozenset({"l1", "hinge", "pinball"})
-#: parameters above which "auto" avoids the dense Hessian of Newton's method
-_DENSE_LIMIT = 2000
 #: built-in losses defined on margins or residuals: a classifier encodes its classes as -1/+1
 _SIGNED = frozenset(
     {"hinge", "squared_hinge", "mse", "l1", "huber", "smooth_l1", "log_cosh", "pinball"}
@@ -249,18 +244,13 @@ class _SymgradEstimator(BaseEstimator):
         self.model_ = self._build()
         return self.model_
 
-    def _solver(self, loss: Any, n_params: int) -> str:
-        """Return the solver to run: ``solver``, or for "auto" one that suits the loss."""
+    def _solver(self, model: Any, X: np.ndarray, Y: np.ndarray) -> str:
+        """Return the solver to run: ``solver``, or for "auto" :func:`symgrad.solvers.choose`'s
+        pick from the kernels' facts."""
         solver = self.solver
         if solver == "auto":
-            name = _builtin_name(loss)
-            if _hidden(self.hidden_layer_sizes):
-                return "adam"
-            if name in _KINKED_LOSSES or n_params > _DENSE_LIMIT:
-                return "lbfgs"
-            # other losses (user specs included) may have flat or negative curvature somewhere:
-            # Levenberg-Marquardt damping keeps Newton's steps safe there
-            return "newton" if name in _NEWTON_LOSSES else "damped-newton"
+            chosen = solvers.choose(model, X, Y)
+            return {"newton_cg": "newton-cg", "damped_newton": "damped-newton"}.get(chosen, chosen)
         known = {*_CORE, *_SCIPY, *optim.OPTIMIZERS}
         if not isinstance(solver, str) or solver.lower() not in known:
             raise ValueError(f"unknown solver {solver!r}; choose 'auto' or one of {sorted(known)}")
@@ -268,7 +258,7 @@ class _SymgradEstimator(BaseEstimator):
 
     def _start(self, model: Any, X: np.ndarray, Y: np.ndarray) -> Params:
         params = _sg_scipy.initial_params(model, X, Y, _seed(self.random_state))
-        if isinstance(model, models.MLP) and model.n_layers == 1:  # convex: start at zero
+        if model.facts().linear:  # convex: start at zero
             params = {key: np.zeros_like(value) for key, value in params.items()}
         return params
 
@@ -442,7 +432,7 @@ class SymgradRegressor(RegressorMixin, _SymgradEstimator):
         n_out = 1 if y.ndim == 1 else y.shape[1]
         model = self._make_model(self.loss, X.shape[1], n_out)
         self._one_column_ = y.ndim == 1
-        self._fit_model(model, X, y, weight, self._solver(self.loss, (X.shape[1] + 1) * n_out))
+        self._fit_model(model, X, y, weight, self._solver(model, X, y))
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -538,8 +528,7 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
                 Y = 2.0 * Y - 1.0
             _require_label_domain(type(self).__name__, choice, Y, "the classes encoded as targets")
             model = self._make_model(choice, X.shape[1], 1 if k == 2 else k)
-        n_out = k if spec.class_axis or k > 2 else 1
-        self._fit_model(model, X, Y, weight, self._solver(choice, (X.shape[1] + 1) * n_out))
+        self._fit_model(model, X, Y, weight, self._solver(model, X, Y))
         if _builtin_name(choice) == "softmax_cross_entropy":
             self._center_logits()
         return self

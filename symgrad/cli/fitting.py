@@ -60,27 +60,16 @@ class Solver:
         return f"{self.name}(lr={self.lr}), {self.epochs} epochs, batch size {self.batch_size or 'full'}"
 
 
-def _curved(built: Built, X: np.ndarray, y: np.ndarray) -> bool:
-    """Return False for a linear model whose Hessian at the start is singular.
-
-    That is a loss with zero curvature on most rows (``l1``, or ``huber`` with residuals
-    beyond ``delta``), where Newton steps degrade to gradient steps: L-BFGS does better.
-    """
-    from symgrad.models import flatten
-
-    if built.kind != "linear" or flatten(built.init).size > DENSE_NEWTON_MAX_PARAMS:
-        return True
-    w = np.linalg.eigvalsh(built.model.hessian(built.init, X, y))
-    return bool(w.max() > 0 and w.min() > 1e-10 * w.max())
-
-
 def _solver_name(args: argparse.Namespace, built: Built, X: np.ndarray, y: np.ndarray) -> str:
     name = args.optimizer.lower()
     has_scipy = importlib.util.find_spec("scipy") is not None
-    if name == "auto":
-        if built.kind == "mlp":
-            return "adam"
-        return "newton" if not has_scipy or _curved(built, X, y) else "lbfgs"
+    if name == "auto":  # the one policy, from the kernels' facts (never a Hessian)
+        from symgrad.solvers import choose
+
+        chosen = choose(built.model, X, y, params=built.init)
+        if chosen == "lbfgs" and has_scipy:
+            return "lbfgs"
+        return "adam" if chosen == "adam" else "newton"
     if name not in (*SECOND_ORDER, *first_order_names()):
         choices = ", ".join(["auto", *SECOND_ORDER, *first_order_names()])
         raise TrainError(f"unknown optimizer {args.optimizer!r}; choose one of: {choices}")

@@ -199,7 +199,7 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
     import symgrad.dask as sgd
     from symgrad.cli.build import build
     from symgrad.cli.fitting import quiet_numpy
-    from symgrad.solvers import METHODS
+    from symgrad.solvers import METHODS, choose
 
     timeout = args.scheduler_timeout
     with quiet_numpy():
@@ -209,7 +209,8 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
             X, y, X_val, y_val = _split(X, y, args.val_fraction, args.seed)
             built = build(args, _label_summary(y, timeout), X.shape[1], X.shape[0])
             optimizer = args.optimizer.lower()
-            method = args.solver or (optimizer if optimizer in METHODS else "lbfgs")
+            requested = args.solver or (optimizer if optimizer in METHODS else "auto")
+            method = choose(built.model, X, y, requested, params=built.init, first_order=False)
             if built.classes is not None:
                 y = y.map_blocks(_class_index, built.classes, dtype=np.intp)
                 if y_val is not None:

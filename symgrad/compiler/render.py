@@ -38,6 +38,8 @@ def kernel_metadata(spec: Spec, plans: list[FunctionPlan]) -> dict[str, Any]:
         "class_axis": spec.class_axis,
         "domains": dict(sorted(spec.meta.get("domains", {}).items())),
         "link": spec.meta.get("link"),
+        "curvature": spec.curvature,
+        "convex": spec.meta.get("convex"),
         "functions": tuple(p.name for p in plans),
     }
 

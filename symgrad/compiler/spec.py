@@ -35,6 +35,10 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_"))
 
 
+#: functions whose derivative jumps (or that select between branches): a kink in the input
+_KINKS = (sp.Abs, sp.sign, sp.Heaviside, sp.Max, sp.Min, sp.Piecewise, sp.floor, sp.ceiling)
+
+
 @dataclass(frozen=True)
 class Spec:
     """One kernel: ``expr`` over array ``inputs`` and scalar hyper-parameters with defaults.
@@ -78,6 +82,16 @@ class Spec:
     def class_axis(self) -> bool:
         """Tell whether the kernel reduces over the last (class) axis."""
         return has_reduction(self.expr)
+
+    @property
+    def curvature(self) -> str:
+        """Return ``"kinked"`` if a non-smooth function (``Abs``, ``Max``, ``Piecewise`` ...)
+        of the first input appears in the expression, so the second derivative is zero or
+        undefined on whole regions and Newton's steps degrade; else ``"smooth"``."""
+        for node in sp.preorder_traversal(self.expr):
+            if isinstance(node, _KINKS) and self.wrt in node.free_symbols:
+                return "kinked"
+        return "smooth"
 
     @property
     def hyper_defaults(self) -> dict[str, float]:
@@ -441,10 +455,20 @@ def _outside_reductions(expr: sp.Expr) -> set[sp.Symbol]:
 
 
 def _meta(
-    spec: str, names: list[str], domains: Mapping[str, str] | None, link: str | None, origin: str
+    spec: str,
+    names: list[str],
+    domains: Mapping[str, str] | None,
+    link: str | None,
+    origin: str,
+    convex: bool | None = None,
 ) -> dict[str, Any]:
-    """Return a spec's declared facts (input domains, link), checked against its parameters."""
+    """Return a spec's declared facts (input domains, link, convexity in the first input),
+    checked against its parameters."""
     meta: dict[str, Any] = {}
+    if convex is not None:
+        if not isinstance(convex, bool):
+            raise SpecError(spec, f"convex must be True, False or None, got {convex!r}", origin)
+        meta["convex"] = convex
     if domains:
         if not isinstance(domains, Mapping):
             raise SpecError(
@@ -473,6 +497,7 @@ def from_function(
     *,
     domains: Mapping[str, str] | None = None,
     link: str | None = None,
+    convex: bool | None = None,
 ) -> Spec:
     """Build a validated Spec by calling ``fn`` with one real symbol per parameter."""
     origin = _origin(fn)
@@ -512,7 +537,7 @@ def from_function(
         ) from None
     text = doc if doc is not None else (fn.__doc__ or "")
     text = inspect.cleandoc(text) if isinstance(text, str) else text
-    meta = _meta(spec_name, list(kwargs), domains, link, origin)
+    meta = _meta(spec_name, list(kwargs), domains, link, origin, convex)
     return Spec(spec_name, role, tuple(inputs), tuple(hyper), expr, text, origin, meta)
 
 
@@ -524,12 +549,13 @@ def _decorator(role: str):
         doc: str | None = None,
         domains: Mapping[str, str] | None = None,
         link: str | None = None,
+        convex: bool | None = None,
     ):
         def build(f: Callable) -> Spec:
             if not callable(f) or isinstance(f, Spec):
                 what = "a spec" if isinstance(f, Spec) else type(f).__name__
                 raise SpecError(str(name or "?"), f"@{role} decorates a function, got {what}")
-            return from_function(f, role, name, doc, domains=domains, link=link)
+            return from_function(f, role, name, doc, domains=domains, link=link, convex=convex)
 
         return build if fn is None else build(fn)
 
@@ -538,6 +564,8 @@ def _decorator(role: str):
         f"Turn a function of sympy symbols into a {role} spec (usable bare or called). "
         "``domains`` maps parameters to the sets they live in (symgrad.domains.DOMAINS); "
         "``link`` names the function that turns a loss's first input into a prediction. "
+        "``convex=True`` declares the kernel convex in its first input (the solver policy "
+        "then trusts Newton's steps; unknown by default). "
         "A hyper-parameter's domain is checked on every call of the emitted functions."
     )
     return make

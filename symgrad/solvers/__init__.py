@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from symgrad.fit import FitResult
 from symgrad.solvers._cg import truncated_cg
+from symgrad.solvers._choose import DENSE_LIMIT, choose
 from symgrad.solvers._line_search import (
     Backtrack,
     LineSearch,
@@ -42,6 +43,7 @@ from symgrad.solvers._problem import ModelProblem, Problem
 SolveResult = FitResult
 
 __all__ = [
+    "DENSE_LIMIT",
     "METHODS",
     "Backtrack",
     "LineSearch",
@@ -51,6 +53,7 @@ __all__ = [
     "backtrack",
     "check_count",
     "check_number",
+    "choose",
     "damped_step",
     "direction",
     "line_search_settings",

@@ -180,7 +180,7 @@ def test_softmax_hessian_in_row_blocks_equals_one_block(rng, monkeypatch):
     model = SoftmaxRegression(4)
     params = randomize(model.init(n_features=6), rng)
     whole = model.hessian(params, X, y)
-    monkeypatch.setattr(models, "_ROW_BLOCK", 7 * 4 * 37)  # 37 rows per block, ragged last
+    monkeypatch.setattr(models._linear, "_ROW_BLOCK", 7 * 4 * 37)  # 37 rows per block, ragged last
     blocked = model.hessian(params, X, y)
     assert np.allclose(blocked, whole, rtol=1e-12, atol=1e-16)
     v = randomize(params, rng)
@@ -195,7 +195,9 @@ def test_gram_in_row_blocks_equals_one_block(loss, rng, monkeypatch):
     model = MLP([5, 1], loss=loss, regularizer="l2")  # a linear model with any logit loss
     params = randomize(model.init(0), rng, scale=2.0)
     whole = model.hessian(params, X, y)
-    monkeypatch.setattr(models, "_GRAM_BLOCK", 5 * 16)  # 16 rows per block, ragged last
+    monkeypatch.setattr(
+        models._second_order, "_GRAM_BLOCK", 5 * 16
+    )  # 16 rows per block, ragged last
     blocked = LinearRegression(loss=loss, regularizer="l2")
     flat = {"W": params["W0"][:, 0], "b": params["b0"][0]}
     H = assert_second_order(blocked, flat, X, y.astype(float), rng)

@@ -201,6 +201,7 @@ def test_non_finite_loss_stop_mode_returns_result():
     assert res.stop_reason == "non_finite"
     assert "non-finite loss at epoch 3, step 3" in res.message
     assert res.n_steps == 3 and res.n_epochs == 3
+    assert not res.converged and res.warnings == (res.message,)  # failure is not convergence
 
 
 def test_divergence_is_caught_before_params_overflow():
