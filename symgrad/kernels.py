@@ -17,6 +17,7 @@ from functools import cache
 from types import MappingProxyType, ModuleType
 from typing import Any
 
+from symgrad._specref import materialize
 from symgrad.compiled import compile as compile_kernels
 from symgrad.errors import SymgradError
 
@@ -161,7 +162,7 @@ def carried(choices: Iterable[Any]) -> tuple[tuple[Any, str], ...]:
     """
     out = []
     for choice in choices:
-        spec = choice[0] if isinstance(choice, tuple) and len(choice) == 2 else choice
+        spec = materialize(choice[0] if isinstance(choice, tuple) and len(choice) == 2 else choice)
         if is_spec(spec):
             try:
                 out.append((spec, compiled(spec)[1].__name__))
@@ -198,6 +199,7 @@ def resolve(role: str, choice: Any) -> tuple[KernelInfo, ModuleType, dict[str, f
                 f"a {role} pair must be (name_or_spec, {{hyper-parameters}}), got {choice!r}"
             )
         choice, hyper = choice[0], dict(choice[1])
+    choice = materialize(choice)  # a spec a pickle carried, unpickled now it is used
     known = builtins(role)
     user = None
     if isinstance(choice, str):

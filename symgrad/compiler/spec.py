@@ -6,13 +6,15 @@ import builtins
 import inspect
 import keyword
 import math
+import pickle
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import sympy as sp
 
+from symgrad._specref import lazy
 from symgrad.compiler.primitives import N_CLASSES, REDUCTIONS, has_reduction
 from symgrad.compiler.traverse import atoms_of, free_symbols_of, has_node, tree_sizes
 from symgrad.domains import DOMAINS, SCALAR_DOMAINS, contains, describe
@@ -68,6 +70,13 @@ class Spec:
             )
             object.__setattr__(self, "hyper", plain)
         validate(self)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle as name, role and the spec's own pickle (:mod:`symgrad._specref`): a process
+        without the compiler loaded (a Dask worker running the compiled kernels) unpickles
+        the spec, and imports sympy, only if it uses more of it than its name."""
+        state = _State(tuple(getattr(self, f.name) for f in fields(self)))
+        return lazy, (self.name, self.role, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
 
     def __hash__(self) -> int:
         fields = (self.name, self.role, self.inputs, self.hyper, self.expr, self.doc)
@@ -637,3 +646,21 @@ def compose(loss_spec: Spec, activation_spec: Spec, name: str | None = None) -> 
         f"compose({loss_spec.name}, {activation_spec.name})",
         meta,
     )
+
+
+class _State:
+    """A spec's field values, pickled as a call to :func:`_rebuild` (no validation rerun)."""
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self.values = values
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _rebuild, (self.values,)
+
+
+def _rebuild(values: tuple[Any, ...]) -> Spec:
+    """Return the spec whose field values a pickle carried (validated when first built)."""
+    spec = object.__new__(Spec)
+    for f, value in zip(fields(Spec), values, strict=True):
+        object.__setattr__(spec, f.name, value)
+    return spec

@@ -21,7 +21,13 @@ PACKAGE = Path(symgrad.__file__).parent
 #: folders that may import the compiler; everywhere else only compiled.py's door does
 COMPILER_SIDE = ("compiler", "library", "cli")
 #: what compiler/ may import besides itself and the library: the leaves both floors share
-SHARED_LEAVES = ("symgrad._version", "symgrad.errors", "symgrad.domains", "symgrad.resources")
+SHARED_LEAVES = (
+    "symgrad._version",
+    "symgrad._specref",
+    "symgrad.errors",
+    "symgrad.domains",
+    "symgrad.resources",
+)
 
 
 def _loaded(code: str) -> list[str]:
