@@ -15,8 +15,6 @@ row reductions over the last axis (ReductionKernel: the row max, sums over class
 one ElementwiseKernel per output shape; their C is compiled on the CPU by the tests too.
 """
 
-import math
-
 __all__ = [
     "elu",
     "elu_grad",
@@ -594,15 +592,17 @@ def _number(value):
         number = float(value)
     except (OverflowError, TypeError, ValueError):
         return None
-    return number if math.isfinite(number) else None
+    return number if number - number == 0 else None  # inf - inf and nan - nan are nan
 
 
 def _inv_n(name, count, shape, rows=False):
     """Return the mean's 1/n: n is ``count`` when given (a positive finite number), else the
     number of elements (rows for a class-axis loss). An empty input's mean is NaN."""
     if count is None:
-        n = math.prod(shape[:-1] if rows else shape)
-        return 1.0 / n if n else math.nan
+        n = 1
+        for size in shape[:-1] if rows else shape:
+            n *= size
+        return 1.0 / n if n else float("nan")
     number = _number(count)
     if number is None or number <= 0:
         raise ValueError(f"{name}: count must be a positive finite number, got {count!r}")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections.abc import Iterable
 from types import ModuleType
@@ -45,6 +46,7 @@ def _trial(spec: Spec, plans: list[FunctionPlan], target: str) -> ModuleType:
 #: cupy) derives and checks each spec once, not once per target.
 _PLANNED: dict = {}
 _KEEP_PLANNED = 256
+_PLANNED_LOCK = threading.Lock()
 
 
 def _plans(spec: Spec, level: str, config: CodegenConfig) -> dict[str, list[FunctionPlan]]:
@@ -97,11 +99,14 @@ def plan_spec(
     emitted with an AccuracyWarning, and only where none is finite is that an internal error.
     """
     key = (spec, safe, config)
-    if key not in _PLANNED:
-        _PLANNED[key] = _plan_spec(spec, safe, config)
-        while len(_PLANNED) > _KEEP_PLANNED:
-            del _PLANNED[next(iter(_PLANNED))]
-    return _PLANNED[key]
+    planned = _PLANNED.get(key)
+    if planned is None:
+        planned = _plan_spec(spec, safe, config)
+        with _PLANNED_LOCK:  # compile() may run on several threads
+            _PLANNED[key] = planned
+            while len(_PLANNED) > _KEEP_PLANNED:
+                del _PLANNED[next(iter(_PLANNED))]
+    return planned
 
 
 def _plan_spec(spec: Spec, safe: bool, config: CodegenConfig) -> dict[str, list[FunctionPlan]]:

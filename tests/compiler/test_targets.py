@@ -125,7 +125,10 @@ def _runnable(module, target: str):
 
 
 def test_safe_mode_checks_every_target_that_can_run_here():
-    assert checked_targets() == ("numpy", "array-api", "cupy")
+    """array-api on numpy arrays (array_api_compat is a test dependency); cupy where a C
+    compiler exists (the CI has one; elsewhere cupy's forms are the array-api tree in C)."""
+    cupy = ("cupy",) if c_on_cpu.compiler() is not None else ()
+    assert checked_targets() == ("numpy", "array-api", *cupy)
 
 
 @pytest.mark.parametrize("target", TARGETS)

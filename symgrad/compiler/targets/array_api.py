@@ -114,4 +114,5 @@ def context(functions: list[FunctionPlan], helpers: list[str]) -> dict:
     return {
         "helpers": [helper_source(h, "array-api") for h in helpers if h in XP_HELPERS],
         "weights": WEIGHTS in helpers,
+        "uses_math": any("math." in line for f in functions for line in f.body),
     }

@@ -184,7 +184,7 @@ NOTE = ""
 def context(functions: list[FunctionPlan], helpers: list[str]) -> dict:
     """Return what the template needs beyond the header and the functions."""
     return {
-        "imports": sorted({"math"} | ({"threading"} if RUNTIME in helpers else set())),
+        "imports": sorted({"threading"} if RUNTIME in helpers else set()),
         "helpers": [helper_source(h) for h in helpers if h in HELPERS],
         "runtime": RUNTIME in helpers,
         "weights": WEIGHTS in helpers,
