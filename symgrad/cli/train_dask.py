@@ -181,7 +181,7 @@ def _divergence(result: Any) -> str | None:
     """Return why the fit diverged, as the in-memory path says it, or None."""
     from symgrad.cli.fitting import DIVERGENCE_FACTOR
 
-    history = [f for f in result.history if f is not None]
+    history = [f for f in result.history.loss if f is not None]
     if history:
         limit = DIVERGENCE_FACTOR * max(abs(history[0]), 1e-6)
         for i, f in enumerate(history):
@@ -191,6 +191,8 @@ def _divergence(result: Any) -> str | None:
         return f"the loss is {result.objective} after {result.n_iter} iterations"
     if not all(np.all(np.isfinite(v)) for v in result.params.values()):
         return "the parameters are not finite"
+    if result.warnings:  # a non-finite trial point or a failed line search: never convergence
+        return result.warnings[0]
     return None
 
 
