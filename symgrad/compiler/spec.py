@@ -97,10 +97,9 @@ class Spec:
         """Return ``"kinked"`` if a non-smooth function (``Abs``, ``Max``, ``Piecewise`` ...)
         of the first input appears in the expression, so the second derivative is zero or
         undefined on whole regions and Newton's steps degrade; else ``"smooth"``."""
-        for node in sp.preorder_traversal(self.expr):
-            if isinstance(node, _KINKS) and self.wrt in node.free_symbols:
-                return "kinked"
-        return "smooth"
+        # distinct nodes only: a deep spec's tree is a DAG, exponential to walk as a tree
+        kinks = atoms_of(self.expr, *_KINKS)
+        return "kinked" if any(self.wrt in free_symbols_of(k) for k in kinks) else "smooth"
 
     @property
     def hyper_defaults(self) -> dict[str, float]:
