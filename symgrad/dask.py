@@ -223,6 +223,11 @@ def format_times(times: dict[str, float]) -> str:
     return text
 
 
+def _killed(future: Any) -> bool:
+    """Return True for a future dask gave up on because its workers kept dying."""
+    return future.status == "error" and type(future.exception()).__name__ == "KilledWorker"
+
+
 class _Watch:
     """Wait on futures without ever hanging: a failed task raises at once, named, and a
     cluster left without workers for ``worker_timeout`` s raises ClusterError."""
@@ -276,15 +281,40 @@ class _Watch:
             return False
         raise self._failure(future, block)
 
-    def _all(self, futures: list, index: dict | None = None) -> None:
-        """Wait until every future has finished; raise the first failure, named."""
+    def _all(
+        self, futures: list, index: dict | None = None, alone: Callable[[int], Any] | None = None
+    ) -> None:
+        """Wait until every future has finished; raise the first failure, named.
+
+        With ``alone`` (block index -> a fresh future computing that block), a block given up
+        on as KilledWorker is computed again by itself once the others are done: dask blames
+        every task assigned to a worker that dies, so only a block that kills its worker
+        when nothing else runs beside it is the one to name. ``futures`` is updated in place.
+        """
+        index = index or {}
         done: queue.Queue = queue.Queue()
         for future in futures:
             future.add_done_callback(done.put)
-        left = len(futures)
-        while left:
-            future = self._next_done(done, lambda: self._waiting(futures, index))
-            left -= self._settled(future, done, (index or {}).get(future.key))
+        left, suspects = len(futures), []
+        try:
+            while left:
+                future = self._next_done(done, lambda: self._waiting(futures, index))
+                block = index.get(future.key)
+                if alone is not None and block is not None and _killed(future):
+                    suspects.append(block)
+                    left -= 1
+                    continue
+                left -= self._settled(future, done, block)
+            for block in suspects:
+                where = next(i for i, f in enumerate(futures) if index.get(f.key) == block)
+                futures[where].release()
+                futures[where] = fresh = alone(block)
+                self._all([fresh], {fresh.key: block})
+        except BaseException:
+            # a traceback keeps these futures alive: free their keys on the scheduler now, or
+            # a later fit of the same graph would find them still failed
+            self.client.cancel(futures)
+            raise
 
     def _failure(self, future: Any, block: int | None = None) -> Exception:
         """Return the error that ends the wait: a symgrad error raised in a task as it is,
@@ -334,7 +364,6 @@ class DaskData(_Watch):
         blas_threads: int = 1,
         worker_timeout: float = WORKER_TIMEOUT,
     ) -> None:
-        import dask
 
         super().__init__(_client(client), worker_timeout)
         threads = sum(self.client.nthreads().values())
@@ -358,11 +387,10 @@ class DaskData(_Watch):
         # second copy of X's tasks, so every block would be produced twice
         xs = X.to_delayed(optimize_graph=False).ravel()
         ys = y.to_delayed(optimize_graph=False).ravel()
-        block = dask.delayed(_block, pure=False)  # keys of their own: close() drops only ours
-        self._blocks = [
-            block(xd, yd, s, self.persist) for xd, yd, s in zip(xs, ys, self.starts, strict=True)
-        ]
-        self._index = {b.key: i for i, b in enumerate(self._blocks)}
+        self._inputs = list(zip(xs, ys, strict=True))
+        self._blocks, self._index = [], {}
+        for i in range(len(self._inputs)):
+            self._fresh(i)
         self.times = dict.fromkeys(
             ("passes", "wall", "produce", "compute", "reduce", "transfer", "persist"), 0.0
         )
@@ -373,7 +401,7 @@ class DaskData(_Watch):
         if self.persist:  # surface bad data now, not mid-fit
             mark = self._stream_mark()
             self._futures = self.client.compute(self._blocks)
-            self._all(self._futures, self._index)
+            self._all(self._futures, self._index, lambda i: self.client.compute(self._fresh(i)))
             spent = self._spent(mark)
             self.times["persist"] = spent["produce"]
 
@@ -392,6 +420,21 @@ class DaskData(_Watch):
     def _name(self, i: int) -> str:
         stop = self.starts[i] + self.chunks[i]
         return f"block {i} of {len(self.chunks)} (rows {self.starts[i]}..{stop})"
+
+    def _fresh(self, i: int) -> Any:
+        """Return (and keep) a new task producing block ``i``: a key of its own, so close()
+        drops only ours and a block given up on can be computed afresh."""
+        import dask
+
+        xd, yd = self._inputs[i]
+        block = dask.delayed(_block, pure=False)(xd, yd, self.starts[i], self.persist)
+        if i < len(self._blocks):
+            self._index.pop(self._blocks[i].key, None)
+            self._blocks[i] = block
+        else:
+            self._blocks.append(block)
+        self._index[block.key] = i
+        return block
 
     def _where(self, future: Any, exc: Any, block: int | None) -> str:
         """Name the failed block: given, else the one whose task died, else a lost block."""
@@ -509,34 +552,50 @@ class DaskData(_Watch):
         done: queue.Queue = queue.Queue()
         launched: dict[Any, tuple[int, Any]] = {}
 
-        def launch(i: int) -> None:
+        def launch(i: int) -> Any:
             task = dask.delayed(_evaluate_one, pure=False)(shared, self._blocks[i])
             future = self.client.compute(task, priority=-i)
             launched[future.key] = (i, future)
-            future.add_done_callback(done.put)
+            return future
 
         following = min(window, len(self._blocks))
         for i in range(following):
-            launch(i)
-        arrived, total, folded, adding = {}, None, 0, 0.0
+            launch(i).add_done_callback(done.put)
+        arrived, total, folded, adding, suspects = {}, None, 0, 0.0, []
+
+        def fold() -> None:
+            nonlocal total, folded, adding
+            start = time.perf_counter()
+            while folded in arrived:  # the sum's order is the blocks' order: deterministic
+                total = _sum([total, arrived.pop(folded)])
+                folded += 1
+            adding += time.perf_counter() - start
+
         try:
-            while folded < len(self._blocks):
+            while launched:
                 future = self._next_done(
                     done, lambda: self._name(min(i for i, _ in launched.values()))
                 )
-                if not self._settled(future, done, launched[future.key][0]):
+                i = launched[future.key][0]
+                if _killed(future):  # see _all: computed again alone, after the others
+                    suspects.append(i)
+                elif not self._settled(future, done, i):
                     continue
-                i, _ = launched.pop(future.key)
-                arrived[i] = future.result()
+                else:
+                    arrived[i] = future.result()
+                    fold()
+                launched.pop(future.key)
                 future.release()
-                start = time.perf_counter()
-                while folded in arrived:  # the sum's order is the blocks' order: deterministic
-                    total = _sum([total, arrived.pop(folded)])
-                    folded += 1
-                adding += time.perf_counter() - start
                 if following < len(self._blocks):
-                    launch(following)
+                    launch(following).add_done_callback(done.put)
                     following += 1
+            for i in suspects:
+                future = launch(i)
+                self._all([future], {future.key: i})
+                arrived[i] = future.result()
+                launched.pop(future.key)
+                future.release()
+                fold()
         finally:
             if launched:
                 self.client.cancel([future for _, future in launched.values()])
