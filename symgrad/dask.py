@@ -62,6 +62,8 @@ STREAM_DEPTH = 1
 WORKER_TIMEOUT = 60.0
 #: Seconds between checks on the workers while a pass waits for its tasks.
 _POLL_SECONDS = 0.5
+#: Passes between two collections of the task stream (its buffer keeps 100,000 tasks).
+_COLLECT_EVERY = 16
 
 
 # ----------------------------------------------------------------------------- the cluster
@@ -391,9 +393,10 @@ class DaskData(_Watch):
         self._blocks, self._index = [], {}
         for i in range(len(self._inputs)):
             self._fresh(i)
-        self.times = dict.fromkeys(
+        self._times = dict.fromkeys(
             ("passes", "wall", "produce", "compute", "reduce", "transfer", "persist"), 0.0
         )
+        self._mark, self._pending, self._groups = None, 0, None
         self.bar: Any = None  # a tqdm bar that shows ``times`` after each pass (fit sets it)
         plugin = (globals().get("BlasThreads") or __getattr__("BlasThreads"))(blas_threads)
         self.client.register_plugin(plugin, name=plugin.name)
@@ -403,7 +406,8 @@ class DaskData(_Watch):
             self._futures = self.client.compute(self._blocks)
             self._all(self._futures, self._index, lambda i: self.client.compute(self._fresh(i)))
             spent = self._spent(mark)
-            self.times["persist"] = spent["produce"]
+            self._times["persist"] = spent["produce"]
+        self._mark = self._stream_mark()
 
     # -- where a pass waits
 
@@ -489,16 +493,33 @@ class DaskData(_Watch):
                 )
         return spent
 
-    def _account(self, mark: Any, wall: float, reduce: float) -> None:
-        spent = self._spent(mark)
-        self.times["passes"] += 1
-        self.times["wall"] += wall
-        self.times["reduce"] += reduce + spent.pop("reduce")
-        for kind, seconds in spent.items():
-            self.times[kind] += seconds
+    @property
+    def times(self) -> dict[str, float]:
+        """Return the passes' time so far (see the class docstring)."""
+        self._collect()
+        return self._times
+
+    def _collect(self) -> None:
+        """Add the worker-seconds of the tasks finished since the last collection (one call
+        to the scheduler, made every few passes: not a round trip per pass)."""
+        if self._pending:
+            spent = self._spent(self._mark)
+            self._mark = self._stream_mark()
+            for kind, seconds in spent.items():
+                self._times[kind] += seconds
+            self._pending = 0
+
+    def _account(self, wall: float, reduce: float) -> None:
+        self._times["passes"] += 1
+        self._times["wall"] += wall
+        self._times["reduce"] += reduce
+        self._pending += 1
         if self.bar is not None:
+            self._collect()
             self.bar.update(1)
-            self.bar.set_postfix_str(format_times(self.times), refresh=True)
+            self.bar.set_postfix_str(format_times(self._times), refresh=True)
+        elif self._pending >= _COLLECT_EVERY:
+            self._collect()
 
     # -- passes
 
@@ -512,7 +533,7 @@ class DaskData(_Watch):
         "rows", which only produces the blocks, or "layout", which counts the blocks, those the
         kernels see not aligned C-contiguous, not float64, and those stored misaligned)."""
         args = (op, model, params, extra, self.n_samples)
-        mark, start = self._stream_mark(), time.perf_counter()
+        start = time.perf_counter()
         if self.persist:
             parts = self._per_worker(args)
             self._all(parts)
@@ -521,20 +542,24 @@ class DaskData(_Watch):
             reduce = time.perf_counter() - mapped
         else:
             total, reduce = self._stream(args)
-        self._account(mark, time.perf_counter() - start, reduce)
+        self._account(time.perf_counter() - start, reduce)
         return total
 
     def _per_worker(self, args: tuple) -> list:
         """Submit one task per worker over the blocks it holds (no data moves): the
         scheduler places a task where its blocks are, and elsewhere only if that worker dies
         (no worker restrictions: a task pinned to a worker that died can wait forever)."""
-        holders = self.client.who_has(self._futures)
-        groups: dict[Any, list] = {}
-        for future in self._futures:
-            where = holders.get(future.key) or [None]
-            groups.setdefault(where[0], []).append(future)
+        # where the blocks are changes only when a worker dies: asking every few passes
+        # saves a round trip per pass (a stale grouping costs a copy, never a wrong sum)
+        if self._groups is None or self._times["passes"] % _COLLECT_EVERY == 0:
+            holders = self.client.who_has(self._futures)
+            groups: dict[Any, list] = {}
+            for future in self._futures:
+                where = holders.get(future.key) or [None]
+                groups.setdefault(where[0], []).append(future)
+            self._groups = list(groups.values())
         return [
-            self.client.submit(_evaluate, *args, futures, pure=False) for futures in groups.values()
+            self.client.submit(_evaluate, *args, futures, pure=False) for futures in self._groups
         ]
 
     def _stream(self, args: tuple) -> tuple:
@@ -612,9 +637,10 @@ class DaskData(_Watch):
 
     def close(self) -> None:
         """Release the blocks held on the workers (they go once no future refers to them)."""
+        self._collect()
         for future in self._futures or ():
             future.release()
-        self._futures = None
+        self._futures, self._groups = None, None
 
     def __enter__(self) -> DaskData:
         return self
