@@ -455,7 +455,10 @@ def out_of_core(client: Any, gb: float, d: int, steps: int, chunk_rows: int | No
         return float(data.run("rows", model, like)[0])
 
     t_data, _ = _timed(produce)
+    before = dict(data.times)
     t_grad, _ = _timed(lambda: problem.value_and_grad(flatten(like)))
+    spent = {k: v - before[k] for k, v in data.times.items()}  # that one pass, by kind
+    threads = sum(client.nthreads().values())
     t_grad = min(t_first, t_grad)
     t_fit, r = _timed(lambda: sgd.fit(model, data, method="newton", max_iter=steps, progress=False))
     used = client.run(_worker_memory)
@@ -470,6 +473,10 @@ def out_of_core(client: Any, gb: float, d: int, steps: int, chunk_rows: int | No
         f"| value+gradient pass (produce + kernels), best of 2 | {t_grad:.1f} s "
         f"({n / t_grad:.3g} rows/s) |",
         f"| kernels' share on top of producing | {100 * (t_grad / t_data - 1):+.0f} % |",
+        f"| one gradient pass split (worker-seconds over {threads} threads) | produce "
+        f"{spent['produce']:.1f} s ({n * threads / spent['produce']:.3g} rows/s), compute "
+        f"{spent['compute']:.1f} s ({n * threads / spent['compute']:.3g} rows/s), reduce "
+        f"{spent['reduce']:.2f} s |",
         f"| Newton: {r.n_iter} steps, {r.n_passes} passes | {t_fit:.1f} s, "
         f"objective {f:.6f} -> {r.objective:.6f}, max grad {r.grad_norm:.1e} |",
     ]
