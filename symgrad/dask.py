@@ -62,6 +62,8 @@ STREAM_DEPTH = 1
 WORKER_TIMEOUT = 60.0
 #: Seconds between checks on the workers while a pass waits for its tasks.
 _POLL_SECONDS = 0.5
+#: Passes between two collections of the task stream (its buffer keeps 100,000 tasks).
+_COLLECT_EVERY = 16
 
 
 # ----------------------------------------------------------------------------- the cluster
@@ -223,6 +225,11 @@ def format_times(times: dict[str, float]) -> str:
     return text
 
 
+def _killed(future: Any) -> bool:
+    """Return True for a future dask gave up on because its workers kept dying."""
+    return future.status == "error" and type(future.exception()).__name__ == "KilledWorker"
+
+
 class _Watch:
     """Wait on futures without ever hanging: a failed task raises at once, named, and a
     cluster left without workers for ``worker_timeout`` s raises ClusterError."""
@@ -276,15 +283,40 @@ class _Watch:
             return False
         raise self._failure(future, block)
 
-    def _all(self, futures: list, index: dict | None = None) -> None:
-        """Wait until every future has finished; raise the first failure, named."""
+    def _all(
+        self, futures: list, index: dict | None = None, alone: Callable[[int], Any] | None = None
+    ) -> None:
+        """Wait until every future has finished; raise the first failure, named.
+
+        With ``alone`` (block index -> a fresh future computing that block), a block given up
+        on as KilledWorker is computed again by itself once the others are done: dask blames
+        every task assigned to a worker that dies, so only a block that kills its worker
+        when nothing else runs beside it is the one to name. ``futures`` is updated in place.
+        """
+        index = index or {}
         done: queue.Queue = queue.Queue()
         for future in futures:
             future.add_done_callback(done.put)
-        left = len(futures)
-        while left:
-            future = self._next_done(done, lambda: self._waiting(futures, index))
-            left -= self._settled(future, done, (index or {}).get(future.key))
+        left, suspects = len(futures), []
+        try:
+            while left:
+                future = self._next_done(done, lambda: self._waiting(futures, index))
+                block = index.get(future.key)
+                if alone is not None and block is not None and _killed(future):
+                    suspects.append(block)
+                    left -= 1
+                    continue
+                left -= self._settled(future, done, block)
+            for block in suspects:
+                where = next(i for i, f in enumerate(futures) if index.get(f.key) == block)
+                futures[where].release()
+                futures[where] = fresh = alone(block)
+                self._all([fresh], {fresh.key: block})
+        except BaseException:
+            # a traceback keeps these futures alive: free their keys on the scheduler now, or
+            # a later fit of the same graph would find them still failed
+            self.client.cancel(futures)
+            raise
 
     def _failure(self, future: Any, block: int | None = None) -> Exception:
         """Return the error that ends the wait: a symgrad error raised in a task as it is,
@@ -334,7 +366,6 @@ class DaskData(_Watch):
         blas_threads: int = 1,
         worker_timeout: float = WORKER_TIMEOUT,
     ) -> None:
-        import dask
 
         super().__init__(_client(client), worker_timeout)
         threads = sum(self.client.nthreads().values())
@@ -358,14 +389,14 @@ class DaskData(_Watch):
         # second copy of X's tasks, so every block would be produced twice
         xs = X.to_delayed(optimize_graph=False).ravel()
         ys = y.to_delayed(optimize_graph=False).ravel()
-        block = dask.delayed(_block, pure=False)  # keys of their own: close() drops only ours
-        self._blocks = [
-            block(xd, yd, s, self.persist) for xd, yd, s in zip(xs, ys, self.starts, strict=True)
-        ]
-        self._index = {b.key: i for i, b in enumerate(self._blocks)}
-        self.times = dict.fromkeys(
+        self._inputs = list(zip(xs, ys, strict=True))
+        self._blocks, self._index = [], {}
+        for i in range(len(self._inputs)):
+            self._fresh(i)
+        self._times = dict.fromkeys(
             ("passes", "wall", "produce", "compute", "reduce", "transfer", "persist"), 0.0
         )
+        self._mark, self._pending, self._groups = None, 0, None
         self.bar: Any = None  # a tqdm bar that shows ``times`` after each pass (fit sets it)
         plugin = (globals().get("BlasThreads") or __getattr__("BlasThreads"))(blas_threads)
         self.client.register_plugin(plugin, name=plugin.name)
@@ -373,9 +404,10 @@ class DaskData(_Watch):
         if self.persist:  # surface bad data now, not mid-fit
             mark = self._stream_mark()
             self._futures = self.client.compute(self._blocks)
-            self._all(self._futures, self._index)
+            self._all(self._futures, self._index, lambda i: self.client.compute(self._fresh(i)))
             spent = self._spent(mark)
-            self.times["persist"] = spent["produce"]
+            self._times["persist"] = spent["produce"]
+        self._mark = self._stream_mark()
 
     # -- where a pass waits
 
@@ -392,6 +424,21 @@ class DaskData(_Watch):
     def _name(self, i: int) -> str:
         stop = self.starts[i] + self.chunks[i]
         return f"block {i} of {len(self.chunks)} (rows {self.starts[i]}..{stop})"
+
+    def _fresh(self, i: int) -> Any:
+        """Return (and keep) a new task producing block ``i``: a key of its own, so close()
+        drops only ours and a block given up on can be computed afresh."""
+        import dask
+
+        xd, yd = self._inputs[i]
+        block = dask.delayed(_block, pure=False)(xd, yd, self.starts[i], self.persist)
+        if i < len(self._blocks):
+            self._index.pop(self._blocks[i].key, None)
+            self._blocks[i] = block
+        else:
+            self._blocks.append(block)
+        self._index[block.key] = i
+        return block
 
     def _where(self, future: Any, exc: Any, block: int | None) -> str:
         """Name the failed block: given, else the one whose task died, else a lost block."""
@@ -446,16 +493,33 @@ class DaskData(_Watch):
                 )
         return spent
 
-    def _account(self, mark: Any, wall: float, reduce: float) -> None:
-        spent = self._spent(mark)
-        self.times["passes"] += 1
-        self.times["wall"] += wall
-        self.times["reduce"] += reduce + spent.pop("reduce")
-        for kind, seconds in spent.items():
-            self.times[kind] += seconds
+    @property
+    def times(self) -> dict[str, float]:
+        """Return the passes' time so far (see the class docstring)."""
+        self._collect()
+        return self._times
+
+    def _collect(self) -> None:
+        """Add the worker-seconds of the tasks finished since the last collection (one call
+        to the scheduler, made every few passes: not a round trip per pass)."""
+        if self._pending:
+            spent = self._spent(self._mark)
+            self._mark = self._stream_mark()
+            for kind, seconds in spent.items():
+                self._times[kind] += seconds
+            self._pending = 0
+
+    def _account(self, wall: float, reduce: float) -> None:
+        self._times["passes"] += 1
+        self._times["wall"] += wall
+        self._times["reduce"] += reduce
+        self._pending += 1
         if self.bar is not None:
+            self._collect()
             self.bar.update(1)
-            self.bar.set_postfix_str(format_times(self.times), refresh=True)
+            self.bar.set_postfix_str(format_times(self._times), refresh=True)
+        elif self._pending >= _COLLECT_EVERY:
+            self._collect()
 
     # -- passes
 
@@ -469,7 +533,7 @@ class DaskData(_Watch):
         "rows", which only produces the blocks, or "layout", which counts the blocks, those the
         kernels see not aligned C-contiguous, not float64, and those stored misaligned)."""
         args = (op, model, params, extra, self.n_samples)
-        mark, start = self._stream_mark(), time.perf_counter()
+        start = time.perf_counter()
         if self.persist:
             parts = self._per_worker(args)
             self._all(parts)
@@ -478,20 +542,24 @@ class DaskData(_Watch):
             reduce = time.perf_counter() - mapped
         else:
             total, reduce = self._stream(args)
-        self._account(mark, time.perf_counter() - start, reduce)
+        self._account(time.perf_counter() - start, reduce)
         return total
 
     def _per_worker(self, args: tuple) -> list:
         """Submit one task per worker over the blocks it holds (no data moves): the
         scheduler places a task where its blocks are, and elsewhere only if that worker dies
         (no worker restrictions: a task pinned to a worker that died can wait forever)."""
-        holders = self.client.who_has(self._futures)
-        groups: dict[Any, list] = {}
-        for future in self._futures:
-            where = holders.get(future.key) or [None]
-            groups.setdefault(where[0], []).append(future)
+        # where the blocks are changes only when a worker dies: asking every few passes
+        # saves a round trip per pass (a stale grouping costs a copy, never a wrong sum)
+        if self._groups is None or self._times["passes"] % _COLLECT_EVERY == 0:
+            holders = self.client.who_has(self._futures)
+            groups: dict[Any, list] = {}
+            for future in self._futures:
+                where = holders.get(future.key) or [None]
+                groups.setdefault(where[0], []).append(future)
+            self._groups = list(groups.values())
         return [
-            self.client.submit(_evaluate, *args, futures, pure=False) for futures in groups.values()
+            self.client.submit(_evaluate, *args, futures, pure=False) for futures in self._groups
         ]
 
     def _stream(self, args: tuple) -> tuple:
@@ -509,34 +577,50 @@ class DaskData(_Watch):
         done: queue.Queue = queue.Queue()
         launched: dict[Any, tuple[int, Any]] = {}
 
-        def launch(i: int) -> None:
+        def launch(i: int) -> Any:
             task = dask.delayed(_evaluate_one, pure=False)(shared, self._blocks[i])
             future = self.client.compute(task, priority=-i)
             launched[future.key] = (i, future)
-            future.add_done_callback(done.put)
+            return future
 
         following = min(window, len(self._blocks))
         for i in range(following):
-            launch(i)
-        arrived, total, folded, adding = {}, None, 0, 0.0
+            launch(i).add_done_callback(done.put)
+        arrived, total, folded, adding, suspects = {}, None, 0, 0.0, []
+
+        def fold() -> None:
+            nonlocal total, folded, adding
+            start = time.perf_counter()
+            while folded in arrived:  # the sum's order is the blocks' order: deterministic
+                total = _sum([total, arrived.pop(folded)])
+                folded += 1
+            adding += time.perf_counter() - start
+
         try:
-            while folded < len(self._blocks):
+            while launched:
                 future = self._next_done(
                     done, lambda: self._name(min(i for i, _ in launched.values()))
                 )
-                if not self._settled(future, done, launched[future.key][0]):
+                i = launched[future.key][0]
+                if _killed(future):  # see _all: computed again alone, after the others
+                    suspects.append(i)
+                elif not self._settled(future, done, i):
                     continue
-                i, _ = launched.pop(future.key)
-                arrived[i] = future.result()
+                else:
+                    arrived[i] = future.result()
+                    fold()
+                launched.pop(future.key)
                 future.release()
-                start = time.perf_counter()
-                while folded in arrived:  # the sum's order is the blocks' order: deterministic
-                    total = _sum([total, arrived.pop(folded)])
-                    folded += 1
-                adding += time.perf_counter() - start
                 if following < len(self._blocks):
-                    launch(following)
+                    launch(following).add_done_callback(done.put)
                     following += 1
+            for i in suspects:
+                future = launch(i)
+                self._all([future], {future.key: i})
+                arrived[i] = future.result()
+                launched.pop(future.key)
+                future.release()
+                fold()
         finally:
             if launched:
                 self.client.cancel([future for _, future in launched.values()])
@@ -553,9 +637,10 @@ class DaskData(_Watch):
 
     def close(self) -> None:
         """Release the blocks held on the workers (they go once no future refers to them)."""
+        self._collect()
         for future in self._futures or ():
             future.release()
-        self._futures = None
+        self._futures, self._groups = None, None
 
     def __enter__(self) -> DaskData:
         return self

@@ -21,3 +21,6 @@ def test_tiny_benchmark_prints_every_table(capsys):
     assert out.count(dask_logistic.HEADER) == 2
     assert "**Out of core**" in out and "idle / peak RSS" in out
     assert "kernels' share on top of producing" in out
+    assert "**From persisted arrays**" in out and "checked aligned and C-contiguous" in out
+    for row in ("| L-BFGS, per iteration |", "| Newton, per iteration |", "| one value+gradient"):
+        assert row in out
