@@ -867,50 +867,48 @@ def mish_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2mish/dx2 element-wise.
 
-    d2f/dx2 = -4*(x*tanh(x/2)*tanh(softplus(x)) + x*tanh(x/2)/2 + x*tanh(softplus(x)) - x/2 -
+    d2f/dx2 = -4*(-x + (2*x*tanh(softplus(x)) + x)*sigmoid(x) -
         2)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(x))
-        t1 = np.maximum(0, x)
-        t2 = np.log1p(t0)
-        t3 = np.exp(-2*t1 - 2*t2)
-        t4 = 0.5*x
-        t5 = np.tanh(t4)
-        t6 = x*np.tanh(t1 + t2)
-        return -4*t3*(t4*t5 + t5*t6 + t6 - t4 - 2)*np.maximum(t0, (x >= 0))/((t0 + 1)*((t3 + 1)**2))
+        t0 = np.maximum(0, x)
+        t1 = np.exp(-np.abs(x))
+        t2 = np.log1p(t1)
+        t3 = np.exp(-2*t0 - 2*t2)
+        t4 = np.maximum(t1, (x >= 0))
+        t5 = 1/(t1 + 1)
+        return -4*t3*t4*t5*(t4*t5*(2*x*np.tanh(t0 + t2) + x) - x - 2)/((t3 + 1)**2)
     """
     out, x = _prepare('mish_hess', out, x)
-    b0, b1, b3, b4, b5 = _scratch(out.shape, 5, out.dtype)
+    b0, b1, b2, b3, b4 = _scratch(out.shape, 5, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.abs(x, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)
-    np.maximum(x, 0, out=b1)
-    np.log1p(b0, out=out)
-    np.multiply(b1, 2, out=b3)
-    np.multiply(out, 2, out=b4)
+    np.maximum(x, 0, out=b0)
+    np.abs(x, out=b1)
+    np.negative(b1, out=b1)
+    np.exp(b1, out=b1)
+    np.log1p(b1, out=b2)
+    np.multiply(b0, 2, out=b3)
+    np.multiply(b2, 2, out=b4)
     np.add(b3, b4, out=b3)
     np.negative(b3, out=b3)
     np.exp(b3, out=b3)
-    np.multiply(x, 0.5, out=b4)
-    np.tanh(b4, out=b5)
-    np.add(b1, out, out=b1)
-    np.tanh(b1, out=b1)
-    np.multiply(x, b1, out=b1)
-    np.multiply(b4, b5, out=out)
-    np.add(b1, out, out=out)
-    np.multiply(b5, b1, out=b5)
-    np.add(out, b5, out=out)
-    np.subtract(out, b4, out=out)
-    np.subtract(out, 2, out=out)
-    np.multiply(b3, out, out=out)
     np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=b4)
+    np.maximum(b1, m0, out=b4)
+    np.add(b1, 1, out=b1)
+    np.divide(1.0, b1, out=b1)
+    np.multiply(b3, b4, out=out)
+    np.multiply(out, b1, out=out)
+    np.multiply(b4, b1, out=b4)
+    np.add(b0, b2, out=b0)
+    np.tanh(b0, out=b0)
+    np.multiply(x, b0, out=b0)
+    np.multiply(b0, 2, out=b0)
+    np.add(x, b0, out=b0)
+    np.multiply(b4, b0, out=b4)
+    np.subtract(b4, x, out=b4)
+    np.subtract(b4, 2, out=b4)
     np.multiply(out, b4, out=out)
-    np.add(b0, 1, out=b0)
-    np.divide(out, b0, out=out)
     np.add(b3, 1, out=b3)
     np.divide(out, b3, out=out)
     np.divide(out, b3, out=out)
@@ -1125,54 +1123,58 @@ def silu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = 2*(-x*tanh(x/2)/4 + x/4 + 1/2)*sigmoid(x)
+    df/dx = (-x*sigmoid(x) + x + 1)*sigmoid(x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        t1 = 0.25*x
-        return 2*(t1 + 0.5 - t1*np.tanh(0.5*x))*np.maximum(t0, (x >= 0))/(t0 + 1)
+        t1 = np.maximum(t0, (x >= 0))/(t0 + 1)
+        return t1*(x + 1 - t1*x)
     """
     out, x = _prepare('silu_grad', out, x)
-    b0, b2 = _scratch(out.shape, 2, out.dtype)
+    b0, = _scratch(out.shape, 1, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)
-    np.multiply(x, 0.25, out=out)
-    np.multiply(x, 0.5, out=b2)
-    np.tanh(b2, out=b2)
-    np.multiply(out, b2, out=b2)
-    np.subtract(out, b2, out=out)
-    np.add(out, 0.5, out=out)
     np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=b2)
-    np.multiply(out, b2, out=out)
+    np.maximum(b0, m0, out=out)
     np.add(b0, 1, out=b0)
     np.divide(out, b0, out=out)
-    np.multiply(out, 2, out=out)
+    np.multiply(out, x, out=b0)
+    np.subtract(x, b0, out=b0)
+    np.add(b0, 1, out=b0)
+    np.multiply(out, b0, out=out)
     return out
 
 
 def silu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2silu/dx2 element-wise.
 
-    d2f/dx2 = -4*(x*tanh(x/2)/4 - 1/2)*sigmoid(-x)*sigmoid(x)
+    d2f/dx2 = -(2*x*sigmoid(x) - x - 2)*sigmoid(-x)*sigmoid(x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return (1 - 0.5*x*np.tanh(0.5*x))/(np.cosh(x) + 1)
+        t0 = np.exp(-np.abs(x))
+        t1 = t0 + 1
+        return t0*(x + 2 - 2*x*np.maximum(t0, (x >= 0))/t1)/(t1*t1)
     """
     out, x = _prepare('silu_hess', out, x)
-    b1, = _scratch(out.shape, 1, out.dtype)
-    np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    np.multiply(x, out, out=out)
-    np.multiply(out, 0.5, out=out)
-    np.subtract(1, out, out=out)
-    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
-        np.cosh(x, out=b1)
-    np.add(b1, 1, out=b1)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.abs(x, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.add(out, 1, out=b1)
+    np.greater_equal(x, 0, out=m0)
+    np.maximum(out, m0, out=b2)
+    np.multiply(x, b2, out=b2)
+    np.divide(b2, b1, out=b2)
+    np.multiply(b2, 2, out=b2)
+    np.subtract(x, b2, out=b2)
+    np.add(b2, 2, out=b2)
+    np.multiply(out, b2, out=out)
+    np.divide(out, b1, out=out)
     np.divide(out, b1, out=out)
     return out
 

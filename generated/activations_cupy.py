@@ -207,14 +207,13 @@ out = 4*t3*x*fmax(t1, (T)(x >= 0))/((t1 + 1)*((t3 + 1)*(t3 + 1))) + tanh(t0 + t2
         "T x",
         "T out",
         """
-const T t0 = exp(-fabs(x));
-const T t1 = fmax(0, x);
-const T t2 = log1p(t0);
-const T t3 = exp(-2*t1 - 2*t2);
-const T t4 = (T)0.5*x;
-const T t5 = tanh(t4);
-const T t6 = x*tanh(t1 + t2);
-out = -4*t3*(t4*t5 + t5*t6 + t6 - t4 - 2)*fmax(t0, (T)(x >= 0))/((t0 + 1)*((t3 + 1)*(t3 + 1)));
+const T t0 = fmax(0, x);
+const T t1 = exp(-fabs(x));
+const T t2 = log1p(t1);
+const T t3 = exp(-2*t0 - 2*t2);
+const T t4 = fmax(t1, (T)(x >= 0));
+const T t5 = 1/(t1 + 1);
+out = -4*t3*t4*t5*(t4*t5*(2*x*tanh(t0 + t2) + x) - x - 2)/((t3 + 1)*(t3 + 1));
 """,
     ),
     "relu": (
@@ -296,8 +295,8 @@ out = x*fmax(t0, (T)(x >= 0))/(t0 + 1);
         "T out",
         """
 const T t0 = exp(-fabs(x));
-const T t1 = (T)0.25*x;
-out = 2*(t1 + (T)0.5 - t1*tanh((T)0.5*x))*fmax(t0, (T)(x >= 0))/(t0 + 1);
+const T t1 = fmax(t0, (T)(x >= 0))/(t0 + 1);
+out = t1*(x + 1 - t1*x);
 """,
     ),
     "silu_hess": (
@@ -305,7 +304,8 @@ out = 2*(t1 + (T)0.5 - t1*tanh((T)0.5*x))*fmax(t0, (T)(x >= 0))/(t0 + 1);
         "T out",
         """
 const T t0 = exp(-fabs(x));
-out = t0*(2 - x*tanh((T)0.5*x))/((t0 + 1)*(t0 + 1));
+const T t1 = t0 + 1;
+out = t0*(x + 2 - 2*x*fmax(t0, (T)(x >= 0))/t1)/(t1*t1);
 """,
     ),
     "softplus": (
@@ -684,7 +684,7 @@ def mish_hess(x):
     r"""Return the second derivative, fused.
 
     x * tanh(softplus(x)).
-    out = -4*(x*tanh(x/2)*tanh(softplus(x)) + x*tanh(x/2)/2 + x*tanh(softplus(x)) - x/2 -
+    out = -4*(-x + (2*x*tanh(softplus(x)) + x)*sigmoid(x) -
         2)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
     """
     x, = _arrays(x)
@@ -795,7 +795,7 @@ def silu_grad(x):
     r"""Return dsilu/dx, fused.
 
     x * sigmoid(x), also called swish.
-    out = 2*(-x*tanh(x/2)/4 + x/4 + 1/2)*sigmoid(x)
+    out = (-x*sigmoid(x) + x + 1)*sigmoid(x)
     """
     x, = _arrays(x)
     return _kernel('silu_grad')(x)
@@ -805,7 +805,7 @@ def silu_hess(x):
     r"""Return the second derivative, fused.
 
     x * sigmoid(x), also called swish.
-    out = -4*(x*tanh(x/2)/4 - 1/2)*sigmoid(-x)*sigmoid(x)
+    out = -(2*x*sigmoid(x) - x - 2)*sigmoid(-x)*sigmoid(x)
     """
     x, = _arrays(x)
     return _kernel('silu_hess')(x)

@@ -306,18 +306,17 @@ def mish_grad(x):
 def mish_hess(x):
     r"""Return the second derivative's diagonal.
 
-    hess = -4*(x*tanh(x/2)*tanh(softplus(x)) + x*tanh(x/2)/2 + x*tanh(softplus(x)) - x/2 -
+    hess = -4*(-x + (2*x*tanh(softplus(x)) + x)*sigmoid(x) -
         2)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
     """
     xp, dtype, x = _prepare(x)
-    t0 = xp.exp(-xp.abs(x))
-    t1 = xp.maximum(x, xp.asarray(0, dtype=dtype))
-    t2 = xp.log1p(t0)
-    t3 = xp.exp(-2*t1 - 2*t2)
-    t4 = 0.5*x
-    t5 = xp.tanh(t4)
-    t6 = x*xp.tanh(t1 + t2)
-    return -4*t3*(t4*t5 + t5*t6 + t6 - t4 - 2)*xp.maximum(t0, xp.astype(x >= 0, dtype))/((t0 + 1)*((t3 + 1)**2))
+    t0 = xp.maximum(x, xp.asarray(0, dtype=dtype))
+    t1 = xp.exp(-xp.abs(x))
+    t2 = xp.log1p(t1)
+    t3 = xp.exp(-2*t0 - 2*t2)
+    t4 = xp.maximum(t1, xp.astype(x >= 0, dtype))
+    t5 = 1/(t1 + 1)
+    return -4*t3*t4*t5*(t4*t5*(2*x*xp.tanh(t0 + t2) + x) - x - 2)/((t3 + 1)**2)
 
 
 def relu(x):
@@ -418,22 +417,23 @@ def silu(x):
 def silu_grad(x):
     r"""Return dsilu/dx.
 
-    grad = 2*(-x*tanh(x/2)/4 + x/4 + 1/2)*sigmoid(x)
+    grad = (-x*sigmoid(x) + x + 1)*sigmoid(x)
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.exp(-xp.abs(x))
-    t1 = 0.25*x
-    return 2*(t1 + 0.5 - t1*xp.tanh(0.5*x))*xp.maximum(t0, xp.astype(x >= 0, dtype))/(t0 + 1)
+    t1 = xp.maximum(t0, xp.astype(x >= 0, dtype))/(t0 + 1)
+    return t1*(x + 1 - t1*x)
 
 
 def silu_hess(x):
     r"""Return the second derivative's diagonal.
 
-    hess = -4*(x*tanh(x/2)/4 - 1/2)*sigmoid(-x)*sigmoid(x)
+    hess = -(2*x*sigmoid(x) - x - 2)*sigmoid(-x)*sigmoid(x)
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.exp(-xp.abs(x))
-    return t0*(2 - x*xp.tanh(0.5*x))/((t0 + 1)**2)
+    t1 = t0 + 1
+    return t0*(x + 2 - 2*x*xp.maximum(t0, xp.astype(x >= 0, dtype))/t1)/(t1*t1)
 
 
 def softmax(x):

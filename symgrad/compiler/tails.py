@@ -107,9 +107,12 @@ def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
     q, ones = _roots(q, sp.S.One)
     if not zeros and not ones:  # a root at s = 1 (or 0, mirrored) cancels in the tail
         return e
-    # s = (1 + tau)/2 with tau = tanh(u/2) = 2s - 1, which is exact where 2s - 1 is not
-    rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2}), power_exp=False)
-    rest = rest.xreplace({_T: sp.tanh(u / 2), **restore})
+    if q.degree() > 0 and sp.expand(q.eval(sp.S.Half)) == 0:
+        # s = (1 + tau)/2 with tau = tanh(u/2) = 2s - 1, which is exact where 2s - 1 is not
+        rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2}), power_exp=False)
+        rest = rest.xreplace({_T: sp.tanh(u / 2), **restore})
+    else:  # in tau, a rest that is not 0 at s = 1/2 would cancel in a tail (tau + 1 -> 0)
+        rest = q.as_expr().xreplace({_S: sigmoid(u), **restore})
     den = den.xreplace({_S: sigmoid(u)})
     return sigmoid(u) ** zeros * (-sigmoid(-u)) ** ones * rest / den
 
