@@ -124,11 +124,12 @@ out = x*fmax(t1, (T)(t0 >= 0))/(t1 + 1);
         "T x",
         "T out",
         """
-const T t0 = x*x*x;
-const T t1 = (T)0.07135481627260025*t0 + (T)1.5957691216057308*x;
-const T t2 = exp(-fabs(t1));
-const T t3 = (T)0.053516112204450184*t0 + (T)0.3989422804014327*x;
-out = 2*(t3 + (T)0.5 - t3*tanh((T)0.035677408136300125*t0 + (T)0.7978845608028654*x))*fmax(t2, (T)(t1 >= 0))/(t2 + 1);
+const T t0 = (T)1.5957691216057308*x;
+const T t1 = x*x*x;
+const T t2 = t0 + (T)0.07135481627260025*t1;
+const T t3 = exp(-fabs(t2));
+const T t4 = 1/(t3 + 1);
+out = -t4*(t4*(-t0 - (T)0.21406444881780073*t1)*fmax(t3, (T)(-t2 >= 0)) - 1)*fmax(t3, (T)(t2 >= 0));
 """,
     ),
     "gelu_tanh_hess": (
@@ -211,9 +212,11 @@ const T t0 = fmax(0, x);
 const T t1 = exp(-fabs(x));
 const T t2 = log1p(t1);
 const T t3 = exp(-2*t0 - 2*t2);
-const T t4 = fmax(t1, (T)(x >= 0));
-const T t5 = 1/(t1 + 1);
-out = -4*t3*t4*t5*(t4*t5*(2*x*tanh(t0 + t2) + x) - x - 2)/((t3 + 1)*(t3 + 1));
+const T t4 = t1 + 1;
+const T t5 = t1/(t4*t4);
+const T t6 = fmax(t1, (T)(x >= 0))/t4;
+const T t7 = 2*x;
+out = t3*(4*t5*x + 8*t6 - 4*(t6*t7 - t5*t7)*tanh(t0 + t2))/((t3 + 1)*(t3 + 1));
 """,
     ),
     "relu": (
@@ -295,8 +298,8 @@ out = x*fmax(t0, (T)(x >= 0))/(t0 + 1);
         "T out",
         """
 const T t0 = exp(-fabs(x));
-const T t1 = fmax(t0, (T)(x >= 0))/(t0 + 1);
-out = t1*(x + 1 - t1*x);
+const T t1 = 1/(t0 + 1);
+out = -t1*(-t1*x*fmax(t0, (T)(-x >= 0)) - 1)*fmax(t0, (T)(x >= 0));
 """,
     ),
     "silu_hess": (
@@ -571,10 +574,9 @@ def gelu_tanh_grad(x):
     r"""Return dgelu_tanh/dx, fused.
 
     GELU with torch's approximate='tanh'.
-    out = 2*(26829*sqrt(2)*x**3/(400000*sqrt(pi)) + sqrt(2)*x/(2*sqrt(pi)) +
-        (-26829*sqrt(2)*x**3/(400000*sqrt(pi)) -
-        sqrt(2)*x/(2*sqrt(pi)))*tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) +
-        1/2)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
+    out = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
+        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
     """
     x, = _arrays(x)
     return _kernel('gelu_tanh_grad')(x)
@@ -684,8 +686,9 @@ def mish_hess(x):
     r"""Return the second derivative, fused.
 
     x * tanh(softplus(x)).
-    out = -4*(-x + (2*x*tanh(softplus(x)) + x)*sigmoid(x) -
-        2)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
+    out = -4*(-x*sigmoid(-x)*sigmoid(x) + (-2*x*sigmoid(-x)*sigmoid(x) +
+        2*x*sigmoid(x))*tanh(softplus(x)) -
+        2*sigmoid(x))*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
     """
     x, = _arrays(x)
     return _kernel('mish_hess')(x)
@@ -795,7 +798,7 @@ def silu_grad(x):
     r"""Return dsilu/dx, fused.
 
     x * sigmoid(x), also called swish.
-    out = (-x*sigmoid(x) + x + 1)*sigmoid(x)
+    out = -(-x*sigmoid(-x) - 1)*sigmoid(x)
     """
     x, = _arrays(x)
     return _kernel('silu_grad')(x)

@@ -190,17 +190,17 @@ def gelu_tanh(x):
 def gelu_tanh_grad(x):
     r"""Return dgelu_tanh/dx.
 
-    grad = 2*(26829*sqrt(2)*x**3/(400000*sqrt(pi)) + sqrt(2)*x/(2*sqrt(pi)) +
-        (-26829*sqrt(2)*x**3/(400000*sqrt(pi)) -
-        sqrt(2)*x/(2*sqrt(pi)))*tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) +
-        1/2)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
+    grad = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
+        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
     """
     xp, dtype, x = _prepare(x)
-    t0 = x*x*x
-    t1 = 0.07135481627260025*t0 + 1.5957691216057308*x
-    t2 = xp.exp(-xp.abs(t1))
-    t3 = 0.053516112204450184*t0 + 0.3989422804014327*x
-    return 2*(t3 + 0.5 - t3*xp.tanh(0.035677408136300125*t0 + 0.7978845608028654*x))*xp.maximum(t2, xp.astype(t1 >= 0, dtype))/(t2 + 1)
+    t0 = 1.5957691216057308*x
+    t1 = x*x*x
+    t2 = t0 + 0.07135481627260025*t1
+    t3 = xp.exp(-xp.abs(t2))
+    t4 = 1/(t3 + 1)
+    return -t4*(t4*(-t0 - 0.21406444881780073*t1)*xp.maximum(t3, xp.astype(-t2 >= 0, dtype)) - 1)*xp.maximum(t3, xp.astype(t2 >= 0, dtype))
 
 
 def gelu_tanh_hess(x):
@@ -306,17 +306,20 @@ def mish_grad(x):
 def mish_hess(x):
     r"""Return the second derivative's diagonal.
 
-    hess = -4*(-x + (2*x*tanh(softplus(x)) + x)*sigmoid(x) -
-        2)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
+    hess = -4*(-x*sigmoid(-x)*sigmoid(x) + (-2*x*sigmoid(-x)*sigmoid(x) +
+        2*x*sigmoid(x))*tanh(softplus(x)) -
+        2*sigmoid(x))*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.maximum(x, xp.asarray(0, dtype=dtype))
     t1 = xp.exp(-xp.abs(x))
     t2 = xp.log1p(t1)
     t3 = xp.exp(-2*t0 - 2*t2)
-    t4 = xp.maximum(t1, xp.astype(x >= 0, dtype))
-    t5 = 1/(t1 + 1)
-    return -4*t3*t4*t5*(t4*t5*(2*x*xp.tanh(t0 + t2) + x) - x - 2)/((t3 + 1)**2)
+    t4 = t1 + 1
+    t5 = t1/(t4*t4)
+    t6 = xp.maximum(t1, xp.astype(x >= 0, dtype))/t4
+    t7 = 2*x
+    return t3*(4*t5*x + 8*t6 - 4*(t6*t7 - t5*t7)*xp.tanh(t0 + t2))/((t3 + 1)**2)
 
 
 def relu(x):
@@ -417,12 +420,12 @@ def silu(x):
 def silu_grad(x):
     r"""Return dsilu/dx.
 
-    grad = (-x*sigmoid(x) + x + 1)*sigmoid(x)
+    grad = -(-x*sigmoid(-x) - 1)*sigmoid(x)
     """
     xp, dtype, x = _prepare(x)
     t0 = xp.exp(-xp.abs(x))
-    t1 = xp.maximum(t0, xp.astype(x >= 0, dtype))/(t0 + 1)
-    return t1*(x + 1 - t1*x)
+    t1 = 1/(t0 + 1)
+    return -t1*(-t1*x*xp.maximum(t0, xp.astype(-x >= 0, dtype)) - 1)*xp.maximum(t0, xp.astype(x >= 0, dtype))
 
 
 def silu_hess(x):
