@@ -123,9 +123,10 @@ class Work:
         """Spend one evaluation of ``form`` at ``dps`` digits (a float64 evaluation of the
         plain formula costs ``_NAIVE_COST``: it sorts each sum as sympy prints it); False once
         none is left."""
-        if self.left <= 0:
+        cost = self.sizes[form] * dps / DIGITS
+        if cost > self.left:  # (no overdraft: one 3200-digit evaluation can cost minutes)
             return False
-        self.left -= self.sizes[form] * dps / DIGITS
+        self.left -= cost
         return True
 
 

@@ -95,21 +95,25 @@ def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
     u = _single_argument(e, sigmoid) if e.is_Add or e.is_Mul else None
     if u is None:
         return e
-    # either orientation: a polynomial in sigmoid(-x) is one of far more terms in sigmoid(x)
+    # either orientation: the one with a root at s = 1, where 1 - s cancels in the tail (a
+    # polynomial in sigmoid(-x) may also be one of far more terms in sigmoid(x))
     for u in (u, -u):  # noqa: B020, PLR1704 - the orientation found is the one used below
         found = _poly(e, sigmoid(u), _S, 1 - _S)
-        if found is not None:
+        if found is None:
+            continue
+        p, restore, den = found
+        q, zeros = _roots(p, sp.S.Zero)
+        q, ones = _roots(q, sp.S.One)
+        if ones:
             break
     else:
         return e
-    p, restore, den = found
-    q, zeros = _roots(p, sp.S.Zero)
-    q, ones = _roots(q, sp.S.One)
-    if not zeros and not ones:  # a root at s = 1 (or 0, mirrored) cancels in the tail
-        return e
-    # s = (1 + tau)/2 with tau = tanh(u/2) = 2s - 1, which is exact where 2s - 1 is not
-    rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2}), power_exp=False)
-    rest = rest.xreplace({_T: sp.tanh(u / 2), **restore})
+    if q.degree() > 0 and sp.expand(q.eval(sp.S.Half)) == 0:
+        # s = (1 + tau)/2 with tau = tanh(u/2) = 2s - 1, which is exact where 2s - 1 is not
+        rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2}), power_exp=False)
+        rest = rest.xreplace({_T: sp.tanh(u / 2), **restore})
+    else:  # in tau, a rest that is not 0 at s = 1/2 would cancel in a tail (tau + 1 -> 0)
+        rest = q.as_expr().xreplace({_S: sigmoid(u), **restore})
     den = den.xreplace({_S: sigmoid(u)})
     return sigmoid(u) ** zeros * (-sigmoid(-u)) ** ones * rest / den
 
@@ -127,7 +131,9 @@ def _tanh_rule(e: sp.Expr) -> sp.Expr:
     p, restore, den = found
     q, ups = _roots(p, sp.S.One)
     q, downs = _roots(q, sp.S.NegativeOne)
-    if not ups and not downs:
+    if not (ups and downs):
+        # a lone 1 -+ tanh(v) is _one_plus_tanh's; factoring it out of a polynomial whose rest
+        # does not vanish leaves the cancellation in the rest (gelu_tanh's gradient)
         return e
     # T - 1 = -2 sigmoid(-2v) and T + 1 = 2 sigmoid(2v), exact where 1 -+ tanh(v) rounds to 0
     rest = q.as_expr().xreplace({_T: sp.tanh(v), **restore})
