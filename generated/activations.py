@@ -664,49 +664,49 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = 2*(26829*sqrt(2)*x**3/(400000*sqrt(pi)) + sqrt(2)*x/(2*sqrt(pi)) +
-        (-26829*sqrt(2)*x**3/(400000*sqrt(pi)) -
-        sqrt(2)*x/(2*sqrt(pi)))*tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) +
-        1/2)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
+    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
+        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = x ** 2 * x
-        t1 = t0 * 0.07135481627260025 + x * 1.5957691216057308
-        t2 = np.exp(-np.abs(t1))
-        t3 = x * 0.3989422804014327 + t0 * 0.053516112204450184
+        t0 = x * 1.5957691216057308
+        t1 = x ** 2 * x
+        t2 = t0 + t1 * 0.07135481627260025
+        t3 = np.exp(-np.abs(t2))
+        t4 = 1.0 / (t3 + 1)
         return (
-            (t3 - t3 * np.tanh(t0 * 0.035677408136300125 + x * 0.7978845608028654) + 0.5) *
-            np.maximum(t2, t1 >= 0) / (t2 + 1) * 2
+            -(t4 * (t4 * -(t0 + t1 * 0.21406444881780073) * np.maximum(t3, -t2 >= 0) - 1) *
+            np.maximum(t3, t2 >= 0))
         )
     """
     out, x = _prepare('gelu_tanh_grad', out, x)
-    b0, b1, b2, b4 = _scratch(out.shape, 4, out.dtype)
+    b0, b1, b2, b3 = _scratch(out.shape, 4, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.square(x, out=b0)
-    np.multiply(b0, x, out=b0)  # t0
-    np.multiply(b0, 0.07135481627260025, out=b1)
-    np.multiply(x, 1.5957691216057308, out=b2)
-    np.add(b1, b2, out=b1)  # t1
-    np.abs(b1, out=b2)
-    np.negative(b2, out=b2)
-    np.exp(b2, out=b2)  # t2
-    np.multiply(x, 0.3989422804014327, out=out)
-    np.multiply(b0, 0.053516112204450184, out=b4)
-    np.add(out, b4, out=out)  # t3
-    np.multiply(b0, 0.035677408136300125, out=b0)
-    np.multiply(x, 0.7978845608028654, out=b4)
-    np.add(b0, b4, out=b0)
-    np.tanh(b0, out=b0)
+    np.multiply(x, 1.5957691216057308, out=b0)  # t0
+    np.square(x, out=b1)
+    np.multiply(b1, x, out=b1)  # t1
+    np.multiply(b1, 0.07135481627260025, out=b2)
+    np.add(b0, b2, out=b2)  # t2
+    np.abs(b2, out=b3)
+    np.negative(b3, out=b3)
+    np.exp(b3, out=b3)  # t3
+    np.add(b3, 1, out=out)
+    np.divide(1.0, out, out=out)  # t4
+    np.multiply(b1, 0.21406444881780073, out=b1)
+    np.add(b0, b1, out=b0)
+    np.negative(b0, out=b0)
     np.multiply(out, b0, out=b0)
-    np.subtract(out, b0, out=out)
-    np.add(out, 0.5, out=out)
+    np.negative(b2, out=b1)
     np.greater_equal(b1, 0, out=m0)
-    np.maximum(b2, m0, out=b1)
-    np.multiply(out, b1, out=out)
-    np.add(b2, 1, out=b2)
-    np.divide(out, b2, out=out)
-    np.multiply(out, 2, out=out)
+    np.maximum(b3, m0, out=b1)
+    np.multiply(b0, b1, out=b0)
+    np.subtract(b0, 1, out=b0)
+    np.multiply(out, b0, out=out)
+    np.greater_equal(b2, 0, out=m0)
+    np.maximum(b3, m0, out=b3)
+    np.multiply(out, b3, out=out)
+    np.negative(out, out=out)
     return out
 
 
@@ -954,57 +954,61 @@ def mish_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2mish/dx2 element-wise.
 
-    d2f/dx2 = -4*(x*tanh(x/2)*tanh(softplus(x)) + x*tanh(x/2)/2 + x*tanh(softplus(x)) - x/2 -
-        2)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
+    d2f/dx2 = -4*(-x*sigmoid(-x)*sigmoid(x) + (-2*x*sigmoid(-x)*sigmoid(x) +
+        2*x*sigmoid(x))*tanh(softplus(x)) -
+        2*sigmoid(x))*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.exp(-np.abs(x))
-        t1 = np.maximum(x, 0)
-        t2 = np.log1p(t0)
-        t3 = np.exp(-(t1 * 2 + t2 * 2))
-        t4 = x * 0.5
-        t5 = np.tanh(t4)
-        t6 = x * np.tanh(t1 + t2)
+        t0 = np.maximum(x, 0)
+        t1 = np.exp(-np.abs(x))
+        t2 = np.log1p(t1)
+        t3 = np.exp(-(t0 * 2 + t2 * 2))
+        t4 = t1 + 1
+        t5 = t1 / t4 / t4
+        t6 = np.maximum(t1, x >= 0) / t4
+        t7 = x * 2
         return (
-            t3 * (t6 + t4 * t5 + t5 * t6 - t4 - 2) * np.maximum(t0, x >= 0) / (t0 + 1) / (t3 + 1) /
-            (t3 + 1) * -4
+            t3 * (t6 * 8 + t5 * x * 4 - (t6 * t7 - t5 * t7) * np.tanh(t0 + t2) * 4) / (t3 + 1) / (t3
+            + 1)
         )
     """
     out, x = _prepare('mish_hess', out, x)
-    b0, b1, b3, b4, b5 = _scratch(out.shape, 5, out.dtype)
+    b0, b1, b2, b3, b4, b5, b7 = _scratch(out.shape, 7, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
-    np.abs(x, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)  # t0
-    np.maximum(x, 0, out=b1)  # t1
-    np.log1p(b0, out=out)  # t2
-    np.multiply(b1, 2, out=b3)
-    np.multiply(out, 2, out=b4)
+    np.maximum(x, 0, out=b0)  # t0
+    np.abs(x, out=b1)
+    np.negative(b1, out=b1)
+    np.exp(b1, out=b1)  # t1
+    np.log1p(b1, out=b2)  # t2
+    np.multiply(b0, 2, out=b3)
+    np.multiply(b2, 2, out=b4)
     np.add(b3, b4, out=b3)
     np.negative(b3, out=b3)
     np.exp(b3, out=b3)  # t3
-    np.multiply(x, 0.5, out=b4)  # t4
-    np.tanh(b4, out=b5)  # t5
-    np.add(b1, out, out=b1)
-    np.tanh(b1, out=b1)
-    np.multiply(x, b1, out=b1)  # t6
-    np.multiply(b4, b5, out=out)
-    np.add(b1, out, out=out)
-    np.multiply(b5, b1, out=b5)
-    np.add(out, b5, out=out)
-    np.subtract(out, b4, out=out)
-    np.subtract(out, 2, out=out)
-    np.multiply(b3, out, out=out)
+    np.add(b1, 1, out=b4)  # t4
+    np.divide(b1, b4, out=b5)
+    np.divide(b5, b4, out=b5)  # t5
     np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=b4)
-    np.multiply(out, b4, out=out)
-    np.add(b0, 1, out=b0)
-    np.divide(out, b0, out=out)
+    np.maximum(b1, m0, out=b1)
+    np.divide(b1, b4, out=b1)  # t6
+    np.multiply(x, 2, out=b4)  # t7
+    np.multiply(b1, 8, out=out)
+    np.multiply(b5, x, out=b7)
+    np.multiply(b7, 4, out=b7)
+    np.add(out, b7, out=out)
+    np.multiply(b1, b4, out=b1)
+    np.multiply(b5, b4, out=b5)
+    np.subtract(b1, b5, out=b1)
+    np.add(b0, b2, out=b0)
+    np.tanh(b0, out=b0)
+    np.multiply(b1, b0, out=b1)
+    np.multiply(b1, 4, out=b1)
+    np.subtract(out, b1, out=out)
+    np.multiply(b3, out, out=out)
     np.add(b3, 1, out=b3)
     np.divide(out, b3, out=out)
     np.divide(out, b3, out=out)
-    np.multiply(out, -4, out=out)
     return out
 
 
@@ -1221,54 +1225,63 @@ def silu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = 2*(-x*tanh(x/2)/4 + x/4 + 1/2)*sigmoid(x)
+    df/dx = -(-x*sigmoid(-x) - 1)*sigmoid(x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        t1 = x * 0.25
-        return (t1 - t1 * np.tanh(x * 0.5) + 0.5) * np.maximum(t0, x >= 0) / (t0 + 1) * 2
+        t1 = 1.0 / (t0 + 1)
+        return -(t1 * (-1 - t1 * x * np.maximum(t0, -x >= 0)) * np.maximum(t0, x >= 0))
     """
     out, x = _prepare('silu_grad', out, x)
-    b0, b2 = _scratch(out.shape, 2, out.dtype)
+    b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)  # t0
-    np.multiply(x, 0.25, out=out)  # t1
-    np.multiply(x, 0.5, out=b2)
-    np.tanh(b2, out=b2)
-    np.multiply(out, b2, out=b2)
-    np.subtract(out, b2, out=out)
-    np.add(out, 0.5, out=out)
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=b2)
+    np.add(b0, 1, out=out)
+    np.divide(1.0, out, out=out)  # t1
+    np.multiply(out, x, out=b2)
+    np.negative(x, out=b3)
+    np.greater_equal(b3, 0, out=m0)
+    np.maximum(b0, m0, out=b3)
+    np.multiply(b2, b3, out=b2)
+    np.subtract(-1, b2, out=b2)
     np.multiply(out, b2, out=out)
-    np.add(b0, 1, out=b0)
-    np.divide(out, b0, out=out)
-    np.multiply(out, 2, out=out)
+    np.greater_equal(x, 0, out=m0)
+    np.maximum(b0, m0, out=b0)
+    np.multiply(out, b0, out=out)
+    np.negative(out, out=out)
     return out
 
 
 def silu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2silu/dx2 element-wise.
 
-    d2f/dx2 = -4*(x*tanh(x/2)/4 - 1/2)*sigmoid(-x)*sigmoid(x)
+    d2f/dx2 = -(2*x*sigmoid(x) - x - 2)*sigmoid(-x)*sigmoid(x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        return (1 - x * np.tanh(x * 0.5) * 0.5) / (np.cosh(x) + 1)
+        t0 = np.exp(-np.abs(x))
+        t1 = t0 + 1
+        return t0 * (x - x * np.maximum(t0, x >= 0) / t1 * 2 + 2) / t1 / t1
     """
     out, x = _prepare('silu_hess', out, x)
-    b1, = _scratch(out.shape, 1, out.dtype)
-    np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    np.multiply(x, out, out=out)
-    np.multiply(out, 0.5, out=out)
-    np.subtract(1, out, out=out)
-    with np.errstate(over="ignore"):  # inf where 1/(2 + 2 cosh) is 0
-        np.cosh(x, out=b1)
-    np.add(b1, 1, out=b1)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    np.abs(x, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)  # t0
+    np.add(out, 1, out=b1)  # t1
+    np.greater_equal(x, 0, out=m0)
+    np.maximum(out, m0, out=b2)
+    np.multiply(x, b2, out=b2)
+    np.divide(b2, b1, out=b2)
+    np.multiply(b2, 2, out=b2)
+    np.subtract(x, b2, out=b2)
+    np.add(b2, 2, out=b2)
+    np.multiply(out, b2, out=out)
+    np.divide(out, b1, out=out)
     np.divide(out, b1, out=out)
     return out
 

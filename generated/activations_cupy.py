@@ -126,12 +126,13 @@ out_value = x*fmax(t1, (T)(t0 >= 0))/(t1 + 1);
         "T x",
         "T out_grad",
         """
-const T t0 = x*x*x;
-const T t1 = (T)0.07135481627260025*t0 + (T)1.5957691216057308*x;
-const T t2 = exp(-fabs(t1));
-const T t3 = (T)0.053516112204450184*t0 + (T)0.3989422804014327*x;
-out_grad = 2*(t3 + (T)0.5 - t3*tanh((T)0.035677408136300125*t0 +
-    (T)0.7978845608028654*x))*fmax(t2, (T)(t1 >= 0))/(t2 + 1);
+const T t0 = (T)1.5957691216057308*x;
+const T t1 = x*x*x;
+const T t2 = t0 + (T)0.07135481627260025*t1;
+const T t3 = exp(-fabs(t2));
+const T t4 = 1/(t3 + 1);
+out_grad = -t4*(t4*(-t0 - (T)0.21406444881780073*t1)*fmax(t3, (T)(-t2 >= 0)) - 1)*fmax(t3,
+    (T)(t2 >= 0));
 """,
     ),
     "gelu_tanh_hess": (
@@ -211,14 +212,15 @@ out_grad = 4*t3*x*fmax(t1, (T)(x >= 0))/((t1 + 1)*((t3 + 1)*(t3 + 1))) + tanh(t0
         "T x",
         "T out_hess",
         """
-const T t0 = exp(-fabs(x));
-const T t1 = fmax(0, x);
-const T t2 = log1p(t0);
-const T t3 = exp(-2*t1 - 2*t2);
-const T t4 = (T)0.5*x;
-const T t5 = tanh(t4);
-const T t6 = x*tanh(t1 + t2);
-out_hess = -4*t3*(t4*t5 + t5*t6 + t6 - t4 - 2)*fmax(t0, (T)(x >= 0))/((t0 + 1)*((t3 + 1)*(t3 + 1)));
+const T t0 = fmax(0, x);
+const T t1 = exp(-fabs(x));
+const T t2 = log1p(t1);
+const T t3 = exp(-2*t0 - 2*t2);
+const T t4 = t1 + 1;
+const T t5 = t1/(t4*t4);
+const T t6 = fmax(t1, (T)(x >= 0))/t4;
+const T t7 = 2*x;
+out_hess = t3*(4*t5*x + 8*t6 - 4*(t6*t7 - t5*t7)*tanh(t0 + t2))/((t3 + 1)*(t3 + 1));
 """,
     ),
     "relu": (
@@ -300,8 +302,8 @@ out_value = x*fmax(t0, (T)(x >= 0))/(t0 + 1);
         "T out_grad",
         """
 const T t0 = exp(-fabs(x));
-const T t1 = (T)0.25*x;
-out_grad = 2*(t1 + (T)0.5 - t1*tanh((T)0.5*x))*fmax(t0, (T)(x >= 0))/(t0 + 1);
+const T t1 = 1/(t0 + 1);
+out_grad = -t1*(-t1*x*fmax(t0, (T)(-x >= 0)) - 1)*fmax(t0, (T)(x >= 0));
 """,
     ),
     "silu_hess": (
@@ -309,7 +311,8 @@ out_grad = 2*(t1 + (T)0.5 - t1*tanh((T)0.5*x))*fmax(t0, (T)(x >= 0))/(t0 + 1);
         "T out_hess",
         """
 const T t0 = exp(-fabs(x));
-out_hess = t0*(2 - x*tanh((T)0.5*x))/((t0 + 1)*(t0 + 1));
+const T t1 = t0 + 1;
+out_hess = t0*(x + 2 - 2*x*fmax(t0, (T)(x >= 0))/t1)/(t1*t1);
 """,
     ),
     "softplus": (
@@ -737,10 +740,9 @@ def gelu_tanh_grad(x, *, out=None):
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = 2*(26829*sqrt(2)*x**3/(400000*sqrt(pi)) + sqrt(2)*x/(2*sqrt(pi)) +
-        (-26829*sqrt(2)*x**3/(400000*sqrt(pi)) -
-        sqrt(2)*x/(2*sqrt(pi)))*tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) +
-        1/2)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
+    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
+        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
     """
     x, = _arrays('gelu_tanh_grad', x)
     out_grad = _kernel('gelu_tanh_grad')(x)
@@ -862,8 +864,9 @@ def mish_grad(x, *, out=None):
 def mish_hess(x, *, out=None):
     r"""Return d2mish/dx2 element-wise.
 
-    d2f/dx2 = -4*(x*tanh(x/2)*tanh(softplus(x)) + x*tanh(x/2)/2 + x*tanh(softplus(x)) - x/2 -
-        2)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
+    d2f/dx2 = -4*(-x*sigmoid(-x)*sigmoid(x) + (-2*x*sigmoid(-x)*sigmoid(x) +
+        2*x*sigmoid(x))*tanh(softplus(x)) -
+        2*sigmoid(x))*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
     """
     x, = _arrays('mish_hess', x)
     out_hess = _kernel('mish_hess')(x)
@@ -987,7 +990,7 @@ def silu_grad(x, *, out=None):
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = 2*(-x*tanh(x/2)/4 + x/4 + 1/2)*sigmoid(x)
+    df/dx = -(-x*sigmoid(-x) - 1)*sigmoid(x)
     """
     x, = _arrays('silu_grad', x)
     out_grad = _kernel('silu_grad')(x)
@@ -997,7 +1000,7 @@ def silu_grad(x, *, out=None):
 def silu_hess(x, *, out=None):
     r"""Return d2silu/dx2 element-wise.
 
-    d2f/dx2 = -4*(x*tanh(x/2)/4 - 1/2)*sigmoid(-x)*sigmoid(x)
+    d2f/dx2 = -(2*x*sigmoid(x) - x - 2)*sigmoid(-x)*sigmoid(x)
     """
     x, = _arrays('silu_hess', x)
     out_hess = _kernel('silu_hess')(x)

@@ -378,19 +378,19 @@ def gelu_tanh_grad(x, *, out=None):
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = 2*(26829*sqrt(2)*x**3/(400000*sqrt(pi)) + sqrt(2)*x/(2*sqrt(pi)) +
-        (-26829*sqrt(2)*x**3/(400000*sqrt(pi)) -
-        sqrt(2)*x/(2*sqrt(pi)))*tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) +
-        1/2)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
+    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
+        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
     """
     xp, dtype, x = _prepare('gelu_tanh_grad', x)
-    t0 = x*x*x
-    t1 = 0.07135481627260025*t0 + 1.5957691216057308*x
-    t2 = xp.exp(-xp.abs(t1))
-    t3 = 0.053516112204450184*t0 + 0.3989422804014327*x
+    t0 = 1.5957691216057308*x
+    t1 = x*x*x
+    t2 = t0 + 0.07135481627260025*t1
+    t3 = xp.exp(-xp.abs(t2))
+    t4 = 1/(t3 + 1)
     return (
-        _into('gelu_tanh_grad', out, 2*(t3 + 0.5 - t3*xp.tanh(0.035677408136300125*t0 +
-        0.7978845608028654*x))*xp.maximum(t2, xp.astype(t1 >= 0, dtype))/(t2 + 1))
+        _into('gelu_tanh_grad', out, -t4*(t4*(-t0 - 0.21406444881780073*t1)*xp.maximum(t3,
+        xp.astype(-t2 >= 0, dtype)) - 1)*xp.maximum(t3, xp.astype(t2 >= 0, dtype)))
     )
 
 
@@ -518,20 +518,22 @@ def mish_grad(x, *, out=None):
 def mish_hess(x, *, out=None):
     r"""Return d2mish/dx2 element-wise.
 
-    d2f/dx2 = -4*(x*tanh(x/2)*tanh(softplus(x)) + x*tanh(x/2)/2 + x*tanh(softplus(x)) - x/2 -
-        2)*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
+    d2f/dx2 = -4*(-x*sigmoid(-x)*sigmoid(x) + (-2*x*sigmoid(-x)*sigmoid(x) +
+        2*x*sigmoid(x))*tanh(softplus(x)) -
+        2*sigmoid(x))*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
     """
     xp, dtype, x = _prepare('mish_hess', x)
-    t0 = xp.exp(-xp.abs(x))
-    t1 = xp.maximum(x, xp.asarray(0, dtype=dtype))
-    t2 = xp.log1p(t0)
-    t3 = xp.exp(-2*t1 - 2*t2)
-    t4 = 0.5*x
-    t5 = xp.tanh(t4)
-    t6 = x*xp.tanh(t1 + t2)
+    t0 = xp.maximum(x, xp.asarray(0, dtype=dtype))
+    t1 = xp.exp(-xp.abs(x))
+    t2 = xp.log1p(t1)
+    t3 = xp.exp(-2*t0 - 2*t2)
+    t4 = t1 + 1
+    t5 = t1/(t4*t4)
+    t6 = xp.maximum(t1, xp.astype(x >= 0, dtype))/t4
+    t7 = 2*x
     return (
-        _into('mish_hess', out, -4*t3*(t4*t5 + t5*t6 + t6 - t4 - 2)*xp.maximum(t0, xp.astype(x >= 0,
-        dtype))/((t0 + 1)*((t3 + 1)**2)))
+        _into('mish_hess', out, t3*(4*t5*x + 8*t6 - 4*(t6*t7 - t5*t7)*xp.tanh(t0 + t2))/((t3 +
+        1)**2))
     )
 
 
@@ -658,25 +660,29 @@ def silu_grad(x, *, out=None):
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = 2*(-x*tanh(x/2)/4 + x/4 + 1/2)*sigmoid(x)
+    df/dx = -(-x*sigmoid(-x) - 1)*sigmoid(x)
     """
     xp, dtype, x = _prepare('silu_grad', x)
     t0 = xp.exp(-xp.abs(x))
-    t1 = 0.25*x
+    t1 = 1/(t0 + 1)
     return (
-        _into('silu_grad', out, 2*(t1 + 0.5 - t1*xp.tanh(0.5*x))*xp.maximum(t0, xp.astype(x >= 0,
-        dtype))/(t0 + 1))
+        _into('silu_grad', out, -t1*(-t1*x*xp.maximum(t0, xp.astype(-x >= 0, dtype)) -
+        1)*xp.maximum(t0, xp.astype(x >= 0, dtype)))
     )
 
 
 def silu_hess(x, *, out=None):
     r"""Return d2silu/dx2 element-wise.
 
-    d2f/dx2 = -4*(x*tanh(x/2)/4 - 1/2)*sigmoid(-x)*sigmoid(x)
+    d2f/dx2 = -(2*x*sigmoid(x) - x - 2)*sigmoid(-x)*sigmoid(x)
     """
     xp, dtype, x = _prepare('silu_hess', x)
     t0 = xp.exp(-xp.abs(x))
-    return _into('silu_hess', out, t0*(2 - x*xp.tanh(0.5*x))/((t0 + 1)**2))
+    t1 = t0 + 1
+    return (
+        _into('silu_hess', out, t0*(x + 2 - 2*x*xp.maximum(t0, xp.astype(x >= 0,
+        dtype))/t1)/(t1*t1))
+    )
 
 
 def softmax(x, *, out=None):
