@@ -30,6 +30,14 @@ _LABELS_NOTE = """
 """
 
 
+def _with_note(doc: str) -> str:
+    """Return ``doc`` with the integer-labels note after its first paragraph, so the formula
+    and the 'As plain numpy' block stay where readers (and the docstring's own test) find
+    them."""
+    summary, sep, rest = doc.partition("\n\n")
+    return summary + "\n" + _LABELS_NOTE + (sep[1:] + rest if sep else "")
+
+
 def one_hot(labels, n_classes, *, dtype=_np.float64, name="one_hot"):
     """Return integer class ``labels`` (any shape) as one-hot rows on a new last axis of
     ``n_classes``; whole floats are accepted, anything else is a ValueError naming ``name``."""
@@ -89,7 +97,7 @@ def _labelled(kernel):
     def face(yhat, y, *args, **kwargs):
         return kernel(yhat, _targets(kernel.__name__, yhat, y), *args, **kwargs)
 
-    face.__doc__ = (kernel.__doc__ or "").rstrip() + "\n" + _LABELS_NOTE
+    face.__doc__ = _with_note(kernel.__doc__ or "")
     return face
 
 
