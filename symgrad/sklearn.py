@@ -202,15 +202,13 @@ def _require_scale(owner: str, X: np.ndarray) -> None:
 
 def _gradient_tolerance(tol: float | None, grads: Any) -> float:
     """Return the gradient-norm tolerance ``tol`` (default ``_SECOND_ORDER_TOL``) relative to
-    the start's gradient norm (at least 1), the norm computed without overflow."""
-    flat = np.concatenate([np.ravel(g) for g in grads]) if grads else np.zeros(1)
-    largest = float(np.max(np.abs(flat)))
-    if not np.isfinite(largest):
+    the start's gradient norm (at least 1); a start whose gradient is not finite is an error
+    about the data's scale."""
+    if not np.isfinite(solvers.gradient_norm(grads)):
         raise ValueError(
             "the loss's gradient at the start is not finite; check X and y for huge values"
         )
-    norm = largest * float(np.sqrt(np.sum((flat / largest) ** 2))) if largest > 0 else 0.0
-    return (_SECOND_ORDER_TOL if tol is None else tol) * max(1.0, norm)
+    return solvers.relative_tolerance(_SECOND_ORDER_TOL if tol is None else tol, grads)
 
 
 def _seed(random_state: Any) -> int:

@@ -147,6 +147,7 @@ def fit(problem: Problem, solver: Solver, guard: Guard, progress: bool | None) -
     """Run ``solver`` on the problem's training data; return the FitResult."""
     from symgrad import optim
     from symgrad.fit import fit as fit_epochs
+    from symgrad.solvers import relative_tolerance
 
     model, X, y, validation = problem.built.model, problem.X, problem.y, problem.validation
     if solver.name == "lbfgs":
@@ -159,7 +160,8 @@ def fit(problem: Problem, solver: Solver, guard: Guard, progress: bool | None) -
     kwargs: dict[str, Any] = dict(validation=validation, progress=progress, callbacks=[guard])
     if solver.name == "newton":
         opt = _newton(problem, solver.lr)
-        kwargs |= dict(tol=1e-9 * max(1.0, _grad_norm(model, problem.built.init, X, y)))
+        grads = model.objective(problem.built.init, X, y)[1].values()
+        kwargs |= dict(tol=relative_tolerance(1e-9, grads))
     else:
         opt = optim.get(solver.name, lr=solver.lr)
         kwargs |= dict(batch_size=solver.batch_size, seed=problem.seed)
@@ -167,12 +169,6 @@ def fit(problem: Problem, solver: Solver, guard: Guard, progress: bool | None) -
         model.objective, problem.built.init, X, y, optimizer=opt, epochs=solver.epochs,
         on_non_finite="stop", **kwargs,
     )  # fmt: skip
-
-
-def _grad_norm(model: Any, params: Any, X: np.ndarray, y: np.ndarray) -> float:
-    from symgrad.models import flatten
-
-    return float(np.linalg.norm(flatten(model.objective(params, X, y)[1])))
 
 
 def _newton(problem: Problem, lr: float | None) -> Any:

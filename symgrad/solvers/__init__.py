@@ -38,6 +38,7 @@ from symgrad.solvers._linsolve import solve
 from symgrad.solvers._minimize import METHODS, minimize
 from symgrad.solvers._newton import damped_step, direction
 from symgrad.solvers._problem import ModelProblem, Problem
+from symgrad.solvers._tolerance import gradient_norm, relative_tolerance
 
 #: the result of every solver (the runner's result type)
 SolveResult = FitResult
@@ -56,8 +57,10 @@ __all__ = [
     "choose",
     "damped_step",
     "direction",
+    "gradient_norm",
     "line_search_settings",
     "minimize",
+    "relative_tolerance",
     "search",
     "solve",
     "sufficient",

@@ -18,6 +18,7 @@ da = pytest.importorskip("dask.array")
 sgd = pytest.importorskip("symgrad.dask")
 
 from symgrad.cli.app import main  # noqa: E402
+from symgrad.cli.saved import load as load_model  # noqa: E402
 from symgrad.errors import DataError  # noqa: E402
 from symgrad.models import LogisticRegression, flatten  # noqa: E402
 from symgrad.solvers import ModelProblem, minimize  # noqa: E402
@@ -52,9 +53,10 @@ def test_csv_shards_in_another_column_order_are_matched_by_name(tmp_path, monkey
     Xn, yn = frame[["a", "b", "c"]].to_numpy(), frame["label"].to_numpy()
     p0 = model.init(n_features=3)
     local = minimize(ModelProblem(model, Xn, yn, p0), flatten(p0), p0, tol=1e-10)
-    saved = np.load("p.npz")
-    assert list(saved["features"]) == ["a", "b", "c"]
-    assert np.allclose(np.r_[saved["W"], saved["b"]], local.x, rtol=1e-6, atol=1e-8)
+    saved = load_model(Path("p.npz"))  # the model file names the features it was fitted on
+    assert saved.features == ["a", "b", "c"]
+    W, b = saved.params["W"], saved.params["b"]
+    assert np.allclose(np.r_[W, b], local.x, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])

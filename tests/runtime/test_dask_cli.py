@@ -48,7 +48,8 @@ def test_a_diverged_fit_writes_nothing_and_says_so_like_in_memory(tmp_path, addr
     data = _csv(tmp_path / "huge.csv", scale=1e200, label=lambda X, s: X[:, 0] * s)
     out = tmp_path / "params.npz"
     out.write_bytes(b"the user's file")
-    args = ["train", "--data", data, "--solver", "lbfgs", "--no-plot", "-o", str(out)]
+    # --force: the user allows replacing the file, yet a diverged fit leaves it untouched
+    args = ["train", "--data", data, "--solver", "lbfgs", "--no-plot", "-o", str(out), "--force"]
     (mem, mem_err), (clu, clu_err) = _both(capsys, args, address)
     assert mem == clu == 1
     for err in (mem_err, clu_err):
