@@ -231,12 +231,5 @@ def test_user_kernels_run_on_dask_worker_processes_in_another_folder(tmp_path):
             _fit_on_workers(client, kernels.__name__)
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+        _stop(procs)
         cluster.close()
