@@ -294,6 +294,7 @@ def elu(x, *, alpha: float = 1.0, out=None):
     """
     xp, dtype, x = _prepare('elu', x)
     alpha = _hyper('elu', 'alpha', alpha, 'real')
+    alpha = xp.asarray(alpha, dtype=dtype)
     return (
         _into('elu', out, xp.where(x > 0, x, alpha*xp.expm1(xp.minimum(x, xp.asarray(0,
         dtype=dtype)))))
@@ -308,6 +309,7 @@ def elu_grad(x, *, alpha: float = 1.0, out=None):
     """
     xp, dtype, x = _prepare('elu_grad', x)
     alpha = _hyper('elu_grad', 'alpha', alpha, 'real')
+    alpha = xp.asarray(alpha, dtype=dtype)
     return (
         _into('elu_grad', out, xp.where(x > 0, xp.asarray(1, dtype=dtype),
         alpha*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
@@ -321,6 +323,7 @@ def elu_hess(x, *, alpha: float = 1.0, out=None):
     """
     xp, dtype, x = _prepare('elu_hess', x)
     alpha = _hyper('elu_hess', 'alpha', alpha, 'real')
+    alpha = xp.asarray(alpha, dtype=dtype)
     return (
         _into('elu_hess', out, xp.where(x > 0, xp.asarray(0, dtype=dtype),
         alpha*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
@@ -460,6 +463,7 @@ def leaky_relu(x, *, alpha: float = 0.01, out=None):
     """
     xp, dtype, x = _prepare('leaky_relu', x)
     alpha = _hyper('leaky_relu', 'alpha', alpha, 'real')
+    alpha = xp.asarray(alpha, dtype=dtype)
     return _into('leaky_relu', out, xp.where(x > 0, x, alpha*x))
 
 
@@ -471,6 +475,7 @@ def leaky_relu_grad(x, *, alpha: float = 0.01, out=None):
     """
     xp, dtype, x = _prepare('leaky_relu_grad', x)
     alpha = _hyper('leaky_relu_grad', 'alpha', alpha, 'real')
+    alpha = xp.asarray(alpha, dtype=dtype)
     return _into('leaky_relu_grad', out, xp.where(x > 0, xp.asarray(1, dtype=dtype), alpha))
 
 
@@ -481,6 +486,7 @@ def leaky_relu_hess(x, *, alpha: float = 0.01, out=None):
     """
     xp, dtype, x = _prepare('leaky_relu_hess', x)
     alpha = _hyper('leaky_relu_hess', 'alpha', alpha, 'real')
+    alpha = xp.asarray(alpha, dtype=dtype)
     return _into('leaky_relu_hess', out, xp.zeros_like(x) + 0)
 
 
@@ -720,6 +726,7 @@ def softplus(x, *, beta: float = 1.0, out=None):
     """
     xp, dtype, x = _prepare('softplus', x)
     beta = _hyper('softplus', 'beta', beta, 'positive')
+    beta = xp.asarray(beta, dtype=dtype)
     t0 = beta*x
     return (
         _into('softplus', out, (xp.log1p(xp.exp(-xp.abs(t0))) + xp.maximum(t0, xp.asarray(0,
@@ -735,6 +742,7 @@ def softplus_grad(x, *, beta: float = 1.0, out=None):
     """
     xp, dtype, x = _prepare('softplus_grad', x)
     beta = _hyper('softplus_grad', 'beta', beta, 'positive')
+    beta = xp.asarray(beta, dtype=dtype)
     t0 = beta*x
     t1 = xp.exp(-xp.abs(t0))
     return _into('softplus_grad', out, xp.maximum(t1, xp.astype(t0 >= 0, dtype))/(t1 + 1))
@@ -747,6 +755,7 @@ def softplus_hess(x, *, beta: float = 1.0, out=None):
     """
     xp, dtype, x = _prepare('softplus_hess', x)
     beta = _hyper('softplus_hess', 'beta', beta, 'positive')
+    beta = xp.asarray(beta, dtype=dtype)
     t0 = xp.exp(-xp.abs(beta*x))
     return _into('softplus_hess', out, beta*t0/((t0 + 1)**2))
 

@@ -810,6 +810,7 @@ def huber(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=Non
     """
     xp, dtype, yhat, y = _prepare('huber', yhat, y)
     delta = _hyper('huber', 'delta', delta, 'positive')
+    delta = xp.asarray(delta, dtype=dtype)
     weight, inv_n = _weighting('huber', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     t1 = xp.abs(t0)
@@ -825,6 +826,7 @@ def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     """
     xp, dtype, yhat, y = _prepare('huber_grad', yhat, y)
     delta = _hyper('huber_grad', 'delta', delta, 'positive')
+    delta = xp.asarray(delta, dtype=dtype)
     weight, inv_n = _weighting('huber_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
         _into('huber_grad', out, _weighed(weight, -inv_n*xp.clip(y - yhat, xp.asarray(-delta,
@@ -849,6 +851,7 @@ def huber_value_and_grad(
     """
     xp, dtype, yhat, y = _prepare('huber_value_and_grad', yhat, y)
     delta = _hyper('huber_value_and_grad', 'delta', delta, 'positive')
+    delta = xp.asarray(delta, dtype=dtype)
     weight, inv_n = (
         _weighting('huber_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
@@ -868,6 +871,7 @@ def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     """
     xp, dtype, yhat, y = _prepare('huber_hess', yhat, y)
     delta = _hyper('huber_hess', 'delta', delta, 'positive')
+    delta = xp.asarray(delta, dtype=dtype)
     weight, inv_n = _weighting('huber_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
         _into('huber_hess', out, _weighed(weight, inv_n*xp.where(delta > xp.abs(y - yhat),
@@ -883,6 +887,7 @@ def huber_grad_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, 
     """
     xp, dtype, yhat, y = _prepare('huber_grad_hess', yhat, y)
     delta = _hyper('huber_grad_hess', 'delta', delta, 'positive')
+    delta = xp.asarray(delta, dtype=dtype)
     weight, inv_n = _weighting('huber_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     return (
@@ -900,6 +905,7 @@ def huber_per_sample(yhat, y, *, delta: float = 1.0, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('huber_per_sample', yhat, y)
     delta = _hyper('huber_per_sample', 'delta', delta, 'positive')
+    delta = xp.asarray(delta, dtype=dtype)
     weight = _weights('huber_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
@@ -1230,6 +1236,7 @@ def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=Non
     """
     xp, dtype, yhat, y = _prepare('pinball', yhat, y)
     tau = _hyper('pinball', 'tau', tau, 'unit')
+    tau = xp.asarray(tau, dtype=dtype)
     weight, inv_n = _weighting('pinball', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     return inv_n * xp.sum(_weighed(weight, xp.where(t0 >= 0, t0*tau, t0*(tau - 1))))
@@ -1242,6 +1249,7 @@ def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
     """
     xp, dtype, yhat, y = _prepare('pinball_grad', yhat, y)
     tau = _hyper('pinball_grad', 'tau', tau, 'unit')
+    tau = xp.asarray(tau, dtype=dtype)
     weight, inv_n = _weighting('pinball_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
         _into('pinball_grad', out, _weighed(weight, inv_n*xp.where(y - yhat >= 0, xp.asarray(-tau,
@@ -1266,6 +1274,7 @@ def pinball_value_and_grad(
     """
     xp, dtype, yhat, y = _prepare('pinball_value_and_grad', yhat, y)
     tau = _hyper('pinball_value_and_grad', 'tau', tau, 'unit')
+    tau = xp.asarray(tau, dtype=dtype)
     weight, inv_n = (
         _weighting('pinball_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
@@ -1286,6 +1295,7 @@ def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
     """
     xp, dtype, yhat, y = _prepare('pinball_hess', yhat, y)
     tau = _hyper('pinball_hess', 'tau', tau, 'unit')
+    tau = xp.asarray(tau, dtype=dtype)
     weight, inv_n = _weighting('pinball_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     return _into('pinball_hess', out, _weighed(weight, xp.zeros_like(yhat) + 0))
 
@@ -1298,6 +1308,7 @@ def pinball_grad_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, 
     """
     xp, dtype, yhat, y = _prepare('pinball_grad_hess', yhat, y)
     tau = _hyper('pinball_grad_hess', 'tau', tau, 'unit')
+    tau = xp.asarray(tau, dtype=dtype)
     weight, inv_n = (
         _weighting('pinball_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
@@ -1314,6 +1325,7 @@ def pinball_per_sample(yhat, y, *, tau: float = 0.5, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('pinball_per_sample', yhat, y)
     tau = _hyper('pinball_per_sample', 'tau', tau, 'unit')
+    tau = xp.asarray(tau, dtype=dtype)
     weight = _weights('pinball_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
     return (
@@ -1414,6 +1426,8 @@ def sigmoid_focal(
     xp, dtype, yhat, y = _prepare('sigmoid_focal', yhat, y)
     alpha = _hyper('sigmoid_focal', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal', 'gamma', gamma, 'nonnegative')
+    alpha = xp.asarray(alpha, dtype=dtype)
+    gamma = xp.asarray(gamma, dtype=dtype)
     weight, inv_n = _weighting('sigmoid_focal', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - 1
     t1 = -t0
@@ -1450,6 +1464,8 @@ def sigmoid_focal_grad(
     xp, dtype, yhat, y = _prepare('sigmoid_focal_grad', yhat, y)
     alpha = _hyper('sigmoid_focal_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad', 'gamma', gamma, 'nonnegative')
+    alpha = xp.asarray(alpha, dtype=dtype)
+    gamma = xp.asarray(gamma, dtype=dtype)
     weight, inv_n = (
         _weighting('sigmoid_focal_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
@@ -1495,6 +1511,8 @@ def sigmoid_focal_value_and_grad(
     xp, dtype, yhat, y = _prepare('sigmoid_focal_value_and_grad', yhat, y)
     alpha = _hyper('sigmoid_focal_value_and_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_value_and_grad', 'gamma', gamma, 'nonnegative')
+    alpha = xp.asarray(alpha, dtype=dtype)
+    gamma = xp.asarray(gamma, dtype=dtype)
     weight, inv_n = (
         _weighting('sigmoid_focal_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
@@ -1547,6 +1565,8 @@ def sigmoid_focal_hess(
     xp, dtype, yhat, y = _prepare('sigmoid_focal_hess', yhat, y)
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_hess', 'gamma', gamma, 'nonnegative')
+    alpha = xp.asarray(alpha, dtype=dtype)
+    gamma = xp.asarray(gamma, dtype=dtype)
     weight, inv_n = (
         _weighting('sigmoid_focal_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
@@ -1606,6 +1626,8 @@ def sigmoid_focal_grad_hess(
     xp, dtype, yhat, y = _prepare('sigmoid_focal_grad_hess', yhat, y)
     alpha = _hyper('sigmoid_focal_grad_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad_hess', 'gamma', gamma, 'nonnegative')
+    alpha = xp.asarray(alpha, dtype=dtype)
+    gamma = xp.asarray(gamma, dtype=dtype)
     weight, inv_n = (
         _weighting('sigmoid_focal_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
@@ -1659,6 +1681,8 @@ def sigmoid_focal_per_sample(
     xp, dtype, yhat, y = _prepare('sigmoid_focal_per_sample', yhat, y)
     alpha = _hyper('sigmoid_focal_per_sample', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_per_sample', 'gamma', gamma, 'nonnegative')
+    alpha = xp.asarray(alpha, dtype=dtype)
+    gamma = xp.asarray(gamma, dtype=dtype)
     weight = _weights('sigmoid_focal_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - 1
     t1 = -t0
@@ -1684,6 +1708,7 @@ def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=
     """
     xp, dtype, yhat, y = _prepare('smooth_l1', yhat, y)
     beta = _hyper('smooth_l1', 'beta', beta, 'positive')
+    beta = xp.asarray(beta, dtype=dtype)
     weight, inv_n = _weighting('smooth_l1', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     t1 = xp.abs(t0)
@@ -1709,6 +1734,7 @@ def smooth_l1_grad(
     """
     xp, dtype, yhat, y = _prepare('smooth_l1_grad', yhat, y)
     beta = _hyper('smooth_l1_grad', 'beta', beta, 'positive')
+    beta = xp.asarray(beta, dtype=dtype)
     weight, inv_n = _weighting('smooth_l1_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     t1 = xp.abs(t0)
@@ -1736,6 +1762,7 @@ def smooth_l1_value_and_grad(
     """
     xp, dtype, yhat, y = _prepare('smooth_l1_value_and_grad', yhat, y)
     beta = _hyper('smooth_l1_value_and_grad', 'beta', beta, 'positive')
+    beta = xp.asarray(beta, dtype=dtype)
     weight, inv_n = (
         _weighting('smooth_l1_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
@@ -1767,6 +1794,7 @@ def smooth_l1_hess(
     """
     xp, dtype, yhat, y = _prepare('smooth_l1_hess', yhat, y)
     beta = _hyper('smooth_l1_hess', 'beta', beta, 'positive')
+    beta = xp.asarray(beta, dtype=dtype)
     weight, inv_n = _weighting('smooth_l1_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = xp.abs(y - yhat)
     return (
@@ -1785,6 +1813,7 @@ def smooth_l1_grad_hess(yhat, y, *, beta: float = 1.0, count: float | None = Non
     """
     xp, dtype, yhat, y = _prepare('smooth_l1_grad_hess', yhat, y)
     beta = _hyper('smooth_l1_grad_hess', 'beta', beta, 'positive')
+    beta = xp.asarray(beta, dtype=dtype)
     weight, inv_n = (
         _weighting('smooth_l1_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
@@ -1806,6 +1835,7 @@ def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('smooth_l1_per_sample', yhat, y)
     beta = _hyper('smooth_l1_per_sample', 'beta', beta, 'positive')
+    beta = xp.asarray(beta, dtype=dtype)
     weight = _weights('smooth_l1_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
     t1 = xp.abs(t0)
@@ -1832,6 +1862,7 @@ def softmax_cross_entropy(
     """
     xp, dtype, yhat, y = _prepare('softmax_cross_entropy', yhat, y, classes=True)
     label_smoothing = _hyper('softmax_cross_entropy', 'label_smoothing', label_smoothing, 'unit')
+    label_smoothing = xp.asarray(label_smoothing, dtype=dtype)
     weight, inv_n = (
         _weighting('softmax_cross_entropy', xp, dtype, weight, yhat.shape, count, rows=True)
     )
@@ -1866,6 +1897,7 @@ def softmax_cross_entropy_grad(
     label_smoothing = (
         _hyper('softmax_cross_entropy_grad', 'label_smoothing', label_smoothing, 'unit')
     )
+    label_smoothing = xp.asarray(label_smoothing, dtype=dtype)
     weight, inv_n = (
         _weighting('softmax_cross_entropy_grad', xp, dtype, weight, yhat.shape, count, rows=True)
     )
@@ -1900,6 +1932,7 @@ def softmax_cross_entropy_value_and_grad(
     label_smoothing = (
         _hyper('softmax_cross_entropy_value_and_grad', 'label_smoothing', label_smoothing, 'unit')
     )
+    label_smoothing = xp.asarray(label_smoothing, dtype=dtype)
     weight, inv_n = (
         _weighting('softmax_cross_entropy_value_and_grad', xp, dtype, weight, yhat.shape, count,
         rows=True)
@@ -1941,6 +1974,7 @@ def softmax_cross_entropy_hess(
     label_smoothing = (
         _hyper('softmax_cross_entropy_hess', 'label_smoothing', label_smoothing, 'unit')
     )
+    label_smoothing = xp.asarray(label_smoothing, dtype=dtype)
     weight, inv_n = (
         _weighting('softmax_cross_entropy_hess', xp, dtype, weight, yhat.shape, count, rows=True)
     )
@@ -1976,6 +2010,7 @@ def softmax_cross_entropy_grad_hess(
     label_smoothing = (
         _hyper('softmax_cross_entropy_grad_hess', 'label_smoothing', label_smoothing, 'unit')
     )
+    label_smoothing = xp.asarray(label_smoothing, dtype=dtype)
     weight, inv_n = (
         _weighting('softmax_cross_entropy_grad_hess', xp, dtype, weight, yhat.shape, count,
         rows=True)
@@ -2017,6 +2052,7 @@ def softmax_cross_entropy_hvp(
     label_smoothing = (
         _hyper('softmax_cross_entropy_hvp', 'label_smoothing', label_smoothing, 'unit')
     )
+    label_smoothing = xp.asarray(label_smoothing, dtype=dtype)
     weight, inv_n = (
         _weighting('softmax_cross_entropy_hvp', xp, dtype, weight, yhat.shape, count, rows=True)
     )
@@ -2048,6 +2084,7 @@ def softmax_cross_entropy_per_sample(
     label_smoothing = (
         _hyper('softmax_cross_entropy_per_sample', 'label_smoothing', label_smoothing, 'unit')
     )
+    label_smoothing = xp.asarray(label_smoothing, dtype=dtype)
     weight = _weights('softmax_cross_entropy_per_sample', xp, dtype, weight, yhat.shape, True)
     n_classes = yhat.shape[-1]
     t0 = xp.sum(y*yhat, axis=-1, keepdims=True)

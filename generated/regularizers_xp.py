@@ -215,6 +215,8 @@ def elastic_net(w, *, lam: float = 0.01, l1_ratio: float = 0.5):
     xp, dtype, w = _prepare('elastic_net', w)
     lam = _hyper('elastic_net', 'lam', lam, 'nonnegative')
     l1_ratio = _hyper('elastic_net', 'l1_ratio', l1_ratio, 'unit')
+    lam = xp.asarray(lam, dtype=dtype)
+    l1_ratio = xp.asarray(l1_ratio, dtype=dtype)
     return xp.sum(lam*(l1_ratio*xp.abs(w) + (w*w)*(0.5 - 0.5*l1_ratio)))
 
 
@@ -226,6 +228,8 @@ def elastic_net_grad(w, *, lam: float = 0.01, l1_ratio: float = 0.5, out=None):
     xp, dtype, w = _prepare('elastic_net_grad', w)
     lam = _hyper('elastic_net_grad', 'lam', lam, 'nonnegative')
     l1_ratio = _hyper('elastic_net_grad', 'l1_ratio', l1_ratio, 'unit')
+    lam = xp.asarray(lam, dtype=dtype)
+    l1_ratio = xp.asarray(l1_ratio, dtype=dtype)
     return _into('elastic_net_grad', out, lam*(l1_ratio*xp.sign(w) + w - l1_ratio*w))
 
 
@@ -237,6 +241,8 @@ def elastic_net_hess(w, *, lam: float = 0.01, l1_ratio: float = 0.5, out=None):
     xp, dtype, w = _prepare('elastic_net_hess', w)
     lam = _hyper('elastic_net_hess', 'lam', lam, 'nonnegative')
     l1_ratio = _hyper('elastic_net_hess', 'l1_ratio', l1_ratio, 'unit')
+    lam = xp.asarray(lam, dtype=dtype)
+    l1_ratio = xp.asarray(l1_ratio, dtype=dtype)
     return _into('elastic_net_hess', out, xp.zeros_like(w) + (lam*(1 - l1_ratio)))
 
 
@@ -249,6 +255,7 @@ def l1(w, *, lam: float = 0.01):
     """
     xp, dtype, w = _prepare('l1', w)
     lam = _hyper('l1', 'lam', lam, 'nonnegative')
+    lam = xp.asarray(lam, dtype=dtype)
     return xp.sum(lam*xp.abs(w))
 
 
@@ -259,6 +266,7 @@ def l1_grad(w, *, lam: float = 0.01, out=None):
     """
     xp, dtype, w = _prepare('l1_grad', w)
     lam = _hyper('l1_grad', 'lam', lam, 'nonnegative')
+    lam = xp.asarray(lam, dtype=dtype)
     return _into('l1_grad', out, lam*xp.sign(w))
 
 
@@ -269,6 +277,7 @@ def l1_hess(w, *, lam: float = 0.01, out=None):
     """
     xp, dtype, w = _prepare('l1_hess', w)
     lam = _hyper('l1_hess', 'lam', lam, 'nonnegative')
+    lam = xp.asarray(lam, dtype=dtype)
     return _into('l1_hess', out, xp.zeros_like(w) + 0)
 
 
@@ -281,6 +290,7 @@ def l2(w, *, lam: float = 0.01):
     """
     xp, dtype, w = _prepare('l2', w)
     lam = _hyper('l2', 'lam', lam, 'nonnegative')
+    lam = xp.asarray(lam, dtype=dtype)
     return xp.sum(0.5*lam*(w*w))
 
 
@@ -291,6 +301,7 @@ def l2_grad(w, *, lam: float = 0.01, out=None):
     """
     xp, dtype, w = _prepare('l2_grad', w)
     lam = _hyper('l2_grad', 'lam', lam, 'nonnegative')
+    lam = xp.asarray(lam, dtype=dtype)
     return _into('l2_grad', out, lam*w)
 
 
@@ -301,4 +312,5 @@ def l2_hess(w, *, lam: float = 0.01, out=None):
     """
     xp, dtype, w = _prepare('l2_hess', w)
     lam = _hyper('l2_hess', 'lam', lam, 'nonnegative')
+    lam = xp.asarray(lam, dtype=dtype)
     return _into('l2_hess', out, xp.zeros_like(w) + lam)

@@ -106,6 +106,10 @@ class ArrayApiPrinter(SymgradPrinter):
     def _print_NaN(self, expr):
         return "math.nan"
 
+    # 1/0 in a derivative's branch: no real value, NaN as on the numpy target (whose
+    # printer, the parent class, spells it np.nan, a name these modules do not have)
+    _print_ComplexInfinity = _print_NaN
+
 
 for _name in FUNCTIONS:  # every table entry, including those sympy's printer spells itself
     setattr(ArrayApiPrinter, f"_print_{_name}", ArrayApiPrinter._print_Function)

@@ -147,6 +147,8 @@ class CPrinter(SymgradPrinter):
     def _print_NaN(self, expr):
         return "NAN"
 
+    _print_ComplexInfinity = _print_NaN  # as on the numpy and array-api targets
+
 
 for _name in FUNCTIONS:  # every table entry, including those sympy's printer spells itself
     setattr(CPrinter, f"_print_{_name}", CPrinter._print_Function)

@@ -76,6 +76,10 @@ def emit(derived: Derived, fn: Emitted) -> FunctionPlan:
     classes = ", classes=True" if spec.class_axis else ""
     body = [f"xp, dtype, {', '.join(names)} = _prepare({name!r}, {', '.join(names)}{classes})"]
     body += hyper_lines(spec, name)
+    # hyper-parameters as 0-d arrays of the inputs' namespace and dtype: arithmetic on them
+    # alone then follows IEEE (1/a at a = 0 is inf, as on the numpy target), never Python's
+    # ZeroDivisionError
+    body += [f"{s.name} = xp.asarray({s.name}, dtype=dtype)" for s, _ in spec.hyper]
     if loss:
         rows = bool(spec.class_axis)
         body.append(
