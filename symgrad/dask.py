@@ -403,11 +403,32 @@ class DaskData(_Watch):
         self._futures = None
         if self.persist:  # surface bad data now, not mid-fit
             mark = self._stream_mark()
-            self._futures = self.client.compute(self._blocks)
+            self._futures = self._place(self._blocks)
             self._all(self._futures, self._index, lambda i: self.client.compute(self._fresh(i)))
             spent = self._spent(mark)
             self._times["persist"] = spent["produce"]
         self._mark = self._stream_mark()
+
+    def _place(self, blocks: list) -> list:
+        """Compute the blocks spread over the workers in proportion to their threads, in
+        contiguous runs: a pass then keeps every thread busy and no worker sits idle to
+        steal a task (and copy its blocks). The placement is a loose preference, not a
+        restriction: a block whose worker died is computed again wherever there is room."""
+        threads = self.client.nthreads()
+        slots = [addr for addr in sorted(threads) for _ in range(threads[addr])]
+        if len(slots) < 2:
+            return self.client.compute(blocks)
+        runs: dict[str, list[int]] = {}
+        for i in range(len(blocks)):
+            runs.setdefault(slots[i * len(slots) // len(blocks)], []).append(i)
+        futures: list = [None] * len(blocks)
+        for where, run in runs.items():  # one call a worker
+            placed = self.client.compute(
+                [blocks[i] for i in run], workers=[where], allow_other_workers=True
+            )
+            for i, future in zip(run, placed, strict=True):
+                futures[i] = future
+        return futures
 
     # -- where a pass waits
 
@@ -546,9 +567,14 @@ class DaskData(_Watch):
         return total
 
     def _per_worker(self, args: tuple) -> list:
-        """Submit one task per worker over the blocks it holds (no data moves): the
-        scheduler places a task where its blocks are, and elsewhere only if that worker dies
-        (no worker restrictions: a task pinned to a worker that died can wait forever)."""
+        """Submit one task per worker over the blocks it holds (no data moves).
+
+        Each task names its worker as a loose preference. Without it, once a fit's passes
+        outnumber twice the cluster's threads the scheduler takes them for "root-ish" tasks
+        and places them ignoring where their blocks are (copying blocks between workers); a
+        strict restriction instead would leave a task waiting forever on a worker that died.
+        Loose, it runs elsewhere only when its worker is gone.
+        """
         # where the blocks are changes only when a worker dies: asking every few passes
         # saves a round trip per pass (a stale grouping costs a copy, never a wrong sum)
         if self._groups is None or self._times["passes"] % _COLLECT_EVERY == 0:
@@ -557,9 +583,16 @@ class DaskData(_Watch):
             for future in self._futures:
                 where = holders.get(future.key) or [None]
                 groups.setdefault(where[0], []).append(future)
-            self._groups = list(groups.values())
+            self._groups = list(groups.items())
         return [
-            self.client.submit(_evaluate, *args, futures, pure=False) for futures in self._groups
+            self.client.submit(
+                _evaluate,
+                *args,
+                futures,
+                pure=False,
+                **({"workers": [where], "allow_other_workers": True} if where else {}),
+            )
+            for where, futures in self._groups
         ]
 
     def _stream(self, args: tuple) -> tuple:
