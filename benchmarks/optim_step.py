@@ -1,24 +1,34 @@
 """Time one optimizer step: symgrad's pure update and in-place step beside torch.optim.
 
-``python -m benchmarks.optim_step [--repeat N] [--threads T]`` prints, for a small
-(64-32-10) and a wide (784-256-10) MLP parameter dict, microseconds per step of Adam,
-AdamW and SGD with momentum, in one run, side by side:
+``python -m benchmarks.optim_step [--repeat N] [--threads T] [--clock cpu|wall]
+[--warmup S]`` prints, for a small (64-32-10) and a wide (784-256-10) MLP parameter dict,
+microseconds per step of Adam, AdamW and SGD with momentum, in one run, side by side:
 
 * ``update``: symgrad's pure ``opt.update`` (new arrays, the optax-style API);
-* ``in place``: :func:`symgrad.optim.step_in_place`, the named optimizers' fast path;
+* ``in place``: :func:`symgrad.optim.step_in_place`, the named optimizers' fast path, on
+  separate param and grad arrays (as torch's separate tensors);
+* ``joined``: the same step on params and grads laid out by :func:`symgrad.optim.join`
+  (views of one flat array each: one ufunc call per operation);
 * ``hand``: hand-written in-place numpy, the floor a numpy step can reach;
-* ``torch foreach`` and ``torch fused``: ``torch.optim`` on CPU tensors of the same shapes
-  (when torch is installed; otherwise the columns say so).
+* ``torch foreach`` and ``torch fused``: ``torch.optim`` (``foreach=True`` / ``fused=True``,
+  other settings at their defaults) on CPU tensors of the same shapes (when torch is
+  installed; otherwise the columns say so).
 
-The ratio column is the in-place step over torch foreach (<= 1: as fast or faster). Then,
-in the same run, the ``mlp`` workload's value and gradients (relu MLP, softmax
-cross-entropy, 1024 x 784-256-10) by ``MLP.objective`` beside ``jax.jit(value_and_grad)``
-(when jax is installed), both on one thread.
+Every column first takes ``--warmup`` steps (default 400: the steady state of a training
+run), then the columns are timed in turn, round after round (a load spike hits all alike),
+and each cell is the median over the rounds. ``--clock cpu`` (the default) times with the
+process's CPU time, which a shared machine's other jobs disturb far less than the wall
+clock; ``--clock wall`` uses ``time.perf_counter``. The ``x`` columns are the in-place and
+joined steps over torch foreach (<= 1: as fast or faster). Then, in the same run, the
+``mlp`` workload's value and gradients (relu MLP, softmax cross-entropy, 1024 x
+784-256-10) by ``MLP.objective`` beside ``jax.jit(value_and_grad)`` (when jax is
+installed), both on one thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 import timeit
 from collections.abc import Callable
 
@@ -82,9 +92,7 @@ def hand_step(name: str, params: dict, lr: float = 1e-3, b1: float = 0.9, b2: fl
     return sgd if name == "SGD-momentum" else adam
 
 
-def best_seconds(fn: Callable[[], object], number: int, repeat: int) -> float:
-    """Return the best mean seconds per call over ``repeat`` runs of ``number`` calls."""
-    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
 def torch_steps(params: dict, grads: dict, cls: str, kwargs: dict) -> dict[str, Callable]:
@@ -107,44 +115,56 @@ def torch_steps(params: dict, grads: dict, cls: str, kwargs: dict) -> dict[str, 
     return out
 
 
-def interleaved(columns: dict[str, Callable[[], object]], number: int, repeat: int) -> dict:
-    """Return each column's best seconds per call, timing the columns in turn each round,
-    so a load spike on a shared machine hits every column alike."""
-    best = dict.fromkeys(columns, float("inf"))
+def interleaved(
+    columns: dict[str, Callable[[], object]], number: int, repeat: int, clock: str = "cpu"
+) -> dict:
+    """Return each column's median seconds per call over ``repeat`` rounds of ``number``
+    calls, timing the columns in turn each round, so a load spike on a shared machine hits
+    every column alike."""
+    rounds: dict[str, list[float]] = {name: [] for name in columns}
     for _ in range(repeat):
         for name, fn in columns.items():
-            best[name] = min(best[name], best_seconds(fn, number, 1))
-    return best
+            rounds[name].append(timeit.timeit(fn, number=number, timer=CLOCKS[clock]) / number)
+    return {name: float(np.median(times)) for name, times in rounds.items()}
 
 
-def row(name: str, params: dict, grads: dict, number: int, repeat: int) -> str:
+def row(name: str, params: dict, grads: dict, args: argparse.Namespace, number: int) -> str:
     """Return one printed row: ``name``'s step times in every column, timed interleaved."""
     make, cls, kwargs = OPTIMIZERS[name]
-    opt = make()
+    opt, fast_opt, joined_opt = make(), make(), make()  # one optimizer per column, as a user has
     state = opt.init(params)
     own = {k: v.copy() for k, v in params.items()}
-    box = [opt.init(own)]
+    joined, joined_grads = optim.join(params), optim.join(grads)
+    box = [fast_opt.init(own), joined_opt.init(joined)]
 
     def fast() -> None:
-        box[0] = optim.step_in_place(opt, grads, box[0], own)
+        box[0] = optim.step_in_place(fast_opt, grads, box[0], own)
+
+    def fast_joined() -> None:
+        box[1] = optim.step_in_place(joined_opt, joined_grads, box[1], joined)
 
     step = hand_step(name, {k: v.copy() for k, v in params.items()})
     columns = {
         "update": lambda: opt.update(grads, state, params),
         "in place": fast,
+        "joined": fast_joined,
         "hand": lambda: step(grads),
         **torch_steps(params, grads, cls, kwargs),
     }
-    ts = interleaved(columns, number, repeat)
-    cells = [f"{ts['update'] * 1e6:8.0f}", f"{ts['in place'] * 1e6:9.0f}"]
+    for key, fn in columns.items():
+        for _ in range(0 if key == "update" else args.warmup):
+            fn()
+    ts = interleaved(columns, number, args.repeat, args.clock)
+    cells = [f"{ts[k] * 1e6:{w}.0f}" for k, w in (("update", 8), ("in place", 9), ("joined", 7))]
     cells.append(f"{ts['hand'] * 1e6:7.0f}")
     for mode, width in (("foreach", 14), ("fused", 12)):
         cells.append(f"{ts[mode] * 1e6:{width}.0f}" if mode in ts else f"{'-':>{width}s}")
-    ratio = f"{ts['in place'] / ts['foreach']:6.2f}" if "foreach" in ts else f"{'-':>6s}"
-    return f"  {name:13s} {' '.join(cells)} {ratio}"
+    for key in ("in place", "joined"):
+        cells.append(f"{ts[key] / ts['foreach']:6.2f}" if "foreach" in ts else f"{'-':>6s}")
+    return f"  {name:13s} {' '.join(cells)}"
 
 
-def mlp_value_and_grad(repeat: int) -> str:
+def mlp_value_and_grad(repeat: int, clock: str = "cpu") -> str:
     """Return the printed comparison of the MLP value+grad with jax.jit's, interleaved."""
     from threadpoolctl import threadpool_limits
 
@@ -163,7 +183,7 @@ def mlp_value_and_grad(repeat: int) -> str:
     with threadpool_limits(1):
         for kernel in kernels.values():
             kernel()  # compile / warm up
-        best = interleaved(kernels, 5, repeat)
+        best = interleaved(kernels, 5, repeat, clock)
     cells = [f"{name} {sec * 1e3:.1f} ms" for name, sec in best.items()]
     if "jax.jit" in best:
         cells.append(f"x{best['symgrad'] / best['jax.jit']:.2f} jax.jit")
@@ -174,8 +194,10 @@ def mlp_value_and_grad(repeat: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9, help="timed rounds (default 9)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu")
+    parser.add_argument("--warmup", type=int, default=400, help="steps before timing")
     args = parser.parse_args()
     try:
         import torch
@@ -184,18 +206,22 @@ def main() -> None:
         have_torch = f"torch {torch.__version__}"
     except ImportError:
         have_torch = "torch not installed"
-    print(f"microseconds per step, best of {args.repeat}; {have_torch}")
+    print(
+        f"microseconds per step, median of {args.repeat} rounds ({args.clock} clock, after "
+        f"{args.warmup} warm-up steps); {have_torch}"
+    )
     rng = np.random.default_rng(0)
     for label, sizes in SIZES.items():
         params = mlp_params(sizes, rng)
         grads = {k: rng.normal(size=v.shape) for k, v in params.items()}
-        number = 300 if label.startswith("small") else 30
+        number = 200 if label.startswith("small") else 20
         print(f"\n{label} ({sum(v.size for v in params.values())} parameters)")
-        head = ("optimizer", "update", "in place", "hand", "torch foreach", "torch fused", "x")
-        print("  {:13s} {:>8s} {:>9s} {:>7s} {:>14s} {:>12s} {:>6s}".format(*head))
+        head = ("optimizer", "update", "in place", "joined", "hand", "torch foreach",
+                "torch fused", "x", "x join")  # fmt: skip
+        print("  {:13s} {:>8s} {:>9s} {:>7s} {:>7s} {:>14s} {:>12s} {:>6s} {:>6s}".format(*head))
         for name in OPTIMIZERS:
-            print(row(name, params, grads, number, args.repeat))
-    print(mlp_value_and_grad(args.repeat))
+            print(row(name, params, grads, args, number))
+    print(mlp_value_and_grad(args.repeat, args.clock))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ floating-point operations of the pure chain in :mod:`symgrad._transform` (the sa
 the same order, the same rounding), so a run of in-place steps gives the very same numbers
 as the pure ``update`` (and so matches ``torch.optim`` as the pure path does). The params
 and the state's moment buffers are overwritten; the step returns the state with its counts
-advanced. Only plain numpy float leaves take this path: a step returns None, having
+advanced. Where leaves lie back to back in one flat array (:func:`join`; the named
+optimizers' ``init`` lays out their moment buffers so), an operation is one ufunc call over
+all of them, as torch's ``foreach``; the scratch arrays are flat and allocated once. Only plain numpy float leaves take this path: a step returns None, having
 touched nothing, for anything else, and :func:`symgrad.optim.step_in_place` then runs the
 pure update.
 """
@@ -13,6 +15,8 @@ pure update.
 from __future__ import annotations
 
 import math
+import operator
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -26,17 +30,104 @@ PyTree = Any
 Step = Callable[[PyTree, Any, PyTree], Any]
 
 
-class _Scratch:
-    """Two scratch arrays per parameter leaf, allocated once and reused by every step."""
+def _views(flat: np.ndarray, like: list) -> list:
+    """Return views of ``flat`` shaped like the arrays of ``like``, back to back."""
+    out, at = [], 0
+    for a in like:
+        out.append(flat[at : at + a.size].reshape(a.shape))
+        at += a.size
+    return out
+
+
+#: id of each flat array :func:`join` made -> (a weak reference to it, weak references to
+#: its views in leaf order); an entry goes when its flat array does.
+_JOINS: dict[int, tuple[weakref.ref, tuple[weakref.ref, ...]]] = {}
+
+
+def joined(arrays: list) -> np.ndarray | None:
+    """Return the one flat array behind ``arrays`` when they are, in order, the views
+    :func:`join` made of it, else None."""
+    base = arrays[0].base
+    entry = _JOINS.get(id(base)) if type(base) is np.ndarray else None
+    if entry is None or entry[0]() is not base or len(entry[1]) != len(arrays):
+        return None
+    for ref, a in zip(entry[1], arrays):  # noqa: B905 - the lengths are equal
+        if ref() is not a:
+            return None
+    return base
+
+
+def join(buffers: PyTree) -> PyTree:
+    """Return a copy of ``buffers`` whose numpy leaves are views of one flat array, back to back
+    in leaf order, so :func:`joined` finds it and a step runs one ufunc call per operation
+    over all of them (torch's ``foreach``, in numpy). Trees with other leaves, several dtypes
+    or empty leaves are returned as they are."""
+    leaves, treedef = tree.flatten(buffers)
+    if not leaves or any(
+        type(a) is not np.ndarray or a.dtype != leaves[0].dtype or a.size == 0 for a in leaves
+    ):
+        return buffers
+    flat = np.empty(sum(a.size for a in leaves), leaves[0].dtype)
+    views = _views(flat, leaves)
+    for view, a in zip(views, leaves, strict=True):
+        np.copyto(view, a)
+    key = id(flat)
+    _JOINS[key] = (weakref.ref(flat, lambda _: _JOINS.pop(key, None)),
+                   tuple(weakref.ref(v) for v in views))  # fmt: skip
+    return tree.unflatten(treedef, views)
+
+
+class _Layout:
+    """:func:`joined` of a list of long-lived leaves (state buffers), cached while the list
+    holds the very same arrays."""
 
     def __init__(self) -> None:
-        self._bufs: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._seen: list = []
+        self._flat: np.ndarray | None = None
 
-    def __call__(self, i: int, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        key = (i, p.shape, p.dtype)
-        if key not in self._bufs:
-            self._bufs[key] = (np.empty_like(p), np.empty_like(p))
-        return self._bufs[key]
+    def __call__(self, arrays: list) -> np.ndarray | None:
+        seen = self._seen
+        if len(seen) != len(arrays) or not all(map(operator.is_, seen, arrays)):
+            self._seen, self._flat = list(arrays), joined(arrays)
+        return self._flat
+
+
+class _Params:
+    """The params' layout, cached while a step gets the very same param arrays: their flat
+    array (None unless joined) and two flat scratch arrays with a view of each shaped like
+    every leaf (allocated once per shapes and dtype, reused by every step)."""
+
+    def __init__(self) -> None:
+        self._seen: list = []
+        self._key: tuple | None = None
+        self._scratch: tuple = ()
+        self._out: tuple = ()
+
+    def __call__(self, ps: list) -> tuple:
+        seen = self._seen
+        if len(seen) == len(ps) and all(map(operator.is_, seen, ps)):
+            return self._out
+        key = (ps[0].dtype, *(p.shape for p in ps))
+        if key != self._key:
+            size = sum(p.size for p in ps)
+            t1, t2 = np.empty(size, ps[0].dtype), np.empty(size, ps[0].dtype)
+            self._key, self._scratch = key, (t1, t2, _views(t1, ps), _views(t2, ps))
+        self._seen, self._out = list(ps), (joined(ps), *self._scratch)
+        return self._out
+
+
+class _Where:
+    """The positions of given state types in a chain's tuple of states, found once."""
+
+    def __init__(self, *kinds: type) -> None:
+        self._kinds = kinds
+        self._at: tuple = ()
+
+    def __call__(self, states: tuple) -> tuple:
+        at = self._at
+        if not at or any(type(states[i]) is not k for i, k in zip(at, self._kinds, strict=True)):
+            at = self._at = tuple(_index(states, k) for k in self._kinds)
+        return at
 
 
 def fast_leaves(params: PyTree, grads: PyTree) -> tuple[list, list, Any] | None:
@@ -100,47 +191,95 @@ def _l2(g: np.ndarray, p: np.ndarray, wd: float, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def _lanes(flat: tuple, leaves: tuple) -> list[tuple]:
+    """Return what one operation runs over: the flat arrays as one lane when none is None
+    (the leaves are joined), else one lane per leaf."""
+    if all(a is not None for a in flat):
+        return [flat]
+    return list(zip(*leaves, strict=True))
+
+
+def _lerp(g_lanes: list, m_lanes: list, T1: np.ndarray, weight: float) -> None:
+    """Set ``m = lerp(m, g, weight)`` rounded as torch's CPU ``lerp_`` (``T1``: scratch)."""
+    for g, m, t1 in g_lanes:
+        np.subtract(g, m, out=t1)
+    if weight < 0.5:
+        T1 *= weight
+        for m, _, t1 in m_lanes:
+            m += t1
+    else:
+        T1 *= 1.0 - weight
+        for g, m, t1 in g_lanes:
+            np.subtract(g, t1, out=m)
+
+
+def _adam_direction(
+    g_lanes: list, m_lanes: list, T1: np.ndarray, hyper: tuple, bc1: float, bc2: float
+) -> None:
+    """Set ``v = b2 v + (1 - b2) g^2`` and leave Adam's ``m / bc1 / (sqrt(v) / bc2 + eps)``
+    in ``T1``, rounded as the pure chain (a division by a correction of exactly 1 skipped)."""
+    square_w, b2, eps = hyper
+    for g, _, t1 in g_lanes:
+        np.multiply(g, g, out=t1)
+    T1 *= square_w
+    for _, v, t1 in m_lanes:
+        v *= b2
+        v += t1
+        np.sqrt(v, out=t1)
+    if bc2 != 1.0:
+        T1 /= bc2
+    T1 += eps
+    for m, _, t1 in m_lanes:
+        np.divide(m, t1, out=t1)
+    if bc1 != 1.0:
+        T1 /= bc1
+
+
 def adam_step(
     name: str, schedule: Schedule, betas: tuple[float, float], eps: float, *,
     weight_decay: float, decoupled: bool,
 ) -> Step:  # fmt: skip
-    """Return the in-place step of torch Adam (``decoupled``: AdamW), amsgrad off."""
-    scratch = _Scratch()
+    """Return the in-place step of torch Adam (``decoupled``: AdamW), amsgrad off.
+
+    Operations on the scratch arrays alone run once over their flat array; those that read
+    the moments, the gradients or the params run once over a flat array when those leaves
+    lie back to back (:func:`join`), else once per leaf. Every element sees the same
+    operations in the same order either way, and a division by a bias correction that is
+    exactly 1.0 (``b1 ** t`` below half an ulp of 1, for ``t`` past a few hundred steps) is
+    skipped: it would return its input unchanged.
+    """
+    layout, at_m, at_v = _Params(), _Layout(), _Layout()
+    where = _Where(AdamState, ScaleByScheduleState)
     b1, b2 = betas
     keep, square_w = 1 - b1, 1 - b2
+    l2, shrink = weight_decay != 0 and not decoupled, weight_decay != 0 and decoupled
 
     def step(ps: list, gs: list, read: Callable, state: Any) -> Any:
         inner = state.inner
-        ia, il = _index(inner, AdamState), _index(inner, ScaleByScheduleState)
+        ia, il = where(inner)
         adam, sched = inner[ia], inner[il]
         t = adam.count + 1
         bc1, bc2 = 1 - b1**t, (1 - b2**t) ** 0.5
         lr = _lr(name, schedule, sched.count)
         ms, vs = read(adam.exp_avg), read(adam.exp_avg_sq)
-        for i, (p, g, m, v) in enumerate(zip(ps, gs, ms, vs, strict=True)):
-            t1, t2 = scratch(i, p)
-            if weight_decay != 0 and not decoupled:
-                g = _l2(g, p, weight_decay, t2)
-            np.subtract(g, m, out=t1)  # m = lerp(m, g, 1 - b1), as torch's CPU lerp_
-            if keep < 0.5:
-                t1 *= keep
-                m += t1
-            else:
-                t1 *= 1.0 - keep
-                np.subtract(g, t1, out=m)
-            np.multiply(g, g, out=t1)
-            t1 *= square_w
-            v *= b2
-            v += t1
-            np.sqrt(v, out=t1)
-            t1 /= bc2
-            t1 += eps
-            np.divide(m, t1, out=t1)
-            t1 /= bc1
-            if weight_decay != 0 and decoupled:
+        P, T1, T2, t1s, t2s = layout(ps)
+        M, V = at_m(ms), at_v(vs)
+        G = None if M is None and P is None else joined(gs)
+        if l2:
+            for p, g, t2 in _lanes((P, G, T2), (ps, gs, t2s)):
+                _l2(g, p, weight_decay, t2)
+            G, gs = T2, t2s  # the scratch is flat: the decayed gradient is joined
+        g_lanes = _lanes((G, M, T1), (gs, ms, t1s))
+        m_lanes = _lanes((M, V, T1), (ms, vs, t1s))
+        _lerp(g_lanes, m_lanes, T1, keep)
+        _adam_direction(g_lanes, m_lanes, T1, (square_w, b2, eps), bc1, bc2)
+        p_lanes = _lanes((P, T1, T2), (ps, t1s, t2s))
+        if shrink:
+            for p, _, t2 in p_lanes:
                 np.multiply(p, weight_decay, out=t2)
-                t1 += t2
-            t1 *= -lr
+            T1 += T2
+        T1 *= -lr
+        for p, t1, _ in p_lanes:
             p += t1
         new = list(inner)
         new[ia] = AdamState(t, adam.exp_avg, adam.exp_avg_sq, None)
@@ -152,44 +291,51 @@ def adam_step(
 
 def sgd_step(name: str, schedule: Schedule, momentum: float, dampening: float,
              nesterov: bool, weight_decay: float) -> Step:  # fmt: skip
-    """Return the in-place step of torch SGD (momentum, dampening, Nesterov, L2 decay)."""
-    scratch = _Scratch()
+    """Return the in-place step of torch SGD (momentum, dampening, Nesterov, L2 decay), over
+    flat arrays where the leaves are joined, as :func:`adam_step`."""
+    layout, at_b = _Params(), _Layout()
+    where = _Where(ScaleByScheduleState, TraceState) if momentum else _Where(ScaleByScheduleState)
     damp = 1 - dampening
 
     def step(ps: list, gs: list, read: Callable, state: Any) -> Any:
         inner = state.inner
-        il = _index(inner, ScaleByScheduleState)
+        il, *it = where(inner)
         sched = inner[il]
         lr = _lr(name, schedule, sched.count)
         new = list(inner)
-        bufs: list = [None] * len(ps)
+        P, T1, T2, t1s, t2s = layout(ps)
+        G = joined(gs)
+        if weight_decay != 0:
+            for p, g, t2 in _lanes((P, G, T2), (ps, gs, t2s)):
+                _l2(g, p, weight_decay, t2)
+            G, gs = T2, t2s  # the scratch is flat: the decayed gradient is joined
+        u_lanes = _lanes((G, T1), (gs, t1s))  # the update before the learning rate
         if momentum != 0:
-            it = _index(inner, TraceState)
+            it = it[0]
             trace = inner[it]
-            first = trace.count == 0
             bufs = read(trace.momentum_buffer)
-            new[it] = TraceState(trace.count + 1, trace.momentum_buffer)
-        for i, (p, g, buf) in enumerate(zip(ps, gs, bufs, strict=True)):
-            t1, t2 = scratch(i, p)
-            if weight_decay != 0:
-                g = _l2(g, p, weight_decay, t2)
-            u = g
-            if buf is not None:
-                if first:
+            B = at_b(bufs)
+            b_lanes = _lanes((B, G, T1), (bufs, gs, t1s))
+            for buf, g, t1 in b_lanes:
+                if trace.count == 0:
                     np.copyto(buf, g)
+                    continue
+                buf *= momentum
+                if damp == 1:
+                    buf += g  # (1 - 0) * g is g exactly
                 else:
-                    buf *= momentum
-                    if damp == 1:
-                        buf += g  # (1 - 0) * g is g exactly
-                    else:
-                        np.multiply(g, damp, out=t1)
-                        buf += t1
-                u = buf
-                if nesterov:
+                    np.multiply(g, damp, out=t1)
+                    buf += t1
+            u_lanes = _lanes((B, T1), (bufs, t1s))
+            if nesterov:
+                for buf, g, t1 in b_lanes:
                     np.multiply(buf, momentum, out=t1)
                     t1 += g
-                    u = t1
+                u_lanes = [(T1, T1)]
+            new[it] = TraceState(trace.count + 1, trace.momentum_buffer)
+        for u, t1 in u_lanes:
             np.multiply(u, -lr, out=t1)
+        for p, t1 in _lanes((P, T1), (ps, t1s)):
             p += t1
         new[il] = ScaleByScheduleState(sched.count + 1)
         return type(state)(state.count + 1, tuple(new))

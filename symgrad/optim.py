@@ -119,6 +119,7 @@ __all__ = [
     "get",
     "global_norm",
     "identity",
+    "join",
     "lion",
     "nadam",
     "rmsprop",
@@ -210,13 +211,42 @@ def as_optimizer(
     return Optimizer(init, update, name, dict(hyperparams or {}), sched, tx)
 
 
+#: The state buffers the in-place fast path reads, joined by the named optimizers' ``init``.
+_JOINED = {AdamState: ("exp_avg", "exp_avg_sq"), TraceState: ("momentum_buffer",)}
+
+
 def _named(name: str, hyper: dict, lr: LearningRate, *parts: Any, fast: Any = None) -> Optimizer:
     """Build the named optimizer ``chain(*parts, scale_by_learning_rate(lr))``; ``fast``
     (``schedule -> step``) builds its in-place fast path."""
     sched = _lr_schedule(name, lr)
     tx = chain(*(p for p in parts if p is not None), _scale_by_lr(name, sched))
     opt = as_optimizer(tx, name, hyper, sched)
-    return opt if fast is None else opt._replace(step=fast(sched))
+    if fast is None:
+        return opt
+
+    def init(params: PyTree) -> OptState:
+        """Return the chain's state, its moment buffers joined into one flat array each
+        (same values), so the fast path runs one ufunc call per operation over them."""
+        state = opt.init(params)
+        inner = tuple(
+            s._replace(**{f: _inplace.join(getattr(s, f)) for f in _JOINED[type(s)]})
+            if type(s) in _JOINED
+            else s
+            for s in state.inner
+        )
+        return OptState(state.count, inner)
+
+    return opt._replace(init=init, step=fast(sched))
+
+
+def join(params: PyTree) -> PyTree:
+    """Return a copy of ``params`` whose numpy leaves are views of one flat array, back to
+    back in leaf order (the tree, shapes, dtype and values kept), so that
+    :func:`step_in_place` updates them with one ufunc call per operation. Write gradients
+    into such a tree as well (e.g. ``MLP.objective(..., out=join(grads))``) to keep every
+    operation one call. Trees of several dtypes or non-numpy leaves come back unchanged.
+    """
+    return _inplace.join(params)
 
 
 def step_in_place(opt: Optimizer, grads: PyTree, state: Any, params: PyTree) -> Any:
@@ -226,6 +256,11 @@ def step_in_place(opt: Optimizer, grads: PyTree, state: Any, params: PyTree) -> 
     writeable numpy float array and every grad a numpy array of its shape and dtype; it
     gives exactly the numbers of ``opt.update``. Otherwise ``opt.update`` runs and its
     result is copied into ``params``.
+
+    The named optimizers' ``init`` lays each moment buffer out as views of one flat array,
+    so most operations of a step are one ufunc call over all parameters (torch's
+    ``foreach``); params and grads laid out that way too (:func:`join`) make every
+    operation one call.
     """
     if opt.step is not None:
         done = opt.step(grads, state, params)

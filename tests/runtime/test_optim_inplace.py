@@ -56,6 +56,67 @@ def test_in_place_steps_equal_pure_updates_bit_for_bit(case, dtype):
         np.testing.assert_array_equal(a[k], b[k])
 
 
+@pytest.mark.parametrize("layout", ["separate", "joined", "params_only", "grads_only"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_joined_leaves_give_the_same_bits_as_separate_ones(case, layout):
+    """Params and grads laid out by optim.join take one ufunc call per operation; any mix of
+    joined and separate leaves gives the pure update's numbers."""
+    opt = CASES[case]()
+    rng = np.random.default_rng(2)
+    pure = _params(rng, np.float64)
+    fast = optim.join(pure) if layout in ("joined", "params_only") else dict(pure)
+    fast = {k: v.copy() if layout in ("separate", "grads_only") else v for k, v in fast.items()}
+    if layout in ("joined", "params_only"):
+        assert optim._inplace.joined(list(fast.values())) is not None
+    s_pure, s_fast = opt.init(pure), opt.init(fast)
+    for _ in range(5):
+        grads = {k: rng.normal(size=np.shape(v)) for k, v in pure.items()}
+        pure, s_pure = opt.update(grads, s_pure, pure)
+        given = optim.join(grads) if layout in ("joined", "grads_only") else grads
+        s_fast = optim.step_in_place(opt, given, s_fast, fast)
+        for k in pure:
+            np.testing.assert_array_equal(fast[k], pure[k])
+
+
+def test_init_joins_the_moment_buffers_and_the_state_stays_a_pytree():
+    opt = optim.adam()
+    params = {"W": np.ones((3, 2)), "b": np.zeros(2)}
+    state = opt.init(params)
+    adam = optim.find_state(state, optim.AdamState)
+    for buffers in (adam.exp_avg, adam.exp_avg_sq):
+        assert list(buffers) == ["W", "b"]
+        assert optim._inplace.joined(list(buffers.values())) is not None
+        assert all(np.all(v == 0) and v.shape == params[k].shape for k, v in buffers.items())
+    mixed = {"W": np.ones(2), "b": np.zeros(2, dtype=np.float32)}  # two dtypes: not joined
+    assert optim.join(mixed) is mixed
+
+
+def test_joined_needs_the_views_join_made_in_order():
+    params = optim.join({"a": np.arange(4.0), "b": np.ones((2, 2))})
+    a, b = params["a"], params["b"]
+    assert optim._inplace.joined([a, b]) is a.base
+    assert optim._inplace.joined([b, a]) is None  # out of order
+    assert optim._inplace.joined([a]) is None  # part of it
+    assert optim._inplace.joined([a[:2].reshape(2), b]) is None  # another view of it
+
+
+@pytest.mark.parametrize("betas", [(0.5, 0.6), (0.9, 0.999)])
+def test_adam_past_exact_bias_corrections_keeps_the_pure_numbers(betas):
+    """With b1 = 0.5 (b2 = 0.6) the bias corrections are exactly 1.0 from step 54 (73), and
+    the fast path skips dividing by them: the numbers stay the pure update's."""
+    opt = optim.adam(lr=1e-2, betas=betas)
+    rng = np.random.default_rng(5)
+    pure = {"w": rng.normal(size=5)}
+    fast = optim.join(pure)
+    s_pure, s_fast = opt.init(pure), opt.init(fast)
+    for _ in range(90):
+        grads = {"w": rng.normal(size=5)}
+        pure, s_pure = opt.update(grads, s_pure, pure)
+        s_fast = optim.step_in_place(opt, grads, s_fast, fast)
+    assert 1 - betas[0] ** 90 == 1.0 or betas[0] == 0.9
+    np.testing.assert_array_equal(fast["w"], pure["w"])
+
+
 @pytest.mark.parametrize(
     "opt",
     [
