@@ -120,10 +120,12 @@ def interleaved(
 ) -> dict:
     """Return each column's median seconds per call over ``repeat`` rounds of ``number``
     calls, timing the columns in turn each round, so a load spike on a shared machine hits
-    every column alike."""
+    every column alike. One untimed call starts each column's turn: what the column before
+    it evicted from the caches is brought back for every column alike."""
     rounds: dict[str, list[float]] = {name: [] for name in columns}
     for _ in range(repeat):
         for name, fn in columns.items():
+            fn()
             rounds[name].append(timeit.timeit(fn, number=number, timer=CLOCKS[clock]) / number)
     return {name: float(np.median(times)) for name, times in rounds.items()}
 

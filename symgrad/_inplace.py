@@ -130,11 +130,14 @@ class _Where:
         return at
 
 
-def fast_leaves(params: PyTree, grads: PyTree) -> tuple[list, list, Any] | None:
+def fast_leaves(
+    params: PyTree, grads: PyTree, checked: list | None = None
+) -> tuple[list, list, Any] | None:
     """Return ``(param leaves, grad leaves, how to read buffers)`` when every param is a
     writeable numpy float array and every grad a numpy array of its shape and dtype; else
     None. A plain dict (the models' params) is read directly, other trees through
-    :mod:`symgrad.tree`."""
+    :mod:`symgrad.tree`. ``checked`` holds the param leaves last found fit: the very same
+    arrays are not checked again."""
     if type(params) is dict and type(grads) is dict and grads.keys() == params.keys():
         ps, gs = list(params.values()), list(grads.values())
         keys = list(params)
@@ -151,9 +154,13 @@ def fast_leaves(params: PyTree, grads: PyTree) -> tuple[list, list, Any] | None:
         def read(buffers: PyTree) -> list:
             return tree.flatten_as(treedef, buffers, "optimizer state buffer")
 
+    if checked is None or len(checked) != len(ps) or not all(map(operator.is_, checked, ps)):
+        for p in ps:
+            if type(p) is not np.ndarray or p.dtype.kind != "f" or not p.flags.writeable:
+                return None
+        if checked is not None:
+            checked[:] = ps
     for p, g in zip(ps, gs, strict=True):
-        if type(p) is not np.ndarray or p.dtype.kind != "f" or not p.flags.writeable:
-            return None
         if type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype:
             return None
     return ps, gs, read
@@ -162,9 +169,10 @@ def fast_leaves(params: PyTree, grads: PyTree) -> tuple[list, list, Any] | None:
 def _on_fast_leaves(step: Callable[..., Any]) -> Step:
     """Return ``(grads, state, params) -> state``: ``step`` on the leaves, or None (touching
     nothing) when they cannot take the fast path."""
+    checked: list = []
 
     def run(grads: PyTree, state: Any, params: PyTree) -> Any:
-        leaves = fast_leaves(params, grads)
+        leaves = fast_leaves(params, grads, checked)
         return None if leaves is None else step(*leaves, state)
 
     return run
@@ -194,9 +202,10 @@ def _l2(g: np.ndarray, p: np.ndarray, wd: float, out: np.ndarray) -> np.ndarray:
 def _lanes(flat: tuple, leaves: tuple) -> list[tuple]:
     """Return what one operation runs over: the flat arrays as one lane when none is None
     (the leaves are joined), else one lane per leaf."""
-    if all(a is not None for a in flat):
-        return [flat]
-    return list(zip(*leaves, strict=True))
+    for a in flat:
+        if a is None:
+            return list(zip(*leaves, strict=True))
+    return [flat]
 
 
 def _lerp(g_lanes: list, m_lanes: list, T1: np.ndarray, weight: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,6 +36,30 @@ from symgrad.tree import unravel as unflatten
 
 #: Hidden activations that get He initialisation (LeCun for selu, Glorot for the rest).
 _HE_INIT = frozenset({"relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "mish"})
+#: The most bytes of layer buffers ``MLP.objective`` keeps per thread and batch shape; larger
+#: batches allocate per call (their matrix products dwarf the allocation).
+WORKSPACE_BYTES = 64 * 2**20
+#: How many batch shapes' buffers a thread keeps (full batches and a short last one).
+WORKSPACE_SHAPES = 2
+
+
+class _Workspace:
+    """The arrays one ``MLP.objective`` call writes for ``n`` rows: each layer's
+    pre-activations ``z``, the hidden activations ``a``, the loss gradient at the logits and
+    the back-propagated hidden deltas."""
+
+    def __init__(self, sizes: tuple[int, ...], n: int, dtype: np.dtype) -> None:
+        widths = sizes[1:]
+        self.z = [np.empty((n, w), dtype) for w in widths]
+        self.a = [np.empty((n, w), dtype) for w in widths[:-1]]
+        self.delta = np.empty((n, widths[-1]), dtype)
+        self.back = [np.empty((n, w), dtype) for w in widths[:-1]]
+
+    @staticmethod
+    def nbytes(sizes: tuple[int, ...], n: int, dtype: np.dtype) -> int:
+        """Return the bytes a workspace for ``n`` rows takes."""
+        hidden = sum(sizes[1:-1])
+        return n * (3 * hidden + 2 * sizes[-1]) * np.dtype(dtype).itemsize
 
 
 class MLP:
@@ -209,6 +234,7 @@ class MLP:
         *,
         count: float | None = None,
         penalty: bool = True,
+        out: Params | None = None,
     ) -> tuple[float, Params]:
         """Return the (weighted) mean loss plus the penalty on every ``W``, and backprop gradients.
 
@@ -216,6 +242,13 @@ class MLP:
         the full objective, as for the linear models (zero rows give the penalty alone).
         Torch, CuPy, JAX or other Array API inputs run in that library, as for the linear
         models (the loss a 0-d array, the gradients that library's arrays).
+
+        On numpy, the matrix products write into preallocated arrays, and the bias and the
+        activation are applied in place through the emitted kernels' ``out=``: the layer
+        buffers are allocated once per batch shape and thread and reused by later calls
+        (up to ``WORKSPACE_BYTES``). ``out`` (a dict of arrays shaped like the params, e.g.
+        ``symgrad.optim.join(grads)``) receives the gradients, which are returned: then a
+        call allocates no array at all. The numbers are the same either way.
         """
         ref = _foreign(params, X)
         if ref is not None:
@@ -224,27 +257,74 @@ class MLP:
         layers = self._weights(params)
         X = _matrix(X, self.sizes[0], _params_dtype(params))
         Y = self._targets(y, len(X), X.dtype)
-        inputs, pre = [X], []  # layer inputs a_l and hidden pre-activations z_l
+        grads = self._grads_out(out, params, X.dtype)
+        ws = self._workspace(len(X), X.dtype)
+        inputs = [X]  # the layer inputs a_l; ws.z[l] holds the pre-activations z_l
         for i, (W, b) in enumerate(layers):
-            z = inputs[-1] @ W
+            z = np.matmul(inputs[-1], W, out=ws.z[i])
             z += b
             if i < self.n_layers - 1:
-                pre.append(z)
-                inputs.append(self._act.fn(z))
-        loss, delta = self._loss.fn(z, Y, **_weighting(self._loss, z, sample_weight, count))
-        grads: Params = {}
+                inputs.append(self._act.fn(z, out=ws.a[i]))
+        kw = _weighting(self._loss, z, sample_weight, count)
+        loss, delta = self._loss.fn(z, Y, **kw, out=ws.delta)
         for i in range(self.n_layers - 1, -1, -1):
-            grads[f"W{i}"] = inputs[i].T @ delta
-            grads[f"b{i}"] = np.sum(delta, axis=0)
+            gW, gb = grads.get(f"W{i}"), grads.get(f"b{i}")
+            grads[f"W{i}"] = np.matmul(inputs[i].T, delta, out=gW)
+            grads[f"b{i}"] = np.sum(delta, axis=0, out=gb)
             if i:
-                delta = delta @ layers[i][0].T
-                # the pre-activation is not needed again: its array takes f'(z)
-                delta *= self._act.grad(pre[i - 1], out=pre[i - 1])
+                delta = np.matmul(delta, layers[i][0].T, out=ws.back[i - 1])
+                # the layer's input a = f(z) is not needed again: its array takes f'(z)
+                delta *= self._act.grad(ws.z[i - 1], out=ws.a[i - 1])
         grads = {key: grads[key] for key in params if key in grads}  # params' order
         if penalty:
             weights = [W for W, _ in layers]
             loss += _penalize(self._reg, weights, [grads[f"W{i}"] for i in range(self.n_layers)])
         return loss, grads
+
+    def _grads_out(self, out: Params | None, params: Params, dtype: np.dtype) -> dict:
+        """Return the arrays the gradients go into: ``out``'s, checked, or none (new ones)."""
+        if out is None:
+            return {}
+        if not isinstance(out, dict):
+            raise TypeError(f"out must be a dict of gradient arrays, got {type(out).__name__}")
+        for key in self._keys():
+            shape = np.shape(params[key])
+            got = out.get(key)
+            if (
+                type(got) is not np.ndarray
+                or got.shape != shape
+                or got.dtype != dtype
+                or not got.flags.writeable
+            ):
+                what = "missing" if got is None else f"{type(got).__name__} {np.shape(got)}"
+                raise ValueError(
+                    f"out[{key!r}] must be a writeable {np.dtype(dtype)} array of shape "
+                    f"{shape}, got {what}"
+                )
+        return {key: out[key] for key in self._keys()}
+
+    def _workspace(self, n: int, dtype: np.dtype) -> _Workspace:
+        """Return this thread's buffers for ``n`` rows, allocated at the first call with that
+        batch shape and reused after (at most ``WORKSPACE_SHAPES`` shapes and
+        ``WORKSPACE_BYTES`` each are kept)."""
+        if _Workspace.nbytes(self.sizes, n, dtype) > WORKSPACE_BYTES:
+            return _Workspace(self.sizes, n, dtype)
+        local = self.__dict__.get("_local") or self.__dict__.setdefault("_local", threading.local())
+        kept = getattr(local, "kept", None)
+        if kept is None:
+            kept = local.kept = {}
+        key = (n, np.dtype(dtype).str)
+        ws = kept.pop(key, None)
+        if ws is None:
+            ws = _Workspace(self.sizes, n, dtype)
+            while len(kept) >= WORKSPACE_SHAPES:
+                kept.pop(next(iter(kept)))
+        kept[key] = ws  # the most recent last
+        return ws
+
+    def __getstate__(self) -> dict:
+        """Return the model's state without its per-thread buffers (not picklable)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
 
     def hvp_operator(
         self,
