@@ -375,8 +375,14 @@ class Scaling:
     @classmethod
     def fitted(cls, a: np.ndarray) -> Scaling:
         """Return the map that standardizes ``a`` (per column; constant columns keep scale 1)."""
-        scale = np.asarray(a.std(axis=0))
-        return cls(np.asarray(a.mean(axis=0)), np.where(scale > 0, scale, 1.0))
+        return cls.from_moments(a.mean(axis=0), a.std(axis=0))
+
+    @classmethod
+    def from_moments(cls, mean: Any, std: Any) -> Scaling:
+        """Return the map to zero mean and unit variance from columns' means and standard
+        deviations (computed elsewhere, e.g. on a cluster); a constant column keeps scale 1."""
+        std = np.asarray(std, dtype=float)
+        return cls(np.asarray(mean, dtype=float), np.where(std > 0, std, 1.0))
 
     @property
     def scaled(self) -> bool:
@@ -390,6 +396,14 @@ class Scaling:
     def inverse(self, a: np.ndarray) -> np.ndarray:
         """Return standardized values in the original units."""
         return a if self.scale is None else a * self.scale + self.mean
+
+
+def scales_targets(model: Any, standardize: bool) -> bool:
+    """Tell whether a fit of ``model`` learns standardized targets: the one policy of the
+    in-memory and the Dask fits. An MLP regressor does when the features are standardized
+    (its hidden units then see unit-scale signals on both sides, and the predictions and
+    metrics go back to the targets' units); linear models and classifiers keep theirs."""
+    return bool(standardize) and getattr(model, "task", None) == "regression"
 
 
 @dataclass

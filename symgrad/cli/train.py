@@ -73,7 +73,7 @@ def prepare(args: argparse.Namespace) -> Plan:
     y = encode(parts.y, built.classes)
     y_val = None if parts.y_val is None else encode(parts.y_val, built.classes)
     target = data.Scaling()
-    if built.kind == "mlp" and built.task == "regress" and args.standardize:
+    if data.scales_targets(built.model, args.standardize):
         target = data.Scaling.fitted(y)
     built.model.objective(built.init, parts.X[:2], target.forward(y[:2]))  # shape problems
     solver = choose_solver(args, built, parts.X, target.forward(y))

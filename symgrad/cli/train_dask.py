@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from symgrad import data
 from symgrad.cli import saved
 from symgrad.cli.files import write_atomic
 from symgrad.cli.report import EXIT_FAILED, EXIT_OK, diverged, error, say
@@ -128,16 +129,23 @@ def _split(X: Any, y: Any, fraction: float, seed: int) -> tuple[Any, Any, Any, A
     )
 
 
-def _metric_sums(X: np.ndarray, y: np.ndarray, model: Any, params: Any, n: int, task: str) -> Any:
-    """Return one block's share of the metrics: [loss, correct or squared error, y, y^2]."""
+def _metric_sums(
+    X: np.ndarray, y: np.ndarray, model: Any, params: Any, n: int, *, task: str, target: Any
+) -> Any:
+    """Return one block's share of the metrics: [loss, correct or squared error, y, y^2], the
+    loss on the targets the fit learnt, the rest in the targets' units (``target``)."""
     with np.errstate(all="ignore"):
         loss = float(model.objective(params, X, y, count=n, penalty=False)[0])
         pred = np.asarray(model.predict(params, X)).reshape(y.shape)
+        if task != "classify":
+            y, pred = target.inverse(y), target.inverse(pred)
         hit = float(np.sum(pred == y)) if task == "classify" else float(np.sum((pred - y) ** 2))
     return np.array([loss, hit, float(np.sum(y)), float(np.sum(np.square(y)))])
 
 
-def _metrics(built: Any, params: Any, X: Any, y: Any, timeout: float) -> dict[str, float]:
+def _metrics(
+    built: Any, params: Any, X: Any, y: Any, timeout: float, target: Any
+) -> dict[str, float]:
     """Return the in-memory path's metrics (loss; accuracy, or RMSE and R^2) over the cluster."""
     import dask
 
@@ -149,7 +157,7 @@ def _metrics(built: Any, params: Any, X: Any, y: Any, timeout: float) -> dict[st
     y = y.rechunk({0: X.chunks[0]})
     task = built.task
     parts = [
-        dask.delayed(_metric_sums)(xb, yb, built.model, params, n, task)
+        dask.delayed(_metric_sums)(xb, yb, built.model, params, n, task=task, target=target)
         for xb, yb in zip(X.to_delayed().ravel(), y.to_delayed().ravel(), strict=True)
     ]
     loss, hit, s1, s2 = np.sum(
@@ -164,6 +172,24 @@ def _metrics(built: Any, params: Any, X: Any, y: Any, timeout: float) -> dict[st
         spread = s2 - s1 * s1 / n
         out["r2"] = 1 - hit / spread if spread > 0 else math.nan
     return out
+
+
+def _scalings(
+    args: argparse.Namespace, model: Any, X: Any, y: Any, timeout: float
+) -> tuple[data.Scaling, data.Scaling]:
+    """Return the feature and the target scaling of the training part, computed on the
+    cluster by the in-memory path's policy (:func:`symgrad.data.scales_targets`); both the
+    identity without ``--standardize``."""
+    import symgrad.dask as sgd
+
+    if not args.standardize:
+        return data.Scaling(), data.Scaling()
+    on_y = data.scales_targets(model, args.standardize)
+    moments = [X.mean(axis=0), X.std(axis=0)]
+    moments += [y.mean(axis=0), y.std(axis=0)] if on_y else []
+    stats = sgd.dask_compute(*moments, what="standardizing", worker_timeout=timeout)
+    target = data.Scaling.from_moments(*stats[2:]) if on_y else data.Scaling()
+    return data.Scaling.from_moments(*stats[:2]), target
 
 
 def _verdict(result: Any, max_iter: int, seconds: float) -> str:
@@ -217,23 +243,18 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
                 y = y.map_blocks(_class_index, built.classes, dtype=np.intp)
                 if y_val is not None:
                     y_val = y_val.map_blocks(_class_index, built.classes, dtype=np.intp)
-            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
-            if args.standardize:
-                what = "standardizing"
-                stats = sgd.dask_compute(
-                    X.mean(axis=0), X.std(axis=0), what=what, worker_timeout=timeout
-                )
-                mean, std = (np.asarray(a) for a in stats)
-                scale = np.where(std > 0, std, 1.0)
-                X = (X - mean) / scale
-                X_val = None if X_val is None else (X_val - mean) / scale
+            features, target = _scalings(args, built.model, X, y, timeout)
+            X, y = features.forward(X), target.forward(y)
+            X_val = None if X_val is None else features.forward(X_val)
+            y_val = None if y_val is None else target.forward(y_val)
             n_val = 0 if X_val is None else int(X_val.shape[0])
             what = f"{len(built.classes)} classes" if built.classes is not None else "regression"
             say(
                 f"data   {args.data}: {n_samples} samples, {X.shape[1]} features, {what} "
                 f"({X.shape[0]} train / {n_val} validation) on {args.scheduler}"
             )
-            say(f"model  {built.model!r}")
+            scaled = " (targets standardized)" if target.scaled else ""
+            say(f"model  {built.model!r}{scaled}")
             max_iter = args.epochs or 100
             say(f"fit    {method} (full batch on the cluster), at most {max_iter} iterations")
             start = time.perf_counter()
@@ -245,9 +266,9 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
             reason = _divergence(result)
             train_m = val_m = {}
             if reason is None:
-                train_m = _metrics(built, result.params, X, y, timeout)
+                train_m = _metrics(built, result.params, X, y, timeout, target)
                 if X_val is not None:
-                    val_m = _metrics(built, result.params, X_val, y_val, timeout)
+                    val_m = _metrics(built, result.params, X_val, y_val, timeout, target)
                 bad = [
                     k for k, v in (train_m | val_m).items() if not math.isfinite(v) and k != "r2"
                 ]
@@ -267,8 +288,11 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
         lines.append(f"{key:<10} {value:>12.6g} {other}")
     print("\n".join(lines), flush=True)
     say(f"time   {sgd.format_times(result.times)}")
-    meta = _metadata(args, built, names, X.shape[1], train_m, val_m)
-    arrays = {"x_mean": mean, "x_scale": scale, "classes": built.classes}
+    meta = _metadata(args, built, names, X.shape[1], target, train_m, val_m)
+    unit = np.zeros(X.shape[1]), np.ones(X.shape[1])  # the saved map without --standardize
+    shift, scale = (features.mean, features.scale) if features.scaled else unit
+    arrays = {"x_mean": shift, "x_scale": scale, "classes": built.classes}
+    arrays |= {"y_mean": target.mean, "y_scale": target.scale}
     try:
         blob = saved.encode(meta, result.params, arrays)
         write_atomic(out, lambda fh: fh.write(blob))
@@ -281,7 +305,12 @@ def _fit(args: argparse.Namespace, client: object, out: Path) -> int:
 
 
 def _metadata(
-    args: argparse.Namespace, built: Any, names: Any, n_features: int, *metrics: dict
+    args: argparse.Namespace,
+    built: Any,
+    names: Any,
+    n_features: int,
+    target: data.Scaling,
+    *metrics: dict,
 ) -> dict[str, Any]:
     """Return the model file's description of a cluster fit, with its train and validation
     metrics."""
@@ -292,7 +321,7 @@ def _metadata(
         "features": features if named else [f"x{i}" for i in range(n_features)],
         "named_features": named,
         "label": str(args.label) if args.label is not None else None,
-        "standardized": {"features": bool(args.standardize), "targets": False},
+        "standardized": {"features": bool(args.standardize), "targets": target.scaled},
         "metrics": {
             part: saved.finite_metrics(values)
             for part, values in zip(("train", "validation"), metrics, strict=True)
