@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from symgrad.blocked import DEFAULT_BLOCK as _BLOCK
 from symgrad.domains import require
 from symgrad.errors import HessianWarning
 from symgrad.kernels import resolve
@@ -184,13 +185,13 @@ class Objective:
         yhat = np.asarray(yhat, dtype=np.float64)
         y = self.targets(y, yhat.shape)
         w = self._weight(weight, yhat)
-        # one emitted function, one CSE: the per-sample gradient and unweighted Hessian
-        grad, h = self._fn["_grad_hess"](yhat, y, count=1)
+        grad, h, lowest = self._derivatives(yhat, y)
         if w is not None:
             grad *= w[:, None] if self.spec.class_axis else w
-        if self._needs_constant(h):
+        positive = bool(lowest > 0)  # NaN is not
+        if self._needs_constant(positive):
             self.derived_constant = self._spread_constant(yhat, y, w)
-        hess = self.safe_hessian(h, warn=warn)
+        hess = self.safe_hessian(h, warn=warn, lowest=lowest)
         if self.spec.class_axis:
             k = yhat.shape[-1]
             hess *= self.default_class_scale(k) if self.class_scale is None else self.class_scale
@@ -201,9 +202,31 @@ class Objective:
             hess *= self.scale
         return grad, hess
 
-    def _needs_constant(self, h: np.ndarray) -> bool:
-        """Tell whether the policy needs a constant the caller left to the data, not yet known."""
-        wanted = self.hessian == "constant" or (self.hessian == "auto" and not np.all(h > 0))
+    def _derivatives(self, yhat: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Return the per-sample gradient, the unweighted second derivative h (one emitted
+        ``_grad_hess``: one CSE) and min(h) (NaN if any h is).
+
+        An element-wise loss's large inputs go through the kernel ``symgrad.blocked``'s
+        ``DEFAULT_BLOCK`` elements at a time, so its scratch arrays stay in cache (the arithmetic is the same, element by
+        element), and min(h) is taken block by block while each block is in cache too."""
+        fn = self._fn["_grad_hess"]
+        if self.spec.class_axis or yhat.size <= _BLOCK:
+            grad, h = fn(yhat, y, count=1)
+            return grad, h, float(np.min(h, initial=np.inf))
+        flat_yhat = np.ascontiguousarray(yhat).reshape(-1)
+        flat_y = np.ascontiguousarray(y).reshape(-1)
+        grad, h = np.empty(flat_yhat.size), np.empty(flat_yhat.size)
+        lows = np.empty(-(-flat_yhat.size // _BLOCK))
+        for i, lo in enumerate(range(0, flat_yhat.size, _BLOCK)):
+            part = slice(lo, lo + _BLOCK)
+            grad[part], h[part] = fn(flat_yhat[part], flat_y[part], count=1)
+            lows[i] = np.min(h[part])
+        return grad.reshape(yhat.shape), h.reshape(yhat.shape), float(np.min(lows))
+
+    def _needs_constant(self, positive: bool) -> bool:
+        """Tell whether the policy needs a constant the caller left to the data, not yet known
+        (``positive``: every second derivative is > 0)."""
+        wanted = self.hessian == "constant" or (self.hessian == "auto" and not positive)
         return wanted and self.constant is None and self.derived_constant is None
 
     def _spread_constant(self, yhat: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> float:
@@ -227,10 +250,27 @@ class Objective:
             return float(self.constant)
         return 1.0 if self.derived_constant is None else self.derived_constant
 
-    def safe_hessian(self, h: np.ndarray, *, warn: bool = True) -> np.ndarray:
+    def safe_hessian(
+        self, h: np.ndarray, *, warn: bool = True, lowest: float | None = None
+    ) -> np.ndarray:
         """Apply the Hessian policy to the unweighted per-sample second derivative ``h``,
         warning once per objective when it is zero or negative on much of the data and the
-        caller chose no policy."""
+        caller chose no policy. ``lowest``: min(h) when the caller knows it already.
+
+        Where every h is positive (a strictly convex loss away from underflow: every round of
+        a logistic or Poisson objective), ``exact`` and ``auto`` return ``h`` itself and
+        ``floor``/``abs`` do when min(h) >= ``floor``: one reduction instead of a mask, its
+        mean and a select."""
+        if lowest is None:
+            lowest = float(np.min(h, initial=np.inf))
+        if lowest > 0:  # NaN is not: it takes the general path
+            if self.hessian in ("exact", "auto") or (
+                self.hessian in ("floor", "abs") and lowest >= self.floor
+            ):
+                return h
+            if self.hessian != "constant":
+                return np.maximum(h, self.floor)  # |h| = h here
+            return np.full_like(h, self.constant_in_use)
         bad = ~(h > 0)
         share = float(np.mean(bad)) if h.size else 0.0
         if warn and not self.policy_chosen and share > self.warn_share and not self._warned:
