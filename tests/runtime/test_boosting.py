@@ -354,3 +354,13 @@ def test_fitted_models_with_symgrad_objectives_pickle():
     np.testing.assert_array_equal(again.predict(X), model.predict(X))
     copy = pickle.loads(pickle.dumps(xo))
     assert (copy.hyper, copy.hessian, copy.floor) == ({"delta": 30.0}, "floor", 0.1)
+
+
+def test_the_objective_benchmark_checks_alignment_and_reports_its_goals(capsys):
+    # tiny sizes: agreement, not speed (the blocked path runs: 70k rows > one block)
+    from benchmarks import boosting_objective
+
+    boosting_objective.main(["--rows", "70000", "--cols", "3", "--rounds", "1", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert out.startswith("aligned: objective = emitted kernel exactly")
+    assert "hand objective" in out and "goals (issue 19): call <= 1.00x hand" in out
