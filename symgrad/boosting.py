@@ -2,8 +2,9 @@
 
 A boosting library wants, per sample, the first and second derivative of the loss in the raw
 score, with no 1/n, times the sample's weight, in its own argument order and layout. This module
-gets them from the emitted kernels (``name_grad(..., count=1, weight=w)`` and ``name_hess``: no
-second copy of the maths), makes the Hessian safe where the loss is kinked or non-convex, and
+gets them from the emitted ``name_grad_hess(..., count=1)`` (one CSE for both; run block by
+block on large element-wise inputs, so its scratch stays in cache; no second copy of the
+maths), makes the Hessian safe where the loss is kinked or non-convex, and
 finds the optimal constant start (``base_score`` / ``init_score``) by a 1-D Newton solve on the
 same derivatives. XGBoost and LightGBM are imported by the caller, never here.
 
