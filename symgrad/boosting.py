@@ -8,6 +8,10 @@ maths), makes the Hessian safe where the loss is kinked or non-convex, and
 finds the optimal constant start (``base_score`` / ``init_score``) by a 1-D Newton solve on the
 same derivatives. XGBoost and LightGBM are imported by the caller, never here.
 
+On large inputs the derivatives run on ``threads=`` threads (default: every core, as XGBoost
+and LightGBM use by default; they sit idle while the objective runs), with the same numbers, bit
+for bit, as on one.
+
 A loss's hyper-parameters and the adapter's options never share a namespace: the loss takes
 ``hyper={"delta": 30.0}`` or comes as a ``(loss, {hyper})`` pair; the options below are
 keywords. A keyword that names one of the loss's hyper-parameters is refused with both named.
@@ -35,6 +39,7 @@ Labels, weights and the start's targets are checked against the loss's declared 
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -43,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from symgrad import blocked
 from symgrad.blocked import DEFAULT_BLOCK as _BLOCK
 from symgrad.domains import require
 from symgrad.errors import HessianWarning
@@ -71,6 +77,7 @@ OPTIONS: dict[str, Any] = {
     "scale": 1.0,
     "class_scale": None,
     "warn_share": 0.5,
+    "threads": None,
 }
 #: Options that choose the Hessian policy: given either, the caller gets no HessianWarning.
 _POLICY_OPTIONS = frozenset({"hessian", "constant"})
@@ -92,7 +99,11 @@ class Objective:
     LightGBM's squared error is 0.5 * mse, so ``xgboost("mse", scale=0.5)`` is
     ``reg:squarederror``); ``class_scale`` multiplies the Hessian diagonal of a class-axis loss
     (XGBoost's ``multi:softprob`` uses 2, LightGBM's ``multiclass`` k / (k - 1));
-    ``warn_share`` is the share of non-positive second derivatives that warns.
+    ``warn_share`` is the share of non-positive second derivatives that warns; ``threads``
+    is how many threads compute an element-wise loss's derivatives on large inputs (blocks of
+    ``symgrad.blocked``'s pool): ``None`` (default) is every core, ``os.cpu_count()``, as
+    XGBoost's and LightGBM's own default (their cores are idle while the objective runs), 1
+    one thread. The numbers are the same, bit for bit, whatever the thread count.
     """
 
     #: The class_scale a class-axis loss gets by default (a subclass: its library's convention).
@@ -113,6 +124,8 @@ class Objective:
         self.hessian, self.floor = settings["hessian"], settings["floor"]
         self.constant, self.scale = settings["constant"], settings["scale"]
         self.class_scale, self.warn_share = settings["class_scale"], settings["warn_share"]
+        threads = settings["threads"]
+        self.threads: int | None = None if threads is None else int(threads)
         #: the caller chose a Hessian policy (no HessianWarning then)
         self.policy_chosen = bool(_POLICY_OPTIONS & options.keys())
         #: the constant derived from the target's spread (``constant=None``), once known
@@ -207,9 +220,11 @@ class Objective:
         """Return the per-sample gradient, the unweighted second derivative h (one emitted
         ``_grad_hess``: one CSE) and min(h) (NaN if any h is).
 
-        An element-wise loss's large inputs go through the kernel ``symgrad.blocked``'s
-        ``DEFAULT_BLOCK`` elements at a time, so its scratch arrays stay in cache (the arithmetic is the same, element by
-        element), and min(h) is taken block by block while each block is in cache too."""
+        An element-wise loss's large inputs go through the kernel in ``symgrad.blocked``'s
+        blocks (``block_size``), on ``threads`` threads of its pool, so the scratch arrays stay
+        in cache; the arithmetic is the same element by element, so the numbers are too,
+        whatever the block or thread count. min(h) is taken block by block while each block
+        is in cache too."""
         fn = self._fn["_grad_hess"]
         if self.spec.class_axis or yhat.size <= _BLOCK:
             grad, h = fn(yhat, y, count=1)
@@ -217,12 +232,27 @@ class Objective:
         flat_yhat = np.ascontiguousarray(yhat).reshape(-1)
         flat_y = np.ascontiguousarray(y).reshape(-1)
         grad, h = np.empty(flat_yhat.size), np.empty(flat_yhat.size)
-        lows = np.empty(-(-flat_yhat.size // _BLOCK))
-        for i, lo in enumerate(range(0, flat_yhat.size, _BLOCK)):
-            part = slice(lo, lo + _BLOCK)
-            grad[part], h[part] = fn(flat_yhat[part], flat_y[part], count=1)
-            lows[i] = np.min(h[part])
+        workers = self.threads_in_use
+        block = blocked.block_size(flat_yhat.size, workers)
+        starts = range(0, flat_yhat.size, block)
+        lows = np.empty(len(starts))
+
+        def task(i: int, lo: int) -> Callable[[], None]:
+            def run() -> None:
+                part = slice(lo, lo + block)
+                grad[part], h[part] = fn(flat_yhat[part], flat_y[part], count=1)
+                lows[i] = np.min(h[part])
+
+            return run
+
+        blocked.run([task(i, lo) for i, lo in enumerate(starts)], workers)
         return grad.reshape(yhat.shape), h.reshape(yhat.shape), float(np.min(lows))
+
+    @property
+    def threads_in_use(self) -> int:
+        """Return the number of threads the derivatives run on: ``threads``, else every core
+        (``os.cpu_count()``)."""
+        return self.threads if self.threads is not None else os.cpu_count() or 1
 
     def _needs_constant(self, positive: bool) -> bool:
         """Tell whether the policy needs a constant the caller left to the data, not yet known
@@ -397,6 +427,13 @@ def _check_options(owner: str, spec: Any, hyper: Mapping[str, float], options: d
 
 def _check_option(key: str, value: Any) -> None:
     """Raise a one-line ValueError unless ``value`` suits option ``key``."""
+    if key == "threads":
+        whole = isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+        if value is not None and not (whole and value >= 1):
+            raise ValueError(
+                f"threads must be a positive integer or None (every core), got {value!r}"
+            )
+        return
     if key == "hessian":
         if value not in HESSIAN_POLICIES:
             raise ValueError(

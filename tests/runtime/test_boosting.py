@@ -296,6 +296,37 @@ def test_large_inputs_give_what_one_kernel_call_gives(loss, shape, options):
     assert grad.shape == hess.shape == shape and grad.flags.c_contiguous
 
 
+@pytest.mark.parametrize(
+    ("loss", "shape", "options"),
+    [
+        ("binary_cross_entropy_with_logits", (1_000_003,), {}),
+        ("poisson_nll", (300_001,), {}),
+        ("huber", (500_000,), {"hyper": {"delta": 0.5}}),  # h = 0 on part of it
+        ("mse", (200_001, 3), {"scale": 0.5}),  # 2-D: blocks cut through rows
+        ("softmax_cross_entropy", (70_000, 3), {}),  # class axis: one kernel call
+    ],
+)
+def test_every_thread_count_gives_the_same_numbers_bit_for_bit(loss, shape, options):
+    # threads split the blocks between symgrad.blocked's pool; blocks are element-wise, so
+    # 1, 2, 3 threads and the default (every core) give identical bits, weights included
+    rng = np.random.default_rng(8)
+    yhat = rng.normal(scale=4.0, size=shape)
+    if loss == "poisson_nll":
+        y = rng.poisson(3.0, size=shape).astype(float)
+    elif loss == "softmax_cross_entropy":
+        y = rng.integers(0, shape[1], size=shape[0]).astype(float)
+    else:
+        y = rng.random(shape)
+    w = rng.uniform(0.0, 2.0, size=shape[0])
+    for make in (boosting.xgboost, boosting.lightgbm):
+        one = make(loss, threads=1, warn_share=1.0, **options).grad_hess(yhat, y, w)
+        for threads in (2, 3, None):
+            obj = make(loss, threads=threads, warn_share=1.0, **options)
+            got = obj.grad_hess(yhat, y, w)
+            for a, b in zip(got, one, strict=True):
+                assert a.shape == b.shape and a.tobytes() == b.tobytes(), (make, threads)
+
+
 def test_xgboost_trains_as_the_builtin_on_more_rows_than_a_block():
     # 100k rows: the objective runs block by block on every round
     rng = np.random.default_rng(11)
