@@ -394,4 +394,8 @@ def test_the_objective_benchmark_checks_alignment_and_reports_its_goals(capsys):
     boosting_objective.main(["--rows", "70000", "--cols", "3", "--rounds", "1", "--repeats", "1"])
     out = capsys.readouterr().out
     assert out.startswith("aligned: objective = emitted kernel exactly")
-    assert "hand objective" in out and "goals (issue 19): call <= 1.00x hand" in out
+    assert "hand objective" in out and "goals (issue 19)" in out
+    for view in ("XGBoost's defaults (all cores)", "nthread=1"):
+        assert f"  {view}: call <= 1.00x hand" in out
+        assert f"training <= 1.05x binary:logistic at {view}" in out
+    assert "symgrad threads=1:" in out and "symgrad at its default threads (all" in out
