@@ -1,6 +1,7 @@
 """symgrad's boosting objective against a hand-written one and against XGBoost's built-in.
 
-Every figure comes from one run, interleaved, as medians of the within-round ratios:
+Every figure comes from one run, interleaved (each round starts at the next case, so none
+always runs first), as medians of the within-round ratios:
 
 1. one objective call (gradient and Hessian of binary cross-entropy with logits, per sample) at
    ``--rows`` rows: ``boosting.xgboost("binary_cross_entropy_with_logits").grad_hess`` with
@@ -43,6 +44,12 @@ def _clock(fn, *args) -> float:
     start = time.perf_counter()
     fn(*args)
     return time.perf_counter() - start
+
+
+def _rotated(items: list, i: int) -> list:
+    """Return ``items`` starting at the i-th (round i's order: no case always runs first)."""
+    i %= len(items)
+    return items[i:] + items[:i]
 
 
 def _label(threads: int | None) -> str:
@@ -122,9 +129,9 @@ def _time_calls(args, objectives, kernel, z, y) -> dict:
         "emitted _grad_hess alone, one call": lambda: kernel(z, y, count=1),
     }
     times = {name: [] for name in cases}
-    for _ in range(args.repeats * 4):
-        for name, fn in cases.items():
-            times[name].append(_clock(fn))
+    for i in range(args.repeats * 4):
+        for name in _rotated(list(cases), i):
+            times[name].append(_clock(cases[name]))
     hand = times["hand numpy (1 thread)"]
     ratios = {
         name: statistics.median(t / h for t, h in zip(ts, hand, strict=True))
@@ -166,9 +173,9 @@ def _time_training(args, xgb, d, params, start, objectives) -> dict:
             ),
         }
     times = {(v, c): [] for v, cases in runs.items() for c in cases}
-    for _ in range(args.repeats):
-        for (v, c), ts in times.items():
-            ts.append(_clock(runs[v][c]))
+    for i in range(args.repeats):
+        for v, c in _rotated(list(times), i):
+            times[(v, c)].append(_clock(runs[v][c]))
     result = {}
     for name, cases in runs.items():
         base = times[(name, "binary:logistic")]
