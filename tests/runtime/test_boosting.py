@@ -327,6 +327,24 @@ def test_every_thread_count_gives_the_same_numbers_bit_for_bit(loss, shape, opti
                 assert a.shape == b.shape and a.tobytes() == b.tobytes(), (make, threads)
 
 
+def test_threads_run_the_blocks_on_symgrad_blocked_pool():
+    # the option is wired: threads=7 starts pool threads (no other test asks for 7), threads=1
+    # and an input of one block start none
+    import threading
+
+    def pool_threads() -> int:
+        return sum(t.name.startswith("symgrad-block") for t in threading.enumerate())
+
+    rng = np.random.default_rng(2)
+    z, y = rng.normal(size=1_000_000), rng.random(1_000_000)
+    before = pool_threads()
+    boosting.xgboost("binary_cross_entropy_with_logits", threads=1).grad_hess(z, y)
+    boosting.xgboost("binary_cross_entropy_with_logits", threads=7).grad_hess(z[:1000], y[:1000])
+    assert pool_threads() == before
+    boosting.lightgbm("binary_cross_entropy_with_logits", threads=7).grad_hess(z, y)
+    assert pool_threads() > before
+
+
 def test_xgboost_trains_as_the_builtin_on_more_rows_than_a_block():
     # 100k rows: the objective runs block by block on every round
     rng = np.random.default_rng(11)
