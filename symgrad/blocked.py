@@ -35,9 +35,10 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="symgrad-block")
 
 
-def _run(tasks: list[Callable[[], None]], workers: int) -> None:
-    """Run ``tasks``; with several workers, each takes one contiguous share of them (one
-    future per worker: a future per block would cost more than a block's arithmetic)."""
+def run(tasks: list[Callable[[], None]], workers: int) -> None:
+    """Run ``tasks`` (each writes its own slice of a result) on ``workers`` threads of this
+    module's pool; with several workers, each takes one contiguous share of them (one future
+    per worker: a future per block would cost more than a block's arithmetic)."""
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
             task()
@@ -63,6 +64,15 @@ def _count(value: object, what: str) -> int:
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"blocked: {what} must be an integer >= 1, got {value!r}")
     return int(value)
+
+
+def block_size(n: int, workers: int) -> int:
+    """Return the block for ``n`` elements on ``workers`` threads: ``DEFAULT_BLOCK`` on one;
+    on several, ``THREADED_BLOCK`` shrunk (not below ``DEFAULT_BLOCK``) so that every thread
+    gets at least one block."""
+    if workers <= 1:
+        return DEFAULT_BLOCK
+    return min(THREADED_BLOCK, max(DEFAULT_BLOCK, -(-n // workers)))
 
 
 def _block(block: int | None, workers: int | None) -> int:
@@ -165,7 +175,7 @@ def elementwise(
 
         return run
 
-    _run([task(lo) for lo in range(0, result.size, block)], _workers(workers))
+    run([task(lo) for lo in range(0, result.size, block)], _workers(workers))
     return result.reshape(shape)
 
 
@@ -265,5 +275,5 @@ def _loss_blocks(fn, yhat, y, class_axis, *, block, workers, out, hyper, with_va
 
         return run
 
-    _run([task(i, lo) for i, lo in enumerate(starts)], _workers(workers))
+    run([task(i, lo) for i, lo in enumerate(starts)], _workers(workers))
     return values, grad.reshape(shape)

@@ -2,10 +2,15 @@
 
 A boosting library wants, per sample, the first and second derivative of the loss in the raw
 score, with no 1/n, times the sample's weight, in its own argument order and layout. This module
-gets them from the emitted kernels (``name_grad(..., count=1, weight=w)`` and ``name_hess``: no
-second copy of the maths), makes the Hessian safe where the loss is kinked or non-convex, and
+gets them from the emitted ``name_grad_hess(..., count=1)`` (one CSE for both; run block by
+block on large element-wise inputs, so its scratch stays in cache; no second copy of the
+maths), makes the Hessian safe where the loss is kinked or non-convex, and
 finds the optimal constant start (``base_score`` / ``init_score``) by a 1-D Newton solve on the
 same derivatives. XGBoost and LightGBM are imported by the caller, never here.
+
+On large inputs the derivatives run on ``threads=`` threads (default: every core, as XGBoost
+and LightGBM use by default; they sit idle while the objective runs), with the same numbers, bit
+for bit, as on one.
 
 A loss's hyper-parameters and the adapter's options never share a namespace: the loss takes
 ``hyper={"delta": 30.0}`` or comes as a ``(loss, {hyper})`` pair; the options below are
@@ -34,6 +39,7 @@ Labels, weights and the start's targets are checked against the loss's declared 
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -42,6 +48,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from symgrad import blocked
+from symgrad.blocked import DEFAULT_BLOCK as _BLOCK
 from symgrad.domains import require
 from symgrad.errors import HessianWarning
 from symgrad.kernels import resolve
@@ -69,6 +77,7 @@ OPTIONS: dict[str, Any] = {
     "scale": 1.0,
     "class_scale": None,
     "warn_share": 0.5,
+    "threads": None,
 }
 #: Options that choose the Hessian policy: given either, the caller gets no HessianWarning.
 _POLICY_OPTIONS = frozenset({"hessian", "constant"})
@@ -90,7 +99,11 @@ class Objective:
     LightGBM's squared error is 0.5 * mse, so ``xgboost("mse", scale=0.5)`` is
     ``reg:squarederror``); ``class_scale`` multiplies the Hessian diagonal of a class-axis loss
     (XGBoost's ``multi:softprob`` uses 2, LightGBM's ``multiclass`` k / (k - 1));
-    ``warn_share`` is the share of non-positive second derivatives that warns.
+    ``warn_share`` is the share of non-positive second derivatives that warns; ``threads``
+    is how many threads compute an element-wise loss's derivatives on large inputs (blocks of
+    ``symgrad.blocked``'s pool): ``None`` (default) is every core, ``os.cpu_count()``, as
+    XGBoost's and LightGBM's own default (their cores are idle while the objective runs), 1
+    one thread. The numbers are the same, bit for bit, whatever the thread count.
     """
 
     #: The class_scale a class-axis loss gets by default (a subclass: its library's convention).
@@ -111,6 +124,8 @@ class Objective:
         self.hessian, self.floor = settings["hessian"], settings["floor"]
         self.constant, self.scale = settings["constant"], settings["scale"]
         self.class_scale, self.warn_share = settings["class_scale"], settings["warn_share"]
+        threads = settings["threads"]
+        self.threads: int | None = None if threads is None else int(threads)
         #: the caller chose a Hessian policy (no HessianWarning then)
         self.policy_chosen = bool(_POLICY_OPTIONS & options.keys())
         #: the constant derived from the target's spread (``constant=None``), once known
@@ -184,13 +199,13 @@ class Objective:
         yhat = np.asarray(yhat, dtype=np.float64)
         y = self.targets(y, yhat.shape)
         w = self._weight(weight, yhat)
-        # one emitted function, one CSE: the per-sample gradient and unweighted Hessian
-        grad, h = self._fn["_grad_hess"](yhat, y, count=1)
+        grad, h, lowest = self._derivatives(yhat, y)
         if w is not None:
             grad *= w[:, None] if self.spec.class_axis else w
-        if self._needs_constant(h):
+        positive = bool(lowest > 0)  # NaN is not
+        if self._needs_constant(positive):
             self.derived_constant = self._spread_constant(yhat, y, w)
-        hess = self.safe_hessian(h, warn=warn)
+        hess = self.safe_hessian(h, warn=warn, lowest=lowest)
         if self.spec.class_axis:
             k = yhat.shape[-1]
             hess *= self.default_class_scale(k) if self.class_scale is None else self.class_scale
@@ -201,9 +216,48 @@ class Objective:
             hess *= self.scale
         return grad, hess
 
-    def _needs_constant(self, h: np.ndarray) -> bool:
-        """Tell whether the policy needs a constant the caller left to the data, not yet known."""
-        wanted = self.hessian == "constant" or (self.hessian == "auto" and not np.all(h > 0))
+    def _derivatives(self, yhat: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Return the per-sample gradient, the unweighted second derivative h (one emitted
+        ``_grad_hess``: one CSE) and min(h) (NaN if any h is).
+
+        An element-wise loss's large inputs go through the kernel in ``symgrad.blocked``'s
+        blocks (``block_size``), on ``threads`` threads of its pool, so the scratch arrays stay
+        in cache; the arithmetic is the same element by element, so the numbers are too,
+        whatever the block or thread count. min(h) is taken block by block while each block
+        is in cache too."""
+        fn = self._fn["_grad_hess"]
+        if self.spec.class_axis or yhat.size <= _BLOCK:
+            grad, h = fn(yhat, y, count=1)
+            return grad, h, float(np.min(h, initial=np.inf))
+        flat_yhat = np.ascontiguousarray(yhat).reshape(-1)
+        flat_y = np.ascontiguousarray(y).reshape(-1)
+        grad, h = np.empty(flat_yhat.size), np.empty(flat_yhat.size)
+        workers = self.threads_in_use
+        block = blocked.block_size(flat_yhat.size, workers)
+        starts = range(0, flat_yhat.size, block)
+        lows = np.empty(len(starts))
+
+        def task(i: int, lo: int) -> Callable[[], None]:
+            def run() -> None:
+                part = slice(lo, lo + block)
+                grad[part], h[part] = fn(flat_yhat[part], flat_y[part], count=1)
+                lows[i] = np.min(h[part])
+
+            return run
+
+        blocked.run([task(i, lo) for i, lo in enumerate(starts)], workers)
+        return grad.reshape(yhat.shape), h.reshape(yhat.shape), float(np.min(lows))
+
+    @property
+    def threads_in_use(self) -> int:
+        """Return the number of threads the derivatives run on: ``threads``, else every core
+        (``os.cpu_count()``)."""
+        return self.threads if self.threads is not None else os.cpu_count() or 1
+
+    def _needs_constant(self, positive: bool) -> bool:
+        """Tell whether the policy needs a constant the caller left to the data, not yet known
+        (``positive``: every second derivative is > 0)."""
+        wanted = self.hessian == "constant" or (self.hessian == "auto" and not positive)
         return wanted and self.constant is None and self.derived_constant is None
 
     def _spread_constant(self, yhat: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> float:
@@ -227,10 +281,27 @@ class Objective:
             return float(self.constant)
         return 1.0 if self.derived_constant is None else self.derived_constant
 
-    def safe_hessian(self, h: np.ndarray, *, warn: bool = True) -> np.ndarray:
+    def safe_hessian(
+        self, h: np.ndarray, *, warn: bool = True, lowest: float | None = None
+    ) -> np.ndarray:
         """Apply the Hessian policy to the unweighted per-sample second derivative ``h``,
         warning once per objective when it is zero or negative on much of the data and the
-        caller chose no policy."""
+        caller chose no policy. ``lowest``: min(h) when the caller knows it already.
+
+        Where every h is positive (a strictly convex loss away from underflow: every round of
+        a logistic or Poisson objective), ``exact`` and ``auto`` return ``h`` itself and
+        ``floor``/``abs`` do when min(h) >= ``floor``: one reduction instead of a mask, its
+        mean and a select."""
+        if lowest is None:
+            lowest = float(np.min(h, initial=np.inf))
+        if lowest > 0:  # NaN is not: it takes the general path
+            if self.hessian in ("exact", "auto") or (
+                self.hessian in ("floor", "abs") and lowest >= self.floor
+            ):
+                return h
+            if self.hessian != "constant":
+                return np.maximum(h, self.floor)  # |h| = h here
+            return np.full_like(h, self.constant_in_use)
         bad = ~(h > 0)
         share = float(np.mean(bad)) if h.size else 0.0
         if warn and not self.policy_chosen and share > self.warn_share and not self._warned:
@@ -356,6 +427,13 @@ def _check_options(owner: str, spec: Any, hyper: Mapping[str, float], options: d
 
 def _check_option(key: str, value: Any) -> None:
     """Raise a one-line ValueError unless ``value`` suits option ``key``."""
+    if key == "threads":
+        whole = isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+        if value is not None and not (whole and value >= 1):
+            raise ValueError(
+                f"threads must be a positive integer or None (every core), got {value!r}"
+            )
+        return
     if key == "hessian":
         if value not in HESSIAN_POLICIES:
             raise ValueError(

@@ -6,6 +6,7 @@ validated, and kinked losses that train by default."""
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -247,6 +248,12 @@ def test_transposed_multi_output_target_is_refused():
         ("warn_share", True, r"warn_share must be a number in \[0, 1\], got True"),
         ("constant", 0.0, "constant must be a positive finite number or None, got 0.0"),
         ("floor", np.inf, "floor must be a positive finite number, got inf"),
+        ("threads", 0, r"threads must be a positive integer or None \(every core\), got 0$"),
+        ("threads", -1, r"threads must be a positive integer or None \(every core\), got -1$"),
+        ("threads", 2.5, r"threads must be a positive integer or None \(every core\), got 2.5"),
+        ("threads", "4", r"threads must be a positive integer or None \(every core\), got '4'"),
+        ("threads", True, r"threads must be a positive integer or None \(every core\), got True"),
+        ("threads", np.float64(2.0), r"threads must be a positive integer or None"),
     ],
 )
 def test_options_are_validated(option, value, message):
@@ -254,6 +261,14 @@ def test_options_are_validated(option, value, message):
         with pytest.raises(ValueError, match=message) as e:
             make("softmax_cross_entropy", **{option: value})
         one_line(e)
+
+
+def test_threads_default_to_every_core_and_take_numpy_integers():
+    for make in (boosting.xgboost, boosting.lightgbm):
+        assert make("mse").threads is None
+        assert make("mse").threads_in_use == (os.cpu_count() or 1)
+        obj = make("mse", threads=np.int64(3))
+        assert (obj.threads, obj.threads_in_use) == (3, 3) and type(obj.threads) is int
 
 
 def test_fold_init_score_is_idempotent_and_refuses_a_second_start():

@@ -222,6 +222,144 @@ def test_hessian_policies(policy, want):
 
 
 @pytest.mark.parametrize(
+    ("policy", "want"),
+    [
+        ("exact", [2.0, 1e-4, 1e-9]),
+        ("auto", [2.0, 1e-4, 1e-9]),
+        ("floor", [2.0, 1e-3, 1e-3]),
+        ("abs", [2.0, 1e-3, 1e-3]),
+        ("constant", [0.5, 0.5, 0.5]),
+    ],
+)
+def test_hessian_policies_where_every_value_is_positive(policy, want):
+    # the one-reduction path (min(h) > 0) gives what the general path gives
+    obj = boosting.Objective("mse", hessian=policy, floor=1e-3, constant=0.5)
+    h = np.array([2.0, 1e-4, 1e-9])
+    np.testing.assert_array_equal(obj.safe_hessian(h), want)
+    np.testing.assert_array_equal(obj.safe_hessian(h, lowest=1e-9), want)
+    np.testing.assert_array_equal(obj.safe_hessian(h[:0]), [])
+    # a NaN takes the general path: 'auto' puts the constant there
+    if policy == "auto":
+        np.testing.assert_array_equal(obj.safe_hessian(np.array([2.0, np.nan])), [2.0, 0.5])
+
+
+#: Margins where a textbook sigmoid loses digits or overflows (as the brief for issue 19 lists).
+AWKWARD = [0.0, -0.0, 1e-8, -1e-8, 1.0, -1.0, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0]
+
+
+def _logistic_reference(m: float, y: float) -> tuple[float, float]:
+    """Return p - y and p (1 - p), p = 1 / (1 + exp(-m)), in 800-digit arithmetic (1 - p
+    at m = 700 is 1e-304: the textbook formula needs ~320 digits before it cancels right)."""
+    import mpmath
+
+    with mpmath.workdps(800):
+        p = 1 / (1 + mpmath.exp(-mpmath.mpf(m)))
+        return float(p - mpmath.mpf(y)), float(p * (1 - p))
+
+
+@pytest.mark.parametrize("label", [0.0, 1.0, 0.25])
+def test_logistic_objective_matches_a_high_precision_reference(label):
+    m = np.array(AWKWARD)
+    y = np.full(m.shape, label)
+    grad, hess = boosting.xgboost("binary_cross_entropy_with_logits").grad_hess(m, y)
+    want = np.array([_logistic_reference(v, label) for v in AWKWARD])
+    # relative accuracy in both tails: p - 1 at m = 30 is -9.4e-14, not a rounded 1 - 1
+    np.testing.assert_allclose(grad, want[:, 0], rtol=1e-14, atol=0)
+    np.testing.assert_allclose(hess, want[:, 1], rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("loss", "shape", "options"),
+    [
+        ("binary_cross_entropy_with_logits", (200_003,), {}),
+        ("poisson_nll", (200_003,), {}),
+        ("mse", (70_001, 2), {"scale": 0.5}),  # multi-output: blocks cut through rows
+        ("huber", (150_000,), {"hyper": {"delta": 0.5}}),  # h = 0 on part of it
+    ],
+)
+def test_large_inputs_give_what_one_kernel_call_gives(loss, shape, options):
+    # above symgrad.blocked.DEFAULT_BLOCK elements the kernel runs block by block: the very
+    # same numbers as one call of the emitted _grad_hess, then the policy and the weights
+    rng = np.random.default_rng(5)
+    yhat = rng.normal(scale=4.0, size=shape)
+    y = rng.poisson(3.0, size=shape).astype(float) if loss == "poisson_nll" else rng.random(shape)
+    w = rng.uniform(0.0, 2.0, size=shape[0])
+    obj = boosting.xgboost(loss, warn_share=1.0, **options)
+    grad, hess = obj.grad_hess(yhat, y, w)
+    module = __import__("generated.losses", fromlist=["_"])
+    g, h = getattr(module, f"{loss}_grad_hess")(yhat, y, count=1, **obj.hyper)
+    ws = w.reshape((-1,) + (1,) * (len(shape) - 1))
+    scale = obj.scale
+    safe = np.where(h > 0, h, obj.constant_in_use)
+    np.testing.assert_array_equal(grad, g * ws * scale)
+    np.testing.assert_array_equal(hess, safe * ws * scale)
+    assert grad.shape == hess.shape == shape and grad.flags.c_contiguous
+
+
+@pytest.mark.parametrize(
+    ("loss", "shape", "options"),
+    [
+        ("binary_cross_entropy_with_logits", (1_000_003,), {}),
+        ("poisson_nll", (300_001,), {}),
+        ("huber", (500_000,), {"hyper": {"delta": 0.5}}),  # h = 0 on part of it
+        ("mse", (200_001, 3), {"scale": 0.5}),  # 2-D: blocks cut through rows
+        ("softmax_cross_entropy", (70_000, 3), {}),  # class axis: one kernel call
+    ],
+)
+def test_every_thread_count_gives_the_same_numbers_bit_for_bit(loss, shape, options):
+    # threads split the blocks between symgrad.blocked's pool; blocks are element-wise, so
+    # 1, 2, 3 threads and the default (every core) give identical bits, weights included
+    rng = np.random.default_rng(8)
+    yhat = rng.normal(scale=4.0, size=shape)
+    if loss == "poisson_nll":
+        y = rng.poisson(3.0, size=shape).astype(float)
+    elif loss == "softmax_cross_entropy":
+        y = rng.integers(0, shape[1], size=shape[0]).astype(float)
+    else:
+        y = rng.random(shape)
+    w = rng.uniform(0.0, 2.0, size=shape[0])
+    for make in (boosting.xgboost, boosting.lightgbm):
+        one = make(loss, threads=1, warn_share=1.0, **options).grad_hess(yhat, y, w)
+        for threads in (2, 3, None):
+            obj = make(loss, threads=threads, warn_share=1.0, **options)
+            got = obj.grad_hess(yhat, y, w)
+            for a, b in zip(got, one, strict=True):
+                assert a.shape == b.shape and a.tobytes() == b.tobytes(), (make, threads)
+
+
+def test_threads_run_the_blocks_on_symgrad_blocked_pool():
+    # the option is wired: threads=7 starts pool threads (no other test asks for 7), threads=1
+    # and an input of one block start none
+    import threading
+
+    def pool_threads() -> int:
+        return sum(t.name.startswith("symgrad-block") for t in threading.enumerate())
+
+    rng = np.random.default_rng(2)
+    z, y = rng.normal(size=1_000_000), rng.random(1_000_000)
+    before = pool_threads()
+    boosting.xgboost("binary_cross_entropy_with_logits", threads=1).grad_hess(z, y)
+    boosting.xgboost("binary_cross_entropy_with_logits", threads=7).grad_hess(z[:1000], y[:1000])
+    assert pool_threads() == before
+    boosting.lightgbm("binary_cross_entropy_with_logits", threads=7).grad_hess(z, y)
+    assert pool_threads() > before
+
+
+def test_xgboost_trains_as_the_builtin_on_more_rows_than_a_block():
+    # 100k rows: the objective runs block by block on every round
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(100_000, 6))
+    y = (X @ rng.normal(size=6) + rng.logistic(size=100_000) > 0).astype(float)
+    d = xgb.DMatrix(X, y)
+    params = {**XGB, "tree_method": "hist"}
+    builtin = xgb.train({**params, "objective": "binary:logistic"}, d, 4)
+    obj = boosting.xgboost("binary_cross_entropy_with_logits")
+    ours = xgb.train({**params, "base_score": obj.base_score(y)}, d, 4, obj=obj.objective)
+    a, b = (m.predict(d, output_margin=True) for m in (builtin, ours))
+    np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+
+
+@pytest.mark.parametrize(
     ("loss", "options", "want"),
     [
         ("mse", {}, lambda y, w: np.average(y, weights=w)),
@@ -265,3 +403,17 @@ def test_fitted_models_with_symgrad_objectives_pickle():
     np.testing.assert_array_equal(again.predict(X), model.predict(X))
     copy = pickle.loads(pickle.dumps(xo))
     assert (copy.hyper, copy.hessian, copy.floor) == ({"delta": 30.0}, "floor", 0.1)
+
+
+def test_the_objective_benchmark_checks_alignment_and_reports_its_goals(capsys):
+    # tiny sizes: agreement, not speed (the blocked path runs: 70k rows > one block)
+    from benchmarks import boosting_objective
+
+    boosting_objective.main(["--rows", "70000", "--cols", "3", "--rounds", "1", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert out.startswith("aligned: objective = emitted kernel exactly")
+    assert "hand objective" in out and "goals (issue 19)" in out
+    for view in ("XGBoost's defaults (all cores)", "nthread=1"):
+        assert f"  {view}: call <= 1.00x hand" in out
+        assert f"training <= 1.05x binary:logistic at {view}" in out
+    assert "symgrad threads=1:" in out and "symgrad at its default threads (all" in out
