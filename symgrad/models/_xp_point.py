@@ -86,12 +86,20 @@ class _XpPoint:
                 f"y must be {n} integer labels or ({n}, {n_classes}) target rows, "
                 f"got shape {tuple(y.shape)}"
             )
+        # the checks and words of symgrad.losses.one_hot, the numpy path's encoder
         if not xp.isdtype(y.dtype, "integral"):
-            if not xp.isdtype(y.dtype, "real floating") or not bool(xp.all(y == xp.round(y))):
-                raise ValueError("class labels must be integers 0 .. n_classes - 1")
+            if not xp.isdtype(y.dtype, "real floating"):
+                raise TypeError(f"y: class labels must be integers, got dtype {y.dtype}")
+            if not bool(xp.all(xp.isfinite(y) & (y == xp.round(y)))):
+                raise ValueError(
+                    f"y: class labels must be whole numbers in [0, {n_classes}); pass one-hot "
+                    "(or probability) rows for soft labels"
+                )
             y = xp.astype(y, xp.int64)
         if n and bool(xp.any((y < 0) | (y >= n_classes))):
-            raise ValueError(f"class labels must lie in [0, {n_classes})")
+            raise ValueError(
+                f"y: class labels must lie in [0, {n_classes}) for {n_classes} classes"
+            )
         classes = xp.arange(n_classes, dtype=y.dtype, device=_xp.device(y))
         return xp.astype(xp.reshape(y, (n, 1)) == xp.reshape(classes, (1, n_classes)), self.dtype)
 

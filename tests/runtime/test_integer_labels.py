@@ -197,3 +197,24 @@ def test_models_refuse_labels_that_are_not_numbers(caller):
         fn(np.array(["a", "b", "a", "c"]))
     with pytest.raises(TypeError, match=r"^y: class labels must be integers, got dtype bool"):
         fn(np.array([True, False, True, True]))
+
+
+@pytest.mark.parametrize(
+    "y, error, words",
+    [
+        ([0, 3, 1, 2], ValueError, r"class labels must lie in \[0, 3\) for 3 classes"),
+        ([0, 0.5, 1, 2], ValueError, r"class labels must be whole numbers in \[0, 3\)"),
+        ([0, np.inf, 1, 2], ValueError, r"class labels must be whole numbers in \[0, 3\)"),
+        ([True, False, True, True], TypeError, r"class labels must be integers, got dtype"),
+    ],
+)
+def test_the_array_api_path_refuses_bad_labels_in_the_same_words(y, error, words):
+    """An Array API X takes the models' other path; its labels get one_hot's checks."""
+    xps = pytest.importorskip("array_api_strict")
+    model = SoftmaxRegression(3)
+    X = xps.asarray(np.ones((4, 2)))
+    params = {key: xps.asarray(v) for key, v in model.init(n_features=2).items()}
+    with pytest.raises(error, match=f"^y: {words}"):
+        model.objective(params, X, xps.asarray(np.array(y)))
+    with pytest.raises(error, match=f"^y: {words}"):
+        model.objective(model.init(n_features=2), np.ones((4, 2)), np.array(y))
