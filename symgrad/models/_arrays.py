@@ -48,18 +48,27 @@ def _param(params: Mapping[str, Any], key: str, shape: tuple[int, ...] | None = 
     return value
 
 
+def _are_rows(shape: tuple[int, ...], n: int, n_classes: int) -> bool:
+    """Return True when class targets of ``shape`` are (n, n_classes) rows, False when they
+    are ``n`` labels; raise ValueError for any other shape (any array namespace's ``y``)."""
+    shape = tuple(shape)
+    if len(shape) == 2:
+        if shape != (n, n_classes):
+            raise ValueError(f"target rows y have shape {shape}, expected {(n, n_classes)}")
+        return True
+    if shape != (n,):
+        raise ValueError(
+            f"y must be {n} integer labels or ({n}, {n_classes}) target rows, got shape {shape}"
+        )
+    return False
+
+
 def _one_hot(y: Any, n: int, n_classes: int, dtype: Any = float) -> np.ndarray:
     """Return ``n`` integer labels one-hot encoded (by :func:`symgrad.losses.one_hot`, which
     checks them), or (n, n_classes) target rows as given."""
     y = np.asarray(y)
-    if y.ndim == 2:
-        if y.shape != (n, n_classes):
-            raise ValueError(f"target rows y have shape {y.shape}, expected {(n, n_classes)}")
+    if _are_rows(y.shape, n, n_classes):
         return y.astype(dtype, copy=False)
-    if y.shape != (n,):
-        raise ValueError(
-            f"y must be {n} integer labels or ({n}, {n_classes}) target rows, got shape {y.shape}"
-        )
     return one_hot(y, n_classes, dtype=dtype, name="y")
 
 

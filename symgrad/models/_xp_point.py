@@ -11,6 +11,7 @@ import numpy as np
 import symgrad.activations as _activations
 from symgrad import _xp
 from symgrad.kernels import compiled_xp, xp_module
+from symgrad.models._arrays import _are_rows
 from symgrad.models._kernels import _Kernel
 from symgrad.models._protocol import Params
 
@@ -79,13 +80,8 @@ class _XpPoint:
         """Return integer labels one-hot encoded, or (n, n_classes) target rows as given."""
         xp = self.xp
         y = _xp.like(y, self.ref)
-        if y.ndim == 2:
-            return self.shaped(y, (n, n_classes))
-        if tuple(y.shape) != (n,):
-            raise ValueError(
-                f"y must be {n} integer labels or ({n}, {n_classes}) target rows, "
-                f"got shape {tuple(y.shape)}"
-            )
+        if _are_rows(y.shape, n, n_classes):
+            return self.array(y)
         # the checks and words of symgrad.losses.one_hot, the numpy path's encoder
         if not xp.isdtype(y.dtype, "integral"):
             if not xp.isdtype(y.dtype, "real floating"):

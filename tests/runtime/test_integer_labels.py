@@ -218,3 +218,24 @@ def test_the_array_api_path_refuses_bad_labels_in_the_same_words(y, error, words
         model.objective(params, X, xps.asarray(np.array(y)))
     with pytest.raises(error, match=f"^y: {words}"):
         model.objective(model.init(n_features=2), np.ones((4, 2)), np.array(y))
+
+
+@pytest.mark.parametrize(
+    "y, words",
+    [
+        (np.zeros((4, 2)), r"^target rows y have shape \(4, 2\), expected \(4, 3\)"),
+        (
+            np.zeros(3, int),
+            r"^y must be 4 integer labels or \(4, 3\) target rows, got shape \(3,\)",
+        ),
+    ],
+)
+def test_both_paths_refuse_targets_of_the_wrong_shape_in_the_same_words(y, words):
+    xps = pytest.importorskip("array_api_strict")
+    model = SoftmaxRegression(3)
+    params = model.init(n_features=2)
+    with pytest.raises(ValueError, match=words):
+        model.objective(params, np.ones((4, 2)), y)
+    foreign = {key: xps.asarray(v) for key, v in params.items()}
+    with pytest.raises(ValueError, match=words):
+        model.objective(foreign, xps.asarray(np.ones((4, 2))), xps.asarray(y))
