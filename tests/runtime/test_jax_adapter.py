@@ -226,3 +226,15 @@ def test_bad_hyper_parameters_name_themselves():
         f(jnp.ones(2), jnp.zeros(2))
     with pytest.raises(ValueError, match=r"^huber: delta must be a finite number > 0"):
         jax.jit(f)(jnp.ones(2), jnp.zeros(2))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_without_x64_results_are_float32(jit):
+    """jax's default: no float64 arrays, so the kernels' float64 results come back float32."""
+    with jax.enable_x64(False):
+        f = sj.custom_vjp(HUBER)
+        f = jax.jit(f) if jit else f
+        loss = f(jnp.array([1, 4]), jnp.array([0.0, 1.0]))
+        grad = jax.grad(f)(jnp.array([1.0, 4.0]), jnp.array([0.0, 1.0]))
+    assert loss.dtype == grad.dtype == jnp.float32
+    assert float(loss) == 1.5 and grad.tolist() == [0.5, 0.5]
