@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from symgrad.domains import require
 from symgrad.kernels import BUILTIN_MODULES, builtins, is_spec, resolve
+from symgrad.losses import LABEL_LOSSES
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,10 @@ class Pieces:
       class-axis activation, which has ``vjp(x, v)`` = J(x)^T v instead;
     - ``second(x, *rest, w)``: the vector-Jacobian product of ``grad`` (H w, the Hessian being
       symmetric), from ``name_hess`` (a diagonal) or ``name_hvp`` (class axis); None when the
-      kernel emits no second derivative.
+      kernel emits no second derivative;
+    - ``check(x, *rest)``: raise a one-line ValueError naming the argument unless a loss's
+      targets are finite and lie in their declared domain (as boosting and the estimators
+      check labels; the emitted functions check shapes and dtypes themselves).
     """
 
     name: str
@@ -33,6 +38,7 @@ class Pieces:
     grad: Callable[..., np.ndarray] | None
     vjp: Callable[..., np.ndarray] | None
     second: Callable[..., np.ndarray] | None
+    check: Callable[..., None]
 
     @property
     def scalar(self) -> bool:
@@ -82,7 +88,21 @@ def pieces(kernel: Any, role: str | None = None, **hyper: float) -> Pieces:
         second = partial(_diagonal, hess)
     vjp = emitted("_vjp") if role == "activation" and info.class_axis else None
     grad = None if vjp is not None else emitted("_grad")
-    return Pieces(info.name, role, emitted(""), grad, vjp, None if vjp else second)
+    check = partial(_check_targets, info) if role == "loss" else _nothing
+    return Pieces(info.name, role, emitted(""), grad, vjp, None if vjp else second, check)
+
+
+def _nothing(*arrays: Any) -> None:
+    """Check nothing: an activation's or regularizer's input is any real array."""
+
+
+def _check_targets(info: Any, yhat: Any, *targets: Any) -> None:
+    """Raise unless each target of loss ``info`` is finite and in its declared domain; integer
+    class labels (shape ``yhat.shape[:-1]``, for the label losses) are checked by one_hot."""
+    for name, y in zip(info.inputs[1:], targets, strict=False):
+        labels = info.name in LABEL_LOSSES and np.ndim(y) == np.ndim(yhat) - 1
+        if not labels and np.asarray(y).dtype.kind in "biuf":  # other dtypes: the kernel says
+            require(info.domains.get(name, "real"), y, f"{info.name}: {name}")
 
 
 def _diagonal(hess: Callable[..., np.ndarray], *arrays: Any) -> np.ndarray:

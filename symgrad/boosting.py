@@ -53,6 +53,7 @@ from symgrad.blocked import DEFAULT_BLOCK as _BLOCK
 from symgrad.domains import require
 from symgrad.errors import HessianWarning
 from symgrad.kernels import resolve
+from symgrad.losses import one_hot
 
 if TYPE_CHECKING:
     from symgrad.compiler.spec import Spec
@@ -161,10 +162,7 @@ class Objective:
         if self.spec.class_axis and y.ndim == len(shape) - 1:
             k = shape[-1]
             require("real", y, f"{self.name}: class labels")
-            labels = y.astype(np.int64)
-            if np.any(labels != y) or np.any(labels < 0) or np.any(labels >= k):
-                raise ValueError(f"{self.name}: class labels must be integers in [0, {k})")
-            return np.eye(k)[labels]
+            return one_hot(y, k, name=self.name)
         if y.shape != tuple(shape):
             flat = y.ndim == 1 and y.size == int(np.prod(shape))
             if not flat and np.squeeze(y).shape != np.empty(shape).squeeze().shape:

@@ -62,6 +62,8 @@ STREAM_DEPTH = 1
 WORKER_TIMEOUT = 60.0
 #: Seconds between checks on the workers while a pass waits for its tasks.
 _POLL_SECONDS = 0.5
+#: The longest wait for the scheduler to let go of a failed block's tasks (see ``_released``).
+_RELEASE_SECONDS = 10.0
 #: Passes between two collections of the task stream (its buffer keeps 100,000 tasks).
 _COLLECT_EVERY = 16
 
@@ -404,7 +406,7 @@ class DaskData(_Watch):
         if self.persist:  # surface bad data now, not mid-fit
             mark = self._stream_mark()
             self._futures = self._place(self._blocks)
-            self._all(self._futures, self._index, lambda i: self.client.compute(self._fresh(i)))
+            self._all(self._futures, self._index, self._alone)
             spent = self._spent(mark)
             self._times["persist"] = spent["produce"]
         self._mark = self._stream_mark()
@@ -460,6 +462,24 @@ class DaskData(_Watch):
             self._blocks.append(block)
         self._index[block.key] = i
         return block
+
+    def _alone(self, i: int) -> Any:
+        """Return a future computing block ``i`` afresh, once its failed tasks are gone."""
+        self._released(i)
+        return self.client.compute(self._fresh(i))
+
+    def _released(self, i: int) -> None:
+        """Wait (a few seconds at most) until the scheduler has let go of block ``i``'s failed
+        tasks. Its graph sent again before then finds them still failed, a stale KilledWorker
+        with no new try: a block that died only beside the one that kills its worker would be
+        blamed, computed "alone", in that block's place."""
+        keys = list(self._blocks[i].__dask_graph__())
+        deadline = time.monotonic() + min(self.worker_timeout, _RELEASE_SECONDS)
+        while time.monotonic() < deadline:
+            states = self.client.sync(self.client.scheduler.get_task_status, keys=keys)
+            if "erred" not in states.values():
+                return
+            time.sleep(_POLL_SECONDS / 10)
 
     def _where(self, future: Any, exc: Any, block: int | None) -> str:
         """Name the failed block: given, else the one whose task died, else a lost block."""
@@ -610,7 +630,7 @@ class DaskData(_Watch):
         done: queue.Queue = queue.Queue()
         launched: dict[Any, tuple[int, Any]] = {}
 
-        def launch(i: int) -> Any:
+        def launch(i: int, shared: Any = shared) -> Any:
             task = dask.delayed(_evaluate_one, pure=False)(shared, self._blocks[i])
             future = self.client.compute(task, priority=-i)
             launched[future.key] = (i, future)
@@ -648,8 +668,16 @@ class DaskData(_Watch):
                     launch(following).add_done_callback(done.put)
                     following += 1
             for i in suspects:
-                future = launch(i)
-                self._all([future], {future.key: i})
+                # with a copy of the arguments of its own: the pass's copy, recomputed on a
+                # worker that a suspect then killed, may have been given up on too, and every
+                # block computed from it would fail (and be named) in the killer's place
+                self._released(i)
+                alone = self.client.submit(_identity, args, pure=False)
+                future = launch(i, alone)
+                try:
+                    self._all([future], {future.key: i})
+                finally:
+                    alone.release()
                 arrived[i] = future.result()
                 launched.pop(future.key)
                 future.release()

@@ -25,13 +25,53 @@ from symgrad._autodiff import Pieces, pieces
 __all__ = ["custom_vjp"]
 
 
-def _call(fn: Callable[..., Any], like: Any, *args: Any, shape: tuple[int, ...] | None = None):
-    """Return ``fn(*args)`` run on numpy through ``jax.pure_callback``, with ``like``'s dtype
-    (and ``shape``, default ``like``'s)."""
+def _concrete(*args: Any) -> bool:
+    """Tell whether every argument holds values now (no jit, vmap or outer-derivative trace)."""
+    return not any(isinstance(a, jax.core.Tracer) for a in args)
+
+
+def _call(fn: Callable[..., Any], like: Any, *args: Any) -> Any:
+    """Return ``fn(*args)`` (a derivative of ``like``'s shape) run on numpy, in ``like``'s
+    dtype: directly on values, else through ``jax.pure_callback``."""
     dtype = jnp.result_type(like)
-    out = jax.ShapeDtypeStruct(like.shape if shape is None else shape, dtype)
     host = lambda *a: np.asarray(fn(*a), dtype=dtype)  # noqa: E731
+    if _concrete(*args):
+        return jnp.asarray(host(*map(np.asarray, args)))
+    out = jax.ShapeDtypeStruct(like.shape, dtype)
     return jax.pure_callback(host, out, *args, vmap_method="sequential")
+
+
+def _value(p: Pieces, *args: Any) -> Any:
+    """Return the kernel's value on numpy, checked as the numpy kernels check their inputs.
+
+    On values, the emitted function (with ``p.check``) raises its own one-line error. Under a
+    trace the shapes and dtypes are checked now, by the emitted function on zeros of the
+    traced shapes and dtypes, which also gives the result's shape and dtype (ints and float16
+    give float64, as on numpy); the values are checked when the callback runs.
+    """
+
+    def host(*a: Any) -> np.ndarray:
+        p.check(*a)
+        return np.asarray(p.value(*a))
+
+    if _concrete(*args):
+        return jnp.asarray(host(*map(np.asarray, args)))
+    zeros = [np.broadcast_to(np.zeros((), a.dtype), a.shape) for a in args]
+    like = np.asarray(p.value(*zeros))
+    dtype = jax.dtypes.canonicalize_dtype(like.dtype)
+    out = jax.ShapeDtypeStruct(like.shape, dtype)
+    typed = lambda *a: host(*a).astype(dtype)  # noqa: E731
+    return jax.pure_callback(typed, out, *args, vmap_method="sequential")
+
+
+def _inputs(p: Pieces, args: tuple) -> tuple:
+    """Return ``args`` as jax arrays; one that is not an array of numbers gets the emitted
+    function's own error, naming it (jax's would not)."""
+    try:
+        return tuple(a if isinstance(a, jax.Array) else jnp.asarray(a) for a in args)
+    except TypeError:
+        p.value(*map(np.asarray, args))  # raises the kernel's TypeError naming the argument
+        raise
 
 
 def custom_vjp(kernel: Any, *, role: str | None = None, **hyper: float) -> Callable[..., Any]:
@@ -41,14 +81,19 @@ def custom_vjp(kernel: Any, *, role: str | None = None, **hyper: float) -> Calla
 
     ``kernel`` is a built-in name, a user's Spec or a (name_or_spec, {hyper}) pair; ``role``
     picks between kernels of the same name (``l1`` is a loss and a regularizer).
+
+    Inputs are checked as the numpy kernels check them: shapes (targets broadcast to ``x``'s
+    shape), dtypes (real numbers; ints and float16 compute in float64), a loss's targets
+    finite and in their declared domain, and integer class labels in [0, C); each is one
+    error naming the argument. Under ``jax.jit`` or ``jax.vmap`` the value checks run in the
+    callback, so jax reports them as its runtime error, carrying the same message.
     """
     p = pieces(kernel, role, **hyper)
     derivative = None if p.grad is None else _derivative(p)
-    scalar = () if p.scalar else None
 
     @jax.custom_vjp
     def f(x, *rest):
-        return _call(p.value, x, x, *rest, shape=scalar)
+        return _value(p, x, *rest)
 
     def forward(x, *rest):
         return f(x, *rest), (x, rest)
@@ -56,13 +101,17 @@ def custom_vjp(kernel: Any, *, role: str | None = None, **hyper: float) -> Calla
     def backward(saved, v):
         x, rest = saved
         if derivative is None:
-            return (_call(p.vjp, x, x, v), *[None] * len(rest))
-        return (v * derivative(x, *rest), *[None] * len(rest))
+            return (_call(p.vjp, x, x, v.astype(x.dtype)), *[None] * len(rest))
+        return ((v * derivative(x, *rest)).astype(x.dtype), *[None] * len(rest))
 
     f.defvjp(forward, backward)
-    f.__name__ = f.__qualname__ = p.name
-    f.__doc__ = f"symgrad kernel {p.name!r} ({p.role}) with its emitted derivatives."
-    return f
+
+    def call(x, *rest):
+        return f(*_inputs(p, (x, *rest)))
+
+    call.__name__ = call.__qualname__ = p.name
+    call.__doc__ = f"symgrad kernel {p.name!r} ({p.role}) with its emitted derivatives."
+    return call
 
 
 def _derivative(p: Pieces) -> Callable[..., Any]:

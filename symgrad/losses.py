@@ -47,7 +47,7 @@ def one_hot(labels, n_classes, *, dtype=_np.float64, name="one_hot"):
             bad = y[~_np.isfinite(y) | (y != _np.round(y))].flat[0]
             raise ValueError(
                 f"{name}: class labels must be whole numbers in [0, {n_classes}), got {float(bad)!r}; "
-                "pass one-hot targets of yhat's shape for soft labels"
+                "pass one-hot (or probability) rows for soft labels"
             )
     elif y.dtype.kind not in "iu":
         raise TypeError(f"{name}: class labels must be integers, got dtype {y.dtype}")

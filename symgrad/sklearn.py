@@ -68,6 +68,7 @@ from symgrad import errors, models, optim, solvers
 from symgrad.domains import require
 from symgrad.fit import fit
 from symgrad.kernels import adopt, builtin_twin, carried, resolve
+from symgrad.losses import one_hot
 
 __all__ = ["SymgradClassifier", "SymgradRegressor"]
 
@@ -521,7 +522,7 @@ class SymgradClassifier(ClassifierMixin, _SymgradEstimator):
             Y = codes
         else:
             self._encoding_ = _label_encoding(choice)
-            Y = (codes == 1).astype(float) if k == 2 else np.eye(k)[codes]
+            Y = (codes == 1).astype(float) if k == 2 else one_hot(codes, k)
             if self._encoding_ == "signed":
                 Y = 2.0 * Y - 1.0
             _require_label_domain(type(self).__name__, choice, Y, "the classes encoded as targets")

@@ -52,7 +52,10 @@ def function(kernel: Any, *, role: str | None = None, **hyper: float) -> type:
                     "only; pass the targets detached (y.detach())"
                 )
             ctx.save_for_backward(x, *rest)
-            return _tensor(p.value(_numpy(x), *map(_numpy, rest)), x)
+            arrays = (_numpy(x), *map(_numpy, rest))
+            p.check(*arrays)
+            # the kernel's dtype, as on numpy: integer or float16 inputs give float64
+            return torch.as_tensor(np.asarray(p.value(*arrays)), device=x.device)
 
         @staticmethod
         def backward(ctx, v: torch.Tensor) -> tuple[torch.Tensor | None, ...]:

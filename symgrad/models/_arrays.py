@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from symgrad.losses import one_hot
 from symgrad.models._kernels import _Kernel
 
 
@@ -47,28 +48,28 @@ def _param(params: Mapping[str, Any], key: str, shape: tuple[int, ...] | None = 
     return value
 
 
+def _are_rows(shape: tuple[int, ...], n: int, n_classes: int) -> bool:
+    """Return True when class targets of ``shape`` are (n, n_classes) rows, False when they
+    are ``n`` labels; raise ValueError for any other shape (any array namespace's ``y``)."""
+    shape = tuple(shape)
+    if len(shape) == 2:
+        if shape != (n, n_classes):
+            raise ValueError(f"target rows y have shape {shape}, expected {(n, n_classes)}")
+        return True
+    if shape != (n,):
+        raise ValueError(
+            f"y must be {n} integer labels or ({n}, {n_classes}) target rows, got shape {shape}"
+        )
+    return False
+
+
 def _one_hot(y: Any, n: int, n_classes: int, dtype: Any = float) -> np.ndarray:
-    """Return integer labels one-hot encoded, or (n, n_classes) target rows as given."""
+    """Return ``n`` integer labels one-hot encoded (by :func:`symgrad.losses.one_hot`, which
+    checks them), or (n, n_classes) target rows as given."""
     y = np.asarray(y)
-    if y.ndim == 2:
-        if y.shape != (n, n_classes):
-            raise ValueError(f"target rows y have shape {y.shape}, expected {(n, n_classes)}")
+    if _are_rows(y.shape, n, n_classes):
         return y.astype(dtype, copy=False)
-    if y.shape != (n,):
-        raise ValueError(
-            f"y must be {n} integer labels or ({n}, {n_classes}) target rows, got shape {y.shape}"
-        )
-    if not np.issubdtype(y.dtype, np.integer):
-        if not (np.issubdtype(y.dtype, np.number) and np.all(y == np.round(y))):
-            raise ValueError("class labels must be integers 0 .. n_classes - 1")
-        y = y.astype(np.intp)
-    if n and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(
-            f"class labels must lie in [0, {n_classes}), got values from {y.min()} to {y.max()}"
-        )
-    Y = np.zeros((n, n_classes), dtype)
-    Y[np.arange(n), y] = 1.0
-    return Y
+    return one_hot(y, n_classes, dtype=dtype, name="y")
 
 
 def _check_shape(y: Any, shape: tuple[int, ...], dtype: Any = float) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 import symgrad.activations as _activations
 from symgrad import _xp
 from symgrad.kernels import compiled_xp, xp_module
+from symgrad.models._arrays import _are_rows
 from symgrad.models._kernels import _Kernel
 from symgrad.models._protocol import Params
 
@@ -79,19 +80,22 @@ class _XpPoint:
         """Return integer labels one-hot encoded, or (n, n_classes) target rows as given."""
         xp = self.xp
         y = _xp.like(y, self.ref)
-        if y.ndim == 2:
-            return self.shaped(y, (n, n_classes))
-        if tuple(y.shape) != (n,):
-            raise ValueError(
-                f"y must be {n} integer labels or ({n}, {n_classes}) target rows, "
-                f"got shape {tuple(y.shape)}"
-            )
+        if _are_rows(y.shape, n, n_classes):
+            return self.array(y)
+        # the checks and words of symgrad.losses.one_hot, the numpy path's encoder
         if not xp.isdtype(y.dtype, "integral"):
-            if not xp.isdtype(y.dtype, "real floating") or not bool(xp.all(y == xp.round(y))):
-                raise ValueError("class labels must be integers 0 .. n_classes - 1")
+            if not xp.isdtype(y.dtype, "real floating"):
+                raise TypeError(f"y: class labels must be integers, got dtype {y.dtype}")
+            if not bool(xp.all(xp.isfinite(y) & (y == xp.round(y)))):
+                raise ValueError(
+                    f"y: class labels must be whole numbers in [0, {n_classes}); pass one-hot "
+                    "(or probability) rows for soft labels"
+                )
             y = xp.astype(y, xp.int64)
         if n and bool(xp.any((y < 0) | (y >= n_classes))):
-            raise ValueError(f"class labels must lie in [0, {n_classes})")
+            raise ValueError(
+                f"y: class labels must lie in [0, {n_classes}) for {n_classes} classes"
+            )
         classes = xp.arange(n_classes, dtype=y.dtype, device=_xp.device(y))
         return xp.astype(xp.reshape(y, (n, 1)) == xp.reshape(classes, (1, n_classes)), self.dtype)
 

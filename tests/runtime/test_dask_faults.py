@@ -72,9 +72,9 @@ def test_a_failing_block_ends_the_fit_with_one_named_error(nanny_cluster, kind, 
     message = str(caught.value)
     assert time.perf_counter() - start < BOUND_S
     assert "\n" not in message and re.match(r"block \d of 6 \(rows \d+\.\.\d+\) failed: ", message)
-    if kind == "raise":  # (a worker's death is blamed by dask on every task assigned to it;
-        # symgrad computes such blocks again alone, but under one retry the blame can stick)
-        assert message.startswith("block 2 of 6 (rows 800..1200) failed: ")
+    # (a worker's death is blamed by dask on every task assigned to it: symgrad computes such
+    # blocks again alone, so the block named is the one that kills its worker)
+    assert message.startswith("block 2 of 6 (rows 800..1200) failed: "), message
     cause = "KilledWorker" if kind == "exit" else "ValueError: cannot decode this block"
     assert cause in message, message
 

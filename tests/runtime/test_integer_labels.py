@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import symgrad.losses as L
+from symgrad import boosting
+from symgrad.models import MLP, SoftmaxRegression
 from symgrad.resources import load_generated
 
 RNG = np.random.default_rng(7)
@@ -123,3 +125,117 @@ def test_one_hot_helper():
     assert L.one_hot(np.array([], dtype=int), 4).shape == (0, 4)
     with pytest.raises(TypeError, match="one_hot: class labels must be integers, got dtype"):
         L.one_hot(np.array(["a"]), 2)
+
+
+# ------------------------------------------------------------- the callers of one_hot
+
+
+def _softmax_regression(y):
+    model = SoftmaxRegression(3)
+    params = model.init(n_features=2)
+    params["W"] = RNG.normal(size=(2, 3))
+    return model.objective(params, np.ones((4, 2)) + np.arange(4)[:, None], y)
+
+
+def _mlp(y):
+    model = MLP([2, 3, 3])
+    return model.objective(model.init(0), np.ones((4, 2)) + np.arange(4)[:, None], y)
+
+
+def _boosting(y):
+    return boosting.xgboost("softmax_cross_entropy").grad_hess(RNG.normal(size=(4, 3)), y)
+
+
+#: Every caller that turns class labels into one-hot rows, and the name its errors carry.
+CALLERS = {"SoftmaxRegression": (_softmax_regression, "y"), "MLP": (_mlp, "y")}
+CALLERS["boosting"] = (_boosting, "softmax_cross_entropy")
+
+
+def _flat(result) -> list:
+    """Return (loss, grads dict) or (grad, hess) as a flat list of arrays."""
+    out = []
+    for part in result:
+        out.extend(part.values() if isinstance(part, dict) else [part])
+    return out
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_callers_encode_labels_as_one_hot_rows(caller):
+    """Labels (int, or whole floats) give what one_hot's rows give: one encoding for all."""
+    fn, _ = CALLERS[caller]
+    labels = np.array([2, 0, 1, 2])
+    for y in (labels, labels.astype(float)):
+        state = RNG.bit_generator.state  # the same random scores for both calls
+        got = fn(y)
+        RNG.bit_generator.state = state
+        want = fn(L.one_hot(labels, 3))
+        for g, w in zip(_flat(got), _flat(want), strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize(
+    "y, error, words",
+    [
+        ([0, 3, 1, 2], ValueError, r"class labels must lie in \[0, 3\) for 3 classes"),
+        ([0, -1, 1, 2], ValueError, r"class labels must lie in \[0, 3\)"),
+        ([0, 0.5, 1, 2], ValueError, r"class labels must be whole numbers in \[0, 3\), got 0.5"),
+        ([0, np.inf, 1, 2], ValueError, r"class labels must be (whole numbers|finite)"),
+        ([0, np.nan, 1, 2], ValueError, r"class labels must be (whole numbers|finite)"),
+    ],
+)
+@pytest.mark.parametrize("caller", CALLERS)
+def test_callers_refuse_bad_labels_as_one_hot_does(caller, y, error, words):
+    fn, name = CALLERS[caller]
+    with pytest.raises(error, match=f"^{name}: .*{words}"):
+        fn(np.array(y))
+
+
+@pytest.mark.parametrize("caller", ["SoftmaxRegression", "MLP"])
+def test_models_refuse_labels_that_are_not_numbers(caller):
+    fn, _ = CALLERS[caller]
+    with pytest.raises(TypeError, match=r"^y: class labels must be integers, got dtype <U1"):
+        fn(np.array(["a", "b", "a", "c"]))
+    with pytest.raises(TypeError, match=r"^y: class labels must be integers, got dtype bool"):
+        fn(np.array([True, False, True, True]))
+
+
+@pytest.mark.parametrize(
+    "y, error, words",
+    [
+        ([0, 3, 1, 2], ValueError, r"class labels must lie in \[0, 3\) for 3 classes"),
+        ([0, 0.5, 1, 2], ValueError, r"class labels must be whole numbers in \[0, 3\)"),
+        ([0, np.inf, 1, 2], ValueError, r"class labels must be whole numbers in \[0, 3\)"),
+        ([True, False, True, True], TypeError, r"class labels must be integers, got dtype"),
+    ],
+)
+def test_the_array_api_path_refuses_bad_labels_in_the_same_words(y, error, words):
+    """An Array API X takes the models' other path; its labels get one_hot's checks."""
+    xps = pytest.importorskip("array_api_strict")
+    model = SoftmaxRegression(3)
+    X = xps.asarray(np.ones((4, 2)))
+    params = {key: xps.asarray(v) for key, v in model.init(n_features=2).items()}
+    with pytest.raises(error, match=f"^y: {words}"):
+        model.objective(params, X, xps.asarray(np.array(y)))
+    with pytest.raises(error, match=f"^y: {words}"):
+        model.objective(model.init(n_features=2), np.ones((4, 2)), np.array(y))
+
+
+@pytest.mark.parametrize(
+    "y, words",
+    [
+        (np.zeros((4, 2)), r"^target rows y have shape \(4, 2\), expected \(4, 3\)"),
+        (
+            np.zeros(3, int),
+            r"^y must be 4 integer labels or \(4, 3\) target rows, got shape \(3,\)",
+        ),
+    ],
+)
+def test_both_paths_refuse_targets_of_the_wrong_shape_in_the_same_words(y, words):
+    xps = pytest.importorskip("array_api_strict")
+    model = SoftmaxRegression(3)
+    params = model.init(n_features=2)
+    with pytest.raises(ValueError, match=words):
+        model.objective(params, np.ones((4, 2)), y)
+    foreign = {key: xps.asarray(v) for key, v in params.items()}
+    with pytest.raises(ValueError, match=words):
+        model.objective(foreign, xps.asarray(np.ones((4, 2))), xps.asarray(y))

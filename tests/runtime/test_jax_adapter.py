@@ -126,3 +126,115 @@ def test_bad_kernels_are_one_clear_error():
         sj.custom_vjp("huber", delt=1.0)
     reg = sj.custom_vjp("l1", role="regularizer", lam=0.5)
     np.testing.assert_allclose(jax.grad(reg)(jnp.array([2.0, -3.0])), [0.5, -0.5])
+
+
+# ------------------------------------------------------------------ bad input, as on numpy
+
+HUBER, BCE, CE = "huber", "binary_cross_entropy", "softmax_cross_entropy"
+
+#: (kernel, yhat, y, error, message): what the numpy kernels (and boosting's labels) say
+BAD = {
+    "shapes": (HUBER, np.ones(3), np.ones(4), ValueError,
+               r"huber: yhat of shape \(3,\) and y of shape \(4,\) do not broadcast together"),
+    "y broadcasts yhat up": (HUBER, np.ones(3), np.ones((2, 3)), ValueError,
+                             r"huber: yhat of shape \(3,\) and y of shape \(2, 3\) would broadcast"),
+    "complex": (HUBER, np.ones(2, np.complex64), np.ones(2), TypeError,
+                r"huber: yhat has dtype complex64; expected real numbers"),
+    "object": (HUBER, np.ones(2), np.array([1.0, None]), TypeError,
+               r"huber: y has dtype object; expected real numbers"),
+    "strings": (HUBER, np.array(["a", "b"]), np.ones(2), TypeError,
+                r"huber: yhat has dtype <U1; expected real numbers"),
+    "nan target": (HUBER, np.ones(2), np.array([0.0, np.nan]), ValueError,
+                   r"huber: y must be finite; got nan at index 1"),
+    "inf target": (HUBER, np.ones(2), np.array([np.inf, 0.0]), ValueError,
+                   r"huber: y must be finite; got inf at index 0"),
+    "target off its domain": (BCE, np.full(2, 0.5), np.array([0.0, 2.0]), ValueError,
+                              r"binary_cross_entropy: y must be finite and in \[0, 1\]; got 2.0"),
+    "label off [0, C)": (CE, np.zeros((2, 3)), np.array([0, 3]), ValueError,
+                         r"softmax_cross_entropy: class labels must lie in \[0, 3\)"),
+    "label not whole": (CE, np.zeros((2, 3)), np.array([0.5, 1.0]), ValueError,
+                        r"softmax_cross_entropy: class labels must be whole numbers"),
+}  # fmt: skip
+#: the ones jax can trace (its arrays hold no objects or strings)
+TRACEABLE = [k for k in BAD if k not in ("object", "strings")]
+#: the ones a trace sees (shapes, dtypes); the others are values, checked in the callback
+STATIC = ("shapes", "y broadcasts yhat up", "complex")
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_input_is_the_numpy_kernels_error(case):
+    name, yhat, y, error, words = BAD[case]
+    f = sj.custom_vjp(name)
+    with pytest.raises(error, match=f"^{words}"):
+        f(yhat, y)
+    if case in TRACEABLE:
+        with pytest.raises(error, match=f"^{words}"):
+            jax.grad(f)(jnp.asarray(yhat), jnp.asarray(y))
+
+
+@pytest.mark.parametrize("case", TRACEABLE)
+def test_bad_input_under_jit_names_the_argument(case):
+    """Shapes and dtypes fail as the trace is made, with the kernel's own error; values are
+    known only when the callback runs, and jax's runtime error carries the same message."""
+    name, yhat, y, error, words = BAD[case]
+    f = jax.jit(sj.custom_vjp(name))
+    with pytest.raises(error if case in STATIC else jax.errors.JaxRuntimeError, match=words):
+        f(jnp.asarray(yhat), jnp.asarray(y))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_dtypes_follow_the_numpy_kernels(jit):
+    """Integers compute in float64 (never an integer loss), float16 in float64 as on numpy;
+    a gradient has its input's dtype."""
+    f = sj.custom_vjp(HUBER)
+    f = jax.jit(f) if jit else f
+    yhat, y = np.array([1, 4]), np.array([0.0, 1.0])
+    want = load_generated("losses").huber(yhat, y)
+    got = f(jnp.asarray(yhat), jnp.asarray(y))
+    assert got.dtype == jnp.float64 and float(got) == want == 1.5  # int64 once: 1
+    half = jnp.asarray(yhat, jnp.float16)
+    assert f(half, jnp.asarray(y)).dtype == jnp.float64
+    grad = jax.grad(sj.custom_vjp(HUBER))(half, jnp.asarray(y))
+    assert grad.dtype == jnp.float16
+    np.testing.assert_allclose(grad, load_generated("losses").huber_grad(yhat, y))
+    single = jax.grad(sj.custom_vjp(HUBER))(jnp.asarray(yhat, jnp.float32), jnp.float32(0.0))
+    assert single.dtype == jnp.float32
+    relu = sj.custom_vjp("relu")(jnp.array([-1, 2]))
+    assert relu.dtype == jnp.float64 and relu.tolist() == [0.0, 2.0]
+
+
+def test_nan_and_empty_inputs_give_what_numpy_gives():
+    """A NaN prediction gives NaN, and an empty mean NaN with an empty gradient: the
+    numpy kernels' answers, not an error and not a number made up."""
+    f, raw = sj.custom_vjp(HUBER), load_generated("losses")
+    yhat = np.array([np.nan, 1.0])
+    assert np.isnan(float(f(yhat, np.zeros(2)))) and np.isnan(raw.huber(yhat, np.zeros(2)))
+    np.testing.assert_array_equal(
+        jax.grad(f)(jnp.asarray(yhat), jnp.zeros(2)), raw.huber_grad(yhat, np.zeros(2))
+    )
+    empty = jnp.zeros(0)
+    assert np.isnan(float(f(empty, empty)))
+    assert jax.grad(f)(empty, empty).shape == (0,)
+    assert sj.custom_vjp("relu")(empty).shape == (0,)
+    with pytest.raises(ValueError, match=r"^softmax_cross_entropy: yhat of shape \(0,\) has no"):
+        sj.custom_vjp(CE)(empty, empty)
+
+
+def test_bad_hyper_parameters_name_themselves():
+    f = sj.custom_vjp(HUBER, delta=-1.0)
+    with pytest.raises(ValueError, match=r"^huber: delta must be a finite number > 0, got -1.0"):
+        f(jnp.ones(2), jnp.zeros(2))
+    with pytest.raises(ValueError, match=r"^huber: delta must be a finite number > 0"):
+        jax.jit(f)(jnp.ones(2), jnp.zeros(2))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_without_x64_results_are_float32(jit):
+    """jax's default: no float64 arrays, so the kernels' float64 results come back float32."""
+    with jax.enable_x64(False):
+        f = sj.custom_vjp(HUBER)
+        f = jax.jit(f) if jit else f
+        loss = f(jnp.array([1, 4]), jnp.array([0.0, 1.0]))
+        grad = jax.grad(f)(jnp.array([1.0, 4.0]), jnp.array([0.0, 1.0]))
+    assert loss.dtype == grad.dtype == jnp.float32
+    assert float(loss) == 1.5 and grad.tolist() == [0.5, 0.5]

@@ -398,7 +398,7 @@ def test_bad_inputs_raise_clear_errors(data):
         net.objective(params, X[0], y)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
         net.objective(params, X, y + 1)
-    with pytest.raises(ValueError, match="integers"):
+    with pytest.raises(ValueError, match="y: class labels must be whole numbers"):
         net.objective(params, X, y + 0.5)
     with pytest.raises(ValueError, match=r"params\['W1'\] has shape"):
         net.objective({**params, "W1": np.zeros((5, 2))}, X, y)

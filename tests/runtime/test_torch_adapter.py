@@ -104,3 +104,18 @@ def test_targets_get_no_gradient_and_a_third_derivative_is_refused():
     torch.testing.assert_close(h, torch.tensor([1.0, 1.0], dtype=torch.float64))
     with pytest.raises(RuntimeError, match="symgrad kernel 'mse' emits no higher derivative"):
         torch.autograd.grad(h.sum() + yhat.sum(), yhat)  # never a silent zero
+
+
+def test_bad_inputs_get_the_numpy_kernels_errors():
+    """Shapes, dtypes and a loss's targets are checked as the numpy kernels and the boosting
+    labels are: one error naming the argument."""
+    huber, bce = st.function("huber"), st.function("binary_cross_entropy")
+    with pytest.raises(ValueError, match=r"^huber: yhat of shape \(3,\) and y of shape \(4,\)"):
+        huber.apply(torch.ones(3, requires_grad=True), torch.ones(4))
+    with pytest.raises(TypeError, match=r"^huber: yhat has dtype complex64; expected real"):
+        huber.apply(torch.ones(2, dtype=torch.complex64), torch.ones(2))
+    with pytest.raises(ValueError, match=r"^huber: y must be finite; got nan at index 1"):
+        huber.apply(torch.ones(2, requires_grad=True), torch.tensor([0.0, float("nan")]))
+    with pytest.raises(ValueError, match=r"^binary_cross_entropy: y must be finite and in"):
+        bce.apply(torch.full((2,), 0.5, requires_grad=True), torch.tensor([2.0, 0.0]))
+    assert huber.apply(torch.tensor([1, 2]), torch.tensor([0.0, 1.0])).item() == 0.5
