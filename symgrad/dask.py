@@ -405,32 +405,11 @@ class DaskData(_Watch):
         self._futures = None
         if self.persist:  # surface bad data now, not mid-fit
             mark = self._stream_mark()
-            self._futures = self._place(self._blocks)
+            self._futures = self.client.compute(self._blocks)
             self._all(self._futures, self._index, self._alone)
             spent = self._spent(mark)
             self._times["persist"] = spent["produce"]
         self._mark = self._stream_mark()
-
-    def _place(self, blocks: list) -> list:
-        """Compute the blocks spread over the workers in proportion to their threads, in
-        contiguous runs: a pass then keeps every thread busy and no worker sits idle to
-        steal a task (and copy its blocks). The placement is a loose preference, not a
-        restriction: a block whose worker died is computed again wherever there is room."""
-        threads = self.client.nthreads()
-        slots = [addr for addr in sorted(threads) for _ in range(threads[addr])]
-        if len(slots) < 2:
-            return self.client.compute(blocks)
-        runs: dict[str, list[int]] = {}
-        for i in range(len(blocks)):
-            runs.setdefault(slots[i * len(slots) // len(blocks)], []).append(i)
-        futures: list = [None] * len(blocks)
-        for where, run in runs.items():  # one call a worker
-            placed = self.client.compute(
-                [blocks[i] for i in run], workers=[where], allow_other_workers=True
-            )
-            for i, future in zip(run, placed, strict=True):
-                futures[i] = future
-        return futures
 
     # -- where a pass waits
 
@@ -593,7 +572,10 @@ class DaskData(_Watch):
         outnumber twice the cluster's threads the scheduler takes them for "root-ish" tasks
         and places them ignoring where their blocks are (copying blocks between workers); a
         strict restriction instead would leave a task waiting forever on a worker that died.
-        Loose, it runs elsewhere only when its worker is gone.
+        Loose, it runs elsewhere only when its worker is gone. (The blocks themselves carry
+        no restriction: distributed 2026.11 leaves a loosely restricted task that is ready
+        while no worker runs in ``no-worker`` for good once new workers join; a pass task is
+        never ready then, as its blocks are lost with the workers and made again first.)
         """
         # where the blocks are changes only when a worker dies: asking every few passes
         # saves a round trip per pass (a stale grouping costs a copy, never a wrong sum)
