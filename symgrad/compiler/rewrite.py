@@ -578,8 +578,177 @@ def _saturate(e: sp.Expr) -> sp.Expr:
     return k * sp.Min(sp.Max(v, -c), c)
 
 
+# ---------------------------------------------------------------- positive quadratics
+
+
+def _quadratic(q: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """Return (a, u, c) for ``q = a (1 + (c u)**2)`` (q = a + b u**2 with numbers a, b > 0),
+    else None. A base that is a Min is the scaled form's own ``1 + t**2``: never again."""
+    if not (q.is_Add and len(q.args) == 2):
+        return None
+    a, other = q.args if q.args[0].is_Number else q.args[::-1]
+    if not (a.is_Number and a.is_positive):
+        return None
+    b, w = other.as_coeff_Mul()
+    if not (b.is_positive and w.is_Pow and w.exp == 2) or isinstance(w.base, sp.Min):
+        return None
+    return a, w.base, sp.sqrt(b / a)
+
+
+def _scales(v: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """Return (m, t, r) for v: m = max(|v|, 1), t = min(|v|, 1/m) <= 1 and r = v/m =
+    clip(v, -1, 1), so that 1 + v**2 = m**2 (1 + t**2) and v = r m with nothing squared
+    beyond 1 but m (r is a clip, not v/m, so that sympy does not distribute its powers)."""
+    av = _abs(v)
+    m = sp.Max(av, 1)
+    return m, sp.Min(av, 1 / m), sp.Min(sp.Max(v, -1), 1)
+
+
+def _scales_of(u: sp.Expr, c: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """Return (big, t, rho) for v = c u, in u's units so that c u is never formed (it
+    overflows for c > 1 although the result need not): big = max(|u|, 1/c) (m = c big),
+    t = c min(|u|, c**-2 / big) (as in _scales) and rho = clip(u, -1/c, 1/c) (r = c rho)."""
+    au = _abs(u)
+    big = sp.Max(au, 1 / c)
+    return big, c * sp.Min(au, c**-2 / big), sp.Min(sp.Max(u, -1 / c), 1 / c)
+
+
+def _quadratic_product(e: sp.Expr) -> sp.Expr | None:
+    """``u**k * prod (a_i (1 + (c u)**2))**p_i -> prod a_i**p_i rho**k (c big)**(k + 2P)
+    (1 + t**2)**P`` with P = sum p_i and (big, t, rho) = _scales_of(u, c), for powers p_i
+    that are not positive integers: u**2 overflows beyond |u| = 1e154 (x / (1 + x**2/4) is 0
+    there instead of 4/x), the scaled form only where the product itself does."""
+    factors = e.args if e.is_Mul else (e,)
+    groups: dict[tuple, list] = {}
+    for f in factors:
+        base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
+        found = _quadratic(base)
+        if found is None or not p.is_number or (p.is_Integer and p > 0):
+            continue
+        a, u, c = found
+        groups.setdefault((u, c), []).append((f, a, p))
+    if not groups:
+        return None
+    (u, c), qs = min(groups.items(), key=lambda item: sp.default_sort_key(item[0][0]))
+    k, rest = sp.S.Zero, []
+    used = {f for f, _, _ in qs}
+    for f in factors:
+        if f in used:
+            continue
+        base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
+        if base == u and p.is_Integer:
+            k += p
+        else:
+            rest.append(f)
+    big_p = sp.Add(*(p for _, _, p in qs))
+    big, t, rho = _scales_of(u, c)
+    j = k + 2 * big_p
+    scaled = sp.Mul(*(a**p for _, a, p in qs)) * rho**k * c**j * big**j
+    return sp.Mul(*rest) * scaled * (1 + t**2) ** big_p
+
+
+def _quadratic_log(e: sp.Expr) -> sp.Expr | None:
+    """``log(a (1 + v**2)) -> log(a) + 2 log(m) + log1p(t**2)`` for a >= 1 (every term >= 0,
+    so nothing cancels): exact near 0 and finite beyond |v| = 1e154 (v = c u itself
+    overflows beyond |u| = 1.8e308 / c for c > 1; log(c) + log(big) would cancel at big = 1/c)."""
+    if not isinstance(e, sp.log):
+        return None
+    found = _quadratic(e.args[0])
+    if found is None or found[0] < 1:
+        return None
+    a, u, c = found
+    m, t, _ = _scales(c * u)
+    return sp.log(a) + 2 * sp.log(m) + log1p(t**2)
+
+
+def _quadratic_root_offset(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum, ``k sqrt(a (1 + v**2)) - k sqrt(a) -> k sqrt(a) m r**2 / (sqrt(1 + t**2)
+    + 1/m)`` (= k sqrt(a) v**2 / (sqrt(1 + v**2) + 1), with m = c big and r = c rho from
+    _scales_of): no cancellation near 0, no overflow of v**2 in the tails (pseudo-Huber)."""
+    if not e.is_Add:
+        return None
+    for term in e.args:
+        k, rest = term.as_coeff_Mul()
+        if not (rest.is_Pow and rest.exp == sp.S.Half):
+            continue
+        found = _quadratic(rest.base)
+        if found is None:
+            continue
+        a, u, c = found
+        offset = -k * sp.sqrt(a)
+        if offset not in e.args:
+            continue
+        big, t, rho = _scales_of(u, c)
+        others = [x for x in e.args if x is not term and x != offset]
+        root = sp.sqrt(1 + t**2) + c**-1 / big
+        return sp.Add(*others) + k * sp.sqrt(a) * c**3 * big * rho**2 / root
+    return None
+
+
+def _common_denominator(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum, ``c + k P / D -> (c D + k P) / D`` where c D + k P expands to something
+    simpler than D (1 - x**2/(x**2 + 4) = 4/(x**2 + 4)): the two terms cancel where D is
+    large, the quotient does not."""
+    if not e.is_Add or len(e.args) > 8:
+        return None
+    numbers = [a for a in e.args if a.is_Number]
+    if not numbers:
+        return None
+    c = numbers[0]
+    for term in e.args:
+        if not term.is_Mul:
+            continue
+        dens = [f for f in term.args if f.is_Pow and f.exp == -1 and f.base.is_Add]
+        if len(dens) != 1:
+            continue
+        den = dens[0].base
+        num = sp.expand(c * den + term * den)
+        if not _simpler(num, den):
+            continue
+        others = [x for x in e.args if x is not term and x is not c]
+        return sp.Add(*others) + num / den
+    return None
+
+
+def _quadratic_rule(e: sp.Expr) -> sp.Expr | None:
+    return (
+        _common_denominator(e)
+        or _quadratic_root_offset(e)
+        or _quadratic_log(e)
+        or (_quadratic_product(e) if e.is_Mul or e.is_Pow else None)
+    )
+
+
+def scale_quadratics(expr: sp.Expr) -> sp.Expr:
+    """Rewrite ``a + b u**2`` (a, b > 0) wherever u**2 would overflow although the result is
+    finite: top-down, so a sum or product is rewritten before its parts (1 - x**2/(x**2 + 4)
+    becomes 4/(x**2 + 4) before either term is scaled)."""
+    cache: dict[sp.Basic, sp.Basic] = {}
+
+    def visit(node: sp.Basic) -> sp.Basic:
+        done = cache.get(node)
+        if done is not None:
+            return done
+        out = node
+        if node.args and not node.is_Atom:
+            for _ in range(4):  # a rule's result may match another rule at the same node
+                new = _quadratic_rule(out)
+                if new is None or new == out:
+                    break
+                out = new
+            if out.args and not out.is_Atom:
+                args = tuple(visit(a) for a in out.args)
+                if args != out.args:
+                    out = out.func(*args)
+        cache[node] = out
+        return out
+
+    return visit(expr)
+
+
 def stabilize(expr: sp.Expr) -> sp.Expr:
     """Rewrite a derived expression into forms that stay finite wherever its value is finite."""
+    expr = scale_quadratics(expr)
     previous = None
     while previous != expr:
         previous = expr
