@@ -325,6 +325,56 @@ def _conjugate(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _fraction_term(term: sp.Expr) -> tuple[sp.Expr, sp.Expr, int] | None:
+    """Return (k, B, n) for a term k / B**n with a number k, a whole n >= 1 and a base B
+    that is a symbol or a sum, else None."""
+    k, rest = term.as_coeff_Mul()
+    base, n = (rest.base, rest.exp) if rest.is_Pow else (rest, sp.S.One)
+    if not (n.is_Integer and n < 0 and (base.is_Symbol or base.is_Add)):
+        return None
+    return k, base, int(-n)
+
+
+def _common_fractions(e: sp.Expr) -> sp.Expr | None:
+    """A sum of three or more fractions k_i / B_i**n_i in one symbol whose numerator over the
+    common denominator has lower degree than its parts (1/(x + 1) - 2/x + 1/(x - 1) =
+    2 / ((x + 1) x (x - 1))): the terms cancel where x is large, the quotient does not. A
+    regime split by |z|: beyond FAR_FRACTIONS every polynomial is divided by its leading
+    power of z (2 x**-3 (1 - 1/x)**-1 (1 + 1/x)**-1), so nothing overflows before the
+    quotient underflows."""
+    if not e.is_Add or not 3 <= len(e.args) <= 6:
+        return None
+    fractions = [_fraction_term(t) for t in e.args]
+    if any(f is None for f in fractions) or len(e.free_symbols) != 1:
+        return None
+    (z,) = e.free_symbols
+    bases = [f[1] for f in fractions]
+    if len(set(bases)) != len(bases) or not all(b.is_polynomial(z) for b in bases):
+        return None
+    parts = [
+        k * sp.Mul(*(b**m for _, b, m in fractions if b is not base)) for k, base, _ in fractions
+    ]
+    numerator = sp.expand(sp.Add(*parts))
+    degree = max(sp.degree(sp.expand(p), z) for p in parts)
+    if numerator == 0 or sp.degree(numerator, z) >= degree:
+        return None
+    near = numerator * sp.Mul(*(b**-m for _, b, m in fractions))
+    # far from 0 the common denominator overflows long before the quotient underflows:
+    # there every polynomial is divided by its leading power of z, and one power is left
+    top = sp.degree(numerator, z)
+    far = sp.expand(numerator * z**-top) * z ** (
+        top - sum(m * sp.degree(b, z) for _, b, m in fractions)
+    )
+    for _, b, m in fractions:
+        far *= sp.expand(b * z ** -sp.degree(b, z)) ** -m
+    return sp.Piecewise((far, sp.Abs(z) > FAR_FRACTIONS), (near, True))
+
+
+#: Beyond this |z|, _common_fractions divides each polynomial by its leading power of z
+#: (1 - 1/z has no cancellation there; near a pole it would).
+FAR_FRACTIONS = 2**20
+
+
 def _trig_hyperbolic_offsets(e: sp.Expr) -> sp.Expr | None:
     """Inside a sum: ``c - c cos(u) -> 2c sin(u/2)**2``, ``c exp(u) - c exp(-u) -> 2c sinh(u)``
     and ``c exp(u) + c exp(-u) - 2c -> 4c sinh(u/2)**2``: each difference cancels near u = 0,
@@ -348,6 +398,28 @@ def _trig_hyperbolic_offsets(e: sp.Expr) -> sp.Expr | None:
             if anti and u.could_extract_minus_sign() is False:
                 others = [t for t in args if t not in (a, anti[0])]
                 return sp.Add(*others) + 2 * c * sp.sinh(u)
+    return None
+
+
+def _power_offset(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum, ``k A**n - k -> -k (1 - A) (1 + A + ... + A**(n - 1))`` for a whole
+    n in 2..8 where 1 - A is simpler than A (Tukey's 1 - (1 - w)**3 = w (1 + (1 - w) +
+    (1 - w)**2)): the difference cancels where A is near 1, the product does not."""
+    if not e.is_Add or len(e.args) > 8:
+        return None
+    for term in e.args:
+        k, rest = term.as_coeff_Mul()
+        if not (rest.is_Pow and rest.base.is_Add and rest.exp.is_Integer):
+            continue
+        n = int(rest.exp)
+        if not 2 <= n <= 8 or -k not in e.args:
+            continue
+        base = rest.base
+        d = sp.expand(1 - base)
+        if not _simpler(d, base):
+            continue
+        others = [a for a in e.args if a is not term and a != -k]
+        return sp.Add(*others) - k * d * sp.Add(*(base**i for i in range(n)))
     return None
 
 
@@ -384,10 +456,13 @@ def _log_sigmoid(e: sp.Expr) -> sp.Expr | None:
 
 
 def _log_cosh(e: sp.Expr) -> sp.Expr | None:
-    """``log(cosh(u)) -> logaddexp(u, -u) - log 2``."""
+    """``log(cosh(u)) -> log1p(2 sinh(|u|/2)**2)`` for |u| < 2 (cosh(u) - 1 = 2 sinh(u/2)**2
+    keeps every digit near 0, where logaddexp(u, -u) - log 2 cancels), else
+    ``logaddexp(u, -u) - log 2`` (sinh(u/2)**2 overflows from |u| = 1420)."""
     if isinstance(e, sp.log) and isinstance(e.args[0], sp.cosh):
         u = e.args[0].args[0]
-        return logaddexp(u, -u) - sp.log(2)
+        near = log1p(2 * sp.sinh(sp.Abs(u) / 2) ** 2)
+        return sp.Piecewise((near, sp.Abs(u) < 2), (logaddexp(u, -u) - sp.log(2), True))
     return None
 
 
@@ -445,6 +520,42 @@ def _csch_power(e: sp.Expr) -> sp.Expr | None:
     return (2 * sp.sign(u) * sp.exp(-a) / -expm1(-2 * a)) ** (-e.exp)
 
 
+#: _gaussian_tail clamps u where exp(k u**2) is below exp(-GAUSSIAN_EXPONENT): there the
+#: product (a polynomial of degree <= 8 with modest coefficients times it) rounds to 0 anyway.
+GAUSSIAN_EXPONENT = 800
+_GAUSSIAN_DEGREE = 8
+
+
+def _gaussian_tail(e: sp.Expr) -> sp.Expr | None:
+    """``P(u) exp(k u**2)`` (k < 0, P a polynomial of degree <= 8) with u clipped to
+    +-sqrt(800/|k|): beyond that the product is below 1e-300 and rounds to 0, while u**2 in
+    P overflows from |u| = 1e154 and makes inf * 0 = NaN (the GELU's second derivative)."""
+    if not e.is_Mul:
+        return None
+    gauss = [f for f in e.args if isinstance(f, sp.exp)]
+    if len(gauss) != 1:
+        return None
+    k, w = gauss[0].args[0].as_coeff_Mul()
+    if not (k.is_negative and w.is_Pow and w.exp == 2) or isinstance(w.base, sp.Min):
+        return None
+    u = w.base
+    z = sp.Dummy("z")
+    degree = 0
+    for f in e.args:
+        if f is gauss[0] or f.is_number:
+            continue
+        p = f.xreplace({u: z})
+        if p.free_symbols != {z} or not p.is_polynomial(z):
+            return None
+        degree += sp.degree(p, z)
+        if degree > _GAUSSIAN_DEGREE or sum(abs(c) for c in sp.Poly(p, z).coeffs()) > 1e6:
+            return None
+    if degree < 2:  # u exp(k u**2) is u * 0 = 0 in the tail: nothing overflows
+        return None
+    bound = sp.sqrt(GAUSSIAN_EXPONENT / -k)
+    return e.xreplace({u: sp.Min(sp.Max(u, -bound), bound)})
+
+
 def _heaviside(e: sp.Expr) -> sp.Expr | None:
     """``Heaviside(u) -> Piecewise((1, u > 0), (0, True))``: PyTorch's convention, step'(0) = 0,
     relu'(0) = 0."""
@@ -466,12 +577,15 @@ _STABLE_RULES = (
     _one_minus_sigmoid,
     _exp_erf_offset,
     _trig_hyperbolic_offsets,
+    _power_offset,
     _conjugate,
+    _common_fractions,
     _log_difference,
     _log_sigmoid,
     _log_cosh,
     _log_tanh,
     _log_one_plus,
+    _gaussian_tail,
     _xlogy_sigmoid,
     _xlogy_positive,
 )
