@@ -325,52 +325,73 @@ def _conjugate(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
-def _fraction_term(term: sp.Expr) -> tuple[sp.Expr, sp.Expr, int] | None:
-    """Return (k, B, n) for a term k / B**n with a number k, a whole n >= 1 and a base B
-    that is a symbol or a sum, else None."""
-    k, rest = term.as_coeff_Mul()
-    base, n = (rest.base, rest.exp) if rest.is_Pow else (rest, sp.S.One)
-    if not (n.is_Integer and n < 0 and (base.is_Symbol or base.is_Add)):
-        return None
-    return k, base, int(-n)
+#: Sums of rational functions larger than this (count_ops) are left to the other rules.
+RATIONAL_OPS = 60
 
 
-def _common_fractions(e: sp.Expr) -> sp.Expr | None:
-    """A sum of three or more fractions k_i / B_i**n_i in one symbol whose numerator over the
-    common denominator has lower degree than its parts (1/(x + 1) - 2/x + 1/(x - 1) =
-    2 / ((x + 1) x (x - 1))): the terms cancel where x is large, the quotient does not. A
-    regime split by |z|: beyond FAR_FRACTIONS every polynomial is divided by its leading
-    power of z (2 x**-3 (1 - 1/x)**-1 (1 + 1/x)**-1), so nothing overflows before the
-    quotient underflows."""
-    if not e.is_Add or not 3 <= len(e.args) <= 6:
+def _rational_sum(e: sp.Expr) -> sp.Expr | None:
+    """A sum of rational functions of one symbol z whose numerator over the common
+    denominator has lower degree than its terms' (1/(x + 1) - 2/x + 1/(x - 1) =
+    2 / ((x + 1) x (x - 1)); the derivatives of log((1 - x)/(1 + x))): the terms cancel, the
+    factored quotient does not. A regime split by |z|: beyond FAR_FRACTIONS every polynomial
+    factor is divided by its leading power of z (2 x**-3 (1 - 1/x)**-1 (1 + 1/x)**-1), so no
+    product of factors overflows before the quotient underflows."""
+    if not (e.is_Add or e.is_Mul) or len(e.free_symbols) != 1:
         return None
-    fractions = [_fraction_term(t) for t in e.args]
-    if any(f is None for f in fractions) or len(e.free_symbols) != 1:
+    if sp.count_ops(e) > RATIONAL_OPS:
         return None
     (z,) = e.free_symbols
-    bases = [f[1] for f in fractions]
-    if len(set(bases)) != len(bases) or not all(b.is_polynomial(z) for b in bases):
+    if not e.is_rational_function(z):
         return None
-    parts = [
-        k * sp.Mul(*(b**m for _, b, m in fractions if b is not base)) for k, base, _ in fractions
-    ]
-    numerator = sp.expand(sp.Add(*parts))
-    degree = max(sp.degree(sp.expand(p), z) for p in parts)
-    if numerator == 0 or sp.degree(numerator, z) >= degree:
+    num, den = sp.cancel(sp.together(e)).as_numer_denom()
+    if not den.has(z) or num == 0:
         return None
-    near = numerator * sp.Mul(*(b**-m for _, b, m in fractions))
-    # far from 0 the common denominator overflows long before the quotient underflows:
-    # there every polynomial is divided by its leading power of z, and one power is left
-    top = sp.degree(numerator, z)
-    far = sp.expand(numerator * z**-top) * z ** (
-        top - sum(m * sp.degree(b, z) for _, b, m in fractions)
+    num, den = sp.factor(num), sp.factor(den)
+    # the factored quotient is taken where the sum cancels (its numerator's degree drops) or
+    # where it is far smaller (log((1 - x)/(1 + x))'' is -4x / ((x - 1)**2 (x + 1)**2))
+    if 2 * sp.count_ops(num / den) > sp.count_ops(e):
+        if e.is_Mul:  # a product holding such a sum: the whole product, factored
+            sums = [f.base if f.is_Pow else f for f in e.args]
+            if not any(f.is_Add and _cancelling_sum(f, z) for f in sums):
+                return None
+        elif not _cancelling_sum(e, z):
+            return None
+    near = num / den
+    # far from 0: each polynomial factor over its leading power of z, one power of z left
+    far = sp.S.One
+    power = 0
+    for f in (*sp.Mul.make_args(num), *(1 / g for g in sp.Mul.make_args(den))):
+        base, m = (f.base, f.exp) if f.is_Pow and f.exp.is_Integer else (f, sp.S.One)
+        d = sp.degree(base, z) if base.has(z) else 0
+        power += d * m
+        far *= sp.expand(base * z**-d) ** m
+    return sp.Piecewise((far * z**power, sp.Abs(z) > FAR_FRACTIONS), (near, True))
+
+
+def _is_size_split(e: sp.Expr) -> bool:
+    """Tell whether ``e`` is _rational_sum's regime split (its branches are final)."""
+    return (
+        isinstance(e, sp.Piecewise)
+        and isinstance(e.args[0][1], sp.StrictGreaterThan)
+        and e.args[0][1].rhs == FAR_FRACTIONS
     )
-    for _, b, m in fractions:
-        far *= sp.expand(b * z ** -sp.degree(b, z)) ** -m
-    return sp.Piecewise((far, sp.Abs(z) > FAR_FRACTIONS), (near, True))
 
 
-#: Beyond this |z|, _common_fractions divides each polynomial by its leading power of z
+def _cancelling_sum(e: sp.Add, z: sp.Symbol) -> bool:
+    """Tell whether a sum of rational functions of ``z`` has a numerator, over the common
+    denominator, of lower degree than its terms': the terms cancel."""
+    if not any(t.as_numer_denom()[1].has(z) for t in e.args):
+        return False
+    num, den = sp.cancel(sp.together(e)).as_numer_denom()
+    if not den.has(z) or num == 0:
+        return False
+    parts = [sp.cancel(t * den) for t in e.args]
+    if not all(p.is_polynomial(z) for p in parts):
+        return False
+    return sp.degree(num, z) < max(sp.degree(p, z) for p in parts)
+
+
+#: Beyond this |z|, _rational_sum divides each polynomial by its leading power of z
 #: (1 - 1/z has no cancellation there; near a pole it would).
 FAR_FRACTIONS = 2**20
 
@@ -446,6 +467,19 @@ def _log_difference(e: sp.Expr) -> sp.Expr | None:
             rest = [t for t in e.args if t is not a and t is not b]
             return sp.Add(*rest) + c * log1p(d / base_b)
     return None
+
+
+def _log_ratio(e: sp.Expr) -> sp.Expr | None:
+    """``log(A / B) -> log1p((A - B) / B)`` for sums A, B where A - B is simpler than A
+    (log((1 - x)/(1 + x)) = log1p(-2x/(1 + x))): the ratio is near 1 where it cancels."""
+    if not (isinstance(e, sp.log) and e.args[0].is_Mul):
+        return None
+    num, den = e.args[0].as_numer_denom()
+    if not (num.is_Add and den.is_Add):
+        return None
+    d = sp.expand(num - den)
+    fewer = len(sp.Add.make_args(d)) < len(num.args)
+    return log1p(d / den) if d != 0 and (fewer or _simpler(d, num)) else None
 
 
 def _log_sigmoid(e: sp.Expr) -> sp.Expr | None:
@@ -579,8 +613,8 @@ _STABLE_RULES = (
     _trig_hyperbolic_offsets,
     _power_offset,
     _conjugate,
-    _common_fractions,
     _log_difference,
+    _log_ratio,
     _log_sigmoid,
     _log_cosh,
     _log_tanh,
@@ -826,7 +860,8 @@ def _common_denominator(e: sp.Expr) -> sp.Expr | None:
 
 def _quadratic_rule(e: sp.Expr) -> sp.Expr | None:
     return (
-        _common_denominator(e)
+        _rational_sum(e)
+        or _common_denominator(e)
         or _quadratic_root_offset(e)
         or _quadratic_log(e)
         or (_quadratic_product(e) if e.is_Mul or e.is_Pow else None)
@@ -850,6 +885,9 @@ def scale_quadratics(expr: sp.Expr) -> sp.Expr:
                 if new is None or new == out:
                     break
                 out = new
+            if _is_size_split(out):  # _rational_sum's factored forms are final
+                cache[node] = out
+                return out
             if out.args and not out.is_Atom:
                 args = tuple(visit(a) for a in out.args)
                 if args != out.args:
