@@ -100,8 +100,33 @@ def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _exp_polynomial_quotient(e: sp.Expr) -> sp.Expr | None:
+    """``P(exp(u)) / Q(exp(u)) -> (P/g)(exp(u)) / (Q/g)(exp(u))`` for the common factor g of
+    two polynomials in t = exp(u) (``(exp(2x) - 1)/(exp(x) - 1) = exp(x) + 1``): the factor
+    cancels near its root (both sums round to a few ulps of 0) and its derivatives cancel
+    again; the quotient without it does not. The removable point (x = 0) gets its limit."""
+    if not e.is_Mul:
+        return None
+    dens = [f for f in e.args if f.is_Pow and f.exp.is_negative and f.base.is_Add]
+    nums = [f for f in e.args if f.is_Add]
+    if len(dens) != 1 or len(nums) != 1:
+        return None
+    found = _in_powers_of_exp(sp.Tuple(nums[0], dens[0].base))
+    if found is None:
+        return None
+    (num, den), t, u = found
+    if not (num.is_polynomial(t) and den.is_polynomial(t)):
+        return None
+    g = sp.gcd(num, den)
+    if not g.has(t):
+        return None
+    rest = [f for f in e.args if f is not dens[0] and f is not nums[0]]
+    quotient = sp.cancel(num / g) * sp.cancel(den / g) ** dens[0].exp
+    return sp.Mul(*rest) * quotient.xreplace({t: sp.exp(u)})
+
+
 def _canonical_rule(e: sp.Expr) -> sp.Expr:
-    out = _sigmoid_power(e)
+    out = _sigmoid_power(e) or _exp_polynomial_quotient(e)
     if out is not None:
         return out
     # log(1 + exp(u)) -> softplus(u)
@@ -341,8 +366,40 @@ def _rational_sum(e: sp.Expr) -> sp.Expr | None:
     if sp.count_ops(e) > RATIONAL_OPS:
         return None
     (z,) = e.free_symbols
-    if not e.is_rational_function(z):
+    if e.is_rational_function(z):
+        return _factored_quotient(e, z)
+    found = _in_powers_of_exp(e)  # the same in t = exp(u): exp(x)/(exp(x) - 1)'
+    if found is None:
         return None
+    et, t, u = found
+    out = _factored_quotient(et, t) if et.is_rational_function(t) else None
+    return None if out is None else out.xreplace({t: sp.exp(u)})
+
+
+def _in_powers_of_exp(e: sp.Basic) -> tuple[sp.Basic, sp.Dummy, sp.Expr] | None:
+    """Return (e with each exp(k u) written t**k, t, u) for whole k (|k| <= 8), where u is
+    the argument of smallest coefficient and t a new dummy, or None (no exp, or one whose
+    argument is not a whole multiple of u, or u's symbols outside the exps)."""
+    exps = list(e.atoms(sp.exp))
+    if not exps:
+        return None
+    u = min(
+        (a.args[0] for a in exps),
+        key=lambda a: (abs(a.as_coeff_Mul()[0]), sp.default_sort_key(a)),
+    )
+    t = sp.Dummy("t")
+    powers = {}
+    for a in exps:
+        k = a.args[0] / u
+        if not (k.is_Integer and 0 < abs(k) <= 8):
+            return None
+        powers[a] = t**k
+    out = e.xreplace(powers)
+    return None if out.has(*u.free_symbols) else (out, t, u)
+
+
+def _factored_quotient(e: sp.Expr, z: sp.Symbol) -> sp.Expr | None:
+    """_rational_sum for an ``e`` known to be a rational function of ``z``."""
     num, den = sp.cancel(sp.together(e)).as_numer_denom()
     if not den.has(z) or num == 0:
         return None

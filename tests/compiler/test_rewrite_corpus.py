@@ -154,3 +154,33 @@ def test_rational_derivative_is_factored_whole():
     got = rewrite.stabilize(hess)
     assert rewrite._is_size_split(got)
     assert got.args[1][0] == -4 * x / ((x - 1) ** 2 * (x + 1) ** 2)
+
+
+def test_common_factor_of_exponential_polynomials_cancels_before_differentiating():
+    ratio = (sp.exp(2 * x) - 1) / (sp.exp(x) - 1)
+    assert rewrite._exp_polynomial_quotient(ratio) == sp.exp(x) + 1
+    assert rewrite._exp_polynomial_quotient(sp.exp(x) / (sp.exp(x) - 1)) is None  # no factor
+    assert rewrite._exp_polynomial_quotient((sp.exp(x) - 1) / (sp.exp(x / 3) + 1)) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expr"),
+    [
+        ("sqrtexp", sp.sqrt((sp.exp(2 * x) - 1) / (sp.exp(x) - 1))),
+        ("expq2", sp.exp(x) / (sp.exp(x) - 1)),
+    ],
+)
+@pytest.mark.parametrize("form", ["grad", "hess"])
+def test_derivatives_of_exponential_quotients_keep_their_digits(name, expr, form):
+    """The derivatives of expm1 quotients cancel near 0 as sympy writes them (36-41 bits)."""
+    spec = sg.Spec(name, "activation", (x,), (), expr)
+    k = sg.compile(spec)
+    ref = check.Reference(spec)
+    fn = getattr(k, name + "_" + form)
+    for v in [1e-300, -1e-8, 1e-8, 0.5, -3.0, 30.0, -30.0, 300.0, -300.0, -700.0]:
+        exact, _ = check._enough_digits(ref.exact(form), (v,))
+        if exact is None or not math.isfinite(float(exact)):
+            continue
+        with np.errstate(all="raise", under="ignore"):
+            g = fn(np.array([v]))[0]
+        assert _ulps(float(g), float(exact)) <= 16, (name, form, v, g, float(exact))
