@@ -109,7 +109,7 @@ out_grad = (T)0.3989422804014327*x*exp(-(T)0.5*(x*x)) + ((T)0.5*erfc(-(T)0.70710
         "T x",
         "T out_hess",
         """
-const T t0 = (T)0.5*(x*x);
+const T t0 = (T)0.5*(fmin(40, fmax(-40, x))*fmin(40, fmax(-40, x)));
 out_hess = (T)0.7978845608028654*(1 - t0)*exp(-t0);
 """,
     ),
@@ -717,7 +717,7 @@ def gelu_grad(x, *, out=None):
 def gelu_hess(x, *, out=None):
     r"""Return d2gelu/dx2 element-wise.
 
-    d2f/dx2 = sqrt(2)*(1 - x**2/2)*exp(-x**2/2)/sqrt(pi)
+    d2f/dx2 = sqrt(2)*(1 - Min(40, Max(-40, x))**2/2)*exp(-Min(40, Max(-40, x))**2/2)/sqrt(pi)
     """
     x, = _arrays('gelu_hess', x)
     out_hess = _kernel('gelu_hess')(x)

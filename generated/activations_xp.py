@@ -357,10 +357,10 @@ def gelu_grad(x, *, out=None):
 def gelu_hess(x, *, out=None):
     r"""Return d2gelu/dx2 element-wise.
 
-    d2f/dx2 = sqrt(2)*(1 - x**2/2)*exp(-x**2/2)/sqrt(pi)
+    d2f/dx2 = sqrt(2)*(1 - Min(40, Max(-40, x))**2/2)*exp(-Min(40, Max(-40, x))**2/2)/sqrt(pi)
     """
     xp, dtype, x = _prepare('gelu_hess', x)
-    t0 = 0.5*(x*x)
+    t0 = 0.5*(xp.clip(x, xp.asarray(-40, dtype=dtype), xp.asarray(40, dtype=dtype))**2)
     return _into('gelu_hess', out, 0.7978845608028654*(1 - t0)*xp.exp(-t0))
 
 

@@ -387,7 +387,9 @@ out_per_sample = weight*fabs(y - yhat);
         "T total",
         """
 const T t0 = y - yhat;
-total = weight*(sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
+const T t1 = fabs(t0);
+total = weight*(t1 < 2 ? log1p(2*(sinh((T)0.5*fmin(2, t1))*sinh((T)0.5*fmin(2, t1)))) :
+    sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
 """,
     ),
     "log_cosh_grad": (
@@ -402,7 +404,9 @@ out_grad = -inv_n*weight*tanh(y - yhat);
         "T total, T out_grad",
         """
 const T t0 = y - yhat;
-total = weight*(sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
+const T t1 = fabs(t0);
+total = weight*(t1 < 2 ? log1p(2*(sinh((T)0.5*fmin(2, t1))*sinh((T)0.5*fmin(2, t1)))) :
+    sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
 out_grad = -inv_n*weight*tanh(t0);
 """,
     ),
@@ -429,7 +433,9 @@ out_hess = 4*t0*t1/((t1 + 1)*(t1 + 1));
         "T out_per_sample",
         """
 const T t0 = y - yhat;
-out_per_sample = weight*(sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
+const T t1 = fabs(t0);
+out_per_sample = weight*(t1 < 2 ? log1p(2*(sinh((T)0.5*fmin(2, t1))*sinh((T)0.5*fmin(2, t1)))) :
+    sg_logaddexp(-t0, t0) + (T)-0.6931471805599453);
 """,
     ),
     "mse": (

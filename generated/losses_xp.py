@@ -1086,7 +1086,11 @@ def log_cosh(yhat, y, *, count: float | None = None, weight=None):
     xp, dtype, yhat, y = _prepare('log_cosh', yhat, y)
     weight, inv_n = _weighting('log_cosh', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
-    return inv_n * xp.sum(_weighed(weight, xp.logaddexp(-t0, t0) - 0.6931471805599453))
+    t1 = xp.abs(t0)
+    return (
+        inv_n * xp.sum(_weighed(weight, xp.where(t1 < 2, xp.log1p(2*(xp.sinh(0.5*xp.minimum(t1,
+        xp.asarray(2, dtype=dtype)))**2)), xp.logaddexp(-t0, t0) - 0.6931471805599453)))
+    )
 
 
 def log_cosh_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1110,8 +1114,10 @@ def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None,
         _weighting('log_cosh_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
     t0 = y - yhat
+    t1 = xp.abs(t0)
     return (
-        inv_n * xp.sum(_weighed(weight, xp.logaddexp(-t0, t0) - 0.6931471805599453)),
+        inv_n * xp.sum(_weighed(weight, xp.where(t1 < 2, xp.log1p(2*(xp.sinh(0.5*xp.minimum(t1,
+        xp.asarray(2, dtype=dtype)))**2)), xp.logaddexp(-t0, t0) - 0.6931471805599453))),
         _into('log_cosh_value_and_grad', out, _weighed(weight, -inv_n*xp.tanh(t0)))
     )
 
@@ -1149,9 +1155,11 @@ def log_cosh_per_sample(yhat, y, *, weight=None, out=None):
     xp, dtype, yhat, y = _prepare('log_cosh_per_sample', yhat, y)
     weight = _weights('log_cosh_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
+    t1 = xp.abs(t0)
     return (
-        _into('log_cosh_per_sample', out, _weighed(weight, xp.logaddexp(-t0, t0) -
-        0.6931471805599453))
+        _into('log_cosh_per_sample', out, _weighed(weight, xp.where(t1 < 2,
+        xp.log1p(2*(xp.sinh(0.5*xp.minimum(t1, xp.asarray(2, dtype=dtype)))**2)), xp.logaddexp(-t0,
+        t0) - 0.6931471805599453)))
     )
 
 

@@ -346,10 +346,21 @@ def _node(node, visit, arith: _Arithmetic):
             return evaluate(node, visit, arith)
     fn = arith.funcs.get(type(node))
     if fn is not None:
-        return fn(*(visit(a) for a in node.args))
+        args = [visit(a) for a in node.args]
+        if arith is EXACT:
+            _check_log_of_one(node, args)
+        return fn(*args)
     if node.is_Symbol:
         raise KeyError(f"no value for symbol {node}")
     return _evalf(node, visit, arith)
+
+
+def _check_log_of_one(node: sp.Expr, args: list) -> None:
+    """Raise PrecisionLost for log(a) where a computed ``a`` is exactly 1: log(cosh(1e-100))
+    at 50 digits is a confident, wrong 0, the argument having absorbed everything log would
+    bring back (a literal 1 is exact)."""
+    if isinstance(node, sp.log) and args[0] == 1 and not node.args[0].is_number:
+        raise PrecisionLost("absorption")
 
 
 def _leaf(term: sp.Expr) -> bool:

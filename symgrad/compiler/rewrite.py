@@ -100,8 +100,33 @@ def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _exp_polynomial_quotient(e: sp.Expr) -> sp.Expr | None:
+    """``P(exp(u)) / Q(exp(u)) -> (P/g)(exp(u)) / (Q/g)(exp(u))`` for the common factor g of
+    two polynomials in t = exp(u) (``(exp(2x) - 1)/(exp(x) - 1) = exp(x) + 1``): the factor
+    cancels near its root (both sums round to a few ulps of 0) and its derivatives cancel
+    again; the quotient without it does not. The removable point (x = 0) gets its limit."""
+    if not e.is_Mul:
+        return None
+    dens = [f for f in e.args if f.is_Pow and f.exp.is_negative and f.base.is_Add]
+    nums = [f for f in e.args if f.is_Add]
+    if len(dens) != 1 or len(nums) != 1:
+        return None
+    found = _in_powers_of_exp(sp.Tuple(nums[0], dens[0].base))
+    if found is None:
+        return None
+    (num, den), t, u = found
+    if not (num.is_polynomial(t) and den.is_polynomial(t)):
+        return None
+    g = sp.gcd(num, den)
+    if not g.has(t):
+        return None
+    rest = [f for f in e.args if f is not dens[0] and f is not nums[0]]
+    quotient = sp.cancel(num / g) * sp.cancel(den / g) ** dens[0].exp
+    return sp.Mul(*rest) * quotient.xreplace({t: sp.exp(u)})
+
+
 def _canonical_rule(e: sp.Expr) -> sp.Expr:
-    out = _sigmoid_power(e)
+    out = _sigmoid_power(e) or _exp_polynomial_quotient(e)
     if out is not None:
         return out
     # log(1 + exp(u)) -> softplus(u)
@@ -325,6 +350,109 @@ def _conjugate(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+#: Sums of rational functions larger than this (count_ops) are left to the other rules.
+RATIONAL_OPS = 60
+
+
+def _rational_sum(e: sp.Expr) -> sp.Expr | None:
+    """A sum of rational functions of one symbol z whose numerator over the common
+    denominator has lower degree than its terms' (1/(x + 1) - 2/x + 1/(x - 1) =
+    2 / ((x + 1) x (x - 1)); the derivatives of log((1 - x)/(1 + x))): the terms cancel, the
+    factored quotient does not. A regime split by |z|: beyond FAR_FRACTIONS every polynomial
+    factor is divided by its leading power of z (2 x**-3 (1 - 1/x)**-1 (1 + 1/x)**-1), so no
+    product of factors overflows before the quotient underflows."""
+    if not (e.is_Add or e.is_Mul) or len(e.free_symbols) != 1:
+        return None
+    if sp.count_ops(e) > RATIONAL_OPS:
+        return None
+    (z,) = e.free_symbols
+    if e.is_rational_function(z):
+        return _factored_quotient(e, z)
+    found = _in_powers_of_exp(e)  # the same in t = exp(u): exp(x)/(exp(x) - 1)'
+    if found is None:
+        return None
+    et, t, u = found
+    out = _factored_quotient(et, t) if et.is_rational_function(t) else None
+    return None if out is None else out.xreplace({t: sp.exp(u)})
+
+
+def _in_powers_of_exp(e: sp.Basic) -> tuple[sp.Basic, sp.Dummy, sp.Expr] | None:
+    """Return (e with each exp(k u) written t**k, t, u) for whole k (|k| <= 8), where u is
+    the argument of smallest coefficient and t a new dummy, or None (no exp, or one whose
+    argument is not a whole multiple of u, or u's symbols outside the exps)."""
+    exps = list(e.atoms(sp.exp))
+    if not exps:
+        return None
+    u = min(
+        (a.args[0] for a in exps),
+        key=lambda a: (abs(a.as_coeff_Mul()[0]), sp.default_sort_key(a)),
+    )
+    t = sp.Dummy("t")
+    powers = {}
+    for a in exps:
+        k = a.args[0] / u
+        if not (k.is_Integer and 0 < abs(k) <= 8):
+            return None
+        powers[a] = t**k
+    out = e.xreplace(powers)
+    return None if out.has(*u.free_symbols) else (out, t, u)
+
+
+def _factored_quotient(e: sp.Expr, z: sp.Symbol) -> sp.Expr | None:
+    """_rational_sum for an ``e`` known to be a rational function of ``z``."""
+    num, den = sp.cancel(sp.together(e)).as_numer_denom()
+    if not den.has(z) or num == 0:
+        return None
+    num, den = sp.factor(num), sp.factor(den)
+    # the factored quotient is taken where the sum cancels (its numerator's degree drops) or
+    # where it is far smaller (log((1 - x)/(1 + x))'' is -4x / ((x - 1)**2 (x + 1)**2))
+    if 2 * sp.count_ops(num / den) > sp.count_ops(e):
+        if e.is_Mul:  # a product holding such a sum: the whole product, factored
+            sums = [f.base if f.is_Pow else f for f in e.args]
+            if not any(f.is_Add and _cancelling_sum(f, z) for f in sums):
+                return None
+        elif not _cancelling_sum(e, z):
+            return None
+    near = num / den
+    # far from 0: each polynomial factor over its leading power of z, one power of z left
+    far = sp.S.One
+    power = 0
+    for f in (*sp.Mul.make_args(num), *(1 / g for g in sp.Mul.make_args(den))):
+        base, m = (f.base, f.exp) if f.is_Pow and f.exp.is_Integer else (f, sp.S.One)
+        d = sp.degree(base, z) if base.has(z) else 0
+        power += d * m
+        far *= sp.expand(base * z**-d) ** m
+    return sp.Piecewise((far * z**power, sp.Abs(z) > FAR_FRACTIONS), (near, True))
+
+
+def _is_size_split(e: sp.Expr) -> bool:
+    """Tell whether ``e`` is _rational_sum's regime split (its branches are final)."""
+    return (
+        isinstance(e, sp.Piecewise)
+        and isinstance(e.args[0][1], sp.StrictGreaterThan)
+        and e.args[0][1].rhs == FAR_FRACTIONS
+    )
+
+
+def _cancelling_sum(e: sp.Add, z: sp.Symbol) -> bool:
+    """Tell whether a sum of rational functions of ``z`` has a numerator, over the common
+    denominator, of lower degree than its terms': the terms cancel."""
+    if not any(t.as_numer_denom()[1].has(z) for t in e.args):
+        return False
+    num, den = sp.cancel(sp.together(e)).as_numer_denom()
+    if not den.has(z) or num == 0:
+        return False
+    parts = [sp.cancel(t * den) for t in e.args]
+    if not all(p.is_polynomial(z) for p in parts):
+        return False
+    return sp.degree(num, z) < max(sp.degree(p, z) for p in parts)
+
+
+#: Beyond this |z|, _rational_sum divides each polynomial by its leading power of z
+#: (1 - 1/z has no cancellation there; near a pole it would).
+FAR_FRACTIONS = 2**20
+
+
 def _trig_hyperbolic_offsets(e: sp.Expr) -> sp.Expr | None:
     """Inside a sum: ``c - c cos(u) -> 2c sin(u/2)**2``, ``c exp(u) - c exp(-u) -> 2c sinh(u)``
     and ``c exp(u) + c exp(-u) - 2c -> 4c sinh(u/2)**2``: each difference cancels near u = 0,
@@ -348,6 +476,28 @@ def _trig_hyperbolic_offsets(e: sp.Expr) -> sp.Expr | None:
             if anti and u.could_extract_minus_sign() is False:
                 others = [t for t in args if t not in (a, anti[0])]
                 return sp.Add(*others) + 2 * c * sp.sinh(u)
+    return None
+
+
+def _power_offset(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum, ``k A**n - k -> -k (1 - A) (1 + A + ... + A**(n - 1))`` for a whole
+    n in 2..8 where 1 - A is simpler than A (Tukey's 1 - (1 - w)**3 = w (1 + (1 - w) +
+    (1 - w)**2)): the difference cancels where A is near 1, the product does not."""
+    if not e.is_Add or len(e.args) > 8:
+        return None
+    for term in e.args:
+        k, rest = term.as_coeff_Mul()
+        if not (rest.is_Pow and rest.base.is_Add and rest.exp.is_Integer):
+            continue
+        n = int(rest.exp)
+        if not 2 <= n <= 8 or -k not in e.args:
+            continue
+        base = rest.base
+        d = sp.expand(1 - base)
+        if not _simpler(d, base):
+            continue
+        others = [a for a in e.args if a is not term and a != -k]
+        return sp.Add(*others) - k * d * sp.Add(*(base**i for i in range(n)))
     return None
 
 
@@ -376,6 +526,19 @@ def _log_difference(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _log_ratio(e: sp.Expr) -> sp.Expr | None:
+    """``log(A / B) -> log1p((A - B) / B)`` for sums A, B where A - B is simpler than A
+    (log((1 - x)/(1 + x)) = log1p(-2x/(1 + x))): the ratio is near 1 where it cancels."""
+    if not (isinstance(e, sp.log) and e.args[0].is_Mul):
+        return None
+    num, den = e.args[0].as_numer_denom()
+    if not (num.is_Add and den.is_Add):
+        return None
+    d = sp.expand(num - den)
+    fewer = len(sp.Add.make_args(d)) < len(num.args)
+    return log1p(d / den) if d != 0 and (fewer or _simpler(d, num)) else None
+
+
 def _log_sigmoid(e: sp.Expr) -> sp.Expr | None:
     """``log(sigmoid(u)) -> -softplus(-u)``."""
     if isinstance(e, sp.log) and isinstance(e.args[0], sigmoid):
@@ -384,10 +547,13 @@ def _log_sigmoid(e: sp.Expr) -> sp.Expr | None:
 
 
 def _log_cosh(e: sp.Expr) -> sp.Expr | None:
-    """``log(cosh(u)) -> logaddexp(u, -u) - log 2``."""
+    """``log(cosh(u)) -> log1p(2 sinh(|u|/2)**2)`` for |u| < 2 (cosh(u) - 1 = 2 sinh(u/2)**2
+    keeps every digit near 0, where logaddexp(u, -u) - log 2 cancels), else
+    ``logaddexp(u, -u) - log 2`` (sinh(u/2)**2 overflows from |u| = 1420)."""
     if isinstance(e, sp.log) and isinstance(e.args[0], sp.cosh):
         u = e.args[0].args[0]
-        return logaddexp(u, -u) - sp.log(2)
+        near = log1p(2 * sp.sinh(sp.Abs(u) / 2) ** 2)
+        return sp.Piecewise((near, sp.Abs(u) < 2), (logaddexp(u, -u) - sp.log(2), True))
     return None
 
 
@@ -445,6 +611,42 @@ def _csch_power(e: sp.Expr) -> sp.Expr | None:
     return (2 * sp.sign(u) * sp.exp(-a) / -expm1(-2 * a)) ** (-e.exp)
 
 
+#: _gaussian_tail clamps u where exp(k u**2) is below exp(-GAUSSIAN_EXPONENT): there the
+#: product (a polynomial of degree <= 8 with modest coefficients times it) rounds to 0 anyway.
+GAUSSIAN_EXPONENT = 800
+_GAUSSIAN_DEGREE = 8
+
+
+def _gaussian_tail(e: sp.Expr) -> sp.Expr | None:
+    """``P(u) exp(k u**2)`` (k < 0, P a polynomial of degree <= 8) with u clipped to
+    +-sqrt(800/|k|): beyond that the product is below 1e-300 and rounds to 0, while u**2 in
+    P overflows from |u| = 1e154 and makes inf * 0 = NaN (the GELU's second derivative)."""
+    if not e.is_Mul:
+        return None
+    gauss = [f for f in e.args if isinstance(f, sp.exp)]
+    if len(gauss) != 1:
+        return None
+    k, w = gauss[0].args[0].as_coeff_Mul()
+    if not (k.is_negative and w.is_Pow and w.exp == 2) or isinstance(w.base, sp.Min):
+        return None
+    u = w.base
+    z = sp.Dummy("z")
+    degree = 0
+    for f in e.args:
+        if f is gauss[0] or f.is_number:
+            continue
+        p = f.xreplace({u: z})
+        if p.free_symbols != {z} or not p.is_polynomial(z):
+            return None
+        degree += sp.degree(p, z)
+        if degree > _GAUSSIAN_DEGREE or sum(abs(c) for c in sp.Poly(p, z).coeffs()) > 1e6:
+            return None
+    if degree < 2:  # u exp(k u**2) is u * 0 = 0 in the tail: nothing overflows
+        return None
+    bound = sp.sqrt(GAUSSIAN_EXPONENT / -k)
+    return e.xreplace({u: sp.Min(sp.Max(u, -bound), bound)})
+
+
 def _heaviside(e: sp.Expr) -> sp.Expr | None:
     """``Heaviside(u) -> Piecewise((1, u > 0), (0, True))``: PyTorch's convention, step'(0) = 0,
     relu'(0) = 0."""
@@ -466,12 +668,15 @@ _STABLE_RULES = (
     _one_minus_sigmoid,
     _exp_erf_offset,
     _trig_hyperbolic_offsets,
+    _power_offset,
     _conjugate,
     _log_difference,
+    _log_ratio,
     _log_sigmoid,
     _log_cosh,
     _log_tanh,
     _log_one_plus,
+    _gaussian_tail,
     _xlogy_sigmoid,
     _xlogy_positive,
 )
@@ -578,8 +783,181 @@ def _saturate(e: sp.Expr) -> sp.Expr:
     return k * sp.Min(sp.Max(v, -c), c)
 
 
+# ---------------------------------------------------------------- positive quadratics
+
+
+def _quadratic(q: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """Return (a, u, c) for ``q = a (1 + (c u)**2)`` (q = a + b u**2 with numbers a, b > 0),
+    else None. A base that is a Min is the scaled form's own ``1 + t**2``: never again."""
+    if not (q.is_Add and len(q.args) == 2):
+        return None
+    a, other = q.args if q.args[0].is_Number else q.args[::-1]
+    if not (a.is_Number and a.is_positive):
+        return None
+    b, w = other.as_coeff_Mul()
+    if not (b.is_positive and w.is_Pow and w.exp == 2) or isinstance(w.base, sp.Min):
+        return None
+    return a, w.base, sp.sqrt(b / a)
+
+
+def _scales(v: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """Return (m, t, r) for v: m = max(|v|, 1), t = min(|v|, 1/m) <= 1 and r = v/m =
+    clip(v, -1, 1), so that 1 + v**2 = m**2 (1 + t**2) and v = r m with nothing squared
+    beyond 1 but m (r is a clip, not v/m, so that sympy does not distribute its powers)."""
+    av = _abs(v)
+    m = sp.Max(av, 1)
+    return m, sp.Min(av, 1 / m), sp.Min(sp.Max(v, -1), 1)
+
+
+def _scales_of(u: sp.Expr, c: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """Return (big, t, rho) for v = c u, in u's units so that c u is never formed (it
+    overflows for c > 1 although the result need not): big = max(|u|, 1/c) (m = c big),
+    t = c min(|u|, c**-2 / big) (as in _scales) and rho = clip(u, -1/c, 1/c) (r = c rho)."""
+    au = _abs(u)
+    big = sp.Max(au, 1 / c)
+    return big, c * sp.Min(au, c**-2 / big), sp.Min(sp.Max(u, -1 / c), 1 / c)
+
+
+def _quadratic_product(e: sp.Expr) -> sp.Expr | None:
+    """``u**k * prod (a_i (1 + (c u)**2))**p_i -> prod a_i**p_i rho**k (c big)**(k + 2P)
+    (1 + t**2)**P`` with P = sum p_i and (big, t, rho) = _scales_of(u, c), for powers p_i
+    that are not positive integers: u**2 overflows beyond |u| = 1e154 (x / (1 + x**2/4) is 0
+    there instead of 4/x), the scaled form only where the product itself does."""
+    factors = e.args if e.is_Mul else (e,)
+    groups: dict[tuple, list] = {}
+    for f in factors:
+        base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
+        found = _quadratic(base)
+        if found is None or not p.is_number or (p.is_Integer and p > 0):
+            continue
+        a, u, c = found
+        groups.setdefault((u, c), []).append((f, a, p))
+    if not groups:
+        return None
+    (u, c), qs = min(groups.items(), key=lambda item: sp.default_sort_key(item[0][0]))
+    k, rest = sp.S.Zero, []
+    used = {f for f, _, _ in qs}
+    for f in factors:
+        if f in used:
+            continue
+        base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
+        if base == u and p.is_Integer:
+            k += p
+        else:
+            rest.append(f)
+    big_p = sp.Add(*(p for _, _, p in qs))
+    big, t, rho = _scales_of(u, c)
+    j = k + 2 * big_p
+    scaled = sp.Mul(*(a**p for _, a, p in qs)) * rho**k * c**j * big**j
+    return sp.Mul(*rest) * scaled * (1 + t**2) ** big_p
+
+
+def _quadratic_log(e: sp.Expr) -> sp.Expr | None:
+    """``log(a (1 + v**2)) -> log(a) + 2 log(m) + log1p(t**2)`` for a >= 1 (every term >= 0,
+    so nothing cancels): exact near 0 and finite beyond |v| = 1e154 (v = c u itself
+    overflows beyond |u| = 1.8e308 / c for c > 1; log(c) + log(big) would cancel at big = 1/c)."""
+    if not isinstance(e, sp.log):
+        return None
+    found = _quadratic(e.args[0])
+    if found is None or found[0] < 1:
+        return None
+    a, u, c = found
+    m, t, _ = _scales(c * u)
+    return sp.log(a) + 2 * sp.log(m) + log1p(t**2)
+
+
+def _quadratic_root_offset(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum, ``k sqrt(a (1 + v**2)) - k sqrt(a) -> k sqrt(a) m r**2 / (sqrt(1 + t**2)
+    + 1/m)`` (= k sqrt(a) v**2 / (sqrt(1 + v**2) + 1), with m = c big and r = c rho from
+    _scales_of): no cancellation near 0, no overflow of v**2 in the tails (pseudo-Huber)."""
+    if not e.is_Add:
+        return None
+    for term in e.args:
+        k, rest = term.as_coeff_Mul()
+        if not (rest.is_Pow and rest.exp == sp.S.Half):
+            continue
+        found = _quadratic(rest.base)
+        if found is None:
+            continue
+        a, u, c = found
+        offset = -k * sp.sqrt(a)
+        if offset not in e.args:
+            continue
+        big, t, rho = _scales_of(u, c)
+        others = [x for x in e.args if x is not term and x != offset]
+        root = sp.sqrt(1 + t**2) + c**-1 / big
+        return sp.Add(*others) + k * sp.sqrt(a) * c**3 * big * rho**2 / root
+    return None
+
+
+def _common_denominator(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum, ``c + k P / D -> (c D + k P) / D`` where c D + k P expands to something
+    simpler than D (1 - x**2/(x**2 + 4) = 4/(x**2 + 4)): the two terms cancel where D is
+    large, the quotient does not."""
+    if not e.is_Add or len(e.args) > 8:
+        return None
+    numbers = [a for a in e.args if a.is_Number]
+    if not numbers:
+        return None
+    c = numbers[0]
+    for term in e.args:
+        if not term.is_Mul:
+            continue
+        dens = [f for f in term.args if f.is_Pow and f.exp == -1 and f.base.is_Add]
+        if len(dens) != 1:
+            continue
+        den = dens[0].base
+        num = sp.expand(c * den + term * den)
+        if not _simpler(num, den):
+            continue
+        others = [x for x in e.args if x is not term and x is not c]
+        return sp.Add(*others) + num / den
+    return None
+
+
+def _quadratic_rule(e: sp.Expr) -> sp.Expr | None:
+    return (
+        _rational_sum(e)
+        or _common_denominator(e)
+        or _quadratic_root_offset(e)
+        or _quadratic_log(e)
+        or (_quadratic_product(e) if e.is_Mul or e.is_Pow else None)
+    )
+
+
+def scale_quadratics(expr: sp.Expr) -> sp.Expr:
+    """Rewrite ``a + b u**2`` (a, b > 0) wherever u**2 would overflow although the result is
+    finite: top-down, so a sum or product is rewritten before its parts (1 - x**2/(x**2 + 4)
+    becomes 4/(x**2 + 4) before either term is scaled)."""
+    cache: dict[sp.Basic, sp.Basic] = {}
+
+    def visit(node: sp.Basic) -> sp.Basic:
+        done = cache.get(node)
+        if done is not None:
+            return done
+        out = node
+        if node.args and not node.is_Atom:
+            for _ in range(4):  # a rule's result may match another rule at the same node
+                new = _quadratic_rule(out)
+                if new is None or new == out:
+                    break
+                out = new
+            if _is_size_split(out):  # _rational_sum's factored forms are final
+                cache[node] = out
+                return out
+            if out.args and not out.is_Atom:
+                args = tuple(visit(a) for a in out.args)
+                if args != out.args:
+                    out = out.func(*args)
+        cache[node] = out
+        return out
+
+    return visit(expr)
+
+
 def stabilize(expr: sp.Expr) -> sp.Expr:
     """Rewrite a derived expression into forms that stay finite wherever its value is finite."""
+    expr = scale_quadratics(expr)
     previous = None
     while previous != expr:
         previous = expr

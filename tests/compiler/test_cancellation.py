@@ -25,7 +25,12 @@ CASES = [
         [1e8, 1e12, 3e15],
         1 / (sp.sqrt(x) + sp.sqrt(x + 1)),
     ),
-    ("frac_diff", 1 / (x + 1) - 1 / x, [1e8, 1e12, -3e15], -1 / (x * (x + 1))),
+    (
+        "frac_diff",
+        1 / (x + 1) - 1 / x,
+        [1e8, 1e12, -3e15, 1e155],
+        sp.Piecewise((-1 / (x**2 * (1 + 1 / x)), sp.Abs(x) > 2**20), (-1 / (x * (x + 1)), True)),
+    ),
     ("log_diff", sp.log(x + 1) - sp.log(x), [1e8, 1e12, 3e15], None),
     ("pseudo_huber", 4 * (sp.sqrt(1 + (x / 2) ** 2) - 1), [1e-9, 1e-5, -3e-7], None),
 ]

@@ -20,7 +20,15 @@ CASES = [
     (rewrite._exp_erf_offset, 1 + sp.erf(u), 2 * ncdf(sp.sqrt(2) * u)),
     (rewrite._exp_erf_offset, 1 - sp.erf(u), sp.erfc(u)),
     (rewrite._log_sigmoid, sp.log(sigmoid(u)), -softplus(-u)),
-    (rewrite._log_cosh, sp.log(sp.cosh(u)), logaddexp(u, -u) - sp.log(2)),
+    (
+        rewrite._log_cosh,
+        sp.log(sp.cosh(u)),
+        sp.Piecewise(
+            (log1p(2 * sp.sinh(sp.Abs(u) / 2) ** 2), sp.Abs(u) < 2),
+            (logaddexp(u, -u) - sp.log(2), True),
+        ),
+    ),
+    (rewrite._power_offset, 2 - 2 * (1 - u**2) ** 3, 2 * u**2 * (1 + (1 - u**2) + (1 - u**2) ** 2)),
     (rewrite._log_one_plus, sp.log(1 + u**2), log1p(u**2)),
     (rewrite._xlogy_sigmoid, xlogy(a, sigmoid(u)), -a * softplus(-u)),
     (rewrite._xlogy_positive, xlogy(a, softplus(u)), a * sp.log(softplus(u))),

@@ -54,16 +54,17 @@ def my_gelu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 def my_gelu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2my_gelu/dx2 element-wise.
 
-    d2f/dx2 = sqrt(2)*(1 - x**2/2)*exp(-x**2/2)/sqrt(pi)
+    d2f/dx2 = sqrt(2)*(1 - Min(40, Max(-40, x))**2/2)*exp(-Min(40, Max(-40, x))**2/2)/sqrt(pi)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = x ** 2 * 0.5
+        t0 = np.clip(x, -40, 40) ** 2 * 0.5
         return (1 - t0) * np.exp(-t0) * 0.7978845608028654
     """
     out, x = _prepare('my_gelu_hess', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
-    np.square(x, out=b0)
+    np.clip(x, -40, 40, out=b0)
+    np.square(b0, out=b0)
     np.multiply(b0, 0.5, out=b0)  # t0
     np.subtract(1, b0, out=out)
     np.negative(b0, out=b0)

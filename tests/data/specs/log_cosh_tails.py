@@ -29,16 +29,31 @@ def my_log_cosh(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
-        return float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n)
+        t1 = np.abs(t0)
+        return (
+            float(np.sum(np.where(t1 < 2, np.log1p(np.sinh(np.minimum(t1, 2) * 0.5) ** 2 * 2),
+            np.logaddexp(-t0, t0) - 0.6931471805599453)) * inv_n)
+        )
     """
     b0, yhat, y = _prepare('my_log_cosh', None, yhat, y)
     weight, inv_n = _weighting('my_log_cosh', weight, b0.shape, count, False)
-    b1, = _scratch(b0.shape, 1, b0.dtype)
-    np.subtract(y, yhat, out=b0)  # t0
-    value0 = -0.6931471805599453*_total(weight, None, b0.size)
-    np.negative(b0, out=b1)
-    np.logaddexp(b1, b0, out=b1)
-    value0 += _total(weight, b1)
+    b1, b2 = _scratch(b0.shape, 2, b0.dtype)
+    m0, = _scratch(b0.shape, 1, bool)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(y, yhat, out=b0)  # t0
+        np.abs(b0, out=b1)  # t1
+        np.less(b1, 2, out=m0)
+        np.minimum(b1, 2, out=b1)
+        np.multiply(b1, 0.5, out=b1)
+        np.sinh(b1, out=b1)
+        np.square(b1, out=b1)
+        np.multiply(b1, 2, out=b1)
+        np.log1p(b1, out=b1)
+        np.negative(b0, out=b2)
+        np.logaddexp(b2, b0, out=b2)
+        np.subtract(b2, 0.6931471805599453, out=b2)
+    np.copyto(b2, b1, where=m0)
+    value0 = _total(weight, b2)
     value0 *= inv_n
     return float(value0)
 
@@ -87,19 +102,31 @@ def my_log_cosh_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
+        t1 = np.abs(t0)
         return (
-            (float((-0.6931471805599453 * t0.size + np.sum(np.logaddexp(-t0, t0))) * inv_n),
-            np.tanh(t0) * -inv_n)
+            (float(np.sum(np.where(t1 < 2, np.log1p(np.sinh(np.minimum(t1, 2) * 0.5) ** 2 * 2),
+            np.logaddexp(-t0, t0) - 0.6931471805599453)) * inv_n), np.tanh(t0) * -inv_n)
         )
     """
     out, yhat, y = _prepare('my_log_cosh_value_and_grad', out, yhat, y)
     weight, inv_n = _weighting('my_log_cosh_value_and_grad', weight, out.shape, count, False)
-    b1, = _scratch(out.shape, 1, out.dtype)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, yhat, out=out)  # t0
-    value0 = -0.6931471805599453*_total(weight, None, out.size)
-    np.negative(out, out=b1)
-    np.logaddexp(b1, out, out=b1)
-    value0 += _total(weight, b1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.abs(out, out=b1)  # t1
+        np.less(b1, 2, out=m0)
+        np.minimum(b1, 2, out=b1)
+        np.multiply(b1, 0.5, out=b1)
+        np.sinh(b1, out=b1)
+        np.square(b1, out=b1)
+        np.multiply(b1, 2, out=b1)
+        np.log1p(b1, out=b1)
+        np.negative(out, out=b2)
+        np.logaddexp(b2, out, out=b2)
+        np.subtract(b2, 0.6931471805599453, out=b2)
+    np.copyto(b2, b1, where=m0)
+    value0 = _total(weight, b2)
     value0 *= inv_n
     np.tanh(out, out=out)
     np.multiply(out, -inv_n, out=out)
@@ -191,15 +218,30 @@ def my_log_cosh_per_sample(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = y - yhat
-        return np.logaddexp(-t0, t0) - 0.6931471805599453
+        t1 = np.abs(t0)
+        return (
+            np.where(t1 < 2, np.log1p(np.sinh(np.minimum(t1, 2) * 0.5) ** 2 * 2), np.logaddexp(-t0,
+            t0) - 0.6931471805599453)
+        )
     """
     out, yhat, y = _prepare('my_log_cosh_per_sample', out, yhat, y)
     weight = _weights('my_log_cosh_per_sample', weight, out.shape, False)
-    b0, = _scratch(out.shape, 1, out.dtype)
-    np.subtract(y, yhat, out=b0)  # t0
-    np.negative(b0, out=out)
-    np.logaddexp(out, b0, out=out)
-    np.subtract(out, 0.6931471805599453, out=out)
+    b0, b1 = _scratch(out.shape, 2, out.dtype)
+    m0, = _scratch(out.shape, 1, bool)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        np.subtract(y, yhat, out=b0)  # t0
+        np.abs(b0, out=b1)  # t1
+        np.less(b1, 2, out=m0)
+        np.minimum(b1, 2, out=b1)
+        np.multiply(b1, 0.5, out=b1)
+        np.sinh(b1, out=b1)
+        np.square(b1, out=b1)
+        np.multiply(b1, 2, out=b1)
+        np.log1p(b1, out=b1)
+        np.negative(b0, out=out)
+        np.logaddexp(out, b0, out=out)
+        np.subtract(out, 0.6931471805599453, out=out)
+    np.copyto(out, b1, where=m0)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out

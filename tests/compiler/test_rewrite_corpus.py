@@ -1,0 +1,186 @@
+"""The rules for losses users write by hand: positive quadratics a + b u**2 (Cauchy,
+pseudo-Huber, 1/sqrt(1 + x**2)) stay exact near 0 and finite, within a few ulps, where u**2
+would overflow; log(cosh(x)) keeps its digits near 0; Tukey's 1 - (1 - w)**3 does not cancel.
+Value and derivatives, against mpmath, at awkward points."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+import symgrad as sg
+from symgrad.compiler import check, rewrite
+
+x = sp.Symbol("x", real=True)
+
+AWKWARD = [0.0, 1e-8, -1e-8, 0.5, -3.0, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0]
+AWKWARD += [1e154, -1e154, 3e157, 1e200, -1e300, 1e300, 1.7e308]
+
+CASES = [
+    ("cauchy", 2 * sp.log(1 + (x / 2) ** 2)),
+    ("log_offset", sp.log(3 + x**2 / 5)),
+    ("steep", 2 * x / (1 + 3 * x**2)),
+    ("pseudo_huber", 4 * (sp.sqrt(1 + (x / 2) ** 2) - 1)),
+    ("inv_root", 1 / sp.sqrt(1 + x**2)),
+    ("ratio", x / (1 + x**2)),
+    ("merged", (x**2 + 2) ** sp.Rational(-3, 2)),
+    ("log_cosh", sp.log(sp.cosh(x))),
+    ("tukey_core", 1 - (1 - (x / 5) ** 2) ** 3),
+    ("logq", sp.log((1 - x) / (1 + x))),
+    ("frac2", 1 / (x + 1) - 1 / x),
+]
+
+
+def _ulps(got: float, exact: float) -> float:
+    """Return the distance from ``got`` to ``exact`` in units of float64 spacing at ``exact``
+    (the smallest subnormal where ``exact`` underflows)."""
+    return abs(got - exact) / max(math.ulp(exact), 5e-324)
+
+
+@pytest.mark.parametrize(("name", "expr"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("form", ["value", "grad", "hess"])
+def test_quadratic_forms_are_exact_everywhere(name, expr, form):
+    spec = sg.Spec(name, "activation", (x,), (), expr)
+    k = sg.compile(spec)
+    ref = check.Reference(spec)
+    fn = getattr(k, name + {"value": "", "grad": "_grad", "hess": "_hess"}[form])
+    for v in AWKWARD:
+        exact, _ = check._enough_digits(ref.exact(form), (v,))
+        if exact is None and v != 0:
+            continue  # 1 + erf(-212) cancels beyond the reference's working precision
+        if exact is None:  # an exact zero (4 (sqrt(1) - 1) at 0): sympy's evaluation
+            exact = sp.N(ref.forms[form].subs(x, 0), 40)
+            if not exact.is_real:
+                continue  # a pole (1/x at 0)
+        want = float(exact)
+        if not math.isfinite(want):
+            continue
+        with np.errstate(all="raise", under="ignore"):
+            g = fn(np.array([v]))[0]
+        assert math.isfinite(g), (name, form, v)
+        assert _ulps(float(g), want) <= 8, (name, form, v, g, want)
+
+
+def test_quadratic_is_recognised_in_either_order_and_scale():
+    assert rewrite._quadratic(x**2 / 4 + 1) == (1, x, sp.S.Half)
+    assert rewrite._quadratic(4 + x**2) == (4, x, sp.S.Half)
+    assert rewrite._quadratic(1 - x**2) is None
+    assert rewrite._quadratic(x**2 + x) is None
+    assert rewrite._quadratic(1 + x**3) is None
+
+
+def test_log_of_quadratic_is_log1p_near_zero_and_split_in_the_tail():
+    m, t, _ = rewrite._scales(x / 2)
+    assert rewrite._quadratic_log(sp.log(1 + x**2 / 4)) == 2 * sp.log(m) + log1p(t**2)
+    assert rewrite._quadratic_log(sp.log(sp.Rational(1, 2) + x**2)) is None  # log(a) < 0
+
+
+def test_common_denominator_removes_the_cancellation():
+    assert rewrite._common_denominator(1 - x**2 / (x**2 + 4)) == 4 / (x**2 + 4)
+    assert rewrite._common_denominator(1 - x / (x**2 + 4)) is None  # nothing simpler
+
+
+def test_scaled_products_keep_one_power_of_the_scale():
+    """x**3 / (1 + x**2)**2 is one power of max(|x|, 1), never its cube over its fourth."""
+    big, t, rho = rewrite._scales_of(x, sp.S.One)
+    assert rewrite._quadratic_product(x**3 / (1 + x**2) ** 2) == rho**3 * (1 + t**2) ** -2 / big
+
+
+def test_reference_sees_through_a_log_of_one():
+    """log(cosh(1e-100)) is 5e-201, not the 0 that 50 digits of cosh give."""
+    spec = sg.Spec("lc", "activation", (x,), (), sp.log(sp.cosh(x)))
+    exact, _ = check._enough_digits(check.Reference(spec).exact("value"), (1e-100,))
+    assert float(exact) == pytest.approx(5e-201, rel=1e-15)
+
+
+def test_fractions_over_a_common_denominator_split_by_size():
+    near = 2 / (x * (x - 1) * (x + 1))
+    far = 2 / (x**3 * (1 - 1 / x) * (1 + 1 / x))
+    want = sp.Piecewise((far, sp.Abs(x) > rewrite.FAR_FRACTIONS), (near, True))
+    assert rewrite._rational_sum(1 / (x + 1) - 2 / x + 1 / (x - 1)) == want
+    assert rewrite._rational_sum(1 / (x + 1) + 1 / x + 1 / (x - 1)) is None  # no cancellation
+    assert rewrite._rational_sum(x**2 + 1 / x) is None
+
+
+@pytest.mark.parametrize("form", ["value", "grad", "hess"])
+def test_three_fractions_are_exact_from_the_pole_to_the_tail(form):
+    expr = 1 / (x + 1) - 2 / x + 1 / (x - 1)
+    spec = sg.Spec("frac3", "activation", (x,), (), expr)
+    k = sg.compile(spec)
+    ref = check.Reference(spec)
+    fn = getattr(k, "frac3" + {"value": "", "grad": "_grad", "hess": "_hess"}[form])
+    for v in [1.0000000000000002, 1.5, -3.0, 30.0, 1e6, -1e6, 1e8, 1e15, 1e30, -1e50, 1e70]:
+        exact, _ = check._enough_digits(ref.exact(form), (v,))
+        with np.errstate(all="raise", under="ignore"):
+            g = fn(np.array([v]))[0]
+        assert _ulps(float(g), float(exact)) <= 16, (form, v, g, float(exact))
+
+
+def test_gaussian_tail_clips_the_polynomial_factor():
+    bound = sp.sqrt(2 * rewrite.GAUSSIAN_EXPONENT)
+    clip = sp.Min(sp.Max(x, -bound), bound)
+    got = rewrite._gaussian_tail((1 - x**2 / 2) * sp.exp(-(x**2) / 2))
+    assert got == (1 - clip**2 / 2) * sp.exp(-(clip**2) / 2)
+    assert rewrite._gaussian_tail(sp.sin(x) * sp.exp(-(x**2))) is None  # not a polynomial
+    assert rewrite._gaussian_tail(3 * sp.exp(-(x**2))) is None  # nothing to overflow
+
+
+def test_gelu_second_derivative_is_finite_in_the_tails():
+    """(1 - x**2/2) exp(-x**2/2): x**2 overflows from 1e154, inf * 0 was NaN."""
+    spec = sg.Spec("gelu", "activation", (x,), (), x / 2 * (1 + sp.erf(x / sp.sqrt(2))))
+    k = sg.compile(spec)
+    ref = check.Reference(spec)
+    for v in [0.0, 1e-8, -3.0, 10.0, 30.0, -38.0, 40.0, 1e154, -1e200, 1e300, 1.7e308]:
+        exact, _ = check._enough_digits(ref.exact("hess"), (v,))
+        with np.errstate(all="raise", under="ignore"):
+            g = k.gelu_hess(np.array([v]))[0]
+        # exp(-x**2/2) carries x**2's rounding: the function's own condition is about x**2
+        assert _ulps(float(g), float(exact)) <= 8 * (1 + v * v if abs(v) < 1e3 else 1), (v, g)
+
+
+def test_log_of_a_ratio_near_one_is_log1p():
+    assert rewrite._log_ratio(sp.log((1 - x) / (1 + x))) == log1p(-2 * x / (x + 1))
+    assert rewrite._log_ratio(sp.log((x**2 + 1) / (x + 3))) is None  # nothing simpler
+
+
+def test_rational_derivative_is_factored_whole():
+    """log((1 - x)/(1 + x))'' as sympy writes it cancels at 0; factored it is -4x/(...)."""
+    v = sp.log((1 - x) / (1 + x))
+    hess = rewrite.tidy(sp.diff(rewrite.tidy(sp.diff(v, x)), x))
+    got = rewrite.stabilize(hess)
+    assert rewrite._is_size_split(got)
+    assert got.args[1][0] == -4 * x / ((x - 1) ** 2 * (x + 1) ** 2)
+
+
+def test_common_factor_of_exponential_polynomials_cancels_before_differentiating():
+    ratio = (sp.exp(2 * x) - 1) / (sp.exp(x) - 1)
+    assert rewrite._exp_polynomial_quotient(ratio) == sp.exp(x) + 1
+    assert rewrite._exp_polynomial_quotient(sp.exp(x) / (sp.exp(x) - 1)) is None  # no factor
+    assert rewrite._exp_polynomial_quotient((sp.exp(x) - 1) / (sp.exp(x / 3) + 1)) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expr"),
+    [
+        ("sqrtexp", sp.sqrt((sp.exp(2 * x) - 1) / (sp.exp(x) - 1))),
+        ("expq2", sp.exp(x) / (sp.exp(x) - 1)),
+    ],
+)
+@pytest.mark.parametrize("form", ["grad", "hess"])
+def test_derivatives_of_exponential_quotients_keep_their_digits(name, expr, form):
+    """The derivatives of expm1 quotients cancel near 0 as sympy writes them (36-41 bits)."""
+    spec = sg.Spec(name, "activation", (x,), (), expr)
+    k = sg.compile(spec)
+    ref = check.Reference(spec)
+    fn = getattr(k, name + "_" + form)
+    for v in [1e-300, -1e-8, 1e-8, 0.5, -3.0, 30.0, -30.0, 300.0, -300.0, -700.0]:
+        exact, _ = check._enough_digits(ref.exact(form), (v,))
+        if exact is None or not math.isfinite(float(exact)):
+            continue
+        with np.errstate(all="raise", under="ignore"):
+            g = fn(np.array([v]))[0]
+        assert _ulps(float(g), float(exact)) <= 16, (name, form, v, g, float(exact))
