@@ -179,6 +179,36 @@ def elementwise(
     return result.reshape(shape)
 
 
+def grad_hess(
+    fn: Callable[..., tuple[np.ndarray, np.ndarray]],
+    yhat: np.ndarray,
+    y: np.ndarray,
+    *,
+    workers: int = 1,
+    **kwargs: object,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Return ``fn(yhat, y, **kwargs)`` for an element-wise ``_grad_hess`` kernel (yhat and y of
+    one shape), block by block on ``workers`` threads (``block_size``), and min(h), taken per
+    block while it is in cache (NaN if any h is). The numbers are those of one call."""
+    flat_yhat = np.ascontiguousarray(yhat).reshape(-1)
+    flat_y = np.ascontiguousarray(y).reshape(-1)
+    grad, h = np.empty(flat_yhat.size), np.empty(flat_yhat.size)
+    block = block_size(flat_yhat.size, workers)
+    starts = range(0, flat_yhat.size, block)
+    lows = np.full(max(1, len(starts)), np.inf)
+
+    def task(i: int, lo: int) -> Callable[[], None]:
+        def run() -> None:
+            part = slice(lo, lo + block)
+            grad[part], h[part] = fn(flat_yhat[part], flat_y[part], **kwargs)
+            lows[i] = np.min(h[part])
+
+        return run
+
+    run([task(i, lo) for i, lo in enumerate(starts)], workers)
+    return grad.reshape(np.shape(yhat)), h.reshape(np.shape(yhat)), float(np.min(lows))
+
+
 def _rows(yhat: np.ndarray, y: np.ndarray, class_axis: bool, block: int):
     """Return yhat and y as rows (samples) and the number of rows per block."""
     yhat = _real("loss_value_and_grad", "yhat", yhat)

@@ -227,24 +227,7 @@ class Objective:
         if self.spec.class_axis or yhat.size <= _BLOCK:
             grad, h = fn(yhat, y, count=1)
             return grad, h, float(np.min(h, initial=np.inf))
-        flat_yhat = np.ascontiguousarray(yhat).reshape(-1)
-        flat_y = np.ascontiguousarray(y).reshape(-1)
-        grad, h = np.empty(flat_yhat.size), np.empty(flat_yhat.size)
-        workers = self.threads_in_use
-        block = blocked.block_size(flat_yhat.size, workers)
-        starts = range(0, flat_yhat.size, block)
-        lows = np.empty(len(starts))
-
-        def task(i: int, lo: int) -> Callable[[], None]:
-            def run() -> None:
-                part = slice(lo, lo + block)
-                grad[part], h[part] = fn(flat_yhat[part], flat_y[part], count=1)
-                lows[i] = np.min(h[part])
-
-            return run
-
-        blocked.run([task(i, lo) for i, lo in enumerate(starts)], workers)
-        return grad.reshape(yhat.shape), h.reshape(yhat.shape), float(np.min(lows))
+        return blocked.grad_hess(fn, yhat, y, workers=self.threads_in_use, count=1)
 
     @property
     def threads_in_use(self) -> int:
