@@ -1438,55 +1438,25 @@ def softsign_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
     r"""Return dsoftsign/dx element-wise.
 
     f = x/(Abs(x) + 1)
-    df/dx = Piecewise((3*x**2 - 2*x + 1, Abs(x) < 3.0277272261966719e-6), (x**(-2) - 2/x**3, x >
-        164382474.01783128), (x**(-2) + 2/x**3, x < -164382474.01783128), ((-x*sign(x) + Abs(x)
-        + 1)/(Abs(x)**2 + 2*Abs(x) + 1), True))
+    df/dx = (-x*sign(x) + Abs(x) + 1)/(Abs(x)**2 + 2*Abs(x) + 1)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = x ** 2
-        t1 = np.abs(x)
-        t2 = 1.0 / t0
-        t3 = 2 / x / x / x
-        return (
-            np.where(t1 < 3.027727226196672e-06, t0 * 3 - x * 2 + 1, np.where(x >
-            164382474.01783127, t2 - t3, np.where(x < -164382474.01783127, t2 + t3, (t1 - x *
-            np.sign(x) + 1) / (t1 ** 2 + t1 * 2 + 1))))
-        )
+        t0 = np.abs(x)
+        return (t0 - x * np.sign(x) + 1) / (t0 ** 2 + t0 * 2 + 1)
     """
     out, x = _prepare('softsign_grad', out, x)
-    b0, b1, b2, b3, b4, b6, b7 = _scratch(out.shape, 7, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.square(x, out=b0)  # t0
-        np.abs(x, out=b1)  # t1
-        np.divide(1.0, b0, out=b2)  # t2
-        np.divide(2, x, out=b3)
-        np.divide(b3, x, out=b3)
-        np.divide(b3, x, out=b3)  # t3
-        np.less(x, -164382474.01783127, out=m0)
-        np.add(b2, b3, out=b4)
-        np.sign(x, out=out)
-        np.multiply(x, out, out=out)
-        np.subtract(b1, out, out=out)
-        np.add(out, 1, out=out)
-        np.square(b1, out=b6)
-        np.multiply(b1, 2, out=b7)
-        np.add(b6, b7, out=b6)
-        np.add(b6, 1, out=b6)
-        np.divide(out, b6, out=out)
-    np.copyto(out, b4, where=m0)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.greater(x, 164382474.01783127, out=m0)
-        np.subtract(b2, b3, out=b2)
-    np.copyto(out, b2, where=m0)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        np.less(b1, 3.027727226196672e-06, out=m0)
-        np.multiply(b0, 3, out=b0)
-        np.multiply(x, 2, out=b1)
-        np.subtract(b0, b1, out=b0)
-        np.add(b0, 1, out=b0)
-    np.copyto(out, b0, where=m0)
+    b0, b2 = _scratch(out.shape, 2, out.dtype)
+    np.abs(x, out=b0)  # t0
+    np.sign(x, out=out)
+    np.multiply(x, out, out=out)
+    np.subtract(b0, out, out=out)
+    np.add(out, 1, out=out)
+    np.square(b0, out=b2)
+    np.multiply(b0, 2, out=b0)
+    np.add(b2, b0, out=b2)
+    np.add(b2, 1, out=b2)
+    np.divide(out, b2, out=out)
     return out
 
 

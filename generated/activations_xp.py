@@ -775,20 +775,11 @@ def softsign_grad(x, *, out=None):
     r"""Return dsoftsign/dx element-wise.
 
     f = x/(Abs(x) + 1)
-    df/dx = Piecewise((3*x**2 - 2*x + 1, Abs(x) < 3.0277272261966719e-6), (x**(-2) - 2/x**3, x >
-        164382474.01783128), (x**(-2) + 2/x**3, x < -164382474.01783128), ((-x*sign(x) + Abs(x)
-        + 1)/(Abs(x)**2 + 2*Abs(x) + 1), True))
+    df/dx = (-x*sign(x) + Abs(x) + 1)/(Abs(x)**2 + 2*Abs(x) + 1)
     """
     xp, dtype, x = _prepare('softsign_grad', x)
-    t0 = x*x
-    t1 = xp.abs(x)
-    t2 = 1/t0
-    t3 = 2/(x*x*x)
-    return (
-        _into('softsign_grad', out, xp.where(t1 < 3.027727226196672e-06, 3*t0 + 1 - 2*x, xp.where(x
-        > 164382474.01783127, t2 - t3, xp.where(x < -164382474.01783127, t2 + t3, (t1 + 1 -
-        x*xp.sign(x))/((t1*t1) + 2*t1 + 1)))))
-    )
+    t0 = xp.abs(x)
+    return _into('softsign_grad', out, (t0 + 1 - x*xp.sign(x))/((t0*t0) + 2*t0 + 1))
 
 
 def softsign_hess(x, *, out=None):

@@ -304,9 +304,33 @@ def _variable(x: sp.Symbol, at: str) -> tuple[sp.Symbol, sp.Expr]:
     return _U, (1 if at == "+oo" else -1) / x
 
 
+#: Functions sympy expands in a bounded number of steps; a series is taken only of forms
+#: built from these, nested at most ``SERIES_DEPTH`` deep (sympy's series of a sigmoid of an
+#: exponential, or of a deep composition, can run for minutes: no count bounds it otherwise).
+SERIES_FUNCTIONS = (sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.atan, sp.sinh, sp.cosh, sp.tanh)
+SERIES_DEPTH = 1
+
+
+def _expandable(expr: sp.Expr, depth: int = 0) -> bool:
+    """Tell whether ``expr`` is a rational/power combination of SERIES_FUNCTIONS applied to
+    arguments with no function in them (at most SERIES_DEPTH functions deep)."""
+    if expr.is_Atom:
+        return True
+    if isinstance(expr, sp.Function):
+        if not isinstance(expr, SERIES_FUNCTIONS) or depth >= SERIES_DEPTH:
+            return False
+        return all(_expandable(a, depth + 1) for a in expr.args)
+    if not (expr.is_Add or expr.is_Mul or expr.is_Pow):
+        return False
+    return all(_expandable(a, depth) for a in expr.args)
+
+
 def _series(expr: sp.Expr, x: sp.Symbol, at: str, order: int) -> sp.Expr | None:
     """Return the series of ``expr`` near 0 (``at`` = "0", in x) or in the tail at +oo / -oo
-    (in u = +-1/x > 0), truncated, or None where sympy cannot give one."""
+    (in u = +-1/x > 0), truncated, or None where sympy cannot give one (or is not asked: a
+    form with other functions or deeper nesting than ``_expandable`` allows)."""
+    if not _expandable(expr):
+        return None
     u, _ = _variable(x, at)
     try:
         e = expr if at == "0" else expr.subs(x, (1 if at == "+oo" else -1) / u)
