@@ -67,7 +67,7 @@ SERIES_NODES = 40
 #: Subexpressions with the most local error that get candidates of their own.
 LOCALIZED = 2
 #: Forms with more distinct nodes than this are not localized (one exact pass per point).
-LOCAL_NODES = 400
+LOCAL_NODES = 120
 #: Candidates checked by safe mode per function, best sampled first.
 VALIDATED = 3
 #: Reference work of one spec's search, as safe mode's ``Work`` counts it.
@@ -607,6 +607,10 @@ def improve(  # noqa: PLR0913
     ``check(plans, names)`` is safe mode's check of those functions (its failures),
     ``plan(derived)`` lowers a Derived for every target."""
     if spec.class_axis or spec.role not in ("activation", "loss", "regularizer"):
+        return plans, failures
+    if spec.expr.free_symbols != {spec.wrt} or _size(spec.expr) > SERIES_NODES:
+        # (a spec with other inputs or hyper-parameters, or a large one, keeps what the levels
+        # gave: its candidates are not series, and localizing it costs more than it finds)
         return plans, failures
     hyper = [v for _, v in spec.hyper]
     module = trial(plans["numpy"])
