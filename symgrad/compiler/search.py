@@ -62,8 +62,10 @@ MIN_GAIN = 1.0
 SAMPLES = 48
 #: The most terms a truncated series keeps, and the order the value's series is taken to.
 MAX_TERMS = 8
-#: A series is taken only of a value (or localized subexpression) this small (distinct nodes).
-SERIES_NODES = 40
+#: Only specs this small are searched, and a series is taken only of a value (or localized
+#: subexpression) this small (distinct nodes): sympy's ``series`` has no bound of its own, and
+#: on random specs of 20-40 nodes it ran for minutes. Hamming's problems have 4-12 nodes.
+SERIES_NODES = 14
 #: Subexpressions with the most local error that get candidates of their own.
 LOCALIZED = 2
 #: Forms with more distinct nodes than this are not localized (one exact pass per point).
