@@ -52,7 +52,6 @@ from symgrad.compiler.kernel import STABLE, Derived, derive_kernel
 from symgrad.compiler.primitives import Abs
 from symgrad.compiler.rewrite import stabilize
 from symgrad.compiler.spec import Spec
-from symgrad.compiler.traverse import Interner
 
 #: A function is searched when some safe-mode point has more bits of error than this ...
 TRIGGER_BITS = 10.0
@@ -333,6 +332,11 @@ def _series(expr: sp.Expr, x: sp.Symbol, at: str, order: int) -> sp.Expr | None:
     form with other functions or deeper nesting than ``_expandable`` allows)."""
     if not _expandable(expr):
         return None
+    if at != "0" and expr.atoms(sp.Function):
+        # an asymptotic expansion of exp/log/trig at infinity is where sympy's series has no
+        # bound (minutes on 10-node random specs); algebraic tails and Taylor series near 0
+        # are cheap
+        return None
     u, _ = _variable(x, at)
     try:
         e = expr if at == "0" else expr.subs(x, (1 if at == "+oo" else -1) / u)
@@ -407,10 +411,20 @@ def _regimes(base, x, series: dict, args, pts, exact) -> list[tuple[float, sp.Ex
 # ---------------------------------------------------------------- candidates
 
 
-def _size(expr: sp.Expr) -> int:
-    intern = Interner()
-    intern(expr)
-    return len(intern.table)
+def _size(expr: sp.Expr, limit: int = 1 << 30) -> int:
+    """Return the number of distinct nodes of ``expr``, or ``limit + 1`` as soon as it is
+    known to exceed ``limit`` (a deep spec's tree is not walked whole)."""
+    seen: set = set()
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if len(seen) > limit:
+            return limit + 1
+        stack.extend(node.args)
+    return len(seen)
 
 
 def _rewritten(node: sp.Expr) -> list[sp.Expr]:
@@ -610,7 +624,7 @@ def improve(  # noqa: PLR0913
     ``plan(derived)`` lowers a Derived for every target."""
     if spec.class_axis or spec.role not in ("activation", "loss", "regularizer"):
         return plans, failures
-    if spec.expr.free_symbols != {spec.wrt} or _size(spec.expr) > SERIES_NODES:
+    if spec.expr.free_symbols != {spec.wrt} or _size(spec.expr, SERIES_NODES) > SERIES_NODES:
         # (a spec with other inputs or hyper-parameters, or a large one, keeps what the levels
         # gave: its candidates are not series, and localizing it costs more than it finds)
         return plans, failures
