@@ -1439,52 +1439,61 @@ def softsign_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray
     r"""Return dsoftsign/dx element-wise.
 
     f = x/(Abs(x) + 1)
-    df/dx = -x*sign(x)/(Abs(x) + 1)**2 + 1/(Abs(x) + 1)
+    df/dx = (-x*sign(x) + Abs(x) + 1)/(Abs(x)**2 + 2*Abs(x) + 1)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
-        t0 = np.abs(x) + 1
-        return 1.0 / t0 - x * np.sign(x) / t0 / t0
+        t0 = np.abs(x)
+        return (t0 - x * np.sign(x) + 1) / (t0 ** 2 + t0 * 2 + 1)
     """
     out, x = _prepare('softsign_grad', out, x)
     b0, b2 = _scratch(out.shape, 2, out.dtype)
-    np.abs(x, out=b0)
-    np.add(b0, 1, out=b0)  # t0
-    np.divide(1.0, b0, out=out)
-    np.sign(x, out=b2)
-    np.multiply(x, b2, out=b2)
-    np.divide(b2, b0, out=b2)
-    np.divide(b2, b0, out=b2)
-    np.subtract(out, b2, out=out)
+    np.abs(x, out=b0)  # t0
+    np.sign(x, out=out)
+    np.multiply(x, out, out=out)
+    np.subtract(b0, out, out=out)
+    np.add(out, 1, out=out)
+    np.square(b0, out=b2)
+    np.multiply(b0, 2, out=b0)
+    np.add(b2, b0, out=b2)
+    np.add(b2, 1, out=b2)
+    np.divide(out, b2, out=out)
     return out
 
 
 def softsign_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2softsign/dx2 element-wise.
 
-    d2f/dx2 = 2*x*sign(x)**2/(Abs(x) + 1)**3 - 2*sign(x)/(Abs(x) + 1)**2
+    d2f/dx2 = (2*x*sign(x)**2 - 2*Abs(x)*sign(x) - 2*sign(x))/(Abs(x)**3 + 3*Abs(x)**2 +
+        3*Abs(x) + 1)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.sign(x)
-        t1 = np.abs(x) + 1
-        return t0 ** 2 * x / t1 / t1 / t1 * 2 - t0 / t1 / t1 * 2
+        t1 = t0 * 2
+        t2 = np.abs(x)
+        return (t0 ** 2 * x * 2 - t1 - t1 * t2) / (t2 ** 2 * t2 + t2 * 3 + t2 ** 2 * 3 + 1)
     """
     out, x = _prepare('softsign_hess', out, x)
-    b0, b1 = _scratch(out.shape, 2, out.dtype)
-    np.sign(x, out=b0)  # t0
-    np.abs(x, out=b1)
-    np.add(b1, 1, out=b1)  # t1
-    np.square(b0, out=out)
+    b1, b2, b3 = _scratch(out.shape, 3, out.dtype)
+    np.sign(x, out=out)  # t0
+    np.multiply(out, 2, out=b1)  # t1
+    np.abs(x, out=b2)  # t2
+    np.square(out, out=out)
     np.multiply(out, x, out=out)
-    np.divide(out, b1, out=out)
-    np.divide(out, b1, out=out)
-    np.divide(out, b1, out=out)
     np.multiply(out, 2, out=out)
-    np.divide(b0, b1, out=b0)
-    np.divide(b0, b1, out=b0)
-    np.multiply(b0, 2, out=b0)
-    np.subtract(out, b0, out=out)
+    np.subtract(out, b1, out=out)
+    np.multiply(b1, b2, out=b1)
+    np.subtract(out, b1, out=out)
+    np.square(b2, out=b1)
+    np.multiply(b1, b2, out=b1)
+    np.multiply(b2, 3, out=b3)
+    np.add(b1, b3, out=b1)
+    np.square(b2, out=b2)
+    np.multiply(b2, 3, out=b2)
+    np.add(b1, b2, out=b1)
+    np.add(b1, 1, out=b1)
+    np.divide(out, b1, out=out)
     return out
 
 

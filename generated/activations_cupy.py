@@ -351,8 +351,8 @@ out_value = x/(fabs(x) + 1);
         "T x",
         "T out_grad",
         """
-const T t0 = fabs(x) + 1;
-out_grad = (1/t0) - x*sg_sign(x)/(t0*t0);
+const T t0 = fabs(x);
+out_grad = (t0 + 1 - x*sg_sign(x))/((t0*t0) + 2*t0 + 1);
 """,
     ),
     "softsign_hess": (
@@ -360,8 +360,9 @@ out_grad = (1/t0) - x*sg_sign(x)/(t0*t0);
         "T out_hess",
         """
 const T t0 = sg_sign(x);
-const T t1 = fabs(x) + 1;
-out_hess = 2*(t0*t0)*x/(t1*t1*t1) - 2*t0/(t1*t1);
+const T t1 = 2*t0;
+const T t2 = fabs(x);
+out_hess = (2*(t0*t0)*x - t1*t2 - t1)/((t2*t2*t2) + 3*(t2*t2) + 3*t2 + 1);
 """,
     ),
     "tanh": (
@@ -1087,7 +1088,7 @@ def softsign_grad(x, *, out=None):
     r"""Return dsoftsign/dx element-wise.
 
     f = x/(Abs(x) + 1)
-    df/dx = -x*sign(x)/(Abs(x) + 1)**2 + 1/(Abs(x) + 1)
+    df/dx = (-x*sign(x) + Abs(x) + 1)/(Abs(x)**2 + 2*Abs(x) + 1)
     """
     x, = _arrays('softsign_grad', x)
     out_grad = _kernel('softsign_grad')(x)
@@ -1097,7 +1098,8 @@ def softsign_grad(x, *, out=None):
 def softsign_hess(x, *, out=None):
     r"""Return d2softsign/dx2 element-wise.
 
-    d2f/dx2 = 2*x*sign(x)**2/(Abs(x) + 1)**3 - 2*sign(x)/(Abs(x) + 1)**2
+    d2f/dx2 = (2*x*sign(x)**2 - 2*Abs(x)*sign(x) - 2*sign(x))/(Abs(x)**3 + 3*Abs(x)**2 +
+        3*Abs(x) + 1)
     """
     x, = _arrays('softsign_hess', x)
     out_hess = _kernel('softsign_hess')(x)

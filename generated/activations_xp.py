@@ -775,22 +775,26 @@ def softsign_grad(x, *, out=None):
     r"""Return dsoftsign/dx element-wise.
 
     f = x/(Abs(x) + 1)
-    df/dx = -x*sign(x)/(Abs(x) + 1)**2 + 1/(Abs(x) + 1)
+    df/dx = (-x*sign(x) + Abs(x) + 1)/(Abs(x)**2 + 2*Abs(x) + 1)
     """
     xp, dtype, x = _prepare('softsign_grad', x)
-    t0 = xp.abs(x) + 1
-    return _into('softsign_grad', out, (1/t0) - x*xp.sign(x)/(t0*t0))
+    t0 = xp.abs(x)
+    return _into('softsign_grad', out, (t0 + 1 - x*xp.sign(x))/((t0*t0) + 2*t0 + 1))
 
 
 def softsign_hess(x, *, out=None):
     r"""Return d2softsign/dx2 element-wise.
 
-    d2f/dx2 = 2*x*sign(x)**2/(Abs(x) + 1)**3 - 2*sign(x)/(Abs(x) + 1)**2
+    d2f/dx2 = (2*x*sign(x)**2 - 2*Abs(x)*sign(x) - 2*sign(x))/(Abs(x)**3 + 3*Abs(x)**2 +
+        3*Abs(x) + 1)
     """
     xp, dtype, x = _prepare('softsign_hess', x)
     t0 = xp.sign(x)
-    t1 = xp.abs(x) + 1
-    return _into('softsign_hess', out, 2*(t0*t0)*x/(t1*t1*t1) - 2*t0/(t1*t1))
+    t1 = 2*t0
+    t2 = xp.abs(x)
+    return (
+        _into('softsign_hess', out, (2*(t0*t0)*x - t1*t2 - t1)/((t2*t2*t2) + 3*(t2*t2) + 3*t2 + 1))
+    )
 
 
 def tanh(x, *, out=None):
