@@ -30,6 +30,7 @@ so the emitted bytes do not depend on the machine, the load or the hash seed.
 from __future__ import annotations
 
 import dataclasses
+import fractions
 import math
 import struct
 import zlib
@@ -326,20 +327,107 @@ def _expandable(expr: sp.Expr, depth: int = 0) -> bool:
     return all(_expandable(a, depth) for a in expr.args)
 
 
+#: Taylor coefficients near 0 come from Cauchy's integral formula: the form evaluated in
+#: complex arithmetic at ``CIRCLE_POINTS`` points on circles of radius ``RADII`` (trapezoid
+#: rule, exact up to aliasing for a form analytic on the disc), each radius's coefficients
+#: the same to ``AGREE`` relative (else the form is not analytic there: no series). The work
+#: is counted (points times nodes), never sympy's ``series``, which has no bound of its own.
+CIRCLE_POINTS = 64
+RADII = (0.25, 0.125)
+AGREE = 1e-24
+_SERIES_DPS = 60
+
+
+def _complex_at(expr: sp.Expr, x: sp.Symbol, z, memo: dict):
+    """Return ``expr`` at complex ``z`` in mpmath (principal branches), for the forms
+    ``_expandable`` admits; raise ``ValueError`` for anything else."""
+    if expr in memo:
+        return memo[expr]
+    if expr == x:
+        out = z
+    elif expr.is_Number or expr.is_NumberSymbol:
+        out = mpmath.mpf(str(sp.N(expr, _SERIES_DPS + 5)))
+    elif expr.is_Add or expr.is_Mul:
+        values = [_complex_at(a, x, z, memo) for a in expr.args]
+        out = mpmath.fsum(values) if expr.is_Add else mpmath.fprod(values)
+    elif expr.is_Pow:
+        base = _complex_at(expr.base, x, z, memo)
+        e = expr.exp
+        out = base ** int(e) if e.is_Integer else mpmath.power(base, _complex_at(e, x, z, memo))
+    elif isinstance(expr, SERIES_FUNCTIONS):
+        f = getattr(mpmath, type(expr).__name__)
+        out = f(_complex_at(expr.args[0], x, z, memo))
+    else:
+        raise ValueError(f"no complex evaluation of {type(expr).__name__}")
+    memo[expr] = out
+    return out
+
+
+def _taylor(expr: sp.Expr, x: sp.Symbol, order: int) -> sp.Expr | None:
+    """Return the Laurent series of ``expr`` at 0 in ``x``, terms of exponent below
+    ``order`` (poles of order up to 4), from Cauchy's formula on two circles, or None where
+    the two disagree (not analytic on the disc) or the form cannot be evaluated there."""
+    n = CIRCLE_POINTS
+    ks = range(-4, order)
+    found = []
+    with mpmath.workdps(_SERIES_DPS):
+        for r in RADII:
+            try:
+                values = []
+                for j in range(n):
+                    z = mpmath.mpf(r) * mpmath.expjpi(mpmath.mpf(2 * j) / n)
+                    values.append(_complex_at(expr, x, z, {}))
+            except (ValueError, ZeroDivisionError, ArithmeticError):
+                return None
+            if not all(mpmath.isfinite(v) for v in values):
+                return None
+            scale = max(abs(v) for v in values)
+            coeffs = {}
+            for k in ks:
+                c = mpmath.fsum(
+                    v * mpmath.expjpi(mpmath.mpf(-2 * j * k) / n) for j, v in enumerate(values)
+                ) / (n * mpmath.mpf(r) ** k)
+                coeffs[k] = (mpmath.re(c), mpmath.im(c), scale / mpmath.mpf(r) ** k)
+            found.append(coeffs)
+        terms = []
+        for k in ks:
+            (re1, im1, s1), (re2, _, s2) = (found[0][k], found[1][k])
+            noise = AGREE * min(s1, s2)
+            if abs(im1) > noise or abs(re1 - re2) > noise:
+                return None  # (complex coefficient of a real form, or not analytic there)
+            if abs(re2) <= noise:
+                continue  # a zero coefficient (odd or even forms), up to rounding
+            terms.append(_number(re2) * x**k)
+    return sp.Add(*terms) if terms else None
+
+
+def _number(c) -> sp.Expr:
+    """Return coefficient ``c`` as a small rational where it is one (1/6, -1/120: readable
+    emitted code), else as a float64-exact Float."""
+    frac = fractions.Fraction(mpmath.nstr(c, 40, min_fixed=-mpmath.inf, max_fixed=mpmath.inf))
+    near = frac.limit_denominator(10**12)
+    if abs(mpmath.mpf(near.numerator) / near.denominator - c) <= 1e-40 * max(1, abs(c)):
+        return sp.Rational(near.numerator, near.denominator)
+    return sp.Float(float(c), 17)
+
+
 def _series(expr: sp.Expr, x: sp.Symbol, at: str, order: int) -> sp.Expr | None:
     """Return the series of ``expr`` near 0 (``at`` = "0", in x) or in the tail at +oo / -oo
-    (in u = +-1/x > 0), truncated, or None where sympy cannot give one (or is not asked: a
-    form with other functions or deeper nesting than ``_expandable`` allows)."""
+    (in u = +-1/x > 0), truncated, or None where none is found (or is not asked: a form with
+    other functions or deeper nesting than ``_expandable`` allows). Near 0 the coefficients
+    are computed (``_taylor``: counted work); in a tail, only a form without functions is
+    expanded, by sympy (algebraic Puiseux series, cheap at this size)."""
     if not _expandable(expr):
         return None
-    if at != "0" and expr.atoms(sp.Function):
+    if at == "0":
+        return _taylor(expr, x, order)
+    if expr.atoms(sp.Function):
         # an asymptotic expansion of exp/log/trig at infinity is where sympy's series has no
-        # bound (minutes on 10-node random specs); algebraic tails and Taylor series near 0
-        # are cheap
+        # bound (minutes on 10-node random specs); algebraic tails are cheap
         return None
     u, _ = _variable(x, at)
     try:
-        e = expr if at == "0" else expr.subs(x, (1 if at == "+oo" else -1) / u)
+        e = expr.subs(x, (1 if at == "+oo" else -1) / u)
         return sp.series(e, u, 0, order).removeO()
     except Exception:  # noqa: BLE001 - sympy's series gives up on many forms: no candidate
         return None
@@ -456,7 +544,7 @@ def candidates(spec, form: str, base: sp.Expr, series: Series, *, args, pts, exa
         for _, node in local_errors(base, args, pts)[:LOCALIZED]:
             for new in _rewritten(node):
                 add(base.xreplace({node: new}))
-            if node != base and node.free_symbols == {x} and _size(node) <= SERIES_NODES:
+            if node != base and _size(node, SERIES_NODES) <= SERIES_NODES and node.free_symbols == {x}:
                 near = {"0": _series(node, x, "0", MAX_TERMS + 1)}
                 for bits, split in _regimes(node, x, near, args, pts, _node_exact(node, args, pts)):
                     del bits
@@ -624,7 +712,7 @@ def improve(  # noqa: PLR0913
     ``plan(derived)`` lowers a Derived for every target."""
     if spec.class_axis or spec.role not in ("activation", "loss", "regularizer"):
         return plans, failures
-    if spec.expr.free_symbols != {spec.wrt} or _size(spec.expr, SERIES_NODES) > SERIES_NODES:
+    if _size(spec.expr, SERIES_NODES) > SERIES_NODES or spec.expr.free_symbols != {spec.wrt}:
         # (a spec with other inputs or hyper-parameters, or a large one, keeps what the levels
         # gave: its candidates are not series, and localizing it costs more than it finds)
         return plans, failures
