@@ -49,6 +49,12 @@ TOLERANCE = 16.0
 #: ... or, where the naive formula happens to be (almost) exact, within this many ulps.
 ULPS = 8.0
 EPS = float(np.finfo(np.float64).eps)
+#: The stronger contract (docs/fuzzing.md): a relative error within this many ulps times the
+#: condition number of the function itself (``Reference.condition``), not of the formula.
+CONTRACT_ULPS = 16.0
+#: The relative step of the condition number's difference quotient (the reference holds 30
+#: digits or more beyond it).
+_STEP = mpmath.mpf(10) ** -20
 DIGITS = 50
 #: The most digits the reference may use (a sum that cancels more is not checked).
 MAX_DIGITS = 3200
@@ -162,6 +168,46 @@ class Reference:
         expr = self.forms[form]
         return lambda *values: evaluate(expr, dict(zip(self.args, values, strict=True)), NAIVE)
 
+    def condition(
+        self, form: str, point: Sequence, hyper: Sequence, charge: Callable | None = None
+    ) -> float | None:
+        """Return the condition number of the function ``form`` itself at ``point``:
+        sum over every input and hyper-parameter p_i of |p_i df/dp_i| / |f|, from a forward
+        difference at a relative step of 1e-20 in the reference's digits. It is how much any
+        algorithm must lose from the rounding of its inputs alone, whatever the formula
+        (``1 - cos x`` near 0 has condition 2: its cancellation is the formula's, not the
+        function's). None where the reference is undefined or the work budget is spent
+        (``charge(form, dps)``, by default this reference's own ``Work``)."""
+        key = ("function_condition", form, tuple(point))
+        cache = self.exact_cache
+        if key in cache:
+            return cache[key]
+        args = (*point, *hyper)
+        exact = self.exact(form)
+        spend = charge or self.work.charge
+        charge = lambda dps: spend(form, dps)  # noqa: E731
+        base = cache.get((form, tuple(point)))
+        if base is None:
+            base, _ = _enough_digits(exact, args, charge)
+        out = None
+        if base is not None and mpmath.isfinite(base) and base != 0:
+            total = mpmath.mpf(0)
+            for i, p in enumerate(args):
+                if p == 0:
+                    continue  # (p_i df/dp_i is 0 there)
+                with mpmath.workdps(DIGITS):
+                    moved = list(map(mpmath.mpf, args))
+                    moved[i] = moved[i] * (1 + _STEP)
+                value, _ = _enough_digits(exact, moved, charge)
+                if value is None or not mpmath.isfinite(value):
+                    total = None
+                    break
+                with mpmath.workdps(DIGITS):
+                    total += abs((value - base) / (_STEP * base))
+            out = None if total is None else float(total)
+        cache[key] = out
+        return out
+
     def near_switch(self, point: Sequence) -> bool:
         """Tell whether ``point`` sits at (or next to) a kink or jump of the value."""
         scale = 1e-6 * (1 + max(abs(p) for p in point))
@@ -184,6 +230,17 @@ def relative_error(got: float, exact) -> float:
     if exact == 0:
         return 0.0 if got == 0 else math.inf
     return float(abs((mpmath.mpf(got) - exact) / exact))
+
+
+def within_contract(got: float, exact, condition: float) -> bool:
+    """Tell whether ``got`` keeps the stronger contract against ``exact``: relative error at
+    most ``CONTRACT_ULPS`` ulps times the function's own ``condition`` (at least 1), or both
+    below the normal range (as good as float64 allows)."""
+    if not math.isfinite(got):
+        return False
+    if abs(float(exact)) < 1e-290 and abs(got) < 1e-290:
+        return True
+    return relative_error(got, exact) <= CONTRACT_ULPS * EPS * max(1.0, condition)
 
 
 def acceptable(got: float, naive: float, exact, condition: float = 1.0) -> str | None:

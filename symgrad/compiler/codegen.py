@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import warnings
@@ -27,6 +28,10 @@ from symgrad.compiler.targets import TARGETS, checked_targets, plan_functions
 from symgrad.compiler.targets import target as lowering_target
 from symgrad.errors import AccuracyWarning, BudgetError, SafeModeError, SpecError
 from symgrad.resources import module_from_source
+
+#: Compiler decisions that change no result but explain one (``logging.DEBUG``): a
+#: stabilizing rule that raised, so the spec's first plans are sympy's plain derivative.
+log = logging.getLogger("symgrad.compiler")
 
 
 def _trial(spec: Spec, plans: list[FunctionPlan], target: str) -> ModuleType:
@@ -77,11 +82,14 @@ def _first_plans(spec: Spec, config: CodegenConfig) -> dict[str, list[FunctionPl
         raise _out_of_time(spec, exc) from None
     except SpecError:
         raise
-    except Exception:  # noqa: BLE001 - a stabilizing rule that cannot handle this spec
+    except Exception as exc:  # noqa: BLE001 - a stabilizing rule that cannot handle this spec
         # (sympy's polynomial division giving up, a clamp making a comparison non-real):
         # the rewrite is not shown safe, so the plain form is emitted, as for any other
-        # rewrite safe mode cannot verify
-        pass
+        # rewrite safe mode cannot verify; logged, so a rule's bug is seen, not only survived
+        log.debug(
+            "spec %r: a stabilizing rule raised %s: %s; its first plans are the plain form",
+            spec.name, type(exc).__name__, exc, exc_info=True,
+        )  # fmt: skip
     try:
         return _plans(spec, RAW, config)
     except OutOfTime as exc:

@@ -1,10 +1,12 @@
 """Beyond the rule table, a search: Herbie's loop (Panchekha et al., PLDI 2015) on the forms
-safe mode lets through that are still far from the exact value.
+safe mode lets through that still break the stronger contract (docs/fuzzing.md): within a few
+ulps of the exact value times the condition number of the function itself.
 
 Safe mode's floor is the plain formula, and the plain formula is often the very thing that
-loses the digits ((1 - cos x)/x**2 near 0, both derivatives of it). For a function whose error
-at safe mode's own points (exact values already computed there) exceeds ``TRIGGER_BITS``, or
-which no rewrite level verified, this module
+loses the digits ((1 - cos x)/x**2 near 0, both derivatives of it). For a function outside
+that contract at safe mode's own points (exact values already computed there; the function's
+condition number, ``check.Reference.condition``, is computed where the error passes
+``CONTRACT_BITS``), or which no rewrite level verified, this module
 
 1. samples the form at seeded points drawn over the float64 bit patterns of the input's
    domain (most are tiny or huge, as in the accuracy benchmark) and over 1e-3 .. 1e3, against
@@ -42,10 +44,12 @@ import numpy as np
 import sympy as sp
 
 from symgrad.compiler.check import (
+    CONTRACT_ULPS,
     DIGITS,
     Reference,
     _enough_digits,
     checked_functions,
+    within_contract,
 )
 from symgrad.compiler.config import CodegenConfig, budget
 from symgrad.compiler.evaluate import EXACT, NAIVE, _node
@@ -54,7 +58,11 @@ from symgrad.compiler.primitives import Abs
 from symgrad.compiler.rewrite import stabilize
 from symgrad.compiler.spec import Spec
 
-#: A function is searched when some safe-mode point has more bits of error than this ...
+#: A function is searched when some safe-mode point breaks the stronger contract
+#: (``check.within_contract``; never below this many bits of error) ...
+CONTRACT_BITS = math.log2(1 + CONTRACT_ULPS)
+#: ... or, where the function's condition number is out of the budget's reach, has more bits
+#: of error than this ...
 TRIGGER_BITS = 10.0
 #: ... and a candidate replaces it only when it has this many fewer bits (mean, sampled).
 MIN_GAIN = 1.0
@@ -544,7 +552,11 @@ def candidates(spec, form: str, base: sp.Expr, series: Series, *, args, pts, exa
         for _, node in local_errors(base, args, pts)[:LOCALIZED]:
             for new in _rewritten(node):
                 add(base.xreplace({node: new}))
-            if node != base and _size(node, SERIES_NODES) <= SERIES_NODES and node.free_symbols == {x}:
+            if (
+                node != base
+                and _size(node, SERIES_NODES) <= SERIES_NODES
+                and node.free_symbols == {x}
+            ):
                 near = {"0": _series(node, x, "0", MAX_TERMS + 1)}
                 for bits, split in _regimes(node, x, near, args, pts, _node_exact(node, args, pts)):
                     del bits
@@ -616,9 +628,26 @@ def needs_search(spec, module, ref: Reference, hyper, work: SearchWork) -> set[s
             if not known:
                 continue
             got = _module_values(fn, spec, [p for p, _ in known], i)
-            if any(_scored(g, e) > TRIGGER_BITS for g, (_, e) in zip(got, known, strict=True)):
+            if any(
+                _breaks_contract(ref, form, p, hyper, g, e, work=work)
+                for g, (p, e) in zip(got, known, strict=True)
+            ):
                 out.add(form)
     return out
+
+
+def _breaks_contract(ref: Reference, form: str, point, hyper, got: float, exact: float, *, work):
+    """Tell whether ``got`` is outside the stronger contract (``check.within_contract``: a few
+    ulps times the condition number of the function itself, which is computed only here,
+    where the error passes the contract's floor, and charged to the search's ``work``); where
+    that number is out of the budget's reach, more than ``TRIGGER_BITS`` bits."""
+    bits = _scored(got, exact)
+    if bits <= CONTRACT_BITS:
+        return False
+    condition = ref.condition(form, point, hyper, charge=work.charge)
+    if condition is None:
+        return bits > TRIGGER_BITS
+    return not within_contract(got, exact, condition)
 
 
 @dataclasses.dataclass
