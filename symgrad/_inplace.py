@@ -30,7 +30,7 @@ PyTree = Any
 Step = Callable[[PyTree, Any, PyTree], Any]
 
 
-def _views(flat: np.ndarray, like: list) -> list:
+def views(flat: np.ndarray, like: list) -> list:
     """Return views of ``flat`` shaped like the arrays of ``like``, back to back."""
     out, at = [], 0
     for a in like:
@@ -68,13 +68,13 @@ def join(buffers: PyTree) -> PyTree:
     ):
         return buffers
     flat = np.empty(sum(a.size for a in leaves), leaves[0].dtype)
-    views = _views(flat, leaves)
-    for view, a in zip(views, leaves, strict=True):
+    parts = views(flat, leaves)
+    for view, a in zip(parts, leaves, strict=True):
         np.copyto(view, a)
     key = id(flat)
     _JOINS[key] = (weakref.ref(flat, lambda _: _JOINS.pop(key, None)),
-                   tuple(weakref.ref(v) for v in views))  # fmt: skip
-    return tree.unflatten(treedef, views)
+                   tuple(weakref.ref(v) for v in parts))  # fmt: skip
+    return tree.unflatten(treedef, parts)
 
 
 class _Layout:
@@ -112,7 +112,7 @@ class _Params:
         if key != self._key:
             size = sum(p.size for p in ps)
             t1, t2 = np.empty(size, ps[0].dtype), np.empty(size, ps[0].dtype)
-            self._key, self._scratch = key, (t1, t2, _views(t1, ps), _views(t2, ps))
+            self._key, self._scratch = key, (t1, t2, views(t1, ps), views(t2, ps))
         P, (t1, t2, t1s, t2s) = joined(ps), self._scratch
         self._seen, self._out = list(ps), (P, *self._scratch, _lanes((P, t1, t2), (ps, t1s, t2s)))
         return self._out

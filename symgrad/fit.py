@@ -265,11 +265,14 @@ def _nonfinite_leaves(leaves: Sequence[Any]) -> int | None:
 
 
 class _Squares:
-    """``sum(g * g)`` of each leaf as Python floats, through one preallocated scratch array
-    per dtype (the same numbers as ``np.sum(g * g)``: the same values, shape and layout)."""
+    """``sum(g * g)`` of each leaf as Python floats, through preallocated scratch arrays (the
+    same numbers as ``np.sum(g * g)``: the same values, shape and layout). Leaves laid out
+    by :func:`symgrad.optim.join` are squared in one call over their flat array."""
 
     def __init__(self) -> None:
         self._scratch: dict[np.dtype, np.ndarray] = {}
+        #: (a joined flat array, its scratch, views of the scratch shaped like its leaves)
+        self._joined: tuple = (None, None, [])
 
     def __call__(self, g: Any) -> float:
         if _xp.is_foreign(g):
@@ -279,14 +282,23 @@ class _Squares:
         flat = self._scratch.get(g.dtype)
         if flat is None or flat.size < g.size:
             flat = self._scratch[g.dtype] = np.empty(g.size, g.dtype)
-        return float(np.sum(np.multiply(g, g, out=flat[: g.size].reshape(g.shape))))
+        return float(np.add.reduce(np.multiply(g, g, out=flat[: g.size].reshape(g.shape)), None))
 
     def finite(self, leaves: list) -> tuple[list[float], int | None]:
         """Return each leaf's sum of squares and the index of the first leaf holding a NaN
         or inf (None if none): a finite sum of squares proves its leaf finite, and only a
         leaf whose sum is not (a NaN or inf, or squares past the largest float) is
         searched."""
-        squares = [self(g) for g in leaves]
+        flat = _inplace.joined(leaves) if leaves and type(leaves[0]) is np.ndarray else None
+        if flat is None:
+            squares = [self(g) for g in leaves]
+        else:
+            if self._joined[0] is not flat:
+                scratch = np.empty_like(flat)
+                self._joined = (flat, scratch, _inplace.views(scratch, leaves))
+            _, scratch, views = self._joined
+            np.multiply(flat, flat, out=scratch)
+            squares = [float(np.add.reduce(v, None)) for v in views]
         for i, sq in enumerate(squares):
             if not math.isfinite(sq) and _nonfinite_leaves([leaves[i]]) is not None:
                 return squares, i
@@ -333,6 +345,8 @@ class _Loop:
     in_place: bool = False
     backup: list = field(default_factory=list)
     squares: _Squares = field(default_factory=_Squares)
+    #: the leaves of ``params`` (an in-place step keeps them)
+    leaves: list = field(default_factory=list)
 
     def result(self, reason: str, message: str, final_params: Any = None) -> FitResult:
         """Snapshot the run as a FitResult (``final_params`` replaces the current params)."""
@@ -457,7 +471,10 @@ def _step(loop: _Loop, idx: slice | np.ndarray | None, sums: _EpochSums) -> None
     loss = float(loss)
     if not math.isfinite(loss):
         raise _NonFinite("loss", f"loss is {loss}")
-    g_leaves = [tree.as_float_array(g) for g in tree.flatten_as(loop.treedef, grads, "grads")]
+    g_leaves = [
+        g if type(g) is np.ndarray and g.dtype.kind in "fc" else tree.as_float_array(g)
+        for g in tree.flatten_as(loop.treedef, grads, "grads")
+    ]
     nb = cfg.n if idx is None else _xp.rows(Xb)
     if nb == cfg.n:  # the epoch's gradient: its squares give the norm and prove it finite
         squares, bad = loop.squares.finite(g_leaves)
@@ -469,13 +486,14 @@ def _step(loop: _Loop, idx: slice | np.ndarray | None, sums: _EpochSums) -> None
     if lr_fn is not None:
         sums.lr = float(lr_fn(loop.step))
     new_params, new_state = loop.update(grads)
-    new_leaves = tree.flatten_as(loop.treedef, new_params)
+    same = new_params is loop.params and len(loop.leaves) == len(g_leaves)
+    new_leaves = loop.leaves if same else tree.flatten_as(loop.treedef, new_params)
     bad = _nonfinite_leaves([p if _xp.is_foreign(p) else np.asarray(p) for p in new_leaves])
     if bad is not None:
         if new_params is loop.params:  # an in-place step: put back the params before it
             loop.undo()
         raise _NonFinite(f"parameter leaf params{paths(bad)} after the update", "")
-    loop.params, loop.state = new_params, new_state
+    loop.params, loop.state, loop.leaves = new_params, new_state, new_leaves
     loop.step += 1
     sums.add(loss, nb, g_leaves, squares)
 
@@ -742,7 +760,8 @@ def fit(
     cfg = _Settings(checked, opt, X, y, n, batch_size, shuffle, validation, tol, tol_mode,
                     patience, tuple(callbacks),
                     _gradient_buffer(objective, opt, params, treedef))  # fmt: skip
-    loop = _Loop(cfg, treedef, params, opt.init(params), best_params=params)
+    loop = _Loop(cfg, treedef, params, opt.init(params), best_params=params,
+                 leaves=tree.leaves(params))  # fmt: skip
     rng = np.random.default_rng(seed)
     bar = progress_bar(progress, epochs)
     stop: Stop = None
