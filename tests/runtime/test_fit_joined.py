@@ -160,3 +160,32 @@ def test_fit_with_joined_buffers_still_undoes_an_overflowing_step():
     assert res.stop_reason == "non_finite" and res.n_steps == 0
     np.testing.assert_array_equal(res.params["w"], start["w"])
     np.testing.assert_array_equal(res.params["b"], start["b"])
+
+
+def _grad_norm(grads):
+    return math.sqrt(sum(float(np.sum(g * g)) for g in grads.values()))
+
+
+def test_the_epoch_gradient_norm_keeps_its_numbers_for_any_layout():
+    """Full batch: the history's norm is sqrt(sum(np.sum(g * g))), for a Fortran-ordered,
+    a 0-d and a float leaf alike, and squares past the largest float are no error."""
+    rng = np.random.default_rng(7)
+    W = np.asfortranarray(rng.normal(size=(300, 7)))
+
+    def objective(params, X, y):
+        return 1.0, {"W": W * 1e-3, "b": np.array(0.25), "c": 3}
+
+    start = {"W": np.zeros((300, 7)), "b": np.array(0.0), "c": 0.0}
+    res = sg.fit(objective, start, np.zeros((2, 1)), None, optimizer=optim.sgd(lr=0.1),
+                 epochs=2, progress=False)  # fmt: skip
+    want = _grad_norm({"W": W * 1e-3, "b": np.array(0.25), "c": np.array(3.0)})
+    assert res.history.grad_norm == [want, want]
+
+    def huge(params, X, y):
+        return 1.0, {"w": np.full(4, 1e200)}
+
+    with np.errstate(over="ignore"):  # the squares overflow, as np.sum(g * g) does
+        res = sg.fit(huge, {"w": np.zeros(4)}, np.zeros((2, 1)), None,
+                     optimizer=optim.sgd(lr=1e-300), epochs=2, progress=False)  # fmt: skip
+    assert res.stop_reason == "epochs" and res.history.grad_norm == [math.inf, math.inf]
+    assert np.all(res.params["w"] == -2e-100)
