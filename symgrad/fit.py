@@ -488,7 +488,9 @@ def _step(loop: _Loop, idx: slice | np.ndarray | None, sums: _EpochSums) -> None
     new_params, new_state = loop.update(grads)
     same = new_params is loop.params and len(loop.leaves) == len(g_leaves)
     new_leaves = loop.leaves if same else tree.flatten_as(loop.treedef, new_params)
-    bad = _nonfinite_leaves([p if _xp.is_foreign(p) else np.asarray(p) for p in new_leaves])
+    if not (same and loop.in_place):  # an in-place step's leaves are numpy arrays
+        new_leaves = [p if _xp.is_foreign(p) else np.asarray(p) for p in new_leaves]
+    bad = _nonfinite_leaves(new_leaves)
     if bad is not None:
         if new_params is loop.params:  # an in-place step: put back the params before it
             loop.undo()
