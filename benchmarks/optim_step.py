@@ -27,7 +27,9 @@ clock; ``--clock wall`` uses ``time.perf_counter``. The ``x`` columns are the in
 joined and fit steps over torch foreach (<= 1: as fast or faster). Then, in the same run, the
 ``mlp`` workload's value and gradients (relu MLP, softmax cross-entropy, 1024 x
 784-256-10) by ``MLP.objective`` beside ``jax.jit(value_and_grad)`` (when jax is
-installed), both on one thread.
+installed), both on one thread; and training on it, full batch: ``symgrad.fit`` of
+``MLP.objective`` beside a torch loop (``zero_grad``, forward, ``cross_entropy``,
+``backward``, the foreach step, ``loss.item()``), per epoch, float64, one thread.
 """
 
 from __future__ import annotations
@@ -231,6 +233,69 @@ def mlp_value_and_grad(repeat: int, clock: str = "cpu") -> str:
     return f"\nmlp value+grad {workload.shape('full')}: " + ", ".join(cells)
 
 
+def torch_training(params: dict, X: np.ndarray, labels: np.ndarray, cls: str, kwargs: dict,
+                   epochs: int) -> Callable[[], None] | None:  # fmt: skip
+    """Return a fresh torch training run of ``epochs`` full-batch steps (zero_grad, relu MLP,
+    cross-entropy, backward, ``torch.optim`` foreach step, the loss read back), or None."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    start = [torch.tensor(v) for v in params.values()]
+    Xt, yt = torch.tensor(X), torch.tensor(labels)
+
+    def run() -> None:
+        W0, b0, W1, b1 = (t.clone().requires_grad_() for t in start)
+        opt = getattr(torch.optim, cls)([W0, b0, W1, b1], **kwargs, foreach=True)
+        for _ in range(epochs):
+            opt.zero_grad()
+            loss = F.cross_entropy(F.relu(Xt @ W0 + b0) @ W1 + b1, yt)
+            loss.backward()
+            opt.step()
+            loss.item()
+
+    return run
+
+
+def training(repeat: int, clock: str = "cpu", epochs: int = 10) -> str:
+    """Return the printed comparison of training on the ``mlp`` workload (full batch, float64,
+    one thread): :func:`symgrad.fit` of ``MLP.objective`` beside a torch loop, per epoch of
+    fresh runs of ``epochs`` epochs, interleaved."""
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks.workloads import WORKLOADS
+    from symgrad.models import MLP
+
+    workload = next(w for w in WORKLOADS if w.name == "mlp")
+    data = workload.make("full")
+    X, labels = data["X"], np.argmax(data["Y"], axis=1)
+    params = {k: data[k] for k in ("W0", "b0", "W1", "b1")}
+    model = MLP((X.shape[1], data["W0"].shape[1], data["W1"].shape[1]), activation="relu")
+    cells = []
+    for name, (make, cls, kwargs) in OPTIMIZERS.items():
+        columns = {
+            "fit": lambda make=make: fit(
+                model.objective, params, X, labels, optimizer=make(), epochs=epochs, progress=False
+            ),  # fmt: skip
+        }
+        loop = torch_training(params, X, labels, cls, kwargs, epochs)
+        if loop is not None:
+            columns["torch"] = loop
+        with threadpool_limits(1):
+            for fn in columns.values():
+                fn()  # warm up
+            ts = interleaved(columns, 1, repeat, clock)
+        cell = f"{name} fit {ts['fit'] / epochs * 1e3:.1f} ms"
+        if "torch" in ts:
+            cell += f", torch {ts['torch'] / epochs * 1e3:.1f} ms, x{ts['fit'] / ts['torch']:.2f}"
+        cells.append(cell)
+    return (
+        f"\ntraining {workload.shape('full')}, full batch, per epoch (runs of {epochs}): "
+        + "; ".join(cells)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9, help="timed rounds (default 9)")
@@ -262,6 +327,7 @@ def main() -> None:
         for name in OPTIMIZERS:
             print(row(name, params, grads, args, number))
     print(mlp_value_and_grad(args.repeat, args.clock))
+    print(training(args.repeat, args.clock))
 
 
 if __name__ == "__main__":
