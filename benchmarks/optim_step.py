@@ -9,6 +9,11 @@ microseconds per step of Adam, AdamW and SGD with momentum, in one run, side by 
   separate param and grad arrays (as torch's separate tensors);
 * ``joined``: the same step on params and grads laid out by :func:`symgrad.optim.join`
   (views of one flat array each: one ufunc call per operation);
+* ``fit``: :func:`symgrad.fit`, the runner, per step of a fresh run of ``--warmup``
+  full-batch epochs whose objective hands back fixed gradients in the buffer fit passes
+  as ``out=`` (as ``MLP.objective`` does): the step with fit's layout, its finite checks,
+  the backup that undoes a non-finite step and the history (Adam's first few hundred
+  steps still divide by a bias correction the warm columns skip);
 * ``hand``: hand-written in-place numpy, the floor a numpy step can reach;
 * ``torch foreach`` and ``torch fused``: ``torch.optim`` (``foreach=True`` / ``fused=True``,
   other settings at their defaults) on CPU tensors of the same shapes (when torch is
@@ -18,11 +23,13 @@ Every column first takes ``--warmup`` steps (default 400: the steady state of a 
 run), then the columns are timed in turn, round after round (a load spike hits all alike),
 and each cell is the median over the rounds. ``--clock cpu`` (the default) times with the
 process's CPU time, which a shared machine's other jobs disturb far less than the wall
-clock; ``--clock wall`` uses ``time.perf_counter``. The ``x`` columns are the in-place and
-joined steps over torch foreach (<= 1: as fast or faster). Then, in the same run, the
+clock; ``--clock wall`` uses ``time.perf_counter``. The ``x`` columns are the in-place,
+joined and fit steps over torch foreach (<= 1: as fast or faster). Then, in the same run, the
 ``mlp`` workload's value and gradients (relu MLP, softmax cross-entropy, 1024 x
 784-256-10) by ``MLP.objective`` beside ``jax.jit(value_and_grad)`` (when jax is
-installed), both on one thread.
+installed), both on one thread; and training on it, full batch: ``symgrad.fit`` of
+``MLP.objective`` beside a torch loop (``zero_grad``, forward, ``cross_entropy``,
+``backward``, the foreach step, ``loss.item()``), per epoch, float64, one thread.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from collections.abc import Callable
 import numpy as np
 
 from symgrad import optim
+from symgrad.fit import fit
 
 SIZES = {"small 64-32-10": (64, 32, 10), "wide 784-256-10": (784, 256, 10)}
 #: name -> (symgrad optimizer, torch class name, torch keyword arguments)
@@ -115,18 +123,47 @@ def torch_steps(params: dict, grads: dict, cls: str, kwargs: dict) -> dict[str, 
     return out
 
 
+def fit_steps(make: Callable[[], optim.Optimizer], params: dict, grads: dict, epochs: int):
+    """Return a call that runs :func:`symgrad.fit` for ``epochs`` full-batch steps of a fresh
+    ``make()`` from ``params``, its objective handing back ``grads`` in fit's buffer."""
+    X = np.zeros((1, 1))
+
+    def objective(p: dict, X: np.ndarray, y: None, out: dict | None = None) -> tuple:
+        if out is None:
+            return 0.0, grads
+        if out is not seen[-1]:  # a new run's buffer: fill it once
+            seen[-1] = out
+            for k, g in grads.items():
+                np.copyto(out[k], g)
+        return 0.0, out
+
+    seen: list = [None]
+
+    def run() -> None:
+        fit(objective, params, X, None, optimizer=make(), epochs=epochs, progress=False)
+
+    return run
+
+
 def interleaved(
-    columns: dict[str, Callable[[], object]], number: int, repeat: int, clock: str = "cpu"
+    columns: dict[str, Callable[[], object]],
+    number: int,
+    repeat: int,
+    clock: str = "cpu",
+    numbers: dict[str, int] | None = None,
 ) -> dict:
     """Return each column's median seconds per call over ``repeat`` rounds of ``number``
-    calls, timing the columns in turn each round, so a load spike on a shared machine hits
-    every column alike. One untimed call starts each column's turn: what the column before
-    it evicted from the caches is brought back for every column alike."""
+    calls (``numbers[name]`` for the columns it names), timing the columns in turn each
+    round, so a load spike on a shared machine hits every column alike. One untimed call
+    starts each column's turn: what the column before it evicted from the caches is brought
+    back for every column alike."""
     rounds: dict[str, list[float]] = {name: [] for name in columns}
+    numbers = numbers or {}
     for _ in range(repeat):
         for name, fn in columns.items():
+            k = numbers.get(name, number)
             fn()
-            rounds[name].append(timeit.timeit(fn, number=number, timer=CLOCKS[clock]) / number)
+            rounds[name].append(timeit.timeit(fn, number=k, timer=CLOCKS[clock]) / k)
     return {name: float(np.median(times)) for name, times in rounds.items()}
 
 
@@ -150,18 +187,20 @@ def row(name: str, params: dict, grads: dict, args: argparse.Namespace, number: 
         "update": lambda: opt.update(grads, state, params),
         "in place": fast,
         "joined": fast_joined,
+        "fit": fit_steps(make, params, grads, max(args.warmup, 1)),
         "hand": lambda: step(grads),
         **torch_steps(params, grads, cls, kwargs),
     }
     for key, fn in columns.items():
-        for _ in range(0 if key == "update" else args.warmup):
+        for _ in range(0 if key in ("update", "fit") else args.warmup):
             fn()
-    ts = interleaved(columns, number, args.repeat, args.clock)
-    cells = [f"{ts[k] * 1e6:{w}.0f}" for k, w in (("update", 8), ("in place", 9), ("joined", 7))]
-    cells.append(f"{ts['hand'] * 1e6:7.0f}")
+    ts = interleaved(columns, number, args.repeat, args.clock, numbers={"fit": 1})
+    ts["fit"] /= max(args.warmup, 1)
+    widths = (("update", 8), ("in place", 9), ("joined", 7), ("fit", 6), ("hand", 7))
+    cells = [f"{ts[k] * 1e6:{w}.0f}" for k, w in widths]
     for mode, width in (("foreach", 14), ("fused", 12)):
         cells.append(f"{ts[mode] * 1e6:{width}.0f}" if mode in ts else f"{'-':>{width}s}")
-    for key in ("in place", "joined"):
+    for key in ("in place", "joined", "fit"):
         cells.append(f"{ts[key] / ts['foreach']:6.2f}" if "foreach" in ts else f"{'-':>6s}")
     return f"  {name:13s} {' '.join(cells)}"
 
@@ -194,6 +233,69 @@ def mlp_value_and_grad(repeat: int, clock: str = "cpu") -> str:
     return f"\nmlp value+grad {workload.shape('full')}: " + ", ".join(cells)
 
 
+def torch_training(params: dict, X: np.ndarray, labels: np.ndarray, cls: str, kwargs: dict,
+                   epochs: int) -> Callable[[], None] | None:  # fmt: skip
+    """Return a fresh torch training run of ``epochs`` full-batch steps (zero_grad, relu MLP,
+    cross-entropy, backward, ``torch.optim`` foreach step, the loss read back), or None."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    start = [torch.tensor(v) for v in params.values()]
+    Xt, yt = torch.tensor(X), torch.tensor(labels)
+
+    def run() -> None:
+        W0, b0, W1, b1 = (t.clone().requires_grad_() for t in start)
+        opt = getattr(torch.optim, cls)([W0, b0, W1, b1], **kwargs, foreach=True)
+        for _ in range(epochs):
+            opt.zero_grad()
+            loss = F.cross_entropy(F.relu(Xt @ W0 + b0) @ W1 + b1, yt)
+            loss.backward()
+            opt.step()
+            loss.item()
+
+    return run
+
+
+def training(repeat: int, clock: str = "cpu", epochs: int = 10) -> str:
+    """Return the printed comparison of training on the ``mlp`` workload (full batch, float64,
+    one thread): :func:`symgrad.fit` of ``MLP.objective`` beside a torch loop, per epoch of
+    fresh runs of ``epochs`` epochs, interleaved."""
+    from threadpoolctl import threadpool_limits
+
+    from benchmarks.workloads import WORKLOADS
+    from symgrad.models import MLP
+
+    workload = next(w for w in WORKLOADS if w.name == "mlp")
+    data = workload.make("full")
+    X, labels = data["X"], np.argmax(data["Y"], axis=1)
+    params = {k: data[k] for k in ("W0", "b0", "W1", "b1")}
+    model = MLP((X.shape[1], data["W0"].shape[1], data["W1"].shape[1]), activation="relu")
+    cells = []
+    for name, (make, cls, kwargs) in OPTIMIZERS.items():
+        columns = {
+            "fit": lambda make=make: fit(
+                model.objective, params, X, labels, optimizer=make(), epochs=epochs, progress=False
+            ),  # fmt: skip
+        }
+        loop = torch_training(params, X, labels, cls, kwargs, epochs)
+        if loop is not None:
+            columns["torch"] = loop
+        with threadpool_limits(1):
+            for fn in columns.values():
+                fn()  # warm up
+            ts = interleaved(columns, 1, repeat, clock)
+        cell = f"{name} fit {ts['fit'] / epochs * 1e3:.1f} ms"
+        if "torch" in ts:
+            cell += f", torch {ts['torch'] / epochs * 1e3:.1f} ms, x{ts['fit'] / ts['torch']:.2f}"
+        cells.append(cell)
+    return (
+        f"\ntraining {workload.shape('full')}, full batch, per epoch (runs of {epochs}): "
+        + "; ".join(cells)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9, help="timed rounds (default 9)")
@@ -218,12 +320,14 @@ def main() -> None:
         grads = {k: rng.normal(size=v.shape) for k, v in params.items()}
         number = 200 if label.startswith("small") else 20
         print(f"\n{label} ({sum(v.size for v in params.values())} parameters)")
-        head = ("optimizer", "update", "in place", "joined", "hand", "torch foreach",
-                "torch fused", "x", "x join")  # fmt: skip
-        print("  {:13s} {:>8s} {:>9s} {:>7s} {:>7s} {:>14s} {:>12s} {:>6s} {:>6s}".format(*head))
+        head = ("optimizer", "update", "in place", "joined", "fit", "hand", "torch foreach",
+                "torch fused", "x", "x join", "x fit")  # fmt: skip
+        print("  {:13s} {:>8s} {:>9s} {:>7s} {:>6s} {:>7s} {:>14s} {:>12s} {:>6s} {:>6s} {:>6s}"
+              .format(*head))  # fmt: skip
         for name in OPTIMIZERS:
             print(row(name, params, grads, args, number))
     print(mlp_value_and_grad(args.repeat, args.clock))
+    print(training(args.repeat, args.clock))
 
 
 if __name__ == "__main__":

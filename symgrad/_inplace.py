@@ -30,7 +30,7 @@ PyTree = Any
 Step = Callable[[PyTree, Any, PyTree], Any]
 
 
-def _views(flat: np.ndarray, like: list) -> list:
+def views(flat: np.ndarray, like: list) -> list:
     """Return views of ``flat`` shaped like the arrays of ``like``, back to back."""
     out, at = [], 0
     for a in like:
@@ -68,13 +68,13 @@ def join(buffers: PyTree) -> PyTree:
     ):
         return buffers
     flat = np.empty(sum(a.size for a in leaves), leaves[0].dtype)
-    views = _views(flat, leaves)
-    for view, a in zip(views, leaves, strict=True):
+    parts = views(flat, leaves)
+    for view, a in zip(parts, leaves, strict=True):
         np.copyto(view, a)
     key = id(flat)
     _JOINS[key] = (weakref.ref(flat, lambda _: _JOINS.pop(key, None)),
-                   tuple(weakref.ref(v) for v in views))  # fmt: skip
-    return tree.unflatten(treedef, views)
+                   tuple(weakref.ref(v) for v in parts))  # fmt: skip
+    return tree.unflatten(treedef, parts)
 
 
 class _Layout:
@@ -94,8 +94,9 @@ class _Layout:
 
 class _Params:
     """The params' layout, cached while a step gets the very same param arrays: their flat
-    array (None unless joined) and two flat scratch arrays with a view of each shaped like
-    every leaf (allocated once per shapes and dtype, reused by every step)."""
+    array (None unless joined), two flat scratch arrays with a view of each shaped like
+    every leaf (allocated once per shapes and dtype, reused by every step), and the lanes
+    of ``(params, scratch 1, scratch 2)`` (see :func:`_lanes`)."""
 
     def __init__(self) -> None:
         self._seen: list = []
@@ -111,8 +112,9 @@ class _Params:
         if key != self._key:
             size = sum(p.size for p in ps)
             t1, t2 = np.empty(size, ps[0].dtype), np.empty(size, ps[0].dtype)
-            self._key, self._scratch = key, (t1, t2, _views(t1, ps), _views(t2, ps))
-        self._seen, self._out = list(ps), (joined(ps), *self._scratch)
+            self._key, self._scratch = key, (t1, t2, views(t1, ps), views(t2, ps))
+        P, (t1, t2, t1s, t2s) = joined(ps), self._scratch
+        self._seen, self._out = list(ps), (P, *self._scratch, _lanes((P, t1, t2), (ps, t1s, t2s)))
         return self._out
 
 
@@ -121,30 +123,63 @@ class _Where:
 
     def __init__(self, *kinds: type) -> None:
         self._kinds = kinds
+        self._types: tuple = ()
         self._at: tuple = ()
 
     def __call__(self, states: tuple) -> tuple:
-        at = self._at
-        if not at or any(type(states[i]) is not k for i, k in zip(at, self._kinds, strict=True)):
-            at = self._at = tuple(_index(states, k) for k in self._kinds)
-        return at
+        types = tuple(map(type, states))
+        if types != self._types:
+            self._types, self._at = types, tuple(_index(states, k) for k in self._kinds)
+        return self._at
 
 
-def fast_leaves(
-    params: PyTree, grads: PyTree, checked: list | None = None
-) -> tuple[list, list, Any] | None:
-    """Return ``(param leaves, grad leaves, how to read buffers)`` when every param is a
-    writeable numpy float array and every grad a numpy array of its shape and dtype; else
-    None. A plain dict (the models' params) is read directly, other trees through
-    :mod:`symgrad.tree`. ``checked`` holds the param leaves last found fit: the very same
-    arrays are not checked again."""
-    if type(params) is dict and type(grads) is dict and grads.keys() == params.keys():
-        ps, gs = list(params.values()), list(grads.values())
-        keys = list(params)
+class _Leaves:
+    """``(params, grads) -> (param leaves, grad leaves, how to read buffers)`` when every
+    param is a writeable numpy float array and every grad a numpy array of its shape and
+    dtype, else None. A plain dict (the models' params) is read by key in the params' order
+    (grads and state buffers may hold the keys in another order), other trees through
+    :mod:`symgrad.tree`. The params last found fit, and the reader of their keys, are kept:
+    the very same arrays are not checked again, nor the grads last found fit for them."""
 
-        def read(buffers: PyTree) -> list:
-            return [buffers[k] for k in keys]
-    else:
+    def __init__(self) -> None:
+        self._checked: list = []
+        self._grads: list = []
+        self._keys: tuple = ()
+        self._read: Callable[[PyTree], list] = list
+
+    def __call__(self, params: PyTree, grads: PyTree) -> tuple[list, list, Any] | None:
+        found = self._read_leaves(params, grads)
+        if found is None:
+            return None
+        ps, gs, _ = found
+        checked = self._checked
+        if len(checked) != len(ps) or not all(map(operator.is_, checked, ps)):
+            for p in ps:
+                if type(p) is not np.ndarray or p.dtype.kind != "f" or not p.flags.writeable:
+                    return None
+            self._checked, self._grads = ps, []
+        seen = self._grads
+        if len(seen) != len(gs) or not all(map(operator.is_, seen, gs)):
+            for p, g in zip(ps, gs, strict=True):
+                if type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype:
+                    return None
+            self._grads = gs
+        return found
+
+    def _read_leaves(self, params: PyTree, grads: PyTree) -> tuple[list, list, Any] | None:
+        """Return the param and grad leaves in the params' order and the buffers' reader, or
+        None when the grads do not have the params' structure."""
+        if type(params) is dict and type(grads) is dict:
+            ps, keys = list(params.values()), tuple(params)
+            if tuple(grads) == keys:
+                gs = list(grads.values())
+            elif grads.keys() == params.keys():
+                gs = [grads[k] for k in keys]
+            else:
+                return None
+            if keys != self._keys:
+                self._keys, self._read = keys, _by_key(keys)
+            return ps, gs, self._read
         ps, treedef = tree.flatten(params)
         try:
             gs = tree.flatten_as(treedef, grads, "grads")
@@ -154,25 +189,23 @@ def fast_leaves(
         def read(buffers: PyTree) -> list:
             return tree.flatten_as(treedef, buffers, "optimizer state buffer")
 
-    if checked is None or len(checked) != len(ps) or not all(map(operator.is_, checked, ps)):
-        for p in ps:
-            if type(p) is not np.ndarray or p.dtype.kind != "f" or not p.flags.writeable:
-                return None
-        if checked is not None:
-            checked[:] = ps
-    for p, g in zip(ps, gs, strict=True):
-        if type(g) is not np.ndarray or g.shape != p.shape or g.dtype != p.dtype:
-            return None
-    return ps, gs, read
+        return ps, gs, read
+
+
+def _by_key(keys: tuple) -> Callable[[dict], list]:
+    def read(buffers: dict) -> list:
+        return [buffers[k] for k in keys]
+
+    return read
 
 
 def _on_fast_leaves(step: Callable[..., Any]) -> Step:
     """Return ``(grads, state, params) -> state``: ``step`` on the leaves, or None (touching
     nothing) when they cannot take the fast path."""
-    checked: list = []
+    leaves_of = _Leaves()
 
     def run(grads: PyTree, state: Any, params: PyTree) -> Any:
-        leaves = fast_leaves(params, grads, checked)
+        leaves = leaves_of(params, grads)
         return None if leaves is None else step(*leaves, state)
 
     return run
@@ -271,7 +304,7 @@ def adam_step(
         bc1, bc2 = 1 - b1**t, (1 - b2**t) ** 0.5
         lr = _lr(name, schedule, sched.count)
         ms, vs = read(adam.exp_avg), read(adam.exp_avg_sq)
-        P, T1, T2, t1s, t2s = layout(ps)
+        P, T1, T2, t1s, t2s, p_lanes = layout(ps)
         M, V = at_m(ms), at_v(vs)
         G = None if M is None and P is None else joined(gs)
         if l2:
@@ -282,7 +315,6 @@ def adam_step(
         m_lanes = _lanes((M, V, T1), (ms, vs, t1s))
         _lerp(g_lanes, m_lanes, T1, keep)
         _adam_direction(g_lanes, m_lanes, T1, (square_w, b2, eps), bc1, bc2)
-        p_lanes = _lanes((P, T1, T2), (ps, t1s, t2s))
         if shrink:
             for p, _, t2 in p_lanes:
                 np.multiply(p, weight_decay, out=t2)
@@ -301,7 +333,13 @@ def adam_step(
 def sgd_step(name: str, schedule: Schedule, momentum: float, dampening: float,
              nesterov: bool, weight_decay: float) -> Step:  # fmt: skip
     """Return the in-place step of torch SGD (momentum, dampening, Nesterov, L2 decay), over
-    flat arrays where the leaves are joined, as :func:`adam_step`."""
+    flat arrays where the leaves are joined, as :func:`adam_step`.
+
+    With momentum and no dampening a step is four passes, each one ufunc call over the
+    moment buffer's flat array or one per leaf where the grads or params are separate:
+    ``buf *= momentum`` (always one call: ``init`` joins the buffer), ``buf += g``,
+    ``t = buf * -lr`` (one call) and ``p += t``, the pure chain's four roundings.
+    """
     layout, at_b = _Params(), _Layout()
     where = _Where(ScaleByScheduleState, TraceState) if momentum else _Where(ScaleByScheduleState)
     damp = 1 - dampening
@@ -312,41 +350,50 @@ def sgd_step(name: str, schedule: Schedule, momentum: float, dampening: float,
         sched = inner[il]
         lr = _lr(name, schedule, sched.count)
         new = list(inner)
-        P, T1, T2, t1s, t2s = layout(ps)
+        P, T1, T2, t1s, t2s, p_lanes = layout(ps)
         G = joined(gs)
         if weight_decay != 0:
             for p, g, t2 in _lanes((P, G, T2), (ps, gs, t2s)):
                 _l2(g, p, weight_decay, t2)
             G, gs = T2, t2s  # the scratch is flat: the decayed gradient is joined
-        u_lanes = _lanes((G, T1), (gs, t1s))  # the update before the learning rate
+        U, us = G, gs  # the update before the learning rate
         if momentum != 0:
-            it = it[0]
-            trace = inner[it]
+            trace = inner[it[0]]
             bufs = read(trace.momentum_buffer)
             B = at_b(bufs)
-            b_lanes = _lanes((B, G, T1), (bufs, gs, t1s))
-            for buf, g, t1 in b_lanes:
-                if trace.count == 0:
-                    np.copyto(buf, g)
-                    continue
-                buf *= momentum
-                if damp == 1:
-                    buf += g  # (1 - 0) * g is g exactly
-                else:
-                    np.multiply(g, damp, out=t1)
-                    buf += t1
-            u_lanes = _lanes((B, T1), (bufs, t1s))
+            _momentum(trace.count == 0, (B, G, T1), (bufs, gs, t1s), momentum, damp)
+            U, us = B, bufs
             if nesterov:
-                for buf, g, t1 in b_lanes:
+                for buf, g, t1 in _lanes((B, G, T1), (bufs, gs, t1s)):
                     np.multiply(buf, momentum, out=t1)
                     t1 += g
-                u_lanes = [(T1, T1)]
-            new[it] = TraceState(trace.count + 1, trace.momentum_buffer)
-        for u, t1 in u_lanes:
+                U, us = T1, t1s
+            new[it[0]] = TraceState(trace.count + 1, trace.momentum_buffer)
+        for u, t1 in _lanes((U, T1), (us, t1s)):
             np.multiply(u, -lr, out=t1)
-        for p, t1 in _lanes((P, T1), (ps, t1s)):
+        for p, t1, _ in p_lanes:
             p += t1
         new[il] = ScaleByScheduleState(sched.count + 1)
         return type(state)(state.count + 1, tuple(new))
 
     return _on_fast_leaves(step)
+
+
+def _momentum(first: bool, flat: tuple, leaves: tuple, momentum: float, damp: float) -> None:
+    """Set torch's momentum buffer ``buf = momentum * buf + damp * g`` (the gradient itself
+    at the first step) over ``flat = (B, G, T1)`` or their ``leaves``; ``T1``: scratch."""
+    B, G, T1 = flat
+    bufs, gs, t1s = leaves
+    if first:
+        for buf, g in _lanes((B, G), (bufs, gs)):
+            np.copyto(buf, g)
+        return
+    for buf in [B] if B is not None else bufs:  # the buffer alone: one call when joined
+        buf *= momentum
+    if damp == 1:
+        for buf, g in _lanes((B, G), (bufs, gs)):
+            buf += g  # (1 - 0) * g is g exactly
+        return
+    for buf, g, t1 in _lanes(flat, leaves):
+        np.multiply(g, damp, out=t1)
+        buf += t1

@@ -20,6 +20,7 @@ a :class:`FitHistory`. Conventions:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import sys
 import time
@@ -30,7 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from symgrad import _xp, optim, tree
+from symgrad import _inplace, _xp, optim, tree
 from symgrad.errors import NonFiniteError
 
 __all__ = ["FitHistory", "FitResult", "NonFiniteError", "fit"]
@@ -189,8 +190,8 @@ def _check_inputs(objective: Any, optimizer: Any, X: Any, y: Any) -> Objective:
                 f"got {type(data).__name__}"
             )
 
-    def checked(params: Any, Xb: Any, yb: Any) -> tuple[Any, Any]:
-        out = objective(params, Xb, yb)
+    def checked(params: Any, Xb: Any, yb: Any, grads: Any = None) -> tuple[Any, Any]:
+        out = objective(params, Xb, yb) if grads is None else objective(params, Xb, yb, out=grads)
         if not isinstance(out, tuple | list) or len(out) != 2:
             raise TypeError(
                 f"fit: objective must return a pair (loss, grads), got {type(out).__name__}"
@@ -250,16 +251,58 @@ def _take(data: Any, idx: slice | np.ndarray | None) -> Any:
     return data[idx]
 
 
-def _nonfinite_leaves(leaves: Sequence[np.ndarray]) -> int | None:
+def _nonfinite_leaves(leaves: Sequence[Any]) -> int | None:
+    """Return the index of the first leaf holding a NaN or inf, or None; leaves laid out
+    by :func:`symgrad.optim.join` are checked in one call over their flat array."""
+    if leaves and type(leaves[0]) is np.ndarray:
+        flat = _inplace.joined(list(leaves))
+        if flat is not None and np.all(np.isfinite(flat)):
+            return None
     for i, leaf in enumerate(leaves):
         if not (np.all(np.isfinite(leaf)) if type(leaf) is np.ndarray else _xp.all_finite(leaf)):
             return i
     return None
 
 
-def _sum_of_squares(g: Any) -> float:
-    """Return ``sum(g * g)`` as a Python float, for numpy or another library's array."""
-    return float(np.sum(g * g)) if not _xp.is_foreign(g) else float(_xp.namespace(g).sum(g * g))
+class _Squares:
+    """``sum(g * g)`` of each leaf as Python floats, through preallocated scratch arrays (the
+    same numbers as ``np.sum(g * g)``: the same values, shape and layout). Leaves laid out
+    by :func:`symgrad.optim.join` are squared in one call over their flat array."""
+
+    def __init__(self) -> None:
+        self._scratch: dict[np.dtype, np.ndarray] = {}
+        #: (a joined flat array, its scratch, views of the scratch shaped like its leaves)
+        self._joined: tuple = (None, None, [])
+
+    def __call__(self, g: Any) -> float:
+        if _xp.is_foreign(g):
+            return float(_xp.namespace(g).sum(g * g))
+        if not g.flags.c_contiguous:  # g * g keeps g's layout, and the sum follows it
+            return float(np.sum(g * g))
+        flat = self._scratch.get(g.dtype)
+        if flat is None or flat.size < g.size:
+            flat = self._scratch[g.dtype] = np.empty(g.size, g.dtype)
+        return float(np.add.reduce(np.multiply(g, g, out=flat[: g.size].reshape(g.shape)), None))
+
+    def finite(self, leaves: list) -> tuple[list[float], int | None]:
+        """Return each leaf's sum of squares and the index of the first leaf holding a NaN
+        or inf (None if none): a finite sum of squares proves its leaf finite, and only a
+        leaf whose sum is not (a NaN or inf, or squares past the largest float) is
+        searched."""
+        flat = _inplace.joined(leaves) if leaves and type(leaves[0]) is np.ndarray else None
+        if flat is None:
+            squares = [self(g) for g in leaves]
+        else:
+            if self._joined[0] is not flat:
+                scratch = np.empty_like(flat)
+                self._joined = (flat, scratch, _inplace.views(scratch, leaves))
+            _, scratch, views = self._joined
+            np.multiply(flat, flat, out=scratch)
+            squares = [float(np.add.reduce(v, None)) for v in views]
+        for i, sq in enumerate(squares):
+            if not math.isfinite(sq) and _nonfinite_leaves([leaves[i]]) is not None:
+                return squares, i
+        return squares, None
 
 
 class _Settings(NamedTuple):
@@ -277,6 +320,9 @@ class _Settings(NamedTuple):
     tol_mode: str
     patience: int | None
     callbacks: Sequence[Callback]
+    #: the gradient arrays an objective taking ``out=`` writes into (views of one flat
+    #: array, as the params), or None
+    grads_out: Any = None
 
 
 @dataclass
@@ -298,6 +344,9 @@ class _Loop:
     #: buffers, so snapshots copy them
     in_place: bool = False
     backup: list = field(default_factory=list)
+    squares: _Squares = field(default_factory=_Squares)
+    #: the leaves of ``params`` (an in-place step keeps them)
+    leaves: list = field(default_factory=list)
 
     def result(self, reason: str, message: str, final_params: Any = None) -> FitResult:
         """Snapshot the run as a FitResult (``final_params`` replaces the current params)."""
@@ -342,11 +391,17 @@ class _Loop:
 
 
 def _arrays(node: Any) -> list[np.ndarray]:
-    """Return every numpy array in a tree of dicts, lists and tuples (NamedTuples too)."""
+    """Return every numpy array in a tree of dicts, lists and tuples (NamedTuples too); the
+    values of a dict laid out by :func:`symgrad.optim.join` as their one flat array."""
     if type(node) is np.ndarray:
         return [node]
     if isinstance(node, dict):
-        return [a for value in node.values() for a in _arrays(value)]
+        values = list(node.values())
+        if values and all(type(v) is np.ndarray for v in values):
+            flat = _inplace.joined(values)
+            if flat is not None:
+                return [flat]
+        return [a for value in values for a in _arrays(value)]
     if isinstance(node, list | tuple):
         return [a for value in node for a in _arrays(value)]
     return []
@@ -368,64 +423,87 @@ def _frozen(node: Any) -> Any:
 class _EpochSums:
     """Accumulate an epoch's batch losses and batch-size-weighted gradient sums."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, squares: _Squares) -> None:
         self.n = n
         self.losses: list[float] = []
         self.sizes: list[int] = []
-        self.grad_sum: list[np.ndarray] | None = None
+        self.grad_sum: list[Any] | None = None
+        self.full: list[float] = []  # a full batch's sums of squares, by leaf
+        self.squares = squares
         self.lr = math.nan
 
-    def add(self, loss: float, nb: int, g_leaves: list[np.ndarray]) -> None:
-        """Record one batch of ``nb`` rows."""
+    def add(self, loss: float, nb: int, g_leaves: list[Any], squares: list[float]) -> None:
+        """Record one batch of ``nb`` rows, its gradient leaves and their sums of squares."""
         self.losses.append(loss)
         self.sizes.append(nb)
-        if self.grad_sum is None:
-            self.grad_sum = g_leaves if nb == self.n else [g * nb for g in g_leaves]
+        if nb == self.n:  # the whole epoch: its gradient is this one, whose squares we have
+            self.full = squares
+        elif self.grad_sum is None:
+            self.grad_sum = [g * nb for g in g_leaves]
         else:
-            self.grad_sum = [a + g * nb for a, g in zip(self.grad_sum, g_leaves, strict=True)]
+            self.grad_sum = [
+                _accumulate(a, g, nb) for a, g in zip(self.grad_sum, g_leaves, strict=True)
+            ]
 
     def loss_and_grad_norm(self) -> tuple[float, float]:
         """Return the epoch loss and the norm of the epoch's mean gradient."""
         if len(self.losses) == 1:  # full batch: no weighting round-off
-            epoch_loss, grad_mean = self.losses[0], self.grad_sum
-        else:
-            pairs = zip(self.losses, self.sizes, strict=True)
-            epoch_loss = math.fsum(lo * nb for lo, nb in pairs) / self.n
-            grad_mean = [a / self.n for a in self.grad_sum]
-        return epoch_loss, math.sqrt(sum(_sum_of_squares(g) for g in grad_mean))
+            return self.losses[0], math.sqrt(sum(self.full))
+        pairs = zip(self.losses, self.sizes, strict=True)
+        epoch_loss = math.fsum(lo * nb for lo, nb in pairs) / self.n
+        grad_mean = [a / self.n for a in self.grad_sum]
+        return epoch_loss, math.sqrt(sum(self.squares(g) for g in grad_mean))
+
+
+def _accumulate(a: Any, g: Any, nb: int) -> Any:
+    """Return ``a + g * nb``: into ``a`` itself (an array of the sum's own) for numpy."""
+    if type(a) is np.ndarray and type(g) is np.ndarray and a.shape == g.shape:
+        a += g * nb  # the same two roundings, one new array fewer
+        return a
+    return a + g * nb
 
 
 def _step(loop: _Loop, idx: slice | np.ndarray | None, sums: _EpochSums) -> None:
     """Take one optimizer step on the batch ``idx``; raise _NonFinite before a bad update."""
     cfg, paths = loop.cfg, lambda i: tree.leaf_paths(loop.treedef)[i]
     Xb, yb = _take(cfg.X, idx), _take(cfg.y, idx)
-    loss, grads = cfg.objective(loop.params, Xb, yb)
+    loss, grads = cfg.objective(loop.params, Xb, yb, cfg.grads_out)
     loss = float(loss)
     if not math.isfinite(loss):
         raise _NonFinite("loss", f"loss is {loss}")
-    g_leaves = [tree.as_float_array(g) for g in tree.flatten_as(loop.treedef, grads, "grads")]
-    bad = _nonfinite_leaves(g_leaves)
+    g_leaves = [
+        g if type(g) is np.ndarray and g.dtype.kind in "fc" else tree.as_float_array(g)
+        for g in tree.flatten_as(loop.treedef, grads, "grads")
+    ]
+    nb = cfg.n if idx is None else _xp.rows(Xb)
+    if nb == cfg.n:  # the epoch's gradient: its squares give the norm and prove it finite
+        squares, bad = loop.squares.finite(g_leaves)
+    else:
+        squares, bad = [], _nonfinite_leaves(g_leaves)
     if bad is not None:
         raise _NonFinite(f"gradient leaf grads{paths(bad)}", "")
     lr_fn = getattr(cfg.opt, "learning_rate", None)
     if lr_fn is not None:
         sums.lr = float(lr_fn(loop.step))
     new_params, new_state = loop.update(grads)
-    new_leaves = tree.flatten_as(loop.treedef, new_params)
-    bad = _nonfinite_leaves([p if _xp.is_foreign(p) else np.asarray(p) for p in new_leaves])
+    same = new_params is loop.params and len(loop.leaves) == len(g_leaves)
+    new_leaves = loop.leaves if same else tree.flatten_as(loop.treedef, new_params)
+    if not (same and loop.in_place):  # an in-place step's leaves are numpy arrays
+        new_leaves = [p if _xp.is_foreign(p) else np.asarray(p) for p in new_leaves]
+    bad = _nonfinite_leaves(new_leaves)
     if bad is not None:
         if new_params is loop.params:  # an in-place step: put back the params before it
             loop.undo()
         raise _NonFinite(f"parameter leaf params{paths(bad)} after the update", "")
-    loop.params, loop.state = new_params, new_state
+    loop.params, loop.state, loop.leaves = new_params, new_state, new_leaves
     loop.step += 1
-    sums.add(loss, cfg.n if idx is None else _xp.rows(Xb), g_leaves)
+    sums.add(loss, nb, g_leaves, squares)
 
 
 def _run_epoch(loop: _Loop, rng: np.random.Generator) -> float:
     """Run one pass over the data, record its history row and the best epoch; return its loss."""
     cfg, t0 = loop.cfg, time.perf_counter()
-    sums = _EpochSums(cfg.n)
+    sums = _EpochSums(cfg.n, loop.squares)
     for idx in _batches(cfg.n, cfg.batch_size, cfg.shuffle, rng):
         _step(loop, idx, sums)
     epoch_loss, grad_norm = sums.loss_and_grad_norm()
@@ -459,6 +537,8 @@ Stop = tuple[str, str] | None  # (stop_reason, message), or None to go on
 
 def _stop_by_callback(loop: _Loop) -> Stop:
     """Run every callback on a snapshot; stop if any returned a truthy value."""
+    if not loop.cfg.callbacks:
+        return None  # no snapshot: it copies every live buffer
     epoch = loop.epoch
     snapshot = loop.result("running", f"after epoch {epoch}")
     answers = [cb(epoch, snapshot) for cb in loop.cfg.callbacks]  # all run, even after a stop
@@ -532,7 +612,29 @@ def _start(params: Any, X: Any) -> tuple[Any, tree.TreeDef]:
     bad = _nonfinite_leaves(leaves)
     if bad is not None:
         raise ValueError(f"fit: initial params{tree.leaf_paths(treedef)[bad]} is not finite")
-    return tree.unflatten(treedef, leaves), treedef
+    return optim.join(tree.unflatten(treedef, leaves)), treedef
+
+
+def _gradient_buffer(objective: Any, opt: Any, params: Any, treedef: tree.TreeDef) -> Any:
+    """Return gradient arrays shaped like ``params``, views of one flat array, for an
+    objective that takes ``out=`` (as :meth:`symgrad.models.MLP.objective`) to write into
+    at every step; None unless the params are joined and ``opt`` steps in place (its state
+    then never holds the gradient arrays, which the next step overwrites)."""
+    leaves = tree.leaves(params)
+    if getattr(opt, "step", None) is None or not _takes_out(objective):
+        return None
+    if not leaves or type(leaves[0]) is not np.ndarray or _inplace.joined(leaves) is None:
+        return None
+    return optim.join(tree.unflatten(treedef, [np.zeros_like(p) for p in leaves]))
+
+
+def _takes_out(objective: Any) -> bool:
+    """Tell whether ``objective`` has a parameter named ``out`` that can be passed by keyword."""
+    try:
+        found = inspect.signature(objective).parameters.get("out")
+    except (TypeError, ValueError):  # no signature to read (some builtins and extensions)
+        return False
+    return found is not None and found.kind in (found.POSITIONAL_OR_KEYWORD, found.KEYWORD_ONLY)
 
 
 def _float_copy(p: Any, ref: Any) -> Any:
@@ -604,8 +706,13 @@ def fit(
 
     Args:
         objective: any callable returning the scalar loss and a gradient pytree shaped like
-            ``params`` (e.g. generated symgrad code).
-        params: initial parameter pytree; it is never modified.
+            ``params`` (e.g. generated symgrad code). One that takes an ``out`` keyword (as
+            :meth:`symgrad.models.MLP.objective`) is given, with an optimizer that steps in
+            place, gradient arrays shaped like ``params`` (views of one flat array) to
+            write into and return; the same arrays at every step.
+        params: initial parameter pytree; it is never modified. fit works on a copy whose
+            numpy leaves are views of one flat array (:func:`symgrad.optim.join`), so that
+            the in-place steps run one ufunc call per operation over all of them.
         X, y: data indexed along axis 0 for mini-batches (``y`` may be ``None``). torch,
             CuPy, JAX or other Array API arrays keep the run in that library: params are
             copied into X's library, the optimizer updates them there out of place (the
@@ -648,13 +755,15 @@ def fit(
         validation=validation,
         on_non_finite=on_non_finite,
     )
-    objective = _check_inputs(objective, optimizer, X, y)
+    checked = _check_inputs(objective, optimizer, X, y)
     opt = _as_optimizer(optimizer)
     n = _check_data(X, y, params, opt)
     params, treedef = _start(params, X)
-    cfg = _Settings(objective, opt, X, y, n, batch_size, shuffle, validation, tol, tol_mode,
-                    patience, tuple(callbacks))  # fmt: skip
-    loop = _Loop(cfg, treedef, params, opt.init(params), best_params=params)
+    cfg = _Settings(checked, opt, X, y, n, batch_size, shuffle, validation, tol, tol_mode,
+                    patience, tuple(callbacks),
+                    _gradient_buffer(objective, opt, params, treedef))  # fmt: skip
+    loop = _Loop(cfg, treedef, params, opt.init(params), best_params=params,
+                 leaves=tree.leaves(params))  # fmt: skip
     rng = np.random.default_rng(seed)
     bar = progress_bar(progress, epochs)
     stop: Stop = None

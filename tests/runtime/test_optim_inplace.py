@@ -146,6 +146,22 @@ def test_foreign_or_mismatched_leaves_take_the_pure_path():
         np.testing.assert_array_equal(params[k], expected[k])
 
 
+@pytest.mark.parametrize("case", ["adam", "sgd_momentum"])
+def test_grads_keyed_in_another_order_meet_their_own_params(case):
+    """Dict grads are read by key, in the params' order, as the pure update reads them."""
+    opt = CASES[case]()
+    pure = {"a": np.ones(3), "b": np.full(3, 2.0)}
+    fast = {k: v.copy() for k, v in pure.items()}
+    s_pure, s_fast = opt.init(pure), opt.init(fast)
+    for step in range(3):
+        grads = {"b": np.full(3, 0.5 + step), "a": np.full(3, -1.0)}  # same shapes, reversed
+        pure, s_pure = opt.update(grads, s_pure, pure)
+        s_fast = optim.step_in_place(opt, grads, s_fast, fast)
+        for k in pure:
+            np.testing.assert_array_equal(fast[k], pure[k])
+    assert fast["a"][0] > 1.0 > 0.0 and fast["b"][0] < 2.0  # each moved by its own gradient
+
+
 @pytest.mark.parametrize(
     "make, cls, kwargs",
     [
