@@ -943,25 +943,25 @@ def binary_cross_entropy_with_logits_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = (yhat >= 0) * 1.0
-        t1 = np.exp(-np.abs(yhat))
-        return (t0 - y + t1 * (1 - t0 * 2) / (t1 + 1)) * inv_n
+        t1 = 1 - t0 * 2
+        t2 = np.exp(t1 * yhat)
+        return (t0 - y + t1 * t2 / (t2 + 1)) * inv_n
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
     weight, inv_n = (
         _weighting('binary_cross_entropy_with_logits_grad', weight, out.shape, count, False)
     )
-    b0, b1 = _scratch(out.shape, 2, out.dtype)
-    np.greater_equal(yhat, 0, out=b0)  # t0
-    np.abs(yhat, out=b1)
-    np.negative(b1, out=b1)
-    np.exp(b1, out=b1)  # t1
-    np.subtract(b0, y, out=out)
-    np.multiply(b0, 2, out=b0)
-    np.subtract(1, b0, out=b0)
-    np.multiply(b1, b0, out=b0)
-    np.add(b1, 1, out=b1)
-    np.divide(b0, b1, out=b0)
-    np.add(out, b0, out=out)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
+    np.greater_equal(yhat, 0, out=out)  # t0
+    np.multiply(out, 2, out=b1)
+    np.subtract(1, b1, out=b1)  # t1
+    np.multiply(b1, yhat, out=b2)
+    np.exp(b2, out=b2)  # t2
+    np.subtract(out, y, out=out)
+    np.multiply(b1, b2, out=b1)
+    np.add(b2, 1, out=b2)
+    np.divide(b1, b2, out=b1)
+    np.add(out, b1, out=out)
     if inv_n != 1:
         np.multiply(out, inv_n, out=out)
     if weight is not None:
@@ -986,12 +986,13 @@ def binary_cross_entropy_with_logits_value_and_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(yhat))
-        t1 = np.log1p(t0)
-        t2 = (yhat >= 0) * 1.0
+        t0 = (yhat >= 0) * 1.0
+        t1 = 1 - t0 * 2
+        t2 = np.exp(t1 * yhat)
+        t3 = np.log1p(t2)
         return (
-            (float((np.vdot(y, t1 + np.maximum(-yhat, 0)) - np.vdot(y - 1, t1 + np.maximum(yhat,
-            0))) * inv_n), (t2 - y + t0 * (1 - t2 * 2) / (t0 + 1)) * inv_n)
+            (float((np.vdot(y, t3 + np.maximum(-yhat, 0)) - np.vdot(y - 1, t3 + np.maximum(yhat,
+            0))) * inv_n), (t0 - y + t1 * t2 / (t2 + 1)) * inv_n)
         )
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
@@ -999,28 +1000,27 @@ def binary_cross_entropy_with_logits_value_and_grad(
         _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, out.shape, count,
         False)
     )
-    b0, b2, b3, b4 = _scratch(out.shape, 4, out.dtype)
-    np.abs(yhat, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)  # t0
-    np.log1p(b0, out=out)  # t1
-    np.greater_equal(yhat, 0, out=b2)  # t2
-    np.negative(yhat, out=b3)
-    np.maximum(b3, 0, out=b3)
-    np.add(out, b3, out=b3)
-    value0 = _total(weight, y, b3)
-    np.subtract(y, 1, out=b3)
-    np.maximum(yhat, 0, out=b4)
-    np.add(out, b4, out=out)
-    value0 -= _total(weight, b3, out)
+    b1, b2, b3, b4, b5 = _scratch(out.shape, 5, out.dtype)
+    np.greater_equal(yhat, 0, out=out)  # t0
+    np.multiply(out, 2, out=b1)
+    np.subtract(1, b1, out=b1)  # t1
+    np.multiply(b1, yhat, out=b2)
+    np.exp(b2, out=b2)  # t2
+    np.log1p(b2, out=b3)  # t3
+    np.negative(yhat, out=b4)
+    np.maximum(b4, 0, out=b4)
+    np.add(b3, b4, out=b4)
+    value0 = _total(weight, y, b4)
+    np.subtract(y, 1, out=b4)
+    np.maximum(yhat, 0, out=b5)
+    np.add(b3, b5, out=b3)
+    value0 -= _total(weight, b4, b3)
     value0 *= inv_n
-    np.subtract(b2, y, out=out)
-    np.multiply(b2, 2, out=b2)
-    np.subtract(1, b2, out=b2)
-    np.multiply(b0, b2, out=b2)
-    np.add(b0, 1, out=b0)
-    np.divide(b2, b0, out=b2)
-    np.add(out, b2, out=out)
+    np.subtract(out, y, out=out)
+    np.multiply(b1, b2, out=b1)
+    np.add(b2, 1, out=b2)
+    np.divide(b1, b2, out=b1)
+    np.add(out, b1, out=out)
     if inv_n != 1:
         np.multiply(out, inv_n, out=out)
     if weight is not None:
@@ -1074,31 +1074,31 @@ def binary_cross_entropy_with_logits_grad_hess(
 
         inv_n = 1 / np.size(yhat)
         t0 = (yhat >= 0) * 1.0
-        t1 = np.exp(-np.abs(yhat))
-        t2 = t1 + 1
-        t3 = t1 / t2
-        return ((t0 - y + t3 * (1 - t0 * 2)) * inv_n, t3 / t2 * inv_n)
+        t1 = 1 - t0 * 2
+        t2 = np.exp(t1 * yhat)
+        t3 = t2 + 1
+        t4 = t2 / t3
+        return ((t0 - y + t1 * t4) * inv_n, t4 / t3 * inv_n)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     weight, inv_n = (
         _weighting('binary_cross_entropy_with_logits_grad_hess', weight, out.shape, count, False)
     )
-    b0, b2 = _scratch(out.shape, 2, out.dtype)
-    np.greater_equal(yhat, 0, out=b0)  # t0
-    np.abs(yhat, out=out1)
-    np.negative(out1, out=out1)
-    np.exp(out1, out=out1)  # t1
-    np.add(out1, 1, out=b2)  # t2
-    np.divide(out1, b2, out=out1)  # t3
-    np.subtract(b0, y, out=out)
-    np.multiply(b0, 2, out=b0)
-    np.subtract(1, b0, out=b0)
-    np.multiply(out1, b0, out=b0)
-    np.add(out, b0, out=out)
+    b1, b3 = _scratch(out.shape, 2, out.dtype)
+    np.greater_equal(yhat, 0, out=out)  # t0
+    np.multiply(out, 2, out=b1)
+    np.subtract(1, b1, out=b1)  # t1
+    np.multiply(b1, yhat, out=out1)
+    np.exp(out1, out=out1)  # t2
+    np.add(out1, 1, out=b3)  # t3
+    np.divide(out1, b3, out=out1)  # t4
+    np.subtract(out, y, out=out)
+    np.multiply(b1, out1, out=b1)
+    np.add(out, b1, out=out)
     if inv_n != 1:
         np.multiply(out, inv_n, out=out)
-    np.divide(out1, b2, out=out1)
+    np.divide(out1, b3, out=out1)
     if inv_n != 1:
         np.multiply(out1, inv_n, out=out1)
     if weight is not None:
@@ -3036,72 +3036,72 @@ def sigmoid_focal_grad(
         t1 = -t0
         t2 = y * alpha + t1 * (1 - alpha)
         t3 = (yhat >= 0) * 1.0
-        t4 = np.exp(-np.abs(yhat))
-        t5 = t4 + 1
-        t6 = 1.0 / t5
-        t7 = -yhat
-        t8 = 1 - (t1 * t6 * np.maximum(t4, (t7 >= 0) * 1.0) + t6 * y * np.maximum(t3, t4))
-        t9 = np.log1p(t4)
+        t4 = 1 - t3 * 2
+        t5 = np.exp(t4 * yhat)
+        t6 = t5 + 1
+        t7 = 1.0 / t6
+        t8 = -yhat
+        t9 = 1 - (t1 * t7 * np.maximum(t5, (t8 >= 0) * 1.0) + t7 * y * np.maximum(t3, t5))
+        t10 = np.log1p(t5)
         return (
-            t2 * t8 ** gamma * (t3 - y + t4 * t6 * (1 - t3 * 2)) * inv_n + t2 * t4 * t8 ** (gamma -
-            1) * (y * 2 - 1) * (y * (t9 + np.maximum(t7, 0)) - t0 * (t9 + np.maximum(yhat, 0))) / t5
-            / t5 * (-gamma * inv_n)
+            t2 * t9 ** gamma * (t3 - y + t4 * t5 * t7) * inv_n + t2 * t5 * t9 ** (gamma - 1) * (y *
+            2 - 1) * (y * (t10 + np.maximum(t8, 0)) - t0 * (t10 + np.maximum(yhat, 0))) / t6 / t6 *
+            (-gamma * inv_n)
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_grad', out, yhat, y)
     alpha = _hyper('sigmoid_focal_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, b10 = _scratch(out.shape, 10, out.dtype)
+    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9 = _scratch(out.shape, 10, out.dtype)
     np.subtract(y, 1, out=b0)  # t0
     np.negative(b0, out=b1)  # t1
     np.multiply(y, alpha, out=b2)
     np.multiply(b1, 1 - alpha, out=b3)
     np.add(b2, b3, out=b2)  # t2
     np.greater_equal(yhat, 0, out=b3)  # t3
-    np.abs(yhat, out=b4)
-    np.negative(b4, out=b4)
-    np.exp(b4, out=b4)  # t4
-    np.add(b4, 1, out=b5)  # t5
-    np.divide(1.0, b5, out=b6)  # t6
-    np.negative(yhat, out=b7)  # t7
-    np.multiply(b1, b6, out=b1)
-    np.greater_equal(b7, 0, out=b8)
-    np.maximum(b4, b8, out=b8)
-    np.multiply(b1, b8, out=b1)
-    np.multiply(b6, y, out=b8)
-    np.maximum(b3, b4, out=out)
-    np.multiply(b8, out, out=b8)
-    np.add(b1, b8, out=b1)
-    np.subtract(1, b1, out=b1)  # t8
-    np.log1p(b4, out=b8)  # t9
+    np.multiply(b3, 2, out=b4)
+    np.subtract(1, b4, out=b4)  # t4
+    np.multiply(b4, yhat, out=b5)
+    np.exp(b5, out=b5)  # t5
+    np.add(b5, 1, out=b6)  # t6
+    np.divide(1.0, b6, out=b7)  # t7
+    np.negative(yhat, out=b8)  # t8
+    np.multiply(b1, b7, out=b1)
+    np.greater_equal(b8, 0, out=b9)
+    np.maximum(b5, b9, out=b9)
+    np.multiply(b1, b9, out=b1)
+    np.multiply(b7, y, out=b9)
+    np.maximum(b3, b5, out=out)
+    np.multiply(b9, out, out=b9)
+    np.add(b1, b9, out=b1)
+    np.subtract(1, b1, out=b1)  # t9
+    np.log1p(b5, out=b9)  # t10
     np.power(b1, gamma, out=out)
     np.multiply(b2, out, out=out)
-    np.subtract(b3, y, out=b10)
-    np.multiply(b4, b6, out=b6)
-    np.multiply(b3, 2, out=b3)
-    np.subtract(1, b3, out=b3)
-    np.multiply(b6, b3, out=b6)
-    np.add(b10, b6, out=b10)
-    np.multiply(out, b10, out=out)
+    np.subtract(b3, y, out=b3)
+    np.multiply(b4, b5, out=b4)
+    np.multiply(b4, b7, out=b4)
+    np.add(b3, b4, out=b3)
+    np.multiply(out, b3, out=out)
     if inv_n != 1:
         np.multiply(out, inv_n, out=out)
-    np.multiply(b2, b4, out=b2)
+    np.multiply(b2, b5, out=b2)
     np.power(b1, gamma - 1, out=b1)
     np.multiply(b2, b1, out=b2)
     np.multiply(y, 2, out=b1)
     np.subtract(b1, 1, out=b1)
     np.multiply(b2, b1, out=b2)
-    np.maximum(b7, 0, out=b7)
-    np.add(b8, b7, out=b7)
-    np.multiply(y, b7, out=b7)
+    np.maximum(b8, 0, out=b8)
+    np.add(b9, b8, out=b8)
+    np.multiply(y, b8, out=b8)
     np.maximum(yhat, 0, out=b1)
-    np.add(b8, b1, out=b8)
-    np.multiply(b0, b8, out=b0)
-    np.subtract(b7, b0, out=b7)
-    np.multiply(b2, b7, out=b2)
-    np.divide(b2, b5, out=b2)
-    np.divide(b2, b5, out=b2)
+    np.add(b9, b1, out=b9)
+    np.multiply(b0, b9, out=b0)
+    np.subtract(b8, b0, out=b8)
+    np.multiply(b2, b8, out=b2)
+    np.divide(b2, b6, out=b2)
+    np.divide(b2, b6, out=b2)
     np.multiply(b2, -gamma*inv_n, out=b2)
     np.add(out, b2, out=out)
     if weight is not None:
@@ -3134,82 +3134,82 @@ def sigmoid_focal_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = -yhat
-        t1 = np.exp(-np.abs(yhat))
-        t2 = np.log1p(t1)
-        t3 = y - 1
-        t4 = y * (t2 + np.maximum(t0, 0)) - t3 * (t2 + np.maximum(yhat, 0))
-        t5 = (yhat >= 0) * 1.0
-        t6 = t1 + 1
-        t7 = 1.0 / t6
-        t8 = -t3
-        t9 = 1 - (t7 * t8 * np.maximum(t1, (t0 >= 0) * 1.0) + t7 * y * np.maximum(t1, t5))
-        t10 = t9 ** gamma
-        t11 = y * alpha + t8 * (1 - alpha)
+        t1 = (yhat >= 0) * 1.0
+        t2 = 1 - t1 * 2
+        t3 = np.exp(t2 * yhat)
+        t4 = np.log1p(t3)
+        t5 = y - 1
+        t6 = y * (t4 + np.maximum(t0, 0)) - t5 * (t4 + np.maximum(yhat, 0))
+        t7 = t3 + 1
+        t8 = 1.0 / t7
+        t9 = -t5
+        t10 = 1 - (t8 * t9 * np.maximum(t3, (t0 >= 0) * 1.0) + t8 * y * np.maximum(t1, t3))
+        t11 = t10 ** gamma
+        t12 = y * alpha + t9 * (1 - alpha)
         return (
-            (float(np.sum(t10 * t11 * t4) * inv_n), t10 * t11 * (t5 - y + t1 * t7 * (1 - t5 * 2)) *
-            inv_n + t1 * t11 * t4 * t9 ** (gamma - 1) * (y * 2 - 1) / t6 / t6 * (-gamma * inv_n))
+            (float(np.sum(t11 * t12 * t6) * inv_n), t11 * t12 * (t1 - y + t2 * t3 * t8) * inv_n +
+            t10 ** (gamma - 1) * t12 * t3 * t6 * (y * 2 - 1) / t7 / t7 * (-gamma * inv_n))
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
     alpha = _hyper('sigmoid_focal_value_and_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_value_and_grad', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_value_and_grad', weight, out.shape, count, False)
-    b1, b2, b3, b4, b5, b6, b7, b8 = _scratch(out.shape, 8, out.dtype)
+    b1, b2, b3, b4, b5, b6, b7, b8, b9 = _scratch(out.shape, 9, out.dtype)
     np.negative(yhat, out=out)  # t0
-    np.abs(yhat, out=b1)
-    np.negative(b1, out=b1)
-    np.exp(b1, out=b1)  # t1
-    np.log1p(b1, out=b2)  # t2
-    np.subtract(y, 1, out=b3)  # t3
-    np.maximum(out, 0, out=b4)
-    np.add(b2, b4, out=b4)
-    np.multiply(y, b4, out=b4)
-    np.maximum(yhat, 0, out=b5)
-    np.add(b2, b5, out=b2)
-    np.multiply(b3, b2, out=b2)
-    np.subtract(b4, b2, out=b4)  # t4
-    np.greater_equal(yhat, 0, out=b2)  # t5
-    np.add(b1, 1, out=b5)  # t6
-    np.divide(1.0, b5, out=b6)  # t7
-    np.negative(b3, out=b3)  # t8
-    np.multiply(b6, b3, out=b7)
+    np.greater_equal(yhat, 0, out=b1)  # t1
+    np.multiply(b1, 2, out=b2)
+    np.subtract(1, b2, out=b2)  # t2
+    np.multiply(b2, yhat, out=b3)
+    np.exp(b3, out=b3)  # t3
+    np.log1p(b3, out=b4)  # t4
+    np.subtract(y, 1, out=b5)  # t5
+    np.maximum(out, 0, out=b6)
+    np.add(b4, b6, out=b6)
+    np.multiply(y, b6, out=b6)
+    np.maximum(yhat, 0, out=b7)
+    np.add(b4, b7, out=b4)
+    np.multiply(b5, b4, out=b4)
+    np.subtract(b6, b4, out=b6)  # t6
+    np.add(b3, 1, out=b4)  # t7
+    np.divide(1.0, b4, out=b7)  # t8
+    np.negative(b5, out=b5)  # t9
+    np.multiply(b7, b5, out=b8)
     np.greater_equal(out, 0, out=out)
-    np.maximum(b1, out, out=out)
-    np.multiply(b7, out, out=b7)
-    np.multiply(b6, y, out=out)
-    np.maximum(b1, b2, out=b8)
-    np.multiply(out, b8, out=out)
-    np.add(b7, out, out=b7)
-    np.subtract(1, b7, out=b7)  # t9
-    np.power(b7, gamma, out=out)  # t10
-    np.multiply(y, alpha, out=b8)
-    np.multiply(b3, 1 - alpha, out=b3)
-    np.add(b8, b3, out=b8)  # t11
-    np.multiply(out, b8, out=b3)
-    np.multiply(b3, b4, out=b3)
-    value0 = _total(weight, b3)
+    np.maximum(b3, out, out=out)
+    np.multiply(b8, out, out=b8)
+    np.multiply(b7, y, out=out)
+    np.maximum(b1, b3, out=b9)
+    np.multiply(out, b9, out=out)
+    np.add(b8, out, out=b8)
+    np.subtract(1, b8, out=b8)  # t10
+    np.power(b8, gamma, out=out)  # t11
+    np.multiply(y, alpha, out=b9)
+    np.multiply(b5, 1 - alpha, out=b5)
+    np.add(b9, b5, out=b9)  # t12
+    np.multiply(out, b9, out=b5)
+    np.multiply(b5, b6, out=b5)
+    value0 = _total(weight, b5)
     value0 *= inv_n
-    np.multiply(out, b8, out=out)
-    np.subtract(b2, y, out=b3)
-    np.multiply(b1, b6, out=b6)
-    np.multiply(b2, 2, out=b2)
-    np.subtract(1, b2, out=b2)
-    np.multiply(b6, b2, out=b6)
-    np.add(b3, b6, out=b3)
-    np.multiply(out, b3, out=out)
+    np.multiply(out, b9, out=out)
+    np.subtract(b1, y, out=b1)
+    np.multiply(b2, b3, out=b2)
+    np.multiply(b2, b7, out=b2)
+    np.add(b1, b2, out=b1)
+    np.multiply(out, b1, out=out)
     if inv_n != 1:
         np.multiply(out, inv_n, out=out)
-    np.multiply(b1, b8, out=b1)
-    np.multiply(b1, b4, out=b1)
-    np.power(b7, gamma - 1, out=b7)
-    np.multiply(b1, b7, out=b1)
-    np.multiply(y, 2, out=b7)
-    np.subtract(b7, 1, out=b7)
-    np.multiply(b1, b7, out=b1)
-    np.divide(b1, b5, out=b1)
-    np.divide(b1, b5, out=b1)
-    np.multiply(b1, -gamma*inv_n, out=b1)
-    np.add(out, b1, out=out)
+    np.power(b8, gamma - 1, out=b8)
+    np.multiply(b8, b9, out=b8)
+    np.multiply(b8, b3, out=b8)
+    np.multiply(b8, b6, out=b8)
+    np.multiply(y, 2, out=b6)
+    np.subtract(b6, 1, out=b6)
+    np.multiply(b8, b6, out=b8)
+    np.divide(b8, b4, out=b8)
+    np.divide(b8, b4, out=b8)
+    np.multiply(b8, -gamma*inv_n, out=b8)
+    np.add(out, b8, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -3241,115 +3241,114 @@ def sigmoid_focal_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.abs(yhat)
-        t1 = np.exp(-t0)
-        t2 = t1 + 1
-        t3 = (1.0 / t2) ** 2
-        t4 = y - 1
-        t5 = -t4
-        t6 = y * alpha + t5 * (1 - alpha)
-        t7 = (yhat >= 0) * 1.0
-        t8 = 1.0 / t2
-        t9 = -yhat
-        t10 = 1 - (t5 * t8 * np.maximum(t1, (t9 >= 0) * 1.0) + t8 * y * np.maximum(t1, t7))
-        t11 = gamma - 1
-        t12 = t1 * t10 ** t11 * t3 * t6 * (gamma * inv_n)
-        t13 = np.log1p(t1)
-        t14 = y * (t13 + np.maximum(t9, 0)) - t4 * (t13 + np.maximum(yhat, 0))
+        t0 = (yhat >= 0) * 1.0
+        t1 = 1 - t0 * 2
+        t2 = t1 * yhat
+        t3 = np.exp(t2)
+        t4 = t3 + 1
+        t5 = (1.0 / t4) ** 2
+        t6 = y - 1
+        t7 = -t6
+        t8 = y * alpha + t7 * (1 - alpha)
+        t9 = 1.0 / t4
+        t10 = -yhat
+        t11 = 1 - (t7 * t9 * np.maximum(t3, (t10 >= 0) * 1.0) + t9 * y * np.maximum(t0, t3))
+        t12 = gamma - 1
+        t13 = t11 ** t12 * t3 * t5 * t8 * (gamma * inv_n)
+        t14 = np.log1p(t3)
+        t15 = y * (t14 + np.maximum(t10, 0)) - t6 * (t14 + np.maximum(yhat, 0))
         return (
-            t1 * t10 ** gamma * t3 * t6 * inv_n + t10 ** (gamma - 2) * t14 * t6 * (y ** 2 * 4 - y *
-            4 + 1) * np.exp(t0 * -2) / t2 / t2 / t2 / t2 * (gamma * inv_n * t11) - t12 * (y * 2 - 1)
-            * (t7 - y + t1 * t8 * (1 - t7 * 2)) * 2 - t12 * t14 * (0.25 - y * 0.5) * np.tanh(yhat *
-            0.5) * 4
+            t11 ** gamma * t3 * t5 * t8 * inv_n + t11 ** (gamma - 2) * t15 * t8 * (y ** 2 * 4 - y *
+            4 + 1) * np.exp(t2 * 2) / t4 / t4 / t4 / t4 * (gamma * inv_n * t12) - t13 * (y * 2 - 1)
+            * (t0 - y + t1 * t3 * t9) * 2 - t13 * t15 * (0.25 - y * 0.5) * np.tanh(yhat * 0.5) * 4
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_hess', weight, out.shape, count, False)
-    b0, b1, b2, b3, b5, b6, b7, b8, b9, b10, b11, b12 = _scratch(out.shape, 12, out.dtype)
-    np.abs(yhat, out=b0)  # t0
-    np.negative(b0, out=b1)
-    np.exp(b1, out=b1)  # t1
-    np.add(b1, 1, out=b2)  # t2
-    np.divide(1.0, b2, out=b3)
-    np.square(b3, out=b3)  # t3
-    np.subtract(y, 1, out=out)  # t4
-    np.negative(out, out=b5)  # t5
-    np.multiply(y, alpha, out=b6)
-    np.multiply(b5, 1 - alpha, out=b7)
-    np.add(b6, b7, out=b6)  # t6
-    np.greater_equal(yhat, 0, out=b7)  # t7
-    np.divide(1.0, b2, out=b8)  # t8
-    np.negative(yhat, out=b9)  # t9
-    np.multiply(b5, b8, out=b5)
-    np.greater_equal(b9, 0, out=b10)
-    np.maximum(b1, b10, out=b10)
-    np.multiply(b5, b10, out=b5)
-    np.multiply(b8, y, out=b10)
-    np.maximum(b1, b7, out=b11)
-    np.multiply(b10, b11, out=b10)
-    np.add(b5, b10, out=b5)
-    np.subtract(1, b5, out=b5)  # t10
-    t11 = gamma - 1
-    np.power(b5, t11, out=b10)
-    np.multiply(b1, b10, out=b10)
-    np.multiply(b10, b3, out=b10)
-    np.multiply(b10, b6, out=b10)
-    np.multiply(b10, gamma*inv_n, out=b10)  # t12
-    np.log1p(b1, out=b11)  # t13
-    np.maximum(b9, 0, out=b9)
-    np.add(b11, b9, out=b9)
-    np.multiply(y, b9, out=b9)
-    np.maximum(yhat, 0, out=b12)
-    np.add(b11, b12, out=b11)
-    np.multiply(out, b11, out=out)
-    np.subtract(b9, out, out=b9)  # t14
-    np.power(b5, gamma, out=out)
-    np.multiply(b1, out, out=out)
+    b0, b1, b2, b3, b4, b5, b7, b8, b9, b10, b11, b12, b13 = _scratch(out.shape, 13, out.dtype)
+    np.greater_equal(yhat, 0, out=b0)  # t0
+    np.multiply(b0, 2, out=b1)
+    np.subtract(1, b1, out=b1)  # t1
+    np.multiply(b1, yhat, out=b2)  # t2
+    np.exp(b2, out=b3)  # t3
+    np.add(b3, 1, out=b4)  # t4
+    np.divide(1.0, b4, out=b5)
+    np.square(b5, out=b5)  # t5
+    np.subtract(y, 1, out=out)  # t6
+    np.negative(out, out=b7)  # t7
+    np.multiply(y, alpha, out=b8)
+    np.multiply(b7, 1 - alpha, out=b9)
+    np.add(b8, b9, out=b8)  # t8
+    np.divide(1.0, b4, out=b9)  # t9
+    np.negative(yhat, out=b10)  # t10
+    np.multiply(b7, b9, out=b7)
+    np.greater_equal(b10, 0, out=b11)
+    np.maximum(b3, b11, out=b11)
+    np.multiply(b7, b11, out=b7)
+    np.multiply(b9, y, out=b11)
+    np.maximum(b0, b3, out=b12)
+    np.multiply(b11, b12, out=b11)
+    np.add(b7, b11, out=b7)
+    np.subtract(1, b7, out=b7)  # t11
+    t12 = gamma - 1
+    np.power(b7, t12, out=b11)
+    np.multiply(b11, b3, out=b11)
+    np.multiply(b11, b5, out=b11)
+    np.multiply(b11, b8, out=b11)
+    np.multiply(b11, gamma*inv_n, out=b11)  # t13
+    np.log1p(b3, out=b12)  # t14
+    np.maximum(b10, 0, out=b10)
+    np.add(b12, b10, out=b10)
+    np.multiply(y, b10, out=b10)
+    np.maximum(yhat, 0, out=b13)
+    np.add(b12, b13, out=b12)
+    np.multiply(out, b12, out=out)
+    np.subtract(b10, out, out=b10)  # t15
+    np.power(b7, gamma, out=out)
     np.multiply(out, b3, out=out)
-    np.multiply(out, b6, out=out)
+    np.multiply(out, b5, out=out)
+    np.multiply(out, b8, out=out)
     if inv_n != 1:
         np.multiply(out, inv_n, out=out)
-    np.power(b5, gamma - 2, out=b5)
-    np.multiply(b5, b9, out=b5)
-    np.multiply(b5, b6, out=b5)
-    np.square(y, out=b6)
-    np.multiply(b6, 4, out=b6)
-    np.multiply(y, 4, out=b3)
-    np.subtract(b6, b3, out=b6)
-    np.add(b6, 1, out=b6)
-    np.multiply(b5, b6, out=b5)
-    np.multiply(b0, -2, out=b0)
-    np.exp(b0, out=b0)
-    np.multiply(b5, b0, out=b5)
-    np.divide(b5, b2, out=b5)
-    np.divide(b5, b2, out=b5)
-    np.divide(b5, b2, out=b5)
-    np.divide(b5, b2, out=b5)
-    np.multiply(b5, gamma*inv_n*t11, out=b5)
-    np.add(out, b5, out=out)
-    np.multiply(y, 2, out=b5)
-    np.subtract(b5, 1, out=b5)
-    np.multiply(b10, b5, out=b5)
-    np.subtract(b7, y, out=b2)
-    np.multiply(b1, b8, out=b1)
+    np.power(b7, gamma - 2, out=b7)
+    np.multiply(b7, b10, out=b7)
+    np.multiply(b7, b8, out=b7)
+    np.square(y, out=b8)
+    np.multiply(b8, 4, out=b8)
+    np.multiply(y, 4, out=b5)
+    np.subtract(b8, b5, out=b8)
+    np.add(b8, 1, out=b8)
+    np.multiply(b7, b8, out=b7)
+    np.multiply(b2, 2, out=b2)
+    np.exp(b2, out=b2)
+    np.multiply(b7, b2, out=b7)
+    np.divide(b7, b4, out=b7)
+    np.divide(b7, b4, out=b7)
+    np.divide(b7, b4, out=b7)
+    np.divide(b7, b4, out=b7)
+    np.multiply(b7, gamma*inv_n*t12, out=b7)
+    np.add(out, b7, out=out)
+    np.multiply(y, 2, out=b7)
+    np.subtract(b7, 1, out=b7)
+    np.multiply(b11, b7, out=b7)
+    np.subtract(b0, y, out=b0)
+    np.multiply(b1, b3, out=b1)
+    np.multiply(b1, b9, out=b1)
+    np.add(b0, b1, out=b0)
+    np.multiply(b7, b0, out=b7)
     np.multiply(b7, 2, out=b7)
-    np.subtract(1, b7, out=b7)
-    np.multiply(b1, b7, out=b1)
-    np.add(b2, b1, out=b2)
-    np.multiply(b5, b2, out=b5)
-    np.multiply(b5, 2, out=b5)
-    np.subtract(out, b5, out=out)
-    np.multiply(b10, b9, out=b10)
-    np.multiply(y, 0.5, out=b9)
-    np.subtract(0.25, b9, out=b9)
-    np.multiply(b10, b9, out=b10)
-    np.multiply(yhat, 0.5, out=b9)
-    np.tanh(b9, out=b9)
-    np.multiply(b10, b9, out=b10)
-    np.multiply(b10, 4, out=b10)
-    np.subtract(out, b10, out=out)
+    np.subtract(out, b7, out=out)
+    np.multiply(b11, b10, out=b11)
+    np.multiply(y, 0.5, out=b10)
+    np.subtract(0.25, b10, out=b10)
+    np.multiply(b11, b10, out=b11)
+    np.multiply(yhat, 0.5, out=b10)
+    np.tanh(b10, out=b10)
+    np.multiply(b11, b10, out=b11)
+    np.multiply(b11, 4, out=b11)
+    np.subtract(out, b11, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -3389,27 +3388,28 @@ def sigmoid_focal_grad_hess(
         t1 = -t0
         t2 = y * alpha + t1 * (1 - alpha)
         t3 = (yhat >= 0) * 1.0
-        t4 = np.abs(yhat)
-        t5 = np.exp(-t4)
-        t6 = t5 + 1
-        t7 = 1.0 / t6
-        t8 = t3 - y + t5 * t7 * (1 - t3 * 2)
-        t9 = -yhat
-        t10 = 1 - (t1 * t7 * np.maximum(t5, (t9 >= 0) * 1.0) + t7 * y * np.maximum(t3, t5))
-        t11 = t10 ** gamma
-        t12 = np.log1p(t5)
-        t13 = y * (t12 + np.maximum(t9, 0)) - t0 * (t12 + np.maximum(yhat, 0))
-        t14 = t2 * inv_n
-        t15 = t13 * t14 * gamma
-        t16 = gamma - 1
-        t17 = t10 ** t16
-        t18 = (1.0 / t6) ** 2
-        t19 = t18 * t5
-        t20 = t17 * t19 * (y * 2 - 1)
+        t4 = 1 - t3 * 2
+        t5 = t4 * yhat
+        t6 = np.exp(t5)
+        t7 = t6 + 1
+        t8 = 1.0 / t7
+        t9 = t3 - y + t4 * t6 * t8
+        t10 = -yhat
+        t11 = 1 - (t1 * t8 * np.maximum(t6, (t10 >= 0) * 1.0) + t8 * y * np.maximum(t3, t6))
+        t12 = t11 ** gamma
+        t13 = np.log1p(t6)
+        t14 = y * (t13 + np.maximum(t10, 0)) - t0 * (t13 + np.maximum(yhat, 0))
+        t15 = t2 * inv_n
+        t16 = t14 * t15 * gamma
+        t17 = gamma - 1
+        t18 = t11 ** t17
+        t19 = (1.0 / t7) ** 2
+        t20 = t19 * t6
+        t21 = t18 * t20 * (y * 2 - 1)
         return (
-            (t11 * t2 * t8 * inv_n - t15 * t20, t14 * t20 * t8 * (-2 * gamma) + t11 * t18 * t2 * t5
-            * inv_n + t10 ** (gamma - 2) * t13 * t2 * (y ** 2 * 4 - y * 4 + 1) * np.exp(t4 * -2) /
-            t6 / t6 / t6 / t6 * (gamma * inv_n * t16) - t15 * t17 * t19 * (0.25 - y * 0.5) *
+            (t12 * t2 * t9 * inv_n - t16 * t21, t15 * t21 * t9 * (-2 * gamma) + t12 * t19 * t2 * t6
+            * inv_n + t11 ** (gamma - 2) * t14 * t2 * (y ** 2 * 4 - y * 4 + 1) * np.exp(t5 * 2) / t7
+            / t7 / t7 / t7 * (gamma * inv_n * t17) - t16 * t18 * t20 * (0.25 - y * 0.5) *
             np.tanh(yhat * 0.5) * 4)
         )
     """
@@ -3425,80 +3425,79 @@ def sigmoid_focal_grad_hess(
     np.multiply(b1, 1 - alpha, out=b3)
     np.add(b2, b3, out=b2)  # t2
     np.greater_equal(yhat, 0, out=b3)  # t3
-    np.abs(yhat, out=b4)  # t4
-    np.negative(b4, out=b5)
-    np.exp(b5, out=b5)  # t5
-    np.add(b5, 1, out=b6)  # t6
-    np.divide(1.0, b6, out=b7)  # t7
-    np.subtract(b3, y, out=b8)
-    np.multiply(b5, b7, out=b9)
-    np.multiply(b3, 2, out=b10)
-    np.subtract(1, b10, out=b10)
-    np.multiply(b9, b10, out=b9)
-    np.add(b8, b9, out=b8)  # t8
-    np.negative(yhat, out=b9)  # t9
-    np.multiply(b1, b7, out=b1)
-    np.greater_equal(b9, 0, out=b10)
-    np.maximum(b5, b10, out=b10)
+    np.multiply(b3, 2, out=b4)
+    np.subtract(1, b4, out=b4)  # t4
+    np.multiply(b4, yhat, out=b5)  # t5
+    np.exp(b5, out=b6)  # t6
+    np.add(b6, 1, out=b7)  # t7
+    np.divide(1.0, b7, out=b8)  # t8
+    np.subtract(b3, y, out=b9)
+    np.multiply(b4, b6, out=b4)
+    np.multiply(b4, b8, out=b4)
+    np.add(b9, b4, out=b9)  # t9
+    np.negative(yhat, out=b4)  # t10
+    np.multiply(b1, b8, out=b1)
+    np.greater_equal(b4, 0, out=b10)
+    np.maximum(b6, b10, out=b10)
     np.multiply(b1, b10, out=b1)
-    np.multiply(b7, y, out=b7)
-    np.maximum(b3, b5, out=b3)
-    np.multiply(b7, b3, out=b7)
-    np.add(b1, b7, out=b1)
-    np.subtract(1, b1, out=b1)  # t10
-    np.power(b1, gamma, out=b7)  # t11
-    np.log1p(b5, out=b3)  # t12
-    np.maximum(b9, 0, out=b9)
-    np.add(b3, b9, out=b9)
-    np.multiply(y, b9, out=b9)
+    np.multiply(b8, y, out=b8)
+    np.maximum(b3, b6, out=b3)
+    np.multiply(b8, b3, out=b8)
+    np.add(b1, b8, out=b1)
+    np.subtract(1, b1, out=b1)  # t11
+    np.power(b1, gamma, out=b8)  # t12
+    np.log1p(b6, out=b3)  # t13
+    np.maximum(b4, 0, out=b4)
+    np.add(b3, b4, out=b4)
+    np.multiply(y, b4, out=b4)
     np.maximum(yhat, 0, out=b10)
     np.add(b3, b10, out=b3)
     np.multiply(out1, b3, out=out1)
-    np.subtract(b9, out1, out=b9)  # t13
-    np.multiply(b2, inv_n, out=out1)  # t14
-    np.multiply(b9, out1, out=b3)
-    np.multiply(b3, gamma, out=b3)  # t15
-    t16 = gamma - 1
-    np.power(b1, t16, out=b10)  # t17
-    np.divide(1.0, b6, out=b11)
-    np.square(b11, out=b11)  # t18
-    np.multiply(b11, b5, out=b12)  # t19
+    np.subtract(b4, out1, out=b4)  # t14
+    np.multiply(b2, inv_n, out=out1)  # t15
+    np.multiply(b4, out1, out=b3)
+    np.multiply(b3, gamma, out=b3)  # t16
+    t17 = gamma - 1
+    np.power(b1, t17, out=b10)  # t18
+    np.divide(1.0, b7, out=b11)
+    np.square(b11, out=b11)  # t19
+    np.multiply(b11, b6, out=b12)  # t20
     np.multiply(b10, b12, out=b13)
     np.multiply(y, 2, out=out)
     np.subtract(out, 1, out=out)
-    np.multiply(b13, out, out=b13)  # t20
-    np.multiply(b7, b2, out=out)
-    np.multiply(out, b8, out=out)
+    np.multiply(b13, out, out=b13)  # t21
+    np.multiply(b8, b2, out=out)
+    np.multiply(out, b9, out=out)
     if inv_n != 1:
         np.multiply(out, inv_n, out=out)
     np.multiply(b3, b13, out=b15)
     np.subtract(out, b15, out=out)
     np.multiply(out1, b13, out=out1)
-    np.multiply(out1, b8, out=out1)
+    np.multiply(out1, b9, out=out1)
     np.multiply(out1, -2*gamma, out=out1)
-    np.multiply(b7, b11, out=b7)
-    np.multiply(b7, b2, out=b7)
-    np.multiply(b7, b5, out=b7)
+    np.multiply(b8, b11, out=b8)
+    np.multiply(b8, b2, out=b8)
+    np.multiply(b8, b6, out=b8)
     if inv_n != 1:
-        np.multiply(b7, inv_n, out=b7)
-    np.add(out1, b7, out=out1)
+        np.multiply(b8, inv_n, out=b8)
+    np.add(out1, b8, out=out1)
     np.power(b1, gamma - 2, out=b1)
-    np.multiply(b1, b9, out=b1)
+    np.multiply(b1, b4, out=b1)
     np.multiply(b1, b2, out=b1)
     np.square(y, out=b2)
     np.multiply(b2, 4, out=b2)
-    np.multiply(y, 4, out=b9)
-    np.subtract(b2, b9, out=b2)
+    np.multiply(y, 4, out=b4)
+    np.subtract(b2, b4, out=b2)
     np.add(b2, 1, out=b2)
     np.multiply(b1, b2, out=b1)
-    np.multiply(b4, -2, out=b4)
-    np.exp(b4, out=b4)
-    np.multiply(b1, b4, out=b1)
-    np.divide(b1, b6, out=b1)
-    np.divide(b1, b6, out=b1)
-    np.divide(b1, b6, out=b1)
-    np.divide(b1, b6, out=b1)
-    np.multiply(b1, gamma*inv_n*t16, out=b1)
+    np.multiply(b5, 2, out=b5)
+    np.exp(b5, out=b5)
+    np.multiply(b1, b5, out=b1)
+    np.divide(b1, b7, out=b1)
+    np.divide(b1, b7, out=b1)
+    np.divide(b1, b7, out=b1)
+    np.divide(b1, b7, out=b1)
+    np.multiply(b1, gamma*inv_n*t17, out=b1)
     np.add(out1, b1, out=out1)
     np.multiply(b3, b10, out=b3)
     np.multiply(b3, b12, out=b3)

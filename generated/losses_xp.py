@@ -491,10 +491,11 @@ def binary_cross_entropy_with_logits_grad(
         rows=False)
     )
     t0 = xp.astype(yhat >= 0, dtype)
-    t1 = xp.exp(-xp.abs(yhat))
+    t1 = 1 - 2*t0
+    t2 = xp.exp(t1*yhat)
     return (
         _into('binary_cross_entropy_with_logits_grad', out, _weighed(weight, inv_n*((t0 - y) +
-        (t1*(1 - 2*t0)/(t1 + 1)))))
+        (t1*t2/(t2 + 1)))))
     )
 
 
@@ -517,14 +518,15 @@ def binary_cross_entropy_with_logits_value_and_grad(
         _weighting('binary_cross_entropy_with_logits_value_and_grad', xp, dtype, weight, yhat.shape,
         count, rows=False)
     )
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = xp.log1p(t0)
-    t2 = xp.astype(yhat >= 0, dtype)
+    t0 = xp.astype(yhat >= 0, dtype)
+    t1 = 1 - 2*t0
+    t2 = xp.exp(t1*yhat)
+    t3 = xp.log1p(t2)
     return (
-        inv_n * xp.sum(_weighed(weight, y*(t1 + xp.maximum(-yhat, xp.asarray(0, dtype=dtype))) - (t1
+        inv_n * xp.sum(_weighed(weight, y*(t3 + xp.maximum(-yhat, xp.asarray(0, dtype=dtype))) - (t3
         + xp.maximum(yhat, xp.asarray(0, dtype=dtype)))*(y - 1))),
-        _into('binary_cross_entropy_with_logits_value_and_grad', out, _weighed(weight, inv_n*((t2 -
-        y) + (t0*(1 - 2*t2)/(t0 + 1)))))
+        _into('binary_cross_entropy_with_logits_value_and_grad', out, _weighed(weight, inv_n*((t0 -
+        y) + (t1*t2/(t2 + 1)))))
     )
 
 
@@ -564,10 +566,11 @@ def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None =
         count, rows=False)
     )
     t0 = xp.astype(yhat >= 0, dtype)
-    t1 = xp.exp(-xp.abs(yhat))
-    t2 = t1 + 1
-    t3 = t1/t2
-    return _weighed(weight, inv_n*((t0 - y) + (t3*(1 - 2*t0)))), _weighed(weight, inv_n*t3/t2)
+    t1 = 1 - 2*t0
+    t2 = xp.exp(t1*yhat)
+    t3 = t2 + 1
+    t4 = t2/t3
+    return _weighed(weight, inv_n*((t0 - y) + (t1*t4))), _weighed(weight, inv_n*t4/t3)
 
 
 def binary_cross_entropy_with_logits_per_sample(yhat, y, *, weight=None, out=None):
@@ -1475,16 +1478,17 @@ def sigmoid_focal_grad(
     t1 = -t0
     t2 = alpha*y + t1*(1 - alpha)
     t3 = xp.astype(yhat >= 0, dtype)
-    t4 = xp.exp(-xp.abs(yhat))
-    t5 = t4 + 1
-    t6 = 1/t5
-    t7 = -yhat
-    t8 = 1 - t1*t6*xp.maximum(t4, xp.astype(t7 >= 0, dtype)) - t6*y*xp.maximum(t3, t4)
-    t9 = xp.log1p(t4)
+    t4 = 1 - 2*t3
+    t5 = xp.exp(t4*yhat)
+    t6 = t5 + 1
+    t7 = 1/t6
+    t8 = -yhat
+    t9 = 1 - t1*t7*xp.maximum(t5, xp.astype(t8 >= 0, dtype)) - t7*y*xp.maximum(t3, t5)
+    t10 = xp.log1p(t5)
     return (
-        _into('sigmoid_focal_grad', out, _weighed(weight, (-gamma*inv_n)*t2*t4*t8**(gamma - 1)*(2*y
-        - 1)*(y*(t9 + xp.maximum(t7, xp.asarray(0, dtype=dtype))) - t0*(t9 + xp.maximum(yhat,
-        xp.asarray(0, dtype=dtype))))/(t5*t5) + inv_n*t2*t8**gamma*((t3 - y) + (t4*t6*(1 - 2*t3)))))
+        _into('sigmoid_focal_grad', out, _weighed(weight, (-gamma*inv_n)*t2*t5*t9**(gamma - 1)*(2*y
+        - 1)*(y*(t10 + xp.maximum(t8, xp.asarray(0, dtype=dtype))) - t0*(t10 + xp.maximum(yhat,
+        xp.asarray(0, dtype=dtype))))/(t6*t6) + inv_n*t2*t9**gamma*((t3 - y) + (t4*t5*t7))))
     )
 
 
@@ -1518,24 +1522,25 @@ def sigmoid_focal_value_and_grad(
         _weighting('sigmoid_focal_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
     t0 = -yhat
-    t1 = xp.exp(-xp.abs(yhat))
-    t2 = xp.log1p(t1)
-    t3 = y - 1
-    t4 = (
-        y*(t2 + xp.maximum(t0, xp.asarray(0, dtype=dtype))) - t3*(t2 + xp.maximum(yhat,
+    t1 = xp.astype(yhat >= 0, dtype)
+    t2 = 1 - 2*t1
+    t3 = xp.exp(t2*yhat)
+    t4 = xp.log1p(t3)
+    t5 = y - 1
+    t6 = (
+        y*(t4 + xp.maximum(t0, xp.asarray(0, dtype=dtype))) - t5*(t4 + xp.maximum(yhat,
         xp.asarray(0, dtype=dtype)))
     )
-    t5 = xp.astype(yhat >= 0, dtype)
-    t6 = t1 + 1
-    t7 = 1/t6
-    t8 = -t3
-    t9 = 1 - t7*t8*xp.maximum(t1, xp.astype(t0 >= 0, dtype)) - t7*y*xp.maximum(t1, t5)
-    t10 = t9**gamma
-    t11 = alpha*y + t8*(1 - alpha)
+    t7 = t3 + 1
+    t8 = 1/t7
+    t9 = -t5
+    t10 = 1 - t8*t9*xp.maximum(t3, xp.astype(t0 >= 0, dtype)) - t8*y*xp.maximum(t1, t3)
+    t11 = t10**gamma
+    t12 = alpha*y + t9*(1 - alpha)
     return (
-        inv_n * xp.sum(_weighed(weight, t10*t11*t4)), _into('sigmoid_focal_value_and_grad', out,
-        _weighed(weight, (-gamma*inv_n)*t1*t11*t4*t9**(gamma - 1)*(2*y - 1)/(t6*t6) +
-        inv_n*t10*t11*((t5 - y) + (t1*t7*(1 - 2*t5)))))
+        inv_n * xp.sum(_weighed(weight, t11*t12*t6)), _into('sigmoid_focal_value_and_grad', out,
+        _weighed(weight, (-gamma*inv_n)*t10**(gamma - 1)*t12*t3*t6*(2*y - 1)/(t7*t7) +
+        inv_n*t11*t12*((t1 - y) + (t2*t3*t8))))
     )
 
 
@@ -1570,29 +1575,29 @@ def sigmoid_focal_hess(
     weight, inv_n = (
         _weighting('sigmoid_focal_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
-    t0 = xp.abs(yhat)
-    t1 = xp.exp(-t0)
-    t2 = t1 + 1
-    t3 = 1/(t2*t2)
-    t4 = y - 1
-    t5 = -t4
-    t6 = alpha*y + t5*(1 - alpha)
-    t7 = xp.astype(yhat >= 0, dtype)
-    t8 = 1/t2
-    t9 = -yhat
-    t10 = 1 - t5*t8*xp.maximum(t1, xp.astype(t9 >= 0, dtype)) - t8*y*xp.maximum(t1, t7)
-    t11 = gamma - 1
-    t12 = (gamma*inv_n)*(t1*t10**t11*t3*t6)
-    t13 = xp.log1p(t1)
-    t14 = (
-        y*(t13 + xp.maximum(t9, xp.asarray(0, dtype=dtype))) - t4*(t13 + xp.maximum(yhat,
+    t0 = xp.astype(yhat >= 0, dtype)
+    t1 = 1 - 2*t0
+    t2 = t1*yhat
+    t3 = xp.exp(t2)
+    t4 = t3 + 1
+    t5 = 1/(t4*t4)
+    t6 = y - 1
+    t7 = -t6
+    t8 = alpha*y + t7*(1 - alpha)
+    t9 = 1/t4
+    t10 = -yhat
+    t11 = 1 - t7*t9*xp.maximum(t3, xp.astype(t10 >= 0, dtype)) - t9*y*xp.maximum(t0, t3)
+    t12 = gamma - 1
+    t13 = (gamma*inv_n)*(t11**t12*t3*t5*t8)
+    t14 = xp.log1p(t3)
+    t15 = (
+        y*(t14 + xp.maximum(t10, xp.asarray(0, dtype=dtype))) - t6*(t14 + xp.maximum(yhat,
         xp.asarray(0, dtype=dtype)))
     )
     return (
-        _into('sigmoid_focal_hess', out, _weighed(weight, (gamma*inv_n*t11)*(t10**(gamma -
-        2)*t14*t6*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t10**gamma*t3*t6 -
-        4*t12*t14*(0.25 - 0.5*y)*xp.tanh(0.5*yhat) - 2*t12*(2*y - 1)*((t7 - y) + (t1*t8*(1 -
-        2*t7)))))
+        _into('sigmoid_focal_hess', out, _weighed(weight, (gamma*inv_n*t12)*(t11**(gamma -
+        2)*t15*t8*(4*(y*y) + 1 - 4*y)*xp.exp(2*t2)/(t4*t4*t4*t4)) + inv_n*t11**gamma*t3*t5*t8 -
+        4*t13*t15*(0.25 - 0.5*y)*xp.tanh(0.5*yhat) - 2*t13*(2*y - 1)*((t0 - y) + (t1*t3*t9))))
     )
 
 
@@ -1635,30 +1640,31 @@ def sigmoid_focal_grad_hess(
     t1 = -t0
     t2 = alpha*y + t1*(1 - alpha)
     t3 = xp.astype(yhat >= 0, dtype)
-    t4 = xp.abs(yhat)
-    t5 = xp.exp(-t4)
-    t6 = t5 + 1
-    t7 = 1/t6
-    t8 = (t3 - y) + (t5*t7*(1 - 2*t3))
-    t9 = -yhat
-    t10 = 1 - t1*t7*xp.maximum(t5, xp.astype(t9 >= 0, dtype)) - t7*y*xp.maximum(t3, t5)
-    t11 = t10**gamma
-    t12 = xp.log1p(t5)
-    t13 = (
-        y*(t12 + xp.maximum(t9, xp.asarray(0, dtype=dtype))) - t0*(t12 + xp.maximum(yhat,
+    t4 = 1 - 2*t3
+    t5 = t4*yhat
+    t6 = xp.exp(t5)
+    t7 = t6 + 1
+    t8 = 1/t7
+    t9 = (t3 - y) + (t4*t6*t8)
+    t10 = -yhat
+    t11 = 1 - t1*t8*xp.maximum(t6, xp.astype(t10 >= 0, dtype)) - t8*y*xp.maximum(t3, t6)
+    t12 = t11**gamma
+    t13 = xp.log1p(t6)
+    t14 = (
+        y*(t13 + xp.maximum(t10, xp.asarray(0, dtype=dtype))) - t0*(t13 + xp.maximum(yhat,
         xp.asarray(0, dtype=dtype)))
     )
-    t14 = inv_n*t2
-    t15 = gamma*t13*t14
-    t16 = gamma - 1
-    t17 = t10**t16
-    t18 = 1/(t6*t6)
-    t19 = t18*t5
-    t20 = t17*t19*(2*y - 1)
+    t15 = inv_n*t2
+    t16 = gamma*t14*t15
+    t17 = gamma - 1
+    t18 = t11**t17
+    t19 = 1/(t7*t7)
+    t20 = t19*t6
+    t21 = t18*t20*(2*y - 1)
     return (
-        _weighed(weight, inv_n*t11*t2*t8 - t15*t20), _weighed(weight, (gamma*inv_n*t16)*(t10**(gamma
-        - 2)*t13*t2*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t4)/(t6*t6*t6*t6)) + inv_n*t11*t18*t2*t5 -
-        2*gamma*t14*t20*t8 - 4*t15*t17*t19*(0.25 - 0.5*y)*xp.tanh(0.5*yhat))
+        _weighed(weight, inv_n*t12*t2*t9 - t16*t21), _weighed(weight, (gamma*inv_n*t17)*(t11**(gamma
+        - 2)*t14*t2*(4*(y*y) + 1 - 4*y)*xp.exp(2*t5)/(t7*t7*t7*t7)) + inv_n*t12*t19*t2*t6 -
+        2*gamma*t15*t21*t9 - 4*t16*t18*t20*(0.25 - 0.5*y)*xp.tanh(0.5*yhat))
     )
 
 

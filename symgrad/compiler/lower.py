@@ -12,7 +12,7 @@ from collections.abc import Callable
 import sympy as sp
 
 from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.primitives import N_CLASSES, cosh_, exp_, keep_order
+from symgrad.compiler.primitives import N_CLASSES, cosh_, exp_, keep_order, step
 from symgrad.compiler.printer import FORMULA_NODES, SymgradPrinter, strip_outer_parens
 from symgrad.compiler.rewrite import lower_primitives
 from symgrad.compiler.scaled import factor_scaled_sums, numbered, schedule
@@ -69,6 +69,29 @@ def cosh_densities(exprs: list[sp.Expr]) -> list[sp.Expr]:
         if not any(has_node(e, t) for e in rewritten):  # t shared with sigmoid/softplus: keep it
             exprs = rewritten
     return exprs
+
+
+def signs_from_steps(exprs: list[sp.Expr]) -> list[sp.Expr]:
+    """Write -c |u| (c > 0 a number) as c u (1 - 2 step(u)) where the sign 1 - 2 step(u) (-1 for
+    u >= 0, 1 below) is computed anyway, as a sigmoid pair's select has it
+    (rewrite._sigmoid_sums): one multiply instead of abs and negative, exactly (a product with
+    +-1: -0 gives +0, as -|-0| does)."""
+    present = {n for e in exprs for n in nodes(e)}
+    signs = {n.args[0]: 1 - 2 * n for n in present if isinstance(n, step)}
+    signs = {u: s for u, s in signs.items() if s in present}
+    if not signs:
+        return exprs
+
+    def rule(m: sp.Expr) -> sp.Expr:
+        c, rest = m.as_coeff_Mul() if m.is_Mul else (sp.S.One, m)
+        if c.is_negative and isinstance(rest, sp.Abs):
+            u = rest.args[0]
+            for v in (u, -u):  # |u| = |-u|; u (1 - 2 step(u)) = -|u| for either sign of u
+                if v in signs:
+                    return -c * v * signs[v]
+        return m
+
+    return [bottom_up(e, rule) for e in exprs]
 
 
 def _quotient_powers(m: sp.Expr, x: sp.Symbol, d: sp.Symbol) -> tuple[int, int] | None:
@@ -152,6 +175,7 @@ class Emitter:
         prepared = [_real_constants(fold_numbers(e)) for e in [*(d for _, d in shared), *lowered]]
         if self.printer.COSH_DENSITY:
             prepared = cosh_densities(prepared)
+        prepared = signs_from_steps(prepared)
         if derived.ordered:
             prepared = [keep_order(e) for e in prepared]
         replacements, reduced = sp.cse(
