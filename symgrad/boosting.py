@@ -153,16 +153,16 @@ class Objective:
 
     # ------------------------------------------------------------------ layout
 
-    def targets(self, y: Any, shape: tuple[int, ...]) -> np.ndarray:
-        """Return ``y`` in the loss's layout for raw scores of ``shape``, checked against the
-        loss's label domain: class labels become one-hot rows for a class-axis loss; a flat
-        multi-output label (row by row, as XGBoost gives it) is reshaped; any other shape
-        (a transposed (k, n) label for (n, k) scores) is refused."""
-        y = np.asarray(y, dtype=np.float64)
+    def targets(self, y: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+        """Return ``y`` as ``dtype`` in the loss's layout for raw scores of ``shape``, checked
+        against the loss's label domain: class labels become one-hot rows for a class-axis
+        loss; a flat multi-output label (row by row, as XGBoost gives it) is reshaped; any
+        other shape (a transposed (k, n) label for (n, k) scores) is refused."""
+        y = np.asarray(y, dtype=dtype)
         if self.spec.class_axis and y.ndim == len(shape) - 1:
             k = shape[-1]
             require("real", y, f"{self.name}: class labels")
-            return one_hot(y, k, name=self.name)
+            return one_hot(y, k, dtype=dtype, name=self.name)
         if y.shape != tuple(shape):
             flat = y.ndim == 1 and y.size == int(np.prod(shape))
             if not flat and np.squeeze(y).shape != np.empty(shape).squeeze().shape:
@@ -193,9 +193,12 @@ class Objective:
         self, yhat: Any, y: Any, weight: Any = None, *, warn: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the per-sample gradient and safe Hessian in the raw score ``yhat`` (no 1/n),
-        times ``weight`` when given, shaped like ``yhat``."""
-        yhat = np.asarray(yhat, dtype=np.float64)
-        y = self.targets(y, yhat.shape)
+        times ``weight`` when given, shaped like ``yhat``: float32 for float32 scores (what
+        XGBoost and LightGBM hand over and keep their gradients in: float64 would cost a
+        conversion each way and a slower exp, for digits they drop), else float64."""
+        yhat = np.asarray(yhat)
+        yhat = yhat.astype(np.float32 if yhat.dtype == np.float32 else np.float64, copy=False)
+        y = self.targets(y, yhat.shape, yhat.dtype)
         w = self._weight(weight, yhat)
         grad, h, lowest = self._derivatives(yhat, y)
         if w is not None:
