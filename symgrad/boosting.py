@@ -132,6 +132,8 @@ class Objective:
         #: the constant derived from the target's spread (``constant=None``), once known
         self.derived_constant: float | None = None
         self._warned = False
+        #: float32 scores are computed in float64 from now on (see ``grad_hess``)
+        self._wide = False
 
     def __deepcopy__(self, memo: dict) -> Objective:
         # LightGBM deep-copies its params, objective included: the kernels are immutable
@@ -193,14 +195,24 @@ class Objective:
         self, yhat: Any, y: Any, weight: Any = None, *, warn: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the per-sample gradient and safe Hessian in the raw score ``yhat`` (no 1/n),
-        times ``weight`` when given, shaped like ``yhat``: float32 for float32 scores (what
-        XGBoost and LightGBM hand over and keep their gradients in: float64 would cost a
-        conversion each way and a slower exp, for digits they drop), else float64."""
-        yhat = np.asarray(yhat)
-        yhat = yhat.astype(np.float32 if yhat.dtype == np.float32 else np.float64, copy=False)
-        y = self.targets(y, yhat.shape, yhat.dtype)
+        times ``weight`` when given, shaped like ``yhat``.
+
+        Float32 scores (what XGBoost and LightGBM hand a custom objective, and keep gradients
+        in) are computed in float32, with no conversion either way and float32's faster exp,
+        while every h > 0 there. A float32 h of 0 may be an underflow (the logistic's beyond
+        |z| ~ 88), not a zero of the loss, so then the call is made again in float64 (as is
+        every later call of this objective): the Hessian policy decides on what it always saw.
+        """
+        scores = np.asarray(yhat)
+        single = scores.dtype == np.float32 and not self._wide
+        scores = scores.astype(np.float32 if single else np.float64, copy=False)
+        labels = self.targets(y, scores.shape, scores.dtype)
+        grad, h, lowest = self._derivatives(scores, labels)
+        if single and not lowest > 0:  # NaN is not either
+            self._wide = True
+            return self.grad_hess(scores, y, weight, warn=warn)
+        yhat, y = scores, labels
         w = self._weight(weight, yhat)
-        grad, h, lowest = self._derivatives(yhat, y)
         if w is not None:
             grad *= w[:, None] if self.spec.class_axis else w
         positive = bool(lowest > 0)  # NaN is not
