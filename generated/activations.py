@@ -519,7 +519,8 @@ def elu(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None) -> 
         np.greater(x, 0, out=m0)
         np.minimum(x, 0, out=out)
         np.expm1(out, out=out)
-        np.multiply(out, alpha, out=out)
+        if alpha != 1:
+            np.multiply(out, alpha, out=out)
     np.copyto(out, x, where=m0)
     return out
 
@@ -541,7 +542,8 @@ def elu_grad(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
         np.greater(x, 0, out=m0)
         np.minimum(x, 0, out=out)
         np.exp(out, out=out)
-        np.multiply(out, alpha, out=out)
+        if alpha != 1:
+            np.multiply(out, alpha, out=out)
     np.copyto(out, 1, where=m0)
     return out
 
@@ -562,7 +564,8 @@ def elu_hess(x: np.ndarray, *, alpha: float = 1.0, out: np.ndarray | None = None
         np.greater(x, 0, out=m0)
         np.minimum(x, 0, out=out)
         np.exp(out, out=out)
-        np.multiply(out, alpha, out=out)
+        if alpha != 1:
+            np.multiply(out, alpha, out=out)
     np.copyto(out, 0, where=m0)
     return out
 
@@ -640,11 +643,10 @@ def gelu_tanh(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
         t0 = x ** 2 * x * 0.07135481627260025 + x * 1.5957691216057308
         t1 = np.exp(-np.abs(t0))
-        return x * np.maximum(t1, t0 >= 0) / (t1 + 1)
+        return x * np.maximum(t1, (t0 >= 0) * 1.0) / (t1 + 1)
     """
     out, x = _prepare('gelu_tanh', out, x)
     b1, = _scratch(out.shape, 1, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.square(x, out=out)
     np.multiply(out, x, out=out)
     np.multiply(out, 0.07135481627260025, out=out)
@@ -653,8 +655,8 @@ def gelu_tanh(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     np.abs(out, out=b1)
     np.negative(b1, out=b1)
     np.exp(b1, out=b1)  # t1
-    np.greater_equal(out, 0, out=m0)
-    np.maximum(b1, m0, out=out)
+    np.greater_equal(out, 0, out=out)
+    np.maximum(b1, out, out=out)
     np.multiply(x, out, out=out)
     np.add(b1, 1, out=b1)
     np.divide(out, b1, out=out)
@@ -677,13 +679,12 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
         t3 = np.exp(-np.abs(t2))
         t4 = 1.0 / (t3 + 1)
         return (
-            -(t4 * (t4 * -(t0 + t1 * 0.21406444881780073) * np.maximum(t3, -t2 >= 0) - 1) *
-            np.maximum(t3, t2 >= 0))
+            -(t4 * (t4 * -(t0 + t1 * 0.21406444881780073) * np.maximum(t3, (t2 <= 0) * 1.0) - 1) *
+            np.maximum(t3, (t2 >= 0) * 1.0))
         )
     """
     out, x = _prepare('gelu_tanh_grad', out, x)
     b0, b1, b2, b3 = _scratch(out.shape, 4, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.multiply(x, 1.5957691216057308, out=b0)  # t0
     np.square(x, out=b1)
     np.multiply(b1, x, out=b1)  # t1
@@ -698,14 +699,13 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
     np.add(b0, b1, out=b0)
     np.negative(b0, out=b0)
     np.multiply(out, b0, out=b0)
-    np.negative(b2, out=b1)
-    np.greater_equal(b1, 0, out=m0)
-    np.maximum(b3, m0, out=b1)
+    np.less_equal(b2, 0, out=b1)
+    np.maximum(b3, b1, out=b1)
     np.multiply(b0, b1, out=b0)
     np.subtract(b0, 1, out=b0)
     np.multiply(out, b0, out=out)
-    np.greater_equal(b2, 0, out=m0)
-    np.maximum(b3, m0, out=b3)
+    np.greater_equal(b2, 0, out=b2)
+    np.maximum(b3, b2, out=b3)
     np.multiply(out, b3, out=out)
     np.negative(out, out=out)
     return out
@@ -920,12 +920,12 @@ def mish_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         t2 = np.log1p(t1)
         t3 = np.exp(-(t0 * 2 + t2 * 2))
         return (
-            t3 * x * np.maximum(t1, x >= 0) / (t1 + 1) / (t3 + 1) / (t3 + 1) * 4 + np.tanh(t0 + t2)
+            t3 * x * np.maximum(t1, (x >= 0) * 1.0) / (t1 + 1) / (t3 + 1) / (t3 + 1) * 4 +
+            np.tanh(t0 + t2)
         )
     """
     out, x = _prepare('mish_grad', out, x)
     b0, b1, b2, b3, b5 = _scratch(out.shape, 5, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.maximum(x, 0, out=b0)  # t0
     np.abs(x, out=b1)
     np.negative(b1, out=b1)
@@ -937,8 +937,8 @@ def mish_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     np.negative(b3, out=b3)
     np.exp(b3, out=b3)  # t3
     np.multiply(b3, x, out=out)
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(b1, m0, out=b5)
+    np.greater_equal(x, 0, out=b5)
+    np.maximum(b1, b5, out=b5)
     np.multiply(out, b5, out=out)
     np.add(b1, 1, out=b1)
     np.divide(out, b1, out=out)
@@ -967,7 +967,7 @@ def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         t3 = np.exp(-(t0 * 2 + t2 * 2))
         t4 = t1 + 1
         t5 = t1 / t4 / t4
-        t6 = np.maximum(t1, x >= 0) / t4
+        t6 = np.maximum(t1, (x >= 0) * 1.0) / t4
         t7 = x * 2
         return (
             t3 * (t6 * 8 + t5 * x * 4 - (t6 * t7 - t5 * t7) * np.tanh(t0 + t2) * 4) / (t3 + 1) / (t3
@@ -976,7 +976,6 @@ def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     """
     out, x = _prepare('mish_hess', out, x)
     b0, b1, b2, b3, b4, b5, b7 = _scratch(out.shape, 7, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.maximum(x, 0, out=b0)  # t0
     np.abs(x, out=b1)
     np.negative(b1, out=b1)
@@ -990,8 +989,8 @@ def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     np.add(b1, 1, out=b4)  # t4
     np.divide(b1, b4, out=b5)
     np.divide(b5, b4, out=b5)  # t5
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(b1, m0, out=b1)
+    np.greater_equal(x, 0, out=out)
+    np.maximum(b1, out, out=b1)
     np.divide(b1, b4, out=b1)  # t6
     np.multiply(x, 2, out=b4)  # t7
     np.multiply(b1, 8, out=out)
@@ -1142,16 +1141,15 @@ def sigmoid(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        return np.maximum(t0, x >= 0) / (t0 + 1)
+        return np.maximum(t0, (x >= 0) * 1.0) / (t0 + 1)
     """
     out, x = _prepare('sigmoid', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)  # t0
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=out)
+    np.greater_equal(x, 0, out=out)
+    np.maximum(b0, out, out=out)
     np.add(b0, 1, out=b0)
     np.divide(out, b0, out=out)
     return out
@@ -1206,16 +1204,15 @@ def silu(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        return x * np.maximum(t0, x >= 0) / (t0 + 1)
+        return x * np.maximum(t0, (x >= 0) * 1.0) / (t0 + 1)
     """
     out, x = _prepare('silu', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)  # t0
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=out)
+    np.greater_equal(x, 0, out=out)
+    np.maximum(b0, out, out=out)
     np.multiply(x, out, out=out)
     np.add(b0, 1, out=b0)
     np.divide(out, b0, out=out)
@@ -1232,25 +1229,25 @@ def silu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
         t0 = np.exp(-np.abs(x))
         t1 = 1.0 / (t0 + 1)
-        return -(t1 * (-1 - t1 * x * np.maximum(t0, -x >= 0)) * np.maximum(t0, x >= 0))
+        return (
+            -(t1 * (-1 - t1 * x * np.maximum(t0, (x <= 0) * 1.0)) * np.maximum(t0, (x >= 0) * 1.0))
+        )
     """
     out, x = _prepare('silu_grad', out, x)
     b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)  # t0
     np.add(b0, 1, out=out)
     np.divide(1.0, out, out=out)  # t1
     np.multiply(out, x, out=b2)
-    np.negative(x, out=b3)
-    np.greater_equal(b3, 0, out=m0)
-    np.maximum(b0, m0, out=b3)
+    np.less_equal(x, 0, out=b3)
+    np.maximum(b0, b3, out=b3)
     np.multiply(b2, b3, out=b2)
     np.subtract(-1, b2, out=b2)
     np.multiply(out, b2, out=out)
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=b0)
+    np.greater_equal(x, 0, out=b2)
+    np.maximum(b0, b2, out=b0)
     np.multiply(out, b0, out=out)
     np.negative(out, out=out)
     return out
@@ -1265,17 +1262,16 @@ def silu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 
         t0 = np.exp(-np.abs(x))
         t1 = t0 + 1
-        return t0 * (x - x * np.maximum(t0, x >= 0) / t1 * 2 + 2) / t1 / t1
+        return t0 * (x - x * np.maximum(t0, (x >= 0) * 1.0) / t1 * 2 + 2) / t1 / t1
     """
     out, x = _prepare('silu_hess', out, x)
     b1, b2 = _scratch(out.shape, 2, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=out)
     np.negative(out, out=out)
     np.exp(out, out=out)  # t0
     np.add(out, 1, out=b1)  # t1
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(out, m0, out=b2)
+    np.greater_equal(x, 0, out=b2)
+    np.maximum(out, b2, out=b2)
     np.multiply(x, b2, out=b2)
     np.divide(b2, b1, out=b2)
     np.multiply(b2, 2, out=b2)
@@ -1367,7 +1363,8 @@ def softplus(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = None)
     np.exp(b0, out=b0)
     np.log1p(b0, out=b0)
     np.add(out, b0, out=out)
-    np.multiply(out, float(1/np.float64(beta)), out=out)
+    if float(1/np.float64(beta)) != 1:
+        np.multiply(out, float(1/np.float64(beta)), out=out)
     return out
 
 
@@ -1381,18 +1378,17 @@ def softplus_grad(x: np.ndarray, *, beta: float = 1.0, out: np.ndarray | None = 
 
         t0 = x * beta
         t1 = np.exp(-np.abs(t0))
-        return np.maximum(t1, t0 >= 0) / (t1 + 1)
+        return np.maximum(t1, (t0 >= 0) * 1.0) / (t1 + 1)
     """
     out, x = _prepare('softplus_grad', out, x)
     beta = _hyper('softplus_grad', 'beta', beta, 'positive')
     b1, = _scratch(out.shape, 1, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.multiply(x, beta, out=out)  # t0
     np.abs(out, out=b1)
     np.negative(b1, out=b1)
     np.exp(b1, out=b1)  # t1
-    np.greater_equal(out, 0, out=m0)
-    np.maximum(b1, m0, out=out)
+    np.greater_equal(out, 0, out=out)
+    np.maximum(b1, out, out=out)
     np.add(b1, 1, out=b1)
     np.divide(out, b1, out=out)
     return out

@@ -694,7 +694,8 @@ def binary_cross_entropy_grad(
     np.copyto(b1, 1, where=m0)
     np.divide(y, b1, out=b1)
     np.subtract(out, b1, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -746,7 +747,8 @@ def binary_cross_entropy_value_and_grad(
     np.divide(out, b2, out=out)
     np.divide(y, b0, out=b0)
     np.subtract(out, b0, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -779,7 +781,8 @@ def binary_cross_entropy_hess(
     np.divide(b1, b2, out=b1)
     np.divide(b1, b2, out=b1)
     np.subtract(out, b1, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -822,7 +825,8 @@ def binary_cross_entropy_grad_hess(
     np.copyto(b4, b3)
     np.copyto(b4, 1, where=m0)
     np.divide(out, b4, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     np.equal(y, 0, out=m0)
     np.copyto(b4, yhat)
     np.copyto(b4, 1, where=m0)
@@ -938,35 +942,28 @@ def binary_cross_entropy_with_logits_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(yhat))
-        t1 = 1.0 / (t0 + 1)
-        return (
-            (t1 * (1 - y) * np.maximum(t0, yhat >= 0) - t1 * y * np.maximum(t0, -yhat >= 0)) * inv_n
-        )
+        t0 = (yhat >= 0) * 1.0
+        t1 = 1 - t0 * 2
+        t2 = np.exp(t1 * yhat)
+        return (t0 - y + t1 * t2 / (t2 + 1)) * inv_n
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad', out, yhat, y)
     weight, inv_n = (
         _weighting('binary_cross_entropy_with_logits_grad', weight, out.shape, count, False)
     )
-    b0, b1, b3 = _scratch(out.shape, 3, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
-    np.abs(yhat, out=b0)
-    np.negative(b0, out=b0)
-    np.exp(b0, out=b0)  # t0
-    np.add(b0, 1, out=b1)
-    np.divide(1.0, b1, out=b1)  # t1
-    np.subtract(1, y, out=out)
-    np.multiply(b1, out, out=out)
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b0, m0, out=b3)
-    np.multiply(out, b3, out=out)
-    np.multiply(b1, y, out=b1)
-    np.negative(yhat, out=b3)
-    np.greater_equal(b3, 0, out=m0)
-    np.maximum(b0, m0, out=b0)
-    np.multiply(b1, b0, out=b1)
-    np.subtract(out, b1, out=out)
-    np.multiply(out, inv_n, out=out)
+    b1, b2 = _scratch(out.shape, 2, out.dtype)
+    np.greater_equal(yhat, 0, out=out)  # t0
+    np.multiply(out, 2, out=b1)
+    np.subtract(1, b1, out=b1)  # t1
+    np.multiply(b1, yhat, out=b2)
+    np.exp(b2, out=b2)  # t2
+    np.subtract(out, y, out=out)
+    np.multiply(b1, b2, out=b1)
+    np.add(b2, 1, out=b2)
+    np.divide(b1, b2, out=b1)
+    np.add(out, b1, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -989,15 +986,13 @@ def binary_cross_entropy_with_logits_value_and_grad(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = -yhat
-        t1 = np.exp(-np.abs(yhat))
-        t2 = np.log1p(t1)
-        t3 = y - 1
-        t4 = 1.0 / (t1 + 1)
+        t0 = (yhat >= 0) * 1.0
+        t1 = 1 - t0 * 2
+        t2 = np.exp(t1 * yhat)
+        t3 = np.log1p(t2)
         return (
-            (float((np.vdot(y, t2 + np.maximum(t0, 0)) - np.vdot(t3, t2 + np.maximum(yhat, 0))) *
-            inv_n), -(t3 * t4 * np.maximum(t1, yhat >= 0) + t4 * y * np.maximum(t1, t0 >= 0)) *
-            inv_n)
+            (float((np.vdot(y, t3 + np.maximum(-yhat, 0)) - np.vdot(y - 1, t3 + np.maximum(yhat,
+            0))) * inv_n), (t0 - y + t1 * t2 / (t2 + 1)) * inv_n)
         )
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_value_and_grad', out, yhat, y)
@@ -1005,34 +1000,29 @@ def binary_cross_entropy_with_logits_value_and_grad(
         _weighting('binary_cross_entropy_with_logits_value_and_grad', weight, out.shape, count,
         False)
     )
-    b0, b1, b2, b4, b5 = _scratch(out.shape, 5, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
-    np.negative(yhat, out=b0)  # t0
-    np.abs(yhat, out=b1)
-    np.negative(b1, out=b1)
-    np.exp(b1, out=b1)  # t1
-    np.log1p(b1, out=b2)  # t2
-    np.subtract(y, 1, out=out)  # t3
-    np.add(b1, 1, out=b4)
-    np.divide(1.0, b4, out=b4)  # t4
-    np.maximum(b0, 0, out=b5)
-    np.add(b2, b5, out=b5)
-    value0 = _total(weight, y, b5)
+    b1, b2, b3, b4, b5 = _scratch(out.shape, 5, out.dtype)
+    np.greater_equal(yhat, 0, out=out)  # t0
+    np.multiply(out, 2, out=b1)
+    np.subtract(1, b1, out=b1)  # t1
+    np.multiply(b1, yhat, out=b2)
+    np.exp(b2, out=b2)  # t2
+    np.log1p(b2, out=b3)  # t3
+    np.negative(yhat, out=b4)
+    np.maximum(b4, 0, out=b4)
+    np.add(b3, b4, out=b4)
+    value0 = _total(weight, y, b4)
+    np.subtract(y, 1, out=b4)
     np.maximum(yhat, 0, out=b5)
-    np.add(b2, b5, out=b2)
-    value0 -= _total(weight, out, b2)
+    np.add(b3, b5, out=b3)
+    value0 -= _total(weight, b4, b3)
     value0 *= inv_n
-    np.multiply(out, b4, out=out)
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b1, m0, out=b2)
-    np.multiply(out, b2, out=out)
-    np.multiply(b4, y, out=b4)
-    np.greater_equal(b0, 0, out=m0)
-    np.maximum(b1, m0, out=b1)
-    np.multiply(b4, b1, out=b4)
-    np.add(out, b4, out=out)
-    np.negative(out, out=out)
-    np.multiply(out, inv_n, out=out)
+    np.subtract(out, y, out=out)
+    np.multiply(b1, b2, out=b1)
+    np.add(b2, 1, out=b2)
+    np.divide(b1, b2, out=b1)
+    np.add(out, b1, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -1083,41 +1073,34 @@ def binary_cross_entropy_with_logits_grad_hess(
     As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.exp(-np.abs(yhat))
-        t1 = t0 + 1
-        t2 = 1.0 / t1
-        return (
-            ((t2 * (1 - y) * np.maximum(t0, yhat >= 0) - t2 * y * np.maximum(t0, -yhat >= 0)) *
-            inv_n, t0 / t1 / t1 * inv_n)
-        )
+        t0 = (yhat >= 0) * 1.0
+        t1 = 1 - t0 * 2
+        t2 = np.exp(t1 * yhat)
+        t3 = t2 + 1
+        t4 = t2 / t3
+        return ((t0 - y + t1 * t4) * inv_n, t4 / t3 * inv_n)
     """
     out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad_hess', None, yhat, y)
     out1 = np.empty_like(out)
     weight, inv_n = (
         _weighting('binary_cross_entropy_with_logits_grad_hess', weight, out.shape, count, False)
     )
-    b1, b2, b4 = _scratch(out.shape, 3, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
-    np.abs(yhat, out=out1)
-    np.negative(out1, out=out1)
-    np.exp(out1, out=out1)  # t0
-    np.add(out1, 1, out=b1)  # t1
-    np.divide(1.0, b1, out=b2)  # t2
-    np.subtract(1, y, out=out)
-    np.multiply(b2, out, out=out)
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(out1, m0, out=b4)
-    np.multiply(out, b4, out=out)
-    np.multiply(b2, y, out=b2)
-    np.negative(yhat, out=b4)
-    np.greater_equal(b4, 0, out=m0)
-    np.maximum(out1, m0, out=b4)
-    np.multiply(b2, b4, out=b2)
-    np.subtract(out, b2, out=out)
-    np.multiply(out, inv_n, out=out)
-    np.divide(out1, b1, out=out1)
-    np.divide(out1, b1, out=out1)
-    np.multiply(out1, inv_n, out=out1)
+    b1, b3 = _scratch(out.shape, 2, out.dtype)
+    np.greater_equal(yhat, 0, out=out)  # t0
+    np.multiply(out, 2, out=b1)
+    np.subtract(1, b1, out=b1)  # t1
+    np.multiply(b1, yhat, out=out1)
+    np.exp(out1, out=out1)  # t2
+    np.add(out1, 1, out=b3)  # t3
+    np.divide(out1, b3, out=out1)  # t4
+    np.subtract(out, y, out=out)
+    np.multiply(b1, out1, out=b1)
+    np.add(out, b1, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
+    np.divide(out1, b3, out=out1)
+    if inv_n != 1:
+        np.multiply(out1, inv_n, out=out1)
     if weight is not None:
         np.multiply(out, weight, out=out)
         np.multiply(out1, weight, out=out1)
@@ -1281,7 +1264,8 @@ def categorical_cross_entropy_hess(
     weight, inv_n = _weighting('categorical_cross_entropy_hess', weight, out.shape, count, True)
     np.divide(y, yhat, out=out)
     np.divide(out, yhat, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -1350,7 +1334,8 @@ def categorical_cross_entropy_hvp(
     np.multiply(vector, y, out=out)
     np.divide(out, yhat, out=out)
     np.divide(out, yhat, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -1599,7 +1584,8 @@ def huber(
         np.square(b0, out=b0)
         np.multiply(b0, 0.5, out=b0)
         np.subtract(b1, 0.5*delta, out=b1)
-        np.multiply(b1, delta, out=b1)
+        if delta != 1:
+            np.multiply(b1, delta, out=b1)
     np.copyto(b1, b0, where=m0)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -1673,7 +1659,8 @@ def huber_value_and_grad(
         np.square(out, out=b2)
         np.multiply(b2, 0.5, out=b2)
         np.subtract(b1, 0.5*delta, out=b1)
-        np.multiply(b1, delta, out=b1)
+        if delta != 1:
+            np.multiply(b1, delta, out=b1)
     np.copyto(b1, b2, where=m0)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -1708,7 +1695,8 @@ def huber_hess(
     np.subtract(y, yhat, out=out)
     np.abs(out, out=out)
     np.greater(delta, out, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -1743,7 +1731,8 @@ def huber_grad_hess(
     np.multiply(out, -inv_n, out=out)
     np.abs(out1, out=out1)
     np.greater(delta, out1, out=out1)
-    np.multiply(out1, inv_n, out=out1)
+    if inv_n != 1:
+        np.multiply(out1, inv_n, out=out1)
     if weight is not None:
         np.multiply(out, weight, out=out)
         np.multiply(out1, weight, out=out1)
@@ -1781,7 +1770,8 @@ def huber_per_sample(
         np.square(b0, out=b0)
         np.multiply(b0, 0.5, out=b0)
         np.subtract(out, 0.5*delta, out=out)
-        np.multiply(out, delta, out=out)
+        if delta != 1:
+            np.multiply(out, delta, out=out)
     np.copyto(out, b0, where=m0)
     if weight is not None:
         np.multiply(out, weight, out=out)
@@ -2623,7 +2613,8 @@ def pinball_grad(
     np.greater_equal(out, 0, out=m0)
     np.multiply(m0, -1, out=out)
     np.subtract(out, tau - 1, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -2670,7 +2661,8 @@ def pinball_value_and_grad(
     value0 *= inv_n
     np.multiply(m0, t2 - tau, out=out)
     np.subtract(out, t2, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -2729,7 +2721,8 @@ def pinball_grad_hess(
     np.greater_equal(out, 0, out=m0)
     np.multiply(m0, -1, out=out)
     np.subtract(out, tau - 1, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     np.copyto(out1, 0)
     if weight is not None:
         np.multiply(out, weight, out=out)
@@ -2818,7 +2811,8 @@ def poisson_nll_grad(
     weight, inv_n = _weighting('poisson_nll_grad', weight, out.shape, count, False)
     np.exp(yhat, out=out)
     np.subtract(out, y, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -2850,7 +2844,8 @@ def poisson_nll_value_and_grad(
     value0 -= _total(weight, y, yhat)
     value0 *= inv_n
     np.subtract(out, y, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -2876,7 +2871,8 @@ def poisson_nll_hess(
     out, yhat, y = _prepare('poisson_nll_hess', out, yhat, y)
     weight, inv_n = _weighting('poisson_nll_hess', weight, out.shape, count, False)
     np.exp(yhat, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -2905,8 +2901,10 @@ def poisson_nll_grad_hess(
     weight, inv_n = _weighting('poisson_nll_grad_hess', weight, out.shape, count, False)
     np.exp(yhat, out=out1)  # t0
     np.subtract(out1, y, out=out)
-    np.multiply(out, inv_n, out=out)
-    np.multiply(out1, inv_n, out=out1)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out1, inv_n, out=out1)
     if weight is not None:
         np.multiply(out, weight, out=out)
         np.multiply(out1, weight, out=out1)
@@ -2967,8 +2965,8 @@ def sigmoid_focal(
         t5 = 1.0 / (t3 + 1)
         return (
             float(np.sum((y * alpha + t1 * (1 - alpha)) * (y * (t4 + np.maximum(t2, 0)) - t0 * (t4 +
-            np.maximum(yhat, 0))) * (1 - (t1 * t5 * np.maximum(t3, t2 >= 0) + t5 * y *
-            np.maximum(t3, yhat >= 0))) ** gamma) * inv_n)
+            np.maximum(yhat, 0))) * (1 - (t1 * t5 * np.maximum(t3, (t2 >= 0) * 1.0) + t5 * y *
+            np.maximum(t3, (yhat >= 0) * 1.0))) ** gamma) * inv_n)
         )
     """
     b0, yhat, y = _prepare('sigmoid_focal', None, yhat, y)
@@ -2976,7 +2974,6 @@ def sigmoid_focal(
     gamma = _hyper('sigmoid_focal', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal', weight, b0.shape, count, False)
     b1, b2, b3, b4, b5, b6, b7, b8 = _scratch(b0.shape, 8, b0.dtype)
-    m0, = _scratch(b0.shape, 1, bool)
     np.subtract(y, 1, out=b0)  # t0
     np.negative(b0, out=b1)  # t1
     np.negative(yhat, out=b2)  # t2
@@ -2998,12 +2995,12 @@ def sigmoid_focal(
     np.subtract(b7, b0, out=b7)
     np.multiply(b6, b7, out=b6)
     np.multiply(b1, b5, out=b1)
-    np.greater_equal(b2, 0, out=m0)
-    np.maximum(b3, m0, out=b2)
+    np.greater_equal(b2, 0, out=b2)
+    np.maximum(b3, b2, out=b2)
     np.multiply(b1, b2, out=b1)
     np.multiply(b5, y, out=b5)
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b3, m0, out=b3)
+    np.greater_equal(yhat, 0, out=b2)
+    np.maximum(b3, b2, out=b3)
     np.multiply(b5, b3, out=b5)
     np.add(b1, b5, out=b1)
     np.subtract(1, b1, out=b1)
@@ -3038,17 +3035,17 @@ def sigmoid_focal_grad(
         t0 = y - 1
         t1 = -t0
         t2 = y * alpha + t1 * (1 - alpha)
-        t3 = np.exp(-np.abs(yhat))
-        t4 = t3 + 1
-        t5 = 1.0 / t4
-        t6 = -yhat
-        t7 = t5 * np.maximum(t3, t6 >= 0)
-        t8 = np.maximum(t3, yhat >= 0)
-        t9 = 1 - (t1 * t7 + t5 * t8 * y)
-        t10 = np.log1p(t3)
+        t3 = (yhat >= 0) * 1.0
+        t4 = 1 - t3 * 2
+        t5 = np.exp(t4 * yhat)
+        t6 = t5 + 1
+        t7 = 1.0 / t6
+        t8 = -yhat
+        t9 = 1 - (t1 * t7 * np.maximum(t5, (t8 >= 0) * 1.0) + t7 * y * np.maximum(t3, t5))
+        t10 = np.log1p(t5)
         return (
-            t2 * t9 ** gamma * (t1 * t5 * t8 - t7 * y) * inv_n + t2 * t3 * t9 ** (gamma - 1) * (y *
-            2 - 1) * (y * (t10 + np.maximum(t6, 0)) - t0 * (t10 + np.maximum(yhat, 0))) / t4 / t4 *
+            t2 * t9 ** gamma * (t3 - y + t4 * t5 * t7) * inv_n + t2 * t5 * t9 ** (gamma - 1) * (y *
+            2 - 1) * (y * (t10 + np.maximum(t8, 0)) - t0 * (t10 + np.maximum(yhat, 0))) / t6 / t6 *
             (-gamma * inv_n)
         )
     """
@@ -3056,54 +3053,55 @@ def sigmoid_focal_grad(
     alpha = _hyper('sigmoid_focal_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10 = _scratch(out.shape, 11, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
+    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9 = _scratch(out.shape, 10, out.dtype)
     np.subtract(y, 1, out=b0)  # t0
     np.negative(b0, out=b1)  # t1
     np.multiply(y, alpha, out=b2)
     np.multiply(b1, 1 - alpha, out=b3)
     np.add(b2, b3, out=b2)  # t2
-    np.abs(yhat, out=b3)
-    np.negative(b3, out=b3)
-    np.exp(b3, out=b3)  # t3
-    np.add(b3, 1, out=b4)  # t4
-    np.divide(1.0, b4, out=b5)  # t5
-    np.negative(yhat, out=b6)  # t6
-    np.greater_equal(b6, 0, out=m0)
-    np.maximum(b3, m0, out=b7)
-    np.multiply(b5, b7, out=b7)  # t7
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b3, m0, out=b8)  # t8
-    np.multiply(b1, b7, out=b9)
-    np.multiply(b5, b8, out=b10)
-    np.multiply(b10, y, out=b10)
-    np.add(b9, b10, out=b9)
-    np.subtract(1, b9, out=b9)  # t9
-    np.log1p(b3, out=b10)  # t10
-    np.power(b9, gamma, out=out)
+    np.greater_equal(yhat, 0, out=b3)  # t3
+    np.multiply(b3, 2, out=b4)
+    np.subtract(1, b4, out=b4)  # t4
+    np.multiply(b4, yhat, out=b5)
+    np.exp(b5, out=b5)  # t5
+    np.add(b5, 1, out=b6)  # t6
+    np.divide(1.0, b6, out=b7)  # t7
+    np.negative(yhat, out=b8)  # t8
+    np.multiply(b1, b7, out=b1)
+    np.greater_equal(b8, 0, out=b9)
+    np.maximum(b5, b9, out=b9)
+    np.multiply(b1, b9, out=b1)
+    np.multiply(b7, y, out=b9)
+    np.maximum(b3, b5, out=out)
+    np.multiply(b9, out, out=b9)
+    np.add(b1, b9, out=b1)
+    np.subtract(1, b1, out=b1)  # t9
+    np.log1p(b5, out=b9)  # t10
+    np.power(b1, gamma, out=out)
     np.multiply(b2, out, out=out)
-    np.multiply(b1, b5, out=b1)
-    np.multiply(b1, b8, out=b1)
-    np.multiply(b7, y, out=b7)
-    np.subtract(b1, b7, out=b1)
-    np.multiply(out, b1, out=out)
-    np.multiply(out, inv_n, out=out)
-    np.multiply(b2, b3, out=b2)
-    np.power(b9, gamma - 1, out=b9)
-    np.multiply(b2, b9, out=b2)
-    np.multiply(y, 2, out=b9)
-    np.subtract(b9, 1, out=b9)
-    np.multiply(b2, b9, out=b2)
-    np.maximum(b6, 0, out=b6)
-    np.add(b10, b6, out=b6)
-    np.multiply(y, b6, out=b6)
-    np.maximum(yhat, 0, out=b9)
-    np.add(b10, b9, out=b10)
-    np.multiply(b0, b10, out=b0)
-    np.subtract(b6, b0, out=b6)
-    np.multiply(b2, b6, out=b2)
-    np.divide(b2, b4, out=b2)
-    np.divide(b2, b4, out=b2)
+    np.subtract(b3, y, out=b3)
+    np.multiply(b4, b5, out=b4)
+    np.multiply(b4, b7, out=b4)
+    np.add(b3, b4, out=b3)
+    np.multiply(out, b3, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
+    np.multiply(b2, b5, out=b2)
+    np.power(b1, gamma - 1, out=b1)
+    np.multiply(b2, b1, out=b2)
+    np.multiply(y, 2, out=b1)
+    np.subtract(b1, 1, out=b1)
+    np.multiply(b2, b1, out=b2)
+    np.maximum(b8, 0, out=b8)
+    np.add(b9, b8, out=b8)
+    np.multiply(y, b8, out=b8)
+    np.maximum(yhat, 0, out=b1)
+    np.add(b9, b1, out=b9)
+    np.multiply(b0, b9, out=b0)
+    np.subtract(b8, b0, out=b8)
+    np.multiply(b2, b8, out=b2)
+    np.divide(b2, b6, out=b2)
+    np.divide(b2, b6, out=b2)
     np.multiply(b2, -gamma*inv_n, out=b2)
     np.add(out, b2, out=out)
     if weight is not None:
@@ -3136,81 +3134,82 @@ def sigmoid_focal_value_and_grad(
 
         inv_n = 1 / np.size(yhat)
         t0 = -yhat
-        t1 = np.exp(-np.abs(yhat))
-        t2 = np.log1p(t1)
-        t3 = y - 1
-        t4 = y * (t2 + np.maximum(t0, 0)) - t3 * (t2 + np.maximum(yhat, 0))
-        t5 = t1 + 1
-        t6 = 1.0 / t5
-        t7 = np.maximum(t1, yhat >= 0)
-        t8 = -t3
-        t9 = t6 * np.maximum(t1, t0 >= 0)
-        t10 = 1 - (t8 * t9 + t6 * t7 * y)
+        t1 = (yhat >= 0) * 1.0
+        t2 = 1 - t1 * 2
+        t3 = np.exp(t2 * yhat)
+        t4 = np.log1p(t3)
+        t5 = y - 1
+        t6 = y * (t4 + np.maximum(t0, 0)) - t5 * (t4 + np.maximum(yhat, 0))
+        t7 = t3 + 1
+        t8 = 1.0 / t7
+        t9 = -t5
+        t10 = 1 - (t8 * t9 * np.maximum(t3, (t0 >= 0) * 1.0) + t8 * y * np.maximum(t1, t3))
         t11 = t10 ** gamma
-        t12 = y * alpha + t8 * (1 - alpha)
+        t12 = y * alpha + t9 * (1 - alpha)
         return (
-            (float(np.sum(t11 * t12 * t4) * inv_n), t11 * t12 * (t6 * t7 * t8 - t9 * y) * inv_n + t1
-            * t10 ** (gamma - 1) * t12 * t4 * (y * 2 - 1) / t5 / t5 * (-gamma * inv_n))
+            (float(np.sum(t11 * t12 * t6) * inv_n), t11 * t12 * (t1 - y + t2 * t3 * t8) * inv_n +
+            t10 ** (gamma - 1) * t12 * t3 * t6 * (y * 2 - 1) / t7 / t7 * (-gamma * inv_n))
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_value_and_grad', out, yhat, y)
     alpha = _hyper('sigmoid_focal_value_and_grad', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_value_and_grad', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_value_and_grad', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7, b9, b10 = _scratch(out.shape, 10, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
-    np.negative(yhat, out=b0)  # t0
-    np.abs(yhat, out=b1)
-    np.negative(b1, out=b1)
-    np.exp(b1, out=b1)  # t1
-    np.log1p(b1, out=b2)  # t2
-    np.subtract(y, 1, out=b3)  # t3
-    np.maximum(b0, 0, out=b4)
-    np.add(b2, b4, out=b4)
-    np.multiply(y, b4, out=b4)
-    np.maximum(yhat, 0, out=b5)
-    np.add(b2, b5, out=b2)
-    np.multiply(b3, b2, out=b2)
-    np.subtract(b4, b2, out=b4)  # t4
-    np.add(b1, 1, out=b2)  # t5
-    np.divide(1.0, b2, out=b5)  # t6
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b1, m0, out=b6)  # t7
-    np.negative(b3, out=b3)  # t8
-    np.greater_equal(b0, 0, out=m0)
-    np.maximum(b1, m0, out=b0)
-    np.multiply(b5, b0, out=b0)  # t9
-    np.multiply(b3, b0, out=b7)
-    np.multiply(b5, b6, out=out)
-    np.multiply(out, y, out=out)
-    np.add(b7, out, out=b7)
-    np.subtract(1, b7, out=b7)  # t10
-    np.power(b7, gamma, out=out)  # t11
+    b1, b2, b3, b4, b5, b6, b7, b8, b9 = _scratch(out.shape, 9, out.dtype)
+    np.negative(yhat, out=out)  # t0
+    np.greater_equal(yhat, 0, out=b1)  # t1
+    np.multiply(b1, 2, out=b2)
+    np.subtract(1, b2, out=b2)  # t2
+    np.multiply(b2, yhat, out=b3)
+    np.exp(b3, out=b3)  # t3
+    np.log1p(b3, out=b4)  # t4
+    np.subtract(y, 1, out=b5)  # t5
+    np.maximum(out, 0, out=b6)
+    np.add(b4, b6, out=b6)
+    np.multiply(y, b6, out=b6)
+    np.maximum(yhat, 0, out=b7)
+    np.add(b4, b7, out=b4)
+    np.multiply(b5, b4, out=b4)
+    np.subtract(b6, b4, out=b6)  # t6
+    np.add(b3, 1, out=b4)  # t7
+    np.divide(1.0, b4, out=b7)  # t8
+    np.negative(b5, out=b5)  # t9
+    np.multiply(b7, b5, out=b8)
+    np.greater_equal(out, 0, out=out)
+    np.maximum(b3, out, out=out)
+    np.multiply(b8, out, out=b8)
+    np.multiply(b7, y, out=out)
+    np.maximum(b1, b3, out=b9)
+    np.multiply(out, b9, out=out)
+    np.add(b8, out, out=b8)
+    np.subtract(1, b8, out=b8)  # t10
+    np.power(b8, gamma, out=out)  # t11
     np.multiply(y, alpha, out=b9)
-    np.multiply(b3, 1 - alpha, out=b10)
-    np.add(b9, b10, out=b9)  # t12
-    np.multiply(out, b9, out=b10)
-    np.multiply(b10, b4, out=b10)
-    value0 = _total(weight, b10)
+    np.multiply(b5, 1 - alpha, out=b5)
+    np.add(b9, b5, out=b9)  # t12
+    np.multiply(out, b9, out=b5)
+    np.multiply(b5, b6, out=b5)
+    value0 = _total(weight, b5)
     value0 *= inv_n
     np.multiply(out, b9, out=out)
-    np.multiply(b5, b6, out=b5)
-    np.multiply(b5, b3, out=b5)
-    np.multiply(b0, y, out=b0)
-    np.subtract(b5, b0, out=b5)
-    np.multiply(out, b5, out=out)
-    np.multiply(out, inv_n, out=out)
-    np.power(b7, gamma - 1, out=b7)
-    np.multiply(b1, b7, out=b1)
-    np.multiply(b1, b9, out=b1)
-    np.multiply(b1, b4, out=b1)
-    np.multiply(y, 2, out=b4)
-    np.subtract(b4, 1, out=b4)
-    np.multiply(b1, b4, out=b1)
-    np.divide(b1, b2, out=b1)
-    np.divide(b1, b2, out=b1)
-    np.multiply(b1, -gamma*inv_n, out=b1)
-    np.add(out, b1, out=out)
+    np.subtract(b1, y, out=b1)
+    np.multiply(b2, b3, out=b2)
+    np.multiply(b2, b7, out=b2)
+    np.add(b1, b2, out=b1)
+    np.multiply(out, b1, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
+    np.power(b8, gamma - 1, out=b8)
+    np.multiply(b8, b9, out=b8)
+    np.multiply(b8, b3, out=b8)
+    np.multiply(b8, b6, out=b8)
+    np.multiply(y, 2, out=b6)
+    np.subtract(b6, 1, out=b6)
+    np.multiply(b8, b6, out=b8)
+    np.divide(b8, b4, out=b8)
+    np.divide(b8, b4, out=b8)
+    np.multiply(b8, -gamma*inv_n, out=b8)
+    np.add(out, b8, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -3242,113 +3241,114 @@ def sigmoid_focal_hess(
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
-        t0 = np.abs(yhat)
-        t1 = np.exp(-t0)
-        t2 = t1 + 1
-        t3 = (1.0 / t2) ** 2
-        t4 = y - 1
-        t5 = -t4
-        t6 = y * alpha + t5 * (1 - alpha)
-        t7 = 1.0 / t2
-        t8 = np.maximum(t1, yhat >= 0)
-        t9 = -yhat
-        t10 = t7 * np.maximum(t1, t9 >= 0)
-        t11 = 1 - (t10 * t5 + t7 * t8 * y)
-        t12 = np.log1p(t1)
-        t13 = y * (t12 + np.maximum(t9, 0)) - t4 * (t12 + np.maximum(yhat, 0))
-        t14 = gamma - 1
-        t15 = t1 * t11 ** t14 * t3 * t6 * (gamma * inv_n)
+        t0 = (yhat >= 0) * 1.0
+        t1 = 1 - t0 * 2
+        t2 = t1 * yhat
+        t3 = np.exp(t2)
+        t4 = t3 + 1
+        t5 = (1.0 / t4) ** 2
+        t6 = y - 1
+        t7 = -t6
+        t8 = y * alpha + t7 * (1 - alpha)
+        t9 = 1.0 / t4
+        t10 = -yhat
+        t11 = 1 - (t7 * t9 * np.maximum(t3, (t10 >= 0) * 1.0) + t9 * y * np.maximum(t0, t3))
+        t12 = gamma - 1
+        t13 = t11 ** t12 * t3 * t5 * t8 * (gamma * inv_n)
+        t14 = np.log1p(t3)
+        t15 = y * (t14 + np.maximum(t10, 0)) - t6 * (t14 + np.maximum(yhat, 0))
         return (
-            t1 * t11 ** gamma * t3 * t6 * inv_n + t11 ** (gamma - 2) * t13 * t6 * (y ** 2 * 4 - y *
-            4 + 1) * np.exp(t0 * -2) / t2 / t2 / t2 / t2 * (gamma * inv_n * t14) - t15 * (y * 2 - 1)
-            * (t5 * t7 * t8 - t10 * y) * 2 - t13 * t15 * (0.25 - y * 0.5) * np.tanh(yhat * 0.5) * 4
+            t11 ** gamma * t3 * t5 * t8 * inv_n + t11 ** (gamma - 2) * t15 * t8 * (y ** 2 * 4 - y *
+            4 + 1) * np.exp(t2 * 2) / t4 / t4 / t4 / t4 * (gamma * inv_n * t12) - t13 * (y * 2 - 1)
+            * (t0 - y + t1 * t3 * t9) * 2 - t13 * t15 * (0.25 - y * 0.5) * np.tanh(yhat * 0.5) * 4
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_hess', out, yhat, y)
     alpha = _hyper('sigmoid_focal_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_hess', weight, out.shape, count, False)
-    b0, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13 = _scratch(out.shape, 13, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
-    np.abs(yhat, out=b0)  # t0
-    np.negative(b0, out=out)
-    np.exp(out, out=out)  # t1
-    np.add(out, 1, out=b2)  # t2
-    np.divide(1.0, b2, out=b3)
-    np.square(b3, out=b3)  # t3
-    np.subtract(y, 1, out=b4)  # t4
-    np.negative(b4, out=b5)  # t5
-    np.multiply(y, alpha, out=b6)
-    np.multiply(b5, 1 - alpha, out=b7)
-    np.add(b6, b7, out=b6)  # t6
-    np.divide(1.0, b2, out=b7)  # t7
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(out, m0, out=b8)  # t8
-    np.negative(yhat, out=b9)  # t9
-    np.greater_equal(b9, 0, out=m0)
-    np.maximum(out, m0, out=b10)
-    np.multiply(b7, b10, out=b10)  # t10
-    np.multiply(b10, b5, out=b11)
-    np.multiply(b7, b8, out=b12)
-    np.multiply(b12, y, out=b12)
-    np.add(b11, b12, out=b11)
-    np.subtract(1, b11, out=b11)  # t11
-    np.log1p(out, out=b12)  # t12
-    np.maximum(b9, 0, out=b9)
-    np.add(b12, b9, out=b9)
-    np.multiply(y, b9, out=b9)
+    b0, b1, b2, b3, b4, b5, b7, b8, b9, b10, b11, b12, b13 = _scratch(out.shape, 13, out.dtype)
+    np.greater_equal(yhat, 0, out=b0)  # t0
+    np.multiply(b0, 2, out=b1)
+    np.subtract(1, b1, out=b1)  # t1
+    np.multiply(b1, yhat, out=b2)  # t2
+    np.exp(b2, out=b3)  # t3
+    np.add(b3, 1, out=b4)  # t4
+    np.divide(1.0, b4, out=b5)
+    np.square(b5, out=b5)  # t5
+    np.subtract(y, 1, out=out)  # t6
+    np.negative(out, out=b7)  # t7
+    np.multiply(y, alpha, out=b8)
+    np.multiply(b7, 1 - alpha, out=b9)
+    np.add(b8, b9, out=b8)  # t8
+    np.divide(1.0, b4, out=b9)  # t9
+    np.negative(yhat, out=b10)  # t10
+    np.multiply(b7, b9, out=b7)
+    np.greater_equal(b10, 0, out=b11)
+    np.maximum(b3, b11, out=b11)
+    np.multiply(b7, b11, out=b7)
+    np.multiply(b9, y, out=b11)
+    np.maximum(b0, b3, out=b12)
+    np.multiply(b11, b12, out=b11)
+    np.add(b7, b11, out=b7)
+    np.subtract(1, b7, out=b7)  # t11
+    t12 = gamma - 1
+    np.power(b7, t12, out=b11)
+    np.multiply(b11, b3, out=b11)
+    np.multiply(b11, b5, out=b11)
+    np.multiply(b11, b8, out=b11)
+    np.multiply(b11, gamma*inv_n, out=b11)  # t13
+    np.log1p(b3, out=b12)  # t14
+    np.maximum(b10, 0, out=b10)
+    np.add(b12, b10, out=b10)
+    np.multiply(y, b10, out=b10)
     np.maximum(yhat, 0, out=b13)
     np.add(b12, b13, out=b12)
-    np.multiply(b4, b12, out=b4)
-    np.subtract(b9, b4, out=b9)  # t13
-    t14 = gamma - 1
-    np.power(b11, t14, out=b4)
-    np.multiply(out, b4, out=b4)
-    np.multiply(b4, b3, out=b4)
-    np.multiply(b4, b6, out=b4)
-    np.multiply(b4, gamma*inv_n, out=b4)  # t15
-    np.power(b11, gamma, out=b12)
     np.multiply(out, b12, out=out)
+    np.subtract(b10, out, out=b10)  # t15
+    np.power(b7, gamma, out=out)
     np.multiply(out, b3, out=out)
-    np.multiply(out, b6, out=out)
-    np.multiply(out, inv_n, out=out)
-    np.power(b11, gamma - 2, out=b11)
-    np.multiply(b11, b9, out=b11)
-    np.multiply(b11, b6, out=b11)
-    np.square(y, out=b6)
-    np.multiply(b6, 4, out=b6)
-    np.multiply(y, 4, out=b3)
-    np.subtract(b6, b3, out=b6)
-    np.add(b6, 1, out=b6)
-    np.multiply(b11, b6, out=b11)
-    np.multiply(b0, -2, out=b0)
-    np.exp(b0, out=b0)
-    np.multiply(b11, b0, out=b11)
-    np.divide(b11, b2, out=b11)
-    np.divide(b11, b2, out=b11)
-    np.divide(b11, b2, out=b11)
-    np.divide(b11, b2, out=b11)
-    np.multiply(b11, gamma*inv_n*t14, out=b11)
-    np.add(out, b11, out=out)
-    np.multiply(y, 2, out=b11)
-    np.subtract(b11, 1, out=b11)
-    np.multiply(b4, b11, out=b11)
-    np.multiply(b5, b7, out=b5)
-    np.multiply(b5, b8, out=b5)
-    np.multiply(b10, y, out=b10)
-    np.subtract(b5, b10, out=b5)
-    np.multiply(b11, b5, out=b11)
-    np.multiply(b11, 2, out=b11)
+    np.multiply(out, b5, out=out)
+    np.multiply(out, b8, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
+    np.power(b7, gamma - 2, out=b7)
+    np.multiply(b7, b10, out=b7)
+    np.multiply(b7, b8, out=b7)
+    np.square(y, out=b8)
+    np.multiply(b8, 4, out=b8)
+    np.multiply(y, 4, out=b5)
+    np.subtract(b8, b5, out=b8)
+    np.add(b8, 1, out=b8)
+    np.multiply(b7, b8, out=b7)
+    np.multiply(b2, 2, out=b2)
+    np.exp(b2, out=b2)
+    np.multiply(b7, b2, out=b7)
+    np.divide(b7, b4, out=b7)
+    np.divide(b7, b4, out=b7)
+    np.divide(b7, b4, out=b7)
+    np.divide(b7, b4, out=b7)
+    np.multiply(b7, gamma*inv_n*t12, out=b7)
+    np.add(out, b7, out=out)
+    np.multiply(y, 2, out=b7)
+    np.subtract(b7, 1, out=b7)
+    np.multiply(b11, b7, out=b7)
+    np.subtract(b0, y, out=b0)
+    np.multiply(b1, b3, out=b1)
+    np.multiply(b1, b9, out=b1)
+    np.add(b0, b1, out=b0)
+    np.multiply(b7, b0, out=b7)
+    np.multiply(b7, 2, out=b7)
+    np.subtract(out, b7, out=out)
+    np.multiply(b11, b10, out=b11)
+    np.multiply(y, 0.5, out=b10)
+    np.subtract(0.25, b10, out=b10)
+    np.multiply(b11, b10, out=b11)
+    np.multiply(yhat, 0.5, out=b10)
+    np.tanh(b10, out=b10)
+    np.multiply(b11, b10, out=b11)
+    np.multiply(b11, 4, out=b11)
     np.subtract(out, b11, out=out)
-    np.multiply(b9, b4, out=b9)
-    np.multiply(y, 0.5, out=b4)
-    np.subtract(0.25, b4, out=b4)
-    np.multiply(b9, b4, out=b9)
-    np.multiply(yhat, 0.5, out=b4)
-    np.tanh(b4, out=b4)
-    np.multiply(b9, b4, out=b9)
-    np.multiply(b9, 4, out=b9)
-    np.subtract(out, b9, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -3387,29 +3387,29 @@ def sigmoid_focal_grad_hess(
         t0 = y - 1
         t1 = -t0
         t2 = y * alpha + t1 * (1 - alpha)
-        t3 = np.abs(yhat)
-        t4 = np.exp(-t3)
-        t5 = t4 + 1
-        t6 = 1.0 / t5
-        t7 = -yhat
-        t8 = t6 * np.maximum(t4, t7 >= 0)
-        t9 = np.maximum(t4, yhat >= 0)
-        t10 = t1 * t6 * t9 - t8 * y
-        t11 = 1 - (t1 * t8 + t6 * t9 * y)
+        t3 = (yhat >= 0) * 1.0
+        t4 = 1 - t3 * 2
+        t5 = t4 * yhat
+        t6 = np.exp(t5)
+        t7 = t6 + 1
+        t8 = 1.0 / t7
+        t9 = t3 - y + t4 * t6 * t8
+        t10 = -yhat
+        t11 = 1 - (t1 * t8 * np.maximum(t6, (t10 >= 0) * 1.0) + t8 * y * np.maximum(t3, t6))
         t12 = t11 ** gamma
-        t13 = np.log1p(t4)
-        t14 = y * (t13 + np.maximum(t7, 0)) - t0 * (t13 + np.maximum(yhat, 0))
+        t13 = np.log1p(t6)
+        t14 = y * (t13 + np.maximum(t10, 0)) - t0 * (t13 + np.maximum(yhat, 0))
         t15 = t2 * inv_n
         t16 = t14 * t15 * gamma
         t17 = gamma - 1
         t18 = t11 ** t17
-        t19 = (1.0 / t5) ** 2
-        t20 = t19 * t4
+        t19 = (1.0 / t7) ** 2
+        t20 = t19 * t6
         t21 = t18 * t20 * (y * 2 - 1)
         return (
-            (t10 * t12 * t2 * inv_n - t16 * t21, t10 * t15 * t21 * (-2 * gamma) + t12 * t19 * t2 *
-            t4 * inv_n + t11 ** (gamma - 2) * t14 * t2 * (y ** 2 * 4 - y * 4 + 1) * np.exp(t3 * -2)
-            / t5 / t5 / t5 / t5 * (gamma * inv_n * t17) - t16 * t18 * t20 * (0.25 - y * 0.5) *
+            (t12 * t2 * t9 * inv_n - t16 * t21, t15 * t21 * t9 * (-2 * gamma) + t12 * t19 * t2 * t6
+            * inv_n + t11 ** (gamma - 2) * t14 * t2 * (y ** 2 * 4 - y * 4 + 1) * np.exp(t5 * 2) / t7
+            / t7 / t7 / t7 * (gamma * inv_n * t17) - t16 * t18 * t20 * (0.25 - y * 0.5) *
             np.tanh(yhat * 0.5) * 4)
         )
     """
@@ -3418,95 +3418,97 @@ def sigmoid_focal_grad_hess(
     alpha = _hyper('sigmoid_focal_grad_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad_hess', weight, out.shape, count, False)
-    b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b11, b12, b13, b15 = _scratch(out.shape, 14, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
-    np.subtract(y, 1, out=b0)  # t0
-    np.negative(b0, out=b1)  # t1
+    b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b15 = _scratch(out.shape, 14, out.dtype)
+    np.subtract(y, 1, out=out1)  # t0
+    np.negative(out1, out=b1)  # t1
     np.multiply(y, alpha, out=b2)
     np.multiply(b1, 1 - alpha, out=b3)
     np.add(b2, b3, out=b2)  # t2
-    np.abs(yhat, out=b3)  # t3
-    np.negative(b3, out=b4)
-    np.exp(b4, out=b4)  # t4
-    np.add(b4, 1, out=b5)  # t5
-    np.divide(1.0, b5, out=b6)  # t6
-    np.negative(yhat, out=b7)  # t7
-    np.greater_equal(b7, 0, out=m0)
-    np.maximum(b4, m0, out=b8)
-    np.multiply(b6, b8, out=b8)  # t8
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b4, m0, out=b9)  # t9
-    np.multiply(b1, b6, out=out1)
-    np.multiply(out1, b9, out=out1)
-    np.multiply(b8, y, out=b11)
-    np.subtract(out1, b11, out=out1)  # t10
+    np.greater_equal(yhat, 0, out=b3)  # t3
+    np.multiply(b3, 2, out=b4)
+    np.subtract(1, b4, out=b4)  # t4
+    np.multiply(b4, yhat, out=b5)  # t5
+    np.exp(b5, out=b6)  # t6
+    np.add(b6, 1, out=b7)  # t7
+    np.divide(1.0, b7, out=b8)  # t8
+    np.subtract(b3, y, out=b9)
+    np.multiply(b4, b6, out=b4)
+    np.multiply(b4, b8, out=b4)
+    np.add(b9, b4, out=b9)  # t9
+    np.negative(yhat, out=b4)  # t10
     np.multiply(b1, b8, out=b1)
-    np.multiply(b6, b9, out=b6)
-    np.multiply(b6, y, out=b6)
-    np.add(b1, b6, out=b1)
+    np.greater_equal(b4, 0, out=b10)
+    np.maximum(b6, b10, out=b10)
+    np.multiply(b1, b10, out=b1)
+    np.multiply(b8, y, out=b8)
+    np.maximum(b3, b6, out=b3)
+    np.multiply(b8, b3, out=b8)
+    np.add(b1, b8, out=b1)
     np.subtract(1, b1, out=b1)  # t11
-    np.power(b1, gamma, out=b6)  # t12
-    np.log1p(b4, out=b9)  # t13
-    np.maximum(b7, 0, out=b7)
-    np.add(b9, b7, out=b7)
-    np.multiply(y, b7, out=b7)
-    np.maximum(yhat, 0, out=b8)
-    np.add(b9, b8, out=b9)
-    np.multiply(b0, b9, out=b0)
-    np.subtract(b7, b0, out=b7)  # t14
-    np.multiply(b2, inv_n, out=b0)  # t15
-    np.multiply(b7, b0, out=b9)
-    np.multiply(b9, gamma, out=b9)  # t16
+    np.power(b1, gamma, out=b8)  # t12
+    np.log1p(b6, out=b3)  # t13
+    np.maximum(b4, 0, out=b4)
+    np.add(b3, b4, out=b4)
+    np.multiply(y, b4, out=b4)
+    np.maximum(yhat, 0, out=b10)
+    np.add(b3, b10, out=b3)
+    np.multiply(out1, b3, out=out1)
+    np.subtract(b4, out1, out=b4)  # t14
+    np.multiply(b2, inv_n, out=out1)  # t15
+    np.multiply(b4, out1, out=b3)
+    np.multiply(b3, gamma, out=b3)  # t16
     t17 = gamma - 1
-    np.power(b1, t17, out=b8)  # t18
-    np.divide(1.0, b5, out=b11)
+    np.power(b1, t17, out=b10)  # t18
+    np.divide(1.0, b7, out=b11)
     np.square(b11, out=b11)  # t19
-    np.multiply(b11, b4, out=b12)  # t20
-    np.multiply(b8, b12, out=b13)
+    np.multiply(b11, b6, out=b12)  # t20
+    np.multiply(b10, b12, out=b13)
     np.multiply(y, 2, out=out)
     np.subtract(out, 1, out=out)
     np.multiply(b13, out, out=b13)  # t21
-    np.multiply(out1, b6, out=out)
-    np.multiply(out, b2, out=out)
-    np.multiply(out, inv_n, out=out)
-    np.multiply(b9, b13, out=b15)
+    np.multiply(b8, b2, out=out)
+    np.multiply(out, b9, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
+    np.multiply(b3, b13, out=b15)
     np.subtract(out, b15, out=out)
-    np.multiply(out1, b0, out=out1)
     np.multiply(out1, b13, out=out1)
+    np.multiply(out1, b9, out=out1)
     np.multiply(out1, -2*gamma, out=out1)
-    np.multiply(b6, b11, out=b6)
-    np.multiply(b6, b2, out=b6)
-    np.multiply(b6, b4, out=b6)
-    np.multiply(b6, inv_n, out=b6)
-    np.add(out1, b6, out=out1)
+    np.multiply(b8, b11, out=b8)
+    np.multiply(b8, b2, out=b8)
+    np.multiply(b8, b6, out=b8)
+    if inv_n != 1:
+        np.multiply(b8, inv_n, out=b8)
+    np.add(out1, b8, out=out1)
     np.power(b1, gamma - 2, out=b1)
-    np.multiply(b1, b7, out=b1)
+    np.multiply(b1, b4, out=b1)
     np.multiply(b1, b2, out=b1)
     np.square(y, out=b2)
     np.multiply(b2, 4, out=b2)
-    np.multiply(y, 4, out=b7)
-    np.subtract(b2, b7, out=b2)
+    np.multiply(y, 4, out=b4)
+    np.subtract(b2, b4, out=b2)
     np.add(b2, 1, out=b2)
     np.multiply(b1, b2, out=b1)
-    np.multiply(b3, -2, out=b3)
-    np.exp(b3, out=b3)
-    np.multiply(b1, b3, out=b1)
-    np.divide(b1, b5, out=b1)
-    np.divide(b1, b5, out=b1)
-    np.divide(b1, b5, out=b1)
-    np.divide(b1, b5, out=b1)
+    np.multiply(b5, 2, out=b5)
+    np.exp(b5, out=b5)
+    np.multiply(b1, b5, out=b1)
+    np.divide(b1, b7, out=b1)
+    np.divide(b1, b7, out=b1)
+    np.divide(b1, b7, out=b1)
+    np.divide(b1, b7, out=b1)
     np.multiply(b1, gamma*inv_n*t17, out=b1)
     np.add(out1, b1, out=out1)
-    np.multiply(b9, b8, out=b9)
-    np.multiply(b9, b12, out=b9)
+    np.multiply(b3, b10, out=b3)
+    np.multiply(b3, b12, out=b3)
     np.multiply(y, 0.5, out=b12)
     np.subtract(0.25, b12, out=b12)
-    np.multiply(b9, b12, out=b9)
+    np.multiply(b3, b12, out=b3)
     np.multiply(yhat, 0.5, out=b12)
     np.tanh(b12, out=b12)
-    np.multiply(b9, b12, out=b9)
-    np.multiply(b9, 4, out=b9)
-    np.subtract(out1, b9, out=out1)
+    np.multiply(b3, b12, out=b3)
+    np.multiply(b3, 4, out=b3)
+    np.subtract(out1, b3, out=out1)
     if weight is not None:
         np.multiply(out, weight, out=out)
         np.multiply(out1, weight, out=out1)
@@ -3537,8 +3539,8 @@ def sigmoid_focal_per_sample(
         t5 = 1.0 / (t3 + 1)
         return (
             (y * alpha + t1 * (1 - alpha)) * (y * (t4 + np.maximum(t2, 0)) - t0 * (t4 +
-            np.maximum(yhat, 0))) * (1 - (t1 * t5 * np.maximum(t3, t2 >= 0) + t5 * y *
-            np.maximum(t3, yhat >= 0))) ** gamma
+            np.maximum(yhat, 0))) * (1 - (t1 * t5 * np.maximum(t3, (t2 >= 0) * 1.0) + t5 * y *
+            np.maximum(t3, (yhat >= 0) * 1.0))) ** gamma
         )
     """
     out, yhat, y = _prepare('sigmoid_focal_per_sample', out, yhat, y)
@@ -3546,7 +3548,6 @@ def sigmoid_focal_per_sample(
     gamma = _hyper('sigmoid_focal_per_sample', 'gamma', gamma, 'nonnegative')
     weight = _weights('sigmoid_focal_per_sample', weight, out.shape, False)
     b0, b1, b2, b3, b4, b5, b7, b8 = _scratch(out.shape, 8, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.subtract(y, 1, out=b0)  # t0
     np.negative(b0, out=b1)  # t1
     np.negative(yhat, out=b2)  # t2
@@ -3568,12 +3569,12 @@ def sigmoid_focal_per_sample(
     np.subtract(b7, b0, out=b7)
     np.multiply(out, b7, out=out)
     np.multiply(b1, b5, out=b1)
-    np.greater_equal(b2, 0, out=m0)
-    np.maximum(b3, m0, out=b2)
+    np.greater_equal(b2, 0, out=b2)
+    np.maximum(b3, b2, out=b2)
     np.multiply(b1, b2, out=b1)
     np.multiply(b5, y, out=b5)
-    np.greater_equal(yhat, 0, out=m0)
-    np.maximum(b3, m0, out=b3)
+    np.greater_equal(yhat, 0, out=b2)
+    np.maximum(b3, b2, out=b3)
     np.multiply(b5, b3, out=b5)
     np.add(b1, b5, out=b1)
     np.subtract(1, b1, out=b1)
@@ -3665,7 +3666,8 @@ def smooth_l1_grad(
         np.sign(out, out=out)
         np.negative(out, out=out)
     np.copyto(out, b1, where=m0)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -3724,7 +3726,8 @@ def smooth_l1_value_and_grad(
         np.sign(out, out=out)
         np.negative(out, out=out)
     np.copyto(out, b1, where=m0)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -3763,7 +3766,8 @@ def smooth_l1_hess(
         np.divide(1.0, b0, out=b0)
     np.copyto(out, 0)
     np.copyto(out, b0, where=m0)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -3813,10 +3817,12 @@ def smooth_l1_grad_hess(
         np.sign(out, out=out)
         np.negative(out, out=out)
     np.copyto(out, out1, where=m0)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     np.copyto(out1, 0)
     np.copyto(out1, b2, where=m0)
-    np.multiply(out1, inv_n, out=out1)
+    if inv_n != 1:
+        np.multiply(out1, inv_n, out=out1)
     if weight is not None:
         np.multiply(out, weight, out=out)
         np.multiply(out1, weight, out=out1)
@@ -4111,7 +4117,8 @@ def softmax_cross_entropy_hess(
     np.multiply(r2, -1, out=r2)
     np.multiply(b0, r2, out=b0)
     np.add(out, b0, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -4252,7 +4259,8 @@ def softmax_cross_entropy_hvp(
     np.multiply(vector, r2, out=b2)
     np.add(b1, b2, out=b1)
     np.multiply(out, b1, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out

@@ -193,23 +193,22 @@ total = weight*(y*(t0 + fmax(0, -yhat)) - (t0 + fmax(0, yhat))*(y - 1));
         "T yhat, T y, T weight, T inv_n",
         "T out_grad",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = 1/(t0 + 1);
-out_grad = weight*(inv_n*t1*(1 - y)*fmax(t0, (T)(yhat >= 0)) - inv_n*t1*y*fmax(t0, (T)(-yhat >=
-    0)));
+const T t0 = (T)(yhat >= 0);
+const T t1 = 1 - 2*t0;
+const T t2 = exp(t1*yhat);
+out_grad = inv_n*weight*((t0 - y) + (t1*t2/(t2 + 1)));
 """,
     ),
     "binary_cross_entropy_with_logits_value_and_grad": (
         "T yhat, T y, T weight, T inv_n",
         "T total, T out_grad",
         """
-const T t0 = -yhat;
-const T t1 = exp(-fabs(yhat));
-const T t2 = log1p(t1);
-const T t3 = y - 1;
-const T t4 = 1/(t1 + 1);
-total = weight*(y*(t2 + fmax(0, t0)) - t3*(t2 + fmax(0, yhat)));
-out_grad = weight*(-inv_n*t3*t4*fmax(t1, (T)(yhat >= 0)) - inv_n*t4*y*fmax(t1, (T)(t0 >= 0)));
+const T t0 = (T)(yhat >= 0);
+const T t1 = 1 - 2*t0;
+const T t2 = exp(t1*yhat);
+const T t3 = log1p(t2);
+total = weight*(y*(t3 + fmax(0, -yhat)) - (t3 + fmax(0, yhat))*(y - 1));
+out_grad = inv_n*weight*((t0 - y) + (t1*t2/(t2 + 1)));
 """,
     ),
     "binary_cross_entropy_with_logits_hess": (
@@ -224,12 +223,14 @@ out_hess = inv_n*t0*weight/((t0 + 1)*(t0 + 1));
         "T yhat, T y, T weight, T inv_n",
         "T out_grad, T out_hess",
         """
-const T t0 = exp(-fabs(yhat));
-const T t1 = t0 + 1;
-const T t2 = 1/t1;
-out_grad = weight*(inv_n*t2*(1 - y)*fmax(t0, (T)(yhat >= 0)) - inv_n*t2*y*fmax(t0, (T)(-yhat >=
-    0)));
-out_hess = inv_n*t0*weight/(t1*t1);
+const T t0 = (T)(yhat >= 0);
+const T t1 = 1 - 2*t0;
+const T t2 = exp(t1*yhat);
+const T t3 = t2 + 1;
+const T t4 = t2/t3;
+const T t5 = inv_n*weight;
+out_grad = t5*((t0 - y) + (t1*t4));
+out_hess = t4*t5/t3;
 """,
     ),
     "binary_cross_entropy_with_logits_per_sample": (
@@ -600,16 +601,16 @@ total = weight*(alpha*y + t1*(1 - alpha))*(y*(t4 + fmax(0, t2)) - t0*(t4 + fmax(
 const T t0 = y - 1;
 const T t1 = -t0;
 const T t2 = alpha*y + t1*(1 - alpha);
-const T t3 = exp(-fabs(yhat));
-const T t4 = t3 + 1;
-const T t5 = 1/t4;
-const T t6 = -yhat;
-const T t7 = t5*fmax(t3, (T)(t6 >= 0));
-const T t8 = fmax(t3, (T)(yhat >= 0));
-const T t9 = 1 - t1*t7 - t5*t8*y;
-const T t10 = log1p(t3);
-out_grad = weight*((-gamma*inv_n)*t2*t3*pow(t9, gamma - 1)*(2*y - 1)*(y*(t10 + fmax(0, t6)) -
-    t0*(t10 + fmax(0, yhat)))/(t4*t4) + inv_n*t2*pow(t9, gamma)*(t1*t5*t8 - t7*y));
+const T t3 = (T)(yhat >= 0);
+const T t4 = 1 - 2*t3;
+const T t5 = exp(t4*yhat);
+const T t6 = t5 + 1;
+const T t7 = 1/t6;
+const T t8 = -yhat;
+const T t9 = 1 - t1*t7*fmax(t5, (T)(t8 >= 0)) - t7*y*fmax(t3, t5);
+const T t10 = log1p(t5);
+out_grad = weight*((-gamma*inv_n)*t2*t5*pow(t9, gamma - 1)*(2*y - 1)*(y*(t10 + fmax(0, t8)) -
+    t0*(t10 + fmax(0, yhat)))/(t6*t6) + inv_n*t2*pow(t9, gamma)*((t3 - y) + (t4*t5*t7)));
 """,
     ),
     "sigmoid_focal_value_and_grad": (
@@ -617,46 +618,46 @@ out_grad = weight*((-gamma*inv_n)*t2*t3*pow(t9, gamma - 1)*(2*y - 1)*(y*(t10 + f
         "T total, T out_grad",
         """
 const T t0 = -yhat;
-const T t1 = exp(-fabs(yhat));
-const T t2 = log1p(t1);
-const T t3 = y - 1;
-const T t4 = y*(t2 + fmax(0, t0)) - t3*(t2 + fmax(0, yhat));
-const T t5 = t1 + 1;
-const T t6 = 1/t5;
-const T t7 = fmax(t1, (T)(yhat >= 0));
-const T t8 = -t3;
-const T t9 = t6*fmax(t1, (T)(t0 >= 0));
-const T t10 = 1 - t6*t7*y - t8*t9;
+const T t1 = (T)(yhat >= 0);
+const T t2 = 1 - 2*t1;
+const T t3 = exp(t2*yhat);
+const T t4 = log1p(t3);
+const T t5 = y - 1;
+const T t6 = y*(t4 + fmax(0, t0)) - t5*(t4 + fmax(0, yhat));
+const T t7 = t3 + 1;
+const T t8 = 1/t7;
+const T t9 = -t5;
+const T t10 = 1 - t8*t9*fmax(t3, (T)(t0 >= 0)) - t8*y*fmax(t1, t3);
 const T t11 = pow(t10, gamma);
-const T t12 = alpha*y + t8*(1 - alpha);
-total = t11*t12*t4*weight;
-out_grad = weight*((-gamma*inv_n)*t1*pow(t10, gamma - 1)*t12*t4*(2*y - 1)/(t5*t5) +
-    inv_n*t11*t12*(t6*t7*t8 - t9*y));
+const T t12 = alpha*y + t9*(1 - alpha);
+total = t11*t12*t6*weight;
+out_grad = weight*((-gamma*inv_n)*pow(t10, gamma - 1)*t12*t3*t6*(2*y - 1)/(t7*t7) +
+    inv_n*t11*t12*((t1 - y) + (t2*t3*t8)));
 """,
     ),
     "sigmoid_focal_hess": (
         "T yhat, T y, T weight, T alpha, T gamma, T inv_n",
         "T out_hess",
         """
-const T t0 = fabs(yhat);
-const T t1 = exp(-t0);
-const T t2 = t1 + 1;
-const T t3 = 1/(t2*t2);
-const T t4 = y - 1;
-const T t5 = -t4;
-const T t6 = alpha*y + t5*(1 - alpha);
-const T t7 = 1/t2;
-const T t8 = fmax(t1, (T)(yhat >= 0));
-const T t9 = -yhat;
-const T t10 = t7*fmax(t1, (T)(t9 >= 0));
-const T t11 = 1 - t10*t5 - t7*t8*y;
-const T t12 = log1p(t1);
-const T t13 = y*(t12 + fmax(0, t9)) - t4*(t12 + fmax(0, yhat));
-const T t14 = gamma - 1;
-const T t15 = (gamma*inv_n)*(t1*pow(t11, t14)*t3*t6);
-out_hess = weight*((gamma*inv_n*t14)*(pow(t11, gamma - 2)*t13*t6*(4*(y*y) + 1 -
-    4*y)*exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*pow(t11, gamma)*t3*t6 - 4*t13*t15*((T)0.25 -
-    (T)0.5*y)*tanh((T)0.5*yhat) - 2*t15*(2*y - 1)*(t5*t7*t8 - t10*y));
+const T t0 = (T)(yhat >= 0);
+const T t1 = 1 - 2*t0;
+const T t2 = t1*yhat;
+const T t3 = exp(t2);
+const T t4 = t3 + 1;
+const T t5 = 1/(t4*t4);
+const T t6 = y - 1;
+const T t7 = -t6;
+const T t8 = alpha*y + t7*(1 - alpha);
+const T t9 = 1/t4;
+const T t10 = -yhat;
+const T t11 = 1 - t7*t9*fmax(t3, (T)(t10 >= 0)) - t9*y*fmax(t0, t3);
+const T t12 = gamma - 1;
+const T t13 = (gamma*inv_n)*(pow(t11, t12)*t3*t5*t8);
+const T t14 = log1p(t3);
+const T t15 = y*(t14 + fmax(0, t10)) - t6*(t14 + fmax(0, yhat));
+out_hess = weight*((gamma*inv_n*t12)*(pow(t11, gamma - 2)*t15*t8*(4*(y*y) + 1 -
+    4*y)*exp(2*t2)/(t4*t4*t4*t4)) + inv_n*pow(t11, gamma)*t3*t5*t8 - 4*t13*t15*((T)0.25 -
+    (T)0.5*y)*tanh((T)0.5*yhat) - 2*t13*(2*y - 1)*((t0 - y) + (t1*t3*t9)));
 """,
     ),
     "sigmoid_focal_grad_hess": (
@@ -666,28 +667,28 @@ out_hess = weight*((gamma*inv_n*t14)*(pow(t11, gamma - 2)*t13*t6*(4*(y*y) + 1 -
 const T t0 = y - 1;
 const T t1 = -t0;
 const T t2 = alpha*y + t1*(1 - alpha);
-const T t3 = fabs(yhat);
-const T t4 = exp(-t3);
-const T t5 = t4 + 1;
-const T t6 = 1/t5;
-const T t7 = -yhat;
-const T t8 = t6*fmax(t4, (T)(t7 >= 0));
-const T t9 = fmax(t4, (T)(yhat >= 0));
-const T t10 = t1*t6*t9 - t8*y;
-const T t11 = 1 - t1*t8 - t6*t9*y;
+const T t3 = (T)(yhat >= 0);
+const T t4 = 1 - 2*t3;
+const T t5 = t4*yhat;
+const T t6 = exp(t5);
+const T t7 = t6 + 1;
+const T t8 = 1/t7;
+const T t9 = (t3 - y) + (t4*t6*t8);
+const T t10 = -yhat;
+const T t11 = 1 - t1*t8*fmax(t6, (T)(t10 >= 0)) - t8*y*fmax(t3, t6);
 const T t12 = pow(t11, gamma);
-const T t13 = log1p(t4);
-const T t14 = y*(t13 + fmax(0, t7)) - t0*(t13 + fmax(0, yhat));
+const T t13 = log1p(t6);
+const T t14 = y*(t13 + fmax(0, t10)) - t0*(t13 + fmax(0, yhat));
 const T t15 = inv_n*t2;
 const T t16 = gamma*t14*t15;
 const T t17 = gamma - 1;
 const T t18 = pow(t11, t17);
-const T t19 = 1/(t5*t5);
-const T t20 = t19*t4;
+const T t19 = 1/(t7*t7);
+const T t20 = t19*t6;
 const T t21 = t18*t20*(2*y - 1);
-out_grad = weight*(inv_n*t10*t12*t2 - t16*t21);
+out_grad = weight*(inv_n*t12*t2*t9 - t16*t21);
 out_hess = weight*((gamma*inv_n*t17)*(pow(t11, gamma - 2)*t14*t2*(4*(y*y) + 1 -
-    4*y)*exp(-2*t3)/(t5*t5*t5*t5)) + inv_n*t12*t19*t2*t4 - 2*gamma*t10*t15*t21 -
+    4*y)*exp(2*t5)/(t7*t7*t7*t7)) + inv_n*t12*t19*t2*t6 - 2*gamma*t15*t21*t9 -
     4*t16*t18*t20*((T)0.25 - (T)0.5*y)*tanh((T)0.5*yhat));
 """,
     ),

@@ -490,12 +490,12 @@ def binary_cross_entropy_with_logits_grad(
         _weighting('binary_cross_entropy_with_logits_grad', xp, dtype, weight, yhat.shape, count,
         rows=False)
     )
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = 1/(t0 + 1)
+    t0 = xp.astype(yhat >= 0, dtype)
+    t1 = 1 - 2*t0
+    t2 = xp.exp(t1*yhat)
     return (
-        _into('binary_cross_entropy_with_logits_grad', out, _weighed(weight, inv_n*t1*(1 -
-        y)*xp.maximum(t0, xp.astype(yhat >= 0, dtype)) - inv_n*t1*y*xp.maximum(t0, xp.astype(-yhat
-        >= 0, dtype))))
+        _into('binary_cross_entropy_with_logits_grad', out, _weighed(weight, inv_n*((t0 - y) +
+        (t1*t2/(t2 + 1)))))
     )
 
 
@@ -518,17 +518,15 @@ def binary_cross_entropy_with_logits_value_and_grad(
         _weighting('binary_cross_entropy_with_logits_value_and_grad', xp, dtype, weight, yhat.shape,
         count, rows=False)
     )
-    t0 = -yhat
-    t1 = xp.exp(-xp.abs(yhat))
-    t2 = xp.log1p(t1)
-    t3 = y - 1
-    t4 = 1/(t1 + 1)
+    t0 = xp.astype(yhat >= 0, dtype)
+    t1 = 1 - 2*t0
+    t2 = xp.exp(t1*yhat)
+    t3 = xp.log1p(t2)
     return (
-        inv_n * xp.sum(_weighed(weight, y*(t2 + xp.maximum(t0, xp.asarray(0, dtype=dtype))) - t3*(t2
-        + xp.maximum(yhat, xp.asarray(0, dtype=dtype))))),
-        _into('binary_cross_entropy_with_logits_value_and_grad', out, _weighed(weight,
-        -inv_n*t3*t4*xp.maximum(t1, xp.astype(yhat >= 0, dtype)) - inv_n*t4*y*xp.maximum(t1,
-        xp.astype(t0 >= 0, dtype))))
+        inv_n * xp.sum(_weighed(weight, y*(t3 + xp.maximum(-yhat, xp.asarray(0, dtype=dtype))) - (t3
+        + xp.maximum(yhat, xp.asarray(0, dtype=dtype)))*(y - 1))),
+        _into('binary_cross_entropy_with_logits_value_and_grad', out, _weighed(weight, inv_n*((t0 -
+        y) + (t1*t2/(t2 + 1)))))
     )
 
 
@@ -567,13 +565,12 @@ def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None =
         _weighting('binary_cross_entropy_with_logits_grad_hess', xp, dtype, weight, yhat.shape,
         count, rows=False)
     )
-    t0 = xp.exp(-xp.abs(yhat))
-    t1 = t0 + 1
-    t2 = 1/t1
-    return (
-        _weighed(weight, inv_n*t2*(1 - y)*xp.maximum(t0, xp.astype(yhat >= 0, dtype)) -
-        inv_n*t2*y*xp.maximum(t0, xp.astype(-yhat >= 0, dtype))), _weighed(weight, inv_n*t0/(t1*t1))
-    )
+    t0 = xp.astype(yhat >= 0, dtype)
+    t1 = 1 - 2*t0
+    t2 = xp.exp(t1*yhat)
+    t3 = t2 + 1
+    t4 = t2/t3
+    return _weighed(weight, inv_n*((t0 - y) + (t1*t4))), _weighed(weight, inv_n*t4/t3)
 
 
 def binary_cross_entropy_with_logits_per_sample(yhat, y, *, weight=None, out=None):
@@ -1480,18 +1477,18 @@ def sigmoid_focal_grad(
     t0 = y - 1
     t1 = -t0
     t2 = alpha*y + t1*(1 - alpha)
-    t3 = xp.exp(-xp.abs(yhat))
-    t4 = t3 + 1
-    t5 = 1/t4
-    t6 = -yhat
-    t7 = t5*xp.maximum(t3, xp.astype(t6 >= 0, dtype))
-    t8 = xp.maximum(t3, xp.astype(yhat >= 0, dtype))
-    t9 = 1 - t1*t7 - t5*t8*y
-    t10 = xp.log1p(t3)
+    t3 = xp.astype(yhat >= 0, dtype)
+    t4 = 1 - 2*t3
+    t5 = xp.exp(t4*yhat)
+    t6 = t5 + 1
+    t7 = 1/t6
+    t8 = -yhat
+    t9 = 1 - t1*t7*xp.maximum(t5, xp.astype(t8 >= 0, dtype)) - t7*y*xp.maximum(t3, t5)
+    t10 = xp.log1p(t5)
     return (
-        _into('sigmoid_focal_grad', out, _weighed(weight, (-gamma*inv_n)*t2*t3*t9**(gamma - 1)*(2*y
-        - 1)*(y*(t10 + xp.maximum(t6, xp.asarray(0, dtype=dtype))) - t0*(t10 + xp.maximum(yhat,
-        xp.asarray(0, dtype=dtype))))/(t4*t4) + inv_n*t2*t9**gamma*(t1*t5*t8 - t7*y)))
+        _into('sigmoid_focal_grad', out, _weighed(weight, (-gamma*inv_n)*t2*t5*t9**(gamma - 1)*(2*y
+        - 1)*(y*(t10 + xp.maximum(t8, xp.asarray(0, dtype=dtype))) - t0*(t10 + xp.maximum(yhat,
+        xp.asarray(0, dtype=dtype))))/(t6*t6) + inv_n*t2*t9**gamma*((t3 - y) + (t4*t5*t7))))
     )
 
 
@@ -1525,25 +1522,25 @@ def sigmoid_focal_value_and_grad(
         _weighting('sigmoid_focal_value_and_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     )
     t0 = -yhat
-    t1 = xp.exp(-xp.abs(yhat))
-    t2 = xp.log1p(t1)
-    t3 = y - 1
-    t4 = (
-        y*(t2 + xp.maximum(t0, xp.asarray(0, dtype=dtype))) - t3*(t2 + xp.maximum(yhat,
+    t1 = xp.astype(yhat >= 0, dtype)
+    t2 = 1 - 2*t1
+    t3 = xp.exp(t2*yhat)
+    t4 = xp.log1p(t3)
+    t5 = y - 1
+    t6 = (
+        y*(t4 + xp.maximum(t0, xp.asarray(0, dtype=dtype))) - t5*(t4 + xp.maximum(yhat,
         xp.asarray(0, dtype=dtype)))
     )
-    t5 = t1 + 1
-    t6 = 1/t5
-    t7 = xp.maximum(t1, xp.astype(yhat >= 0, dtype))
-    t8 = -t3
-    t9 = t6*xp.maximum(t1, xp.astype(t0 >= 0, dtype))
-    t10 = 1 - t6*t7*y - t8*t9
+    t7 = t3 + 1
+    t8 = 1/t7
+    t9 = -t5
+    t10 = 1 - t8*t9*xp.maximum(t3, xp.astype(t0 >= 0, dtype)) - t8*y*xp.maximum(t1, t3)
     t11 = t10**gamma
-    t12 = alpha*y + t8*(1 - alpha)
+    t12 = alpha*y + t9*(1 - alpha)
     return (
-        inv_n * xp.sum(_weighed(weight, t11*t12*t4)), _into('sigmoid_focal_value_and_grad', out,
-        _weighed(weight, (-gamma*inv_n)*t1*t10**(gamma - 1)*t12*t4*(2*y - 1)/(t5*t5) +
-        inv_n*t11*t12*(t6*t7*t8 - t9*y)))
+        inv_n * xp.sum(_weighed(weight, t11*t12*t6)), _into('sigmoid_focal_value_and_grad', out,
+        _weighed(weight, (-gamma*inv_n)*t10**(gamma - 1)*t12*t3*t6*(2*y - 1)/(t7*t7) +
+        inv_n*t11*t12*((t1 - y) + (t2*t3*t8))))
     )
 
 
@@ -1578,29 +1575,29 @@ def sigmoid_focal_hess(
     weight, inv_n = (
         _weighting('sigmoid_focal_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
-    t0 = xp.abs(yhat)
-    t1 = xp.exp(-t0)
-    t2 = t1 + 1
-    t3 = 1/(t2*t2)
-    t4 = y - 1
-    t5 = -t4
-    t6 = alpha*y + t5*(1 - alpha)
-    t7 = 1/t2
-    t8 = xp.maximum(t1, xp.astype(yhat >= 0, dtype))
-    t9 = -yhat
-    t10 = t7*xp.maximum(t1, xp.astype(t9 >= 0, dtype))
-    t11 = 1 - t10*t5 - t7*t8*y
-    t12 = xp.log1p(t1)
-    t13 = (
-        y*(t12 + xp.maximum(t9, xp.asarray(0, dtype=dtype))) - t4*(t12 + xp.maximum(yhat,
+    t0 = xp.astype(yhat >= 0, dtype)
+    t1 = 1 - 2*t0
+    t2 = t1*yhat
+    t3 = xp.exp(t2)
+    t4 = t3 + 1
+    t5 = 1/(t4*t4)
+    t6 = y - 1
+    t7 = -t6
+    t8 = alpha*y + t7*(1 - alpha)
+    t9 = 1/t4
+    t10 = -yhat
+    t11 = 1 - t7*t9*xp.maximum(t3, xp.astype(t10 >= 0, dtype)) - t9*y*xp.maximum(t0, t3)
+    t12 = gamma - 1
+    t13 = (gamma*inv_n)*(t11**t12*t3*t5*t8)
+    t14 = xp.log1p(t3)
+    t15 = (
+        y*(t14 + xp.maximum(t10, xp.asarray(0, dtype=dtype))) - t6*(t14 + xp.maximum(yhat,
         xp.asarray(0, dtype=dtype)))
     )
-    t14 = gamma - 1
-    t15 = (gamma*inv_n)*(t1*t11**t14*t3*t6)
     return (
-        _into('sigmoid_focal_hess', out, _weighed(weight, (gamma*inv_n*t14)*(t11**(gamma -
-        2)*t13*t6*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t0)/(t2*t2*t2*t2)) + inv_n*t1*t11**gamma*t3*t6 -
-        4*t13*t15*(0.25 - 0.5*y)*xp.tanh(0.5*yhat) - 2*t15*(2*y - 1)*(t5*t7*t8 - t10*y)))
+        _into('sigmoid_focal_hess', out, _weighed(weight, (gamma*inv_n*t12)*(t11**(gamma -
+        2)*t15*t8*(4*(y*y) + 1 - 4*y)*xp.exp(2*t2)/(t4*t4*t4*t4)) + inv_n*t11**gamma*t3*t5*t8 -
+        4*t13*t15*(0.25 - 0.5*y)*xp.tanh(0.5*yhat) - 2*t13*(2*y - 1)*((t0 - y) + (t1*t3*t9))))
     )
 
 
@@ -1642,33 +1639,32 @@ def sigmoid_focal_grad_hess(
     t0 = y - 1
     t1 = -t0
     t2 = alpha*y + t1*(1 - alpha)
-    t3 = xp.abs(yhat)
-    t4 = xp.exp(-t3)
-    t5 = t4 + 1
-    t6 = 1/t5
-    t7 = -yhat
-    t8 = t6*xp.maximum(t4, xp.astype(t7 >= 0, dtype))
-    t9 = xp.maximum(t4, xp.astype(yhat >= 0, dtype))
-    t10 = t1*t6*t9 - t8*y
-    t11 = 1 - t1*t8 - t6*t9*y
+    t3 = xp.astype(yhat >= 0, dtype)
+    t4 = 1 - 2*t3
+    t5 = t4*yhat
+    t6 = xp.exp(t5)
+    t7 = t6 + 1
+    t8 = 1/t7
+    t9 = (t3 - y) + (t4*t6*t8)
+    t10 = -yhat
+    t11 = 1 - t1*t8*xp.maximum(t6, xp.astype(t10 >= 0, dtype)) - t8*y*xp.maximum(t3, t6)
     t12 = t11**gamma
-    t13 = xp.log1p(t4)
+    t13 = xp.log1p(t6)
     t14 = (
-        y*(t13 + xp.maximum(t7, xp.asarray(0, dtype=dtype))) - t0*(t13 + xp.maximum(yhat,
+        y*(t13 + xp.maximum(t10, xp.asarray(0, dtype=dtype))) - t0*(t13 + xp.maximum(yhat,
         xp.asarray(0, dtype=dtype)))
     )
     t15 = inv_n*t2
     t16 = gamma*t14*t15
     t17 = gamma - 1
     t18 = t11**t17
-    t19 = 1/(t5*t5)
-    t20 = t19*t4
+    t19 = 1/(t7*t7)
+    t20 = t19*t6
     t21 = t18*t20*(2*y - 1)
     return (
-        _weighed(weight, inv_n*t10*t12*t2 - t16*t21), _weighed(weight,
-        (gamma*inv_n*t17)*(t11**(gamma - 2)*t14*t2*(4*(y*y) + 1 - 4*y)*xp.exp(-2*t3)/(t5*t5*t5*t5))
-        + inv_n*t12*t19*t2*t4 - 2*gamma*t10*t15*t21 - 4*t16*t18*t20*(0.25 -
-        0.5*y)*xp.tanh(0.5*yhat))
+        _weighed(weight, inv_n*t12*t2*t9 - t16*t21), _weighed(weight, (gamma*inv_n*t17)*(t11**(gamma
+        - 2)*t14*t2*(4*(y*y) + 1 - 4*y)*xp.exp(2*t5)/(t7*t7*t7*t7)) + inv_n*t12*t19*t2*t6 -
+        2*gamma*t15*t21*t9 - 4*t16*t18*t20*(0.25 - 0.5*y)*xp.tanh(0.5*yhat))
     )
 
 

@@ -192,7 +192,9 @@ def grad_hess(
     block while it is in cache (NaN if any h is). The numbers are those of one call."""
     flat_yhat = np.ascontiguousarray(yhat).reshape(-1)
     flat_y = np.ascontiguousarray(y).reshape(-1)
-    grad, h = np.empty(flat_yhat.size), np.empty(flat_yhat.size)
+    dtype = np.result_type(flat_yhat, flat_y)  # the kernels' own rule: float32 stays float32
+    dtype = dtype if dtype in (np.float32, np.float64) else np.float64
+    grad, h = np.empty(flat_yhat.size, dtype), np.empty(flat_yhat.size, dtype)
     block = block_size(flat_yhat.size, workers)
     starts = range(0, flat_yhat.size, block)
     lows = np.full(max(1, len(starts)), np.inf)

@@ -132,6 +132,8 @@ class Objective:
         #: the constant derived from the target's spread (``constant=None``), once known
         self.derived_constant: float | None = None
         self._warned = False
+        #: float32 scores are computed in float64 from now on (see ``grad_hess``)
+        self._wide = False
 
     def __deepcopy__(self, memo: dict) -> Objective:
         # LightGBM deep-copies its params, objective included: the kernels are immutable
@@ -153,16 +155,16 @@ class Objective:
 
     # ------------------------------------------------------------------ layout
 
-    def targets(self, y: Any, shape: tuple[int, ...]) -> np.ndarray:
-        """Return ``y`` in the loss's layout for raw scores of ``shape``, checked against the
-        loss's label domain: class labels become one-hot rows for a class-axis loss; a flat
-        multi-output label (row by row, as XGBoost gives it) is reshaped; any other shape
-        (a transposed (k, n) label for (n, k) scores) is refused."""
-        y = np.asarray(y, dtype=np.float64)
+    def targets(self, y: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+        """Return ``y`` as ``dtype`` in the loss's layout for raw scores of ``shape``, checked
+        against the loss's label domain: class labels become one-hot rows for a class-axis
+        loss; a flat multi-output label (row by row, as XGBoost gives it) is reshaped; any
+        other shape (a transposed (k, n) label for (n, k) scores) is refused."""
+        y = np.asarray(y, dtype=dtype)
         if self.spec.class_axis and y.ndim == len(shape) - 1:
             k = shape[-1]
             require("real", y, f"{self.name}: class labels")
-            return one_hot(y, k, name=self.name)
+            return one_hot(y, k, dtype=dtype, name=self.name)
         if y.shape != tuple(shape):
             flat = y.ndim == 1 and y.size == int(np.prod(shape))
             if not flat and np.squeeze(y).shape != np.empty(shape).squeeze().shape:
@@ -193,11 +195,24 @@ class Objective:
         self, yhat: Any, y: Any, weight: Any = None, *, warn: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return the per-sample gradient and safe Hessian in the raw score ``yhat`` (no 1/n),
-        times ``weight`` when given, shaped like ``yhat``."""
-        yhat = np.asarray(yhat, dtype=np.float64)
-        y = self.targets(y, yhat.shape)
+        times ``weight`` when given, shaped like ``yhat``.
+
+        Float32 scores (what XGBoost and LightGBM hand a custom objective, and keep gradients
+        in) are computed in float32, with no conversion either way and float32's faster exp,
+        while every h > 0 there. A float32 h of 0 may be an underflow (the logistic's beyond
+        |z| ~ 88), not a zero of the loss, so then the call is made again in float64 (as is
+        every later call of this objective): the Hessian policy decides on what it always saw.
+        """
+        scores = np.asarray(yhat)
+        single = scores.dtype == np.float32 and not self._wide
+        scores = scores.astype(np.float32 if single else np.float64, copy=False)
+        labels = self.targets(y, scores.shape, scores.dtype)
+        grad, h, lowest = self._derivatives(scores, labels)
+        if single and not lowest > 0:  # NaN is not either
+            self._wide = True
+            return self.grad_hess(scores, y, weight, warn=warn)
+        yhat, y = scores, labels
         w = self._weight(weight, yhat)
-        grad, h, lowest = self._derivatives(yhat, y)
         if w is not None:
             grad *= w[:, None] if self.spec.class_axis else w
         positive = bool(lowest > 0)  # NaN is not

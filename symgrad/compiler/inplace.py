@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from symgrad.compiler.kernel import INV_N
 from symgrad.compiler.primitives import (
     axis_max,
     axis_sum,
@@ -167,7 +168,7 @@ class InplaceBuilder:
         if isinstance(expr, sp.Symbol):
             op = self.symbols.get(expr)
             return self.kind_of(op) in (MASK, ROW_MASK) if op is not None else False
-        return isinstance(expr, step | sp.Rel | sp.And | sp.Or | sp.Not) or expr in (
+        return isinstance(expr, sp.Rel | sp.And | sp.Or | sp.Not) or expr in (
             sp.true,
             sp.false,
         )
@@ -266,18 +267,30 @@ class InplaceBuilder:
             return None
         return self.scalar(scal)
 
-    def zero_by_default(self, c: sp.Expr) -> bool:
-        """Tell whether scalar ``c`` is 0 at the hyper-parameters' defaults (label_smoothing
-        = 0): only then is a test for zero worth a line of the emitted code."""
+    def _at_defaults(self, c: sp.Expr, inv_n: sp.Expr) -> sp.Expr | None:
+        """Return scalar ``c`` at the hyper-parameters' defaults and 1/n = ``inv_n`` (other
+        symbols: e/3, no special value); None where a symbol stands for a condition."""
         value = c
         for _ in range(len(self.scalar_defs) + 1):  # see through scalar CSE temporaries
             value = value.xreplace(self.scalar_defs)
-        value = value.xreplace(self.defaults)
+        value = value.xreplace({**self.defaults, INV_N: inv_n})
         try:
-            value = value.xreplace({s: sp.E / 3 for s in value.free_symbols})  # n, 1/n: not 0
+            return value.xreplace({s: sp.E / 3 for s in value.free_symbols})
         except TypeError:  # a symbol stands for a condition (a Piecewise inside the scalar)
-            return False
-        return value.is_zero is True
+            return None
+
+    def zero_by_default(self, c: sp.Expr) -> bool:
+        """Tell whether scalar ``c`` is 0 at the hyper-parameters' defaults (label_smoothing
+        = 0): only then is a test for zero worth a line of the emitted code."""
+        value = self._at_defaults(c, sp.E / 3)  # 1/n is never 0
+        return value is not None and value.is_zero is True
+
+    def one_by_default(self, c: sp.Expr) -> bool:
+        """Tell whether scalar ``c`` is 1 at the hyper-parameters' defaults with ``count=1``
+        (the 1/n of a per-sample gradient, as boosting asks for it): only then is a test for
+        one worth a line of the emitted code."""
+        value = self._at_defaults(c, sp.S.One)
+        return value is not None and (value - 1).is_zero is True
 
     def assign(self, sym: sp.Symbol, expr: sp.Expr) -> None:
         """Lower one CSE replacement ``sym = expr``.
@@ -351,7 +364,14 @@ class InplaceBuilder:
         return self._ufunc(_RELATIONAL[expr.rel_op], expr.args, boolean=True)
 
     def _step(self, expr: sp.Expr) -> int:
-        return self._ufunc("greater_equal", (expr.args[0], sp.S.Zero), boolean=True)
+        """1.0 where the argument is >= 0, else 0.0, compared straight into a float array (one
+        pass): arithmetic on it (max(t, step), 1 - 2 step) then runs float by float, twice as
+        fast as on a bool mask. step(-u) compares u <= 0 (the same for every u, NaN and -0
+        included) without negating u first."""
+        (arg,) = expr.args
+        if arg.could_extract_minus_sign():
+            return self._ufunc("less_equal", (-arg, sp.S.Zero))
+        return self._ufunc("greater_equal", (arg, sp.S.Zero))
 
     def _and_or(self, expr: sp.Expr) -> Operand:
         name = "logical_and" if isinstance(expr, sp.And) else "logical_or"
@@ -403,7 +423,7 @@ class InplaceBuilder:
         if common is not None:
             # c*a + c*b - c*d: one multiply by c after the sum instead of one per term
             inner = self.value(sp.Add(*(t / common for t in sp.Add.make_args(expr))))
-            return self._binary("multiply", inner, self.scalar(common))
+            return self._scale(inner, common)
         scalars, positive, negative = [], [], []
         for term in sp.Add.make_args(expr):
             if self.rank(term) == 0 and not self.is_bool(term):
@@ -509,7 +529,18 @@ class InplaceBuilder:
             return acc
         if small == "-1":
             return self.emit("np.negative({0}, out={d})", (acc,), self._result_kind((acc,)))
+        if not rows and not row_dens:
+            return self._scale(acc, sp.Mul(*scalars))
         return self._binary("multiply", acc, small)
+
+    def _scale(self, acc: Operand, c: sp.Expr) -> int:
+        """Multiply ``acc`` by scalar ``c``; the pass is skipped, when it runs in place, where
+        ``c`` is 1 at run time and may be by default (1/n at count=1: boosting's gradients)."""
+        text = self.scalar(c)
+        dest = self._binary("multiply", acc, text)
+        if not c.is_number and self.one_by_default(c):
+            self.program.statements[-1].guard = f"{text} != 1"
+        return dest
 
     def _mul_factors(self, expr: sp.Expr) -> tuple[list, list, list, list, list]:
         """Sort a product's factors into scalars, per-sample rows, per-sample row divisors,

@@ -12,11 +12,11 @@ from collections.abc import Callable
 import sympy as sp
 
 from symgrad.compiler.kernel import INV_N, Derived
-from symgrad.compiler.primitives import N_CLASSES, cosh_, keep_order
+from symgrad.compiler.primitives import N_CLASSES, cosh_, exp_, keep_order, step
 from symgrad.compiler.printer import FORMULA_NODES, SymgradPrinter, strip_outer_parens
 from symgrad.compiler.rewrite import lower_primitives
 from symgrad.compiler.scaled import factor_scaled_sums, numbered, schedule
-from symgrad.compiler.traverse import atoms_of, bottom_up, fold_numbers, has_node, tree_size
+from symgrad.compiler.traverse import atoms_of, bottom_up, fold_numbers, has_node, nodes, tree_size
 
 
 def _not_real(e: sp.Expr) -> sp.Expr:
@@ -71,6 +71,88 @@ def cosh_densities(exprs: list[sp.Expr]) -> list[sp.Expr]:
     return exprs
 
 
+def signs_from_steps(exprs: list[sp.Expr]) -> list[sp.Expr]:
+    """Write -c |u| (c > 0 a number) as c u (1 - 2 step(u)) where the sign 1 - 2 step(u) (-1 for
+    u >= 0, 1 below) is computed anyway, as a sigmoid pair's select has it
+    (rewrite._sigmoid_sums): one multiply instead of abs and negative, exactly (a product with
+    +-1: -0 gives +0, as -|-0| does)."""
+    present = {n for e in exprs for n in nodes(e)}
+    signs = {n.args[0]: 1 - 2 * n for n in present if isinstance(n, step)}
+    signs = {u: s for u, s in signs.items() if s in present}
+    if not signs:
+        return exprs
+
+    def rule(m: sp.Expr) -> sp.Expr:
+        c, rest = m.as_coeff_Mul() if m.is_Mul else (sp.S.One, m)
+        if c.is_negative and isinstance(rest, sp.Abs):
+            u = rest.args[0]
+            for v in (u, -u):  # |u| = |-u|; u (1 - 2 step(u)) = -|u| for either sign of u
+                if v in signs:
+                    return -c * v * signs[v]
+        return m
+
+    return [bottom_up(e, rule) for e in exprs]
+
+
+def _quotient_powers(m: sp.Expr, x: sp.Symbol, d: sp.Symbol) -> tuple[int, int] | None:
+    """Return (j, k) if product ``m`` holds x**j / d**k with k >= j >= 1 whole, else None."""
+    if not m.is_Mul:
+        return None
+    powers = dict(f.as_base_exp() for f in m.args)
+    j, k = powers.get(x, sp.S.Zero), -powers.get(d, sp.S.Zero)
+    if j.is_Integer and k.is_Integer and k >= j >= 1:
+        return int(j), int(k)
+    return None
+
+
+def share_quotients(
+    replacements: list[tuple[sp.Symbol, sp.Expr]], outputs: list[sp.Expr]
+) -> tuple[list[tuple[sp.Symbol, sp.Expr]], list[sp.Expr]]:
+    """Give q = x / (1 + x) a temporary of its own, for x = exp(...) a CSE temporary, where two
+    or more products divide x**j by (1 + x)**k (k >= j >= 1): each becomes q**j / (1 + x)**(k - j),
+    a division fewer, the quotient computed once. A sigmoid pair and its density have it:
+    sigmoid(-|u|) = t / (1 + t) beside t / (1 + t)**2 (rewrite._sigmoid_sums). x >= 0, so q is
+    in [0, 1): no product overflows or underflows where it did not. Temporaries are numbered
+    again in order of definition."""
+    defs = dict(replacements)
+    pairs = {}  # 1 + x -> x
+    for sym, e in replacements:
+        if e.is_Add and len(e.args) == 2 and sp.S.One in e.args:
+            x = e.args[1] if e.args[0] == 1 else e.args[0]
+            if isinstance(defs.get(x), sp.exp | exp_):
+                pairs[sym] = x
+    exprs = [*(e for _, e in replacements), *outputs]
+    products = [n for e in exprs for n in nodes(e) if n.is_Mul]
+    shared = [
+        d
+        for d, x in pairs.items()
+        if sum(_quotient_powers(m, x, d) is not None for m in dict.fromkeys(products)) >= 2
+    ]
+    if not shared:
+        return replacements, outputs
+    quotients = {d: sp.Dummy() for d in shared}
+
+    def rule(m: sp.Expr) -> sp.Expr:
+        for d, q in quotients.items():
+            found = _quotient_powers(m, pairs[d], d)
+            if found is not None:
+                j, k = found
+                others = [f for f in m.args if f.as_base_exp()[0] not in (pairs[d], d)]
+                return sp.Mul(*others, q**j, d ** (j - k))
+        return m
+
+    out: list[tuple[sp.Symbol, sp.Expr]] = []
+    for sym, e in replacements:
+        out.append((sym, bottom_up(e, rule)))
+        if sym in quotients:
+            out.append((quotients[sym], pairs[sym] / sym))
+    rename = dict(zip((s for s, _ in out), numbered("t"), strict=False))
+    return (
+        [(rename[s], e.xreplace(rename)) for s, e in out],
+        [bottom_up(e, rule).xreplace(rename) for e in outputs],
+    )
+
+
 class Emitter:
     """CSE a list of expressions and print them as ``t0 = ...`` statements."""
 
@@ -93,6 +175,7 @@ class Emitter:
         prepared = [_real_constants(fold_numbers(e)) for e in [*(d for _, d in shared), *lowered]]
         if self.printer.COSH_DENSITY:
             prepared = cosh_densities(prepared)
+        prepared = signs_from_steps(prepared)
         if derived.ordered:
             prepared = [keep_order(e) for e in prepared]
         replacements, reduced = sp.cse(
@@ -104,6 +187,7 @@ class Emitter:
             defined = zip((s for s, _ in shared), reduced[: len(shared)], strict=True)
             replacements = schedule(replacements, list(defined))
             reduced = reduced[len(shared) :]
+        replacements, reduced = share_quotients(replacements, reduced)
         spec = derived.spec
         used = set().union(
             *(e.free_symbols for _, e in replacements), *(e.free_symbols for e in reduced)

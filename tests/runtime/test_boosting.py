@@ -327,6 +327,47 @@ def test_every_thread_count_gives_the_same_numbers_bit_for_bit(loss, shape, opti
                 assert a.shape == b.shape and a.tobytes() == b.tobytes(), (make, threads)
 
 
+@pytest.mark.parametrize("make", [boosting.xgboost, boosting.lightgbm])
+@pytest.mark.parametrize("n", [1000, 200_003])  # one kernel call, and block by block
+def test_float32_scores_give_float32_derivatives_as_the_boosters_keep_them(make, n):
+    # XGBoost and LightGBM hand float32 margins to a custom objective and keep float32
+    # gradients: the objective computes in float32 (no conversion either way), the same
+    # numbers as the emitted kernel on float32, within a few float32 ulps of float64's
+    rng = np.random.default_rng(12)
+    yhat = rng.normal(scale=4.0, size=n).astype(np.float32)
+    y = (rng.random(n) < 0.5).astype(np.float32)
+    obj = make("binary_cross_entropy_with_logits")
+    grad, hess = obj.grad_hess(yhat, y)
+    assert grad.dtype == hess.dtype == np.float32
+    module = __import__("generated.losses", fromlist=["_"])
+    g, h = module.binary_cross_entropy_with_logits_grad_hess(yhat, y, count=1)
+    np.testing.assert_array_equal(grad, g)
+    np.testing.assert_array_equal(hess, h)
+    g64, h64 = obj.grad_hess(yhat.astype(np.float64), y.astype(np.float64))
+    assert g64.dtype == np.float64
+    np.testing.assert_allclose(grad, g64, rtol=4e-7, atol=0)
+    np.testing.assert_allclose(hess, h64, rtol=4e-7, atol=0)
+
+
+def test_a_float32_hessian_of_zero_is_decided_in_float64():
+    # the logistic's h underflows to 0 in float32 beyond |z| ~ 88 (not a zero of the loss):
+    # that call and every later one run in float64, so the Hessian policy sees h > 0 as before
+    yhat = np.array([0.5, -3.0, 120.0, -200.0], dtype=np.float32)
+    y = np.array([1.0, 0.0, 1.0, 1.0], dtype=np.float32)
+    obj = boosting.xgboost("binary_cross_entropy_with_logits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no HessianWarning: no h is replaced
+        grad, hess = obj.grad_hess(yhat, y)
+    want = boosting.xgboost("binary_cross_entropy_with_logits").grad_hess(
+        yhat.astype(np.float64), y.astype(np.float64)
+    )
+    assert grad.dtype == hess.dtype == np.float64
+    np.testing.assert_array_equal(grad, want[0])
+    np.testing.assert_array_equal(hess, want[1])
+    assert hess[2] > 0 and hess[3] > 0
+    assert obj.grad_hess(yhat[:2], y[:2])[0].dtype == np.float64  # it stays on float64
+
+
 def test_threads_run_the_blocks_on_symgrad_blocked_pool():
     # the option is wired: threads=7 starts pool threads (no other test asks for 7), threads=1
     # and an input of one block start none

@@ -82,7 +82,8 @@ def my_softmax_ce_grad(
     np.divide(r0, r1, out=r0)
     np.multiply(out, r0, out=out)
     np.subtract(out, y, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -130,7 +131,8 @@ def my_softmax_ce_value_and_grad(
     np.divide(r1, r2, out=r1)
     np.multiply(out, r1, out=out)
     np.subtract(out, y, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -229,7 +231,8 @@ def my_softmax_ce_grad_hess(
     np.multiply(r3, r2, out=r4)
     np.multiply(out1, r4, out=out)
     np.subtract(out, y, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     np.multiply(r3, inv_n, out=r3)
     np.multiply(out1, r2, out=out1)
     np.square(r1, out=r1)

@@ -49,7 +49,8 @@ def my_huber(
         np.square(b0, out=b0)
         np.multiply(b0, 0.5, out=b0)
         np.subtract(b1, 0.5*delta, out=b1)
-        np.multiply(b1, delta, out=b1)
+        if delta != 1:
+            np.multiply(b1, delta, out=b1)
     np.copyto(b1, b0, where=m0)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -123,7 +124,8 @@ def my_huber_value_and_grad(
         np.square(out, out=b2)
         np.multiply(b2, 0.5, out=b2)
         np.subtract(b1, 0.5*delta, out=b1)
-        np.multiply(b1, delta, out=b1)
+        if delta != 1:
+            np.multiply(b1, delta, out=b1)
     np.copyto(b1, b2, where=m0)
     value0 = _total(weight, b1)
     value0 *= inv_n
@@ -158,7 +160,8 @@ def my_huber_hess(
     np.subtract(y, yhat, out=out)
     np.abs(out, out=out)
     np.greater_equal(delta, out, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -193,7 +196,8 @@ def my_huber_grad_hess(
     np.multiply(out, -inv_n, out=out)
     np.abs(out1, out=out1)
     np.greater_equal(delta, out1, out=out1)
-    np.multiply(out1, inv_n, out=out1)
+    if inv_n != 1:
+        np.multiply(out1, inv_n, out=out1)
     if weight is not None:
         np.multiply(out, weight, out=out)
         np.multiply(out1, weight, out=out1)
@@ -231,7 +235,8 @@ def my_huber_per_sample(
         np.square(b0, out=b0)
         np.multiply(b0, 0.5, out=b0)
         np.subtract(out, 0.5*delta, out=out)
-        np.multiply(out, delta, out=out)
+        if delta != 1:
+            np.multiply(out, delta, out=out)
     np.copyto(out, b0, where=m0)
     if weight is not None:
         np.multiply(out, weight, out=out)

@@ -43,16 +43,15 @@ def my_softplus_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndar
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
-        return np.maximum(t0, x >= 0) / (t0 + 1)
+        return np.maximum(t0, (x >= 0) * 1.0) / (t0 + 1)
     """
     out, x = _prepare('my_softplus_grad', out, x)
     b0, = _scratch(out.shape, 1, out.dtype)
-    m0, = _scratch(out.shape, 1, bool)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)  # t0
-    np.greater_equal(x, 0, out=m0)
-    np.maximum(b0, m0, out=out)
+    np.greater_equal(x, 0, out=out)
+    np.maximum(b0, out, out=out)
     np.add(b0, 1, out=b0)
     np.divide(out, b0, out=out)
     return out

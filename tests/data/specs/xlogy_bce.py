@@ -87,7 +87,8 @@ def my_bce_grad(
     np.copyto(b1, 1, where=m0)
     np.divide(y, b1, out=b1)
     np.subtract(out, b1, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -137,7 +138,8 @@ def my_bce_value_and_grad(
     np.divide(out, b2, out=out)
     np.divide(y, b0, out=b0)
     np.subtract(out, b0, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return float(value0), out
@@ -170,7 +172,8 @@ def my_bce_hess(
     np.divide(b1, b2, out=b1)
     np.divide(b1, b2, out=b1)
     np.subtract(out, b1, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     if weight is not None:
         np.multiply(out, weight, out=out)
     return out
@@ -213,7 +216,8 @@ def my_bce_grad_hess(
     np.copyto(b4, b3)
     np.copyto(b4, 1, where=m0)
     np.divide(out, b4, out=out)
-    np.multiply(out, inv_n, out=out)
+    if inv_n != 1:
+        np.multiply(out, inv_n, out=out)
     np.equal(y, 0, out=m0)
     np.copyto(b4, yhat)
     np.copyto(b4, 1, where=m0)
