@@ -621,14 +621,14 @@ def _gradient_buffer(objective: Any, opt: Any, params: Any, treedef: tree.TreeDe
     at every step; None unless the params are joined and ``opt`` steps in place (its state
     then never holds the gradient arrays, which the next step overwrites)."""
     leaves = tree.leaves(params)
-    if getattr(opt, "step", None) is None or not _takes_out(objective):
+    if getattr(opt, "step", None) is None or not takes_out(objective):
         return None
     if not leaves or type(leaves[0]) is not np.ndarray or _inplace.joined(leaves) is None:
         return None
     return optim.join(tree.unflatten(treedef, [np.zeros_like(p) for p in leaves]))
 
 
-def _takes_out(objective: Any) -> bool:
+def takes_out(objective: Any) -> bool:
     """Tell whether ``objective`` has a parameter named ``out`` that can be passed by keyword."""
     try:
         found = inspect.signature(objective).parameters.get("out")

@@ -66,7 +66,7 @@ import symgrad.activations as _activations
 import symgrad.scipy as _sg_scipy
 from symgrad import errors, models, optim, solvers
 from symgrad.domains import require
-from symgrad.fit import fit
+from symgrad.fit import fit, takes_out
 from symgrad.kernels import adopt, builtin_twin, carried, resolve
 from symgrad.losses import one_hot
 
@@ -327,6 +327,14 @@ class _SymgradEstimator(BaseEstimator):
             return bound.model.objective(
                 p, Xb, t.Y, **({} if t.weight is None else {"sample_weight": t.weight})
             )
+
+        if takes_out(bound.model.objective):  # (the MLP): fit's joined gradient buffer
+
+            def objective(  # noqa: F811
+                p: Params, Xb: np.ndarray, t: _Targets, out: Params | None = None
+            ) -> tuple[float, Params]:
+                kw = {} if t.weight is None else {"sample_weight": t.weight}
+                return bound.model.objective(p, Xb, t.Y, out=out, **kw)
 
         result = fit(
             objective, params, X, _Targets(Y, weight),
