@@ -3,9 +3,11 @@
 Each verified spec is also run under np.errstate(over/divide/invalid="raise"): a floating-point
 error where the result is finite (and the plain formula raises none) is a failure class too.
 
-Usage: python benchmarks/fuzz_explore.py [N] [SEED0] [--fast] [--strict] [-v]  (from the repo
-root, PYTHONPATH=.): --fast compiles without safe mode; --strict also counts a floating-point
-error where the plain formula raises one too (the exact result being a float64 number).
+Usage: python benchmarks/fuzz_explore.py [N] [SEED0] [--fast] [--strict] [--contract] [-v]
+(from the repo root, PYTHONPATH=.): --fast compiles without safe mode; --strict also counts a
+floating-point error where the plain formula raises one too (the exact result being a float64
+number); --contract also counts the specs that keep the floor but break the stronger contract
+(a few ulps times the function's own condition number, ``check.outside_contract``) somewhere.
 """
 
 from __future__ import annotations
@@ -67,7 +69,18 @@ def main() -> None:
             print(seed, f"{spec.role}: {sp.sstr(spec.expr)[:300]}\n    {f}")
             break
         else:
-            classes["ok"] += 1
+            contract = "--contract" in sys.argv
+            outside = contract and check.outside_contract(spec, module, check.points(spec, xs))
+            if outside:
+                classes["outside the stronger contract"] += 1
+                name, point, got, exact, condition = outside[0]
+                print(
+                    seed,
+                    f"{spec.role}: {sp.sstr(spec.expr)[:300]}\n    contract: {name} at",
+                    f"{point}: {got!r} vs {exact!r} (condition {condition:.3g})",
+                )
+            else:
+                classes["ok"] += 1
     print(dict(classes), "slow:", slow)
 
 

@@ -357,6 +357,45 @@ def check_module(
     return failures
 
 
+def outside_contract(
+    spec: Spec,
+    module: ModuleType,
+    pts: Sequence[tuple[float, ...]],
+    reference: Reference | None = None,
+) -> list[tuple[str, tuple[float, ...], float, float, float]]:
+    """Return (function, point, got, exact, condition) wherever an emitted value, gradient or
+    second derivative of ``spec`` in ``module`` breaks the stronger contract
+    (``within_contract``, scaled by the function's own condition number) at ``pts``: what the
+    fuzzer and ``benchmarks/fuzz_explore.py --contract`` measure. Points at a kink, where the
+    reference is undefined or out of budget, or where the emitted call raises are skipped
+    (the floor's check reports those)."""
+    ref = reference or Reference(spec)
+    hyper = [v for _, v in spec.hyper]
+    out = []
+    for suffix, forms in checked_functions(spec, ref.forms):
+        fn = getattr(module, spec.name + suffix, None)
+        if fn is None:
+            continue
+        for point in pts:
+            if ref.near_switch((*point, *hyper)):
+                continue
+            with np.errstate(all="ignore"):
+                try:
+                    got = _call(fn, spec, point)
+                except (ArithmeticError, ValueError, TypeError):
+                    continue
+            for g, form in zip(got, forms, strict=True):
+                exact = _exact_value(ref, form, point, hyper, ref.exact_cache)
+                if exact is None or not mpmath.isfinite(exact) or abs(exact) > _BIG:
+                    continue
+                if within_contract(g, exact, 1.0):
+                    continue
+                condition = ref.condition(form, point, hyper)
+                if condition is not None and not within_contract(g, exact, condition):
+                    out.append((spec.name + suffix, tuple(point), g, float(exact), condition))
+    return out
+
+
 _LOST = object()
 
 

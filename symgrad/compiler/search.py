@@ -69,7 +69,7 @@ MIN_GAIN = 1.0
 #: Points per search: drawn over float64 bit patterns, and log-uniformly over 1e-3 .. 1e3.
 SAMPLES = 48
 #: The most terms a truncated series keeps, and the order the value's series is taken to.
-MAX_TERMS = 8
+MAX_TERMS = 12
 #: Only specs this small are searched, and a series is taken only of a value (or localized
 #: subexpression) this small (distinct nodes): sympy's ``series`` has no bound of its own, and
 #: on random specs of 20-40 nodes it ran for minutes. Hamming's problems have 4-12 nodes.
@@ -338,12 +338,17 @@ def _expandable(expr: sp.Expr, depth: int = 0) -> bool:
 #: Taylor coefficients near 0 come from Cauchy's integral formula: the form evaluated in
 #: complex arithmetic at ``CIRCLE_POINTS`` points on circles of radius ``RADII`` (trapezoid
 #: rule, exact up to aliasing for a form analytic on the disc), each radius's coefficients
-#: the same to ``AGREE`` relative (else the form is not analytic there: no series). The work
+#: the same to ``AGREE`` relative beyond the sums' rounding (else the form is not analytic
+#: there: no series). The work
 #: is counted (points times nodes), never sympy's ``series``, which has no bound of its own.
 CIRCLE_POINTS = 64
 RADII = (0.25, 0.125)
-AGREE = 1e-24
+AGREE = 1e-20
 _SERIES_DPS = 60
+#: The rounding of one coefficient's sum, relative to the largest value on the circle, and
+#: the aliasing allowed between the two circles (a form analytic well beyond the larger).
+_ROUNDING = mpmath.mpf(10) ** (10 - _SERIES_DPS)
+_ALIASING = mpmath.mpf(10) ** -30
 
 
 def _complex_at(expr: sp.Expr, x: sp.Symbol, z, memo: dict):
@@ -400,11 +405,15 @@ def _taylor(expr: sp.Expr, x: sp.Symbol, order: int) -> sp.Expr | None:
         terms = []
         for k in ks:
             (re1, im1, s1), (re2, _, s2) = (found[0][k], found[1][k])
-            noise = AGREE * min(s1, s2)
-            if abs(im1) > noise or abs(re1 - re2) > noise:
+            # (the larger circle's aliasing, relative to the values there, scaled by r**-k;
+            # a form not analytic on the disc disagrees at order one)
+            aliasing = _ALIASING * min(s1, s2)
+            if abs(im1) > aliasing + AGREE * abs(re1) or abs(re1 - re2) > aliasing + AGREE * abs(
+                re2
+            ):
                 return None  # (complex coefficient of a real form, or not analytic there)
-            if abs(re2) <= noise:
-                continue  # a zero coefficient (odd or even forms), up to rounding
+            if abs(re2) <= _ROUNDING * max(s1, s2):
+                continue  # a zero coefficient (odd or even forms), up to the sum's rounding
             terms.append(_number(re2) * x**k)
     return sp.Add(*terms) if terms else None
 
@@ -464,7 +473,10 @@ class Series:
     def of(self, form: str, at: str) -> sp.Expr | None:
         x = self.spec.wrt
         if at not in self.value:
-            self.value[at] = _series(self.spec.expr, x, at, MAX_TERMS + 3)
+            # (near 0, to twice the order: an even or odd form's MAX_TERMS nonzero terms, and
+            # its derivatives' after them; Cauchy's coefficients cost no more)
+            order = 2 * MAX_TERMS + 3 if at == "0" else MAX_TERMS + 3
+            self.value[at] = _series(self.spec.expr, x, at, order)
         s = self.value[at]
         if s is None:
             return None
@@ -495,7 +507,7 @@ def _regimes(base, x, series: dict, args, pts, exact) -> list[tuple[float, sp.Ex
             approx = sp.Add(*(t for _, t in terms[:k])).xreplace({u: value})
             cand = sp.Piecewise(*pieces, (approx, _region(x, at, reach)), (base, True))
             bits = _expr_bits(cand, args, pts, exact)
-            if bits < best - 1e-9:
+            if bits <= best + 1e-9:  # (a tie goes to more terms: a longer exact reach)
                 best, choice = bits, (approx, _region(x, at, reach))
         if choice is not None:
             pieces.append(choice)
@@ -557,7 +569,7 @@ def candidates(spec, form: str, base: sp.Expr, series: Series, *, args, pts, exa
                 and _size(node, SERIES_NODES) <= SERIES_NODES
                 and node.free_symbols == {x}
             ):
-                near = {"0": _series(node, x, "0", MAX_TERMS + 1)}
+                near = {"0": _series(node, x, "0", 2 * MAX_TERMS + 1)}
                 for bits, split in _regimes(node, x, near, args, pts, _node_exact(node, args, pts)):
                     del bits
                     add(base.xreplace({node: split}))

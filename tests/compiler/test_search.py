@@ -210,3 +210,15 @@ def test_a_rule_that_raises_is_logged_not_hidden(caplog):
         codegen._first_plans(spec, DEFAULT)
     (record,) = [r for r in caplog.records if "stabilizing rule raised" in r.getMessage()]
     assert "'raises'" in record.getMessage() and record.exc_info is not None
+
+
+def test_outside_contract_names_the_point_and_the_condition(compiled):
+    """``check.outside_contract`` (what the fuzzer's slow mode and fuzz_explore --contract
+    count): nothing for the searched cos2; the cube roots' documented tail limit is named,
+    with the function's condition number."""
+    spec, module, _, _ = compiled["cos2"]
+    pts = check.points(spec, (1e-8, 1e-4, 0.1, 0.3, 0.5, 0.7, 1.5, 2.5, 30.0, 1e20, -1e200))
+    assert check.outside_contract(spec, module, pts) == []
+    spec, module, _, _ = compiled["cbrt2"]
+    found = check.outside_contract(spec, module, check.points(spec, (1.2816443352025758e188,)))
+    assert found and found[0][0] == "cbrt2" and found[0][4] == pytest.approx(2 / 3, rel=1e-6)
