@@ -72,8 +72,11 @@ def main() -> None:
             contract = "--contract" in sys.argv
             outside = contract and check.outside_contract(spec, module, check.points(spec, xs))
             if outside:
-                classes["outside the stronger contract"] += 1
-                name, point, got, exact, condition = outside[0]
+                finite = all(np.isfinite(got) for _, _, got, _, _ in outside)
+                classes[f"outside the stronger contract{'' if finite else ' (non-finite)'}"] += 1
+                name, point, got, exact, condition = next(
+                    (o for o in outside if not np.isfinite(o[2])), outside[0]
+                )
                 print(
                     seed,
                     f"{spec.role}: {sp.sstr(spec.expr)[:300]}\n    contract: {name} at",
