@@ -208,11 +208,21 @@ def _axis_sum_linear(e: sp.Expr, elementwise: frozenset) -> sp.Expr:
 
 def _hyperbolic(e: sp.Expr) -> sp.Expr:
     """sinh(u)**m / cosh(u)**k -> tanh(u)**min(m, k) * ..., and cosh(u)**m / sinh(u)**k ->
-    tanh(u)**-min(m, k) * ...: tanh never overflows, sinh and cosh do."""
+    tanh(u)**-min(m, k) * ... (for a fractional k, tanh(u)**m * cosh(u)**(m - k)): tanh never
+    overflows, sinh and cosh do."""
     if not e.is_Mul:
         return e
     powers = e.as_powers_dict()
     for base, k in powers.items():
+        if isinstance(base, sp.cosh) and k.is_Rational and not k.is_Integer and k < 0:
+            # sinh(u)**m * cosh(u)**k with a fractional k (the derivatives of sqrt(cosh u)):
+            # tanh(u)**m * cosh(u)**(m + k), sinh's whole power gone (m an integer: tanh**m
+            # is real for u < 0 as sinh**m is)
+            u = base.args[0]
+            m = powers.get(sp.sinh(u), 0)
+            if m and m.is_Integer and m > 0:
+                rest = e / (sp.sinh(u) ** m * base**k)
+                return _hyperbolic(rest * sp.tanh(u) ** m * sp.cosh(u) ** (m + k))
         if isinstance(base, sp.cosh | sp.sinh) and k.is_Integer and k < 0:
             u = base.args[0]
             other = sp.sinh(u) if isinstance(base, sp.cosh) else sp.cosh(u)
