@@ -250,6 +250,19 @@ def test_fractional_cosh_powers_keep_the_stronger_contract_in_the_tails(expr):
     assert check.outside_contract(spec, module, pts) == []
 
 
+def test_batch_check_holds_other_targets_to_numbers_not_to_quiet_floating_point():
+    """Only the numpy target promises no floating-point warnings; the array-api target's
+    ``t2**7`` in a denominator overflows to the right 0 at x = -209. The per-point check
+    knew that, the batch check did not: safe mode refused ``(cosh(x)**2 + 1)**-3`` (exit 123,
+    fuzz seed 7114, whose spec name seeds the batch with -209). It compiles now, and the
+    numpy target still raises nothing there."""
+    spec = _spec("fuzzed", "activation", (sp.cosh(X) ** 2 + 1) ** -3)
+    module = sg.compile(spec)
+    with np.errstate(all="raise", under="ignore"):
+        got = module.fuzzed(np.array([-209.0, 1.0, 0.0]))
+    np.testing.assert_allclose(got, [0.0, (np.cosh(1.0) ** 2 + 1) ** -3, 1 / 8], rtol=1e-15)
+
+
 def test_check_catches_a_wrong_function():
     """Safe mode's check is not vacuous: a function off by one part in 1e9 fails it."""
     spec = _spec("probe", "activation", sp.tanh(X))
