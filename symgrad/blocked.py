@@ -186,10 +186,14 @@ def grad_hess(
     *,
     workers: int = 1,
     **kwargs: object,
-) -> tuple[np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, float, tuple[float, float]]:
     """Return ``fn(yhat, y, **kwargs)`` for an element-wise ``_grad_hess`` kernel (yhat and y of
-    one shape), block by block on ``workers`` threads (``block_size``), and min(h), taken per
-    block while it is in cache (NaN if any h is). The numbers are those of one call."""
+    one shape), block by block on ``workers`` threads (``block_size``), min(h) and y's (min,
+    max), each taken per block while it is in cache (NaN where a value is NaN: a label check
+    with no pass over memory of its own). The numbers are those of one call.
+
+    Each block is written straight into its slices of the results (the kernel's
+    ``out=(grad, hess)``; a kernel without ``out=`` has its results copied in)."""
     flat_yhat = np.ascontiguousarray(yhat).reshape(-1)
     flat_y = np.ascontiguousarray(y).reshape(-1)
     dtype = np.result_type(flat_yhat, flat_y)  # the kernels' own rule: float32 stays float32
@@ -197,18 +201,28 @@ def grad_hess(
     grad, h = np.empty(flat_yhat.size, dtype), np.empty(flat_yhat.size, dtype)
     block = block_size(flat_yhat.size, workers)
     starts = range(0, flat_yhat.size, block)
-    lows = np.full(max(1, len(starts)), np.inf)
+    # per block: min(h), min(y), max(y); the empty input's are the reductions' identities
+    ends = np.empty((max(1, len(starts)), 3))
+    ends[:] = (np.inf, np.inf, -np.inf)
+    direct = "out" in _keywords(fn)
 
     def task(i: int, lo: int) -> Callable[[], None]:
         def run() -> None:
             part = slice(lo, lo + block)
-            grad[part], h[part] = fn(flat_yhat[part], flat_y[part], **kwargs)
-            lows[i] = np.min(h[part])
+            labels = flat_y[part]
+            if direct:
+                fn(flat_yhat[part], labels, out=(grad[part], h[part]), **kwargs)
+            else:
+                grad[part], h[part] = fn(flat_yhat[part], labels, **kwargs)
+            ends[i] = np.min(h[part]), np.min(labels), np.max(labels)
 
         return run
 
     run([task(i, lo) for i, lo in enumerate(starts)], workers)
-    return grad.reshape(np.shape(yhat)), h.reshape(np.shape(yhat)), float(np.min(lows))
+    shape = np.shape(yhat)
+    lowest = float(np.min(ends[:, 0]))
+    span = (float(np.min(ends[:, 1])), float(np.max(ends[:, 2])))
+    return grad.reshape(shape), h.reshape(shape), lowest, span
 
 
 def _rows(yhat: np.ndarray, y: np.ndarray, class_axis: bool, block: int):
