@@ -94,7 +94,7 @@ def test_blocked_out_is_checked():
 def test_grad_hess_blocks_equal_one_call_with_h_and_label_ends(workers, dtype, rng):
     """Blocks written straight into the results (the kernel's out=): the numbers of one call,
     bit for bit, in the inputs' dtype; min(h) and y's (min, max) taken block by block."""
-    n = 3 * blocked.block_size(10**6, workers) + 17  # a ragged last block
+    n = 3 * blocked.block_size(10**6, workers, np.dtype(dtype).itemsize) + 17  # ragged end
     yhat = rng.normal(scale=3.0, size=n).astype(dtype)
     y = rng.uniform(size=n).astype(dtype)
     fn = L.binary_cross_entropy_with_logits_grad_hess
