@@ -533,6 +533,20 @@ def _into(name, out, a):
     return out
 
 
+def _into_all(name, out, forms, *arrays):
+    """Return ``arrays`` (one per form: grad, hess), written into the arrays of the tuple
+    ``out`` when given (``_outs``, ``_out_rule``: each of their shape, all of one float dtype)."""
+    if out is None:
+        return arrays
+    xp = _xp()
+    outs = _outs(name, out, forms, xp.may_share_memory)
+    accepts = lambda o: isinstance(o, xp.ndarray) and o.dtype.kind == "f"  # noqa: E731
+    _out_rule(name, outs, forms, arrays[0].shape, accepts)
+    for o, a in zip(outs, arrays, strict=True):
+        o[...] = a
+    return outs
+
+
 # ---- The input rules every target applies (one template, included by every module) ----
 
 
@@ -580,6 +594,51 @@ def _shape(name, shapes, classes=False):
             "the classes and needs at least one"
         )
     return shape
+
+
+def _outs(name, out, forms, overlap):
+    """Return ``out`` of a function with several array outputs (``_grad_hess``: grad, hess) as
+    one array per form in ``forms`` (all None when not given), after checking it is a tuple of
+    that many arrays no two of which ``overlap`` (share memory); each array's shape and dtype
+    are then checked by ``_out_rule``."""
+    if out is None:
+        return (None,) * len(forms)
+    if not isinstance(out, tuple | list) or len(out) != len(forms):
+        got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, tuple | list) else (
+            type(out).__name__
+        )
+        raise ValueError(
+            f"{name}: out must be a pair ({', '.join(forms)}) of arrays, one per result; got {got}"
+        )
+    for i in range(len(out)):
+        for j in range(i):
+            if out[i] is out[j] or overlap(out[j], out[i]):
+                raise ValueError(
+                    f"{name}: out[{j}] ({forms[j]}) and out[{i}] ({forms[i]}) share memory; "
+                    "each result needs an array of its own"
+                )
+    return tuple(out)
+
+
+def _out_rule(name, outs, forms, shape, accepts):
+    """Check the arrays ``outs`` (one per form in ``forms``; None: a single ``out``) are arrays
+    the target ``accepts`` (float ones of its library), of ``shape`` and one dtype, that can be
+    written, with one error naming the first that is not."""
+    first = None
+    for i, o in enumerate(outs):
+        what = "out" if forms is None else f"out[{i}] ({forms[i]})"
+        got_shape = getattr(o, "shape", None)
+        if got_shape is None or tuple(got_shape) != tuple(shape) or not accepts(o):
+            got = f"{getattr(o, 'dtype', type(o).__name__)} of shape {got_shape}"
+            raise ValueError(f"{name}: {what} must be a float array of shape {shape}, got {got}")
+        if not getattr(getattr(o, "flags", None), "writeable", True):
+            raise ValueError(f"{name}: {what} is read-only")
+        if first is not None and o.dtype != first:
+            raise ValueError(
+                f"{name}: {what} has dtype {o.dtype} and out[0] ({forms[0]}) {first}; the "
+                "results share one float dtype"
+            )
+        first = o.dtype
 
 
 def _number(value):

@@ -438,6 +438,51 @@ def _shape(name, shapes, classes=False):
     return shape
 
 
+def _outs(name, out, forms, overlap):
+    """Return ``out`` of a function with several array outputs (``_grad_hess``: grad, hess) as
+    one array per form in ``forms`` (all None when not given), after checking it is a tuple of
+    that many arrays no two of which ``overlap`` (share memory); each array's shape and dtype
+    are then checked by ``_out_rule``."""
+    if out is None:
+        return (None,) * len(forms)
+    if not isinstance(out, tuple | list) or len(out) != len(forms):
+        got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, tuple | list) else (
+            type(out).__name__
+        )
+        raise ValueError(
+            f"{name}: out must be a pair ({', '.join(forms)}) of arrays, one per result; got {got}"
+        )
+    for i in range(len(out)):
+        for j in range(i):
+            if out[i] is out[j] or overlap(out[j], out[i]):
+                raise ValueError(
+                    f"{name}: out[{j}] ({forms[j]}) and out[{i}] ({forms[i]}) share memory; "
+                    "each result needs an array of its own"
+                )
+    return tuple(out)
+
+
+def _out_rule(name, outs, forms, shape, accepts):
+    """Check the arrays ``outs`` (one per form in ``forms``; None: a single ``out``) are arrays
+    the target ``accepts`` (float ones of its library), of ``shape`` and one dtype, that can be
+    written, with one error naming the first that is not."""
+    first = None
+    for i, o in enumerate(outs):
+        what = "out" if forms is None else f"out[{i}] ({forms[i]})"
+        got_shape = getattr(o, "shape", None)
+        if got_shape is None or tuple(got_shape) != tuple(shape) or not accepts(o):
+            got = f"{getattr(o, 'dtype', type(o).__name__)} of shape {got_shape}"
+            raise ValueError(f"{name}: {what} must be a float array of shape {shape}, got {got}")
+        if not getattr(getattr(o, "flags", None), "writeable", True):
+            raise ValueError(f"{name}: {what} is read-only")
+        if first is not None and o.dtype != first:
+            raise ValueError(
+                f"{name}: {what} has dtype {o.dtype} and out[0] ({forms[0]}) {first}; the "
+                "results share one float dtype"
+            )
+        first = o.dtype
+
+
 def _number(value):
     """Return ``value`` as a float if it is a finite real scalar (not a bool), else None."""
     dtype = str(getattr(value, "dtype", ""))
@@ -532,26 +577,31 @@ def _real(name, index, a):
     raise _not_real(name, index, a.dtype)
 
 
-def _prepare(name, out, *arrays, classes=False):
+def _float_array(a):
+    """Tell whether ``a`` is a numpy float array (what ``out=`` takes)."""
+    return isinstance(a, np.ndarray) and a.dtype.kind == "f"
+
+
+def _prepare(name, out, *arrays, classes=False, forms=None):
     """Return a float array of the first input's shape and the inputs' promoted float dtype
-    (``out`` when given, of either float dtype) and the inputs
-    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it.
+    (``out`` when given, of either float dtype) and the inputs broadcast to it; an input that
+    ``out`` overlaps is copied, so writing ``out`` never changes it. A function with several
+    array outputs (``forms``: grad, hess) takes ``out`` as a tuple of them (``_outs``) and gets
+    one array per form, all of one dtype.
 
     Later inputs (targets) may broadcast to the first input's shape, never the first input to
     theirs: every result, gradient included, has the first input's shape."""
+    outs = (out,) if forms is None else _outs(name, out, forms, np.may_share_memory)
     arrays = [_real(name, i, a) for i, a in enumerate(arrays)]
     shape = _shape(name, [a.shape for a in arrays], classes)
     arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
-    if out is None:  # numpy's promotion: float32 in, float32 out (float16 and longdouble: float64)
+    if outs[0] is None:  # numpy's promotion: float32 in, float32 out (float16, longdouble: float64)
         dtype = np.result_type(*arrays)
         dtype = dtype if dtype in (np.float32, np.float64) else np.float64
-        return (np.empty(shape, dtype), *arrays)
-    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
-        got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
-        raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
-    if not out.flags.writeable:
-        raise ValueError(f"{name}: out is read-only")
-    return (out, *(a.copy() if np.may_share_memory(out, a) else a for a in arrays))
+        return (*(np.empty(shape, dtype) for _ in outs), *arrays)
+    _out_rule(name, outs, forms, shape, _float_array)
+    shared = [any(np.may_share_memory(o, a) for o in outs) for a in arrays]
+    return (*outs, *(a.copy() if s else a for a, s in zip(arrays, shared, strict=True)))
 
 
 def _scratch(shape, count, dtype):
@@ -611,9 +661,8 @@ def _row_out(name, out, shape, dtype):
     it with a trailing axis of 1 for the body to write per-row values into."""
     if out is None:
         out = np.empty(shape[:-1], dtype)
-    elif not isinstance(out, np.ndarray) or out.shape != shape[:-1] or out.dtype.kind != "f":
-        got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
-        raise ValueError(f"{name}: out must be a float array of shape {shape[:-1]}, got {got}")
+    else:
+        _out_rule(name, (out,), None, shape[:-1], _float_array)
     return out, out[..., None]
 
 
@@ -794,13 +843,14 @@ def binary_cross_entropy_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
     diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = y * inv_n
@@ -812,8 +862,9 @@ def binary_cross_entropy_grad_hess(
             yhat + t1 / t3 / t3 * -inv_n)
         )
     """
-    out, yhat, y = _prepare('binary_cross_entropy_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = (
+        _prepare('binary_cross_entropy_grad_hess', out, yhat, y, forms=('grad', 'hess'))
+    )
     weight, inv_n = _weighting('binary_cross_entropy_grad_hess', weight, out.shape, count, False)
     b1, b3, b4 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
@@ -1064,13 +1115,14 @@ def binary_cross_entropy_with_logits_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
     diag d2L/dyhat2 = (sigmoid(-yhat)*sigmoid(yhat)) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = (yhat >= 0) * 1.0
@@ -1080,8 +1132,9 @@ def binary_cross_entropy_with_logits_grad_hess(
         t4 = t2 / t3
         return ((t0 - y + t1 * t4) * inv_n, t4 / t3 * inv_n)
     """
-    out, yhat, y = _prepare('binary_cross_entropy_with_logits_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = (
+        _prepare('binary_cross_entropy_with_logits_grad_hess', out, yhat, y, forms=('grad', 'hess'))
+    )
     weight, inv_n = (
         _weighting('binary_cross_entropy_with_logits_grad_hess', weight, out.shape, count, False)
     )
@@ -1277,20 +1330,23 @@ def categorical_cross_entropy_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
     diag d2L/dyhat2 = (y/yhat**2) / n_samples
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t0 = y * inv_n
         return (-(t0 / np.where(y == 0, 1, yhat)), t0 / yhat / yhat)
     """
-    out, yhat, y = _prepare('categorical_cross_entropy_grad_hess', None, yhat, y, classes=True)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = (
+        _prepare('categorical_cross_entropy_grad_hess', out, yhat, y, classes=True, forms=('grad',
+        'hess'))
+    )
     weight, inv_n = (
         _weighting('categorical_cross_entropy_grad_hess', weight, out.shape, count, True)
     )
@@ -1497,19 +1553,19 @@ def hinge_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         return (y * ((y * yhat < 1) * 1.0) * -inv_n, np.full(np.shape(yhat), 0.0))
     """
-    out, yhat, y = _prepare('hinge_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('hinge_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     weight, inv_n = _weighting('hinge_grad_hess', weight, out.shape, count, False)
     np.multiply(y, yhat, out=out)
     np.less(out, 1, out=out)
@@ -1709,20 +1765,20 @@ def huber_grad_hess(
     delta: float = 1.0,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
     diag d2L/dyhat2 = (Piecewise((1, delta > Abs(y - yhat)), (0, True))) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         return (np.clip(t0, -delta, delta) * -inv_n, (delta > np.abs(t0)) * 1.0 * inv_n)
     """
-    out, yhat, y = _prepare('huber_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('huber_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     delta = _hyper('huber_grad_hess', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_grad_hess', weight, out.shape, count, False)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
@@ -1902,19 +1958,21 @@ def kl_div_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y) / n_samples
     diag d2L/dyhat2 = (0) / n_samples
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         return (y * -inv_n, np.full(np.shape(yhat), 0.0))
     """
-    out, yhat, y = _prepare('kl_div_grad_hess', None, yhat, y, classes=True)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = (
+        _prepare('kl_div_grad_hess', out, yhat, y, classes=True, forms=('grad', 'hess'))
+    )
     weight, inv_n = _weighting('kl_div_grad_hess', weight, out.shape, count, True)
     np.multiply(y, -inv_n, out=out)
     np.copyto(out1, 0)
@@ -2102,19 +2160,19 @@ def l1_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         return (np.sign(y - yhat) * -inv_n, np.full(np.shape(yhat), 0.0))
     """
-    out, yhat, y = _prepare('l1_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('l1_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     weight, inv_n = _weighting('l1_grad_hess', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.sign(out, out=out)
@@ -2311,19 +2369,19 @@ def log_cosh_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
     diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         return (np.tanh(y - yhat) * -inv_n, 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1))
     """
-    out, yhat, y = _prepare('log_cosh_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('log_cosh_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     weight, inv_n = _weighting('log_cosh_grad_hess', weight, out.shape, count, False)
     b2, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)
@@ -2501,20 +2559,20 @@ def mse_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (2*(-y + yhat)) / n_elements
     diag d2L/dyhat2 = (2) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = 2 * inv_n
         return ((yhat - y) * t0, np.full(np.shape(yhat), t0))
     """
-    out, yhat, y = _prepare('mse_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('mse_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     weight, inv_n = _weighting('mse_grad_hess', weight, out.shape, count, False)
     t0 = 2*inv_n
     np.subtract(yhat, y, out=out)
@@ -2701,19 +2759,19 @@ def pinball_grad_hess(
     tau: float = 0.5,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise((-tau, y - yhat >= 0), (1 - tau, True))) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         return (((y - yhat >= 0) * -1 - (tau - 1)) * inv_n, np.full(np.shape(yhat), 0.0))
     """
-    out, yhat, y = _prepare('pinball_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('pinball_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     tau = _hyper('pinball_grad_hess', 'tau', tau, 'unit')
     weight, inv_n = _weighting('pinball_grad_hess', weight, out.shape, count, False)
     m0, = _scratch(out.shape, 1, bool)
@@ -2884,20 +2942,20 @@ def poisson_nll_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y + exp(yhat)) / n_elements
     diag d2L/dyhat2 = (exp(yhat)) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = np.exp(yhat)
         return ((t0 - y) * inv_n, t0 * inv_n)
     """
-    out, yhat, y = _prepare('poisson_nll_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('poisson_nll_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     weight, inv_n = _weighting('poisson_nll_grad_hess', weight, out.shape, count, False)
     np.exp(yhat, out=out1)  # t0
     np.subtract(out1, y, out=out)
@@ -3362,6 +3420,7 @@ def sigmoid_focal_grad_hess(
     gamma: float = 2.0,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
@@ -3381,7 +3440,7 @@ def sigmoid_focal_grad_hess(
         alpha)*(1 - y))*(-y*sigmoid(yhat) - (1 - y)*sigmoid(-yhat) +
         1)**gamma*sigmoid(-yhat)*sigmoid(yhat)) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = y - 1
@@ -3413,8 +3472,7 @@ def sigmoid_focal_grad_hess(
             np.tanh(yhat * 0.5) * 4)
         )
     """
-    out, yhat, y = _prepare('sigmoid_focal_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('sigmoid_focal_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     alpha = _hyper('sigmoid_focal_grad_hess', 'alpha', alpha, 'unit')
     gamma = _hyper('sigmoid_focal_grad_hess', 'gamma', gamma, 'nonnegative')
     weight, inv_n = _weighting('sigmoid_focal_grad_hess', weight, out.shape, count, False)
@@ -3780,6 +3838,7 @@ def smooth_l1_grad_hess(
     beta: float = 1.0,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
@@ -3788,7 +3847,7 @@ def smooth_l1_grad_hess(
     diag d2L/dyhat2 = (Piecewise((1/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (0, True)))
         / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
@@ -3800,8 +3859,7 @@ def smooth_l1_grad_hess(
             np.full(np.shape(yhat), 0.0)) * inv_n)
         )
     """
-    out, yhat, y = _prepare('smooth_l1_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('smooth_l1_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     beta = _hyper('smooth_l1_grad_hess', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1_grad_hess', weight, out.shape, count, False)
     b2, = _scratch(out.shape, 1, out.dtype)
@@ -4131,6 +4189,7 @@ def softmax_cross_entropy_grad_hess(
     label_smoothing: float = 0.0,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
@@ -4141,7 +4200,7 @@ def softmax_cross_entropy_grad_hess(
         logsumexp(yhat)) + (label_smoothing*axis_sum(y) - label_smoothing -
         axis_sum(y))*exp(2*yhat - 2*logsumexp(yhat))) / n_samples
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         n_classes = np.shape(yhat)[-1]
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
@@ -4156,8 +4215,10 @@ def softmax_cross_entropy_grad_hess(
             np.exp(t0 * -2 + yhat * 2) * (t4 / t2 ** 2 * inv_n) - t5)
         )
     """
-    out, yhat, y = _prepare('softmax_cross_entropy_grad_hess', None, yhat, y, classes=True)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = (
+        _prepare('softmax_cross_entropy_grad_hess', out, yhat, y, classes=True, forms=('grad',
+        'hess'))
+    )
     label_smoothing = (
         _hyper('softmax_cross_entropy_grad_hess', 'label_smoothing', label_smoothing, 'unit')
     )
@@ -4467,21 +4528,21 @@ def squared_hinge_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
     diag d2L/dyhat2 = (2*y**2*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = y * yhat
         t1 = (t0 < 1) * 1.0 * (2 * inv_n)
         return (-(t1 * y * np.maximum(1 - t0, 0)), t1 * y ** 2)
     """
-    out, yhat, y = _prepare('squared_hinge_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('squared_hinge_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     weight, inv_n = _weighting('squared_hinge_grad_hess', weight, out.shape, count, False)
     b0, = _scratch(out.shape, 1, out.dtype)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):

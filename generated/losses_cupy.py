@@ -1389,6 +1389,20 @@ def _into(name, out, a):
     return out
 
 
+def _into_all(name, out, forms, *arrays):
+    """Return ``arrays`` (one per form: grad, hess), written into the arrays of the tuple
+    ``out`` when given (``_outs``, ``_out_rule``: each of their shape, all of one float dtype)."""
+    if out is None:
+        return arrays
+    xp = _xp()
+    outs = _outs(name, out, forms, xp.may_share_memory)
+    accepts = lambda o: isinstance(o, xp.ndarray) and o.dtype.kind == "f"  # noqa: E731
+    _out_rule(name, outs, forms, arrays[0].shape, accepts)
+    for o, a in zip(outs, arrays, strict=True):
+        o[...] = a
+    return outs
+
+
 def _weights(name, weight, like, rows):
     """Return per-sample ``weight`` as an array of ``like``'s float type (the kernel's T) with
     one value per element (per row, with a trailing axis of 1, for a class-axis loss), or the
@@ -1465,6 +1479,51 @@ def _shape(name, shapes, classes=False):
             "the classes and needs at least one"
         )
     return shape
+
+
+def _outs(name, out, forms, overlap):
+    """Return ``out`` of a function with several array outputs (``_grad_hess``: grad, hess) as
+    one array per form in ``forms`` (all None when not given), after checking it is a tuple of
+    that many arrays no two of which ``overlap`` (share memory); each array's shape and dtype
+    are then checked by ``_out_rule``."""
+    if out is None:
+        return (None,) * len(forms)
+    if not isinstance(out, tuple | list) or len(out) != len(forms):
+        got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, tuple | list) else (
+            type(out).__name__
+        )
+        raise ValueError(
+            f"{name}: out must be a pair ({', '.join(forms)}) of arrays, one per result; got {got}"
+        )
+    for i in range(len(out)):
+        for j in range(i):
+            if out[i] is out[j] or overlap(out[j], out[i]):
+                raise ValueError(
+                    f"{name}: out[{j}] ({forms[j]}) and out[{i}] ({forms[i]}) share memory; "
+                    "each result needs an array of its own"
+                )
+    return tuple(out)
+
+
+def _out_rule(name, outs, forms, shape, accepts):
+    """Check the arrays ``outs`` (one per form in ``forms``; None: a single ``out``) are arrays
+    the target ``accepts`` (float ones of its library), of ``shape`` and one dtype, that can be
+    written, with one error naming the first that is not."""
+    first = None
+    for i, o in enumerate(outs):
+        what = "out" if forms is None else f"out[{i}] ({forms[i]})"
+        got_shape = getattr(o, "shape", None)
+        if got_shape is None or tuple(got_shape) != tuple(shape) or not accepts(o):
+            got = f"{getattr(o, 'dtype', type(o).__name__)} of shape {got_shape}"
+            raise ValueError(f"{name}: {what} must be a float array of shape {shape}, got {got}")
+        if not getattr(getattr(o, "flags", None), "writeable", True):
+            raise ValueError(f"{name}: {what} is read-only")
+        if first is not None and o.dtype != first:
+            raise ValueError(
+                f"{name}: {what} has dtype {o.dtype} and out[0] ({forms[0]}) {first}; the "
+                "results share one float dtype"
+            )
+        first = o.dtype
 
 
 def _number(value):
@@ -1597,7 +1656,7 @@ def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=Non
     return _into('binary_cross_entropy_hess', out, out_hess)
 
 
-def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
@@ -1608,7 +1667,7 @@ def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weigh
     out_grad, out_hess = (
         _kernel('binary_cross_entropy_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
     )
-    return out_grad, out_hess
+    return _into_all('binary_cross_entropy_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def binary_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
@@ -1703,7 +1762,14 @@ def binary_cross_entropy_with_logits_hess(
     return _into('binary_cross_entropy_with_logits_hess', out, out_hess)
 
 
-def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def binary_cross_entropy_with_logits_grad_hess(
+    yhat,
+    y,
+    *,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
@@ -1716,7 +1782,10 @@ def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None =
     out_grad, out_hess = (
         _kernel('binary_cross_entropy_with_logits_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
     )
-    return out_grad, out_hess
+    return (
+        _into_all('binary_cross_entropy_with_logits_grad_hess', out, ('grad', 'hess'), out_grad,
+        out_hess)
+    )
 
 
 def binary_cross_entropy_with_logits_per_sample(yhat, y, *, weight=None, out=None):
@@ -1792,7 +1861,14 @@ def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weigh
     return _into('categorical_cross_entropy_hess', out, out_hess)
 
 
-def categorical_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def categorical_cross_entropy_grad_hess(
+    yhat,
+    y,
+    *,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
@@ -1803,7 +1879,9 @@ def categorical_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, 
     out_grad, out_hess = (
         _stage('categorical_cross_entropy_grad_hess', 0)(yhat, y, weight, _scalar(yhat, inv_n))
     )
-    return out_grad, out_hess
+    return (
+        _into_all('categorical_cross_entropy_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    )
 
 
 def categorical_cross_entropy_hvp(
@@ -1886,7 +1964,7 @@ def hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     return _into('hinge_hess', out, out_hess)
 
 
-def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
@@ -1895,7 +1973,7 @@ def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     yhat, y, = _arrays('hinge_grad_hess', yhat, y)
     weight, inv_n = _weighting('hinge_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('hinge_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return out_grad, out_hess
+    return _into_all('hinge_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def hinge_per_sample(yhat, y, *, weight=None, out=None):
@@ -1972,7 +2050,15 @@ def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     return _into('huber_hess', out, out_hess)
 
 
-def huber_grad_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
+def huber_grad_hess(
+    yhat,
+    y,
+    *,
+    delta: float = 1.0,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
@@ -1984,7 +2070,7 @@ def huber_grad_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, 
     out_grad, out_hess = (
         _kernel('huber_grad_hess')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
     )
-    return out_grad, out_hess
+    return _into_all('huber_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def huber_per_sample(yhat, y, *, delta: float = 1.0, weight=None, out=None):
@@ -2053,7 +2139,7 @@ def kl_div_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     return _into('kl_div_hess', out, out_hess)
 
 
-def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y) / n_samples
@@ -2062,7 +2148,7 @@ def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     yhat, y, = _arrays('kl_div_grad_hess', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_grad_hess', weight, yhat, count, True)
     out_grad, out_hess = _stage('kl_div_grad_hess', 0)(yhat, y, weight, _scalar(yhat, inv_n))
-    return out_grad, out_hess
+    return _into_all('kl_div_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None, out=None):
@@ -2136,7 +2222,7 @@ def l1_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     return _into('l1_hess', out, out_hess)
 
 
-def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -2145,7 +2231,7 @@ def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     yhat, y, = _arrays('l1_grad_hess', yhat, y)
     weight, inv_n = _weighting('l1_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('l1_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return out_grad, out_hess
+    return _into_all('l1_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def l1_per_sample(yhat, y, *, weight=None, out=None):
@@ -2206,7 +2292,7 @@ def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None, out=None)
     return _into('log_cosh_hess', out, out_hess)
 
 
-def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
@@ -2215,7 +2301,7 @@ def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     yhat, y, = _arrays('log_cosh_grad_hess', yhat, y)
     weight, inv_n = _weighting('log_cosh_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('log_cosh_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return out_grad, out_hess
+    return _into_all('log_cosh_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def log_cosh_per_sample(yhat, y, *, weight=None, out=None):
@@ -2276,7 +2362,7 @@ def mse_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     return _into('mse_hess', out, out_hess)
 
 
-def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (2*(-y + yhat)) / n_elements
@@ -2285,7 +2371,7 @@ def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     yhat, y, = _arrays('mse_grad_hess', yhat, y)
     weight, inv_n = _weighting('mse_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('mse_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return out_grad, out_hess
+    return _into_all('mse_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def mse_per_sample(yhat, y, *, weight=None, out=None):
@@ -2362,7 +2448,15 @@ def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
     return _into('pinball_hess', out, out_hess)
 
 
-def pinball_grad_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
+def pinball_grad_hess(
+    yhat,
+    y,
+    *,
+    tau: float = 0.5,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise((-tau, y - yhat >= 0), (1 - tau, True))) / n_elements
@@ -2374,7 +2468,7 @@ def pinball_grad_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, 
     out_grad, out_hess = (
         _kernel('pinball_grad_hess')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
     )
-    return out_grad, out_hess
+    return _into_all('pinball_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def pinball_per_sample(yhat, y, *, tau: float = 0.5, weight=None, out=None):
@@ -2436,7 +2530,7 @@ def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None, out=No
     return _into('poisson_nll_hess', out, out_hess)
 
 
-def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y + exp(yhat)) / n_elements
@@ -2445,7 +2539,7 @@ def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     yhat, y, = _arrays('poisson_nll_grad_hess', yhat, y)
     weight, inv_n = _weighting('poisson_nll_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('poisson_nll_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return out_grad, out_hess
+    return _into_all('poisson_nll_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def poisson_nll_per_sample(yhat, y, *, weight=None, out=None):
@@ -2587,6 +2681,7 @@ def sigmoid_focal_grad_hess(
     gamma: float = 2.0,
     count: float | None = None,
     weight=None,
+    out=None,
 ):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
@@ -2614,7 +2709,7 @@ def sigmoid_focal_grad_hess(
         _kernel('sigmoid_focal_grad_hess')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat,
         gamma), _scalar(yhat, inv_n))
     )
-    return out_grad, out_hess
+    return _into_all('sigmoid_focal_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def sigmoid_focal_per_sample(
@@ -2725,7 +2820,15 @@ def smooth_l1_hess(
     return _into('smooth_l1_hess', out, out_hess)
 
 
-def smooth_l1_grad_hess(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
+def smooth_l1_grad_hess(
+    yhat,
+    y,
+    *,
+    beta: float = 1.0,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
@@ -2739,7 +2842,7 @@ def smooth_l1_grad_hess(yhat, y, *, beta: float = 1.0, count: float | None = Non
     out_grad, out_hess = (
         _kernel('smooth_l1_grad_hess')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
     )
-    return out_grad, out_hess
+    return _into_all('smooth_l1_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, weight=None, out=None):
@@ -2894,6 +2997,7 @@ def softmax_cross_entropy_grad_hess(
     label_smoothing: float = 0.0,
     count: float | None = None,
     weight=None,
+    out=None,
 ):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
@@ -2917,7 +3021,7 @@ def softmax_cross_entropy_grad_hess(
         _stage('softmax_cross_entropy_grad_hess', 3)(yhat, y, t0, t2, t3, weight, _scalar(yhat,
         label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
     )
-    return out_grad, out_hess
+    return _into_all('softmax_cross_entropy_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def softmax_cross_entropy_hvp(
@@ -3032,7 +3136,7 @@ def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=
     return _into('squared_hinge_hess', out, out_hess)
 
 
-def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
@@ -3041,7 +3145,7 @@ def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None)
     yhat, y, = _arrays('squared_hinge_grad_hess', yhat, y)
     weight, inv_n = _weighting('squared_hinge_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('squared_hinge_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return out_grad, out_hess
+    return _into_all('squared_hinge_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def squared_hinge_per_sample(yhat, y, *, weight=None, out=None):

@@ -166,6 +166,51 @@ def _shape(name, shapes, classes=False):
     return shape
 
 
+def _outs(name, out, forms, overlap):
+    """Return ``out`` of a function with several array outputs (``_grad_hess``: grad, hess) as
+    one array per form in ``forms`` (all None when not given), after checking it is a tuple of
+    that many arrays no two of which ``overlap`` (share memory); each array's shape and dtype
+    are then checked by ``_out_rule``."""
+    if out is None:
+        return (None,) * len(forms)
+    if not isinstance(out, tuple | list) or len(out) != len(forms):
+        got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, tuple | list) else (
+            type(out).__name__
+        )
+        raise ValueError(
+            f"{name}: out must be a pair ({', '.join(forms)}) of arrays, one per result; got {got}"
+        )
+    for i in range(len(out)):
+        for j in range(i):
+            if out[i] is out[j] or overlap(out[j], out[i]):
+                raise ValueError(
+                    f"{name}: out[{j}] ({forms[j]}) and out[{i}] ({forms[i]}) share memory; "
+                    "each result needs an array of its own"
+                )
+    return tuple(out)
+
+
+def _out_rule(name, outs, forms, shape, accepts):
+    """Check the arrays ``outs`` (one per form in ``forms``; None: a single ``out``) are arrays
+    the target ``accepts`` (float ones of its library), of ``shape`` and one dtype, that can be
+    written, with one error naming the first that is not."""
+    first = None
+    for i, o in enumerate(outs):
+        what = "out" if forms is None else f"out[{i}] ({forms[i]})"
+        got_shape = getattr(o, "shape", None)
+        if got_shape is None or tuple(got_shape) != tuple(shape) or not accepts(o):
+            got = f"{getattr(o, 'dtype', type(o).__name__)} of shape {got_shape}"
+            raise ValueError(f"{name}: {what} must be a float array of shape {shape}, got {got}")
+        if not getattr(getattr(o, "flags", None), "writeable", True):
+            raise ValueError(f"{name}: {what} is read-only")
+        if first is not None and o.dtype != first:
+            raise ValueError(
+                f"{name}: {what} has dtype {o.dtype} and out[0] ({forms[0]}) {first}; the "
+                "results share one float dtype"
+            )
+        first = o.dtype
+
+
 def _number(value):
     """Return ``value`` as a float if it is a finite real scalar (not a bool), else None."""
     dtype = str(getattr(value, "dtype", ""))
@@ -296,6 +341,28 @@ def _into(name, out, a):
     return out
 
 
+def _into_all(name, out, forms, *arrays):
+    """Return ``arrays`` (one per form: grad, hess), written into the arrays of the tuple
+    ``out`` when given (``_outs``, ``_out_rule``: each of their shape, all of one float dtype)."""
+    if out is None:
+        return arrays
+    xp = _namespace(*arrays)
+    share = getattr(xp, "may_share_memory", lambda a, b: False)
+    outs = _outs(name, out, forms, share)
+    _out_rule(name, outs, forms, tuple(arrays[0].shape), lambda o: _floating(xp, o))
+    for o, a in zip(outs, arrays, strict=True):
+        o[...] = a
+    return outs
+
+
+def _floating(xp, a):
+    """Tell whether ``a`` is a real floating array of namespace ``xp``."""
+    try:
+        return _namespace(a) is xp and xp.isdtype(a.dtype, "real floating")
+    except (TypeError, ValueError):
+        return False
+
+
 def _weights(name, xp, dtype, weight, shape, rows):
     """Return per-sample ``weight`` (one per element, or per row for a class-axis loss) as an
     array of ``dtype`` broadcast to them (with a trailing axis of 1 for rows), or None if not
@@ -416,7 +483,7 @@ def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=Non
     )
 
 
-def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
@@ -432,9 +499,9 @@ def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weigh
     t2 = -t1
     t3 = 1 - yhat
     return (
-        _weighed(weight, inv_n*t2*(1/xp.where(t2 == 0, xp.asarray(1, dtype=dtype), t3)) -
-        t0*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))), _weighed(weight, t0/(yhat*yhat)
-        - inv_n*t1/(t3*t3))
+        _into_all('binary_cross_entropy_grad_hess', out, ('grad', 'hess'), _weighed(weight,
+        inv_n*t2*(1/xp.where(t2 == 0, xp.asarray(1, dtype=dtype), t3)) - t0*(1/xp.where(y == 0,
+        xp.asarray(1, dtype=dtype), yhat))), _weighed(weight, t0/(yhat*yhat) - inv_n*t1/(t3*t3)))
     )
 
 
@@ -554,7 +621,14 @@ def binary_cross_entropy_with_logits_hess(
     )
 
 
-def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def binary_cross_entropy_with_logits_grad_hess(
+    yhat,
+    y,
+    *,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y*sigmoid(-yhat) + (1 - y)*sigmoid(yhat)) / n_elements
@@ -570,7 +644,10 @@ def binary_cross_entropy_with_logits_grad_hess(yhat, y, *, count: float | None =
     t2 = xp.exp(t1*yhat)
     t3 = t2 + 1
     t4 = t2/t3
-    return _weighed(weight, inv_n*((t0 - y) + (t1*t4))), _weighed(weight, inv_n*t4/t3)
+    return (
+        _into_all('binary_cross_entropy_with_logits_grad_hess', out, ('grad', 'hess'),
+        _weighed(weight, inv_n*((t0 - y) + (t1*t4))), _weighed(weight, inv_n*t4/t3))
+    )
 
 
 def binary_cross_entropy_with_logits_per_sample(yhat, y, *, weight=None, out=None):
@@ -663,7 +740,14 @@ def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weigh
     return _into('categorical_cross_entropy_hess', out, _weighed(weight, inv_n*y/(yhat*yhat)))
 
 
-def categorical_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def categorical_cross_entropy_grad_hess(
+    yhat,
+    y,
+    *,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat)) / n_samples
@@ -676,8 +760,9 @@ def categorical_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, 
     )
     t0 = inv_n*y
     return (
-        _weighed(weight, -t0*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))),
-        _weighed(weight, t0/(yhat*yhat))
+        _into_all('categorical_cross_entropy_grad_hess', out, ('grad', 'hess'), _weighed(weight,
+        -t0*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))), _weighed(weight,
+        t0/(yhat*yhat)))
     )
 
 
@@ -770,7 +855,7 @@ def hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     return _into('hinge_hess', out, _weighed(weight, xp.zeros_like(yhat) + 0))
 
 
-def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y*Piecewise((1, y*yhat < 1), (0, True))) / n_elements
@@ -779,8 +864,9 @@ def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     xp, dtype, yhat, y = _prepare('hinge_grad_hess', yhat, y)
     weight, inv_n = _weighting('hinge_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
-        _weighed(weight, -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0,
-        dtype=dtype))), _weighed(weight, xp.zeros_like(yhat) + 0)
+        _into_all('hinge_grad_hess', out, ('grad', 'hess'), _weighed(weight,
+        -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))),
+        _weighed(weight, xp.zeros_like(yhat) + 0))
     )
 
 
@@ -876,7 +962,15 @@ def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     )
 
 
-def huber_grad_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
+def huber_grad_hess(
+    yhat,
+    y,
+    *,
+    delta: float = 1.0,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
@@ -888,9 +982,9 @@ def huber_grad_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, 
     weight, inv_n = _weighting('huber_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     return (
-        _weighed(weight, -inv_n*xp.clip(t0, xp.asarray(-delta, dtype=dtype), delta)),
-        _weighed(weight, inv_n*xp.where(delta > xp.abs(t0), xp.asarray(1, dtype=dtype),
-        xp.asarray(0, dtype=dtype)))
+        _into_all('huber_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*xp.clip(t0,
+        xp.asarray(-delta, dtype=dtype), delta)), _weighed(weight, inv_n*xp.where(delta >
+        xp.abs(t0), xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
     )
 
 
@@ -965,7 +1059,7 @@ def kl_div_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     return _into('kl_div_hess', out, _weighed(weight, xp.zeros_like(yhat) + 0))
 
 
-def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y) / n_samples
@@ -974,8 +1068,8 @@ def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     xp, dtype, yhat, y = _prepare('kl_div_grad_hess', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_grad_hess', xp, dtype, weight, yhat.shape, count, rows=True)
     return (
-        _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y)), _weighed(weight, xp.zeros_like(yhat) +
-        0)
+        _into_all('kl_div_grad_hess', out, ('grad', 'hess'), _weighed(weight, xp.zeros_like(yhat) +
+        (-inv_n*y)), _weighed(weight, xp.zeros_like(yhat) + 0))
     )
 
 
@@ -1052,7 +1146,7 @@ def l1_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     return _into('l1_hess', out, _weighed(weight, xp.zeros_like(yhat) + 0))
 
 
-def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
@@ -1060,7 +1154,10 @@ def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     """
     xp, dtype, yhat, y = _prepare('l1_grad_hess', yhat, y)
     weight, inv_n = _weighting('l1_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _weighed(weight, -inv_n*xp.sign(y - yhat)), _weighed(weight, xp.zeros_like(yhat) + 0)
+    return (
+        _into_all('l1_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*xp.sign(y - yhat)),
+        _weighed(weight, xp.zeros_like(yhat) + 0))
+    )
 
 
 def l1_per_sample(yhat, y, *, weight=None, out=None):
@@ -1130,7 +1227,7 @@ def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None, out=None)
     return _into('log_cosh_hess', out, _weighed(weight, 4*inv_n*t0/((t0 + 1)**2)))
 
 
-def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
@@ -1141,7 +1238,10 @@ def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None):
         _weighting('log_cosh_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
     t0 = xp.exp(-xp.abs(2*y - 2*yhat))
-    return _weighed(weight, -inv_n*xp.tanh(y - yhat)), _weighed(weight, 4*inv_n*t0/((t0 + 1)**2))
+    return (
+        _into_all('log_cosh_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*xp.tanh(y -
+        yhat)), _weighed(weight, 4*inv_n*t0/((t0 + 1)**2)))
+    )
 
 
 def log_cosh_per_sample(yhat, y, *, weight=None, out=None):
@@ -1209,7 +1309,7 @@ def mse_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     return _into('mse_hess', out, _weighed(weight, xp.zeros_like(yhat) + (2*inv_n)))
 
 
-def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (2*(-y + yhat)) / n_elements
@@ -1218,7 +1318,10 @@ def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None):
     xp, dtype, yhat, y = _prepare('mse_grad_hess', yhat, y)
     weight, inv_n = _weighting('mse_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = 2*inv_n
-    return _weighed(weight, t0*(yhat - y)), _weighed(weight, xp.zeros_like(yhat) + t0)
+    return (
+        _into_all('mse_grad_hess', out, ('grad', 'hess'), _weighed(weight, t0*(yhat - y)),
+        _weighed(weight, xp.zeros_like(yhat) + t0))
+    )
 
 
 def mse_per_sample(yhat, y, *, weight=None, out=None):
@@ -1305,7 +1408,15 @@ def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
     return _into('pinball_hess', out, _weighed(weight, xp.zeros_like(yhat) + 0))
 
 
-def pinball_grad_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
+def pinball_grad_hess(
+    yhat,
+    y,
+    *,
+    tau: float = 0.5,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise((-tau, y - yhat >= 0), (1 - tau, True))) / n_elements
@@ -1318,8 +1429,9 @@ def pinball_grad_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, 
         _weighting('pinball_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
     return (
-        _weighed(weight, inv_n*xp.where(y - yhat >= 0, xp.asarray(-tau, dtype=dtype), xp.asarray(1 -
-        tau, dtype=dtype))), _weighed(weight, xp.zeros_like(yhat) + 0)
+        _into_all('pinball_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*xp.where(y -
+        yhat >= 0, xp.asarray(-tau, dtype=dtype), xp.asarray(1 - tau, dtype=dtype))),
+        _weighed(weight, xp.zeros_like(yhat) + 0))
     )
 
 
@@ -1387,7 +1499,7 @@ def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None, out=No
     return _into('poisson_nll_hess', out, _weighed(weight, inv_n*xp.exp(yhat)))
 
 
-def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-y + exp(yhat)) / n_elements
@@ -1398,7 +1510,10 @@ def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None):
         _weighting('poisson_nll_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
     t0 = xp.exp(yhat)
-    return _weighed(weight, inv_n*t0 - inv_n*y), _weighed(weight, inv_n*t0)
+    return (
+        _into_all('poisson_nll_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*t0 -
+        inv_n*y), _weighed(weight, inv_n*t0))
+    )
 
 
 def poisson_nll_per_sample(yhat, y, *, weight=None, out=None):
@@ -1609,6 +1724,7 @@ def sigmoid_focal_grad_hess(
     gamma: float = 2.0,
     count: float | None = None,
     weight=None,
+    out=None,
 ):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
@@ -1662,9 +1778,10 @@ def sigmoid_focal_grad_hess(
     t20 = t19*t6
     t21 = t18*t20*(2*y - 1)
     return (
-        _weighed(weight, inv_n*t12*t2*t9 - t16*t21), _weighed(weight, (gamma*inv_n*t17)*(t11**(gamma
-        - 2)*t14*t2*(4*(y*y) + 1 - 4*y)*xp.exp(2*t5)/(t7*t7*t7*t7)) + inv_n*t12*t19*t2*t6 -
-        2*gamma*t15*t21*t9 - 4*t16*t18*t20*(0.25 - 0.5*y)*xp.tanh(0.5*yhat))
+        _into_all('sigmoid_focal_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*t12*t2*t9
+        - t16*t21), _weighed(weight, (gamma*inv_n*t17)*(t11**(gamma - 2)*t14*t2*(4*(y*y) + 1 -
+        4*y)*xp.exp(2*t5)/(t7*t7*t7*t7)) + inv_n*t12*t19*t2*t6 - 2*gamma*t15*t21*t9 -
+        4*t16*t18*t20*(0.25 - 0.5*y)*xp.tanh(0.5*yhat)))
     )
 
 
@@ -1807,7 +1924,15 @@ def smooth_l1_hess(
     )
 
 
-def smooth_l1_grad_hess(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
+def smooth_l1_grad_hess(
+    yhat,
+    y,
+    *,
+    beta: float = 1.0,
+    count: float | None = None,
+    weight=None,
+    out=None,
+):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (Piecewise(((-y + yhat)/Max(beta, Abs(y - yhat)), beta > Abs(y - yhat)), (-sign(y
@@ -1826,8 +1951,9 @@ def smooth_l1_grad_hess(yhat, y, *, beta: float = 1.0, count: float | None = Non
     t2 = 1/xp.maximum(t1, beta)
     t3 = beta > t1
     return (
-        _weighed(weight, inv_n*xp.where(t3, -t0*t2, -xp.sign(t0))), _weighed(weight,
-        inv_n*xp.where(t3, t2, xp.asarray(0, dtype=dtype)))
+        _into_all('smooth_l1_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*xp.where(t3,
+        -t0*t2, -xp.sign(t0))), _weighed(weight, inv_n*xp.where(t3, t2, xp.asarray(0,
+        dtype=dtype))))
     )
 
 
@@ -2000,6 +2126,7 @@ def softmax_cross_entropy_grad_hess(
     label_smoothing: float = 0.0,
     count: float | None = None,
     weight=None,
+    out=None,
 ):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
@@ -2027,8 +2154,9 @@ def softmax_cross_entropy_grad_hess(
     t4 = label_smoothing*t3 - label_smoothing - t3
     t5 = (inv_n*t4/t2)*t1
     return (
-        _weighed(weight, (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes - t5),
-        _weighed(weight, (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0) - t5)
+        _into_all('softmax_cross_entropy_grad_hess', out, ('grad', 'hess'), _weighed(weight,
+        (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes - t5), _weighed(weight,
+        (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0) - t5))
     )
 
 
@@ -2164,7 +2292,7 @@ def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=
     )
 
 
-def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None):
+def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-2*y*Piecewise((1, y*yhat < 1), (0, True))*Max(0, -y*yhat + 1)) / n_elements
@@ -2177,8 +2305,8 @@ def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None)
     t0 = y*yhat
     t1 = 2*inv_n*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))
     return (
-        _weighed(weight, -t1*y*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))), _weighed(weight,
-        t1*(y*y))
+        _into_all('squared_hinge_grad_hess', out, ('grad', 'hess'), _weighed(weight,
+        -t1*y*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))), _weighed(weight, t1*(y*y)))
     )
 
 

@@ -120,6 +120,51 @@ def _shape(name, shapes, classes=False):
     return shape
 
 
+def _outs(name, out, forms, overlap):
+    """Return ``out`` of a function with several array outputs (``_grad_hess``: grad, hess) as
+    one array per form in ``forms`` (all None when not given), after checking it is a tuple of
+    that many arrays no two of which ``overlap`` (share memory); each array's shape and dtype
+    are then checked by ``_out_rule``."""
+    if out is None:
+        return (None,) * len(forms)
+    if not isinstance(out, tuple | list) or len(out) != len(forms):
+        got = f"{type(out).__name__} of length {len(out)}" if isinstance(out, tuple | list) else (
+            type(out).__name__
+        )
+        raise ValueError(
+            f"{name}: out must be a pair ({', '.join(forms)}) of arrays, one per result; got {got}"
+        )
+    for i in range(len(out)):
+        for j in range(i):
+            if out[i] is out[j] or overlap(out[j], out[i]):
+                raise ValueError(
+                    f"{name}: out[{j}] ({forms[j]}) and out[{i}] ({forms[i]}) share memory; "
+                    "each result needs an array of its own"
+                )
+    return tuple(out)
+
+
+def _out_rule(name, outs, forms, shape, accepts):
+    """Check the arrays ``outs`` (one per form in ``forms``; None: a single ``out``) are arrays
+    the target ``accepts`` (float ones of its library), of ``shape`` and one dtype, that can be
+    written, with one error naming the first that is not."""
+    first = None
+    for i, o in enumerate(outs):
+        what = "out" if forms is None else f"out[{i}] ({forms[i]})"
+        got_shape = getattr(o, "shape", None)
+        if got_shape is None or tuple(got_shape) != tuple(shape) or not accepts(o):
+            got = f"{getattr(o, 'dtype', type(o).__name__)} of shape {got_shape}"
+            raise ValueError(f"{name}: {what} must be a float array of shape {shape}, got {got}")
+        if not getattr(getattr(o, "flags", None), "writeable", True):
+            raise ValueError(f"{name}: {what} is read-only")
+        if first is not None and o.dtype != first:
+            raise ValueError(
+                f"{name}: {what} has dtype {o.dtype} and out[0] ({forms[0]}) {first}; the "
+                "results share one float dtype"
+            )
+        first = o.dtype
+
+
 def _number(value):
     """Return ``value`` as a float if it is a finite real scalar (not a bool), else None."""
     dtype = str(getattr(value, "dtype", ""))
@@ -214,26 +259,31 @@ def _real(name, index, a):
     raise _not_real(name, index, a.dtype)
 
 
-def _prepare(name, out, *arrays, classes=False):
+def _float_array(a):
+    """Tell whether ``a`` is a numpy float array (what ``out=`` takes)."""
+    return isinstance(a, np.ndarray) and a.dtype.kind == "f"
+
+
+def _prepare(name, out, *arrays, classes=False, forms=None):
     """Return a float array of the first input's shape and the inputs' promoted float dtype
-    (``out`` when given, of either float dtype) and the inputs
-    broadcast to it; an input that ``out`` overlaps is copied, so writing ``out`` never changes it.
+    (``out`` when given, of either float dtype) and the inputs broadcast to it; an input that
+    ``out`` overlaps is copied, so writing ``out`` never changes it. A function with several
+    array outputs (``forms``: grad, hess) takes ``out`` as a tuple of them (``_outs``) and gets
+    one array per form, all of one dtype.
 
     Later inputs (targets) may broadcast to the first input's shape, never the first input to
     theirs: every result, gradient included, has the first input's shape."""
+    outs = (out,) if forms is None else _outs(name, out, forms, np.may_share_memory)
     arrays = [_real(name, i, a) for i, a in enumerate(arrays)]
     shape = _shape(name, [a.shape for a in arrays], classes)
     arrays = [a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays]
-    if out is None:  # numpy's promotion: float32 in, float32 out (float16 and longdouble: float64)
+    if outs[0] is None:  # numpy's promotion: float32 in, float32 out (float16, longdouble: float64)
         dtype = np.result_type(*arrays)
         dtype = dtype if dtype in (np.float32, np.float64) else np.float64
-        return (np.empty(shape, dtype), *arrays)
-    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype.kind != "f":
-        got = f"{getattr(out, 'dtype', type(out).__name__)} of shape {np.shape(out)}"
-        raise ValueError(f"{name}: out must be a float array of shape {shape}, got {got}")
-    if not out.flags.writeable:
-        raise ValueError(f"{name}: out is read-only")
-    return (out, *(a.copy() if np.may_share_memory(out, a) else a for a in arrays))
+        return (*(np.empty(shape, dtype) for _ in outs), *arrays)
+    _out_rule(name, outs, forms, shape, _float_array)
+    shared = [any(np.may_share_memory(o, a) for o in outs) for a in arrays]
+    return (*outs, *(a.copy() if s else a for a, s in zip(arrays, shared, strict=True)))
 
 
 def _scratch(shape, count, dtype):

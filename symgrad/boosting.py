@@ -50,7 +50,7 @@ import numpy as np
 
 from symgrad import blocked
 from symgrad.blocked import DEFAULT_BLOCK as _BLOCK
-from symgrad.domains import require
+from symgrad.domains import BOUNDS, contains, require
 from symgrad.errors import HessianWarning
 from symgrad.kernels import resolve
 from symgrad.losses import one_hot
@@ -155,11 +155,14 @@ class Objective:
 
     # ------------------------------------------------------------------ layout
 
-    def targets(self, y: Any, shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    def targets(
+        self, y: Any, shape: tuple[int, ...], dtype: Any = np.float64, *, check: bool = True
+    ) -> np.ndarray:
         """Return ``y`` as ``dtype`` in the loss's layout for raw scores of ``shape``, checked
-        against the loss's label domain: class labels become one-hot rows for a class-axis
-        loss; a flat multi-output label (row by row, as XGBoost gives it) is reshaped; any
-        other shape (a transposed (k, n) label for (n, k) scores) is refused."""
+        against the loss's label domain (``check=False``: the caller checks, ``_check_labels``):
+        class labels become one-hot rows for a class-axis loss; a flat multi-output label (row
+        by row, as XGBoost gives it) is reshaped; any other shape (a transposed (k, n) label
+        for (n, k) scores) is refused."""
         y = np.asarray(y, dtype=dtype)
         if self.spec.class_axis and y.ndim == len(shape) - 1:
             k = shape[-1]
@@ -173,9 +176,19 @@ class Objective:
                     f"{tuple(shape)}; give them as {tuple(shape)} or flat, row by row"
                 )
             y = y.reshape(shape)
-        domain = self.spec.domains.get(self.spec.inputs[1], "real")
-        require(domain, y, f"{self.name}: labels")
+        if check:
+            self._check_labels(y)
         return y
+
+    def _check_labels(self, y: np.ndarray, span: tuple[float, float] | None = None) -> None:
+        """Raise ``require``'s one-line error unless every label is finite and in the loss's
+        label domain. ``span``: y's (min, max), already known (``blocked.grad_hess`` takes them
+        block by block while each is in cache): an interval domain then needs no pass over y
+        at all unless a label is outside it."""
+        domain = self.spec.domains.get(self.spec.inputs[1], "real")
+        if span is not None and domain in BOUNDS and contains(domain, span):
+            return
+        require(domain, y, f"{self.name}: labels")
 
     def _weight(self, weight: Any, yhat: np.ndarray) -> np.ndarray | None:
         """Return per-row weights shaped for the kernels (None when absent or empty)."""
@@ -206,7 +219,8 @@ class Objective:
         scores = np.asarray(yhat)
         single = scores.dtype == np.float32 and not self._wide
         scores = scores.astype(np.float32 if single else np.float64, copy=False)
-        labels = self.targets(y, scores.shape, scores.dtype)
+        blocks = self._blocked(scores)  # the labels are then checked block by block
+        labels = self.targets(y, scores.shape, scores.dtype, check=not blocks)
         grad, h, lowest = self._derivatives(scores, labels)
         if single and not lowest > 0:  # NaN is not either
             self._wide = True
@@ -231,7 +245,8 @@ class Objective:
 
     def _derivatives(self, yhat: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Return the per-sample gradient, the unweighted second derivative h (one emitted
-        ``_grad_hess``: one CSE) and min(h) (NaN if any h is).
+        ``_grad_hess``: one CSE) and min(h) (NaN if any h is), after checking the labels where
+        they come in blocks (``_blocked``).
 
         An element-wise loss's large inputs go through the kernel in ``symgrad.blocked``'s
         blocks (``block_size``), on ``threads`` threads of its pool, so the scratch arrays stay
@@ -239,10 +254,18 @@ class Objective:
         whatever the block or thread count. min(h) is taken block by block while each block
         is in cache too."""
         fn = self._fn["_grad_hess"]
-        if self.spec.class_axis or yhat.size <= _BLOCK:
+        if not self._blocked(yhat):
             grad, h = fn(yhat, y, count=1)
             return grad, h, float(np.min(h, initial=np.inf))
-        return blocked.grad_hess(fn, yhat, y, workers=self.threads_in_use, count=1)
+        grad, h, lowest, span = blocked.grad_hess(fn, yhat, y, workers=self.threads_in_use, count=1)
+        self._check_labels(y, span)
+        return grad, h, lowest
+
+    def _blocked(self, yhat: np.ndarray) -> bool:
+        """Tell whether the derivatives at ``yhat`` run in ``symgrad.blocked``'s blocks (an
+        element-wise loss on more than one block's elements); the labels are then checked from
+        their per-block (min, max) (``_check_labels``), not by passes over them of their own."""
+        return not self.spec.class_axis and yhat.size > _BLOCK
 
     @property
     def threads_in_use(self) -> int:

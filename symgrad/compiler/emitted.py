@@ -228,14 +228,22 @@ class Param:
     """One parameter of an emitted function; ``kind`` picks the annotation a target prints."""
 
     name: str
-    kind: str  # "array", "float", "count", "weight", "out"
+    kind: str  # "array", "float", "count", "weight", "out", "outs" (a tuple of arrays)
     default: str | None = None
     keyword_only: bool = False
 
 
+def out_forms(fn: Emitted, derived: Derived) -> tuple[str, ...]:
+    """Return the forms of the function's array outputs, in return order: what ``out=`` holds
+    (one array; a tuple of arrays, one per form, where there are several)."""
+    pairs = zip(fn.forms, finishes_of(fn, derived), strict=True)
+    return tuple(form for form, finish in pairs if finish in (ARRAY, ROWS))
+
+
 def has_out(fn: Emitted, derived: Derived) -> bool:
-    """Tell whether the function takes ``out=``: it returns exactly one array."""
-    return sum(f in (ARRAY, ROWS) for f in finishes_of(fn, derived)) == 1
+    """Tell whether the function takes ``out=``: it returns at least one array (one: ``out=``
+    is an array; several, as ``_grad_hess``: a tuple of them, ``out_forms``)."""
+    return bool(out_forms(fn, derived))
 
 
 def parameters(fn: Emitted, derived: Derived) -> tuple[Param, ...]:
@@ -247,7 +255,8 @@ def parameters(fn: Emitted, derived: Derived) -> tuple[Param, ...]:
         keywords += [Param("count", "count", "None", True)] if fn.counted else []
         keywords.append(Param("weight", "weight", "None", True))
     if has_out(fn, derived):
-        keywords.append(Param("out", "out", "None", True))
+        pair = len(out_forms(fn, derived)) > 1
+        keywords.append(Param("out", "outs" if pair else "out", "None", True))
     return (*arrays, *keywords)
 
 

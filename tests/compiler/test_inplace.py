@@ -85,25 +85,33 @@ def _array_functions():
 
 @pytest.mark.parametrize(("label", "name"), list(_array_functions()))
 def test_out_is_written_and_inputs_are_not(label, name, rng):
+    """out= is one array (a value-and-gradient function's gradient), or for a function whose
+    results are all arrays (_grad_hess) a tuple of them."""
     fn = getattr(MODULES[label], name)
     args = _inputs(label, name, rng, awkward=False)
     copies = [a.copy() for a in args]
     want = fn(*args)
-    want_grad = want[1] if isinstance(want, tuple) else want
-    out = np.full(want_grad.shape, np.nan)
-    got = fn(*args, out=out)
-    got_grad = got[1] if isinstance(got, tuple) else got
-    assert got_grad is out
-    np.testing.assert_array_equal(out, want_grad)
+    pair = isinstance(want, tuple) and all(isinstance(w, np.ndarray) for w in want)
+    wanted = list(want) if pair else [want[1] if isinstance(want, tuple) else want]
+
+    def call(*inputs, out):
+        got = fn(*inputs, out=tuple(out) if pair else out[0])
+        return list(got) if pair else [got[1] if isinstance(got, tuple) else got]
+
+    out = [np.full(w.shape, np.nan) for w in wanted]
+    got = call(*args, out=out)
+    for g, o, w in zip(got, out, wanted, strict=True):
+        assert g is o
+        np.testing.assert_array_equal(o, w)
     for a, c in zip(args, copies, strict=True):
         np.testing.assert_array_equal(a, c)
     # out may be an input: the result is the same, computed before the input is overwritten
-    if args[0].shape == want_grad.shape:
+    if args[0].shape == wanted[0].shape:
         first = args[0].copy()
-        aliased = fn(first, *args[1:], out=first)
-        np.testing.assert_array_equal(
-            aliased[1] if isinstance(aliased, tuple) else aliased, want_grad
-        )
+        rest = [np.empty_like(w) for w in wanted[1:]]
+        aliased = call(first, *args[1:], out=[first, *rest])
+        for a, w in zip(aliased, wanted, strict=True):
+            np.testing.assert_array_equal(a, w)
 
 
 def test_values_of_mean_losses_match_numpy_means(rng):

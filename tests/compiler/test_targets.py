@@ -115,6 +115,85 @@ def test_grad_hess_with_count_one_is_per_sample(rng):
     np.testing.assert_allclose(hess, p * (1 - p), rtol=1e-13)
 
 
+def _grad_hess_module(target: str):
+    """Return the losses module of ``target`` to call on numpy arrays: the numpy target, the
+    array-api target (array_api_compat's numpy namespace), cupy's with its C on the CPU."""
+    if target == "array-api":
+        pytest.importorskip("array_api_compat")
+    return _runnable(_load("losses", target), target)
+
+
+OUT_TARGETS = ("numpy", "array-api", "cupy")
+
+
+@pytest.mark.parametrize("target", OUT_TARGETS)
+@pytest.mark.parametrize("name", sorted(L.KERNELS))
+def test_grad_hess_out_gives_the_numbers_of_the_call_without_it(target, name, rng):
+    """out=(grad, hess) is filled and returned: the same numbers as without out=, with
+    count= and weight=, and an input that is also an out array is read before it is written."""
+    module = _grad_hess_module(target)
+    fn = getattr(module, f"{name}_grad_hess")
+    yhat, y = emitted_args(L, f"{name}_grad_hess", rng)
+    units = np.shape(getattr(L, f"{name}_per_sample")(yhat, y))
+    weight = rng.uniform(0, 2, size=units)
+    for kwargs in ({}, {"count": 1}, {"count": 7.0, "weight": weight}):
+        with np.errstate(all="ignore"):
+            want = fn(yhat, y, **kwargs)
+            out = (np.full(yhat.shape, np.nan), np.full(yhat.shape, np.nan))
+            got = fn(yhat, y, out=out, **kwargs)
+        assert got[0] is out[0] and got[1] is out[1], name
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, np.asarray(w), err_msg=f"{target} {name}")
+    if target == "numpy":  # the score array itself as out[0]: read before written
+        grad = yhat.copy()
+        with np.errstate(all="ignore"):
+            fn(grad, y, count=1, out=(grad, np.empty_like(grad)))
+            np.testing.assert_array_equal(grad, fn(yhat, y, count=1)[0])
+
+
+def _bad_outs():
+    """Return (out, the error's one line) pairs for yhat of shape (4,)."""
+    frozen = np.zeros(4)
+    frozen.flags.writeable = False
+    both = np.zeros(8)
+    one = np.zeros(4)
+    return [
+        (one, r"out must be a pair \(grad, hess\) of arrays, one per result; got ndarray$"),
+        ((one,), r"out must be a pair \(grad, hess\) .*; got tuple of length 1$"),
+        ((one, one, one), r"out must be a pair \(grad, hess\) .*; got tuple of length 3$"),
+        ((one, one), r"out\[0\] \(grad\) and out\[1\] \(hess\) share memory; each result"),
+        ((both[:4], both[2:6]), r"out\[0\] \(grad\) and out\[1\] \(hess\) share memory"),
+        ((one, np.zeros(3)), r"out\[1\] \(hess\) must be a float array of shape \(4,\), got "),
+        ((np.zeros(4, int), one), r"out\[0\] \(grad\) must be a float array of shape \(4,\)"),
+        ((one, np.zeros(4, complex)), r"out\[1\] \(hess\) must be a float array of shape"),
+        ((one, [0.0] * 4), r"out\[1\] \(hess\) must be a float array of shape \(4,\), got list"),
+        ((one, np.zeros(4, np.float32)), r"out\[1\] \(hess\) has dtype float32 and out\[0\]"),
+        ((one, frozen), r"out\[1\] \(hess\) is read-only$"),
+    ]
+
+
+@pytest.mark.parametrize("target", OUT_TARGETS)
+@pytest.mark.parametrize(("out", "message"), _bad_outs())
+def test_grad_hess_refuses_a_bad_out_with_one_line(target, out, message):
+    fn = _grad_hess_module(target).binary_cross_entropy_with_logits_grad_hess
+    with pytest.raises(
+        ValueError, match=f"^binary_cross_entropy_with_logits_grad_hess: {message}"
+    ) as e:
+        fn(np.zeros(4), np.ones(4), out=out)
+    assert "\n" not in str(e.value)
+
+
+def test_float32_out_of_the_numpy_target_computes_in_float32(rng):
+    """Either float dtype is taken, as a single out= is: the scratch follows out's dtype."""
+    yhat, y = rng.normal(size=(2, 50))
+    y = (y > 0) * 1.0
+    out = (np.empty(50, np.float32), np.empty(50, np.float32))
+    L.binary_cross_entropy_with_logits_grad_hess(yhat, y, count=1, out=out)
+    want = L.binary_cross_entropy_with_logits_grad_hess(yhat.astype(np.float32), y, count=1)
+    np.testing.assert_allclose(out[0], want[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(out[1], want[1], rtol=1e-6, atol=1e-7)
+
+
 def _runnable(module, target: str):
     """Return ``module`` ready to call on numpy arrays (cupy: its C compiled for the CPU)."""
     if target != "cupy":

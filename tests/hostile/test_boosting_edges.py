@@ -187,6 +187,44 @@ def test_labels_outside_the_loss_domain_are_refused(loss, y, message):
         one_line(e)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("loss", "bad", "message"),
+    [
+        (
+            "binary_cross_entropy_with_logits",
+            np.nan,
+            r"labels must be finite and in \[0, 1\]; got nan",
+        ),
+        (
+            "binary_cross_entropy_with_logits",
+            2.0,
+            r"labels must be finite and in \[0, 1\]; got 2.0",
+        ),
+        ("binary_cross_entropy_with_logits", -np.inf, r"must be finite and in \[0, 1\]; got -inf"),
+        ("poisson_nll", -1.0, r"poisson_nll: labels must be finite and >= 0; got -1.0"),
+        ("mse", np.inf, r"mse: labels must be finite; got inf"),
+        ("hinge", 0.0, r"hinge: labels must be finite and -1 or \+1; got 0.0"),
+    ],
+)
+def test_labels_of_a_large_input_are_checked_in_its_blocks(loss, bad, message, dtype, threads):
+    """Past one block the labels are checked from each block's (min, max), taken while the
+    block is in cache; a bad one anywhere (here in the last block) gets the same one-line
+    error, with its index in the whole array, at every thread count and dtype."""
+    n = 5 * boosting._BLOCK + 3
+    y = np.ones(n, dtype) if loss != "poisson_nll" else np.full(n, 2.0, dtype)
+    index = n - 2
+    y[index] = bad
+    obj = boosting.xgboost(loss, threads=threads, warn_share=1.0)
+    with pytest.raises(ValueError, match=f"{message} at index {index}$") as e:
+        obj.grad_hess(np.zeros(n, dtype), y)
+    one_line(e)
+    y[index] = y[0]
+    grad, _ = obj.grad_hess(np.zeros(n, dtype), y)  # and good labels pass
+    assert grad.shape == (n,)
+
+
 def test_bad_weights_are_refused():
     obj = boosting.xgboost("mse")
     y = np.array([1.0, 2.0, 3.0])

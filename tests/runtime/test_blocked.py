@@ -87,3 +87,37 @@ def test_loss_grad_blocks_match_one_call(rng):
 def test_blocked_out_is_checked():
     with pytest.raises(ValueError, match="blocked.elementwise: out must be a C-contiguous float64"):
         blocked.elementwise(A.relu, np.zeros(4), out=np.zeros(5))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_grad_hess_blocks_equal_one_call_with_h_and_label_ends(workers, dtype, rng):
+    """Blocks written straight into the results (the kernel's out=): the numbers of one call,
+    bit for bit, in the inputs' dtype; min(h) and y's (min, max) taken block by block."""
+    n = 3 * blocked.block_size(10**6, workers, np.dtype(dtype).itemsize) + 17  # ragged end
+    yhat = rng.normal(scale=3.0, size=n).astype(dtype)
+    y = rng.uniform(size=n).astype(dtype)
+    fn = L.binary_cross_entropy_with_logits_grad_hess
+    grad, hess, lowest, span = blocked.grad_hess(fn, yhat, y, workers=workers, count=1)
+    want = fn(yhat, y, count=1)
+    assert grad.dtype == hess.dtype == dtype
+    np.testing.assert_array_equal(grad, want[0])
+    np.testing.assert_array_equal(hess, want[1])
+    assert lowest == float(np.min(want[1]))
+    assert span == (float(np.min(y)), float(np.max(y)))
+    y[-1] = np.nan  # in the last block: it reaches both ends
+    assert all(np.isnan(blocked.grad_hess(fn, yhat, y, workers=workers, count=1)[3]))
+
+
+def test_grad_hess_blocks_of_a_kernel_without_out(rng):
+    """A _grad_hess from a module generated before out= existed: each block copied in."""
+    n = 2 * blocked.DEFAULT_BLOCK + 5
+    yhat, y = rng.normal(size=n), rng.uniform(size=n)
+
+    def old_kernel(yhat, y, *, count=None):  # an earlier release's signature
+        return L.binary_cross_entropy_with_logits_grad_hess(yhat, y, count=count)
+
+    got = blocked.grad_hess(old_kernel, yhat, y, count=1)
+    want = L.binary_cross_entropy_with_logits_grad_hess(yhat, y, count=1)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])

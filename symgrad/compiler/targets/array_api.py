@@ -20,8 +20,8 @@ from symgrad.compiler.emitted import (
     docstring,
     expressions,
     finishes_of,
-    has_out,
     hyper_lines,
+    out_forms,
     parameters,
     wrap_lines,
 )
@@ -100,10 +100,15 @@ def emit(derived: Derived, fn: Emitted) -> FunctionPlan:
             results.append(f"{weighed(em.text(i))}[..., 0]")
         else:
             results.append(weighed(_shaped(em, i, x)))
-    if has_out(fn, derived):
-        i = next(i for i, f in enumerate(finishes) if f in (ARRAY, ROWS))
-        results[i] = f"_into({name!r}, out, {results[i]})"
-    body += [*em.lines, f"return {', '.join(results)}"]
+    forms = out_forms(fn, derived)
+    if len(forms) > 1:  # every output is an array: out= is a tuple of them
+        ret = f"return _into_all({name!r}, out, {forms!r}, {', '.join(results)})"
+    else:
+        if forms:
+            i = next(i for i, f in enumerate(finishes) if f in (ARRAY, ROWS))
+            results[i] = f"_into({name!r}, out, {results[i]})"
+        ret = f"return {', '.join(results)}"
+    body += [*em.lines, ret]
     return FunctionPlan(
         name,
         definition(name, parameters(fn, derived), ANNOTATIONS),

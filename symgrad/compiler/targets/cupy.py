@@ -35,8 +35,8 @@ from symgrad.compiler.emitted import (
     docstring,
     expressions,
     finishes_of,
-    has_out,
     hyper_lines,
+    out_forms,
     parameters,
     wrap_lines,
 )
@@ -69,13 +69,16 @@ def _outputs(fn: Emitted) -> list[str]:
 def _results(fn: Emitted, derived: Derived, outputs: list[str], finishes) -> str:
     """Return the wrapper's ``return`` expression over the kernel's outputs."""
     name = derived.spec.name + fn.suffix
+    forms = out_forms(fn, derived)
     results = []
     for out, finish in zip(outputs, finishes, strict=True):
         text = "total.sum()" if out == "total" else f"{out}[..., 0]" if finish == ROWS else out
         text = f"inv_n * {text}" if finish == MEAN else text
-        if finish in (ARRAY, ROWS) and has_out(fn, derived):
+        if finish in (ARRAY, ROWS) and len(forms) == 1:
             text = f"_into({name!r}, out, {text})"
         results.append(text)
+    if len(forms) > 1:  # every output is an array: out= is a tuple of them
+        return f"_into_all({name!r}, out, {forms!r}, {', '.join(results)})"
     return ", ".join(results)
 
 

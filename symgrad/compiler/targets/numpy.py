@@ -18,6 +18,7 @@ from symgrad.compiler.emitted import (
     finishes_of,
     has_out,
     hyper_lines,
+    out_forms,
     parameters,
     wrap_lines,
 )
@@ -44,6 +45,7 @@ ANNOTATIONS = {
     "count": "float | None",
     "weight": "np.ndarray | None",
     "out": "np.ndarray | None",
+    "outs": "tuple[np.ndarray, ...] | None",
 }
 #: Marks a function that uses the buffer helpers in ``templates/runtime.py.jinja``.
 RUNTIME = "runtime"
@@ -129,10 +131,13 @@ def _inplace_body(
     first = "out" if ARRAY in finishes else "b0"
     given = "out" if ARRAY in finishes and out else "None"
     classes = ", classes=True" if spec.class_axis else ""
+    forms = out_forms(fn, derived)
+    several = len(forms) > 1  # out= is a tuple, one array per result (``_prepare``'s forms)
+    made = results if several else [first]
+    tail = f"{classes}, forms={forms!r}" if several else classes
     head = [
-        f"{', '.join([first, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)}{classes})"
+        f"{', '.join([*made, *arrays])} = _prepare({name!r}, {given}, {', '.join(arrays)}{tail})"
     ]
-    head += [f"{r} = np.empty_like(out)" for r in results if r.startswith("out") and r != "out"]
     head += hyper_lines(spec, name)
     used = set(em.used)  # not the un-CSE'd trees' free symbols: a full walk of unshared trees
     if MEAN in finishes:

@@ -129,19 +129,19 @@ def mae_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-sign(y - yhat)) / n_elements
     diag d2L/dyhat2 = (0) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         return (np.sign(y - yhat) * -inv_n, np.full(np.shape(yhat), 0.0))
     """
-    out, yhat, y = _prepare('mae_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('mae_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     weight, inv_n = _weighting('mae_grad_hess', weight, out.shape, count, False)
     np.subtract(y, yhat, out=out)
     np.sign(out, out=out)

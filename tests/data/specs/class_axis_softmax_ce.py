@@ -196,6 +196,7 @@ def my_softmax_ce_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
@@ -203,7 +204,7 @@ def my_softmax_ce_grad_hess(
     diag d2L/dyhat2 = ((exp(yhat - logsumexp(yhat)) - exp(2*yhat -
         2*logsumexp(yhat)))*axis_sum(y)) / n_samples
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / (np.size(yhat) / np.shape(yhat)[-1])
         t1 = np.max(yhat, axis=-1, keepdims=True)
@@ -216,8 +217,9 @@ def my_softmax_ce_grad_hess(
             (t0 * inv_n))
         )
     """
-    out, yhat, y = _prepare('my_softmax_ce_grad_hess', None, yhat, y, classes=True)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = (
+        _prepare('my_softmax_ce_grad_hess', out, yhat, y, classes=True, forms=('grad', 'hess'))
+    )
     weight, inv_n = _weighting('my_softmax_ce_grad_hess', weight, out.shape, count, True)
     b2, = _scratch(out.shape, 1, out.dtype)
     r0, r1, r2, r3, r4 = _scratch(out.shape[:-1] + (1,), 5, out.dtype)

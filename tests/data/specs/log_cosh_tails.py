@@ -173,19 +173,19 @@ def my_log_cosh_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-tanh(y - yhat)) / n_elements
     diag d2L/dyhat2 = (4*sigmoid(-2*y + 2*yhat)*sigmoid(2*y - 2*yhat)) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         return (np.tanh(y - yhat) * -inv_n, 2 * inv_n / (np.cosh(y * 2 - yhat * 2) + 1))
     """
-    out, yhat, y = _prepare('my_log_cosh_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('my_log_cosh_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     weight, inv_n = _weighting('my_log_cosh_grad_hess', weight, out.shape, count, False)
     b2, = _scratch(out.shape, 1, out.dtype)
     np.subtract(y, yhat, out=out)

@@ -174,20 +174,20 @@ def my_huber_grad_hess(
     delta: float = 1.0,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-Min(delta, Max(-delta, y - yhat))) / n_elements
     diag d2L/dyhat2 = (Piecewise((1, delta >= Abs(y - yhat)), (0, True))) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = y - yhat
         return (np.clip(t0, -delta, delta) * -inv_n, (delta >= np.abs(t0)) * 1.0 * inv_n)
     """
-    out, yhat, y = _prepare('my_huber_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('my_huber_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     delta = _hyper('my_huber_grad_hess', 'delta', delta, 'real')
     weight, inv_n = _weighting('my_huber_grad_hess', weight, out.shape, count, False)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):

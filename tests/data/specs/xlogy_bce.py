@@ -185,13 +185,14 @@ def my_bce_grad_hess(
     *,
     count: float | None = None,
     weight: np.ndarray | None = None,
+    out: tuple[np.ndarray, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Return the gradient and Hessian diagonal, computed with shared work.
 
     dL/dyhat = (-xdivy(y, yhat) + xdivy(1 - y, 1 - yhat)) / n_elements
     diag d2L/dyhat2 = (y/yhat**2 - (y - 1)/(1 - yhat)**2) / n_elements
 
-    As plain numpy (the body runs this one ufunc at a time, into new arrays and reused buffers):
+    As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         inv_n = 1 / np.size(yhat)
         t0 = y * inv_n
@@ -203,8 +204,7 @@ def my_bce_grad_hess(
             yhat + t1 / t3 / t3 * -inv_n)
         )
     """
-    out, yhat, y = _prepare('my_bce_grad_hess', None, yhat, y)
-    out1 = np.empty_like(out)
+    out, out1, yhat, y = _prepare('my_bce_grad_hess', out, yhat, y, forms=('grad', 'hess'))
     weight, inv_n = _weighting('my_bce_grad_hess', weight, out.shape, count, False)
     b1, b3, b4 = _scratch(out.shape, 3, out.dtype)
     m0, = _scratch(out.shape, 1, bool)
