@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -138,30 +137,21 @@ CASES = CORPUS + HAMMING
 # ---------------------------------------------------------------- float64 bit patterns
 
 
-def ordinal(v: float) -> int:
-    """Return the position of ``v`` in the ordered float64 line (-0.0 and 0.0 both 0)."""
-    (bits,) = struct.unpack("<q", struct.pack("<d", v))
-    return bits if bits >= 0 else -(bits & 0x7FFFFFFFFFFFFFFF)
+def _metric():
+    """Return symgrad's module of Herbie's metric (``ordinal``, ``from_ordinal``,
+    ``bits_of_error``: one definition, the search's own), imported when scoring: the
+    subprocess that renders an older checkout's code imports this file without it."""
+    from symgrad.compiler import search
 
-
-def from_ordinal(i: int) -> float:
-    """Return the float64 at position ``i`` of the ordered line."""
-    bits = i if i >= 0 else (-i) | -0x8000000000000000
-    return struct.unpack("<d", struct.pack("<q", bits))[0]
+    return search
 
 
 def sample(low: float, high: float, n: int, rng: np.random.Generator) -> list[float]:
     """Return ``n`` doubles drawn uniformly over the bit patterns between ``low`` and ``high``."""
-    a, b = ordinal(low), ordinal(high)
+    metric = _metric()
+    a, b = metric.ordinal(low), metric.ordinal(high)
     draws = rng.integers(a, b, size=n, endpoint=True, dtype=np.int64)
-    return [from_ordinal(int(i)) for i in draws]
-
-
-def bits_of_error(got: float, exact: float) -> float:
-    """Return log2(1 + doubles between ``got`` and ``exact``); 64 for a non-finite ``got``."""
-    if not math.isfinite(got):
-        return 64.0
-    return math.log2(1 + abs(ordinal(got) - ordinal(exact)))
+    return [metric.from_ordinal(int(i)) for i in draws]
 
 
 # ---------------------------------------------------------------- the three evaluations
@@ -333,7 +323,7 @@ def score(case: Case, n: int, seed: int, before: str | None = None) -> dict:
                 fns_bits = math.nan
             else:
                 got = _call(fns[form], xs)
-                fns_bits = sum(map(bits_of_error, got, exact)) / len(xs)
+                fns_bits = sum(map(_metric().bits_of_error, got, exact)) / len(xs)
             out[method][form] = fns_bits
         out.setdefault("points", {})[form] = len(xs)
     return out
