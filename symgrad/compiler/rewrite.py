@@ -815,6 +815,8 @@ def _scales(v: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """Return (m, t, r) for v: m = max(|v|, 1), t = min(|v|, 1/m) <= 1 and r = v/m =
     clip(v, -1, 1), so that 1 + v**2 = m**2 (1 + t**2) and v = r m with nothing squared
     beyond 1 but m (r is a clip, not v/m, so that sympy does not distribute its powers)."""
+    if isinstance(v, sp.cosh):  # (v >= 1: m = v, t = 1/v, r = 1, and sinh/cosh rules apply)
+        return v, 1 / v, sp.S.One
     av = _abs(v)
     m = sp.Max(av, 1)
     return m, sp.Min(av, 1 / m), sp.Min(sp.Max(v, -1), 1)
@@ -824,6 +826,10 @@ def _scales_of(u: sp.Expr, c: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """Return (big, t, rho) for v = c u, in u's units so that c u is never formed (it
     overflows for c > 1 although the result need not): big = max(|u|, 1/c) (m = c big),
     t = c min(|u|, c**-2 / big) (as in _scales) and rho = clip(u, -1/c, 1/c) (r = c rho)."""
+    if isinstance(u, sp.cosh) and c.is_number and c >= 1:
+        # (u >= 1 >= 1/c: big = u, t = 1/(c u), rho = 1/c, so that sinh/cosh rules apply to
+        # the derivatives: sinh(x)**2 / max(1, cosh(x))**8 overflowed to NaN at 700)
+        return u, 1 / (c * u), 1 / c
     au = _abs(u)
     big = sp.Max(au, 1 / c)
     return big, c * sp.Min(au, c**-2 / big), sp.Min(sp.Max(u, -1 / c), 1 / c)

@@ -250,6 +250,23 @@ def test_fractional_cosh_powers_keep_the_stronger_contract_in_the_tails(expr):
     assert check.outside_contract(spec, module, pts) == []
 
 
+@pytest.mark.parametrize(
+    "expr", [(sp.cosh(X) ** 2 + 1) ** -3, sp.log(sp.cosh(X) ** 2 + 1)], ids=["inv_cube", "log"]
+)
+def test_quadratics_in_cosh_are_scaled_by_cosh_itself(expr):
+    """cosh(u) >= 1, so a quadratic a + b cosh(u)**2 is scaled by cosh(u) itself, not by
+    max(|cosh(u)|, 1): the sinh/cosh rules then reach the derivatives. Before, the second
+    derivative of (cosh(x)**2 + 1)**-3 was NaN at 700 (sinh**2 / max(1, cosh)**8 is inf/inf;
+    fuzz seed 7114), and log(cosh(x)**2 + 1) was inf at 1000 with NaN derivatives from 700
+    (true: 1998.6, 2.0, 0.0). Finite and within the stronger contract at these points now
+    (log's second derivative still rounds to 0 near 30, where it is 2.1e-25: a cancellation
+    the rules do not reach)."""
+    spec = _spec("cosh_q", "activation", expr)
+    module = sg.compile(spec)
+    pts = check.points(spec, (0.5, -3.0, -700.0, 700.0, 1000.0, -1000.0))
+    assert check.outside_contract(spec, module, pts) == []
+
+
 def test_batch_check_holds_other_targets_to_numbers_not_to_quiet_floating_point():
     """Only the numpy target promises no floating-point warnings; the array-api target's
     ``t2**7`` in a denominator overflows to the right 0 at x = -209. The per-point check
