@@ -55,6 +55,9 @@ CONTRACT_ULPS = 16.0
 #: The relative step of the condition number's difference quotient (the reference holds 30
 #: digits or more beyond it).
 _STEP = mpmath.mpf(10) ** -20
+#: Below this magnitude a result and the exact value are as good as float64 allows (0 and
+#: the subnormals), in the floor's check, the stronger contract and the search's scoring.
+TINY = 1e-290
 DIGITS = 50
 #: The most digits the reference may use (a sum that cancels more is not checked).
 MAX_DIGITS = 3200
@@ -238,9 +241,22 @@ def within_contract(got: float, exact, condition: float) -> bool:
     below the normal range (as good as float64 allows)."""
     if not math.isfinite(got):
         return False
-    if abs(float(exact)) < 1e-290 and abs(got) < 1e-290:
+    if abs(float(exact)) < TINY and abs(got) < TINY:
         return True
     return relative_error(got, exact) <= CONTRACT_ULPS * EPS * max(1.0, condition)
+
+
+def breaks_contract(  # noqa: PLR0913
+    ref: Reference, form: str, point, hyper, got: float, exact, *, charge: Callable | None = None
+) -> bool | None:
+    """Tell whether ``got`` breaks the stronger contract at ``point``: the function's condition
+    number (``Reference.condition``, charged to ``charge``) is computed only where the error
+    passes ``CONTRACT_ULPS`` ulps. None where that number is out of reach (budget spent,
+    reference undefined): the caller decides."""
+    if within_contract(got, exact, 1.0):
+        return False
+    condition = ref.condition(form, point, hyper, charge)
+    return None if condition is None else not within_contract(got, exact, condition)
 
 
 def acceptable(got: float, naive: float, exact, condition: float = 1.0) -> str | None:
@@ -256,7 +272,7 @@ def acceptable(got: float, naive: float, exact, condition: float = 1.0) -> str |
         return None if not math.isfinite(naive) else "not finite where the plain formula is"
     # a result that rounds to 0 or to the smallest subnormals against a tiny exact value is as
     # good as float64 allows
-    if abs(float(exact)) < 1e-290 and abs(got) < 1e-290:
+    if abs(float(exact)) < TINY and abs(got) < TINY:
         return None
     if err <= TOLERANCE * max(base, ULPS * EPS * condition):
         return None
@@ -390,10 +406,8 @@ def outside_contract(
                 exact = _exact_value(ref, form, point, hyper, ref.exact_cache)
                 if exact is None or not mpmath.isfinite(exact) or abs(exact) > _BIG:
                     continue
-                if within_contract(g, exact, 1.0):
-                    continue
-                condition = ref.condition(form, point, hyper)
-                if condition is not None and not within_contract(g, exact, condition):
+                if breaks_contract(ref, form, point, hyper, g, exact):
+                    condition = ref.condition(form, point, hyper)  # (cached by the call above)
                     out.append((spec.name + suffix, tuple(point), g, float(exact), condition))
     return out
 

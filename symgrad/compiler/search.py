@@ -5,8 +5,8 @@ ulps of the exact value times the condition number of the function itself.
 Safe mode's floor is the plain formula, and the plain formula is often the very thing that
 loses the digits ((1 - cos x)/x**2 near 0, both derivatives of it). For a function outside
 that contract at safe mode's own points (exact values already computed there; the function's
-condition number, ``check.Reference.condition``, is computed where the error passes
-``CONTRACT_BITS``), or which no rewrite level verified, this module
+condition number, ``check.Reference.condition``, is computed only where the error passes
+a few ulps), or which no rewrite level verified, this module
 
 1. samples the form at seeded points drawn over the float64 bit patterns of the input's
    domain (most are tiny or huge, as in the accuracy benchmark) and over 1e-3 .. 1e3, against
@@ -44,12 +44,12 @@ import numpy as np
 import sympy as sp
 
 from symgrad.compiler.check import (
-    CONTRACT_ULPS,
     DIGITS,
+    TINY,
     Reference,
     _enough_digits,
+    breaks_contract,
     checked_functions,
-    within_contract,
 )
 from symgrad.compiler.config import CodegenConfig, budget
 from symgrad.compiler.evaluate import EXACT, NAIVE, _node
@@ -59,10 +59,8 @@ from symgrad.compiler.rewrite import stabilize
 from symgrad.compiler.spec import Spec
 
 #: A function is searched when some safe-mode point breaks the stronger contract
-#: (``check.within_contract``; never below this many bits of error) ...
-CONTRACT_BITS = math.log2(1 + CONTRACT_ULPS)
-#: ... or, where the function's condition number is out of the budget's reach, has more bits
-#: of error than this ...
+#: (``check.breaks_contract``) or, where the function's condition number is out of the
+#: budget's reach, has more bits of error than this ...
 TRIGGER_BITS = 10.0
 #: ... and a candidate replaces it only when it has this many fewer bits (mean, sampled).
 MIN_GAIN = 1.0
@@ -82,8 +80,6 @@ LOCAL_NODES = 120
 VALIDATED = 3
 #: Reference work of one spec's search, as safe mode's ``Work`` counts it.
 SEARCH_WORK = 400_000.0
-#: The smallest exact value scored (below, 0 and subnormals are as good as float64 allows).
-TINY = 1e-290
 _EPS = 2.0**-53
 _FORMS = ("value", "grad", "hess")
 
@@ -649,17 +645,11 @@ def needs_search(spec, module, ref: Reference, hyper, work: SearchWork) -> set[s
 
 
 def _breaks_contract(ref: Reference, form: str, point, hyper, got: float, exact: float, *, work):
-    """Tell whether ``got`` is outside the stronger contract (``check.within_contract``: a few
-    ulps times the condition number of the function itself, which is computed only here,
-    where the error passes the contract's floor, and charged to the search's ``work``); where
-    that number is out of the budget's reach, more than ``TRIGGER_BITS`` bits."""
-    bits = _scored(got, exact)
-    if bits <= CONTRACT_BITS:
-        return False
-    condition = ref.condition(form, point, hyper, charge=work.charge)
-    if condition is None:
-        return bits > TRIGGER_BITS
-    return not within_contract(got, exact, condition)
+    """Tell whether ``got`` is outside the stronger contract (``check.breaks_contract``, its
+    condition number charged to the search's ``work``); where that number is out of the
+    budget's reach, more than ``TRIGGER_BITS`` bits."""
+    broken = breaks_contract(ref, form, point, hyper, got, exact, charge=work.charge)
+    return _scored(got, exact) > TRIGGER_BITS if broken is None else broken
 
 
 @dataclasses.dataclass
