@@ -323,18 +323,20 @@ class _SymgradEstimator(BaseEstimator):
         elif batch is not None:
             batch = _check_count("batch_size", batch, 1)
 
-        def objective(p: Params, Xb: np.ndarray, t: _Targets) -> tuple[float, Params]:
-            return bound.model.objective(
-                p, Xb, t.Y, **({} if t.weight is None else {"sample_weight": t.weight})
-            )
+        model = bound.model
 
-        if takes_out(bound.model.objective):  # (the MLP): fit's joined gradient buffer
+        def weights(t: _Targets) -> dict:
+            return {} if t.weight is None else {"sample_weight": t.weight}
 
-            def objective(  # noqa: F811
-                p: Params, Xb: np.ndarray, t: _Targets, out: Params | None = None
-            ) -> tuple[float, Params]:
-                kw = {} if t.weight is None else {"sample_weight": t.weight}
-                return bound.model.objective(p, Xb, t.Y, out=out, **kw)
+        if takes_out(model.objective):  # (the MLP) fit hands its joined gradient buffer
+
+            def objective(p: Params, Xb: np.ndarray, t: _Targets, out: Params | None = None):
+                return model.objective(p, Xb, t.Y, out=out, **weights(t))
+
+        else:
+
+            def objective(p: Params, Xb: np.ndarray, t: _Targets):
+                return model.objective(p, Xb, t.Y, **weights(t))
 
         result = fit(
             objective, params, X, _Targets(Y, weight),

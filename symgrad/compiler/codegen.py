@@ -154,20 +154,19 @@ def _plan_spec(spec: Spec, safe: bool, config: CodegenConfig) -> dict[str, list[
             for target in plans
         }
         failures = retry
-    if not spec.class_axis:
-        try:
-            plans, failures = search.improve(
-                spec,
-                plans,
-                failures,
-                reference,
-                config,
-                trial=lambda pl: _trial(spec, pl, "numpy"),
-                check=lambda pl, names: _check(spec, pl, names, reference, config),
-                plan=lambda derived: {t: plan_functions(derived, t) for t in TARGETS},
-            )
-        except OutOfTime as exc:
-            raise _out_of_time(spec, exc) from None
+    try:  # (search.improve decides which specs it searches)
+        plans, failures = search.improve(
+            spec,
+            plans,
+            failures,
+            reference,
+            config,
+            trial=lambda pl: _trial(spec, pl, "numpy"),
+            check=lambda pl, names: _check(spec, pl, names, reference, config),
+            plan=lambda derived: {t: plan_functions(derived, t) for t in TARGETS},
+        )
+    except OutOfTime as exc:
+        raise _out_of_time(spec, exc) from None
     if failures:
         plans = _least_inaccurate(plans, failures, tried, first)
     return plans
