@@ -525,6 +525,8 @@ def _prepare(name, out, *arrays, classes=False, forms=None):
 
     Later inputs (targets) may broadcast to the first input's shape, never the first input to
     theirs: every result, gradient included, has the first input's shape."""
+    if _plain(out, arrays, forms, classes):  # nothing to convert, copy or report
+        return (*((out,) if forms is None else out), *arrays)
     outs = (out,) if forms is None else _outs(name, out, forms, np.may_share_memory)
     arrays = [_real(name, i, a) for i, a in enumerate(arrays)]
     shape = _shape(name, [a.shape for a in arrays], classes)
@@ -536,6 +538,30 @@ def _prepare(name, out, *arrays, classes=False, forms=None):
     _out_rule(name, outs, forms, shape, _float_array)
     shared = [any(np.may_share_memory(o, a) for o in outs) for a in arrays]
     return (*outs, *(a.copy() if s else a for a, s in zip(arrays, shared, strict=True)))
+
+
+def _plain(out, arrays, forms, classes):
+    """Tell whether ``_prepare`` would return ``out`` and ``arrays`` as they are: float arrays
+    of one shape in, writeable float arrays of that shape and one dtype out (a tuple of one per
+    form), no two of them sharing memory. Blocked and repeated calls (``symgrad.blocked``, a
+    boosting round) are such calls; their checks then cost a few microseconds, not a dozen.
+    Any other call takes ``_prepare``'s general path, which converts or raises."""
+    outs = (out,) if forms is None else out
+    if type(outs) is not tuple or len(outs) != (1 if forms is None else len(forms)):
+        return False
+    shape, dtype = getattr(arrays[0], "shape", None), getattr(outs[0], "dtype", None)
+    if classes and not (shape and shape[-1]):
+        return False
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype.kind != "f" or a.shape != shape:
+            return False
+    for o in outs:
+        if type(o) is not np.ndarray or o.dtype != dtype or o.shape != shape:
+            return False
+        if dtype.kind != "f" or not o.flags.writeable:
+            return False
+    mine = [(o, p) for i, o in enumerate(outs) for p in (*outs[:i], *arrays)]
+    return not any(np.may_share_memory(o, p) for o, p in mine)
 
 
 def _scratch(shape, count, dtype):

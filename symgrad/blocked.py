@@ -25,6 +25,10 @@ DEFAULT_BLOCK = 65536
 THREADED_BLOCK = 262144
 
 
+#: min and max of a block, NaN where a value is NaN (np.min and np.max without their wrappers)
+_LOWEST, _HIGHEST = np.minimum.reduce, np.maximum.reduce
+
+
 @cache
 def _blas() -> ThreadpoolController:
     return ThreadpoolController()
@@ -216,12 +220,16 @@ def grad_hess(
     def task(i: int, lo: int) -> Callable[[], None]:
         def run() -> None:
             part = slice(lo, lo + block)
-            labels = flat_y[part]
+            labels, h_part = flat_y[part], h[part]
             if direct:
-                fn(flat_yhat[part], labels, out=(grad[part], h[part]), **kwargs)
+                fn(flat_yhat[part], labels, out=(grad[part], h_part), **kwargs)
             else:
                 grad[part], h[part] = fn(flat_yhat[part], labels, **kwargs)
-            ends[i] = np.min(h[part]), np.min(labels), np.max(labels)
+            # the ufuncs' own reductions: np.min's wrapper costs more than a block's minimum
+            row = ends[i]
+            row[0] = _LOWEST(h_part)
+            row[1] = _LOWEST(labels)
+            row[2] = _HIGHEST(labels)
 
         return run
 

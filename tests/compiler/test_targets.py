@@ -183,6 +183,50 @@ def test_grad_hess_refuses_a_bad_out_with_one_line(target, out, message):
     assert "\n" not in str(e.value)
 
 
+def _plain_calls():
+    """Return (out, arrays, classes, whether ``_prepare`` may pass them through) cases."""
+    a, b, g, h = np.zeros(4), np.ones(4), np.empty(4), np.empty(4)
+    frozen, both = np.zeros(4), np.zeros(8)
+    frozen.flags.writeable = False
+    return [
+        ((g, h), (a, b), False, True),
+        ((g, h), (a, b), True, True),
+        ((g, h), (np.zeros((4, 0)), np.zeros((4, 0))), True, False),  # no class
+        ((g, h), (a, np.ones(1)), False, False),  # a target to broadcast
+        ((g, h), (a, np.ones(4, int)), False, False),  # integers to convert
+        ((g, h), (a, [1.0] * 4), False, False),
+        ((g, h), (a, np.ma.ones(4)), False, False),  # an array subclass
+        ((g, h, h), (a, b), False, False),
+        ([g, h], (a, b), False, False),
+        ((g, np.empty(4, np.float32)), (a, b), False, False),
+        ((g, np.empty(4, int)), (a, b), False, False),
+        ((g, np.empty(3)), (a, b), False, False),
+        ((g, frozen), (a, b), False, False),
+        ((g, g), (a, b), False, False),
+        ((both[:4], both[2:6]), (a, b), False, False),
+        ((g, h), (a, h), False, False),  # an input that is an out: copied first
+        ((g, None), (a, b), False, False),
+        (g, (a, b), False, True),  # a function of one result: out alone
+        (np.empty(4, np.float32), (a, b), False, True),  # either float dtype, as out= takes
+        (g, (g, b), False, False),
+        (None, (a, b), False, False),
+    ]
+
+
+@pytest.mark.parametrize(("out", "arrays", "classes", "plain"), _plain_calls())
+def test_prepare_passes_through_only_calls_with_nothing_to_convert_or_report(
+    out, arrays, classes, plain
+):
+    """``_plain`` (the numpy target's fast path of ``_prepare``) accepts a call only where the
+    general path returns every array unchanged; the rest go the general path."""
+    forms = ("grad", "hess") if isinstance(out, tuple | list) else None
+    assert L._plain(out, arrays, forms, classes) is plain
+    if plain:
+        got = L._prepare("f", out, *arrays, forms=forms, classes=classes)
+        outs = out if forms else (out,)
+        assert all(x is y for x, y in zip(got, (*outs, *arrays), strict=True))
+
+
 def test_float32_out_of_the_numpy_target_computes_in_float32(rng):
     """Either float dtype is taken, as a single out= is: the scratch follows out's dtype."""
     yhat, y = rng.normal(size=(2, 50))
