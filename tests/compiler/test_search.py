@@ -4,15 +4,12 @@ cancellations, value and derivatives, against mpmath; byte-determinism; bounded 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy as sp
+from hashseeds import outputs_under_seeds
 
 import symgrad as sg
 from symgrad.compiler import check, codegen, search
@@ -114,14 +111,7 @@ def test_search_output_is_byte_deterministic(compiled):
     spec, module, _, _ = compiled["cos2"]
     codegen._PLANNED.clear()
     assert sg.compile(spec).__source__ == module.__source__
-    root = Path(__file__).resolve().parents[2]
-    outs = []
-    for seed in ("3", "11"):
-        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
-        run = subprocess.run(
-            [sys.executable, "-c", _SOURCE], env=env, capture_output=True, text=True, check=True
-        )
-        outs.append(run.stdout)
+    outs = outputs_under_seeds(_SOURCE, ("3", "11"))
     assert outs[0] == outs[1] == module.__source__ + "\n"
 
 
