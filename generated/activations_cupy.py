@@ -523,28 +523,27 @@ def _scalar(like, value):
     return like.dtype.type(value)
 
 
-def _into(name, out, a):
-    """Return ``a``, written into ``out`` when given (an array of ``a``'s shape)."""
-    if out is None:
-        return a
-    if getattr(out, "shape", None) != a.shape:
-        raise ValueError(f"{name}: out must be an array of shape {a.shape}")
-    out[...] = a
-    return out
-
-
-def _into_all(name, out, forms, *arrays):
-    """Return ``arrays`` (one per form: grad, hess), written into the arrays of the tuple
-    ``out`` when given (``_outs``, ``_out_rule``: each of their shape, all of one float dtype)."""
-    if out is None:
-        return arrays
+def _out_kind(arrays):
+    """Return ``_written``'s overlap test and the arrays it accepts as ``out``: float arrays
+    of the array module the wrappers run on (an int ``out`` would truncate the results)."""
     xp = _xp()
-    outs = _outs(name, out, forms, xp.may_share_memory)
-    accepts = lambda o: isinstance(o, xp.ndarray) and o.dtype.kind == "f"  # noqa: E731
-    _out_rule(name, outs, forms, arrays[0].shape, accepts)
+    return xp.may_share_memory, lambda o: isinstance(o, xp.ndarray) and o.dtype.kind == "f"
+
+
+def _written(name, out, forms, *arrays):
+    """Return the results ``arrays`` (one per form in ``forms``: grad, hess; ``forms`` None:
+    one result), written into ``out`` when given. ``out`` is checked by the rules every
+    target applies (``_outs``: a tuple of arrays that do not overlap; ``_out_rule``: each an
+    array of the results' shape, all of one float dtype), ``_out_kind`` telling which arrays
+    are this target's and how to see that two overlap."""
+    if out is None:
+        return arrays if forms is not None else arrays[0]
+    overlap, accepts = _out_kind(arrays)
+    outs = (out,) if forms is None else _outs(name, out, forms, overlap)
+    _out_rule(name, outs, forms, tuple(arrays[0].shape), accepts)
     for o, a in zip(outs, arrays, strict=True):
         o[...] = a
-    return outs
+    return outs if forms is not None else out
 
 
 # ---- The input rules every target applies (one template, included by every module) ----
@@ -725,7 +724,7 @@ def elu(x, *, alpha: float = 1.0, out=None):
     x, = _arrays('elu', x)
     alpha = _hyper('elu', 'alpha', alpha, 'real')
     out_value = _kernel('elu')(x, _scalar(x, alpha))
-    return _into('elu', out, out_value)
+    return _written('elu', out, None, out_value)
 
 
 def elu_grad(x, *, alpha: float = 1.0, out=None):
@@ -737,7 +736,7 @@ def elu_grad(x, *, alpha: float = 1.0, out=None):
     x, = _arrays('elu_grad', x)
     alpha = _hyper('elu_grad', 'alpha', alpha, 'real')
     out_grad = _kernel('elu_grad')(x, _scalar(x, alpha))
-    return _into('elu_grad', out, out_grad)
+    return _written('elu_grad', out, None, out_grad)
 
 
 def elu_hess(x, *, alpha: float = 1.0, out=None):
@@ -748,7 +747,7 @@ def elu_hess(x, *, alpha: float = 1.0, out=None):
     x, = _arrays('elu_hess', x)
     alpha = _hyper('elu_hess', 'alpha', alpha, 'real')
     out_hess = _kernel('elu_hess')(x, _scalar(x, alpha))
-    return _into('elu_hess', out, out_hess)
+    return _written('elu_hess', out, None, out_hess)
 
 
 def gelu(x, *, out=None):
@@ -760,7 +759,7 @@ def gelu(x, *, out=None):
     """
     x, = _arrays('gelu', x)
     out_value = _kernel('gelu')(x)
-    return _into('gelu', out, out_value)
+    return _written('gelu', out, None, out_value)
 
 
 def gelu_grad(x, *, out=None):
@@ -771,7 +770,7 @@ def gelu_grad(x, *, out=None):
     """
     x, = _arrays('gelu_grad', x)
     out_grad = _kernel('gelu_grad')(x)
-    return _into('gelu_grad', out, out_grad)
+    return _written('gelu_grad', out, None, out_grad)
 
 
 def gelu_hess(x, *, out=None):
@@ -781,7 +780,7 @@ def gelu_hess(x, *, out=None):
     """
     x, = _arrays('gelu_hess', x)
     out_hess = _kernel('gelu_hess')(x)
-    return _into('gelu_hess', out, out_hess)
+    return _written('gelu_hess', out, None, out_hess)
 
 
 def gelu_tanh(x, *, out=None):
@@ -793,7 +792,7 @@ def gelu_tanh(x, *, out=None):
     """
     x, = _arrays('gelu_tanh', x)
     out_value = _kernel('gelu_tanh')(x)
-    return _into('gelu_tanh', out, out_value)
+    return _written('gelu_tanh', out, None, out_value)
 
 
 def gelu_tanh_grad(x, *, out=None):
@@ -806,7 +805,7 @@ def gelu_tanh_grad(x, *, out=None):
     """
     x, = _arrays('gelu_tanh_grad', x)
     out_grad = _kernel('gelu_tanh_grad')(x)
-    return _into('gelu_tanh_grad', out, out_grad)
+    return _written('gelu_tanh_grad', out, None, out_grad)
 
 
 def gelu_tanh_hess(x, *, out=None):
@@ -826,7 +825,7 @@ def gelu_tanh_hess(x, *, out=None):
     """
     x, = _arrays('gelu_tanh_hess', x)
     out_hess = _kernel('gelu_tanh_hess')(x)
-    return _into('gelu_tanh_hess', out, out_hess)
+    return _written('gelu_tanh_hess', out, None, out_hess)
 
 
 def identity(x, *, out=None):
@@ -838,7 +837,7 @@ def identity(x, *, out=None):
     """
     x, = _arrays('identity', x)
     out_value = _kernel('identity')(x)
-    return _into('identity', out, out_value)
+    return _written('identity', out, None, out_value)
 
 
 def identity_grad(x, *, out=None):
@@ -849,7 +848,7 @@ def identity_grad(x, *, out=None):
     """
     x, = _arrays('identity_grad', x)
     out_grad = _kernel('identity_grad')(x)
-    return _into('identity_grad', out, out_grad)
+    return _written('identity_grad', out, None, out_grad)
 
 
 def identity_hess(x, *, out=None):
@@ -859,7 +858,7 @@ def identity_hess(x, *, out=None):
     """
     x, = _arrays('identity_hess', x)
     out_hess = _kernel('identity_hess')(x)
-    return _into('identity_hess', out, out_hess)
+    return _written('identity_hess', out, None, out_hess)
 
 
 def leaky_relu(x, *, alpha: float = 0.01, out=None):
@@ -872,7 +871,7 @@ def leaky_relu(x, *, alpha: float = 0.01, out=None):
     x, = _arrays('leaky_relu', x)
     alpha = _hyper('leaky_relu', 'alpha', alpha, 'real')
     out_value = _kernel('leaky_relu')(x, _scalar(x, alpha))
-    return _into('leaky_relu', out, out_value)
+    return _written('leaky_relu', out, None, out_value)
 
 
 def leaky_relu_grad(x, *, alpha: float = 0.01, out=None):
@@ -884,7 +883,7 @@ def leaky_relu_grad(x, *, alpha: float = 0.01, out=None):
     x, = _arrays('leaky_relu_grad', x)
     alpha = _hyper('leaky_relu_grad', 'alpha', alpha, 'real')
     out_grad = _kernel('leaky_relu_grad')(x, _scalar(x, alpha))
-    return _into('leaky_relu_grad', out, out_grad)
+    return _written('leaky_relu_grad', out, None, out_grad)
 
 
 def leaky_relu_hess(x, *, alpha: float = 0.01, out=None):
@@ -895,7 +894,7 @@ def leaky_relu_hess(x, *, alpha: float = 0.01, out=None):
     x, = _arrays('leaky_relu_hess', x)
     alpha = _hyper('leaky_relu_hess', 'alpha', alpha, 'real')
     out_hess = _kernel('leaky_relu_hess')(x, _scalar(x, alpha))
-    return _into('leaky_relu_hess', out, out_hess)
+    return _written('leaky_relu_hess', out, None, out_hess)
 
 
 def mish(x, *, out=None):
@@ -907,7 +906,7 @@ def mish(x, *, out=None):
     """
     x, = _arrays('mish', x)
     out_value = _kernel('mish')(x)
-    return _into('mish', out, out_value)
+    return _written('mish', out, None, out_value)
 
 
 def mish_grad(x, *, out=None):
@@ -918,7 +917,7 @@ def mish_grad(x, *, out=None):
     """
     x, = _arrays('mish_grad', x)
     out_grad = _kernel('mish_grad')(x)
-    return _into('mish_grad', out, out_grad)
+    return _written('mish_grad', out, None, out_grad)
 
 
 def mish_hess(x, *, out=None):
@@ -930,7 +929,7 @@ def mish_hess(x, *, out=None):
     """
     x, = _arrays('mish_hess', x)
     out_hess = _kernel('mish_hess')(x)
-    return _into('mish_hess', out, out_hess)
+    return _written('mish_hess', out, None, out_hess)
 
 
 def relu(x, *, out=None):
@@ -942,7 +941,7 @@ def relu(x, *, out=None):
     """
     x, = _arrays('relu', x)
     out_value = _kernel('relu')(x)
-    return _into('relu', out, out_value)
+    return _written('relu', out, None, out_value)
 
 
 def relu_grad(x, *, out=None):
@@ -953,7 +952,7 @@ def relu_grad(x, *, out=None):
     """
     x, = _arrays('relu_grad', x)
     out_grad = _kernel('relu_grad')(x)
-    return _into('relu_grad', out, out_grad)
+    return _written('relu_grad', out, None, out_grad)
 
 
 def relu_hess(x, *, out=None):
@@ -963,7 +962,7 @@ def relu_hess(x, *, out=None):
     """
     x, = _arrays('relu_hess', x)
     out_hess = _kernel('relu_hess')(x)
-    return _into('relu_hess', out, out_hess)
+    return _written('relu_hess', out, None, out_hess)
 
 
 def selu(x, *, out=None):
@@ -976,7 +975,7 @@ def selu(x, *, out=None):
     """
     x, = _arrays('selu', x)
     out_value = _kernel('selu')(x)
-    return _into('selu', out, out_value)
+    return _written('selu', out, None, out_value)
 
 
 def selu_grad(x, *, out=None):
@@ -988,7 +987,7 @@ def selu_grad(x, *, out=None):
     """
     x, = _arrays('selu_grad', x)
     out_grad = _kernel('selu_grad')(x)
-    return _into('selu_grad', out, out_grad)
+    return _written('selu_grad', out, None, out_grad)
 
 
 def selu_hess(x, *, out=None):
@@ -998,7 +997,7 @@ def selu_hess(x, *, out=None):
     """
     x, = _arrays('selu_hess', x)
     out_hess = _kernel('selu_hess')(x)
-    return _into('selu_hess', out, out_hess)
+    return _written('selu_hess', out, None, out_hess)
 
 
 def sigmoid(x, *, out=None):
@@ -1010,7 +1009,7 @@ def sigmoid(x, *, out=None):
     """
     x, = _arrays('sigmoid', x)
     out_value = _kernel('sigmoid')(x)
-    return _into('sigmoid', out, out_value)
+    return _written('sigmoid', out, None, out_value)
 
 
 def sigmoid_grad(x, *, out=None):
@@ -1021,7 +1020,7 @@ def sigmoid_grad(x, *, out=None):
     """
     x, = _arrays('sigmoid_grad', x)
     out_grad = _kernel('sigmoid_grad')(x)
-    return _into('sigmoid_grad', out, out_grad)
+    return _written('sigmoid_grad', out, None, out_grad)
 
 
 def sigmoid_hess(x, *, out=None):
@@ -1031,7 +1030,7 @@ def sigmoid_hess(x, *, out=None):
     """
     x, = _arrays('sigmoid_hess', x)
     out_hess = _kernel('sigmoid_hess')(x)
-    return _into('sigmoid_hess', out, out_hess)
+    return _written('sigmoid_hess', out, None, out_hess)
 
 
 def silu(x, *, out=None):
@@ -1043,7 +1042,7 @@ def silu(x, *, out=None):
     """
     x, = _arrays('silu', x)
     out_value = _kernel('silu')(x)
-    return _into('silu', out, out_value)
+    return _written('silu', out, None, out_value)
 
 
 def silu_grad(x, *, out=None):
@@ -1054,7 +1053,7 @@ def silu_grad(x, *, out=None):
     """
     x, = _arrays('silu_grad', x)
     out_grad = _kernel('silu_grad')(x)
-    return _into('silu_grad', out, out_grad)
+    return _written('silu_grad', out, None, out_grad)
 
 
 def silu_hess(x, *, out=None):
@@ -1064,7 +1063,7 @@ def silu_hess(x, *, out=None):
     """
     x, = _arrays('silu_hess', x)
     out_hess = _kernel('silu_hess')(x)
-    return _into('silu_hess', out, out_hess)
+    return _written('silu_hess', out, None, out_hess)
 
 
 def softmax(x, *, out=None):
@@ -1078,7 +1077,7 @@ def softmax(x, *, out=None):
     r0 = _stage('softmax', 0)(x, axis=-1, keepdims=True)
     r1 = _stage('softmax', 1)(x, r0, axis=-1, keepdims=True)
     out_value = _stage('softmax', 2)(x, r0, r1)
-    return _into('softmax', out, out_value)
+    return _written('softmax', out, None, out_value)
 
 
 def softmax_vjp(x, grad_output, *, out=None):
@@ -1092,7 +1091,7 @@ def softmax_vjp(x, grad_output, *, out=None):
     r1 = _stage('softmax_vjp', 1)(x, r0, axis=-1, keepdims=True)
     r2 = _stage('softmax_vjp', 2)(x, grad_output, r0, r1, axis=-1, keepdims=True)
     out_vjp = _stage('softmax_vjp', 3)(x, grad_output, r0, r1, r2)
-    return _into('softmax_vjp', out, out_vjp)
+    return _written('softmax_vjp', out, None, out_vjp)
 
 
 def softplus(x, *, beta: float = 1.0, out=None):
@@ -1105,7 +1104,7 @@ def softplus(x, *, beta: float = 1.0, out=None):
     x, = _arrays('softplus', x)
     beta = _hyper('softplus', 'beta', beta, 'positive')
     out_value = _kernel('softplus')(x, _scalar(x, beta))
-    return _into('softplus', out, out_value)
+    return _written('softplus', out, None, out_value)
 
 
 def softplus_grad(x, *, beta: float = 1.0, out=None):
@@ -1117,7 +1116,7 @@ def softplus_grad(x, *, beta: float = 1.0, out=None):
     x, = _arrays('softplus_grad', x)
     beta = _hyper('softplus_grad', 'beta', beta, 'positive')
     out_grad = _kernel('softplus_grad')(x, _scalar(x, beta))
-    return _into('softplus_grad', out, out_grad)
+    return _written('softplus_grad', out, None, out_grad)
 
 
 def softplus_hess(x, *, beta: float = 1.0, out=None):
@@ -1128,7 +1127,7 @@ def softplus_hess(x, *, beta: float = 1.0, out=None):
     x, = _arrays('softplus_hess', x)
     beta = _hyper('softplus_hess', 'beta', beta, 'positive')
     out_hess = _kernel('softplus_hess')(x, _scalar(x, beta))
-    return _into('softplus_hess', out, out_hess)
+    return _written('softplus_hess', out, None, out_hess)
 
 
 def softsign(x, *, out=None):
@@ -1140,7 +1139,7 @@ def softsign(x, *, out=None):
     """
     x, = _arrays('softsign', x)
     out_value = _kernel('softsign')(x)
-    return _into('softsign', out, out_value)
+    return _written('softsign', out, None, out_value)
 
 
 def softsign_grad(x, *, out=None):
@@ -1151,7 +1150,7 @@ def softsign_grad(x, *, out=None):
     """
     x, = _arrays('softsign_grad', x)
     out_grad = _kernel('softsign_grad')(x)
-    return _into('softsign_grad', out, out_grad)
+    return _written('softsign_grad', out, None, out_grad)
 
 
 def softsign_hess(x, *, out=None):
@@ -1162,7 +1161,7 @@ def softsign_hess(x, *, out=None):
     """
     x, = _arrays('softsign_hess', x)
     out_hess = _kernel('softsign_hess')(x)
-    return _into('softsign_hess', out, out_hess)
+    return _written('softsign_hess', out, None, out_hess)
 
 
 def tanh(x, *, out=None):
@@ -1174,7 +1173,7 @@ def tanh(x, *, out=None):
     """
     x, = _arrays('tanh', x)
     out_value = _kernel('tanh')(x)
-    return _into('tanh', out, out_value)
+    return _written('tanh', out, None, out_value)
 
 
 def tanh_grad(x, *, out=None):
@@ -1185,7 +1184,7 @@ def tanh_grad(x, *, out=None):
     """
     x, = _arrays('tanh_grad', x)
     out_grad = _kernel('tanh_grad')(x)
-    return _into('tanh_grad', out, out_grad)
+    return _written('tanh_grad', out, None, out_grad)
 
 
 def tanh_hess(x, *, out=None):
@@ -1195,4 +1194,4 @@ def tanh_hess(x, *, out=None):
     """
     x, = _arrays('tanh_hess', x)
     out_hess = _kernel('tanh_hess')(x)
-    return _into('tanh_hess', out, out_hess)
+    return _written('tanh_hess', out, None, out_hess)

@@ -272,28 +272,28 @@ def _prepare(name, *arrays, classes=False):
     return (xp, dtype, *arrays)
 
 
-def _into(name, out, a):
-    """Return ``a``, written into ``out`` when given (an array of ``a``'s shape)."""
-    if out is None:
-        return a
-    if tuple(getattr(out, "shape", ())) != tuple(a.shape) or not hasattr(out, "__setitem__"):
-        raise ValueError(f"{name}: out must be an array of shape {tuple(a.shape)}")
-    out[...] = a
-    return out
-
-
-def _into_all(name, out, forms, *arrays):
-    """Return ``arrays`` (one per form: grad, hess), written into the arrays of the tuple
-    ``out`` when given (``_outs``, ``_out_rule``: each of their shape, all of one float dtype)."""
-    if out is None:
-        return arrays
+def _out_kind(arrays):
+    """Return ``_written``'s overlap test and the arrays it accepts as ``out``: real floating
+    arrays of the results' own namespace (an int ``out`` would truncate them)."""
     xp = _namespace(*arrays)
-    share = getattr(xp, "may_share_memory", lambda a, b: False)
-    outs = _outs(name, out, forms, share)
-    _out_rule(name, outs, forms, tuple(arrays[0].shape), lambda o: _floating(xp, o))
+    overlap = getattr(xp, "may_share_memory", lambda a, b: False)
+    return overlap, lambda o: _floating(xp, o)
+
+
+def _written(name, out, forms, *arrays):
+    """Return the results ``arrays`` (one per form in ``forms``: grad, hess; ``forms`` None:
+    one result), written into ``out`` when given. ``out`` is checked by the rules every
+    target applies (``_outs``: a tuple of arrays that do not overlap; ``_out_rule``: each an
+    array of the results' shape, all of one float dtype), ``_out_kind`` telling which arrays
+    are this target's and how to see that two overlap."""
+    if out is None:
+        return arrays if forms is not None else arrays[0]
+    overlap, accepts = _out_kind(arrays)
+    outs = (out,) if forms is None else _outs(name, out, forms, overlap)
+    _out_rule(name, outs, forms, tuple(arrays[0].shape), accepts)
     for o, a in zip(outs, arrays, strict=True):
         o[...] = a
-    return outs
+    return outs if forms is not None else out
 
 
 def _floating(xp, a):
@@ -363,7 +363,7 @@ def elu(x, *, alpha: float = 1.0, out=None):
     alpha = _hyper('elu', 'alpha', alpha, 'real')
     alpha = xp.asarray(alpha, dtype=dtype)
     return (
-        _into('elu', out, xp.where(x > 0, x, alpha*xp.expm1(xp.minimum(x, xp.asarray(0,
+        _written('elu', out, None, xp.where(x > 0, x, alpha*xp.expm1(xp.minimum(x, xp.asarray(0,
         dtype=dtype)))))
     )
 
@@ -378,7 +378,7 @@ def elu_grad(x, *, alpha: float = 1.0, out=None):
     alpha = _hyper('elu_grad', 'alpha', alpha, 'real')
     alpha = xp.asarray(alpha, dtype=dtype)
     return (
-        _into('elu_grad', out, xp.where(x > 0, xp.asarray(1, dtype=dtype),
+        _written('elu_grad', out, None, xp.where(x > 0, xp.asarray(1, dtype=dtype),
         alpha*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
     )
 
@@ -392,7 +392,7 @@ def elu_hess(x, *, alpha: float = 1.0, out=None):
     alpha = _hyper('elu_hess', 'alpha', alpha, 'real')
     alpha = xp.asarray(alpha, dtype=dtype)
     return (
-        _into('elu_hess', out, xp.where(x > 0, xp.asarray(0, dtype=dtype),
+        _written('elu_hess', out, None, xp.where(x > 0, xp.asarray(0, dtype=dtype),
         alpha*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
     )
 
@@ -405,7 +405,7 @@ def gelu(x, *, out=None):
     f = x*(erf(sqrt(2)*x/2) + 1)/2
     """
     xp, dtype, x = _prepare('gelu', x)
-    return _into('gelu', out, x*(0.5*_erfc(-0.7071067811865476*x)))
+    return _written('gelu', out, None, x*(0.5*_erfc(-0.7071067811865476*x)))
 
 
 def gelu_grad(x, *, out=None):
@@ -416,7 +416,7 @@ def gelu_grad(x, *, out=None):
     """
     xp, dtype, x = _prepare('gelu_grad', x)
     return (
-        _into('gelu_grad', out, 0.3989422804014327*x*xp.exp(-0.5*(x*x)) +
+        _written('gelu_grad', out, None, 0.3989422804014327*x*xp.exp(-0.5*(x*x)) +
         (0.5*_erfc(-0.7071067811865476*x)))
     )
 
@@ -428,7 +428,7 @@ def gelu_hess(x, *, out=None):
     """
     xp, dtype, x = _prepare('gelu_hess', x)
     t0 = 0.5*(xp.clip(x, xp.asarray(-40, dtype=dtype), xp.asarray(40, dtype=dtype))**2)
-    return _into('gelu_hess', out, 0.7978845608028654*(1 - t0)*xp.exp(-t0))
+    return _written('gelu_hess', out, None, 0.7978845608028654*(1 - t0)*xp.exp(-t0))
 
 
 def gelu_tanh(x, *, out=None):
@@ -441,7 +441,7 @@ def gelu_tanh(x, *, out=None):
     xp, dtype, x = _prepare('gelu_tanh', x)
     t0 = 0.07135481627260025*(x*x*x) + 1.5957691216057308*x
     t1 = xp.exp(-xp.abs(t0))
-    return _into('gelu_tanh', out, x*xp.maximum(t1, xp.astype(t0 >= 0, dtype))/(t1 + 1))
+    return _written('gelu_tanh', out, None, x*xp.maximum(t1, xp.astype(t0 >= 0, dtype))/(t1 + 1))
 
 
 def gelu_tanh_grad(x, *, out=None):
@@ -459,7 +459,7 @@ def gelu_tanh_grad(x, *, out=None):
     t3 = xp.exp(-xp.abs(t2))
     t4 = 1/(t3 + 1)
     return (
-        _into('gelu_tanh_grad', out, -t4*(t4*(-t0 - 0.21406444881780073*t1)*xp.maximum(t3,
+        _written('gelu_tanh_grad', out, None, -t4*(t4*(-t0 - 0.21406444881780073*t1)*xp.maximum(t3,
         xp.astype(-t2 >= 0, dtype)) - 1)*xp.maximum(t3, xp.astype(t2 >= 0, dtype)))
     )
 
@@ -486,7 +486,7 @@ def gelu_tanh_hess(x, *, out=None):
     t3 = t2/((t2 + 1)**2)
     t4 = xp.tanh(0.035677408136300125*t1 + 0.7978845608028654*x)
     return (
-        _into('gelu_tanh_hess', out, t0*t3 + t3*(t0 + 3.1915382432114616) +
+        _written('gelu_tanh_hess', out, None, t0*t3 + t3*(t0 + 3.1915382432114616) +
         t3*(-0.6831948749139936*t1*t4 - 0.045823588247668835*t4*x**5 - 2.5464790894703255*t4*x))
     )
 
@@ -499,7 +499,7 @@ def identity(x, *, out=None):
     f = x
     """
     xp, dtype, x = _prepare('identity', x)
-    return _into('identity', out, x)
+    return _written('identity', out, None, x)
 
 
 def identity_grad(x, *, out=None):
@@ -509,7 +509,7 @@ def identity_grad(x, *, out=None):
     df/dx = 1
     """
     xp, dtype, x = _prepare('identity_grad', x)
-    return _into('identity_grad', out, xp.zeros_like(x) + 1)
+    return _written('identity_grad', out, None, xp.zeros_like(x) + 1)
 
 
 def identity_hess(x, *, out=None):
@@ -518,7 +518,7 @@ def identity_hess(x, *, out=None):
     d2f/dx2 = 0
     """
     xp, dtype, x = _prepare('identity_hess', x)
-    return _into('identity_hess', out, xp.zeros_like(x) + 0)
+    return _written('identity_hess', out, None, xp.zeros_like(x) + 0)
 
 
 def leaky_relu(x, *, alpha: float = 0.01, out=None):
@@ -531,7 +531,7 @@ def leaky_relu(x, *, alpha: float = 0.01, out=None):
     xp, dtype, x = _prepare('leaky_relu', x)
     alpha = _hyper('leaky_relu', 'alpha', alpha, 'real')
     alpha = xp.asarray(alpha, dtype=dtype)
-    return _into('leaky_relu', out, xp.where(x > 0, x, alpha*x))
+    return _written('leaky_relu', out, None, xp.where(x > 0, x, alpha*x))
 
 
 def leaky_relu_grad(x, *, alpha: float = 0.01, out=None):
@@ -543,7 +543,9 @@ def leaky_relu_grad(x, *, alpha: float = 0.01, out=None):
     xp, dtype, x = _prepare('leaky_relu_grad', x)
     alpha = _hyper('leaky_relu_grad', 'alpha', alpha, 'real')
     alpha = xp.asarray(alpha, dtype=dtype)
-    return _into('leaky_relu_grad', out, xp.where(x > 0, xp.asarray(1, dtype=dtype), alpha))
+    return (
+        _written('leaky_relu_grad', out, None, xp.where(x > 0, xp.asarray(1, dtype=dtype), alpha))
+    )
 
 
 def leaky_relu_hess(x, *, alpha: float = 0.01, out=None):
@@ -554,7 +556,7 @@ def leaky_relu_hess(x, *, alpha: float = 0.01, out=None):
     xp, dtype, x = _prepare('leaky_relu_hess', x)
     alpha = _hyper('leaky_relu_hess', 'alpha', alpha, 'real')
     alpha = xp.asarray(alpha, dtype=dtype)
-    return _into('leaky_relu_hess', out, xp.zeros_like(x) + 0)
+    return _written('leaky_relu_hess', out, None, xp.zeros_like(x) + 0)
 
 
 def mish(x, *, out=None):
@@ -566,8 +568,8 @@ def mish(x, *, out=None):
     """
     xp, dtype, x = _prepare('mish', x)
     return (
-        _into('mish', out, x*xp.tanh(xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, xp.asarray(0,
-        dtype=dtype))))
+        _written('mish', out, None, x*xp.tanh(xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x,
+        xp.asarray(0, dtype=dtype))))
     )
 
 
@@ -583,8 +585,8 @@ def mish_grad(x, *, out=None):
     t2 = xp.log1p(t1)
     t3 = xp.exp(-2*t0 - 2*t2)
     return (
-        _into('mish_grad', out, 4*t3*x*xp.maximum(t1, xp.astype(x >= 0, dtype))/((t1 + 1)*((t3 +
-        1)**2)) + xp.tanh(t0 + t2))
+        _written('mish_grad', out, None, 4*t3*x*xp.maximum(t1, xp.astype(x >= 0, dtype))/((t1 +
+        1)*((t3 + 1)**2)) + xp.tanh(t0 + t2))
     )
 
 
@@ -605,8 +607,8 @@ def mish_hess(x, *, out=None):
     t6 = xp.maximum(t1, xp.astype(x >= 0, dtype))/t4
     t7 = 2*x
     return (
-        _into('mish_hess', out, t3*(4*t5*x + 8*t6 - 4*(t6*t7 - t5*t7)*xp.tanh(t0 + t2))/((t3 +
-        1)**2))
+        _written('mish_hess', out, None, t3*(4*t5*x + 8*t6 - 4*(t6*t7 - t5*t7)*xp.tanh(t0 +
+        t2))/((t3 + 1)**2))
     )
 
 
@@ -618,7 +620,7 @@ def relu(x, *, out=None):
     f = Max(0, x)
     """
     xp, dtype, x = _prepare('relu', x)
-    return _into('relu', out, xp.maximum(x, xp.asarray(0, dtype=dtype)))
+    return _written('relu', out, None, xp.maximum(x, xp.asarray(0, dtype=dtype)))
 
 
 def relu_grad(x, *, out=None):
@@ -629,7 +631,7 @@ def relu_grad(x, *, out=None):
     """
     xp, dtype, x = _prepare('relu_grad', x)
     return (
-        _into('relu_grad', out, xp.where(x > 0, xp.asarray(1, dtype=dtype), xp.asarray(0,
+        _written('relu_grad', out, None, xp.where(x > 0, xp.asarray(1, dtype=dtype), xp.asarray(0,
         dtype=dtype)))
     )
 
@@ -640,7 +642,7 @@ def relu_hess(x, *, out=None):
     d2f/dx2 = 0
     """
     xp, dtype, x = _prepare('relu_hess', x)
-    return _into('relu_hess', out, xp.zeros_like(x) + 0)
+    return _written('relu_hess', out, None, xp.zeros_like(x) + 0)
 
 
 def selu(x, *, out=None):
@@ -653,7 +655,7 @@ def selu(x, *, out=None):
     """
     xp, dtype, x = _prepare('selu', x)
     return (
-        _into('selu', out, 1.0507009873554805*xp.where(x > 0, x,
+        _written('selu', out, None, 1.0507009873554805*xp.where(x > 0, x,
         1.6732632423543772*xp.expm1(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
     )
 
@@ -667,8 +669,8 @@ def selu_grad(x, *, out=None):
     """
     xp, dtype, x = _prepare('selu_grad', x)
     return (
-        _into('selu_grad', out, 1.0507009873554805*xp.where(x > 0, xp.asarray(1, dtype=dtype),
-        1.6732632423543772*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+        _written('selu_grad', out, None, 1.0507009873554805*xp.where(x > 0, xp.asarray(1,
+        dtype=dtype), 1.6732632423543772*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
     )
 
 
@@ -679,8 +681,8 @@ def selu_hess(x, *, out=None):
     """
     xp, dtype, x = _prepare('selu_hess', x)
     return (
-        _into('selu_hess', out, 1.0507009873554805*xp.where(x > 0, xp.asarray(0, dtype=dtype),
-        1.6732632423543772*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
+        _written('selu_hess', out, None, 1.0507009873554805*xp.where(x > 0, xp.asarray(0,
+        dtype=dtype), 1.6732632423543772*xp.exp(xp.minimum(x, xp.asarray(0, dtype=dtype)))))
     )
 
 
@@ -693,7 +695,7 @@ def sigmoid(x, *, out=None):
     """
     xp, dtype, x = _prepare('sigmoid', x)
     t0 = xp.exp(-xp.abs(x))
-    return _into('sigmoid', out, xp.maximum(t0, xp.astype(x >= 0, dtype))/(t0 + 1))
+    return _written('sigmoid', out, None, xp.maximum(t0, xp.astype(x >= 0, dtype))/(t0 + 1))
 
 
 def sigmoid_grad(x, *, out=None):
@@ -704,7 +706,7 @@ def sigmoid_grad(x, *, out=None):
     """
     xp, dtype, x = _prepare('sigmoid_grad', x)
     t0 = xp.exp(-xp.abs(x))
-    return _into('sigmoid_grad', out, t0/((t0 + 1)**2))
+    return _written('sigmoid_grad', out, None, t0/((t0 + 1)**2))
 
 
 def sigmoid_hess(x, *, out=None):
@@ -714,7 +716,7 @@ def sigmoid_hess(x, *, out=None):
     """
     xp, dtype, x = _prepare('sigmoid_hess', x)
     t0 = xp.exp(-xp.abs(x))
-    return _into('sigmoid_hess', out, -t0*xp.tanh(0.5*x)/((t0 + 1)**2))
+    return _written('sigmoid_hess', out, None, -t0*xp.tanh(0.5*x)/((t0 + 1)**2))
 
 
 def silu(x, *, out=None):
@@ -726,7 +728,7 @@ def silu(x, *, out=None):
     """
     xp, dtype, x = _prepare('silu', x)
     t0 = xp.exp(-xp.abs(x))
-    return _into('silu', out, x*xp.maximum(t0, xp.astype(x >= 0, dtype))/(t0 + 1))
+    return _written('silu', out, None, x*xp.maximum(t0, xp.astype(x >= 0, dtype))/(t0 + 1))
 
 
 def silu_grad(x, *, out=None):
@@ -739,7 +741,7 @@ def silu_grad(x, *, out=None):
     t0 = xp.exp(-xp.abs(x))
     t1 = 1/(t0 + 1)
     return (
-        _into('silu_grad', out, -t1*(-t1*x*xp.maximum(t0, xp.astype(-x >= 0, dtype)) -
+        _written('silu_grad', out, None, -t1*(-t1*x*xp.maximum(t0, xp.astype(-x >= 0, dtype)) -
         1)*xp.maximum(t0, xp.astype(x >= 0, dtype)))
     )
 
@@ -753,7 +755,7 @@ def silu_hess(x, *, out=None):
     t0 = xp.exp(-xp.abs(x))
     t1 = t0 + 1
     return (
-        _into('silu_hess', out, t0*(x + 2 - 2*x*xp.maximum(t0, xp.astype(x >= 0,
+        _written('silu_hess', out, None, t0*(x + 2 - 2*x*xp.maximum(t0, xp.astype(x >= 0,
         dtype))/t1)/(t1*t1))
     )
 
@@ -767,7 +769,7 @@ def softmax(x, *, out=None):
     """
     xp, dtype, x = _prepare('softmax', x, classes=True)
     t0 = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
-    return _into('softmax', out, t0/xp.sum(t0, axis=-1, keepdims=True))
+    return _written('softmax', out, None, t0/xp.sum(t0, axis=-1, keepdims=True))
 
 
 def softmax_vjp(x, grad_output, *, out=None):
@@ -780,7 +782,8 @@ def softmax_vjp(x, grad_output, *, out=None):
     t0 = xp.exp(x - xp.max(x, axis=-1, keepdims=True))
     t1 = t0/xp.sum(t0, axis=-1, keepdims=True)
     return (
-        _into('softmax_vjp', out, t1*(grad_output - xp.sum(grad_output*t1, axis=-1, keepdims=True)))
+        _written('softmax_vjp', out, None, t1*(grad_output - xp.sum(grad_output*t1, axis=-1,
+        keepdims=True)))
     )
 
 
@@ -796,8 +799,8 @@ def softplus(x, *, beta: float = 1.0, out=None):
     beta = xp.asarray(beta, dtype=dtype)
     t0 = beta*x
     return (
-        _into('softplus', out, (xp.log1p(xp.exp(-xp.abs(t0))) + xp.maximum(t0, xp.asarray(0,
-        dtype=dtype)))/beta)
+        _written('softplus', out, None, (xp.log1p(xp.exp(-xp.abs(t0))) + xp.maximum(t0,
+        xp.asarray(0, dtype=dtype)))/beta)
     )
 
 
@@ -812,7 +815,7 @@ def softplus_grad(x, *, beta: float = 1.0, out=None):
     beta = xp.asarray(beta, dtype=dtype)
     t0 = beta*x
     t1 = xp.exp(-xp.abs(t0))
-    return _into('softplus_grad', out, xp.maximum(t1, xp.astype(t0 >= 0, dtype))/(t1 + 1))
+    return _written('softplus_grad', out, None, xp.maximum(t1, xp.astype(t0 >= 0, dtype))/(t1 + 1))
 
 
 def softplus_hess(x, *, beta: float = 1.0, out=None):
@@ -824,7 +827,7 @@ def softplus_hess(x, *, beta: float = 1.0, out=None):
     beta = _hyper('softplus_hess', 'beta', beta, 'positive')
     beta = xp.asarray(beta, dtype=dtype)
     t0 = xp.exp(-xp.abs(beta*x))
-    return _into('softplus_hess', out, beta*t0/((t0 + 1)**2))
+    return _written('softplus_hess', out, None, beta*t0/((t0 + 1)**2))
 
 
 def softsign(x, *, out=None):
@@ -835,7 +838,7 @@ def softsign(x, *, out=None):
     f = x/(Abs(x) + 1)
     """
     xp, dtype, x = _prepare('softsign', x)
-    return _into('softsign', out, x/(xp.abs(x) + 1))
+    return _written('softsign', out, None, x/(xp.abs(x) + 1))
 
 
 def softsign_grad(x, *, out=None):
@@ -846,7 +849,7 @@ def softsign_grad(x, *, out=None):
     """
     xp, dtype, x = _prepare('softsign_grad', x)
     t0 = xp.abs(x)
-    return _into('softsign_grad', out, (t0 + 1 - x*xp.sign(x))/((t0*t0) + 2*t0 + 1))
+    return _written('softsign_grad', out, None, (t0 + 1 - x*xp.sign(x))/((t0*t0) + 2*t0 + 1))
 
 
 def softsign_hess(x, *, out=None):
@@ -860,7 +863,8 @@ def softsign_hess(x, *, out=None):
     t1 = 2*t0
     t2 = xp.abs(x)
     return (
-        _into('softsign_hess', out, (2*(t0*t0)*x - t1*t2 - t1)/((t2*t2*t2) + 3*(t2*t2) + 3*t2 + 1))
+        _written('softsign_hess', out, None, (2*(t0*t0)*x - t1*t2 - t1)/((t2*t2*t2) + 3*(t2*t2) +
+        3*t2 + 1))
     )
 
 
@@ -872,7 +876,7 @@ def tanh(x, *, out=None):
     f = tanh(x)
     """
     xp, dtype, x = _prepare('tanh', x)
-    return _into('tanh', out, xp.tanh(x))
+    return _written('tanh', out, None, xp.tanh(x))
 
 
 def tanh_grad(x, *, out=None):
@@ -883,7 +887,7 @@ def tanh_grad(x, *, out=None):
     """
     xp, dtype, x = _prepare('tanh_grad', x)
     t0 = xp.exp(-2*xp.abs(x))
-    return _into('tanh_grad', out, 4*t0/((t0 + 1)**2))
+    return _written('tanh_grad', out, None, 4*t0/((t0 + 1)**2))
 
 
 def tanh_hess(x, *, out=None):
@@ -893,4 +897,4 @@ def tanh_hess(x, *, out=None):
     """
     xp, dtype, x = _prepare('tanh_hess', x)
     t0 = xp.exp(-2*xp.abs(x))
-    return _into('tanh_hess', out, -8*t0*xp.tanh(x)/((t0 + 1)**2))
+    return _written('tanh_hess', out, None, -8*t0*xp.tanh(x)/((t0 + 1)**2))

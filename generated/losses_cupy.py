@@ -1379,28 +1379,27 @@ def _scalar(like, value):
     return like.dtype.type(value)
 
 
-def _into(name, out, a):
-    """Return ``a``, written into ``out`` when given (an array of ``a``'s shape)."""
-    if out is None:
-        return a
-    if getattr(out, "shape", None) != a.shape:
-        raise ValueError(f"{name}: out must be an array of shape {a.shape}")
-    out[...] = a
-    return out
-
-
-def _into_all(name, out, forms, *arrays):
-    """Return ``arrays`` (one per form: grad, hess), written into the arrays of the tuple
-    ``out`` when given (``_outs``, ``_out_rule``: each of their shape, all of one float dtype)."""
-    if out is None:
-        return arrays
+def _out_kind(arrays):
+    """Return ``_written``'s overlap test and the arrays it accepts as ``out``: float arrays
+    of the array module the wrappers run on (an int ``out`` would truncate the results)."""
     xp = _xp()
-    outs = _outs(name, out, forms, xp.may_share_memory)
-    accepts = lambda o: isinstance(o, xp.ndarray) and o.dtype.kind == "f"  # noqa: E731
-    _out_rule(name, outs, forms, arrays[0].shape, accepts)
+    return xp.may_share_memory, lambda o: isinstance(o, xp.ndarray) and o.dtype.kind == "f"
+
+
+def _written(name, out, forms, *arrays):
+    """Return the results ``arrays`` (one per form in ``forms``: grad, hess; ``forms`` None:
+    one result), written into ``out`` when given. ``out`` is checked by the rules every
+    target applies (``_outs``: a tuple of arrays that do not overlap; ``_out_rule``: each an
+    array of the results' shape, all of one float dtype), ``_out_kind`` telling which arrays
+    are this target's and how to see that two overlap."""
+    if out is None:
+        return arrays if forms is not None else arrays[0]
+    overlap, accepts = _out_kind(arrays)
+    outs = (out,) if forms is None else _outs(name, out, forms, overlap)
+    _out_rule(name, outs, forms, tuple(arrays[0].shape), accepts)
     for o, a in zip(outs, arrays, strict=True):
         o[...] = a
-    return outs
+    return outs if forms is not None else out
 
 
 def _weights(name, weight, like, rows):
@@ -1621,7 +1620,7 @@ def binary_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=Non
     yhat, y, = _arrays('binary_cross_entropy_grad', yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_grad', weight, yhat, count, False)
     out_grad = _kernel('binary_cross_entropy_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('binary_cross_entropy_grad', out, out_grad)
+    return _written('binary_cross_entropy_grad', out, None, out_grad)
 
 
 def binary_cross_entropy_value_and_grad(
@@ -1642,7 +1641,7 @@ def binary_cross_entropy_value_and_grad(
     total, out_grad = (
         _kernel('binary_cross_entropy_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     )
-    return inv_n * total.sum(), _into('binary_cross_entropy_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('binary_cross_entropy_value_and_grad', out, None, out_grad)
 
 
 def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1653,7 +1652,7 @@ def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=Non
     yhat, y, = _arrays('binary_cross_entropy_hess', yhat, y)
     weight, inv_n = _weighting('binary_cross_entropy_hess', weight, yhat, count, False)
     out_hess = _kernel('binary_cross_entropy_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('binary_cross_entropy_hess', out, out_hess)
+    return _written('binary_cross_entropy_hess', out, None, out_hess)
 
 
 def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1667,7 +1666,7 @@ def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weigh
     out_grad, out_hess = (
         _kernel('binary_cross_entropy_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
     )
-    return _into_all('binary_cross_entropy_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('binary_cross_entropy_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def binary_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
@@ -1678,7 +1677,7 @@ def binary_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
     yhat, y, = _arrays('binary_cross_entropy_per_sample', yhat, y)
     weight = _weights('binary_cross_entropy_per_sample', weight, yhat, False)
     out_per_sample = _kernel('binary_cross_entropy_per_sample')(yhat, y, weight)
-    return _into('binary_cross_entropy_per_sample', out, out_per_sample)
+    return _written('binary_cross_entropy_per_sample', out, None, out_per_sample)
 
 
 def binary_cross_entropy_with_logits(yhat, y, *, count: float | None = None, weight=None):
@@ -1712,7 +1711,7 @@ def binary_cross_entropy_with_logits_grad(
     out_grad = (
         _kernel('binary_cross_entropy_with_logits_grad')(yhat, y, weight, _scalar(yhat, inv_n))
     )
-    return _into('binary_cross_entropy_with_logits_grad', out, out_grad)
+    return _written('binary_cross_entropy_with_logits_grad', out, None, out_grad)
 
 
 def binary_cross_entropy_with_logits_value_and_grad(
@@ -1738,7 +1737,8 @@ def binary_cross_entropy_with_logits_value_and_grad(
         inv_n))
     )
     return (
-        inv_n * total.sum(), _into('binary_cross_entropy_with_logits_value_and_grad', out, out_grad)
+        inv_n * total.sum(), _written('binary_cross_entropy_with_logits_value_and_grad', out, None,
+        out_grad)
     )
 
 
@@ -1759,7 +1759,7 @@ def binary_cross_entropy_with_logits_hess(
     out_hess = (
         _kernel('binary_cross_entropy_with_logits_hess')(yhat, y, weight, _scalar(yhat, inv_n))
     )
-    return _into('binary_cross_entropy_with_logits_hess', out, out_hess)
+    return _written('binary_cross_entropy_with_logits_hess', out, None, out_hess)
 
 
 def binary_cross_entropy_with_logits_grad_hess(
@@ -1783,7 +1783,7 @@ def binary_cross_entropy_with_logits_grad_hess(
         _kernel('binary_cross_entropy_with_logits_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
     )
     return (
-        _into_all('binary_cross_entropy_with_logits_grad_hess', out, ('grad', 'hess'), out_grad,
+        _written('binary_cross_entropy_with_logits_grad_hess', out, ('grad', 'hess'), out_grad,
         out_hess)
     )
 
@@ -1796,7 +1796,7 @@ def binary_cross_entropy_with_logits_per_sample(yhat, y, *, weight=None, out=Non
     yhat, y, = _arrays('binary_cross_entropy_with_logits_per_sample', yhat, y)
     weight = _weights('binary_cross_entropy_with_logits_per_sample', weight, yhat, False)
     out_per_sample = _kernel('binary_cross_entropy_with_logits_per_sample')(yhat, y, weight)
-    return _into('binary_cross_entropy_with_logits_per_sample', out, out_per_sample)
+    return _written('binary_cross_entropy_with_logits_per_sample', out, None, out_per_sample)
 
 
 def categorical_cross_entropy(yhat, y, *, count: float | None = None, weight=None):
@@ -1821,7 +1821,7 @@ def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None, weigh
     yhat, y, = _arrays('categorical_cross_entropy_grad', yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_grad', weight, yhat, count, True)
     out_grad = _stage('categorical_cross_entropy_grad', 0)(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('categorical_cross_entropy_grad', out, out_grad)
+    return _written('categorical_cross_entropy_grad', out, None, out_grad)
 
 
 def categorical_cross_entropy_value_and_grad(
@@ -1846,7 +1846,10 @@ def categorical_cross_entropy_value_and_grad(
     out_grad = (
         _stage('categorical_cross_entropy_value_and_grad', 2)(yhat, y, weight, _scalar(yhat, inv_n))
     )
-    return inv_n * total.sum(), _into('categorical_cross_entropy_value_and_grad', out, out_grad)
+    return (
+        inv_n * total.sum(), _written('categorical_cross_entropy_value_and_grad', out, None,
+        out_grad)
+    )
 
 
 def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1858,7 +1861,7 @@ def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weigh
     yhat, y, = _arrays('categorical_cross_entropy_hess', yhat, y, classes=True)
     weight, inv_n = _weighting('categorical_cross_entropy_hess', weight, yhat, count, True)
     out_hess = _stage('categorical_cross_entropy_hess', 0)(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('categorical_cross_entropy_hess', out, out_hess)
+    return _written('categorical_cross_entropy_hess', out, None, out_hess)
 
 
 def categorical_cross_entropy_grad_hess(
@@ -1880,7 +1883,7 @@ def categorical_cross_entropy_grad_hess(
         _stage('categorical_cross_entropy_grad_hess', 0)(yhat, y, weight, _scalar(yhat, inv_n))
     )
     return (
-        _into_all('categorical_cross_entropy_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+        _written('categorical_cross_entropy_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
     )
 
 
@@ -1902,7 +1905,7 @@ def categorical_cross_entropy_hvp(
     out_hvp = (
         _stage('categorical_cross_entropy_hvp', 0)(yhat, y, vector, weight, _scalar(yhat, inv_n))
     )
-    return _into('categorical_cross_entropy_hvp', out, out_hvp)
+    return _written('categorical_cross_entropy_hvp', out, None, out_hvp)
 
 
 def categorical_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
@@ -1914,7 +1917,7 @@ def categorical_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
     weight = _weights('categorical_cross_entropy_per_sample', weight, yhat, True)
     r0 = _stage('categorical_cross_entropy_per_sample', 0)(yhat, y, axis=-1, keepdims=True)
     out_per_sample = _stage('categorical_cross_entropy_per_sample', 1)(r0, weight)
-    return _into('categorical_cross_entropy_per_sample', out, out_per_sample[..., 0])
+    return _written('categorical_cross_entropy_per_sample', out, None, out_per_sample[..., 0])
 
 
 def hinge(yhat, y, *, count: float | None = None, weight=None):
@@ -1938,7 +1941,7 @@ def hinge_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
     yhat, y, = _arrays('hinge_grad', yhat, y)
     weight, inv_n = _weighting('hinge_grad', weight, yhat, count, False)
     out_grad = _kernel('hinge_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('hinge_grad', out, out_grad)
+    return _written('hinge_grad', out, None, out_grad)
 
 
 def hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1950,7 +1953,7 @@ def hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None, ou
     yhat, y, = _arrays('hinge_value_and_grad', yhat, y)
     weight, inv_n = _weighting('hinge_value_and_grad', weight, yhat, count, False)
     total, out_grad = _kernel('hinge_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return inv_n * total.sum(), _into('hinge_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('hinge_value_and_grad', out, None, out_grad)
 
 
 def hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1961,7 +1964,7 @@ def hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     yhat, y, = _arrays('hinge_hess', yhat, y)
     weight, inv_n = _weighting('hinge_hess', weight, yhat, count, False)
     out_hess = _kernel('hinge_hess')(yhat, y, weight)
-    return _into('hinge_hess', out, out_hess)
+    return _written('hinge_hess', out, None, out_hess)
 
 
 def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1973,7 +1976,7 @@ def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=Non
     yhat, y, = _arrays('hinge_grad_hess', yhat, y)
     weight, inv_n = _weighting('hinge_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('hinge_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into_all('hinge_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('hinge_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def hinge_per_sample(yhat, y, *, weight=None, out=None):
@@ -1984,7 +1987,7 @@ def hinge_per_sample(yhat, y, *, weight=None, out=None):
     yhat, y, = _arrays('hinge_per_sample', yhat, y)
     weight = _weights('hinge_per_sample', weight, yhat, False)
     out_per_sample = _kernel('hinge_per_sample')(yhat, y, weight)
-    return _into('hinge_per_sample', out, out_per_sample)
+    return _written('hinge_per_sample', out, None, out_per_sample)
 
 
 def huber(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None):
@@ -2011,7 +2014,7 @@ def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     delta = _hyper('huber_grad', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_grad', weight, yhat, count, False)
     out_grad = _kernel('huber_grad')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
-    return _into('huber_grad', out, out_grad)
+    return _written('huber_grad', out, None, out_grad)
 
 
 def huber_value_and_grad(
@@ -2035,7 +2038,7 @@ def huber_value_and_grad(
     total, out_grad = (
         _kernel('huber_value_and_grad')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
     )
-    return inv_n * total.sum(), _into('huber_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('huber_value_and_grad', out, None, out_grad)
 
 
 def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weight=None, out=None):
@@ -2047,7 +2050,7 @@ def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     delta = _hyper('huber_hess', 'delta', delta, 'positive')
     weight, inv_n = _weighting('huber_hess', weight, yhat, count, False)
     out_hess = _kernel('huber_hess')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
-    return _into('huber_hess', out, out_hess)
+    return _written('huber_hess', out, None, out_hess)
 
 
 def huber_grad_hess(
@@ -2070,7 +2073,7 @@ def huber_grad_hess(
     out_grad, out_hess = (
         _kernel('huber_grad_hess')(yhat, y, weight, _scalar(yhat, delta), _scalar(yhat, inv_n))
     )
-    return _into_all('huber_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('huber_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def huber_per_sample(yhat, y, *, delta: float = 1.0, weight=None, out=None):
@@ -2083,7 +2086,7 @@ def huber_per_sample(yhat, y, *, delta: float = 1.0, weight=None, out=None):
     delta = _hyper('huber_per_sample', 'delta', delta, 'positive')
     weight = _weights('huber_per_sample', weight, yhat, False)
     out_per_sample = _kernel('huber_per_sample')(yhat, y, weight, _scalar(yhat, delta))
-    return _into('huber_per_sample', out, out_per_sample)
+    return _written('huber_per_sample', out, None, out_per_sample)
 
 
 def kl_div(yhat, y, *, count: float | None = None, weight=None):
@@ -2109,7 +2112,7 @@ def kl_div_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
     yhat, y, = _arrays('kl_div_grad', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_grad', weight, yhat, count, True)
     out_grad = _stage('kl_div_grad', 0)(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('kl_div_grad', out, out_grad)
+    return _written('kl_div_grad', out, None, out_grad)
 
 
 def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2124,7 +2127,7 @@ def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None, o
     r1 = _stage('kl_div_value_and_grad', 1)(yhat, y, axis=-1, keepdims=True)
     total = _stage('kl_div_value_and_grad', 2)(r0, r1, weight)
     out_grad = _stage('kl_div_value_and_grad', 3)(yhat, y, weight, _scalar(yhat, inv_n))
-    return inv_n * total.sum(), _into('kl_div_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('kl_div_value_and_grad', out, None, out_grad)
 
 
 def kl_div_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2136,7 +2139,7 @@ def kl_div_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     yhat, y, = _arrays('kl_div_hess', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_hess', weight, yhat, count, True)
     out_hess = _stage('kl_div_hess', 0)(yhat)
-    return _into('kl_div_hess', out, out_hess)
+    return _written('kl_div_hess', out, None, out_hess)
 
 
 def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2148,7 +2151,7 @@ def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=No
     yhat, y, = _arrays('kl_div_grad_hess', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_grad_hess', weight, yhat, count, True)
     out_grad, out_hess = _stage('kl_div_grad_hess', 0)(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into_all('kl_div_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('kl_div_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None, out=None):
@@ -2159,7 +2162,7 @@ def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None, out=
     yhat, y, vector, = _arrays('kl_div_hvp', yhat, y, vector, classes=True)
     weight, inv_n = _weighting('kl_div_hvp', weight, yhat, count, True)
     out_hvp = _stage('kl_div_hvp', 0)(yhat)
-    return _into('kl_div_hvp', out, out_hvp)
+    return _written('kl_div_hvp', out, None, out_hvp)
 
 
 def kl_div_per_sample(yhat, y, *, weight=None, out=None):
@@ -2172,7 +2175,7 @@ def kl_div_per_sample(yhat, y, *, weight=None, out=None):
     r0 = _stage('kl_div_per_sample', 0)(yhat, y, axis=-1, keepdims=True)
     r1 = _stage('kl_div_per_sample', 1)(yhat, y, axis=-1, keepdims=True)
     out_per_sample = _stage('kl_div_per_sample', 2)(r0, r1, weight)
-    return _into('kl_div_per_sample', out, out_per_sample[..., 0])
+    return _written('kl_div_per_sample', out, None, out_per_sample[..., 0])
 
 
 def l1(yhat, y, *, count: float | None = None, weight=None):
@@ -2196,7 +2199,7 @@ def l1_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
     yhat, y, = _arrays('l1_grad', yhat, y)
     weight, inv_n = _weighting('l1_grad', weight, yhat, count, False)
     out_grad = _kernel('l1_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('l1_grad', out, out_grad)
+    return _written('l1_grad', out, None, out_grad)
 
 
 def l1_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2208,7 +2211,7 @@ def l1_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=N
     yhat, y, = _arrays('l1_value_and_grad', yhat, y)
     weight, inv_n = _weighting('l1_value_and_grad', weight, yhat, count, False)
     total, out_grad = _kernel('l1_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return inv_n * total.sum(), _into('l1_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('l1_value_and_grad', out, None, out_grad)
 
 
 def l1_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2219,7 +2222,7 @@ def l1_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     yhat, y, = _arrays('l1_hess', yhat, y)
     weight, inv_n = _weighting('l1_hess', weight, yhat, count, False)
     out_hess = _kernel('l1_hess')(yhat, y, weight)
-    return _into('l1_hess', out, out_hess)
+    return _written('l1_hess', out, None, out_hess)
 
 
 def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2231,7 +2234,7 @@ def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     yhat, y, = _arrays('l1_grad_hess', yhat, y)
     weight, inv_n = _weighting('l1_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('l1_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into_all('l1_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('l1_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def l1_per_sample(yhat, y, *, weight=None, out=None):
@@ -2242,7 +2245,7 @@ def l1_per_sample(yhat, y, *, weight=None, out=None):
     yhat, y, = _arrays('l1_per_sample', yhat, y)
     weight = _weights('l1_per_sample', weight, yhat, False)
     out_per_sample = _kernel('l1_per_sample')(yhat, y, weight)
-    return _into('l1_per_sample', out, out_per_sample)
+    return _written('l1_per_sample', out, None, out_per_sample)
 
 
 def log_cosh(yhat, y, *, count: float | None = None, weight=None):
@@ -2266,7 +2269,7 @@ def log_cosh_grad(yhat, y, *, count: float | None = None, weight=None, out=None)
     yhat, y, = _arrays('log_cosh_grad', yhat, y)
     weight, inv_n = _weighting('log_cosh_grad', weight, yhat, count, False)
     out_grad = _kernel('log_cosh_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('log_cosh_grad', out, out_grad)
+    return _written('log_cosh_grad', out, None, out_grad)
 
 
 def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2278,7 +2281,7 @@ def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None,
     yhat, y, = _arrays('log_cosh_value_and_grad', yhat, y)
     weight, inv_n = _weighting('log_cosh_value_and_grad', weight, yhat, count, False)
     total, out_grad = _kernel('log_cosh_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return inv_n * total.sum(), _into('log_cosh_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('log_cosh_value_and_grad', out, None, out_grad)
 
 
 def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2289,7 +2292,7 @@ def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None, out=None)
     yhat, y, = _arrays('log_cosh_hess', yhat, y)
     weight, inv_n = _weighting('log_cosh_hess', weight, yhat, count, False)
     out_hess = _kernel('log_cosh_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('log_cosh_hess', out, out_hess)
+    return _written('log_cosh_hess', out, None, out_hess)
 
 
 def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2301,7 +2304,7 @@ def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=
     yhat, y, = _arrays('log_cosh_grad_hess', yhat, y)
     weight, inv_n = _weighting('log_cosh_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('log_cosh_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into_all('log_cosh_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('log_cosh_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def log_cosh_per_sample(yhat, y, *, weight=None, out=None):
@@ -2312,7 +2315,7 @@ def log_cosh_per_sample(yhat, y, *, weight=None, out=None):
     yhat, y, = _arrays('log_cosh_per_sample', yhat, y)
     weight = _weights('log_cosh_per_sample', weight, yhat, False)
     out_per_sample = _kernel('log_cosh_per_sample')(yhat, y, weight)
-    return _into('log_cosh_per_sample', out, out_per_sample)
+    return _written('log_cosh_per_sample', out, None, out_per_sample)
 
 
 def mse(yhat, y, *, count: float | None = None, weight=None):
@@ -2336,7 +2339,7 @@ def mse_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
     yhat, y, = _arrays('mse_grad', yhat, y)
     weight, inv_n = _weighting('mse_grad', weight, yhat, count, False)
     out_grad = _kernel('mse_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('mse_grad', out, out_grad)
+    return _written('mse_grad', out, None, out_grad)
 
 
 def mse_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2348,7 +2351,7 @@ def mse_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=
     yhat, y, = _arrays('mse_value_and_grad', yhat, y)
     weight, inv_n = _weighting('mse_value_and_grad', weight, yhat, count, False)
     total, out_grad = _kernel('mse_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return inv_n * total.sum(), _into('mse_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('mse_value_and_grad', out, None, out_grad)
 
 
 def mse_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2359,7 +2362,7 @@ def mse_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     yhat, y, = _arrays('mse_hess', yhat, y)
     weight, inv_n = _weighting('mse_hess', weight, yhat, count, False)
     out_hess = _kernel('mse_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('mse_hess', out, out_hess)
+    return _written('mse_hess', out, None, out_hess)
 
 
 def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2371,7 +2374,7 @@ def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None)
     yhat, y, = _arrays('mse_grad_hess', yhat, y)
     weight, inv_n = _weighting('mse_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('mse_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into_all('mse_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('mse_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def mse_per_sample(yhat, y, *, weight=None, out=None):
@@ -2382,7 +2385,7 @@ def mse_per_sample(yhat, y, *, weight=None, out=None):
     yhat, y, = _arrays('mse_per_sample', yhat, y)
     weight = _weights('mse_per_sample', weight, yhat, False)
     out_per_sample = _kernel('mse_per_sample')(yhat, y, weight)
-    return _into('mse_per_sample', out, out_per_sample)
+    return _written('mse_per_sample', out, None, out_per_sample)
 
 
 def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
@@ -2409,7 +2412,7 @@ def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
     tau = _hyper('pinball_grad', 'tau', tau, 'unit')
     weight, inv_n = _weighting('pinball_grad', weight, yhat, count, False)
     out_grad = _kernel('pinball_grad')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
-    return _into('pinball_grad', out, out_grad)
+    return _written('pinball_grad', out, None, out_grad)
 
 
 def pinball_value_and_grad(
@@ -2433,7 +2436,7 @@ def pinball_value_and_grad(
     total, out_grad = (
         _kernel('pinball_value_and_grad')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
     )
-    return inv_n * total.sum(), _into('pinball_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('pinball_value_and_grad', out, None, out_grad)
 
 
 def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None, out=None):
@@ -2445,7 +2448,7 @@ def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
     tau = _hyper('pinball_hess', 'tau', tau, 'unit')
     weight, inv_n = _weighting('pinball_hess', weight, yhat, count, False)
     out_hess = _kernel('pinball_hess')(yhat, y, weight, _scalar(yhat, tau))
-    return _into('pinball_hess', out, out_hess)
+    return _written('pinball_hess', out, None, out_hess)
 
 
 def pinball_grad_hess(
@@ -2468,7 +2471,7 @@ def pinball_grad_hess(
     out_grad, out_hess = (
         _kernel('pinball_grad_hess')(yhat, y, weight, _scalar(yhat, tau), _scalar(yhat, inv_n))
     )
-    return _into_all('pinball_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('pinball_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def pinball_per_sample(yhat, y, *, tau: float = 0.5, weight=None, out=None):
@@ -2480,7 +2483,7 @@ def pinball_per_sample(yhat, y, *, tau: float = 0.5, weight=None, out=None):
     tau = _hyper('pinball_per_sample', 'tau', tau, 'unit')
     weight = _weights('pinball_per_sample', weight, yhat, False)
     out_per_sample = _kernel('pinball_per_sample')(yhat, y, weight, _scalar(yhat, tau))
-    return _into('pinball_per_sample', out, out_per_sample)
+    return _written('pinball_per_sample', out, None, out_per_sample)
 
 
 def poisson_nll(yhat, y, *, count: float | None = None, weight=None):
@@ -2504,7 +2507,7 @@ def poisson_nll_grad(yhat, y, *, count: float | None = None, weight=None, out=No
     yhat, y, = _arrays('poisson_nll_grad', yhat, y)
     weight, inv_n = _weighting('poisson_nll_grad', weight, yhat, count, False)
     out_grad = _kernel('poisson_nll_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('poisson_nll_grad', out, out_grad)
+    return _written('poisson_nll_grad', out, None, out_grad)
 
 
 def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2516,7 +2519,7 @@ def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None, weight=No
     yhat, y, = _arrays('poisson_nll_value_and_grad', yhat, y)
     weight, inv_n = _weighting('poisson_nll_value_and_grad', weight, yhat, count, False)
     total, out_grad = _kernel('poisson_nll_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return inv_n * total.sum(), _into('poisson_nll_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('poisson_nll_value_and_grad', out, None, out_grad)
 
 
 def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2527,7 +2530,7 @@ def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None, out=No
     yhat, y, = _arrays('poisson_nll_hess', yhat, y)
     weight, inv_n = _weighting('poisson_nll_hess', weight, yhat, count, False)
     out_hess = _kernel('poisson_nll_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('poisson_nll_hess', out, out_hess)
+    return _written('poisson_nll_hess', out, None, out_hess)
 
 
 def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -2539,7 +2542,7 @@ def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None, o
     yhat, y, = _arrays('poisson_nll_grad_hess', yhat, y)
     weight, inv_n = _weighting('poisson_nll_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('poisson_nll_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into_all('poisson_nll_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('poisson_nll_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def poisson_nll_per_sample(yhat, y, *, weight=None, out=None):
@@ -2550,7 +2553,7 @@ def poisson_nll_per_sample(yhat, y, *, weight=None, out=None):
     yhat, y, = _arrays('poisson_nll_per_sample', yhat, y)
     weight = _weights('poisson_nll_per_sample', weight, yhat, False)
     out_per_sample = _kernel('poisson_nll_per_sample')(yhat, y, weight)
-    return _into('poisson_nll_per_sample', out, out_per_sample)
+    return _written('poisson_nll_per_sample', out, None, out_per_sample)
 
 
 def sigmoid_focal(
@@ -2604,7 +2607,7 @@ def sigmoid_focal_grad(
         _kernel('sigmoid_focal_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma),
         _scalar(yhat, inv_n))
     )
-    return _into('sigmoid_focal_grad', out, out_grad)
+    return _written('sigmoid_focal_grad', out, None, out_grad)
 
 
 def sigmoid_focal_value_and_grad(
@@ -2636,7 +2639,7 @@ def sigmoid_focal_value_and_grad(
         _kernel('sigmoid_focal_value_and_grad')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat,
         gamma), _scalar(yhat, inv_n))
     )
-    return inv_n * total.sum(), _into('sigmoid_focal_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('sigmoid_focal_value_and_grad', out, None, out_grad)
 
 
 def sigmoid_focal_hess(
@@ -2670,7 +2673,7 @@ def sigmoid_focal_hess(
         _kernel('sigmoid_focal_hess')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat, gamma),
         _scalar(yhat, inv_n))
     )
-    return _into('sigmoid_focal_hess', out, out_hess)
+    return _written('sigmoid_focal_hess', out, None, out_hess)
 
 
 def sigmoid_focal_grad_hess(
@@ -2709,7 +2712,7 @@ def sigmoid_focal_grad_hess(
         _kernel('sigmoid_focal_grad_hess')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat,
         gamma), _scalar(yhat, inv_n))
     )
-    return _into_all('sigmoid_focal_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('sigmoid_focal_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def sigmoid_focal_per_sample(
@@ -2734,7 +2737,7 @@ def sigmoid_focal_per_sample(
         _kernel('sigmoid_focal_per_sample')(yhat, y, weight, _scalar(yhat, alpha), _scalar(yhat,
         gamma))
     )
-    return _into('sigmoid_focal_per_sample', out, out_per_sample)
+    return _written('sigmoid_focal_per_sample', out, None, out_per_sample)
 
 
 def smooth_l1(yhat, y, *, beta: float = 1.0, count: float | None = None, weight=None):
@@ -2770,7 +2773,7 @@ def smooth_l1_grad(
     beta = _hyper('smooth_l1_grad', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1_grad', weight, yhat, count, False)
     out_grad = _kernel('smooth_l1_grad')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
-    return _into('smooth_l1_grad', out, out_grad)
+    return _written('smooth_l1_grad', out, None, out_grad)
 
 
 def smooth_l1_value_and_grad(
@@ -2796,7 +2799,7 @@ def smooth_l1_value_and_grad(
         _kernel('smooth_l1_value_and_grad')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat,
         inv_n))
     )
-    return inv_n * total.sum(), _into('smooth_l1_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('smooth_l1_value_and_grad', out, None, out_grad)
 
 
 def smooth_l1_hess(
@@ -2817,7 +2820,7 @@ def smooth_l1_hess(
     beta = _hyper('smooth_l1_hess', 'beta', beta, 'positive')
     weight, inv_n = _weighting('smooth_l1_hess', weight, yhat, count, False)
     out_hess = _kernel('smooth_l1_hess')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
-    return _into('smooth_l1_hess', out, out_hess)
+    return _written('smooth_l1_hess', out, None, out_hess)
 
 
 def smooth_l1_grad_hess(
@@ -2842,7 +2845,7 @@ def smooth_l1_grad_hess(
     out_grad, out_hess = (
         _kernel('smooth_l1_grad_hess')(yhat, y, weight, _scalar(yhat, beta), _scalar(yhat, inv_n))
     )
-    return _into_all('smooth_l1_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('smooth_l1_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, weight=None, out=None):
@@ -2855,7 +2858,7 @@ def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, weight=None, out=None):
     beta = _hyper('smooth_l1_per_sample', 'beta', beta, 'positive')
     weight = _weights('smooth_l1_per_sample', weight, yhat, False)
     out_per_sample = _kernel('smooth_l1_per_sample')(yhat, y, weight, _scalar(yhat, beta))
-    return _into('smooth_l1_per_sample', out, out_per_sample)
+    return _written('smooth_l1_per_sample', out, None, out_per_sample)
 
 
 def softmax_cross_entropy(
@@ -2917,7 +2920,7 @@ def softmax_cross_entropy_grad(
         _stage('softmax_cross_entropy_grad', 3)(yhat, y, r0, t1, r2, weight, _scalar(yhat,
         label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
     )
-    return _into('softmax_cross_entropy_grad', out, out_grad)
+    return _written('softmax_cross_entropy_grad', out, None, out_grad)
 
 
 def softmax_cross_entropy_value_and_grad(
@@ -2956,7 +2959,9 @@ def softmax_cross_entropy_value_and_grad(
         _stage('softmax_cross_entropy_value_and_grad', 6)(yhat, y, t2, t4, t6, weight, _scalar(yhat,
         label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
     )
-    return inv_n * total.sum(), _into('softmax_cross_entropy_value_and_grad', out, out_grad)
+    return (
+        inv_n * total.sum(), _written('softmax_cross_entropy_value_and_grad', out, None, out_grad)
+    )
 
 
 def softmax_cross_entropy_hess(
@@ -2987,7 +2992,7 @@ def softmax_cross_entropy_hess(
         _stage('softmax_cross_entropy_hess', 3)(yhat, t0, t2, t3, weight, _scalar(yhat,
         label_smoothing), _scalar(yhat, inv_n))
     )
-    return _into('softmax_cross_entropy_hess', out, out_hess)
+    return _written('softmax_cross_entropy_hess', out, None, out_hess)
 
 
 def softmax_cross_entropy_grad_hess(
@@ -3021,7 +3026,7 @@ def softmax_cross_entropy_grad_hess(
         _stage('softmax_cross_entropy_grad_hess', 3)(yhat, y, t0, t2, t3, weight, _scalar(yhat,
         label_smoothing), _scalar(yhat, n_classes), _scalar(yhat, inv_n))
     )
-    return _into_all('softmax_cross_entropy_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('softmax_cross_entropy_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def softmax_cross_entropy_hvp(
@@ -3055,7 +3060,7 @@ def softmax_cross_entropy_hvp(
         _stage('softmax_cross_entropy_hvp', 4)(yhat, vector, t0, r1, r2, t3, weight, _scalar(yhat,
         label_smoothing), _scalar(yhat, inv_n))
     )
-    return _into('softmax_cross_entropy_hvp', out, out_hvp)
+    return _written('softmax_cross_entropy_hvp', out, None, out_hvp)
 
 
 def softmax_cross_entropy_per_sample(
@@ -3086,7 +3091,7 @@ def softmax_cross_entropy_per_sample(
         _stage('softmax_cross_entropy_per_sample', 5)(t0, t1, r2, t3, r4, weight, _scalar(yhat,
         label_smoothing), _scalar(yhat, n_classes))
     )
-    return _into('softmax_cross_entropy_per_sample', out, out_per_sample[..., 0])
+    return _written('softmax_cross_entropy_per_sample', out, None, out_per_sample[..., 0])
 
 
 def squared_hinge(yhat, y, *, count: float | None = None, weight=None):
@@ -3110,7 +3115,7 @@ def squared_hinge_grad(yhat, y, *, count: float | None = None, weight=None, out=
     yhat, y, = _arrays('squared_hinge_grad', yhat, y)
     weight, inv_n = _weighting('squared_hinge_grad', weight, yhat, count, False)
     out_grad = _kernel('squared_hinge_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('squared_hinge_grad', out, out_grad)
+    return _written('squared_hinge_grad', out, None, out_grad)
 
 
 def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -3122,7 +3127,7 @@ def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=
     yhat, y, = _arrays('squared_hinge_value_and_grad', yhat, y)
     weight, inv_n = _weighting('squared_hinge_value_and_grad', weight, yhat, count, False)
     total, out_grad = _kernel('squared_hinge_value_and_grad')(yhat, y, weight, _scalar(yhat, inv_n))
-    return inv_n * total.sum(), _into('squared_hinge_value_and_grad', out, out_grad)
+    return inv_n * total.sum(), _written('squared_hinge_value_and_grad', out, None, out_grad)
 
 
 def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -3133,7 +3138,7 @@ def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=
     yhat, y, = _arrays('squared_hinge_hess', yhat, y)
     weight, inv_n = _weighting('squared_hinge_hess', weight, yhat, count, False)
     out_hess = _kernel('squared_hinge_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into('squared_hinge_hess', out, out_hess)
+    return _written('squared_hinge_hess', out, None, out_hess)
 
 
 def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -3145,7 +3150,7 @@ def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None,
     yhat, y, = _arrays('squared_hinge_grad_hess', yhat, y)
     weight, inv_n = _weighting('squared_hinge_grad_hess', weight, yhat, count, False)
     out_grad, out_hess = _kernel('squared_hinge_grad_hess')(yhat, y, weight, _scalar(yhat, inv_n))
-    return _into_all('squared_hinge_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
+    return _written('squared_hinge_grad_hess', out, ('grad', 'hess'), out_grad, out_hess)
 
 
 def squared_hinge_per_sample(yhat, y, *, weight=None, out=None):
@@ -3156,4 +3161,4 @@ def squared_hinge_per_sample(yhat, y, *, weight=None, out=None):
     yhat, y, = _arrays('squared_hinge_per_sample', yhat, y)
     weight = _weights('squared_hinge_per_sample', weight, yhat, False)
     out_per_sample = _kernel('squared_hinge_per_sample')(yhat, y, weight)
-    return _into('squared_hinge_per_sample', out, out_per_sample)
+    return _written('squared_hinge_per_sample', out, None, out_per_sample)

@@ -331,28 +331,28 @@ def _prepare(name, *arrays, classes=False):
     return (xp, dtype, *arrays)
 
 
-def _into(name, out, a):
-    """Return ``a``, written into ``out`` when given (an array of ``a``'s shape)."""
-    if out is None:
-        return a
-    if tuple(getattr(out, "shape", ())) != tuple(a.shape) or not hasattr(out, "__setitem__"):
-        raise ValueError(f"{name}: out must be an array of shape {tuple(a.shape)}")
-    out[...] = a
-    return out
-
-
-def _into_all(name, out, forms, *arrays):
-    """Return ``arrays`` (one per form: grad, hess), written into the arrays of the tuple
-    ``out`` when given (``_outs``, ``_out_rule``: each of their shape, all of one float dtype)."""
-    if out is None:
-        return arrays
+def _out_kind(arrays):
+    """Return ``_written``'s overlap test and the arrays it accepts as ``out``: real floating
+    arrays of the results' own namespace (an int ``out`` would truncate them)."""
     xp = _namespace(*arrays)
-    share = getattr(xp, "may_share_memory", lambda a, b: False)
-    outs = _outs(name, out, forms, share)
-    _out_rule(name, outs, forms, tuple(arrays[0].shape), lambda o: _floating(xp, o))
+    overlap = getattr(xp, "may_share_memory", lambda a, b: False)
+    return overlap, lambda o: _floating(xp, o)
+
+
+def _written(name, out, forms, *arrays):
+    """Return the results ``arrays`` (one per form in ``forms``: grad, hess; ``forms`` None:
+    one result), written into ``out`` when given. ``out`` is checked by the rules every
+    target applies (``_outs``: a tuple of arrays that do not overlap; ``_out_rule``: each an
+    array of the results' shape, all of one float dtype), ``_out_kind`` telling which arrays
+    are this target's and how to see that two overlap."""
+    if out is None:
+        return arrays if forms is not None else arrays[0]
+    overlap, accepts = _out_kind(arrays)
+    outs = (out,) if forms is None else _outs(name, out, forms, overlap)
+    _out_rule(name, outs, forms, tuple(arrays[0].shape), accepts)
     for o, a in zip(outs, arrays, strict=True):
         o[...] = a
-    return outs
+    return outs if forms is not None else out
 
 
 def _floating(xp, a):
@@ -434,8 +434,8 @@ def binary_cross_entropy_grad(yhat, y, *, count: float | None = None, weight=Non
     )
     t0 = 1 - y
     return (
-        _into('binary_cross_entropy_grad', out, _weighed(weight, inv_n*t0*(1/xp.where(t0 == 0,
-        xp.asarray(1, dtype=dtype), 1 - yhat)) - inv_n*y*(1/xp.where(y == 0, xp.asarray(1,
+        _written('binary_cross_entropy_grad', out, None, _weighed(weight, inv_n*t0*(1/xp.where(t0 ==
+        0, xp.asarray(1, dtype=dtype), 1 - yhat)) - inv_n*y*(1/xp.where(y == 0, xp.asarray(1,
         dtype=dtype), yhat))))
     )
 
@@ -463,7 +463,7 @@ def binary_cross_entropy_value_and_grad(
     t2 = xp.where(t1 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)
     return (
         inv_n * xp.sum(_weighed(weight, -t1*xp.log(t2) - y*xp.log(t0))),
-        _into('binary_cross_entropy_value_and_grad', out, _weighed(weight, inv_n*t1/t2 -
+        _written('binary_cross_entropy_value_and_grad', out, None, _weighed(weight, inv_n*t1/t2 -
         inv_n*y/t0))
     )
 
@@ -478,8 +478,8 @@ def binary_cross_entropy_hess(yhat, y, *, count: float | None = None, weight=Non
         _weighting('binary_cross_entropy_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
     return (
-        _into('binary_cross_entropy_hess', out, _weighed(weight, inv_n*y/(yhat*yhat) - inv_n*(y -
-        1)/((1 - yhat)**2)))
+        _written('binary_cross_entropy_hess', out, None, _weighed(weight, inv_n*y/(yhat*yhat) -
+        inv_n*(y - 1)/((1 - yhat)**2)))
     )
 
 
@@ -499,7 +499,7 @@ def binary_cross_entropy_grad_hess(yhat, y, *, count: float | None = None, weigh
     t2 = -t1
     t3 = 1 - yhat
     return (
-        _into_all('binary_cross_entropy_grad_hess', out, ('grad', 'hess'), _weighed(weight,
+        _written('binary_cross_entropy_grad_hess', out, ('grad', 'hess'), _weighed(weight,
         inv_n*t2*(1/xp.where(t2 == 0, xp.asarray(1, dtype=dtype), t3)) - t0*(1/xp.where(y == 0,
         xp.asarray(1, dtype=dtype), yhat))), _weighed(weight, t0/(yhat*yhat) - inv_n*t1/(t3*t3)))
     )
@@ -514,9 +514,9 @@ def binary_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
     weight = _weights('binary_cross_entropy_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = 1 - y
     return (
-        _into('binary_cross_entropy_per_sample', out, _weighed(weight, -(t0*xp.log(xp.where(t0 == 0,
-        xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y == 0, xp.asarray(1,
-        dtype=dtype), yhat)))))
+        _written('binary_cross_entropy_per_sample', out, None, _weighed(weight,
+        -(t0*xp.log(xp.where(t0 == 0, xp.asarray(1, dtype=dtype), 1 - yhat)) + y*xp.log(xp.where(y
+        == 0, xp.asarray(1, dtype=dtype), yhat)))))
     )
 
 
@@ -561,8 +561,8 @@ def binary_cross_entropy_with_logits_grad(
     t1 = 1 - 2*t0
     t2 = xp.exp(t1*yhat)
     return (
-        _into('binary_cross_entropy_with_logits_grad', out, _weighed(weight, inv_n*((t0 - y) +
-        (t1*t2/(t2 + 1)))))
+        _written('binary_cross_entropy_with_logits_grad', out, None, _weighed(weight, inv_n*((t0 -
+        y) + (t1*t2/(t2 + 1)))))
     )
 
 
@@ -592,8 +592,8 @@ def binary_cross_entropy_with_logits_value_and_grad(
     return (
         inv_n * xp.sum(_weighed(weight, y*(t3 + xp.maximum(-yhat, xp.asarray(0, dtype=dtype))) - (t3
         + xp.maximum(yhat, xp.asarray(0, dtype=dtype)))*(y - 1))),
-        _into('binary_cross_entropy_with_logits_value_and_grad', out, _weighed(weight, inv_n*((t0 -
-        y) + (t1*t2/(t2 + 1)))))
+        _written('binary_cross_entropy_with_logits_value_and_grad', out, None, _weighed(weight,
+        inv_n*((t0 - y) + (t1*t2/(t2 + 1)))))
     )
 
 
@@ -616,8 +616,8 @@ def binary_cross_entropy_with_logits_hess(
     )
     t0 = xp.exp(-xp.abs(yhat))
     return (
-        _into('binary_cross_entropy_with_logits_hess', out, _weighed(weight, inv_n*t0/((t0 +
-        1)**2)))
+        _written('binary_cross_entropy_with_logits_hess', out, None, _weighed(weight, inv_n*t0/((t0
+        + 1)**2)))
     )
 
 
@@ -645,7 +645,7 @@ def binary_cross_entropy_with_logits_grad_hess(
     t3 = t2 + 1
     t4 = t2/t3
     return (
-        _into_all('binary_cross_entropy_with_logits_grad_hess', out, ('grad', 'hess'),
+        _written('binary_cross_entropy_with_logits_grad_hess', out, ('grad', 'hess'),
         _weighed(weight, inv_n*((t0 - y) + (t1*t4))), _weighed(weight, inv_n*t4/t3))
     )
 
@@ -662,7 +662,7 @@ def binary_cross_entropy_with_logits_per_sample(yhat, y, *, weight=None, out=Non
     )
     t0 = xp.log1p(xp.exp(-xp.abs(yhat)))
     return (
-        _into('binary_cross_entropy_with_logits_per_sample', out, _weighed(weight, y*(t0 +
+        _written('binary_cross_entropy_with_logits_per_sample', out, None, _weighed(weight, y*(t0 +
         xp.maximum(-yhat, xp.asarray(0, dtype=dtype))) - (t0 + xp.maximum(yhat, xp.asarray(0,
         dtype=dtype)))*(y - 1)))
     )
@@ -696,8 +696,8 @@ def categorical_cross_entropy_grad(yhat, y, *, count: float | None = None, weigh
         rows=True)
     )
     return (
-        _into('categorical_cross_entropy_grad', out, _weighed(weight, -inv_n*y*(1/xp.where(y == 0,
-        xp.asarray(1, dtype=dtype), yhat))))
+        _written('categorical_cross_entropy_grad', out, None, _weighed(weight,
+        -inv_n*y*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))))
     )
 
 
@@ -722,7 +722,8 @@ def categorical_cross_entropy_value_and_grad(
     t0 = xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)
     return (
         inv_n * xp.sum(_weighed(weight, -xp.sum(y*xp.log(t0), axis=-1, keepdims=True))),
-        _into('categorical_cross_entropy_value_and_grad', out, _weighed(weight, -inv_n*y/t0))
+        _written('categorical_cross_entropy_value_and_grad', out, None, _weighed(weight,
+        -inv_n*y/t0))
     )
 
 
@@ -737,7 +738,9 @@ def categorical_cross_entropy_hess(yhat, y, *, count: float | None = None, weigh
         _weighting('categorical_cross_entropy_hess', xp, dtype, weight, yhat.shape, count,
         rows=True)
     )
-    return _into('categorical_cross_entropy_hess', out, _weighed(weight, inv_n*y/(yhat*yhat)))
+    return (
+        _written('categorical_cross_entropy_hess', out, None, _weighed(weight, inv_n*y/(yhat*yhat)))
+    )
 
 
 def categorical_cross_entropy_grad_hess(
@@ -760,7 +763,7 @@ def categorical_cross_entropy_grad_hess(
     )
     t0 = inv_n*y
     return (
-        _into_all('categorical_cross_entropy_grad_hess', out, ('grad', 'hess'), _weighed(weight,
+        _written('categorical_cross_entropy_grad_hess', out, ('grad', 'hess'), _weighed(weight,
         -t0*(1/xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat))), _weighed(weight,
         t0/(yhat*yhat)))
     )
@@ -785,7 +788,10 @@ def categorical_cross_entropy_hvp(
     weight, inv_n = (
         _weighting('categorical_cross_entropy_hvp', xp, dtype, weight, yhat.shape, count, rows=True)
     )
-    return _into('categorical_cross_entropy_hvp', out, _weighed(weight, inv_n*vector*y/(yhat*yhat)))
+    return (
+        _written('categorical_cross_entropy_hvp', out, None, _weighed(weight,
+        inv_n*vector*y/(yhat*yhat)))
+    )
 
 
 def categorical_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
@@ -796,7 +802,7 @@ def categorical_cross_entropy_per_sample(yhat, y, *, weight=None, out=None):
     xp, dtype, yhat, y = _prepare('categorical_cross_entropy_per_sample', yhat, y, classes=True)
     weight = _weights('categorical_cross_entropy_per_sample', xp, dtype, weight, yhat.shape, True)
     return (
-        _into('categorical_cross_entropy_per_sample', out, _weighed(weight,
+        _written('categorical_cross_entropy_per_sample', out, None, _weighed(weight,
         -xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype), yhat)), axis=-1,
         keepdims=True))[..., 0])
     )
@@ -822,8 +828,8 @@ def hinge_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
     xp, dtype, yhat, y = _prepare('hinge_grad', yhat, y)
     weight, inv_n = _weighting('hinge_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
-        _into('hinge_grad', out, _weighed(weight, -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1,
-        dtype=dtype), xp.asarray(0, dtype=dtype))))
+        _written('hinge_grad', out, None, _weighed(weight, -inv_n*y*xp.where(y*yhat < 1,
+        xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
     )
 
 
@@ -840,8 +846,8 @@ def hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=None, ou
     t0 = y*yhat
     return (
         inv_n * xp.sum(_weighed(weight, xp.maximum(1 - t0, xp.asarray(0, dtype=dtype)))),
-        _into('hinge_value_and_grad', out, _weighed(weight, -inv_n*y*xp.where(t0 < 1, xp.asarray(1,
-        dtype=dtype), xp.asarray(0, dtype=dtype))))
+        _written('hinge_value_and_grad', out, None, _weighed(weight, -inv_n*y*xp.where(t0 < 1,
+        xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
     )
 
 
@@ -852,7 +858,7 @@ def hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('hinge_hess', yhat, y)
     weight, inv_n = _weighting('hinge_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('hinge_hess', out, _weighed(weight, xp.zeros_like(yhat) + 0))
+    return _written('hinge_hess', out, None, _weighed(weight, xp.zeros_like(yhat) + 0))
 
 
 def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -864,9 +870,9 @@ def hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=Non
     xp, dtype, yhat, y = _prepare('hinge_grad_hess', yhat, y)
     weight, inv_n = _weighting('hinge_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
-        _into_all('hinge_grad_hess', out, ('grad', 'hess'), _weighed(weight,
-        -inv_n*y*xp.where(y*yhat < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))),
-        _weighed(weight, xp.zeros_like(yhat) + 0))
+        _written('hinge_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*y*xp.where(y*yhat
+        < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))), _weighed(weight,
+        xp.zeros_like(yhat) + 0))
     )
 
 
@@ -878,8 +884,8 @@ def hinge_per_sample(yhat, y, *, weight=None, out=None):
     xp, dtype, yhat, y = _prepare('hinge_per_sample', yhat, y)
     weight = _weights('hinge_per_sample', xp, dtype, weight, yhat.shape, False)
     return (
-        _into('hinge_per_sample', out, _weighed(weight, xp.maximum(1 - y*yhat, xp.asarray(0,
-        dtype=dtype))))
+        _written('hinge_per_sample', out, None, _weighed(weight, xp.maximum(1 - y*yhat,
+        xp.asarray(0, dtype=dtype))))
     )
 
 
@@ -912,8 +918,8 @@ def huber_grad(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     delta = xp.asarray(delta, dtype=dtype)
     weight, inv_n = _weighting('huber_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
-        _into('huber_grad', out, _weighed(weight, -inv_n*xp.clip(y - yhat, xp.asarray(-delta,
-        dtype=dtype), delta)))
+        _written('huber_grad', out, None, _weighed(weight, -inv_n*xp.clip(y - yhat,
+        xp.asarray(-delta, dtype=dtype), delta)))
     )
 
 
@@ -942,8 +948,8 @@ def huber_value_and_grad(
     t1 = xp.abs(t0)
     return (
         inv_n * xp.sum(_weighed(weight, xp.where(delta > t1, 0.5*(t0*t0), delta*(t1 - 0.5*delta)))),
-        _into('huber_value_and_grad', out, _weighed(weight, -inv_n*xp.clip(t0, xp.asarray(-delta,
-        dtype=dtype), delta)))
+        _written('huber_value_and_grad', out, None, _weighed(weight, -inv_n*xp.clip(t0,
+        xp.asarray(-delta, dtype=dtype), delta)))
     )
 
 
@@ -957,7 +963,7 @@ def huber_hess(yhat, y, *, delta: float = 1.0, count: float | None = None, weigh
     delta = xp.asarray(delta, dtype=dtype)
     weight, inv_n = _weighting('huber_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
-        _into('huber_hess', out, _weighed(weight, inv_n*xp.where(delta > xp.abs(y - yhat),
+        _written('huber_hess', out, None, _weighed(weight, inv_n*xp.where(delta > xp.abs(y - yhat),
         xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
     )
 
@@ -982,7 +988,7 @@ def huber_grad_hess(
     weight, inv_n = _weighting('huber_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = y - yhat
     return (
-        _into_all('huber_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*xp.clip(t0,
+        _written('huber_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*xp.clip(t0,
         xp.asarray(-delta, dtype=dtype), delta)), _weighed(weight, inv_n*xp.where(delta >
         xp.abs(t0), xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
     )
@@ -1001,8 +1007,8 @@ def huber_per_sample(yhat, y, *, delta: float = 1.0, weight=None, out=None):
     t0 = y - yhat
     t1 = xp.abs(t0)
     return (
-        _into('huber_per_sample', out, _weighed(weight, xp.where(delta > t1, 0.5*(t0*t0), delta*(t1
-        - 0.5*delta))))
+        _written('huber_per_sample', out, None, _weighed(weight, xp.where(delta > t1, 0.5*(t0*t0),
+        delta*(t1 - 0.5*delta))))
     )
 
 
@@ -1028,7 +1034,7 @@ def kl_div_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('kl_div_grad', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_grad', xp, dtype, weight, yhat.shape, count, rows=True)
-    return _into('kl_div_grad', out, _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y)))
+    return _written('kl_div_grad', out, None, _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y)))
 
 
 def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1044,7 +1050,8 @@ def kl_div_value_and_grad(yhat, y, *, count: float | None = None, weight=None, o
     return (
         inv_n * xp.sum(_weighed(weight, xp.sum(y*xp.log(xp.where(y == 0, xp.asarray(1, dtype=dtype),
         y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1, keepdims=True))),
-        _into('kl_div_value_and_grad', out, _weighed(weight, xp.zeros_like(yhat) + (-inv_n*y)))
+        _written('kl_div_value_and_grad', out, None, _weighed(weight, xp.zeros_like(yhat) +
+        (-inv_n*y)))
     )
 
 
@@ -1056,7 +1063,7 @@ def kl_div_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('kl_div_hess', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_hess', xp, dtype, weight, yhat.shape, count, rows=True)
-    return _into('kl_div_hess', out, _weighed(weight, xp.zeros_like(yhat) + 0))
+    return _written('kl_div_hess', out, None, _weighed(weight, xp.zeros_like(yhat) + 0))
 
 
 def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1068,7 +1075,7 @@ def kl_div_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=No
     xp, dtype, yhat, y = _prepare('kl_div_grad_hess', yhat, y, classes=True)
     weight, inv_n = _weighting('kl_div_grad_hess', xp, dtype, weight, yhat.shape, count, rows=True)
     return (
-        _into_all('kl_div_grad_hess', out, ('grad', 'hess'), _weighed(weight, xp.zeros_like(yhat) +
+        _written('kl_div_grad_hess', out, ('grad', 'hess'), _weighed(weight, xp.zeros_like(yhat) +
         (-inv_n*y)), _weighed(weight, xp.zeros_like(yhat) + 0))
     )
 
@@ -1080,7 +1087,7 @@ def kl_div_hvp(yhat, y, vector, *, count: float | None = None, weight=None, out=
     """
     xp, dtype, yhat, y, vector = _prepare('kl_div_hvp', yhat, y, vector, classes=True)
     weight, inv_n = _weighting('kl_div_hvp', xp, dtype, weight, yhat.shape, count, rows=True)
-    return _into('kl_div_hvp', out, _weighed(weight, xp.zeros_like(yhat) + 0))
+    return _written('kl_div_hvp', out, None, _weighed(weight, xp.zeros_like(yhat) + 0))
 
 
 def kl_div_per_sample(yhat, y, *, weight=None, out=None):
@@ -1091,7 +1098,7 @@ def kl_div_per_sample(yhat, y, *, weight=None, out=None):
     xp, dtype, yhat, y = _prepare('kl_div_per_sample', yhat, y, classes=True)
     weight = _weights('kl_div_per_sample', xp, dtype, weight, yhat.shape, True)
     return (
-        _into('kl_div_per_sample', out, _weighed(weight, xp.sum(y*xp.log(xp.where(y == 0,
+        _written('kl_div_per_sample', out, None, _weighed(weight, xp.sum(y*xp.log(xp.where(y == 0,
         xp.asarray(1, dtype=dtype), y)), axis=-1, keepdims=True) - xp.sum(y*yhat, axis=-1,
         keepdims=True))[..., 0])
     )
@@ -1116,7 +1123,7 @@ def l1_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('l1_grad', yhat, y)
     weight, inv_n = _weighting('l1_grad', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('l1_grad', out, _weighed(weight, -inv_n*xp.sign(y - yhat)))
+    return _written('l1_grad', out, None, _weighed(weight, -inv_n*xp.sign(y - yhat)))
 
 
 def l1_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1131,7 +1138,7 @@ def l1_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=N
     )
     t0 = y - yhat
     return (
-        inv_n * xp.sum(_weighed(weight, xp.abs(t0))), _into('l1_value_and_grad', out,
+        inv_n * xp.sum(_weighed(weight, xp.abs(t0))), _written('l1_value_and_grad', out, None,
         _weighed(weight, -inv_n*xp.sign(t0)))
     )
 
@@ -1143,7 +1150,7 @@ def l1_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('l1_hess', yhat, y)
     weight, inv_n = _weighting('l1_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('l1_hess', out, _weighed(weight, xp.zeros_like(yhat) + 0))
+    return _written('l1_hess', out, None, _weighed(weight, xp.zeros_like(yhat) + 0))
 
 
 def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1155,7 +1162,7 @@ def l1_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     xp, dtype, yhat, y = _prepare('l1_grad_hess', yhat, y)
     weight, inv_n = _weighting('l1_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
-        _into_all('l1_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*xp.sign(y - yhat)),
+        _written('l1_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*xp.sign(y - yhat)),
         _weighed(weight, xp.zeros_like(yhat) + 0))
     )
 
@@ -1167,7 +1174,7 @@ def l1_per_sample(yhat, y, *, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('l1_per_sample', yhat, y)
     weight = _weights('l1_per_sample', xp, dtype, weight, yhat.shape, False)
-    return _into('l1_per_sample', out, _weighed(weight, xp.abs(y - yhat)))
+    return _written('l1_per_sample', out, None, _weighed(weight, xp.abs(y - yhat)))
 
 
 def log_cosh(yhat, y, *, count: float | None = None, weight=None):
@@ -1194,7 +1201,7 @@ def log_cosh_grad(yhat, y, *, count: float | None = None, weight=None, out=None)
     """
     xp, dtype, yhat, y = _prepare('log_cosh_grad', yhat, y)
     weight, inv_n = _weighting('log_cosh_grad', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('log_cosh_grad', out, _weighed(weight, -inv_n*xp.tanh(y - yhat)))
+    return _written('log_cosh_grad', out, None, _weighed(weight, -inv_n*xp.tanh(y - yhat)))
 
 
 def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1212,7 +1219,7 @@ def log_cosh_value_and_grad(yhat, y, *, count: float | None = None, weight=None,
     return (
         inv_n * xp.sum(_weighed(weight, xp.where(t1 < 2, xp.log1p(2*(xp.sinh(0.5*xp.minimum(t1,
         xp.asarray(2, dtype=dtype)))**2)), xp.logaddexp(-t0, t0) - 0.6931471805599453))),
-        _into('log_cosh_value_and_grad', out, _weighed(weight, -inv_n*xp.tanh(t0)))
+        _written('log_cosh_value_and_grad', out, None, _weighed(weight, -inv_n*xp.tanh(t0)))
     )
 
 
@@ -1224,7 +1231,7 @@ def log_cosh_hess(yhat, y, *, count: float | None = None, weight=None, out=None)
     xp, dtype, yhat, y = _prepare('log_cosh_hess', yhat, y)
     weight, inv_n = _weighting('log_cosh_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = xp.exp(-xp.abs(2*y - 2*yhat))
-    return _into('log_cosh_hess', out, _weighed(weight, 4*inv_n*t0/((t0 + 1)**2)))
+    return _written('log_cosh_hess', out, None, _weighed(weight, 4*inv_n*t0/((t0 + 1)**2)))
 
 
 def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1239,7 +1246,7 @@ def log_cosh_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=
     )
     t0 = xp.exp(-xp.abs(2*y - 2*yhat))
     return (
-        _into_all('log_cosh_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*xp.tanh(y -
+        _written('log_cosh_grad_hess', out, ('grad', 'hess'), _weighed(weight, -inv_n*xp.tanh(y -
         yhat)), _weighed(weight, 4*inv_n*t0/((t0 + 1)**2)))
     )
 
@@ -1254,7 +1261,7 @@ def log_cosh_per_sample(yhat, y, *, weight=None, out=None):
     t0 = y - yhat
     t1 = xp.abs(t0)
     return (
-        _into('log_cosh_per_sample', out, _weighed(weight, xp.where(t1 < 2,
+        _written('log_cosh_per_sample', out, None, _weighed(weight, xp.where(t1 < 2,
         xp.log1p(2*(xp.sinh(0.5*xp.minimum(t1, xp.asarray(2, dtype=dtype)))**2)), xp.logaddexp(-t0,
         t0) - 0.6931471805599453)))
     )
@@ -1279,7 +1286,7 @@ def mse_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('mse_grad', yhat, y)
     weight, inv_n = _weighting('mse_grad', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('mse_grad', out, _weighed(weight, 2*inv_n*(yhat - y)))
+    return _written('mse_grad', out, None, _weighed(weight, 2*inv_n*(yhat - y)))
 
 
 def mse_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1294,8 +1301,8 @@ def mse_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=
     )
     t0 = yhat - y
     return (
-        inv_n * xp.sum(_weighed(weight, t0*t0)), _into('mse_value_and_grad', out, _weighed(weight,
-        2*inv_n*t0))
+        inv_n * xp.sum(_weighed(weight, t0*t0)), _written('mse_value_and_grad', out, None,
+        _weighed(weight, 2*inv_n*t0))
     )
 
 
@@ -1306,7 +1313,7 @@ def mse_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('mse_hess', yhat, y)
     weight, inv_n = _weighting('mse_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('mse_hess', out, _weighed(weight, xp.zeros_like(yhat) + (2*inv_n)))
+    return _written('mse_hess', out, None, _weighed(weight, xp.zeros_like(yhat) + (2*inv_n)))
 
 
 def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1319,7 +1326,7 @@ def mse_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None)
     weight, inv_n = _weighting('mse_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = 2*inv_n
     return (
-        _into_all('mse_grad_hess', out, ('grad', 'hess'), _weighed(weight, t0*(yhat - y)),
+        _written('mse_grad_hess', out, ('grad', 'hess'), _weighed(weight, t0*(yhat - y)),
         _weighed(weight, xp.zeros_like(yhat) + t0))
     )
 
@@ -1331,7 +1338,7 @@ def mse_per_sample(yhat, y, *, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('mse_per_sample', yhat, y)
     weight = _weights('mse_per_sample', xp, dtype, weight, yhat.shape, False)
-    return _into('mse_per_sample', out, _weighed(weight, (yhat - y)**2))
+    return _written('mse_per_sample', out, None, _weighed(weight, (yhat - y)**2))
 
 
 def pinball(yhat, y, *, tau: float = 0.5, count: float | None = None, weight=None):
@@ -1360,8 +1367,8 @@ def pinball_grad(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
     tau = xp.asarray(tau, dtype=dtype)
     weight, inv_n = _weighting('pinball_grad', xp, dtype, weight, yhat.shape, count, rows=False)
     return (
-        _into('pinball_grad', out, _weighed(weight, inv_n*xp.where(y - yhat >= 0, xp.asarray(-tau,
-        dtype=dtype), xp.asarray(1 - tau, dtype=dtype))))
+        _written('pinball_grad', out, None, _weighed(weight, inv_n*xp.where(y - yhat >= 0,
+        xp.asarray(-tau, dtype=dtype), xp.asarray(1 - tau, dtype=dtype))))
     )
 
 
@@ -1391,8 +1398,8 @@ def pinball_value_and_grad(
     t2 = tau - 1
     return (
         inv_n * xp.sum(_weighed(weight, xp.where(t1, t0*tau, t0*t2))),
-        _into('pinball_value_and_grad', out, _weighed(weight, inv_n*xp.where(t1, xp.asarray(-tau,
-        dtype=dtype), xp.asarray(-t2, dtype=dtype))))
+        _written('pinball_value_and_grad', out, None, _weighed(weight, inv_n*xp.where(t1,
+        xp.asarray(-tau, dtype=dtype), xp.asarray(-t2, dtype=dtype))))
     )
 
 
@@ -1405,7 +1412,7 @@ def pinball_hess(yhat, y, *, tau: float = 0.5, count: float | None = None, weigh
     tau = _hyper('pinball_hess', 'tau', tau, 'unit')
     tau = xp.asarray(tau, dtype=dtype)
     weight, inv_n = _weighting('pinball_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('pinball_hess', out, _weighed(weight, xp.zeros_like(yhat) + 0))
+    return _written('pinball_hess', out, None, _weighed(weight, xp.zeros_like(yhat) + 0))
 
 
 def pinball_grad_hess(
@@ -1429,7 +1436,7 @@ def pinball_grad_hess(
         _weighting('pinball_grad_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
     return (
-        _into_all('pinball_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*xp.where(y -
+        _written('pinball_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*xp.where(y -
         yhat >= 0, xp.asarray(-tau, dtype=dtype), xp.asarray(1 - tau, dtype=dtype))),
         _weighed(weight, xp.zeros_like(yhat) + 0))
     )
@@ -1446,7 +1453,8 @@ def pinball_per_sample(yhat, y, *, tau: float = 0.5, weight=None, out=None):
     weight = _weights('pinball_per_sample', xp, dtype, weight, yhat.shape, False)
     t0 = y - yhat
     return (
-        _into('pinball_per_sample', out, _weighed(weight, xp.where(t0 >= 0, t0*tau, t0*(tau - 1))))
+        _written('pinball_per_sample', out, None, _weighed(weight, xp.where(t0 >= 0, t0*tau, t0*(tau
+        - 1))))
     )
 
 
@@ -1469,7 +1477,7 @@ def poisson_nll_grad(yhat, y, *, count: float | None = None, weight=None, out=No
     """
     xp, dtype, yhat, y = _prepare('poisson_nll_grad', yhat, y)
     weight, inv_n = _weighting('poisson_nll_grad', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('poisson_nll_grad', out, _weighed(weight, inv_n*xp.exp(yhat) - inv_n*y))
+    return _written('poisson_nll_grad', out, None, _weighed(weight, inv_n*xp.exp(yhat) - inv_n*y))
 
 
 def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1484,8 +1492,8 @@ def poisson_nll_value_and_grad(yhat, y, *, count: float | None = None, weight=No
     )
     t0 = xp.exp(yhat)
     return (
-        inv_n * xp.sum(_weighed(weight, t0 - y*yhat)), _into('poisson_nll_value_and_grad', out,
-        _weighed(weight, inv_n*t0 - inv_n*y))
+        inv_n * xp.sum(_weighed(weight, t0 - y*yhat)), _written('poisson_nll_value_and_grad', out,
+        None, _weighed(weight, inv_n*t0 - inv_n*y))
     )
 
 
@@ -1496,7 +1504,7 @@ def poisson_nll_hess(yhat, y, *, count: float | None = None, weight=None, out=No
     """
     xp, dtype, yhat, y = _prepare('poisson_nll_hess', yhat, y)
     weight, inv_n = _weighting('poisson_nll_hess', xp, dtype, weight, yhat.shape, count, rows=False)
-    return _into('poisson_nll_hess', out, _weighed(weight, inv_n*xp.exp(yhat)))
+    return _written('poisson_nll_hess', out, None, _weighed(weight, inv_n*xp.exp(yhat)))
 
 
 def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None, out=None):
@@ -1511,7 +1519,7 @@ def poisson_nll_grad_hess(yhat, y, *, count: float | None = None, weight=None, o
     )
     t0 = xp.exp(yhat)
     return (
-        _into_all('poisson_nll_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*t0 -
+        _written('poisson_nll_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*t0 -
         inv_n*y), _weighed(weight, inv_n*t0))
     )
 
@@ -1523,7 +1531,7 @@ def poisson_nll_per_sample(yhat, y, *, weight=None, out=None):
     """
     xp, dtype, yhat, y = _prepare('poisson_nll_per_sample', yhat, y)
     weight = _weights('poisson_nll_per_sample', xp, dtype, weight, yhat.shape, False)
-    return _into('poisson_nll_per_sample', out, _weighed(weight, xp.exp(yhat) - y*yhat))
+    return _written('poisson_nll_per_sample', out, None, _weighed(weight, xp.exp(yhat) - y*yhat))
 
 
 def sigmoid_focal(
@@ -1601,9 +1609,10 @@ def sigmoid_focal_grad(
     t9 = 1 - t1*t7*xp.maximum(t5, xp.astype(t8 >= 0, dtype)) - t7*y*xp.maximum(t3, t5)
     t10 = xp.log1p(t5)
     return (
-        _into('sigmoid_focal_grad', out, _weighed(weight, (-gamma*inv_n)*t2*t5*t9**(gamma - 1)*(2*y
-        - 1)*(y*(t10 + xp.maximum(t8, xp.asarray(0, dtype=dtype))) - t0*(t10 + xp.maximum(yhat,
-        xp.asarray(0, dtype=dtype))))/(t6*t6) + inv_n*t2*t9**gamma*((t3 - y) + (t4*t5*t7))))
+        _written('sigmoid_focal_grad', out, None, _weighed(weight, (-gamma*inv_n)*t2*t5*t9**(gamma -
+        1)*(2*y - 1)*(y*(t10 + xp.maximum(t8, xp.asarray(0, dtype=dtype))) - t0*(t10 +
+        xp.maximum(yhat, xp.asarray(0, dtype=dtype))))/(t6*t6) + inv_n*t2*t9**gamma*((t3 - y) +
+        (t4*t5*t7))))
     )
 
 
@@ -1653,8 +1662,8 @@ def sigmoid_focal_value_and_grad(
     t11 = t10**gamma
     t12 = alpha*y + t9*(1 - alpha)
     return (
-        inv_n * xp.sum(_weighed(weight, t11*t12*t6)), _into('sigmoid_focal_value_and_grad', out,
-        _weighed(weight, (-gamma*inv_n)*t10**(gamma - 1)*t12*t3*t6*(2*y - 1)/(t7*t7) +
+        inv_n * xp.sum(_weighed(weight, t11*t12*t6)), _written('sigmoid_focal_value_and_grad', out,
+        None, _weighed(weight, (-gamma*inv_n)*t10**(gamma - 1)*t12*t3*t6*(2*y - 1)/(t7*t7) +
         inv_n*t11*t12*((t1 - y) + (t2*t3*t8))))
     )
 
@@ -1710,7 +1719,7 @@ def sigmoid_focal_hess(
         xp.asarray(0, dtype=dtype)))
     )
     return (
-        _into('sigmoid_focal_hess', out, _weighed(weight, (gamma*inv_n*t12)*(t11**(gamma -
+        _written('sigmoid_focal_hess', out, None, _weighed(weight, (gamma*inv_n*t12)*(t11**(gamma -
         2)*t15*t8*(4*(y*y) + 1 - 4*y)*xp.exp(2*t2)/(t4*t4*t4*t4)) + inv_n*t11**gamma*t3*t5*t8 -
         4*t13*t15*(0.25 - 0.5*y)*xp.tanh(0.5*yhat) - 2*t13*(2*y - 1)*((t0 - y) + (t1*t3*t9))))
     )
@@ -1778,7 +1787,7 @@ def sigmoid_focal_grad_hess(
     t20 = t19*t6
     t21 = t18*t20*(2*y - 1)
     return (
-        _into_all('sigmoid_focal_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*t12*t2*t9
+        _written('sigmoid_focal_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*t12*t2*t9
         - t16*t21), _weighed(weight, (gamma*inv_n*t17)*(t11**(gamma - 2)*t14*t2*(4*(y*y) + 1 -
         4*y)*xp.exp(2*t5)/(t7*t7*t7*t7)) + inv_n*t12*t19*t2*t6 - 2*gamma*t15*t21*t9 -
         4*t16*t18*t20*(0.25 - 0.5*y)*xp.tanh(0.5*yhat)))
@@ -1812,10 +1821,10 @@ def sigmoid_focal_per_sample(
     t4 = xp.log1p(t3)
     t5 = 1/(t3 + 1)
     return (
-        _into('sigmoid_focal_per_sample', out, _weighed(weight, (alpha*y + t1*(1 - alpha))*(y*(t4 +
-        xp.maximum(t2, xp.asarray(0, dtype=dtype))) - t0*(t4 + xp.maximum(yhat, xp.asarray(0,
-        dtype=dtype))))*(1 - t1*t5*xp.maximum(t3, xp.astype(t2 >= 0, dtype)) - t5*y*xp.maximum(t3,
-        xp.astype(yhat >= 0, dtype)))**gamma))
+        _written('sigmoid_focal_per_sample', out, None, _weighed(weight, (alpha*y + t1*(1 -
+        alpha))*(y*(t4 + xp.maximum(t2, xp.asarray(0, dtype=dtype))) - t0*(t4 + xp.maximum(yhat,
+        xp.asarray(0, dtype=dtype))))*(1 - t1*t5*xp.maximum(t3, xp.astype(t2 >= 0, dtype)) -
+        t5*y*xp.maximum(t3, xp.astype(yhat >= 0, dtype)))**gamma))
     )
 
 
@@ -1860,8 +1869,8 @@ def smooth_l1_grad(
     t0 = y - yhat
     t1 = xp.abs(t0)
     return (
-        _into('smooth_l1_grad', out, _weighed(weight, inv_n*xp.where(beta > t1, -t0/xp.maximum(t1,
-        beta), -xp.sign(t0))))
+        _written('smooth_l1_grad', out, None, _weighed(weight, inv_n*xp.where(beta > t1,
+        -t0/xp.maximum(t1, beta), -xp.sign(t0))))
     )
 
 
@@ -1894,7 +1903,7 @@ def smooth_l1_value_and_grad(
     t4 = beta > t2
     return (
         inv_n * xp.sum(_weighed(weight, xp.where(t4, 0.5*(t1*t1)*t3, t2 - 0.5*beta))),
-        _into('smooth_l1_value_and_grad', out, _weighed(weight, inv_n*xp.where(t4, t1*t3,
+        _written('smooth_l1_value_and_grad', out, None, _weighed(weight, inv_n*xp.where(t4, t1*t3,
         -xp.sign(t0))))
     )
 
@@ -1919,8 +1928,8 @@ def smooth_l1_hess(
     weight, inv_n = _weighting('smooth_l1_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     t0 = xp.abs(y - yhat)
     return (
-        _into('smooth_l1_hess', out, _weighed(weight, inv_n*xp.where(beta > t0, 1/xp.maximum(t0,
-        beta), xp.asarray(0, dtype=dtype))))
+        _written('smooth_l1_hess', out, None, _weighed(weight, inv_n*xp.where(beta > t0,
+        1/xp.maximum(t0, beta), xp.asarray(0, dtype=dtype))))
     )
 
 
@@ -1951,7 +1960,7 @@ def smooth_l1_grad_hess(
     t2 = 1/xp.maximum(t1, beta)
     t3 = beta > t1
     return (
-        _into_all('smooth_l1_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*xp.where(t3,
+        _written('smooth_l1_grad_hess', out, ('grad', 'hess'), _weighed(weight, inv_n*xp.where(t3,
         -t0*t2, -xp.sign(t0))), _weighed(weight, inv_n*xp.where(t3, t2, xp.asarray(0,
         dtype=dtype))))
     )
@@ -1970,7 +1979,7 @@ def smooth_l1_per_sample(yhat, y, *, beta: float = 1.0, weight=None, out=None):
     t0 = y - yhat
     t1 = xp.abs(t0)
     return (
-        _into('smooth_l1_per_sample', out, _weighed(weight, xp.where(beta > t1,
+        _written('smooth_l1_per_sample', out, None, _weighed(weight, xp.where(beta > t1,
         0.5*(t0*t0)/xp.maximum(t1, beta), t1 - 0.5*beta)))
     )
 
@@ -2035,9 +2044,9 @@ def softmax_cross_entropy_grad(
     t0 = xp.exp(yhat - xp.max(yhat, axis=-1, keepdims=True))
     t1 = xp.sum(y, axis=-1, keepdims=True)
     return (
-        _into('softmax_cross_entropy_grad', out, _weighed(weight, (-inv_n*(label_smoothing*t1 -
-        label_smoothing - t1)/xp.sum(t0, axis=-1, keepdims=True))*t0 + (-inv_n*(1 -
-        label_smoothing))*y - inv_n*label_smoothing/n_classes))
+        _written('softmax_cross_entropy_grad', out, None, _weighed(weight,
+        (-inv_n*(label_smoothing*t1 - label_smoothing - t1)/xp.sum(t0, axis=-1, keepdims=True))*t0 +
+        (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes))
     )
 
 
@@ -2078,7 +2087,7 @@ def softmax_cross_entropy_value_and_grad(
     return (
         inv_n * xp.sum(_weighed(weight, label_smoothing*t0 + label_smoothing*t5 + t5*t6 -
         label_smoothing*t5*t6 - t0 - t1*xp.sum(yhat, axis=-1, keepdims=True))),
-        _into('softmax_cross_entropy_value_and_grad', out, _weighed(weight,
+        _written('softmax_cross_entropy_value_and_grad', out, None, _weighed(weight,
         (-inv_n*(label_smoothing*t6 - label_smoothing - t6)/t4)*t3 + (-inv_n*(1 -
         label_smoothing))*y - inv_n*t1))
     )
@@ -2114,7 +2123,7 @@ def softmax_cross_entropy_hess(
     t3 = xp.sum(y, axis=-1, keepdims=True)
     t4 = label_smoothing*t3 - label_smoothing - t3
     return (
-        _into('softmax_cross_entropy_hess', out, _weighed(weight, (-inv_n*t4/t2)*t1 +
+        _written('softmax_cross_entropy_hess', out, None, _weighed(weight, (-inv_n*t4/t2)*t1 +
         (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0)))
     )
 
@@ -2154,7 +2163,7 @@ def softmax_cross_entropy_grad_hess(
     t4 = label_smoothing*t3 - label_smoothing - t3
     t5 = (inv_n*t4/t2)*t1
     return (
-        _into_all('softmax_cross_entropy_grad_hess', out, ('grad', 'hess'), _weighed(weight,
+        _written('softmax_cross_entropy_grad_hess', out, ('grad', 'hess'), _weighed(weight,
         (-inv_n*(1 - label_smoothing))*y - inv_n*label_smoothing/n_classes - t5), _weighed(weight,
         (inv_n*t4/(t2*t2))*xp.exp(2*yhat - 2*t0) - t5))
     )
@@ -2193,9 +2202,9 @@ def softmax_cross_entropy_hvp(
     t2 = t1/xp.sum(t1, axis=-1, keepdims=True)
     t3 = xp.sum(t2*vector, axis=-1, keepdims=True)
     return (
-        _into('softmax_cross_entropy_hvp', out, _weighed(weight, inv_n*t2*(label_smoothing*t0*t3 +
-        (-label_smoothing*t0)*vector + label_smoothing*vector + t0*vector - label_smoothing*t3 -
-        t0*t3)))
+        _written('softmax_cross_entropy_hvp', out, None, _weighed(weight,
+        inv_n*t2*(label_smoothing*t0*t3 + (-label_smoothing*t0)*vector + label_smoothing*vector +
+        t0*vector - label_smoothing*t3 - t0*t3)))
     )
 
 
@@ -2224,8 +2233,8 @@ def softmax_cross_entropy_per_sample(
     t2 = t1 + xp.log(xp.sum(xp.exp(yhat - t1), axis=-1, keepdims=True))
     t3 = xp.sum(y, axis=-1, keepdims=True)
     return (
-        _into('softmax_cross_entropy_per_sample', out, _weighed(weight, label_smoothing*t0 +
-        label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1,
+        _written('softmax_cross_entropy_per_sample', out, None, _weighed(weight, label_smoothing*t0
+        + label_smoothing*t2 + t2*t3 - label_smoothing*t2*t3 - label_smoothing*xp.sum(yhat, axis=-1,
         keepdims=True)/n_classes - t0)[..., 0])
     )
 
@@ -2253,8 +2262,9 @@ def squared_hinge_grad(yhat, y, *, count: float | None = None, weight=None, out=
     )
     t0 = y*yhat
     return (
-        _into('squared_hinge_grad', out, _weighed(weight, -2*inv_n*y*xp.where(t0 < 1, xp.asarray(1,
-        dtype=dtype), xp.asarray(0, dtype=dtype))*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))))
+        _written('squared_hinge_grad', out, None, _weighed(weight, -2*inv_n*y*xp.where(t0 < 1,
+        xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))*xp.maximum(1 - t0, xp.asarray(0,
+        dtype=dtype))))
     )
 
 
@@ -2271,7 +2281,7 @@ def squared_hinge_value_and_grad(yhat, y, *, count: float | None = None, weight=
     t0 = y*yhat
     t1 = xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))
     return (
-        inv_n * xp.sum(_weighed(weight, t1*t1)), _into('squared_hinge_value_and_grad', out,
+        inv_n * xp.sum(_weighed(weight, t1*t1)), _written('squared_hinge_value_and_grad', out, None,
         _weighed(weight, -2*inv_n*t1*y*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0,
         dtype=dtype))))
     )
@@ -2287,8 +2297,8 @@ def squared_hinge_hess(yhat, y, *, count: float | None = None, weight=None, out=
         _weighting('squared_hinge_hess', xp, dtype, weight, yhat.shape, count, rows=False)
     )
     return (
-        _into('squared_hinge_hess', out, _weighed(weight, 2*inv_n*(y*y)*xp.where(y*yhat < 1,
-        xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
+        _written('squared_hinge_hess', out, None, _weighed(weight, 2*inv_n*(y*y)*xp.where(y*yhat <
+        1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))))
     )
 
 
@@ -2305,7 +2315,7 @@ def squared_hinge_grad_hess(yhat, y, *, count: float | None = None, weight=None,
     t0 = y*yhat
     t1 = 2*inv_n*xp.where(t0 < 1, xp.asarray(1, dtype=dtype), xp.asarray(0, dtype=dtype))
     return (
-        _into_all('squared_hinge_grad_hess', out, ('grad', 'hess'), _weighed(weight,
+        _written('squared_hinge_grad_hess', out, ('grad', 'hess'), _weighed(weight,
         -t1*y*xp.maximum(1 - t0, xp.asarray(0, dtype=dtype))), _weighed(weight, t1*(y*y)))
     )
 
@@ -2318,6 +2328,6 @@ def squared_hinge_per_sample(yhat, y, *, weight=None, out=None):
     xp, dtype, yhat, y = _prepare('squared_hinge_per_sample', yhat, y)
     weight = _weights('squared_hinge_per_sample', xp, dtype, weight, yhat.shape, False)
     return (
-        _into('squared_hinge_per_sample', out, _weighed(weight, xp.maximum(1 - y*yhat, xp.asarray(0,
-        dtype=dtype))**2))
+        _written('squared_hinge_per_sample', out, None, _weighed(weight, xp.maximum(1 - y*yhat,
+        xp.asarray(0, dtype=dtype))**2))
     )

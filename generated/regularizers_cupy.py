@@ -152,28 +152,27 @@ def _scalar(like, value):
     return like.dtype.type(value)
 
 
-def _into(name, out, a):
-    """Return ``a``, written into ``out`` when given (an array of ``a``'s shape)."""
-    if out is None:
-        return a
-    if getattr(out, "shape", None) != a.shape:
-        raise ValueError(f"{name}: out must be an array of shape {a.shape}")
-    out[...] = a
-    return out
-
-
-def _into_all(name, out, forms, *arrays):
-    """Return ``arrays`` (one per form: grad, hess), written into the arrays of the tuple
-    ``out`` when given (``_outs``, ``_out_rule``: each of their shape, all of one float dtype)."""
-    if out is None:
-        return arrays
+def _out_kind(arrays):
+    """Return ``_written``'s overlap test and the arrays it accepts as ``out``: float arrays
+    of the array module the wrappers run on (an int ``out`` would truncate the results)."""
     xp = _xp()
-    outs = _outs(name, out, forms, xp.may_share_memory)
-    accepts = lambda o: isinstance(o, xp.ndarray) and o.dtype.kind == "f"  # noqa: E731
-    _out_rule(name, outs, forms, arrays[0].shape, accepts)
+    return xp.may_share_memory, lambda o: isinstance(o, xp.ndarray) and o.dtype.kind == "f"
+
+
+def _written(name, out, forms, *arrays):
+    """Return the results ``arrays`` (one per form in ``forms``: grad, hess; ``forms`` None:
+    one result), written into ``out`` when given. ``out`` is checked by the rules every
+    target applies (``_outs``: a tuple of arrays that do not overlap; ``_out_rule``: each an
+    array of the results' shape, all of one float dtype), ``_out_kind`` telling which arrays
+    are this target's and how to see that two overlap."""
+    if out is None:
+        return arrays if forms is not None else arrays[0]
+    overlap, accepts = _out_kind(arrays)
+    outs = (out,) if forms is None else _outs(name, out, forms, overlap)
+    _out_rule(name, outs, forms, tuple(arrays[0].shape), accepts)
     for o, a in zip(outs, arrays, strict=True):
         o[...] = a
-    return outs
+    return outs if forms is not None else out
 
 
 # ---- The input rules every target applies (one template, included by every module) ----
@@ -367,7 +366,7 @@ def elastic_net_grad(w, *, lam: float = 0.01, l1_ratio: float = 0.5, out=None):
     lam = _hyper('elastic_net_grad', 'lam', lam, 'nonnegative')
     l1_ratio = _hyper('elastic_net_grad', 'l1_ratio', l1_ratio, 'unit')
     out_grad = _kernel('elastic_net_grad')(w, _scalar(w, lam), _scalar(w, l1_ratio))
-    return _into('elastic_net_grad', out, out_grad)
+    return _written('elastic_net_grad', out, None, out_grad)
 
 
 def elastic_net_hess(w, *, lam: float = 0.01, l1_ratio: float = 0.5, out=None):
@@ -379,7 +378,7 @@ def elastic_net_hess(w, *, lam: float = 0.01, l1_ratio: float = 0.5, out=None):
     lam = _hyper('elastic_net_hess', 'lam', lam, 'nonnegative')
     l1_ratio = _hyper('elastic_net_hess', 'l1_ratio', l1_ratio, 'unit')
     out_hess = _kernel('elastic_net_hess')(w, _scalar(w, lam), _scalar(w, l1_ratio))
-    return _into('elastic_net_hess', out, out_hess)
+    return _written('elastic_net_hess', out, None, out_hess)
 
 
 def l1(w, *, lam: float = 0.01):
@@ -403,7 +402,7 @@ def l1_grad(w, *, lam: float = 0.01, out=None):
     w, = _arrays('l1_grad', w)
     lam = _hyper('l1_grad', 'lam', lam, 'nonnegative')
     out_grad = _kernel('l1_grad')(w, _scalar(w, lam))
-    return _into('l1_grad', out, out_grad)
+    return _written('l1_grad', out, None, out_grad)
 
 
 def l1_hess(w, *, lam: float = 0.01, out=None):
@@ -414,7 +413,7 @@ def l1_hess(w, *, lam: float = 0.01, out=None):
     w, = _arrays('l1_hess', w)
     lam = _hyper('l1_hess', 'lam', lam, 'nonnegative')
     out_hess = _kernel('l1_hess')(w, _scalar(w, lam))
-    return _into('l1_hess', out, out_hess)
+    return _written('l1_hess', out, None, out_hess)
 
 
 def l2(w, *, lam: float = 0.01):
@@ -438,7 +437,7 @@ def l2_grad(w, *, lam: float = 0.01, out=None):
     w, = _arrays('l2_grad', w)
     lam = _hyper('l2_grad', 'lam', lam, 'nonnegative')
     out_grad = _kernel('l2_grad')(w, _scalar(w, lam))
-    return _into('l2_grad', out, out_grad)
+    return _written('l2_grad', out, None, out_grad)
 
 
 def l2_hess(w, *, lam: float = 0.01, out=None):
@@ -449,4 +448,4 @@ def l2_hess(w, *, lam: float = 0.01, out=None):
     w, = _arrays('l2_hess', w)
     lam = _hyper('l2_hess', 'lam', lam, 'nonnegative')
     out_hess = _kernel('l2_hess')(w, _scalar(w, lam))
-    return _into('l2_hess', out, out_hess)
+    return _written('l2_hess', out, None, out_hess)

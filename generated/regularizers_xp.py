@@ -240,28 +240,28 @@ def _prepare(name, *arrays, classes=False):
     return (xp, dtype, *arrays)
 
 
-def _into(name, out, a):
-    """Return ``a``, written into ``out`` when given (an array of ``a``'s shape)."""
-    if out is None:
-        return a
-    if tuple(getattr(out, "shape", ())) != tuple(a.shape) or not hasattr(out, "__setitem__"):
-        raise ValueError(f"{name}: out must be an array of shape {tuple(a.shape)}")
-    out[...] = a
-    return out
-
-
-def _into_all(name, out, forms, *arrays):
-    """Return ``arrays`` (one per form: grad, hess), written into the arrays of the tuple
-    ``out`` when given (``_outs``, ``_out_rule``: each of their shape, all of one float dtype)."""
-    if out is None:
-        return arrays
+def _out_kind(arrays):
+    """Return ``_written``'s overlap test and the arrays it accepts as ``out``: real floating
+    arrays of the results' own namespace (an int ``out`` would truncate them)."""
     xp = _namespace(*arrays)
-    share = getattr(xp, "may_share_memory", lambda a, b: False)
-    outs = _outs(name, out, forms, share)
-    _out_rule(name, outs, forms, tuple(arrays[0].shape), lambda o: _floating(xp, o))
+    overlap = getattr(xp, "may_share_memory", lambda a, b: False)
+    return overlap, lambda o: _floating(xp, o)
+
+
+def _written(name, out, forms, *arrays):
+    """Return the results ``arrays`` (one per form in ``forms``: grad, hess; ``forms`` None:
+    one result), written into ``out`` when given. ``out`` is checked by the rules every
+    target applies (``_outs``: a tuple of arrays that do not overlap; ``_out_rule``: each an
+    array of the results' shape, all of one float dtype), ``_out_kind`` telling which arrays
+    are this target's and how to see that two overlap."""
+    if out is None:
+        return arrays if forms is not None else arrays[0]
+    overlap, accepts = _out_kind(arrays)
+    outs = (out,) if forms is None else _outs(name, out, forms, overlap)
+    _out_rule(name, outs, forms, tuple(arrays[0].shape), accepts)
     for o, a in zip(outs, arrays, strict=True):
         o[...] = a
-    return outs
+    return outs if forms is not None else out
 
 
 def _floating(xp, a):
@@ -297,7 +297,7 @@ def elastic_net_grad(w, *, lam: float = 0.01, l1_ratio: float = 0.5, out=None):
     l1_ratio = _hyper('elastic_net_grad', 'l1_ratio', l1_ratio, 'unit')
     lam = xp.asarray(lam, dtype=dtype)
     l1_ratio = xp.asarray(l1_ratio, dtype=dtype)
-    return _into('elastic_net_grad', out, lam*(l1_ratio*xp.sign(w) + w - l1_ratio*w))
+    return _written('elastic_net_grad', out, None, lam*(l1_ratio*xp.sign(w) + w - l1_ratio*w))
 
 
 def elastic_net_hess(w, *, lam: float = 0.01, l1_ratio: float = 0.5, out=None):
@@ -310,7 +310,7 @@ def elastic_net_hess(w, *, lam: float = 0.01, l1_ratio: float = 0.5, out=None):
     l1_ratio = _hyper('elastic_net_hess', 'l1_ratio', l1_ratio, 'unit')
     lam = xp.asarray(lam, dtype=dtype)
     l1_ratio = xp.asarray(l1_ratio, dtype=dtype)
-    return _into('elastic_net_hess', out, xp.zeros_like(w) + (lam*(1 - l1_ratio)))
+    return _written('elastic_net_hess', out, None, xp.zeros_like(w) + (lam*(1 - l1_ratio)))
 
 
 def l1(w, *, lam: float = 0.01):
@@ -334,7 +334,7 @@ def l1_grad(w, *, lam: float = 0.01, out=None):
     xp, dtype, w = _prepare('l1_grad', w)
     lam = _hyper('l1_grad', 'lam', lam, 'nonnegative')
     lam = xp.asarray(lam, dtype=dtype)
-    return _into('l1_grad', out, lam*xp.sign(w))
+    return _written('l1_grad', out, None, lam*xp.sign(w))
 
 
 def l1_hess(w, *, lam: float = 0.01, out=None):
@@ -345,7 +345,7 @@ def l1_hess(w, *, lam: float = 0.01, out=None):
     xp, dtype, w = _prepare('l1_hess', w)
     lam = _hyper('l1_hess', 'lam', lam, 'nonnegative')
     lam = xp.asarray(lam, dtype=dtype)
-    return _into('l1_hess', out, xp.zeros_like(w) + 0)
+    return _written('l1_hess', out, None, xp.zeros_like(w) + 0)
 
 
 def l2(w, *, lam: float = 0.01):
@@ -369,7 +369,7 @@ def l2_grad(w, *, lam: float = 0.01, out=None):
     xp, dtype, w = _prepare('l2_grad', w)
     lam = _hyper('l2_grad', 'lam', lam, 'nonnegative')
     lam = xp.asarray(lam, dtype=dtype)
-    return _into('l2_grad', out, lam*w)
+    return _written('l2_grad', out, None, lam*w)
 
 
 def l2_hess(w, *, lam: float = 0.01, out=None):
@@ -380,4 +380,4 @@ def l2_hess(w, *, lam: float = 0.01, out=None):
     xp, dtype, w = _prepare('l2_hess', w)
     lam = _hyper('l2_hess', 'lam', lam, 'nonnegative')
     lam = xp.asarray(lam, dtype=dtype)
-    return _into('l2_hess', out, xp.zeros_like(w) + lam)
+    return _written('l2_hess', out, None, xp.zeros_like(w) + lam)

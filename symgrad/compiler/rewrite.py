@@ -29,6 +29,7 @@ from symgrad.compiler.primitives import (
     xlogy,
 )
 from symgrad.compiler.tails import factor_tails
+from symgrad.compiler.tails import one_minus_sigmoid as _one_minus_sigmoid
 from symgrad.compiler.traverse import bottom_up, expanded_terms, replace_types, tree_size
 
 # ---------------------------------------------------------------- before differentiating
@@ -268,24 +269,6 @@ def tidy(expr: sp.Expr, elementwise: frozenset = frozenset()) -> sp.Expr:
     candidates.append(expanded)
     candidates.append(sp.factor_terms(expanded))
     return min(candidates, key=sp.count_ops)
-
-
-def _one_minus_sigmoid(e: sp.Expr) -> sp.Expr | None:
-    """``c - c sigmoid(u) -> c sigmoid(-u)`` inside a sum, for a number c (1 - sigmoid(u),
-    sigmoid(u) - 1): the difference rounds to 0 where the sigmoid rounds to 1."""
-    if not e.is_Add:
-        return None
-    args = list(e.args)
-    constant = next((a for a in args if a.is_Number), None)
-    if constant is None:
-        return None
-    for a in args:
-        k, rest = a.as_coeff_Mul()
-        if isinstance(rest, sigmoid) and k == -constant:
-            args.remove(constant)
-            args.remove(a)
-            return sp.Add(*args) + constant * sigmoid(-rest.args[0])
-    return None
 
 
 def _exp_erf_offset(e: sp.Expr) -> sp.Expr | None:

@@ -68,10 +68,17 @@ MIN_GAIN = 1.0
 SAMPLES = 48
 #: The most terms a truncated series keeps, and the order the value's series is taken to.
 MAX_TERMS = 12
-#: Only specs this small are searched, and a series is taken only of a value (or localized
-#: subexpression) this small (distinct nodes): sympy's ``series`` has no bound of its own, and
-#: on random specs of 20-40 nodes it ran for minutes. Hamming's problems have 4-12 nodes.
+#: A spec's own series (near 0 and in the tails) is taken only of a value this small, and only
+#: a subexpression this small is rewritten (distinct nodes): sympy's ``series``, ``together``
+#: and ``cancel`` have no bound of their own, and on random specs of 20-40 nodes they ran for
+#: minutes. Hamming's problems have 4-12 nodes.
 SERIES_NODES = 14
+#: A localized subexpression's series near 0 (Cauchy's formula: 128 complex evaluations of
+#: each node) is taken up to this size.
+SERIES_NODES_NEAR_0 = 40
+#: Only specs this small (distinct nodes) are searched at all. A spec with other inputs or
+#: hyper-parameters gets no series of its own, only of its localized subexpressions in x.
+SEARCHED_NODES = 48
 #: Subexpressions with the most local error that get candidates of their own.
 LOCALIZED = 2
 #: Forms with more distinct nodes than this are not localized (one exact pass per point).
@@ -315,6 +322,9 @@ def _variable(x: sp.Symbol, at: str) -> tuple[sp.Symbol, sp.Expr]:
 #: exponential, or of a deep composition, can run for minutes: no count bounds it otherwise).
 SERIES_FUNCTIONS = (sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.atan, sp.sinh, sp.cosh, sp.tanh)
 SERIES_DEPTH = 1
+#: Functions mpmath evaluates at complex points: near 0, where the coefficients come from
+#: Cauchy's formula (counted work, any nesting), these may sit at any depth.
+ANALYTIC_FUNCTIONS = (*SERIES_FUNCTIONS, sp.erf)
 
 
 def _expandable(expr: sp.Expr, depth: int = 0) -> bool:
@@ -329,6 +339,16 @@ def _expandable(expr: sp.Expr, depth: int = 0) -> bool:
     if not (expr.is_Add or expr.is_Mul or expr.is_Pow):
         return False
     return all(_expandable(a, depth) for a in expr.args)
+
+
+def _analytic(expr: sp.Expr) -> bool:
+    """Tell whether ``expr`` is built of numbers, symbols, sums, products, powers and
+    ``ANALYTIC_FUNCTIONS`` only (``_complex_at`` evaluates these; whether the form is analytic
+    on the disc is what Cauchy's two circles then decide)."""
+    return all(
+        a.is_Atom or a.is_Add or a.is_Mul or a.is_Pow or isinstance(a, ANALYTIC_FUNCTIONS)
+        for a in sp.preorder_traversal(expr)
+    )
 
 
 #: Taylor coefficients near 0 come from Cauchy's integral formula: the form evaluated in
@@ -363,7 +383,7 @@ def _complex_at(expr: sp.Expr, x: sp.Symbol, z, memo: dict):
         base = _complex_at(expr.base, x, z, memo)
         e = expr.exp
         out = base ** int(e) if e.is_Integer else mpmath.power(base, _complex_at(e, x, z, memo))
-    elif isinstance(expr, SERIES_FUNCTIONS):
+    elif isinstance(expr, ANALYTIC_FUNCTIONS):
         f = getattr(mpmath, type(expr).__name__)
         out = f(_complex_at(expr.args[0], x, z, memo))
     else:
@@ -430,10 +450,10 @@ def _series(expr: sp.Expr, x: sp.Symbol, at: str, order: int) -> sp.Expr | None:
     other functions or deeper nesting than ``_expandable`` allows). Near 0 the coefficients
     are computed (``_taylor``: counted work); in a tail, only a form without functions is
     expanded, by sympy (algebraic Puiseux series, cheap at this size)."""
+    if at == "0":
+        return _taylor(expr, x, order) if _analytic(expr) else None
     if not _expandable(expr):
         return None
-    if at == "0":
-        return _taylor(expr, x, order)
     if expr.atoms(sp.Function):
         # an asymptotic expansion of exp/log/trig at infinity is where sympy's series has no
         # bound (minutes on 10-node random specs); algebraic tails are cheap
@@ -483,10 +503,13 @@ class Series:
         return sp.expand(s)
 
 
-def _regimes(base, x, series: dict, args, pts, exact) -> list[tuple[float, sp.Expr]]:
+def _regimes(
+    base, x, series: dict, args, pts, exact, *, cap: float = math.inf
+) -> list[tuple[float, sp.Expr]]:
     """Return (sampled bits, form) of regime splits of ``base``: in each region (near 0, each
     tail) the series with the number of terms the sampled error prefers (fewest on a tie),
-    up to where its first dropped term is an ulp, and ``base`` elsewhere."""
+    up to where its first dropped term is an ulp (near 0, at most ``cap``), and ``base``
+    elsewhere."""
     pieces: list = []
     scored = []
     best = _expr_bits(base, args, pts, exact)
@@ -500,6 +523,8 @@ def _regimes(base, x, series: dict, args, pts, exact) -> list[tuple[float, sp.Ex
             reach = _reach(terms, k, u)
             if reach is None or not math.isfinite(reach) or reach <= 0:
                 continue
+            if at == "0":
+                reach = min(reach, cap)
             approx = sp.Add(*(t for _, t in terms[:k])).xreplace({u: value})
             cand = sp.Piecewise(*pieces, (approx, _region(x, at, reach)), (base, True))
             bits = _expr_bits(cand, args, pts, exact)
@@ -562,11 +587,13 @@ def candidates(spec, form: str, base: sp.Expr, series: Series, *, args, pts, exa
                 add(base.xreplace({node: new}))
             if (
                 node != base
-                and _size(node, SERIES_NODES) <= SERIES_NODES
+                and _size(node, SERIES_NODES_NEAR_0) <= SERIES_NODES_NEAR_0
                 and node.free_symbols == {x}
             ):
-                near = {"0": _series(node, x, "0", 2 * MAX_TERMS + 1)}
-                for bits, split in _regimes(node, x, near, args, pts, _node_exact(node, args, pts)):
+                plain, limit = _unclamped(node, x)
+                near = {"0": _series(plain, x, "0", 2 * MAX_TERMS + 1)}
+                exact_node = _node_exact(node, args, pts)
+                for bits, split in _regimes(node, x, near, args, pts, exact_node, cap=limit):
                     del bits
                     add(base.xreplace({node: split}))
     # regime splits of the written form and of the best rewrite found: a tail's series
@@ -579,16 +606,39 @@ def candidates(spec, form: str, base: sp.Expr, series: Series, *, args, pts, exa
     return [(bits, expr) for bits, _, expr in found]
 
 
+def _unclamped(node: sp.Expr, x: sp.Symbol) -> tuple[sp.Expr, float]:
+    """Return ``node`` with the branch clamps ``Min(c, x)`` (c > 0) and ``Max(c, x)`` (c < 0)
+    that ``rewrite._clamp_branches`` puts into a Piecewise branch replaced by x, and the
+    |x| below which that changes nothing (the smallest |c|; inf where there is none): the
+    clamped branch's series near 0 is the plain form's."""
+    limit, plain = math.inf, {}
+    for m in node.atoms(sp.Min, sp.Max):
+        if len(m.args) != 2 or x not in m.args:
+            continue
+        (c,) = (a for a in m.args if a != x)
+        if c.is_Number and (c > 0 if isinstance(m, sp.Min) else c < 0):
+            plain[m] = x
+            limit = min(limit, abs(float(c)))
+    return node.xreplace(plain), limit
+
+
 def _node_exact(node, args, pts) -> list[float]:
+    """Return ``node`` at ``pts`` in mpmath, rounded to float64 (0.0 where it is undefined or
+    not finite), with the reference's digits raised while a sum cancels (``_enough_digits``):
+    at 50 digits, 1 - tanh(x)**2 - tanh(x)/x is 0 for |x| < 1e-25, where its series is what
+    the search is looking for."""
     from symgrad.compiler.evaluate import evaluate
+
+    def at(*values):
+        return evaluate(node, dict(zip(args, values, strict=True)), EXACT)
 
     out = []
     for p in pts:
-        with mpmath.workdps(DIGITS):
-            try:
-                v = float(evaluate(node, dict(zip(args, map(mpmath.mpf, p), strict=True)), EXACT))
-            except Exception:  # noqa: BLE001
-                v = math.nan
+        try:
+            value, _ = _enough_digits(at, tuple(map(mpmath.mpf, p)))
+            v = math.nan if value is None else float(value)
+        except Exception:  # noqa: BLE001
+            v = math.nan
         out.append(v if math.isfinite(v) else 0.0)
     return out
 
@@ -743,9 +793,8 @@ def improve(  # noqa: PLR0913
     ``plan(derived)`` lowers a Derived for every target."""
     if spec.class_axis or spec.role not in ("activation", "loss", "regularizer"):
         return plans, failures
-    if _size(spec.expr, SERIES_NODES) > SERIES_NODES or spec.expr.free_symbols != {spec.wrt}:
-        # (a spec with other inputs or hyper-parameters, or a large one, keeps what the levels
-        # gave: its candidates are not series, and localizing it costs more than it finds)
+    if _size(spec.expr, SEARCHED_NODES) > SEARCHED_NODES:
+        # (a large spec keeps what the levels gave: localizing it costs more than it finds)
         return plans, failures
     hyper = [v for _, v in spec.hyper]
     module = trial(plans["numpy"])

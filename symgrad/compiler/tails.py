@@ -91,6 +91,46 @@ def _poly(
     return (p, {d: f for f, d in frozen.items()}, den) if p.degree() >= 2 else None
 
 
+def one_minus_sigmoid(e: sp.Expr) -> sp.Expr | None:
+    """``c - c sigmoid(u) -> c sigmoid(-u)`` inside a sum, for a number c (1 - sigmoid(u),
+    sigmoid(u) - 1): the difference rounds to 0 where the sigmoid rounds to 1. The sigmoid's
+    coefficient may itself be a sum holding -c, as derivatives leave it: ``(A - c) sigmoid(u)
+    + c -> A sigmoid(u) + c sigmoid(-u)`` (focal loss's second derivative, A = 6 softplus(-u),
+    c = 5, lost 190 ulps to 5 - 5 sigmoid(u) at u = 6.4)."""
+    if not e.is_Add:
+        return None
+    args = list(e.args)
+    constant = next((a for a in args if a.is_Number), None)
+    if constant is None:
+        return None
+    for a in args:
+        k, rest = a.as_coeff_Mul()
+        if isinstance(rest, sigmoid) and k == -constant:
+            args.remove(constant)
+            args.remove(a)
+            return sp.Add(*args) + constant * sigmoid(-rest.args[0])
+    for a in args:
+        split = _sigmoid_with_sum(a, -constant)
+        if split is not None:
+            s, remainder = split
+            args.remove(constant)
+            args.remove(a)
+            return sp.Add(*args) + remainder * s + constant * sigmoid(-s.args[0])
+    return None
+
+
+def _sigmoid_with_sum(term: sp.Expr, number: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (sigmoid(u), A) for a term ``(A + number) * sigmoid(u)`` (the sum a factor of
+    the term, the sigmoid another, A not 0), else None."""
+    factors = sp.Mul.make_args(term)
+    sigmoids = [f for f in factors if isinstance(f, sigmoid)]
+    sums = [f for f in factors if f.is_Add and number in f.args]
+    if len(factors) != 2 or len(sigmoids) != 1 or len(sums) != 1:
+        return None
+    remainder = sums[0] - number
+    return (sigmoids[0], remainder) if remainder != 0 else None
+
+
 def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
     u = _single_argument(e, sigmoid) if e.is_Add or e.is_Mul else None
     if u is None:
@@ -114,6 +154,8 @@ def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
         rest = rest.xreplace({_T: sp.tanh(u / 2), **restore})
     else:  # in tau, a rest that is not 0 at s = 1/2 would cancel in a tail (tau + 1 -> 0)
         rest = q.as_expr().xreplace({_S: sigmoid(u), **restore})
+        # written in s, c - c s comes back where the stable rules had c sigmoid(-u)
+        rest = one_minus_sigmoid(rest) or rest
     den = den.xreplace({_S: sigmoid(u)})
     return sigmoid(u) ** zeros * (-sigmoid(-u)) ** ones * rest / den
 

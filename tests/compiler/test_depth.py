@@ -9,16 +9,13 @@ tree it doubles per level). Before the DAG walks (symgrad.compiler.traverse) the
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from hashseeds import outputs_under_seeds
 
 import symgrad as sg
 from symgrad.compiler.evaluate import EXACT, PrecisionLost, evaluate
@@ -175,13 +172,6 @@ print(generate_source([Spec("iterated", "activation", (x,), (), e)], source="t")
 def test_deep_output_is_identical_across_hash_seeds():
     """The deep-composition path (sympy's own argument order for CSE, factored sums) writes the
     same bytes whatever PYTHONHASHSEED is."""
-    root = Path(__file__).resolve().parents[2]
-    outs = []
-    for seed in ("1", "2"):
-        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
-        run = subprocess.run(
-            [sys.executable, "-c", _SOURCE], env=env, capture_output=True, text=True, check=True
-        )
-        outs.append(run.stdout)
+    outs = outputs_under_seeds(_SOURCE, ("1", "2"))
     assert outs[0] == outs[1]
     assert "distinct subexpressions" in outs[0]  # too long to print as one formula

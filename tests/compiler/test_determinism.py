@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from hashseeds import outputs_under_seeds
 
 import symgrad as sg
 from symgrad.library import losses
@@ -22,21 +23,8 @@ for t in builtin_targets():
 """
 
 
-def _generate(seed: str) -> str:
-    env = {**os.environ, "PYTHONHASHSEED": seed}
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    return out.stdout
-
-
 def test_identical_bytes_across_hash_seeds():
-    first, second = _generate("1"), _generate("4242")
+    first, second = outputs_under_seeds(SCRIPT, ("1", "4242"))
     assert first == second
     assert len(first) > 10_000
 

@@ -227,6 +227,38 @@ def test_prepare_passes_through_only_calls_with_nothing_to_convert_or_report(
         assert all(x is y for x, y in zip(got, (*outs, *arrays), strict=True))
 
 
+def _bad_single_outs():
+    """Return (out, the error's one line) pairs for a single result of shape (4,)."""
+    frozen = np.zeros(4)
+    frozen.flags.writeable = False
+    return [
+        (
+            np.zeros(4, int),
+            r"out must be a float array of shape \(4,\), got int64 of shape \(4,\)$",
+        ),
+        (np.zeros(4, bool), r"out must be a float array of shape \(4,\), got bool"),
+        (np.zeros(4, complex), r"out must be a float array of shape \(4,\), got complex128"),
+        (np.zeros(3), r"out must be a float array of shape \(4,\), got float64 of shape \(3,\)$"),
+        ([0.0] * 4, r"out must be a float array of shape \(4,\), got list of shape None$"),
+        (frozen, r"out is read-only$"),
+    ]
+
+
+@pytest.mark.parametrize("target", OUT_TARGETS)
+@pytest.mark.parametrize(("out", "message"), _bad_single_outs())
+def test_a_single_out_follows_the_same_rule_on_every_target(target, out, message):
+    """One rule for a single ``out=`` on every target (``_out_rule``): the array-api and cupy
+    targets wrote the gradient into an int ``out`` and returned it truncated ([0, 1, 1] for
+    [0.33, 1, 1.8]), and took a read-only or foreign one until the write failed."""
+    fn = _grad_hess_module(target).mse_grad
+    with pytest.raises(ValueError, match=f"^mse_grad: {message}") as e:
+        fn(np.array([0.5, 1.5, 2.7, 0.0]), np.zeros(4), out=out)
+    assert "\n" not in str(e.value)
+    good = np.full(4, np.nan)
+    assert fn(np.array([0.5, 1.5, 2.7, 0.0]), np.zeros(4), out=good) is good
+    np.testing.assert_allclose(good, [0.25, 0.75, 1.35, 0.0])
+
+
 def test_float32_out_of_the_numpy_target_computes_in_float32(rng):
     """Either float dtype is taken, as a single out= is: the scratch follows out's dtype."""
     yhat, y = rng.normal(size=(2, 50))

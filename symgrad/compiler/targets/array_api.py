@@ -102,11 +102,11 @@ def emit(derived: Derived, fn: Emitted) -> FunctionPlan:
             results.append(weighed(_shaped(em, i, x)))
     forms = out_forms(fn, derived)
     if len(forms) > 1:  # every output is an array: out= is a tuple of them
-        ret = f"return _into_all({name!r}, out, {forms!r}, {', '.join(results)})"
+        ret = f"return _written({name!r}, out, {forms!r}, {', '.join(results)})"
     else:
         if forms:
             i = next(i for i, f in enumerate(finishes) if f in (ARRAY, ROWS))
-            results[i] = f"_into({name!r}, out, {results[i]})"
+            results[i] = f"_written({name!r}, out, None, {results[i]})"
         ret = f"return {', '.join(results)}"
     body += [*em.lines, ret]
     return FunctionPlan(

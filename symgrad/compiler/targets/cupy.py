@@ -75,10 +75,10 @@ def _results(fn: Emitted, derived: Derived, outputs: list[str], finishes) -> str
         text = "total.sum()" if out == "total" else f"{out}[..., 0]" if finish == ROWS else out
         text = f"inv_n * {text}" if finish == MEAN else text
         if finish in (ARRAY, ROWS) and len(forms) == 1:
-            text = f"_into({name!r}, out, {text})"
+            text = f"_written({name!r}, out, None, {text})"
         results.append(text)
     if len(forms) > 1:  # every output is an array: out= is a tuple of them
-        return f"_into_all({name!r}, out, {forms!r}, {', '.join(results)})"
+        return f"_written({name!r}, out, {forms!r}, {', '.join(results)})"
     return ", ".join(results)
 
 
