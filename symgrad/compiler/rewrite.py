@@ -520,6 +520,46 @@ def _log_difference(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _xlogx_term(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (k, A) for a term ``k A log(A)`` (k a number, A not a number; ``log(A)`` may
+    already be ``log1p(A - 1)``: children are stabilized first), else None."""
+    k, rest = term.as_coeff_Mul()
+    factors = sp.Mul.make_args(rest)
+    if len(factors) != 2:
+        return None
+    for f, g in (factors, factors[::-1]):
+        if f.is_Number or not isinstance(g, sp.log | log1p):
+            continue
+        c, f = f.as_content_primitive()  # sympy spreads 3 (u + 1) to 3 u + 3
+        arg = g.args[0] if isinstance(g, sp.log) else 1 + g.args[0]  # (1 + u) log1p(u)
+        if sp.expand(arg - f) == 0:
+            return k * c, f
+    return None
+
+
+def _xlogx_difference(e: sp.Expr) -> sp.Expr | None:
+    """Inside a sum: ``k A log(A) - k B log(B) -> k (D log(A) + B log1p(D / B))`` with
+    D = A - B simpler than A (``(x + 1) log(x + 1) - x log(x) = log(x + 1) + x log1p(1/x)``):
+    the two products are nearly equal where A is near B, and cancel to 28 bits' loss at
+    large x, while each term of the right side is as large as the result or smaller."""
+    if not e.is_Add or len(e.args) > 8:
+        return None
+    found = [(a, _xlogx_term(a)) for a in e.args]
+    found = [(a, f) for a, f in found if f is not None]
+    for i, (a, (k, base_a)) in enumerate(found):
+        for b, (kb, base_b) in found[i + 1 :]:
+            if kb != -k:
+                continue
+            if k.is_negative:  # the positive term's argument is A
+                a, b, k, base_a, base_b = b, a, kb, base_b, base_a
+            d = sp.expand(base_a - base_b)
+            if not _simpler(d, base_a):
+                continue
+            rest = [t for t in e.args if t is not a and t is not b]
+            return sp.Add(*rest) + k * (d * sp.log(base_a) + base_b * log1p(d / base_b))
+    return None
+
+
 def _log_ratio(e: sp.Expr) -> sp.Expr | None:
     """``log(A / B) -> log1p((A - B) / B)`` for sums A, B where A - B is simpler than A
     (log((1 - x)/(1 + x)) = log1p(-2x/(1 + x))): the ratio is near 1 where it cancels."""
@@ -665,6 +705,7 @@ _STABLE_RULES = (
     _power_offset,
     _conjugate,
     _log_difference,
+    _xlogx_difference,
     _log_ratio,
     _log_sigmoid,
     _log_cosh,

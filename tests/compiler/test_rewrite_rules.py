@@ -30,6 +30,16 @@ CASES = [
     ),
     (rewrite._power_offset, 2 - 2 * (1 - u**2) ** 3, 2 * u**2 * (1 + (1 - u**2) + (1 - u**2) ** 2)),
     (rewrite._log_one_plus, sp.log(1 + u**2), log1p(u**2)),
+    (
+        rewrite._xlogx_difference,
+        (u + 2) * sp.log(u + 2) - u * sp.log(u) - 1,
+        2 * sp.log(u + 2) + u * log1p(2 / u) - 1,
+    ),
+    (
+        rewrite._xlogx_difference,
+        3 * (1 + u) * log1p(u) - 3 * u * sp.log(u),
+        3 * sp.log(u + 1) + 3 * u * log1p(1 / u),
+    ),
     (rewrite._xlogy_sigmoid, xlogy(a, sigmoid(u)), -a * softplus(-u)),
     (rewrite._xlogy_positive, xlogy(a, softplus(u)), a * sp.log(softplus(u))),
     (rewrite._sech_power, sp.cosh(u) ** -2, 4 * sigmoid(2 * u) * sigmoid(-2 * u)),
