@@ -206,6 +206,34 @@ def _axis_sum_linear(e: sp.Expr, elementwise: frozenset) -> sp.Expr:
     return sp.Add(*out)
 
 
+def _hyperbolic_degree(term: sp.Expr, u: sp.Expr) -> sp.Expr:
+    """Return the total power of sinh(u) and cosh(u) in the product ``term`` (0 if none)."""
+    powers = term.as_powers_dict()
+    return powers.get(sp.sinh(u), sp.S.Zero) + powers.get(sp.cosh(u), sp.S.Zero)
+
+
+def _spread_sech(e: sp.Expr, powers: dict) -> sp.Expr | None:
+    """``cosh(u)**k * (A + B + ...) -> cosh(u)**(k + j) * (A cosh(u)**-j + B cosh(u)**-j ...)``
+    for k < 0, where every term carries sinh(u) and cosh(u) to a whole power >= j > 0: each
+    term's quotient is then a tanh form (_hyperbolic), where the sum itself overflows on its
+    way to a finite result (sqrt(cosh(w)**2 + 1)'' = (sinh**2 + cosh**2 - ...)/cosh ... NaN at
+    w = 700)."""
+    for base, k in powers.items():
+        if not (isinstance(base, sp.cosh) and k.is_Rational and k < 0):
+            continue
+        u = base.args[0]
+        for f in e.args:
+            if not f.is_Add:
+                continue
+            degrees = [_hyperbolic_degree(t, u) for t in f.args]
+            if not all(d.is_Integer and d > 0 for d in degrees):
+                continue
+            j = min(-k, *degrees)
+            terms = sp.Add(*(_hyperbolic(t * base**-j) for t in f.args))
+            return _hyperbolic(e / f / base**-j * terms)
+    return None
+
+
 def _hyperbolic(e: sp.Expr) -> sp.Expr:
     """sinh(u)**m / cosh(u)**k -> tanh(u)**min(m, k) * ..., and cosh(u)**m / sinh(u)**k ->
     tanh(u)**-min(m, k) * ... (for a fractional k, tanh(u)**m * cosh(u)**(m - k)): tanh never
@@ -213,6 +241,9 @@ def _hyperbolic(e: sp.Expr) -> sp.Expr:
     if not e.is_Mul:
         return e
     powers = e.as_powers_dict()
+    spread = _spread_sech(e, powers)
+    if spread is not None:
+        return spread
     for base, k in powers.items():
         if isinstance(base, sp.cosh) and k.is_Rational and not k.is_Integer and k < 0:
             # sinh(u)**m * cosh(u)**k with a fractional k (the derivatives of sqrt(cosh u)):
@@ -622,6 +653,125 @@ def _csch_power(e: sp.Expr) -> sp.Expr | None:
     return (2 * sp.sign(u) * sp.exp(-a) / -expm1(-2 * a)) ** (-e.exp)
 
 
+#: Below these sizes f(u)/u rounds to 1 in float64: sinh(u)/u = 1 + u**2/6 + ..., atan,
+#: tanh and asinh alike (odd, so f(u)/u = f(|u|)/|u|); log1p(u)/u = 1 - u/2 + ... (for u >= 0).
+#: The clamp keeps the ratio's 0/0 out of the emitted code, and its parts far from underflow.
+_VANISHING = {
+    sp.sinh: sp.Float("1e-8"),
+    sp.atan: sp.Float("1e-8"),
+    sp.tanh: sp.Float("1e-8"),
+    sp.asinh: sp.Float("1e-8"),
+    log1p: sp.Float("1e-16"),
+}
+_UNIT_FUNCTIONS = (sigmoid, sp.tanh, sp.erf, sp.sin, sp.cos)
+
+
+def _unit_bounded(u: sp.Expr) -> bool:
+    """Tell whether |u| <= 1 is known from its form: sigmoid, tanh, erf, sin, cos, exp of a
+    non-positive argument, and products and positive powers of those (numbers in [-1, 1])."""
+    if u.is_number:
+        return bool(abs(u) <= 1)
+    if isinstance(u, _UNIT_FUNCTIONS):
+        return True
+    if isinstance(u, sp.exp):
+        return bool(u.args[0].is_nonpositive)
+    if u.is_Pow:
+        return bool(u.exp.is_positive) and _unit_bounded(u.base)
+    if u.is_Mul:
+        return all(_unit_bounded(a) for a in u.args)
+    return False
+
+
+def _vanishing_ratio(f: sp.Expr) -> sp.Expr | None:
+    """Return f(u)/u as f(w)/w with w = max(|u|, small) (_VANISHING), for |u| <= 1 known
+    (_unit_bounded; log1p's u also >= 0), else None; never for a u already clamped."""
+    small = _VANISHING.get(type(f))
+    if small is None:
+        return None
+    u = f.args[0]
+    if not _unit_bounded(u) or (isinstance(u, sp.Max) and small in u.args):
+        return None
+    if isinstance(f, log1p):
+        if not u.is_nonnegative:
+            return None
+        w = sp.Max(u, small)
+    else:
+        w = sp.Max(u if u.is_nonnegative else _abs(u), small)
+    return f.func(w) / w
+
+
+def _spread_exp(e: sp.Expr) -> sp.Expr | None:
+    """``exp(a) (exp(b) A + exp(c) B + ...) -> exp(a + b) A + exp(a + c) B + ...`` where every
+    term of the sum carries an exponential: the sum overflows (or underflows) on its way to a
+    finite product (sinh(exp(-x**2))**(-1/2)'' is a sum of exp(x**2) terms times
+    exp(-x**2/2): inf at x = 30, where it is 2.4e198); one exponential per term does not."""
+    if not e.is_Mul:
+        return None
+    exps = [f for f in e.args if isinstance(f, sp.exp)]
+    sums = [f for f in e.args if f.is_Add and len(f.args) <= _SPREAD_TERMS]
+    for f in sums:
+        if exps and all(any(isinstance(g, sp.exp) for g in sp.Mul.make_args(t)) for t in f.args):
+            rest = e / f / sp.Mul(*exps)
+            return rest * sp.Add(*(t * sp.Mul(*exps) for t in f.args))
+    return None
+
+
+#: _spread_exp distributes over sums of at most this many terms (each term one product more).
+_SPREAD_TERMS = 8
+
+
+def _factor_powers(e: sp.Expr) -> dict[sp.Expr, sp.Expr]:
+    """Return {base: power} of the factors of ``e`` (as_powers_dict reads exp(a) as E**a)."""
+    powers: dict[sp.Expr, sp.Expr] = {}
+    for factor in e.args if e.is_Mul else (e,):
+        base, p = (factor.base, factor.exp) if factor.is_Pow else (factor, sp.S.One)
+        powers[base] = powers.get(base, sp.S.Zero) + p
+    return powers
+
+
+def _power_of(u: sp.Expr, powers: dict[sp.Expr, sp.Expr]) -> sp.Expr | None:
+    """Return j where the factors ``powers`` hold u**j (exp(2a) is exp(a)**2: sympy merges
+    exp(a)**p with it), 0 if none; None unless u = b**k with a number k > 0."""
+    b, k = (u.base, u.exp) if u.is_Pow else (u, sp.S.One)
+    if not (k.is_number and k.is_positive):
+        return None
+    if not isinstance(u, sp.exp):
+        return powers.get(b, sp.S.Zero) / k
+    multiples = (q * b.args[0] / u.args[0] for b, q in powers.items() if isinstance(b, sp.exp))
+    return sp.Add(*(m for m in multiples if m.is_number))
+
+
+def _small_argument_power(e: sp.Expr) -> sp.Expr | None:
+    """``f(u)**p * b**j -> u**p (f(u)/u)**p * b**j`` in a product, for p < 0, u = b**k (k,
+    j > 0) and f(0) = 0 with f(u)/u bounded near 0 (_vanishing_ratio): u's powers then merge
+    (sinh(s)**(-5/4) s = s**(-1/4) (sinh(s)/s)**(-5/4)), where f(u)**p overflows for a tiny u
+    although the product is finite (s = sigmoid(-700), s = exp(-x**2) at x = 30). With no
+    such b (j = 0) only for u = exp(a) or sigmoid(a), whose powers are formed without u
+    (exp(p a)): sinh(exp(-x**2))**(-1/2) is exp(x**2/2) (sinh(w)/w)**(-1/2), finite at 30."""
+    if not (e.is_Mul or e.is_Pow):
+        return None
+    powers = _factor_powers(e)
+    for f, p in powers.items():
+        ratio = _mergeable_ratio(f, p, powers)
+        if ratio is not None:
+            return e / f**p * f.args[0] ** p * ratio**p
+    return None
+
+
+def _mergeable_ratio(f: sp.Expr, p: sp.Expr, powers: dict) -> sp.Expr | None:
+    """Return f(u)/u (_vanishing_ratio) where _small_argument_power rewrites f(u)**p among the
+    factors ``powers``, else None."""
+    if f.is_Atom or not (p.is_number and p.is_negative):
+        return None
+    ratio = _vanishing_ratio(f)
+    j = None if ratio is None else _power_of(f.args[0], powers)
+    if j is None or not j.is_number:
+        return None
+    if j.is_positive or (j.is_zero and isinstance(f.args[0], sp.exp | sigmoid)):
+        return ratio
+    return None
+
+
 #: _gaussian_tail clamps u where exp(k u**2) is below exp(-GAUSSIAN_EXPONENT): there the
 #: product (a polynomial of degree <= 8 with modest coefficients times it) rounds to 0 anyway.
 GAUSSIAN_EXPONENT = 800
@@ -676,6 +826,8 @@ def _dirac_delta(e: sp.Expr) -> sp.Expr | None:
 # The stability rewrites, tried in order on each node after _canonical_rule; the first that
 # matches wins. Each takes a node and returns its replacement, or None when it does not apply.
 _STABLE_RULES = (
+    _small_argument_power,
+    _spread_exp,
     _one_minus_sigmoid,
     _exp_erf_offset,
     _trig_hyperbolic_offsets,
@@ -811,6 +963,14 @@ def _quadratic(q: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
     return a, w.base, sp.sqrt(b / a)
 
 
+def _unscaled(a: sp.Expr, u: sp.Expr, c: sp.Expr) -> bool:
+    """Tell whether a (1 + (c u)**2) needs no scaling: |c u| <= 1 is known (c <= 1 and u
+    _unit_bounded), so nothing overflows, and the plain form leaves u where the rules for a
+    small argument reach it (log(1 + sigmoid(x)**2)'s derivatives at x = -300: the scaled
+    log1p(min(s, 1/max(s, 1))**2) had hidden the s**2 they divide by)."""
+    return bool(c <= 1) and _unit_bounded(u)
+
+
 def _scales(v: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """Return (m, t, r) for v: m = max(|v|, 1), t = min(|v|, 1/m) <= 1 and r = v/m =
     clip(v, -1, 1), so that 1 + v**2 = m**2 (1 + t**2) and v = r m with nothing squared
@@ -845,7 +1005,7 @@ def _quadratic_product(e: sp.Expr) -> sp.Expr | None:
     for f in factors:
         base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
         found = _quadratic(base)
-        if found is None or not p.is_number or (p.is_Integer and p > 0):
+        if found is None or not p.is_number or (p.is_Integer and p > 0) or _unscaled(*found):
             continue
         a, u, c = found
         groups.setdefault((u, c), []).append((f, a, p))
@@ -876,7 +1036,7 @@ def _quadratic_log(e: sp.Expr) -> sp.Expr | None:
     if not isinstance(e, sp.log):
         return None
     found = _quadratic(e.args[0])
-    if found is None or found[0] < 1:
+    if found is None or found[0] < 1 or _unscaled(*found):
         return None
     a, u, c = found
     m, t, _ = _scales(c * u)

@@ -13,6 +13,12 @@ from symgrad.compiler.primitives import ncdf, sigmoid, softplus, xlogy
 
 u = sp.Symbol("u", real=True)
 a = sp.Symbol("a", real=True)
+SMALL = sp.Float("1e-8")
+
+
+def W(v):  # noqa: N802 - the clamp _small_argument_power writes: max(|v|, 1e-8)
+    return sp.Max(sp.Abs(v), SMALL)
+
 
 CASES = [
     (rewrite._one_minus_sigmoid, 1 - sigmoid(u), sigmoid(-u)),
@@ -35,6 +41,28 @@ CASES = [
     (rewrite._sech_power, sp.cosh(u) ** -2, 4 * sigmoid(2 * u) * sigmoid(-2 * u)),
     (rewrite._heaviside, sp.Heaviside(u), sp.Piecewise((1, u > 0), (0, True))),
     (rewrite._dirac_delta, sp.DiracDelta(u), sp.S.Zero),
+    (
+        rewrite._small_argument_power,
+        sp.sinh(sigmoid(u)) ** sp.Rational(-5, 4) * sigmoid(u),
+        sigmoid(u) ** sp.Rational(-1, 4)
+        * (sp.sinh(W(sigmoid(u))) / W(sigmoid(u))) ** sp.Rational(-5, 4),
+    ),
+    (
+        rewrite._small_argument_power,
+        log1p(sigmoid(u) ** 2) ** -3 * sigmoid(u) ** 4,
+        (
+            log1p(sp.Max(sigmoid(u) ** 2, sp.Float("1e-16")))
+            / sp.Max(sigmoid(u) ** 2, sp.Float("1e-16"))
+        )
+        ** -3
+        / sigmoid(u) ** 2,
+    ),
+    (
+        rewrite._small_argument_power,
+        sp.atan(sp.exp(-(u**2))) ** -2 * sp.exp(-2 * u**2),
+        (sp.atan(W(sp.exp(-(u**2)))) / W(sp.exp(-(u**2)))) ** -2,
+    ),
+    (rewrite._spread_exp, sp.exp(-u) * (a * sp.exp(u) + sp.exp(2 * u)), a + sp.exp(u)),
 ]
 
 
@@ -67,3 +95,34 @@ def test_stable_rule_applies_the_rules_in_order():
     assert rewrite._stable_rule(sp.Heaviside(u)) == sp.Piecewise((1, u > 0), (0, True))
     assert rewrite._stable_rule(sp.log(sigmoid(u))) == -softplus(-u)
     assert rewrite._stable_rule(u**3) == u**3
+
+
+def test_small_argument_power_needs_a_bounded_argument_and_a_power_to_merge():
+    """f(u)**p -> u**p (f(u)/u)**p only for |u| <= 1 known, and only where u's power merges:
+    with another power of u in the product, or for u = exp(a) or sigmoid(a) alone."""
+    assert rewrite._small_argument_power(sp.sinh(u) ** sp.Rational(-1, 2) * u) is None
+    assert rewrite._small_argument_power(sp.tanh(sp.sin(u)) ** -1) is None
+    assert rewrite._small_argument_power(sp.sinh(sigmoid(u)) * sigmoid(u)) is None  # p > 0
+    alone = rewrite._small_argument_power(sp.sinh(sp.exp(-(u**2))) ** sp.Rational(-1, 2))
+    ratio = sp.sinh(W(sp.exp(-(u**2)))) / W(sp.exp(-(u**2)))
+    assert alone == sp.exp(u**2 / 2) * ratio ** sp.Rational(-1, 2)
+    clamped = sp.sinh(W(sigmoid(u))) ** -2 * W(sigmoid(u)) ** 2  # its own result: no loop
+    assert rewrite._small_argument_power(clamped) is None
+
+
+def test_sech_is_spread_over_a_sum_of_hyperbolic_terms():
+    """cosh(u)**-1 (sinh(u)**2 + cosh(u)**2) -> sinh(u) tanh(u) + cosh(u): each quotient is a
+    tanh form, where the sum itself overflows at u = 700 (sqrt(cosh(w)**2 + 1)'')."""
+    spread = rewrite._hyperbolic((sp.sinh(u) ** 2 + sp.cosh(u) ** 2) / sp.cosh(u))
+    assert spread == sp.sinh(u) * sp.tanh(u) + sp.cosh(u)
+    kept = (sp.sinh(u) ** 2 + 1) / sp.cosh(u)  # a term without sinh or cosh: left as it is
+    assert rewrite._hyperbolic(kept) == kept
+
+
+def test_bounded_quadratics_are_not_scaled():
+    """a (1 + (c u)**2) with |c u| <= 1 known cannot overflow: log(1 + sigmoid(u)**2) stays
+    log1p's argument, where the rules for a small argument reach it."""
+    assert rewrite._quadratic_log(sp.log(1 + sigmoid(u) ** 2)) is None
+    assert rewrite._quadratic_product((1 + sp.tanh(u) ** 2) ** sp.Rational(-1, 2)) is None
+    assert rewrite._quadratic_log(sp.log(1 + u**2)) is not None
+    assert rewrite._quadratic_log(sp.log(1 + 4 * sigmoid(u) ** 2)) is not None  # c = 2
