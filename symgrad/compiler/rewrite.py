@@ -82,7 +82,9 @@ def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:
     """``exp(m w) sigmoid(-w)**k -> sigmoid(w)**m sigmoid(-w)**(k - m)`` (an exact identity:
     sigmoid(w) / sigmoid(-w) = exp(w)): exp(u) / (1 + exp(u)) and exp(2x) / (exp(x) + 1)**2
     are sigmoid(u) and sigmoid(x)**2, which never overflow. Where k - m or m is negative the
-    new form grows exactly as fast as the old one in each tail, so it is never worse."""
+    new form grows exactly as fast as the old one in each tail, so it is never worse; not for
+    a number |m| < 1, where sigmoid(w) under- or overflows first (exp(-|x|) sigmoid(2|x|), the
+    sech form, was sqrt(sigmoid(-2|x|)) sqrt(sigmoid(2|x|)): 0 beyond |x| = 373)."""
     if not e.is_Mul:
         return None
     for ex in (a for a in e.args if isinstance(a, sp.exp)):
@@ -96,6 +98,8 @@ def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:
             if mm is None:
                 continue
             m, d = mm
+            if m.is_number and abs(m) < 1:
+                continue  # sigmoid(w) underflows before exp(m w) does (|m| < 1): not that
             rest = [a for a in e.args if a is not ex and a is not f]
             return sp.Mul(*rest) * sp.exp(d) * sigmoid(w) ** m * sigmoid(v) ** (k - m)
     return None
@@ -234,10 +238,36 @@ def _spread_sech(e: sp.Expr, powers: dict) -> sp.Expr | None:
     return None
 
 
+def _hyperbolic_sum_power(e: sp.Expr) -> sp.Expr | None:
+    """``(a sinh(u) + b cosh(u) + c)**p -> cosh(u)**p (a tanh(u) + b + c/cosh(u))**p`` for
+    p < 0 (cosh > 0, so for any p): the powers of cosh then merge with the product's, where
+    the sinh/cosh rules reach them (1/(sinh(x) + erf(2))'' = 2 cosh(x)**2/(sinh(x) + c)**3 -
+    ... was -inf at -700, where it is -6.2e-306)."""
+    base, p = e.base, e.exp
+    if not (base.is_Add and p.is_number and p.is_negative):
+        return None
+    us = set()
+    for term in base.args:
+        k, rest = term.as_coeff_Mul()
+        if isinstance(rest, sp.sinh | sp.cosh):
+            us.add(rest.args[0])
+        elif not rest.is_number:
+            return None
+    if len(us) != 1:
+        return None
+    u = us.pop()
+    scaled = base.xreplace({sp.sinh(u): sp.tanh(u), sp.cosh(u): sp.S.One})
+    constant = sp.Add(*(t for t in base.args if t.is_number))
+    scaled = scaled - constant + constant / sp.cosh(u)
+    return sp.cosh(u) ** p * scaled**p
+
+
 def _hyperbolic(e: sp.Expr) -> sp.Expr:
     """sinh(u)**m / cosh(u)**k -> tanh(u)**min(m, k) * ..., and cosh(u)**m / sinh(u)**k ->
     tanh(u)**-min(m, k) * ... (for a fractional k, tanh(u)**m * cosh(u)**(m - k)): tanh never
     overflows, sinh and cosh do."""
+    if e.is_Pow:
+        return _hyperbolic_sum_power(e) or e
     if not e.is_Mul:
         return e
     powers = e.as_powers_dict()

@@ -202,6 +202,9 @@ NON_FINITE = [
         [("grad", 30.0), ("grad", -30.0)],
     ),
     # the same power alone: exp(x**2/2) (sinh(w)/w)**(-1/2), not 0**(-1/2) (exact 2.7e195)
+    # 2 cosh(x)**2/(sinh(x) + c)**3 - ...: cosh**2 overflowed at -700 (-inf; exact -6.2e-306;
+    # fuzz seed 9131)
+    ("inv_sinh_offset", 1 / (sp.sinh(x) + sp.erf(2)), [("hess", -700.0), ("hess", 700.0)]),
     (
         "root_sinh_gauss",
         sp.sinh(sp.exp(-(x**2))) ** sp.Rational(-1, 2),

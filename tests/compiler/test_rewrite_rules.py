@@ -126,3 +126,24 @@ def test_bounded_quadratics_are_not_scaled():
     assert rewrite._quadratic_product((1 + sp.tanh(u) ** 2) ** sp.Rational(-1, 2)) is None
     assert rewrite._quadratic_log(sp.log(1 + u**2)) is not None
     assert rewrite._quadratic_log(sp.log(1 + 4 * sigmoid(u) ** 2)) is not None  # c = 2
+
+
+def test_powers_of_hyperbolic_sums_are_scaled_by_cosh():
+    """(a sinh(u) + b cosh(u) + c)**p -> cosh(u)**p (a tanh(u) + b + c/cosh(u))**p for p < 0,
+    so cosh's powers merge with the product's; not for p > 0 or two arguments."""
+    got = rewrite._hyperbolic_sum_power((2 * sp.sinh(u) + 3) ** -3)
+    assert got == sp.cosh(u) ** -3 * (2 * sp.tanh(u) + 3 / sp.cosh(u)) ** -3
+    assert rewrite._hyperbolic_sum_power((sp.sinh(u) + 3) ** 2) is None
+    assert rewrite._hyperbolic_sum_power((sp.sinh(u) + sp.cosh(a)) ** -1) is None
+    assert rewrite._hyperbolic_sum_power((sp.sinh(u) + a) ** -1) is None
+    quotient = rewrite.bottom_up(2 * sp.cosh(u) ** 2 / (sp.sinh(u) + 3) ** 3, rewrite._hyperbolic)
+    assert quotient == 2 / (sp.cosh(u) * (sp.tanh(u) + 3 / sp.cosh(u)) ** 3)
+
+
+def test_sech_keeps_its_range():
+    """1/cosh(u) is 2 exp(-|u|) sigmoid(2|u|), not sqrt(sigmoid(-2|u|) sigmoid(2|u|)): the
+    square root's sigmoid(-2|u|) underflows beyond |u| = 373, where sech(u) is still 1e-162
+    (_exp_times_sigmoid leaves exp(m w) alone for a number |m| < 1)."""
+    assert rewrite.stabilize(1 / sp.cosh(u)) == 2 * sp.exp(-sp.Abs(u)) * sigmoid(2 * sp.Abs(u))
+    assert rewrite._exp_times_sigmoid(sp.exp(-u) * sigmoid(2 * u)) is None
+    assert rewrite._exp_times_sigmoid(sp.exp(2 * u) * sigmoid(-u) ** 2) == sigmoid(u) ** 2
