@@ -782,15 +782,35 @@ def _small_argument_power(e: sp.Expr) -> sp.Expr | None:
         return None
     powers = _factor_powers(e)
     for f, p in powers.items():
-        ratio = _mergeable_ratio(f, p, powers)
-        if ratio is not None:
-            return e / f**p * f.args[0] ** p * ratio**p
+        found = _softplus_ratio(f, p, powers) or _mergeable_ratio(f, p, powers)
+        if found is not None:
+            u, ratio = found
+            return e / f**p * u**p * ratio**p
     return None
 
 
-def _mergeable_ratio(f: sp.Expr, p: sp.Expr, powers: dict) -> sp.Expr | None:
-    """Return f(u)/u (_vanishing_ratio) where _small_argument_power rewrites f(u)**p among the
-    factors ``powers``, else None."""
+#: Below this, softplus(v)/sigmoid(v) = (1 + e**-v) log1p(e**v) = 1 + e**v/2 + ... rounds to 1.
+_SOFTPLUS_FLOOR = -40
+
+
+def _softplus_ratio(f: sp.Expr, p: sp.Expr, powers: dict) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (sigmoid(w), softplus(v)/sigmoid(v)) with v = max(w, -40) for f = softplus(w)
+    with p < 0 in a product that holds sigmoid(w)**j, j > 0, else None: softplus(w) is
+    sigmoid(w) times a ratio in [1, max(w, 1) + 1), so their powers merge (sqrt(softplus(w))''
+    holds sigmoid(w)**2 / softplus(w)**(3/2): 0 * inf at w = -700, where it is 2.5e-153)."""
+    if not (isinstance(f, softplus) and p.is_number and p.is_negative):
+        return None
+    w = f.args[0]
+    j = powers.get(sigmoid(w), sp.S.Zero)
+    if not (j.is_number and j.is_positive) or (isinstance(w, sp.Max) and _SOFTPLUS_FLOOR in w.args):
+        return None
+    v = sp.Max(w, _SOFTPLUS_FLOOR)
+    return sigmoid(w), softplus(v) / sigmoid(v)
+
+
+def _mergeable_ratio(f: sp.Expr, p: sp.Expr, powers: dict) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (u, f(u)/u) (_vanishing_ratio) where _small_argument_power rewrites f(u)**p
+    among the factors ``powers``, else None."""
     if f.is_Atom or not (p.is_number and p.is_negative):
         return None
     ratio = _vanishing_ratio(f)
@@ -798,7 +818,7 @@ def _mergeable_ratio(f: sp.Expr, p: sp.Expr, powers: dict) -> sp.Expr | None:
     if j is None or not j.is_number:
         return None
     if j.is_positive or (j.is_zero and isinstance(f.args[0], sp.exp | sigmoid)):
-        return ratio
+        return f.args[0], ratio
     return None
 
 

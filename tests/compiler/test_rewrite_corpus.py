@@ -205,6 +205,9 @@ NON_FINITE = [
     # 2 cosh(x)**2/(sinh(x) + c)**3 - ...: cosh**2 overflowed at -700 (-inf; exact -6.2e-306;
     # fuzz seed 9131)
     ("inv_sinh_offset", 1 / (sp.sinh(x) + sp.erf(2)), [("hess", -700.0), ("hess", 700.0)]),
+    # sigmoid(w)**2 / softplus(w)**(3/2) - ...: 0 * inf, and a rest a s + b whose terms are
+    # 1e456 (NaN at -700; exact 2.5e-153; fuzz seed 9091)
+    ("root_softplus", sp.sqrt(sp.log(sp.exp(x) + 1)), [("hess", -700.0), ("hess", -300.0)]),
     (
         "root_sinh_gauss",
         sp.sinh(sp.exp(-(x**2))) ** sp.Rational(-1, 2),

@@ -147,3 +147,23 @@ def test_sech_keeps_its_range():
     assert rewrite.stabilize(1 / sp.cosh(u)) == 2 * sp.exp(-sp.Abs(u)) * sigmoid(2 * sp.Abs(u))
     assert rewrite._exp_times_sigmoid(sp.exp(-u) * sigmoid(2 * u)) is None
     assert rewrite._exp_times_sigmoid(sp.exp(2 * u) * sigmoid(-u) ** 2) == sigmoid(u) ** 2
+
+
+def test_softplus_powers_merge_with_sigmoid_powers():
+    """softplus(w)**p sigmoid(w)**j (p < 0 < j) -> sigmoid(w)**(j + p) (softplus(v)/sigmoid(v))**p
+    with v = max(w, -40), where the ratio is 1 + e**v/2 ... (exact to rounding); none alone."""
+    got = rewrite._small_argument_power(sigmoid(u) ** 2 * softplus(u) ** sp.Rational(-3, 2))
+    v = sp.Max(u, -40)
+    assert got == sp.sqrt(sigmoid(u)) * (softplus(v) / sigmoid(v)) ** sp.Rational(-3, 2)
+    assert rewrite._small_argument_power(softplus(u) ** -2) is None
+    assert rewrite._small_argument_power(softplus(v) ** -2 * sigmoid(v)) is None  # its own
+
+
+def test_a_linear_rest_is_written_by_its_values_in_the_tails():
+    """factor_tails writes a rest a s + b (s = sigmoid(u)) as q(1) s + q(0) sigmoid(-u): a and b
+    may be far larger than a + b (1/softplus(w)**(3/2) at -700) and cancel."""
+    from symgrad.compiler.tails import factor_tails
+
+    big = 1 / a
+    e = sigmoid(u) * sigmoid(-u) * ((big + 1) * sigmoid(u) - big)
+    assert factor_tails(e) == -sigmoid(u) * sigmoid(-u) * (big * sigmoid(-u) - sigmoid(u))
