@@ -611,6 +611,24 @@ def _log_ratio(e: sp.Expr) -> sp.Expr | None:
     return log1p(d / den) if d != 0 and (fewer or _simpler(d, num)) else None
 
 
+def _log_product(e: sp.Expr) -> sp.Expr | None:
+    """``log(R sigmoid(u)**k exp(v)**m) -> log(R) + k log(sigmoid(u)) + m v`` for R >= 0 and
+    real powers: log(sigmoid(u)) has a tail-exact form (-softplus(-u)), the product underflows
+    to 0 (log(|x|**(3/2) sigmoid(x)**(3/2)) was -inf at -700, where it is -1040.2)."""
+    if not (isinstance(e, sp.log) and e.args[0].is_Mul):
+        return None
+    split, rest = [], []
+    for f in e.args[0].args:
+        base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
+        if isinstance(base, sigmoid | sp.exp) and p.is_real:
+            split.append(p * sp.log(base))
+        else:
+            rest.append(f)
+    if not split or not sp.Mul(*rest).is_extended_nonnegative:
+        return None
+    return sp.log(sp.Mul(*rest)) + sp.Add(*split)
+
+
 def _log_sigmoid(e: sp.Expr) -> sp.Expr | None:
     """``log(sigmoid(u)) -> -softplus(-u)``."""
     if isinstance(e, sp.log) and isinstance(e.args[0], sigmoid):
@@ -885,6 +903,7 @@ _STABLE_RULES = (
     _conjugate,
     _log_difference,
     _log_ratio,
+    _log_product,
     _log_sigmoid,
     _log_cosh,
     _log_tanh,
@@ -1070,6 +1089,9 @@ def _quadratic_product(e: sp.Expr) -> sp.Expr | None:
         base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
         if base == u and p.is_Integer:
             k += p
+        elif base == -u and p.is_Integer:  # (-x - 1)**2, as sympy writes a derivative's
+            k += p
+            rest.append(sp.S.NegativeOne**p)
         else:
             rest.append(f)
     big_p = sp.Add(*(p for _, _, p in qs))

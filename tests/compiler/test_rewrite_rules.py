@@ -62,6 +62,11 @@ CASES = [
         sp.atan(sp.exp(-(u**2))) ** -2 * sp.exp(-2 * u**2),
         (sp.atan(W(sp.exp(-(u**2)))) / W(sp.exp(-(u**2)))) ** -2,
     ),
+    (
+        rewrite._log_product,
+        sp.log(u**2 * sigmoid(u) ** 3 * sp.exp(a)),
+        sp.log(u**2) + 3 * sp.log(sigmoid(u)) + a,
+    ),
     (rewrite._spread_exp, sp.exp(-u) * (a * sp.exp(u) + sp.exp(2 * u)), a + sp.exp(u)),
 ]
 
@@ -167,3 +172,20 @@ def test_a_linear_rest_is_written_by_its_values_in_the_tails():
     big = 1 / a
     e = sigmoid(u) * sigmoid(-u) * ((big + 1) * sigmoid(u) - big)
     assert factor_tails(e) == -sigmoid(u) * sigmoid(-u) * (big * sigmoid(-u) - sigmoid(u))
+
+
+def test_log_product_needs_a_nonnegative_rest():
+    assert rewrite._log_product(sp.log(u * sigmoid(u))) is None  # u may be negative
+    assert rewrite._log_product(sp.log(u**2 * a)) is None  # no sigmoid or exp to split off
+
+
+def test_quadratic_product_merges_the_mirrored_base():
+    """(-u - 1)**2 (1 + (u + 1)**2)**(-3/2) is scaled like (u + 1)**2 (...)**(-3/2): the power
+    of u + 1 merges with the scale's, so nothing overflows before the division."""
+    q = (1 + (u + 1) ** 2) ** sp.Rational(-3, 2)
+    assert rewrite._quadratic_product((-u - 1) ** 2 * q) == rewrite._quadratic_product(
+        (u + 1) ** 2 * q
+    )
+    assert rewrite._quadratic_product((-u - 1) ** 3 * q) == -rewrite._quadratic_product(
+        (u + 1) ** 3 * q
+    )
