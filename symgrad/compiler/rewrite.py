@@ -756,11 +756,35 @@ def _spread_exp(e: sp.Expr) -> sp.Expr | None:
     if not e.is_Mul:
         return None
     exps = [f for f in e.args if isinstance(f, sp.exp)]
+    if len(exps) != 1:
+        return None
+    a = exps[0].args[0]
     sums = [f for f in e.args if f.is_Add and len(f.args) <= _SPREAD_TERMS]
     for f in sums:
-        if exps and all(any(isinstance(g, sp.exp) for g in sp.Mul.make_args(t)) for t in f.args):
-            rest = e / f / sp.Mul(*exps)
-            return rest * sp.Add(*(t * sp.Mul(*exps) for t in f.args))
+        merged = [_merges(a, t) for t in f.args]
+        if None not in merged and any(merged):
+            rest = sp.Mul(*(g for g in e.args if g is not f and g is not exps[0]))
+            return rest * sp.Add(*(_times_exp(t, a) for t in f.args))
+    return None
+
+
+def _times_exp(term: sp.Expr, a: sp.Expr) -> sp.Expr:
+    """Return ``term`` exp(a) with exp(a) merged into ``term``'s first exp factor (sympy
+    keeps exp(a) exp(b) apart)."""
+    factors = list(sp.Mul.make_args(term))
+    i = next(i for i, g in enumerate(factors) if isinstance(g, sp.exp))
+    factors[i] = sp.exp(factors[i].args[0] + a)
+    return sp.Mul(*factors)
+
+
+def _merges(a: sp.Expr, term: sp.Expr) -> bool | None:
+    """Tell whether ``term``'s factor exp(b) merges with exp(a): a + b no larger than a or b
+    (x**2 and -x**2/2 merge to x**2/2; softmax's x - logsumexp(x) and another exponent do
+    not, and spreading those only grows the sum); None where ``term`` holds no exp."""
+    for g in sp.Mul.make_args(term):
+        if isinstance(g, sp.exp):
+            b = g.args[0]
+            return sp.count_ops(a + b) <= max(sp.count_ops(a), sp.count_ops(b))
     return None
 
 

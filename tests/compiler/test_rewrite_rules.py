@@ -189,3 +189,13 @@ def test_quadratic_product_merges_the_mirrored_base():
     assert rewrite._quadratic_product((-u - 1) ** 3 * q) == -rewrite._quadratic_product(
         (u + 1) ** 3 * q
     )
+
+
+def test_spread_exp_only_where_exponents_merge():
+    """exp(a) is spread over a sum only where some term's exponent merges with a (x**2 and
+    -x**2/2); softmax-like exponents that do not merge are left alone (spreading them only
+    grew class-axis derivatives past the rewrite budget)."""
+    spread = rewrite._spread_exp(sp.exp(-(u**2) / 2) * (u * sp.exp(u**2) + sp.exp(-(a**2))))
+    assert spread == u * sp.exp(u**2 / 2) + sp.exp(-(a**2) - u**2 / 2)
+    assert rewrite._spread_exp(sp.exp(u - a**2) * (sp.exp(a * u) + sp.exp(2 * a))) is None
+    assert rewrite._spread_exp(sp.exp(-u) * (sp.exp(u) + a)) is None  # a term without exp
