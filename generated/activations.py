@@ -743,9 +743,10 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
-        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
-        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
+    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) - 2*sqrt(2)*x/sqrt(pi) -
+        1)*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)))*sigmoid(2*sqrt(2)*(8943*x**3/200000
+        + x)/sqrt(pi))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -754,13 +755,14 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
         t2 = t0 + t1 * 0.07135481627260025
         t3 = np.exp(-np.abs(t2))
         t4 = 1.0 / (t3 + 1)
+        t5 = t4 * np.maximum(t3, (t2 >= 0) * 1.0)
         return (
-            -(t4 * (t4 * -(t0 + t1 * 0.21406444881780073) * np.maximum(t3, (t2 <= 0) * 1.0) - 1) *
-            np.maximum(t3, (t2 >= 0) * 1.0))
+            -(t5 * (t4 * (-1 - (t0 + t1 * 0.21406444881780073)) * np.maximum(t3, (t2 <= 0) * 1.0) -
+            t5))
         )
     """
     out, x = _prepare('gelu_tanh_grad', out, x)
-    b0, b1, b2, b3 = _scratch(out.shape, 4, out.dtype)
+    b0, b1, b2, b3, b4 = _scratch(out.shape, 5, out.dtype)
     np.multiply(x, 1.5957691216057308, out=b0)  # t0
     np.square(x, out=b1)
     np.multiply(b1, x, out=b1)  # t1
@@ -769,20 +771,20 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
     np.abs(b2, out=b3)
     np.negative(b3, out=b3)
     np.exp(b3, out=b3)  # t3
-    np.add(b3, 1, out=out)
-    np.divide(1.0, out, out=out)  # t4
+    np.add(b3, 1, out=b4)
+    np.divide(1.0, b4, out=b4)  # t4
+    np.greater_equal(b2, 0, out=out)
+    np.maximum(b3, out, out=out)
+    np.multiply(b4, out, out=out)  # t5
     np.multiply(b1, 0.21406444881780073, out=b1)
     np.add(b0, b1, out=b0)
-    np.negative(b0, out=b0)
-    np.multiply(out, b0, out=b0)
-    np.less_equal(b2, 0, out=b1)
-    np.maximum(b3, b1, out=b1)
-    np.multiply(b0, b1, out=b0)
-    np.subtract(b0, 1, out=b0)
-    np.multiply(out, b0, out=out)
-    np.greater_equal(b2, 0, out=b2)
+    np.subtract(-1, b0, out=b0)
+    np.multiply(b4, b0, out=b4)
+    np.less_equal(b2, 0, out=b2)
     np.maximum(b3, b2, out=b3)
-    np.multiply(out, b3, out=out)
+    np.multiply(b4, b3, out=b4)
+    np.subtract(b4, out, out=b4)
+    np.multiply(out, b4, out=out)
     np.negative(out, out=out)
     return out
 
@@ -1031,9 +1033,8 @@ def mish_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2mish/dx2 element-wise.
 
-    d2f/dx2 = -4*(-x*sigmoid(-x)*sigmoid(x) + (-2*x*sigmoid(-x)*sigmoid(x) +
-        2*x*sigmoid(x))*tanh(softplus(x)) -
-        2*sigmoid(x))*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
+    d2f/dx2 = 4*((x + 2)*sigmoid(-x) + (-2*x*tanh(softplus(x)) +
+        2)*sigmoid(x))*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -1041,17 +1042,15 @@ def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
         t1 = np.exp(-np.abs(x))
         t2 = np.log1p(t1)
         t3 = np.exp(-(t0 * 2 + t2 * 2))
-        t4 = t1 + 1
-        t5 = t1 / t4 / t4
-        t6 = np.maximum(t1, (x >= 0) * 1.0) / t4
-        t7 = x * 2
+        t4 = 1.0 / (t1 + 1)
+        t5 = t4 * np.maximum(t1, (x >= 0) * 1.0)
         return (
-            t3 * (t6 * 8 + t5 * x * 4 - (t6 * t7 - t5 * t7) * np.tanh(t0 + t2) * 4) / (t3 + 1) / (t3
-            + 1)
+            t3 * t5 * (t5 * (2 - x * np.tanh(t0 + t2) * 2) + t4 * (x + 2) * np.maximum(t1, (x <= 0)
+            * 1.0)) / (t3 + 1) / (t3 + 1) * 4
         )
     """
     out, x = _prepare('mish_hess', out, x)
-    b0, b1, b2, b3, b4, b5, b7 = _scratch(out.shape, 7, out.dtype)
+    b0, b1, b2, b3, b4, b5 = _scratch(out.shape, 6, out.dtype)
     np.maximum(x, 0, out=b0)  # t0
     np.abs(x, out=b1)
     np.negative(b1, out=b1)
@@ -1062,29 +1061,29 @@ def mish_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     np.add(b3, b4, out=b3)
     np.negative(b3, out=b3)
     np.exp(b3, out=b3)  # t3
-    np.add(b1, 1, out=b4)  # t4
-    np.divide(b1, b4, out=b5)
-    np.divide(b5, b4, out=b5)  # t5
-    np.greater_equal(x, 0, out=out)
-    np.maximum(b1, out, out=b1)
-    np.divide(b1, b4, out=b1)  # t6
-    np.multiply(x, 2, out=b4)  # t7
-    np.multiply(b1, 8, out=out)
-    np.multiply(b5, x, out=b7)
-    np.multiply(b7, 4, out=b7)
-    np.add(out, b7, out=out)
-    np.multiply(b1, b4, out=b1)
-    np.multiply(b5, b4, out=b5)
-    np.subtract(b1, b5, out=b1)
+    np.add(b1, 1, out=b4)
+    np.divide(1.0, b4, out=b4)  # t4
+    np.greater_equal(x, 0, out=b5)
+    np.maximum(b1, b5, out=b5)
+    np.multiply(b4, b5, out=b5)  # t5
+    np.multiply(b3, b5, out=out)
     np.add(b0, b2, out=b0)
     np.tanh(b0, out=b0)
-    np.multiply(b1, b0, out=b1)
-    np.multiply(b1, 4, out=b1)
-    np.subtract(out, b1, out=out)
-    np.multiply(b3, out, out=out)
+    np.multiply(x, b0, out=b0)
+    np.multiply(b0, 2, out=b0)
+    np.subtract(2, b0, out=b0)
+    np.multiply(b5, b0, out=b5)
+    np.add(x, 2, out=b0)
+    np.multiply(b4, b0, out=b4)
+    np.less_equal(x, 0, out=b0)
+    np.maximum(b1, b0, out=b1)
+    np.multiply(b4, b1, out=b4)
+    np.add(b5, b4, out=b5)
+    np.multiply(out, b5, out=out)
     np.add(b3, 1, out=b3)
     np.divide(out, b3, out=out)
     np.divide(out, b3, out=out)
+    np.multiply(out, 4, out=out)
     return out
 
 
@@ -1299,32 +1298,32 @@ def silu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = -(-x*sigmoid(-x) - 1)*sigmoid(x)
+    df/dx = -((-x - 1)*sigmoid(-x) - sigmoid(x))*sigmoid(x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
         t1 = 1.0 / (t0 + 1)
-        return (
-            -(t1 * (-1 - t1 * x * np.maximum(t0, (x <= 0) * 1.0)) * np.maximum(t0, (x >= 0) * 1.0))
-        )
+        t2 = t1 * np.maximum(t0, (x >= 0) * 1.0)
+        return -(t2 * (t1 * (-1 - x) * np.maximum(t0, (x <= 0) * 1.0) - t2))
     """
     out, x = _prepare('silu_grad', out, x)
-    b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
+    b0, b1, b3 = _scratch(out.shape, 3, out.dtype)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)  # t0
-    np.add(b0, 1, out=out)
-    np.divide(1.0, out, out=out)  # t1
-    np.multiply(out, x, out=b2)
+    np.add(b0, 1, out=b1)
+    np.divide(1.0, b1, out=b1)  # t1
+    np.greater_equal(x, 0, out=out)
+    np.maximum(b0, out, out=out)
+    np.multiply(b1, out, out=out)  # t2
+    np.subtract(-1, x, out=b3)
+    np.multiply(b1, b3, out=b1)
     np.less_equal(x, 0, out=b3)
-    np.maximum(b0, b3, out=b3)
-    np.multiply(b2, b3, out=b2)
-    np.subtract(-1, b2, out=b2)
-    np.multiply(out, b2, out=out)
-    np.greater_equal(x, 0, out=b2)
-    np.maximum(b0, b2, out=b0)
-    np.multiply(out, b0, out=out)
+    np.maximum(b0, b3, out=b0)
+    np.multiply(b1, b0, out=b1)
+    np.subtract(b1, out, out=b1)
+    np.multiply(out, b1, out=out)
     np.negative(out, out=out)
     return out
 
@@ -1332,28 +1331,38 @@ def silu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
 def silu_hess(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return d2silu/dx2 element-wise.
 
-    d2f/dx2 = -(2*x*sigmoid(x) - x - 2)*sigmoid(-x)*sigmoid(x)
+    d2f/dx2 = -((-x - 2)*sigmoid(-x) + (x - 2)*sigmoid(x))*sigmoid(-x)*sigmoid(x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
         t1 = t0 + 1
-        return t0 * (x - x * np.maximum(t0, (x >= 0) * 1.0) / t1 * 2 + 2) / t1 / t1
+        t2 = 1.0 / t1
+        return (
+            t0 * -(t2 * (x - 2) * np.maximum(t0, (x >= 0) * 1.0) + t2 * (-2 - x) * np.maximum(t0, (x
+            <= 0) * 1.0)) / t1 / t1
+        )
     """
     out, x = _prepare('silu_hess', out, x)
-    b1, b2 = _scratch(out.shape, 2, out.dtype)
+    b1, b2, b3, b4 = _scratch(out.shape, 4, out.dtype)
     np.abs(x, out=out)
     np.negative(out, out=out)
     np.exp(out, out=out)  # t0
     np.add(out, 1, out=b1)  # t1
-    np.greater_equal(x, 0, out=b2)
-    np.maximum(out, b2, out=b2)
-    np.multiply(x, b2, out=b2)
-    np.divide(b2, b1, out=b2)
-    np.multiply(b2, 2, out=b2)
-    np.subtract(x, b2, out=b2)
-    np.add(b2, 2, out=b2)
-    np.multiply(out, b2, out=out)
+    np.divide(1.0, b1, out=b2)  # t2
+    np.subtract(x, 2, out=b3)
+    np.multiply(b2, b3, out=b3)
+    np.greater_equal(x, 0, out=b4)
+    np.maximum(out, b4, out=b4)
+    np.multiply(b3, b4, out=b3)
+    np.subtract(-2, x, out=b4)
+    np.multiply(b2, b4, out=b2)
+    np.less_equal(x, 0, out=b4)
+    np.maximum(out, b4, out=b4)
+    np.multiply(b2, b4, out=b2)
+    np.add(b3, b2, out=b3)
+    np.negative(b3, out=b3)
+    np.multiply(out, b3, out=out)
     np.divide(out, b1, out=out)
     np.divide(out, b1, out=out)
     return out

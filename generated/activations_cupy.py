@@ -131,8 +131,8 @@ const T t1 = x*x*x;
 const T t2 = t0 + (T)0.07135481627260025*t1;
 const T t3 = exp(-fabs(t2));
 const T t4 = 1/(t3 + 1);
-out_grad = -t4*(t4*(-t0 - (T)0.21406444881780073*t1)*fmax(t3, (T)(-t2 >= 0)) - 1)*fmax(t3,
-    (T)(t2 >= 0));
+const T t5 = t4*fmax(t3, (T)(t2 >= 0));
+out_grad = -t5*(t4*(-t0 - (T)0.21406444881780073*t1 - 1)*fmax(t3, (T)(-t2 >= 0)) - t5);
 """,
     ),
     "gelu_tanh_hess": (
@@ -216,11 +216,10 @@ const T t0 = fmax(0, x);
 const T t1 = exp(-fabs(x));
 const T t2 = log1p(t1);
 const T t3 = exp(-2*t0 - 2*t2);
-const T t4 = t1 + 1;
-const T t5 = t1/(t4*t4);
-const T t6 = fmax(t1, (T)(x >= 0))/t4;
-const T t7 = 2*x;
-out_hess = t3*(4*t5*x + 8*t6 - 4*(t6*t7 - t5*t7)*tanh(t0 + t2))/((t3 + 1)*(t3 + 1));
+const T t4 = 1/(t1 + 1);
+const T t5 = t4*fmax(t1, (T)(x >= 0));
+out_hess = 4*t3*t5*(t4*(x + 2)*fmax(t1, (T)(-x >= 0)) + t5*(2 - 2*x*tanh(t0 + t2)))/((t3 +
+    1)*(t3 + 1));
 """,
     ),
     "relu": (
@@ -303,7 +302,8 @@ out_value = x*fmax(t0, (T)(x >= 0))/(t0 + 1);
         """
 const T t0 = exp(-fabs(x));
 const T t1 = 1/(t0 + 1);
-out_grad = -t1*(-t1*x*fmax(t0, (T)(-x >= 0)) - 1)*fmax(t0, (T)(x >= 0));
+const T t2 = t1*fmax(t0, (T)(x >= 0));
+out_grad = -t2*(t1*(-x - 1)*fmax(t0, (T)(-x >= 0)) - t2);
 """,
     ),
     "silu_hess": (
@@ -312,7 +312,8 @@ out_grad = -t1*(-t1*x*fmax(t0, (T)(-x >= 0)) - 1)*fmax(t0, (T)(x >= 0));
         """
 const T t0 = exp(-fabs(x));
 const T t1 = t0 + 1;
-out_hess = t0*(x + 2 - 2*x*fmax(t0, (T)(x >= 0))/t1)/(t1*t1);
+const T t2 = 1/t1;
+out_hess = t0*(-t2*(-x - 2)*fmax(t0, (T)(-x >= 0)) - t2*(x - 2)*fmax(t0, (T)(x >= 0)))/(t1*t1);
 """,
     ),
     "softplus": (
@@ -799,9 +800,10 @@ def gelu_tanh_grad(x, *, out=None):
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
-        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
-        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
+    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) - 2*sqrt(2)*x/sqrt(pi) -
+        1)*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)))*sigmoid(2*sqrt(2)*(8943*x**3/200000
+        + x)/sqrt(pi))
     """
     x, = _arrays('gelu_tanh_grad', x)
     out_grad = _kernel('gelu_tanh_grad')(x)
@@ -923,9 +925,8 @@ def mish_grad(x, *, out=None):
 def mish_hess(x, *, out=None):
     r"""Return d2mish/dx2 element-wise.
 
-    d2f/dx2 = -4*(-x*sigmoid(-x)*sigmoid(x) + (-2*x*sigmoid(-x)*sigmoid(x) +
-        2*x*sigmoid(x))*tanh(softplus(x)) -
-        2*sigmoid(x))*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
+    d2f/dx2 = 4*((x + 2)*sigmoid(-x) + (-2*x*tanh(softplus(x)) +
+        2)*sigmoid(x))*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
     """
     x, = _arrays('mish_hess', x)
     out_hess = _kernel('mish_hess')(x)
@@ -1049,7 +1050,7 @@ def silu_grad(x, *, out=None):
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = -(-x*sigmoid(-x) - 1)*sigmoid(x)
+    df/dx = -((-x - 1)*sigmoid(-x) - sigmoid(x))*sigmoid(x)
     """
     x, = _arrays('silu_grad', x)
     out_grad = _kernel('silu_grad')(x)
@@ -1059,7 +1060,7 @@ def silu_grad(x, *, out=None):
 def silu_hess(x, *, out=None):
     r"""Return d2silu/dx2 element-wise.
 
-    d2f/dx2 = -(2*x*sigmoid(x) - x - 2)*sigmoid(-x)*sigmoid(x)
+    d2f/dx2 = -((-x - 2)*sigmoid(-x) + (x - 2)*sigmoid(x))*sigmoid(-x)*sigmoid(x)
     """
     x, = _arrays('silu_hess', x)
     out_hess = _kernel('silu_hess')(x)

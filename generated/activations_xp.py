@@ -448,9 +448,10 @@ def gelu_tanh_grad(x, *, out=None):
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
-        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
-        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
+    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) - 2*sqrt(2)*x/sqrt(pi) -
+        1)*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)))*sigmoid(2*sqrt(2)*(8943*x**3/200000
+        + x)/sqrt(pi))
     """
     xp, dtype, x = _prepare('gelu_tanh_grad', x)
     t0 = 1.5957691216057308*x
@@ -458,9 +459,10 @@ def gelu_tanh_grad(x, *, out=None):
     t2 = t0 + 0.07135481627260025*t1
     t3 = xp.exp(-xp.abs(t2))
     t4 = 1/(t3 + 1)
+    t5 = t4*xp.maximum(t3, xp.astype(t2 >= 0, dtype))
     return (
-        _written('gelu_tanh_grad', out, None, -t4*(t4*(-t0 - 0.21406444881780073*t1)*xp.maximum(t3,
-        xp.astype(-t2 >= 0, dtype)) - 1)*xp.maximum(t3, xp.astype(t2 >= 0, dtype)))
+        _written('gelu_tanh_grad', out, None, -t5*(t4*(-t0 - 0.21406444881780073*t1 -
+        1)*xp.maximum(t3, xp.astype(-t2 >= 0, dtype)) - t5))
     )
 
 
@@ -593,22 +595,19 @@ def mish_grad(x, *, out=None):
 def mish_hess(x, *, out=None):
     r"""Return d2mish/dx2 element-wise.
 
-    d2f/dx2 = -4*(-x*sigmoid(-x)*sigmoid(x) + (-2*x*sigmoid(-x)*sigmoid(x) +
-        2*x*sigmoid(x))*tanh(softplus(x)) -
-        2*sigmoid(x))*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
+    d2f/dx2 = 4*((x + 2)*sigmoid(-x) + (-2*x*tanh(softplus(x)) +
+        2)*sigmoid(x))*sigmoid(x)*sigmoid(-2*softplus(x))*sigmoid(2*softplus(x))
     """
     xp, dtype, x = _prepare('mish_hess', x)
     t0 = xp.maximum(x, xp.asarray(0, dtype=dtype))
     t1 = xp.exp(-xp.abs(x))
     t2 = xp.log1p(t1)
     t3 = xp.exp(-2*t0 - 2*t2)
-    t4 = t1 + 1
-    t5 = t1/(t4*t4)
-    t6 = xp.maximum(t1, xp.astype(x >= 0, dtype))/t4
-    t7 = 2*x
+    t4 = 1/(t1 + 1)
+    t5 = t4*xp.maximum(t1, xp.astype(x >= 0, dtype))
     return (
-        _written('mish_hess', out, None, t3*(4*t5*x + 8*t6 - 4*(t6*t7 - t5*t7)*xp.tanh(t0 +
-        t2))/((t3 + 1)**2))
+        _written('mish_hess', out, None, 4*t3*t5*(t4*(x + 2)*xp.maximum(t1, xp.astype(-x >= 0,
+        dtype)) + t5*(2 - 2*x*xp.tanh(t0 + t2)))/((t3 + 1)**2))
     )
 
 
@@ -735,28 +734,30 @@ def silu_grad(x, *, out=None):
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = -(-x*sigmoid(-x) - 1)*sigmoid(x)
+    df/dx = -((-x - 1)*sigmoid(-x) - sigmoid(x))*sigmoid(x)
     """
     xp, dtype, x = _prepare('silu_grad', x)
     t0 = xp.exp(-xp.abs(x))
     t1 = 1/(t0 + 1)
+    t2 = t1*xp.maximum(t0, xp.astype(x >= 0, dtype))
     return (
-        _written('silu_grad', out, None, -t1*(-t1*x*xp.maximum(t0, xp.astype(-x >= 0, dtype)) -
-        1)*xp.maximum(t0, xp.astype(x >= 0, dtype)))
+        _written('silu_grad', out, None, -t2*(t1*(-x - 1)*xp.maximum(t0, xp.astype(-x >= 0, dtype))
+        - t2))
     )
 
 
 def silu_hess(x, *, out=None):
     r"""Return d2silu/dx2 element-wise.
 
-    d2f/dx2 = -(2*x*sigmoid(x) - x - 2)*sigmoid(-x)*sigmoid(x)
+    d2f/dx2 = -((-x - 2)*sigmoid(-x) + (x - 2)*sigmoid(x))*sigmoid(-x)*sigmoid(x)
     """
     xp, dtype, x = _prepare('silu_hess', x)
     t0 = xp.exp(-xp.abs(x))
     t1 = t0 + 1
+    t2 = 1/t1
     return (
-        _written('silu_hess', out, None, t0*(x + 2 - 2*x*xp.maximum(t0, xp.astype(x >= 0,
-        dtype))/t1)/(t1*t1))
+        _written('silu_hess', out, None, t0*(-t2*(-x - 2)*xp.maximum(t0, xp.astype(-x >= 0, dtype))
+        - t2*(x - 2)*xp.maximum(t0, xp.astype(x >= 0, dtype)))/(t1*t1))
     )
 
 

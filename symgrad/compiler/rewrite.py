@@ -83,7 +83,9 @@ def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:
     """``exp(m w) sigmoid(-w)**k -> sigmoid(w)**m sigmoid(-w)**(k - m)`` (an exact identity:
     sigmoid(w) / sigmoid(-w) = exp(w)): exp(u) / (1 + exp(u)) and exp(2x) / (exp(x) + 1)**2
     are sigmoid(u) and sigmoid(x)**2, which never overflow. Where k - m or m is negative the
-    new form grows exactly as fast as the old one in each tail, so it is never worse."""
+    new form grows exactly as fast as the old one in each tail, so it is never worse; not for
+    a number |m| < 1, where sigmoid(w) under- or overflows first (exp(-|x|) sigmoid(2|x|), the
+    sech form, was sqrt(sigmoid(-2|x|)) sqrt(sigmoid(2|x|)): 0 beyond |x| = 373)."""
     if not e.is_Mul:
         return None
     for ex in (a for a in e.args if isinstance(a, sp.exp)):
@@ -97,6 +99,8 @@ def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:
             if mm is None:
                 continue
             m, d = mm
+            if m.is_number and abs(m) < 1:
+                continue  # sigmoid(w) underflows before exp(m w) does (|m| < 1): not that
             rest = [a for a in e.args if a is not ex and a is not f]
             return sp.Mul(*rest) * sp.exp(d) * sigmoid(w) ** m * sigmoid(v) ** (k - m)
     return None
@@ -207,13 +211,70 @@ def _axis_sum_linear(e: sp.Expr, elementwise: frozenset) -> sp.Expr:
     return sp.Add(*out)
 
 
+def _hyperbolic_degree(term: sp.Expr, u: sp.Expr) -> sp.Expr:
+    """Return the total power of sinh(u) and cosh(u) in the product ``term`` (0 if none)."""
+    powers = term.as_powers_dict()
+    return powers.get(sp.sinh(u), sp.S.Zero) + powers.get(sp.cosh(u), sp.S.Zero)
+
+
+def _spread_sech(e: sp.Expr, powers: dict) -> sp.Expr | None:
+    """``cosh(u)**k * (A + B + ...) -> cosh(u)**(k + j) * (A cosh(u)**-j + B cosh(u)**-j ...)``
+    for k < 0, where every term carries sinh(u) and cosh(u) to a whole power >= j > 0: each
+    term's quotient is then a tanh form (_hyperbolic), where the sum itself overflows on its
+    way to a finite result (sqrt(cosh(w)**2 + 1)'' = (sinh**2 + cosh**2 - ...)/cosh ... NaN at
+    w = 700)."""
+    for base, k in powers.items():
+        if not (isinstance(base, sp.cosh) and k.is_Rational and k < 0):
+            continue
+        u = base.args[0]
+        for f in e.args:
+            if not f.is_Add:
+                continue
+            degrees = [_hyperbolic_degree(t, u) for t in f.args]
+            if not all(d.is_Integer and d > 0 for d in degrees):
+                continue
+            j = min(-k, *degrees)
+            terms = sp.Add(*(_hyperbolic(t * base**-j) for t in f.args))
+            return _hyperbolic(e / f / base**-j * terms)
+    return None
+
+
+def _hyperbolic_sum_power(e: sp.Expr) -> sp.Expr | None:
+    """``(a sinh(u) + b cosh(u) + c)**p -> cosh(u)**p (a tanh(u) + b + c/cosh(u))**p`` for
+    p < 0 (cosh > 0, so for any p): the powers of cosh then merge with the product's, where
+    the sinh/cosh rules reach them (1/(sinh(x) + erf(2))'' = 2 cosh(x)**2/(sinh(x) + c)**3 -
+    ... was -inf at -700, where it is -6.2e-306)."""
+    base, p = e.base, e.exp
+    if not (base.is_Add and p.is_number and p.is_negative):
+        return None
+    us = set()
+    for term in base.args:
+        k, rest = term.as_coeff_Mul()
+        if isinstance(rest, sp.sinh | sp.cosh):
+            us.add(rest.args[0])
+        elif not rest.is_number:
+            return None
+    if len(us) != 1:
+        return None
+    u = us.pop()
+    scaled = base.xreplace({sp.sinh(u): sp.tanh(u), sp.cosh(u): sp.S.One})
+    constant = sp.Add(*(t for t in base.args if t.is_number))
+    scaled = scaled - constant + constant / sp.cosh(u)
+    return sp.cosh(u) ** p * scaled**p
+
+
 def _hyperbolic(e: sp.Expr) -> sp.Expr:
     """sinh(u)**m / cosh(u)**k -> tanh(u)**min(m, k) * ..., and cosh(u)**m / sinh(u)**k ->
     tanh(u)**-min(m, k) * ... (for a fractional k, tanh(u)**m * cosh(u)**(m - k)): tanh never
     overflows, sinh and cosh do."""
+    if e.is_Pow:
+        return _hyperbolic_sum_power(e) or e
     if not e.is_Mul:
         return e
     powers = e.as_powers_dict()
+    spread = _spread_sech(e, powers)
+    if spread is not None:
+        return spread
     for base, k in powers.items():
         if isinstance(base, sp.cosh) and k.is_Rational and not k.is_Integer and k < 0:
             # sinh(u)**m * cosh(u)**k with a fractional k (the derivatives of sqrt(cosh u)):
@@ -573,6 +634,24 @@ def _log_ratio(e: sp.Expr) -> sp.Expr | None:
     return log1p(d / den) if d != 0 and (fewer or _simpler(d, num)) else None
 
 
+def _log_product(e: sp.Expr) -> sp.Expr | None:
+    """``log(R sigmoid(u)**k exp(v)**m) -> log(R) + k log(sigmoid(u)) + m v`` for R >= 0 and
+    real powers: log(sigmoid(u)) has a tail-exact form (-softplus(-u)), the product underflows
+    to 0 (log(|x|**(3/2) sigmoid(x)**(3/2)) was -inf at -700, where it is -1040.2)."""
+    if not (isinstance(e, sp.log) and e.args[0].is_Mul):
+        return None
+    split, rest = [], []
+    for f in e.args[0].args:
+        base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
+        if isinstance(base, sigmoid | sp.exp) and p.is_real:
+            split.append(p * sp.log(base))
+        else:
+            rest.append(f)
+    if not split or not sp.Mul(*rest).is_extended_nonnegative:
+        return None
+    return sp.log(sp.Mul(*rest)) + sp.Add(*split)
+
+
 def _log_sigmoid(e: sp.Expr) -> sp.Expr | None:
     """``log(sigmoid(u)) -> -softplus(-u)``."""
     if isinstance(e, sp.log) and isinstance(e.args[0], sigmoid):
@@ -645,6 +724,169 @@ def _csch_power(e: sp.Expr) -> sp.Expr | None:
     return (2 * sp.sign(u) * sp.exp(-a) / -expm1(-2 * a)) ** (-e.exp)
 
 
+#: Below these sizes f(u)/u rounds to 1 in float64: sinh(u)/u = 1 + u**2/6 + ..., atan,
+#: tanh and asinh alike (odd, so f(u)/u = f(|u|)/|u|); log1p(u)/u = 1 - u/2 + ... (for u >= 0).
+#: The clamp keeps the ratio's 0/0 out of the emitted code, and its parts far from underflow.
+_VANISHING = {
+    sp.sinh: sp.Float("1e-8"),
+    sp.atan: sp.Float("1e-8"),
+    sp.tanh: sp.Float("1e-8"),
+    sp.asinh: sp.Float("1e-8"),
+    log1p: sp.Float("1e-16"),
+}
+_UNIT_FUNCTIONS = (sigmoid, sp.tanh, sp.erf, sp.sin, sp.cos)
+
+
+def _unit_bounded(u: sp.Expr) -> bool:
+    """Tell whether |u| <= 1 is known from its form: sigmoid, tanh, erf, sin, cos, exp of a
+    non-positive argument, and products and positive powers of those (numbers in [-1, 1])."""
+    if u.is_number:
+        return bool(abs(u) <= 1)
+    if isinstance(u, _UNIT_FUNCTIONS):
+        return True
+    if isinstance(u, sp.exp):
+        return bool(u.args[0].is_nonpositive)
+    if u.is_Pow:
+        return bool(u.exp.is_positive) and _unit_bounded(u.base)
+    if u.is_Mul:
+        return all(_unit_bounded(a) for a in u.args)
+    return False
+
+
+def _vanishing_ratio(f: sp.Expr) -> sp.Expr | None:
+    """Return f(u)/u as f(w)/w with w = max(|u|, small) (_VANISHING), for |u| <= 1 known
+    (_unit_bounded; log1p's u also >= 0), else None; never for a u already clamped."""
+    small = _VANISHING.get(type(f))
+    if small is None:
+        return None
+    u = f.args[0]
+    if not _unit_bounded(u) or (isinstance(u, sp.Max) and small in u.args):
+        return None
+    if isinstance(f, log1p):
+        if not u.is_nonnegative:
+            return None
+        w = sp.Max(u, small)
+    else:
+        w = sp.Max(u if u.is_nonnegative else _abs(u), small)
+    return f.func(w) / w
+
+
+def _spread_exp(e: sp.Expr) -> sp.Expr | None:
+    """``exp(a) (exp(b) A + exp(c) B + ...) -> exp(a + b) A + exp(a + c) B + ...`` where every
+    term of the sum carries an exponential: the sum overflows (or underflows) on its way to a
+    finite product (sinh(exp(-x**2))**(-1/2)'' is a sum of exp(x**2) terms times
+    exp(-x**2/2): inf at x = 30, where it is 2.4e198); one exponential per term does not."""
+    if not e.is_Mul:
+        return None
+    exps = [f for f in e.args if isinstance(f, sp.exp)]
+    if len(exps) != 1:
+        return None
+    a = exps[0].args[0]
+    sums = [f for f in e.args if f.is_Add and len(f.args) <= _SPREAD_TERMS]
+    for f in sums:
+        merged = [_merges(a, t) for t in f.args]
+        if None not in merged and any(merged):
+            rest = sp.Mul(*(g for g in e.args if g is not f and g is not exps[0]))
+            return rest * sp.Add(*(_times_exp(t, a) for t in f.args))
+    return None
+
+
+def _times_exp(term: sp.Expr, a: sp.Expr) -> sp.Expr:
+    """Return ``term`` exp(a) with exp(a) merged into ``term``'s first exp factor (sympy
+    keeps exp(a) exp(b) apart)."""
+    factors = list(sp.Mul.make_args(term))
+    i = next(i for i, g in enumerate(factors) if isinstance(g, sp.exp))
+    factors[i] = sp.exp(factors[i].args[0] + a)
+    return sp.Mul(*factors)
+
+
+def _merges(a: sp.Expr, term: sp.Expr) -> bool | None:
+    """Tell whether ``term``'s factor exp(b) merges with exp(a): a + b no larger than a or b
+    (x**2 and -x**2/2 merge to x**2/2; softmax's x - logsumexp(x) and another exponent do
+    not, and spreading those only grows the sum); None where ``term`` holds no exp."""
+    for g in sp.Mul.make_args(term):
+        if isinstance(g, sp.exp):
+            b = g.args[0]
+            return sp.count_ops(a + b) <= max(sp.count_ops(a), sp.count_ops(b))
+    return None
+
+
+#: _spread_exp distributes over sums of at most this many terms (each term one product more).
+_SPREAD_TERMS = 8
+
+
+def _factor_powers(e: sp.Expr) -> dict[sp.Expr, sp.Expr]:
+    """Return {base: power} of the factors of ``e`` (as_powers_dict reads exp(a) as E**a)."""
+    powers: dict[sp.Expr, sp.Expr] = {}
+    for factor in e.args if e.is_Mul else (e,):
+        base, p = (factor.base, factor.exp) if factor.is_Pow else (factor, sp.S.One)
+        powers[base] = powers.get(base, sp.S.Zero) + p
+    return powers
+
+
+def _power_of(u: sp.Expr, powers: dict[sp.Expr, sp.Expr]) -> sp.Expr | None:
+    """Return j where the factors ``powers`` hold u**j (exp(2a) is exp(a)**2: sympy merges
+    exp(a)**p with it), 0 if none; None unless u = b**k with a number k > 0."""
+    b, k = (u.base, u.exp) if u.is_Pow else (u, sp.S.One)
+    if not (k.is_number and k.is_positive):
+        return None
+    if not isinstance(u, sp.exp):
+        return powers.get(b, sp.S.Zero) / k
+    multiples = (q * b.args[0] / u.args[0] for b, q in powers.items() if isinstance(b, sp.exp))
+    return sp.Add(*(m for m in multiples if m.is_number))
+
+
+def _small_argument_power(e: sp.Expr) -> sp.Expr | None:
+    """``f(u)**p * b**j -> u**p (f(u)/u)**p * b**j`` in a product, for p < 0, u = b**k (k,
+    j > 0) and f(0) = 0 with f(u)/u bounded near 0 (_vanishing_ratio): u's powers then merge
+    (sinh(s)**(-5/4) s = s**(-1/4) (sinh(s)/s)**(-5/4)), where f(u)**p overflows for a tiny u
+    although the product is finite (s = sigmoid(-700), s = exp(-x**2) at x = 30). With no
+    such b (j = 0) only for u = exp(a) or sigmoid(a), whose powers are formed without u
+    (exp(p a)): sinh(exp(-x**2))**(-1/2) is exp(x**2/2) (sinh(w)/w)**(-1/2), finite at 30."""
+    if not (e.is_Mul or e.is_Pow):
+        return None
+    powers = _factor_powers(e)
+    for f, p in powers.items():
+        found = _softplus_ratio(f, p, powers) or _mergeable_ratio(f, p, powers)
+        if found is not None:
+            u, ratio = found
+            return e / f**p * u**p * ratio**p
+    return None
+
+
+#: Below this, softplus(v)/sigmoid(v) = (1 + e**-v) log1p(e**v) = 1 + e**v/2 + ... rounds to 1.
+_SOFTPLUS_FLOOR = -40
+
+
+def _softplus_ratio(f: sp.Expr, p: sp.Expr, powers: dict) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (sigmoid(w), softplus(v)/sigmoid(v)) with v = max(w, -40) for f = softplus(w)
+    with p < 0 in a product that holds sigmoid(w)**j, j > 0, else None: softplus(w) is
+    sigmoid(w) times a ratio in [1, max(w, 1) + 1), so their powers merge (sqrt(softplus(w))''
+    holds sigmoid(w)**2 / softplus(w)**(3/2): 0 * inf at w = -700, where it is 2.5e-153)."""
+    if not (isinstance(f, softplus) and p.is_number and p.is_negative):
+        return None
+    w = f.args[0]
+    j = powers.get(sigmoid(w), sp.S.Zero)
+    if not (j.is_number and j.is_positive) or (isinstance(w, sp.Max) and _SOFTPLUS_FLOOR in w.args):
+        return None
+    v = sp.Max(w, _SOFTPLUS_FLOOR)
+    return sigmoid(w), softplus(v) / sigmoid(v)
+
+
+def _mergeable_ratio(f: sp.Expr, p: sp.Expr, powers: dict) -> tuple[sp.Expr, sp.Expr] | None:
+    """Return (u, f(u)/u) (_vanishing_ratio) where _small_argument_power rewrites f(u)**p
+    among the factors ``powers``, else None."""
+    if f.is_Atom or not (p.is_number and p.is_negative):
+        return None
+    ratio = _vanishing_ratio(f)
+    j = None if ratio is None else _power_of(f.args[0], powers)
+    if j is None or not j.is_number:
+        return None
+    if j.is_positive or (j.is_zero and isinstance(f.args[0], sp.exp | sigmoid)):
+        return f.args[0], ratio
+    return None
+
+
 #: _gaussian_tail clamps u where exp(k u**2) is below exp(-GAUSSIAN_EXPONENT): there the
 #: product (a polynomial of degree <= 8 with modest coefficients times it) rounds to 0 anyway.
 GAUSSIAN_EXPONENT = 800
@@ -699,6 +941,8 @@ def _dirac_delta(e: sp.Expr) -> sp.Expr | None:
 # The stability rewrites, tried in order on each node after _canonical_rule; the first that
 # matches wins. Each takes a node and returns its replacement, or None when it does not apply.
 _STABLE_RULES = (
+    _small_argument_power,
+    _spread_exp,
     _one_minus_sigmoid,
     _exp_erf_offset,
     _trig_hyperbolic_offsets,
@@ -707,6 +951,7 @@ _STABLE_RULES = (
     _log_difference,
     _xlogx_difference,
     _log_ratio,
+    _log_product,
     _log_sigmoid,
     _log_cosh,
     _log_tanh,
@@ -835,6 +1080,14 @@ def _quadratic(q: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
     return a, w.base, sp.sqrt(b / a)
 
 
+def _unscaled(a: sp.Expr, u: sp.Expr, c: sp.Expr) -> bool:
+    """Tell whether a (1 + (c u)**2) needs no scaling: |c u| <= 1 is known (c <= 1 and u
+    _unit_bounded), so nothing overflows, and the plain form leaves u where the rules for a
+    small argument reach it (log(1 + sigmoid(x)**2)'s derivatives at x = -300: the scaled
+    log1p(min(s, 1/max(s, 1))**2) had hidden the s**2 they divide by)."""
+    return bool(c <= 1) and _unit_bounded(u)
+
+
 def _scales(v: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """Return (m, t, r) for v: m = max(|v|, 1), t = min(|v|, 1/m) <= 1 and r = v/m =
     clip(v, -1, 1), so that 1 + v**2 = m**2 (1 + t**2) and v = r m with nothing squared
@@ -869,7 +1122,7 @@ def _quadratic_product(e: sp.Expr) -> sp.Expr | None:
     for f in factors:
         base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
         found = _quadratic(base)
-        if found is None or not p.is_number or (p.is_Integer and p > 0):
+        if found is None or not p.is_number or (p.is_Integer and p > 0) or _unscaled(*found):
             continue
         a, u, c = found
         groups.setdefault((u, c), []).append((f, a, p))
@@ -884,6 +1137,9 @@ def _quadratic_product(e: sp.Expr) -> sp.Expr | None:
         base, p = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
         if base == u and p.is_Integer:
             k += p
+        elif base == -u and p.is_Integer:  # (-x - 1)**2, as sympy writes a derivative's
+            k += p
+            rest.append(sp.S.NegativeOne**p)
         else:
             rest.append(f)
     big_p = sp.Add(*(p for _, _, p in qs))
@@ -900,7 +1156,7 @@ def _quadratic_log(e: sp.Expr) -> sp.Expr | None:
     if not isinstance(e, sp.log):
         return None
     found = _quadratic(e.args[0])
-    if found is None or found[0] < 1:
+    if found is None or found[0] < 1 or _unscaled(*found):
         return None
     a, u, c = found
     m, t, _ = _scales(c * u)

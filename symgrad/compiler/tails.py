@@ -152,6 +152,11 @@ def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
         # s = (1 + tau)/2 with tau = tanh(u/2) = 2s - 1, which is exact where 2s - 1 is not
         rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2}), power_exp=False)
         rest = rest.xreplace({_T: sp.tanh(u / 2), **restore})
+    elif q.degree() == 1:
+        # q(1) s + q(0) (1 - s): each tail's value is one term, where a s + b cancels when its
+        # coefficients are far larger than q(1) = a + b (sqrt(softplus(w))'' at -700: inf - inf)
+        ends = (sp.expand(q.eval(sp.S.One)), sp.expand(q.eval(sp.S.Zero)))
+        rest = (ends[0] * sigmoid(u) + ends[1] * sigmoid(-u)).xreplace(restore)
     else:  # in tau, a rest that is not 0 at s = 1/2 would cancel in a tail (tau + 1 -> 0)
         rest = q.as_expr().xreplace({_S: sigmoid(u), **restore})
         # written in s, c - c s comes back where the stable rules had c sigmoid(-u)
