@@ -1068,7 +1068,10 @@ def _saturate(e: sp.Expr) -> sp.Expr:
 
 def _quadratic(q: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
     """Return (a, u, c) for ``q = a (1 + (c u)**2)`` (q = a + b u**2 with numbers a, b > 0),
-    else None. A base that is a Min is the scaled form's own ``1 + t**2``: never again."""
+    else None. A base that is a Min is the scaled form's own ``1 + t**2``: never again. A
+    quadratic in sinh(w) with a > b is read as one in cosh(w), (a - b) + b cosh(w)**2, so
+    that cosh scales it and the sinh/cosh rules reach its powers (atan(sinh(x)/2)'' was -inf
+    at 700: sinh(x)**2 / max(|sinh(x)|, 2)**3 overflowed)."""
     if not (q.is_Add and len(q.args) == 2):
         return None
     a, other = q.args if q.args[0].is_Number else q.args[::-1]
@@ -1077,7 +1080,26 @@ def _quadratic(q: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
     b, w = other.as_coeff_Mul()
     if not (b.is_positive and w.is_Pow and w.exp == 2) or isinstance(w.base, sp.Min):
         return None
+    if isinstance(w.base, sp.sinh):
+        if a == b:  # (a cosh(w)**2: _sinh_pythagoras's)
+            return None
+        if a > b:
+            return a - b, sp.cosh(w.base.args[0]), sp.sqrt(b / (a - b))
     return a, w.base, sp.sqrt(b / a)
+
+
+def _sinh_pythagoras(e: sp.Expr) -> sp.Expr | None:
+    """``k + k sinh(w)**2 -> k cosh(w)**2`` (a sum of exactly those two terms): the powers of
+    cosh then merge with the cosh and sinh factors around them ((sinh(x)**2 + 1)**-4'' was
+    NaN at 700)."""
+    if not (e.is_Add and len(e.args) == 2):
+        return None
+    k, other = e.args if e.args[0].is_Number else e.args[::-1]
+    kb, w = other.as_coeff_Mul()
+    if k.is_Number and k == kb and k.is_positive and w.is_Pow and w.exp == 2:
+        if isinstance(w.base, sp.sinh):
+            return k * sp.cosh(w.base.args[0]) ** 2
+    return None
 
 
 def _unscaled(a: sp.Expr, u: sp.Expr, c: sp.Expr) -> bool:
@@ -1099,11 +1121,16 @@ def _scales(v: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     return m, sp.Min(av, 1 / m), sp.Min(sp.Max(v, -1), 1)
 
 
+#: cosh(w) >= 1 scales a + b cosh(w)**2 itself for c = sqrt(b/a) down to this: then
+#: t = 1/(c cosh) <= 1/c stays small (a quadratic in sinh, read as one in cosh, has c < 1).
+_COSH_SCALE_C = sp.Rational(1, 8)
+
+
 def _scales_of(u: sp.Expr, c: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     """Return (big, t, rho) for v = c u, in u's units so that c u is never formed (it
     overflows for c > 1 although the result need not): big = max(|u|, 1/c) (m = c big),
     t = c min(|u|, c**-2 / big) (as in _scales) and rho = clip(u, -1/c, 1/c) (r = c rho)."""
-    if isinstance(u, sp.cosh) and c.is_number and c >= 1:
+    if isinstance(u, sp.cosh) and c.is_number and c >= _COSH_SCALE_C:
         # (u >= 1 >= 1/c: big = u, t = 1/(c u), rho = 1/c, so that sinh/cosh rules apply to
         # the derivatives: sinh(x)**2 / max(1, cosh(x))**8 overflowed to NaN at 700)
         return u, 1 / (c * u), 1 / c
@@ -1214,7 +1241,8 @@ def _common_denominator(e: sp.Expr) -> sp.Expr | None:
 
 def _quadratic_rule(e: sp.Expr) -> sp.Expr | None:
     return (
-        _rational_sum(e)
+        _sinh_pythagoras(e)
+        or _rational_sum(e)
         or _common_denominator(e)
         or _quadratic_root_offset(e)
         or _quadratic_log(e)

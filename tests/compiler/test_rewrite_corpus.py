@@ -222,6 +222,14 @@ NON_FINITE = [
         sp.sinh(sp.exp(-(x**2))) ** sp.Rational(-1, 2),
         [("value", 30.0), ("grad", 30.0)],
     ),
+    # a quadratic in sinh is one in cosh: 1 + sinh**2 = cosh**2, a + b sinh**2 scaled by cosh
+    ("sinh_pythagoras", (sp.sinh(x) ** 2 + 1) ** -4, [("hess", 700.0), ("hess", -700.0)]),
+    ("atan_half_sinh", sp.atan(sp.sinh(x) / 2), [("hess", 700.0), ("hess", -700.0)]),
+    (
+        "sinh_pythagoras_ratio",
+        sp.Rational(3, 4) / (1 + (sp.sinh(x) ** 2 + 1) ** -2),
+        [("hess", 700.0), ("grad", 30.0)],
+    ),
 ]
 
 

@@ -36,6 +36,7 @@ CASES = [
     ),
     (rewrite._power_offset, 2 - 2 * (1 - u**2) ** 3, 2 * u**2 * (1 + (1 - u**2) + (1 - u**2) ** 2)),
     (rewrite._log_one_plus, sp.log(1 + u**2), log1p(u**2)),
+    (rewrite._sinh_pythagoras, 2 + 2 * sp.sinh(u) ** 2, 2 * sp.cosh(u) ** 2),
     (
         rewrite._xlogx_difference,
         (u + 2) * sp.log(u + 2) - u * sp.log(u) - 1,
