@@ -334,7 +334,10 @@ def wrap_doc_line(text: str, indent: str = "    ", width: int = LINE_LENGTH - 4)
 
 
 _QUOTE = re.compile(r"'[^']*'|\"[^\"]*\"")
-_HEAD = re.compile(r"(return |const T \w+ = |[A-Za-z_][\w, ]* = )")
+#: What stays before the parentheses of a wrapped statement: ``return``, a C declaration, an
+#: assignment or an augmented one (``value0 += ...``: a parenthesized ``(value0 += ...)`` is
+#: no statement, and the module would not parse).
+_HEAD = re.compile(r"(return |const T \w+ = |[A-Za-z_][\w, ]* (?:[-+*/]|\*\*|//)?= )")
 
 
 def _chunks(text: str, width: int) -> list[str]:

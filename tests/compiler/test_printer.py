@@ -82,3 +82,29 @@ def test_logistic_density_is_printed_with_cosh_unless_exp_is_shared():
     with np.errstate(over="ignore"):
         got = eval(text, {"np": np, "x": z})
     np.testing.assert_allclose(got, special.expit(z) * special.expit(-z), rtol=4e-16, atol=0)
+
+
+@pytest.mark.parametrize("op", ["=", "+=", "-=", "*=", "/=", "**=", "//="])
+def test_a_long_assignment_wraps_into_a_statement_that_parses(op):
+    """Long statements are wrapped in parentheses after their head: an augmented assignment
+    keeps ``value0 +=`` outside them (``(value0 += ...)`` does not parse)."""
+    import ast
+
+    from symgrad.compiler.emitted import wrap_code
+
+    line = f"    value0 {op} " + " + ".join(f"np.float64(t{i}) * 2" for i in range(20))
+    lines = wrap_code(line, 60)
+    assert len(lines) > 2 and lines[0] == f"    value0 {op} ("
+    ast.parse("\n".join(x[4:] for x in lines))
+
+
+def test_a_hyper_parameter_term_too_long_for_one_line_compiles():
+    """Fuzz seed 15127: a loss whose hyper-parameter-only term is added once per element
+    (``value0 += ...``) on a line long enough to wrap; the module did not parse."""
+    import symgrad as sg
+
+    yhat, y, a = (sp.Symbol(n, real=True) for n in ("yhat", "y", "a"))
+    spec = sg.Spec("wrapped", "loss", (yhat, y), ((a, 0.5),), yhat + sp.sqrt(1 + (a**2 + 1) ** -2))
+    k = sg.compile(spec)
+    got = k.wrapped(np.array([0.0, 1.0, 2.0]), np.zeros(3))
+    np.testing.assert_allclose(got, 1.0 + np.sqrt(1 + 1.25**-2), rtol=1e-14)
