@@ -686,6 +686,20 @@ def _log_one_plus(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _log_erf(e: sp.Expr) -> sp.Expr | None:
+    """``log(erf(u)) -> log1p(-erfc(u))`` for u >= 1, ``log(erf(u))`` below: erf(u) rounds to
+    1 from u = 6 on, and its log to 0 instead of -erfc(u) (a quotient by it was inf); below 1,
+    1 - erfc(u) would cancel where erf(u) is small."""
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.erf):
+        u = e.args[0].args[0]
+        if isinstance(u, sp.Min) and sp.S.One in u.args:
+            return None  # (the branch below 1 this rule wrote)
+        return sp.Piecewise(
+            (log1p(-sp.erfc(u)), u >= 1), (sp.log(sp.erf(sp.Min(u, 1))), True)
+        )
+    return None
+
+
 def _xlogy_sigmoid(e: sp.Expr) -> sp.Expr | None:
     """``xlogy(a, sigmoid(u)) -> -a softplus(-u)``."""
     if isinstance(e, xlogy) and isinstance(e.args[1], sigmoid):
@@ -956,6 +970,7 @@ _STABLE_RULES = (
     _log_cosh,
     _log_tanh,
     _log_one_plus,
+    _log_erf,
     _gaussian_tail,
     _xlogy_sigmoid,
     _xlogy_positive,

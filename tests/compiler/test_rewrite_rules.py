@@ -38,6 +38,11 @@ CASES = [
     (rewrite._log_one_plus, sp.log(1 + u**2), log1p(u**2)),
     (rewrite._sinh_pythagoras, 2 + 2 * sp.sinh(u) ** 2, 2 * sp.cosh(u) ** 2),
     (
+        rewrite._log_erf,
+        sp.log(sp.erf(u)),
+        sp.Piecewise((log1p(-sp.erfc(u)), u >= 1), (sp.log(sp.erf(sp.Min(u, 1))), True)),
+    ),
+    (
         rewrite._xlogx_difference,
         (u + 2) * sp.log(u + 2) - u * sp.log(u) - 1,
         2 * sp.log(u + 2) + u * log1p(2 / u) - 1,
