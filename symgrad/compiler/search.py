@@ -345,10 +345,17 @@ def _analytic(expr: sp.Expr) -> bool:
     """Tell whether ``expr`` is built of numbers, symbols, sums, products, powers and
     ``ANALYTIC_FUNCTIONS`` only (``_complex_at`` evaluates these; whether the form is analytic
     on the disc is what Cauchy's two circles then decide)."""
-    return all(
-        a.is_Atom or a.is_Add or a.is_Mul or a.is_Pow or isinstance(a, ANALYTIC_FUNCTIONS)
-        for a in sp.preorder_traversal(expr)
-    )
+    seen: set = set()
+    stack = [expr]
+    while stack:  # (each distinct node once: a shared subtree is not walked again)
+        a = stack.pop()
+        if a in seen:
+            continue
+        seen.add(a)
+        if not (a.is_Atom or a.is_Add or a.is_Mul or a.is_Pow or isinstance(a, ANALYTIC_FUNCTIONS)):
+            return False
+        stack.extend(a.args)
+    return True
 
 
 #: Taylor coefficients near 0 come from Cauchy's integral formula: the form evaluated in
