@@ -694,9 +694,7 @@ def _log_erf(e: sp.Expr) -> sp.Expr | None:
         u = e.args[0].args[0]
         if isinstance(u, sp.Min) and sp.S.One in u.args:
             return None  # (the branch below 1 this rule wrote)
-        return sp.Piecewise(
-            (log1p(-sp.erfc(u)), u >= 1), (sp.log(sp.erf(sp.Min(u, 1))), True)
-        )
+        return sp.Piecewise((log1p(-sp.erfc(u)), u >= 1), (sp.log(sp.erf(sp.Min(u, 1))), True))
     return None
 
 
