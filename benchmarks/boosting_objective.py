@@ -7,7 +7,10 @@ always runs first), as medians of the within-round ratios:
    ``--rows`` rows: ``boosting.xgboost("binary_cross_entropy_with_logits").grad_hess`` with
    ``threads=1`` and at its default (every core) against the textbook
    ``p = 1 / (1 + exp(-z)); p - y, p * (1 - p)`` in plain numpy (one thread: numpy's ufuncs
-   have no other), and, for reference, the emitted ``_grad_hess`` alone in one call;
+   have no other), and, for reference, the emitted ``_grad_hess`` alone in one call and
+   symgrad at ``threads=1`` when the caller keeps every result (new result arrays each call:
+   the adapter writes its previous results again only when nothing holds them, as in
+   training, where XGBoost copies them first; ``symgrad.recycle``);
 2. XGBoost training (``--rounds`` rounds, ``--cols`` features, hist) in two views, each against
    ``objective="binary:logistic"`` (XGBoost's own) in the same view, and with the textbook
    objective too (what any Python objective costs: the floor):
@@ -123,10 +126,17 @@ def main(argv: list[str] | None = None) -> None:
 def _time_calls(args, objectives, kernel, z, y) -> dict:
     """Print and return the median ratio of one symgrad call to the hand objective's, per
     ``threads`` setting (interleaved rounds)."""
+    keeper = boosting.xgboost("binary_cross_entropy_with_logits", threads=1)
+    held: list = [None]
+
+    def kept() -> None:
+        held[0] = keeper.grad_hess(z, y)  # the last result is held: no arrays to reuse
+
     cases = {
         "hand numpy (1 thread)": lambda: hand_objective(z, y),
         **{_label(t): partial(o.grad_hess, z, y) for t, o in objectives.items()},
         "emitted _grad_hess alone, one call": lambda: kernel(z, y, count=1),
+        "symgrad threads=1, the caller keeps each result (new arrays)": kept,
     }
     times = {name: [] for name in cases}
     for i in range(args.repeats * 4):

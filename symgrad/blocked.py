@@ -194,6 +194,7 @@ def grad_hess(
     y: np.ndarray,
     *,
     workers: int = 1,
+    out: tuple[np.ndarray, np.ndarray] | None = None,
     **kwargs: object,
 ) -> tuple[np.ndarray, np.ndarray, float, tuple[float, float]]:
     """Return ``fn(yhat, y, **kwargs)`` for an element-wise ``_grad_hess`` kernel (yhat and y of
@@ -202,12 +203,22 @@ def grad_hess(
     with no pass over memory of its own). The numbers are those of one call.
 
     Each block is written straight into its slices of the results (the kernel's
-    ``out=(grad, hess)``; a kernel without ``out=`` has its results copied in)."""
+    ``out=(grad, hess)``; a kernel without ``out=`` has its results copied in). ``out``: two
+    flat, distinct arrays of yhat's size and the result dtype to write them into (a caller's
+    recycled results, ``symgrad.recycle``), else new ones."""
     flat_yhat = np.ascontiguousarray(yhat).reshape(-1)
     flat_y = np.ascontiguousarray(y).reshape(-1)
     dtype = np.result_type(flat_yhat, flat_y)  # the kernels' own rule: float32 stays float32
     dtype = dtype if dtype in (np.float32, np.float64) else np.float64
-    grad, h = np.empty(flat_yhat.size, dtype), np.empty(flat_yhat.size, dtype)
+    if out is None:
+        grad, h = np.empty(flat_yhat.size, dtype), np.empty(flat_yhat.size, dtype)
+    else:
+        grad, h = out
+        if any(a.shape != flat_yhat.shape or a.dtype != dtype for a in out):
+            raise ValueError(
+                f"blocked.grad_hess: out must be two flat {dtype} arrays of {flat_yhat.size} "
+                f"elements, got {[(str(a.dtype), a.shape) for a in out]}"
+            )
     block = block_size(flat_yhat.size, workers, np.dtype(dtype).itemsize)
     starts = range(0, flat_yhat.size, block)
     # per block: min(h), min(y), max(y); the empty input's are the reductions' identities

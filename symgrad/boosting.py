@@ -54,6 +54,7 @@ from symgrad.domains import BOUNDS, contains, require
 from symgrad.errors import HessianWarning
 from symgrad.kernels import resolve
 from symgrad.losses import one_hot
+from symgrad.recycle import Recycler
 
 if TYPE_CHECKING:
     from symgrad.compiler.spec import Spec
@@ -134,6 +135,8 @@ class Objective:
         self._warned = False
         #: float32 scores are computed in float64 from now on (see ``grad_hess``)
         self._wide = False
+        #: the last large call's (grad, hess), written again once the caller let them go
+        self._results = Recycler()
 
     def __deepcopy__(self, memo: dict) -> Objective:
         # LightGBM deep-copies its params, objective included: the kernels are immutable
@@ -215,6 +218,12 @@ class Objective:
         while every h > 0 there. A float32 h of 0 may be an underflow (the logistic's beyond
         |z| ~ 88), not a zero of the loss, so then the call is made again in float64 (as is
         every later call of this objective): the Hessian policy decides on what it always saw.
+
+        On large inputs (``_blocked``) the results are written into the previous call's result
+        arrays when nothing outside this objective refers to them any more
+        (``symgrad.recycle``): XGBoost and LightGBM copy them before the next round, and fresh
+        memory of that size costs a third of the call in page faults. A result the caller
+        keeps, or any view of it, is never written again.
         """
         scores = np.asarray(yhat)
         single = scores.dtype == np.float32 and not self._wide
@@ -241,6 +250,8 @@ class Objective:
         if self.scale != 1:
             grad *= self.scale
             hess *= self.scale
+        if blocks:
+            self._results.keep(grad, hess)
         return grad, hess
 
     def _derivatives(self, yhat: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -257,7 +268,10 @@ class Objective:
         if not self._blocked(yhat):
             grad, h = fn(yhat, y, count=1)
             return grad, h, float(np.min(h, initial=np.inf))
-        grad, h, lowest, span = blocked.grad_hess(fn, yhat, y, workers=self.threads_in_use, count=1)
+        out = self._results.take(2, yhat.size, yhat.dtype)
+        grad, h, lowest, span = blocked.grad_hess(
+            fn, yhat, y, workers=self.threads_in_use, out=out, count=1
+        )
         self._check_labels(y, span)
         return grad, h, lowest
 
