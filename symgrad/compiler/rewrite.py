@@ -135,11 +135,9 @@ def _canonical_rule(e: sp.Expr) -> sp.Expr:
     out = _sigmoid_power(e) or _exp_polynomial_quotient(e)
     if out is not None:
         return out
-    # log(1 + exp(u)) -> softplus(u)
-    if isinstance(e, sp.log) and e.args[0].is_Add and len(e.args[0].args) == 2:
-        one, other = _split_one(e.args[0])
-        if one is not None and isinstance(other, sp.exp):
-            return softplus(other.args[0])
+    out = _log_scaled_softplus(e)
+    if out is not None:
+        return out
     out = _exp_times_sigmoid(e)
     if out is not None:
         return out
@@ -147,13 +145,17 @@ def _canonical_rule(e: sp.Expr) -> sp.Expr:
     return e if out is None else out
 
 
-def _split_one(add: sp.Add) -> tuple[sp.Expr | None, sp.Expr | None]:
-    a, b = add.args
-    if a == 1:
-        return a, b
-    if b == 1:
-        return b, a
-    return None, None
+def _log_scaled_softplus(e: sp.Expr) -> sp.Expr | None:
+    """``log(a + b exp(u)) -> log(a) + softplus(u + log(b/a))`` for numbers a, b > 0 (a = b = 1
+    is plain softplus): the written form overflows exp(u) where the value is about u, e.g.
+    ``log(0.5625 exp(2 exp(x)) + 1)`` is inf at x = 6, where it is 806.3."""
+    if not (isinstance(e, sp.log) and e.args[0].is_Add and len(e.args[0].args) == 2):
+        return None
+    a, rest = e.args[0].as_coeff_Add()
+    b, power = rest.as_coeff_Mul()
+    if not (isinstance(power, sp.exp) and a.is_positive and b.is_positive):
+        return None
+    return sp.log(a) + softplus(power.args[0] + sp.log(b / a))
 
 
 def canonicalize(expr: sp.Expr, smooth: bool = True) -> sp.Expr:

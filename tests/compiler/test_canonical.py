@@ -160,3 +160,26 @@ def test_focal_derivatives_keep_the_contract_at_moderate_margins(label, gamma_po
                 exact = _exact(spec, form, v)
                 broken = check.breaks_contract(ref, form, (v,), (), float(g), exact)
                 assert broken is False, (form, v, float(g), exact)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        sp.log(sp.Float(0.5625) * sp.exp(2 * sp.exp(x)) + 1),  # fuzz seed 16018: inf at 6
+        sp.log(3 + 2 * sp.exp(-x)),
+        sp.log(sp.exp(3 * x) / 7 + sp.Rational(5, 2)),
+    ],
+)
+def test_log_of_a_scaled_exponential_plus_a_constant_is_a_shifted_softplus(expr):
+    # log(a + b exp(u)) = log(a) + softplus(u + log(b/a)): finite wherever the value is
+    spec = sg.Spec("lse", "activation", (x,), (), expr)
+    assert canonicalize(expr).atoms(softplus)
+    k = sg.compile(spec)
+    for at in (0.0, 1e-8, -1e-8, 6.0, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0):
+        for form in FORMS:
+            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
+            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
+                continue  # mpmath's digits never agreed, or the value is no finite double
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                got = float(getattr(k, "lse" + SUFFIX[form])(np.array([at]))[0])
+            assert got == pytest.approx(exact, rel=1e-12, abs=1e-300), (form, at)
