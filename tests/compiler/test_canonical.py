@@ -183,3 +183,28 @@ def test_log_of_a_scaled_exponential_plus_a_constant_is_a_shifted_softplus(expr)
             with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
                 got = float(getattr(k, "lse" + SUFFIX[form])(np.array([at]))[0])
             assert got == pytest.approx(exact, rel=1e-12, abs=1e-300), (form, at)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        x + sp.log(sp.cosh(x)),
+        sp.log(sp.cosh(x)) - x,
+        (-sp.Float(0.75) * x - sp.Float(0.75) * sp.log(sp.cosh(x)) - sp.Float(1.125)) ** 4,  # 16016
+        2 * x + 1 + sp.log(sp.cosh(2 * x + 1)),
+    ],
+)
+def test_a_linear_term_plus_its_log_cosh_does_not_cancel(expr):
+    # u + log(cosh(u)) = log((1 + exp(2u)) / 2): the sum as written is 22.5 - 22.5 + 0.52 at
+    # u = -30 and its derivative 1 + tanh(u) rounds to 0 from u = -19
+    spec = sg.Spec("lc", "activation", (x,), (), expr)
+    assert not canonicalize(expr).has(sp.cosh)
+    k = sg.compile(spec)
+    for at in (0.0, 1e-8, -1e-8, 0.3, -0.7, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0):
+        for form in FORMS:
+            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
+            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
+                continue
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                got = float(getattr(k, "lc" + SUFFIX[form])(np.array([at]))[0])
+            assert got == pytest.approx(exact, rel=1e-12, abs=1e-300), (form, at)
