@@ -159,13 +159,13 @@ def _linear_plus_log_cosh(e: sp.Expr) -> sp.Expr | None:
             continue
         u = f.args[0].args[0]
         others = [a for a in e.args if a is not term]
-        for sign in (1, -1):
-            linear = [t for t in sp.Add.make_args(sp.expand(sign * c * u)) if t.free_symbols]
+        for side in (1, -1):
+            linear = [t for t in sp.Add.make_args(sp.expand(side * c * u)) if t.free_symbols]
             if linear and all(t in others for t in linear):
-                v = sign * u
+                v = side * u
                 small = log1p(expm1(2 * sp.Min(v, sp.S.Half)) / 2)
                 form = sp.Piecewise((small, v < sp.S.Half), (softplus(2 * v) - sp.log(2), True))
-                return sp.Add(*others) - sign * c * u + c * form
+                return sp.Add(*others) - side * c * u + c * form
     return None
 
 
