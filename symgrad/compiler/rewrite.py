@@ -944,6 +944,8 @@ def _gaussian_tail(e: sp.Expr) -> sp.Expr | None:
     if not (k.is_negative and w.is_Pow and w.exp == 2) or isinstance(w.base, sp.Min):
         return None
     u = w.base
+    if _unit_bounded(u):  # |u| <= 1: nothing overflows, and a clamp would hide u's form
+        return None  # (erf(sigmoid(w))'' is a polynomial in sigmoid(w) that tails factors)
     z = sp.Dummy("z")
     degree = 0
     for f in e.args:

@@ -208,3 +208,20 @@ def test_a_linear_term_plus_its_log_cosh_does_not_cancel(expr):
             with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
                 got = float(getattr(k, "lc" + SUFFIX[form])(np.array([at]))[0])
             assert got == pytest.approx(exact, rel=1e-12, abs=1e-300), (form, at)
+
+
+@pytest.mark.parametrize("expr", [sp.erf(1 / (1 + sp.exp(-x))), sp.exp(-(sp.tanh(x) ** 2)) * x])
+def test_a_gaussian_of_a_bounded_argument_is_not_clamped(expr):
+    # fuzz seed 16057: erf(sigmoid(w))'' clamped sigmoid(w) (for exp(-sigmoid**2), which
+    # cannot overflow), so its polynomial in sigmoid(w) cancelled to 0 at +300; safe mode
+    # then fell back to the plain form, NaN at -700 where the value is 1.1e-304
+    spec = sg.Spec("gb", "activation", (x,), (), expr)
+    k = sg.compile(spec)
+    for at in (0.0, 1e-8, -1e-8, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0):
+        for form in FORMS:
+            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
+            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
+                continue
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                got = float(getattr(k, "gb" + SUFFIX[form])(np.array([at]))[0])
+            assert got == pytest.approx(exact, rel=1e-12, abs=1e-300), (form, at)
