@@ -225,3 +225,25 @@ def test_a_gaussian_of_a_bounded_argument_is_not_clamped(expr):
             with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
                 got = float(getattr(k, "gb" + SUFFIX[form])(np.array([at]))[0])
             assert got == pytest.approx(exact, rel=1e-12, abs=1e-300), (form, at)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        x ** sp.Rational(1, 4) / (1 + sp.exp(-x)) ** sp.Rational(1, 4),  # fuzz seed 16013
+        sp.sqrt(x) * (1 - 1 / (1 + sp.exp(-x))) + 1 / x,
+    ],
+)
+def test_a_symbolic_factor_minus_it_times_a_sigmoid_keeps_the_tail(expr):
+    # R - R sigmoid(u) = R sigmoid(-u) for any factor R: as written the gradient of
+    # (x sigmoid(x))**(1/4) summed x**(1/4) - x**(1/4) sigmoid(x) and lost 100 ulps at 300
+    spec = sg.Spec("ms", "activation", (x,), (), expr)
+    k = sg.compile(spec)
+    for at in (1e-8, 0.3, 5.0, 30.0, 300.0, 700.0):
+        for form in FORMS:
+            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
+            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
+                continue
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                got = float(getattr(k, "ms" + SUFFIX[form])(np.array([at]))[0])
+            assert got == pytest.approx(exact, rel=4e-15, abs=1e-300), (form, at)
