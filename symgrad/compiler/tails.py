@@ -79,16 +79,35 @@ def _poly(
     # (one holding the symbol stays: then this is no polynomial, and Poly says so)
     frozen = {f: sp.Dummy() for f in expr.atoms(sp.exp) if not f.has(symbol)}
     expr = expr.xreplace(frozen)
-    low = min(
-        (p.exp for p in expr.atoms(sp.Pow) if p.base == symbol and p.exp.is_Integer),
-        default=0,
-    )
-    den = symbol ** -int(low) if low < 0 else sp.S.One
+    low = _lowest_power(expr, symbol)
+    if low is None:
+        return None
+    den = symbol**-low if low < 0 or not low.is_Integer else sp.S.One
     try:
-        p = sp.Poly(sp.expand(expr * den) if low < 0 else expr, symbol)
+        p = sp.Poly(expr if den == 1 else sp.expand(expr * den), symbol)
     except sp.PolynomialError:
         return None
     return (p, {d: f for f, d in frozen.items()}, den) if p.degree() >= 2 else None
+
+
+def _lowest_power(expr: sp.Expr, symbol: sp.Dummy) -> sp.Rational | None:
+    """Return the power of ``symbol`` to divide ``expr`` by so that every power of it left is a
+    whole number: the lowest negative integer power (0 if none), or, when every power is a
+    fraction of one class (tanh(x)**(5/2), tanh(x)**(1/2), tanh(x)**(-3/2): sqrt(tanh(x))'')
+    the lowest of them; None when fractions of two classes, or a fraction and a whole power,
+    are mixed."""
+    powers = {p.exp for p in expr.atoms(sp.Pow) if p.base == symbol and p.exp.is_Rational}
+    fractions = {e - sp.floor(e) for e in powers if not e.is_Integer}
+    if not fractions:
+        return min((e for e in powers if e.is_Integer), default=sp.S.Zero)
+    whole = any(
+        f == symbol or (f.is_Pow and f.base == symbol and f.exp.is_Integer)
+        for term in sp.Add.make_args(sp.expand(expr, power_base=False, power_exp=False))
+        for f in sp.Mul.make_args(term)
+    )
+    if len(fractions) > 1 or whole:
+        return None
+    return min(powers)
 
 
 def one_minus_sigmoid(e: sp.Expr) -> sp.Expr | None:

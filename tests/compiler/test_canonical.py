@@ -247,3 +247,26 @@ def test_a_symbolic_factor_minus_it_times_a_sigmoid_keeps_the_tail(expr):
             with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
                 got = float(getattr(k, "ms" + SUFFIX[form])(np.array([at]))[0])
             assert got == pytest.approx(exact, rel=4e-15, abs=1e-300), (form, at)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        sp.sqrt(sp.tanh(x)),  # fuzz seed 16056's branch: 9,000 ulps off at 6, 0 from 19 on
+        sp.tanh(x) ** sp.Rational(3, 2),
+        sp.tanh(x) ** sp.Rational(-1, 3) + 1,
+    ],
+)
+def test_fractional_powers_of_tanh_keep_the_tail(expr):
+    # sqrt(tanh(x))'' = (3 t**(5/2) - 2 t**(1/2) - t**(-3/2)) / 4 is 3 - 2 - 1 = 0 as
+    # t = tanh(x) rounds to 1; over t**(3/2) it is the polynomial (t**2 - 1)(3 t**2 + 1)
+    spec = sg.Spec("tp", "activation", (x,), (), expr)
+    k = sg.compile(spec)
+    for at in (1e-8, 0.3, 2.0, 6.0, 10.0, 19.0, 30.0, 300.0, 700.0):
+        for form in FORMS:
+            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
+            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
+                continue
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                got = float(getattr(k, "tp" + SUFFIX[form])(np.array([at]))[0])
+            assert got == pytest.approx(exact, rel=4e-15, abs=1e-300), (form, at)
