@@ -27,6 +27,23 @@ def _exact(spec: sg.Spec, form: str, *point: float) -> float:
     return float(value)
 
 
+AWKWARD = (0.0, 1e-8, -1e-8, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0)
+
+
+def _assert_right_at(spec: sg.Spec, points: tuple[float, ...], rel: float) -> None:
+    """Assert the compiled value, gradient and Hessian are within ``rel`` of mpmath's at every
+    point where the exact value is a finite double (and raise no floating-point error)."""
+    k = sg.compile(spec)
+    for at in points:
+        for form in FORMS:
+            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
+            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
+                continue  # mpmath's digits never agreed, or the value is no finite double
+            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+                got = float(getattr(k, spec.name + SUFFIX[form])(np.array([at]))[0])
+            assert got == pytest.approx(exact, rel=rel, abs=1e-300), (form, at)
+
+
 # (name, expression, form, point, the value the issue gives)
 EXAMPLES = [
     ("log_tanh", sp.log(sp.tanh(x)), "grad", 20.0, 1.70e-17),
@@ -174,15 +191,7 @@ def test_log_of_a_scaled_exponential_plus_a_constant_is_a_shifted_softplus(expr)
     # log(a + b exp(u)) = log(a) + softplus(u + log(b/a)): finite wherever the value is
     spec = sg.Spec("lse", "activation", (x,), (), expr)
     assert canonicalize(expr).atoms(softplus)
-    k = sg.compile(spec)
-    for at in (0.0, 1e-8, -1e-8, 6.0, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0):
-        for form in FORMS:
-            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
-            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
-                continue  # mpmath's digits never agreed, or the value is no finite double
-            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-                got = float(getattr(k, "lse" + SUFFIX[form])(np.array([at]))[0])
-            assert got == pytest.approx(exact, rel=1e-12, abs=1e-300), (form, at)
+    _assert_right_at(spec, (*AWKWARD, 6.0), rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -199,15 +208,7 @@ def test_a_linear_term_plus_its_log_cosh_does_not_cancel(expr):
     # u = -30 and its derivative 1 + tanh(u) rounds to 0 from u = -19
     spec = sg.Spec("lc", "activation", (x,), (), expr)
     assert not canonicalize(expr).has(sp.cosh)
-    k = sg.compile(spec)
-    for at in (0.0, 1e-8, -1e-8, 0.3, -0.7, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0):
-        for form in FORMS:
-            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
-            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
-                continue
-            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-                got = float(getattr(k, "lc" + SUFFIX[form])(np.array([at]))[0])
-            assert got == pytest.approx(exact, rel=1e-12, abs=1e-300), (form, at)
+    _assert_right_at(spec, (*AWKWARD, 0.3, -0.7), rel=1e-12)
 
 
 @pytest.mark.parametrize("expr", [sp.erf(1 / (1 + sp.exp(-x))), sp.exp(-(sp.tanh(x) ** 2)) * x])
@@ -216,15 +217,7 @@ def test_a_gaussian_of_a_bounded_argument_is_not_clamped(expr):
     # cannot overflow), so its polynomial in sigmoid(w) cancelled to 0 at +300; safe mode
     # then fell back to the plain form, NaN at -700 where the value is 1.1e-304
     spec = sg.Spec("gb", "activation", (x,), (), expr)
-    k = sg.compile(spec)
-    for at in (0.0, 1e-8, -1e-8, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0):
-        for form in FORMS:
-            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
-            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
-                continue
-            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-                got = float(getattr(k, "gb" + SUFFIX[form])(np.array([at]))[0])
-            assert got == pytest.approx(exact, rel=1e-12, abs=1e-300), (form, at)
+    _assert_right_at(spec, AWKWARD, rel=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -238,15 +231,7 @@ def test_a_symbolic_factor_minus_it_times_a_sigmoid_keeps_the_tail(expr):
     # R - R sigmoid(u) = R sigmoid(-u) for any factor R: as written the gradient of
     # (x sigmoid(x))**(1/4) summed x**(1/4) - x**(1/4) sigmoid(x) and lost 100 ulps at 300
     spec = sg.Spec("ms", "activation", (x,), (), expr)
-    k = sg.compile(spec)
-    for at in (1e-8, 0.3, 5.0, 30.0, 300.0, 700.0):
-        for form in FORMS:
-            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
-            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
-                continue
-            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-                got = float(getattr(k, "ms" + SUFFIX[form])(np.array([at]))[0])
-            assert got == pytest.approx(exact, rel=4e-15, abs=1e-300), (form, at)
+    _assert_right_at(spec, (1e-8, 0.3, 5.0, 30.0, 300.0, 700.0), rel=4e-15)
 
 
 @pytest.mark.parametrize(
@@ -261,12 +246,4 @@ def test_fractional_powers_of_tanh_keep_the_tail(expr):
     # sqrt(tanh(x))'' = (3 t**(5/2) - 2 t**(1/2) - t**(-3/2)) / 4 is 3 - 2 - 1 = 0 as
     # t = tanh(x) rounds to 1; over t**(3/2) it is the polynomial (t**2 - 1)(3 t**2 + 1)
     spec = sg.Spec("tp", "activation", (x,), (), expr)
-    k = sg.compile(spec)
-    for at in (1e-8, 0.3, 2.0, 6.0, 10.0, 19.0, 30.0, 300.0, 700.0):
-        for form in FORMS:
-            exact, _ = check._enough_digits(check.Reference(spec).exact(form), (at,))
-            if exact is None or not math.isfinite(exact := float(exact)) or abs(exact) > 1e300:
-                continue
-            with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
-                got = float(getattr(k, "tp" + SUFFIX[form])(np.array([at]))[0])
-            assert got == pytest.approx(exact, rel=4e-15, abs=1e-300), (form, at)
+    _assert_right_at(spec, (1e-8, 0.3, 2.0, 6.0, 10.0, 19.0, 30.0, 300.0, 700.0), rel=4e-15)
