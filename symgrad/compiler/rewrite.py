@@ -30,7 +30,13 @@ from symgrad.compiler.primitives import (
 )
 from symgrad.compiler.tails import factor_tails
 from symgrad.compiler.tails import one_minus_sigmoid as _one_minus_sigmoid
-from symgrad.compiler.traverse import bottom_up, expanded_terms, replace_types, tree_size
+from symgrad.compiler.traverse import (
+    bottom_up,
+    expanded_terms,
+    is_zero,
+    replace_types,
+    tree_size,
+)
 
 # ---------------------------------------------------------------- before differentiating
 
@@ -73,7 +79,7 @@ def _multiple(a: sp.Expr, w: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     """Return (m, d) with a = m w + d, m free of w's symbols and d a number (2x = 2 * x,
     gamma x = gamma * x, x + log 2 = x + log 2), else None."""
     m = a / w
-    if m != 0 and not m.free_symbols & w.free_symbols:
+    if not is_zero(m) and not m.free_symbols & w.free_symbols:
         return m, sp.S.Zero
     d = sp.expand(a - w)
     return (sp.S.One, d) if d.is_number else None
@@ -384,7 +390,7 @@ def _exp_erf_offset(e: sp.Expr) -> sp.Expr | None:
 def _simpler(difference: sp.Expr, than: sp.Expr) -> bool:
     """Tell whether ``difference`` (of two nearly equal operands) is a number or smaller than
     ``than``: only then does writing it out remove the cancellation."""
-    return difference != 0 and (
+    return not is_zero(difference) and (
         difference.is_number or sp.count_ops(difference) < sp.count_ops(than)
     )
 
@@ -482,7 +488,7 @@ def _in_powers_of_exp(e: sp.Basic) -> tuple[sp.Basic, sp.Dummy, sp.Expr] | None:
 def _factored_quotient(e: sp.Expr, z: sp.Symbol) -> sp.Expr | None:
     """_rational_sum for an ``e`` known to be a rational function of ``z``."""
     num, den = sp.cancel(sp.together(e)).as_numer_denom()
-    if not den.has(z) or num == 0:
+    if not den.has(z) or is_zero(num):
         return None
     num, den = sp.factor(num), sp.factor(den)
     # the factored quotient is taken where the sum cancels (its numerator's degree drops) or
@@ -521,7 +527,7 @@ def _cancelling_sum(e: sp.Add, z: sp.Symbol) -> bool:
     if not any(t.as_numer_denom()[1].has(z) for t in e.args):
         return False
     num, den = sp.cancel(sp.together(e)).as_numer_denom()
-    if not den.has(z) or num == 0:
+    if not den.has(z) or is_zero(num):
         return False
     parts = [sp.cancel(t * den) for t in e.args]
     if not all(p.is_polynomial(z) for p in parts):
@@ -619,7 +625,7 @@ def _xlogx_term(term: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
             continue
         c, f = f.as_content_primitive()  # sympy spreads 3 (u + 1) to 3 u + 3
         arg = g.args[0] if isinstance(g, sp.log) else 1 + g.args[0]  # (1 + u) log1p(u)
-        if sp.expand(arg - f) == 0:
+        if is_zero(sp.expand(arg - f)):
             return k * c, f
     return None
 
@@ -657,7 +663,7 @@ def _log_ratio(e: sp.Expr) -> sp.Expr | None:
         return None
     d = sp.expand(num - den)
     fewer = len(sp.Add.make_args(d)) < len(num.args)
-    return log1p(d / den) if d != 0 and (fewer or _simpler(d, num)) else None
+    return log1p(d / den) if not is_zero(d) and (fewer or _simpler(d, num)) else None
 
 
 def _log_product(e: sp.Expr) -> sp.Expr | None:
@@ -1099,7 +1105,7 @@ def _saturate(e: sp.Expr) -> sp.Expr:
     k = sp.cancel(a / v)
     if k.free_symbols & v.free_symbols:
         return e
-    if sp.expand(b - k * c * sign(v)) != 0:
+    if not is_zero(sp.expand(b - k * c * sign(v))):
         return e
     return k * sp.Min(sp.Max(v, -c), c)
 
@@ -1410,7 +1416,7 @@ def _sigmoid_sums(e: sp.Expr) -> sp.Expr:
 
         p, q = strip(c for _, c in plus), strip(c for _, c in minus)
         d = p - q
-        if not d.is_Number or d == 0:
+        if not d.is_Number or is_zero(d):
             continue
         if not _exact(q):
             if not _exact(p):

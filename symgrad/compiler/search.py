@@ -57,6 +57,7 @@ from symgrad.compiler.kernel import STABLE, Derived, derive_kernel
 from symgrad.compiler.primitives import Abs
 from symgrad.compiler.rewrite import stabilize
 from symgrad.compiler.spec import Spec
+from symgrad.compiler.traverse import is_zero
 
 #: A function is searched when some safe-mode point breaks the stronger contract
 #: (``check.breaks_contract``) or, where the function's condition number is out of the
@@ -284,7 +285,7 @@ def _terms(series: sp.Expr, x: sp.Symbol) -> list[tuple[sp.Expr, sp.Expr]] | Non
     out = []
     for term in sp.Add.make_args(sp.expand(series)):
         coeff, power = term.as_coeff_exponent(x)
-        if not (coeff.is_number and coeff.is_real and power.is_Rational) or coeff == 0:
+        if not (coeff.is_number and coeff.is_real and power.is_Rational) or is_zero(coeff):
             return None
         out.append((power, term))
     out.sort(key=lambda t: (t[0], sp.default_sort_key(t[1])))

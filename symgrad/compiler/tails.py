@@ -14,7 +14,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symgrad.compiler.primitives import sigmoid
-from symgrad.compiler.traverse import expanded_terms
+from symgrad.compiler.traverse import expanded_terms, is_zero
 
 #: Larger nodes are left alone (every built-in's derivative is far below; deep compositions
 #: are far above, where expanding in s would grow without bound).
@@ -47,11 +47,35 @@ def _single_argument(e: sp.Expr, kind: type) -> sp.Expr | None:
     return u if args <= {u, -u} else None
 
 
+#: A float polynomial's value at a root is taken as 0 below this many float64 epsilons of
+#: its largest coefficient (sympy's own rounding of products of Floats: 0.25 * 0.7**2 and
+#: 0.35 * 0.7 leave 1e-17 x where the sigmoid's factor s(1 - s) makes p(1) exactly 0).
+_FLOAT_ROOT_ULPS = 64
+
+
+def _numbers(e: sp.Expr) -> list[sp.Expr]:
+    """Return the numeric coefficients of ``e``'s terms."""
+    return [t.as_coeff_Mul()[0] for t in sp.Add.make_args(sp.expand(e))]
+
+
+def _vanishes(value: sp.Expr, p: sp.Poly) -> bool:
+    """Tell whether ``value`` (p at a point) is 0: exactly, or, where p holds Floats, to
+    within their rounding (``_FLOAT_ROOT_ULPS``)."""
+    value = sp.expand(value)
+    if is_zero(value):
+        return True
+    if not value.has(sp.Float) or value.free_symbols - p.free_symbols:
+        return False
+    scale = max((abs(c) for coeff in p.coeffs() for c in _numbers(coeff)), default=0)
+    tolerance = _FLOAT_ROOT_ULPS * 2.0**-52 * scale
+    return all(c.is_Number and abs(c) <= tolerance for c in _numbers(value))
+
+
 def _roots(p: sp.Poly, root: sp.Expr) -> tuple[sp.Poly, int]:
     """Divide ``p`` by (x - root) as often as it is exact; return the quotient and the count."""
     count = 0
     factor = sp.Poly(p.gen - root, p.gen)
-    while p.degree() > 0 and sp.expand(p.eval(root)) == 0:
+    while p.degree() > 0 and _vanishes(p.eval(root), p):
         p = sp.quo(p, factor)
         count += 1
     return p, count
@@ -164,7 +188,7 @@ def _sigmoid_with_sum(term: sp.Expr, number: sp.Expr) -> tuple[sp.Expr, sp.Expr]
     if len(factors) != 2 or len(sigmoids) != 1 or len(sums) != 1:
         return None
     remainder = sums[0] - number
-    return (sigmoids[0], remainder) if remainder != 0 else None
+    return (sigmoids[0], remainder) if not is_zero(remainder) else None
 
 
 def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
@@ -184,7 +208,7 @@ def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
             break
     else:
         return e
-    if q.degree() > 0 and sp.expand(q.eval(sp.S.Half)) == 0:
+    if q.degree() > 0 and _vanishes(q.eval(sp.S.Half), q):
         # s = (1 + tau)/2 with tau = tanh(u/2) = 2s - 1, which is exact where 2s - 1 is not
         rest = sp.expand(q.as_expr().xreplace({_S: (1 + _T) / 2}), power_exp=False)
         rest = rest.xreplace({_T: sp.tanh(u / 2), **restore})

@@ -55,6 +55,13 @@ def fold_numbers(expr: sp.Basic) -> sp.Basic:
     return visit(expr)[0]
 
 
+def is_zero(expr: sp.Expr) -> bool:
+    """Tell whether ``expr`` is the number 0, as an Integer or a Float: ``Float(0.0) == 0`` is
+    False in SymPy 1.13 on, so a rule comparing ``== 0`` missed every spec written with
+    float coefficients (``1.265625 - 1.265625 tanh(1.125 x)**2`` kept its cancellation)."""
+    return expr == 0 or (expr.is_Number and expr.is_zero is True)
+
+
 def expanded_terms(expr: sp.Expr) -> int:
     """Return an upper bound on the number of terms ``expand`` makes of ``expr`` and of any
     function argument inside it (deterministic, unlike a time limit)."""
