@@ -26,9 +26,9 @@ _S = sp.Dummy("s")
 _T = sp.Dummy("tau")
 
 
-def _single_argument(e: sp.Expr, kind: type) -> sp.Expr | None:
-    """Return u if the ``kind`` nodes that are factors of ``e``'s terms (of a sum, or of the
-    sums in a product) are all kind(+-u).
+def _arguments(e: sp.Expr, kind: type) -> list[sp.Expr]:
+    """Return the arguments u (sign-normalized, one per +-u, smallest first) of the ``kind``
+    nodes that are factors of ``e``'s terms (of a sum, or of the sums in a product).
 
     Only those factors are looked at (not whole subtrees), so the rule costs O(terms) on the
     many nodes it does not apply to.
@@ -39,12 +39,29 @@ def _single_argument(e: sp.Expr, kind: type) -> sp.Expr | None:
         for f in sp.Mul.make_args(term):
             base = f.base if f.is_Pow else f
             if isinstance(base, kind):
-                args.add(base.args[0])
-    if not args:
-        return None
-    u = min(args, key=sp.default_sort_key)
-    u = -u if u.could_extract_minus_sign() else u
-    return u if args <= {u, -u} else None
+                u = base.args[0]
+                args.add(-u if u.could_extract_minus_sign() else u)
+    return sorted(args, key=lambda u: (sp.count_ops(u), sp.default_sort_key(u)))
+
+
+def _nested_arguments(e: sp.Expr) -> list[sp.Expr]:
+    """Return the sigmoid arguments u of ``_arguments`` whose polynomial ``_sigmoid_rule``
+    tries: the one argument, or, of several, each that every other holds as sigmoid(+-u)
+    (sigmoid(w) beside sigmoid(sigmoid(w)), from softplus(sigmoid(w))'': the outer ones are
+    coefficients of a polynomial in sigmoid(w)); unrelated arguments (mish's x and
+    2 softplus(x)) are left as they were."""
+    args = _arguments(e, sigmoid)
+    if len(args) <= 1:
+        return args
+    return [
+        u for u in args if all(o.has(sigmoid(u)) or o.has(sigmoid(-u)) for o in args if o is not u)
+    ]
+
+
+def _single_argument(e: sp.Expr, kind: type) -> sp.Expr | None:
+    """Return u if the ``kind`` nodes that are factors of ``e``'s terms are all kind(+-u)."""
+    args = _arguments(e, kind)
+    return args[0] if len(args) == 1 else None
 
 
 #: A float polynomial's value at a root is taken as 0 below this many float64 epsilons of
@@ -95,9 +112,12 @@ def _poly(
     which overflows to inf * 0 = NaN where the original is a plain small number."""
     if sp.count_ops(e) > SIZE_LIMIT:
         return None  # expanding a deep composition's polynomial would blow it up
-    expr = e.xreplace({node: symbol, node.func(-node.args[0]): other, **(also or {})})
-    if expr.has(node.func):
-        return None  # the sigmoid also sits inside another function: not a polynomial
+    mapping = {node: symbol, node.func(-node.args[0]): other, **(also or {})}
+    expr = e.xreplace(mapping)
+    # the same kind of node of another argument (sigmoid(sigmoid(w)) beside sigmoid(w)) is a
+    # coefficient: frozen, as p(1) = 0 for every value of it divides p by (s - 1) all the same
+    others = {f: sp.Dummy() for f in e.atoms(node.func) if f not in mapping}
+    expr = expr.xreplace({f.xreplace(mapping): d for f, d in others.items()})
     if expanded_terms(expr) > TERMS_LIMIT:
         return None  # Poly would multiply out (1 + T**2)**-8 first: slow, and no tail to win
     # (one holding the symbol stays: then this is no polynomial, and Poly says so)
@@ -111,7 +131,8 @@ def _poly(
         p = sp.Poly(expr if den == 1 else sp.expand(expr * den), symbol)
     except sp.PolynomialError:
         return None
-    return (p, {d: f for f, d in frozen.items()}, den) if p.degree() >= 2 else None
+    restore = {d: f for f, d in (*frozen.items(), *others.items())}
+    return (p, restore, den) if p.degree() >= 2 else None
 
 
 def _lowest_power(expr: sp.Expr, symbol: sp.Dummy) -> sp.Rational | None:
@@ -192,12 +213,12 @@ def _sigmoid_with_sum(term: sp.Expr, number: sp.Expr) -> tuple[sp.Expr, sp.Expr]
 
 
 def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
-    u = _single_argument(e, sigmoid) if e.is_Add or e.is_Mul else None
-    if u is None:
+    if not (e.is_Add or e.is_Mul):
         return e
-    # either orientation: the one with a root at s = 1, where 1 - s cancels in the tail (a
-    # polynomial in sigmoid(-x) may also be one of far more terms in sigmoid(x))
-    for u in (u, -u):  # noqa: B020, PLR1704 - the orientation found is the one used below
+    # each argument (the sigmoids of the others are coefficients), in either orientation: the
+    # one with a root at s = 1, where 1 - s cancels in the tail (a polynomial in sigmoid(-x)
+    # may also be one of far more terms in sigmoid(x))
+    for u in (side * v for v in _nested_arguments(e) for side in (1, -1)):
         found = _poly(e, sigmoid(u), _S, 1 - _S)
         if found is None:
             continue

@@ -276,3 +276,17 @@ def test_a_float_log_cosh_loss_has_an_exact_hessian():
         got = k.fuzzed_hess(np.array([at]), np.array([0.0]))[0]
         exact = 1.265625 / float(mpmath.cosh(mpmath.mpf(1.125) * at) ** 2)
         assert got == pytest.approx(exact, rel=1e-14, abs=1e-300), at
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        sp.log(sp.exp(1 / (1 + sp.exp(-x))) + 1),  # fuzz seed 16131: NaN at -700, 0 at 300
+        sp.exp(1 / (1 + sp.exp(-x))),
+    ],
+)
+def test_a_sigmoid_of_a_sigmoid_factors_in_the_inner_one(expr):
+    # softplus(sigmoid(w))'' is a polynomial in s = sigmoid(w) whose coefficients hold
+    # sigmoid(s): taken as coefficients, s(1 - s) still factors out, exact in both tails
+    spec = sg.Spec("ss", "activation", (x,), (), expr)
+    _assert_right_at(spec, AWKWARD, rel=1e-12)
