@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     for objective in objectives.values():
         g, h = objective.grad_hess(z, y)
         assert np.array_equal(g, kg) and np.array_equal(h, kh), "adapter != emitted kernel"
-    assert np.allclose(kg, hg, rtol=1e-12, atol=1e-15) and np.allclose(kh, hh, rtol=1e-9)
+    assert np.allclose(kg, hg, rtol=1e-12, atol=1e-15) and np.allclose(
+        kh, hh, rtol=1e-9, atol=1e-15
+    )
     d = xgb.DMatrix(X, y)
     params = {"max_depth": 6, "eta": 0.3, "seed": 0, "tree_method": "hist"}
     start = objectives[None].base_score(y)

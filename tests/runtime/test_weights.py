@@ -155,6 +155,26 @@ def test_softmax_cross_entropy_hess_is_p_times_one_minus_p(rng):
     np.testing.assert_allclose(h, p * (1 - p), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="softmax_cross_entropy_hess rounds 1 - p at the dominant class: z = [30, 0, 0, 0, 0, 0] "
+    "gives 4.676259379721159e-13 for exact 4.678811484415709e-13 (5e-4 relative), z = [40, 0, ...] "
+    "gives 0.0 for exact 2.1241771276457944e-17",
+)
+def test_softmax_cross_entropy_hess_keeps_the_dominant_class_relatively():
+    """p (1 - p) at p near 1 is e_k (sum of the other e_j) / S**2: no 1 - p to round away."""
+    import mpmath
+
+    z = np.array([[top] + [0.0] * 5 for top in (5.0, 20.0, 30.0, 40.0)])
+    y = np.eye(6)[[1, 1, 1, 1]]
+    with mpmath.workdps(50):
+        e = [[mpmath.exp(mpmath.mpf(v)) for v in row] for row in z]
+        want = np.array([[float(ek * (sum(r) - ek) / sum(r) ** 2) for ek in r] for r in e])
+    with np.errstate(over="raise", divide="raise", invalid="raise"):
+        h = L.softmax_cross_entropy_hess(z, y, count=1)
+    np.testing.assert_allclose(h, want, rtol=1e-13, atol=0)
+
+
 def test_elementwise_loss_on_a_matrix_takes_per_row_weights(rng):
     yhat, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 3))
     w = rng.uniform(size=8)
