@@ -803,6 +803,31 @@ def _spread_exp(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _merge_exps(e: sp.Expr) -> sp.Expr | None:
+    """``exp(a) exp(b) -> exp(a + b)`` in a product (sympy keeps them apart) where the
+    exponents merge (``_exponents_merge``: they cancel, at least in part): one factor can
+    overflow where the product is finite (1/sinh(exp(-exp(-x)))' holds exp(2 exp(-x)) exp(-x
+    - exp(-x)): inf * 0 at x = -7, where it is exp(x + exp(-x)), 1e177 at x = -6). exp(a + b)
+    is as accurate: the rounding of a + b is an error of eps max(|a|, |b|) in the exponent,
+    the condition number each factor has already."""
+    if not e.is_Mul:
+        return None
+    exps = [f for f in e.args if isinstance(f, sp.exp)]
+    for i, f in enumerate(exps):
+        for g in exps[i + 1 :]:
+            if _exponents_merge(f.args[0], g.args[0]):
+                rest = [h for h in e.args if h is not f and h is not g]
+                return sp.Mul(*rest) * sp.exp(f.args[0] + g.args[0])
+    return None
+
+
+def _exponents_merge(a: sp.Expr, b: sp.Expr) -> bool:
+    """Tell whether exp(a) and exp(b) merge: a + b is no larger than a or b (x**2 and
+    -x**2/2 merge to x**2/2; softmax's x - logsumexp(x) and another exponent do not, and
+    merging those only grows the exponent)."""
+    return sp.count_ops(a + b) <= max(sp.count_ops(a), sp.count_ops(b))
+
+
 def _times_exp(term: sp.Expr, a: sp.Expr) -> sp.Expr:
     """Return ``term`` exp(a) with exp(a) merged into ``term``'s first exp factor (sympy
     keeps exp(a) exp(b) apart)."""
@@ -813,13 +838,11 @@ def _times_exp(term: sp.Expr, a: sp.Expr) -> sp.Expr:
 
 
 def _merges(a: sp.Expr, term: sp.Expr) -> bool | None:
-    """Tell whether ``term``'s factor exp(b) merges with exp(a): a + b no larger than a or b
-    (x**2 and -x**2/2 merge to x**2/2; softmax's x - logsumexp(x) and another exponent do
-    not, and spreading those only grows the sum); None where ``term`` holds no exp."""
+    """Tell whether ``term``'s factor exp(b) merges with exp(a) (``_exponents_merge``); None
+    where ``term`` holds no exp."""
     for g in sp.Mul.make_args(term):
         if isinstance(g, sp.exp):
-            b = g.args[0]
-            return sp.count_ops(a + b) <= max(sp.count_ops(a), sp.count_ops(b))
+            return _exponents_merge(a, g.args[0])
     return None
 
 
@@ -953,6 +976,7 @@ def _dirac_delta(e: sp.Expr) -> sp.Expr | None:
 # The stability rewrites, tried in order on each node after _canonical_rule; the first that
 # matches wins. Each takes a node and returns its replacement, or None when it does not apply.
 _STABLE_RULES = (
+    _merge_exps,
     _small_argument_power,
     _spread_exp,
     _one_minus_sigmoid,

@@ -1,0 +1,52 @@
+"""Classes of random specs the independent fuzzer (benchmarks/fuzz_explore.py --contract)
+found non-finite where the exact value is a finite double, one case per general rule: each
+emitted function is compared with mpmath (safe mode's reference of the plain derivative) at
+the point the fuzzer found and at the awkward points 0, +-1e-8, +-30, +-300, +-700."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symgrad as sg
+from symgrad.compiler import check
+
+X = sp.Symbol("x", real=True)
+AWKWARD = (0.0, 1e-8, -1e-8, 30.0, -30.0, 300.0, -300.0, 700.0, -700.0)
+SUFFIX = {"value": "", "grad": "_grad", "hess": "_hess"}
+
+#: (name, expression of x, form, the fuzzer's point): the rule each one needs
+CASES = [
+    # exp(a) exp(b) -> exp(a + b) in a product (rewrite._merge_exps): fuzz seed 15089's
+    # gradient was exp(2 exp(-x)) exp(-x - exp(-x)), inf * 0 at x = -6 (true -6.5e177)
+    ("merged_exps", 1 / sp.sinh(sp.exp(-sp.exp(-X))), "grad", -6.0),
+]
+
+
+def _exact(ref: check.Reference, form: str, x: float) -> float | None:
+    value, _ = check._enough_digits(ref.exact(form), (x,))
+    return None if value is None else float(value)
+
+
+@pytest.mark.parametrize(("name", "expr", "form", "found"), CASES, ids=[c[0] for c in CASES])
+def test_finite_and_accurate_where_the_exact_value_is_finite(name, expr, form, found):
+    spec = sg.Spec(name, "activation", (X,), (), expr)
+    fn = getattr(sg.compile(spec), name + SUFFIX[form])
+    ref = check.Reference(spec, math.inf)
+    checked = 0
+    for x in (found, *AWKWARD):
+        exact = _exact(ref, form, x)
+        if exact is None or not math.isfinite(exact):
+            continue  # (not a finite double: nothing to promise)
+        with np.errstate(all="ignore"):
+            got = float(fn(np.array([x]))[0])
+        assert math.isfinite(got), (name, form, x, got, exact)
+        if abs(exact) < check.TINY:
+            assert abs(got) < check.TINY, (name, form, x, got, exact)
+        else:
+            assert got == pytest.approx(exact, rel=1e-12), (name, form, x)
+        checked += 1
+    assert checked >= 5
