@@ -36,15 +36,42 @@ from symgrad.compiler.traverse import bottom_up, expanded_terms, replace_types, 
 
 
 def _exp_offset(add: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
-    """Return (c, w) when ``add`` is c + b exp(u) = c (1 + exp(-w)) with numbers c, b > 0."""
+    """Return (c, w) when ``add`` is c + b exp(u) = c (1 + exp(-w)) with numbers c, b > 0;
+    b exp(u) may also carry positive factors whose logs are exact (``_exact_log``: sigmoid
+    powers, powers of such sums): 1/(1 + exp(-x) sigmoid(v)) is sigmoid(x + softplus(-v)),
+    finite in both tails (its second derivative was inf at x = -700, fuzz seed 15025, as a
+    quotient of exp(-x) powers; (exp(x) + 1) exp(-x - 2) at seed 17006 likewise)."""
     if not (add.is_Add and len(add.args) == 2):
         return None
     for c, other in (add.args, add.args[::-1]):
-        b, ex = other.as_coeff_Mul()
-        if c.is_Number and c.is_positive and b.is_positive and isinstance(ex, sp.exp):
-            u = ex.args[0]
+        b, rest = other.as_coeff_Mul()
+        if not (c.is_Number and c.is_positive and b.is_positive):
+            continue
+        factors = sp.Mul.make_args(rest)
+        exps = [f for f in factors if isinstance(f, sp.exp)]
+        if len(exps) != 1:
+            continue
+        logs = [_exact_log(f) for f in factors if f is not exps[0]]
+        if None not in logs:
+            u = exps[0].args[0] + sp.Add(*logs)
             return c, -u - sp.log(b / c) if b != c else -u
     return None
+
+
+def _exact_log(f: sp.Expr) -> sp.Expr | None:
+    """Return log(f) for a factor A**m with a real number m and A = sigmoid(v) (log A =
+    -softplus(-v)) or A = c + b exp(u) = c (1 + exp(-w)) (log A = log c + softplus(-w)),
+    else None."""
+    base, m = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
+    if not (m.is_number and m.is_real):
+        return None
+    if isinstance(base, sigmoid):
+        return -m * softplus(-base.args[0])
+    found = _exp_offset(base)
+    if found is None:
+        return None
+    c, w = found
+    return m * (sp.log(c) + softplus(-w))
 
 
 def _sigmoid_power(e: sp.Expr) -> sp.Expr | None:
