@@ -60,8 +60,11 @@ def _exp_offset(add: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
 
 def _exact_log(f: sp.Expr) -> sp.Expr | None:
     """Return log(f) for a factor A**m with a real number m and A = sigmoid(v) (log A =
-    -softplus(-v)) or A = c + b exp(u) = c (1 + exp(-w)) (log A = log c + softplus(-w)),
-    else None."""
+    -softplus(-v)) or A = c + b exp(u) = c (1 + exp(-w)) (log A = log c + softplus(-w)), or
+    for a positive constant (1/(1 + log(cosh(2))**2)), else None."""
+    if f.is_number:
+        value = f.evalf(30)  # (sympy cannot tell the sign of sigmoid(2) symbolically)
+        return sp.log(f) if value.is_Number and value > 0 else None
     base, m = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
     if not (m.is_number and m.is_real):
         return None
@@ -102,8 +105,17 @@ def _multiple(a: sp.Expr, w: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     m = a / w
     if m != 0 and not m.free_symbols & w.free_symbols:
         return m, sp.S.Zero
-    d = sp.expand(a - w)
-    return (sp.S.One, d) if d.is_number else None
+    # a = m w + d for a number m: m is the ratio of the terms holding symbols (2 Max(0, x) + 4
+    # = 2 (Max(0, x) + 2 + c) - 2c, as sympy's derivative leaves a sigmoid's exp factor)
+    wa = [t for t in sp.Add.make_args(sp.expand(w)) if not t.is_number]
+    aa = [t for t in sp.Add.make_args(sp.expand(a)) if not t.is_number]
+    if len(wa) != len(aa) or not wa:
+        return None
+    m = aa[0] / wa[0]
+    if not m.is_number or m == 0:
+        return None
+    d = sp.expand(a - m * w)
+    return (m, d) if d.is_number else None
 
 
 def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:

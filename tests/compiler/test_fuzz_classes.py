@@ -28,6 +28,14 @@ CASES = [
     ("sigmoid_coefficient", 1 / (1 + sp.exp(-X) / (1 + sp.exp(-2 * sp.exp(-2 * X**2)))), -700.0),
     # ... and with a coefficient (exp(x) + 1) = 1/sigmoid(-x): fuzz seed 17006
     ("sum_coefficient", 1 / ((sp.exp(X) + 1) * sp.exp(-X + sp.erf(1) - 2) + 1), -700.0),
+    # ... and with a constant coefficient, the exponent a Piecewise whose branches are
+    # multiples of x plus constants (rewrite._multiple: exp(2 Max(1, x) + 4) sigmoid(-w)**3 is
+    # a sigmoid product): fuzz seed 17060's second derivative was inf at x = 700 (1.4e-304)
+    (
+        "constant_coefficient",
+        1 / (sp.exp(sp.Piecewise((X + 2, X >= 1), (X, True))) / (1 + sp.log(sp.cosh(2)) ** 2) + 1),
+        700.0,
+    ),
 ]
 
 
