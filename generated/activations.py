@@ -743,10 +743,9 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) - 2*sqrt(2)*x/sqrt(pi) -
-        1)*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
-        sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)))*sigmoid(2*sqrt(2)*(8943*x**3/200000
-        + x)/sqrt(pi))
+    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
+        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
@@ -755,14 +754,13 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
         t2 = t0 + t1 * 0.07135481627260025
         t3 = np.exp(-np.abs(t2))
         t4 = 1.0 / (t3 + 1)
-        t5 = t4 * np.maximum(t3, (t2 >= 0) * 1.0)
         return (
-            -(t5 * (t4 * (-1 - (t0 + t1 * 0.21406444881780073)) * np.maximum(t3, (t2 <= 0) * 1.0) -
-            t5))
+            -(t4 * (t4 * -(t0 + t1 * 0.21406444881780073) * np.maximum(t3, (t2 <= 0) * 1.0) - 1) *
+            np.maximum(t3, (t2 >= 0) * 1.0))
         )
     """
     out, x = _prepare('gelu_tanh_grad', out, x)
-    b0, b1, b2, b3, b4 = _scratch(out.shape, 5, out.dtype)
+    b0, b1, b2, b3 = _scratch(out.shape, 4, out.dtype)
     np.multiply(x, 1.5957691216057308, out=b0)  # t0
     np.square(x, out=b1)
     np.multiply(b1, x, out=b1)  # t1
@@ -771,20 +769,20 @@ def gelu_tanh_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
     np.abs(b2, out=b3)
     np.negative(b3, out=b3)
     np.exp(b3, out=b3)  # t3
-    np.add(b3, 1, out=b4)
-    np.divide(1.0, b4, out=b4)  # t4
-    np.greater_equal(b2, 0, out=out)
-    np.maximum(b3, out, out=out)
-    np.multiply(b4, out, out=out)  # t5
+    np.add(b3, 1, out=out)
+    np.divide(1.0, out, out=out)  # t4
     np.multiply(b1, 0.21406444881780073, out=b1)
     np.add(b0, b1, out=b0)
-    np.subtract(-1, b0, out=b0)
-    np.multiply(b4, b0, out=b4)
-    np.less_equal(b2, 0, out=b2)
+    np.negative(b0, out=b0)
+    np.multiply(out, b0, out=b0)
+    np.less_equal(b2, 0, out=b1)
+    np.maximum(b3, b1, out=b1)
+    np.multiply(b0, b1, out=b0)
+    np.subtract(b0, 1, out=b0)
+    np.multiply(out, b0, out=out)
+    np.greater_equal(b2, 0, out=b2)
     np.maximum(b3, b2, out=b3)
-    np.multiply(b4, b3, out=b4)
-    np.subtract(b4, out, out=b4)
-    np.multiply(out, b4, out=out)
+    np.multiply(out, b3, out=out)
     np.negative(out, out=out)
     return out
 
@@ -1298,32 +1296,32 @@ def silu_grad(x: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = -((-x - 1)*sigmoid(-x) - sigmoid(x))*sigmoid(x)
+    df/dx = -(-x*sigmoid(-x) - 1)*sigmoid(x)
 
     As plain numpy (the body runs this one ufunc at a time, into ``out`` and reused buffers):
 
         t0 = np.exp(-np.abs(x))
         t1 = 1.0 / (t0 + 1)
-        t2 = t1 * np.maximum(t0, (x >= 0) * 1.0)
-        return -(t2 * (t1 * (-1 - x) * np.maximum(t0, (x <= 0) * 1.0) - t2))
+        return (
+            -(t1 * (-1 - t1 * x * np.maximum(t0, (x <= 0) * 1.0)) * np.maximum(t0, (x >= 0) * 1.0))
+        )
     """
     out, x = _prepare('silu_grad', out, x)
-    b0, b1, b3 = _scratch(out.shape, 3, out.dtype)
+    b0, b2, b3 = _scratch(out.shape, 3, out.dtype)
     np.abs(x, out=b0)
     np.negative(b0, out=b0)
     np.exp(b0, out=b0)  # t0
-    np.add(b0, 1, out=b1)
-    np.divide(1.0, b1, out=b1)  # t1
-    np.greater_equal(x, 0, out=out)
-    np.maximum(b0, out, out=out)
-    np.multiply(b1, out, out=out)  # t2
-    np.subtract(-1, x, out=b3)
-    np.multiply(b1, b3, out=b1)
+    np.add(b0, 1, out=out)
+    np.divide(1.0, out, out=out)  # t1
+    np.multiply(out, x, out=b2)
     np.less_equal(x, 0, out=b3)
-    np.maximum(b0, b3, out=b0)
-    np.multiply(b1, b0, out=b1)
-    np.subtract(b1, out, out=b1)
-    np.multiply(out, b1, out=out)
+    np.maximum(b0, b3, out=b3)
+    np.multiply(b2, b3, out=b2)
+    np.subtract(-1, b2, out=b2)
+    np.multiply(out, b2, out=out)
+    np.greater_equal(x, 0, out=b2)
+    np.maximum(b0, b2, out=b0)
+    np.multiply(out, b0, out=out)
     np.negative(out, out=out)
     return out
 

@@ -131,8 +131,8 @@ const T t1 = x*x*x;
 const T t2 = t0 + (T)0.07135481627260025*t1;
 const T t3 = exp(-fabs(t2));
 const T t4 = 1/(t3 + 1);
-const T t5 = t4*fmax(t3, (T)(t2 >= 0));
-out_grad = -t5*(t4*(-t0 - (T)0.21406444881780073*t1 - 1)*fmax(t3, (T)(-t2 >= 0)) - t5);
+out_grad = -t4*(t4*(-t0 - (T)0.21406444881780073*t1)*fmax(t3, (T)(-t2 >= 0)) - 1)*fmax(t3,
+    (T)(t2 >= 0));
 """,
     ),
     "gelu_tanh_hess": (
@@ -302,8 +302,7 @@ out_value = x*fmax(t0, (T)(x >= 0))/(t0 + 1);
         """
 const T t0 = exp(-fabs(x));
 const T t1 = 1/(t0 + 1);
-const T t2 = t1*fmax(t0, (T)(x >= 0));
-out_grad = -t2*(t1*(-x - 1)*fmax(t0, (T)(-x >= 0)) - t2);
+out_grad = -t1*(-t1*x*fmax(t0, (T)(-x >= 0)) - 1)*fmax(t0, (T)(x >= 0));
 """,
     ),
     "silu_hess": (
@@ -800,10 +799,9 @@ def gelu_tanh_grad(x, *, out=None):
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) - 2*sqrt(2)*x/sqrt(pi) -
-        1)*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
-        sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)))*sigmoid(2*sqrt(2)*(8943*x**3/200000
-        + x)/sqrt(pi))
+    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
+        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
     """
     x, = _arrays('gelu_tanh_grad', x)
     out_grad = _kernel('gelu_tanh_grad')(x)
@@ -1050,7 +1048,7 @@ def silu_grad(x, *, out=None):
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = -((-x - 1)*sigmoid(-x) - sigmoid(x))*sigmoid(x)
+    df/dx = -(-x*sigmoid(-x) - 1)*sigmoid(x)
     """
     x, = _arrays('silu_grad', x)
     out_grad = _kernel('silu_grad')(x)

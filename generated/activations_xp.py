@@ -448,10 +448,9 @@ def gelu_tanh_grad(x, *, out=None):
     r"""Return dgelu_tanh/dx element-wise.
 
     f = x*(tanh(sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) + 1)/2
-    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) - 2*sqrt(2)*x/sqrt(pi) -
-        1)*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
-        sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)))*sigmoid(2*sqrt(2)*(8943*x**3/200000
-        + x)/sqrt(pi))
+    df/dx = -((-26829*sqrt(2)*x**3/(100000*sqrt(pi)) -
+        2*sqrt(2)*x/sqrt(pi))*sigmoid(-2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi)) -
+        1)*sigmoid(2*sqrt(2)*(8943*x**3/200000 + x)/sqrt(pi))
     """
     xp, dtype, x = _prepare('gelu_tanh_grad', x)
     t0 = 1.5957691216057308*x
@@ -459,10 +458,9 @@ def gelu_tanh_grad(x, *, out=None):
     t2 = t0 + 0.07135481627260025*t1
     t3 = xp.exp(-xp.abs(t2))
     t4 = 1/(t3 + 1)
-    t5 = t4*xp.maximum(t3, xp.astype(t2 >= 0, dtype))
     return (
-        _written('gelu_tanh_grad', out, None, -t5*(t4*(-t0 - 0.21406444881780073*t1 -
-        1)*xp.maximum(t3, xp.astype(-t2 >= 0, dtype)) - t5))
+        _written('gelu_tanh_grad', out, None, -t4*(t4*(-t0 - 0.21406444881780073*t1)*xp.maximum(t3,
+        xp.astype(-t2 >= 0, dtype)) - 1)*xp.maximum(t3, xp.astype(t2 >= 0, dtype)))
     )
 
 
@@ -734,15 +732,14 @@ def silu_grad(x, *, out=None):
     r"""Return dsilu/dx element-wise.
 
     f = x/(1 + exp(-x))
-    df/dx = -((-x - 1)*sigmoid(-x) - sigmoid(x))*sigmoid(x)
+    df/dx = -(-x*sigmoid(-x) - 1)*sigmoid(x)
     """
     xp, dtype, x = _prepare('silu_grad', x)
     t0 = xp.exp(-xp.abs(x))
     t1 = 1/(t0 + 1)
-    t2 = t1*xp.maximum(t0, xp.astype(x >= 0, dtype))
     return (
-        _written('silu_grad', out, None, -t2*(t1*(-x - 1)*xp.maximum(t0, xp.astype(-x >= 0, dtype))
-        - t2))
+        _written('silu_grad', out, None, -t1*(-t1*x*xp.maximum(t0, xp.astype(-x >= 0, dtype)) -
+        1)*xp.maximum(t0, xp.astype(x >= 0, dtype)))
     )
 
 

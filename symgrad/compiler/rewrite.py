@@ -42,15 +42,45 @@ from symgrad.compiler.traverse import (
 
 
 def _exp_offset(add: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
-    """Return (c, w) when ``add`` is c + b exp(u) = c (1 + exp(-w)) with numbers c, b > 0."""
+    """Return (c, w) when ``add`` is c + b exp(u) = c (1 + exp(-w)) with numbers c, b > 0;
+    b exp(u) may also carry positive factors whose logs are exact (``_exact_log``: sigmoid
+    powers, powers of such sums): 1/(1 + exp(-x) sigmoid(v)) is sigmoid(x + softplus(-v)),
+    finite in both tails (its second derivative was inf at x = -700, fuzz seed 15025, as a
+    quotient of exp(-x) powers; (exp(x) + 1) exp(-x - 2) at seed 17006 likewise)."""
     if not (add.is_Add and len(add.args) == 2):
         return None
     for c, other in (add.args, add.args[::-1]):
-        b, ex = other.as_coeff_Mul()
-        if c.is_Number and c.is_positive and b.is_positive and isinstance(ex, sp.exp):
-            u = ex.args[0]
+        b, rest = other.as_coeff_Mul()
+        if not (c.is_Number and c.is_positive and b.is_positive):
+            continue
+        factors = sp.Mul.make_args(rest)
+        exps = [f for f in factors if isinstance(f, sp.exp)]
+        if len(exps) != 1:
+            continue
+        logs = [_exact_log(f) for f in factors if f is not exps[0]]
+        if None not in logs:
+            u = exps[0].args[0] + sp.Add(*logs)
             return c, -u - sp.log(b / c) if b != c else -u
     return None
+
+
+def _exact_log(f: sp.Expr) -> sp.Expr | None:
+    """Return log(f) for a factor A**m with a real number m and A = sigmoid(v) (log A =
+    -softplus(-v)) or A = c + b exp(u) = c (1 + exp(-w)) (log A = log c + softplus(-w)), or
+    for a positive constant (1/(1 + log(cosh(2))**2)), else None."""
+    if f.is_number:
+        value = f.evalf(30)  # (sympy cannot tell the sign of sigmoid(2) symbolically)
+        return sp.log(f) if value.is_Number and value > 0 else None
+    base, m = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
+    if not (m.is_number and m.is_real):
+        return None
+    if isinstance(base, sigmoid):
+        return -m * softplus(-base.args[0])
+    found = _exp_offset(base)
+    if found is None:
+        return None
+    c, w = found
+    return m * (sp.log(c) + softplus(-w))
 
 
 def _sigmoid_power(e: sp.Expr) -> sp.Expr | None:
@@ -81,8 +111,17 @@ def _multiple(a: sp.Expr, w: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     m = a / w
     if not is_zero(m) and not m.free_symbols & w.free_symbols:
         return m, sp.S.Zero
-    d = sp.expand(a - w)
-    return (sp.S.One, d) if d.is_number else None
+    # a = m w + d for a number m: m is the ratio of the terms holding symbols (2 Max(0, x) + 4
+    # = 2 (Max(0, x) + 2 + c) - 2c, as sympy's derivative leaves a sigmoid's exp factor)
+    wa = [t for t in sp.Add.make_args(sp.expand(w)) if not t.is_number]
+    aa = [t for t in sp.Add.make_args(sp.expand(a)) if not t.is_number]
+    if len(wa) != len(aa) or not wa:
+        return None
+    m = aa[0] / wa[0]
+    if not m.is_number or m == 0:
+        return None
+    d = sp.expand(a - m * w)
+    return (m, d) if d.is_number else None
 
 
 def _exp_times_sigmoid(e: sp.Expr) -> sp.Expr | None:
@@ -835,6 +874,31 @@ def _spread_exp(e: sp.Expr) -> sp.Expr | None:
     return None
 
 
+def _merge_exps(e: sp.Expr) -> sp.Expr | None:
+    """``exp(a) exp(b) -> exp(a + b)`` in a product (sympy keeps them apart) where the
+    exponents merge (``_exponents_merge``: they cancel, at least in part): one factor can
+    overflow where the product is finite (1/sinh(exp(-exp(-x)))' holds exp(2 exp(-x)) exp(-x
+    - exp(-x)): inf * 0 at x = -7, where it is exp(x + exp(-x)), 1e177 at x = -6). exp(a + b)
+    is as accurate: the rounding of a + b is an error of eps max(|a|, |b|) in the exponent,
+    the condition number each factor has already."""
+    if not e.is_Mul:
+        return None
+    exps = [f for f in e.args if isinstance(f, sp.exp)]
+    for i, f in enumerate(exps):
+        for g in exps[i + 1 :]:
+            if _exponents_merge(f.args[0], g.args[0]):
+                rest = [h for h in e.args if h is not f and h is not g]
+                return sp.Mul(*rest) * sp.exp(f.args[0] + g.args[0])
+    return None
+
+
+def _exponents_merge(a: sp.Expr, b: sp.Expr) -> bool:
+    """Tell whether exp(a) and exp(b) merge: a + b is no larger than a or b (x**2 and
+    -x**2/2 merge to x**2/2; softmax's x - logsumexp(x) and another exponent do not, and
+    merging those only grows the exponent)."""
+    return sp.count_ops(a + b) <= max(sp.count_ops(a), sp.count_ops(b))
+
+
 def _times_exp(term: sp.Expr, a: sp.Expr) -> sp.Expr:
     """Return ``term`` exp(a) with exp(a) merged into ``term``'s first exp factor (sympy
     keeps exp(a) exp(b) apart)."""
@@ -845,13 +909,11 @@ def _times_exp(term: sp.Expr, a: sp.Expr) -> sp.Expr:
 
 
 def _merges(a: sp.Expr, term: sp.Expr) -> bool | None:
-    """Tell whether ``term``'s factor exp(b) merges with exp(a): a + b no larger than a or b
-    (x**2 and -x**2/2 merge to x**2/2; softmax's x - logsumexp(x) and another exponent do
-    not, and spreading those only grows the sum); None where ``term`` holds no exp."""
+    """Tell whether ``term``'s factor exp(b) merges with exp(a) (``_exponents_merge``); None
+    where ``term`` holds no exp."""
     for g in sp.Mul.make_args(term):
         if isinstance(g, sp.exp):
-            b = g.args[0]
-            return sp.count_ops(a + b) <= max(sp.count_ops(a), sp.count_ops(b))
+            return _exponents_merge(a, g.args[0])
     return None
 
 
@@ -987,6 +1049,7 @@ def _dirac_delta(e: sp.Expr) -> sp.Expr | None:
 # The stability rewrites, tried in order on each node after _canonical_rule; the first that
 # matches wins. Each takes a node and returns its replacement, or None when it does not apply.
 _STABLE_RULES = (
+    _merge_exps,
     _small_argument_power,
     _spread_exp,
     _one_minus_sigmoid,

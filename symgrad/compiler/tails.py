@@ -237,13 +237,32 @@ def _sigmoid_rule(e: sp.Expr) -> sp.Expr:
         # q(1) s + q(0) (1 - s): each tail's value is one term, where a s + b cancels when its
         # coefficients are far larger than q(1) = a + b (sqrt(softplus(w))'' at -700: inf - inf)
         ends = (sp.expand(q.eval(sp.S.One)), sp.expand(q.eval(sp.S.Zero)))
-        rest = (ends[0] * sigmoid(u) + ends[1] * sigmoid(-u)).xreplace(restore)
+        rest = _one_exact_end(*ends, u)
+        rest = (ends[0] * sigmoid(u) + ends[1] * sigmoid(-u) if rest is None else rest).xreplace(
+            restore
+        )
     else:  # in tau, a rest that is not 0 at s = 1/2 would cancel in a tail (tau + 1 -> 0)
         rest = q.as_expr().xreplace({_S: sigmoid(u), **restore})
         # written in s, c - c s comes back where the stable rules had c sigmoid(-u)
         rest = one_minus_sigmoid(rest) or rest
     den = den.xreplace({_S: sigmoid(u)})
     return sigmoid(u) ** zeros * (-sigmoid(-u)) ** ones * rest / den
+
+
+def _one_exact_end(at_one: sp.Expr, at_zero: sp.Expr, u: sp.Expr) -> sp.Expr | None:
+    """Return ``a sigmoid(u) + b sigmoid(-u)`` (a = ``at_one``, b = ``at_zero``) as
+    ``a + (b - a) sigmoid(-u)`` where a is a number and b - a is simpler than b (or mirrored,
+    ``b + (a - b) sigmoid(u)``), else None. sigmoid(u) + sigmoid(-u) is exactly 1, which the
+    two products only round to: swish's gradient ``(sigmoid(u) + (1 + u) sigmoid(-u))
+    sigmoid(u)`` is ``(1 + u sigmoid(-u)) sigmoid(u)``, a product and a rounding fewer, and
+    its end a stays exact where the sigmoid rounds to 1 (a number, so no tail of a
+    coefficient can overflow against it)."""
+    for a, b, s in ((at_one, at_zero, sigmoid(-u)), (at_zero, at_one, sigmoid(u))):
+        if a.is_Number and a != 0:
+            d = sp.expand(b - a)
+            if sp.count_ops(d) < sp.count_ops(b):
+                return a + d * s
+    return None
 
 
 def _tanh_rule(e: sp.Expr) -> sp.Expr:

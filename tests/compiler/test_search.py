@@ -195,9 +195,11 @@ def test_a_rule_that_raises_is_logged_not_hidden(caplog):
     """A stabilizing rule that raises leaves the spec its plain form (safe: safe mode checks
     it as any other), and says so on the ``symgrad.compiler`` logger at DEBUG, with the
     traceback, so a rule's bug is seen. (This spec makes sympy's polynomial division give
-    up inside a rule; if that rule learns to handle it, pick another such spec.)"""
-    w = sp.Symbol("w", real=True)
-    spec = sg.Spec("raises", "regularizer", (w,), (), sp.tanh(sp.Min(w, 1 / (1 + 1 / sp.cosh(w)))))
+    up inside a rule; if that rule learns to handle it, pick another such spec: with 1 for a,
+    the sum is now a sigmoid, ``rewrite._exp_offset``.)"""
+    w, a = sp.Symbol("w", real=True), sp.Symbol("a", positive=True)
+    expr = sp.tanh(sp.Min(w, 1 / (1 + a / sp.cosh(w))))
+    spec = sg.Spec("raises", "regularizer", (w,), ((a, 1.0),), expr)
     with caplog.at_level("DEBUG", logger="symgrad.compiler"):
         codegen._first_plans(spec, DEFAULT)
     (record,) = [r for r in caplog.records if "stabilizing rule raised" in r.getMessage()]
