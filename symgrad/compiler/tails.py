@@ -130,9 +130,36 @@ def _poly(
     try:
         p = sp.Poly(expr if den == 1 else sp.expand(expr * den), symbol)
     except sp.PolynomialError:
-        return None
+        found = _over_a_polynomial(expr, symbol)
+        if found is None:
+            return None
+        p, den = found
     restore = {d: f for f, d in (*frozen.items(), *others.items())}
     return (p, restore, den) if p.degree() >= 2 else None
+
+
+def _over_a_polynomial(expr: sp.Expr, symbol: sp.Dummy) -> tuple[sp.Poly, sp.Expr] | None:
+    """Return ``expr`` as (numerator polynomial, denominator) in ``symbol`` where it is a sum
+    of terms over integer powers of polynomials in it (``1/(1 + s**2)``: sqrt(1 +
+    sigmoid(-2x)**2)'' sums 6 - 15 s + 9 s**2 + ... with such terms, and cancels at s = 1),
+    else None. The denominator is the terms' common one, a product of those powers."""
+    if not expr.is_Add:
+        return None
+    dens = set()
+    for term in expr.args:
+        for f in sp.Mul.make_args(term):
+            base, power = (f.base, f.exp) if f.is_Pow else (f, sp.S.One)
+            if power.is_Integer and power < 0 and base.has(symbol):
+                if not base.is_polynomial(symbol):
+                    return None
+                dens.add(f)
+    if not dens:
+        return None
+    num, den = sp.fraction(sp.together(expr))
+    try:
+        return sp.Poly(sp.expand(num), symbol), den
+    except sp.PolynomialError:
+        return None
 
 
 def _lowest_power(expr: sp.Expr, symbol: sp.Dummy) -> sp.Rational | None:

@@ -290,3 +290,18 @@ def test_a_sigmoid_of_a_sigmoid_factors_in_the_inner_one(expr):
     # sigmoid(s): taken as coefficients, s(1 - s) still factors out, exact in both tails
     spec = sg.Spec("ss", "activation", (x,), (), expr)
     _assert_right_at(spec, AWKWARD, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        sp.Float(0.75) * sp.sqrt(1 + (sp.exp(2 * x) + 1) ** (-2)),  # fuzz seed 19148
+        sp.log(1 + 1 / (1 + sp.exp(-x)) ** 2),
+    ],
+)
+def test_a_sigmoid_polynomial_over_a_polynomial_in_it_factors(expr):
+    # sqrt(1 + s**2)'' with s = sigmoid(-2x) sums 3 s**2 - 5 s + 2 and terms over 1 + s**2:
+    # 0 at s = 1, so it cancelled (5e-11 off at x = -6) and safe mode kept the plain form,
+    # NaN at 300 where the value is 0
+    spec = sg.Spec("rp", "activation", (x,), (), expr)
+    _assert_right_at(spec, (*AWKWARD, -6.0, 6.0), rel=1e-12)
