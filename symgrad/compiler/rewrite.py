@@ -1141,11 +1141,23 @@ def _clamp_branches(e: sp.Expr) -> sp.Expr:
         return e
     if lhs.is_Atom and not lhs.is_Symbol:
         return e
-    new_first = first.xreplace({lhs: inside}) if _unsafe(first) else first
     tail = sp.Piecewise(*rest) if rest[-1][1] is not sp.true or len(rest) > 1 else rest[0][0]
-    if _unsafe(tail):
-        tail = tail.xreplace({lhs: outside})
-    return sp.Piecewise((new_first, cond), (tail, True))
+    new_first = _clamped(first, lhs, inside)
+    new_tail = _clamped(tail, lhs, outside)
+    return sp.Piecewise((new_first, cond), (new_tail, True))
+
+
+def _clamped(branch: sp.Expr, lhs: sp.Expr, bound: sp.Expr) -> sp.Expr:
+    """Return ``branch`` with ``lhs`` clamped to ``bound`` where it holds an unsafe function,
+    else as it is: also where the clamp makes a condition inside it compare a non-real
+    value (``log(yhat) <= -1`` with yhat clamped to at most -2 is no comparison; sympy raises
+    TypeError, and fuzz seed 19118 stopped with it)."""
+    if not _unsafe(branch):
+        return branch
+    try:
+        return branch.xreplace({lhs: bound})
+    except TypeError:
+        return branch
 
 
 def _abs_arg(e: sp.Expr) -> sp.Expr | None:

@@ -305,3 +305,14 @@ def test_a_sigmoid_polynomial_over_a_polynomial_in_it_factors(expr):
     # NaN at 300 where the value is 0
     spec = sg.Spec("rp", "activation", (x,), (), expr)
     _assert_right_at(spec, (*AWKWARD, -6.0, 6.0), rel=1e-12)
+
+
+def test_a_clamp_that_would_make_a_condition_non_real_is_skipped():
+    # fuzz seed 19118: clamping x to at most -2 in the branch after `x > -2` turned its
+    # condition log(x) <= -1 into a comparison of a non-real number, and sympy's TypeError
+    # stopped the compile; the branch is now left as written
+    inner = sp.Piecewise(
+        (sp.Min(sp.sqrt(x), x**3) ** 2, x > -2), (1 / x**2, sp.log(x) <= -1), (x**2, True)
+    )
+    spec = sg.Spec("nc", "activation", (x,), (), -sp.sqrt(sp.log(inner + 1) ** 2 + 1))
+    _assert_right_at(spec, (1e-8, 0.5, 3.0, 30.0, 300.0), rel=1e-12)
