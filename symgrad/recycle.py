@@ -18,10 +18,6 @@ import threading
 
 import numpy as np
 
-#: references to a kept owner while ``_alone`` looks at it: the kept tuple, the loop
-#: variable and ``sys.getrefcount``'s own argument
-_HELD_HERE = 3
-
 
 def _counted() -> bool:
     """Tell whether this interpreter's reference counts say who holds an array."""
@@ -34,12 +30,21 @@ def _owner(a: np.ndarray) -> np.ndarray:
     return a if a.base is None else a.base
 
 
+def _counts(kept: tuple[np.ndarray, ...]) -> list[int]:
+    """Return the reference count of each array in ``kept``, as this interpreter reports it."""
+    return [sys.getrefcount(a) for a in kept]
+
+
+#: the count an array held by nothing but a tuple reports through ``_counts``, measured on
+#: this interpreter rather than assumed (3 on CPython 3.11: the tuple, the comprehension's
+#: variable, getrefcount's argument; an interpreter that skips some of those increments
+#: reports less, and a fixed 3 would then miss a caller's reference)
+_HELD_HERE = _counts((np.empty(0),))[0]
+
+
 def _alone(kept: tuple[np.ndarray, ...]) -> bool:
     """Tell whether nothing but ``kept`` (and this check) refers to any of its arrays."""
-    for a in kept:
-        if sys.getrefcount(a) > _HELD_HERE:
-            return False
-    return True
+    return all(count <= _HELD_HERE for count in _counts(kept))
 
 
 class Recycler:
