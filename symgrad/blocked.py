@@ -214,10 +214,12 @@ def grad_hess(
         grad, h = np.empty(flat_yhat.size, dtype), np.empty(flat_yhat.size, dtype)
     else:
         grad, h = out
-        if any(a.shape != flat_yhat.shape or a.dtype != dtype for a in out):
+        bad = any(type(a) is not np.ndarray or a.shape != flat_yhat.shape for a in out)
+        if bad or any(a.dtype != dtype for a in out) or np.may_share_memory(grad, h):
             raise ValueError(
                 f"blocked.grad_hess: out must be two flat {dtype} arrays of {flat_yhat.size} "
-                f"elements, got {[(str(a.dtype), a.shape) for a in out]}"
+                f"elements that share no memory, got "
+                f"{[(str(np.asarray(a).dtype), np.shape(a)) for a in out]}"
             )
     block = block_size(flat_yhat.size, workers, np.dtype(dtype).itemsize)
     starts = range(0, flat_yhat.size, block)

@@ -121,3 +121,26 @@ def test_grad_hess_blocks_of_a_kernel_without_out(rng):
     want = L.binary_cross_entropy_with_logits_grad_hess(yhat, y, count=1)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_grad_hess_out_is_checked():
+    # out= (a caller's recycled results) must be two distinct flat arrays of yhat's size and
+    # the result dtype: anything else is one ValueError, never a silently shared result
+    z, y = np.linspace(-3, 3, 10), np.zeros(10)
+    fn = L.binary_cross_entropy_with_logits_grad_hess
+    a = np.empty(10)
+    for out in (
+        (np.empty(9), np.empty(10)),
+        (np.empty((10, 1)), np.empty(10)),
+        (np.empty(10, np.float32), np.empty(10)),
+        (a, a),
+        (a[:10], a),
+        ([0.0] * 10, np.empty(10)),
+    ):
+        with pytest.raises(ValueError, match="out must be two flat"):
+            blocked.grad_hess(fn, z, y, out=out, count=1)
+    g, h = np.empty(10), np.empty(10)
+    got = blocked.grad_hess(fn, z, y, out=(g, h), count=1)
+    want = fn(z, y, count=1)
+    assert np.shares_memory(got[0], g) and np.array_equal(got[0], want[0])
+    assert np.array_equal(got[1], want[1])
